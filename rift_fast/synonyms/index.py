@@ -1,0 +1,253 @@
+"""The synonym index shared by attacks (word -> synonyms) and training (token id -> synonym ids).
+
+Sources:
+
+- :meth:`SynonymIndex.from_neighbour_json`: the ``{word: [neighbours]}`` JSON of Jia et al. (2019)
+  built from counter-fitted vectors (the published GA/PWWS evaluations);
+- :meth:`SynonymIndex.from_word_vectors`: any word vectors, K nearest within a Euclidean bound
+  (FAISS), stop words excluded (defaults K=8, 0.5: how the counter-fitted sets were made);
+- :meth:`SynonymIndex.from_wordnet`: WordNet synonyms (PWWS's original source), optionally ranked
+  by similarity of word vectors;
+- :func:`embedded_index`: the embedded default, GloVe 6B-50d counter-fitted to WordNet synonym and
+  antonym constraints, then the K nearest within the bound.
+
+Built indexes are cached on disk (:func:`cached_index`), keyed by source and settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+import numpy as np
+import torch
+
+from rift_fast.synonyms.knn import bounded_knn
+from rift_fast.synonyms.vectors import WordVectors
+
+
+def default_stop_words() -> frozenset[str]:
+    """scikit-learn's English stop words (318 words): they neither get nor serve as synonyms."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return frozenset(ENGLISH_STOP_WORDS)
+
+
+class SynonymIndex(Mapping[str, list[str]]):
+    """An ordered mapping ``word -> [synonyms, nearest or most relevant first]``.
+
+    Words without synonyms may be present with an empty list (the neighbour JSON keeps them).
+    """
+
+    def __init__(self, neighbours: Mapping[str, list[str]], source: str = "custom"):
+        self._neighbours = {word: list(others) for word, others in neighbours.items()}
+        self.source = source
+
+    def __getitem__(self, word: str) -> list[str]:
+        return self._neighbours[word]
+
+    def __iter__(self):
+        return iter(self._neighbours)
+
+    def __len__(self) -> int:
+        return len(self._neighbours)
+
+    def synonyms(self, word: str) -> list[str]:
+        """Synonyms of ``word`` (looked up as given, then lower-cased); [] for an unknown word."""
+        found = self._neighbours.get(word)
+        if found is None:
+            found = self._neighbours.get(word.lower(), [])
+        return found
+
+    def num_words_with_synonyms(self) -> int:
+        return sum(1 for others in self._neighbours.values() if others)
+
+    def to_json(self) -> dict[str, list[str]]:
+        return dict(self._neighbours)
+
+    # ----------------------------------------------------------------------------------- sources
+    @classmethod
+    def from_neighbour_json(cls, path: str | Path) -> "SynonymIndex":
+        """Load the ``{word: [neighbour, ...]}`` JSON of ../shared/data/counterfitted_neighbors.json."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"neighbour JSON not found: {path}")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path}: not valid JSON ({error})") from None
+        _validate_neighbour_mapping(data, str(path))
+        return cls(data, source=f"neighbour-json:{path.name}")
+
+    @classmethod
+    def from_word_vectors(cls, vectors: WordVectors, k: int = 8, max_distance: float = 0.5,
+                          stop_words: Iterable[str] | None = None, source: str = "word-vectors") -> "SynonymIndex":
+        """K nearest words within Euclidean ``max_distance``; stop words neither get nor give synonyms."""
+        stop = default_stop_words() if stop_words is None else frozenset(stop_words)
+        allowed = np.array([word not in stop for word in vectors.words])
+        found = bounded_knn(vectors.vectors, k, max_distance, candidates=allowed)
+        neighbours = {
+            word: ([vectors.words[j] for j in rows] if allowed[i] else [])
+            for i, (word, rows) in enumerate(zip(vectors.words, found))
+        }
+        return cls(neighbours, source=source)
+
+    @classmethod
+    def from_wordnet(cls, words: list[str], k: int = 8, ranking: WordVectors | None = None,
+                     stop_words: Iterable[str] | None = None) -> "SynonymIndex":
+        """WordNet synonyms of ``words``; with ``ranking``, the ``k`` most cosine-similar first."""
+        from rift_fast.synonyms.wordnet import wordnet_relations
+
+        stop = default_stop_words() if stop_words is None else frozenset(stop_words)
+        content = [w for w in words if w not in stop]
+        synonyms, _ = wordnet_relations(content)
+        if ranking is not None:
+            row_of = {word: i for i, word in enumerate(ranking.words)}
+            unit = ranking.vectors / np.maximum(np.linalg.norm(ranking.vectors, axis=1, keepdims=True), 1e-12)
+            for word, others in synonyms.items():
+                if word in row_of:
+                    known = [o for o in others if o in row_of]
+                    similarity = unit[[row_of[o] for o in known]] @ unit[row_of[word]]
+                    synonyms[word] = [known[i] for i in np.argsort(-similarity, kind="stable")]
+        return cls({word: synonyms.get(word, [])[:k] for word in words}, source="wordnet")
+
+    # ------------------------------------------------------------------------ training-side table
+    def vocab_table(self, tokenizer, k: int = 8) -> torch.Tensor:
+        """[V, k] int64 synonym token ids over ``tokenizer``'s vocabulary, -1 padded.
+
+        Row v lists the synonyms of token v when v is a whole word of the index and both the word
+        and the synonym are a single token of the tokenizer (sub-word pieces get no synonyms).
+        """
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        words = sorted({w for w, others in self._neighbours.items() if others}
+                       | {o for others in self._neighbours.values() for o in others})
+        token_of = _single_token_ids(tokenizer, words)
+        table = torch.full((len(tokenizer), k), -1, dtype=torch.long)
+        for word, others in self._neighbours.items():
+            row = token_of.get(word)
+            if row is None or not others:
+                continue
+            ids = [token_of[o] for o in others if o in token_of and token_of[o] != row]
+            ids = list(dict.fromkeys(ids))[:k]
+            if ids and table[row, 0] < 0:
+                table[row, : len(ids)] = torch.tensor(ids)
+        return table
+
+
+def _single_token_ids(tokenizer, words: list[str]) -> dict[str, int]:
+    """``word -> token id`` for the words the tokenizer keeps whole (as a word inside a sentence)."""
+    encoded = tokenizer([" " + w for w in words], add_special_tokens=False)["input_ids"]
+    return {word: ids[0] for word, ids in zip(words, encoded) if len(ids) == 1}
+
+
+def _validate_neighbour_mapping(data, where: str) -> None:
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a JSON object {{word: [neighbours]}}, got {type(data).__name__}")
+    for word, others in data.items():
+        if not isinstance(others, list) or not all(isinstance(o, str) for o in others):
+            raise ValueError(f"{where}: the neighbours of {word!r} must be a list of strings, got {others!r:.80}")
+
+
+# ---------------------------------------------------------------------------------------- cache
+def _cache_root() -> Path:
+    from rift_fast.resources import cache_dir
+
+    folder = cache_dir() / "synonyms"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def cache_key(settings: Mapping) -> str:
+    """Stable hash of the settings that define an index."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    handle, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+
+
+def cached_index(settings: Mapping, build: Callable[[], SynonymIndex], cache_folder: Path | None = None) -> SynonymIndex:
+    """Load the index built with ``settings`` from the cache, or ``build()`` it and cache it.
+
+    The cache file stores the settings and a SHA-256 of the neighbours; a file that does not parse,
+    whose checksum or settings do not match, is reported and rebuilt.
+    """
+    folder = cache_folder or _cache_root()
+    path = folder / f"{cache_key(settings)}.json"
+    if path.exists():
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            neighbours = stored["neighbours"]
+            digest = hashlib.sha256(json.dumps(neighbours, sort_keys=True).encode()).hexdigest()
+            if stored.get("settings") != json.loads(json.dumps(settings)) or stored.get("sha256") != digest:
+                raise ValueError("checksum or settings mismatch")
+            _validate_neighbour_mapping(neighbours, str(path))
+            return SynonymIndex(neighbours, source=stored["source"])
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+            print(f"[rift_fast] synonym cache {path} is corrupt ({error}); rebuilding it", file=sys.stderr)
+    index = build()
+    neighbours = index.to_json()
+    payload = {
+        "settings": settings,
+        "source": index.source,
+        "sha256": hashlib.sha256(json.dumps(neighbours, sort_keys=True).encode()).hexdigest(),
+        "neighbours": neighbours,
+    }
+    _write_atomically(path, json.dumps(payload))
+    return index
+
+
+# ------------------------------------------------------------------------------ embedded default
+@dataclass(frozen=True)
+class EmbeddedSynonymSettings:
+    """How the embedded synonym sets are made from GloVe 6B-50d and WordNet."""
+
+    vocabulary_size: int = 30000  # most frequent alphabetic GloVe words
+    k: int = 8
+    max_distance: float = 0.5  # Euclidean, on counter-fitted unit vectors
+    wordnet_senses: int = 2  # synonym constraints from the most frequent senses only
+    method: str = "counter-fitted-glove"
+
+
+def _embedded_vocabulary(vectors: WordVectors, size: int) -> WordVectors:
+    rows = [i for i, w in enumerate(vectors.words) if w.isalpha() and w.isascii()][:size]
+    return WordVectors([vectors.words[i] for i in rows], vectors.vectors[rows])
+
+
+def embedded_index(settings: EmbeddedSynonymSettings = EmbeddedSynonymSettings()) -> SynonymIndex:
+    """The embedded default synonym sets (cached after the first build, about a minute)."""
+
+    def build() -> SynonymIndex:
+        from rift_fast.synonyms.counterfit import counter_fit
+        from rift_fast.synonyms.vectors import load_embedded_glove
+        from rift_fast.synonyms.wordnet import wordnet_relations
+
+        print("[rift_fast] building the embedded synonym sets (counter-fitting GloVe 50-d to WordNet) ...",
+              file=sys.stderr, flush=True)
+        vocabulary = _embedded_vocabulary(load_embedded_glove(max_words=4 * settings.vocabulary_size),
+                                          settings.vocabulary_size)
+        stop = default_stop_words()
+        content_words = [w for w in vocabulary.words if w not in stop]
+        synonyms, antonyms = wordnet_relations(content_words, max_senses=settings.wordnet_senses)
+        fitted = counter_fit(vocabulary.words, vocabulary.vectors, synonyms, antonyms)
+        return SynonymIndex.from_word_vectors(
+            WordVectors(vocabulary.words, fitted), k=settings.k, max_distance=settings.max_distance,
+            stop_words=stop, source="embedded:" + settings.method)
+
+    return cached_index({"embedded": asdict(settings)}, build)
