@@ -1,0 +1,58 @@
+"""Options and loaders shared by ``python -m rift_fast.train`` and ``python -m rift_fast.attack``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rift_fast.data import TASK_LOADERS
+from rift_fast.models import EMBEDDED_MODEL_NAME
+from rift_fast.synonyms import SynonymIndex, cached_index, embedded_index, load_text_vectors
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=EMBEDDED_MODEL_NAME,
+                        help="Hugging Face encoder name or local folder (BERT, RoBERTa, MiniLM, ...); "
+                             "'embedded' is the packaged all-MiniLM-L6-v2 (default)")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default="rotten_tomatoes", choices=sorted(TASK_LOADERS),
+                        help="task data; rotten_tomatoes is the embedded default")
+    parser.add_argument("--data-source", default=None,
+                        help="local source of the dataset (aclImdb/ folder, SNLI jsonl folder, SST-2 tsv folder); "
+                             "default: the Hugging Face hub (or the embedded corpus for rotten_tomatoes)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of splits, sampling and training")
+
+
+def add_synonym_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--synonyms", default="embedded",
+                        help="synonym source: 'embedded' (counter-fitted GloVe-50d + WordNet), 'wordnet', "
+                             "a neighbour JSON {word: [neighbours]} (e.g. counterfitted_neighbors.json), "
+                             "or a word-vectors text file 'word v1 ... vD' (K nearest within a bound)")
+    parser.add_argument("--synonym-k", type=int, default=8, help="synonyms per word (default 8)")
+    parser.add_argument("--synonym-max-distance", type=float, default=0.5,
+                        help="Euclidean bound for synonyms from word vectors (default 0.5)")
+
+
+def load_synonym_index(args: argparse.Namespace, vocabulary: list[str] | None = None) -> SynonymIndex:
+    """The synonym index named by ``--synonyms`` (vocabulary: the words WordNet is asked about)."""
+    source = args.synonyms
+    if source == "embedded":
+        return embedded_index()
+    if source == "wordnet":
+        if vocabulary is None:
+            raise ValueError("--synonyms wordnet needs the words of the data to look up")
+        return SynonymIndex.from_wordnet(vocabulary, k=args.synonym_k)
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"--synonyms {source!r}: no such file (expected 'embedded', 'wordnet' or a file)")
+    if path.suffix == ".json":
+        return SynonymIndex.from_neighbour_json(path)
+    stat = path.stat()
+    settings = {"vectors": str(path.resolve()), "size": stat.st_size, "mtime": int(stat.st_mtime),
+                "k": args.synonym_k, "max_distance": args.synonym_max_distance}
+    return cached_index(settings, lambda: SynonymIndex.from_word_vectors(
+        load_text_vectors(path), k=args.synonym_k, max_distance=args.synonym_max_distance,
+        source=f"vectors:{path.name}"))
+

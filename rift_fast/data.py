@@ -1,0 +1,299 @@
+"""Task data: the embedded Rotten Tomatoes default, IMDB, SNLI and SST-2, validated record by record.
+
+Every loader returns a :class:`TaskData` with train / dev / test lists of :class:`Example`. Hub
+sources go through ``datasets.load_dataset``; local sources are the official file layouts. Bad
+records raise ``ValueError`` naming the file (or hub split) and the line (or record index).
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import json
+import os
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from itertools import repeat
+from pathlib import Path
+
+import torch
+from sklearn.model_selection import train_test_split
+
+from rift_fast.resources import rotten_tomatoes_csv
+
+PathLike = str | os.PathLike
+
+SENTIMENT_LABELS = ("negative", "positive")
+NLI_LABELS = ("entailment", "neutral", "contradiction")
+IMDB_HUB = "imdb"
+SNLI_HUB = "snli"
+SST2_HUB = "sst2"
+ROTTEN_TOMATOES_CATEGORIES = {"rotten": 0, "fresh": 1}
+ROTTEN_TOMATOES_DROPPED = "plot"
+SNLI_SPLIT_FILES = {"train": "snli_1.0_train.jsonl", "dev": "snli_1.0_dev.jsonl", "test": "snli_1.0_test.jsonl"}
+SNLI_NO_GOLD_LABEL = "-"
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled input; for NLI ``text`` is the premise and ``text_pair`` the (attacked) hypothesis."""
+
+    text: str
+    label: int
+    text_pair: str | None = None
+
+
+@dataclass
+class TaskData:
+    """A task's splits and label names."""
+
+    name: str
+    label_names: tuple[str, ...]
+    train: list[Example]
+    dev: list[Example]
+    test: list[Example]
+    is_pair: bool
+
+    def describe(self) -> str:
+        """Sizes and label counts of each split, one line per split."""
+        kind = "sentence pairs" if self.is_pair else "single texts"
+        lines = [f"{self.name} ({kind}, labels {', '.join(self.label_names)})"]
+        for split_name, examples in (("train", self.train), ("dev", self.dev), ("test", self.test)):
+            counts = Counter(example.label for example in examples)
+            per_label = " ".join(f"{name}={counts[index]}" for index, name in enumerate(self.label_names))
+            lines.append(f"  {split_name:<5} {len(examples):>7}  {per_label}")
+        return "\n".join(lines)
+
+
+def _checked_text(text: object, where: str) -> str:
+    """``text`` stripped; ``ValueError`` when it is not a string or is empty after stripping."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{where}: empty text {text!r}")
+    return text.strip()
+
+
+def _checked_label(value: object, allowed: Mapping, where: str) -> int:
+    """The label id ``allowed[value]``; ``ValueError`` naming the value and the allowed set otherwise."""
+    if value not in allowed:
+        raise ValueError(f"{where}: label {value!r} is not one of {sorted(allowed, key=str)}")
+    return allowed[value]
+
+
+def _existing(path: PathLike) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder: {path}")
+    return path
+
+
+def _stratified_split(examples: list[Example], held_out: int, seed: int) -> tuple[list[Example], list[Example]]:
+    """(rest, held_out examples), stratified by label and deterministic for ``seed``."""
+    if not 0 < held_out < len(examples):
+        raise ValueError(f"cannot hold out {held_out} of {len(examples)} examples")
+    rest, held = train_test_split(
+        examples, test_size=held_out, random_state=seed, stratify=[example.label for example in examples]
+    )
+    return rest, held
+
+
+def _carve_dev(train: list[Example], dev_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+    """(train, dev) with ``dev_fraction`` of ``train`` held out as dev."""
+    if not 0 < dev_fraction < 1:
+        raise ValueError(f"dev_fraction must be in (0, 1), got {dev_fraction}")
+    return _stratified_split(train, round(len(train) * dev_fraction), seed)
+
+
+def _hub_examples(
+    split, where: str, text_column: str, label_column: str, num_labels: int,
+    pair_column: str | None = None, skipped_label: int | None = None, clean: Callable[[str], str] | None = None,
+) -> list[Example]:
+    """Validated examples of one ``datasets`` split (texts passed through ``clean`` first); rows labelled
+    ``skipped_label`` are dropped."""
+    allowed = {label: label for label in range(num_labels)}
+    pairs = split[pair_column] if pair_column else repeat(None)
+    examples = []
+    for index, (text, text_pair, label) in enumerate(zip(split[text_column], pairs, split[label_column])):
+        if label == skipped_label:
+            continue
+        record = f"{where} record {index}"
+        if clean is not None and isinstance(text, str):
+            text = clean(text)
+        text_pair = _checked_text(text_pair, record) if pair_column else None
+        examples.append(Example(_checked_text(text, record), _checked_label(label, allowed, record), text_pair))
+    return examples
+
+
+def load_rotten_tomatoes(
+    seed: int = 0, dev_fraction: float = 0.1, test_fraction: float = 0.1, source: PathLike | None = None
+) -> TaskData:
+    """Rotten Tomatoes snippets (fresh = positive, rotten = negative), split stratified with ``seed``.
+
+    ``source`` is a CSV (``.csv`` or ``.csv.bz2``) with columns ``category`` and ``text``; by default
+    the embedded corpus. ``plot`` rows are dropped, texts stripped, exact duplicate texts kept once.
+    """
+    if not (0 < dev_fraction and 0 < test_fraction and dev_fraction + test_fraction < 1):
+        raise ValueError(f"need 0 < dev_fraction, 0 < test_fraction, sum < 1; got {dev_fraction}, {test_fraction}")
+    path = _existing(source) if source is not None else rotten_tomatoes_csv()
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    opener = bz2.open if path.suffix == ".bz2" else open
+    examples, seen_texts = [], set()
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"category", "text"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path}: header lacks column(s) {sorted(missing)}")
+        for row in reader:
+            where = f"{path} line {reader.line_num}"
+            if row["category"] == ROTTEN_TOMATOES_DROPPED:
+                continue
+            label = _checked_label(row["category"], ROTTEN_TOMATOES_CATEGORIES, where)
+            text = _checked_text(row["text"], where)
+            if text not in seen_texts:
+                seen_texts.add(text)
+                examples.append(Example(text, label))
+    rest, test = _stratified_split(examples, round(len(examples) * test_fraction), seed)
+    train, dev = _stratified_split(rest, round(len(examples) * dev_fraction), seed)
+    return TaskData("rotten_tomatoes", SENTIMENT_LABELS, train, dev, test, is_pair=False)
+
+
+def _clean_imdb(text: str) -> str:
+    return text.replace("<br />", " ")
+
+
+def _read_imdb_split(folder: Path) -> list[Example]:
+    """Examples of ``folder/neg/*.txt`` (0) and ``folder/pos/*.txt`` (1), in file-name order."""
+    examples = []
+    for label, polarity in enumerate(("neg", "pos")):
+        for file in sorted(_existing(folder / polarity).glob("*.txt")):
+            examples.append(Example(_checked_text(_clean_imdb(file.read_text(encoding="utf-8")), str(file)), label))
+    return examples
+
+
+def load_imdb(source: PathLike = IMDB_HUB, seed: int = 0, dev_fraction: float = 0.1) -> TaskData:
+    """IMDB reviews from the hub (``"imdb"``) or an ``aclImdb/`` folder; dev is carved from train."""
+    if source == IMDB_HUB:
+        import datasets
+
+        hub = datasets.load_dataset(IMDB_HUB)
+        train, test = (
+            _hub_examples(hub[split], f"{IMDB_HUB} (hub) split {split!r}", "text", "label", 2, clean=_clean_imdb)
+            for split in ("train", "test")
+        )
+    else:
+        root = _existing(source)
+        train, test = _read_imdb_split(root / "train"), _read_imdb_split(root / "test")
+    train, dev = _carve_dev(train, dev_fraction, seed)
+    return TaskData("imdb", SENTIMENT_LABELS, train, dev, test, is_pair=False)
+
+
+def _read_snli_jsonl(path: PathLike) -> list[Example]:
+    """Examples of an official SNLI jsonl file; pairs without a gold label (``"-"``) are dropped."""
+    path = _existing(path)
+    allowed = {name: index for index, name in enumerate(NLI_LABELS)}
+    examples = []
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path} line {line_number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{where}: malformed JSON ({error.msg})") from None
+            if not isinstance(record, dict) or not {"sentence1", "sentence2", "gold_label"} <= record.keys():
+                raise ValueError(f"{where}: expected an object with sentence1, sentence2 and gold_label")
+            if record["gold_label"] == SNLI_NO_GOLD_LABEL:
+                continue
+            label = _checked_label(record["gold_label"], allowed, where)
+            examples.append(Example(_checked_text(record["sentence1"], where), label,
+                                    _checked_text(record["sentence2"], where)))
+    return examples
+
+
+def load_snli(source: PathLike | Mapping[str, PathLike] = SNLI_HUB) -> TaskData:
+    """SNLI from the hub (``"snli"``), a folder of ``snli_1.0_{train,dev,test}.jsonl``, or a mapping
+    ``{"train": path, "dev": path, "test": path}`` of jsonl files. Official splits; no seed needed."""
+    if isinstance(source, Mapping):
+        if set(source) != set(SNLI_SPLIT_FILES):
+            raise ValueError(f"SNLI jsonl paths need exactly the keys {sorted(SNLI_SPLIT_FILES)}, got {sorted(source)}")
+        train, dev, test = (_read_snli_jsonl(source[split]) for split in ("train", "dev", "test"))
+    elif source == SNLI_HUB:
+        import datasets
+
+        hub = datasets.load_dataset(SNLI_HUB)
+        train, dev, test = (
+            _hub_examples(hub[split], f"{SNLI_HUB} (hub) split {split!r}", "premise", "label", len(NLI_LABELS),
+                          pair_column="hypothesis", skipped_label=-1)
+            for split in ("train", "validation", "test")
+        )
+    else:
+        folder = _existing(source)
+        train, dev, test = (_read_snli_jsonl(folder / SNLI_SPLIT_FILES[split]) for split in ("train", "dev", "test"))
+    return TaskData("snli", NLI_LABELS, train, dev, test, is_pair=True)
+
+
+def _read_sst2_tsv(path: Path) -> list[Example]:
+    """Examples of a GLUE SST-2 tsv file whose header names ``sentence`` and ``label`` columns."""
+    path = _existing(path)
+    allowed = {"0": 0, "1": 1}
+    with open(path, encoding="utf-8") as handle:
+        header = handle.readline().rstrip("\r\n").split("\t")
+        if not {"sentence", "label"} <= set(header):
+            raise ValueError(f"{path} line 1: header {header} lacks 'sentence' and 'label'")
+        sentence_column, label_column = header.index("sentence"), header.index("label")
+        examples = []
+        for line_number, line in enumerate(handle, start=2):
+            fields = line.rstrip("\r\n").split("\t")
+            where = f"{path} line {line_number}"
+            if len(fields) != len(header):
+                raise ValueError(f"{where}: {len(fields)} tab-separated fields, header has {len(header)}")
+            label = _checked_label(fields[label_column], allowed, where)
+            examples.append(Example(_checked_text(fields[sentence_column], where), label))
+    return examples
+
+
+def load_sst2(source: PathLike = SST2_HUB, seed: int = 0, dev_fraction: float = 0.1) -> TaskData:
+    """SST-2 from the hub (GLUE ``sst2``) or a folder of GLUE ``train.tsv`` / ``dev.tsv``.
+
+    GLUE's test labels are hidden, so its validation split is the test set and dev is carved from train.
+    """
+    if source == SST2_HUB:
+        import datasets
+
+        hub = datasets.load_dataset("glue", SST2_HUB)
+        train, test = (
+            _hub_examples(hub[split], f"glue/{SST2_HUB} (hub) split {split!r}", "sentence", "label", 2)
+            for split in ("train", "validation")
+        )
+    else:
+        folder = _existing(source)
+        train, test = _read_sst2_tsv(folder / "train.tsv"), _read_sst2_tsv(folder / "dev.tsv")
+    train, dev = _carve_dev(train, dev_fraction, seed)
+    return TaskData("sst2", SENTIMENT_LABELS, train, dev, test, is_pair=False)
+
+
+TASK_LOADERS: dict[str, Callable[[PathLike | None, int], TaskData]] = {
+    "rotten_tomatoes": lambda source, seed: load_rotten_tomatoes(seed=seed, source=source),
+    "imdb": lambda source, seed: load_imdb(IMDB_HUB if source is None else source, seed=seed),
+    "snli": lambda source, seed: load_snli(SNLI_HUB if source is None else source),
+    "sst2": lambda source, seed: load_sst2(SST2_HUB if source is None else source, seed=seed),
+}
+
+
+def load_task(name: str, source: PathLike | None = None, seed: int = 0) -> TaskData:
+    """The task ``name`` from ``source`` (its loader's default when None); ``seed`` fixes carved splits."""
+    if name not in TASK_LOADERS:
+        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASK_LOADERS))}")
+    return TASK_LOADERS[name](source, seed)
+
+
+def test_pool(task: TaskData, num_examples: int, seed: int = 0) -> list[Example]:
+    """The evaluation pool: the first ``num_examples`` of the test set shuffled with ``seed``."""
+    if not 0 < num_examples <= len(task.test):
+        raise ValueError(f"asked for {num_examples} test examples; {task.name} has {len(task.test)}")
+    order = torch.randperm(len(task.test), generator=torch.Generator().manual_seed(seed))
+    return [task.test[index] for index in order[:num_examples].tolist()]
+
+
+test_pool.__test__ = False  # not a pytest test, although its name starts with "test_"

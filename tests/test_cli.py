@@ -1,0 +1,76 @@
+"""Command lines and model loading: the embedded plan run, --help, and bad model / dataset / synonym inputs."""
+
+import argparse
+import json
+
+import pytest
+
+from rift_fast import attack, train
+from rift_fast.cli_common import load_synonym_index
+from rift_fast.data import load_task
+from rift_fast.models import load_sequence_classifier, resolve_model_source
+
+
+@pytest.mark.parametrize("module", [train, attack])
+def test_help(module, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(["--help"])
+    assert exit_info.value.code == 0
+    assert "--model" in capsys.readouterr().out
+
+
+def test_train_without_arguments_loads_the_embedded_default(capsys):
+    assert train.main([]) == 0
+    out = capsys.readouterr().out
+    assert "rotten_tomatoes" in out and "BertForSequenceClassification" in out
+    assert "would train standard, rift on 2000 examples" in out
+    assert "tokenizer entries have single-token synonyms" in out
+
+
+def test_task_presets_follow_the_published_settings():
+    imdb = train.resolve_settings(train.build_parser().parse_args(["--task", "imdb"]))
+    assert (imdb.kl_weight, imdb.mi_weight, imdb.batch_size, imdb.max_length, imdb.epochs) == (10.0, 0.1, 32, 300, 20)
+    snli = train.resolve_settings(train.build_parser().parse_args(["--task", "snli", "--mi-weight", "0.5"]))
+    assert (snli.kl_weight, snli.mi_weight, snli.batch_size, snli.max_length, snli.dataset) == (5.0, 0.5, 120, 80, "snli")
+
+
+@pytest.mark.parametrize("argv", [["--method", "magic"], ["--task", "mnli"], ["--dataset", "nope"]])
+def test_unknown_choices_are_rejected(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(argv)
+    assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_missing_model_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="model path does not exist: ./no/such/model"):
+        resolve_model_source("./no/such/model")
+    with pytest.raises(FileNotFoundError, match="has no config.json"):
+        resolve_model_source(str(tmp_path))
+    with pytest.raises(ValueError, match="model name or path is empty"):
+        resolve_model_source(" ")
+
+
+def test_embedded_model_loads_with_its_tokenizer():
+    model, tokenizer = load_sequence_classifier("embedded", num_labels=3)
+    assert model.config.num_labels == 3 and len(tokenizer) == 30522
+
+
+@pytest.mark.parametrize("name", ["", "mnli"])
+def test_empty_or_unknown_dataset_name(name):
+    with pytest.raises(ValueError, match="unknown task .*known tasks"):
+        load_task(name)
+
+
+def test_synonym_source_options(tmp_path):
+    def options(source):
+        return argparse.Namespace(synonyms=source, synonym_k=8, synonym_max_distance=0.5)
+
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        load_synonym_index(options(str(tmp_path / "missing.json")))
+    (tmp_path / "n.json").write_text(json.dumps({"good": ["fine"]}))
+    assert load_synonym_index(options(str(tmp_path / "n.json"))).synonyms("good") == ["fine"]
+    (tmp_path / "v.txt").write_text("good 1 0\nfine 0.9 0\nbad -1 0\n")
+    assert load_synonym_index(options(str(tmp_path / "v.txt"))).synonyms("good") == ["fine"]
+    (tmp_path / "bad.txt").write_text("good 1 0\nfine 0.9\n")
+    with pytest.raises(ValueError, match="bad.txt:2"):
+        load_synonym_index(options(str(tmp_path / "bad.txt")))
