@@ -1,13 +1,21 @@
-"""``python -m rift_fast.attack``: word-substitution attacks (PWWS, GA) on a fine-tuned classifier."""
+"""``python -m rift_fast.attack``: word-substitution attacks (PWWS, GA) on a fine-tuned classifier.
+
+Writes the results JSON (``--output``), a Markdown summary beside it, and a checkpoint
+(``<output>.checkpoint.jsonl``) from which ``--resume`` continues an interrupted run. Under
+``torchrun --nproc_per_node N`` each process attacks every N-th example and rank 0 merges.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from pathlib import Path
 
-from rift_fast.cli_common import add_data_arguments, add_model_arguments, add_synonym_arguments
+from rift_fast.cli_common import add_data_arguments, add_model_arguments, add_synonym_arguments, load_synonym_index
 
-ATTACKS = ("pwws", "ga", "gradient")
+ATTACKS = ("pwws", "ga")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,18 +30,88 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-modification-ratio", type=float, default=None,
                         help="share of words that may change (default: no budget, as published)")
     parser.add_argument("--ga-population", type=int, default=60)
-    parser.add_argument("--ga-generations", type=int, default=40)
-    parser.add_argument("--lm-filter", default=None, help="pluggable language-model filter of swaps (off by default)")
+    parser.add_argument("--ga-generations", type=int, default=40, help="40 as published; 20 is the common faster variant")
     parser.add_argument("--batch-size", type=int, default=64, help="model queries per forward pass")
+    parser.add_argument("--examples-per-round", type=int, default=64, help="examples attacked together")
     parser.add_argument("--output", default="attack_results.json", help="results JSON (Markdown summary beside it)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint beside --output")
     return parser
 
 
+def make_search(args, goal, tokenizer):
+    from rift_fast.attacks import PWWS, GeneticAttack
+
+    if args.attack == "pwws":
+        return PWWS(goal, unknown_token=tokenizer.unk_token)
+    return GeneticAttack(goal, population=args.ga_population, generations=args.ga_generations, seed=args.seed)
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world
+
+
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    print("The attacks are not built yet (issue #4).", file=sys.stderr)
-    return 2
+    args = build_parser().parse_args(argv)
+    import torch
+
+    from rift_fast.attacks import AttackCheckpoint, AttackReport, Constraints, UntargetedClassification, VictimModel, \
+        run_attack
+    from rift_fast.data import load_task, test_pool
+    from rift_fast.io_utils import write_text_atomically
+    from rift_fast.models import load_sequence_classifier
+
+    rank, world = _distributed()
+    task = load_task(args.dataset, args.data_source, seed=args.seed)
+    pool = test_pool(task, args.num_examples, seed=args.seed)
+    model, tokenizer = load_sequence_classifier(args.model, num_labels=len(task.label_names))
+    if torch.cuda.is_available():
+        model = model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
+    words = sorted({w.lower() for e in pool for w in (e.text_pair or e.text).split()})
+    synonyms = load_synonym_index(args, words)
+    goal = UntargetedClassification(use_margin=task.is_pair)
+    search = make_search(args, goal, tokenizer)
+    constraints = Constraints(max_modification_ratio=args.max_modification_ratio)
+    victim = VictimModel(model, tokenizer, max_length=args.max_length, batch_size=args.batch_size)
+    settings = {
+        "model": args.model, "dataset": args.dataset, "data_source": args.data_source, "num_examples": args.num_examples,
+        "seed": args.seed, "search": search.settings(), "constraints": constraints.describe(),
+        "goal": "margin" if goal.use_margin else "p_y", "synonyms": synonyms.source, "max_length": victim.max_length,
+    }
+    output = Path(args.output)
+    suffix = f".rank{rank}" if world > 1 else ""
+    checkpoint_path = output.with_name(output.stem + suffix + ".checkpoint.jsonl")
+    if checkpoint_path.exists() and not args.resume:
+        raise SystemExit(f"{checkpoint_path} exists from an earlier run: pass --resume to continue it, or delete it")
+    checkpoint = AttackCheckpoint(checkpoint_path, settings)
+    report = run_attack(pool, victim, synonyms, search, constraints, goal, settings, checkpoint=checkpoint,
+                        examples_per_round=args.examples_per_round, indices=list(range(rank, len(pool), world)),
+                        progress=rank == 0)
+    if world > 1:
+        import torch.distributed as dist
+
+        timings = [None] * world
+        dist.all_gather_object(timings, (report.wall_seconds, report.forward_seconds))
+        dist.barrier()
+        if rank != 0:
+            return 0
+        merged = []
+        for other in range(world):
+            merged += AttackCheckpoint(output.with_name(f"{output.stem}.rank{other}.checkpoint.jsonl"), settings).load()
+        report = AttackReport(settings, sorted(merged, key=lambda r: r.index),
+                              wall_seconds=max(t[0] for t in timings), forward_seconds=max(t[1] for t in timings))
+    write_text_atomically(output, json.dumps(report.to_json(), indent=1))
+    write_text_atomically(output.with_suffix(".md"), report.to_markdown())
+    print(report.to_markdown())
+    print(f"results: {output} and {output.with_suffix('.md')}")
+    return 0
 
 
 if __name__ == "__main__":

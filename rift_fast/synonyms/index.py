@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
@@ -28,6 +26,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 import torch
 
+from rift_fast.io_utils import write_text_atomically
 from rift_fast.synonyms.knn import bounded_knn
 from rift_fast.synonyms.vectors import WordVectors
 
@@ -169,19 +168,6 @@ def cache_key(settings: Mapping) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    handle, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
-
-
 def cached_index(settings: Mapping, build: Callable[[], SynonymIndex], cache_folder: Path | None = None) -> SynonymIndex:
     """Load the index built with ``settings`` from the cache, or ``build()`` it and cache it.
 
@@ -209,7 +195,7 @@ def cached_index(settings: Mapping, build: Callable[[], SynonymIndex], cache_fol
         "sha256": hashlib.sha256(json.dumps(neighbours, sort_keys=True).encode()).hexdigest(),
         "neighbours": neighbours,
     }
-    _write_atomically(path, json.dumps(payload))
+    write_text_atomically(path, json.dumps(payload))
     return index
 
 

@@ -1,0 +1,214 @@
+"""Run an attack over a pool of examples: clean predictions, batched search, per-example results,
+summary metrics, and a checkpoint that lets an interrupted run resume where it stopped."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from rift_fast.attacks.goal import UntargetedClassification
+from rift_fast.attacks.transformation import Constraints, build_target
+from rift_fast.attacks.victim import QueryEngine, VictimModel
+from rift_fast.data import Example
+from rift_fast.synonyms import SynonymIndex
+
+MISCLASSIFIED, UNATTACKABLE, SUCCESS, FAILED = "misclassified", "unattackable", "success", "failed"
+
+
+@dataclass
+class ExampleResult:
+    """What happened to one example of the pool (``index`` is its position in the pool)."""
+
+    index: int
+    label: int
+    status: str  # misclassified (broken, not attacked) | unattackable (no word may change) | success | failed
+    original: str  # the attacked side (the hypothesis for sentence pairs)
+    adversarial: str | None
+    clean_prediction: int
+    final_prediction: int
+    words_changed: int
+    num_words: int
+    queries: int
+    truncated: bool
+
+    @property
+    def robust(self) -> bool:
+        return self.status in (UNATTACKABLE, FAILED)
+
+
+@dataclass
+class AttackReport:
+    """Per-example results, overall metrics and every setting of the run."""
+
+    settings: dict
+    results: list[ExampleResult] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    forward_seconds: float = 0.0
+
+    def summary(self) -> dict:
+        results = self.results
+        total = len(results)
+        correct = [r for r in results if r.status != MISCLASSIFIED]
+        successes = [r for r in results if r.status == SUCCESS]
+        return {
+            "examples": total,
+            "clean_accuracy": len(correct) / total if total else float("nan"),
+            "robust_accuracy": sum(r.robust for r in results) / total if total else float("nan"),
+            "attack_success_rate": len(successes) / len(correct) if correct else float("nan"),
+            "misclassified": total - len(correct),
+            "unattackable": sum(r.status == UNATTACKABLE for r in results),
+            "truncated": sum(r.truncated for r in results),
+            "mean_modification_rate": float(np.mean([r.words_changed / r.num_words for r in successes]))
+            if successes else 0.0,
+            "mean_queries": float(np.mean([r.queries for r in correct])) if correct else 0.0,
+            "wall_seconds": self.wall_seconds,
+            "forward_share": self.forward_seconds / self.wall_seconds if self.wall_seconds else float("nan"),
+        }
+
+    def to_json(self) -> dict:
+        return {"settings": self.settings, "summary": self.summary(), "results": [asdict(r) for r in self.results]}
+
+    def to_markdown(self) -> str:
+        s = self.summary()
+        lines = [
+            f"# {self.settings.get('search', {}).get('search', 'attack').upper()} attack",
+            "",
+            "| examples | clean acc | robust acc | success rate | mean modif. rate | mean queries | wall time | in forward |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            f"| {s['examples']} | {s['clean_accuracy']:.1%} | {s['robust_accuracy']:.1%} | {s['attack_success_rate']:.1%} "
+            f"| {s['mean_modification_rate']:.1%} | {s['mean_queries']:.0f} | {s['wall_seconds']:.1f} s "
+            f"| {s['forward_share']:.0%} |",
+            "",
+            f"Misclassified before the attack (counted as broken): {s['misclassified']}; "
+            f"no attackable word: {s['unattackable']}; truncated to the model's length: {s['truncated']}.",
+            "",
+            "Settings: " + json.dumps(self.settings, sort_keys=True),
+        ]
+        return "\n".join(lines) + "\n"
+
+
+class AttackCheckpoint:
+    """Append-only JSON-lines file of finished examples, each line with its own SHA-256.
+
+    The first line records the settings; resuming with other settings is refused. A torn last
+    line (a run killed while writing) is dropped; any other damaged line is an error.
+    """
+
+    def __init__(self, path: str | Path, settings: dict):
+        self.path = Path(path)
+        self.settings_json = json.dumps(settings, sort_keys=True)
+
+    @staticmethod
+    def _digest(payload: str) -> str:
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def load(self) -> list[ExampleResult]:
+        if not self.path.exists():
+            return []
+        raw = self.path.read_text(encoding="utf-8")
+        lines = raw.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        elif lines:
+            print(f"[rift_fast] dropping the torn last line of {self.path} (interrupted write)", file=sys.stderr)
+            lines.pop()
+        if not lines:
+            return []
+        try:
+            header = json.loads(lines[0])
+        except json.JSONDecodeError:
+            raise ValueError(f"checkpoint {self.path} is corrupt: line 1 is not JSON") from None
+        if header.get("settings") != self.settings_json:
+            raise ValueError(f"checkpoint {self.path} was written by a run with other settings; "
+                             f"use another output path or delete it.\n  checkpoint: {header.get('settings')}\n"
+                             f"  this run:   {self.settings_json}")
+        results = []
+        for number, line in enumerate(lines[1:], start=2):
+            try:
+                entry = json.loads(line)
+                payload = entry["record"]
+                if self._digest(payload) != entry["sha256"]:
+                    raise ValueError("checksum mismatch")
+                results.append(ExampleResult(**json.loads(payload)))
+            except (ValueError, KeyError, TypeError) as error:
+                raise ValueError(f"checkpoint {self.path} is corrupt at line {number} ({error}); "
+                                 "it cannot be trusted: delete it to start over") from None
+        return results
+
+    def append(self, results: list[ExampleResult]) -> None:
+        new_file = not self.path.exists() or self.path.stat().st_size == 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as stream:
+            if new_file:
+                stream.write(json.dumps({"settings": self.settings_json}) + "\n")
+            for result in results:
+                payload = json.dumps(asdict(result), sort_keys=True)
+                stream.write(json.dumps({"record": payload, "sha256": self._digest(payload)}) + "\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+
+
+def run_attack(examples: list[Example], victim: VictimModel, synonyms: SynonymIndex, search,
+               constraints: Constraints, goal: UntargetedClassification, settings: dict,
+               checkpoint: AttackCheckpoint | None = None, examples_per_round: int = 64,
+               indices: list[int] | None = None, progress: bool = True) -> AttackReport:
+    """Attack ``examples`` (those at ``indices`` of the pool, default all) and report.
+
+    Examples are processed ``examples_per_round`` at a time; within a round the search answers the
+    queries of all unfinished examples together. Finished examples go to ``checkpoint``; examples
+    already there are not attacked again.
+    """
+    started = time.perf_counter()
+    report = AttackReport(settings=settings)
+    done = {r.index: r for r in checkpoint.load()} if checkpoint else {}
+    indices = list(range(len(examples))) if indices is None else indices
+    pending = [i for i in indices if i not in done]
+    engine = QueryEngine(victim)
+    attacked_side = 0 if all(e.text_pair is None for e in examples) else 1
+    bar = tqdm(total=len(indices), initial=len(indices) - len(pending), desc=f"attack ({search.name})",
+               disable=not progress, unit="example")
+    for start in range(0, len(pending), examples_per_round):
+        chunk = pending[start:start + examples_per_round]
+        clean = dict(zip(chunk, engine.probabilities([(i, (examples[i].text, examples[i].text_pair)) for i in chunk])))
+        targets, finished = [], []
+        for i in chunk:
+            example = examples[i]
+            visible, truncated = victim.visible_characters((example.text, example.text_pair), attacked_side)
+            target = build_target(i, example, synonyms, constraints, visible, truncated)
+            prediction = int(np.argmax(clean[i]))
+            if prediction != example.label or not target.attackable:
+                status = MISCLASSIFIED if prediction != example.label else UNATTACKABLE
+                finished.append(ExampleResult(i, example.label, status, target.spans.text, None, prediction,
+                                              prediction, 0, len(target.spans), engine.queries_of(i), truncated))
+            else:
+                targets.append(target)
+        outcomes = search.attack(targets, engine, clean) if targets else {}
+        for target in targets:
+            outcome = outcomes[target.index]
+            query = target.render(outcome.chosen)
+            finished.append(ExampleResult(
+                target.index, target.label, SUCCESS if outcome.success else FAILED, target.spans.text,
+                query[1] if query[1] is not None else query[0], int(np.argmax(clean[target.index])),
+                int(np.argmax(outcome.probabilities)), len(outcome.chosen), len(target.spans),
+                engine.queries_of(target.index), target.truncated))
+        for i in chunk:
+            engine.release(i)
+        finished.sort(key=lambda r: r.index)
+        if checkpoint:
+            checkpoint.append(finished)
+        for result in finished:
+            done[result.index] = result
+        bar.update(len(chunk))
+    bar.close()
+    report.results = [done[i] for i in indices]
+    report.wall_seconds = time.perf_counter() - started
+    report.forward_seconds = victim.forward_seconds
+    return report

@@ -1,0 +1,193 @@
+"""Search methods, each attacking many targets in lockstep: every round gathers the queries of all
+unfinished targets into one :class:`QueryEngine` call, and finished targets leave the batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rift_fast.attacks.goal import UntargetedClassification
+from rift_fast.attacks.transformation import Target
+from rift_fast.attacks.victim import QueryEngine
+
+
+@dataclass
+class SearchOutcome:
+    """Result of one target: the chosen slot per changed word and the final probabilities."""
+
+    success: bool
+    chosen: dict[int, int]
+    probabilities: np.ndarray
+
+
+class PWWS:
+    """Probability Weighted Word Saliency (Ren et al. 2019).
+
+    saliency S(i) = p_y(x) - p_y(x with word i replaced by the unknown token); for each word the best
+    synonym w*_i by the drop it causes in p_y; words are ordered by softmax(S)_i * drop_i and their
+    best synonyms substituted cumulatively, one per round, until the label flips or the budget (if
+    any) is spent. Uses the goal's loss (p_y or the margin) for drops.
+    """
+
+    name = "pwws"
+
+    def __init__(self, goal: UntargetedClassification, unknown_token: str):
+        self.goal = goal
+        self.unknown_token = unknown_token
+
+    def settings(self) -> dict:
+        return {"search": self.name, "unknown_token": self.unknown_token}
+
+    def attack(self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]) -> dict[int, SearchOutcome]:
+        requests = []
+        for target in targets:
+            for position in target.attackable:
+                requests.append((target.index, target.query_with({position: self.unknown_token})))
+                requests.extend((target.index, target.render({position: slot}))
+                                for slot in range(1, len(target.choices[position])))
+        answers = iter(engine.probabilities(requests))
+        plans = {}
+        for target in targets:
+            base = self.goal.loss(clean[target.index], target.label)
+            saliency, drops, best_slots = [], [], []
+            for position in target.attackable:
+                saliency.append(base - self.goal.loss(next(answers), target.label))
+                losses = [self.goal.loss(next(answers), target.label) for _ in target.choices[position][1:]]
+                best = int(np.argmin(losses))
+                drops.append(base - losses[best])
+                best_slots.append(best + 1)
+            weights = np.exp(np.asarray(saliency) - np.max(saliency))
+            score = weights / weights.sum() * np.asarray(drops)
+            order = np.argsort(-score, kind="stable")
+            plans[target.index] = [(target.attackable[k], best_slots[k]) for k in order]
+
+        outcomes: dict[int, SearchOutcome] = {}
+        chosen = {t.index: {} for t in targets}
+        latest = {t.index: clean[t.index] for t in targets}
+        active = list(targets)
+        step = 0
+        while active:
+            still = []
+            for target in active:
+                plan = plans[target.index]
+                if step >= len(plan) or (target.budget is not None and len(chosen[target.index]) >= target.budget):
+                    outcomes[target.index] = SearchOutcome(False, chosen[target.index], latest[target.index])
+                else:
+                    position, slot = plan[step]
+                    chosen[target.index][position] = slot
+                    still.append(target)
+            answers = engine.probabilities([(t.index, t.render(chosen[t.index])) for t in still])
+            active = []
+            for target, probabilities in zip(still, answers):
+                latest[target.index] = probabilities
+                if self.goal.succeeded(probabilities, target.label):
+                    outcomes[target.index] = SearchOutcome(True, dict(chosen[target.index]), probabilities)
+                else:
+                    active.append(target)
+            step += 1
+        return outcomes
+
+
+class GeneticAttack:
+    """Genetic attack of Alzantot et al. (2018) as ported by Jia et al. (2019).
+
+    Mutation picks a random word with more than one choice, tries every choice (the original word
+    included) and keeps the one with the lowest loss. The first population is ``population``
+    mutations of the input; each generation keeps the best member (elite), draws parent pairs with
+    probability proportional to the goal's selection weight (1 - p_y, or sigmoid(-margin)), makes
+    children by uniform crossover and mutates them. Success as soon as a member flips the label;
+    the last population is checked too (its members were already scored). Each target has its own
+    random generator seeded with (seed, example index), so results do not depend on batching.
+    """
+
+    name = "ga"
+
+    def __init__(self, goal: UntargetedClassification, population: int = 60, generations: int = 40, seed: int = 0):
+        if population < 2 or generations < 1:
+            raise ValueError(f"GA needs population >= 2 and generations >= 1, got {population}, {generations}")
+        self.goal = goal
+        self.population = population
+        self.generations = generations
+        self.seed = seed
+
+    def settings(self) -> dict:
+        return {"search": self.name, "population": self.population, "generations": self.generations, "seed": self.seed}
+
+    def _mutate(self, jobs, engine: QueryEngine):
+        """jobs: [(target, rng, chosen [W] int)] -> [(chosen, probabilities)] after one mutation each."""
+        requests, options_of = [], []
+        for target, rng, chosen in jobs:
+            positions = target.attackable
+            if target.budget is not None and np.count_nonzero(chosen) >= target.budget:
+                positions = [p for p in positions if chosen[p]]
+            position = positions[int(rng.integers(len(positions)))]
+            options = []
+            for slot in range(len(target.choices[position])):
+                option = chosen.copy()
+                option[position] = slot
+                options.append(option)
+                requests.append((target.index, target.render(option)))
+            options_of.append(options)
+        answers = iter(engine.probabilities(requests))
+        mutated = []
+        for (target, _, _), options in zip(jobs, options_of):
+            scored = [next(answers) for _ in options]
+            best = int(np.argmin([self.goal.loss(p, target.label) for p in scored]))
+            mutated.append((options[best], scored[best]))
+        return mutated
+
+    def _crossover(self, target: Target, rng, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        child = np.where(rng.random(len(first)) < 0.5, first, second)
+        if target.budget is not None and np.count_nonzero(child) > target.budget:
+            modified = np.flatnonzero(child)
+            child[rng.choice(modified, size=len(modified) - target.budget, replace=False)] = 0
+        return child
+
+    def _best_success(self, target: Target, members) -> SearchOutcome | None:
+        losses = [self.goal.loss(p, target.label) for _, p in members]
+        best = int(np.argmin(losses))
+        chosen, probabilities = members[best]
+        if self.goal.succeeded(probabilities, target.label):
+            return SearchOutcome(True, {i: int(s) for i, s in enumerate(chosen) if s}, probabilities)
+        return None
+
+    def attack(self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]) -> dict[int, SearchOutcome]:
+        rngs = {t.index: np.random.default_rng([self.seed, t.index]) for t in targets}
+        jobs = [(t, rngs[t.index], np.zeros(len(t.choices), dtype=np.int64)) for t in targets for _ in range(self.population)]
+        mutated = self._mutate(jobs, engine)
+        populations = {t.index: mutated[k * self.population:(k + 1) * self.population] for k, t in enumerate(targets)}
+        outcomes: dict[int, SearchOutcome] = {}
+        active = list(targets)
+        for _ in range(self.generations):
+            breeding, elites = [], {}
+            for target in active:
+                members = populations[target.index]
+                found = self._best_success(target, members)
+                if found:
+                    outcomes[target.index] = found
+                    continue
+                rng = rngs[target.index]
+                losses = [self.goal.loss(p, target.label) for _, p in members]
+                elites[target.index] = members[int(np.argmin(losses))]
+                weights = np.array([self.goal.selection_weight(p, target.label) for _, p in members])
+                weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(members), 1 / len(members))
+                first = rng.choice(len(members), size=self.population - 1, p=weights)
+                second = rng.choice(len(members), size=self.population - 1, p=weights)
+                for a, b in zip(first, second):
+                    breeding.append((target, rng, self._crossover(target, rng, members[a][0], members[b][0])))
+            active = [t for t in active if t.index not in outcomes]
+            if not active:
+                break
+            children = self._mutate(breeding, engine)
+            for k, target in enumerate(active):
+                populations[target.index] = [elites[target.index],
+                                             *children[k * (self.population - 1):(k + 1) * (self.population - 1)]]
+        for target in active:
+            members = populations[target.index]
+            found = self._best_success(target, members)
+            if found is None:
+                chosen, probabilities = min(members, key=lambda m: self.goal.loss(m[1], target.label))
+                found = SearchOutcome(False, {i: int(s) for i, s in enumerate(chosen) if s}, probabilities)
+            outcomes[target.index] = found
+        return outcomes

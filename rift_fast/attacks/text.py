@@ -1,0 +1,49 @@
+"""Words of a text as character spans, so substitutions keep everything else of the text intact."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+WORD_PATTERN = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
+
+
+@dataclass(frozen=True)
+class WordSpans:
+    """``text`` and the (start, end) character spans of its words (letters, inner apostrophes)."""
+
+    text: str
+
+    @cached_property
+    def spans(self) -> tuple[tuple[int, int], ...]:
+        return tuple(match.span() for match in WORD_PATTERN.finditer(self.text))
+
+    @cached_property
+    def words(self) -> tuple[str, ...]:
+        return tuple(self.text[start:end] for start, end in self.spans)
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def replace(self, substitutes: dict[int, str]) -> str:
+        """The text with word ``i`` replaced by ``substitutes[i]`` for each given position."""
+        if not substitutes:
+            return self.text
+        pieces, cursor = [], 0
+        for position in sorted(substitutes):
+            start, end = self.spans[position]
+            pieces.append(self.text[cursor:start])
+            pieces.append(substitutes[position])
+            cursor = end
+        pieces.append(self.text[cursor:])
+        return "".join(pieces)
+
+
+def match_case(template: str, word: str) -> str:
+    """``word`` in the capitalisation of ``template`` (UPPER, Title or as given)."""
+    if template.isupper() and len(template) > 1:
+        return word.upper()
+    if template[:1].isupper():
+        return word[:1].upper() + word[1:]
+    return word

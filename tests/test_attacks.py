@@ -1,0 +1,206 @@
+"""Attacks on a tiny bag-of-words classifier with hand-made synonym sets: known adversarial examples,
+batched == one-at-a-time, resume, checkpoint damage, and the bad inputs of the issue."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from transformers import BertTokenizerFast
+
+from rift_fast.attacks import (PWWS, AttackCheckpoint, Constraints, GeneticAttack, UntargetedClassification,
+                               VictimModel, run_attack)
+from rift_fast.attacks.text import WordSpans, match_case
+from rift_fast.data import Example
+from rift_fast.synonyms import SynonymIndex
+
+WORD_SCORES = {"good": 1.0, "great": 1.0, "movie": 0.2, "grand": -1.5, "excellent": 3.0, "fine": 0.1,
+               "bad": -1.0, "awful": -2.0, "poor": 0.5, "dull": -0.1, "plot": 0.0, "acting": 0.0, "a": 0.0,
+               "with": 0.0, "the": 0.0, "is": 0.0, "film": 0.0, "picture": 0.0, "cat": 0.5, "dog": -0.5,
+               "sleeps": 0.0, "pet": 0.0}
+SYNONYMS = SynonymIndex({"good": ["excellent"], "great": ["grand"], "movie": ["film", "picture"],
+                         "bad": ["poor", "dull"], "awful": ["poor"], "cat": ["dog"], "acting": []})
+
+
+class BagOfWords(torch.nn.Module):
+    """logits = [-s, s] with s the sum of per-token scores (padding contributes exactly 0)."""
+
+    def __init__(self, tokenizer, scores, classes=2):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(len(tokenizer)))
+        vocab = tokenizer.get_vocab()
+        with torch.no_grad():
+            for word, score in scores.items():
+                self.weight[vocab[word]] = score
+        self.classes = classes
+        self.config = SimpleNamespace(max_position_embeddings=64)
+        self.calls = 0
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        self.calls += 1
+        if token_type_ids is not None and self.classes == 3:  # NLI toy: only the hypothesis counts
+            attention_mask = attention_mask * token_type_ids
+        s = (self.weight[input_ids] * attention_mask).sum(-1)
+        logits = torch.stack([-s, s], -1) if self.classes == 2 else torch.stack([s, -s, torch.zeros_like(s)], -1)
+        return SimpleNamespace(logits=logits)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("vocab")
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", *WORD_SCORES]
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    return BertTokenizerFast(str(folder / "vocab.txt"))
+
+
+def _victim(tokenizer, classes=2, max_length=None):
+    return VictimModel(BagOfWords(tokenizer, WORD_SCORES, classes), tokenizer, max_length=max_length, batch_size=4)
+
+
+def _run(tokenizer, examples, search, victim=None, constraints=None, **kwargs):
+    victim = victim or _victim(tokenizer)
+    return run_attack(examples, victim, SYNONYMS, search, constraints or Constraints(stop_words=frozenset({"the"})),
+                      UntargetedClassification(), {"test": True}, progress=False, **kwargs)
+
+
+def test_word_spans_keep_the_rest_of_the_text():
+    spans = WordSpans("A good movie, isn't it?  Great!")
+    assert spans.words == ("A", "good", "movie", "isn't", "it", "Great")
+    assert spans.replace({1: "fine", 5: "Grand"}) == "A fine movie, isn't it?  Grand!"
+    assert match_case("Great", "grand") == "Grand" and match_case("GREAT", "grand") == "GRAND"
+
+
+@pytest.mark.parametrize("search", [PWWS(UntargetedClassification(), "[UNK]"),
+                                    GeneticAttack(UntargetedClassification(), population=6, generations=5)])
+def test_finds_the_known_adversarial_example(tokenizer, search):
+    report = _run(tokenizer, [Example("a good movie with great acting", 1)], search)
+    (result,) = report.results
+    assert result.status == "success"
+    assert result.adversarial == "a good movie with grand acting"  # the only flip: "excellent" raises p_y
+    assert result.words_changed == 1 and result.final_prediction == 0 and result.queries > 1
+
+
+def test_pwws_needs_two_swaps_in_saliency_order(tokenizer):
+    # s = -1 - 2 = -3 (negative); swaps bad->poor (+1.5) then awful->poor (+2.5) are both needed.
+    report = _run(tokenizer, [Example("a bad movie with awful acting", 0)], PWWS(UntargetedClassification(), "[UNK]"))
+    assert report.results[0].status == "success"
+    assert report.results[0].adversarial == "a poor movie with poor acting"
+    assert report.results[0].words_changed == 2
+
+
+def _pool():
+    texts = ["a good movie with great acting", "a bad movie with awful acting", "the cat sleeps",
+             "a great movie", "a bad plot", "the dog sleeps", "a movie with good acting", "an awful movie"]
+    labels = [1, 0, 1, 1, 0, 0, 1, 0]
+    return [Example(t, y) for t, y in zip(texts, labels)]
+
+
+def _comparable(report):
+    return [(r.index, r.status, r.adversarial, r.words_changed, r.queries) for r in report.results]
+
+
+@pytest.mark.parametrize("make_search", [lambda: PWWS(UntargetedClassification(), "[UNK]"),
+                                         lambda: GeneticAttack(UntargetedClassification(), 8, 6, seed=3)])
+def test_batched_equals_one_at_a_time(tokenizer, make_search):
+    batched = _run(tokenizer, _pool(), make_search(), examples_per_round=8)
+    single = _run(tokenizer, _pool(), make_search(), examples_per_round=1)
+    assert _comparable(batched) == _comparable(single)
+    summary = batched.summary()
+    assert summary["examples"] == 8 and 0 <= summary["robust_accuracy"] <= summary["clean_accuracy"] <= 1
+
+
+def test_identical_queries_are_scored_once(tokenizer):
+    victim = _victim(tokenizer)
+    report = _run(tokenizer, [Example("a good movie with great acting", 1)] * 3,
+                  GeneticAttack(UntargetedClassification(), population=10, generations=3), victim=victim)
+    assert victim.rows_scored < sum(r.queries for r in report.results)  # three identical examples share answers
+
+
+def test_bad_inputs_are_counted_and_reported(tokenizer):
+    examples = [
+        Example("", 0),  # empty: classified (s = 0 -> tie -> class 0), nothing to attack
+        Example("the the the", 0),  # only stop words... and s = 0
+        Example("a great movie", 0),  # misclassified before the attack: broken, not attacked
+        Example("a plot with acting", 0),  # words without synonyms
+        Example("a good movie with great acting", 1),
+    ]
+    report = _run(tokenizer, examples, PWWS(UntargetedClassification(), "[UNK]"))
+    statuses = [r.status for r in report.results]
+    assert statuses == ["unattackable", "unattackable", "misclassified", "unattackable", "success"]
+    summary = report.summary()
+    assert summary["misclassified"] == 1 and summary["unattackable"] == 3
+    assert summary["clean_accuracy"] == pytest.approx(4 / 5) and summary["robust_accuracy"] == pytest.approx(3 / 5)
+    assert "Misclassified before the attack (counted as broken): 1" in report.to_markdown()
+
+
+def test_overlong_text_is_truncated_and_only_visible_words_are_attacked(tokenizer):
+    victim = _victim(tokenizer, max_length=6)  # [CLS] + 4 words + [SEP]
+    report = _run(tokenizer, [Example("a plot with acting great great great", 0)],
+                  PWWS(UntargetedClassification(), "[UNK]"), victim=victim)
+    (result,) = report.results
+    assert result.truncated and result.status == "unattackable"  # "great" lies past the truncation
+    assert report.summary()["truncated"] == 1
+
+
+def test_nli_attacks_only_the_hypothesis(tokenizer):
+    victim = _victim(tokenizer, classes=3)
+    example = Example("a great movie", 0, text_pair="the cat sleeps")
+    report = run_attack([example], victim, SYNONYMS, PWWS(UntargetedClassification(use_margin=True), "[UNK]"),
+                        Constraints(), UntargetedClassification(use_margin=True), {}, progress=False)
+    (result,) = report.results
+    assert result.original == "the cat sleeps" and result.adversarial == "the dog sleeps"
+    assert result.status == "success"
+
+
+def test_max_modification_ratio_limits_the_attack(tokenizer):
+    constraints = Constraints(stop_words=frozenset(), max_modification_ratio=0.2)  # 6 words -> 1 change
+    report = _run(tokenizer, [Example("a bad movie with awful acting", 0)],
+                  PWWS(UntargetedClassification(), "[UNK]"), constraints=constraints)
+    assert report.results[0].status == "failed" and report.results[0].words_changed == 1
+    with pytest.raises(ValueError, match="max_modification_ratio must be in"):
+        Constraints(max_modification_ratio=0)
+
+
+def test_lm_filter_vetoes_swaps(tokenizer):
+    constraints = Constraints(stop_words=frozenset(), lm_filter=lambda words, i, c: [w != "grand" for w in c],
+                              lm_filter_name="no-grand")
+    report = _run(tokenizer, [Example("a good movie with great acting", 1)],
+                  PWWS(UntargetedClassification(), "[UNK]"), constraints=constraints)
+    assert report.results[0].status == "failed"
+    assert constraints.describe()["lm_filter"] == "no-grand"
+
+
+def test_resume_continues_where_it_stopped(tokenizer, tmp_path):
+    search = GeneticAttack(UntargetedClassification(), 8, 6, seed=1)
+    path = tmp_path / "run.checkpoint.jsonl"
+    uninterrupted = _run(tokenizer, _pool(), search, examples_per_round=2)
+
+    first = _run(tokenizer, _pool(), search, examples_per_round=2, checkpoint=AttackCheckpoint(path, {"a": 1}),
+                 indices=[0, 1, 2, 3])  # the "killed" run got this far
+    assert len(first.results) == 4
+    victim = _victim(tokenizer)
+    asked = []
+    answer = victim.probabilities
+    victim.probabilities = lambda queries: asked.extend(queries) or answer(queries)
+    resumed = _run(tokenizer, _pool(), search, victim=victim, examples_per_round=2,
+                   checkpoint=AttackCheckpoint(path, {"a": 1}))
+    assert _comparable(resumed) == _comparable(uninterrupted)
+    assert {q[0] for q in asked} >= {e.text for e in _pool()[4:]}  # the rest was attacked
+    assert not {q[0] for q in asked} & {e.text for e in _pool()[:4]}  # finished examples were not
+    assert len(AttackCheckpoint(path, {"a": 1}).load()) == 8
+
+    with pytest.raises(ValueError, match="other settings"):
+        AttackCheckpoint(path, {"a": 2}).load()
+
+
+def test_damaged_checkpoint_is_detected(tokenizer, tmp_path):
+    path = tmp_path / "c.jsonl"
+    _run(tokenizer, _pool()[:3], PWWS(UntargetedClassification(), "[UNK]"), checkpoint=AttackCheckpoint(path, {}))
+    lines = path.read_text().split("\n")
+    torn = "\n".join(lines[:-2]) + "\n" + lines[-2][:15]  # last record cut mid-write
+    path.write_text(torn)
+    assert len(AttackCheckpoint(path, {}).load()) == 2
+    tampered = path.read_text().replace('\\"label\\": 1', '\\"label\\": 0', 1)
+    path.write_text(tampered)
+    with pytest.raises(ValueError, match="corrupt at line 2"):
+        AttackCheckpoint(path, {}).load()
