@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rift_fast.cli_common import add_data_arguments, add_model_arguments, add_synonym_arguments, load_synonym_index
 
-ATTACKS = ("pwws", "ga")
+ATTACKS = ("pwws", "ga", "gradient")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(parser)
     add_data_arguments(parser)
     add_synonym_arguments(parser)
-    parser.add_argument("--attack", default="pwws", choices=ATTACKS)
+    parser.add_argument("--attack", default="pwws", choices=ATTACKS,
+                        help="pwws, ga (genetic) or gradient (gradient-guided greedy, fused candidate scoring)")
     parser.add_argument("--num-examples", type=int, default=300, help="size of the test pool (seeded shuffle)")
     parser.add_argument("--max-length", type=int, default=None, help="tokens per input (default: the model's)")
     parser.add_argument("--max-modification-ratio", type=float, default=None,
@@ -38,11 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_search(args, goal, tokenizer):
-    from rift_fast.attacks import PWWS, GeneticAttack
+def make_search(args, goal, victim, synonyms):
+    from rift_fast.attacks import PWWS, GeneticAttack, GradientGuidedGreedy
 
     if args.attack == "pwws":
-        return PWWS(goal, unknown_token=tokenizer.unk_token)
+        return PWWS(goal, unknown_token=victim.tokenizer.unk_token)
+    if args.attack == "gradient":
+        return GradientGuidedGreedy(goal, victim, synonyms.vocab_table(victim.tokenizer, k=args.synonym_k))
     return GeneticAttack(goal, population=args.ga_population, generations=args.ga_generations, seed=args.seed)
 
 
@@ -69,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     from rift_fast.models import load_sequence_classifier
 
     rank, world = _distributed()
+    torch.manual_seed(args.seed)  # a head missing from the checkpoint is initialised reproducibly
     task = load_task(args.dataset, args.data_source, seed=args.seed)
     pool = test_pool(task, args.num_examples, seed=args.seed)
     model, tokenizer = load_sequence_classifier(args.model, num_labels=len(task.label_names))
@@ -77,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     words = sorted({w.lower() for e in pool for w in (e.text_pair or e.text).split()})
     synonyms = load_synonym_index(args, words)
     goal = UntargetedClassification(use_margin=task.is_pair)
-    search = make_search(args, goal, tokenizer)
-    constraints = Constraints(max_modification_ratio=args.max_modification_ratio)
     victim = VictimModel(model, tokenizer, max_length=args.max_length, batch_size=args.batch_size)
+    search = make_search(args, goal, victim, synonyms)
+    constraints = Constraints(max_modification_ratio=args.max_modification_ratio)
     settings = {
         "model": args.model, "dataset": args.dataset, "data_source": args.data_source, "num_examples": args.num_examples,
         "seed": args.seed, "search": search.settings(), "constraints": constraints.describe(),

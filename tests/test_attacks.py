@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformers import BertTokenizerFast
 
-from rift_fast.attacks import (PWWS, AttackCheckpoint, Constraints, GeneticAttack, UntargetedClassification,
-                               VictimModel, run_attack)
+from rift_fast.attacks import (PWWS, AttackCheckpoint, Constraints, GeneticAttack, GradientGuidedGreedy,
+                               UntargetedClassification, VictimModel, run_attack)
 from rift_fast.attacks.text import WordSpans, match_case
 from rift_fast.data import Example
 from rift_fast.synonyms import SynonymIndex
@@ -27,20 +27,22 @@ class BagOfWords(torch.nn.Module):
 
     def __init__(self, tokenizer, scores, classes=2):
         super().__init__()
-        self.weight = torch.nn.Parameter(torch.zeros(len(tokenizer)))
+        self.scores = torch.nn.Embedding(len(tokenizer), 1)
         vocab = tokenizer.get_vocab()
         with torch.no_grad():
+            self.scores.weight.zero_()
             for word, score in scores.items():
-                self.weight[vocab[word]] = score
+                self.scores.weight[vocab[word], 0] = score
         self.classes = classes
         self.config = SimpleNamespace(max_position_embeddings=64)
-        self.calls = 0
+
+    def get_input_embeddings(self):
+        return self.scores
 
     def forward(self, input_ids, attention_mask, token_type_ids=None):
-        self.calls += 1
         if token_type_ids is not None and self.classes == 3:  # NLI toy: only the hypothesis counts
             attention_mask = attention_mask * token_type_ids
-        s = (self.weight[input_ids] * attention_mask).sum(-1)
+        s = (self.scores(input_ids)[..., 0] * attention_mask).sum(-1)
         logits = torch.stack([-s, s], -1) if self.classes == 2 else torch.stack([s, -s, torch.zeros_like(s)], -1)
         return SimpleNamespace(logits=logits)
 
@@ -78,6 +80,22 @@ def test_finds_the_known_adversarial_example(tokenizer, search):
     assert result.status == "success"
     assert result.adversarial == "a good movie with grand acting"  # the only flip: "excellent" raises p_y
     assert result.words_changed == 1 and result.final_prediction == 0 and result.queries > 1
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpp"])
+def test_gradient_guided_attack_finds_the_known_adversarial_examples(tokenizer, backend):
+    from rift_fast.ops.dispatch import compiled_op_available
+
+    if backend == "cpp" and not compiled_op_available("substitution_scores", torch.device("cpu")):
+        pytest.skip("rift_fast._C not built")
+    victim = _victim(tokenizer)
+    search = GradientGuidedGreedy(UntargetedClassification(), victim, SYNONYMS.vocab_table(tokenizer, k=4),
+                                  candidates=2, backend=backend)
+    report = _run(tokenizer, [Example("a good movie with great acting", 1), Example("a bad movie with awful acting", 0),
+                              Example("a plot with good acting", 1)], search, victim=victim)
+    assert [r.adversarial for r in report.results] == [
+        "a good movie with grand acting", "a poor movie with poor acting", "a plot with good acting"]
+    assert [r.status for r in report.results] == ["success", "success", "failed"]  # "excellent" only raises p_y
 
 
 def test_pwws_needs_two_swaps_in_saliency_order(tokenizer):

@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from rift_fast.attacks.goal import UntargetedClassification
 from rift_fast.attacks.transformation import Target
-from rift_fast.attacks.victim import QueryEngine
+from rift_fast.attacks.victim import QueryEngine, VictimModel
+from rift_fast.ops.substitution_scores import substitution_scores
 
 
 @dataclass
@@ -190,4 +192,95 @@ class GeneticAttack:
                 chosen, probabilities = min(members, key=lambda m: self.goal.loss(m[1], target.label))
                 found = SearchOutcome(False, {i: int(s) for i, s in enumerate(chosen) if s}, probabilities)
             outcomes[target.index] = found
+        return outcomes
+
+
+class GradientGuidedGreedy:
+    """Greedy attack ranked by first-order scores, then scored exactly.
+
+    Each round, for all unfinished targets at once: one forward/backward gives the loss gradient at
+    the word embeddings; the fused ``substitution_scores`` op scores every synonym swap of every
+    unmodified attackable word, (E[c] - E[w]) . grad, and keeps the ``candidates`` best allowed
+    swaps; those are scored exactly with the model and the best is applied if it lowers the loss.
+    Stops on success, when no candidate lowers the loss, or at the budget. Only words that are one
+    token of the tokenizer, with one-token synonyms (``vocab_table``), are ranked this way.
+    """
+
+    name = "gradient"
+
+    def __init__(self, goal: UntargetedClassification, victim: VictimModel, vocab_table: torch.Tensor,
+                 candidates: int = 8, backend: str | None = None):
+        self.goal = goal
+        self.victim = victim
+        self.vocab_table = vocab_table.to(victim.device)
+        self.candidates = candidates
+        self.backend = backend
+        self.embeddings = victim.model.get_input_embeddings().weight.detach()
+
+    def settings(self) -> dict:
+        return {"search": self.name, "candidates": self.candidates}
+
+    def _ranked_swaps(self, targets, chosen, attacked_side) -> dict[int, list[tuple[int, int]]]:
+        """target index -> up to ``candidates`` allowed (word position, slot), best first-order first."""
+        queries = [t.render(chosen[t.index]) for t in targets]
+        ids, grad, offsets, sides = self.victim.embedding_gradients(queries, [t.label for t in targets], attacked_side)
+        mask = torch.zeros(ids.shape, dtype=torch.bool)
+        word_at: list[dict[int, int]] = []
+        for row, target in enumerate(targets):
+            substitutes = {i: target.choices[i][s] for i, s in chosen[target.index].items()}
+            _, spans = target.spans.replace_with_spans(substitutes)
+            word_of_span = {span: w for w, span in enumerate(spans)}
+            positions = {}
+            for token, (span, side) in enumerate(zip(offsets[row], sides[row])):
+                word = word_of_span.get(tuple(span)) if side == attacked_side else None
+                if word is not None and word in target.attackable and word not in chosen[target.index]:
+                    positions[token] = word
+                    mask[row, token] = True
+            word_at.append(positions)
+        scores = substitution_scores(ids, self.vocab_table, self.embeddings.to(grad.dtype), grad,
+                                     attack_mask=mask.to(ids.device), topk=4 * self.candidates, backend=self.backend)
+        ranked = {}
+        for row, target in enumerate(targets):
+            swaps = []
+            for position, slot in zip(scores.top_position[row].tolist(), scores.top_slot[row].tolist()):
+                if position < 0 or len(swaps) == self.candidates:
+                    break
+                word = word_at[row][position]
+                token = self.victim.tokenizer.convert_ids_to_tokens(int(self.vocab_table[ids[row, position], slot]))
+                options = [o.lower() for o in target.choices[word]]
+                if token.lower() in options[1:]:
+                    swaps.append((word, options.index(token.lower(), 1)))
+            ranked[target.index] = list(dict.fromkeys(swaps))
+        return ranked
+
+    def attack(self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]) -> dict[int, SearchOutcome]:
+        attacked_side = 0 if targets and targets[0].example.text_pair is None else 1
+        chosen = {t.index: {} for t in targets}
+        latest = {t.index: clean[t.index] for t in targets}
+        outcomes: dict[int, SearchOutcome] = {}
+        active = list(targets)
+        while active:
+            ranked = self._ranked_swaps(active, chosen, attacked_side)
+            requests = [(t.index, t.render({**chosen[t.index], word: slot}))
+                        for t in active for word, slot in ranked[t.index]]
+            answers = iter(engine.probabilities(requests))
+            still = []
+            for target in active:
+                scored = [(self.goal.loss(p, target.label), k, p) for k, p in
+                          zip(range(len(ranked[target.index])), answers)]
+                current = self.goal.loss(latest[target.index], target.label)
+                best = min(scored, key=lambda item: (item[0], item[1]), default=None)
+                if best is None or best[0] >= current:
+                    outcomes[target.index] = SearchOutcome(False, chosen[target.index], latest[target.index])
+                    continue
+                word, slot = ranked[target.index][best[1]]
+                chosen[target.index][word] = slot
+                latest[target.index] = best[2]
+                if self.goal.succeeded(best[2], target.label):
+                    outcomes[target.index] = SearchOutcome(True, chosen[target.index], best[2])
+                elif target.budget is not None and len(chosen[target.index]) >= target.budget:
+                    outcomes[target.index] = SearchOutcome(False, chosen[target.index], best[2])
+                else:
+                    still.append(target)
+            active = still
         return outcomes

@@ -28,16 +28,21 @@ class WordSpans:
 
     def replace(self, substitutes: dict[int, str]) -> str:
         """The text with word ``i`` replaced by ``substitutes[i]`` for each given position."""
-        if not substitutes:
-            return self.text
-        pieces, cursor = [], 0
-        for position in sorted(substitutes):
-            start, end = self.spans[position]
+        return self.replace_with_spans(substitutes)[0]
+
+    def replace_with_spans(self, substitutes: dict[int, str]) -> tuple[str, list[tuple[int, int]]]:
+        """The replaced text and, for each word of this text, its character span in the new text."""
+        pieces, spans, cursor, length = [], [], 0, 0
+        for position, (start, end) in enumerate(self.spans):
+            word = substitutes.get(position, self.text[start:end])
             pieces.append(self.text[cursor:start])
-            pieces.append(substitutes[position])
+            length += start - cursor
+            pieces.append(word)
+            spans.append((length, length + len(word)))
+            length += len(word)
             cursor = end
         pieces.append(self.text[cursor:])
-        return "".join(pieces)
+        return "".join(pieces), spans
 
 
 def match_case(template: str, word: str) -> str:

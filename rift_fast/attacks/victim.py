@@ -59,6 +59,39 @@ class VictimModel:
                 output[index] = probabilities[row]
         return np.stack(output)
 
+    def embedding_gradients(self, queries: list[Query], labels: list[int], attacked_side: int):
+        """Gradient of the summed cross-entropy w.r.t. the word-embedding output, for gradient-guided search.
+
+        Returns ``(input_ids [B, L], grad [B, L, D] in the embedding dtype, offsets [B][L] (start, end),
+        sides [B][L])`` where ``sides`` tells, per token, which input it comes from (None: special token).
+        The model's parameters get no gradient.
+        """
+        encoded = self.tokenizer([q[0] for q in queries], [q[1] for q in queries] if attacked_side else None,
+                                 padding=True, truncation=True, max_length=self.max_length,
+                                 return_offsets_mapping=True, return_tensors="pt")
+        offsets = encoded.pop("offset_mapping").tolist()
+        sides = [encoded.sequence_ids(b) for b in range(len(queries))]
+        encoded = encoded.to(self.device)
+        captured = {}
+
+        def capture(module, inputs, output):
+            captured["embeddings"] = output.detach().requires_grad_(True)
+            return captured["embeddings"]
+
+        handle = self.model.get_input_embeddings().register_forward_hook(capture)
+        try:
+            with torch.enable_grad():
+                started = time.perf_counter()
+                result = self.model(**encoded)
+                logits = result.logits if hasattr(result, "logits") else result[0]
+                loss = torch.nn.functional.cross_entropy(logits.float(), torch.tensor(labels, device=self.device),
+                                                         reduction="sum")
+                (grad,) = torch.autograd.grad(loss, captured["embeddings"])
+                self.forward_seconds += time.perf_counter() - started
+        finally:
+            handle.remove()
+        return encoded["input_ids"], grad, offsets, sides
+
     def visible_characters(self, query: Query, attacked_side: int) -> tuple[int, bool]:
         """How many leading characters of the attacked side (0: text, 1: pair) the model sees, and
         whether the query is truncated at all."""
