@@ -1,0 +1,212 @@
+"""The ASCC adversary (Dong et al., ICLR 2021) as RIFT uses it (RIFT_SPEC step 1).
+
+At each position ``i`` of the input the embedding-layer output is a convex combination of the
+embedding-layer outputs of the original token (slot 0) and its synonyms::
+
+    e_adv(i) = sum_s w[i, s] * E(sub[i, s]),   w[i, :] = softmax(z'[i, :]),
+    z'[i, s] = z[i, s] if slot s is valid, else -500
+
+computed by the fused :func:`rift_fast.ops.convex_hull_embedding.convex_hull_embedding` op (backend
+dispatch ``backend=None``), so E includes position and type embeddings and the LayerNorm.
+
+The logits ``z`` start from ``torch.nn.init.kaiming_normal_`` on a [B, L, K, 1] tensor, as the
+original code does: fan_in = L * K, gain sqrt(2), so z ~ N(0, 2 / (L * K)) (nearly uniform starting
+weights). They are optimised by Adam (lr 1, weight decay 2e-5) for ``steps`` (10) steps with the
+model in eval mode, minimising::
+
+    loss = -objective + 15 * sum_i H(w[i, :]) / (300 * 128)
+
+where ``objective`` is ``KL(p(x) || p(x_adv))`` summed over the batch (mode ``"kl"``, training; p(x)
+from an eval-mode, no-grad forward of the clean input) or ``CE(p(x_adv), y)`` summed over the batch
+(mode ``"ce"``, evaluation), and the entropy sum runs over every position of the batch (padding
+included: its single valid slot gives H = 0). Sums and the constant 300 * 128 are those of the
+original code. The final weights are the softmax of the final logits (after the last Adam step).
+Only ``z`` receives gradients during the search (the model's parameters are untouched, their
+``.grad`` too); the model's train/eval mode is restored afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from rift_fast.ops.convex_hull_embedding import convex_hull_embedding
+from rift_fast.ops.neighbour_gather import gather_neighbours
+from rift_fast.training.model import unwrap
+
+ADVERSARY_STEPS = 10
+ADVERSARY_LR = 1.0
+ADVERSARY_WEIGHT_DECAY = 2e-5
+ENTROPY_WEIGHT = 15.0
+ENTROPY_NORMALISER = 300 * 128
+INVALID_LOGIT = -500.0
+MODES = ("kl", "ce")
+
+
+@dataclass
+class ASCCResult:
+    """Outcome of :func:`ascc_adversary`.
+
+    weights: [B, L, K] final convex weights (detached; ~0 on invalid slots, rows sum to 1).
+    embeddings: [B, L, H] the hull embedding of ``weights`` (embedding-layer output, no dropout);
+        differentiable in the model's embedding parameters when built with grad enabled.
+    objective: [steps] the objective (KL or CE, summed over the batch) at each step, before that
+        step's update (detached, no host sync).
+    entropy: [steps] sum_i H(w[i, :]) at each step, before the update (detached).
+    """
+
+    weights: torch.Tensor
+    embeddings: torch.Tensor
+    objective: torch.Tensor
+    entropy: torch.Tensor
+
+
+def restrict_substitutions(sub_ids: torch.Tensor, attention_mask=None, special_tokens_mask=None) -> torch.Tensor:
+    """``sub_ids`` [B, L, K] with slots 1.. emptied (-1) where ``attention_mask`` is 0 or
+    ``special_tokens_mask`` is 1, so padding and special tokens keep only slot 0 (themselves)."""
+    frozen = torch.zeros(sub_ids.shape[:2], dtype=torch.bool, device=sub_ids.device)
+    if attention_mask is not None:
+        frozen |= attention_mask == 0
+    if special_tokens_mask is not None:
+        frozen |= special_tokens_mask.bool()
+    out = sub_ids.clone()
+    out[..., 1:] = out[..., 1:].masked_fill(frozen.unsqueeze(-1), -1)
+    return out
+
+
+def substitution_ids(input_ids, neighbour_table, attention_mask=None, special_tokens_mask=None, backend=None):
+    """[B, L, 1 + K] substitution ids: :func:`gather_neighbours` then :func:`restrict_substitutions`."""
+    table = neighbour_table.to(input_ids.device)
+    sub_ids = gather_neighbours(input_ids, table, backend=backend)
+    return restrict_substitutions(sub_ids, attention_mask, special_tokens_mask)
+
+
+def hull_embedding(model, weights, sub_ids, token_type_ids=None, position_ids=None, backend=None, detach_tables=False):
+    """Convex hull of the model's embedding-layer outputs (fused op; positions as the model numbers them)."""
+    model = unwrap(model)
+    emb = model.embeddings
+    tables = (emb.word_embeddings.weight, emb.position_embeddings.weight, emb.token_type_embeddings.weight,
+              emb.LayerNorm.weight, emb.LayerNorm.bias)
+    if detach_tables:
+        tables = tuple(t.detach() for t in tables)
+    if position_ids is None:
+        position_ids = model.position_ids(sub_ids[..., 0].clamp_min(0))
+    return convex_hull_embedding(weights, sub_ids, *tables, eps=emb.LayerNorm.eps, position_ids=position_ids,
+                                 token_type_ids=token_type_ids, backend=backend)
+
+
+def _check(input_ids, attention_mask, sub_ids, labels, mode):
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if sub_ids.dim() != 3 or sub_ids.shape[:2] != input_ids.shape:
+        raise ValueError(
+            f"sub_ids must be [B, L, K] with [B, L] = {tuple(input_ids.shape)}, got {tuple(sub_ids.shape)}"
+        )
+    if attention_mask is not None and attention_mask.shape != input_ids.shape:
+        raise ValueError(f"attention_mask must have shape {tuple(input_ids.shape)}, got {tuple(attention_mask.shape)}")
+    if mode == "ce" and labels is None:
+        raise ValueError("mode 'ce' needs labels")
+
+
+def ascc_adversary(model, input_ids, attention_mask, sub_ids, labels=None, token_type_ids=None, mode="kl",
+                   steps=ADVERSARY_STEPS, lr=ADVERSARY_LR, weight_decay=ADVERSARY_WEIGHT_DECAY,
+                   entropy_weight=ENTROPY_WEIGHT, entropy_normaliser=ENTROPY_NORMALISER,
+                   generator=None, backend=None) -> ASCCResult:
+    """Find the ASCC convex weights for a batch.
+
+    model: a :class:`~rift_fast.training.model.RobustClassifier`. input_ids, attention_mask [B, L];
+    sub_ids [B, L, K] int64 (from :func:`substitution_ids`: slot 0 = the token, -1 = empty; padding
+    and special tokens should keep only slot 0); labels [B] (mode ``"ce"``); mode ``"kl"`` (training)
+    or ``"ce"`` (evaluation); a DDP/DataParallel wrapper is looked through; ``generator``: a
+    torch.Generator on the inputs' device for the Kaiming draw (default: the global RNG); ``backend``:
+    the hull op's backend (None = dispatch). The final hull ``embeddings`` are built under the
+    caller's grad mode.
+    """
+    _check(input_ids, attention_mask, sub_ids, labels, mode)
+    model = unwrap(model)  # the search needs no DDP gradient hooks
+    batch, length, slots = sub_ids.shape
+    valid = sub_ids >= 0
+    position_ids = model.position_ids(input_ids)
+    z = torch.empty(batch, length, slots, 1, dtype=torch.float32, device=input_ids.device)
+    torch.nn.init.kaiming_normal_(z, generator=generator)  # fan_in = L * K, std sqrt(2 / (L * K))
+    z = z.view(batch, length, slots).requires_grad_(True)
+    optimiser = torch.optim.Adam([z], lr=lr, weight_decay=weight_decay)
+    objectives, entropies = [], []
+    was_training = model.training
+    model.eval()
+    try:
+        if mode == "kl":
+            with torch.no_grad():
+                clean_logits, _ = model(input_ids, attention_mask, token_type_ids)
+            target = F.softmax(clean_logits.float(), dim=-1)
+        for _ in range(steps):
+            with torch.enable_grad():
+                masked = z.masked_fill(~valid, INVALID_LOGIT)
+                log_w = F.log_softmax(masked, dim=-1)
+                w = log_w.exp()
+                hull = hull_embedding(model, w, sub_ids, token_type_ids, position_ids, backend, detach_tables=True)
+                logits_adv, _ = model(attention_mask=attention_mask, token_type_ids=token_type_ids, inputs_embeds=hull)
+                logits_adv = logits_adv.float()
+                if mode == "kl":
+                    objective = F.kl_div(F.log_softmax(logits_adv, dim=-1), target, reduction="sum")
+                else:
+                    objective = F.cross_entropy(logits_adv, labels, reduction="sum")
+                entropy = -(w * log_w).sum()
+                loss = -objective + entropy_weight * entropy / entropy_normaliser
+                (grad,) = torch.autograd.grad(loss, [z])
+            z.grad = grad
+            optimiser.step()
+            objectives.append(objective.detach())
+            entropies.append(entropy.detach())
+    finally:
+        model.train(was_training)
+    weights = F.softmax(z.detach().masked_fill(~valid, INVALID_LOGIT), dim=-1)
+    embeddings = hull_embedding(model, weights, sub_ids, token_type_ids, position_ids, backend)
+    empty = torch.zeros(0, device=input_ids.device)
+    return ASCCResult(
+        weights=weights, embeddings=embeddings,
+        objective=torch.stack(objectives) if objectives else empty,
+        entropy=torch.stack(entropies) if entropies else empty,
+    )
+
+
+@dataclass
+class ASCCEvaluation:
+    """Per-example outcome of :func:`ascc_robust_accuracy` ([B] bool tensors)."""
+
+    clean_correct: torch.Tensor
+    hull_correct: torch.Tensor
+
+    @property
+    def robust_correct(self) -> torch.Tensor:
+        """Correct on the clean input AND on the adversarial hull (a clean mistake counts as broken)."""
+        return self.clean_correct & self.hull_correct
+
+    @property
+    def robust_accuracy(self) -> float:
+        return float(self.robust_correct.float().mean())
+
+    @property
+    def clean_accuracy(self) -> float:
+        return float(self.clean_correct.float().mean())
+
+
+def ascc_robust_accuracy(model, input_ids, attention_mask, sub_ids, labels, token_type_ids=None,
+                         steps=ADVERSARY_STEPS, generator=None, backend=None, **adversary_settings) -> ASCCEvaluation:
+    """ASCC evaluation: the adversary in mode ``"ce"``, then eval-mode predictions on the clean input
+    and on the final hull input; the model's train/eval mode is restored."""
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            result = ascc_adversary(model, input_ids, attention_mask, sub_ids, labels, token_type_ids, mode="ce",
+                                    steps=steps, generator=generator, backend=backend, **adversary_settings)
+            model.eval()
+            clean_logits, _ = model(input_ids, attention_mask, token_type_ids)
+            hull_logits, _ = model(attention_mask=attention_mask, token_type_ids=token_type_ids,
+                                   inputs_embeds=result.embeddings)
+    finally:
+        model.train(was_training)
+    return ASCCEvaluation(clean_correct=clean_logits.argmax(-1) == labels,
+                          hull_correct=hull_logits.argmax(-1) == labels)

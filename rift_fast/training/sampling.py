@@ -1,0 +1,90 @@
+"""Class-balanced batches, as RIFT builds them from one loader per class (RIFT_SPEC step 3).
+
+Every batch holds ``batch_size / num_classes`` examples of each class, class by class (all of class
+0, then class 1, ...: the layout of concatenated per-class loaders). Each epoch draws one random
+permutation per class (classes in increasing label order) from a ``torch.Generator`` seeded with
+``seed + epoch`` (call :meth:`ClassBalancedBatchSampler.set_epoch` before each epoch, as with
+``DistributedSampler``). An epoch has ``min_c floor(n_c / per_class)`` batches: it ends when the
+smallest class runs out, like zipped per-class loaders with ``drop_last``, so larger classes are
+subsampled (a different random subset each epoch) and no example repeats within an epoch.
+
+Distributed: with ``world_size`` ranks each global batch is split per class: rank r takes the r-th
+contiguous share (``per_class / world_size`` examples) of every class block, so each rank's batch is
+class-balanced too (the InfoNCE negatives stay within a class on every rank) and the ranks together
+cover exactly the single-process global batch. ``batch_size`` is the GLOBAL batch size and must be
+divisible by ``num_classes * world_size``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch.utils.data import Sampler
+
+
+class ClassBalancedBatchSampler(Sampler[list[int]]):
+    """Yields lists of dataset indices: this rank's share of each class-balanced global batch.
+
+    labels: the dataset's integer labels (sequence or 1-D tensor); batch_size: the global batch
+    size; seed: base seed (epoch e uses ``seed + e``); num_classes: the label count (default: the
+    distinct labels present; giving it makes a class with no example an error).
+    Use as ``DataLoader(dataset, batch_sampler=sampler)``.
+    """
+
+    def __init__(self, labels: Sequence[int] | torch.Tensor, batch_size: int, seed: int = 0, rank: int = 0,
+                 world_size: int = 1, num_classes: int | None = None):
+        labels = torch.as_tensor(labels).long().cpu()
+        if labels.dim() != 1 or labels.numel() == 0:
+            raise ValueError(f"labels must be a non-empty 1-D sequence, got shape {tuple(labels.shape)}")
+        if bool((labels < 0).any()):
+            raise ValueError("labels must be non-negative")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got rank {rank}, world_size {world_size}")
+        classes = list(range(num_classes)) if num_classes is not None else sorted(set(labels.tolist()))
+        if num_classes is not None and int(labels.max()) >= num_classes:
+            raise ValueError(f"label {int(labels.max())} is out of range for num_classes={num_classes}")
+        if len(classes) < 1:
+            raise ValueError("no classes")
+        if batch_size < 1 or batch_size % len(classes):
+            raise ValueError(f"batch_size {batch_size} is not divisible by the number of classes {len(classes)}")
+        per_class = batch_size // len(classes)
+        if per_class % world_size:
+            raise ValueError(f"batch_size / num_classes = {per_class} is not divisible by world_size {world_size}")
+        self.members = [torch.nonzero(labels == c, as_tuple=True)[0] for c in classes]
+        for c, members in zip(classes, self.members):
+            if len(members) < per_class:
+                counts = ", ".join(f"class {k}: {len(m)}" for k, m in zip(classes, self.members))
+                raise ValueError(
+                    f"class {c} has {len(members)} examples, fewer than batch_size / num_classes = {per_class} "
+                    f"({counts})"
+                )
+        self.classes = classes
+        self.batch_size = batch_size
+        self.per_class = per_class
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+        self.num_batches = min(len(m) for m in self.members) // per_class
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose permutations the next iteration uses."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def global_batches(self) -> list[list[int]]:
+        """This epoch's full (all-rank) batches, class-major."""
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        picks = [m[torch.randperm(len(m), generator=generator)] for m in self.members]
+        per = self.per_class
+        return [torch.cat([p[b * per:(b + 1) * per] for p in picks]).tolist() for b in range(self.num_batches)]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        share = self.per_class // self.world_size
+        start = self.rank * share
+        for batch in self.global_batches():
+            yield [i for k in range(len(self.classes))
+                   for i in batch[k * self.per_class + start:k * self.per_class + start + share]]

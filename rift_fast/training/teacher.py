@@ -1,0 +1,85 @@
+"""The frozen teacher of RIFT and the per-class projection heads of its InfoNCE term (RIFT_SPEC step 3).
+
+``FrozenTeacher`` is a deep copy of the PRE-TRAINED encoder (build it before fine-tuning starts) with
+every parameter frozen. It stays in eval mode whatever ``train()`` says, unless ``keep_dropout`` is
+set: the original code never switched its teacher to eval mode, so its dropout stayed active during
+training; ``keep_dropout=True`` reproduces that (the teacher then follows ``train()`` / ``eval()``).
+
+``ProjectionHeads`` holds, for each class, a student head and a teacher head, each
+Linear(H, 512) - ReLU - Linear(512, 256); both sides are trainable. ``project`` applies to every
+sample the head of its class.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from rift_fast.training.model import RobustClassifier, encode_pooled, unwrap
+
+PROJECTION_HIDDEN = 512
+PROJECTION_DIM = 256
+SIDES = ("student", "teacher")
+
+
+class FrozenTeacher(nn.Module):
+    """Frozen copy of a :class:`RobustClassifier`'s encoder (and extra pooler, if it has one).
+
+    Build it from the model BEFORE fine-tuning. ``pooled(...)`` runs under ``torch.no_grad``.
+    Its parameters are not trainable and it holds no classifier head.
+    """
+
+    def __init__(self, model: RobustClassifier, keep_dropout: bool = False):
+        super().__init__()
+        self.keep_dropout = keep_dropout
+        model = unwrap(model)
+        self.encoder = copy.deepcopy(model.encoder)
+        self.extra_pooler = copy.deepcopy(model.extra_pooler)
+        for param in self.parameters():
+            param.requires_grad_(False)
+        self.train(model.training)
+
+    def train(self, mode: bool = True) -> "FrozenTeacher":
+        """Eval mode always, unless ``keep_dropout`` (then ``mode`` as asked)."""
+        return super().train(mode and self.keep_dropout)
+
+    @torch.no_grad()
+    def pooled(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
+        """Pooled feature [B, H] of the clean input (no gradient)."""
+        return encode_pooled(self.encoder, self.extra_pooler, input_ids, attention_mask, token_type_ids)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
+        return self.pooled(input_ids, attention_mask, token_type_ids)
+
+
+def _projection(hidden: int, inner: int, out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(hidden, inner), nn.ReLU(), nn.Linear(inner, out))
+
+
+class ProjectionHeads(nn.Module):
+    """One student and one teacher head per class: Linear(H, 512) - ReLU - Linear(512, 256)."""
+
+    def __init__(self, hidden_size: int, num_classes: int, inner: int = PROJECTION_HIDDEN, out: int = PROJECTION_DIM):
+        super().__init__()
+        self.num_classes = num_classes
+        self.student = nn.ModuleList(_projection(hidden_size, inner, out) for _ in range(num_classes))
+        self.teacher = nn.ModuleList(_projection(hidden_size, inner, out) for _ in range(num_classes))
+
+    def project(self, features: torch.Tensor, labels: torch.Tensor, side: str) -> torch.Tensor:
+        """[B, H] features -> [B, 256]: sample i through the ``side`` head of class ``labels[i]``.
+
+        Every head runs on the whole batch and each row keeps its class's result: C times the
+        (small) head compute, no host sync, and every head takes part in the graph (DDP needs no
+        ``find_unused_parameters`` when a class is absent from a shard).
+        """
+        if side not in SIDES:
+            raise ValueError(f"side must be one of {SIDES}, got {side!r}")
+        if features.dim() != 2 or labels.shape != features.shape[:1]:
+            raise ValueError(
+                f"features must be [B, H] and labels [B], got {tuple(features.shape)}, {tuple(labels.shape)}"
+            )
+        heads = self.student if side == "student" else self.teacher
+        every = torch.stack([head(features) for head in heads])  # [C, B, P]
+        return every[labels.long(), torch.arange(features.shape[0], device=features.device)]

@@ -1,0 +1,88 @@
+"""Class-balanced batching: composition, determinism, errors and the distributed split."""
+
+from collections import Counter
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from rift_fast.training.sampling import ClassBalancedBatchSampler
+
+# 3 classes of 10, 7 and 13 examples, interleaved.
+LABELS = [0] * 10 + [1] * 7 + [2] * 13
+LABELS = [LABELS[(i * 7) % len(LABELS)] for i in range(len(LABELS))]  # 7 is coprime with 30: a permutation
+
+
+def test_every_batch_is_class_balanced_and_class_major():
+    sampler = ClassBalancedBatchSampler(LABELS, batch_size=6, seed=0)
+    batches = list(sampler)
+    assert len(sampler) == len(batches) == 7 // 2  # smallest class (7) / per-class share (2)
+    for batch in batches:
+        assert len(batch) == 6
+        assert [LABELS[i] for i in batch] == [0, 0, 1, 1, 2, 2]
+    seen = [i for batch in batches for i in batch]
+    assert len(seen) == len(set(seen))  # no repeats within an epoch
+
+
+def test_larger_classes_are_subsampled_differently_each_epoch_and_seeded():
+    sampler = ClassBalancedBatchSampler(LABELS, batch_size=6, seed=3)
+    again = ClassBalancedBatchSampler(LABELS, batch_size=6, seed=3)
+    assert list(sampler) == list(again) == list(sampler)  # same seed and epoch: same batches
+    first = list(sampler)
+    sampler.set_epoch(1)
+    second = list(sampler)
+    assert first != second
+    again.set_epoch(1)
+    assert list(again) == second
+    other_seed = ClassBalancedBatchSampler(LABELS, batch_size=6, seed=4)
+    assert list(other_seed) != first
+    # Over many epochs every example of the largest class is drawn.
+    drawn = set()
+    for epoch in range(20):
+        sampler.set_epoch(epoch)
+        drawn |= {i for batch in sampler for i in batch if LABELS[i] == 2}
+    assert drawn == {i for i, y in enumerate(LABELS) if y == 2}
+
+
+def test_errors_name_the_problem():
+    with pytest.raises(ValueError, match="not divisible by the number of classes 3"):
+        ClassBalancedBatchSampler(LABELS, batch_size=7)
+    with pytest.raises(ValueError, match=r"class 1 has 7 examples, fewer than batch_size / num_classes = 8") as error:
+        ClassBalancedBatchSampler(LABELS, batch_size=24)
+    assert "class 0: 10, class 1: 7, class 2: 13" in str(error.value)
+    with pytest.raises(ValueError, match="class 3 has 0 examples"):
+        ClassBalancedBatchSampler(LABELS, batch_size=8, num_classes=4)
+    with pytest.raises(ValueError, match="not divisible by world_size 4"):
+        ClassBalancedBatchSampler(LABELS, batch_size=6, world_size=4)
+    with pytest.raises(ValueError, match="rank"):
+        ClassBalancedBatchSampler(LABELS, batch_size=6, rank=2, world_size=2)
+
+
+@pytest.mark.parametrize("world_size", [2, 4])
+def test_ranks_together_cover_the_single_process_batches(world_size):
+    labels = [0] * 20 + [1] * 17
+    single = ClassBalancedBatchSampler(labels, batch_size=8, seed=1)
+    ranks = [ClassBalancedBatchSampler(labels, batch_size=8, seed=1, rank=r, world_size=world_size)
+             for r in range(world_size)]
+    for epoch in (0, 5):
+        single.set_epoch(epoch)
+        for sampler in ranks:
+            sampler.set_epoch(epoch)
+        shards = [list(sampler) for sampler in ranks]
+        for b, batch in enumerate(single):
+            parts = [shard[b] for shard in shards]
+            assert sorted(i for part in parts for i in part) == sorted(batch)
+            for part in parts:  # every rank's share is class-balanced too
+                assert Counter(labels[i] for i in part) == {0: 4 // world_size, 1: 4 // world_size}
+        assert all(len(shard) == len(single) for shard in shards)
+
+
+def test_works_as_a_dataloader_batch_sampler():
+    labels = torch.tensor(LABELS)
+    dataset = TensorDataset(torch.arange(len(LABELS)), labels)
+    loader = DataLoader(dataset, batch_sampler=ClassBalancedBatchSampler(labels, batch_size=3, seed=0))
+    batches = list(loader)
+    assert len(batches) == 7
+    for index, label in batches:
+        assert label.tolist() == [0, 1, 2]
+        assert torch.equal(labels[index], label)
