@@ -35,13 +35,21 @@ def load_tokenizer(name_or_path: str):
 
 
 def load_sequence_classifier(name_or_path: str, num_labels: int):
-    """``AutoModelForSequenceClassification`` with ``num_labels`` outputs, and its tokenizer.
+    """``AutoModelForSequenceClassification`` with ``num_labels`` outputs, and its tokenizer; a
+    folder written by ``python -m rift_fast.train`` loads as its :class:`RobustClassifier`.
 
     A hub id needs network access the first time; its error then says so.
     """
     from transformers import AutoModelForSequenceClassification
 
     source = resolve_model_source(name_or_path)
+    if (Path(source) / "rift_fast.json").is_file():  # a checkpoint written by python -m rift_fast.train
+        from rift_fast.training.loop import load_trained_classifier
+
+        model = load_trained_classifier(source)
+        if model.num_classes != num_labels:
+            raise ValueError(f"{source} has a {model.num_classes}-class head but the dataset has {num_labels} labels")
+        return model, load_tokenizer(source)
     try:
         model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels)
     except OSError as error:

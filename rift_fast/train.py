@@ -1,15 +1,21 @@
-"""``python -m rift_fast.train``: robust fine-tuning (standard, ASCC, RIFT, FreeLB) of an encoder.
+"""``python -m rift_fast.train``: robust fine-tuning (standard, ASCC, RIFT, FreeLB) of an encoder, then
+evaluation on the test pool under PWWS, GA and the ASCC attack.
 
-With no arguments it runs the embedded default: the packaged MiniLM, the embedded Rotten Tomatoes
-data and the embedded synonym sets, on the CPU.
+With no arguments it runs the embedded default on the CPU: the packaged MiniLM, the embedded Rotten
+Tomatoes data and the embedded synonym sets; it trains standard fine-tuning and RIFT and prints one
+table. ``--task imdb|snli`` selects the published RIFT settings. ``torchrun --nproc_per_node N -m
+rift_fast.train ...`` trains with DistributedDataParallel.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from rift_fast.cli_common import add_data_arguments, add_model_arguments, add_synonym_arguments, load_synonym_index
 
@@ -26,94 +32,206 @@ class TaskPreset:
     batch_size: int
     max_length: int
     epochs: int
+    warmup_epochs: float = 2.0
     adversary_steps: int = 10
     train_size: int | None = None  # None: the whole training split
+    dev_examples: int = 1000
+    test_examples: int = 1000
+    ga_population: int = 60
+    ga_generations: int = 40
 
 
 TASK_PRESETS = {
     "imdb": TaskPreset("imdb", kl_weight=10.0, mi_weight=0.1, batch_size=32, max_length=300, epochs=20),
     "snli": TaskPreset("snli", kl_weight=5.0, mi_weight=0.7, batch_size=120, max_length=80, epochs=20),
-    "embedded": TaskPreset("rotten_tomatoes", kl_weight=10.0, mi_weight=0.1, batch_size=32, max_length=64,
-                           epochs=2, adversary_steps=3, train_size=2000),
+    # Sized for about 20 minutes on a 2-core CPU: fewer examples, epochs, adversary steps and a smaller GA.
+    "embedded": TaskPreset("rotten_tomatoes", kl_weight=10.0, mi_weight=0.1, batch_size=32, max_length=64, epochs=2,
+                           warmup_epochs=0.5, adversary_steps=5, train_size=2000, dev_examples=200,
+                           test_examples=100, ga_population=16, ga_generations=8),
 }
+PRESET_FIELDS = ("kl_weight", "mi_weight", "batch_size", "max_length", "epochs", "warmup_epochs", "adversary_steps",
+                 "train_size", "dev_examples", "test_examples", "ga_population", "ga_generations")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m rift_fast.train", description=__doc__,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="embedded", choices=sorted(TASK_PRESETS),
-                        help="preset of published settings (imdb, snli) or the embedded CPU run")
-    parser.add_argument("--method", nargs="+", default=None, choices=METHODS,
-                        help="methods to train (default: standard and rift)")
+                        help="preset of published settings (imdb, snli) or the embedded CPU run (default)")
+    parser.add_argument("--method", nargs="+", default=["standard", "rift"], choices=METHODS,
+                        help="methods to train, one after the other (default: standard rift)")
     add_model_arguments(parser)
     add_data_arguments(parser)
     parser.set_defaults(dataset=None)
     add_synonym_arguments(parser)
-    optimisation = parser.add_argument_group("optimisation (defaults from --task)")
+    optimisation = parser.add_argument_group("optimisation (unset: from --task)")
     optimisation.add_argument("--epochs", type=int)
-    optimisation.add_argument("--batch-size", type=int, help="class-balanced: batch/num_classes per class")
-    optimisation.add_argument("--lr", type=float, default=2e-5, help="AdamW learning rate")
+    optimisation.add_argument("--batch-size", type=int, help="global, class-balanced: batch/num_classes per class")
+    optimisation.add_argument("--lr", type=float, default=2e-5, help="AdamW learning rate (default 2e-5)")
     optimisation.add_argument("--head-weight-decay", type=float, default=2e-4, help="weight decay of the heads only")
-    optimisation.add_argument("--warmup-epochs", type=float, default=2.0, help="linear warm-up from lr/10")
+    optimisation.add_argument("--warmup-epochs", type=float, help="linear warm-up from lr/10 (2 in RIFT)")
     optimisation.add_argument("--max-length", type=int, help="tokens per input (longer inputs are truncated)")
-    optimisation.add_argument("--train-size", type=int, help="use only this many training examples")
-    rift = parser.add_argument_group("RIFT / ASCC (defaults from --task)")
-    rift.add_argument("--kl-weight", type=float, help="weight of KL(p(x) || p(x_adv))")
-    rift.add_argument("--mi-weight", type=float, help="weight of the class-conditional InfoNCE term")
-    rift.add_argument("--temperature", type=float, default=0.2, help="InfoNCE temperature")
-    rift.add_argument("--adversary-steps", type=int, help="Adam steps of the ASCC adversary")
+    optimisation.add_argument("--train-size", type=int, help="use only this many training examples (stratified)")
+    rift = parser.add_argument_group("RIFT / ASCC (unset: from --task)")
+    rift.add_argument("--kl-weight", type=float, help="weight of KL(p(x) || p(x_adv)) (IMDB 10, SNLI 5)")
+    rift.add_argument("--mi-weight", type=float, help="weight of the class-conditional InfoNCE (IMDB 0.1, SNLI 0.7)")
+    rift.add_argument("--temperature", type=float, default=0.2, help="InfoNCE temperature (0.2)")
+    rift.add_argument("--adversary-steps", type=int, help="Adam steps of the ASCC adversary (10 in RIFT)")
     rift.add_argument("--adversary-lr", type=float, default=1.0)
     rift.add_argument("--adversary-weight-decay", type=float, default=2e-5)
     rift.add_argument("--entropy-weight", type=float, default=15.0, help="entropy penalty of the hull weights")
     rift.add_argument("--teacher-dropout", action="store_true",
-                      help="keep the frozen teacher's dropout active, as the original code did")
-    evaluation = parser.add_argument_group("evaluation")
-    evaluation.add_argument("--test-examples", type=int, default=100, help="size of the test pool (seeded shuffle)")
-    evaluation.add_argument("--ga-population", type=int, default=60)
-    evaluation.add_argument("--ga-generations", type=int, default=40)
+                      help="keep the frozen teacher's dropout active, as the original code did (default off)")
+    evaluation = parser.add_argument_group("evaluation (unset: from --task)")
+    evaluation.add_argument("--dev-examples", type=int, help="dev examples for model selection (ASCC robust acc)")
+    evaluation.add_argument("--test-examples", type=int, help="size of the test pool (seeded shuffle)")
+    evaluation.add_argument("--ga-population", type=int)
+    evaluation.add_argument("--ga-generations", type=int, help="40 as published; 20 is the common faster variant")
     run = parser.add_argument_group("run")
-    run.add_argument("--output-dir", default="runs/embedded", help="checkpoints, results JSON/Markdown/PNG")
-    run.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
+    run.add_argument("--output-dir", default=None, help="checkpoints and results (default runs/<task>)")
+    run.add_argument("--resume", action="store_true", help="continue each method from its last checkpoint")
     return parser
 
 
 def resolve_settings(args: argparse.Namespace) -> argparse.Namespace:
     """Fill the options left unset from the task preset."""
     preset = TASK_PRESETS[args.task]
-    for field in ("kl_weight", "mi_weight", "batch_size", "max_length", "epochs", "adversary_steps", "train_size"):
-        if getattr(args, field) is None:
-            setattr(args, field, getattr(preset, field))
+    for name in PRESET_FIELDS:
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(preset, name))
     if args.dataset is None:
         args.dataset = preset.dataset
-    if args.method is None:
-        args.method = ["standard", "rift"]
+    if args.output_dir is None:
+        args.output_dir = f"runs/{args.task}"
     return args
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world
+
+
+def _subsample(examples, size, seed):
+    if size is None or size >= len(examples):
+        return examples
+    from sklearn.model_selection import train_test_split
+
+    kept, _ = train_test_split(examples, train_size=size, random_state=seed, stratify=[e.label for e in examples])
+    return kept
+
+
+def write_results(output_dir: Path, rows: list[dict], args: argparse.Namespace) -> str:
+    """Results JSON, Markdown table and PNG plot; returns the Markdown."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rift_fast.io_utils import write_text_atomically
+
+    lines = ["| method | clean acc | PWWS acc | GA acc | ASCC acc | train time |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for row in rows:
+        lines.append(f"| {row['method']} | {row['clean_accuracy']:.1%} | {row['pwws_accuracy']:.1%} | "
+                     f"{row['ga_accuracy']:.1%} | {row['ascc_accuracy']:.1%} | {row['train_seconds'] / 60:.1f} min |")
+    lines += ["", f"Test pool: {args.test_examples} examples of {args.dataset} (test split shuffled with seed "
+              f"{args.seed}). PWWS: no modification budget, stop words excluded, no LM filter. GA: population "
+              f"{args.ga_population}, {args.ga_generations} generations, no LM filter. ASCC: 10 steps, CE. "
+              f"Synonyms: {args.synonyms}. Training: {args.train_size or 'all'} examples, {args.epochs} epochs, batch "
+              f"{args.batch_size}, max length {args.max_length}, lr {args.lr}, warm-up {args.warmup_epochs} epochs, "
+              f"adversary steps {args.adversary_steps}, KL weight {args.kl_weight}, MI weight {args.mi_weight}, "
+              f"seed {args.seed}."]
+    markdown = "\n".join(lines) + "\n"
+    write_text_atomically(output_dir / "results.md", markdown)
+    write_text_atomically(output_dir / "results.json", json.dumps({"settings": vars(args), "results": rows}, indent=1))
+    metrics = [("clean_accuracy", "clean"), ("pwws_accuracy", "PWWS"), ("ga_accuracy", "GA"), ("ascc_accuracy", "ASCC")]
+    figure, axis = plt.subplots(figsize=(7, 3.6))
+    width = 0.8 / len(rows)
+    for k, row in enumerate(rows):
+        values = [100 * row[key] for key, _ in metrics]
+        bars = axis.bar([i + k * width for i in range(len(metrics))], values, width, label=row["method"])
+        axis.bar_label(bars, fmt="%.0f", fontsize=8)
+    axis.set_xticks([i + width * (len(rows) - 1) / 2 for i in range(len(metrics))], [name for _, name in metrics])
+    axis.set_ylabel("accuracy on the test pool (%)")
+    axis.set_ylim(0, 100)
+    axis.set_title(f"{args.dataset}, {args.model}: {args.test_examples} test examples")
+    axis.legend()
+    figure.tight_layout()
+    staging = output_dir / ".results.png.tmp.png"
+    figure.savefig(staging, dpi=120)
+    os.replace(staging, output_dir / "results.png")
+    plt.close(figure)
+    return markdown
 
 
 def main(argv: list[str] | None = None) -> int:
     args = resolve_settings(build_parser().parse_args(argv))
-    from rift_fast.data import load_task
-    from rift_fast.models import load_sequence_classifier
+    import torch
 
+    from rift_fast.data import load_task, test_pool
+    from rift_fast.evaluation import EvaluationSettings, evaluate_test_pool
+    from rift_fast.models import load_tokenizer
+    from rift_fast.training.loop import TrainSettings, Trainer, encode_examples, load_trained_classifier
+
+    rank, world = _distributed()
+    say = print if rank == 0 else (lambda *a, **k: None)
     started = time.perf_counter()
     task = load_task(args.dataset, args.data_source, seed=args.seed)
-    print(task.describe())
-    model, tokenizer = load_sequence_classifier(args.model, num_labels=len(task.label_names))
-    parameters = sum(p.numel() for p in model.parameters())
-    print(f"model: {args.model} ({type(model).__name__}, {parameters / 1e6:.1f} M parameters, "
-          f"vocabulary {len(tokenizer)})")
-    vocabulary = sorted({w for e in task.train for w in (e.text_pair or e.text).lower().split()})
+    train_examples = _subsample(task.train, args.train_size, args.seed)
+    say(task.describe())
+    tokenizer = load_tokenizer(args.model)
+    vocabulary = sorted({w.lower() for e in task.train for w in (e.text_pair or e.text).split()})
     synonyms = load_synonym_index(args, vocabulary)
     table = synonyms.vocab_table(tokenizer, k=args.synonym_k)
-    covered = int((table[:, 0] >= 0).sum())
-    print(f"synonyms: {synonyms.source}: {synonyms.num_words_with_synonyms()} words with synonyms; "
-          f"{covered} of {len(tokenizer)} tokenizer entries have single-token synonyms")
-    print(f"would train {', '.join(args.method)} on {args.train_size or len(task.train)} examples: "
-          f"{args.epochs} epochs, batch {args.batch_size}, max length {args.max_length}, lr {args.lr}, "
-          f"KL weight {args.kl_weight}, MI weight {args.mi_weight}, {args.adversary_steps} adversary steps")
-    print(f"then attack a test pool of {args.test_examples} examples (seed {args.seed}) with PWWS and GA "
-          f"(population {args.ga_population}, {args.ga_generations} generations)")
-    print(f"resources ready in {time.perf_counter() - started:.1f} s. Training itself is not built yet (issue #5).")
+    say(f"model: {args.model} | synonyms: {synonyms.source}, {synonyms.num_words_with_synonyms()} words; "
+        f"{int((table[:, 0] >= 0).sum())} of {len(tokenizer)} tokenizer entries have one-token synonyms")
+    train = encode_examples(tokenizer, train_examples, args.max_length)
+    dev = encode_examples(tokenizer, task.dev, args.max_length)
+    pool = test_pool(task, args.test_examples, seed=args.seed)
+    say(f"training {', '.join(args.method)} on {len(train_examples)} examples: {args.epochs} epochs, batch "
+        f"{args.batch_size}, max length {args.max_length}, lr {args.lr}, adversary steps {args.adversary_steps}, "
+        f"KL weight {args.kl_weight}, MI weight {args.mi_weight}; torch threads {torch.get_num_threads()}")
+    output_dir = Path(args.output_dir)
+    rows = []
+    for method in args.method:
+        settings = TrainSettings(
+            method=method, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+            head_weight_decay=args.head_weight_decay, warmup_epochs=args.warmup_epochs, max_length=args.max_length,
+            kl_weight=args.kl_weight, mi_weight=args.mi_weight, temperature=args.temperature,
+            adversary_steps=args.adversary_steps, adversary_lr=args.adversary_lr,
+            adversary_weight_decay=args.adversary_weight_decay, entropy_weight=args.entropy_weight,
+            teacher_dropout=args.teacher_dropout, dev_examples=args.dev_examples, seed=args.seed)
+        trainer = Trainer(settings, tokenizer, train, dev, table, output_dir, len(task.label_names),
+                          rank=rank, world_size=world)
+        method_started = time.perf_counter()
+        best = trainer.run(resume=args.resume)
+        train_seconds = time.perf_counter() - method_started
+        if rank != 0:
+            continue
+        say(f"[{method}] evaluating {best} on {len(pool)} test examples ...")
+        model = load_trained_classifier(best).to(trainer.device)
+        evaluation = evaluate_test_pool(model, tokenizer, pool, synonyms, table, EvaluationSettings(
+            max_length=args.max_length, ga_population=args.ga_population, ga_generations=args.ga_generations,
+            seed=args.seed))
+        rows.append({"method": method, "train_seconds": train_seconds, "checkpoint": str(best),
+                     "history": trainer.history, "settings": asdict(settings), **evaluation})
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        if rank != 0:
+            return 0
+    markdown = write_results(output_dir, rows, args)
+    print()
+    print(markdown)
+    print(f"results: {output_dir / 'results.md'}, {output_dir / 'results.json'}, {output_dir / 'results.png'} "
+          f"(total {(time.perf_counter() - started) / 60:.1f} min)")
     return 0
 
 

@@ -19,17 +19,38 @@ def test_help(module, capsys):
     assert "--model" in capsys.readouterr().out
 
 
-def test_train_without_arguments_loads_the_embedded_default(capsys):
-    assert train.main([]) == 0
+def test_train_runs_end_to_end_and_writes_results(tmp_path, capsys):
+    from transformers import BertConfig, BertModel
+
+    from rift_fast.models import load_tokenizer
+
+    model_dir = tmp_path / "tiny"
+    load_tokenizer("embedded").save_pretrained(model_dir)
+    config = BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64)
+    BertModel(config).save_pretrained(model_dir)
+    output = tmp_path / "run"
+    argv = ["--model", str(model_dir), "--train-size", "32", "--epochs", "1", "--batch-size", "8", "--max-length", "24",
+            "--dev-examples", "8", "--test-examples", "4", "--ga-population", "2", "--ga-generations", "1",
+            "--adversary-steps", "1", "--output-dir", str(output)]
+    assert train.main(argv) == 0
     out = capsys.readouterr().out
-    assert "rotten_tomatoes" in out and "BertForSequenceClassification" in out
-    assert "would train standard, rift on 2000 examples" in out
-    assert "tokenizer entries have single-token synonyms" in out
+    assert "| method | clean acc | PWWS acc | GA acc | ASCC acc | train time |" in out
+    assert "| standard |" in out and "| rift |" in out and "GA: population 2, 1 generations" in out
+    results = json.loads((output / "results.json").read_text())
+    assert [r["method"] for r in results["results"]] == ["standard", "rift"]
+    assert (output / "results.png").stat().st_size > 1000 and (output / "results.md").exists()
+    assert (output / "rift" / "best" / "model.safetensors").exists()
+    # the checkpoint is a model the attack command line can load
+    assert attack.main(["--model", str(output / "rift" / "best"), "--num-examples", "3", "--attack", "pwws",
+                        "--output", str(tmp_path / "attack.json")]) == 0
+    assert json.loads((tmp_path / "attack.json").read_text())["summary"]["examples"] == 3
 
 
 def test_task_presets_follow_the_published_settings():
     imdb = train.resolve_settings(train.build_parser().parse_args(["--task", "imdb"]))
     assert (imdb.kl_weight, imdb.mi_weight, imdb.batch_size, imdb.max_length, imdb.epochs) == (10.0, 0.1, 32, 300, 20)
+    assert (imdb.warmup_epochs, imdb.adversary_steps, imdb.lr, imdb.temperature) == (2.0, 10, 2e-5, 0.2)
     snli = train.resolve_settings(train.build_parser().parse_args(["--task", "snli", "--mi-weight", "0.5"]))
     assert (snli.kl_weight, snli.mi_weight, snli.batch_size, snli.max_length, snli.dataset) == (5.0, 0.5, 120, 80, "snli")
 

@@ -150,6 +150,15 @@ class RobustClassifier(nn.Module):
         return cls(AutoModel.from_pretrained(resolve_model_source(name_or_path), **kwargs), num_classes)
 
     @property
+    def config(self):
+        """The encoder's configuration (max_position_embeddings, hidden_size, ...)."""
+        return self.encoder.config
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The word-embedding table (what gradient-guided attacks differentiate against)."""
+        return self.embeddings.word_embeddings
+
+    @property
     def embeddings(self) -> nn.Module:
         """The encoder's embedding module (what :func:`convex_hull_embedding_from_bert` reads)."""
         return embeddings_of(self.encoder)

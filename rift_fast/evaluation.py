@@ -1,0 +1,60 @@
+"""Evaluation on the test pool: clean accuracy and robust accuracy under PWWS, GA and the ASCC attack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rift_fast.attacks import PWWS, Constraints, GeneticAttack, UntargetedClassification, VictimModel, run_attack
+from rift_fast.data import Example
+from rift_fast.synonyms import SynonymIndex
+from rift_fast.training.adversary import ascc_robust_accuracy
+from rift_fast.training.loop import collate, encode_examples
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    max_length: int
+    ga_population: int = 60
+    ga_generations: int = 40
+    ascc_steps: int = 10
+    batch_size: int = 64
+    seed: int = 0
+
+
+def ascc_accuracy(model, tokenizer, pool: list[Example], neighbour_table: torch.Tensor, settings: EvaluationSettings) -> float:
+    """Share of the pool correct on the clean input and on the ASCC adversarial hull (mode ce)."""
+    device = next(model.parameters()).device
+    split = encode_examples(tokenizer, pool, settings.max_length)
+    robust = 0
+    for start in range(0, len(pool), settings.batch_size):
+        batch = collate(split, list(range(start, min(len(pool), start + settings.batch_size))),
+                        tokenizer.pad_token_id, neighbour_table.to(device), device)
+        result = ascc_robust_accuracy(model, batch["input_ids"], batch["attention_mask"], batch["sub_ids"],
+                                      batch["labels"], batch["token_type_ids"], steps=settings.ascc_steps)
+        robust += int(result.robust_correct.sum())
+    return robust / len(pool)
+
+
+def evaluate_test_pool(model, tokenizer, pool: list[Example], synonyms: SynonymIndex, neighbour_table: torch.Tensor,
+                       settings: EvaluationSettings, progress: bool = True) -> dict:
+    """Clean, PWWS, GA and ASCC accuracy of ``model`` on ``pool`` with every setting recorded."""
+    goal = UntargetedClassification(use_margin=pool[0].text_pair is not None)
+    constraints = Constraints()
+    searches = {"pwws": PWWS(goal, tokenizer.unk_token),
+                "ga": GeneticAttack(goal, settings.ga_population, settings.ga_generations, seed=settings.seed)}
+    results = {}
+    for name, search in searches.items():
+        victim = VictimModel(model, tokenizer, max_length=settings.max_length, batch_size=settings.batch_size)
+        report = run_attack(pool, victim, synonyms, search, constraints, goal,
+                            {"search": search.settings(), "constraints": constraints.describe()}, progress=progress)
+        results[name] = report.summary()
+    model.eval()
+    return {
+        "clean_accuracy": results["pwws"]["clean_accuracy"],
+        "pwws_accuracy": results["pwws"]["robust_accuracy"],
+        "ga_accuracy": results["ga"]["robust_accuracy"],
+        "ascc_accuracy": ascc_accuracy(model, tokenizer, pool, neighbour_table, settings),
+        "attacks": results,
+    }

@@ -1,0 +1,386 @@
+"""The training loop shared by every method: class-balanced batches, AdamW with warm-up, dev-based
+model selection, atomic checkpoints with exact resume, NaN guard, and DistributedDataParallel."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from rift_fast.data import Example
+from rift_fast.io_utils import write_text_atomically
+from rift_fast.training.adversary import ascc_robust_accuracy, substitution_ids
+from rift_fast.training.losses import FreeLBSettings, ascc_loss, freelb_loss, rift_loss, standard_loss
+from rift_fast.training.model import RobustClassifier
+from rift_fast.training.sampling import ClassBalancedBatchSampler
+from rift_fast.training.teacher import FrozenTeacher, ProjectionHeads
+
+METHODS = ("standard", "ascc", "rift", "freelb")
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Every setting of one training run (RIFT_SPEC names; written next to each checkpoint)."""
+
+    method: str
+    model: str
+    epochs: int
+    batch_size: int
+    lr: float = 2e-5
+    head_weight_decay: float = 2e-4
+    warmup_epochs: float = 2.0
+    max_length: int = 300
+    kl_weight: float = 10.0
+    mi_weight: float = 0.1
+    temperature: float = 0.2
+    adversary_steps: int = 10
+    adversary_lr: float = 1.0
+    adversary_weight_decay: float = 2e-5
+    entropy_weight: float = 15.0
+    teacher_dropout: bool = False
+    dev_examples: int = 300
+    dev_adversary_steps: int = 10
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        for name in ("epochs", "batch_size", "max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class EncodedSplit:
+    """Token ids of a split, and which tokens may be substituted (the attacked side, no specials)."""
+
+    input_ids: list[list[int]]
+    token_type_ids: list[list[int]]
+    attackable: list[list[bool]]
+    labels: list[int]
+
+
+def encode_examples(tokenizer, examples: list[Example], max_length: int) -> EncodedSplit:
+    """Tokenise with the model's tokenizer; for sentence pairs only the hypothesis is attackable."""
+    pairs = examples[0].text_pair is not None if examples else False
+    encoded = tokenizer([e.text for e in examples], [e.text_pair for e in examples] if pairs else None,
+                        truncation=True, max_length=max_length, return_token_type_ids=True)
+    side = 1 if pairs else 0
+    attackable = [[s == side for s in encoded.sequence_ids(i)] for i in range(len(examples))]
+    return EncodedSplit(encoded["input_ids"], encoded["token_type_ids"], attackable, [e.label for e in examples])
+
+
+def collate(split: EncodedSplit, indices: list[int], pad_id: int, neighbour_table: torch.Tensor,
+            device: torch.device) -> dict[str, torch.Tensor]:
+    """A padded batch: input_ids, attention_mask, token_type_ids, labels, sub_ids [B, L, 1 + K]."""
+    length = max(len(split.input_ids[i]) for i in indices)
+
+    def pad(rows, value):
+        return torch.tensor([row + [value] * (length - len(row)) for row in rows])
+
+    input_ids = pad([split.input_ids[i] for i in indices], pad_id)
+    attention_mask = pad([[1] * len(split.input_ids[i]) for i in indices], 0)
+    frozen = pad([[not a for a in split.attackable[i]] for i in indices], True)
+    batch = {
+        "input_ids": input_ids, "attention_mask": attention_mask,
+        "token_type_ids": pad([split.token_type_ids[i] for i in indices], 0),
+        "labels": torch.tensor([split.labels[i] for i in indices]),
+    }
+    batch = {k: v.to(device) for k, v in batch.items()}
+    batch["sub_ids"] = substitution_ids(batch["input_ids"], neighbour_table, batch["attention_mask"],
+                                        frozen.to(device))
+    return batch
+
+
+class Objective(torch.nn.Module):
+    """The loss of one method on a batch (a module, so DistributedDataParallel can wrap it whole)."""
+
+    def __init__(self, settings: TrainSettings, model: RobustClassifier):
+        super().__init__()
+        self.settings = settings
+        self.model = model
+        if settings.method == "rift":
+            self.heads = ProjectionHeads(model.hidden_size, model.num_classes)
+            self.teacher = FrozenTeacher(model, keep_dropout=settings.teacher_dropout)
+
+    def adversary_settings(self) -> dict:
+        s = self.settings
+        return {"steps": s.adversary_steps, "lr": s.adversary_lr, "weight_decay": s.adversary_weight_decay,
+                "entropy_weight": s.entropy_weight}
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        s = self.settings
+        common = (batch["input_ids"], batch["attention_mask"], batch["labels"])
+        if s.method == "standard":
+            return standard_loss(self.model, *common, token_type_ids=batch["token_type_ids"])
+        if s.method == "ascc":
+            return ascc_loss(self.model, *common, batch["sub_ids"], batch["token_type_ids"], kl_weight=s.kl_weight,
+                             adversary_settings=self.adversary_settings())
+        if s.method == "rift":
+            return rift_loss(self.model, self.teacher, self.heads, *common, batch["sub_ids"], batch["token_type_ids"],
+                             kl_weight=s.kl_weight, mi_weight=s.mi_weight, temperature=s.temperature,
+                             adversary_settings=self.adversary_settings())
+        raise ValueError("freelb runs through Trainer.step (it calls backward itself)")
+
+    def trainable_groups(self) -> list[dict]:
+        """AdamW groups: weight decay on the heads only (classifier, projection heads)."""
+        heads = list(self.model.head_parameters()) + (list(self.heads.parameters()) if hasattr(self, "heads") else [])
+        head_ids = {id(p) for p in heads}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in head_ids]
+        return [{"params": rest, "weight_decay": 0.0},
+                {"params": heads, "weight_decay": self.settings.head_weight_decay}]
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_model_folder(folder: Path, objective: Objective, tokenizer, metadata: dict) -> None:
+    """Write a loadable model folder atomically: safetensors weights, encoder config, tokenizer, JSON.
+
+    The folder is staged beside its destination and swapped in with renames; a run killed midway
+    leaves the previous folder (or ``<folder>.old``, which :func:`resolve_checkpoint` also reads).
+    """
+    staging = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in objective.state_dict().items()
+             if not k.startswith("teacher.")}
+    save_file(state, str(staging / "model.safetensors"))
+    objective.model.encoder.config.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    write_text_atomically(staging / "rift_fast.json", json.dumps(metadata, indent=1, sort_keys=True))
+    previous = folder.with_name(folder.name + ".old")
+    shutil.rmtree(previous, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, previous)
+    os.replace(staging, folder)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def resolve_checkpoint(folder: Path) -> Path | None:
+    """``folder`` if complete, else the ``.old`` copy a killed save left, else None."""
+    for candidate in (folder, folder.with_name(folder.name + ".old")):
+        if (candidate / "rift_fast.json").is_file() and (candidate / "model.safetensors").is_file():
+            return candidate
+    return None
+
+
+class Trainer:
+    """Trains one method; ``run()`` returns the path of the best checkpoint (by dev robust accuracy)."""
+
+    def __init__(self, settings: TrainSettings, tokenizer, train: EncodedSplit, dev: EncodedSplit,
+                 neighbour_table: torch.Tensor, output_dir: str | Path, num_classes: int,
+                 freelb: FreeLBSettings | None = None, rank: int = 0, world_size: int = 1, progress: bool = True):
+        self.settings = settings
+        self.tokenizer = tokenizer
+        self.train_split, self.dev_split = train, dev
+        self.output_dir = Path(output_dir)
+        self.rank, self.world_size = rank, world_size
+        self.progress = progress and rank == 0
+        self.freelb = freelb or FreeLBSettings()
+        self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+        self.neighbour_table = neighbour_table.to(self.device)
+        torch.manual_seed(settings.seed)
+        random.seed(settings.seed)
+        np.random.seed(settings.seed)
+        model = RobustClassifier.from_pretrained(settings.model, num_classes)
+        self.objective = Objective(settings, model).to(self.device)
+        self.sampler = ClassBalancedBatchSampler(train.labels, settings.batch_size, seed=settings.seed, rank=rank,
+                                                 world_size=world_size, num_classes=num_classes)
+        self.optimizer = torch.optim.AdamW(self.objective.trainable_groups(), lr=settings.lr)
+        steps_per_epoch = len(self.sampler)
+        warmup = max(1, round(settings.warmup_epochs * steps_per_epoch))
+        # Linear warm-up from lr/10 to lr over the warm-up epochs, then constant (RIFT_SPEC step 5).
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: 0.1 + 0.9 * min(1.0, step / warmup))
+        self.engine = self.objective
+        if world_size > 1:
+            if settings.method == "freelb":
+                raise ValueError("freelb calls backward several times per step and is single-process here")
+            self.engine = torch.nn.parallel.DistributedDataParallel(self.objective)
+        self.history: list[dict] = []
+        self.epoch, self.step_in_epoch = 0, 0
+        self.best_robust = -1.0
+
+    # ------------------------------------------------------------------------------ checkpoints
+    @property
+    def last_dir(self) -> Path:
+        return self.output_dir / self.settings.method / "last"
+
+    @property
+    def best_dir(self) -> Path:
+        return self.output_dir / self.settings.method / "best"
+
+    def _metadata(self, kind: str) -> dict:
+        return {"format": CHECKPOINT_FORMAT, "kind": kind, "settings": asdict(self.settings),
+                "num_classes": self.objective.model.num_classes, "epoch": self.epoch,
+                "step_in_epoch": self.step_in_epoch, "history": self.history, "best_robust": self.best_robust}
+
+    def save(self, kind: str) -> None:
+        if self.rank != 0:
+            return
+        folder = self.last_dir if kind == "last" else self.best_dir
+        save_model_folder(folder, self.objective, self.tokenizer, self._metadata(kind))
+        if kind == "last":
+            state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                     "rng": _rng_state()}
+            staging = folder / "trainer_state.pt.tmp"
+            torch.save(state, staging)
+            os.replace(staging, folder / "trainer_state.pt")
+
+    def resume(self) -> None:
+        """Continue from ``last``; refuses a missing checkpoint or one written with other settings."""
+        folder = resolve_checkpoint(self.last_dir)
+        if folder is None or not (folder / "trainer_state.pt").is_file():
+            raise FileNotFoundError(f"--resume: no complete checkpoint in {self.last_dir}")
+        metadata = json.loads((folder / "rift_fast.json").read_text())
+        if metadata.get("settings") != asdict(self.settings):
+            changed = {k: (v, asdict(self.settings).get(k)) for k, v in metadata.get("settings", {}).items()
+                       if asdict(self.settings).get(k) != v}
+            raise ValueError(f"--resume: {folder} was written with other settings (checkpoint, now): {changed}")
+        if metadata.get("num_classes") != self.objective.model.num_classes:
+            raise ValueError(f"--resume: {folder} has a {metadata.get('num_classes')}-class head but the dataset has "
+                             f"{self.objective.model.num_classes} labels")
+        state_dict = load_file(str(folder / "model.safetensors"))
+        missing, unexpected = self.objective.load_state_dict(state_dict, strict=False)
+        missing = [k for k in missing if not k.startswith("teacher.")]
+        if missing or unexpected:
+            raise ValueError(f"--resume: {folder} does not match the model (missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]})")
+        state = torch.load(folder / "trainer_state.pt", weights_only=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        self.epoch, self.step_in_epoch = metadata["epoch"], metadata["step_in_epoch"]
+        self.history, self.best_robust = metadata["history"], metadata["best_robust"]
+        if self.rank == 0:
+            print(f"[{self.settings.method}] resumed from {folder} at epoch {self.epoch + 1}, "
+                  f"step {self.step_in_epoch}")
+
+    # ------------------------------------------------------------------------------- training
+    def _step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        self.objective.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        with autocast:
+            if self.settings.method == "freelb":
+                terms = freelb_loss(self.objective.model, batch["input_ids"], batch["attention_mask"],
+                                    batch["labels"], batch["token_type_ids"], settings=self.freelb)
+            else:
+                terms = self.engine(batch)
+                if not torch.isfinite(terms["loss"].detach()):
+                    raise TrainingDiverged(f"loss is {float(terms['loss'].detach())}")
+                terms["loss"].backward()
+        values = {k: float(v.detach()) for k, v in terms.items()}
+        if not all(math.isfinite(v) for v in values.values()):
+            raise TrainingDiverged("a loss term is " + ", ".join(f"{k}={v}" for k, v in values.items()))
+        self.optimizer.step()
+        self.scheduler.step()
+        return values
+
+    def evaluate_dev(self) -> dict[str, float]:
+        """Clean accuracy and ASCC robust accuracy (mode ce) on the first ``dev_examples`` of dev."""
+        model = self.objective.model
+        count = min(self.settings.dev_examples, len(self.dev_split.labels))
+        clean, robust = 0, 0
+        for start in range(0, count, self.settings.batch_size):
+            batch = collate(self.dev_split, list(range(start, min(count, start + self.settings.batch_size))),
+                            self.tokenizer.pad_token_id, self.neighbour_table, self.device)
+            result = ascc_robust_accuracy(model, batch["input_ids"], batch["attention_mask"], batch["sub_ids"],
+                                          batch["labels"], batch["token_type_ids"],
+                                          steps=self.settings.dev_adversary_steps)
+            clean += int(result.clean_correct.sum())
+            robust += int(result.robust_correct.sum())
+        return {"dev_clean_accuracy": clean / count, "dev_ascc_accuracy": robust / count}
+
+    def run(self, resume: bool = False) -> Path:
+        if resume:
+            self.resume()
+        started = time.perf_counter()
+        for epoch in range(self.epoch, self.settings.epochs):
+            self.epoch = epoch
+            self.sampler.set_epoch(epoch)
+            batches = list(self.sampler)
+            sums: dict[str, float] = {}
+            bar = tqdm(total=len(batches), initial=self.step_in_epoch, disable=not self.progress, leave=False,
+                       desc=f"{self.settings.method} epoch {epoch + 1}/{self.settings.epochs}")
+            for step in range(self.step_in_epoch, len(batches)):
+                batch = collate(self.train_split, batches[step], self.tokenizer.pad_token_id, self.neighbour_table,
+                                self.device)
+                try:
+                    terms = self._step(batch)
+                except TrainingDiverged as error:
+                    kept = (f"The last good checkpoint (end of epoch {epoch}) is kept in {self.last_dir}"
+                            if resolve_checkpoint(self.last_dir) else "No checkpoint had been written yet")
+                    raise TrainingDiverged(
+                        f"[{self.settings.method}] training diverged at epoch {epoch + 1}, step {step + 1}: {error}. "
+                        f"{kept}; lower --lr or --kl-weight (and --resume from it).") from None
+                for key, value in terms.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                self.step_in_epoch = step + 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{terms['loss']:.3f}")
+            bar.close()
+            dev = self.evaluate_dev()
+            record = {"epoch": epoch + 1, **{k: v / max(1, len(batches)) for k, v in sums.items()}, **dev,
+                      "seconds": time.perf_counter() - started}
+            self.history.append(record)
+            self.epoch, self.step_in_epoch = epoch + 1, 0
+            if dev["dev_ascc_accuracy"] > self.best_robust:
+                self.best_robust = dev["dev_ascc_accuracy"]
+                self.save("best")
+            self.save("last")
+            if self.rank == 0:
+                terms_text = "  ".join(f"{k} {v:.4f}" for k, v in record.items()
+                                       if k not in ("epoch", "seconds") and not k.startswith("dev_"))
+                print(f"[{self.settings.method}] epoch {epoch + 1}/{self.settings.epochs}  {terms_text}  "
+                      f"dev clean {dev['dev_clean_accuracy']:.1%}  dev ASCC {dev['dev_ascc_accuracy']:.1%}  "
+                      f"({record['seconds']:.0f} s)", file=sys.stdout, flush=True)
+        return resolve_checkpoint(self.best_dir) or self.best_dir
+
+
+def load_trained_classifier(folder: str | Path) -> RobustClassifier:
+    """A :class:`RobustClassifier` from a folder written by :func:`save_model_folder`."""
+    from transformers import AutoConfig, AutoModel
+
+    folder = Path(folder)
+    metadata_path = folder / "rift_fast.json"
+    if not metadata_path.is_file():
+        raise FileNotFoundError(f"{folder} is not a rift_fast checkpoint (no rift_fast.json)")
+    metadata = json.loads(metadata_path.read_text())
+    encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder))
+    model = RobustClassifier(encoder, metadata["num_classes"])
+    state = {k[len("model."):]: v for k, v in load_file(str(folder / "model.safetensors")).items()
+             if k.startswith("model.")}
+    model.load_state_dict(state)
+    return model.eval()
+
+
+__all__ = ["EncodedSplit", "Objective", "TrainSettings", "Trainer", "TrainingDiverged", "collate", "encode_examples",
+           "load_trained_classifier", "resolve_checkpoint", "save_model_folder"]

@@ -1,0 +1,178 @@
+"""The training loop on a tiny BERT: resume equals an uninterrupted run, NaN stops cleanly, bad
+inputs raise, and 2-process gloo DDP equals the single-process run."""
+
+import json
+import os
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from transformers import BertConfig, BertModel, BertTokenizerFast
+
+from rift_fast.data import Example
+from rift_fast.training.loop import (Trainer, TrainingDiverged, TrainSettings, encode_examples,
+                                     load_trained_classifier, resolve_checkpoint)
+
+WORDS = ["good", "fine", "nice", "bad", "awful", "poor", "movie", "plot", "the", "a"]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    tokenizer = BertTokenizerFast(str(folder / "vocab.txt"))
+    tokenizer.save_pretrained(folder)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=32, hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0)
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    return str(folder), tokenizer
+
+
+def _examples(count, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    examples = []
+    for i in range(count):
+        label = i % 2
+        words = ["good", "fine", "nice"] if label else ["bad", "awful", "poor"]
+        picks = torch.randint(0, 3, (3,), generator=generator).tolist()
+        examples.append(Example(f"the movie {words[picks[0]]} a plot {words[picks[1]]} {words[picks[2]]}", label))
+    return examples
+
+
+def _table(tokenizer):
+    vocab = tokenizer.get_vocab()
+    table = torch.full((len(tokenizer), 2), -1, dtype=torch.long)
+    for group in (["good", "fine", "nice"], ["bad", "awful", "poor"]):
+        for word in group:
+            others = [vocab[o] for o in group if o != word]
+            table[vocab[word]] = torch.tensor(others)
+    return table
+
+
+def _trainer(tiny_model, output, method="rift", epochs=2, **overrides):
+    path, tokenizer = tiny_model
+    options = {"batch_size": 8, "max_length": 16, "lr": 1e-3, "warmup_epochs": 1.0, "adversary_steps": 2,
+               "dev_examples": 8, "dev_adversary_steps": 2, **overrides}
+    settings = TrainSettings(method=method, model=path, epochs=epochs, **options)
+    train = encode_examples(tokenizer, _examples(32), 16)
+    dev = encode_examples(tokenizer, _examples(8, seed=1), 16)
+    return Trainer(settings, tokenizer, train, dev, _table(tokenizer), output, num_classes=2, progress=False)
+
+
+def _weights(trainer):
+    return {k: v.detach().clone() for k, v in trainer.objective.state_dict().items()}
+
+
+@pytest.mark.parametrize("method", ["standard", "ascc", "rift", "freelb"])
+def test_each_method_trains_and_saves_a_loadable_checkpoint(tiny_model, tmp_path, method):
+    trainer = _trainer(tiny_model, tmp_path, method=method, epochs=1)
+    best = trainer.run()
+    record = trainer.history[0]
+    assert record["epoch"] == 1 and 0 <= record["dev_ascc_accuracy"] <= record["dev_clean_accuracy"] <= 1
+    expected_terms = {"standard": {"ce"}, "ascc": {"ce", "kl"}, "rift": {"ce", "kl", "nce"}, "freelb": {"ce"}}[method]
+    assert expected_terms <= set(record)
+    model = load_trained_classifier(best)
+    metadata = json.loads((best / "rift_fast.json").read_text())
+    assert metadata["settings"]["method"] == method and metadata["num_classes"] == 2
+    batch = trainer.tokenizer(["the good movie"], return_tensors="pt")
+    assert model(batch["input_ids"], batch["attention_mask"])[0].shape == (1, 2)
+
+
+def test_resume_equals_uninterrupted_run(tiny_model, tmp_path):
+    uninterrupted = _trainer(tiny_model, tmp_path / "a")
+    uninterrupted.run()
+
+    class Killed(Exception):
+        pass
+
+    interrupted = _trainer(tiny_model, tmp_path / "b")
+    original_save = interrupted.save
+
+    def save_then_die(kind):
+        original_save(kind)
+        if kind == "last":
+            raise Killed
+
+    interrupted.save = save_then_die
+    with pytest.raises(Killed):
+        interrupted.run()
+    resumed = _trainer(tiny_model, tmp_path / "b")
+    resumed.run(resume=True)
+    assert [{k: v for k, v in h.items() if k != "seconds"} for h in resumed.history] == [
+        {k: v for k, v in h.items() if k != "seconds"} for h in uninterrupted.history]
+    final_a, final_b = _weights(uninterrupted), _weights(resumed)
+    assert final_a.keys() == final_b.keys()
+    for key in final_a:
+        assert torch.equal(final_a[key], final_b[key]), key
+
+
+def test_resume_refuses_missing_or_mismatched_checkpoints(tiny_model, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
+        _trainer(tiny_model, tmp_path).run(resume=True)
+    _trainer(tiny_model, tmp_path, epochs=1).run()
+    with pytest.raises(ValueError, match="other settings"):
+        _trainer(tiny_model, tmp_path, epochs=1, kl_weight=3.0).run(resume=True)
+
+
+def test_interrupted_save_leaves_a_readable_checkpoint(tiny_model, tmp_path):
+    trainer = _trainer(tiny_model, tmp_path, epochs=1)
+    trainer.run()
+    last = trainer.last_dir
+    os.replace(last, last.with_name("last.old"))  # killed between the two renames of a save
+    assert resolve_checkpoint(last) == last.with_name("last.old")
+
+
+def test_nan_loss_stops_with_a_clear_message(tiny_model, tmp_path):
+    trainer = _trainer(tiny_model, tmp_path, method="standard")
+    real_forward = trainer.objective.forward
+    calls = []
+
+    def poisoned(batch):
+        calls.append(1)
+        terms = real_forward(batch)
+        if len(calls) == 5:  # 4 batches per epoch: epoch 2, step 1
+            terms["loss"] = terms["loss"] * float("nan")
+        return terms
+
+    trainer.objective.forward = poisoned
+    with pytest.raises(TrainingDiverged, match=r"diverged at epoch 2, step 1: loss is nan.*last good checkpoint \(end of epoch 1\)"):
+        trainer.run()
+    assert resolve_checkpoint(trainer.last_dir) is not None  # epoch 1 is kept
+
+
+def test_unbalanceable_batch_and_bad_settings(tiny_model, tmp_path):
+    path, tokenizer = tiny_model
+    with pytest.raises(ValueError, match="unknown method 'magic'"):
+        TrainSettings(method="magic", model=path, epochs=1, batch_size=8)
+    settings = TrainSettings(method="standard", model=path, epochs=1, batch_size=8)
+    lopsided = encode_examples(tokenizer, [Example("the good movie", 1)] * 10 + [Example("the bad movie", 0)] * 2, 16)
+    with pytest.raises(ValueError, match="class"):
+        Trainer(settings, tokenizer, lopsided, lopsided, _table(tokenizer), tmp_path, num_classes=2)
+
+
+def _ddp_worker(rank, world, init_file, model_path, output, tokenizer_path):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    tokenizer = BertTokenizerFast.from_pretrained(tokenizer_path)
+    settings = TrainSettings(method="standard", model=model_path, epochs=1, batch_size=8, max_length=16, lr=1e-3,
+                             warmup_epochs=1.0, dev_examples=8, dev_adversary_steps=1)
+    trainer = Trainer(settings, tokenizer, encode_examples(tokenizer, _examples(32), 16),
+                      encode_examples(tokenizer, _examples(8, seed=1), 16), _table(tokenizer), output, num_classes=2,
+                      rank=rank, world_size=world, progress=False)
+    trainer.run()
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def test_two_process_gloo_ddp_equals_single_process(tiny_model, tmp_path):
+    path, tokenizer = tiny_model
+    single = _trainer(tiny_model, tmp_path / "single", method="standard", epochs=1, dev_adversary_steps=1)
+    single.run()
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), path, str(tmp_path / "ddp"), path), nprocs=2, join=True)
+    ddp = load_trained_classifier(tmp_path / "ddp" / "standard" / "last").state_dict()
+    reference = single.objective.model.state_dict()
+    for key, value in reference.items():
+        torch.testing.assert_close(ddp[key], value, rtol=1e-4, atol=1e-5, msg=key)
