@@ -1,0 +1,149 @@
+"""Benchmark build_perturbation_batch: the fused op (cpp on CPU, cuda on GPU) vs the torch reference.
+
+GA-like load: B examples x P individuals (one query group each, 1..4 word changes), about 30% of the
+individuals repeating an earlier one of their example (edits in another order). Prints, per shape:
+median time (ms) of one call through the public function (input validation included, the same for
+both) and of the op alone, their ratios (reference / fused), peak extra memory (MiB) and its ratio,
+and on a GPU the achieved bandwidth (GB/s) of the bytes the op must move (base rows read per group,
+edits, perturbed rows written, unique rows gathered). Memory is measured as in
+bench_substitution_scores.py (fresh subprocess per variant on the CPU, where --threads sets torch's
+and the C++ twin's shared intra-op thread count).
+
+    python benchmarks/bench_perturbation_batch.py [--threads 2] [--repeats 30]
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from rift_fast import _custom_ops
+from rift_fast.ops.perturbation_batch import build_perturbation_batch, build_perturbation_batch_reference
+
+SHAPES = {"L=256": (32, 256, 60), "L=128": (32, 128, 60)}  # (B examples, L, individuals per example)
+
+
+def make_inputs(batch, length, per_example, vocab, device, duplicate_fraction=0.3, seed=0):
+    """token_ids [B, L] and the four [M] edit tensors of a GA generation."""
+    gen = torch.Generator().manual_seed(seed)
+    columns, group = [], 0
+    for example in range(batch):
+        individuals = []
+        for _ in range(per_example):
+            if individuals and torch.rand(1, generator=gen).item() < duplicate_fraction:
+                copy = individuals[torch.randint(len(individuals), (1,), generator=gen).item()]
+                edits = [copy[i] for i in torch.randperm(len(copy), generator=gen).tolist()]
+            else:
+                positions = torch.randperm(length, generator=gen)[:torch.randint(1, 5, (1,), generator=gen).item()]
+                edits = [(p, torch.randint(vocab, (1,), generator=gen).item()) for p in positions.tolist()]
+            individuals.append(edits)
+            columns += [(example, position, token, group) for position, token in edits]
+            group += 1
+    example, position, token, group = torch.tensor(columns).t()
+    ids = torch.randint(vocab, (batch, length), generator=gen)
+    return [t.to(device) for t in (ids, example, position, token, group)]
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _call(variant, inputs):
+    """variant: '<backend>' (public function) or '<backend>-op' (op alone, no validation)."""
+    if variant == "reference-op":
+        return build_perturbation_batch_reference(*inputs)
+    if variant.endswith("-op"):
+        return _custom_ops.build_perturbation_batch(*inputs, int(inputs[4].max()) + 1)
+    return build_perturbation_batch(*inputs, backend=variant)
+
+
+def time_ms(variant, inputs, warmup, repeats, device):
+    for _ in range(warmup):
+        _call(variant, inputs)
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        _call(variant, inputs)
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def _status_kib(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+
+
+def peak_mib(variant, inputs, device, probe_args):
+    if device.type == "cuda":
+        _sync(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        _call(variant, inputs)
+        _sync(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    command = [sys.executable, __file__, *probe_args, "--probe", variant]
+    return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)["mib"]
+
+
+def probe(variant, inputs, warm_inputs):
+    """Subprocess side of peak_mib on the CPU: print the RSS growth of one call as JSON (after a tiny
+    warm-up call that pages in the code, which would otherwise count)."""
+    _call(variant, warm_inputs)
+    before = _status_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")  # reset VmHWM to the current RSS
+    _call(variant, inputs)
+    print(json.dumps({"mib": (_status_kib("VmHWM") - before) / 1024}))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", nargs="+", choices=tuple(SHAPES), default=list(SHAPES))
+    parser.add_argument("--vocab", type=int, default=30522)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch = C++ threads (CPU)")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--probe", help=argparse.SUPPRESS)  # internal: one CPU memory measurement
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    fused = "cuda" if device.type == "cuda" else "cpp"
+    if args.probe:
+        probe(args.probe, make_inputs(*SHAPES[args.shapes[0]], args.vocab, device), make_inputs(2, 8, 4, 50, device))
+        return
+
+    print(f"device={device} vocab={args.vocab} repeats={args.repeats} threads={args.threads} "
+          f"(torch intra-op = C++ at::parallel_for) fused={fused}; 'op' columns skip input validation")
+    header = (f"{'shape':>5} {'B':>3} {'L':>4} {'Q':>5} {'M':>5} {'U':>5} | {'fused ms':>8} {'ref ms':>8} "
+              f"{'ref/fused':>9} | {'op ms':>6} {'ref op':>6} {'ratio':>6} | {'fused MiB':>9} {'ref MiB':>8} "
+              f"{'ref/fused':>9}")
+    header += f" | {'fused GB/s':>10}" if device.type == "cuda" else ""
+    print(header)
+    for name in args.shapes:
+        batch, length, per_example = SHAPES[name]
+        inputs = make_inputs(batch, length, per_example, args.vocab, device)
+        out = build_perturbation_batch(*inputs, backend=fused)
+        groups, edits, unique = out.inverse.shape[0], inputs[1].shape[0], out.query_ids.shape[0]
+        ms = {v: time_ms(v, inputs, args.warmup, args.repeats, device)
+              for v in (fused, "reference", fused + "-op", "reference-op")}
+        probe_args = ["--shapes", name, "--vocab", str(args.vocab), "--threads", str(args.threads)]
+        mib = {v: peak_mib(v, inputs, device, probe_args) for v in (fused, "reference")}
+        line = (f"{name:>5} {batch:>3} {length:>4} {groups:>5} {edits:>5} {unique:>5} | {ms[fused]:>8.2f}"
+                f" {ms['reference']:>8.2f} {ms['reference'] / ms[fused]:>9.2f} | {ms[fused + '-op']:>6.2f}"
+                f" {ms['reference-op']:>6.2f} {ms['reference-op'] / ms[fused + '-op']:>6.2f} | {mib[fused]:>9.2f}"
+                f" {mib['reference']:>8.2f} {mib['reference'] / max(mib[fused], 1e-3):>9.1f}")
+        if device.type == "cuda":
+            moved = (2 * groups * length + 4 * edits + 2 * unique * length) * 8 / 1e9
+            line += f" | {moved / ms[fused] * 1e3:>10.1f}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

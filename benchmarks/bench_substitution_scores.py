@@ -1,0 +1,136 @@
+"""Benchmark substitution_scores: the fused op (cpp on CPU, cuda on GPU) vs the torch reference.
+
+Prints, per shape: median time (ms) of one call (scores + best slot + per-sequence top-k) for each
+backend and their ratio (reference / fused); peak extra memory (MiB) and its ratio; on a GPU the
+achieved bandwidth (GB/s) of the bytes the op must move (ids, grad, the gathered embedding rows,
+table rows, scores). Peak memory is torch.cuda.max_memory_allocated above the inputs on a GPU;
+on the CPU, the peak-RSS growth of one call in a fresh subprocess per variant (VmHWM after the
+call, reset through /proc/self/clear_refs, minus VmRSS before it; a tiny call first pages in
+the code). On the CPU torch and the C++
+twin share one intra-op thread pool (at::parallel_for): --threads sets both.
+
+    python benchmarks/bench_substitution_scores.py [--dtype bfloat16] [--threads 2] [--repeats 20]
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from rift_fast.ops.substitution_scores import substitution_scores
+
+SHAPES = {"bert-base": (32, 256, 8, 768), "minilm": (32, 128, 8, 384)}  # (B, L, K, D)
+
+
+def make_inputs(batch, length, k, dim, vocab, dtype, device, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    table = torch.randint(0, vocab, (vocab, k), generator=gen)
+    table[torch.rand(vocab, k, generator=gen) < 0.3] = -1  # many tokens have fewer than K synonyms
+    ids = torch.randint(0, vocab, (batch, length), generator=gen)
+    embeddings = torch.randn(vocab, dim, generator=gen).to(dtype)
+    grad = torch.randn(batch, length, dim, generator=gen).to(dtype)
+    mask = torch.rand(batch, length, generator=gen) < 0.85  # special tokens, stop words excluded
+    return [t.to(device) for t in (ids, table.int(), embeddings, grad, mask)]
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_ms(backend, inputs, topk, warmup, repeats, device):
+    for _ in range(warmup):
+        substitution_scores(*inputs, topk=topk, backend=backend)
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        substitution_scores(*inputs, topk=topk, backend=backend)
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def _status_kib(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+
+
+def peak_mib(backend, inputs, topk, device, probe_args):
+    """Peak extra memory of one call: CUDA allocator on a GPU, a fresh subprocess's RSS on the CPU."""
+    if device.type == "cuda":
+        _sync(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        substitution_scores(*inputs, topk=topk, backend=backend)
+        _sync(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    command = [sys.executable, __file__, *probe_args, "--probe", backend]
+    return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)["mib"]
+
+
+def probe(backend, inputs, warm_inputs, topk):
+    """Subprocess side of peak_mib on the CPU: print the RSS growth of one call as JSON (after a tiny
+    warm-up call that pages in the code, which would otherwise count)."""
+    substitution_scores(*warm_inputs, topk=topk, backend=backend)
+    before = _status_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")  # reset VmHWM to the current RSS
+    substitution_scores(*inputs, topk=topk, backend=backend)
+    print(json.dumps({"mib": (_status_kib("VmHWM") - before) / 1024}))
+
+
+def moved_gb(batch, length, k, dim, element_size):
+    """Bytes the op must move: ids, grad, original + candidate embedding rows, table rows, scores."""
+    positions = batch * length
+    return positions * (8 + dim * element_size * (k + 2) + k * 4 + k * 4) / 1e9
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    parser.add_argument("--shapes", nargs="+", choices=tuple(SHAPES), default=list(SHAPES))
+    parser.add_argument("--vocab", type=int, default=30522)
+    parser.add_argument("--topk", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch = C++ threads (CPU)")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--probe", help=argparse.SUPPRESS)  # internal: one CPU memory measurement
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = getattr(torch, args.dtype)
+    fused = "cuda" if device.type == "cuda" else "cpp"
+    if args.probe:
+        warm_inputs = make_inputs(2, 8, 8, 16, 64, dtype, device)
+        probe(args.probe, make_inputs(*SHAPES[args.shapes[0]], args.vocab, dtype, device), warm_inputs, args.topk)
+        return
+
+    print(f"device={device} dtype={args.dtype} vocab={args.vocab} topk={args.topk} repeats={args.repeats} "
+          f"threads={args.threads} (torch intra-op = C++ at::parallel_for) fused={fused}")
+    header = f"{'shape':>9} {'B':>3} {'L':>4} {'K':>2} {'D':>4} | {'fused ms':>9} {'ref ms':>9} {'ref/fused':>9}"
+    header += f" | {'fused MiB':>9} {'ref MiB':>9} {'ref/fused':>9}"
+    header += f" | {'fused GB/s':>10} {'ref GB/s':>9}" if device.type == "cuda" else ""
+    print(header)
+    for name in args.shapes:
+        batch, length, k, dim = SHAPES[name]
+        inputs = make_inputs(batch, length, k, dim, args.vocab, dtype, device)
+        ms = {b: time_ms(b, inputs, args.topk, args.warmup, args.repeats, device) for b in (fused, "reference")}
+        probe_args = ["--dtype", args.dtype, "--shapes", name, "--vocab", str(args.vocab), "--topk", str(args.topk),
+                      "--threads", str(args.threads)]
+        mib = {b: peak_mib(b, inputs, args.topk, device, probe_args) for b in (fused, "reference")}
+        line = (f"{name:>9} {batch:>3} {length:>4} {k:>2} {dim:>4} | {ms[fused]:>9.2f} {ms['reference']:>9.2f}"
+                f" {ms['reference'] / ms[fused]:>9.2f} | {mib[fused]:>9.1f} {mib['reference']:>9.1f}"
+                f" {mib['reference'] / max(mib[fused], 1e-3):>9.1f}")
+        if device.type == "cuda":
+            gigabytes = moved_gb(batch, length, k, dim, inputs[2].element_size())
+            line += f" | {gigabytes / ms[fused] * 1e3:>10.1f} {gigabytes / ms['reference'] * 1e3:>9.1f}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
