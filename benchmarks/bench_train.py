@@ -1,0 +1,85 @@
+"""Time per training step of standard, ASCC and RIFT (and FreeLB) at the same batch, side by side.
+
+    python benchmarks/bench_train.py                      # embedded MiniLM, batch 32, length 64, CPU
+    python benchmarks/bench_train.py --model bert-base-uncased --max-length 300 --adversary-steps 10  # IMDB-like
+
+Prints milliseconds per step (median of --repeats after --warmup), tokens per second, the ratio to
+standard and RIFT / ASCC (the teacher and mutual-information overhead; target <= 1.25).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from rift_fast.data import load_task
+from rift_fast.models import load_tokenizer
+from rift_fast.synonyms import embedded_index
+from rift_fast.training.loop import Objective, TrainSettings, collate, encode_examples
+from rift_fast.training.losses import FreeLBSettings, freelb_loss
+from rift_fast.training.model import RobustClassifier
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="embedded")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--adversary-steps", type=int, default=10)
+    parser.add_argument("--methods", nargs="+", default=["standard", "ascc", "rift", "freelb"])
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(0)
+    task = load_task("rotten_tomatoes")
+    tokenizer = load_tokenizer(args.model)
+    table = embedded_index().vocab_table(tokenizer, k=8).to(device)
+    # Long enough texts so every row reaches max_length where possible.
+    examples = sorted(task.train, key=lambda e: -len(e.text))[: args.batch_size * 4]
+    split = encode_examples(tokenizer, examples, args.max_length)
+    per_class = args.batch_size // 2
+    negatives = [i for i, y in enumerate(split.labels) if y == 0][:per_class]
+    positives = [i for i, y in enumerate(split.labels) if y == 1][:per_class]
+    batch = collate(split, negatives + positives, tokenizer.pad_token_id, table, device)
+    tokens = int(batch["attention_mask"].sum())
+    print(f"device={device} model={args.model} batch={args.batch_size} length={batch['input_ids'].shape[1]} "
+          f"tokens/batch={tokens} adversary_steps={args.adversary_steps} torch_threads={torch.get_num_threads()}")
+    timings = {}
+    for method in args.methods:
+        settings = TrainSettings(method=method, model=args.model, epochs=1, batch_size=args.batch_size,
+                                 max_length=args.max_length, adversary_steps=args.adversary_steps)
+        objective = Objective(settings, RobustClassifier.from_pretrained(args.model, 2)).to(device).train()
+        optimizer = torch.optim.AdamW(objective.trainable_groups(), lr=2e-5)
+        samples = []
+        for repeat in range(args.warmup + args.repeats):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                if method == "freelb":
+                    freelb_loss(objective.model, batch["input_ids"], batch["attention_mask"], batch["labels"],
+                                batch["token_type_ids"], settings=FreeLBSettings())
+                else:
+                    objective(batch)["loss"].backward()
+            optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if repeat >= args.warmup:
+                samples.append(time.perf_counter() - started)
+        timings[method] = statistics.median(samples)
+    print("| method | ms / step | tokens / s | vs standard |")
+    print("| --- | ---: | ---: | ---: |")
+    for method, seconds in timings.items():
+        ratio = seconds / timings["standard"] if "standard" in timings else float("nan")
+        print(f"| {method} | {1000 * seconds:.0f} | {tokens / seconds:.0f} | {ratio:.2f}x |")
+    if "rift" in timings and "ascc" in timings:
+        print(f"RIFT / ASCC = {timings['rift'] / timings['ascc']:.3f} (target <= 1.25)")
+
+
+if __name__ == "__main__":
+    main()
