@@ -1,0 +1,408 @@
+"""rift_fast's PWWS and GA against TextAttack's recipes: same model, examples and synonym sets.
+
+1. Victim: the embedded MiniLM (all-MiniLM-L6-v2) quickly fine-tuned on the embedded Rotten Tomatoes
+   train split (default: 2,000 shuffled snippets, length 64, 1 epoch, AdamW lr 1e-4, batch 32, seed 0),
+   saved with ``save_pretrained`` under ``runs/bench_victim/`` and reused while its settings match.
+2. Pool: ``test_pool(load_task("rotten_tomatoes"), N, seed=0)``; synonyms: ``../shared/data/
+   counterfitted_neighbors.json`` when present, else the embedded index (``--synonyms`` to choose).
+3. Attacks: rift_fast's ``run_attack`` (PWWS, GeneticAttack), then TextAttack 0.3.11's own search
+   methods (``GreedyWordSwapWIR("weighted-saliency")``, ``AlzantotGeneticAlgorithm``) built through
+   :mod:`rift_fast.interop.textattack` with the same transformation and constraints, run in the
+   ``.venv-textattack`` interpreter (``bash benchmarks/setup_textattack_env.sh``) as a subprocess of this
+   script, once with TextAttack's stock ``HuggingFaceModelWrapper`` (pads every query to 512 tokens,
+   model_batch_size 32: how users run it) and once with the dynamically padded ``RiftModelWrapper``
+   (batch size ``--batch-size``).
+4. Prints per attack and engine: clean and robust accuracy, attack success rate, wall time and its
+   ratio to rift_fast's, queries per (correctly classified) example and the share of the wall time
+   spent inside the model's forward pass; torch thread counts of both interpreters.
+
+    python benchmarks/bench_attacks.py                       # defaults: N=50, GA population 20 x 10 generations (about 14 min here)
+    python benchmarks/bench_attacks.py --num-examples 100 --ga-population 60 --ga-generations 20
+    python benchmarks/bench_attacks.py --skip-textattack     # rift_fast only
+
+Wall times exclude loading the model and synonym sets; each engine's timer covers its clean
+predictions and the search over the whole pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_NEIGHBOURS = ROOT.parent / "shared" / "data" / "counterfitted_neighbors.json"
+DEFAULT_TA_PYTHON = ROOT / ".venv-textattack" / "bin" / "python"
+ATTACKS = ("pwws", "ga")
+WRAPPERS = ("stock", "dynamic")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--num-examples", type=int, default=50, help="test pool size (seeded shuffle, seed 0)")
+    parser.add_argument("--attacks", default="pwws,ga", help="comma-separated subset of pwws,ga")
+    parser.add_argument("--ga-population", type=int, default=20,
+                        help="GA population, both engines (20 x 10 keeps the whole benchmark, which TextAttack's "
+                             "stock-wrapper GA dominates, near 14 min on a 2-core CPU; TextAttack's recipe is "
+                             "60 x 20, the published runs 60 x 40)")
+    parser.add_argument("--ga-generations", type=int, default=10,
+                        help="GA generations (TextAttack's max_iters), both engines")
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="queries per forward: rift_fast and TextAttack's dynamic wrapper "
+                             "(the stock wrapper keeps TextAttack's model_batch_size 32)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the pool, fine-tuning and the GAs")
+    parser.add_argument("--synonyms", default=None,
+                        help="neighbour JSON {word: [neighbours]} or 'embedded' "
+                             "(default: ../shared/data/counterfitted_neighbors.json when present)")
+    parser.add_argument("--victim-dir", default=str(ROOT / "runs" / "bench_victim"))
+    parser.add_argument("--train-examples", type=int, default=2000)
+    parser.add_argument("--train-length", type=int, default=64)
+    parser.add_argument("--train-epochs", type=int, default=1)
+    parser.add_argument("--train-lr", type=float, default=1e-4)
+    parser.add_argument("--train-batch-size", type=int, default=32)
+    parser.add_argument("--textattack-python", default=str(DEFAULT_TA_PYTHON),
+                        help="interpreter of the TextAttack environment")
+    parser.add_argument("--textattack-wrappers", default="stock,dynamic", help="comma-separated subset of stock,dynamic")
+    parser.add_argument("--skip-textattack", action="store_true")
+    parser.add_argument("--output-dir", default=str(ROOT / "runs" / "bench_attacks"),
+                        help="results JSON, the TextAttack specs and per-example results")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # TextAttack side: a spec JSON
+    return parser
+
+
+def _set_threads(threads: int | None) -> dict:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+        try:
+            torch.set_num_interop_threads(threads)
+        except RuntimeError:
+            pass
+    return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
+
+
+def _versions() -> dict:
+    import torch
+    import transformers
+
+    found = {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__}
+    try:
+        import importlib.metadata as metadata
+
+        found["textattack"] = metadata.version("textattack")
+    except Exception:
+        pass
+    return found
+
+
+# ------------------------------------------------------------------------------------------- victim
+def victim_settings(args, task) -> dict:
+    return {"base": "embedded:all-MiniLM-L6-v2", "task": task.name, "train_examples": args.train_examples,
+            "max_length": args.train_length, "epochs": args.train_epochs, "lr": args.train_lr,
+            "batch_size": args.train_batch_size, "optimizer": "AdamW", "schedule": "constant", "seed": args.seed}
+
+
+def ensure_victim(args, task) -> Path:
+    """The fine-tuned victim's folder: reused when its recorded settings match, else trained now."""
+    import torch
+
+    from rift_fast.models import load_sequence_classifier
+
+    folder = Path(args.victim_dir)
+    settings = victim_settings(args, task)
+    meta_path = folder / "bench_victim.json"
+    if meta_path.is_file() and (folder / "config.json").is_file():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("settings") == settings:
+            print(f"[bench] reusing the fine-tuned victim in {folder} "
+                  f"(trained in {meta['train_seconds']:.0f} s, dev accuracy {meta['dev_accuracy']:.3f})", flush=True)
+            return folder
+    print(f"[bench] fine-tuning the victim: {settings}", flush=True)
+    torch.manual_seed(args.seed)
+    model, tokenizer = load_sequence_classifier("embedded", num_labels=2)
+    order = torch.randperm(len(task.train), generator=torch.Generator().manual_seed(args.seed)).tolist()
+    train = [task.train[i] for i in order[:args.train_examples]]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.train_lr)
+    started = time.perf_counter()
+    model.train()
+    steps = 0
+    for epoch in range(args.train_epochs):
+        for start in range(0, len(train), args.train_batch_size):
+            batch = train[start:start + args.train_batch_size]
+            encoded = tokenizer([e.text for e in batch], padding=True, truncation=True, max_length=args.train_length,
+                                return_tensors="pt")
+            loss = model(**encoded, labels=torch.tensor([e.label for e in batch])).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            steps += 1
+            if steps % 10 == 0:
+                print(f"[bench]   epoch {epoch} step {steps}: loss {loss.item():.3f} "
+                      f"({time.perf_counter() - started:.0f} s)", flush=True)
+    train_seconds = time.perf_counter() - started
+    model.eval()
+    correct = 0
+    with torch.inference_mode():
+        for start in range(0, len(task.dev), 128):
+            batch = task.dev[start:start + 128]
+            encoded = tokenizer([e.text for e in batch], padding=True, truncation=True, max_length=args.train_length,
+                                return_tensors="pt")
+            predictions = model(**encoded).logits.argmax(-1)
+            correct += int((predictions == torch.tensor([e.label for e in batch])).sum())
+    dev_accuracy = correct / len(task.dev)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    meta_path.write_text(json.dumps({"settings": settings, "train_seconds": train_seconds,
+                                     "dev_accuracy": dev_accuracy, "steps": steps}, indent=1))
+    print(f"[bench] fine-tuned in {train_seconds:.0f} s ({steps} steps); dev accuracy {dev_accuracy:.3f}; "
+          f"saved to {folder}", flush=True)
+    return folder
+
+
+# ------------------------------------------------------------------------------------- rift_fast side
+def run_ours(attack: str, args, model_dir: Path, pool, synonyms) -> dict:
+    from rift_fast.attacks import PWWS, Constraints, GeneticAttack, UntargetedClassification, VictimModel, run_attack
+    from rift_fast.models import load_sequence_classifier
+
+    model, tokenizer = load_sequence_classifier(str(model_dir), num_labels=2)
+    victim = VictimModel(model, tokenizer, batch_size=args.batch_size)
+    goal = UntargetedClassification()
+    if attack == "pwws":
+        search = PWWS(goal, unknown_token=tokenizer.unk_token)
+    else:
+        search = GeneticAttack(goal, population=args.ga_population, generations=args.ga_generations, seed=args.seed)
+    constraints = Constraints()
+    settings = {"search": search.settings(), "constraints": constraints.describe(), "max_length": victim.max_length,
+                "batch_size": args.batch_size}
+    load_before, cpu_started = os.getloadavg()[0], time.process_time()
+    report = run_attack(pool, victim, synonyms, search, constraints, goal, settings, progress=False)
+    summary = report.summary()
+    summary.update(rows_scored=victim.rows_scored, cpu_seconds=time.process_time() - cpu_started,
+                   load_average_before=load_before, load_average_after=os.getloadavg()[0])
+    return {"engine": "rift_fast", "attack": attack, "summary": summary, "settings": settings,
+            "results": [r.__dict__ for r in report.results], "max_length": victim.max_length}
+
+
+# ------------------------------------------------------------------------------------- TextAttack side
+class ForwardTimer:
+    """Seconds spent inside ``model``'s forward, its calls and the rows it scored (hooks on the top module)."""
+
+    def __init__(self, model):
+        self.seconds = 0.0
+        self.calls = 0
+        self.rows = 0
+        self._started = None
+        self._handles = [model.register_forward_pre_hook(self._pre, with_kwargs=True),
+                         model.register_forward_hook(self._post)]
+
+    def _pre(self, module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        self.rows += int(ids.shape[0]) if ids is not None else 0
+        self._started = time.perf_counter()
+
+    def _post(self, module, inputs, output):
+        self.seconds += time.perf_counter() - self._started
+        self.calls += 1
+
+
+def textattack_worker(spec_path: str) -> int:
+    """Runs one TextAttack attack described by the spec JSON and writes the result JSON it names."""
+    spec = json.loads(Path(spec_path).read_text())
+    threads = _set_threads(spec["threads"])
+    import numpy as np
+    import textattack
+    import torch
+    from textattack.attack_results import FailedAttackResult, SkippedAttackResult, SuccessfulAttackResult
+    from textattack.models.wrappers import HuggingFaceModelWrapper
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from rift_fast.data import Example
+    from rift_fast.interop.textattack import RiftModelWrapper, build_genetic, build_pwws, textattack_input
+    from rift_fast.synonyms import SynonymIndex
+
+    model = AutoModelForSequenceClassification.from_pretrained(spec["model_dir"]).eval()
+    tokenizer = AutoTokenizer.from_pretrained(spec["model_dir"])
+    synonyms = SynonymIndex.from_neighbour_json(spec["synonyms"])
+    if spec["wrapper"] == "stock":
+        wrapper, model_batch_size = HuggingFaceModelWrapper(model, tokenizer), 32
+    else:
+        wrapper = RiftModelWrapper(model, tokenizer, batch_size=spec["batch_size"], max_length=spec["max_length"])
+        model_batch_size = spec["batch_size"]
+    if spec["attack"] == "pwws":
+        attack = build_pwws(wrapper, synonyms, model_batch_size=model_batch_size)
+    else:
+        attack = build_genetic(wrapper, synonyms, population=spec["population"], generations=spec["generations"],
+                               model_batch_size=model_batch_size)
+    examples = [Example(e["text"], e["label"]) for e in spec["examples"]]
+    timer = ForwardTimer(model)
+    textattack.shared.utils.set_seed(spec["seed"])
+    results = []
+    load_before, cpu_started = os.getloadavg()[0], time.process_time()
+    started = time.perf_counter()
+    for index, example in enumerate(examples):
+        result = attack.attack(textattack_input(example), example.label)
+        if isinstance(result, SkippedAttackResult):
+            status = "misclassified"
+        elif isinstance(result, SuccessfulAttackResult):
+            status = "success"
+        elif isinstance(result, FailedAttackResult):
+            status = "failed"
+        else:
+            status = type(result).__name__
+        original = result.original_result.attacked_text
+        perturbed = result.perturbed_result.attacked_text
+        results.append({"index": index, "label": example.label, "status": status,
+                        "queries": int(result.num_queries), "adversarial": perturbed.text,
+                        "words_changed": len(original.all_words_diff(perturbed)), "num_words": original.num_words,
+                        "final_prediction": int(result.perturbed_result.output)})
+        if (index + 1) % 10 == 0 or index + 1 == len(examples):
+            print(f"[textattack {spec['attack']}/{spec['wrapper']}] {index + 1}/{len(examples)} examples, "
+                  f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    wall = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
+    correct = [r for r in results if r["status"] != "misclassified"]
+    successes = [r for r in results if r["status"] == "success"]
+    summary = {
+        "examples": len(results),
+        "clean_accuracy": len(correct) / len(results),
+        "robust_accuracy": sum(r["status"] == "failed" for r in results) / len(results),
+        "attack_success_rate": len(successes) / len(correct) if correct else float("nan"),
+        "mean_modification_rate": float(np.mean([r["words_changed"] / r["num_words"] for r in successes]))
+        if successes else 0.0,
+        "mean_queries": float(np.mean([r["queries"] for r in correct])) if correct else 0.0,
+        "wall_seconds": wall,
+        "forward_share": timer.seconds / wall,
+        "forward_calls": timer.calls,
+        "rows_scored": timer.rows,
+        "cpu_seconds": cpu_seconds,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg()[0],
+    }
+    try:
+        description = repr(attack)
+    except Exception as error:  # a repr must not cost the run
+        description = f"(repr failed: {error!r})"
+    output = {"engine": f"textattack-{spec['wrapper']}", "attack": spec["attack"], "summary": summary,
+              "threads": threads, "versions": _versions(), "attack_repr": description, "results": results,
+              "torch_threads_env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+    Path(spec["output"]).write_text(json.dumps(output, indent=1))
+    del torch
+    return 0
+
+
+def run_textattack(attack: str, wrapper: str, args, model_dir: Path, pool, synonyms_path: Path, max_length: int,
+                   out_dir: Path) -> dict:
+    spec = {"attack": attack, "wrapper": wrapper, "model_dir": str(model_dir), "synonyms": str(synonyms_path),
+            "examples": [{"text": e.text, "label": e.label} for e in pool], "threads": args.threads,
+            "batch_size": args.batch_size, "max_length": max_length, "population": args.ga_population,
+            "generations": args.ga_generations, "seed": args.seed,
+            "output": str(out_dir / f"textattack_{attack}_{wrapper}.json")}
+    spec_path = out_dir / f"textattack_{attack}_{wrapper}.spec.json"
+    spec_path.write_text(json.dumps(spec))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command = [args.textattack_python, str(Path(__file__).resolve()), "--worker", str(spec_path)]
+    print(f"[bench] TextAttack {attack} ({wrapper} wrapper): {' '.join(command)}", flush=True)
+    completed = subprocess.run(command, cwd=ROOT, env=env)
+    if completed.returncode != 0:
+        raise SystemExit(f"the TextAttack worker failed (exit {completed.returncode}); see its output above")
+    return json.loads(Path(spec["output"]).read_text())
+
+
+# ------------------------------------------------------------------------------------------ report
+ENGINE_NAMES = {"rift_fast": "rift_fast", "textattack-stock": "TextAttack (stock wrapper)",
+                "textattack-dynamic": "TextAttack (dynamic padding)"}
+
+
+def format_table(runs: list[dict]) -> str:
+    lines = ["| attack | engine | clean acc | robust acc | success rate | wall time | time / rift_fast | "
+             "queries / example | model rows | in forward | CPU time | load avg (1 min) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    ours = {r["attack"]: r["summary"]["wall_seconds"] for r in runs if r["engine"] == "rift_fast"}
+    for run in runs:
+        s = run["summary"]
+        ratio = s["wall_seconds"] / ours[run["attack"]] if run["attack"] in ours else float("nan")
+        lines.append(f"| {run['attack'].upper()} | {ENGINE_NAMES.get(run['engine'], run['engine'])} "
+                     f"| {s['clean_accuracy']:.1%} | {s['robust_accuracy']:.1%} | {s['attack_success_rate']:.1%} "
+                     f"| {s['wall_seconds']:.1f} s | {ratio:.1f}x | {s['mean_queries']:.0f} | {s.get('rows_scored', 0)} | {s['forward_share']:.0%} "
+                     f"| {s.get('cpu_seconds', float('nan')):.0f} s "
+                     f"| {s.get('load_average_before', float('nan')):.1f} / {s.get('load_average_after', float('nan')):.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.worker:
+        return textattack_worker(args.worker)
+    attacks = [a for a in args.attacks.split(",") if a]
+    wrappers = [w for w in args.textattack_wrappers.split(",") if w]
+    if set(attacks) - set(ATTACKS) or set(wrappers) - set(WRAPPERS):
+        raise SystemExit(f"--attacks takes {ATTACKS}, --textattack-wrappers takes {WRAPPERS}")
+    threads = _set_threads(args.threads)
+    args.threads = threads["intra_op"]
+
+    from rift_fast.data import load_task, test_pool
+    from rift_fast.synonyms import SynonymIndex, embedded_index
+
+    out_dir = Path(args.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not args.skip_textattack and not Path(args.textattack_python).exists():
+        raise SystemExit(f"{args.textattack_python} not found: run `bash benchmarks/setup_textattack_env.sh` "
+                         "or pass --skip-textattack")
+    task = load_task("rotten_tomatoes", seed=args.seed)
+    pool = test_pool(task, args.num_examples, seed=args.seed)
+    model_dir = ensure_victim(args, task)
+    source = args.synonyms or (str(SHARED_NEIGHBOURS) if SHARED_NEIGHBOURS.is_file() else "embedded")
+    synonyms = embedded_index() if source == "embedded" else SynonymIndex.from_neighbour_json(source)
+    synonyms_path = Path(source) if source != "embedded" else out_dir / "embedded_synonyms.json"
+    if source == "embedded":
+        synonyms_path.write_text(json.dumps(synonyms.to_json()))
+
+    header = {
+        "command": "python " + " ".join([str(Path(sys.argv[0]))] + (argv if argv is not None else sys.argv[1:])),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible",
+        "torch_threads": threads, "versions": _versions(), "num_examples": args.num_examples, "seed": args.seed,
+        "synonyms": synonyms.source, "victim": str(model_dir),
+        "ga": {"population": args.ga_population, "generations": args.ga_generations},
+        "batch_size": args.batch_size,
+    }
+    print("[bench] " + json.dumps(header), flush=True)
+    runs = []
+    for attack in attacks:
+        print(f"[bench] rift_fast {attack} ...", flush=True)
+        ours = run_ours(attack, args, model_dir, pool, synonyms)
+        runs.append(ours)
+        print(f"[bench]   {json.dumps(ours['summary'])}", flush=True)
+        if args.skip_textattack:
+            continue
+        for wrapper in wrappers:
+            theirs = run_textattack(attack, wrapper, args, model_dir, pool, synonyms_path, ours["max_length"], out_dir)
+            header.setdefault("textattack_threads", theirs["threads"])
+            header.setdefault("textattack_versions", theirs["versions"])
+            runs.append(theirs)
+            print(f"[bench]   {json.dumps(theirs['summary'])}", flush=True)
+        (out_dir / "results.json").write_text(json.dumps({"header": header, "runs": runs}, indent=1))
+    (out_dir / "results.json").write_text(json.dumps({"header": header, "runs": runs}, indent=1))
+    print()
+    print(f"Rotten Tomatoes test pool: N={args.num_examples}, seed {args.seed}; synonyms {synonyms.source}; "
+          f"victim {model_dir.name} (embedded MiniLM fine-tuned: {victim_settings(args, task)}); "
+          f"GA population {args.ga_population}, {args.ga_generations} generations (both engines); "
+          f"no LM filter, no modification budget; rift_fast batch {args.batch_size}.")
+    print(f"torch threads: rift_fast {threads}; TextAttack {header.get('textattack_threads')}. "
+          f"Versions: {header['versions']}; TextAttack env: {header.get('textattack_versions')}.")
+    print()
+    print(format_table(runs))
+    print()
+    print(f"results: {out_dir / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
