@@ -11,10 +11,9 @@ the script then needs ``--tiny`` (one tiny shape, to exercise it; times are not 
 
 import argparse
 import os
-import statistics
-import time
 
 import torch
+from measure import cuda_peak_mib, median_ms
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # before Triton kernels are defined
@@ -34,41 +33,12 @@ def _make_inputs(batch, features, num_classes, dtype, device, seed):
     return student, teacher, labels
 
 
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _step(backend, student, teacher, labels, temperature):
     student = student.detach().requires_grad_(True)
     teacher = teacher.detach().requires_grad_(True)
     loss = class_conditional_infonce(student, teacher, labels, temperature, backend=backend)
     loss.backward()
     return loss.detach()
-
-
-def _time_ms(backend, inputs, temperature, warmup, repeats, device):
-    for _ in range(warmup):
-        _step(backend, *inputs, temperature)
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        _step(backend, *inputs, temperature)
-        _sync(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
-
-
-def _peak_mib(backend, inputs, temperature, device):
-    if device.type != "cuda":
-        return None
-    _sync(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    base = torch.cuda.memory_allocated(device)
-    _step(backend, *inputs, temperature)
-    _sync(device)
-    return (torch.cuda.max_memory_allocated(device) - base) / 2**20
 
 
 def _fmt(value, digits):
@@ -95,8 +65,9 @@ def main():
     print(header)
     for batch, features, num_classes in TINY_SHAPES if args.tiny else SHAPES:
         inputs = _make_inputs(batch, features, num_classes, dtype, device, args.seed)
-        ms = {b: _time_ms(b, inputs, args.temperature, args.warmup, args.repeats, device) for b in BACKENDS}
-        mib = {b: _peak_mib(b, inputs, args.temperature, device) for b in BACKENDS}
+        runs = {b: (lambda b=b: _step(b, *inputs, args.temperature)) for b in BACKENDS}
+        ms = {b: median_ms(runs[b], args.warmup, args.repeats) for b in BACKENDS}
+        mib = {b: cuda_peak_mib(runs[b], device) if device.type == "cuda" else None for b in BACKENDS}
         losses = {b: _step(b, *inputs, args.temperature).float() for b in BACKENDS}
         mem_ratio = None if mib["triton"] is None else mib["reference"] / max(mib["triton"], 1e-9)
         print(

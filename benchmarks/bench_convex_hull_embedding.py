@@ -18,10 +18,9 @@ Without a GPU Triton runs only under the CPU interpreter, so it is benchmarked o
 
 import argparse
 import os
-import statistics
-import time
 
 import torch
+from measure import cuda_peak_mib, median_ms
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # before the Triton kernels are defined
@@ -57,11 +56,6 @@ def _make_inputs(batch, length, slots, hidden, vocab, positions, types, dtype, d
     return args, grad_out
 
 
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _step(backend, args, grad_out, grads, backward):
     trainable = ("weights",) + (TABLES if grads == "all" else ())
     leaves = {k: args[k].detach().requires_grad_(True) for k in trainable}
@@ -69,28 +63,6 @@ def _step(backend, args, grad_out, grads, backward):
     if backward:
         out.backward(grad_out)
     return out.detach()
-
-
-def _time_ms(run, warmup, repeats, device):
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        run()
-        _sync(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
-
-
-def _peak_mib(run, device):
-    _sync(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    base = torch.cuda.memory_allocated(device)
-    run()
-    _sync(device)
-    return (torch.cuda.max_memory_allocated(device) - base) / 2**20
 
 
 def _estimated_mib(backend, shape, dtype, grads, backward):
@@ -157,9 +129,9 @@ def main():
             results = {}
             for backend in backends:
                 run = lambda: _step(backend, inputs, grad_out, args.grads, backward)  # noqa: E731
-                ms = _time_ms(run, args.warmup, args.repeats, device)
+                ms = median_ms(run, args.warmup, args.repeats)
                 if device.type == "cuda":
-                    mib, mark = _peak_mib(run, device), ""
+                    mib, mark = cuda_peak_mib(run, device), ""
                 else:
                     mib, mark = _estimated_mib(backend, shape, dtype, args.grads, backward), "~"
                 results[backend] = (ms, mib, mark)

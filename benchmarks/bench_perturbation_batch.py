@@ -13,13 +13,9 @@ and the C++ twin's shared intra-op thread count).
 """
 
 import argparse
-import json
-import statistics
-import subprocess
-import sys
-import time
 
 import torch
+from measure import cpu_peak_mib, cuda_peak_mib, median_ms, print_rss_growth
 
 from rift_fast import _custom_ops
 from rift_fast.ops.perturbation_batch import build_perturbation_batch, build_perturbation_batch_reference
@@ -48,11 +44,6 @@ def make_inputs(batch, length, per_example, vocab, device, duplicate_fraction=0.
     return [t.to(device) for t in (ids, example, position, token, group)]
 
 
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _call(variant, inputs):
     """variant: '<backend>' (public function) or '<backend>-op' (op alone, no validation)."""
     if variant == "reference-op":
@@ -62,45 +53,11 @@ def _call(variant, inputs):
     return build_perturbation_batch(*inputs, backend=variant)
 
 
-def time_ms(variant, inputs, warmup, repeats, device):
-    for _ in range(warmup):
-        _call(variant, inputs)
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        _call(variant, inputs)
-        _sync(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
-
-
-def _status_kib(field):
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
-
-
 def peak_mib(variant, inputs, device, probe_args):
+    """Peak extra memory of one call: CUDA allocator on a GPU, a fresh subprocess's RSS on the CPU."""
     if device.type == "cuda":
-        _sync(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        _call(variant, inputs)
-        _sync(device)
-        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    command = [sys.executable, __file__, *probe_args, "--probe", variant]
-    return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)["mib"]
-
-
-def probe(variant, inputs, warm_inputs):
-    """Subprocess side of peak_mib on the CPU: print the RSS growth of one call as JSON (after a tiny
-    warm-up call that pages in the code, which would otherwise count)."""
-    _call(variant, warm_inputs)
-    before = _status_kib("VmRSS")
-    with open("/proc/self/clear_refs", "w") as refs:
-        refs.write("5")  # reset VmHWM to the current RSS
-    _call(variant, inputs)
-    print(json.dumps({"mib": (_status_kib("VmHWM") - before) / 1024}))
+        return cuda_peak_mib(lambda: _call(variant, inputs), device)
+    return cpu_peak_mib(__file__, [*probe_args, "--probe", variant])
 
 
 def main():
@@ -116,7 +73,8 @@ def main():
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     fused = "cuda" if device.type == "cuda" else "cpp"
     if args.probe:
-        probe(args.probe, make_inputs(*SHAPES[args.shapes[0]], args.vocab, device), make_inputs(2, 8, 4, 50, device))
+        inputs, warm_inputs = make_inputs(*SHAPES[args.shapes[0]], args.vocab, device), make_inputs(2, 8, 4, 50, device)
+        print_rss_growth(lambda: _call(args.probe, warm_inputs), lambda: _call(args.probe, inputs))
         return
 
     print(f"device={device} vocab={args.vocab} repeats={args.repeats} threads={args.threads} "
@@ -131,7 +89,7 @@ def main():
         inputs = make_inputs(batch, length, per_example, args.vocab, device)
         out = build_perturbation_batch(*inputs, backend=fused)
         groups, edits, unique = out.inverse.shape[0], inputs[1].shape[0], out.query_ids.shape[0]
-        ms = {v: time_ms(v, inputs, args.warmup, args.repeats, device)
+        ms = {v: median_ms(lambda v=v: _call(v, inputs), args.warmup, args.repeats)
               for v in (fused, "reference", fused + "-op", "reference-op")}
         probe_args = ["--shapes", name, "--vocab", str(args.vocab), "--threads", str(args.threads)]
         mib = {v: peak_mib(v, inputs, device, probe_args) for v in (fused, "reference")}

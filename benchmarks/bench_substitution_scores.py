@@ -13,13 +13,9 @@ twin share one intra-op thread pool (at::parallel_for): --threads sets both.
 """
 
 import argparse
-import json
-import statistics
-import subprocess
-import sys
-import time
 
 import torch
+from measure import cpu_peak_mib, cuda_peak_mib, median_ms, print_rss_growth
 
 from rift_fast.ops.substitution_scores import substitution_scores
 
@@ -37,51 +33,15 @@ def make_inputs(batch, length, k, dim, vocab, dtype, device, seed=0):
     return [t.to(device) for t in (ids, table.int(), embeddings, grad, mask)]
 
 
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_ms(backend, inputs, topk, warmup, repeats, device):
-    for _ in range(warmup):
-        substitution_scores(*inputs, topk=topk, backend=backend)
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        substitution_scores(*inputs, topk=topk, backend=backend)
-        _sync(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
-
-
-def _status_kib(field):
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+def _runner(backend, inputs, topk):
+    return lambda: substitution_scores(*inputs, topk=topk, backend=backend)
 
 
 def peak_mib(backend, inputs, topk, device, probe_args):
     """Peak extra memory of one call: CUDA allocator on a GPU, a fresh subprocess's RSS on the CPU."""
     if device.type == "cuda":
-        _sync(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        substitution_scores(*inputs, topk=topk, backend=backend)
-        _sync(device)
-        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    command = [sys.executable, __file__, *probe_args, "--probe", backend]
-    return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)["mib"]
-
-
-def probe(backend, inputs, warm_inputs, topk):
-    """Subprocess side of peak_mib on the CPU: print the RSS growth of one call as JSON (after a tiny
-    warm-up call that pages in the code, which would otherwise count)."""
-    substitution_scores(*warm_inputs, topk=topk, backend=backend)
-    before = _status_kib("VmRSS")
-    with open("/proc/self/clear_refs", "w") as refs:
-        refs.write("5")  # reset VmHWM to the current RSS
-    substitution_scores(*inputs, topk=topk, backend=backend)
-    print(json.dumps({"mib": (_status_kib("VmHWM") - before) / 1024}))
+        return cuda_peak_mib(_runner(backend, inputs, topk), device)
+    return cpu_peak_mib(__file__, [*probe_args, "--probe", backend])
 
 
 def moved_gb(batch, length, k, dim, element_size):
@@ -107,7 +67,8 @@ def main():
     fused = "cuda" if device.type == "cuda" else "cpp"
     if args.probe:
         warm_inputs = make_inputs(2, 8, 8, 16, 64, dtype, device)
-        probe(args.probe, make_inputs(*SHAPES[args.shapes[0]], args.vocab, dtype, device), warm_inputs, args.topk)
+        inputs = make_inputs(*SHAPES[args.shapes[0]], args.vocab, dtype, device)
+        print_rss_growth(_runner(args.probe, warm_inputs, args.topk), _runner(args.probe, inputs, args.topk))
         return
 
     print(f"device={device} dtype={args.dtype} vocab={args.vocab} topk={args.topk} repeats={args.repeats} "
@@ -119,7 +80,7 @@ def main():
     for name in args.shapes:
         batch, length, k, dim = SHAPES[name]
         inputs = make_inputs(batch, length, k, dim, args.vocab, dtype, device)
-        ms = {b: time_ms(b, inputs, args.topk, args.warmup, args.repeats, device) for b in (fused, "reference")}
+        ms = {b: median_ms(_runner(b, inputs, args.topk), args.warmup, args.repeats) for b in (fused, "reference")}
         probe_args = ["--dtype", args.dtype, "--shapes", name, "--vocab", str(args.vocab), "--topk", str(args.topk),
                       "--threads", str(args.threads)]
         mib = {b: peak_mib(b, inputs, args.topk, device, probe_args) for b in (fused, "reference")}

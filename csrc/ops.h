@@ -16,11 +16,22 @@ void check_gather_neighbours_inputs(const at::Tensor& token_ids, const at::Tenso
 at::Tensor gather_neighbours_cpu(const at::Tensor& token_ids, const at::Tensor& neighbour_table);
 at::Tensor gather_neighbours_cuda(const at::Tensor& token_ids, const at::Tensor& neighbour_table);
 
-// Checks shared by the CPU and CUDA implementations of substitution_scores (shapes, dtypes,
-// devices, topk >= 0, token and table id ranges). Throws a clear error.
-void check_substitution_scores_inputs(const at::Tensor& token_ids, const at::Tensor& neighbour_table,
-                                      const at::Tensor& embeddings, const at::Tensor& grad,
-                                      const std::optional<at::Tensor>& attack_mask, int64_t topk);
+using SubstitutionScoresResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+// Contiguous inputs and freshly allocated (uninitialised) outputs of one substitution_scores call.
+struct SubstitutionScoresBuffers {
+  at::Tensor ids, table, emb, grad;
+  std::optional<at::Tensor> mask;
+  at::Tensor scores, best_score, best_slot, top_score, top_position, top_slot;
+  SubstitutionScoresResult result() const { return {scores, best_score, best_slot, top_score, top_position, top_slot}; }
+};
+
+// Shared by the CPU and CUDA implementations of substitution_scores: checks shapes, dtypes, devices,
+// topk >= 0 and token/table id ranges (throws a clear error), then makes the inputs contiguous and
+// allocates the outputs on the inputs' device (call under the device guard).
+SubstitutionScoresBuffers prepare_substitution_scores(const at::Tensor& token_ids, const at::Tensor& neighbour_table,
+                                                      const at::Tensor& embeddings, const at::Tensor& grad,
+                                                      const std::optional<at::Tensor>& attack_mask, int64_t topk);
 
 // token_ids [B, L] int64, neighbour_table [V, K] int32/int64 (-1 pads), embeddings [V', D]
 // float32/bfloat16/float16, grad [B, L, D] (same dtype as embeddings), attack_mask [B, L] bool or
@@ -28,10 +39,10 @@ void check_substitution_scores_inputs(const at::Tensor& token_ids, const at::Ten
 // position is masked; best_score [B, L] f32, best_slot [B, L] int64; top_score [B, topk] f32,
 // top_position [B, topk] int64, top_slot [B, topk] int64). Ties: lowest position, then lowest slot;
 // NaN ranks above +inf; -inf entries are never selected (-inf / -1 padding).
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> substitution_scores_cpu(
+SubstitutionScoresResult substitution_scores_cpu(
     const at::Tensor& token_ids, const at::Tensor& neighbour_table, const at::Tensor& embeddings,
     const at::Tensor& grad, const std::optional<at::Tensor>& attack_mask, int64_t topk);
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> substitution_scores_cuda(
+SubstitutionScoresResult substitution_scores_cuda(
     const at::Tensor& token_ids, const at::Tensor& neighbour_table, const at::Tensor& embeddings,
     const at::Tensor& grad, const std::optional<at::Tensor>& attack_mask, int64_t topk);
 

@@ -18,6 +18,8 @@ void check_gather_neighbours_inputs(const at::Tensor& token_ids, const at::Tenso
               token_ids.device(), " but neighbour_table on ", neighbour_table.device());
 }
 
+namespace {
+
 void check_substitution_scores_inputs(const at::Tensor& token_ids, const at::Tensor& neighbour_table,
                                       const at::Tensor& embeddings, const at::Tensor& grad,
                                       const std::optional<at::Tensor>& attack_mask, int64_t topk) {
@@ -60,6 +62,30 @@ void check_substitution_scores_inputs(const at::Tensor& token_ids, const at::Ten
               "), got range [", bounds[0], ", ", bounds[1], "]");
   TORCH_CHECK(bounds[2] >= -1 && bounds[3] < embeddings.size(0), "substitution_scores: neighbour_table entries ",
               "must lie in [-1, ", embeddings.size(0), "), got range [", bounds[2], ", ", bounds[3], "]");
+}
+
+}  // namespace
+
+SubstitutionScoresBuffers prepare_substitution_scores(const at::Tensor& token_ids, const at::Tensor& neighbour_table,
+                                                      const at::Tensor& embeddings, const at::Tensor& grad,
+                                                      const std::optional<at::Tensor>& attack_mask, int64_t topk) {
+  check_substitution_scores_inputs(token_ids, neighbour_table, embeddings, grad, attack_mask, topk);
+  SubstitutionScoresBuffers buffers;
+  buffers.ids = token_ids.contiguous();
+  buffers.table = neighbour_table.contiguous();
+  buffers.emb = embeddings.contiguous();
+  buffers.grad = grad.contiguous();
+  if (attack_mask.has_value()) buffers.mask = attack_mask->contiguous();
+  const int64_t batch = token_ids.size(0), length = token_ids.size(1), num_slots = neighbour_table.size(1);
+  const auto index = buffers.ids.options();
+  const auto f32 = index.dtype(at::kFloat);
+  buffers.scores = at::empty({batch, length, num_slots}, f32);
+  buffers.best_score = at::empty({batch, length}, f32);
+  buffers.best_slot = at::empty({batch, length}, index);
+  buffers.top_score = at::empty({batch, topk}, f32);
+  buffers.top_position = at::empty({batch, topk}, index);
+  buffers.top_slot = at::empty({batch, topk}, index);
+  return buffers;
 }
 
 void check_perturbation_batch_inputs(const at::Tensor& token_ids, const at::Tensor& edit_example,

@@ -13,7 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from rift_fast.cli_common import add_data_arguments, add_model_arguments, add_synonym_arguments, load_synonym_index
+from rift_fast.cli_common import (add_data_arguments, add_model_arguments, add_synonym_arguments, init_distributed,
+                                  load_synonym_index)
 
 ATTACKS = ("pwws", "ga", "gradient")
 
@@ -49,18 +50,6 @@ def make_search(args, goal, victim, synonyms):
     return GeneticAttack(goal, population=args.ga_population, generations=args.ga_generations, seed=args.seed)
 
 
-def _distributed() -> tuple[int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1
-    import torch
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), world
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import torch
@@ -71,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     from rift_fast.io_utils import write_text_atomically
     from rift_fast.models import load_sequence_classifier
 
-    rank, world = _distributed()
+    rank, world = init_distributed()
     torch.manual_seed(args.seed)  # a head missing from the checkpoint is initialised reproducibly
     task = load_task(args.dataset, args.data_source, seed=args.seed)
     pool = test_pool(task, args.num_examples, seed=args.seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from rift_fast.data import TASK_LOADERS
@@ -56,3 +57,17 @@ def load_synonym_index(args: argparse.Namespace, vocabulary: list[str] | None = 
         load_text_vectors(path), k=args.synonym_k, max_distance=args.synonym_max_distance,
         source=f"vectors:{path.name}"))
 
+
+
+def init_distributed() -> tuple[int, int]:
+    """(rank, world size) of this process; under torchrun, joins the process group (nccl on GPU,
+    gloo on CPU) first. (0, 1) without torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world

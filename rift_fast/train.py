@@ -17,7 +17,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rift_fast.cli_common import add_data_arguments, add_model_arguments, add_synonym_arguments, load_synonym_index
+from rift_fast.cli_common import (add_data_arguments, add_model_arguments, add_synonym_arguments, init_distributed,
+                                  load_synonym_index)
 
 METHODS = ("standard", "ascc", "rift", "freelb")
 
@@ -111,18 +112,6 @@ def resolve_settings(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
-def _distributed() -> tuple[int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1
-    import torch
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), world
-
-
 def _subsample(examples, size, seed):
     if size is None or size >= len(examples):
         return examples
@@ -184,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     from rift_fast.models import load_tokenizer
     from rift_fast.training.loop import TrainSettings, Trainer, encode_examples, load_trained_classifier
 
-    rank, world = _distributed()
+    rank, world = init_distributed()
     say = print if rank == 0 else (lambda *a, **k: None)
     started = time.perf_counter()
     task = load_task(args.dataset, args.data_source, seed=args.seed)

@@ -107,25 +107,12 @@ void select_top(const float* scores, float* top_score, int64_t* top_position, in
 
 }  // namespace
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> substitution_scores_cpu(
-    const at::Tensor& token_ids, const at::Tensor& neighbour_table, const at::Tensor& embeddings,
-    const at::Tensor& grad, const std::optional<at::Tensor>& attack_mask, int64_t topk) {
-  check_substitution_scores_inputs(token_ids, neighbour_table, embeddings, grad, attack_mask, topk);
-  const int64_t batch = token_ids.size(0), length = token_ids.size(1);
-  const int64_t num_slots = neighbour_table.size(1), dim = embeddings.size(1);
-  auto ids = token_ids.contiguous();
-  auto table = neighbour_table.contiguous();
-  auto emb = embeddings.contiguous();
-  auto g = grad.contiguous();
-  std::optional<at::Tensor> mask;
-  if (attack_mask.has_value()) mask = attack_mask->contiguous();
-  const auto f32 = ids.options().dtype(at::kFloat);
-  auto scores = at::empty({batch, length, num_slots}, f32);
-  auto best_score = at::empty({batch, length}, f32);
-  auto best_slot = at::empty({batch, length}, ids.options());
-  auto top_score = at::empty({batch, topk}, f32);
-  auto top_position = at::empty({batch, topk}, ids.options());
-  auto top_slot = at::empty({batch, topk}, ids.options());
+SubstitutionScoresResult substitution_scores_cpu(const at::Tensor& token_ids, const at::Tensor& neighbour_table,
+                                                 const at::Tensor& embeddings, const at::Tensor& grad,
+                                                 const std::optional<at::Tensor>& attack_mask, int64_t topk) {
+  auto buffers = prepare_substitution_scores(token_ids, neighbour_table, embeddings, grad, attack_mask, topk);
+  const auto& [ids, table, emb, g, mask, scores, best_score, best_slot, top_score, top_position, top_slot] = buffers;
+  const int64_t batch = ids.size(0), length = ids.size(1), num_slots = table.size(1), dim = emb.size(1);
   if (ids.numel() > 0) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, emb.scalar_type(), "substitution_scores_cpu", [&] {
       using value_t = scalar_t;
@@ -141,7 +128,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     select_top(scores.data_ptr<float>(), top_score.data_ptr<float>(), top_position.data_ptr<int64_t>(),
                top_slot.data_ptr<int64_t>(), batch, length * num_slots, num_slots, topk);
   }
-  return {scores, best_score, best_slot, top_score, top_position, top_slot};
+  return buffers.result();
 }
 
 }  // namespace rift_fast

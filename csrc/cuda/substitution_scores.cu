@@ -42,25 +42,13 @@ void launch_scores(ScoreKernel<raw_t, int> kernel_i32, ScoreKernel<raw_t, long l
 
 }  // namespace
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> substitution_scores_cuda(
-    const at::Tensor& token_ids, const at::Tensor& neighbour_table, const at::Tensor& embeddings,
-    const at::Tensor& grad, const std::optional<at::Tensor>& attack_mask, int64_t topk) {
-  check_substitution_scores_inputs(token_ids, neighbour_table, embeddings, grad, attack_mask, topk);
+SubstitutionScoresResult substitution_scores_cuda(const at::Tensor& token_ids, const at::Tensor& neighbour_table,
+                                                  const at::Tensor& embeddings, const at::Tensor& grad,
+                                                  const std::optional<at::Tensor>& attack_mask, int64_t topk) {
   const c10::cuda::CUDAGuard guard(token_ids.device());
-  const int64_t batch = token_ids.size(0), length = token_ids.size(1), num_slots = neighbour_table.size(1);
-  auto ids = token_ids.contiguous();
-  auto table = neighbour_table.contiguous();
-  auto emb = embeddings.contiguous();
-  auto g = grad.contiguous();
-  std::optional<at::Tensor> mask;
-  if (attack_mask.has_value()) mask = attack_mask->contiguous();
-  const auto f32 = ids.options().dtype(at::kFloat);
-  auto scores = at::empty({batch, length, num_slots}, f32);
-  auto best_score = at::empty({batch, length}, f32);
-  auto best_slot = at::empty({batch, length}, ids.options());
-  auto top_score = at::empty({batch, topk}, f32);
-  auto top_position = at::empty({batch, topk}, ids.options());
-  auto top_slot = at::empty({batch, topk}, ids.options());
+  auto buffers = prepare_substitution_scores(token_ids, neighbour_table, embeddings, grad, attack_mask, topk);
+  auto& [ids, table, emb, g, mask, scores, best_score, best_slot, top_score, top_position, top_slot] = buffers;
+  const int64_t batch = ids.size(0), length = ids.size(1), num_slots = table.size(1);
   auto stream = c10::cuda::getCurrentCUDAStream();
   if (scores.numel() > 0) {
     const bool* mask_ptr = mask ? mask->data_ptr<bool>() : nullptr;
@@ -91,7 +79,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
         reinterpret_cast<long long*>(scratch.data_ptr<int64_t>()), length * num_slots, num_slots, topk);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
-  return {scores, best_score, best_slot, top_score, top_position, top_slot};
+  return buffers.result();
 }
 
 TORCH_LIBRARY_IMPL(rift_fast, CUDA, m) { m.impl("substitution_scores", &substitution_scores_cuda); }

@@ -1,0 +1,64 @@
+"""Timing and peak-memory helpers shared by the per-op benchmark scripts.
+
+Times come from the standard library's ``timeit`` with a clock that synchronises CUDA first; peak
+memory is the CUDA allocator's peak on a GPU and, on the CPU, the peak-RSS growth of one call
+measured in a fresh subprocess (the allocator keeps freed pages, so only a new process is exact).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+import timeit
+from collections.abc import Callable
+
+import torch
+
+
+def _synchronised_clock() -> float:
+    """perf_counter after the queued GPU work has finished (seconds)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
+def median_ms(run: Callable[[], object], warmup: int, repeats: int) -> float:
+    """Median wall time of ``run()`` in milliseconds over ``repeats`` calls after ``warmup`` calls."""
+    timer = timeit.Timer(run, timer=_synchronised_clock)
+    timer.timeit(number=warmup)
+    return statistics.median(timer.repeat(repeat=repeats, number=1)) * 1e3
+
+
+def cuda_peak_mib(run: Callable[[], object], device: torch.device) -> float:
+    """Peak CUDA memory (MiB) allocated by one ``run()`` above what was allocated before it."""
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    run()
+    torch.cuda.synchronize(device)
+    return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+
+
+def print_rss_growth(warm_run: Callable[[], object], run: Callable[[], object]) -> None:
+    """Subprocess side of :func:`cpu_peak_mib`: print, as JSON, the peak-RSS growth (MiB) of ``run()``
+    after ``warm_run()`` (a tiny call that pages in the code, which would otherwise count)."""
+    warm_run()
+    before = _status_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")  # reset VmHWM to the current RSS
+    run()
+    print(json.dumps({"mib": (_status_kib("VmHWM") - before) / 1024}))
+
+
+def cpu_peak_mib(script: str, args: list[str]) -> float:
+    """Runs ``python script *args`` (which ends in :func:`print_rss_growth`) and returns its MiB."""
+    command = [sys.executable, script, *args]
+    return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)["mib"]
