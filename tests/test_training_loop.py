@@ -10,8 +10,10 @@ import torch.multiprocessing as mp
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from rift_fast.data import Example
+from rift_fast.training.losses import FreeLBSettings
 from rift_fast.training.loop import (Trainer, TrainingDiverged, TrainSettings, encode_examples,
                                      load_trained_classifier, resolve_checkpoint)
+from rift_fast.training.model import RobustClassifier
 
 WORDS = ["good", "fine", "nice", "bad", "awful", "poor", "movie", "plot", "the", "a"]
 
@@ -51,14 +53,15 @@ def _table(tokenizer):
     return table
 
 
-def _trainer(tiny_model, output, method="rift", epochs=2, **overrides):
+def _trainer(tiny_model, output, method="rift", epochs=2, freelb=None, **overrides):
     path, tokenizer = tiny_model
     options = {"batch_size": 8, "max_length": 16, "lr": 1e-3, "warmup_epochs": 1.0, "adversary_steps": 2,
                "dev_examples": 8, "dev_adversary_steps": 2, **overrides}
     settings = TrainSettings(method=method, model=path, epochs=epochs, **options)
     train = encode_examples(tokenizer, _examples(32), 16)
     dev = encode_examples(tokenizer, _examples(8, seed=1), 16)
-    return Trainer(settings, tokenizer, train, dev, _table(tokenizer), output, num_classes=2, progress=False)
+    return Trainer(settings, tokenizer, train, dev, _table(tokenizer), output, num_classes=2, freelb=freelb,
+                   progress=False)
 
 
 def _weights(trainer):
@@ -152,27 +155,38 @@ def test_unbalanceable_batch_and_bad_settings(tiny_model, tmp_path):
         Trainer(settings, tokenizer, lopsided, lopsided, _table(tokenizer), tmp_path, num_classes=2)
 
 
-def _ddp_worker(rank, world, init_file, model_path, output, tokenizer_path):
+# FreeLB without its random start, so that both runs see the same perturbations.
+DETERMINISTIC_FREELB = FreeLBSettings(adv_steps=2, adv_lr=0.1, adv_init_mag=0.0)
+
+
+def _ddp_worker(rank, world, init_file, model_path, output, tokenizer_path, method):
     import torch.distributed as dist
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     tokenizer = BertTokenizerFast.from_pretrained(tokenizer_path)
-    settings = TrainSettings(method="standard", model=model_path, epochs=1, batch_size=8, max_length=16, lr=1e-3,
+    settings = TrainSettings(method=method, model=model_path, epochs=1, batch_size=8, max_length=16, lr=1e-3,
                              warmup_epochs=1.0, dev_examples=8, dev_adversary_steps=1)
     trainer = Trainer(settings, tokenizer, encode_examples(tokenizer, _examples(32), 16),
                       encode_examples(tokenizer, _examples(8, seed=1), 16), _table(tokenizer), output, num_classes=2,
-                      rank=rank, world_size=world, progress=False)
+                      freelb=DETERMINISTIC_FREELB, rank=rank, world_size=world, progress=False)
     trainer.run()
     dist.barrier()
     dist.destroy_process_group()
 
 
-def test_two_process_gloo_ddp_equals_single_process(tiny_model, tmp_path):
+@pytest.mark.parametrize("method", ["standard", "freelb"])
+def test_two_process_gloo_ddp_equals_single_process(tiny_model, tmp_path, method):
+    """DDP for the one-backward methods; FreeLB (several backwards per step) averages gradients itself."""
     path, tokenizer = tiny_model
-    single = _trainer(tiny_model, tmp_path / "single", method="standard", epochs=1, dev_adversary_steps=1)
+    single = _trainer(tiny_model, tmp_path / "single", method=method, epochs=1, dev_adversary_steps=1,
+                      freelb=DETERMINISTIC_FREELB)
     single.run()
-    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), path, str(tmp_path / "ddp"), path), nprocs=2, join=True)
-    ddp = load_trained_classifier(tmp_path / "ddp" / "standard" / "last").state_dict()
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), path, str(tmp_path / "ddp"), path, method), nprocs=2,
+             join=True)
+    ddp = load_trained_classifier(tmp_path / "ddp" / method / "last").state_dict()
     reference = single.objective.model.state_dict()
+    initial = RobustClassifier.from_pretrained(path, 2).state_dict()
+    assert any(not torch.equal(initial[key], value) for key, value in reference.items()
+               if key.startswith("encoder."))  # the encoder trained
     for key, value in reference.items():
         torch.testing.assert_close(ddp[key], value, rtol=1e-4, atol=1e-5, msg=key)

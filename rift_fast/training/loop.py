@@ -220,9 +220,12 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: 0.1 + 0.9 * min(1.0, step / warmup))
         self.engine = self.objective
-        if world_size > 1:
-            if settings.method == "freelb":
-                raise ValueError("freelb calls backward several times per step and is single-process here")
+        if world_size > 1 and settings.method == "freelb":
+            # FreeLB calls backward once per ascent step, which DDP's one-backward-per-forward hooks do
+            # not model: start every rank from rank 0's weights and average the gradients once per step.
+            for tensor in self.objective.state_dict().values():
+                torch.distributed.broadcast(tensor, src=0)
+        elif world_size > 1:
             self.engine = torch.nn.parallel.DistributedDataParallel(self.objective)
         self.history: list[dict] = []
         self.epoch, self.step_in_epoch = 0, 0
@@ -292,6 +295,8 @@ class Trainer:
             if self.settings.method == "freelb":
                 terms = freelb_loss(self.objective.model, batch["input_ids"], batch["attention_mask"],
                                     batch["labels"], batch["token_type_ids"], settings=self.freelb)
+                if self.world_size > 1:
+                    self._average_gradients_over_ranks()
             else:
                 terms = self.engine(batch)
                 if not torch.isfinite(terms["loss"].detach()):
@@ -303,6 +308,17 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         return values
+
+    def _average_gradients_over_ranks(self) -> None:
+        """All-reduce the parameter gradients (one flat buffer) and divide by the world size, as DDP does."""
+        grads = [p.grad for p in self.objective.parameters() if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        torch.distributed.all_reduce(flat)
+        flat /= self.world_size
+        offset = 0
+        for grad in grads:
+            grad.copy_(flat[offset:offset + grad.numel()].view_as(grad))
+            offset += grad.numel()
 
     def evaluate_dev(self) -> dict[str, float]:
         """Clean accuracy and ASCC robust accuracy (mode ce) on the first ``dev_examples`` of dev."""
