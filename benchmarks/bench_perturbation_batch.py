@@ -15,7 +15,7 @@ and the C++ twin's shared intra-op thread count).
 import argparse
 
 import torch
-from measure import cpu_peak_mib, cuda_peak_mib, median_ms, print_rss_growth
+from measure import median_ms, peak_mib, print_rss_growth
 
 from rift_fast import _custom_ops
 from rift_fast.ops.perturbation_batch import build_perturbation_batch, build_perturbation_batch_reference
@@ -53,13 +53,6 @@ def _call(variant, inputs):
     return build_perturbation_batch(*inputs, backend=variant)
 
 
-def peak_mib(variant, inputs, device, probe_args):
-    """Peak extra memory of one call: CUDA allocator on a GPU, a fresh subprocess's RSS on the CPU."""
-    if device.type == "cuda":
-        return cuda_peak_mib(lambda: _call(variant, inputs), device)
-    return cpu_peak_mib(__file__, [*probe_args, "--probe", variant])
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", nargs="+", choices=tuple(SHAPES), default=list(SHAPES))
@@ -92,7 +85,8 @@ def main():
         ms = {v: median_ms(lambda v=v: _call(v, inputs), args.warmup, args.repeats)
               for v in (fused, "reference", fused + "-op", "reference-op")}
         probe_args = ["--shapes", name, "--vocab", str(args.vocab), "--threads", str(args.threads)]
-        mib = {v: peak_mib(v, inputs, device, probe_args) for v in (fused, "reference")}
+        mib = {v: peak_mib(lambda v=v: _call(v, inputs), device, [__file__, *probe_args, "--probe", v])
+               for v in (fused, "reference")}
         line = (f"{name:>5} {batch:>3} {length:>4} {groups:>5} {edits:>5} {unique:>5} | {ms[fused]:>8.2f}"
                 f" {ms['reference']:>8.2f} {ms['reference'] / ms[fused]:>9.2f} | {ms[fused + '-op']:>6.2f}"
                 f" {ms['reference-op']:>6.2f} {ms['reference-op'] / ms[fused + '-op']:>6.2f} | {mib[fused]:>9.2f}"

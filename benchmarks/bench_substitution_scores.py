@@ -15,7 +15,7 @@ twin share one intra-op thread pool (at::parallel_for): --threads sets both.
 import argparse
 
 import torch
-from measure import cpu_peak_mib, cuda_peak_mib, median_ms, print_rss_growth
+from measure import median_ms, peak_mib, print_rss_growth
 
 from rift_fast.ops.substitution_scores import substitution_scores
 
@@ -35,13 +35,6 @@ def make_inputs(batch, length, k, dim, vocab, dtype, device, seed=0):
 
 def _runner(backend, inputs, topk):
     return lambda: substitution_scores(*inputs, topk=topk, backend=backend)
-
-
-def peak_mib(backend, inputs, topk, device, probe_args):
-    """Peak extra memory of one call: CUDA allocator on a GPU, a fresh subprocess's RSS on the CPU."""
-    if device.type == "cuda":
-        return cuda_peak_mib(_runner(backend, inputs, topk), device)
-    return cpu_peak_mib(__file__, [*probe_args, "--probe", backend])
 
 
 def moved_gb(batch, length, k, dim, element_size):
@@ -83,7 +76,8 @@ def main():
         ms = {b: median_ms(_runner(b, inputs, args.topk), args.warmup, args.repeats) for b in (fused, "reference")}
         probe_args = ["--dtype", args.dtype, "--shapes", name, "--vocab", str(args.vocab), "--topk", str(args.topk),
                       "--threads", str(args.threads)]
-        mib = {b: peak_mib(b, inputs, args.topk, device, probe_args) for b in (fused, "reference")}
+        mib = {b: peak_mib(_runner(b, inputs, args.topk), device, [__file__, *probe_args, "--probe", b])
+               for b in (fused, "reference")}
         line = (f"{name:>9} {batch:>3} {length:>4} {k:>2} {dim:>4} | {ms[fused]:>9.2f} {ms['reference']:>9.2f}"
                 f" {ms['reference'] / ms[fused]:>9.2f} | {mib[fused]:>9.1f} {mib['reference']:>9.1f}"
                 f" {mib['reference'] / max(mib[fused], 1e-3):>9.1f}")

@@ -48,7 +48,7 @@ def _status_kib(field: str) -> int:
 
 
 def print_rss_growth(warm_run: Callable[[], object], run: Callable[[], object]) -> None:
-    """Subprocess side of :func:`cpu_peak_mib`: print, as JSON, the peak-RSS growth (MiB) of ``run()``
+    """Subprocess side of :func:`peak_mib` on the CPU: print, as JSON, the peak-RSS growth (MiB) of ``run()``
     after ``warm_run()`` (a tiny call that pages in the code, which would otherwise count)."""
     warm_run()
     before = _status_kib("VmRSS")
@@ -58,7 +58,10 @@ def print_rss_growth(warm_run: Callable[[], object], run: Callable[[], object]) 
     print(json.dumps({"mib": (_status_kib("VmHWM") - before) / 1024}))
 
 
-def cpu_peak_mib(script: str, args: list[str]) -> float:
-    """Runs ``python script *args`` (which ends in :func:`print_rss_growth`) and returns its MiB."""
-    command = [sys.executable, script, *args]
+def peak_mib(run: Callable[[], object], device: torch.device, probe_command: list[str]) -> float:
+    """Peak extra memory (MiB) of one ``run()``: the CUDA allocator's peak on a GPU; on the CPU, what
+    ``python *probe_command`` (a script call ending in :func:`print_rss_growth`) prints."""
+    if device.type == "cuda":
+        return cuda_peak_mib(run, device)
+    command = [sys.executable, *probe_command]
     return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)["mib"]
