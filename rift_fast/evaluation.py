@@ -9,8 +9,7 @@ import torch
 from rift_fast.attacks import PWWS, Constraints, GeneticAttack, UntargetedClassification, VictimModel, run_attack
 from rift_fast.data import Example
 from rift_fast.synonyms import SynonymIndex
-from rift_fast.training.adversary import ascc_robust_accuracy
-from rift_fast.training.loop import collate, encode_examples
+from rift_fast.training.loop import ascc_correct_counts, encode_examples
 
 
 @dataclass(frozen=True)
@@ -24,16 +23,13 @@ class EvaluationSettings:
 
 
 def ascc_accuracy(model, tokenizer, pool: list[Example], neighbour_table: torch.Tensor, settings: EvaluationSettings) -> float:
-    """Share of the pool correct on the clean input and on the ASCC adversarial hull (mode ce)."""
+    """Share of the pool correct on the clean input and on the ASCC adversarial hull (mode ce); the
+    adversary's random start is drawn from a generator seeded with ``settings.seed``."""
     device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(settings.seed)
     split = encode_examples(tokenizer, pool, settings.max_length)
-    robust = 0
-    for start in range(0, len(pool), settings.batch_size):
-        batch = collate(split, list(range(start, min(len(pool), start + settings.batch_size))),
-                        tokenizer.pad_token_id, neighbour_table.to(device), device)
-        result = ascc_robust_accuracy(model, batch["input_ids"], batch["attention_mask"], batch["sub_ids"],
-                                      batch["labels"], batch["token_type_ids"], steps=settings.ascc_steps)
-        robust += int(result.robust_correct.sum())
+    _, robust = ascc_correct_counts(model, split, len(pool), tokenizer.pad_token_id, neighbour_table,
+                                    settings.batch_size, settings.ascc_steps, generator)
     return robust / len(pool)
 
 

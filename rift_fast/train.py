@@ -10,8 +10,8 @@ rift_fast.train ...`` trains with DistributedDataParallel.
 from __future__ import annotations
 
 import argparse
+import io
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -121,14 +121,15 @@ def _subsample(examples, size, seed):
     return kept
 
 
-def write_results(output_dir: Path, rows: list[dict], args: argparse.Namespace) -> str:
-    """Results JSON, Markdown table and PNG plot; returns the Markdown."""
+def write_results(output_dir: Path, rows: list[dict], args: argparse.Namespace, evaluation) -> str:
+    """Results JSON, Markdown table and PNG plot (``evaluation``: the EvaluationSettings of the attacks);
+    returns the Markdown."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from rift_fast.io_utils import write_text_atomically
+    from rift_fast.io_utils import write_bytes_atomically, write_text_atomically
 
     lines = ["| method | clean acc | PWWS acc | GA acc | ASCC acc | train time |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for row in rows:
@@ -136,7 +137,8 @@ def write_results(output_dir: Path, rows: list[dict], args: argparse.Namespace) 
                      f"{row['ga_accuracy']:.1%} | {row['ascc_accuracy']:.1%} | {row['train_seconds'] / 60:.1f} min |")
     lines += ["", f"Test pool: {args.test_examples} examples of {args.dataset} (test split shuffled with seed "
               f"{args.seed}). PWWS: no modification budget, stop words excluded, no LM filter. GA: population "
-              f"{args.ga_population}, {args.ga_generations} generations, no LM filter. ASCC: 10 steps, CE. "
+              f"{evaluation.ga_population}, {evaluation.ga_generations} generations, no LM filter. ASCC: "
+              f"{evaluation.ascc_steps} steps, CE. "
               f"Synonyms: {args.synonyms}. Training: {args.train_size or 'all'} examples, {args.epochs} epochs, batch "
               f"{args.batch_size}, max length {args.max_length}, lr {args.lr}, warm-up {args.warmup_epochs} epochs, "
               f"adversary steps {args.adversary_steps}, KL weight {args.kl_weight}, MI weight {args.mi_weight}, "
@@ -157,10 +159,10 @@ def write_results(output_dir: Path, rows: list[dict], args: argparse.Namespace) 
     axis.set_title(f"{args.dataset}, {args.model}: {args.test_examples} test examples")
     axis.legend()
     figure.tight_layout()
-    staging = output_dir / ".results.png.tmp.png"
-    figure.savefig(staging, dpi=120)
-    os.replace(staging, output_dir / "results.png")
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=120)
     plt.close(figure)
+    write_bytes_atomically(output_dir / "results.png", image.getvalue())
     return markdown
 
 
@@ -171,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     from rift_fast.data import load_task, test_pool
     from rift_fast.evaluation import EvaluationSettings, evaluate_test_pool
     from rift_fast.models import load_tokenizer
-    from rift_fast.training.loop import TrainSettings, Trainer, encode_examples, load_trained_classifier
+    from rift_fast.training.loop import (TrainSettings, Trainer, checkpoint_dir, encode_examples,
+                                         load_trained_classifier, resolve_checkpoint)
 
     rank, world = init_distributed()
     say = print if rank == 0 else (lambda *a, **k: None)
@@ -180,19 +183,23 @@ def main(argv: list[str] | None = None) -> int:
     train_examples = _subsample(task.train, args.train_size, args.seed)
     say(task.describe())
     tokenizer = load_tokenizer(args.model)
-    vocabulary = sorted({w.lower() for e in task.train for w in (e.text_pair or e.text).split()})
+    pool = test_pool(task, args.test_examples, seed=args.seed)
+    # The words WordNet is asked about: every split the synonyms serve (training, dev, the attacked pool).
+    vocabulary = sorted({w.lower() for e in (*task.train, *task.dev, *pool) for w in (e.text_pair or e.text).split()})
     synonyms = load_synonym_index(args, vocabulary)
     table = synonyms.vocab_table(tokenizer, k=args.synonym_k)
     say(f"model: {args.model} | synonyms: {synonyms.source}, {synonyms.num_words_with_synonyms()} words; "
         f"{int((table[:, 0] >= 0).sum())} of {len(tokenizer)} tokenizer entries have one-token synonyms")
     train = encode_examples(tokenizer, train_examples, args.max_length)
     dev = encode_examples(tokenizer, task.dev, args.max_length)
-    pool = test_pool(task, args.test_examples, seed=args.seed)
     say(f"training {', '.join(args.method)} on {len(train_examples)} examples: {args.epochs} epochs, batch "
         f"{args.batch_size}, max length {args.max_length}, lr {args.lr}, adversary steps {args.adversary_steps}, "
         f"KL weight {args.kl_weight}, MI weight {args.mi_weight}; torch threads {torch.get_num_threads()}")
     output_dir = Path(args.output_dir)
-    rows = []
+    resumable = {m for m in args.method if resolve_checkpoint(checkpoint_dir(output_dir, m, "last")) is not None}
+    if args.resume and not resumable:
+        raise FileNotFoundError(f"--resume: no checkpoint of {', '.join(args.method)} in {output_dir}")
+    runs = {}
     for method in args.method:
         settings = TrainSettings(
             method=method, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -204,25 +211,32 @@ def main(argv: list[str] | None = None) -> int:
             dev_adversary_steps=args.dev_adversary_steps, seed=args.seed)
         trainer = Trainer(settings, tokenizer, train, dev, table, output_dir, len(task.label_names),
                           rank=rank, world_size=world)
+        if args.resume and method not in resumable:
+            say(f"[{method}] --resume: no checkpoint yet in {trainer.last_dir}; training from the start")
         method_started = time.perf_counter()
-        best = trainer.run(resume=args.resume)
-        train_seconds = time.perf_counter() - method_started
-        if rank != 0:
-            continue
-        say(f"[{method}] evaluating {best} on {len(pool)} test examples ...")
-        model = load_trained_classifier(best).to(trainer.device)
-        evaluation = evaluate_test_pool(model, tokenizer, pool, synonyms, table, EvaluationSettings(
-            max_length=args.max_length, ga_population=args.ga_population, ga_generations=args.ga_generations,
-            seed=args.seed))
-        rows.append({"method": method, "train_seconds": train_seconds, "checkpoint": str(best),
-                     "history": trainer.history, "settings": asdict(settings), **evaluation})
+        best = trainer.run(resume=args.resume and method in resumable)
+        runs[method] = {"best": best, "train_seconds": time.perf_counter() - method_started,
+                        "history": trainer.history, "settings": asdict(settings), "device": trainer.device}
+        del trainer
     if world > 1:
+        # Only rank 0 evaluates: the other ranks leave the process group instead of waiting in a
+        # collective for the whole evaluation (which would outlast the collective's timeout).
         import torch.distributed as dist
 
         dist.barrier()
+        dist.destroy_process_group()
         if rank != 0:
             return 0
-    markdown = write_results(output_dir, rows, args)
+    evaluation_settings = EvaluationSettings(max_length=args.max_length, ga_population=args.ga_population,
+                                             ga_generations=args.ga_generations, seed=args.seed)
+    rows = []
+    for method, run in runs.items():
+        say(f"[{method}] evaluating {run['best']} on {len(pool)} test examples ...")
+        model = load_trained_classifier(run["best"]).to(run["device"])
+        evaluation = evaluate_test_pool(model, tokenizer, pool, synonyms, table, evaluation_settings)
+        rows.append({"method": method, "train_seconds": run["train_seconds"], "checkpoint": str(run["best"]),
+                     "history": run["history"], "settings": run["settings"], **evaluation})
+    markdown = write_results(output_dir, rows, args, evaluation_settings)
     print()
     print(markdown)
     print(f"results: {output_dir / 'results.md'}, {output_dir / 'results.json'}, {output_dir / 'results.png'} "

@@ -19,20 +19,30 @@ def test_help(module, capsys):
     assert "--model" in capsys.readouterr().out
 
 
-def test_train_runs_end_to_end_and_writes_results(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    """A one-layer BERT with the embedded tokenizer, saved as a local model folder."""
     from transformers import BertConfig, BertModel
 
     from rift_fast.models import load_tokenizer
 
-    model_dir = tmp_path / "tiny"
+    model_dir = tmp_path_factory.mktemp("tiny")
     load_tokenizer("embedded").save_pretrained(model_dir)
     config = BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=32, max_position_embeddings=64)
     BertModel(config).save_pretrained(model_dir)
-    output = tmp_path / "run"
-    argv = ["--model", str(model_dir), "--train-size", "32", "--epochs", "1", "--batch-size", "8", "--max-length", "24",
+    return model_dir
+
+
+def _tiny_run_argv(model_dir, output):
+    return ["--model", str(model_dir), "--train-size", "32", "--epochs", "1", "--batch-size", "8", "--max-length", "24",
             "--dev-examples", "8", "--test-examples", "4", "--ga-population", "2", "--ga-generations", "1",
             "--adversary-steps", "1", "--output-dir", str(output)]
+
+
+def test_train_runs_end_to_end_and_writes_results(tiny_model_dir, tmp_path, capsys):
+    output = tmp_path / "run"
+    argv = _tiny_run_argv(tiny_model_dir, output)
     assert train.main(argv) == 0
     out = capsys.readouterr().out
     assert "| method | clean acc | PWWS acc | GA acc | ASCC acc | train time |" in out
@@ -45,6 +55,20 @@ def test_train_runs_end_to_end_and_writes_results(tmp_path, capsys):
     assert attack.main(["--model", str(output / "rift" / "best"), "--num-examples", "3", "--attack", "pwws",
                         "--output", str(tmp_path / "attack.json")]) == 0
     assert json.loads((tmp_path / "attack.json").read_text())["summary"]["examples"] == 3
+
+
+def test_resume_continues_methods_with_a_checkpoint_and_starts_the_others(tiny_model_dir, tmp_path, capsys):
+    output = tmp_path / "run"
+    argv = _tiny_run_argv(tiny_model_dir, output)
+    with pytest.raises(FileNotFoundError, match="--resume: no checkpoint of standard, rift in"):
+        train.main(argv + ["--resume"])
+    assert train.main(argv + ["--method", "standard"]) == 0  # as if killed before rift started
+    capsys.readouterr()
+    assert train.main(argv + ["--method", "standard", "rift", "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "[standard] resumed from" in out and "[rift] --resume: no checkpoint yet" in out
+    results = json.loads((output / "results.json").read_text())
+    assert [r["method"] for r in results["results"]] == ["standard", "rift"]
 
 
 def test_task_presets_follow_the_published_settings():

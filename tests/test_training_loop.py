@@ -53,12 +53,12 @@ def _table(tokenizer):
     return table
 
 
-def _trainer(tiny_model, output, method="rift", epochs=2, freelb=None, **overrides):
+def _trainer(tiny_model, output, method="rift", epochs=2, freelb=None, train_examples=None, **overrides):
     path, tokenizer = tiny_model
     options = {"batch_size": 8, "max_length": 16, "lr": 1e-3, "warmup_epochs": 1.0, "adversary_steps": 2,
                "dev_examples": 8, "dev_adversary_steps": 2, **overrides}
     settings = TrainSettings(method=method, model=path, epochs=epochs, **options)
-    train = encode_examples(tokenizer, _examples(32), 16)
+    train = encode_examples(tokenizer, train_examples or _examples(32), 16)
     dev = encode_examples(tokenizer, _examples(8, seed=1), 16)
     return Trainer(settings, tokenizer, train, dev, _table(tokenizer), output, num_classes=2, freelb=freelb,
                    progress=False)
@@ -117,6 +117,36 @@ def test_resume_refuses_missing_or_mismatched_checkpoints(tiny_model, tmp_path):
     _trainer(tiny_model, tmp_path, epochs=1).run()
     with pytest.raises(ValueError, match="other settings"):
         _trainer(tiny_model, tmp_path, epochs=1, kl_weight=3.0).run(resume=True)
+
+
+def test_resume_refuses_a_checkpoint_trained_on_other_data(tiny_model, tmp_path):
+    _trainer(tiny_model, tmp_path, epochs=1).run()
+    with pytest.raises(ValueError, match="trained on other data"):
+        _trainer(tiny_model, tmp_path, epochs=1, train_examples=_examples(32, seed=5)).run(resume=True)
+
+
+def test_a_save_killed_while_writing_the_trainer_state_keeps_the_previous_checkpoint(tiny_model, tmp_path,
+                                                                                   monkeypatch):
+    class Killed(Exception):
+        pass
+
+    trainer = _trainer(tiny_model, tmp_path, epochs=2)
+    real_save = torch.save
+
+    def save_dying_at_epoch_2(state, target, *args, **kwargs):
+        if str(target).endswith("trainer_state.pt") and trainer.epoch == 2:
+            raise Killed
+        return real_save(state, target, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_dying_at_epoch_2)
+    with pytest.raises(Killed):
+        trainer.run()
+    monkeypatch.undo()
+    checkpoint = resolve_checkpoint(trainer.last_dir)
+    assert json.loads((checkpoint / "rift_fast.json").read_text())["epoch"] == 1
+    resumed = _trainer(tiny_model, tmp_path, epochs=2)
+    resumed.run(resume=True)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
 
 
 def test_interrupted_save_leaves_a_readable_checkpoint(tiny_model, tmp_path):

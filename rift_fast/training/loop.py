@@ -3,6 +3,8 @@ model selection, atomic checkpoints with exact resume, NaN guard, and Distribute
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import math
 import os
@@ -160,8 +162,22 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_model_folder(folder: Path, objective: Objective, tokenizer, metadata: dict) -> None:
-    """Write a loadable model folder atomically: safetensors weights, encoder config, tokenizer, JSON.
+def data_fingerprint(train: EncodedSplit, neighbour_table: torch.Tensor) -> str:
+    """SHA-256 of what training reads: the token ids, type ids, attackable flags and labels of the
+    training split, and the synonym table (a resumed run must see the same)."""
+    digest = hashlib.sha256()
+    for rows in (train.input_ids, train.token_type_ids, train.attackable):
+        digest.update(np.asarray([len(row) for row in rows], dtype=np.int64).tobytes())
+        digest.update(np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64).tobytes())
+    digest.update(np.asarray(train.labels, dtype=np.int64).tobytes())
+    digest.update(neighbour_table.detach().cpu().to(torch.int64).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_model_folder(folder: Path, objective: Objective, tokenizer, metadata: dict,
+                      trainer_state: dict | None = None) -> None:
+    """Write a loadable model folder atomically: safetensors weights, encoder config, tokenizer, JSON,
+    and ``trainer_state.pt`` (optimizer, scheduler, RNG) when ``trainer_state`` is given.
 
     The folder is staged beside its destination and swapped in with renames; a run killed midway
     leaves the previous folder (or ``<folder>.old``, which :func:`resolve_checkpoint` also reads).
@@ -174,6 +190,8 @@ def save_model_folder(folder: Path, objective: Objective, tokenizer, metadata: d
     save_file(state, str(staging / "model.safetensors"))
     objective.model.encoder.config.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
+    if trainer_state is not None:
+        torch.save(trainer_state, staging / "trainer_state.pt")
     write_text_atomically(staging / "rift_fast.json", json.dumps(metadata, indent=1, sort_keys=True))
     previous = folder.with_name(folder.name + ".old")
     shutil.rmtree(previous, ignore_errors=True)
@@ -181,6 +199,29 @@ def save_model_folder(folder: Path, objective: Objective, tokenizer, metadata: d
         os.replace(folder, previous)
     os.replace(staging, folder)
     shutil.rmtree(previous, ignore_errors=True)
+
+
+def ascc_correct_counts(model, split: EncodedSplit, count: int, pad_token_id: int, neighbour_table: torch.Tensor,
+                        batch_size: int, steps: int, generator: torch.Generator | None = None) -> tuple[int, int]:
+    """(clean correct, ASCC-robust correct) over the first ``count`` examples of ``split``, attacked in
+    batches of ``batch_size`` by the ASCC adversary (mode ce, ``steps`` steps) on the model's device;
+    ``generator`` draws the adversary's start (default: torch's global generator)."""
+    device = next(model.parameters()).device
+    neighbour_table = neighbour_table.to(device)
+    clean, robust = 0, 0
+    for start in range(0, count, batch_size):
+        batch = collate(split, list(range(start, min(count, start + batch_size))), pad_token_id, neighbour_table,
+                        device)
+        result = ascc_robust_accuracy(model, batch["input_ids"], batch["attention_mask"], batch["sub_ids"],
+                                      batch["labels"], batch["token_type_ids"], steps=steps, generator=generator)
+        clean += int(result.clean_correct.sum())
+        robust += int(result.robust_correct.sum())
+    return clean, robust
+
+
+def checkpoint_dir(output_dir: str | Path, method: str, kind: str) -> Path:
+    """Where a run in ``output_dir`` keeps the ``kind`` (``last`` or ``best``) checkpoint of ``method``."""
+    return Path(output_dir) / method / kind
 
 
 def resolve_checkpoint(folder: Path) -> Path | None:
@@ -206,6 +247,7 @@ class Trainer:
         self.freelb = freelb or FreeLBSettings()
         self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
         self.neighbour_table = neighbour_table.to(self.device)
+        self.data_fingerprint = data_fingerprint(train, neighbour_table)
         torch.manual_seed(settings.seed)
         random.seed(settings.seed)
         np.random.seed(settings.seed)
@@ -228,34 +270,33 @@ class Trainer:
         elif world_size > 1:
             self.engine = torch.nn.parallel.DistributedDataParallel(self.objective)
         self.history: list[dict] = []
-        self.epoch, self.step_in_epoch = 0, 0
+        self.epoch = 0  # epochs completed; checkpoints are written at epoch ends
         self.best_robust = -1.0
 
     # ------------------------------------------------------------------------------ checkpoints
     @property
     def last_dir(self) -> Path:
-        return self.output_dir / self.settings.method / "last"
+        return checkpoint_dir(self.output_dir, self.settings.method, "last")
 
     @property
     def best_dir(self) -> Path:
-        return self.output_dir / self.settings.method / "best"
+        return checkpoint_dir(self.output_dir, self.settings.method, "best")
 
     def _metadata(self, kind: str) -> dict:
         return {"format": CHECKPOINT_FORMAT, "kind": kind, "settings": asdict(self.settings),
                 "num_classes": self.objective.model.num_classes, "epoch": self.epoch,
-                "step_in_epoch": self.step_in_epoch, "history": self.history, "best_robust": self.best_robust}
+                "data_fingerprint": self.data_fingerprint, "history": self.history,
+                "best_robust": self.best_robust}
 
     def save(self, kind: str) -> None:
         if self.rank != 0:
             return
-        folder = self.last_dir if kind == "last" else self.best_dir
-        save_model_folder(folder, self.objective, self.tokenizer, self._metadata(kind))
         if kind == "last":
             state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                      "rng": _rng_state()}
-            staging = folder / "trainer_state.pt.tmp"
-            torch.save(state, staging)
-            os.replace(staging, folder / "trainer_state.pt")
+            save_model_folder(self.last_dir, self.objective, self.tokenizer, self._metadata(kind), state)
+        else:
+            save_model_folder(self.best_dir, self.objective, self.tokenizer, self._metadata(kind))
 
     def resume(self) -> None:
         """Continue from ``last``; refuses a missing checkpoint or one written with other settings."""
@@ -267,6 +308,9 @@ class Trainer:
             changed = {k: (v, asdict(self.settings).get(k)) for k, v in metadata.get("settings", {}).items()
                        if asdict(self.settings).get(k) != v}
             raise ValueError(f"--resume: {folder} was written with other settings (checkpoint, now): {changed}")
+        if metadata.get("data_fingerprint") != self.data_fingerprint:
+            raise ValueError(f"--resume: {folder} was trained on other data (training examples, their tokenisation "
+                             f"or the synonym table differ: --dataset, --data-source, --train-size, --synonyms?)")
         if metadata.get("num_classes") != self.objective.model.num_classes:
             raise ValueError(f"--resume: {folder} has a {metadata.get('num_classes')}-class head but the dataset has "
                              f"{self.objective.model.num_classes} labels")
@@ -280,11 +324,10 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"])
-        self.epoch, self.step_in_epoch = metadata["epoch"], metadata["step_in_epoch"]
+        self.epoch = metadata["epoch"]
         self.history, self.best_robust = metadata["history"], metadata["best_robust"]
         if self.rank == 0:
-            print(f"[{self.settings.method}] resumed from {folder} at epoch {self.epoch + 1}, "
-                  f"step {self.step_in_epoch}")
+            print(f"[{self.settings.method}] resumed from {folder} after epoch {self.epoch}")
 
     # ------------------------------------------------------------------------------- training
     def _step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -322,17 +365,10 @@ class Trainer:
 
     def evaluate_dev(self) -> dict[str, float]:
         """Clean accuracy and ASCC robust accuracy (mode ce) on the first ``dev_examples`` of dev."""
-        model = self.objective.model
         count = min(self.settings.dev_examples, len(self.dev_split.labels))
-        clean, robust = 0, 0
-        for start in range(0, count, self.settings.batch_size):
-            batch = collate(self.dev_split, list(range(start, min(count, start + self.settings.batch_size))),
-                            self.tokenizer.pad_token_id, self.neighbour_table, self.device)
-            result = ascc_robust_accuracy(model, batch["input_ids"], batch["attention_mask"], batch["sub_ids"],
-                                          batch["labels"], batch["token_type_ids"],
-                                          steps=self.settings.dev_adversary_steps)
-            clean += int(result.clean_correct.sum())
-            robust += int(result.robust_correct.sum())
+        clean, robust = ascc_correct_counts(self.objective.model, self.dev_split, count, self.tokenizer.pad_token_id,
+                                            self.neighbour_table, self.settings.batch_size,
+                                            self.settings.dev_adversary_steps)
         return {"dev_clean_accuracy": clean / count, "dev_ascc_accuracy": robust / count}
 
     def run(self, resume: bool = False) -> Path:
@@ -344,9 +380,9 @@ class Trainer:
             self.sampler.set_epoch(epoch)
             batches = list(self.sampler)
             sums: dict[str, float] = {}
-            bar = tqdm(total=len(batches), initial=self.step_in_epoch, disable=not self.progress, leave=False,
+            bar = tqdm(total=len(batches), disable=not self.progress, leave=False,
                        desc=f"{self.settings.method} epoch {epoch + 1}/{self.settings.epochs}")
-            for step in range(self.step_in_epoch, len(batches)):
+            for step in range(len(batches)):
                 batch = collate(self.train_split, batches[step], self.tokenizer.pad_token_id, self.neighbour_table,
                                 self.device)
                 try:
@@ -359,7 +395,6 @@ class Trainer:
                         f"{kept}; lower --lr or --kl-weight (and --resume from it).") from None
                 for key, value in terms.items():
                     sums[key] = sums.get(key, 0.0) + value
-                self.step_in_epoch = step + 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{terms['loss']:.3f}")
             bar.close()
@@ -367,7 +402,7 @@ class Trainer:
             record = {"epoch": epoch + 1, **{k: v / max(1, len(batches)) for k, v in sums.items()}, **dev,
                       "seconds": time.perf_counter() - started}
             self.history.append(record)
-            self.epoch, self.step_in_epoch = epoch + 1, 0
+            self.epoch = epoch + 1
             if dev["dev_ascc_accuracy"] > self.best_robust:
                 self.best_robust = dev["dev_ascc_accuracy"]
                 self.save("best")
@@ -398,5 +433,6 @@ def load_trained_classifier(folder: str | Path) -> RobustClassifier:
     return model.eval()
 
 
-__all__ = ["EncodedSplit", "Objective", "TrainSettings", "Trainer", "TrainingDiverged", "collate", "encode_examples",
-           "load_trained_classifier", "resolve_checkpoint", "save_model_folder"]
+__all__ = ["EncodedSplit", "Objective", "TrainSettings", "Trainer", "TrainingDiverged", "ascc_correct_counts",
+           "checkpoint_dir", "collate",
+           "data_fingerprint", "encode_examples", "load_trained_classifier", "resolve_checkpoint", "save_model_folder"]
