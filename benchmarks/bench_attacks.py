@@ -33,6 +33,7 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,6 +114,7 @@ def ensure_victim(args, task) -> Path:
     """The fine-tuned victim's folder: reused when its recorded settings match, else trained now."""
     import torch
 
+    from rift_fast.attacks import VictimModel
     from rift_fast.models import load_sequence_classifier
 
     folder = Path(args.victim_dir)
@@ -133,6 +135,8 @@ def ensure_victim(args, task) -> Path:
     started = time.perf_counter()
     model.train()
     steps = 0
+    # A plain Hugging Face fine-tune (not rift_fast.training): TextAttack's stock wrapper needs a model
+    # whose output has `.logits`, which RobustClassifier does not give.
     for epoch in range(args.train_epochs):
         for start in range(0, len(train), args.train_batch_size):
             batch = train[start:start + args.train_batch_size]
@@ -147,16 +151,9 @@ def ensure_victim(args, task) -> Path:
                 print(f"[bench]   epoch {epoch} step {steps}: loss {loss.item():.3f} "
                       f"({time.perf_counter() - started:.0f} s)", flush=True)
     train_seconds = time.perf_counter() - started
-    model.eval()
-    correct = 0
-    with torch.inference_mode():
-        for start in range(0, len(task.dev), 128):
-            batch = task.dev[start:start + 128]
-            encoded = tokenizer([e.text for e in batch], padding=True, truncation=True, max_length=args.train_length,
-                                return_tensors="pt")
-            predictions = model(**encoded).logits.argmax(-1)
-            correct += int((predictions == torch.tensor([e.label for e in batch])).sum())
-    dev_accuracy = correct / len(task.dev)
+    victim = VictimModel(model, tokenizer, max_length=args.train_length, batch_size=128)
+    predictions = victim.probabilities([(e.text, None) for e in task.dev]).argmax(1)
+    dev_accuracy = sum(int(p) == e.label for p, e in zip(predictions, task.dev)) / len(task.dev)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -200,8 +197,8 @@ class ForwardTimer:
         self.calls = 0
         self.rows = 0
         self._started = None
-        self._handles = [model.register_forward_pre_hook(self._pre, with_kwargs=True),
-                         model.register_forward_hook(self._post)]
+        model.register_forward_pre_hook(self._pre, with_kwargs=True)
+        model.register_forward_hook(self._post)
 
     def _pre(self, module, args, kwargs):
         ids = kwargs.get("input_ids", args[0] if args else None)
@@ -217,19 +214,18 @@ def textattack_worker(spec_path: str) -> int:
     """Runs one TextAttack attack described by the spec JSON and writes the result JSON it names."""
     spec = json.loads(Path(spec_path).read_text())
     threads = _set_threads(spec["threads"])
-    import numpy as np
     import textattack
-    import torch
     from textattack.attack_results import FailedAttackResult, SkippedAttackResult, SuccessfulAttackResult
     from textattack.models.wrappers import HuggingFaceModelWrapper
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from rift_fast.attacks.runner import FAILED, MISCLASSIFIED, SUCCESS, AttackReport, ExampleResult
     from rift_fast.data import Example
+    from rift_fast.models import load_sequence_classifier
     from rift_fast.interop.textattack import RiftModelWrapper, build_genetic, build_pwws, textattack_input
     from rift_fast.synonyms import SynonymIndex
 
-    model = AutoModelForSequenceClassification.from_pretrained(spec["model_dir"]).eval()
-    tokenizer = AutoTokenizer.from_pretrained(spec["model_dir"])
+    model, tokenizer = load_sequence_classifier(spec["model_dir"], num_labels=2)
+    model.eval()
     synonyms = SynonymIndex.from_neighbour_json(spec["synonyms"])
     if spec["wrapper"] == "stock":
         wrapper, model_batch_size = HuggingFaceModelWrapper(model, tokenizer), 32
@@ -247,54 +243,32 @@ def textattack_worker(spec_path: str) -> int:
     results = []
     load_before, cpu_started = os.getloadavg()[0], time.process_time()
     started = time.perf_counter()
+    statuses = {SkippedAttackResult: MISCLASSIFIED, SuccessfulAttackResult: SUCCESS, FailedAttackResult: FAILED}
     for index, example in enumerate(examples):
         result = attack.attack(textattack_input(example), example.label)
-        if isinstance(result, SkippedAttackResult):
-            status = "misclassified"
-        elif isinstance(result, SuccessfulAttackResult):
-            status = "success"
-        elif isinstance(result, FailedAttackResult):
-            status = "failed"
-        else:
-            status = type(result).__name__
         original = result.original_result.attacked_text
         perturbed = result.perturbed_result.attacked_text
-        results.append({"index": index, "label": example.label, "status": status,
-                        "queries": int(result.num_queries), "adversarial": perturbed.text,
-                        "words_changed": len(original.all_words_diff(perturbed)), "num_words": original.num_words,
-                        "final_prediction": int(result.perturbed_result.output)})
+        truncated = len(tokenizer(example.text)["input_ids"]) > spec["max_length"]
+        results.append(ExampleResult(
+            index, example.label, statuses.get(type(result), type(result).__name__), original.text, perturbed.text,
+            int(result.original_result.output), int(result.perturbed_result.output),
+            len(original.all_words_diff(perturbed)), original.num_words, int(result.num_queries), truncated))
         if (index + 1) % 10 == 0 or index + 1 == len(examples):
             print(f"[textattack {spec['attack']}/{spec['wrapper']}] {index + 1}/{len(examples)} examples, "
                   f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
-    wall = time.perf_counter() - started
-    cpu_seconds = time.process_time() - cpu_started
-    correct = [r for r in results if r["status"] != "misclassified"]
-    successes = [r for r in results if r["status"] == "success"]
-    summary = {
-        "examples": len(results),
-        "clean_accuracy": len(correct) / len(results),
-        "robust_accuracy": sum(r["status"] == "failed" for r in results) / len(results),
-        "attack_success_rate": len(successes) / len(correct) if correct else float("nan"),
-        "mean_modification_rate": float(np.mean([r["words_changed"] / r["num_words"] for r in successes]))
-        if successes else 0.0,
-        "mean_queries": float(np.mean([r["queries"] for r in correct])) if correct else 0.0,
-        "wall_seconds": wall,
-        "forward_share": timer.seconds / wall,
-        "forward_calls": timer.calls,
-        "rows_scored": timer.rows,
-        "cpu_seconds": cpu_seconds,
-        "load_average_before": load_before,
-        "load_average_after": os.getloadavg()[0],
-    }
+    report = AttackReport({}, results, wall_seconds=time.perf_counter() - started, forward_seconds=timer.seconds)
+    summary = report.summary()
+    summary.update(forward_calls=timer.calls, rows_scored=timer.rows, cpu_seconds=time.process_time() - cpu_started,
+                   load_average_before=load_before, load_average_after=os.getloadavg()[0])
     try:
         description = repr(attack)
     except Exception as error:  # a repr must not cost the run
         description = f"(repr failed: {error!r})"
     output = {"engine": f"textattack-{spec['wrapper']}", "attack": spec["attack"], "summary": summary,
-              "threads": threads, "versions": _versions(), "attack_repr": description, "results": results,
+              "threads": threads, "versions": _versions(), "attack_repr": description,
+              "results": [asdict(r) for r in results],
               "torch_threads_env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
     Path(spec["output"]).write_text(json.dumps(output, indent=1))
-    del torch
     return 0
 
 
@@ -380,16 +354,13 @@ def main(argv=None) -> int:
         ours = run_ours(attack, args, model_dir, pool, synonyms)
         runs.append(ours)
         print(f"[bench]   {json.dumps(ours['summary'])}", flush=True)
-        if args.skip_textattack:
-            continue
-        for wrapper in wrappers:
+        for wrapper in [] if args.skip_textattack else wrappers:
             theirs = run_textattack(attack, wrapper, args, model_dir, pool, synonyms_path, ours["max_length"], out_dir)
             header.setdefault("textattack_threads", theirs["threads"])
             header.setdefault("textattack_versions", theirs["versions"])
             runs.append(theirs)
             print(f"[bench]   {json.dumps(theirs['summary'])}", flush=True)
         (out_dir / "results.json").write_text(json.dumps({"header": header, "runs": runs}, indent=1))
-    (out_dir / "results.json").write_text(json.dumps({"header": header, "runs": runs}, indent=1))
     print()
     print(f"Rotten Tomatoes test pool: N={args.num_examples}, seed {args.seed}; synonyms {synonyms.source}; "
           f"victim {model_dir.name} (embedded MiniLM fine-tuned: {victim_settings(args, task)}); "

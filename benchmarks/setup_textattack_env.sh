@@ -46,15 +46,31 @@ if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.
   "${PIP[@]}" "$spec"
 fi
 
+# Requirements come from pyproject.toml: its `textattack` extra; then the core dependencies (less torch,
+# installed above, and triton, which the attack code does not use) with the `test` extra.
+requirements() {
+  "$PY" -c '
+import sys, tomllib
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+extras = project["optional-dependencies"]
+if sys.argv[2] == "textattack":
+    chosen = extras["textattack"]
+else:
+    chosen = [r for r in project["dependencies"] if not r.startswith(("torch", "triton"))] + extras["test"]
+print("\n".join(chosen))
+' "$ROOT/pyproject.toml" "$1"
+}
+
 # 2. TextAttack with pins that resolve quickly next to torch 2.13.0 (transformers 4.57.x, datasets 4.1.x).
+mapfile -t TEXTATTACK_REQUIREMENTS < <(requirements textattack)
 if ! "$PY" -c "import importlib.metadata as m; assert m.version('textattack') == '0.3.11'" 2>/dev/null; then
-  echo "[setup_textattack_env] installing textattack==0.3.11 (transformers<5, datasets<4.2)"
-  "${PIP[@]}" "textattack==0.3.11" "transformers>=4.40,<5" "datasets<4.2"
+  echo "[setup_textattack_env] installing ${TEXTATTACK_REQUIREMENTS[*]}"
+  "${PIP[@]}" "${TEXTATTACK_REQUIREMENTS[@]}"
 fi
 
-# 3. What rift_fast's attack / synonym / data code imports (numpy, torch and transformers are already in).
-"${PIP[@]}" -q "faiss-cpu>=1.8" "nltk>=3.8" "scikit-learn>=1.3" "safetensors>=0.4" "tqdm>=4.66" \
-  "pandas>=2.0" "pyarrow>=14" "pytest>=8"
+# 3. What rift_fast's attack / synonym / data code imports, kept within the TextAttack pins.
+mapfile -t CORE_REQUIREMENTS < <(requirements core)
+"${PIP[@]}" -q "${CORE_REQUIREMENTS[@]}" "${TEXTATTACK_REQUIREMENTS[@]}"
 
 # 4. rift_fast from this checkout (an editable install without the C++/CUDA build) and the offline hooks.
 SITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"

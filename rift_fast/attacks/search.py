@@ -91,6 +91,12 @@ class PWWS:
         return outcomes
 
 
+def check_ga_settings(population: int, generations: int) -> None:
+    """Raises a clear error unless population >= 2 and generations >= 1."""
+    if population < 2 or generations < 1:
+        raise ValueError(f"GA needs population >= 2 and generations >= 1, got {population}, {generations}")
+
+
 class GeneticAttack:
     """Genetic attack of Alzantot et al. (2018) as ported by Jia et al. (2019).
 
@@ -106,8 +112,7 @@ class GeneticAttack:
     name = "ga"
 
     def __init__(self, goal: UntargetedClassification, population: int = 60, generations: int = 40, seed: int = 0):
-        if population < 2 or generations < 1:
-            raise ValueError(f"GA needs population >= 2 and generations >= 1, got {population}, {generations}")
+        check_ga_settings(population, generations)
         self.goal = goal
         self.population = population
         self.generations = generations

@@ -72,6 +72,13 @@ class Target:
         return self.example.text, self.example.text_pair
 
 
+def substitution_candidates(word: str, synonyms: SynonymIndex) -> list[str]:
+    """Synonyms of ``word`` (looked up lower-cased), the word itself left out, each in the word's case
+    (UPPER, Title or as given), duplicates dropped, in the index's order."""
+    lower = word.lower()
+    return list(dict.fromkeys(match_case(word, s) for s in synonyms.synonyms(lower) if s != lower))
+
+
 def build_target(index: int, example: Example, synonyms: SynonymIndex, constraints: Constraints,
                  visible_characters: int | None = None, truncated: bool = False) -> Target:
     """Word choices of ``example``'s attacked side (the hypothesis for sentence pairs)."""
@@ -83,7 +90,7 @@ def build_target(index: int, example: Example, synonyms: SynonymIndex, constrain
         if lower in constraints.stop_words or not visible:
             choices.append([word])
             continue
-        candidates = list(dict.fromkeys(match_case(word, s) for s in synonyms.synonyms(lower) if s != lower))
+        candidates = substitution_candidates(word, synonyms)
         if candidates and constraints.lm_filter is not None:
             keep = constraints.lm_filter(spans.words, position, candidates)
             candidates = [c for c, k in zip(candidates, keep) if k]

@@ -40,25 +40,10 @@ class VictimModel:
         pairs = [q[1] for q in queries] if queries[0][1] is not None else None
         return self.tokenizer(texts, pairs, truncation=True, max_length=self.max_length)
 
-    def _pad(self, encoded, rows: list[int]) -> dict[str, torch.Tensor]:
-        """The ``rows`` of ``encoded`` padded to their longest, as the tokenizer's ``padding=True`` pads."""
-        width = max(len(encoded["input_ids"][i]) for i in rows)
-        fills = {"input_ids": self.tokenizer.pad_token_id,
-                 "token_type_ids": getattr(self.tokenizer, "pad_token_type_id", 0), "attention_mask": 0}
-        left = getattr(self.tokenizer, "padding_side", "right") == "left"
-        batch = {}
-        for key, fill in fills.items():
-            if key not in encoded:
-                continue
-            values = np.full((len(rows), width), fill, dtype=np.int64)
-            for row, index in enumerate(rows):
-                sequence = encoded[key][index]
-                if left:
-                    values[row, width - len(sequence):] = sequence
-                else:
-                    values[row, :len(sequence)] = sequence
-            batch[key] = torch.from_numpy(values).to(self.device)
-        return batch
+    def _pad(self, encoded, rows: list[int]):
+        """The ``rows`` of ``encoded`` padded to their longest by the tokenizer, as tensors on the model's device."""
+        features = {key: [encoded[key][i] for i in rows] for key in encoded.keys()}
+        return self.tokenizer.pad(features, return_tensors="pt").to(self.device)
 
     @torch.inference_mode()
     def probabilities(self, queries: list[Query]) -> np.ndarray:

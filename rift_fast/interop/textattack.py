@@ -79,7 +79,8 @@ except ImportError as error:  # pragma: no cover - exercised only without TextAt
         "`bash benchmarks/setup_textattack_env.sh` and run with `.venv-textattack/bin/python`. "
         f"(import failed: {error})") from error
 
-from rift_fast.attacks.text import match_case
+from rift_fast.attacks.search import check_ga_settings
+from rift_fast.attacks.transformation import substitution_candidates
 from rift_fast.attacks.victim import VictimModel
 from rift_fast.data import Example
 from rift_fast.synonyms import SynonymIndex
@@ -104,8 +105,14 @@ class RiftModelWrapper(ModelWrapper):
     def __init__(self, model, tokenizer, batch_size: int = 64, max_length: int | None = None):
         self.victim = VictimModel(model, tokenizer, max_length=max_length, batch_size=batch_size)
         self.model = self.victim.model
-        self.tokenizer = tokenizer
-        self.batch_size = batch_size
+
+    @property
+    def tokenizer(self):
+        return self.victim.tokenizer
+
+    @property
+    def batch_size(self) -> int:
+        return self.victim.batch_size
 
     @property
     def forward_seconds(self) -> float:
@@ -126,8 +133,8 @@ class RiftModelWrapper(ModelWrapper):
         return self.victim.probabilities(queries)
 
     def _tokenize(self, inputs):
-        return [self.tokenizer.convert_ids_to_tokens(self.tokenizer(x, truncation=True)["input_ids"])
-                for x in inputs]
+        encoded = self.tokenizer(list(inputs), truncation=True, max_length=self.victim.max_length)["input_ids"]
+        return [self.tokenizer.convert_ids_to_tokens(ids) for ids in encoded]
 
 
 class SynonymWordSwap(WordSwap):
@@ -141,8 +148,7 @@ class SynonymWordSwap(WordSwap):
         self.synonym_source = synonyms.source  # an attribute: TextAttack's repr formats from __dict__
 
     def _get_replacement_words(self, word: str) -> list[str]:
-        lower = word.lower()
-        return list(dict.fromkeys(match_case(word, s) for s in self.synonyms.synonyms(lower) if s != lower))
+        return substitution_candidates(word, self.synonyms)
 
     def extra_repr_keys(self):
         return ["synonym_source"]
@@ -195,8 +201,7 @@ def build_genetic(model_wrapper, synonyms: SynonymIndex, population: int = 60, g
     """TextAttack's GeneticAlgorithmAlzantot2018 recipe with :class:`SynonymWordSwap` and without its
     language-model, embedding-distance and 20 % words-perturbed constraints; ``population`` and
     ``generations`` are its ``pop_size`` and ``max_iters`` (the recipe's defaults: 60 and 20)."""
-    if population < 2 or generations < 1:
-        raise ValueError(f"GA needs population >= 2 and generations >= 1, got {population}, {generations}")
+    check_ga_settings(population, generations)
     search = AlzantotGeneticAlgorithm(pop_size=population, max_iters=generations, post_crossover_check=False)
     return Attack(_goal(model_wrapper, model_batch_size), rift_constraints(stop_words, pair),
                   SynonymWordSwap(synonyms), search)
