@@ -44,12 +44,17 @@ def make_inputs(batch, length, per_example, vocab, device, duplicate_fraction=0.
     return [t.to(device) for t in (ids, example, position, token, group)]
 
 
-def _call(variant, inputs):
-    """variant: '<backend>' (public function) or '<backend>-op' (op alone, no validation)."""
+def _num_groups(inputs):
+    return int(inputs[4].max()) + 1
+
+
+def _call(variant, inputs, num_groups):
+    """variant: '<backend>' (public function) or '<backend>-op' (op alone, no validation; ``num_groups``
+    is its Q, computed once outside the timed call)."""
     if variant == "reference-op":
         return build_perturbation_batch_reference(*inputs)
     if variant.endswith("-op"):
-        return _custom_ops.build_perturbation_batch(*inputs, int(inputs[4].max()) + 1)
+        return _custom_ops.build_perturbation_batch(*inputs, num_groups)
     return build_perturbation_batch(*inputs, backend=variant)
 
 
@@ -67,7 +72,8 @@ def main():
     fused = "cuda" if device.type == "cuda" else "cpp"
     if args.probe:
         inputs, warm_inputs = make_inputs(*SHAPES[args.shapes[0]], args.vocab, device), make_inputs(2, 8, 4, 50, device)
-        print_rss_growth(lambda: _call(args.probe, warm_inputs), lambda: _call(args.probe, inputs))
+        warm_groups, groups = _num_groups(warm_inputs), _num_groups(inputs)
+        print_rss_growth(lambda: _call(args.probe, warm_inputs, warm_groups), lambda: _call(args.probe, inputs, groups))
         return
 
     print(f"device={device} vocab={args.vocab} repeats={args.repeats} threads={args.threads} "
@@ -82,10 +88,10 @@ def main():
         inputs = make_inputs(batch, length, per_example, args.vocab, device)
         out = build_perturbation_batch(*inputs, backend=fused)
         groups, edits, unique = out.inverse.shape[0], inputs[1].shape[0], out.query_ids.shape[0]
-        ms = {v: median_ms(lambda v=v: _call(v, inputs), args.warmup, args.repeats)
+        ms = {v: median_ms(lambda v=v: _call(v, inputs, groups), args.warmup, args.repeats)
               for v in (fused, "reference", fused + "-op", "reference-op")}
         probe_args = ["--shapes", name, "--vocab", str(args.vocab), "--threads", str(args.threads)]
-        mib = {v: peak_mib(lambda v=v: _call(v, inputs), device, [__file__, *probe_args, "--probe", v])
+        mib = {v: peak_mib(lambda v=v: _call(v, inputs, groups), device, [__file__, *probe_args, "--probe", v])
                for v in (fused, "reference")}
         line = (f"{name:>5} {batch:>3} {length:>4} {groups:>5} {edits:>5} {unique:>5} | {ms[fused]:>8.2f}"
                 f" {ms['reference']:>8.2f} {ms['reference'] / ms[fused]:>9.2f} | {ms[fused + '-op']:>6.2f}"

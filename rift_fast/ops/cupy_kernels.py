@@ -28,16 +28,18 @@ def _module(source_name: str):
 def launch(source_name: str, kernel_name: str, total_threads: int, args: tuple, threads_per_block: int = 256) -> None:
     """Launch ``kernel_name`` of ``csrc/kernels/<source_name>`` over ``total_threads`` threads.
 
-    Tensor arguments are passed as CuPy views (DLPack); Python ints become 64-bit integers.
+    Tensor arguments are passed as CuPy views (DLPack); Python ints become 64-bit integers. The kernel
+    runs on the device of the first tensor argument, on torch's current stream of that device.
     """
     import cupy
 
-    kernel = _module(source_name).get_function(kernel_name)
-    converted = tuple(
-        cupy.from_dlpack(a) if isinstance(a, torch.Tensor) else (cupy.int64(a) if isinstance(a, int) else a)
-        for a in args
-    )
-    blocks = (total_threads + threads_per_block - 1) // threads_per_block
-    stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
-    with stream:
-        kernel((blocks,), (threads_per_block,), converted)
+    device = next(a.device for a in args if isinstance(a, torch.Tensor))
+    with torch.cuda.device(device), cupy.cuda.Device(device.index):
+        kernel = _module(source_name).get_function(kernel_name)
+        converted = tuple(
+            cupy.from_dlpack(a) if isinstance(a, torch.Tensor) else (cupy.int64(a) if isinstance(a, int) else a)
+            for a in args
+        )
+        blocks = (total_threads + threads_per_block - 1) // threads_per_block
+        with cupy.cuda.ExternalStream(torch.cuda.current_stream(device).cuda_stream):
+            kernel((blocks,), (threads_per_block,), converted)

@@ -49,8 +49,8 @@ def _first_appearance(classes: torch.Tensor, num_classes: int) -> tuple[torch.Te
 
 
 def _deduplicate_exact(rows: torch.Tensor, group_example: torch.Tensor) -> PerturbationBatch:
-    _, classes = torch.unique(torch.cat([group_example.unsqueeze(1), rows], 1), dim=0, return_inverse=True)
-    inverse, first = _first_appearance(classes, int(classes.max()) + 1)
+    unique, classes = torch.unique(torch.cat([group_example.unsqueeze(1), rows], 1), dim=0, return_inverse=True)
+    inverse, first = _first_appearance(classes, unique.shape[0])
     return PerturbationBatch(rows[first], inverse, group_example[first])
 
 
@@ -72,8 +72,10 @@ def build_perturbation_batch_reference(token_ids: torch.Tensor, edit_example: to
     return _deduplicate_exact(rows, group_example)
 
 
-def _check_inputs(token_ids, edit_example, edit_position, edit_token, edit_group, attention_mask) -> int:
-    """Raise ValueError on any invalid argument; return the number of query groups Q."""
+def _check_inputs(token_ids, edit_example, edit_position, edit_token, edit_group,
+                  attention_mask) -> tuple[int, torch.Tensor]:
+    """Raise ValueError on any invalid argument; return the number of query groups Q and the base row
+    of each group [Q]."""
     if token_ids.dim() != 2 or token_ids.dtype != torch.int64:
         raise ValueError(f"token_ids must be [B, L] int64, got {tuple(token_ids.shape)} {token_ids.dtype}")
     edits = {"edit_example": edit_example, "edit_position": edit_position, "edit_token": edit_token,
@@ -92,7 +94,7 @@ def _check_inputs(token_ids, edit_example, edit_position, edit_token, edit_group
         if attention_mask.device != token_ids.device:
             raise ValueError(f"attention_mask is on {attention_mask.device} but token_ids are on {token_ids.device}")
     if edit_example.numel() == 0:
-        return 0
+        return 0, edit_example
     batch, length = token_ids.shape
     bounds = torch.stack(torch.stack([edit_example, edit_position, edit_token, edit_group]).aminmax(dim=1))
     (example_low, position_low, token_low, group_low), (example_high, position_high, _, group_high) = bounds.tolist()
@@ -135,28 +137,26 @@ def _check_inputs(token_ids, edit_example, edit_position, edit_token, edit_group
         m = int(padded.nonzero()[0])
         raise ValueError(f"edit_position[{m}] = {int(edit_position[m])} is padding of base row "
                          f"{int(edit_example[m])} (attention_mask is 0)")
-    return num_groups
+    return num_groups, group_example
 
 
-def _build_perturbation_batch_cupy(token_ids, edit_example, edit_position, edit_token, edit_group,
-                                   num_groups) -> PerturbationBatch:
+def _build_perturbation_batch_cupy(token_ids, edit_position, edit_token, edit_group,
+                                   group_example) -> PerturbationBatch:
     from rift_fast.ops.cupy_kernels import launch
 
-    ids, example, position, token, group = (t.contiguous() for t in (token_ids, edit_example, edit_position,
-                                                                      edit_token, edit_group))
-    length = ids.shape[1]
-    group_example = _group_examples(example, group, num_groups)
+    ids, position, token, group = (t.contiguous() for t in (token_ids, edit_position, edit_token, edit_group))
+    num_groups, length = group_example.shape[0], ids.shape[1]
     rows = torch.empty(num_groups, length, dtype=torch.int64, device=ids.device)
     if num_groups == 0:
         return PerturbationBatch(rows, group_example, group_example)
-    num_edits = example.numel()
+    num_edits = group.numel()
     if rows.numel():
         launch(KERNEL_SOURCE, "perturbation_copy_rows", rows.numel(), (ids, group_example, rows, num_groups, length))
     launch(KERNEL_SOURCE, "perturbation_apply_edits", num_edits, (group, position, token, rows, num_edits, length))
     hashes = torch.empty(num_groups, dtype=torch.int64, device=ids.device)
     launch(KERNEL_SOURCE, "perturbation_hash_rows", num_groups * 32, (rows, group_example, hashes, num_groups, length))
-    _, classes = torch.unique(hashes, return_inverse=True)
-    inverse, first = _first_appearance(classes, int(classes.max()) + 1)
+    unique, classes = torch.unique(hashes, return_inverse=True)
+    inverse, first = _first_appearance(classes, unique.shape[0])
     representative = first[inverse]
     if not (torch.equal(rows[representative], rows) and torch.equal(group_example[representative], group_example)):
         return _deduplicate_exact(rows, group_example)  # a 64-bit hash collision merged different rows
@@ -171,12 +171,12 @@ def build_perturbation_batch(token_ids: torch.Tensor, edit_example: torch.Tensor
 
     ``attention_mask`` [B, L] (optional, 0 = padding) only validates that no edit lands on padding.
     """
-    num_groups = _check_inputs(token_ids, edit_example, edit_position, edit_token, edit_group, attention_mask)
+    num_groups, group_example = _check_inputs(token_ids, edit_example, edit_position, edit_token, edit_group,
+                                              attention_mask)
     chosen = choose_backend("build_perturbation_batch", token_ids.device, IMPLEMENTED, backend)
     if chosen in ("cuda", "cpp"):
         return PerturbationBatch(*_custom_ops.build_perturbation_batch(token_ids, edit_example, edit_position,
                                                                        edit_token, edit_group, num_groups))
     if chosen == "cupy":
-        return _build_perturbation_batch_cupy(token_ids, edit_example, edit_position, edit_token, edit_group,
-                                              num_groups)
+        return _build_perturbation_batch_cupy(token_ids, edit_position, edit_token, edit_group, group_example)
     return build_perturbation_batch_reference(token_ids, edit_example, edit_position, edit_token, edit_group)
