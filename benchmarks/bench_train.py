@@ -10,17 +10,15 @@ standard and RIFT / ASCC (the teacher and mutual-information overhead; target <=
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import tempfile
 
 import torch
+from measure import median_ms
 
 from rift_fast.data import load_task
 from rift_fast.models import load_tokenizer
 from rift_fast.synonyms import embedded_index
-from rift_fast.training.loop import Objective, TrainSettings, collate, encode_examples
-from rift_fast.training.losses import FreeLBSettings, freelb_loss
-from rift_fast.training.model import RobustClassifier
+from rift_fast.training.loop import Trainer, TrainSettings, collate, encode_examples
 
 
 def main() -> None:
@@ -49,29 +47,13 @@ def main() -> None:
     print(f"device={device} model={args.model} batch={args.batch_size} length={batch['input_ids'].shape[1]} "
           f"tokens/batch={tokens} adversary_steps={args.adversary_steps} torch_threads={torch.get_num_threads()}")
     timings = {}
-    for method in args.methods:
-        settings = TrainSettings(method=method, model=args.model, epochs=1, batch_size=args.batch_size,
-                                 max_length=args.max_length, adversary_steps=args.adversary_steps)
-        objective = Objective(settings, RobustClassifier.from_pretrained(args.model, 2)).to(device).train()
-        optimizer = torch.optim.AdamW(objective.trainable_groups(), lr=2e-5)
-        samples = []
-        for repeat in range(args.warmup + args.repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            started = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                if method == "freelb":
-                    freelb_loss(objective.model, batch["input_ids"], batch["attention_mask"], batch["labels"],
-                                batch["token_type_ids"], settings=FreeLBSettings())
-                else:
-                    objective(batch)["loss"].backward()
-            optimizer.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if repeat >= args.warmup:
-                samples.append(time.perf_counter() - started)
-        timings[method] = statistics.median(samples)
+    with tempfile.TemporaryDirectory() as output_dir:  # the trainers write nothing: no epoch ends here
+        for method in args.methods:
+            settings = TrainSettings(method=method, model=args.model, epochs=1, batch_size=args.batch_size,
+                                     max_length=args.max_length, adversary_steps=args.adversary_steps)
+            trainer = Trainer(settings, tokenizer, split, split, table, output_dir, num_classes=2, progress=False)
+            # Trainer.step is the training loop's own step (FreeLB with its default settings).
+            timings[method] = median_ms(lambda: trainer.step(batch), args.warmup, args.repeats) / 1e3
     print("| method | ms / step | tokens / s | vs standard |")
     print("| --- | ---: | ---: | ---: |")
     for method, seconds in timings.items():

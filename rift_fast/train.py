@@ -14,7 +14,7 @@ import io
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from rift_fast.cli_common import (add_data_arguments, add_model_arguments, add_synonym_arguments, init_distributed,
@@ -53,9 +53,8 @@ TASK_PRESETS = {
                            lr=1e-4, warmup_epochs=0.5, adversary_steps=5, train_size=2000, dev_examples=200,
                            dev_adversary_steps=5, test_examples=100, ga_population=16, ga_generations=8),
 }
-PRESET_FIELDS = ("kl_weight", "mi_weight", "batch_size", "max_length", "epochs", "lr", "warmup_epochs",
-                 "adversary_steps", "train_size", "dev_examples", "dev_adversary_steps", "test_examples",
-                 "ga_population", "ga_generations")
+# The options a preset fills when left unset (its dataset fills --dataset).
+PRESET_FIELDS = tuple(f.name for f in fields(TaskPreset) if f.name != "dataset")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"model: {args.model} | synonyms: {synonyms.source}, {synonyms.num_words_with_synonyms()} words; "
         f"{int((table[:, 0] >= 0).sum())} of {len(tokenizer)} tokenizer entries have one-token synonyms")
     train = encode_examples(tokenizer, train_examples, args.max_length)
-    dev = encode_examples(tokenizer, task.dev, args.max_length)
+    dev = encode_examples(tokenizer, task.dev[:args.dev_examples], args.max_length)  # model selection reads no more
     say(f"training {', '.join(args.method)} on {len(train_examples)} examples: {args.epochs} epochs, batch "
         f"{args.batch_size}, max length {args.max_length}, lr {args.lr}, adversary steps {args.adversary_steps}, "
         f"KL weight {args.kl_weight}, MI weight {args.mi_weight}; torch threads {torch.get_num_threads()}")
@@ -201,14 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         raise FileNotFoundError(f"--resume: no checkpoint of {', '.join(args.method)} in {output_dir}")
     runs = {}
     for method in args.method:
-        settings = TrainSettings(
-            method=method, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-            head_weight_decay=args.head_weight_decay, warmup_epochs=args.warmup_epochs, max_length=args.max_length,
-            kl_weight=args.kl_weight, mi_weight=args.mi_weight, temperature=args.temperature,
-            adversary_steps=args.adversary_steps, adversary_lr=args.adversary_lr,
-            adversary_weight_decay=args.adversary_weight_decay, entropy_weight=args.entropy_weight,
-            teacher_dropout=args.teacher_dropout, dev_examples=args.dev_examples,
-            dev_adversary_steps=args.dev_adversary_steps, seed=args.seed)
+        settings = TrainSettings(method=method, **{f.name: getattr(args, f.name) for f in fields(TrainSettings)
+                                                   if f.name != "method"})
         trainer = Trainer(settings, tokenizer, train, dev, table, output_dir, len(task.label_names),
                           rank=rank, world_size=world)
         if args.resume and method not in resumable:

@@ -330,7 +330,9 @@ class Trainer:
             print(f"[{self.settings.method}] resumed from {folder} after epoch {self.epoch}")
 
     # ------------------------------------------------------------------------------- training
-    def _step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One optimisation step on a :func:`collate` batch; returns the loss terms. Raises
+        :class:`TrainingDiverged` on a non-finite loss, before the weights change."""
         self.objective.train()
         self.optimizer.zero_grad(set_to_none=True)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
@@ -386,7 +388,7 @@ class Trainer:
                 batch = collate(self.train_split, batches[step], self.tokenizer.pad_token_id, self.neighbour_table,
                                 self.device)
                 try:
-                    terms = self._step(batch)
+                    terms = self.step(batch)
                 except TrainingDiverged as error:
                     kept = (f"The last good checkpoint (end of epoch {epoch}) is kept in {self.last_dir}"
                             if resolve_checkpoint(self.last_dir) else "No checkpoint had been written yet")
