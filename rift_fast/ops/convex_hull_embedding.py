@@ -366,19 +366,22 @@ def convex_hull_embedding(
     )
 
 
-def convex_hull_embedding_from_bert(embeddings_module, weights, sub_ids, token_type_ids=None, position_ids=None, backend=None):
+def convex_hull_embedding_from_bert(embeddings_module, weights, sub_ids, token_type_ids=None, position_ids=None,
+                                    backend=None, detach_tables=False):
     """:func:`convex_hull_embedding` with the parameters of a HuggingFace ``BertEmbeddings``-like module.
 
     The module needs ``word_embeddings``, ``position_embeddings``, ``token_type_embeddings`` (nn.Embedding)
     and ``LayerNorm`` (nn.LayerNorm); absolute positions only (models that offset positions, e.g.
     RoBERTa, must pass their ``position_ids``). Dropout is NOT applied: apply the module's dropout to
-    the [B, L, D] result yourself if training needs it.
+    the [B, L, D] result yourself if training needs it. ``detach_tables``: use the tables and LayerNorm
+    parameters as constants (gradients reach only ``weights``, as in an adversary's inner loop).
     """
     if getattr(embeddings_module, "position_embedding_type", "absolute") != "absolute":
         raise ValueError("embeddings_module must use absolute position embeddings")
     norm = embeddings_module.LayerNorm
-    return convex_hull_embedding(
-        weights, sub_ids, embeddings_module.word_embeddings.weight, embeddings_module.position_embeddings.weight,
-        embeddings_module.token_type_embeddings.weight, norm.weight, norm.bias, norm.eps,
-        position_ids=position_ids, token_type_ids=token_type_ids, backend=backend,
-    )
+    tables = (embeddings_module.word_embeddings.weight, embeddings_module.position_embeddings.weight,
+              embeddings_module.token_type_embeddings.weight, norm.weight, norm.bias)
+    if detach_tables:
+        tables = tuple(t.detach() for t in tables)
+    return convex_hull_embedding(weights, sub_ids, *tables, norm.eps, position_ids=position_ids,
+                                 token_type_ids=token_type_ids, backend=backend)

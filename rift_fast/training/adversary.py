@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from rift_fast.ops.convex_hull_embedding import convex_hull_embedding
+from rift_fast.ops.convex_hull_embedding import convex_hull_embedding_from_bert
 from rift_fast.ops.neighbour_gather import gather_neighbours
 from rift_fast.training.model import unwrap
 
@@ -86,15 +86,10 @@ def substitution_ids(input_ids, neighbour_table, attention_mask=None, special_to
 def hull_embedding(model, weights, sub_ids, token_type_ids=None, position_ids=None, backend=None, detach_tables=False):
     """Convex hull of the model's embedding-layer outputs (fused op; positions as the model numbers them)."""
     model = unwrap(model)
-    emb = model.embeddings
-    tables = (emb.word_embeddings.weight, emb.position_embeddings.weight, emb.token_type_embeddings.weight,
-              emb.LayerNorm.weight, emb.LayerNorm.bias)
-    if detach_tables:
-        tables = tuple(t.detach() for t in tables)
     if position_ids is None:
         position_ids = model.position_ids(sub_ids[..., 0].clamp_min(0))
-    return convex_hull_embedding(weights, sub_ids, *tables, eps=emb.LayerNorm.eps, position_ids=position_ids,
-                                 token_type_ids=token_type_ids, backend=backend)
+    return convex_hull_embedding_from_bert(model.embeddings, weights, sub_ids, token_type_ids, position_ids, backend,
+                                           detach_tables)
 
 
 def _check(input_ids, attention_mask, sub_ids, labels, mode):
