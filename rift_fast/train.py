@@ -94,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--ga-generations", type=int, help="40 as published; 20 is the common faster variant")
     run = parser.add_argument_group("run")
     run.add_argument("--output-dir", default=None, help="checkpoints and results (default runs/<task>)")
-    run.add_argument("--resume", action="store_true", help="continue each method from its last checkpoint")
+    run.add_argument("--resume", action="store_true",
+                     help="continue each method from its last checkpoint (epoch end); methods without one start "
+                          "from the beginning")
     return parser
 
 
