@@ -2,8 +2,11 @@
 
 import argparse
 import json
+import os
+import socket
 
 import pytest
+import torch.multiprocessing as mp
 
 from rift_fast import attack, train
 from rift_fast.cli_common import load_synonym_index
@@ -69,6 +72,24 @@ def test_resume_continues_methods_with_a_checkpoint_and_starts_the_others(tiny_m
     assert "[standard] resumed from" in out and "[rift] --resume: no checkpoint yet" in out
     results = json.loads((output / "results.json").read_text())
     assert [r["method"] for r in results["results"]] == ["standard", "rift"]
+
+
+def _train_cli_rank(rank, world, port, argv):
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    assert train.main(argv) == 0
+
+
+def test_train_cli_under_two_gloo_processes_trains_then_evaluates_on_rank_0(tiny_model_dir, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    output = tmp_path / "run"
+    argv = _tiny_run_argv(tiny_model_dir, output) + ["--method", "standard", "freelb"]
+    mp.spawn(_train_cli_rank, args=(2, port, argv), nprocs=2, join=True)
+    results = json.loads((output / "results.json").read_text())
+    assert [r["method"] for r in results["results"]] == ["standard", "freelb"]
+    assert all(0.0 <= r["ga_accuracy"] <= r["clean_accuracy"] <= 1.0 for r in results["results"])
 
 
 def test_task_presets_follow_the_published_settings():
