@@ -5,15 +5,17 @@
    saved with ``save_pretrained`` under ``runs/bench_victim/`` and reused while its settings match.
 2. Pool: ``test_pool(load_task("rotten_tomatoes"), N, seed=0)``; synonyms: ``../shared/data/
    counterfitted_neighbors.json`` when present, else the embedded index (``--synonyms`` to choose).
-3. Attacks: rift_fast's ``run_attack`` (PWWS, GeneticAttack), then TextAttack 0.3.11's own search
+3. Attacks: rift_fast's ``run_attack`` (PWWS, GeneticAttack), once on the float32 victim and once with a
+   bfloat16 copy answering the search (clean inputs, answers within 0.05 of the decision boundary and
+   every verdict scored by the float32 victim), then TextAttack 0.3.11's own search
    methods (``GreedyWordSwapWIR("weighted-saliency")``, ``AlzantotGeneticAlgorithm``) built through
    :mod:`rift_fast.interop.textattack` with the same transformation and constraints, run in the
    ``.venv-textattack`` interpreter (``bash benchmarks/setup_textattack_env.sh``) as a subprocess of this
    script, once with TextAttack's stock ``HuggingFaceModelWrapper`` (pads every query to 512 tokens,
-   model_batch_size 32: how users run it) and once with the dynamically padded ``RiftModelWrapper``
-   (batch size ``--batch-size``).
+   model_batch_size 32: how users run it), once with the dynamically padded ``RiftModelWrapper``
+   (batch size ``--batch-size``) and once with that wrapper over a bfloat16 copy of the victim.
 4. Prints per attack and engine: clean and robust accuracy, attack success rate, wall time and its
-   ratio to rift_fast's, queries per (correctly classified) example and the share of the wall time
+   ratios to rift_fast's (float32 and bf16 search), queries per (correctly classified) example and the share of the wall time
    spent inside the model's forward pass; torch thread counts of both interpreters.
 
     python benchmarks/bench_attacks.py                       # defaults: N=50, GA population 20 x 10 generations (about 14 min here)
@@ -40,7 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_NEIGHBOURS = ROOT.parent / "shared" / "data" / "counterfitted_neighbors.json"
 DEFAULT_TA_PYTHON = ROOT / ".venv-textattack" / "bin" / "python"
 ATTACKS = ("pwws", "ga")
-WRAPPERS = ("stock", "dynamic")
+WRAPPERS = ("stock", "dynamic", "dynamic-bf16")
+SEARCH_DTYPES = ("float32", "bfloat16")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-batch-size", type=int, default=32)
     parser.add_argument("--textattack-python", default=str(DEFAULT_TA_PYTHON),
                         help="interpreter of the TextAttack environment")
-    parser.add_argument("--textattack-wrappers", default="stock,dynamic", help="comma-separated subset of stock,dynamic")
+    parser.add_argument("--textattack-wrappers", default=",".join(WRAPPERS),
+                        help="comma-separated subset of " + ",".join(WRAPPERS) + " (dynamic-bf16: the dynamic wrapper "
+                             "over a bfloat16 copy of the victim, whose answers TextAttack takes as they are)")
+    parser.add_argument("--search-dtypes", default=",".join(SEARCH_DTYPES),
+                        help="rift_fast runs: float32 (the victim itself) and/or bfloat16 (a bfloat16 copy searches, "
+                             "the float32 victim scores clean inputs, near-boundary answers and every verdict)")
     parser.add_argument("--skip-textattack", action="store_true")
     parser.add_argument("--output-dir", default=str(ROOT / "runs" / "bench_attacks"),
                         help="results JSON, the TextAttack specs and per-example results")
@@ -165,26 +173,30 @@ def ensure_victim(args, task) -> Path:
 
 
 # ------------------------------------------------------------------------------------- rift_fast side
-def run_ours(attack: str, args, model_dir: Path, pool, synonyms) -> dict:
+def run_ours(attack: str, search_dtype: str, args, model_dir: Path, pool, synonyms) -> dict:
+    import torch
+
     from rift_fast.attacks import PWWS, Constraints, GeneticAttack, UntargetedClassification, VictimModel, run_attack
     from rift_fast.models import load_sequence_classifier
 
     model, tokenizer = load_sequence_classifier(str(model_dir), num_labels=2)
-    victim = VictimModel(model, tokenizer, batch_size=args.batch_size)
+    victim = VictimModel(model, tokenizer, batch_size=args.batch_size, search_dtype=getattr(torch, search_dtype))
     goal = UntargetedClassification()
     if attack == "pwws":
         search = PWWS(goal, unknown_token=tokenizer.unk_token)
     else:
         search = GeneticAttack(goal, population=args.ga_population, generations=args.ga_generations, seed=args.seed)
     constraints = Constraints()
-    settings = {"search": search.settings(), "constraints": constraints.describe(), "max_length": victim.max_length,
+    settings = {"search": search.settings(), "constraints": constraints.describe(), **victim.describe(),
                 "batch_size": args.batch_size}
     load_before, cpu_started = os.getloadavg()[0], time.process_time()
     report = run_attack(pool, victim, synonyms, search, constraints, goal, settings, progress=False)
     summary = report.summary()
-    summary.update(rows_scored=victim.rows_scored, cpu_seconds=time.process_time() - cpu_started,
+    summary.update(rows_scored=victim.rows_scored, exact_rescored=victim.exact_rescored,
+                   cpu_seconds=time.process_time() - cpu_started,
                    load_average_before=load_before, load_average_after=os.getloadavg()[0])
-    return {"engine": "rift_fast", "attack": attack, "summary": summary, "settings": settings,
+    engine = "rift_fast" if search_dtype == "float32" else f"rift_fast-{search_dtype}"
+    return {"engine": engine, "attack": attack, "summary": summary, "settings": settings,
             "results": [r.__dict__ for r in report.results], "max_length": victim.max_length}
 
 
@@ -230,6 +242,10 @@ def textattack_worker(spec_path: str) -> int:
     if spec["wrapper"] == "stock":
         wrapper, model_batch_size = HuggingFaceModelWrapper(model, tokenizer), 32
     else:
+        if spec["wrapper"] == "dynamic-bf16":
+            import torch
+
+            model = model.to(torch.bfloat16)
         wrapper = RiftModelWrapper(model, tokenizer, batch_size=spec["batch_size"], max_length=spec["max_length"])
         model_batch_size = spec["batch_size"]
     if spec["attack"] == "pwws":
@@ -291,21 +307,25 @@ def run_textattack(attack: str, wrapper: str, args, model_dir: Path, pool, synon
 
 
 # ------------------------------------------------------------------------------------------ report
-ENGINE_NAMES = {"rift_fast": "rift_fast", "textattack-stock": "TextAttack (stock wrapper)",
-                "textattack-dynamic": "TextAttack (dynamic padding)"}
+ENGINE_NAMES = {"rift_fast": "rift_fast (float32)", "rift_fast-bfloat16": "rift_fast (bf16 search, fp32 verdicts)",
+                "textattack-stock": "TextAttack (stock wrapper)", "textattack-dynamic": "TextAttack (dynamic padding)",
+                "textattack-dynamic-bf16": "TextAttack (dynamic padding, bf16 model)"}
 
 
 def format_table(runs: list[dict]) -> str:
-    lines = ["| attack | engine | clean acc | robust acc | success rate | wall time | time / rift_fast | "
-             "queries / example | model rows | in forward | CPU time | load avg (1 min) |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    ours = {r["attack"]: r["summary"]["wall_seconds"] for r in runs if r["engine"] == "rift_fast"}
+    """Markdown table of the runs; the two ratio columns divide each wall time by rift_fast's (float32, bf16)."""
+    lines = ["| attack | engine | clean acc | robust acc | success rate | wall time | ÷ rift_fast fp32 | "
+             "÷ rift_fast bf16 | queries / example | model rows | in forward | CPU time | load avg (1 min) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    walls = {(r["engine"], r["attack"]): r["summary"]["wall_seconds"] for r in runs}
     for run in runs:
         s = run["summary"]
-        ratio = s["wall_seconds"] / ours[run["attack"]] if run["attack"] in ours else float("nan")
+        ratios = [s["wall_seconds"] / walls[(engine, run["attack"])] if (engine, run["attack"]) in walls
+                  else float("nan") for engine in ("rift_fast", "rift_fast-bfloat16")]
         lines.append(f"| {run['attack'].upper()} | {ENGINE_NAMES.get(run['engine'], run['engine'])} "
                      f"| {s['clean_accuracy']:.1%} | {s['robust_accuracy']:.1%} | {s['attack_success_rate']:.1%} "
-                     f"| {s['wall_seconds']:.1f} s | {ratio:.1f}x | {s['mean_queries']:.0f} | {s.get('rows_scored', 0)} | {s['forward_share']:.0%} "
+                     f"| {s['wall_seconds']:.1f} s | {ratios[0]:.1f}x | {ratios[1]:.1f}x | {s['mean_queries']:.0f} "
+                     f"| {s.get('rows_scored', 0)} | {s['forward_share']:.0%} "
                      f"| {s.get('cpu_seconds', float('nan')):.0f} s "
                      f"| {s.get('load_average_before', float('nan')):.1f} / {s.get('load_average_after', float('nan')):.1f} |")
     return "\n".join(lines)
@@ -317,8 +337,9 @@ def main(argv=None) -> int:
         return textattack_worker(args.worker)
     attacks = [a for a in args.attacks.split(",") if a]
     wrappers = [w for w in args.textattack_wrappers.split(",") if w]
-    if set(attacks) - set(ATTACKS) or set(wrappers) - set(WRAPPERS):
-        raise SystemExit(f"--attacks takes {ATTACKS}, --textattack-wrappers takes {WRAPPERS}")
+    search_dtypes = [d for d in args.search_dtypes.split(",") if d]
+    if set(attacks) - set(ATTACKS) or set(wrappers) - set(WRAPPERS) or set(search_dtypes) - set(SEARCH_DTYPES):
+        raise SystemExit(f"--attacks takes {ATTACKS}, --textattack-wrappers {WRAPPERS}, --search-dtypes {SEARCH_DTYPES}")
     threads = _set_threads(args.threads)
     args.threads = threads["intra_op"]
 
@@ -350,10 +371,11 @@ def main(argv=None) -> int:
     print("[bench] " + json.dumps(header), flush=True)
     runs = []
     for attack in attacks:
-        print(f"[bench] rift_fast {attack} ...", flush=True)
-        ours = run_ours(attack, args, model_dir, pool, synonyms)
-        runs.append(ours)
-        print(f"[bench]   {json.dumps(ours['summary'])}", flush=True)
+        for search_dtype in search_dtypes:
+            print(f"[bench] rift_fast {attack} ({search_dtype} search) ...", flush=True)
+            ours = run_ours(attack, search_dtype, args, model_dir, pool, synonyms)
+            runs.append(ours)
+            print(f"[bench]   {json.dumps(ours['summary'])}", flush=True)
         for wrapper in [] if args.skip_textattack else wrappers:
             theirs = run_textattack(attack, wrapper, args, model_dir, pool, synonyms_path, ours["max_length"], out_dir)
             header.setdefault("textattack_threads", theirs["threads"])

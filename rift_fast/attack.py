@@ -17,6 +17,7 @@ from rift_fast.cli_common import (add_data_arguments, add_model_arguments, add_s
                                   load_synonym_index)
 
 ATTACKS = ("pwws", "ga", "gradient")
+SEARCH_DTYPES = ("model", "bfloat16", "float16")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ga-population", type=int, default=60)
     parser.add_argument("--ga-generations", type=int, default=40, help="40 as published; 20 is the common faster variant")
     parser.add_argument("--batch-size", type=int, default=64, help="model queries per forward pass")
+    parser.add_argument("--search-dtype", default="model", choices=SEARCH_DTYPES,
+                        help="dtype of a model copy that answers the search's queries (bfloat16: attacks 2.2-2.7x faster "
+                             "on a CPU with avx512_bf16); clean predictions, answers near the decision "
+                             "boundary and every final result are scored by the model itself")
+    parser.add_argument("--exact-margin", type=float, default=0.05,
+                        help="with a reduced --search-dtype, answers whose two most probable classes are closer "
+                             "than this are re-scored by the model itself")
     parser.add_argument("--examples-per-round", type=int, default=64, help="examples attacked together")
     parser.add_argument("--output", default="attack_results.json", help="results JSON (Markdown summary beside it)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint beside --output")
@@ -70,13 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     words = sorted({w.lower() for e in pool for w in (e.text_pair or e.text).split()})
     synonyms = load_synonym_index(args, words)
     goal = UntargetedClassification(use_margin=task.is_pair)
-    victim = VictimModel(model, tokenizer, max_length=args.max_length, batch_size=args.batch_size)
+    search_dtype = None if args.search_dtype == "model" else getattr(torch, args.search_dtype)
+    victim = VictimModel(model, tokenizer, max_length=args.max_length, batch_size=args.batch_size,
+                         search_dtype=search_dtype, exact_margin=args.exact_margin)
     search = make_search(args, goal, victim, synonyms)
     constraints = Constraints(max_modification_ratio=args.max_modification_ratio)
     settings = {
         "model": args.model, "dataset": args.dataset, "data_source": args.data_source, "num_examples": args.num_examples,
         "seed": args.seed, "search": search.settings(), "constraints": constraints.describe(),
-        "goal": "margin" if goal.use_margin else "p_y", "synonyms": synonyms.source, "max_length": victim.max_length,
+        "goal": "margin" if goal.use_margin else "p_y", "synonyms": synonyms.source, **victim.describe(),
     }
     output = Path(args.output)
     suffix = f".rank{rank}" if world > 1 else ""

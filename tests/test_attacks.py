@@ -198,8 +198,8 @@ def test_resume_continues_where_it_stopped(tokenizer, tmp_path):
     assert len(first.results) == 4
     victim = _victim(tokenizer)
     asked = []
-    answer = victim.probabilities
-    victim.probabilities = lambda queries: asked.extend(queries) or answer(queries)
+    answer = victim.score
+    victim.score = lambda queries, exact=False: asked.extend(queries) or answer(queries, exact)
     resumed = _run(tokenizer, _pool(), search, victim=victim, examples_per_round=2,
                    checkpoint=AttackCheckpoint(path, {"a": 1}))
     assert _comparable(resumed) == _comparable(uninterrupted)
@@ -222,3 +222,44 @@ def test_damaged_checkpoint_is_detected(tokenizer, tmp_path):
     path.write_text(tampered)
     with pytest.raises(ValueError, match="corrupt at line 2"):
         AttackCheckpoint(path, {}).load()
+
+
+def _reduced_precision_victim(tokenizer, search_scores=None):
+    victim = VictimModel(BagOfWords(tokenizer, WORD_SCORES), tokenizer, batch_size=4, search_dtype=torch.bfloat16)
+    if search_scores is not None:  # a search model that disagrees with the exact one
+        victim.search_model = BagOfWords(tokenizer, search_scores)
+    return victim
+
+
+def test_reduced_precision_answers_near_the_boundary_are_exact(tokenizer):
+    assert _victim(tokenizer).search_model is None
+    with pytest.raises(ValueError, match="exact_margin is a probability gap"):
+        VictimModel(BagOfWords(tokenizer, WORD_SCORES), tokenizer, search_dtype=torch.bfloat16, exact_margin=1.5)
+    victim = _reduced_precision_victim(tokenizer, {**WORD_SCORES, "cat": 0.01, "bad": -0.9})
+    assert victim.search_model is not None and victim.describe()["search_dtype"] == "bfloat16"
+    exact = _victim(tokenizer).probabilities([("the cat sleeps", None), ("a bad plot", None)])
+    probabilities, is_exact = victim.score([("the cat sleeps", None), ("a bad plot", None)])
+    # search s = 0.01 for the cat (gap 0.01 < 0.05): re-scored exactly; the bad plot (gap 0.72) is not.
+    assert is_exact.tolist() == [True, False] and victim.exact_rescored == 1
+    np.testing.assert_allclose(probabilities[0], exact[0])
+    assert abs(probabilities[1, 0] - exact[1, 0]) > 0.01
+    np.testing.assert_allclose(victim.probabilities([("a bad plot", None)], exact=True)[0], exact[1])
+
+
+@pytest.mark.parametrize("make_search", [lambda: PWWS(UntargetedClassification(), "[UNK]"),
+                                         lambda: GeneticAttack(UntargetedClassification(), 8, 6, seed=3)])
+def test_bfloat16_search_gives_the_float32_results(tokenizer, make_search):
+    victim = _reduced_precision_victim(tokenizer)
+    reduced = _run(tokenizer, _pool(), make_search(), victim=victim)
+    assert _comparable(reduced) == _comparable(_run(tokenizer, _pool(), make_search()))
+    assert reduced.summary()["unconfirmed_successes"] == 0
+
+
+def test_a_flip_the_exact_model_does_not_confirm_counts_as_failed(tokenizer):
+    victim = _reduced_precision_victim(tokenizer, {**WORD_SCORES, "excellent": -10.0})
+    report = _run(tokenizer, [Example("a plot with good acting", 1)], PWWS(UntargetedClassification(), "[UNK]"),
+                  victim=victim)
+    (result,) = report.results
+    assert result.status == "failed" and result.unconfirmed and result.final_prediction == 1
+    assert result.adversarial == "a plot with excellent acting"
+    assert report.summary()["unconfirmed_successes"] == 1 and report.summary()["robust_accuracy"] == 1.0

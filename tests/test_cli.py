@@ -58,6 +58,12 @@ def test_train_runs_end_to_end_and_writes_results(tiny_model_dir, tmp_path, caps
     assert attack.main(["--model", str(output / "rift" / "best"), "--num-examples", "3", "--attack", "pwws",
                         "--output", str(tmp_path / "attack.json")]) == 0
     assert json.loads((tmp_path / "attack.json").read_text())["summary"]["examples"] == 3
+    # the same pool with a bfloat16 search copy: clean predictions and verdicts come from the model itself
+    assert attack.main(["--model", str(output / "rift" / "best"), "--num-examples", "3", "--attack", "pwws",
+                        "--search-dtype", "bfloat16", "--output", str(tmp_path / "attack_bf16.json")]) == 0
+    exact, reduced = (json.loads((tmp_path / name).read_text()) for name in ("attack.json", "attack_bf16.json"))
+    assert reduced["settings"]["search_dtype"] == "bfloat16" and exact["settings"]["search_dtype"] == "float32"
+    assert [r["clean_prediction"] for r in reduced["results"]] == [r["clean_prediction"] for r in exact["results"]]
 
 
 def test_resume_continues_methods_with_a_checkpoint_and_starts_the_others(tiny_model_dir, tmp_path, capsys):

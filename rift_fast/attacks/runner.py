@@ -38,6 +38,7 @@ class ExampleResult:
     num_words: int
     queries: int
     truncated: bool
+    unconfirmed: bool = False  # the reduced-precision search saw a flip that the exact model did not confirm
 
     @property
     def robust(self) -> bool:
@@ -66,6 +67,7 @@ class AttackReport:
             "misclassified": total - len(correct),
             "unattackable": sum(r.status == UNATTACKABLE for r in results),
             "truncated": sum(r.truncated for r in results),
+            "unconfirmed_successes": sum(r.unconfirmed for r in results),
             "mean_modification_rate": float(np.mean([r.words_changed / r.num_words for r in successes]))
             if successes else 0.0,
             "mean_queries": float(np.mean([r.queries for r in correct])) if correct else 0.0,
@@ -88,7 +90,8 @@ class AttackReport:
             f"| {s['forward_share']:.0%} |",
             "",
             f"Misclassified before the attack (counted as broken): {s['misclassified']}; "
-            f"no attackable word: {s['unattackable']}; truncated to the model's length: {s['truncated']}.",
+            f"no attackable word: {s['unattackable']}; truncated to the model's length: {s['truncated']}; "
+            f"search flips the exact model did not confirm (counted as failed): {s['unconfirmed_successes']}.",
             "",
             "Settings: " + json.dumps(self.settings, sort_keys=True),
         ]
@@ -177,7 +180,8 @@ def run_attack(examples: list[Example], victim: VictimModel, synonyms: SynonymIn
                disable=not progress, unit="example")
     for start in range(0, len(pending), examples_per_round):
         chunk = pending[start:start + examples_per_round]
-        clean = dict(zip(chunk, engine.probabilities([(i, (examples[i].text, examples[i].text_pair)) for i in chunk])))
+        clean = dict(zip(chunk, engine.probabilities([(i, (examples[i].text, examples[i].text_pair)) for i in chunk],
+                                                     exact=True)))
         targets, finished = [], []
         for i in chunk:
             example = examples[i]
@@ -191,14 +195,17 @@ def run_attack(examples: list[Example], victim: VictimModel, synonyms: SynonymIn
             else:
                 targets.append(target)
         outcomes = search.attack(targets, engine, clean) if targets else {}
-        for target in targets:
+        # Every final text is judged on exact probabilities (free unless the search ran in reduced precision).
+        finals = [target.render(outcomes[target.index].chosen) for target in targets]
+        verdicts = engine.probabilities([(t.index, query) for t, query in zip(targets, finals)], exact=True)
+        for target, query, probabilities in zip(targets, finals, verdicts):
             outcome = outcomes[target.index]
-            query = target.render(outcome.chosen)
+            success = goal.succeeded(probabilities, target.label)
             finished.append(ExampleResult(
-                target.index, target.label, SUCCESS if outcome.success else FAILED, target.spans.text,
+                target.index, target.label, SUCCESS if success else FAILED, target.spans.text,
                 query[1] if query[1] is not None else query[0], int(np.argmax(clean[target.index])),
-                int(np.argmax(outcome.probabilities)), len(outcome.chosen), len(target.spans),
-                engine.queries_of(target.index), target.truncated))
+                int(np.argmax(probabilities)), len(outcome.chosen), len(target.spans),
+                engine.queries_of(target.index), target.truncated, unconfirmed=outcome.success and not success))
         for i in chunk:
             engine.release(i)
         finished.sort(key=lambda r: r.index)

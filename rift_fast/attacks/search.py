@@ -16,11 +16,10 @@ from rift_fast.ops.substitution_scores import substitution_scores
 
 @dataclass
 class SearchOutcome:
-    """Result of one target: the chosen slot per changed word and the final probabilities."""
+    """Result of one target: whether the search saw the label flip, and the chosen slot per changed word."""
 
     success: bool
     chosen: dict[int, int]
-    probabilities: np.ndarray
 
 
 class PWWS:
@@ -66,7 +65,6 @@ class PWWS:
 
         outcomes: dict[int, SearchOutcome] = {}
         chosen = {t.index: {} for t in targets}
-        latest = {t.index: clean[t.index] for t in targets}
         active = list(targets)
         step = 0
         while active:
@@ -74,7 +72,7 @@ class PWWS:
             for target in active:
                 plan = plans[target.index]
                 if step >= len(plan) or (target.budget is not None and len(chosen[target.index]) >= target.budget):
-                    outcomes[target.index] = SearchOutcome(False, chosen[target.index], latest[target.index])
+                    outcomes[target.index] = SearchOutcome(False, chosen[target.index])
                 else:
                     position, slot = plan[step]
                     chosen[target.index][position] = slot
@@ -82,9 +80,8 @@ class PWWS:
             answers = engine.probabilities([(t.index, t.render(chosen[t.index])) for t in still])
             active = []
             for target, probabilities in zip(still, answers):
-                latest[target.index] = probabilities
                 if self.goal.succeeded(probabilities, target.label):
-                    outcomes[target.index] = SearchOutcome(True, dict(chosen[target.index]), probabilities)
+                    outcomes[target.index] = SearchOutcome(True, dict(chosen[target.index]))
                 else:
                     active.append(target)
             step += 1
@@ -156,7 +153,7 @@ class GeneticAttack:
         best = int(np.argmin(losses))
         chosen, probabilities = members[best]
         if self.goal.succeeded(probabilities, target.label):
-            return SearchOutcome(True, {i: int(s) for i, s in enumerate(chosen) if s}, probabilities)
+            return SearchOutcome(True, {i: int(s) for i, s in enumerate(chosen) if s})
         return None
 
     def attack(self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]) -> dict[int, SearchOutcome]:
@@ -194,8 +191,8 @@ class GeneticAttack:
             members = populations[target.index]
             found = self._best_success(target, members)
             if found is None:
-                chosen, probabilities = min(members, key=lambda m: self.goal.loss(m[1], target.label))
-                found = SearchOutcome(False, {i: int(s) for i, s in enumerate(chosen) if s}, probabilities)
+                chosen, _ = min(members, key=lambda m: self.goal.loss(m[1], target.label))
+                found = SearchOutcome(False, {i: int(s) for i, s in enumerate(chosen) if s})
             outcomes[target.index] = found
         return outcomes
 
@@ -276,15 +273,15 @@ class GradientGuidedGreedy:
                 current = self.goal.loss(latest[target.index], target.label)
                 best = min(scored, key=lambda item: (item[0], item[1]), default=None)
                 if best is None or best[0] >= current:
-                    outcomes[target.index] = SearchOutcome(False, chosen[target.index], latest[target.index])
+                    outcomes[target.index] = SearchOutcome(False, chosen[target.index])
                     continue
                 word, slot = ranked[target.index][best[1]]
                 chosen[target.index][word] = slot
                 latest[target.index] = best[2]
                 if self.goal.succeeded(best[2], target.label):
-                    outcomes[target.index] = SearchOutcome(True, chosen[target.index], best[2])
+                    outcomes[target.index] = SearchOutcome(True, chosen[target.index])
                 elif target.budget is not None and len(chosen[target.index]) >= target.budget:
-                    outcomes[target.index] = SearchOutcome(False, chosen[target.index], best[2])
+                    outcomes[target.index] = SearchOutcome(False, chosen[target.index])
                 else:
                     still.append(target)
             active = still

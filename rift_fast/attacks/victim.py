@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import time
 from collections import defaultdict
@@ -18,10 +19,19 @@ class VictimModel:
     Queries are tokenised once, sorted by their number of tokens and sent in batches of
     ``batch_size`` padded to the longest of the batch; inputs longer than ``max_length`` tokens are
     truncated (the longer side first for pairs). ``forward_seconds`` accumulates the time spent
-    inside the model's forward pass.
+    inside the model's forward passes and ``rows_scored`` the rows they scored.
+
+    Reduced-precision search: with ``search_dtype`` (e.g. ``torch.bfloat16``) differing from the
+    model's dtype, a copy of the model in that dtype answers search queries, and the model itself
+    (exact) re-scores every answer whose two most probable classes are closer than ``exact_margin``,
+    so every decision near the boundary is taken on exact probabilities; ``exact=True`` asks for exact
+    answers only. ``exact_rescored`` counts the re-scored rows.
     """
 
-    def __init__(self, model: torch.nn.Module, tokenizer, max_length: int | None = None, batch_size: int = 64):
+    def __init__(self, model: torch.nn.Module, tokenizer, max_length: int | None = None, batch_size: int = 64,
+                 search_dtype: torch.dtype | None = None, exact_margin: float = 0.05):
+        if not 0 <= exact_margin <= 1:
+            raise ValueError(f"exact_margin is a probability gap in [0, 1], got {exact_margin}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         limit = min(getattr(tokenizer, "model_max_length", 512) or 512, 512)
@@ -31,8 +41,18 @@ class VictimModel:
         self.max_length = min(max_length, limit) if max_length else limit
         self.batch_size = batch_size
         self.device = next(model.parameters()).device
+        model_dtype = next(model.parameters()).dtype
+        self.search_dtype = search_dtype or model_dtype
+        self.search_model = copy.deepcopy(model).to(search_dtype).eval() if self.search_dtype != model_dtype else None
+        self.exact_margin = exact_margin
         self.forward_seconds = 0.0
         self.rows_scored = 0
+        self.exact_rescored = 0
+
+    def describe(self) -> dict:
+        """The settings that change answers, for run records."""
+        return {"max_length": self.max_length, "search_dtype": str(self.search_dtype).removeprefix("torch."),
+                "exact_margin": self.exact_margin if self.search_model is not None else None}
 
     def _tokenize(self, queries: list[Query]):
         """Token ids (and type ids, attention masks) of the queries, unpadded: lists per query."""
@@ -45,27 +65,46 @@ class VictimModel:
         features = {key: [encoded[key][i] for i in rows] for key in encoded.keys()}
         return self.tokenizer.pad(features, return_tensors="pt").to(self.device)
 
-    @torch.inference_mode()
-    def probabilities(self, queries: list[Query]) -> np.ndarray:
-        """[N, C] float64 class probabilities of the queries, in their order."""
-        if not queries:
-            return np.zeros((0, 0))
-        encoded = self._tokenize(queries)
+    def _forward(self, model: torch.nn.Module, encoded, rows: list[int]) -> np.ndarray:
+        """[len(rows), C] float64 probabilities of ``model`` for the ``rows`` of ``encoded``, in their order."""
         # Sorting by the number of tokens (not characters) keeps the padding of each batch small.
-        order = sorted(range(len(queries)), key=lambda i: len(encoded["input_ids"][i]))
-        output = [None] * len(queries)
+        order = sorted(range(len(rows)), key=lambda k: len(encoded["input_ids"][rows[k]]))
+        output = [None] * len(rows)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start:start + self.batch_size]
-            batch = self._pad(encoded, chunk)
+            batch = self._pad(encoded, [rows[k] for k in chunk])
             started = time.perf_counter()
-            result = self.model(**batch)
+            result = model(**batch)
             logits = result.logits if hasattr(result, "logits") else result[0]
             probabilities = torch.softmax(logits.float(), dim=-1).double().cpu().numpy()
             self.forward_seconds += time.perf_counter() - started
             self.rows_scored += len(chunk)
-            for row, index in enumerate(chunk):
-                output[index] = probabilities[row]
+            for row, k in enumerate(chunk):
+                output[k] = probabilities[row]
         return np.stack(output)
+
+    @torch.inference_mode()
+    def score(self, queries: list[Query], exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """([N, C] float64 class probabilities, [N] bool: answered by the exact model) of the queries."""
+        if not queries:
+            return np.zeros((0, 0)), np.zeros(0, dtype=bool)
+        encoded = self._tokenize(queries)
+        rows = list(range(len(queries)))
+        if exact or self.search_model is None:
+            return self._forward(self.model, encoded, rows), np.ones(len(queries), dtype=bool)
+        probabilities = self._forward(self.search_model, encoded, rows)
+        top_two = np.sort(probabilities, axis=1)[:, -2:]
+        near = np.flatnonzero(top_two[:, -1] - top_two[:, 0] < self.exact_margin)
+        is_exact = np.zeros(len(queries), dtype=bool)
+        if near.size:
+            probabilities[near] = self._forward(self.model, encoded, near.tolist())
+            is_exact[near] = True
+            self.exact_rescored += near.size
+        return probabilities, is_exact
+
+    def probabilities(self, queries: list[Query], exact: bool = False) -> np.ndarray:
+        """[N, C] float64 class probabilities of the queries, in their order (see :meth:`score`)."""
+        return self.score(queries, exact)[0]
 
     def embedding_gradients(self, queries: list[Query], labels: list[int], attacked_side: int):
         """Gradient of the summed cross-entropy w.r.t. the word-embedding output, for gradient-guided search.
@@ -118,26 +157,30 @@ class QueryEngine:
 
     def __init__(self, victim: VictimModel):
         self.victim = victim
-        self._answers: dict[int, dict[bytes, np.ndarray]] = defaultdict(dict)
+        self._answers: dict[int, dict[bytes, tuple[np.ndarray, bool]]] = defaultdict(dict)
 
     @staticmethod
     def _key(query: Query) -> bytes:
         return hashlib.blake2b(f"{query[0]}\x00{query[1]}".encode(), digest_size=16).digest()
 
-    def probabilities(self, requests: list[tuple[int, Query]]) -> list[np.ndarray]:
-        """``[(example_id, query), ...]`` -> probabilities [C] of each request, in order."""
+    def probabilities(self, requests: list[tuple[int, Query]], exact: bool = False) -> list[np.ndarray]:
+        """``[(example_id, query), ...]`` -> probabilities [C] of each request, in order.
+
+        ``exact=True`` re-scores with the exact model any cached answer that came from the search model."""
         keys = [(example, self._key(query)) for example, query in requests]
         missing: dict[tuple[int, bytes], Query] = {}
         for (example, key), (_, query) in zip(keys, requests):
-            if key not in self._answers[example]:
+            cached = self._answers[example].get(key)
+            if cached is None or (exact and not cached[1]):
                 missing.setdefault((example, key), query)
         if missing:
             # The same text asked by two examples (rare) is still scored once.
             unique_queries = list(dict.fromkeys(missing.values()))
-            answers = dict(zip(unique_queries, self.victim.probabilities(unique_queries)))
+            probabilities, is_exact = self.victim.score(unique_queries, exact=exact)
+            answers = dict(zip(unique_queries, zip(probabilities, is_exact)))
             for (example, key), query in missing.items():
                 self._answers[example][key] = answers[query]
-        return [self._answers[example][key] for example, key in keys]
+        return [self._answers[example][key][0] for example, key in keys]
 
     def queries_of(self, example: int) -> int:
         return len(self._answers.get(example, {}))
