@@ -192,7 +192,7 @@ def run_ours(attack: str, search_dtype: str, args, model_dir: Path, pool, synony
     load_before, cpu_started = os.getloadavg()[0], time.process_time()
     report = run_attack(pool, victim, synonyms, search, constraints, goal, settings, progress=False)
     summary = report.summary()
-    summary.update(rows_scored=victim.rows_scored, exact_rescored=victim.exact_rescored,
+    summary.update(rows_scored=victim.rows_scored, exact_rows_scored=victim.exact_rows_scored,
                    cpu_seconds=time.process_time() - cpu_started,
                    load_average_before=load_before, load_average_after=os.getloadavg()[0])
     engine = "rift_fast" if search_dtype == "float32" else f"rift_fast-{search_dtype}"

@@ -240,7 +240,7 @@ def test_reduced_precision_answers_near_the_boundary_are_exact(tokenizer):
     exact = _victim(tokenizer).probabilities([("the cat sleeps", None), ("a bad plot", None)])
     probabilities, is_exact = victim.score([("the cat sleeps", None), ("a bad plot", None)])
     # search s = 0.01 for the cat (gap 0.01 < 0.05): re-scored exactly; the bad plot (gap 0.72) is not.
-    assert is_exact.tolist() == [True, False] and victim.exact_rescored == 1
+    assert is_exact.tolist() == [True, False] and victim.exact_rows_scored == 1
     np.testing.assert_allclose(probabilities[0], exact[0])
     assert abs(probabilities[1, 0] - exact[1, 0]) > 0.01
     np.testing.assert_allclose(victim.probabilities([("a bad plot", None)], exact=True)[0], exact[1])
@@ -263,3 +263,23 @@ def test_a_flip_the_exact_model_does_not_confirm_counts_as_failed(tokenizer):
     assert result.status == "failed" and result.unconfirmed and result.final_prediction == 1
     assert result.adversarial == "a plot with excellent acting"
     assert report.summary()["unconfirmed_successes"] == 1 and report.summary()["robust_accuracy"] == 1.0
+
+
+def test_query_engine_keeps_the_search_and_the_exact_answer_apart(tokenizer):
+    from rift_fast.attacks import QueryEngine
+
+    query = ("a bad plot", None)
+    exact_answer = _victim(tokenizer).probabilities([query])[0]
+    victim = _reduced_precision_victim(tokenizer, {**WORD_SCORES, "bad": -0.9})
+    engine = QueryEngine(victim)
+    np.testing.assert_allclose(engine.probabilities([(0, query)], exact=True)[0], exact_answer)
+    search_answer = engine.probabilities([(0, query), (0, query)])
+    assert abs(search_answer[0][0] - exact_answer[0]) > 0.01  # the search copy's own answer, scored once
+    assert engine.queries_of(0) == 1 and victim.rows_scored == 2 and victim.exact_rows_scored == 1
+    np.testing.assert_allclose(engine.probabilities([(0, query)], exact=True)[0], exact_answer)  # cached
+
+    plain = _victim(tokenizer)
+    engine = QueryEngine(plain)
+    engine.probabilities([(0, query)], exact=True)
+    engine.probabilities([(0, query)])
+    assert plain.rows_scored == 1  # without a search copy one answer serves both

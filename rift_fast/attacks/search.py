@@ -1,5 +1,8 @@
 """Search methods, each attacking many targets in lockstep: every round gathers the queries of all
-unfinished targets into one :class:`QueryEngine` call, and finished targets leave the batch."""
+unfinished targets into one :class:`QueryEngine` call, and finished targets leave the batch.
+
+``attack(targets, engine, clean)`` gets ``clean``: target index -> [C] probabilities of the unmodified
+input, at the search's precision (the engine's answers without ``exact``)."""
 
 from __future__ import annotations
 

@@ -19,13 +19,14 @@ class VictimModel:
     Queries are tokenised once, sorted by their number of tokens and sent in batches of
     ``batch_size`` padded to the longest of the batch; inputs longer than ``max_length`` tokens are
     truncated (the longer side first for pairs). ``forward_seconds`` accumulates the time spent
-    inside the model's forward passes and ``rows_scored`` the rows they scored.
+    inside the model's forward passes, ``rows_scored`` the rows they scored and ``exact_rows_scored``
+    those scored by ``model`` itself.
 
     Reduced-precision search: with ``search_dtype`` (e.g. ``torch.bfloat16``) differing from the
     model's dtype, a copy of the model in that dtype answers search queries, and the model itself
     (exact) re-scores every answer whose two most probable classes are closer than ``exact_margin``,
     so every decision near the boundary is taken on exact probabilities; ``exact=True`` asks for exact
-    answers only. ``exact_rescored`` counts the re-scored rows.
+    answers only.
     """
 
     def __init__(self, model: torch.nn.Module, tokenizer, max_length: int | None = None, batch_size: int = 64,
@@ -47,12 +48,14 @@ class VictimModel:
         self.exact_margin = exact_margin
         self.forward_seconds = 0.0
         self.rows_scored = 0
-        self.exact_rescored = 0
+        self.exact_rows_scored = 0
 
     def describe(self) -> dict:
-        """The settings that change answers, for run records."""
+        """The settings that change answers, for run records (the search ones only when a search copy exists)."""
+        if self.search_model is None:
+            return {"max_length": self.max_length}
         return {"max_length": self.max_length, "search_dtype": str(self.search_dtype).removeprefix("torch."),
-                "exact_margin": self.exact_margin if self.search_model is not None else None}
+                "exact_margin": self.exact_margin}
 
     def _tokenize(self, queries: list[Query]):
         """Token ids (and type ids, attention masks) of the queries, unpadded: lists per query."""
@@ -79,6 +82,7 @@ class VictimModel:
             probabilities = torch.softmax(logits.float(), dim=-1).double().cpu().numpy()
             self.forward_seconds += time.perf_counter() - started
             self.rows_scored += len(chunk)
+            self.exact_rows_scored += len(chunk) if model is self.model else 0
             for row, k in enumerate(chunk):
                 output[k] = probabilities[row]
         return np.stack(output)
@@ -99,7 +103,6 @@ class VictimModel:
         if near.size:
             probabilities[near] = self._forward(self.model, encoded, near.tolist())
             is_exact[near] = True
-            self.exact_rescored += near.size
         return probabilities, is_exact
 
     def probabilities(self, queries: list[Query], exact: bool = False) -> np.ndarray:
@@ -153,34 +156,44 @@ class VictimModel:
 
 class QueryEngine:
     """Answers queries of many examples at once: identical queries are scored once per example and
-    the number of distinct queries of each example is counted (TextAttack's convention)."""
+    the number of distinct queries of each example is counted (TextAttack's convention).
+
+    Each text keeps up to two answers: the search's (what :meth:`VictimModel.score` gives without
+    ``exact``) and the exact model's; without a search copy the two are the same answer.
+    """
 
     def __init__(self, victim: VictimModel):
         self.victim = victim
-        self._answers: dict[int, dict[bytes, tuple[np.ndarray, bool]]] = defaultdict(dict)
+        self._answers: dict[int, dict[bytes, list[np.ndarray | None]]] = defaultdict(dict)  # [search, exact]
 
     @staticmethod
     def _key(query: Query) -> bytes:
         return hashlib.blake2b(f"{query[0]}\x00{query[1]}".encode(), digest_size=16).digest()
 
     def probabilities(self, requests: list[tuple[int, Query]], exact: bool = False) -> list[np.ndarray]:
-        """``[(example_id, query), ...]`` -> probabilities [C] of each request, in order.
-
-        ``exact=True`` re-scores with the exact model any cached answer that came from the search model."""
+        """``[(example_id, query), ...]`` -> probabilities [C] of each request, in order: the search's
+        answers, or with ``exact=True`` the exact model's."""
+        slot = int(exact)
         keys = [(example, self._key(query)) for example, query in requests]
         missing: dict[tuple[int, bytes], Query] = {}
         for (example, key), (_, query) in zip(keys, requests):
             cached = self._answers[example].get(key)
-            if cached is None or (exact and not cached[1]):
+            if cached is None or cached[slot] is None:
                 missing.setdefault((example, key), query)
         if missing:
             # The same text asked by two examples (rare) is still scored once.
             unique_queries = list(dict.fromkeys(missing.values()))
             probabilities, is_exact = self.victim.score(unique_queries, exact=exact)
             answers = dict(zip(unique_queries, zip(probabilities, is_exact)))
+            serves_search = not exact or self.victim.search_model is None
             for (example, key), query in missing.items():
-                self._answers[example][key] = answers[query]
-        return [self._answers[example][key][0] for example, key in keys]
+                answer, answer_is_exact = answers[query]
+                entry = self._answers[example].setdefault(key, [None, None])
+                if serves_search:
+                    entry[0] = answer
+                if answer_is_exact:
+                    entry[1] = answer
+        return [self._answers[example][key][slot] for example, key in keys]
 
     def queries_of(self, example: int) -> int:
         return len(self._answers.get(example, {}))
