@@ -7,8 +7,8 @@ Scores the first ``--texts`` Rotten Tomatoes test texts with the benchmark victi
 - ``float32``: the victim itself, the reference;
 - ``bfloat16``: the search copy that ``--search-dtype bfloat16`` makes (``VictimModel(search_dtype=...)``,
   ``exact_margin=0`` so that no answer is re-scored);
-- ``int8-dynamic``: ``torch.ao.quantization.quantize_dynamic`` on the linear layers, the other cheap
-  CPU numerics, shown for comparison (it is not offered).
+- ``float16`` and ``int8-dynamic`` (``torch.ao.quantization.quantize_dynamic`` on the linear layers):
+  the other cheap numerics, shown for comparison (neither is offered).
 
 Prints ms per row (median of ``--repeats`` passes), the largest |Δp| against float32 and how many
 predictions change, and for float32 and bfloat16 the largest |Δp| between batches of ``--batch-size``
@@ -59,6 +59,8 @@ def main(argv=None) -> int:
         "float32": VictimModel(model, tokenizer, batch_size=args.batch_size),
         "bfloat16": VictimModel(model, tokenizer, batch_size=args.batch_size, search_dtype=torch.bfloat16,
                                 exact_margin=0.0),
+        "float16": VictimModel(model, tokenizer, batch_size=args.batch_size, search_dtype=torch.float16,
+                               exact_margin=0.0),
         "int8-dynamic": VictimModel(quantized, tokenizer, batch_size=args.batch_size),
     }
     tokens = np.mean([len(ids) for ids in tokenizer([q[0] for q in queries])["input_ids"]])
@@ -72,7 +74,7 @@ def main(argv=None) -> int:
         answers = victim.probabilities(queries)
         ms = median_ms(lambda: victim.probabilities(queries), warmup=1, repeats=args.repeats) / len(queries)
         batching = "n/a"
-        if name != "int8-dynamic":
+        if name in ("float32", "bfloat16"):
             victim.batch_size = 1
             batching = f"{np.abs(victim.probabilities(queries) - answers).max():.1e}"
             victim.batch_size = args.batch_size

@@ -20,6 +20,14 @@ ATTACKS = ("pwws", "ga", "gradient")
 SEARCH_DTYPES = ("model", "bfloat16")
 
 
+def probability_gap(text: str) -> float:
+    """argparse type: a float in [0, 1]."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a gap between two probabilities is in [0, 1], got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m rift_fast.attack", description=__doc__,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -37,10 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=64, help="model queries per forward pass")
     parser.add_argument("--search-dtype", default="model", choices=SEARCH_DTYPES,
                         help="dtype of a model copy that answers the search's queries (bfloat16: PWWS and GA "
-                             "2.2-2.7x faster on a CPU with avx512_bf16; the gradient search still takes its "
+                             "2.2-2.8x faster on a CPU with avx512_bf16; the gradient search still takes its "
                              "gradients on the model itself); clean predictions, answers near the decision "
                              "boundary and every final result are scored by the model itself")
-    parser.add_argument("--exact-margin", type=float, default=0.05,
+    parser.add_argument("--exact-margin", type=probability_gap, default=0.05,
                         help="with a reduced --search-dtype, answers whose two most probable classes are closer "
                              "than this are re-scored by the model itself")
     parser.add_argument("--examples-per-round", type=int, default=64, help="examples attacked together")

@@ -199,7 +199,7 @@ def test_resume_continues_where_it_stopped(tokenizer, tmp_path):
     victim = _victim(tokenizer)
     asked = []
     answer = victim.score
-    victim.score = lambda queries, exact=False: asked.extend(queries) or answer(queries, exact)
+    victim.score = lambda queries, exact=False, known_exact=None: asked.extend(queries) or answer(queries, exact)
     resumed = _run(tokenizer, _pool(), search, victim=victim, examples_per_round=2,
                    checkpoint=AttackCheckpoint(path, {"a": 1}))
     assert _comparable(resumed) == _comparable(uninterrupted)
@@ -277,6 +277,13 @@ def test_query_engine_keeps_the_search_and_the_exact_answer_apart(tokenizer):
     assert abs(search_answer[0][0] - exact_answer[0]) > 0.01  # the search copy's own answer, scored once
     assert engine.queries_of(0) == 1 and victim.rows_scored == 2 and victim.exact_rows_scored == 1
     np.testing.assert_allclose(engine.probabilities([(0, query)], exact=True)[0], exact_answer)  # cached
+
+    near = ("the cat sleeps", None)  # the search copy puts it at the boundary: its known exact answer is reused
+    victim = _reduced_precision_victim(tokenizer, {**WORD_SCORES, "cat": 0.01})
+    engine = QueryEngine(victim)
+    exact_near = engine.probabilities([(0, near)], exact=True)[0]
+    np.testing.assert_array_equal(engine.probabilities([(0, near)])[0], exact_near)
+    assert victim.exact_rows_scored == 1 and victim.rows_scored == 2
 
     plain = _victim(tokenizer)
     engine = QueryEngine(plain)

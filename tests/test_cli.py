@@ -22,6 +22,12 @@ def test_help(module, capsys):
     assert "--model" in capsys.readouterr().out
 
 
+def test_attack_refuses_an_exact_margin_outside_zero_one(capsys):
+    with pytest.raises(SystemExit):
+        attack.main(["--exact-margin", "1.5"])
+    assert "--exact-margin: a gap between two probabilities is in [0, 1], got 1.5" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
     """A one-layer BERT with the embedded tokenizer, saved as a local model folder."""

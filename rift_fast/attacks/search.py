@@ -201,12 +201,13 @@ class GeneticAttack:
 
 
 class GradientGuidedGreedy:
-    """Greedy attack ranked by first-order scores, then scored exactly.
+    """Greedy attack ranked by first-order scores, then scored by the model.
 
     Each round, for all unfinished targets at once: one forward/backward gives the loss gradient at
     the word embeddings; the fused ``substitution_scores`` op scores every synonym swap of every
     unmodified attackable word, (E[c] - E[w]) . grad, and keeps the ``candidates`` best allowed
-    swaps; those are scored exactly with the model and the best is applied if it lowers the loss.
+    swaps; those are scored by the model through the query engine (at the search's precision) and
+    the best is applied if it lowers the loss. Gradients are always taken on the model itself.
     Stops on success, when no candidate lowers the loss, or at the budget. Only words that are one
     token of the tokenizer, with one-token synonyms (``vocab_table``), are ranked this way.
     """

@@ -19,8 +19,8 @@ class VictimModel:
     Queries are tokenised once, sorted by their number of tokens and sent in batches of
     ``batch_size`` padded to the longest of the batch; inputs longer than ``max_length`` tokens are
     truncated (the longer side first for pairs). ``forward_seconds`` accumulates the time spent
-    inside the model's forward passes, ``rows_scored`` the rows they scored and ``exact_rows_scored``
-    those scored by ``model`` itself.
+    inside the model's forward passes (and the backward passes of :meth:`embedding_gradients`),
+    ``rows_scored`` the rows they scored and ``exact_rows_scored`` those scored by ``model`` itself.
 
     Reduced-precision search: with ``search_dtype`` (e.g. ``torch.bfloat16``) differing from the
     model's dtype, a copy of the model in that dtype answers search queries, and the model itself
@@ -88,8 +88,12 @@ class VictimModel:
         return np.stack(output)
 
     @torch.inference_mode()
-    def score(self, queries: list[Query], exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """([N, C] float64 class probabilities, [N] bool: answered by the exact model) of the queries."""
+    def score(self, queries: list[Query], exact: bool = False,
+              known_exact: list[np.ndarray | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """([N, C] float64 class probabilities, [N] bool: answered by the exact model) of the queries.
+
+        ``known_exact``: per query, its exact answer when already known (used instead of re-scoring it
+        when the search copy's answer is near the boundary), else None."""
         if not queries:
             return np.zeros((0, 0)), np.zeros(0, dtype=bool)
         encoded = self._tokenize(queries)
@@ -100,9 +104,14 @@ class VictimModel:
         top_two = np.sort(probabilities, axis=1)[:, -2:]
         near = np.flatnonzero(top_two[:, -1] - top_two[:, 0] < self.exact_margin)
         is_exact = np.zeros(len(queries), dtype=bool)
-        if near.size:
-            probabilities[near] = self._forward(self.model, encoded, near.tolist())
-            is_exact[near] = True
+        known = known_exact or [None] * len(queries)
+        unknown = [k for k in near.tolist() if known[k] is None]
+        if unknown:
+            probabilities[unknown] = self._forward(self.model, encoded, unknown)
+        for k in near.tolist():
+            if known[k] is not None:
+                probabilities[k] = known[k]
+        is_exact[near] = True
         return probabilities, is_exact
 
     def probabilities(self, queries: list[Query], exact: bool = False) -> np.ndarray:
@@ -138,6 +147,8 @@ class VictimModel:
                                                          reduction="sum")
                 (grad,) = torch.autograd.grad(loss, captured["embeddings"])
                 self.forward_seconds += time.perf_counter() - started
+                self.rows_scored += len(queries)
+                self.exact_rows_scored += len(queries)
         finally:
             handle.remove()
         return encoded["input_ids"], grad, offsets, sides
@@ -183,7 +194,13 @@ class QueryEngine:
         if missing:
             # The same text asked by two examples (rare) is still scored once.
             unique_queries = list(dict.fromkeys(missing.values()))
-            probabilities, is_exact = self.victim.score(unique_queries, exact=exact)
+            known = {}  # exact answers already cached for texts that now need a search answer
+            for (example, key), query in missing.items():
+                cached = self._answers[example].get(key)
+                if cached is not None and cached[1] is not None:
+                    known.setdefault(query, cached[1])
+            probabilities, is_exact = self.victim.score(unique_queries, exact=exact,
+                                                        known_exact=[known.get(q) for q in unique_queries])
             answers = dict(zip(unique_queries, zip(probabilities, is_exact)))
             serves_search = not exact or self.victim.search_model is None
             for (example, key), query in missing.items():
