@@ -195,8 +195,8 @@ def run_attack(examples: list[Example], victim: VictimModel, synonyms: SynonymIn
             else:
                 targets.append(target)
         # The search compares its answers with the clean ones at its own precision.
-        search_clean = engine.probabilities([(t.index, (t.example.text, t.example.text_pair)) for t in targets])
-        outcomes = search.attack(targets, engine, dict(zip([t.index for t in targets], search_clean))) if targets else {}
+        search_clean = engine.probabilities([(t.index, t.original_query()) for t in targets])
+        outcomes = search.attack(targets, engine, {t.index: p for t, p in zip(targets, search_clean)}) if targets else {}
         # Every final text is judged on exact probabilities (free unless the search ran in reduced precision).
         finals = [target.render(outcomes[target.index].chosen) for target in targets]
         verdicts = engine.probabilities([(t.index, query) for t, query in zip(targets, finals)], exact=True)
