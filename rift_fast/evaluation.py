@@ -14,6 +14,8 @@ from rift_fast.training.loop import ascc_correct_counts, encode_examples
 
 @dataclass(frozen=True)
 class EvaluationSettings:
+    """Settings of the test-pool evaluation; ``batch_size`` bounds the rows of every model call."""
+
     max_length: int
     ga_population: int = 60
     ga_generations: int = 40

@@ -21,6 +21,7 @@ from rift_fast.data import Example
 from rift_fast.synonyms import SynonymIndex
 
 MISCLASSIFIED, UNATTACKABLE, SUCCESS, FAILED = "misclassified", "unattackable", "success", "failed"
+NO_CANDIDATE = "no_candidate"  # words may change, but the search had no candidate swap: not attacked
 
 
 @dataclass
@@ -29,7 +30,9 @@ class ExampleResult:
 
     index: int
     label: int
-    status: str  # misclassified (broken, not attacked) | unattackable (no word may change) | success | failed
+    # misclassified (broken, not attacked) | unattackable (no word may change) | success | failed |
+    # no_candidate (words may change but the search proposed no swap: not attacked, not counted robust)
+    status: str
     original: str  # the attacked side (the hypothesis for sentence pairs)
     adversarial: str | None
     clean_prediction: int
@@ -63,9 +66,12 @@ class AttackReport:
             "examples": total,
             "clean_accuracy": len(correct) / total if total else float("nan"),
             "robust_accuracy": sum(r.robust for r in results) / total if total else float("nan"),
+            "robust_accuracy_upper_bound": sum(r.robust or r.status == NO_CANDIDATE for r in results) / total
+            if total else float("nan"),
             "attack_success_rate": len(successes) / len(correct) if correct else float("nan"),
             "misclassified": total - len(correct),
             "unattackable": sum(r.status == UNATTACKABLE for r in results),
+            "no_candidate": sum(r.status == NO_CANDIDATE for r in results),
             "truncated": sum(r.truncated for r in results),
             "unconfirmed_successes": sum(r.unconfirmed for r in results),
             "mean_modification_rate": float(np.mean([r.words_changed / r.num_words for r in successes]))
@@ -90,7 +96,10 @@ class AttackReport:
             f"| {s['forward_share']:.0%} |",
             "",
             f"Misclassified before the attack (counted as broken): {s['misclassified']}; "
-            f"no attackable word: {s['unattackable']}; truncated to the model's length: {s['truncated']}; "
+            f"no attackable word (robust): {s['unattackable']}; "
+            f"not attacked, the search had no candidate swap (not counted robust): {s['no_candidate']}, "
+            f"robust accuracy if they all held: {s['robust_accuracy_upper_bound']:.1%}; "
+            f"truncated to the model's length: {s['truncated']}; "
             f"search flips the exact model did not confirm (counted as failed): {s['unconfirmed_successes']}.",
             "",
             "Settings: " + json.dumps(self.settings, sort_keys=True),
@@ -203,8 +212,9 @@ def run_attack(examples: list[Example], victim: VictimModel, synonyms: SynonymIn
         for target, query, probabilities in zip(targets, finals, verdicts):
             outcome = outcomes[target.index]
             success = goal.succeeded(probabilities, target.label)
+            status = SUCCESS if success else NO_CANDIDATE if outcome.no_candidate else FAILED
             finished.append(ExampleResult(
-                target.index, target.label, SUCCESS if success else FAILED, target.spans.text,
+                target.index, target.label, status, target.spans.text,
                 query[1] if query[1] is not None else query[0], int(np.argmax(clean[target.index])),
                 int(np.argmax(probabilities)), len(outcome.chosen), len(target.spans),
                 engine.queries_of(target.index), target.truncated, unconfirmed=outcome.success and not success))

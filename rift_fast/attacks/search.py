@@ -13,16 +13,20 @@ import torch
 
 from rift_fast.attacks.goal import UntargetedClassification
 from rift_fast.attacks.transformation import Target
-from rift_fast.attacks.victim import QueryEngine, VictimModel
+from rift_fast.attacks.alignment import single_token_words
+from rift_fast.attacks.victim import GradientBatch, QueryEngine, VictimModel
 from rift_fast.ops.substitution_scores import substitution_scores
 
 
 @dataclass
 class SearchOutcome:
-    """Result of one target: whether the search saw the label flip, and the chosen slot per changed word."""
+    """Result of one target: whether the search saw the label flip, the chosen slot per changed word,
+    and whether the search had no candidate swap for the target at all (then it was not attacked:
+    that is no evidence of robustness)."""
 
     success: bool
     chosen: dict[int, int]
+    no_candidate: bool = False
 
 
 class PWWS:
@@ -209,7 +213,11 @@ class GradientGuidedGreedy:
     swaps; those are scored by the model through the query engine (at the search's precision) and
     the best is applied if it lowers the loss. Gradients are always taken on the model itself.
     Stops on success, when no candidate lowers the loss, or at the budget. Only words that are one
-    token of the tokenizer, with one-token synonyms (``vocab_table``), are ranked this way.
+    token of the tokenizer, with one-token synonyms (``vocab_table``), are ranked this way; tokens are
+    matched to words by character offsets and synonym tokens to choices by their decoded text, so
+    WordPiece, byte-level BPE and SentencePiece vocabularies all work. A target with no such swap at
+    the start is reported with ``no_candidate`` (not attacked), never as a failed attack. Gradient
+    passes are batched by the victim's ``batch_size``.
     """
 
     name = "gradient"
@@ -222,29 +230,37 @@ class GradientGuidedGreedy:
         self.candidates = candidates
         self.backend = backend
         self.embeddings = victim.model.get_input_embeddings().weight.detach()
+        self._token_texts: dict[int, str] = {}
 
     def settings(self) -> dict:
         return {"search": self.name, "candidates": self.candidates}
 
-    def _ranked_swaps(self, targets, chosen, attacked_side) -> dict[int, list[tuple[int, int]]]:
+    def _ranked_swaps(self, targets: list[Target], chosen: dict[int, dict[int, int]],
+                      attacked_side: int) -> dict[int, list[tuple[int, int]]]:
         """target index -> up to ``candidates`` allowed (word position, slot), best first-order first."""
         queries = [t.render(chosen[t.index]) for t in targets]
-        ids, grad, offsets, sides = self.victim.embedding_gradients(queries, [t.label for t in targets], attacked_side)
-        mask = torch.zeros(ids.shape, dtype=torch.bool)
+        ranked: dict[int, list[tuple[int, int]]] = {}
+        for batch in self.victim.embedding_gradients(queries, [t.label for t in targets], attacked_side):
+            ranked.update(self._rank_batch(batch, [targets[k] for k in batch.rows], chosen, attacked_side))
+        return ranked
+
+    def _rank_batch(self, batch: GradientBatch, targets: list[Target], chosen: dict[int, dict[int, int]],
+                    attacked_side: int) -> dict[int, list[tuple[int, int]]]:
+        """The ranked swaps of the targets of one gradient pass (``targets[row]`` is row ``row``)."""
+        mask = torch.zeros(batch.input_ids.shape, dtype=torch.bool)
         word_at: list[dict[int, int]] = []
         for row, target in enumerate(targets):
             substitutes = {i: target.choices[i][s] for i, s in chosen[target.index].items()}
-            _, spans = target.spans.replace_with_spans(substitutes)
-            word_of_span = {span: w for w, span in enumerate(spans)}
-            positions = {}
-            for token, (span, side) in enumerate(zip(offsets[row], sides[row])):
-                word = word_of_span.get(tuple(span)) if side == attacked_side else None
-                if word is not None and word in target.attackable and word not in chosen[target.index]:
-                    positions[token] = word
-                    mask[row, token] = True
+            text, spans = target.spans.replace_with_spans(substitutes)
+            token_spans = [span if side == attacked_side else None
+                           for span, side in zip(batch.offsets[row], batch.sides[row])]
+            positions = {token: word for token, word in single_token_words(token_spans, spans, text).items()
+                         if word in target.attackable and word not in chosen[target.index]}
+            mask[row, list(positions)] = True
             word_at.append(positions)
-        scores = substitution_scores(ids, self.vocab_table, self.embeddings.to(grad.dtype), grad,
-                                     attack_mask=mask.to(ids.device), topk=4 * self.candidates, backend=self.backend)
+        scores = substitution_scores(batch.input_ids, self.vocab_table, self.embeddings.to(batch.grad.dtype),
+                                     batch.grad, attack_mask=mask.to(batch.input_ids.device),
+                                     topk=4 * self.candidates, backend=self.backend)
         ranked = {}
         for row, target in enumerate(targets):
             swaps = []
@@ -252,12 +268,19 @@ class GradientGuidedGreedy:
                 if position < 0 or len(swaps) == self.candidates:
                     break
                 word = word_at[row][position]
-                token = self.victim.tokenizer.convert_ids_to_tokens(int(self.vocab_table[ids[row, position], slot]))
+                candidate = self._token_text(int(self.vocab_table[batch.input_ids[row, position], slot]))
                 options = [o.lower() for o in target.choices[word]]
-                if token.lower() in options[1:]:
-                    swaps.append((word, options.index(token.lower(), 1)))
+                if candidate in options[1:]:
+                    swaps.append((word, options.index(candidate, 1)))
             ranked[target.index] = list(dict.fromkeys(swaps))
         return ranked
+
+    def _token_text(self, token_id: int) -> str:
+        """The lower-cased text of a token as the tokenizer decodes it, without the tokenizer's word
+        markers or the space before a word (``Ġfilm`` and ``▁film`` -> ``film``)."""
+        if token_id not in self._token_texts:
+            self._token_texts[token_id] = self.victim.tokenizer.decode([token_id]).strip().lower()
+        return self._token_texts[token_id]
 
     def attack(self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]) -> dict[int, SearchOutcome]:
         attacked_side = 0 if targets and targets[0].example.text_pair is None else 1
@@ -272,6 +295,9 @@ class GradientGuidedGreedy:
             answers = iter(engine.probabilities(requests))
             still = []
             for target in active:
+                if not ranked[target.index] and not chosen[target.index]:
+                    outcomes[target.index] = SearchOutcome(False, {}, no_candidate=True)
+                    continue
                 scored = [(self.goal.loss(p, target.label), k, p) for k, p in
                           zip(range(len(ranked[target.index])), answers)]
                 current = self.goal.loss(latest[target.index], target.label)

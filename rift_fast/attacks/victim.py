@@ -6,11 +6,29 @@ import copy
 import hashlib
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 Query = tuple[str, str | None]  # (text, text_pair); text_pair is None for single-text tasks
+
+
+@dataclass
+class GradientBatch:
+    """One forward and backward pass of :meth:`VictimModel.embedding_gradients`.
+
+    ``rows``: the positions of its queries in the request; ``input_ids`` [B, L] int64 and ``grad``
+    [B, L, D] (the embedding dtype) on the model's device; ``offsets`` [B][L] (start, end) character
+    spans within each token's own input; ``sides`` [B][L] which input each token comes from (0: text,
+    1: text pair, None: special or padding token).
+    """
+
+    rows: list[int]
+    input_ids: torch.Tensor
+    grad: torch.Tensor
+    offsets: list[list[list[int]]]
+    sides: list[list[int | None]]
 
 
 class VictimModel:
@@ -118,18 +136,29 @@ class VictimModel:
         """[N, C] float64 class probabilities of the queries, in their order (see :meth:`score`)."""
         return self.score(queries, exact)[0]
 
-    def embedding_gradients(self, queries: list[Query], labels: list[int], attacked_side: int):
+    def embedding_gradients(self, queries: list[Query], labels: list[int],
+                            attacked_side: int) -> list[GradientBatch]:
         """Gradient of the summed cross-entropy w.r.t. the word-embedding output, for gradient-guided search.
 
-        Returns ``(input_ids [B, L], grad [B, L, D] in the embedding dtype, offsets [B][L] (start, end),
-        sides [B][L])`` where ``sides`` tells, per token, which input it comes from (None: special token).
-        The model's parameters get no gradient.
+        The queries are sorted by their number of tokens and sent in batches of at most ``batch_size``
+        rows, one forward and backward pass each (the same batching rule as :meth:`score`). Returns one
+        :class:`GradientBatch` per pass; together their ``rows`` cover every query once. The model's
+        parameters get no gradient.
         """
-        encoded = self.tokenizer([q[0] for q in queries], [q[1] for q in queries] if attacked_side else None,
+        lengths = [len(ids) for ids in self._tokenize(queries)["input_ids"]] if queries else []
+        order = sorted(range(len(queries)), key=lengths.__getitem__)
+        return [self._gradient_batch(order[start:start + self.batch_size], queries, labels, attacked_side)
+                for start in range(0, len(order), self.batch_size)]
+
+    def _gradient_batch(self, rows: list[int], queries: list[Query], labels: list[int],
+                        attacked_side: int) -> GradientBatch:
+        """One forward and backward pass over the queries at ``rows``."""
+        chosen = [queries[k] for k in rows]
+        encoded = self.tokenizer([q[0] for q in chosen], [q[1] for q in chosen] if attacked_side else None,
                                  padding=True, truncation=True, max_length=self.max_length,
                                  return_offsets_mapping=True, return_tensors="pt")
         offsets = encoded.pop("offset_mapping").tolist()
-        sides = [encoded.sequence_ids(b) for b in range(len(queries))]
+        sides = [encoded.sequence_ids(b) for b in range(len(chosen))]
         encoded = encoded.to(self.device)
         captured = {}
 
@@ -143,15 +172,15 @@ class VictimModel:
                 started = time.perf_counter()
                 result = self.model(**encoded)
                 logits = result.logits if hasattr(result, "logits") else result[0]
-                loss = torch.nn.functional.cross_entropy(logits.float(), torch.tensor(labels, device=self.device),
-                                                         reduction="sum")
+                targets = torch.tensor([labels[k] for k in rows], device=self.device)
+                loss = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
                 (grad,) = torch.autograd.grad(loss, captured["embeddings"])
                 self.forward_seconds += time.perf_counter() - started
-                self.rows_scored += len(queries)
-                self.exact_rows_scored += len(queries)
+                self.rows_scored += len(rows)
+                self.exact_rows_scored += len(rows)
         finally:
             handle.remove()
-        return encoded["input_ids"], grad, offsets, sides
+        return GradientBatch(rows, encoded["input_ids"], grad, offsets, sides)
 
     def visible_characters(self, query: Query, attacked_side: int) -> tuple[int, bool]:
         """How many leading characters of the attacked side (0: text, 1: pair) the model sees, and

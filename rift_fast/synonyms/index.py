@@ -121,28 +121,43 @@ class SynonymIndex(Mapping[str, list[str]]):
         """[V, k] int64 synonym token ids over ``tokenizer``'s vocabulary, -1 padded.
 
         Row v lists the synonyms of token v when v is a whole word of the index and both the word
-        and the synonym are a single token of the tokenizer (sub-word pieces get no synonyms).
+        and the synonym are a single token of the tokenizer (sub-word pieces get no synonyms). Words
+        are tokenised in each form a word takes in running text (:data:`WORD_FORMS`: after a space
+        and at the start of a text, lower case and capitalised), and a token's synonyms are taken in
+        the same form, so byte-level BPE (``Ġfilm`` vs ``film``), SentencePiece (``▁film``) and cased
+        vocabularies get rows for every form; a row keeps the first form that filled it.
         """
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         words = sorted({w for w, others in self._neighbours.items() if others}
                        | {o for others in self._neighbours.values() for o in others})
-        token_of = _single_token_ids(tokenizer, words)
         table = torch.full((len(tokenizer), k), -1, dtype=torch.long)
-        for word, others in self._neighbours.items():
-            row = token_of.get(word)
-            if row is None or not others:
-                continue
-            ids = [token_of[o] for o in others if o in token_of and token_of[o] != row]
-            ids = list(dict.fromkeys(ids))[:k]
-            if ids and table[row, 0] < 0:
-                table[row, : len(ids)] = torch.tensor(ids)
+        for form in WORD_FORMS:
+            token_of = _single_token_ids(tokenizer, words, form)
+            for word, others in self._neighbours.items():
+                row = token_of.get(word)
+                if row is None or not others or table[row, 0] >= 0:
+                    continue
+                ids = list(dict.fromkeys(token_of[o] for o in others if o in token_of and token_of[o] != row))[:k]
+                if ids:
+                    table[row, : len(ids)] = torch.tensor(ids)
         return table
 
 
-def _single_token_ids(tokenizer, words: list[str]) -> dict[str, int]:
-    """``word -> token id`` for the words the tokenizer keeps whole (as a word inside a sentence)."""
-    encoded = tokenizer([" " + w for w in words], add_special_tokens=False)["input_ids"]
+def _capitalised(word: str) -> str:
+    return word[:1].upper() + word[1:]
+
+
+# How a word appears in running text: (text before it, case). The first form is inside a sentence,
+# lower case; a row of vocab_table keeps the first form that gives it synonyms.
+WORD_FORMS: tuple[tuple[str, Callable[[str], str]], ...] = (
+    (" ", str), ("", str), (" ", _capitalised), ("", _capitalised))
+
+
+def _single_token_ids(tokenizer, words: list[str], form: tuple[str, Callable[[str], str]]) -> dict[str, int]:
+    """``word -> token id`` for the words the tokenizer keeps whole in ``form`` (prefix, case)."""
+    prefix, case = form
+    encoded = tokenizer([prefix + case(w) for w in words], add_special_tokens=False)["input_ids"]
     return {word: ids[0] for word, ids in zip(words, encoded) if len(ids) == 1}
 
 
