@@ -223,8 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         if rank != 0:
             return 0
     evaluation_settings = EvaluationSettings(max_length=args.max_length, ga_population=args.ga_population,
-                                             ga_generations=args.ga_generations, batch_size=args.batch_size,
-                                             seed=args.seed)
+                                             ga_generations=args.ga_generations, seed=args.seed)
     rows = []
     for method, run in runs.items():
         say(f"[{method}] evaluating {run['best']} on {len(pool)} test examples ...")
