@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--attack", default="pwws", choices=ATTACKS,
                         help="pwws, ga (genetic) or gradient (gradient-guided greedy, fused candidate scoring)")
     parser.add_argument("--num-examples", type=int, default=300, help="size of the test pool (seeded shuffle)")
-    parser.add_argument("--max-length", type=int, default=None, help="tokens per input (default: the model's)")
+    parser.add_argument("--max-length", type=int, default=None,
+                        help="tokens per input (default and most: what the model's positions and tokenizer allow)")
     parser.add_argument("--max-modification-ratio", type=float, default=None,
                         help="share of words that may change (default: no budget, as published)")
     parser.add_argument("--ga-population", type=int, default=60)
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)  # a head missing from the checkpoint is initialised reproducibly
     task = load_task(args.dataset, args.data_source, seed=args.seed)
     pool = test_pool(task, args.num_examples, seed=args.seed)
-    model, tokenizer = load_sequence_classifier(args.model, num_labels=len(task.label_names))
+    model, tokenizer, labels = load_sequence_classifier(args.model, task.label_names)
     if torch.cuda.is_available():
         model = model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
     words = sorted({w.lower() for e in pool for w in (e.text_pair or e.text).split()})
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model, "dataset": args.dataset, "data_source": args.data_source, "num_examples": args.num_examples,
         "seed": args.seed, "search": search.settings(), "constraints": constraints.describe(),
         "goal": "margin" if goal.use_margin else "p_y", "synonyms": synonyms.source, **victim.describe(),
+        "labels": labels.describe(),
     }
     output = Path(args.output)
     suffix = f".rank{rank}" if world > 1 else ""

@@ -8,15 +8,18 @@ import torch
 
 from rift_fast.attacks import PWWS, Constraints, GeneticAttack, UntargetedClassification, VictimModel, run_attack
 from rift_fast.data import Example
+from rift_fast.models import checked_max_length
 from rift_fast.synonyms import SynonymIndex
 from rift_fast.training.loop import ascc_correct_counts, encode_examples
 
 
 @dataclass(frozen=True)
 class EvaluationSettings:
-    """Settings of the test-pool evaluation; ``batch_size`` bounds the rows of every model call."""
+    """Settings of the test-pool evaluation. ``max_length``: tokens per input, None for the usable
+    length of the model and tokenizer (:func:`rift_fast.models.checked_max_length` refuses a larger
+    one); ``batch_size`` bounds the rows of every model call."""
 
-    max_length: int
+    max_length: int | None = None
     ga_population: int = 60
     ga_generations: int = 40
     ascc_steps: int = 10
@@ -29,7 +32,7 @@ def ascc_accuracy(model, tokenizer, pool: list[Example], neighbour_table: torch.
     adversary's random start is drawn from a generator seeded with ``settings.seed``."""
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(settings.seed)
-    split = encode_examples(tokenizer, pool, settings.max_length)
+    split = encode_examples(tokenizer, pool, checked_max_length(settings.max_length, model, tokenizer))
     _, robust = ascc_correct_counts(model, split, len(pool), tokenizer.pad_token_id, neighbour_table,
                                     settings.batch_size, settings.ascc_steps, generator)
     return robust / len(pool)

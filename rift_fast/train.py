@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     optimisation.add_argument("--lr", type=float, help="AdamW learning rate (2e-5 in RIFT)")
     optimisation.add_argument("--head-weight-decay", type=float, default=2e-4, help="weight decay of the heads only")
     optimisation.add_argument("--warmup-epochs", type=float, help="linear warm-up from lr/10 (2 in RIFT)")
-    optimisation.add_argument("--max-length", type=int, help="tokens per input (longer inputs are truncated)")
+    optimisation.add_argument("--max-length", type=int, help="tokens per input (longer inputs are truncated); at most "
+                              "what the model's positions and tokenizer allow")
     optimisation.add_argument("--train-size", type=int, help="use only this many training examples (stratified)")
     rift = parser.add_argument_group("RIFT / ASCC (unset: from --task)")
     rift.add_argument("--kl-weight", type=float, help="weight of KL(p(x) || p(x_adv)) (IMDB 10, SNLI 5)")
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rift_fast.data import load_task, test_pool
     from rift_fast.evaluation import EvaluationSettings, evaluate_test_pool
-    from rift_fast.models import load_tokenizer
+    from rift_fast.models import checked_max_length, load_config, load_tokenizer
     from rift_fast.training.loop import (TrainSettings, Trainer, checkpoint_dir, encode_examples,
                                          load_trained_classifier, resolve_checkpoint)
 
@@ -184,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     train_examples = _subsample(task.train, args.train_size, args.seed)
     say(task.describe())
     tokenizer = load_tokenizer(args.model)
+    try:  # the preset's length too must fit the model: settings are recorded as given, never clamped
+        args.max_length = checked_max_length(args.max_length, load_config(args.model), tokenizer)
+    except ValueError as error:
+        raise SystemExit(f"--max-length {args.max_length} (given, or from --task {args.task}): {error}") from error
     pool = test_pool(task, args.test_examples, seed=args.seed)
     # The words WordNet is asked about: every split the synonyms serve (training, dev, the attacked pool).
     vocabulary = sorted({w.lower() for e in (*task.train, *task.dev, *pool) for w in (e.text_pair or e.text).split()})

@@ -129,7 +129,7 @@ def test_missing_model_path(tmp_path):
 
 
 def test_embedded_model_loads_with_its_tokenizer():
-    model, tokenizer = load_sequence_classifier("embedded", num_labels=3)
+    model, tokenizer, _ = load_sequence_classifier("embedded", ("entailment", "neutral", "contradiction"))
     assert model.config.num_labels == 3 and len(tokenizer) == 30522
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rift_fast.models import checked_max_length
+
 Query = tuple[str, str | None]  # (text, text_pair); text_pair is None for single-text tasks
 
 
@@ -40,6 +42,9 @@ class VictimModel:
     inside the model's forward passes (and the backward passes of :meth:`embedding_gradients`),
     ``rows_scored`` the rows they scored and ``exact_rows_scored`` those scored by ``model`` itself.
 
+    ``max_length`` defaults to the usable length of the model and tokenizer; a larger one raises
+    ValueError naming both (:func:`rift_fast.models.checked_max_length`).
+
     Reduced-precision search: with ``search_dtype`` (e.g. ``torch.bfloat16``) differing from the
     model's dtype, a copy of the model in that dtype answers search queries, and the model itself
     (exact) re-scores every answer whose two most probable classes are closer than ``exact_margin``,
@@ -53,11 +58,7 @@ class VictimModel:
             raise ValueError(f"exact_margin is a probability gap in [0, 1], got {exact_margin}")
         self.model = model.eval()
         self.tokenizer = tokenizer
-        limit = min(getattr(tokenizer, "model_max_length", 512) or 512, 512)
-        positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-        if positions:
-            limit = min(limit, positions)
-        self.max_length = min(max_length, limit) if max_length else limit
+        self.max_length = checked_max_length(max_length, model, tokenizer)
         self.batch_size = batch_size
         self.device = next(model.parameters()).device
         model_dtype = next(model.parameters()).dtype

@@ -1,0 +1,217 @@
+"""Issue 10, kinds 2 and 3: a classifier's own label order (mapped to the task's by name, by id for
+generic names, refused otherwise) and the input length a model can take (RoBERTa's reserved
+positions, tokenizer limits, relative positions), on tiny models built from configs."""
+
+import json
+import logging
+import re
+
+import pytest
+import torch
+from tokenizers import ByteLevelBPETokenizer
+from transformers import (BertConfig, BertForSequenceClassification, BertModel, BertTokenizerFast, DebertaV2Config,
+                          DebertaV2Model, RobertaConfig, RobertaForSequenceClassification, RobertaModel,
+                          RobertaTokenizerFast)
+
+from rift_fast import attack, train
+from rift_fast.attacks import PWWS, Constraints, UntargetedClassification, VictimModel, run_attack
+from rift_fast.data import NLI_LABELS, SENTIMENT_LABELS, Example
+from rift_fast.models import (LabelMismatchError, TaskOrderedClassifier, checked_max_length, load_sequence_classifier,
+                              load_tokenizer, map_labels, usable_max_length)
+from rift_fast.synonyms import SynonymIndex
+from rift_fast.training.loop import encode_examples
+from rift_fast.training.model import RobustClassifier
+
+TINY = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32}
+# Gold labels of the issue's three SNLI pairs; a model that always says "entailment" gets 2 of 3.
+SNLI_PAIRS = [("A man plays a guitar.", "A man makes music.", "entailment"),
+              ("Two dogs run on the grass.", "Animals are outside.", "entailment"),
+              ("A child sleeps in a bed.", "The child is running a race.", "contradiction")]
+LONG_TEXT = " ".join(["the film is good and the plot is fine"] * 30)
+
+
+@pytest.fixture(scope="module")
+def wordpiece(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("wordpiece")
+    load_tokenizer("embedded").save_pretrained(folder)
+    return folder
+
+
+def _constant_classifier(folder, tokenizer_folder, id2label: dict[int, str], predicted: str):
+    """A tiny BERT classifier with labels ``id2label`` whose logits are always one-hot on ``predicted``."""
+    config = BertConfig(vocab_size=30522, max_position_embeddings=64, id2label=id2label,
+                        label2id={name: index for index, name in id2label.items()}, **TINY)
+    model = BertForSequenceClassification(config)
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor([5.0 if name == predicted else 0.0 for name in id2label.values()]))
+    model.save_pretrained(folder)
+    BertTokenizerFast.from_pretrained(tokenizer_folder).save_pretrained(folder)
+    return folder
+
+
+def _predicted_task_labels(folder, task_labels, queries):
+    model, tokenizer, mapping = load_sequence_classifier(str(folder), task_labels)
+    probabilities = VictimModel(model, tokenizer, batch_size=2).probabilities(queries)
+    return [task_labels[i] for i in probabilities.argmax(1)], mapping
+
+
+def _write_snli(folder):
+    folder.mkdir()
+    lines = [json.dumps({"sentence1": p, "sentence2": h, "gold_label": g, "pairID": str(i)})
+             for i, (p, h, g) in enumerate(SNLI_PAIRS)]
+    for split in ("train", "dev", "test"):
+        (folder / f"snli_1.0_{split}.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+# --------------------------------------------------------------------------------------------- labels
+def test_issue_instance_nli_model_in_its_own_order_scores_two_of_three(tmp_path, wordpiece):
+    model_dir = _constant_classifier(tmp_path / "nli", wordpiece, {0: "contradiction", 1: "neutral", 2: "entailment"},
+                                     predicted="entailment")
+    synonyms = tmp_path / "synonyms.json"
+    synonyms.write_text(json.dumps({"music": ["song"], "outside": ["outdoors"], "running": ["jogging"]}))
+    output = tmp_path / "attack.json"
+    snli = _write_snli(tmp_path / "snli")
+    assert attack.main(["--model", str(model_dir), "--dataset", "snli", "--data-source", str(snli),
+                        "--num-examples", "3", "--synonyms", str(synonyms), "--output", str(output)]) == 0
+    report = json.loads(output.read_text())
+    assert report["summary"]["clean_accuracy"] == pytest.approx(2 / 3)
+    assert report["settings"]["labels"] == {
+        "rule": "names", "model_labels": ["contradiction", "neutral", "entailment"], "task_labels": list(NLI_LABELS),
+        "model_output_of_task_label": {"entailment": 2, "neutral": 1, "contradiction": 0}}
+
+
+def test_upper_case_names_match_the_task_names(tmp_path, wordpiece):
+    model_dir = _constant_classifier(tmp_path / "nli", wordpiece, {0: "CONTRADICTION", 1: "Neutral", 2: "ENTAILMENT"},
+                                     predicted="ENTAILMENT")
+    predicted, mapping = _predicted_task_labels(model_dir, NLI_LABELS, [(p, h) for p, h, _ in SNLI_PAIRS])
+    assert predicted == ["entailment"] * 3 and mapping.model_index == (2, 1, 0)
+
+
+def test_permuted_sentiment_model_is_scored_in_the_task_order(tmp_path, wordpiece):
+    model_dir = _constant_classifier(tmp_path / "sentiment", wordpiece, {0: "POSITIVE", 1: "NEGATIVE"},
+                                     predicted="POSITIVE")
+    model, tokenizer, mapping = load_sequence_classifier(str(model_dir), SENTIMENT_LABELS)
+    assert isinstance(model, TaskOrderedClassifier) and mapping.model_index == (1, 0)
+    victim = VictimModel(model, tokenizer, batch_size=2)
+    assert victim.probabilities([("a fine film", None)]).argmax(1).tolist() == [SENTIMENT_LABELS.index("positive")]
+    # The wrapper is what every consumer uses: embeddings, config, parameters, eval, to, gradients.
+    assert model.get_input_embeddings() is model.model.get_input_embeddings()
+    assert model.config.id2label == {0: "POSITIVE", 1: "NEGATIVE"}
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in model.model.parameters())
+    assert model.to(torch.float64).eval() is model and not model.model.training
+    _, grad, _, _ = victim.embedding_gradients([("a fine film", None)], [1], attacked_side=0)
+    assert grad.abs().sum() < 1e-6  # the task's "positive" is the model's confident answer: no loss to push
+
+
+def test_generic_names_map_by_id_with_one_warning(tmp_path, wordpiece, caplog):
+    model_dir = _constant_classifier(tmp_path / "generic", wordpiece, {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"},
+                                     predicted="LABEL_1")
+    with caplog.at_level(logging.WARNING, logger="rift_fast.models"):
+        predicted, mapping = _predicted_task_labels(model_dir, NLI_LABELS, [(p, h) for p, h, _ in SNLI_PAIRS])
+    assert predicted == ["neutral"] * 3 and mapping.rule == "ids" and mapping.is_identity
+    notes = [r.getMessage() for r in caplog.records if r.name == "rift_fast.models"]
+    assert len(notes) == 1 and "LABEL_0" in notes[0] and "output i is taken as task label i" in notes[0]
+
+
+def test_label_count_mismatch_names_both_counts_and_lists(tmp_path, wordpiece):
+    model_dir = _constant_classifier(tmp_path / "two", wordpiece, {0: "negative", 1: "positive"}, predicted="positive")
+    with pytest.raises(LabelMismatchError) as raised:
+        load_sequence_classifier(str(model_dir), NLI_LABELS)
+    message = str(raised.value)
+    assert "the model has 2 labels ['negative', 'positive']" in message
+    assert "the task has 3 labels ['entailment', 'neutral', 'contradiction']" in message
+
+
+def test_generic_names_in_another_count_are_refused_too(tmp_path, wordpiece):
+    model_dir = _constant_classifier(tmp_path / "two", wordpiece, {0: "LABEL_0", 1: "LABEL_1"}, predicted="LABEL_0")
+    expected = "label counts differ: the model has 2 labels ['LABEL_0', 'LABEL_1']"
+    with pytest.raises(LabelMismatchError, match=re.escape(expected)):
+        load_sequence_classifier(str(model_dir), NLI_LABELS)
+
+
+@pytest.mark.parametrize("model_labels", [("pos", "neg"), ("negative", "LABEL_1"), ("negative", "negative")])
+def test_real_names_that_do_not_match_are_refused(model_labels):
+    expected = (f"label names do not match (case-insensitive): the model has 2 labels {list(model_labels)}, "
+                "the task has 2 labels ['negative', 'positive']")
+    with pytest.raises(LabelMismatchError, match=re.escape(expected)):
+        map_labels(model_labels, SENTIMENT_LABELS)
+
+
+def test_an_encoder_without_head_gets_a_new_head_in_the_task_order(tmp_path, wordpiece):
+    BertModel(BertConfig(vocab_size=30522, max_position_embeddings=64, **TINY)).save_pretrained(tmp_path)
+    BertTokenizerFast.from_pretrained(wordpiece).save_pretrained(tmp_path)
+    model, _, mapping = load_sequence_classifier(str(tmp_path), NLI_LABELS)
+    assert mapping.rule == "new head" and model.config.id2label == dict(enumerate(NLI_LABELS))
+
+
+# --------------------------------------------------------------------------------------------- lengths
+@pytest.fixture(scope="module")
+def byte_level_bpe(tmp_path_factory):
+    """A RoBERTa tokenizer (byte-level BPE, leading-space markers) without model_max_length."""
+    folder = tmp_path_factory.mktemp("bpe")
+    trainer = ByteLevelBPETokenizer()
+    trainer.train_from_iterator([LONG_TEXT, "a man plays a guitar and makes music"], vocab_size=300,
+                                special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    trainer.save_model(str(folder))
+    return RobertaTokenizerFast(str(folder / "vocab.json"), str(folder / "merges.txt"))
+
+
+def _tiny_roberta_config(tokenizer):
+    return RobertaConfig(vocab_size=len(tokenizer), max_position_embeddings=66, pad_token_id=1, **TINY)
+
+
+def test_roberta_reserves_padding_idx_plus_one_positions(byte_level_bpe):
+    assert byte_level_bpe.model_max_length > 10**20  # unset: the issue's instance
+    model = RobertaForSequenceClassification(_tiny_roberta_config(byte_level_bpe))
+    assert usable_max_length(model, byte_level_bpe) == 64
+    assert usable_max_length(_tiny_roberta_config(byte_level_bpe), byte_level_bpe) == 64  # from the config alone
+    victim = VictimModel(model, byte_level_bpe, batch_size=2)
+    assert victim.max_length == 64
+    assert victim.probabilities([(LONG_TEXT, None), ("a short one", None)]).shape == (2, 2)
+    report = run_attack([Example(LONG_TEXT, 1)], victim, SynonymIndex({"good": ["fine"], "film": ["movie"]}),
+                        PWWS(UntargetedClassification(), byte_level_bpe.unk_token), Constraints(),
+                        UntargetedClassification(), {"test": True}, progress=False)
+    assert report.results[0].truncated
+
+
+def test_a_length_above_the_usable_one_is_refused_naming_both(byte_level_bpe):
+    model = RobertaForSequenceClassification(_tiny_roberta_config(byte_level_bpe))
+    with pytest.raises(ValueError, match=r"max length 66 is outside 1\.\.64: .* at most 64 tokens"):
+        VictimModel(model, byte_level_bpe, max_length=66)
+    assert VictimModel(model, byte_level_bpe, max_length=30).max_length == 30
+
+
+def test_bert_uses_all_its_positions(wordpiece):
+    tokenizer = BertTokenizerFast.from_pretrained(wordpiece, model_max_length=10**30)
+    model = BertModel(BertConfig(vocab_size=30522, max_position_embeddings=40, **TINY))
+    assert usable_max_length(model, tokenizer) == 40
+
+
+def test_a_tokenizer_limit_below_the_positions_wins(wordpiece):
+    tokenizer = BertTokenizerFast.from_pretrained(wordpiece, model_max_length=20)
+    model = BertModel(BertConfig(vocab_size=30522, max_position_embeddings=40, **TINY))
+    assert usable_max_length(model, tokenizer) == 20 == checked_max_length(None, model, tokenizer)
+
+
+def test_relative_positions_fall_back_to_tokenizer_then_config(wordpiece):
+    model = DebertaV2Model(DebertaV2Config(vocab_size=30522, max_position_embeddings=128, relative_attention=True,
+                                           position_buckets=32, position_biased_input=False, **TINY))
+    unset = BertTokenizerFast.from_pretrained(wordpiece, model_max_length=10**30)
+    assert usable_max_length(model, unset) == 128
+    assert usable_max_length(model, BertTokenizerFast.from_pretrained(wordpiece, model_max_length=50)) == 50
+
+
+def test_training_encodes_with_the_same_rule(tmp_path, byte_level_bpe):
+    RobertaModel(_tiny_roberta_config(byte_level_bpe)).save_pretrained(tmp_path)
+    byte_level_bpe.save_pretrained(tmp_path)
+    with pytest.raises(SystemExit, match=r"--max-length 65 .*max length 65 is outside 1\.\.64"):
+        train.main(["--model", str(tmp_path), "--max-length", "65", "--output-dir", str(tmp_path / "run")])
+    length = checked_max_length(None, RobertaModel.config_class.from_pretrained(tmp_path), byte_level_bpe)
+    split = encode_examples(byte_level_bpe, [Example(LONG_TEXT, 1), Example("a good film", 0)], length)
+    assert max(len(row) for row in split.input_ids) == 64
+    model = RobustClassifier.from_pretrained(str(tmp_path), 2).eval()
+    ids = torch.tensor(split.input_ids[:1])
+    logits, _ = model(input_ids=ids, attention_mask=torch.ones_like(ids))
+    assert logits.shape == (1, 2)
