@@ -101,8 +101,8 @@ def test_permuted_sentiment_model_is_scored_in_the_task_order(tmp_path, wordpiec
     assert model.config.id2label == {0: "POSITIVE", 1: "NEGATIVE"}
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in model.model.parameters())
     assert model.to(torch.float64).eval() is model and not model.model.training
-    _, grad, _, _ = victim.embedding_gradients([("a fine film", None)], [1], attacked_side=0)
-    assert grad.abs().sum() < 1e-6  # the task's "positive" is the model's confident answer: no loss to push
+    (batch,) = victim.embedding_gradients([("a fine film", None)], [1], attacked_side=0)
+    assert batch.grad.abs().sum() < 1e-6  # the task's "positive" is the model's confident answer: no loss to push
 
 
 def test_generic_names_map_by_id_with_one_warning(tmp_path, wordpiece, caplog):
