@@ -1,8 +1,10 @@
 """``python -m rift_fast.attack``: word-substitution attacks (PWWS, GA) on a fine-tuned classifier.
 
-Writes the results JSON (``--output``), a Markdown summary beside it, and a checkpoint
-(``<output>.checkpoint.jsonl``) from which ``--resume`` continues an interrupted run. Under
-``torchrun --nproc_per_node N`` each process attacks every N-th example and rank 0 merges.
+Writes the results JSON (``--output``), a Markdown summary beside it (``--output`` with the suffix
+``.md``), and a checkpoint (``<output stem>.checkpoint.jsonl``) from which ``--resume`` continues an
+interrupted run; an ``--output`` whose files would share a path is refused. Under ``torchrun
+--nproc_per_node N`` each process attacks every N-th example (checkpoint ``<stem>.rank<r>.checkpoint.jsonl``)
+and rank 0 merges.
 """
 
 from __future__ import annotations
@@ -26,6 +28,46 @@ def probability_gap(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"a gap between two probabilities is in [0, 1], got {value}")
     return value
+
+
+def output_paths(output: Path, world: int) -> dict[str, Path]:
+    """Every file a run writes, by role: results JSON, Markdown summary, one checkpoint per rank."""
+    paths = {"results JSON": output, "Markdown summary": output.with_suffix(".md")}
+    for rank in range(world):
+        paths[checkpoint_role(rank, world)] = output.with_name(
+            output.stem + (f".rank{rank}" if world > 1 else "") + ".checkpoint.jsonl")
+    return paths
+
+
+def checkpoint_role(rank: int, world: int) -> str:
+    """The key of rank ``rank``'s checkpoint in :func:`output_paths`."""
+    return f"checkpoint of rank {rank}" if world > 1 else "checkpoint"
+
+
+def refuse_shared_paths(paths: dict[str, Path]) -> None:
+    """Raises SystemExit when two roles would write one file (compared case-insensitively, as on
+    macOS and Windows file systems)."""
+    role_at: dict[str, str] = {}
+    for role, path in paths.items():
+        key = os.path.normcase(os.path.abspath(path)).casefold()
+        if key in role_at:
+            raise SystemExit(f"--output {paths['results JSON']}: the {role_at[key]} and the {role} would both be "
+                             f"written to {path}; give --output another name (e.g. ending in .json)")
+        role_at[key] = role
+
+
+def run_settings(args, search, constraints, goal, victim, model, tokenizer, synonyms, labels) -> dict:
+    """Everything the results depend on, with content digests of the synonyms, weights and tokenizer
+    (so that a resume with a same-named but different input is refused)."""
+    from rift_fast.digests import model_digest, tokenizer_digest
+
+    return {
+        "model": args.model, "dataset": args.dataset, "data_source": args.data_source, "num_examples": args.num_examples,
+        "seed": args.seed, "search": search.settings(), "constraints": constraints.describe(),
+        "goal": "margin" if goal.use_margin else "p_y", "synonyms": synonyms.source,
+        "synonyms_sha256": synonyms.content_digest(), "model_sha256": model_digest(model),
+        "tokenizer_sha256": tokenizer_digest(tokenizer), "labels": labels.describe(), **victim.describe(),
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     from rift_fast.models import load_sequence_classifier
 
     rank, world = init_distributed()
+    paths = output_paths(Path(args.output), world)
+    refuse_shared_paths(paths)
     torch.manual_seed(args.seed)  # a head missing from the checkpoint is initialised reproducibly
     task = load_task(args.dataset, args.data_source, seed=args.seed)
     pool = test_pool(task, args.num_examples, seed=args.seed)
@@ -93,15 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                          search_dtype=search_dtype, exact_margin=args.exact_margin)
     search = make_search(args, goal, victim, synonyms)
     constraints = Constraints(max_modification_ratio=args.max_modification_ratio)
-    settings = {
-        "model": args.model, "dataset": args.dataset, "data_source": args.data_source, "num_examples": args.num_examples,
-        "seed": args.seed, "search": search.settings(), "constraints": constraints.describe(),
-        "goal": "margin" if goal.use_margin else "p_y", "synonyms": synonyms.source, **victim.describe(),
-        "labels": labels.describe(),
-    }
-    output = Path(args.output)
-    suffix = f".rank{rank}" if world > 1 else ""
-    checkpoint_path = output.with_name(output.stem + suffix + ".checkpoint.jsonl")
+    settings = run_settings(args, search, constraints, goal, victim, model, tokenizer, synonyms, labels)
+    checkpoint_path = paths[checkpoint_role(rank, world)]
     if checkpoint_path.exists() and not args.resume:
         raise SystemExit(f"{checkpoint_path} exists from an earlier run: pass --resume to continue it, or delete it")
     checkpoint = AttackCheckpoint(checkpoint_path, settings)
@@ -112,19 +149,23 @@ def main(argv: list[str] | None = None) -> int:
         import torch.distributed as dist
 
         timings = [None] * world
-        dist.all_gather_object(timings, (report.wall_seconds, report.forward_seconds))
+        dist.all_gather_object(timings, (report.wall_seconds, report.forward_seconds, report.session_wall_seconds,
+                                         report.session_forward_seconds))
         dist.barrier()
         if rank != 0:
             return 0
         merged = []
         for other in range(world):
-            merged += AttackCheckpoint(output.with_name(f"{output.stem}.rank{other}.checkpoint.jsonl"), settings).load()
-        report = AttackReport(settings, sorted(merged, key=lambda r: r.index),
-                              wall_seconds=max(t[0] for t in timings), forward_seconds=max(t[1] for t in timings))
-    write_text_atomically(output, json.dumps(report.to_json(), indent=1))
-    write_text_atomically(output.with_suffix(".md"), report.to_markdown())
+            merged += AttackCheckpoint(paths[checkpoint_role(other, world)], settings).load()
+        # The ranks run side by side: the run takes as long as its slowest rank.
+        wall, forward, session_wall, session_forward = (max(figures) for figures in zip(*timings))
+        report = AttackReport(settings, sorted(merged, key=lambda r: r.index), wall_seconds=wall,
+                              forward_seconds=forward, session_wall_seconds=session_wall,
+                              session_forward_seconds=session_forward)
+    write_text_atomically(paths["results JSON"], json.dumps(report.to_json(), indent=1))
+    write_text_atomically(paths["Markdown summary"], report.to_markdown())
     print(report.to_markdown())
-    print(f"results: {output} and {output.with_suffix('.md')}")
+    print(f"results: {paths['results JSON']} and {paths['Markdown summary']}")
     return 0
 
 

@@ -27,9 +27,12 @@ class EvaluationSettings:
     seed: int = 0
 
 
-def ascc_accuracy(model, tokenizer, pool: list[Example], neighbour_table: torch.Tensor, settings: EvaluationSettings) -> float:
-    """Share of the pool correct on the clean input and on the ASCC adversarial hull (mode ce); the
-    adversary's random start is drawn from a generator seeded with ``settings.seed``."""
+def ascc_accuracy(model, tokenizer, pool: list[Example], neighbour_table: torch.Tensor,
+                  settings: EvaluationSettings) -> float | None:
+    """Share of the pool correct on the clean input and on the ASCC adversarial hull (mode ce), None
+    for an empty pool; the adversary's random start is drawn from a generator seeded with ``settings.seed``."""
+    if not pool:
+        return None
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(settings.seed)
     split = encode_examples(tokenizer, pool, checked_max_length(settings.max_length, model, tokenizer))
@@ -40,8 +43,9 @@ def ascc_accuracy(model, tokenizer, pool: list[Example], neighbour_table: torch.
 
 def evaluate_test_pool(model, tokenizer, pool: list[Example], synonyms: SynonymIndex, neighbour_table: torch.Tensor,
                        settings: EvaluationSettings, progress: bool = True) -> dict:
-    """Clean, PWWS, GA and ASCC accuracy of ``model`` on ``pool`` with every setting recorded."""
-    goal = UntargetedClassification(use_margin=pool[0].text_pair is not None)
+    """Clean, PWWS, GA and ASCC accuracy of ``model`` on ``pool`` with every setting recorded (each
+    accuracy None for an empty pool)."""
+    goal = UntargetedClassification(use_margin=any(e.text_pair is not None for e in pool))
     constraints = Constraints()
     searches = {"pwws": PWWS(goal, tokenizer.unk_token),
                 "ga": GeneticAttack(goal, settings.ga_population, settings.ga_generations, seed=settings.seed)}

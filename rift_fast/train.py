@@ -53,6 +53,9 @@ TASK_PRESETS = {
                            lr=1e-4, warmup_epochs=0.5, adversary_steps=5, train_size=2000, dev_examples=200,
                            dev_adversary_steps=5, test_examples=100, ga_population=16, ga_generations=8),
 }
+# The accuracies of the results table and plot: (key of a results row, column name).
+ACCURACY_COLUMNS = (("clean_accuracy", "clean"), ("pwws_accuracy", "PWWS"), ("ga_accuracy", "GA"),
+                    ("ascc_accuracy", "ASCC"))
 # The options a preset fills when left unset (its dataset fills --dataset).
 PRESET_FIELDS = tuple(f.name for f in fields(TaskPreset) if f.name != "dataset")
 
@@ -114,6 +117,15 @@ def resolve_settings(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
+def refuse_repeated_methods(methods: list[str]) -> None:
+    """Raises SystemExit when a method is listed twice (both runs would write one checkpoint folder
+    and one row of results)."""
+    repeated = sorted({m for m in methods if methods.count(m) > 1})
+    if repeated:
+        raise SystemExit(f"--method lists {', '.join(repeated)} more than once; each method writes its own "
+                         "folder in --output-dir, so list each once")
+
+
 def _subsample(examples, size, seed):
     if size is None or size >= len(examples):
         return examples
@@ -133,10 +145,12 @@ def write_results(output_dir: Path, rows: list[dict], args: argparse.Namespace, 
 
     from rift_fast.io_utils import write_bytes_atomically, write_text_atomically
 
+    from rift_fast.attacks.runner import format_figure
+
     lines = ["| method | clean acc | PWWS acc | GA acc | ASCC acc | train time |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for row in rows:
-        lines.append(f"| {row['method']} | {row['clean_accuracy']:.1%} | {row['pwws_accuracy']:.1%} | "
-                     f"{row['ga_accuracy']:.1%} | {row['ascc_accuracy']:.1%} | {row['train_seconds'] / 60:.1f} min |")
+        accuracies = " | ".join(format_figure(row[key], ".1%") for key, _ in ACCURACY_COLUMNS)
+        lines.append(f"| {row['method']} | {accuracies} | {row['train_seconds'] / 60:.1f} min |")
     lines += ["", f"Test pool: {args.test_examples} examples of {args.dataset} (test split shuffled with seed "
               f"{args.seed}). PWWS: no modification budget, stop words excluded, no LM filter. GA: population "
               f"{evaluation.ga_population}, {evaluation.ga_generations} generations, no LM filter. ASCC: "
@@ -144,18 +158,19 @@ def write_results(output_dir: Path, rows: list[dict], args: argparse.Namespace, 
               f"Synonyms: {args.synonyms}. Training: {args.train_size or 'all'} examples, {args.epochs} epochs, batch "
               f"{args.batch_size}, max length {args.max_length}, lr {args.lr}, warm-up {args.warmup_epochs} epochs, "
               f"adversary steps {args.adversary_steps}, KL weight {args.kl_weight}, MI weight {args.mi_weight}, "
-              f"seed {args.seed}."]
+              f"seed {args.seed}. n/a: an empty test pool."]
     markdown = "\n".join(lines) + "\n"
     write_text_atomically(output_dir / "results.md", markdown)
     write_text_atomically(output_dir / "results.json", json.dumps({"settings": vars(args), "results": rows}, indent=1))
-    metrics = [("clean_accuracy", "clean"), ("pwws_accuracy", "PWWS"), ("ga_accuracy", "GA"), ("ascc_accuracy", "ASCC")]
     figure, axis = plt.subplots(figsize=(7, 3.6))
     width = 0.8 / len(rows)
     for k, row in enumerate(rows):
-        values = [100 * row[key] for key, _ in metrics]
-        bars = axis.bar([i + k * width for i in range(len(metrics))], values, width, label=row["method"])
-        axis.bar_label(bars, fmt="%.0f", fontsize=8)
-    axis.set_xticks([i + width * (len(rows) - 1) / 2 for i in range(len(metrics))], [name for _, name in metrics])
+        values = [row[key] for key, _ in ACCURACY_COLUMNS]
+        bars = axis.bar([i + k * width for i in range(len(ACCURACY_COLUMNS))],
+                        [0 if v is None else 100 * v for v in values], width, label=row["method"])
+        axis.bar_label(bars, labels=[format_figure(None if v is None else 100 * v, ".0f") for v in values], fontsize=8)
+    axis.set_xticks([i + width * (len(rows) - 1) / 2 for i in range(len(ACCURACY_COLUMNS))],
+                    [name for _, name in ACCURACY_COLUMNS])
     axis.set_ylabel("accuracy on the test pool (%)")
     axis.set_ylim(0, 100)
     axis.set_title(f"{args.dataset}, {args.model}: {args.test_examples} test examples")
@@ -170,6 +185,7 @@ def write_results(output_dir: Path, rows: list[dict], args: argparse.Namespace, 
 
 def main(argv: list[str] | None = None) -> int:
     args = resolve_settings(build_parser().parse_args(argv))
+    refuse_repeated_methods(args.method)
     import torch
 
     from rift_fast.data import load_task, test_pool

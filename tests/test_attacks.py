@@ -215,7 +215,7 @@ def test_damaged_checkpoint_is_detected(tokenizer, tmp_path):
     path = tmp_path / "c.jsonl"
     _run(tokenizer, _pool()[:3], PWWS(UntargetedClassification(), "[UNK]"), checkpoint=AttackCheckpoint(path, {}))
     lines = path.read_text().split("\n")
-    torn = "\n".join(lines[:-2]) + "\n" + lines[-2][:15]  # last record cut mid-write
+    torn = "\n".join(lines[:-3]) + "\n" + lines[-3][:15]  # last record cut mid-write, before its round's timing
     path.write_text(torn)
     assert len(AttackCheckpoint(path, {}).load()) == 2
     tampered = path.read_text().replace('\\"label\\": 1', '\\"label\\": 0', 1)

@@ -10,6 +10,7 @@ import torch.multiprocessing as mp
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from rift_fast.data import Example
+from rift_fast.training import loop
 from rift_fast.training.losses import FreeLBSettings
 from rift_fast.training.loop import (Trainer, TrainingDiverged, TrainSettings, encode_examples,
                                      load_trained_classifier, resolve_checkpoint)
@@ -131,14 +132,14 @@ def test_a_save_killed_while_writing_the_trainer_state_keeps_the_previous_checkp
         pass
 
     trainer = _trainer(tiny_model, tmp_path, epochs=2)
-    real_save = torch.save
+    real_save = loop.save_state
 
-    def save_dying_at_epoch_2(state, target, *args, **kwargs):
-        if str(target).endswith("trainer_state.pt") and trainer.epoch == 2:
+    def save_dying_at_epoch_2(folder, name, state):
+        if name == "trainer_state" and trainer.epoch == 2:
             raise Killed
-        return real_save(state, target, *args, **kwargs)
+        return real_save(folder, name, state)
 
-    monkeypatch.setattr(torch, "save", save_dying_at_epoch_2)
+    monkeypatch.setattr(loop, "save_state", save_dying_at_epoch_2)
     with pytest.raises(Killed):
         trainer.run()
     monkeypatch.undo()

@@ -48,37 +48,58 @@ class ExampleResult:
         return self.status in (UNATTACKABLE, FAILED)
 
 
+def ratio(numerator: float, denominator: float) -> float | None:
+    """``numerator / denominator``, or None (shown as n/a) when the denominator is empty."""
+    return numerator / denominator if denominator else None
+
+
+def mean(values: list[float]) -> float | None:
+    """The mean of ``values``, or None (shown as n/a) when there are none."""
+    return float(np.mean(values)) if values else None
+
+
+def format_figure(value: float | None, spec: str) -> str:
+    """``value`` formatted with ``spec`` (e.g. ``.1%``), or ``n/a`` for None."""
+    return "n/a" if value is None else format(value, spec)
+
+
 @dataclass
 class AttackReport:
-    """Per-example results, overall metrics and every setting of the run."""
+    """Per-example results, overall metrics and every setting of the run.
+
+    ``wall_seconds`` and ``forward_seconds`` cover every session of a resumed run (the pieces the
+    checkpoint recorded); ``session_*`` only the process that wrote this report.
+    """
 
     settings: dict
     results: list[ExampleResult] = field(default_factory=list)
     wall_seconds: float = 0.0
     forward_seconds: float = 0.0
+    session_wall_seconds: float = 0.0
+    session_forward_seconds: float = 0.0
 
     def summary(self) -> dict:
+        """Counts and figures; a rate or mean whose denominator is empty is None."""
         results = self.results
-        total = len(results)
         correct = [r for r in results if r.status != MISCLASSIFIED]
         successes = [r for r in results if r.status == SUCCESS]
         return {
-            "examples": total,
-            "clean_accuracy": len(correct) / total if total else float("nan"),
-            "robust_accuracy": sum(r.robust for r in results) / total if total else float("nan"),
-            "robust_accuracy_upper_bound": sum(r.robust or r.status == NO_CANDIDATE for r in results) / total
-            if total else float("nan"),
-            "attack_success_rate": len(successes) / len(correct) if correct else float("nan"),
-            "misclassified": total - len(correct),
+            "examples": len(results),
+            "clean_accuracy": ratio(len(correct), len(results)),
+            "robust_accuracy": ratio(sum(r.robust for r in results), len(results)),
+            "robust_accuracy_upper_bound": ratio(sum(r.robust or r.status == NO_CANDIDATE for r in results),
+                                                 len(results)),
+            "attack_success_rate": ratio(len(successes), len(correct)),
+            "misclassified": len(results) - len(correct),
             "unattackable": sum(r.status == UNATTACKABLE for r in results),
             "no_candidate": sum(r.status == NO_CANDIDATE for r in results),
             "truncated": sum(r.truncated for r in results),
             "unconfirmed_successes": sum(r.unconfirmed for r in results),
-            "mean_modification_rate": float(np.mean([r.words_changed / r.num_words for r in successes]))
-            if successes else 0.0,
-            "mean_queries": float(np.mean([r.queries for r in correct])) if correct else 0.0,
+            "mean_modification_rate": mean([r.words_changed / r.num_words for r in successes]),
+            "mean_queries": mean([r.queries for r in correct]),
             "wall_seconds": self.wall_seconds,
-            "forward_share": self.forward_seconds / self.wall_seconds if self.wall_seconds else float("nan"),
+            "session_wall_seconds": self.session_wall_seconds,
+            "forward_share": ratio(self.forward_seconds, self.wall_seconds),
         }
 
     def to_json(self) -> dict:
@@ -86,29 +107,56 @@ class AttackReport:
 
     def to_markdown(self) -> str:
         s = self.summary()
+        figures = [str(s["examples"])] + [format_figure(s[key], spec) for key, spec in (
+            ("clean_accuracy", ".1%"), ("robust_accuracy", ".1%"), ("attack_success_rate", ".1%"),
+            ("mean_modification_rate", ".1%"), ("mean_queries", ".0f"))]
+        figures += [f"{s['wall_seconds']:.1f} s", format_figure(s["forward_share"], ".0%")]
         lines = [
             f"# {self.settings.get('search', {}).get('search', 'attack').upper()} attack",
             "",
-            "| examples | clean acc | robust acc | success rate | mean modif. rate | mean queries | wall time | in forward |",
+            "| examples | clean acc | robust acc | success rate | mean modif. rate | mean queries "
+            "| wall time (all sessions) | in forward |",
             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-            f"| {s['examples']} | {s['clean_accuracy']:.1%} | {s['robust_accuracy']:.1%} | {s['attack_success_rate']:.1%} "
-            f"| {s['mean_modification_rate']:.1%} | {s['mean_queries']:.0f} | {s['wall_seconds']:.1f} s "
-            f"| {s['forward_share']:.0%} |",
+            "| " + " | ".join(figures) + " |",
             "",
             f"Misclassified before the attack (counted as broken): {s['misclassified']}; "
             f"no attackable word (robust): {s['unattackable']}; "
             f"not attacked, the search had no candidate swap (not counted robust): {s['no_candidate']}, "
-            f"robust accuracy if they all held: {s['robust_accuracy_upper_bound']:.1%}; "
+            f"robust accuracy if they all held: {format_figure(s['robust_accuracy_upper_bound'], '.1%')}; "
             f"truncated to the model's length: {s['truncated']}; "
-            f"search flips the exact model did not confirm (counted as failed): {s['unconfirmed_successes']}.",
+            f"search flips the exact model did not confirm (counted as failed): {s['unconfirmed_successes']}. "
+            f"Wall time of this session: {s['session_wall_seconds']:.1f} s. "
+            "n/a: no example to take the rate or mean over.",
             "",
             "Settings: " + json.dumps(self.settings, sort_keys=True),
         ]
         return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class Timing:
+    """Wall and forward-pass seconds of one piece of a run (a round of examples)."""
+
+    wall_seconds: float
+    forward_seconds: float
+
+
+def settings_differences(recorded: dict, current: dict) -> list[str]:
+    """One line per setting that differs: ``name: recorded (checkpoint) vs current (this run)``;
+    nested settings are named by their path (``search.population``)."""
+    lines = []
+    for key in sorted(recorded.keys() | current.keys()):
+        old, new = recorded.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            lines += [f"{key}.{line}" for line in settings_differences(old, new)]
+        elif old != new:
+            lines.append(f"{key}: {json.dumps(old)} (checkpoint) vs {json.dumps(new)} (this run)")
+    return lines
+
+
 class AttackCheckpoint:
-    """Append-only JSON-lines file of finished examples, each line with its own SHA-256.
+    """Append-only JSON-lines file of finished examples and the time each round took, each line
+    with its own SHA-256.
 
     The first line records the settings; resuming with other settings is refused. A torn last
     line (a run killed while writing) is dropped; any other damaged line is an error.
@@ -116,17 +164,36 @@ class AttackCheckpoint:
 
     def __init__(self, path: str | Path, settings: dict):
         self.path = Path(path)
+        self.settings = json.loads(json.dumps(settings))
         self.settings_json = json.dumps(settings, sort_keys=True)
+        self.timings: list[Timing] = []  # of the rounds already in the file, filled by load()
 
     @staticmethod
     def _digest(payload: str) -> str:
         return hashlib.sha256(payload.encode()).hexdigest()
 
+    def _check_header(self, line: str) -> None:
+        try:
+            recorded = json.loads(json.loads(line)["settings"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise ValueError(f"checkpoint {self.path} is corrupt: line 1 is not a settings record") from None
+        differences = settings_differences(recorded, self.settings)
+        if differences:
+            raise ValueError(f"checkpoint {self.path} was written by a run with other settings; use another "
+                             "output path or delete it. Differences:\n  " + "\n  ".join(differences))
+
     def load(self) -> list[ExampleResult]:
+        """The results already in the file (and their rounds' timings in ``self.timings``).
+
+        Raises ValueError when the settings differ (naming each) or a line other than the last is damaged.
+        """
+        self.timings = []
         if not self.path.exists():
             return []
-        raw = self.path.read_text(encoding="utf-8")
-        lines = raw.split("\n")
+        try:
+            lines = self.path.read_text(encoding="utf-8").split("\n")
+        except UnicodeDecodeError:
+            raise ValueError(f"checkpoint {self.path} is corrupt: not UTF-8 JSON lines") from None
         if lines and lines[-1] == "":
             lines.pop()
         elif lines:
@@ -134,36 +201,35 @@ class AttackCheckpoint:
             lines.pop()
         if not lines:
             return []
-        try:
-            header = json.loads(lines[0])
-        except json.JSONDecodeError:
-            raise ValueError(f"checkpoint {self.path} is corrupt: line 1 is not JSON") from None
-        if header.get("settings") != self.settings_json:
-            raise ValueError(f"checkpoint {self.path} was written by a run with other settings; "
-                             f"use another output path or delete it.\n  checkpoint: {header.get('settings')}\n"
-                             f"  this run:   {self.settings_json}")
+        self._check_header(lines[0])
         results = []
         for number, line in enumerate(lines[1:], start=2):
             try:
                 entry = json.loads(line)
-                payload = entry["record"]
+                kind = "timing" if "timing" in entry else "record"
+                payload = entry[kind]
                 if self._digest(payload) != entry["sha256"]:
                     raise ValueError("checksum mismatch")
-                results.append(ExampleResult(**json.loads(payload)))
+                if kind == "timing":
+                    self.timings.append(Timing(**json.loads(payload)))
+                else:
+                    results.append(ExampleResult(**json.loads(payload)))
             except (ValueError, KeyError, TypeError) as error:
                 raise ValueError(f"checkpoint {self.path} is corrupt at line {number} ({error}); "
                                  "it cannot be trusted: delete it to start over") from None
         return results
 
-    def append(self, results: list[ExampleResult]) -> None:
+    def append(self, results: list[ExampleResult], timing: Timing) -> None:
+        """Append ``results`` and the ``timing`` of the round that produced them, then fsync."""
         new_file = not self.path.exists() or self.path.stat().st_size == 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        entries = [("record", json.dumps(asdict(result), sort_keys=True)) for result in results]
+        entries.append(("timing", json.dumps(asdict(timing), sort_keys=True)))
         with open(self.path, "a", encoding="utf-8") as stream:
             if new_file:
                 stream.write(json.dumps({"settings": self.settings_json}) + "\n")
-            for result in results:
-                payload = json.dumps(asdict(result), sort_keys=True)
-                stream.write(json.dumps({"record": payload, "sha256": self._digest(payload)}) + "\n")
+            for kind, payload in entries:
+                stream.write(json.dumps({kind: payload, "sha256": self._digest(payload)}) + "\n")
             stream.flush()
             os.fsync(stream.fileno())
 
@@ -175,12 +241,16 @@ def run_attack(examples: list[Example], victim: VictimModel, synonyms: SynonymIn
     """Attack ``examples`` (those at ``indices`` of the pool, default all) and report.
 
     Examples are processed ``examples_per_round`` at a time; within a round the search answers the
-    queries of all unfinished examples together. Finished examples go to ``checkpoint``; examples
-    already there are not attacked again.
+    queries of all unfinished examples together. Finished examples go to ``checkpoint``, with the
+    wall and forward seconds of their round; examples already there are not attacked again, and
+    the report's times add the rounds recorded there to this session's.
     """
     started = time.perf_counter()
+    forward_before = victim.forward_seconds
     report = AttackReport(settings=settings)
     done = {r.index: r for r in checkpoint.load()} if checkpoint else {}
+    earlier = checkpoint.timings if checkpoint else []
+    round_started, round_forward = started, forward_before
     indices = list(range(len(examples))) if indices is None else indices
     pending = [i for i in indices if i not in done]
     engine = QueryEngine(victim)
@@ -222,12 +292,16 @@ def run_attack(examples: list[Example], victim: VictimModel, synonyms: SynonymIn
             engine.release(i)
         finished.sort(key=lambda r: r.index)
         if checkpoint:
-            checkpoint.append(finished)
+            now = time.perf_counter()
+            checkpoint.append(finished, Timing(now - round_started, victim.forward_seconds - round_forward))
+            round_started, round_forward = now, victim.forward_seconds
         for result in finished:
             done[result.index] = result
         bar.update(len(chunk))
     bar.close()
     report.results = [done[i] for i in indices]
-    report.wall_seconds = time.perf_counter() - started
-    report.forward_seconds = victim.forward_seconds
+    report.session_wall_seconds = time.perf_counter() - started
+    report.session_forward_seconds = victim.forward_seconds - forward_before
+    report.wall_seconds = report.session_wall_seconds + sum(t.wall_seconds for t in earlier)
+    report.forward_seconds = report.session_forward_seconds + sum(t.forward_seconds for t in earlier)
     return report

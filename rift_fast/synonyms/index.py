@@ -70,6 +70,12 @@ class SynonymIndex(Mapping[str, list[str]]):
     def to_json(self) -> dict[str, list[str]]:
         return dict(self._neighbours)
 
+    def content_digest(self) -> str:
+        """SHA-256 of the index's canonical JSON (words sorted, each word's synonyms in order): equal
+        for equal content whatever the source (JSON, vectors, WordNet, embedded) or file name."""
+        canonical = json.dumps(self._neighbours, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
     # ----------------------------------------------------------------------------------- sources
     @classmethod
     def from_neighbour_json(cls, path: str | Path) -> "SynonymIndex":

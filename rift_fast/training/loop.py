@@ -21,7 +21,9 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from rift_fast.data import Example
+from rift_fast.digests import model_digest, tokenizer_digest
 from rift_fast.io_utils import write_text_atomically
+from rift_fast.safe_state import load_state, save_state, state_paths
 from rift_fast.training.adversary import ascc_robust_accuracy, substitution_ids
 from rift_fast.training.losses import FreeLBSettings, ascc_loss, freelb_loss, rift_loss, standard_loss
 from rift_fast.training.model import RobustClassifier
@@ -29,7 +31,9 @@ from rift_fast.training.sampling import ClassBalancedBatchSampler
 from rift_fast.training.teacher import FrozenTeacher, ProjectionHeads
 
 METHODS = ("standard", "ascc", "rift", "freelb")
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: trainer state in trainer_state.safetensors + trainer_state.json (1: a pickle)
+TRAINER_STATE = "trainer_state"
+LEGACY_TRAINER_STATE = "trainer_state.pt"
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,10 @@ class Objective(torch.nn.Module):
 
 
 def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state(),
+    """Every generator's state as tensors, tuples and numbers (storable by :func:`save_state`)."""
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": (name, keys.tolist(), position, has_gauss, cached_gaussian),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
@@ -177,7 +184,8 @@ def data_fingerprint(train: EncodedSplit, neighbour_table: torch.Tensor) -> str:
 def save_model_folder(folder: Path, objective: Objective, tokenizer, metadata: dict,
                       trainer_state: dict | None = None) -> None:
     """Write a loadable model folder atomically: safetensors weights, encoder config, tokenizer, JSON,
-    and ``trainer_state.pt`` (optimizer, scheduler, RNG) when ``trainer_state`` is given.
+    and ``trainer_state.safetensors`` + ``trainer_state.json`` (optimizer, scheduler, RNG) when
+    ``trainer_state`` is given. Nothing in the folder is a pickle: loading it runs no code.
 
     The folder is staged beside its destination and swapped in with renames; a run killed midway
     leaves the previous folder (or ``<folder>.old``, which :func:`resolve_checkpoint` also reads).
@@ -191,7 +199,7 @@ def save_model_folder(folder: Path, objective: Objective, tokenizer, metadata: d
     objective.model.encoder.config.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     if trainer_state is not None:
-        torch.save(trainer_state, staging / "trainer_state.pt")
+        save_state(staging, TRAINER_STATE, trainer_state)
     write_text_atomically(staging / "rift_fast.json", json.dumps(metadata, indent=1, sort_keys=True))
     previous = folder.with_name(folder.name + ".old")
     shutil.rmtree(previous, ignore_errors=True)
@@ -252,6 +260,8 @@ class Trainer:
         random.seed(settings.seed)
         np.random.seed(settings.seed)
         model = RobustClassifier.from_pretrained(settings.model, num_classes)
+        # What --model and the tokenizer hold (a resume from a changed --model folder is refused).
+        self.input_digests = {"model_sha256": model_digest(model), "tokenizer_sha256": tokenizer_digest(tokenizer)}
         self.objective = Objective(settings, model).to(self.device)
         self.sampler = ClassBalancedBatchSampler(train.labels, settings.batch_size, seed=settings.seed, rank=rank,
                                                  world_size=world_size, num_classes=num_classes)
@@ -285,7 +295,7 @@ class Trainer:
     def _metadata(self, kind: str) -> dict:
         return {"format": CHECKPOINT_FORMAT, "kind": kind, "settings": asdict(self.settings),
                 "num_classes": self.objective.model.num_classes, "epoch": self.epoch,
-                "data_fingerprint": self.data_fingerprint, "history": self.history,
+                "data_fingerprint": self.data_fingerprint, **self.input_digests, "history": self.history,
                 "best_robust": self.best_robust}
 
     def save(self, kind: str) -> None:
@@ -299,28 +309,25 @@ class Trainer:
             save_model_folder(self.best_dir, self.objective, self.tokenizer, self._metadata(kind))
 
     def resume(self) -> None:
-        """Continue from ``last``; refuses a missing checkpoint or one written with other settings."""
+        """Continue from ``last``.
+
+        Raises FileNotFoundError when there is no complete checkpoint, and ValueError when it was
+        written with other settings, data, synonym table, model weights or tokenizer (naming which),
+        in the old pickle format, or does not match the model.
+        """
         folder = resolve_checkpoint(self.last_dir)
-        if folder is None or not (folder / "trainer_state.pt").is_file():
+        if folder is None:
             raise FileNotFoundError(f"--resume: no complete checkpoint in {self.last_dir}")
+        refuse_pickled_trainer_state(folder)
         metadata = json.loads((folder / "rift_fast.json").read_text())
-        if metadata.get("settings") != asdict(self.settings):
-            changed = {k: (v, asdict(self.settings).get(k)) for k, v in metadata.get("settings", {}).items()
-                       if asdict(self.settings).get(k) != v}
-            raise ValueError(f"--resume: {folder} was written with other settings (checkpoint, now): {changed}")
-        if metadata.get("data_fingerprint") != self.data_fingerprint:
-            raise ValueError(f"--resume: {folder} was trained on other data (training examples, their tokenisation "
-                             f"or the synonym table differ: --dataset, --data-source, --train-size, --synonyms?)")
-        if metadata.get("num_classes") != self.objective.model.num_classes:
-            raise ValueError(f"--resume: {folder} has a {metadata.get('num_classes')}-class head but the dataset has "
-                             f"{self.objective.model.num_classes} labels")
+        self._check_same_inputs(folder, metadata)
         state_dict = load_file(str(folder / "model.safetensors"))
         missing, unexpected = self.objective.load_state_dict(state_dict, strict=False)
         missing = [k for k in missing if not k.startswith("teacher.")]
         if missing or unexpected:
             raise ValueError(f"--resume: {folder} does not match the model (missing {missing[:5]}, "
                              f"unexpected {unexpected[:5]})")
-        state = torch.load(folder / "trainer_state.pt", weights_only=False)
+        state = load_state(folder, TRAINER_STATE)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"])
@@ -328,6 +335,23 @@ class Trainer:
         self.history, self.best_robust = metadata["history"], metadata["best_robust"]
         if self.rank == 0:
             print(f"[{self.settings.method}] resumed from {folder} after epoch {self.epoch}")
+
+    def _check_same_inputs(self, folder: Path, metadata: dict) -> None:
+        """Raises ValueError naming the first of settings, data, model, tokenizer or head size that differs."""
+        if metadata.get("settings") != asdict(self.settings):
+            changed = {k: (v, asdict(self.settings).get(k)) for k, v in metadata.get("settings", {}).items()
+                       if asdict(self.settings).get(k) != v}
+            raise ValueError(f"--resume: {folder} was written with other settings (checkpoint, now): {changed}")
+        if metadata.get("data_fingerprint") != self.data_fingerprint:
+            raise ValueError(f"--resume: {folder} was trained on other data (training examples, their tokenisation "
+                             f"or the synonym table differ: --dataset, --data-source, --train-size, --synonyms?)")
+        for name, digest in self.input_digests.items():
+            if metadata.get(name) != digest:
+                raise ValueError(f"--resume: {folder} was trained from another --model {name} (the files of "
+                                 f"{self.settings.model} changed): {metadata.get(name)} (checkpoint) vs {digest} (now)")
+        if metadata.get("num_classes") != self.objective.model.num_classes:
+            raise ValueError(f"--resume: {folder} has a {metadata.get('num_classes')}-class head but the dataset has "
+                             f"{self.objective.model.num_classes} labels")
 
     # ------------------------------------------------------------------------------- training
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -416,6 +440,19 @@ class Trainer:
                       f"dev clean {dev['dev_clean_accuracy']:.1%}  dev ASCC {dev['dev_ascc_accuracy']:.1%}  "
                       f"({record['seconds']:.0f} s)", file=sys.stdout, flush=True)
         return resolve_checkpoint(self.best_dir) or self.best_dir
+
+
+def refuse_pickled_trainer_state(folder: Path) -> None:
+    """Raises ValueError when ``folder`` holds its trainer state only as a pickle (format 1), which is
+    never read (unpickling runs whatever code the file carries), and FileNotFoundError when it holds none."""
+    tensor_path, json_path = state_paths(folder, TRAINER_STATE)
+    if tensor_path.is_file() and json_path.is_file():
+        return
+    if (folder / LEGACY_TRAINER_STATE).is_file():
+        raise ValueError(f"--resume: {folder / LEGACY_TRAINER_STATE} is a pickle (checkpoint format 1); it is not "
+                         "loaded because unpickling can run code from the file. Resume is possible only from "
+                         f"{tensor_path.name} + {json_path.name}: train again, or start from the weights alone.")
+    raise FileNotFoundError(f"--resume: no trainer state ({tensor_path.name}, {json_path.name}) in {folder}")
 
 
 def load_trained_classifier(folder: str | Path) -> RobustClassifier:

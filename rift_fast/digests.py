@@ -1,0 +1,33 @@
+"""Content digests of what a run reads: model weights and tokenizer (the synonym index has its own,
+:meth:`rift_fast.synonyms.SynonymIndex.content_digest`).
+
+The digests hash what was loaded, not the files it came from, so one rule serves a local folder,
+a hub id and the embedded model alike. Cost: hashing 90 MB of float32 weights takes about 0.15 s
+on one CPU core (BERT-base, 440 MB: under 1 s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import torch
+
+
+def model_digest(model: torch.nn.Module) -> str:
+    """SHA-256 over the model's state_dict: each entry's name, dtype, shape and raw bytes, in order."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(json.dumps([name, str(tensor.dtype), list(tensor.shape)]).encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def tokenizer_digest(tokenizer) -> str:
+    """SHA-256 of the tokenizer's class, special tokens and whole definition: the serialised fast
+    tokenizer (vocabulary, merges, normaliser, pre-tokeniser) when it has one, else its vocabulary."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    definition = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    described = json.dumps([type(tokenizer).__name__, tokenizer.special_tokens_map, definition], sort_keys=True)
+    return hashlib.sha256(described.encode()).hexdigest()
