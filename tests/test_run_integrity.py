@@ -246,7 +246,7 @@ def test_a_model_folder_with_a_pickled_weight_file_is_refused_without_running_it
     data, marker = _payload(tmp_path)
     (folder / "pytorch_model.bin").write_bytes(data)
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
-        load_sequence_classifier(str(folder), num_labels=2)
+        load_sequence_classifier(str(folder), ("negative", "positive"))
     assert not marker.exists()
 
 
