@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     from rift_fast.data import load_task, test_pool
     from rift_fast.io_utils import write_text_atomically
     from rift_fast.models import load_sequence_classifier
+    from rift_fast.text import vocabulary
 
     rank, world = init_distributed()
     paths = output_paths(Path(args.output), world)
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     model, tokenizer, labels = load_sequence_classifier(args.model, task.label_names)
     if torch.cuda.is_available():
         model = model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
-    words = sorted({w.lower() for e in pool for w in (e.text_pair or e.text).split()})
+    words = vocabulary(e.text_pair or e.text for e in pool)
     synonyms = load_synonym_index(args, words)
     goal = UntargetedClassification(use_margin=task.is_pair)
     search_dtype = None if args.search_dtype == "model" else getattr(torch, args.search_dtype)

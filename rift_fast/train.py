@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     from rift_fast.data import load_task, test_pool
     from rift_fast.evaluation import EvaluationSettings, evaluate_test_pool
     from rift_fast.models import checked_max_length, load_config, load_tokenizer
+    from rift_fast.text import vocabulary
     from rift_fast.training.loop import (TrainSettings, Trainer, checkpoint_dir, encode_examples,
                                          load_trained_classifier, resolve_checkpoint)
 
@@ -207,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--max-length {args.max_length} (given, or from --task {args.task}): {error}") from error
     pool = test_pool(task, args.test_examples, seed=args.seed)
     # The words WordNet is asked about: every split the synonyms serve (training, dev, the attacked pool).
-    vocabulary = sorted({w.lower() for e in (*task.train, *task.dev, *pool) for w in (e.text_pair or e.text).split()})
-    synonyms = load_synonym_index(args, vocabulary)
+    words = vocabulary(e.text_pair or e.text for e in (*task.train, *task.dev, *pool))
+    synonyms = load_synonym_index(args, words)
     table = synonyms.vocab_table(tokenizer, k=args.synonym_k)
     say(f"model: {args.model} | synonyms: {synonyms.source}, {synonyms.num_words_with_synonyms()} words; "
         f"{int((table[:, 0] >= 0).sum())} of {len(tokenizer)} tokenizer entries have one-token synonyms")

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import cached_property
 
-WORD_PATTERN = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
+from rift_fast.text import word_spans
 
 
 @dataclass(frozen=True)
 class WordSpans:
-    """``text`` and the (start, end) character spans of its words (letters, inner apostrophes)."""
+    """``text`` and the (start, end) character spans of its words (as :mod:`rift_fast.text` defines them)."""
 
     text: str
 
     @cached_property
     def spans(self) -> tuple[tuple[int, int], ...]:
-        return tuple(match.span() for match in WORD_PATTERN.finditer(self.text))
+        return word_spans(self.text)
 
     @cached_property
     def words(self) -> tuple[str, ...]:

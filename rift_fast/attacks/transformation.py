@@ -1,8 +1,9 @@
 """Transformation and constraints: which words may change, and into what.
 
 A :class:`Target` holds, for each word of the attacked side, its substitution choices (slot 0 is
-the original word) after the constraints: stop words and words without synonyms get none, words
-past the model's truncation get none, and an optional language-model filter may veto swaps.
+the original word) after the constraints: stop words (compared in lookup form, see
+:mod:`rift_fast.text`) and words without synonyms get none, words past the model's truncation get
+none, and an optional language-model filter may veto swaps.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rift_fast.attacks.text import WordSpans, match_case
 from rift_fast.data import Example
 from rift_fast.synonyms import SynonymIndex
 from rift_fast.synonyms.index import default_stop_words
+from rift_fast.text import accent_stripped, is_single_word, lookup_form
 
 # (words of the original text, position, candidate words) -> keep each candidate?
 LanguageModelFilter = Callable[[tuple[str, ...], int, list[str]], list[bool]]
@@ -73,10 +75,13 @@ class Target:
 
 
 def substitution_candidates(word: str, synonyms: SynonymIndex) -> list[str]:
-    """Synonyms of ``word`` (looked up lower-cased), the word itself left out, each in the word's case
-    (UPPER, Title or as given), duplicates dropped, in the index's order."""
-    lower = word.lower()
-    return list(dict.fromkeys(match_case(word, s) for s in synonyms.synonyms(lower) if s != lower))
+    """Synonyms of ``word`` (:meth:`SynonymIndex.synonyms`) that are single words, each in the word's
+    case (UPPER, Title or as given), in the index's order; left out: the word itself in any case or
+    accents (``naive`` for ``naïve``), and duplicates. A single word replacing a word never merges
+    with the text around it (see :mod:`rift_fast.text`)."""
+    own = accent_stripped(word)
+    return list(dict.fromkeys(match_case(word, s) for s in synonyms.synonyms(word)
+                              if is_single_word(s) and accent_stripped(s) != own))
 
 
 def build_target(index: int, example: Example, synonyms: SynonymIndex, constraints: Constraints,
@@ -85,9 +90,8 @@ def build_target(index: int, example: Example, synonyms: SynonymIndex, constrain
     spans = WordSpans(example.text if example.text_pair is None else example.text_pair)
     choices: list[list[str]] = []
     for position, word in enumerate(spans.words):
-        lower = word.lower()
         visible = visible_characters is None or spans.spans[position][1] <= visible_characters
-        if lower in constraints.stop_words or not visible:
+        if lookup_form(word) in constraints.stop_words or not visible:
             choices.append([word])
             continue
         candidates = substitution_candidates(word, synonyms)

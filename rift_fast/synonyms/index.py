@@ -20,6 +20,7 @@ import hashlib
 import json
 import sys
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
@@ -29,6 +30,7 @@ import torch
 from rift_fast.io_utils import write_text_atomically
 from rift_fast.synonyms.knn import bounded_knn
 from rift_fast.synonyms.vectors import WordVectors
+from rift_fast.text import accent_stripped, lookup_form, lookup_forms
 
 
 def default_stop_words() -> frozenset[str]:
@@ -58,11 +60,28 @@ class SynonymIndex(Mapping[str, list[str]]):
         return len(self._neighbours)
 
     def synonyms(self, word: str) -> list[str]:
-        """Synonyms of ``word`` (looked up as given, then lower-cased); [] for an unknown word."""
+        """Synonyms of ``word``: the entry of ``word`` as given, else that of the first of its
+        :func:`~rift_fast.text.lookup_forms` that matches an entry (see ``_entry_of_form``);
+        [] for an unknown word."""
         found = self._neighbours.get(word)
-        if found is None:
-            found = self._neighbours.get(word.lower(), [])
-        return found
+        if found is not None:
+            return found
+        for form in lookup_forms(word):
+            entry = self._entry_of_form.get(form)
+            if entry is not None:
+                return self._neighbours[entry]
+        return []
+
+    @cached_property
+    def _entry_of_form(self) -> dict[str, str]:
+        """form -> the entry it matches: the entry written as the form, else the first entry (in the
+        index's order) whose lookup form it is, else the first whose accent-stripped form it is."""
+        entry_of_form = {word: word for word in self._neighbours}
+        for word in self._neighbours:
+            entry_of_form.setdefault(lookup_form(word), word)
+        for word in self._neighbours:
+            entry_of_form.setdefault(accent_stripped(word), word)
+        return entry_of_form
 
     def num_words_with_synonyms(self) -> int:
         return sum(1 for others in self._neighbours.values() if others)
@@ -106,11 +125,14 @@ class SynonymIndex(Mapping[str, list[str]]):
     @classmethod
     def from_wordnet(cls, words: list[str], k: int = 8, ranking: WordVectors | None = None,
                      stop_words: Iterable[str] | None = None) -> "SynonymIndex":
-        """WordNet synonyms of ``words``; with ``ranking``, the ``k`` most cosine-similar first."""
+        """WordNet synonyms of each of ``words`` (whatever the other words: see
+        :func:`~rift_fast.synonyms.wordnet.wordnet_relations`), the ``k`` first; stop words get none.
+        With ``ranking``, synonyms that have a vector are ordered most cosine-similar first and
+        those without one dropped (for words that have a vector)."""
         from rift_fast.synonyms.wordnet import wordnet_relations
 
         stop = default_stop_words() if stop_words is None else frozenset(stop_words)
-        content = [w for w in words if w not in stop]
+        content = [w for w in words if lookup_form(w) not in stop]
         synonyms, _ = wordnet_relations(content)
         if ranking is not None:
             row_of = {word: i for i, word in enumerate(ranking.words)}
@@ -237,6 +259,12 @@ def _embedded_vocabulary(vectors: WordVectors, size: int) -> WordVectors:
     return WordVectors([vectors.words[i] for i in rows], vectors.vectors[rows])
 
 
+def _within(relations: dict[str, list[str]], words: frozenset[str]) -> dict[str, list[str]]:
+    """``relations`` with only the related words among ``words`` (order kept), words left with none dropped."""
+    kept = {word: [other for other in others if other in words] for word, others in relations.items()}
+    return {word: others for word, others in kept.items() if others}
+
+
 def embedded_index(settings: EmbeddedSynonymSettings = EmbeddedSynonymSettings()) -> SynonymIndex:
     """The embedded default synonym sets (cached after the first build, about a minute)."""
 
@@ -252,7 +280,9 @@ def embedded_index(settings: EmbeddedSynonymSettings = EmbeddedSynonymSettings()
         stop = default_stop_words()
         content_words = [w for w in vocabulary.words if w not in stop]
         synonyms, antonyms = wordnet_relations(content_words, max_senses=settings.wordnet_senses)
-        fitted = counter_fit(vocabulary.words, vocabulary.vectors, synonyms, antonyms)
+        # Constraints only between content words of the vocabulary: the vectors know no others.
+        content = frozenset(content_words)
+        fitted = counter_fit(vocabulary.words, vocabulary.vectors, _within(synonyms, content), _within(antonyms, content))
         return SynonymIndex.from_word_vectors(
             WordVectors(vocabulary.words, fitted), k=settings.k, max_distance=settings.max_distance,
             stop_words=stop, source="embedded:" + settings.method)
