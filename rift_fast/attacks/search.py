@@ -16,6 +16,7 @@ from rift_fast.attacks.transformation import Target
 from rift_fast.attacks.alignment import single_token_words
 from rift_fast.attacks.victim import GradientBatch, QueryEngine, VictimModel
 from rift_fast.ops.substitution_scores import substitution_scores
+from rift_fast.text import lookup_form
 
 
 @dataclass
@@ -269,17 +270,17 @@ class GradientGuidedGreedy:
                     break
                 word = word_at[row][position]
                 candidate = self._token_text(int(self.vocab_table[batch.input_ids[row, position], slot]))
-                options = [o.lower() for o in target.choices[word]]
+                options = [lookup_form(o) for o in target.choices[word]]
                 if candidate in options[1:]:
                     swaps.append((word, options.index(candidate, 1)))
             ranked[target.index] = list(dict.fromkeys(swaps))
         return ranked
 
     def _token_text(self, token_id: int) -> str:
-        """The lower-cased text of a token as the tokenizer decodes it, without the tokenizer's word
-        markers or the space before a word (``Ġfilm`` and ``▁film`` -> ``film``)."""
+        """The lookup form (:func:`rift_fast.text.lookup_form`) of a token's text as the tokenizer decodes
+        it, without the tokenizer's word markers or the space before a word (``Ġfilm``, ``▁film`` -> ``film``)."""
         if token_id not in self._token_texts:
-            self._token_texts[token_id] = self.victim.tokenizer.decode([token_id]).strip().lower()
+            self._token_texts[token_id] = lookup_form(self.victim.tokenizer.decode([token_id]).strip())
         return self._token_texts[token_id]
 
     def attack(self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]) -> dict[int, SearchOutcome]:
