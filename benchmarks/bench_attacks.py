@@ -123,6 +123,7 @@ def ensure_victim(args, task) -> Path:
     import torch
 
     from rift_fast.attacks import VictimModel
+    from rift_fast.data import SENTIMENT_LABELS
     from rift_fast.models import load_sequence_classifier
 
     folder = Path(args.victim_dir)
@@ -136,7 +137,7 @@ def ensure_victim(args, task) -> Path:
             return folder
     print(f"[bench] fine-tuning the victim: {settings}", flush=True)
     torch.manual_seed(args.seed)
-    model, tokenizer = load_sequence_classifier("embedded", num_labels=2)
+    model, tokenizer, _ = load_sequence_classifier("embedded", SENTIMENT_LABELS)
     order = torch.randperm(len(task.train), generator=torch.Generator().manual_seed(args.seed)).tolist()
     train = [task.train[i] for i in order[:args.train_examples]]
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.train_lr)
@@ -177,9 +178,10 @@ def run_ours(attack: str, search_dtype: str, args, model_dir: Path, pool, synony
     import torch
 
     from rift_fast.attacks import PWWS, Constraints, GeneticAttack, UntargetedClassification, VictimModel, run_attack
+    from rift_fast.data import SENTIMENT_LABELS
     from rift_fast.models import load_sequence_classifier
 
-    model, tokenizer = load_sequence_classifier(str(model_dir), num_labels=2)
+    model, tokenizer, _ = load_sequence_classifier(str(model_dir), SENTIMENT_LABELS)
     victim = VictimModel(model, tokenizer, batch_size=args.batch_size, search_dtype=getattr(torch, search_dtype))
     goal = UntargetedClassification()
     if attack == "pwws":
@@ -232,11 +234,12 @@ def textattack_worker(spec_path: str) -> int:
 
     from rift_fast.attacks.runner import FAILED, MISCLASSIFIED, SUCCESS, AttackReport, ExampleResult
     from rift_fast.data import Example
+    from rift_fast.data import SENTIMENT_LABELS
     from rift_fast.models import load_sequence_classifier
     from rift_fast.interop.textattack import RiftModelWrapper, build_genetic, build_pwws, textattack_input
     from rift_fast.synonyms import SynonymIndex
 
-    model, tokenizer = load_sequence_classifier(spec["model_dir"], num_labels=2)
+    model, tokenizer, _ = load_sequence_classifier(spec["model_dir"], SENTIMENT_LABELS)
     model.eval()
     synonyms = SynonymIndex.from_neighbour_json(spec["synonyms"])
     if spec["wrapper"] == "stock":

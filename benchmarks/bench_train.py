@@ -49,8 +49,9 @@ def main() -> None:
     timings = {}
     with tempfile.TemporaryDirectory() as output_dir:  # the trainers write nothing: no epoch ends here
         for method in args.methods:
-            settings = TrainSettings(method=method, model=args.model, epochs=1, batch_size=args.batch_size,
-                                     max_length=args.max_length, adversary_steps=args.adversary_steps)
+            adversary = {"adversary_steps": args.adversary_steps} if method in ("ascc", "rift") else {}
+            settings = TrainSettings.for_method(method, model=args.model, epochs=1, batch_size=args.batch_size,
+                                                max_length=args.max_length, **adversary)
             trainer = Trainer(settings, tokenizer, split, split, table, output_dir, num_classes=2, progress=False)
             # Trainer.step is the training loop's own step (FreeLB with its default settings).
             timings[method] = median_ms(lambda: trainer.step(batch), args.warmup, args.repeats) / 1e3

@@ -45,16 +45,17 @@ def main(argv=None) -> int:
 
     from rift_fast.attacks import VictimModel
     from rift_fast.data import load_task
+    from rift_fast.data import SENTIMENT_LABELS
     from rift_fast.models import load_sequence_classifier
 
     if not (Path(args.victim_dir) / "config.json").is_file():
         raise SystemExit(f"no victim in {args.victim_dir}: run `python benchmarks/bench_attacks.py` once first")
-    model, tokenizer = load_sequence_classifier(args.victim_dir, num_labels=2)
+    model, tokenizer, _ = load_sequence_classifier(args.victim_dir, SENTIMENT_LABELS)
     queries = [(e.text, None) for e in load_task("rotten_tomatoes").test[:args.texts]]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao's deprecation notice
         quantized = torch.ao.quantization.quantize_dynamic(
-            load_sequence_classifier(args.victim_dir, num_labels=2)[0].eval(), {torch.nn.Linear}, dtype=torch.qint8)
+            load_sequence_classifier(args.victim_dir, SENTIMENT_LABELS)[0].eval(), {torch.nn.Linear}, dtype=torch.qint8)
     victims = {
         "float32": VictimModel(model, tokenizer, batch_size=args.batch_size),
         "bfloat16": VictimModel(model, tokenizer, batch_size=args.batch_size, search_dtype=torch.bfloat16,

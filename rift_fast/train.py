@@ -14,50 +14,20 @@ import io
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import Field, asdict, fields
 from pathlib import Path
 
 from rift_fast.cli_common import (add_data_arguments, add_model_arguments, add_synonym_arguments, init_distributed,
                                   load_synonym_index)
+from rift_fast.training.defenses import DEFENSES
+from rift_fast.training.loop import HEAD_WEIGHT_DECAY
+from rift_fast.training.presets import PRESET_FIELDS, TASK_PRESETS
 
-METHODS = ("standard", "ascc", "rift", "freelb")
+DEFAULT_METHODS = ["standard", "rift"]
 
-
-@dataclass(frozen=True)
-class TaskPreset:
-    """Published RIFT settings of a task (RIFT_SPEC), or the embedded CPU-sized ones."""
-
-    dataset: str
-    kl_weight: float
-    mi_weight: float
-    batch_size: int
-    max_length: int
-    epochs: int
-    lr: float = 2e-5
-    warmup_epochs: float = 2.0
-    adversary_steps: int = 10
-    train_size: int | None = None  # None: the whole training split
-    dev_examples: int = 1000
-    dev_adversary_steps: int = 10
-    test_examples: int = 1000
-    ga_population: int = 60
-    ga_generations: int = 40
-
-
-TASK_PRESETS = {
-    "imdb": TaskPreset("imdb", kl_weight=10.0, mi_weight=0.1, batch_size=32, max_length=300, epochs=20),
-    "snli": TaskPreset("snli", kl_weight=5.0, mi_weight=0.7, batch_size=120, max_length=80, epochs=20),
-    # Sized for about 20 minutes on a 2-core CPU: fewer examples, epochs and adversary steps, a smaller GA,
-    # and a larger learning rate (chosen on the dev split) because there are few steps.
-    "embedded": TaskPreset("rotten_tomatoes", kl_weight=10.0, mi_weight=0.1, batch_size=32, max_length=64, epochs=3,
-                           lr=1e-4, warmup_epochs=0.5, adversary_steps=5, train_size=2000, dev_examples=200,
-                           dev_adversary_steps=5, test_examples=100, ga_population=16, ga_generations=8),
-}
 # The accuracies of the results table and plot: (key of a results row, column name).
 ACCURACY_COLUMNS = (("clean_accuracy", "clean"), ("pwws_accuracy", "PWWS"), ("ga_accuracy", "GA"),
                     ("ascc_accuracy", "ASCC"))
-# The options a preset fills when left unset (its dataset fills --dataset).
-PRESET_FIELDS = tuple(f.name for f in fields(TaskPreset) if f.name != "dataset")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="embedded", choices=sorted(TASK_PRESETS),
                         help="preset of published settings (imdb, snli) or the embedded CPU run (default)")
-    parser.add_argument("--method", nargs="+", default=["standard", "rift"], choices=METHODS,
-                        help="methods to train, one after the other (default: standard rift)")
+    parser.add_argument("--method", nargs="+", default=DEFAULT_METHODS, choices=sorted(DEFENSES),
+                        help="methods to train, one after the other (default: standard rift): " + "; ".join(
+                            f"{name}: {defense.summary}" for name, defense in sorted(DEFENSES.items())))
     add_model_arguments(parser)
     add_data_arguments(parser)
     parser.set_defaults(dataset=None)
@@ -75,21 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     optimisation.add_argument("--epochs", type=int)
     optimisation.add_argument("--batch-size", type=int, help="global, class-balanced: batch/num_classes per class")
     optimisation.add_argument("--lr", type=float, help="AdamW learning rate (2e-5 in RIFT)")
-    optimisation.add_argument("--head-weight-decay", type=float, default=2e-4, help="weight decay of the heads only")
+    optimisation.add_argument("--head-weight-decay", type=float, default=HEAD_WEIGHT_DECAY,
+                              help="weight decay of the heads only")
     optimisation.add_argument("--warmup-epochs", type=float, help="linear warm-up from lr/10 (2 in RIFT)")
     optimisation.add_argument("--max-length", type=int, help="tokens per input (longer inputs are truncated); at most "
                               "what the model's positions and tokenizer allow")
     optimisation.add_argument("--train-size", type=int, help="use only this many training examples (stratified)")
-    rift = parser.add_argument_group("RIFT / ASCC (unset: from --task)")
-    rift.add_argument("--kl-weight", type=float, help="weight of KL(p(x) || p(x_adv)) (IMDB 10, SNLI 5)")
-    rift.add_argument("--mi-weight", type=float, help="weight of the class-conditional InfoNCE (IMDB 0.1, SNLI 0.7)")
-    rift.add_argument("--temperature", type=float, default=0.2, help="InfoNCE temperature (0.2)")
-    rift.add_argument("--adversary-steps", type=int, help="Adam steps of the ASCC adversary (10 in RIFT)")
-    rift.add_argument("--adversary-lr", type=float, default=1.0)
-    rift.add_argument("--adversary-weight-decay", type=float, default=2e-5)
-    rift.add_argument("--entropy-weight", type=float, default=15.0, help="entropy penalty of the hull weights")
-    rift.add_argument("--teacher-dropout", action="store_true",
-                      help="keep the frozen teacher's dropout active, as the original code did (default off)")
+    add_defense_arguments(parser)
     evaluation = parser.add_argument_group("evaluation (unset: from --task)")
     evaluation.add_argument("--dev-examples", type=int, help="dev examples for model selection (ASCC robust acc)")
     evaluation.add_argument("--dev-adversary-steps", type=int, help="ASCC steps of the dev evaluation (10 in RIFT)")
@@ -104,12 +67,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def defense_options() -> dict[str, tuple[Field, list[str]]]:
+    """Every option of the registered defenses' settings: name -> (its field, the defenses that take it).
+    Raises ValueError when two defenses declare one option with different defaults."""
+    options: dict[str, tuple[Field, list[str]]] = {}
+    for name, defense in sorted(DEFENSES.items()):
+        for option in fields(defense.settings_type):
+            known, users = options.setdefault(option.name, (option, []))
+            if known.default != option.default:
+                raise ValueError(f"option {option.name} has the default {known.default} in {users} but "
+                                 f"{option.default} in {name}")
+            users.append(name)
+    return options
+
+
+def add_defense_arguments(parser: argparse.ArgumentParser) -> None:
+    """One option per field of the registered defenses' settings (unset: from --task, else the default)."""
+    group = parser.add_argument_group("method settings (unset: from --task, else the published default)")
+    for name, (option, users) in defense_options().items():
+        help_text = f"{option.metadata.get('help', name)} ({', '.join(users)}; default {option.default})"
+        flag = "--" + name.replace("_", "-")
+        if option.type in (bool, "bool"):
+            group.add_argument(flag, action="store_true", default=None, help=help_text)
+        else:
+            group.add_argument(flag, type=type(option.default), default=None, help=help_text,
+                               choices=option.metadata.get("choices"))
+
+
 def resolve_settings(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill the options left unset from the task preset."""
+    """Fill the options left unset from the task preset, then from the defenses' defaults."""
     preset = TASK_PRESETS[args.task]
     for name in PRESET_FIELDS:
         if getattr(args, name) is None:
             setattr(args, name, getattr(preset, name))
+    for name, (option, _) in defense_options().items():
+        if getattr(args, name) is None:
+            setattr(args, name, option.default)
     if args.dataset is None:
         args.dataset = preset.dataset
     if args.output_dir is None:
@@ -192,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     from rift_fast.evaluation import EvaluationSettings, evaluate_test_pool
     from rift_fast.models import checked_max_length, load_config, load_tokenizer
     from rift_fast.text import vocabulary
-    from rift_fast.training.loop import (TrainSettings, Trainer, checkpoint_dir, encode_examples,
-                                         load_trained_classifier, resolve_checkpoint)
+    from rift_fast.models import checkpoint_dir, load_trained_classifier, resolve_checkpoint
+    from rift_fast.training.loop import TrainSettings, Trainer, encode_examples
 
     rank, world = init_distributed()
     say = print if rank == 0 else (lambda *a, **k: None)
@@ -224,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         raise FileNotFoundError(f"--resume: no checkpoint of {', '.join(args.method)} in {output_dir}")
     runs = {}
     for method in args.method:
-        settings = TrainSettings(method=method, **{f.name: getattr(args, f.name) for f in fields(TrainSettings)
-                                                   if f.name != "method"})
+        settings = TrainSettings.for_method(method, **{name: getattr(args, name)
+                                                       for name in TrainSettings.option_names(method)})
         trainer = Trainer(settings, tokenizer, train, dev, table, output_dir, len(task.label_names),
                           rank=rank, world_size=world)
         if args.resume and method not in resumable:

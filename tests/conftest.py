@@ -29,3 +29,18 @@ def shared_neighbours_path():
     if not os.path.exists(path):
         pytest.skip("../shared/data/counterfitted_neighbors.json is not present")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A one-layer BERT with the embedded tokenizer, saved as a local model folder."""
+    from transformers import BertConfig, BertModel
+
+    from rift_fast.models import load_tokenizer
+
+    model_dir = tmp_path_factory.mktemp("tiny")
+    load_tokenizer("embedded").save_pretrained(model_dir)
+    config = BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64)
+    BertModel(config).save_pretrained(model_dir)
+    return model_dir

@@ -28,21 +28,6 @@ def test_attack_refuses_an_exact_margin_outside_zero_one(capsys):
     assert "--exact-margin: a gap between two probabilities is in [0, 1], got 1.5" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    """A one-layer BERT with the embedded tokenizer, saved as a local model folder."""
-    from transformers import BertConfig, BertModel
-
-    from rift_fast.models import load_tokenizer
-
-    model_dir = tmp_path_factory.mktemp("tiny")
-    load_tokenizer("embedded").save_pretrained(model_dir)
-    config = BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64)
-    BertModel(config).save_pretrained(model_dir)
-    return model_dir
-
-
 def _tiny_run_argv(model_dir, output):
     return ["--model", str(model_dir), "--train-size", "32", "--epochs", "1", "--batch-size", "8", "--max-length", "24",
             "--dev-examples", "8", "--test-examples", "4", "--ga-population", "2", "--ga-generations", "1",

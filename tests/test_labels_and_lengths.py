@@ -20,7 +20,7 @@ from rift_fast.models import (LabelMismatchError, TaskOrderedClassifier, checked
                               load_tokenizer, map_labels, usable_max_length)
 from rift_fast.synonyms import SynonymIndex
 from rift_fast.training.loop import encode_examples
-from rift_fast.training.model import RobustClassifier
+from rift_fast.models.classifier import RobustClassifier
 
 TINY = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32}
 # Gold labels of the three SNLI pairs; a model that always says "entailment" gets 2 of 3.

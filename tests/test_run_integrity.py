@@ -18,7 +18,7 @@ from test_training_loop import tiny_model  # noqa: F401  (fixture)
 
 from rift_fast import attack, train
 from rift_fast.attacks import PWWS, AttackCheckpoint, AttackReport, Constraints, UntargetedClassification, run_attack
-from rift_fast.attacks.runner import settings_differences
+from rift_fast.run_settings import settings_differences
 from rift_fast.data import Example
 from rift_fast.digests import model_digest, tokenizer_digest
 from rift_fast.evaluation import EvaluationSettings, ascc_accuracy, evaluate_test_pool

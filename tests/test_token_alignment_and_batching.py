@@ -142,7 +142,7 @@ def test_training_time_evaluation_keeps_to_the_batch(tmp_path):
     from transformers import BertConfig, BertModel
 
     from rift_fast.training.loop import ascc_correct_counts, encode_examples
-    from rift_fast.training.model import RobustClassifier
+    from rift_fast.models.classifier import RobustClassifier
 
     tokenizer = _tokenizers(tmp_path)["wordpiece"]
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,

@@ -13,7 +13,7 @@ from rift_fast.training.adversary import (
     restrict_substitutions,
     substitution_ids,
 )
-from rift_fast.training.model import RobustClassifier
+from rift_fast.models.classifier import RobustClassifier
 
 VOCAB, HIDDEN, LENGTH, BATCH, SYNONYMS = 100, 32, 12, 4, 4
 PAD = 1  # RoBERTa's padding id; BERT pads with 0

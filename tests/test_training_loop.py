@@ -10,12 +10,14 @@ import torch.multiprocessing as mp
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from rift_fast.data import Example
-from rift_fast.training import loop
-from rift_fast.training.losses import FreeLBSettings
-from rift_fast.training.loop import (Trainer, TrainingDiverged, TrainSettings, encode_examples,
-                                     load_trained_classifier, resolve_checkpoint)
-from rift_fast.training.model import RobustClassifier
+from rift_fast.models import RobustClassifier, load_trained_classifier, resolve_checkpoint
+from rift_fast.models import checkpoint as checkpoint_module
+from rift_fast.training.loop import Trainer, TrainingDiverged, TrainSettings, encode_examples
 
+# Method options of the tests: a short adversary; FreeLB without its random start, so that two runs
+# (one process and two) see the same perturbations.
+METHOD_OPTIONS = {"standard": {}, "ascc": {"adversary_steps": 2}, "rift": {"adversary_steps": 2},
+                  "freelb": {"adv_steps": 2, "adv_lr": 0.1, "adv_init_mag": 0.0}}
 WORDS = ["good", "fine", "nice", "bad", "awful", "poor", "movie", "plot", "the", "a"]
 
 
@@ -54,14 +56,14 @@ def _table(tokenizer):
     return table
 
 
-def _trainer(tiny_model, output, method="rift", epochs=2, freelb=None, train_examples=None, **overrides):
+def _trainer(tiny_model, output, method="rift", epochs=2, train_examples=None, **overrides):
     path, tokenizer = tiny_model
-    options = {"batch_size": 8, "max_length": 16, "lr": 1e-3, "warmup_epochs": 1.0, "adversary_steps": 2,
-               "dev_examples": 8, "dev_adversary_steps": 2, **overrides}
-    settings = TrainSettings(method=method, model=path, epochs=epochs, **options)
+    options = {"batch_size": 8, "max_length": 16, "lr": 1e-3, "warmup_epochs": 1.0,
+               "dev_examples": 8, "dev_adversary_steps": 2, **METHOD_OPTIONS[method], **overrides}
+    settings = TrainSettings.for_method(method, model=path, epochs=epochs, **options)
     train = encode_examples(tokenizer, train_examples or _examples(32), 16)
     dev = encode_examples(tokenizer, _examples(8, seed=1), 16)
-    return Trainer(settings, tokenizer, train, dev, _table(tokenizer), output, num_classes=2, freelb=freelb,
+    return Trainer(settings, tokenizer, train, dev, _table(tokenizer), output, num_classes=2,
                    progress=False)
 
 
@@ -132,14 +134,14 @@ def test_a_save_killed_while_writing_the_trainer_state_keeps_the_previous_checkp
         pass
 
     trainer = _trainer(tiny_model, tmp_path, epochs=2)
-    real_save = loop.save_state
+    real_save = checkpoint_module.save_state
 
     def save_dying_at_epoch_2(folder, name, state):
         if name == "trainer_state" and trainer.epoch == 2:
             raise Killed
         return real_save(folder, name, state)
 
-    monkeypatch.setattr(loop, "save_state", save_dying_at_epoch_2)
+    monkeypatch.setattr(checkpoint_module, "save_state", save_dying_at_epoch_2)
     with pytest.raises(Killed):
         trainer.run()
     monkeypatch.undo()
@@ -186,20 +188,17 @@ def test_unbalanceable_batch_and_bad_settings(tiny_model, tmp_path):
         Trainer(settings, tokenizer, lopsided, lopsided, _table(tokenizer), tmp_path, num_classes=2)
 
 
-# FreeLB without its random start, so that both runs see the same perturbations.
-DETERMINISTIC_FREELB = FreeLBSettings(adv_steps=2, adv_lr=0.1, adv_init_mag=0.0)
-
-
 def _ddp_worker(rank, world, init_file, model_path, output, tokenizer_path, method):
     import torch.distributed as dist
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     tokenizer = BertTokenizerFast.from_pretrained(tokenizer_path)
-    settings = TrainSettings(method=method, model=model_path, epochs=1, batch_size=8, max_length=16, lr=1e-3,
-                             warmup_epochs=1.0, dev_examples=8, dev_adversary_steps=1)
+    settings = TrainSettings.for_method(method, model=model_path, epochs=1, batch_size=8, max_length=16, lr=1e-3,
+                                        warmup_epochs=1.0, dev_examples=8, dev_adversary_steps=1,
+                                        **METHOD_OPTIONS[method])
     trainer = Trainer(settings, tokenizer, encode_examples(tokenizer, _examples(32), 16),
                       encode_examples(tokenizer, _examples(8, seed=1), 16), _table(tokenizer), output, num_classes=2,
-                      freelb=DETERMINISTIC_FREELB, rank=rank, world_size=world, progress=False)
+                      rank=rank, world_size=world, progress=False)
     trainer.run()
     dist.barrier()
     dist.destroy_process_group()
@@ -209,8 +208,7 @@ def _ddp_worker(rank, world, init_file, model_path, output, tokenizer_path, meth
 def test_two_process_gloo_ddp_equals_single_process(tiny_model, tmp_path, method):
     """DDP for the one-backward methods; FreeLB (several backwards per step) averages gradients itself."""
     path, tokenizer = tiny_model
-    single = _trainer(tiny_model, tmp_path / "single", method=method, epochs=1, dev_adversary_steps=1,
-                      freelb=DETERMINISTIC_FREELB)
+    single = _trainer(tiny_model, tmp_path / "single", method=method, epochs=1, dev_adversary_steps=1)
     single.run()
     mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), path, str(tmp_path / "ddp"), path, method), nprocs=2,
              join=True)

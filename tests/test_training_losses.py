@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from transformers import BertConfig, BertModel
 
 from rift_fast.training.adversary import ascc_adversary, substitution_ids
-from rift_fast.training.losses import FreeLBSettings, ascc_loss, freelb_loss, rift_loss, standard_loss
-from rift_fast.training.model import RobustClassifier
+from rift_fast.training.defenses import FreeLBSettings, ascc_loss, freelb_loss, rift_loss, standard_loss
+from rift_fast.models.classifier import RobustClassifier
 from rift_fast.training.teacher import FrozenTeacher, ProjectionHeads
 
 VOCAB, HIDDEN, LENGTH = 100, 32, 10

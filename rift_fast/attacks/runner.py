@@ -18,6 +18,7 @@ from rift_fast.attacks.goal import UntargetedClassification
 from rift_fast.attacks.transformation import Constraints, build_target
 from rift_fast.attacks.victim import QueryEngine, VictimModel
 from rift_fast.data import Example
+from rift_fast.run_settings import settings_differences
 from rift_fast.synonyms import SynonymIndex
 
 MISCLASSIFIED, UNATTACKABLE, SUCCESS, FAILED = "misclassified", "unattackable", "success", "failed"
@@ -139,19 +140,6 @@ class Timing:
 
     wall_seconds: float
     forward_seconds: float
-
-
-def settings_differences(recorded: dict, current: dict) -> list[str]:
-    """One line per setting that differs: ``name: recorded (checkpoint) vs current (this run)``;
-    nested settings are named by their path (``search.population``)."""
-    lines = []
-    for key in sorted(recorded.keys() | current.keys()):
-        old, new = recorded.get(key), current.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            lines += [f"{key}.{line}" for line in settings_differences(old, new)]
-        elif old != new:
-            lines.append(f"{key}: {json.dumps(old)} (checkpoint) vs {json.dumps(new)} (this run)")
-    return lines
 
 
 class AttackCheckpoint:

@@ -37,10 +37,12 @@ except ImportError:  # triton is optional: the reference backend serves every ca
 OP_NAME = "class_conditional_infonce"
 IMPLEMENTED = ("triton", "reference")
 NORM_EPS = 1e-12  # as F.normalize
+# The InfoNCE temperature of RIFT (Dong et al., NeurIPS 2021; RIFT_SPEC step 2).
+RIFT_TEMPERATURE = 0.2
 _SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 
 
-def class_conditional_infonce_reference(student, teacher, labels, temperature=0.2):
+def class_conditional_infonce_reference(student, teacher, labels, temperature=RIFT_TEMPERATURE):
     """Plain-torch ground truth. student, teacher: [B, P] float; labels: [B] int; returns a 0-d loss (nats)."""
     s = F.normalize(student, dim=-1, eps=NORM_EPS)
     t = F.normalize(teacher, dim=-1, eps=NORM_EPS)
@@ -312,7 +314,7 @@ def _validate(student, teacher, labels, temperature):
         raise ValueError("labels must be non-negative")
 
 
-def class_conditional_infonce(student, teacher, labels, temperature=0.2, backend=None):
+def class_conditional_infonce(student, teacher, labels, temperature=RIFT_TEMPERATURE, backend=None):
     """Class-conditional InfoNCE loss of RIFT.
 
     student, teacher: [B, P] float32/bfloat16/float16/float64 on one device; labels: [B] non-negative

@@ -9,8 +9,8 @@ from rift_fast.training.adversary import (
     restrict_substitutions,
     substitution_ids,
 )
-from rift_fast.training.losses import FreeLBSettings, ascc_loss, freelb_loss, rift_loss, standard_loss
-from rift_fast.training.model import RobustClassifier
+from rift_fast.training.defenses import FreeLBSettings, ascc_loss, freelb_loss, rift_loss, standard_loss
+from rift_fast.models.classifier import RobustClassifier
 from rift_fast.training.sampling import ClassBalancedBatchSampler
 from rift_fast.training.teacher import FrozenTeacher, ProjectionHeads
 

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from rift_fast.ops.convex_hull_embedding import convex_hull_embedding_from_bert
 from rift_fast.ops.neighbour_gather import gather_neighbours
-from rift_fast.training.model import unwrap
+from rift_fast.models.classifier import unwrap
 
 ADVERSARY_STEPS = 10
 ADVERSARY_LR = 1.0
@@ -111,7 +111,7 @@ def ascc_adversary(model, input_ids, attention_mask, sub_ids, labels=None, token
                    generator=None, backend=None) -> ASCCResult:
     """Find the ASCC convex weights for a batch.
 
-    model: a :class:`~rift_fast.training.model.RobustClassifier`. input_ids, attention_mask [B, L];
+    model: a :class:`~rift_fast.models.RobustClassifier`. input_ids, attention_mask [B, L];
     sub_ids [B, L, K] int64 (from :func:`substitution_ids`: slot 0 = the token, -1 = empty; padding
     and special tokens should keep only slot 0); labels [B] (mode ``"ce"``); mode ``"kl"`` (training)
     or ``"ce"`` (evaluation); a DDP/DataParallel wrapper is looked through; ``generator``: a

@@ -9,63 +9,82 @@ import json
 import math
 import os
 import random
-import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from rift_fast.data import Example
 from rift_fast.digests import model_digest, tokenizer_digest
-from rift_fast.io_utils import write_text_atomically
-from rift_fast.safe_state import load_state, save_state, state_paths
+from rift_fast.models import RobustClassifier
+from rift_fast.models.checkpoint import (CHECKPOINT_FORMAT, METADATA_FILE, TRAINER_STATE, WEIGHTS_FILE,
+                                         checkpoint_dir, refuse_pickled_trainer_state, resolve_checkpoint,
+                                         save_model_folder)
+from rift_fast.run_settings import settings_differences
+from rift_fast.safe_state import load_state
 from rift_fast.training.adversary import ascc_robust_accuracy, substitution_ids
-from rift_fast.training.losses import FreeLBSettings, ascc_loss, freelb_loss, rift_loss, standard_loss
-from rift_fast.training.model import RobustClassifier
+from rift_fast.training.defenses import Defense, defense_class
+from rift_fast.training.presets import PUBLISHED_PRESET
 from rift_fast.training.sampling import ClassBalancedBatchSampler
-from rift_fast.training.teacher import FrozenTeacher, ProjectionHeads
 
-METHODS = ("standard", "ascc", "rift", "freelb")
-CHECKPOINT_FORMAT = 2  # 2: trainer state in trainer_state.safetensors + trainer_state.json (1: a pickle)
-TRAINER_STATE = "trainer_state"
-LEGACY_TRAINER_STATE = "trainer_state.pt"
+HEAD_WEIGHT_DECAY = 2e-4  # RIFT_SPEC step 5: AdamW weight decay of the heads only
+TEACHER_PREFIX = "teacher."  # the frozen teacher's weights are the pre-trained model's: never saved
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Every setting of one training run (RIFT_SPEC names; written next to each checkpoint)."""
+    """Every setting of one training run (RIFT_SPEC names; written next to each checkpoint).
+
+    The loop's own settings, and ``defense``: the settings of ``method``'s defense (its
+    ``settings_type``; None gives its published defaults). Build it with :meth:`for_method` from a
+    flat set of options. Raises ValueError for an unknown method or a count below 1.
+    """
 
     method: str
     model: str
     epochs: int
     batch_size: int
-    lr: float = 2e-5
-    head_weight_decay: float = 2e-4
-    warmup_epochs: float = 2.0
-    max_length: int = 300
-    kl_weight: float = 10.0
-    mi_weight: float = 0.1
-    temperature: float = 0.2
-    adversary_steps: int = 10
-    adversary_lr: float = 1.0
-    adversary_weight_decay: float = 2e-5
-    entropy_weight: float = 15.0
-    teacher_dropout: bool = False
+    lr: float = PUBLISHED_PRESET.lr
+    head_weight_decay: float = HEAD_WEIGHT_DECAY
+    warmup_epochs: float = PUBLISHED_PRESET.warmup_epochs
+    max_length: int = PUBLISHED_PRESET.max_length
     dev_examples: int = 300
-    dev_adversary_steps: int = 10
+    dev_adversary_steps: int = PUBLISHED_PRESET.dev_adversary_steps
     seed: int = 0
+    defense: Any = None
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        settings_type = defense_class(self.method).settings_type
+        if self.defense is None:
+            object.__setattr__(self, "defense", settings_type())
+        if not isinstance(self.defense, settings_type):
+            raise TypeError(f"{self.method} takes {settings_type.__name__}, got {type(self.defense).__name__}")
         for name in ("epochs", "batch_size", "max_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    @classmethod
+    def option_names(cls, method: str) -> tuple[str, ...]:
+        """The flat option names :meth:`for_method` takes for ``method``: the loop's and its defense's."""
+        loop = tuple(f.name for f in fields(cls) if f.name not in ("method", "defense"))
+        return loop + tuple(f.name for f in fields(defense_class(method).settings_type))
+
+    @classmethod
+    def for_method(cls, method: str, **options) -> "TrainSettings":
+        """Settings of ``method`` from flat options; raises ValueError naming an option it does not take."""
+        unknown = sorted(set(options) - set(cls.option_names(method)))
+        if unknown:
+            raise ValueError(f"method {method!r} takes no option {', '.join(unknown)}")
+        settings_type = defense_class(method).settings_type
+        own = {f.name for f in fields(settings_type)}
+        defense = settings_type(**{k: v for k, v in options.items() if k in own})
+        return cls(method=method, defense=defense, **{k: v for k, v in options.items() if k not in own})
 
 
 class TrainingDiverged(RuntimeError):
@@ -114,43 +133,12 @@ def collate(split: EncodedSplit, indices: list[int], pad_id: int, neighbour_tabl
     return batch
 
 
-class Objective(torch.nn.Module):
-    """The loss of one method on a batch (a module, so DistributedDataParallel can wrap it whole)."""
-
-    def __init__(self, settings: TrainSettings, model: RobustClassifier):
-        super().__init__()
-        self.settings = settings
-        self.model = model
-        if settings.method == "rift":
-            self.heads = ProjectionHeads(model.hidden_size, model.num_classes)
-            self.teacher = FrozenTeacher(model, keep_dropout=settings.teacher_dropout)
-
-    def adversary_settings(self) -> dict:
-        s = self.settings
-        return {"steps": s.adversary_steps, "lr": s.adversary_lr, "weight_decay": s.adversary_weight_decay,
-                "entropy_weight": s.entropy_weight}
-
-    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        s = self.settings
-        common = (batch["input_ids"], batch["attention_mask"], batch["labels"])
-        if s.method == "standard":
-            return standard_loss(self.model, *common, token_type_ids=batch["token_type_ids"])
-        if s.method == "ascc":
-            return ascc_loss(self.model, *common, batch["sub_ids"], batch["token_type_ids"], kl_weight=s.kl_weight,
-                             adversary_settings=self.adversary_settings())
-        if s.method == "rift":
-            return rift_loss(self.model, self.teacher, self.heads, *common, batch["sub_ids"], batch["token_type_ids"],
-                             kl_weight=s.kl_weight, mi_weight=s.mi_weight, temperature=s.temperature,
-                             adversary_settings=self.adversary_settings())
-        raise ValueError("freelb runs through Trainer.step (it calls backward itself)")
-
-    def trainable_groups(self) -> list[dict]:
-        """AdamW groups: weight decay on the heads only (classifier, projection heads)."""
-        heads = list(self.model.head_parameters()) + (list(self.heads.parameters()) if hasattr(self, "heads") else [])
-        head_ids = {id(p) for p in heads}
-        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in head_ids]
-        return [{"params": rest, "weight_decay": 0.0},
-                {"params": heads, "weight_decay": self.settings.head_weight_decay}]
+def adamw_groups(defense: Defense, head_weight_decay: float) -> list[dict]:
+    """AdamW groups: weight decay on the defense's heads only (classifier, projection heads)."""
+    heads = defense.head_parameters()
+    head_ids = {id(p) for p in heads}
+    rest = [p for p in defense.parameters() if p.requires_grad and id(p) not in head_ids]
+    return [{"params": rest, "weight_decay": 0.0}, {"params": heads, "weight_decay": head_weight_decay}]
 
 
 def _rng_state() -> dict:
@@ -181,34 +169,6 @@ def data_fingerprint(train: EncodedSplit, neighbour_table: torch.Tensor) -> str:
     return digest.hexdigest()
 
 
-def save_model_folder(folder: Path, objective: Objective, tokenizer, metadata: dict,
-                      trainer_state: dict | None = None) -> None:
-    """Write a loadable model folder atomically: safetensors weights, encoder config, tokenizer, JSON,
-    and ``trainer_state.safetensors`` + ``trainer_state.json`` (optimizer, scheduler, RNG) when
-    ``trainer_state`` is given. Nothing in the folder is a pickle: loading it runs no code.
-
-    The folder is staged beside its destination and swapped in with renames; a run killed midway
-    leaves the previous folder (or ``<folder>.old``, which :func:`resolve_checkpoint` also reads).
-    """
-    staging = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in objective.state_dict().items()
-             if not k.startswith("teacher.")}
-    save_file(state, str(staging / "model.safetensors"))
-    objective.model.encoder.config.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    if trainer_state is not None:
-        save_state(staging, TRAINER_STATE, trainer_state)
-    write_text_atomically(staging / "rift_fast.json", json.dumps(metadata, indent=1, sort_keys=True))
-    previous = folder.with_name(folder.name + ".old")
-    shutil.rmtree(previous, ignore_errors=True)
-    if folder.exists():
-        os.replace(folder, previous)
-    os.replace(staging, folder)
-    shutil.rmtree(previous, ignore_errors=True)
-
-
 def ascc_correct_counts(model, split: EncodedSplit, count: int, pad_token_id: int, neighbour_table: torch.Tensor,
                         batch_size: int, steps: int, generator: torch.Generator | None = None) -> tuple[int, int]:
     """(clean correct, ASCC-robust correct) over the first ``count`` examples of ``split``, attacked in
@@ -227,32 +187,18 @@ def ascc_correct_counts(model, split: EncodedSplit, count: int, pad_token_id: in
     return clean, robust
 
 
-def checkpoint_dir(output_dir: str | Path, method: str, kind: str) -> Path:
-    """Where a run in ``output_dir`` keeps the ``kind`` (``last`` or ``best``) checkpoint of ``method``."""
-    return Path(output_dir) / method / kind
-
-
-def resolve_checkpoint(folder: Path) -> Path | None:
-    """``folder`` if complete, else the ``.old`` copy a killed save left, else None."""
-    for candidate in (folder, folder.with_name(folder.name + ".old")):
-        if (candidate / "rift_fast.json").is_file() and (candidate / "model.safetensors").is_file():
-            return candidate
-    return None
-
-
 class Trainer:
     """Trains one method; ``run()`` returns the path of the best checkpoint (by dev robust accuracy)."""
 
     def __init__(self, settings: TrainSettings, tokenizer, train: EncodedSplit, dev: EncodedSplit,
                  neighbour_table: torch.Tensor, output_dir: str | Path, num_classes: int,
-                 freelb: FreeLBSettings | None = None, rank: int = 0, world_size: int = 1, progress: bool = True):
+                 rank: int = 0, world_size: int = 1, progress: bool = True):
         self.settings = settings
         self.tokenizer = tokenizer
         self.train_split, self.dev_split = train, dev
         self.output_dir = Path(output_dir)
         self.rank, self.world_size = rank, world_size
         self.progress = progress and rank == 0
-        self.freelb = freelb or FreeLBSettings()
         self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
         self.neighbour_table = neighbour_table.to(self.device)
         self.data_fingerprint = data_fingerprint(train, neighbour_table)
@@ -262,19 +208,20 @@ class Trainer:
         model = RobustClassifier.from_pretrained(settings.model, num_classes)
         # What --model and the tokenizer hold (a resume from a changed --model folder is refused).
         self.input_digests = {"model_sha256": model_digest(model), "tokenizer_sha256": tokenizer_digest(tokenizer)}
-        self.objective = Objective(settings, model).to(self.device)
+        self.objective = defense_class(settings.method)(model, settings.defense).to(self.device)
         self.sampler = ClassBalancedBatchSampler(train.labels, settings.batch_size, seed=settings.seed, rank=rank,
                                                  world_size=world_size, num_classes=num_classes)
-        self.optimizer = torch.optim.AdamW(self.objective.trainable_groups(), lr=settings.lr)
+        self.optimizer = torch.optim.AdamW(adamw_groups(self.objective, settings.head_weight_decay), lr=settings.lr)
         steps_per_epoch = len(self.sampler)
         warmup = max(1, round(settings.warmup_epochs * steps_per_epoch))
         # Linear warm-up from lr/10 to lr over the warm-up epochs, then constant (RIFT_SPEC step 5).
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: 0.1 + 0.9 * min(1.0, step / warmup))
         self.engine = self.objective
-        if world_size > 1 and settings.method == "freelb":
-            # FreeLB calls backward once per ascent step, which DDP's one-backward-per-forward hooks do
-            # not model: start every rank from rank 0's weights and average the gradients once per step.
+        if world_size > 1 and self.objective.calls_backward:
+            # A defense that calls backward itself (FreeLB: once per ascent step) does not fit DDP's
+            # one-backward-per-forward hooks: start every rank from rank 0's weights and average the
+            # gradients once per step.
             for tensor in self.objective.state_dict().values():
                 torch.distributed.broadcast(tensor, src=0)
         elif world_size > 1:
@@ -304,9 +251,19 @@ class Trainer:
         if kind == "last":
             state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                      "rng": _rng_state()}
-            save_model_folder(self.last_dir, self.objective, self.tokenizer, self._metadata(kind), state)
+            save_model_folder(self.last_dir, self._weights(), self._encoder_config, self.tokenizer,
+                              self._metadata(kind), state)
         else:
-            save_model_folder(self.best_dir, self.objective, self.tokenizer, self._metadata(kind))
+            save_model_folder(self.best_dir, self._weights(), self._encoder_config, self.tokenizer,
+                              self._metadata(kind))
+
+    def _weights(self) -> dict[str, torch.Tensor]:
+        """What a checkpoint keeps: every weight of the defense but the frozen teacher's."""
+        return {k: v for k, v in self.objective.state_dict().items() if not k.startswith(TEACHER_PREFIX)}
+
+    @property
+    def _encoder_config(self):
+        return self.objective.model.encoder.config
 
     def resume(self) -> None:
         """Continue from ``last``.
@@ -319,11 +276,11 @@ class Trainer:
         if folder is None:
             raise FileNotFoundError(f"--resume: no complete checkpoint in {self.last_dir}")
         refuse_pickled_trainer_state(folder)
-        metadata = json.loads((folder / "rift_fast.json").read_text())
+        metadata = json.loads((folder / METADATA_FILE).read_text())
         self._check_same_inputs(folder, metadata)
-        state_dict = load_file(str(folder / "model.safetensors"))
+        state_dict = load_file(str(folder / WEIGHTS_FILE))
         missing, unexpected = self.objective.load_state_dict(state_dict, strict=False)
-        missing = [k for k in missing if not k.startswith("teacher.")]
+        missing = [k for k in missing if not k.startswith(TEACHER_PREFIX)]
         if missing or unexpected:
             raise ValueError(f"--resume: {folder} does not match the model (missing {missing[:5]}, "
                              f"unexpected {unexpected[:5]})")
@@ -338,10 +295,9 @@ class Trainer:
 
     def _check_same_inputs(self, folder: Path, metadata: dict) -> None:
         """Raises ValueError naming the first of settings, data, model, tokenizer or head size that differs."""
-        if metadata.get("settings") != asdict(self.settings):
-            changed = {k: (v, asdict(self.settings).get(k)) for k, v in metadata.get("settings", {}).items()
-                       if asdict(self.settings).get(k) != v}
-            raise ValueError(f"--resume: {folder} was written with other settings (checkpoint, now): {changed}")
+        changed = settings_differences(metadata.get("settings", {}), asdict(self.settings))
+        if changed:
+            raise ValueError(f"--resume: {folder} was written with other settings:\n  " + "\n  ".join(changed))
         if metadata.get("data_fingerprint") != self.data_fingerprint:
             raise ValueError(f"--resume: {folder} was trained on other data (training examples, their tokenisation "
                              f"or the synonym table differ: --dataset, --data-source, --train-size, --synonyms?)")
@@ -361,9 +317,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
         with autocast:
-            if self.settings.method == "freelb":
-                terms = freelb_loss(self.objective.model, batch["input_ids"], batch["attention_mask"],
-                                    batch["labels"], batch["token_type_ids"], settings=self.freelb)
+            if self.objective.calls_backward:
+                terms = self.objective(batch)
                 if self.world_size > 1:
                     self._average_gradients_over_ranks()
             else:
@@ -442,36 +397,5 @@ class Trainer:
         return resolve_checkpoint(self.best_dir) or self.best_dir
 
 
-def refuse_pickled_trainer_state(folder: Path) -> None:
-    """Raises ValueError when ``folder`` holds its trainer state only as a pickle (format 1), which is
-    never read (unpickling runs whatever code the file carries), and FileNotFoundError when it holds none."""
-    tensor_path, json_path = state_paths(folder, TRAINER_STATE)
-    if tensor_path.is_file() and json_path.is_file():
-        return
-    if (folder / LEGACY_TRAINER_STATE).is_file():
-        raise ValueError(f"--resume: {folder / LEGACY_TRAINER_STATE} is a pickle (checkpoint format 1); it is not "
-                         "loaded because unpickling can run code from the file. Resume is possible only from "
-                         f"{tensor_path.name} + {json_path.name}: train again, or start from the weights alone.")
-    raise FileNotFoundError(f"--resume: no trainer state ({tensor_path.name}, {json_path.name}) in {folder}")
-
-
-def load_trained_classifier(folder: str | Path) -> RobustClassifier:
-    """A :class:`RobustClassifier` from a folder written by :func:`save_model_folder`."""
-    from transformers import AutoConfig, AutoModel
-
-    folder = Path(folder)
-    metadata_path = folder / "rift_fast.json"
-    if not metadata_path.is_file():
-        raise FileNotFoundError(f"{folder} is not a rift_fast checkpoint (no rift_fast.json)")
-    metadata = json.loads(metadata_path.read_text())
-    encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder))
-    model = RobustClassifier(encoder, metadata["num_classes"])
-    state = {k[len("model."):]: v for k, v in load_file(str(folder / "model.safetensors")).items()
-             if k.startswith("model.")}
-    model.load_state_dict(state)
-    return model.eval()
-
-
-__all__ = ["EncodedSplit", "Objective", "TrainSettings", "Trainer", "TrainingDiverged", "ascc_correct_counts",
-           "checkpoint_dir", "collate",
-           "data_fingerprint", "encode_examples", "load_trained_classifier", "resolve_checkpoint", "save_model_folder"]
+__all__ = ["EncodedSplit", "TrainSettings", "Trainer", "TrainingDiverged", "adamw_groups", "ascc_correct_counts",
+           "collate", "data_fingerprint", "encode_examples"]

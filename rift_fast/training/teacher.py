@@ -17,7 +17,7 @@ import copy
 import torch
 from torch import nn
 
-from rift_fast.training.model import RobustClassifier, encode_pooled, unwrap
+from rift_fast.models.classifier import RobustClassifier, encode_pooled, unwrap
 
 PROJECTION_HIDDEN = 512
 PROJECTION_DIM = 256

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rift_fast.models.sources import resolve_model_source
+
 CLASSIFIER_HIDDEN = 256  # RIFT_SPEC step 4: Linear(H, 256) - ReLU - Linear(256, C)
 
 
@@ -144,8 +146,6 @@ class RobustClassifier(nn.Module):
     def from_pretrained(cls, name_or_path: str, num_classes: int, **kwargs) -> "RobustClassifier":
         """``AutoModel.from_pretrained`` (``"embedded"`` = the packaged MiniLM, see rift_fast.models)."""
         from transformers import AutoModel
-
-        from rift_fast.models import resolve_model_source
 
         return cls(AutoModel.from_pretrained(resolve_model_source(name_or_path), **kwargs), num_classes)
 

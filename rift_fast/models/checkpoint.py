@@ -1,0 +1,103 @@
+"""The checkpoint folder of a trained classifier: safetensors weights, the encoder's config, the
+tokenizer, a settings JSON and, for the last checkpoint of a run, the trainer state (optimizer,
+scheduler, RNG) as safetensors + JSON. Nothing in the folder is a pickle: loading it runs no code.
+
+``python -m rift_fast.train`` writes these folders and ``python -m rift_fast.attack --model <folder>``
+reads them; neither needs the other's code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from rift_fast.io_utils import write_text_atomically
+from rift_fast.models.classifier import RobustClassifier
+from rift_fast.safe_state import save_state, state_paths
+
+CHECKPOINT_FORMAT = 2  # 2: trainer state in trainer_state.safetensors + trainer_state.json (1: a pickle)
+METADATA_FILE = "rift_fast.json"
+WEIGHTS_FILE = "model.safetensors"
+TRAINER_STATE = "trainer_state"
+LEGACY_TRAINER_STATE = "trainer_state.pt"
+CLASSIFIER_PREFIX = "model."  # weights of the classifier; other prefixes are a method's own modules
+
+
+def save_model_folder(folder: Path, weights: dict[str, torch.Tensor], encoder_config, tokenizer, metadata: dict,
+                      trainer_state: dict | None = None) -> None:
+    """Write a loadable model folder atomically.
+
+    ``weights``: the state dict to keep (the classifier's under ``model.``); ``encoder_config``: the
+    encoder's transformers config; ``metadata``: the JSON record (``num_classes`` is required to load
+    it); ``trainer_state``: tensors and JSON values (see :mod:`rift_fast.safe_state`), or None. The
+    folder is staged beside its destination and swapped in with renames; a run killed midway leaves
+    the previous folder (or ``<folder>.old``, which :func:`resolve_checkpoint` also reads).
+    """
+    staging = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(staging / WEIGHTS_FILE))
+    encoder_config.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    if trainer_state is not None:
+        save_state(staging, TRAINER_STATE, trainer_state)
+    write_text_atomically(staging / METADATA_FILE, json.dumps(metadata, indent=1, sort_keys=True))
+    previous = folder.with_name(folder.name + ".old")
+    shutil.rmtree(previous, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, previous)
+    os.replace(staging, folder)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def checkpoint_dir(output_dir: str | Path, method: str, kind: str) -> Path:
+    """Where a run in ``output_dir`` keeps the ``kind`` (``last`` or ``best``) checkpoint of ``method``."""
+    return Path(output_dir) / method / kind
+
+
+def resolve_checkpoint(folder: Path) -> Path | None:
+    """``folder`` if complete, else the ``.old`` copy a killed save left, else None."""
+    for candidate in (folder, folder.with_name(folder.name + ".old")):
+        if (candidate / METADATA_FILE).is_file() and (candidate / WEIGHTS_FILE).is_file():
+            return candidate
+    return None
+
+
+def is_checkpoint_folder(source: str | Path) -> bool:
+    """Whether ``source`` is a folder written by :func:`save_model_folder`."""
+    return (Path(source) / METADATA_FILE).is_file()
+
+
+def refuse_pickled_trainer_state(folder: Path) -> None:
+    """Raises ValueError when ``folder`` holds its trainer state only as a pickle (format 1), which is
+    never read (unpickling runs whatever code the file carries), and FileNotFoundError when it holds none."""
+    tensor_path, json_path = state_paths(folder, TRAINER_STATE)
+    if tensor_path.is_file() and json_path.is_file():
+        return
+    if (folder / LEGACY_TRAINER_STATE).is_file():
+        raise ValueError(f"--resume: {folder / LEGACY_TRAINER_STATE} is a pickle (checkpoint format 1); it is not "
+                         "loaded because unpickling can run code from the file. Resume is possible only from "
+                         f"{tensor_path.name} + {json_path.name}: train again, or start from the weights alone.")
+    raise FileNotFoundError(f"--resume: no trainer state ({tensor_path.name}, {json_path.name}) in {folder}")
+
+
+def load_trained_classifier(folder: str | Path) -> RobustClassifier:
+    """A :class:`RobustClassifier` in eval mode from a folder written by :func:`save_model_folder`;
+    raises FileNotFoundError when ``folder`` is not such a folder."""
+    from transformers import AutoConfig, AutoModel
+
+    folder = Path(folder)
+    if not is_checkpoint_folder(folder):
+        raise FileNotFoundError(f"{folder} is not a rift_fast checkpoint (no {METADATA_FILE})")
+    metadata = json.loads((folder / METADATA_FILE).read_text())
+    encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder))
+    model = RobustClassifier(encoder, metadata["num_classes"])
+    state = {k[len(CLASSIFIER_PREFIX):]: v for k, v in load_file(str(folder / WEIGHTS_FILE)).items()
+             if k.startswith(CLASSIFIER_PREFIX)}
+    model.load_state_dict(state)
+    return model.eval()

@@ -1,0 +1,66 @@
+"""Loading a sequence classifier for a task: a Hugging Face classifier or encoder, or a rift_fast checkpoint,
+with its logits in the task's label order."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from rift_fast.models.checkpoint import is_checkpoint_folder, load_trained_classifier
+from rift_fast.models.labels import LabelMapping, LabelMismatchError, TaskOrderedClassifier, map_labels
+from rift_fast.models.sources import load_config, load_tokenizer, resolve_model_source
+
+CLASSIFICATION_HEAD_SUFFIX = "ForSequenceClassification"  # architectures whose checkpoints carry a trained head
+
+logger = logging.getLogger(__name__)
+
+
+def _has_classification_head(config) -> bool:
+    return any(name.endswith(CLASSIFICATION_HEAD_SUFFIX) for name in config.architectures or ())
+
+
+def _load_hf_classifier(source: str, label_names: tuple[str, ...]):
+    """The Hugging Face classifier at ``source`` and its :class:`LabelMapping` to ``label_names``."""
+    from transformers import AutoModelForSequenceClassification
+
+    config = load_config(source)
+    if not _has_classification_head(config):
+        mapping = LabelMapping(tuple(range(len(label_names))), "new head", label_names, label_names)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+            label2id={name: index for index, name in enumerate(label_names)})
+        return model, mapping
+    mapping = map_labels([config.id2label[index] for index in range(config.num_labels)], label_names)
+    return AutoModelForSequenceClassification.from_pretrained(source, config=config), mapping
+
+
+def load_sequence_classifier(name_or_path: str, label_names: Sequence[str]):
+    """``(model, tokenizer, mapping)``: the classifier with its logits in the order of ``label_names``,
+    its tokenizer and the :class:`LabelMapping` used (see :func:`map_labels`).
+
+    A checkpoint with a classification head keeps it and is mapped by its ``config.id2label`` (wrapped
+    in :class:`TaskOrderedClassifier` when the orders differ; generic names map by id, with one warning);
+    an encoder without a head gets a new one in the task's order; a folder written by ``python -m
+    rift_fast.train`` loads as its :class:`RobustClassifier`, trained in the task's order. Raises
+    :class:`LabelMismatchError` when the labels cannot be matched. A hub id needs network access the
+    first time; its error then says so.
+    """
+    label_names = tuple(label_names)
+    source = resolve_model_source(name_or_path)
+    if is_checkpoint_folder(source):  # written by python -m rift_fast.train
+        model = load_trained_classifier(source)
+        if model.num_classes != len(label_names):
+            raise LabelMismatchError(f"{source} has a {model.num_classes}-class head but the task has "
+                                     f"{len(label_names)} labels {list(label_names)}")
+        mapping = LabelMapping(tuple(range(len(label_names))), "rift_fast checkpoint", label_names, label_names)
+        return model, load_tokenizer(source), mapping
+    try:
+        model, mapping = _load_hf_classifier(source, label_names)
+    except OSError as error:
+        raise OSError(f"could not load model {name_or_path!r} from {source!r}: {error}") from error
+    if mapping.rule == "ids":
+        logger.warning("%s names its labels %s: output i is taken as task label i (%s)", name_or_path,
+                       list(mapping.model_labels), ", ".join(label_names))
+    if not mapping.is_identity:
+        model = TaskOrderedClassifier(model, mapping)
+    return model, load_tokenizer(name_or_path), mapping

@@ -1,0 +1,41 @@
+"""Where encoders and tokenizers come from: the embedded MiniLM, a local folder or a Hugging Face hub id."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+EMBEDDED_MODEL_NAME = "embedded"
+
+
+def resolve_model_source(name_or_path: str) -> str:
+    """``"embedded"`` -> the packaged MiniLM folder; a path must exist; other names go to the hub."""
+    if not name_or_path or not name_or_path.strip():
+        raise ValueError("the model name or path is empty")
+    if name_or_path == EMBEDDED_MODEL_NAME:
+        from rift_fast.resources import embedded_model_dir
+
+        return str(embedded_model_dir())
+    expanded = Path(name_or_path).expanduser()
+    if expanded.exists():
+        if not (expanded / "config.json").is_file():
+            raise FileNotFoundError(f"model folder {expanded} has no config.json (not a saved Hugging Face model)")
+        return str(expanded)
+    # Hub ids are "name" or "owner/name"; anything else that does not exist is a missing path.
+    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1 or os.sep != "/" and os.sep in name_or_path:
+        raise FileNotFoundError(f"model path does not exist: {name_or_path}")
+    return name_or_path  # a hub id such as "bert-base-uncased" or "roberta-base"
+
+
+def load_tokenizer(name_or_path: str):
+    """The model's own (fast) tokenizer."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model_source(name_or_path))
+
+
+def load_config(name_or_path: str):
+    """The model's transformers configuration (``AutoConfig``)."""
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(resolve_model_source(name_or_path))

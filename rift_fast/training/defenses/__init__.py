@@ -1,0 +1,14 @@
+"""Training methods (defenses), one class each, registered by name in :data:`DEFENSES`; see
+:mod:`rift_fast.training.defenses.base` for how to add one."""
+
+from rift_fast.training.defenses.ascc import IMDB_KL_WEIGHT, AsccSettings, AsccTraining, ascc_loss
+from rift_fast.training.defenses.base import DEFENSES, Defense, NoSettings, defense_class, register_defense
+from rift_fast.training.defenses.freelb import FreeLBSettings, FreeLBTraining, freelb_loss
+from rift_fast.training.defenses.rift import PUBLISHED_WEIGHTS, RiftSettings, RiftTraining, rift_loss
+from rift_fast.training.defenses.standard import StandardFineTuning, standard_loss
+
+__all__ = [
+    "DEFENSES", "IMDB_KL_WEIGHT", "PUBLISHED_WEIGHTS", "AsccSettings", "AsccTraining", "Defense", "FreeLBSettings",
+    "FreeLBTraining", "NoSettings", "RiftSettings", "RiftTraining", "StandardFineTuning", "ascc_loss",
+    "defense_class", "freelb_loss", "register_defense", "rift_loss", "standard_loss",
+]

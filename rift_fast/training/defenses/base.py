@@ -1,0 +1,82 @@
+"""The defense registry: every training method is one :class:`Defense` subclass, registered by name.
+
+A defense is the loss of one method on a batch, as a module (so DistributedDataParallel can wrap it
+whole). It names its settings dataclass (published constants as defaults, each with its source),
+says whether it runs ``backward`` itself, and lists its head parameters (weight decay goes there).
+The training loop (:class:`rift_fast.training.loop.Trainer`) and the command line
+(``python -m rift_fast.train --method``) take every registered defense from :data:`DEFENSES`.
+
+Adding a defense: subclass :class:`Defense`, decorate it with ``@register_defense``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, TypeVar
+
+import torch
+from torch import nn
+
+from rift_fast.models import RobustClassifier
+
+Batch = dict[str, torch.Tensor]  # a collated batch: input_ids, attention_mask, token_type_ids, labels, sub_ids
+LossTerms = dict[str, torch.Tensor]  # "loss" (the total) and each named term
+
+
+@dataclass(frozen=True)
+class NoSettings:
+    """Settings of a defense that has none of its own."""
+
+
+class Defense(nn.Module, ABC):
+    """The loss of one training method.
+
+    Subclasses set ``name`` (the ``--method`` value), ``summary`` (one line of ``--help``),
+    ``settings_type`` (a frozen dataclass; its field defaults are the published values and its field
+    metadata ``help`` the command-line help) and ``calls_backward``. ``self.model`` is the trained
+    :class:`RobustClassifier`; other trainable modules are attributes of the defense.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    settings_type: ClassVar[type] = NoSettings
+    calls_backward: ClassVar[bool] = False
+
+    def __init__(self, model: RobustClassifier, settings: Any):
+        super().__init__()
+        if not isinstance(settings, self.settings_type):
+            raise TypeError(f"{self.name} takes {self.settings_type.__name__}, got {type(settings).__name__}")
+        self.model = model
+        self.settings = settings
+
+    @abstractmethod
+    def forward(self, batch: Batch) -> LossTerms:
+        """Loss terms of ``batch`` with their graphs (defenses with ``calls_backward`` instead run
+        backward themselves and return detached terms)."""
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Freshly initialised parameters (weight decay goes there): the classifier's heads by default."""
+        return list(self.model.head_parameters())
+
+
+DefenseType = TypeVar("DefenseType", bound=type[Defense])
+DEFENSES: dict[str, type[Defense]] = {}
+
+
+def register_defense(defense: DefenseType) -> DefenseType:
+    """Class decorator: make ``defense`` available under ``defense.name`` (raises ValueError on a clash)."""
+    if defense.name in DEFENSES:
+        raise ValueError(f"a defense named {defense.name!r} is registered already ({DEFENSES[defense.name].__name__})")
+    DEFENSES[defense.name] = defense
+    return defense
+
+
+def defense_class(name: str) -> type[Defense]:
+    """The registered defense ``name``; raises ValueError naming the registered ones."""
+    if name not in DEFENSES:
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(sorted(DEFENSES))}")
+    return DEFENSES[name]
+
+
+BackwardFunction = Callable[[torch.Tensor], None]

@@ -1,0 +1,132 @@
+"""FreeLB (Zhu et al., ICLR 2020): adversarial training in the embedding space, free large-batch style.
+
+It calls ``backward`` once per ascent step (the parameter gradients accumulate over the steps), so the
+training loop lets it run backward itself and, under torchrun, averages the gradients over the
+processes once per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from rift_fast.models.classifier import unwrap
+from rift_fast.training.defenses.base import Batch, Defense, LossTerms, register_defense
+
+
+@dataclass(frozen=True)
+class FreeLBSettings:
+    """FreeLB settings. The defaults are the BERT-base setting common in robustness benchmarks built
+    on the authors' Hugging Face code (5 ascent steps, step 0.03, random start of l2 size 0.05,
+    no norm bound); the FreeLB paper itself tunes these per GLUE task and publishes no single BERT
+    default. ``adv_max_norm > 0`` bounds each example's perturbation (l2: projection onto the ball;
+    linf: clamping). ``perturb``: ``"word"`` = the word embeddings, as the paper and its code (the
+    encoder then adds positions and types and applies LayerNorm); ``"output"`` = the embedding-layer
+    output (after LayerNorm)."""
+
+    adv_steps: int = field(default=5, metadata={"help": "FreeLB ascent steps (one backward each)"})
+    adv_lr: float = field(default=0.03, metadata={"help": "FreeLB ascent step size"})
+    adv_init_mag: float = field(default=0.05, metadata={"help": "FreeLB random start, l2 size (0: no random start)"})
+    adv_max_norm: float = field(default=0.0, metadata={"help": "FreeLB bound on each perturbation (0: none)"})
+    norm_type: str = field(default="l2", metadata={"help": "FreeLB norm", "choices": ("l2", "linf")})
+    perturb: str = field(default="word", metadata={
+        "help": "FreeLB perturbs the word embeddings or the embedding-layer output", "choices": ("word", "output")})
+
+    def __post_init__(self):
+        if self.adv_steps < 1:
+            raise ValueError(f"adv_steps must be at least 1, got {self.adv_steps}")
+        if self.norm_type not in ("l2", "linf"):
+            raise ValueError(f"norm_type must be 'l2' or 'linf', got {self.norm_type!r}")
+        if self.perturb not in ("word", "output"):
+            raise ValueError(f"perturb must be 'word' or 'output', got {self.perturb!r}")
+        if self.adv_lr < 0 or self.adv_init_mag < 0 or self.adv_max_norm < 0:
+            raise ValueError("adv_lr, adv_init_mag and adv_max_norm must be >= 0")
+
+
+def _initial_delta(embeds, mask, settings, generator):
+    if settings.adv_init_mag <= 0:
+        return torch.zeros_like(embeds)
+    noise = torch.rand(embeds.shape, generator=generator, device=embeds.device, dtype=embeds.dtype) * 2 - 1
+    noise = noise * mask.unsqueeze(-1)
+    if settings.norm_type == "l2":
+        dims = mask.sum(1) * embeds.shape[-1]  # tokens * H per example
+        return noise * (settings.adv_init_mag / dims.sqrt()).view(-1, 1, 1)
+    return noise * settings.adv_init_mag
+
+
+def _ascent(delta, grad, settings):
+    flat = grad.reshape(grad.shape[0], -1)
+    if settings.norm_type == "l2":
+        denom = flat.norm(dim=1).clamp_min(1e-8).view(-1, 1, 1)
+        delta = delta + settings.adv_lr * grad / denom
+        if settings.adv_max_norm > 0:
+            norms = delta.reshape(delta.shape[0], -1).float().norm(dim=1)
+            scale = torch.where(norms > settings.adv_max_norm, settings.adv_max_norm / norms, torch.ones_like(norms))
+            delta = delta * scale.to(delta.dtype).view(-1, 1, 1)
+    else:
+        denom = flat.abs().amax(dim=1).clamp_min(1e-8).view(-1, 1, 1)
+        delta = delta + settings.adv_lr * grad / denom
+        if settings.adv_max_norm > 0:
+            delta = delta.clamp(-settings.adv_max_norm, settings.adv_max_norm)
+    return delta.detach()
+
+
+def freelb_loss(model, input_ids, attention_mask, labels, token_type_ids=None, settings: FreeLBSettings | None = None,
+                backward=None, generator=None) -> dict:
+    """FreeLB: ``adv_steps`` ascent steps on a perturbation delta, parameter gradients accumulated.
+
+    At step t the model sees ``embeds + delta_t`` and ``CE / adv_steps`` is back-propagated
+    (``backward(loss)``, default ``loss.backward()``; pass e.g. a GradScaler's scaled backward), so
+    the parameter gradients after the call are those of the mean loss over the steps. Between steps
+    ``delta <- delta + adv_lr * g / ||g||`` (g = d loss / d delta, per-example norm over [L, H]),
+    then the projection when ``adv_max_norm > 0``. delta starts uniform in [-1, 1] on real tokens,
+    scaled to l2 size ``adv_init_mag`` (per example: / sqrt(tokens * H)), or 0. Dropout masks are
+    drawn afresh at every step (the authors' code reuses one set of masks across the steps).
+
+    Returns ``{"loss", "ce"}`` (detached: the mean CE over the steps; backward is already done) and
+    ``"delta_norm"`` (mean per-example l2 norm of the last delta). Do NOT call backward on them.
+    """
+    settings = settings or FreeLBSettings()
+    backward = backward or (lambda loss: loss.backward())
+
+    inner = unwrap(model)
+
+    def base():
+        if settings.perturb == "word":
+            return inner.word_embeddings(input_ids)
+        return inner.embedding_output(input_ids, token_type_ids)
+
+    embeds = base()
+    mask = (attention_mask if attention_mask is not None else torch.ones_like(input_ids)).to(embeds.dtype)
+    delta = _initial_delta(embeds.detach(), mask, settings, generator)
+    total = torch.zeros((), device=embeds.device)
+    for step in range(settings.adv_steps):
+        delta.requires_grad_(True)
+        if settings.perturb == "word":
+            logits, _ = model(input_ids, attention_mask, token_type_ids, word_embeds=embeds + delta)
+        else:
+            logits, _ = model(attention_mask=attention_mask, token_type_ids=token_type_ids,
+                              inputs_embeds=embeds + delta)
+        loss = F.cross_entropy(logits, labels) / settings.adv_steps
+        backward(loss)
+        total = total + loss.detach().float()
+        if step == settings.adv_steps - 1:
+            break
+        delta = _ascent(delta.detach(), delta.grad.detach(), settings)
+        embeds = base()  # the previous graph was freed by backward
+    delta_norm = delta.detach().reshape(delta.shape[0], -1).float().norm(dim=1).mean()
+    return {"loss": total, "ce": total, "delta_norm": delta_norm}
+
+
+@register_defense
+class FreeLBTraining(Defense):
+    name = "freelb"
+    summary = "FreeLB ascent on the word embeddings (Zhu et al. 2020); runs backward itself"
+    settings_type = FreeLBSettings
+    calls_backward = True
+
+    def forward(self, batch: Batch) -> LossTerms:
+        return freelb_loss(self.model, batch["input_ids"], batch["attention_mask"], batch["labels"],
+                           batch["token_type_ids"], settings=self.settings)

@@ -1,0 +1,24 @@
+"""Standard fine-tuning: cross-entropy of the clean batch."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+
+from rift_fast.training.defenses.base import Batch, Defense, LossTerms, register_defense
+
+
+def standard_loss(model, input_ids, attention_mask, labels, token_type_ids=None) -> LossTerms:
+    """``{"loss", "ce"}``: cross-entropy of the clean batch (``model``: a RobustClassifier or its DDP wrapper)."""
+    logits, _ = model(input_ids, attention_mask, token_type_ids)
+    ce = F.cross_entropy(logits, labels)
+    return {"loss": ce, "ce": ce}
+
+
+@register_defense
+class StandardFineTuning(Defense):
+    name = "standard"
+    summary = "cross-entropy on clean inputs"
+
+    def forward(self, batch: Batch) -> LossTerms:
+        return standard_loss(self.model, batch["input_ids"], batch["attention_mask"], batch["labels"],
+                             batch["token_type_ids"])

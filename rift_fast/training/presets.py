@@ -1,0 +1,45 @@
+"""Task presets: the published RIFT settings of each task (RIFT_SPEC, Dong et al., NeurIPS 2021) and the
+embedded CPU-sized run. ``python -m rift_fast.train --task NAME`` fills every option left unset from
+one of them, and :class:`rift_fast.training.loop.TrainSettings` takes its defaults from the IMDB one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from rift_fast.training.adversary import ADVERSARY_STEPS
+from rift_fast.training.defenses.rift import PUBLISHED_WEIGHTS
+
+
+@dataclass(frozen=True)
+class TaskPreset:
+    """Published RIFT settings of a task (RIFT_SPEC), or the embedded CPU-sized ones."""
+
+    dataset: str
+    kl_weight: float
+    mi_weight: float
+    batch_size: int
+    max_length: int
+    epochs: int
+    lr: float = 2e-5
+    warmup_epochs: float = 2.0
+    adversary_steps: int = ADVERSARY_STEPS
+    train_size: int | None = None  # None: the whole training split
+    dev_examples: int = 1000
+    dev_adversary_steps: int = ADVERSARY_STEPS
+    test_examples: int = 1000
+    ga_population: int = 60
+    ga_generations: int = 40
+
+
+TASK_PRESETS = {
+    "imdb": TaskPreset("imdb", *PUBLISHED_WEIGHTS["imdb"], batch_size=32, max_length=300, epochs=20),
+    "snli": TaskPreset("snli", *PUBLISHED_WEIGHTS["snli"], batch_size=120, max_length=80, epochs=20),
+    # Sized for about 20 minutes on a 2-core CPU: fewer examples, epochs and adversary steps, a smaller GA,
+    # and a larger learning rate (chosen on the dev split) because there are few steps.
+    "embedded": TaskPreset("rotten_tomatoes", *PUBLISHED_WEIGHTS["imdb"], batch_size=32, max_length=64, epochs=3,
+                           lr=1e-4, warmup_epochs=0.5, adversary_steps=5, train_size=2000, dev_examples=200,
+                           dev_adversary_steps=5, test_examples=100, ga_population=16, ga_generations=8),
+}
+PUBLISHED_PRESET = TASK_PRESETS["imdb"]
+# The options a preset fills when left unset (its dataset fills --dataset).
+PRESET_FIELDS = tuple(f.name for f in fields(TaskPreset) if f.name != "dataset")

@@ -1,0 +1,104 @@
+"""Adding a defense or an attack takes one class and one registry line; the package has no import
+circle, and the attack command line does not import the training code."""
+
+import ast
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import torch.nn.functional as F
+
+from rift_fast import train
+from rift_fast.training.defenses import DEFENSES, Defense, register_defense
+
+PACKAGE = Path(__file__).resolve().parents[1] / "rift_fast"
+
+
+@dataclass(frozen=True)
+class LabelSmoothingSettings:
+    smoothing: float = field(default=0.1, metadata={"help": "label smoothing of the toy defense"})
+
+
+class LabelSmoothing(Defense):
+    name = "toy-smoothing"
+    summary = "cross-entropy with label smoothing (a toy defense of the tests)"
+    settings_type = LabelSmoothingSettings
+
+    def forward(self, batch):
+        logits, _ = self.model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        ce = F.cross_entropy(logits, batch["labels"], label_smoothing=self.settings.smoothing)
+        return {"loss": ce, "ce": ce}
+
+
+@pytest.fixture
+def toy_defense():
+    register_defense(LabelSmoothing)  # the one registry line
+    yield LabelSmoothing
+    DEFENSES.pop(LabelSmoothing.name)
+
+
+def test_a_toy_defense_is_one_class_and_one_registry_line(toy_defense, tiny_model_dir, tmp_path):
+    args = train.build_parser().parse_args(["--method", "toy-smoothing", "--smoothing", "0.2"])
+    assert args.method == ["toy-smoothing"] and args.smoothing == 0.2
+    method_help = train.build_parser()._option_string_actions["--method"].help
+    assert "toy-smoothing: cross-entropy with label smoothing" in method_help
+    output = tmp_path / "run"
+    argv = ["--model", str(tiny_model_dir), "--method", "toy-smoothing", "--train-size", "16", "--epochs", "1",
+            "--batch-size", "8", "--max-length", "16", "--dev-examples", "4", "--test-examples", "2",
+            "--ga-population", "2", "--ga-generations", "1", "--dev-adversary-steps", "1", "--output-dir", str(output)]
+    assert train.main(argv) == 0
+    assert (output / "toy-smoothing" / "best" / "model.safetensors").exists()
+
+
+def test_registering_a_name_twice_is_refused(toy_defense):
+    with pytest.raises(ValueError, match="a defense named 'toy-smoothing' is registered already"):
+        register_defense(toy_defense)
+
+
+def _imports_of(path: Path) -> set[str]:
+    """Every rift_fast module a file imports, at module level or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return {name for name in found if name.startswith("rift_fast")}
+
+
+def _import_graph() -> dict[str, set[str]]:
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in modules.items():
+        # "from a.b import c" names module a.b.c when c is a module, else a.b.
+        graph[name] = {imported for imported in _imports_of(path) if imported in modules and imported != name}
+    return graph
+
+
+def _reachable(graph, start):
+    seen, stack = set(), [start]
+    while stack:
+        for nxt in graph[stack.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
+def test_the_package_has_no_import_circle():
+    graph = _import_graph()
+    # A package importing its own submodules (its __init__) is not a circle; anything else is.
+    circles = sorted(name for name in graph
+                     if any(name in _reachable(graph, nxt) and not nxt.startswith(name + ".")
+                            and not name.startswith(nxt + ".") for nxt in graph[name]))
+    assert circles == []
+
+
+def test_the_attack_command_line_does_not_import_training():
+    reached = _reachable(_import_graph(), "rift_fast.attack")
+    assert "rift_fast.models.checkpoint" in reached
+    assert not any(name.startswith("rift_fast.training") for name in reached)
