@@ -1,15 +1,13 @@
 // Declarations of rift_fast's compiled ops. Each op has a CPU twin (csrc/cpu) and, in CUDA
-// builds, a CUDA kernel (csrc/cuda launching csrc/kernels); both are registered under the torch
-// library namespace `rift_fast` in torch_bindings.cpp and dispatched by torch on the device.
+// builds, a CUDA launcher (csrc/cuda launching rift_fast/kernels); both are registered under the
+// torch library namespace `rift_fast` in torch_bindings.cpp and dispatched by torch on the device.
+// Their input checks live in checks.h.
 #pragma once
 
 #include <torch/library.h>
 #include <ATen/ATen.h>
 
 namespace rift_fast {
-
-// Checks shared by the CPU and CUDA implementations of gather_neighbours; throws a clear error.
-void check_gather_neighbours_inputs(const at::Tensor& token_ids, const at::Tensor& neighbour_table);
 
 // token_ids [B, L] int64, neighbour_table [V, K] int32/int64 (-1 pads)
 //   -> [B, L, 1 + K] int64: slot 0 is the token itself, slots 1..K its neighbours (-1 pads).
@@ -26,9 +24,9 @@ struct SubstitutionScoresBuffers {
   SubstitutionScoresResult result() const { return {scores, best_score, best_slot, top_score, top_position, top_slot}; }
 };
 
-// Shared by the CPU and CUDA implementations of substitution_scores: checks shapes, dtypes, devices,
-// topk >= 0 and token/table id ranges (throws a clear error), then makes the inputs contiguous and
-// allocates the outputs on the inputs' device (call under the device guard).
+// Shared by the CPU and CUDA implementations of substitution_scores (buffers.cpp): checks the inputs
+// (check_substitution_scores_inputs), then makes them contiguous and allocates the outputs on the
+// inputs' device (call under the device guard).
 SubstitutionScoresBuffers prepare_substitution_scores(const at::Tensor& token_ids, const at::Tensor& neighbour_table,
                                                       const at::Tensor& embeddings, const at::Tensor& grad,
                                                       const std::optional<at::Tensor>& attack_mask, int64_t topk);
@@ -45,12 +43,6 @@ SubstitutionScoresResult substitution_scores_cpu(
 SubstitutionScoresResult substitution_scores_cuda(
     const at::Tensor& token_ids, const at::Tensor& neighbour_table, const at::Tensor& embeddings,
     const at::Tensor& grad, const std::optional<at::Tensor>& attack_mask, int64_t topk);
-
-// Checks shared by the CPU and CUDA implementations of build_perturbation_batch (shapes, dtypes,
-// devices); the implementations also check ranges, group coverage and conflicting edits.
-void check_perturbation_batch_inputs(const at::Tensor& token_ids, const at::Tensor& edit_example,
-                                     const at::Tensor& edit_position, const at::Tensor& edit_token,
-                                     const at::Tensor& edit_group, int64_t num_groups);
 
 // token_ids [B, L] int64; edits [M] int64 each (base row, position, new token, query group in
 // [0, num_groups)) -> (query_ids [U, L] int64, inverse [num_groups] int64, query_example [U] int64).

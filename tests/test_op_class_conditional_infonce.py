@@ -180,7 +180,7 @@ def test_bad_inputs_raise_before_dispatch(case, monkeypatch):
     def no_dispatch(*args, **kwargs):
         raise AssertionError("dispatched before validating")
 
-    monkeypatch.setattr(op, "choose_backend", no_dispatch)
+    monkeypatch.setattr(op.BACKEND_TABLE, "choose", no_dispatch)
     args, word = _bad_cases()[case]
     with pytest.raises(ValueError, match=word):
         class_conditional_infonce(*args, backend="triton")

@@ -38,16 +38,16 @@ def _inputs(batch, length, slots, hidden, dtype=torch.float32, weight_dtype=torc
         sub_ids[..., -1] = sub_ids[..., 0]
     if batch * length > 1:
         sub_ids[-1, -1, :] = -1
-    args = dict(
-        weights=torch.rand(batch, length, slots, generator=gen).softmax(-1).to(weight_dtype),
-        sub_ids=sub_ids,
-        word_emb=torch.randn(VOCAB, hidden, generator=gen).to(dtype),
-        pos_emb=(0.5 * torch.randn(POSITIONS, hidden, generator=gen)).to(dtype),
-        type_emb=(0.5 * torch.randn(TYPES, hidden, generator=gen)).to(dtype),
-        ln_weight=(1 + 0.2 * torch.randn(hidden, generator=gen)).to(dtype),
-        ln_bias=(0.2 * torch.randn(hidden, generator=gen)).to(dtype),
-        eps=1e-12,
-    )
+    args = {
+        "weights": torch.rand(batch, length, slots, generator=gen).softmax(-1).to(weight_dtype),
+        "sub_ids": sub_ids,
+        "word_emb": torch.randn(VOCAB, hidden, generator=gen).to(dtype),
+        "pos_emb": (0.5 * torch.randn(POSITIONS, hidden, generator=gen)).to(dtype),
+        "type_emb": (0.5 * torch.randn(TYPES, hidden, generator=gen)).to(dtype),
+        "ln_weight": (1 + 0.2 * torch.randn(hidden, generator=gen)).to(dtype),
+        "ln_bias": (0.2 * torch.randn(hidden, generator=gen)).to(dtype),
+        "eps": 1e-12,
+    }
     if custom_ids:
         args["position_ids"] = torch.randint(0, POSITIONS, (batch, length), generator=gen)
         args["token_type_ids"] = torch.randint(0, TYPES, (batch, length), generator=gen)

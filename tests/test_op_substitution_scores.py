@@ -184,25 +184,26 @@ def _bad_cases():
     ids, table, embeddings, grad, mask = _inputs(2, 3, 10, 2, 4, mask_fraction=0.5)
     meta = torch.device("meta")
     return [
-        (dict(token_ids=ids[0]), r"token_ids must be \[B, L\] int64"),
-        (dict(token_ids=ids.int()), r"token_ids must be \[B, L\] int64"),
-        (dict(neighbour_table=table.float()), "neighbour_table must be"),
-        (dict(neighbour_table=table[:, :0]), "K=0"),
-        (dict(embeddings=embeddings.double(), grad=grad.double()), "embeddings must be"),
-        (dict(grad=grad[:, :2]), r"grad must be \[2, 3, 4\]"),
-        (dict(grad=grad.half()), "grad must be .* of dtype torch.float32"),
-        (dict(attack_mask=mask.int()), "attack_mask must be"),
-        (dict(attack_mask=mask[:1]), "attack_mask must be"),
-        (dict(topk=-1), "topk must be an int >= 0"),
-        (dict(topk=2.0), "topk must be an int >= 0"),
-        (dict(token_ids=torch.full((2, 3), 10)), r"token_ids must lie in \[0, 10\)"),
-        (dict(token_ids=torch.full((2, 3), -1)), r"token_ids must lie in \[0, 10\)"),
-        (dict(embeddings=embeddings[:5]), r"token_ids must lie in \[0, 5\)|neighbour_table entries"),
-        (dict(neighbour_table=torch.full((10, 2), -2)), r"neighbour_table entries must lie in \[-1, 10\)"),
-        (dict(neighbour_table=torch.full((10, 2), 10)), r"neighbour_table entries must lie in \[-1, 10\)"),
-        (dict(grad=grad.to(meta)), "grad is on meta"),
-        (dict(attack_mask=mask.to(meta)), "attack_mask is on meta"),
-    ], dict(token_ids=ids, neighbour_table=table, embeddings=embeddings, grad=grad, attack_mask=mask, topk=2)
+        ({"token_ids": ids[0]}, r"token_ids must be \[B, L\] int64"),
+        ({"token_ids": ids.int()}, r"token_ids must be \[B, L\] int64"),
+        ({"neighbour_table": table.float()}, "neighbour_table must be"),
+        ({"neighbour_table": table[:, :0]}, "K=0"),
+        ({"embeddings": embeddings.double(), "grad": grad.double()}, "embeddings must be"),
+        ({"grad": grad[:, :2]}, r"grad must be \[2, 3, 4\]"),
+        ({"grad": grad.half()}, "grad must be .* of dtype torch.float32"),
+        ({"attack_mask": mask.int()}, "attack_mask must be"),
+        ({"attack_mask": mask[:1]}, "attack_mask must be"),
+        ({"topk": -1}, "topk must be an int >= 0"),
+        ({"topk": 2.0}, "topk must be an int >= 0"),
+        ({"token_ids": torch.full((2, 3), 10)}, r"token_ids must lie in \[0, 10\)"),
+        ({"token_ids": torch.full((2, 3), -1)}, r"token_ids must lie in \[0, 10\)"),
+        ({"embeddings": embeddings[:5]}, r"token_ids must lie in \[0, 5\)|neighbour_table entries"),
+        ({"neighbour_table": torch.full((10, 2), -2)}, r"neighbour_table entries must lie in \[-1, 10\)"),
+        ({"neighbour_table": torch.full((10, 2), 10)}, r"neighbour_table entries must lie in \[-1, 10\)"),
+        ({"grad": grad.to(meta)}, "grad is on meta"),
+        ({"attack_mask": mask.to(meta)}, "attack_mask is on meta"),
+    ], {"token_ids": ids, "neighbour_table": table, "embeddings": embeddings, "grad": grad, "attack_mask": mask,
+        "topk": 2}
 
 
 @pytest.mark.parametrize("case", range(len(_bad_cases()[0])))
@@ -216,10 +217,10 @@ def test_bad_inputs_raise_before_launch(case):
 @pytest.mark.skipif(not compiled_op_available("substitution_scores", torch.device("cpu")),
                     reason="rift_fast._C not built")
 @pytest.mark.parametrize("override,message", [
-    (dict(token_ids=torch.full((2, 3), 10)), r"token ids must lie in \[0, 10\)"),
-    (dict(neighbour_table=torch.full((10, 2), -2, dtype=torch.int32)), "neighbour_table entries"),
-    (dict(neighbour_table=torch.zeros(10, 0, dtype=torch.int32)), "K=0"),
-    (dict(topk=-1), "topk must be >= 0"),
+    ({"token_ids": torch.full((2, 3), 10)}, r"token ids must lie in \[0, 10\)"),
+    ({"neighbour_table": torch.full((10, 2), -2, dtype=torch.int32)}, "neighbour_table entries"),
+    ({"neighbour_table": torch.zeros(10, 0, dtype=torch.int32)}, "K=0"),
+    ({"topk": -1}, "topk must be >= 0"),
 ])
 def test_compiled_op_checks_its_inputs_too(override, message):
     from rift_fast import _custom_ops
@@ -233,3 +234,14 @@ def test_forcing_an_unavailable_backend_raises():
     ids, table, embeddings, grad, _ = _inputs(1, 1, 2, 1, 2)
     with pytest.raises(BackendUnavailable):
         substitution_scores(ids, table, embeddings, grad, backend="cuda")
+
+
+@pytest.mark.skipif(not compiled_op_available("substitution_scores", torch.device("cpu")),
+                    reason="rift_fast._C not built")
+@pytest.mark.parametrize("dtype,table_dtype,mask_fraction,topk", [
+    (torch.float32, torch.int64, None, 3), (torch.bfloat16, torch.int32, 0.3, 0), (torch.float16, torch.int64, 0.5, 40),
+])
+def test_opcheck(dtype, table_dtype, mask_fraction, topk):
+    """Schema, fake kernel (shapes under torch.compile) and autograd registration of the compiled op."""
+    inputs = _inputs(2, 5, 30, 4, 8, dtype=dtype, table_dtype=table_dtype, mask_fraction=mask_fraction)
+    torch.library.opcheck(torch.ops.rift_fast.substitution_scores.default, (*inputs, topk))

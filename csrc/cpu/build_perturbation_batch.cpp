@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../checks.h"
 #include "../ops.h"
 
 namespace rift_fast {
@@ -32,8 +33,8 @@ uint64_t row_hash(int64_t example, const int64_t* row, int64_t length) {
 std::tuple<at::Tensor, at::Tensor, at::Tensor> build_perturbation_batch_cpu(
     const at::Tensor& token_ids, const at::Tensor& edit_example, const at::Tensor& edit_position,
     const at::Tensor& edit_token, const at::Tensor& edit_group, int64_t num_groups) {
-  check_perturbation_batch_inputs(token_ids, edit_example, edit_position, edit_token, edit_group, num_groups);
-  const int64_t batch = token_ids.size(0), length = token_ids.size(1), num_edits = edit_example.size(0);
+  check_build_perturbation_batch_inputs(token_ids, edit_example, edit_position, edit_token, edit_group, num_groups);
+  const int64_t length = token_ids.size(1), num_edits = edit_example.size(0);
   auto ids = token_ids.contiguous();
   auto example_t = edit_example.contiguous(), position_t = edit_position.contiguous();
   auto token_t = edit_token.contiguous(), group_t = edit_group.contiguous();
@@ -43,16 +44,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> build_perturbation_batch_cpu(
   const int64_t* token = token_t.data_ptr<int64_t>();
   const int64_t* group = group_t.data_ptr<int64_t>();
 
-  // Validate, find each group's base row, and bucket the edits by group (stable).
+  // Find each group's base row and bucket the edits by group (stable); the ranges are checked above.
   std::vector<int64_t> group_example(num_groups, -1), offsets(num_groups + 1, 0), order(num_edits);
   for (int64_t m = 0; m < num_edits; ++m) {
-    TORCH_CHECK(group[m] >= 0 && group[m] < num_groups, "build_perturbation_batch: edit_group[", m, "] = ", group[m],
-                " is outside [0, ", num_groups, ")");
-    TORCH_CHECK(example[m] >= 0 && example[m] < batch, "build_perturbation_batch: edit_example[", m, "] = ",
-                example[m], " is outside [0, ", batch, ")");
-    TORCH_CHECK(position[m] >= 0 && position[m] < length, "build_perturbation_batch: edit_position[", m, "] = ",
-                position[m], " is outside [0, ", length, ")");
-    TORCH_CHECK(token[m] >= 0, "build_perturbation_batch: edit_token[", m, "] = ", token[m], " is negative");
     int64_t& owner = group_example[group[m]];
     TORCH_CHECK(owner < 0 || owner == example[m], "build_perturbation_batch: group ", group[m],
                 " has edits on base rows ", owner, " and ", example[m]);

@@ -1,4 +1,4 @@
-// Torch launcher of the build_perturbation_batch CUDA kernels (csrc/kernels/build_perturbation_batch.cuh).
+// Torch launcher of the build_perturbation_batch CUDA kernels (rift_fast/kernels/build_perturbation_batch.cuh).
 // Kernels copy, edit and hash the [Q, L] rows; deduplication is torch ops: torch.unique of the 64-bit
 // row hashes, an equality check of every row against its class's first row (exact unique over the
 // rows if a hash collision ever merged different rows), then a reorder to first appearance.
@@ -6,7 +6,8 @@
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
-#include "../kernels/build_perturbation_batch.cuh"
+#include "../../rift_fast/kernels/build_perturbation_batch.cuh"
+#include "../checks.h"
 #include "../ops.h"
 
 namespace rift_fast {
@@ -50,21 +51,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> deduplicate(const at::Tensor& row
 std::tuple<at::Tensor, at::Tensor, at::Tensor> build_perturbation_batch_cuda(
     const at::Tensor& token_ids, const at::Tensor& edit_example, const at::Tensor& edit_position,
     const at::Tensor& edit_token, const at::Tensor& edit_group, int64_t num_groups) {
-  check_perturbation_batch_inputs(token_ids, edit_example, edit_position, edit_token, edit_group, num_groups);
   const c10::cuda::CUDAGuard guard(token_ids.device());
-  const int64_t batch = token_ids.size(0), length = token_ids.size(1), num_edits = edit_example.size(0);
+  check_build_perturbation_batch_inputs(token_ids, edit_example, edit_position, edit_token, edit_group, num_groups);
+  const int64_t length = token_ids.size(1), num_edits = edit_example.size(0);
   auto ids = token_ids.contiguous();
   auto example = edit_example.contiguous(), position = edit_position.contiguous();
   auto token = edit_token.contiguous(), group = edit_group.contiguous();
   const auto opts = ids.options();
-  // Out-of-range edits must be an error, never an illegal memory access (one synchronisation).
-  if (num_edits > 0) {
-    const auto ok = at::stack({example.min() >= 0, example.max() < batch, position.min() >= 0,
-                               position.max() < length, token.min() >= 0, group.min() >= 0,
-                               group.max() < num_groups}).all().item<bool>();
-    TORCH_CHECK(ok, "build_perturbation_batch: an edit has an example outside [0, ", batch,
-                "), a position outside [0, ", length, "), a negative token or a group outside [0, ", num_groups, ")");
-  }
   auto group_example = at::full({num_groups}, -1, opts).scatter_(0, group, example);
   if (num_groups > 0) {
     TORCH_CHECK(!(group_example < 0).any().item<bool>(), "build_perturbation_batch: a group has no edit");
@@ -95,7 +88,5 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> build_perturbation_batch_cuda(
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return deduplicate(rows, group_example, hashes);
 }
-
-TORCH_LIBRARY_IMPL(rift_fast, CUDA, m) { m.impl("build_perturbation_batch", &build_perturbation_batch_cuda); }
 
 }  // namespace rift_fast

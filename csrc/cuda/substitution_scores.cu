@@ -1,10 +1,10 @@
-// Torch launcher of the substitution_scores CUDA kernels (csrc/kernels/substitution_scores.cuh):
+// Torch launcher of the substitution_scores CUDA kernels (rift_fast/kernels/substitution_scores.cuh):
 // the warp-per-candidate scoring kernel, then the per-position best and per-sequence top-k kernels.
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
-#include "../kernels/substitution_scores.cuh"
+#include "../../rift_fast/kernels/substitution_scores.cuh"
 #include "../ops.h"
 
 namespace rift_fast {
@@ -81,7 +81,5 @@ SubstitutionScoresResult substitution_scores_cuda(const at::Tensor& token_ids, c
   }
   return buffers.result();
 }
-
-TORCH_LIBRARY_IMPL(rift_fast, CUDA, m) { m.impl("substitution_scores", &substitution_scores_cuda); }
 
 }  // namespace rift_fast

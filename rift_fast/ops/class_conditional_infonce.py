@@ -26,7 +26,7 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-from rift_fast.ops.dispatch import choose_backend
+from rift_fast.ops.dispatch import OpBackends
 
 try:
     import triton
@@ -34,15 +34,14 @@ try:
 except ImportError:  # triton is optional: the reference backend serves every call without it
     triton = None
 
-OP_NAME = "class_conditional_infonce"
-IMPLEMENTED = ("triton", "reference")
 NORM_EPS = 1e-12  # as F.normalize
 # The InfoNCE temperature of RIFT (Dong et al., NeurIPS 2021; RIFT_SPEC step 2).
 RIFT_TEMPERATURE = 0.2
 _SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 
 
-def class_conditional_infonce_reference(student, teacher, labels, temperature=RIFT_TEMPERATURE):
+def class_conditional_infonce_reference(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor,
+                                        temperature: float = RIFT_TEMPERATURE) -> torch.Tensor:
     """Plain-torch ground truth. student, teacher: [B, P] float; labels: [B] int; returns a 0-d loss (nats)."""
     s = F.normalize(student, dim=-1, eps=NORM_EPS)
     t = F.normalize(teacher, dim=-1, eps=NORM_EPS)
@@ -240,7 +239,7 @@ def _launch_args(student, teacher, labels, temperature):
         batch, features, student.stride(0), student.stride(1), teacher.stride(0), teacher.stride(1),
         labels.stride(0), 1.0 / temperature,
     )
-    meta = dict(BLOCK_I=block_i, BLOCK_J=block_j, BLOCK_P=block_p, CDTYPE=cdtype)
+    meta = {"BLOCK_I": block_i, "BLOCK_J": block_j, "BLOCK_P": block_p, "CDTYPE": cdtype}
     return args, meta
 
 
@@ -284,7 +283,7 @@ class ClassConditionalInfoNCEFunction(torch.autograd.Function):
 def _validate(student, teacher, labels, temperature):
     for name, x in (("student", student), ("teacher", teacher), ("labels", labels)):
         if not isinstance(x, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")  # noqa: TRY004
     if student.dim() != 2:
         raise ValueError(f"student must be 2-D [B, P], got shape {tuple(student.shape)}")
     if teacher.shape != student.shape:
@@ -307,14 +306,26 @@ def _validate(student, teacher, labels, temperature):
             f"student, teacher and labels must share a device, got {student.device}, {teacher.device}, {labels.device}"
         )
     if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
-        raise ValueError(f"temperature must be a real number, got {type(temperature).__name__}")
+        raise ValueError(f"temperature must be a real number, got {type(temperature).__name__}")  # noqa: TRY004
     if not (math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be finite and > 0, got {temperature}")
     if bool((labels < 0).any()):  # one host sync over B integers
         raise ValueError("labels must be non-negative")
 
 
-def class_conditional_infonce(student, teacher, labels, temperature=RIFT_TEMPERATURE, backend=None):
+def _class_conditional_infonce_triton(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor,
+                                      temperature: float) -> torch.Tensor:
+    return ClassConditionalInfoNCEFunction.apply(student, teacher, labels, float(temperature))
+
+
+BACKEND_TABLE = OpBackends("class_conditional_infonce", {
+    "triton": _class_conditional_infonce_triton,
+    "reference": class_conditional_infonce_reference,
+})
+
+
+def class_conditional_infonce(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor,
+                              temperature: float = RIFT_TEMPERATURE, backend: str | None = None) -> torch.Tensor:
     """Class-conditional InfoNCE loss of RIFT.
 
     student, teacher: [B, P] float32/bfloat16/float16/float64 on one device; labels: [B] non-negative
@@ -324,7 +335,4 @@ def class_conditional_infonce(student, teacher, labels, temperature=RIFT_TEMPERA
     ``backend``: ``None``/``"auto"``, ``"triton"`` or ``"reference"`` (see :mod:`rift_fast.ops.dispatch`).
     """
     _validate(student, teacher, labels, temperature)
-    chosen = choose_backend(OP_NAME, student.device, IMPLEMENTED, backend)
-    if chosen == "triton":
-        return ClassConditionalInfoNCEFunction.apply(student, teacher, labels, float(temperature))
-    return class_conditional_infonce_reference(student, teacher, labels, temperature)
+    return BACKEND_TABLE.run(student.device, backend, student, teacher, labels, temperature)

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
-from rift_fast.ops.dispatch import choose_backend
+from rift_fast.ops.dispatch import OpBackends
 
 try:
     import triton
@@ -39,15 +40,15 @@ try:
 except ImportError:  # triton is optional: the reference backend serves every call without it
     triton = None
 
-OP_NAME = "convex_hull_embedding"
-IMPLEMENTED = ("triton", "reference")
 _FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 _ID_DTYPES = (torch.int32, torch.int64)
 
 
 def convex_hull_embedding_reference(
-    weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, eps=1e-12, position_ids=None, token_type_ids=None
-):
+    weights: torch.Tensor, sub_ids: torch.Tensor, word_emb: torch.Tensor, pos_emb: torch.Tensor,
+    type_emb: torch.Tensor, ln_weight: torch.Tensor, ln_bias: torch.Tensor, eps: float = 1e-12,
+    position_ids: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Plain-torch ground truth (differentiable by autograd); arguments as :func:`convex_hull_embedding`."""
     batch, length, _ = sub_ids.shape
     if position_ids is None:
@@ -109,14 +110,14 @@ if triton is not None:
         BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr, CDTYPE: tl.constexpr,
     ):
         """out[r] = gamma * sum_k w_k xhat_k + beta * sum_k w_k for BLOCK_R rows; saves each slot's mean and rstd."""
-        rows, mask_r, b, l, offs_d, mask_d, mask, p, t, pt = _row_setup(
+        rows, mask_r, b, l, offs_d, mask_d, mask, _p, _t, pt = _row_setup(
             tl.program_id(0) * BLOCK_R, N, L, D, pid_ptr, tid_ptr, pos_ptr, type_ptr,
             pid_sb, pid_sl, tid_sb, tid_sl, pos_sp, pos_sd, type_st, type_sd, BLOCK_R, BLOCK_D, CDTYPE,
         )
         acc = tl.zeros((BLOCK_R, BLOCK_D), dtype=CDTYPE)
         wsum = tl.zeros((BLOCK_R,), dtype=CDTYPE)
-        for k in range(0, K):
-            idx, valid, w, x = _load_slot(
+        for k in range(K):
+            _idx, _valid, w, x = _load_slot(
                 k, b, l, mask_r, mask_d, offs_d, pt, w_ptr, ids_ptr, word_ptr,
                 w_sb, w_sl, w_sk, ids_sb, ids_sl, ids_sk, word_sv, word_sd, CDTYPE,
             )
@@ -157,7 +158,7 @@ if triton is not None:
         dpt = tl.zeros((BLOCK_R, BLOCK_D), dtype=CDTYPE)  # sum_k dx_k: the gradient of pos + type
         s_acc = tl.zeros((BLOCK_R, BLOCK_D), dtype=CDTYPE)  # sum_k w_k xhat_k
         wsum = tl.zeros((BLOCK_R,), dtype=CDTYPE)
-        for k in range(0, K):
+        for k in range(K):
             idx, valid, w, x = _load_slot(
                 k, b, l, mask_r, mask_d, offs_d, pt, w_ptr, ids_ptr, word_ptr,
                 w_sb, w_sl, w_sk, ids_sb, ids_sl, ids_sk, word_sv, word_sd, CDTYPE,
@@ -192,10 +193,10 @@ def _launch_config(hidden: int, dtype: torch.dtype) -> dict:
     """BLOCK_D covers a whole row; BLOCK_R rows per program keep a tile near 2048 elements."""
     block_d = triton.next_power_of_2(hidden)
     block_r = max(1, min(16, 2048 // block_d))
-    return dict(
-        BLOCK_R=block_r, BLOCK_D=block_d, CDTYPE=tl.float64 if dtype == torch.float64 else tl.float32,
-        num_warps=4 if block_r * block_d <= 1024 else 8,
-    )
+    return {
+        "BLOCK_R": block_r, "BLOCK_D": block_d, "CDTYPE": tl.float64 if dtype == torch.float64 else tl.float32,
+        "num_warps": 4 if block_r * block_d <= 1024 else 8,
+    }
 
 
 def _strides(weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, position_ids, token_type_ids):
@@ -281,17 +282,17 @@ def _check_ids(name, ids, batch, length, upper):
 
 def _validate(weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, eps, position_ids, token_type_ids):
     """Raise ValueError naming the offending argument; return (position_ids, token_type_ids) as [B, L] tensors."""
-    named = dict(
-        weights=weights, sub_ids=sub_ids, word_emb=word_emb, pos_emb=pos_emb, type_emb=type_emb,
-        ln_weight=ln_weight, ln_bias=ln_bias,
-    )
+    named = {
+        "weights": weights, "sub_ids": sub_ids, "word_emb": word_emb, "pos_emb": pos_emb, "type_emb": type_emb,
+        "ln_weight": ln_weight, "ln_bias": ln_bias,
+    }
     if position_ids is not None:
         named["position_ids"] = position_ids
     if token_type_ids is not None:
         named["token_type_ids"] = token_type_ids
     for name, x in named.items():
         if not isinstance(x, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")  # noqa: TRY004
     devices = {name: x.device for name, x in named.items()}
     if len(set(devices.values())) > 1:
         raise ValueError(f"all tensors must share one device, got {devices}")
@@ -339,10 +340,27 @@ def _validate(weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias,
     return position_ids, token_type_ids
 
 
+def _convex_hull_embedding_triton(
+    weights: torch.Tensor, sub_ids: torch.Tensor, word_emb: torch.Tensor, pos_emb: torch.Tensor,
+    type_emb: torch.Tensor, ln_weight: torch.Tensor, ln_bias: torch.Tensor, eps: float, position_ids: torch.Tensor,
+    token_type_ids: torch.Tensor,
+) -> torch.Tensor:
+    return ConvexHullEmbeddingFunction.apply(
+        weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, float(eps), position_ids, token_type_ids
+    )
+
+
+BACKEND_TABLE = OpBackends("convex_hull_embedding", {
+    "triton": _convex_hull_embedding_triton,
+    "reference": convex_hull_embedding_reference,
+})
+
+
 def convex_hull_embedding(
-    weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, eps=1e-12,
-    position_ids=None, token_type_ids=None, backend=None,
-):
+    weights: torch.Tensor, sub_ids: torch.Tensor, word_emb: torch.Tensor, pos_emb: torch.Tensor,
+    type_emb: torch.Tensor, ln_weight: torch.Tensor, ln_bias: torch.Tensor, eps: float = 1e-12,
+    position_ids: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None, backend: str | None = None,
+) -> torch.Tensor:
     """Convex combination of the embedding-layer outputs of each position's substitution slots.
 
     weights: [B, L, K] float (convex weights; entries of empty slots are ignored); sub_ids: [B, L, K]
@@ -356,18 +374,25 @@ def convex_hull_embedding(
     position_ids, token_type_ids = _validate(
         weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, eps, position_ids, token_type_ids
     )
-    chosen = choose_backend(OP_NAME, weights.device, IMPLEMENTED, backend)
-    if chosen == "triton":
-        return ConvexHullEmbeddingFunction.apply(
-            weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, float(eps), position_ids, token_type_ids
-        )
-    return convex_hull_embedding_reference(
-        weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, eps, position_ids, token_type_ids
+    return BACKEND_TABLE.run(
+        weights.device, backend,
+        weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, eps, position_ids, token_type_ids,
     )
 
 
-def convex_hull_embedding_from_bert(embeddings_module, weights, sub_ids, token_type_ids=None, position_ids=None,
-                                    backend=None, detach_tables=False):
+class BertEmbeddingsLike(Protocol):
+    """The parameters of a HuggingFace ``BertEmbeddings``-like module that the convex hull reads."""
+
+    word_embeddings: torch.nn.Embedding
+    position_embeddings: torch.nn.Embedding
+    token_type_embeddings: torch.nn.Embedding
+    LayerNorm: torch.nn.LayerNorm
+
+
+def convex_hull_embedding_from_bert(embeddings_module: BertEmbeddingsLike, weights: torch.Tensor,
+                                    sub_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                                    position_ids: torch.Tensor | None = None, backend: str | None = None,
+                                    detach_tables: bool = False) -> torch.Tensor:
     """:func:`convex_hull_embedding` with the parameters of a HuggingFace ``BertEmbeddings``-like module.
 
     The module needs ``word_embeddings``, ``position_embeddings``, ``token_type_embeddings`` (nn.Embedding)
@@ -379,9 +404,10 @@ def convex_hull_embedding_from_bert(embeddings_module, weights, sub_ids, token_t
     if getattr(embeddings_module, "position_embedding_type", "absolute") != "absolute":
         raise ValueError("embeddings_module must use absolute position embeddings")
     norm = embeddings_module.LayerNorm
-    tables = (embeddings_module.word_embeddings.weight, embeddings_module.position_embeddings.weight,
-              embeddings_module.token_type_embeddings.weight, norm.weight, norm.bias)
+    tables = [embeddings_module.word_embeddings.weight, embeddings_module.position_embeddings.weight,
+              embeddings_module.token_type_embeddings.weight, norm.weight, norm.bias]
     if detach_tables:
-        tables = tuple(t.detach() for t in tables)
-    return convex_hull_embedding(weights, sub_ids, *tables, norm.eps, position_ids=position_ids,
-                                 token_type_ids=token_type_ids, backend=backend)
+        tables = [t.detach() for t in tables]
+    word_emb, pos_emb, type_emb, ln_weight, ln_bias = tables
+    return convex_hull_embedding(weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, norm.eps,
+                                 position_ids=position_ids, token_type_ids=token_type_ids, backend=backend)

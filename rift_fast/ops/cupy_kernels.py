@@ -1,6 +1,7 @@
-"""Run the CUDA kernels of ``csrc/kernels/*.cuh`` through CuPy when the compiled extension has no CUDA.
+"""Run the CUDA kernels of ``rift_fast/kernels/*.cuh`` through CuPy when the compiled extension has no CUDA.
 
-The same source files that the CUDA build compiles are compiled at run time by CuPy's
+The kernel sources ship inside the package (package data), so an installed rift_fast finds them
+without the source tree. The same files that the CUDA build compiles are compiled at run time by CuPy's
 ``RawModule``; torch tensors are shared with CuPy zero-copy through DLPack, and kernels run on
 torch's current CUDA stream.
 """
@@ -9,24 +10,25 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 import torch
 
-KERNEL_DIR = Path(__file__).resolve().parents[2] / "csrc" / "kernels"
+KERNEL_DIR = Path(__file__).resolve().parents[1] / "kernels"
 
 
-@functools.lru_cache(maxsize=None)
-def _module(source_name: str):
+@functools.cache
+def _module(source_name: str) -> Any:
     import cupy
 
     path = KERNEL_DIR / source_name
     if not path.exists():
-        raise FileNotFoundError(f"CUDA kernel source {path} is missing (CuPy backend needs the csrc/ folder)")
+        raise FileNotFoundError(f"CUDA kernel source {path} is missing (the rift_fast install lacks its package data)")
     return cupy.RawModule(code=path.read_text(), options=("-std=c++17",))
 
 
 def launch(source_name: str, kernel_name: str, total_threads: int, args: tuple, threads_per_block: int = 256) -> None:
-    """Launch ``kernel_name`` of ``csrc/kernels/<source_name>`` over ``total_threads`` threads.
+    """Launch ``kernel_name`` of ``rift_fast/kernels/<source_name>`` over ``total_threads`` threads.
 
     Tensor arguments are passed as CuPy views (DLPack); Python ints become 64-bit integers. The kernel
     runs on the device of the first tensor argument, on torch's current stream of that device.

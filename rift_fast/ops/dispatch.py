@@ -1,5 +1,9 @@
 """One place that decides which implementation of a fused op runs.
 
+Each op module declares its backend table, ``BACKEND_TABLE = OpBackends("<op>", {backend: implementation})``
+(every implementation takes the same validated arguments); :meth:`OpBackends.run` chooses among the
+table's keys and calls the chosen implementation.
+
 Backends, in the order they are preferred when ``backend="auto"``:
 
 - ``cuda``: the compiled extension ``rift_fast._C`` built with CUDA (tensors on a GPU);
@@ -18,41 +22,24 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Generic, TypeVar
 
 import torch
 
+from rift_fast._custom_ops import compiled_op_available
+
 BACKENDS = ("cuda", "cupy", "triton", "cpp", "reference")
 ENV_VAR = "RIFT_FAST_BACKEND"
+
+Result = TypeVar("Result")
 
 
 class BackendUnavailable(RuntimeError):
     """Raised when a forced backend cannot run the requested op on the given device."""
 
 
-@functools.lru_cache(maxsize=None)
-def compiled_extension():
-    """The compiled ``rift_fast._C`` module, or ``None`` when it was not built."""
-    try:
-        from rift_fast import _C  # noqa: F401  (importing registers torch.ops.rift_fast.*)
-    except ImportError:
-        return None
-    return _C
-
-
-def compiled_op_available(op_name: str, device: torch.device) -> bool:
-    """Whether ``torch.ops.rift_fast.<op_name>`` has a kernel for ``device``'s type."""
-    if compiled_extension() is None:
-        return False
-    try:
-        handle = getattr(torch.ops.rift_fast, op_name)
-    except (AttributeError, RuntimeError):
-        return False
-    key = "CUDA" if device.type == "cuda" else "CPU"
-    return torch._C._dispatch_has_kernel_for_dispatch_key(handle.default.name(), key)
-
-
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def triton_available() -> bool:
     """Triton imports and can run here (a GPU, or the CPU interpreter)."""
     try:
@@ -62,14 +49,14 @@ def triton_available() -> bool:
     return torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cupy_available() -> bool:
     """CuPy imports and sees a working CUDA device (it imports without a driver, so probe it)."""
     try:
         import cupy
 
         return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:  # CuPy raises driver-specific errors when no GPU is usable
+    except Exception:  # noqa: BLE001  CuPy raises driver-specific errors when no GPU is usable
         return False
 
 
@@ -113,3 +100,29 @@ def choose_backend(op_name: str, device: torch.device, implemented: Iterable[str
                 continue
             return candidate
     return "reference"
+
+
+class OpBackends(Generic[Result]):
+    """The backend table of one fused op: backend name -> implementation, all with one signature.
+
+    :meth:`run` chooses the backend of a call (:func:`choose_backend` over the table's keys) and calls
+    its implementation. The choice is a constant for ``torch.compile``: it depends only on the op,
+    the device, the ``backend=`` argument and the environment, never on tensor data.
+    """
+
+    def __init__(self, op_name: str, implementations: Mapping[str, Callable[..., Result]]) -> None:
+        unknown = set(implementations) - set(BACKENDS)
+        if unknown or "reference" not in implementations:
+            raise ValueError(f"op {op_name!r}: backends must be among {BACKENDS} and include 'reference', "
+                             f"got {tuple(implementations)}")
+        self.op_name = op_name
+        self.implementations = dict(implementations)
+
+    @torch.compiler.assume_constant_result
+    def choose(self, device: torch.device, backend: str | None = None) -> str:
+        """The backend that serves a call on ``device`` (see :func:`choose_backend`)."""
+        return choose_backend(self.op_name, device, self.implementations, backend)
+
+    def run(self, device: torch.device, backend: str | None, *args: object) -> Result:
+        """Call the implementation chosen for ``device`` and ``backend`` with ``args``."""
+        return self.implementations[self.choose(device, backend)](*args)

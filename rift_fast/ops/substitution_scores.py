@@ -1,7 +1,7 @@
 """substitution_scores: first-order scores of every synonym substitution, fused with their selection.
 
 For ``token_ids`` [B, L], a neighbour table [V, K] (-1 pads, row v = synonyms of token v, see
-:func:`rift_fast.ops.neighbour_gather.gather_neighbours`), the embedding table E [V', D] and
+:func:`rift_fast.ops.gather_neighbours.gather_neighbours`), the embedding table E [V', D] and
 ``grad`` [B, L, D] (loss gradient w.r.t. the input embeddings, same dtype as E), the score of slot
 k at position l is the first-order change of the loss when the token is replaced by candidate
 ``c = neighbour_table[token_ids[b, l], k]``::
@@ -22,9 +22,8 @@ from typing import NamedTuple
 import torch
 
 from rift_fast import _custom_ops
-from rift_fast.ops.dispatch import choose_backend
+from rift_fast.ops.dispatch import OpBackends
 
-IMPLEMENTED = ("cuda", "cupy", "cpp", "reference")
 KERNEL_SOURCE = "substitution_scores.cuh"
 _KERNEL_DTYPE = {torch.float32: "f32", torch.bfloat16: "bf16", torch.float16: "f16"}
 _NEG_INF = float("-inf")
@@ -71,7 +70,8 @@ def substitution_scores_reference(token_ids: torch.Tensor, neighbour_table: torc
     return SubstitutionScores(scores, best_score.squeeze(-1), best_slot.squeeze(-1), top_score, top_position, top_slot)
 
 
-def _check_inputs(token_ids, neighbour_table, embeddings, grad, attack_mask, topk) -> None:
+def _check_metadata(token_ids: torch.Tensor, neighbour_table: torch.Tensor, embeddings: torch.Tensor,
+                    grad: torch.Tensor, attack_mask: torch.Tensor | None, topk: int) -> None:
     if token_ids.dim() != 2 or token_ids.dtype != torch.int64:
         raise ValueError(f"token_ids must be [B, L] int64, got {tuple(token_ids.shape)} {token_ids.dtype}")
     if neighbour_table.dim() != 2 or neighbour_table.dtype not in (torch.int32, torch.int64):
@@ -95,6 +95,10 @@ def _check_inputs(token_ids, neighbour_table, embeddings, grad, attack_mask, top
     for name, tensor in named.items():
         if tensor is not None and tensor.device != token_ids.device:
             raise ValueError(f"{name} is on {tensor.device} but token_ids are on {token_ids.device}")
+
+
+def _check_id_ranges(token_ids: torch.Tensor, neighbour_table: torch.Tensor, embeddings: torch.Tensor) -> None:
+    """Data-dependent (one host synchronisation); the compiled op checks the same ranges itself."""
     if token_ids.numel() == 0:
         return
     rows = min(neighbour_table.shape[0], embeddings.shape[0])
@@ -110,7 +114,15 @@ def _check_inputs(token_ids, neighbour_table, embeddings, grad, attack_mask, top
                          f"got range [{table_low}, {table_high}]")
 
 
-def _substitution_scores_cupy(token_ids, neighbour_table, embeddings, grad, attack_mask, topk) -> SubstitutionScores:
+def _substitution_scores_compiled(token_ids: torch.Tensor, neighbour_table: torch.Tensor, embeddings: torch.Tensor,
+                                  grad: torch.Tensor, attack_mask: torch.Tensor | None,
+                                  topk: int) -> SubstitutionScores:
+    return SubstitutionScores(*_custom_ops.substitution_scores(token_ids, neighbour_table, embeddings, grad,
+                                                               attack_mask, topk))
+
+
+def _substitution_scores_cupy(token_ids: torch.Tensor, neighbour_table: torch.Tensor, embeddings: torch.Tensor,
+                              grad: torch.Tensor, attack_mask: torch.Tensor | None, topk: int) -> SubstitutionScores:
     from rift_fast.ops.cupy_kernels import launch
 
     ids, table, emb, g = (t.contiguous() for t in (token_ids, neighbour_table, embeddings, grad))
@@ -140,6 +152,14 @@ def _substitution_scores_cupy(token_ids, neighbour_table, embeddings, grad, atta
     return SubstitutionScores(scores, best_score, best_slot, top_score, top_position, top_slot)
 
 
+BACKEND_TABLE = OpBackends("substitution_scores", {
+    "cuda": _substitution_scores_compiled,
+    "cupy": _substitution_scores_cupy,
+    "cpp": _substitution_scores_compiled,
+    "reference": substitution_scores_reference,
+})
+
+
 def substitution_scores(token_ids: torch.Tensor, neighbour_table: torch.Tensor, embeddings: torch.Tensor,
                         grad: torch.Tensor, attack_mask: torch.Tensor | None = None, topk: int = 1,
                         backend: str | None = None) -> SubstitutionScores:
@@ -147,13 +167,12 @@ def substitution_scores(token_ids: torch.Tensor, neighbour_table: torch.Tensor, 
 
     ``neighbour_table`` [V, K] int32/int64, ``embeddings`` [V', D] float32/bfloat16/float16, ``grad``
     [B, L, D] (embeddings' dtype), ``attack_mask`` [B, L] bool (False: position may not change) ->
-    :class:`SubstitutionScores` with ``topk`` (position, slot) pairs per sequence.
+    :class:`SubstitutionScores` with ``topk`` (position, slot) pairs per sequence. Out-of-range ids
+    raise ValueError before any launch; under ``torch.compile`` that data-dependent check is left to
+    the compiled op (a RuntimeError), so the graph holds no host synchronisation.
     """
-    _check_inputs(token_ids, neighbour_table, embeddings, grad, attack_mask, topk)
-    chosen = choose_backend("substitution_scores", token_ids.device, IMPLEMENTED, backend)
-    if chosen in ("cuda", "cpp"):
-        return SubstitutionScores(*_custom_ops.substitution_scores(token_ids, neighbour_table, embeddings, grad,
-                                                                   attack_mask, topk))
-    if chosen == "cupy":
-        return _substitution_scores_cupy(token_ids, neighbour_table, embeddings, grad, attack_mask, topk)
-    return substitution_scores_reference(token_ids, neighbour_table, embeddings, grad, attack_mask, topk)
+    _check_metadata(token_ids, neighbour_table, embeddings, grad, attack_mask, topk)
+    if not torch.compiler.is_compiling():
+        _check_id_ranges(token_ids, neighbour_table, embeddings)
+    return BACKEND_TABLE.run(token_ids.device, backend, token_ids, neighbour_table, embeddings, grad, attack_mask,
+                             topk)

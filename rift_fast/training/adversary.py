@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from rift_fast.ops.convex_hull_embedding import convex_hull_embedding_from_bert
-from rift_fast.ops.neighbour_gather import gather_neighbours
 from rift_fast.models.classifier import unwrap
+from rift_fast.ops.gather_neighbours import gather_neighbours
 
 ADVERSARY_STEPS = 10
 ADVERSARY_LR = 1.0

@@ -9,7 +9,7 @@ edits, perturbed rows written, unique rows gathered). Memory is measured as in
 bench_substitution_scores.py (fresh subprocess per variant on the CPU, where --threads sets torch's
 and the C++ twin's shared intra-op thread count).
 
-    python benchmarks/bench_perturbation_batch.py [--threads 2] [--repeats 30]
+    python benchmarks/bench_build_perturbation_batch.py [--threads 2] [--repeats 30]
 """
 
 import argparse
@@ -18,7 +18,7 @@ import torch
 from measure import median_ms, peak_mib, print_rss_growth
 
 from rift_fast import _custom_ops
-from rift_fast.ops.perturbation_batch import build_perturbation_batch, build_perturbation_batch_reference
+from rift_fast.ops.build_perturbation_batch import build_perturbation_batch, build_perturbation_batch_reference
 
 SHAPES = {"L=256": (32, 256, 60), "L=128": (32, 128, 60)}  # (B examples, L, individuals per example)
 
@@ -88,10 +88,10 @@ def main():
         inputs = make_inputs(batch, length, per_example, args.vocab, device)
         out = build_perturbation_batch(*inputs, backend=fused)
         groups, edits, unique = out.inverse.shape[0], inputs[1].shape[0], out.query_ids.shape[0]
-        ms = {v: median_ms(lambda v=v: _call(v, inputs, groups), args.warmup, args.repeats)
+        ms = {v: median_ms(lambda v=v, inputs=inputs, groups=groups: _call(v, inputs, groups), args.warmup, args.repeats)
               for v in (fused, "reference", fused + "-op", "reference-op")}
         probe_args = ["--shapes", name, "--vocab", str(args.vocab), "--threads", str(args.threads)]
-        mib = {v: peak_mib(lambda v=v: _call(v, inputs, groups), device, [__file__, *probe_args, "--probe", v])
+        mib = {v: peak_mib(lambda v=v, inputs=inputs, groups=groups: _call(v, inputs, groups), device, [__file__, *probe_args, "--probe", v])
                for v in (fused, "reference")}
         line = (f"{name:>5} {batch:>3} {length:>4} {groups:>5} {edits:>5} {unique:>5} | {ms[fused]:>8.2f}"
                 f" {ms['reference']:>8.2f} {ms['reference'] / ms[fused]:>9.2f} | {ms[fused + '-op']:>6.2f}"

@@ -1,5 +1,5 @@
 // CUDA kernels of gather_neighbours, free of torch headers so that CuPy RawModule can compile
-// this file as it is (rift_fast/ops/neighbour_gather.py) and the torch launcher can include it.
+// this file as it is (rift_fast/ops/gather_neighbours.py) and the torch launcher can include it.
 #pragma once
 
 // out[p, 0] = ids[p]; out[p, 1 + k] = table[ids[p], k]   for p < positions, k < num_neighbours.

@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 
 from rift_fast import _custom_ops
-from rift_fast.ops.dispatch import choose_backend
+from rift_fast.ops.dispatch import OpBackends
 
-IMPLEMENTED = ("cuda", "cupy", "cpp", "reference")
+KERNEL_SOURCE = "gather_neighbours.cuh"
 
 
 def gather_neighbours_reference(token_ids: torch.Tensor, neighbour_table: torch.Tensor) -> torch.Tensor:
@@ -22,7 +22,7 @@ def gather_neighbours_reference(token_ids: torch.Tensor, neighbour_table: torch.
     return torch.cat([token_ids.unsqueeze(-1), neighbours], dim=-1)
 
 
-def _check_inputs(token_ids: torch.Tensor, neighbour_table: torch.Tensor) -> None:
+def _check_metadata(token_ids: torch.Tensor, neighbour_table: torch.Tensor) -> None:
     if token_ids.dim() != 2:
         raise ValueError(f"token_ids must be [B, L], got shape {tuple(token_ids.shape)}")
     if neighbour_table.dim() != 2:
@@ -33,6 +33,10 @@ def _check_inputs(token_ids: torch.Tensor, neighbour_table: torch.Tensor) -> Non
         raise ValueError(f"neighbour_table must be int32 or int64, got {neighbour_table.dtype}")
     if token_ids.device != neighbour_table.device:
         raise ValueError(f"token_ids are on {token_ids.device} but neighbour_table is on {neighbour_table.device}")
+
+
+def _check_id_range(token_ids: torch.Tensor, neighbour_table: torch.Tensor) -> None:
+    """Data-dependent (a host synchronisation); the compiled op checks the same range itself."""
     if token_ids.numel():
         low, high = int(token_ids.min()), int(token_ids.max())
         if low < 0 or high >= neighbour_table.shape[0]:
@@ -47,16 +51,26 @@ def _gather_neighbours_cupy(token_ids: torch.Tensor, neighbour_table: torch.Tens
     out = torch.empty((*ids.shape, table.shape[1] + 1), dtype=torch.int64, device=ids.device)
     if out.numel():
         kernel = "gather_neighbours_i64" if table.dtype == torch.int64 else "gather_neighbours_i32"
-        launch("gather_neighbours.cuh", kernel, out.numel(), (ids, table, out, ids.numel(), table.shape[1]))
+        launch(KERNEL_SOURCE, kernel, out.numel(), (ids, table, out, ids.numel(), table.shape[1]))
     return out
 
 
-def gather_neighbours(token_ids: torch.Tensor, neighbour_table: torch.Tensor, backend: str | None = None) -> torch.Tensor:
-    """[B, L] int64 ids, [V, K] neighbour table -> [B, L, 1 + K] int64 substitution ids."""
-    _check_inputs(token_ids, neighbour_table)
-    chosen = choose_backend("gather_neighbours", token_ids.device, IMPLEMENTED, backend)
-    if chosen in ("cuda", "cpp"):
-        return _custom_ops.gather_neighbours(token_ids, neighbour_table)
-    if chosen == "cupy":
-        return _gather_neighbours_cupy(token_ids, neighbour_table)
-    return gather_neighbours_reference(token_ids, neighbour_table)
+BACKEND_TABLE = OpBackends("gather_neighbours", {
+    "cuda": _custom_ops.gather_neighbours,
+    "cupy": _gather_neighbours_cupy,
+    "cpp": _custom_ops.gather_neighbours,
+    "reference": gather_neighbours_reference,
+})
+
+
+def gather_neighbours(token_ids: torch.Tensor, neighbour_table: torch.Tensor,
+                      backend: str | None = None) -> torch.Tensor:
+    """[B, L] int64 ids, [V, K] neighbour table -> [B, L, 1 + K] int64 substitution ids.
+
+    Out-of-range ids raise ValueError before any launch; under ``torch.compile`` that data-dependent
+    check is left to the compiled op (a RuntimeError), so the graph holds no host synchronisation.
+    """
+    _check_metadata(token_ids, neighbour_table)
+    if not torch.compiler.is_compiling():
+        _check_id_range(token_ids, neighbour_table)
+    return BACKEND_TABLE.run(token_ids.device, backend, token_ids, neighbour_table)

@@ -23,9 +23,8 @@ from typing import NamedTuple
 import torch
 
 from rift_fast import _custom_ops
-from rift_fast.ops.dispatch import choose_backend
+from rift_fast.ops.dispatch import OpBackends
 
-IMPLEMENTED = ("cuda", "cupy", "cpp", "reference")
 KERNEL_SOURCE = "build_perturbation_batch.cuh"
 
 
@@ -72,10 +71,10 @@ def build_perturbation_batch_reference(token_ids: torch.Tensor, edit_example: to
     return _deduplicate_exact(rows, group_example)
 
 
-def _check_inputs(token_ids, edit_example, edit_position, edit_token, edit_group,
-                  attention_mask) -> tuple[int, torch.Tensor]:
-    """Raise ValueError on any invalid argument; return the number of query groups Q and the base row
-    of each group [Q]."""
+def _check_inputs(token_ids: torch.Tensor, edit_example: torch.Tensor, edit_position: torch.Tensor,
+                  edit_token: torch.Tensor, edit_group: torch.Tensor,
+                  attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """Raise ValueError on any invalid argument; return the base row of each query group [Q]."""
     if token_ids.dim() != 2 or token_ids.dtype != torch.int64:
         raise ValueError(f"token_ids must be [B, L] int64, got {tuple(token_ids.shape)} {token_ids.dtype}")
     edits = {"edit_example": edit_example, "edit_position": edit_position, "edit_token": edit_token,
@@ -94,7 +93,7 @@ def _check_inputs(token_ids, edit_example, edit_position, edit_token, edit_group
         if attention_mask.device != token_ids.device:
             raise ValueError(f"attention_mask is on {attention_mask.device} but token_ids are on {token_ids.device}")
     if edit_example.numel() == 0:
-        return 0, edit_example
+        return edit_example
     batch, length = token_ids.shape
     bounds = torch.stack(torch.stack([edit_example, edit_position, edit_token, edit_group]).aminmax(dim=1))
     (example_low, position_low, token_low, group_low), (example_high, position_high, _, group_high) = bounds.tolist()
@@ -137,11 +136,20 @@ def _check_inputs(token_ids, edit_example, edit_position, edit_token, edit_group
         m = int(padded.nonzero()[0])
         raise ValueError(f"edit_position[{m}] = {int(edit_position[m])} is padding of base row "
                          f"{int(edit_example[m])} (attention_mask is 0)")
-    return num_groups, group_example
+    return group_example
 
 
-def _build_perturbation_batch_cupy(token_ids, edit_position, edit_token, edit_group,
-                                   group_example) -> PerturbationBatch:
+# Every backend takes the validated inputs and the base row of each group, group_example [Q].
+def _build_perturbation_batch_compiled(token_ids: torch.Tensor, edit_example: torch.Tensor,
+                                       edit_position: torch.Tensor, edit_token: torch.Tensor,
+                                       edit_group: torch.Tensor, group_example: torch.Tensor) -> PerturbationBatch:
+    return PerturbationBatch(*_custom_ops.build_perturbation_batch(token_ids, edit_example, edit_position, edit_token,
+                                                                   edit_group, group_example.shape[0]))
+
+
+def _build_perturbation_batch_cupy(token_ids: torch.Tensor, edit_example: torch.Tensor, edit_position: torch.Tensor,
+                                   edit_token: torch.Tensor, edit_group: torch.Tensor,
+                                   group_example: torch.Tensor) -> PerturbationBatch:
     from rift_fast.ops.cupy_kernels import launch
 
     ids, position, token, group = (t.contiguous() for t in (token_ids, edit_position, edit_token, edit_group))
@@ -163,6 +171,20 @@ def _build_perturbation_batch_cupy(token_ids, edit_position, edit_token, edit_gr
     return PerturbationBatch(rows[first], inverse, group_example[first])
 
 
+def _build_perturbation_batch_torch(token_ids: torch.Tensor, edit_example: torch.Tensor, edit_position: torch.Tensor,
+                                    edit_token: torch.Tensor, edit_group: torch.Tensor,
+                                    group_example: torch.Tensor) -> PerturbationBatch:
+    return build_perturbation_batch_reference(token_ids, edit_example, edit_position, edit_token, edit_group)
+
+
+BACKEND_TABLE = OpBackends("build_perturbation_batch", {
+    "cuda": _build_perturbation_batch_compiled,
+    "cupy": _build_perturbation_batch_cupy,
+    "cpp": _build_perturbation_batch_compiled,
+    "reference": _build_perturbation_batch_torch,
+})
+
+
 def build_perturbation_batch(token_ids: torch.Tensor, edit_example: torch.Tensor, edit_position: torch.Tensor,
                              edit_token: torch.Tensor, edit_group: torch.Tensor,
                              attention_mask: torch.Tensor | None = None,
@@ -171,12 +193,6 @@ def build_perturbation_batch(token_ids: torch.Tensor, edit_example: torch.Tensor
 
     ``attention_mask`` [B, L] (optional, 0 = padding) only validates that no edit lands on padding.
     """
-    num_groups, group_example = _check_inputs(token_ids, edit_example, edit_position, edit_token, edit_group,
-                                              attention_mask)
-    chosen = choose_backend("build_perturbation_batch", token_ids.device, IMPLEMENTED, backend)
-    if chosen in ("cuda", "cpp"):
-        return PerturbationBatch(*_custom_ops.build_perturbation_batch(token_ids, edit_example, edit_position,
-                                                                       edit_token, edit_group, num_groups))
-    if chosen == "cupy":
-        return _build_perturbation_batch_cupy(token_ids, edit_position, edit_token, edit_group, group_example)
-    return build_perturbation_batch_reference(token_ids, edit_example, edit_position, edit_token, edit_group)
+    group_example = _check_inputs(token_ids, edit_example, edit_position, edit_token, edit_group, attention_mask)
+    return BACKEND_TABLE.run(token_ids.device, backend, token_ids, edit_example, edit_position, edit_token,
+                             edit_group, group_example)

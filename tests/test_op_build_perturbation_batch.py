@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from rift_fast.ops.build_perturbation_batch import build_perturbation_batch, build_perturbation_batch_reference
 from rift_fast.ops.dispatch import BackendUnavailable, compiled_op_available
-from rift_fast.ops.perturbation_batch import build_perturbation_batch, build_perturbation_batch_reference
 
 CPP = pytest.param("cpp", marks=pytest.mark.skipif(
     not compiled_op_available("build_perturbation_batch", torch.device("cpu")), reason="rift_fast._C not built"))
@@ -113,29 +113,30 @@ def _bad_cases():
     mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
     t = torch.tensor
     return [
-        (dict(token_ids=ids[0]), r"token_ids must be \[B, L\] int64"),
-        (dict(token_ids=ids.int()), r"token_ids must be \[B, L\] int64"),
-        (dict(edit_example=t([[0]])), r"edit_example must be \[M\] int64"),
-        (dict(edit_token=t([1.0])), r"edit_token must be \[M\] int64"),
-        (dict(edit_position=t([0, 1])), "edit_position has 2 edits but edit_example has 1"),
-        (dict(edit_group=t([0]).to("meta")), "edit_group is on meta"),
-        (dict(attention_mask=mask[:1]), r"attention_mask must be \[B, L\]"),
-        (dict(attention_mask=mask.to("meta")), "attention_mask is on meta"),
-        (dict(edit_example=t([2])), r"edit_example must lie in \[0, 2\), got range \[2, 2\]"),
-        (dict(edit_example=t([-1])), r"edit_example must lie in \[0, 2\)"),
-        (dict(edit_position=t([3])), r"edit_position must lie in \[0, 3\), got range \[3, 3\]"),
-        (dict(edit_position=t([-1])), r"edit_position must lie in \[0, 3\)"),
-        (dict(edit_token=t([-1])), "edit_token must be >= 0"),
-        (dict(edit_group=t([-1])), "edit_group must be >= 0"),
-        (dict(edit_group=t([10**12])), "got group 1000000000000 but only 1 edits"),
-        (dict(edit_example=t([0, 0]), edit_position=t([0, 1]), edit_token=t([7, 7]), edit_group=t([1, 1])),
+        ({"token_ids": ids[0]}, r"token_ids must be \[B, L\] int64"),
+        ({"token_ids": ids.int()}, r"token_ids must be \[B, L\] int64"),
+        ({"edit_example": t([[0]])}, r"edit_example must be \[M\] int64"),
+        ({"edit_token": t([1.0])}, r"edit_token must be \[M\] int64"),
+        ({"edit_position": t([0, 1])}, "edit_position has 2 edits but edit_example has 1"),
+        ({"edit_group": t([0]).to("meta")}, "edit_group is on meta"),
+        ({"attention_mask": mask[:1]}, r"attention_mask must be \[B, L\]"),
+        ({"attention_mask": mask.to("meta")}, "attention_mask is on meta"),
+        ({"edit_example": t([2])}, r"edit_example must lie in \[0, 2\), got range \[2, 2\]"),
+        ({"edit_example": t([-1])}, r"edit_example must lie in \[0, 2\)"),
+        ({"edit_position": t([3])}, r"edit_position must lie in \[0, 3\), got range \[3, 3\]"),
+        ({"edit_position": t([-1])}, r"edit_position must lie in \[0, 3\)"),
+        ({"edit_token": t([-1])}, "edit_token must be >= 0"),
+        ({"edit_group": t([-1])}, "edit_group must be >= 0"),
+        ({"edit_group": t([10**12])}, "got group 1000000000000 but only 1 edits"),
+        ({"edit_example": t([0, 0]), "edit_position": t([0, 1]), "edit_token": t([7, 7]), "edit_group": t([1, 1])},
          "group 0 has no edit"),
-        (dict(edit_example=t([1]), edit_position=t([2]), attention_mask=mask), r"edit_position\[0\] = 2 is padding"),
-        (dict(edit_example=t([0, 1]), edit_position=t([0, 0]), edit_token=t([7, 7]), edit_group=t([0, 0])),
+        ({"edit_example": t([1]), "edit_position": t([2]), "attention_mask": mask},
+         r"edit_position\[0\] = 2 is padding"),
+        ({"edit_example": t([0, 1]), "edit_position": t([0, 0]), "edit_token": t([7, 7]), "edit_group": t([0, 0])},
          "group 0 has edits on base rows 0 and 1"),
-        (dict(edit_example=t([0, 0]), edit_position=t([1, 1]), edit_token=t([7, 8]), edit_group=t([0, 0])),
+        ({"edit_example": t([0, 0]), "edit_position": t([1, 1]), "edit_token": t([7, 8]), "edit_group": t([0, 0])},
          "group 0 has two edits at position 1 with different tokens"),
-    ], dict(token_ids=ids, edit_example=t([0]), edit_position=t([1]), edit_token=t([7]), edit_group=t([0]))
+    ], {"token_ids": ids, "edit_example": t([0]), "edit_position": t([1]), "edit_token": t([7]), "edit_group": t([0])}
 
 
 @pytest.mark.parametrize("case", range(len(_bad_cases()[0])))
@@ -167,3 +168,14 @@ def test_forcing_an_unavailable_backend_raises():
     one = torch.zeros(1, dtype=torch.long)
     with pytest.raises(BackendUnavailable):
         build_perturbation_batch(torch.zeros(1, 1, dtype=torch.long), one, one, one, one, backend="cuda")
+
+
+@pytest.mark.skipif(not compiled_op_available("build_perturbation_batch", torch.device("cpu")),
+                    reason="rift_fast._C not built")
+@pytest.mark.parametrize("batch,length,per_example", [(3, 7, 10), (1, 1, 5)])
+def test_opcheck(batch, length, per_example):
+    """Schema, fake kernel (a data-dependent number of unique queries) and autograd registration."""
+    ids, example, position, token, group = ga_edits(batch, length, per_example, vocab=3 if length == 1 else 50)
+    num_groups = int(group.max()) + 1
+    torch.library.opcheck(torch.ops.rift_fast.build_perturbation_batch.default,
+                          (ids, example, position, token, group, num_groups))

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rift_fast.ops.dispatch import BackendUnavailable, compiled_op_available
-from rift_fast.ops.neighbour_gather import gather_neighbours, gather_neighbours_reference
+from rift_fast.ops.gather_neighbours import gather_neighbours, gather_neighbours_reference
 
 CPP = pytest.param("cpp", marks=pytest.mark.skipif(not compiled_op_available("gather_neighbours", torch.device("cpu")),
                                                     reason="rift_fast._C not built"))
@@ -61,3 +61,14 @@ def test_bad_inputs_raise_before_launch(ids, table, message):
 def test_forcing_an_unavailable_backend_raises():
     with pytest.raises(BackendUnavailable):
         gather_neighbours(torch.zeros(1, 1, dtype=torch.long), torch.zeros(1, 1, dtype=torch.long), backend="cuda")
+
+
+@pytest.mark.skipif(not compiled_op_available("gather_neighbours", torch.device("cpu")),
+                    reason="rift_fast._C not built")
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
+def test_opcheck(dtype):
+    """Schema, fake kernel (shapes under torch.compile) and autograd registration of the compiled op."""
+    generator = torch.Generator().manual_seed(0)
+    table = _table(20, 4, dtype, generator)
+    ids = torch.randint(0, 20, (3, 5), generator=generator)
+    torch.library.opcheck(torch.ops.rift_fast.gather_neighbours.default, (ids, table))
