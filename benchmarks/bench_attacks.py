@@ -177,22 +177,17 @@ def ensure_victim(args, task) -> Path:
 def run_ours(attack: str, search_dtype: str, args, model_dir: Path, pool, synonyms) -> dict:
     import torch
 
-    from rift_fast.attacks import PWWS, Constraints, GeneticAttack, UntargetedClassification, VictimModel, run_attack
+    from rift_fast.attacks import RecipeOptions, VictimModel, build_attack
     from rift_fast.data import SENTIMENT_LABELS
     from rift_fast.models import load_sequence_classifier
 
     model, tokenizer, _ = load_sequence_classifier(str(model_dir), SENTIMENT_LABELS)
     victim = VictimModel(model, tokenizer, batch_size=args.batch_size, search_dtype=getattr(torch, search_dtype))
-    goal = UntargetedClassification()
-    if attack == "pwws":
-        search = PWWS(goal, unknown_token=tokenizer.unk_token)
-    else:
-        search = GeneticAttack(goal, population=args.ga_population, generations=args.ga_generations, seed=args.seed)
-    constraints = Constraints()
-    settings = {"search": search.settings(), "constraints": constraints.describe(), **victim.describe(),
-                "batch_size": args.batch_size}
+    options = RecipeOptions(ga_population=args.ga_population, ga_generations=args.ga_generations, seed=args.seed)
+    recipe = build_attack(attack, victim, synonyms, is_pair=False, options=options)
+    settings = {**recipe.settings(), **victim.describe(), "batch_size": args.batch_size}
     load_before, cpu_started = os.getloadavg()[0], time.process_time()
-    report = run_attack(pool, victim, synonyms, search, constraints, goal, settings, progress=False)
+    report = recipe.run(pool, victim, settings, progress=False)
     summary = report.summary()
     summary.update(rows_scored=victim.rows_scored, exact_rows_scored=victim.exact_rows_scored,
                    cpu_seconds=time.process_time() - cpu_started,

@@ -15,10 +15,10 @@ import os
 import sys
 from pathlib import Path
 
+from rift_fast.attacks.recipes import PUBLISHED_GA_GENERATIONS, PUBLISHED_GA_POPULATION, RECIPES
 from rift_fast.cli_common import (add_data_arguments, add_model_arguments, add_synonym_arguments, init_distributed,
                                   load_synonym_index)
 
-ATTACKS = ("pwws", "ga", "gradient")
 SEARCH_DTYPES = ("model", "bfloat16")
 
 
@@ -56,15 +56,14 @@ def refuse_shared_paths(paths: dict[str, Path]) -> None:
         role_at[key] = role
 
 
-def run_settings(args, search, constraints, goal, victim, model, tokenizer, synonyms, labels) -> dict:
+def run_settings(args, attack, victim, model, tokenizer, synonyms, labels) -> dict:
     """Everything the results depend on, with content digests of the synonyms, weights and tokenizer
     (so that a resume with a same-named but different input is refused)."""
     from rift_fast.digests import model_digest, tokenizer_digest
 
     return {
         "model": args.model, "dataset": args.dataset, "data_source": args.data_source, "num_examples": args.num_examples,
-        "seed": args.seed, "search": search.settings(), "constraints": constraints.describe(),
-        "goal": "margin" if goal.use_margin else "p_y", "synonyms": synonyms.source,
+        "seed": args.seed, **attack.settings(), "synonyms": synonyms.source,
         "synonyms_sha256": synonyms.content_digest(), "model_sha256": model_digest(model),
         "tokenizer_sha256": tokenizer_digest(tokenizer), "labels": labels.describe(), **victim.describe(),
     }
@@ -76,15 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(parser)
     add_data_arguments(parser)
     add_synonym_arguments(parser)
-    parser.add_argument("--attack", default="pwws", choices=ATTACKS,
-                        help="pwws, ga (genetic) or gradient (gradient-guided greedy, fused candidate scoring)")
+    parser.add_argument("--attack", default="pwws", choices=sorted(RECIPES), help="; ".join(
+        f"{name}: {recipe.summary}" for name, recipe in sorted(RECIPES.items())))
     parser.add_argument("--num-examples", type=int, default=300, help="size of the test pool (seeded shuffle)")
     parser.add_argument("--max-length", type=int, default=None,
                         help="tokens per input (default and most: what the model's positions and tokenizer allow)")
     parser.add_argument("--max-modification-ratio", type=float, default=None,
                         help="share of words that may change (default: no budget, as published)")
-    parser.add_argument("--ga-population", type=int, default=60)
-    parser.add_argument("--ga-generations", type=int, default=40, help="40 as published; 20 is the common faster variant")
+    parser.add_argument("--ga-population", type=int, default=PUBLISHED_GA_POPULATION)
+    parser.add_argument("--ga-generations", type=int, default=PUBLISHED_GA_GENERATIONS,
+                        help=f"{PUBLISHED_GA_GENERATIONS} as published; 20 is the common faster variant")
     parser.add_argument("--batch-size", type=int, default=64, help="model queries per forward pass")
     parser.add_argument("--search-dtype", default="model", choices=SEARCH_DTYPES,
                         help="dtype of a model copy that answers the search's queries (bfloat16: PWWS and GA "
@@ -100,22 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_search(args, goal, victim, synonyms):
-    from rift_fast.attacks import PWWS, GeneticAttack, GradientGuidedGreedy
-
-    if args.attack == "pwws":
-        return PWWS(goal, unknown_token=victim.tokenizer.unk_token)
-    if args.attack == "gradient":
-        return GradientGuidedGreedy(goal, victim, synonyms.vocab_table(victim.tokenizer, k=args.synonym_k))
-    return GeneticAttack(goal, population=args.ga_population, generations=args.ga_generations, seed=args.seed)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import torch
 
-    from rift_fast.attacks import AttackCheckpoint, AttackReport, Constraints, UntargetedClassification, VictimModel, \
-        run_attack
+    from rift_fast.attacks import AttackCheckpoint, AttackReport, RecipeOptions, VictimModel, build_attack
     from rift_fast.data import load_task, test_pool
     from rift_fast.io_utils import write_text_atomically
     from rift_fast.models import load_sequence_classifier
@@ -132,20 +121,19 @@ def main(argv: list[str] | None = None) -> int:
         model = model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
     words = vocabulary(e.text_pair or e.text for e in pool)
     synonyms = load_synonym_index(args, words)
-    goal = UntargetedClassification(use_margin=task.is_pair)
     search_dtype = None if args.search_dtype == "model" else getattr(torch, args.search_dtype)
     victim = VictimModel(model, tokenizer, max_length=args.max_length, batch_size=args.batch_size,
                          search_dtype=search_dtype, exact_margin=args.exact_margin)
-    search = make_search(args, goal, victim, synonyms)
-    constraints = Constraints(max_modification_ratio=args.max_modification_ratio)
-    settings = run_settings(args, search, constraints, goal, victim, model, tokenizer, synonyms, labels)
+    options = RecipeOptions(ga_population=args.ga_population, ga_generations=args.ga_generations, seed=args.seed,
+                            max_modification_ratio=args.max_modification_ratio, synonym_k=args.synonym_k)
+    attack = build_attack(args.attack, victim, synonyms, task.is_pair, options)
+    settings = run_settings(args, attack, victim, model, tokenizer, synonyms, labels)
     checkpoint_path = paths[checkpoint_role(rank, world)]
     if checkpoint_path.exists() and not args.resume:
         raise SystemExit(f"{checkpoint_path} exists from an earlier run: pass --resume to continue it, or delete it")
     checkpoint = AttackCheckpoint(checkpoint_path, settings)
-    report = run_attack(pool, victim, synonyms, search, constraints, goal, settings, checkpoint=checkpoint,
-                        examples_per_round=args.examples_per_round, indices=list(range(rank, len(pool), world)),
-                        progress=rank == 0)
+    report = attack.run(pool, victim, settings, checkpoint=checkpoint, examples_per_round=args.examples_per_round,
+                        indices=list(range(rank, len(pool), world)), progress=rank == 0)
     if world > 1:
         import torch.distributed as dist
 

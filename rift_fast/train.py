@@ -25,9 +25,6 @@ from rift_fast.training.presets import PRESET_FIELDS, TASK_PRESETS
 
 DEFAULT_METHODS = ["standard", "rift"]
 
-# The accuracies of the results table and plot: (key of a results row, column name).
-ACCURACY_COLUMNS = (("clean_accuracy", "clean"), ("pwws_accuracy", "PWWS"), ("ga_accuracy", "GA"),
-                    ("ascc_accuracy", "ASCC"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,16 +135,20 @@ def write_results(output_dir: Path, rows: list[dict], args: argparse.Namespace, 
 
     from rift_fast.io_utils import write_bytes_atomically, write_text_atomically
 
+    from rift_fast.attacks import RECIPES, RecipeOptions
     from rift_fast.attacks.runner import format_figure
+    from rift_fast.evaluation import accuracy_columns
 
-    lines = ["| method | clean acc | PWWS acc | GA acc | ASCC acc | train time |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    columns = accuracy_columns(evaluation.recipes)
+    lines = ["| method | " + " | ".join(f"{name} acc" for _, name in columns) + " | train time |",
+             "| --- | " + " | ".join("---:" for _ in columns) + " | ---: |"]
     for row in rows:
-        accuracies = " | ".join(format_figure(row[key], ".1%") for key, _ in ACCURACY_COLUMNS)
+        accuracies = " | ".join(format_figure(row[key], ".1%") for key, _ in columns)
         lines.append(f"| {row['method']} | {accuracies} | {row['train_seconds'] / 60:.1f} min |")
+    options = RecipeOptions(ga_population=evaluation.ga_population, ga_generations=evaluation.ga_generations)
+    attacks = " ".join(f"{RECIPES[name].label}: {RECIPES[name].describe(options)}." for name in evaluation.recipes)
     lines += ["", f"Test pool: {args.test_examples} examples of {args.dataset} (test split shuffled with seed "
-              f"{args.seed}). PWWS: no modification budget, stop words excluded, no LM filter. GA: population "
-              f"{evaluation.ga_population}, {evaluation.ga_generations} generations, no LM filter. ASCC: "
-              f"{evaluation.ascc_steps} steps, CE. "
+              f"{args.seed}). {attacks} ASCC: {evaluation.ascc_steps} steps, CE. "
               f"Synonyms: {args.synonyms}. Training: {args.train_size or 'all'} examples, {args.epochs} epochs, batch "
               f"{args.batch_size}, max length {args.max_length}, lr {args.lr}, warm-up {args.warmup_epochs} epochs, "
               f"adversary steps {args.adversary_steps}, KL weight {args.kl_weight}, MI weight {args.mi_weight}, "
@@ -158,12 +159,11 @@ def write_results(output_dir: Path, rows: list[dict], args: argparse.Namespace, 
     figure, axis = plt.subplots(figsize=(7, 3.6))
     width = 0.8 / len(rows)
     for k, row in enumerate(rows):
-        values = [row[key] for key, _ in ACCURACY_COLUMNS]
-        bars = axis.bar([i + k * width for i in range(len(ACCURACY_COLUMNS))],
+        values = [row[key] for key, _ in columns]
+        bars = axis.bar([i + k * width for i in range(len(columns))],
                         [0 if v is None else 100 * v for v in values], width, label=row["method"])
         axis.bar_label(bars, labels=[format_figure(None if v is None else 100 * v, ".0f") for v in values], fontsize=8)
-    axis.set_xticks([i + width * (len(rows) - 1) / 2 for i in range(len(ACCURACY_COLUMNS))],
-                    [name for _, name in ACCURACY_COLUMNS])
+    axis.set_xticks([i + width * (len(rows) - 1) / 2 for i in range(len(columns))], [name for _, name in columns])
     axis.set_ylabel("accuracy on the test pool (%)")
     axis.set_ylim(0, 100)
     axis.set_title(f"{args.dataset}, {args.model}: {args.test_examples} test examples")

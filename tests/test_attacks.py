@@ -9,6 +9,7 @@ import torch
 from transformers import BertTokenizerFast
 
 from rift_fast.attacks import (PWWS, AttackCheckpoint, Constraints, GeneticAttack, GradientGuidedGreedy,
+                               LanguageModelFilter, MaxModificationRatio, StopWords, SynonymSwap,
                                UntargetedClassification, VictimModel, run_attack)
 from rift_fast.attacks.text import WordSpans, match_case
 from rift_fast.data import Example
@@ -61,7 +62,7 @@ def _victim(tokenizer, classes=2, max_length=None):
 
 def _run(tokenizer, examples, search, victim=None, constraints=None, **kwargs):
     victim = victim or _victim(tokenizer)
-    return run_attack(examples, victim, SYNONYMS, search, constraints or Constraints(stop_words=frozenset({"the"})),
+    return run_attack(examples, victim, SynonymSwap(SYNONYMS), search, constraints or Constraints([StopWords({"the"})]),
                       UntargetedClassification(), {"test": True}, progress=False, **kwargs)
 
 
@@ -163,7 +164,7 @@ def test_overlong_text_is_truncated_and_only_visible_words_are_attacked(tokenize
 def test_nli_attacks_only_the_hypothesis(tokenizer):
     victim = _victim(tokenizer, classes=3)
     example = Example("a great movie", 0, text_pair="the cat sleeps")
-    report = run_attack([example], victim, SYNONYMS, PWWS(UntargetedClassification(use_margin=True), "[UNK]"),
+    report = run_attack([example], victim, SynonymSwap(SYNONYMS), PWWS(UntargetedClassification(use_margin=True), "[UNK]"),
                         Constraints(), UntargetedClassification(use_margin=True), {}, progress=False)
     (result,) = report.results
     assert result.original == "the cat sleeps" and result.adversarial == "the dog sleeps"
@@ -171,21 +172,20 @@ def test_nli_attacks_only_the_hypothesis(tokenizer):
 
 
 def test_max_modification_ratio_limits_the_attack(tokenizer):
-    constraints = Constraints(stop_words=frozenset(), max_modification_ratio=0.2)  # 6 words -> 1 change
+    constraints = Constraints([MaxModificationRatio(0.2)])  # 6 words -> 1 change
     report = _run(tokenizer, [Example("a bad movie with awful acting", 0)],
                   PWWS(UntargetedClassification(), "[UNK]"), constraints=constraints)
     assert report.results[0].status == "failed" and report.results[0].words_changed == 1
     with pytest.raises(ValueError, match="max_modification_ratio must be in"):
-        Constraints(max_modification_ratio=0)
+        MaxModificationRatio(0)
 
 
 def test_lm_filter_vetoes_swaps(tokenizer):
-    constraints = Constraints(stop_words=frozenset(), lm_filter=lambda words, i, c: [w != "grand" for w in c],
-                              lm_filter_name="no-grand")
+    constraints = Constraints([LanguageModelFilter(lambda words, i, c: [w != "grand" for w in c], "no-grand")])
     report = _run(tokenizer, [Example("a good movie with great acting", 1)],
                   PWWS(UntargetedClassification(), "[UNK]"), constraints=constraints)
     assert report.results[0].status == "failed"
-    assert constraints.describe()["lm_filter"] == "no-grand"
+    assert constraints.describe()["lm_filter"] == {"filter": "no-grand"}
 
 
 def test_resume_continues_where_it_stopped(tokenizer, tmp_path):

@@ -2,6 +2,7 @@
 circle, and the attack command line does not import the training code."""
 
 import ast
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import pytest
 import torch.nn.functional as F
 
 from rift_fast import train
+from rift_fast.attacks import RECIPES, SearchMethod, SearchOutcome
+from rift_fast.attacks.recipes import register_search
 from rift_fast.training.defenses import DEFENSES, Defense, register_defense
 
 PACKAGE = Path(__file__).resolve().parents[1] / "rift_fast"
@@ -102,3 +105,40 @@ def test_the_attack_command_line_does_not_import_training():
     reached = _reachable(_import_graph(), "rift_fast.attack")
     assert "rift_fast.models.checkpoint" in reached
     assert not any(name.startswith("rift_fast.training") for name in reached)
+
+
+class FirstSwap(SearchMethod):
+    """Swap the first attackable word for its first candidate (a toy search of the tests)."""
+
+    name = "toy-first-swap"
+
+    def __init__(self, goal):
+        self.goal = goal
+
+    def settings(self):
+        return {"search": self.name}
+
+    def attack(self, targets, engine, clean):
+        chosen = {t.index: {t.attackable[0]: 1} for t in targets}
+        answers = engine.probabilities([(t.index, t.render(chosen[t.index])) for t in targets])
+        return {t.index: SearchOutcome(self.goal.succeeded(p, t.label), chosen[t.index])
+                for t, p in zip(targets, answers)}
+
+
+@pytest.fixture
+def toy_search():
+    register_search(FirstSwap)  # the one registry line
+    yield FirstSwap
+    RECIPES.pop(FirstSwap.name)
+
+
+def test_a_toy_search_is_one_class_and_one_registry_line(toy_search, tiny_model_dir, tmp_path):
+    from rift_fast import attack
+
+    assert "toy-first-swap" in attack.build_parser()._option_string_actions["--attack"].choices
+    output = tmp_path / "toy.json"
+    assert attack.main(["--model", str(tiny_model_dir), "--attack", "toy-first-swap", "--num-examples", "3",
+                        "--output", str(output)]) == 0
+    report = json.loads(output.read_text())
+    assert report["settings"]["search"] == {"search": "toy-first-swap"} and report["summary"]["examples"] == 3
+    assert all(r["words_changed"] <= 1 for r in report["results"])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from rift_fast.attacks import Constraints, VictimModel, build_target
+from rift_fast.attacks import Constraints, SynonymSwap, VictimModel, build_target
 from rift_fast.data import Example
 from rift_fast.synonyms import SynonymIndex
 
@@ -90,7 +90,7 @@ def test_transformation_yields_our_synonym_choices(tiny_classifier, text):
     from rift_fast.interop.textattack import RiftModelWrapper, build_genetic, build_pwws
 
     model, tokenizer = tiny_classifier
-    target = build_target(0, Example(text, 1), SYNONYMS, Constraints())
+    target = build_target(0, Example(text, 1), SynonymSwap(SYNONYMS), Constraints())
     ours = {i: target.choices[i][1:] for i in target.attackable}
     wrapper = RiftModelWrapper(model, tokenizer)
     for attack in (build_pwws(wrapper, SYNONYMS), build_genetic(wrapper, SYNONYMS, population=4, generations=2)):

@@ -14,7 +14,7 @@ from transformers import (BertConfig, BertForSequenceClassification, BertModel, 
                           RobertaTokenizerFast)
 
 from rift_fast import attack, train
-from rift_fast.attacks import PWWS, Constraints, UntargetedClassification, VictimModel, run_attack
+from rift_fast.attacks import PWWS, Constraints, SynonymSwap, UntargetedClassification, VictimModel, run_attack
 from rift_fast.data import NLI_LABELS, SENTIMENT_LABELS, Example
 from rift_fast.models import (LabelMismatchError, TaskOrderedClassifier, checked_max_length, load_sequence_classifier,
                               load_tokenizer, map_labels, usable_max_length)
@@ -111,7 +111,7 @@ def test_generic_names_map_by_id_with_one_warning(tmp_path, wordpiece, caplog):
     with caplog.at_level(logging.WARNING, logger="rift_fast.models"):
         predicted, mapping = _predicted_task_labels(model_dir, NLI_LABELS, [(p, h) for p, h, _ in SNLI_PAIRS])
     assert predicted == ["neutral"] * 3 and mapping.rule == "ids" and mapping.is_identity
-    notes = [r.getMessage() for r in caplog.records if r.name == "rift_fast.models"]
+    notes = [r.getMessage() for r in caplog.records if r.name.startswith("rift_fast.models")]
     assert len(notes) == 1 and "LABEL_0" in notes[0] and "output i is taken as task label i" in notes[0]
 
 
@@ -170,7 +170,7 @@ def test_roberta_reserves_padding_idx_plus_one_positions(byte_level_bpe):
     victim = VictimModel(model, byte_level_bpe, batch_size=2)
     assert victim.max_length == 64
     assert victim.probabilities([(LONG_TEXT, None), ("a short one", None)]).shape == (2, 2)
-    report = run_attack([Example(LONG_TEXT, 1)], victim, SynonymIndex({"good": ["fine"], "film": ["movie"]}),
+    report = run_attack([Example(LONG_TEXT, 1)], victim, SynonymSwap(SynonymIndex({"good": ["fine"], "film": ["movie"]})),
                         PWWS(UntargetedClassification(), byte_level_bpe.unk_token), Constraints(),
                         UntargetedClassification(), {"test": True}, progress=False)
     assert report.results[0].truncated

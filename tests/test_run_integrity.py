@@ -12,12 +12,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from test_attacks import SYNONYMS, WORD_SCORES, BagOfWords, _victim
 from test_attacks import tokenizer  # noqa: F401  (fixture)
-from test_cli import tiny_model_dir  # noqa: F401  (fixture)
 from test_training_loop import _trainer
 from test_training_loop import tiny_model  # noqa: F401  (fixture)
 
 from rift_fast import attack, train
-from rift_fast.attacks import PWWS, AttackCheckpoint, AttackReport, Constraints, UntargetedClassification, run_attack
+from rift_fast.attacks import (PWWS, AttackCheckpoint, AttackReport, Constraints, StopWords, SynonymSwap,
+                               UntargetedClassification, run_attack)
 from rift_fast.run_settings import settings_differences
 from rift_fast.data import Example
 from rift_fast.digests import model_digest, tokenizer_digest
@@ -57,14 +57,14 @@ def _attack(model_dir, output, *extra):
                         "--output", str(output), *extra])
 
 
-def _attack_run(tokenizer, examples, settings, checkpoint=None, indices=None, victim=None):  # noqa: F811
-    return run_attack(examples, victim or _victim(tokenizer), SYNONYMS, PWWS(GOAL, "[UNK]"),
-                      Constraints(stop_words=frozenset({"the"})), GOAL, settings, checkpoint=checkpoint,
+def _attack_run(tokenizer, examples, settings, checkpoint=None, indices=None, victim=None):
+    return run_attack(examples, victim or _victim(tokenizer), SynonymSwap(SYNONYMS), PWWS(GOAL, "[UNK]"),
+                      Constraints([StopWords({"the"})]), GOAL, settings, checkpoint=checkpoint,
                       examples_per_round=2, indices=indices, progress=False)
 
 
 @pytest.fixture
-def model_copy(tiny_model_dir, tmp_path):  # noqa: F811
+def model_copy(tiny_model_dir, tmp_path):
     folder = tmp_path / "model"
     shutil.copytree(tiny_model_dir, folder)
     return folder
@@ -123,7 +123,7 @@ def test_resume_refuses_changed_model_weights_or_tokenizer_and_accepts_unchanged
     assert "model_sha256" not in str(refused.value)
 
 
-def test_model_and_tokenizer_digests_follow_content(tokenizer):  # noqa: F811
+def test_model_and_tokenizer_digests_follow_content(tokenizer):
     model = BagOfWords(tokenizer, WORD_SCORES)
     assert model_digest(model) == model_digest(BagOfWords(tokenizer, WORD_SCORES))
     assert model_digest(model) != model_digest(BagOfWords(tokenizer, {**WORD_SCORES, "good": 1.5}))
@@ -139,7 +139,7 @@ def test_settings_differences_name_each_setting_with_both_values():
                                                        "search.population: 60 (checkpoint) vs 20 (this run)"]
 
 
-def test_training_resume_refuses_a_changed_model_folder(tiny_model, tmp_path):  # noqa: F811
+def test_training_resume_refuses_a_changed_model_folder(tiny_model, tmp_path):
     folder, tokenizer = tiny_model
     changed = tmp_path / "model"
     shutil.copytree(folder, changed)
@@ -154,7 +154,7 @@ def test_training_resume_refuses_a_changed_model_folder(tiny_model, tmp_path):  
 
 # ------------------------------------------------------------------------------- 7. outputs
 @pytest.mark.parametrize("name", ["report.md", "report.MD", "runs/x.Md"])
-def test_an_output_whose_summary_would_overwrite_it_is_refused(tiny_model_dir, tmp_path, name):  # noqa: F811
+def test_an_output_whose_summary_would_overwrite_it_is_refused(tiny_model_dir, tmp_path, name):
     output = tmp_path / name
     with pytest.raises(SystemExit, match="the results JSON and the Markdown summary would both be written to"):
         _attack(tiny_model_dir, output)
@@ -171,7 +171,7 @@ def test_every_other_output_name_gives_distinct_files(name, world, tmp_path):
     assert len({str(p).casefold() for p in paths.values()}) == len(paths)
 
 
-def test_a_json_output_writes_three_distinct_files(tiny_model_dir, tmp_path):  # noqa: F811
+def test_a_json_output_writes_three_distinct_files(tiny_model_dir, tmp_path):
     output = tmp_path / "run.checkpoint.jsonl"  # its stem equals the checkpoint's default name
     assert _attack(tiny_model_dir, output) == 0
     assert json.loads(output.read_text())["summary"]["examples"] == 3
@@ -199,7 +199,7 @@ def test_training_state_is_stored_without_pickle_and_round_trips(tmp_path):
         save_state(tmp_path, "other", {"bad": object()})
 
 
-def test_training_resume_refuses_a_pickled_trainer_state_without_running_it(tiny_model, tmp_path):  # noqa: F811
+def test_training_resume_refuses_a_pickled_trainer_state_without_running_it(tiny_model, tmp_path):
     trainer = _trainer(tiny_model, tmp_path, method="standard", epochs=1)
     trainer.run()
     last = trainer.last_dir
@@ -239,7 +239,7 @@ def test_attack_checkpoint_holding_a_pickle_is_refused_without_running_it(tmp_pa
     assert not marker.exists()
 
 
-def test_a_model_folder_with_a_pickled_weight_file_is_refused_without_running_it(tiny_model_dir, tmp_path):  # noqa: F811
+def test_a_model_folder_with_a_pickled_weight_file_is_refused_without_running_it(tiny_model_dir, tmp_path):
     folder = tmp_path / "model"
     shutil.copytree(tiny_model_dir, folder)
     (folder / "model.safetensors").unlink()
@@ -255,7 +255,7 @@ def _summary_row(markdown):
     return markdown.split("\n")[4]
 
 
-def test_an_all_misclassified_pool_has_no_success_rate_modification_rate_or_mean_queries(tokenizer):  # noqa: F811
+def test_an_all_misclassified_pool_has_no_success_rate_modification_rate_or_mean_queries(tokenizer):
     pool = [Example("a good movie", 0), Example("a bad movie", 1)]  # both predicted wrong
     report = _attack_run(tokenizer, pool, {"search": {"search": "pwws"}})
     summary = report.summary()
@@ -268,7 +268,7 @@ def test_an_all_misclassified_pool_has_no_success_rate_modification_rate_or_mean
     assert "nan" not in report.to_markdown() and "NaN" not in json.dumps(report.to_json())
 
 
-def test_an_empty_pool_has_no_rates_at_all(tokenizer):  # noqa: F811
+def test_an_empty_pool_has_no_rates_at_all(tokenizer):
     summary = _attack_run(tokenizer, [], {}).summary()
     assert summary["examples"] == 0
     for key in ("clean_accuracy", "robust_accuracy", "attack_success_rate", "mean_modification_rate", "mean_queries"):
@@ -278,14 +278,14 @@ def test_an_empty_pool_has_no_rates_at_all(tokenizer):  # noqa: F811
     assert _summary_row(empty.to_markdown()) == "| 0 | n/a | n/a | n/a | n/a | n/a | 0.0 s | n/a |"
 
 
-def test_zero_successes_keep_the_success_rate_but_have_no_modification_rate(tokenizer):  # noqa: F811
+def test_zero_successes_keep_the_success_rate_but_have_no_modification_rate(tokenizer):
     pool = [Example("a excellent movie", 1), Example("excellent acting movie", 1)]  # no swap flips either
     summary = _attack_run(tokenizer, pool, {}).summary()
     assert (summary["clean_accuracy"], summary["attack_success_rate"], summary["robust_accuracy"]) == (1.0, 0.0, 1.0)
     assert summary["mean_modification_rate"] is None and summary["mean_queries"] > 0
 
 
-def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, tmp_path):  # noqa: F811
+def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, tmp_path):
     model = BagOfWords(tokenizer, WORD_SCORES)
     settings = EvaluationSettings(max_length=16, ga_population=2, ga_generations=1)
     assert ascc_accuracy(model, tokenizer, [], torch.zeros(len(tokenizer), 1, dtype=torch.long), settings) is None
@@ -320,7 +320,7 @@ def _pool():
                                                      ("the awful acting", 0), ("a good film", 1), ("a bad plot", 0)]]
 
 
-def test_resumed_wall_time_is_the_sum_of_the_pieces(tokenizer, tmp_path):  # noqa: F811
+def test_resumed_wall_time_is_the_sum_of_the_pieces(tokenizer, tmp_path):
     path = tmp_path / "run.checkpoint.jsonl"
     sessions = []
     for indices in ([0, 1], [0, 1, 2, 3], None):  # killed twice, then finished

@@ -8,8 +8,8 @@ import pytest
 import torch
 from tiny_tokenizers import byte_level_bpe, sentencepiece_unigram, wordpiece
 
-from rift_fast.attacks import (PWWS, Constraints, GeneticAttack, GradientGuidedGreedy, UntargetedClassification,
-                               VictimModel, run_attack)
+from rift_fast.attacks import (PWWS, Constraints, GeneticAttack, GradientGuidedGreedy, StopWords, SynonymSwap,
+                               UntargetedClassification, VictimModel, run_attack)
 from rift_fast.attacks.alignment import single_token_words
 from rift_fast.data import Example
 from rift_fast.synonyms import SynonymIndex
@@ -63,7 +63,7 @@ def _gradient_run(tokenizer, examples, batch_size=4, synonyms=SYNONYMS):
     victim = VictimModel(TokenScores(tokenizer), tokenizer, batch_size=batch_size)
     search = GradientGuidedGreedy(UntargetedClassification(), victim, synonyms.vocab_table(tokenizer, k=4),
                                   candidates=2, backend="reference")
-    return run_attack(examples, victim, synonyms, search, Constraints(stop_words=frozenset({"the"})),
+    return run_attack(examples, victim, SynonymSwap(synonyms), search, Constraints([StopWords({"the"})]),
                       UntargetedClassification(), {"test": True}, progress=False), victim
 
 
@@ -132,7 +132,7 @@ def test_no_model_call_exceeds_the_configured_batch(tmp_path, search_name, batch
     texts = ["a good movie with great acting", "a bad movie with awful acting", "a great movie", "a bad plot",
              "a movie with good acting", "an awful movie", "good good movie", "great plot"]
     examples = [Example(t, int("good" in t or "great" in t)) for t in texts]
-    run_attack(examples, victim, SYNONYMS, _searches(victim, tokenizer)[search_name], Constraints(),
+    run_attack(examples, victim, SynonymSwap(SYNONYMS), _searches(victim, tokenizer)[search_name], Constraints(),
                UntargetedClassification(), {"test": True}, progress=False, examples_per_round=8)
     assert model.rows_per_call and max(model.rows_per_call) <= batch_size
     assert sum(model.rows_per_call) == victim.rows_scored

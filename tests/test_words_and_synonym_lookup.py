@@ -5,8 +5,8 @@ the word: issue 10, kinds 1 and 8, with their instances and variants."""
 import pytest
 from transformers import BertTokenizerFast
 
-from rift_fast.attacks import PWWS, Constraints, GeneticAttack, UntargetedClassification, VictimModel, build_target, \
-    run_attack
+from rift_fast.attacks import (PWWS, Constraints, GeneticAttack, SynonymSwap, UntargetedClassification, VictimModel,
+                               build_target, run_attack)
 from rift_fast.attacks.text import WordSpans
 from rift_fast.attacks.transformation import substitution_candidates
 from rift_fast.data import Example
@@ -117,8 +117,8 @@ def test_real_neighbour_json_lookup(shared_neighbours_path):
     assert index.synonyms("coöperate") == index.synonyms("cooperate")
     assert index.synonyms("résumé") == []  # in the file, without neighbours: not those of "resume"
     example = Example("Her résumé is thin.", 1)
-    assert build_target(0, example, index, Constraints()).attackable == []  # "thin" is a scikit-learn stop word
-    target = build_target(0, example, index, Constraints(stop_words=frozenset()))
+    assert build_target(0, example, SynonymSwap(index), Constraints()).attackable == []  # "thin" is a scikit-learn stop word
+    target = build_target(0, example, SynonymSwap(index), Constraints([]))
     assert target.spans.words == ("Her", "résumé", "is", "thin")
     assert target.choices == [["Her", "His", "Sa"], ["résumé"], ["is"],
                               ["thin", "darn", "geez", "golly", "slender", "blimey"]]
@@ -145,7 +145,7 @@ def accent_tokenizer(tmp_path_factory):
 def test_attack_changes_only_whole_words_in_their_case(accent_tokenizer, search):
     victim = VictimModel(BagOfWords(accent_tokenizer, ACCENT_SCORES), accent_tokenizer, batch_size=4)
     examples = [Example("Her RÉSUMÉ looks Naïve next to the café’s menu.", 1), Example("Her résumé is thin.", 1)]
-    report = run_attack(examples, victim, ACCENT_SYNONYMS, search, Constraints(stop_words=frozenset()),
+    report = run_attack(examples, victim, SynonymSwap(ACCENT_SYNONYMS), search, Constraints([]),
                         UntargetedClassification(), {"test": True}, progress=False)
     two_swaps, one_swap = report.results
     assert two_swaps.status == "success" and two_swaps.words_changed == 2 and two_swaps.num_words == 9

@@ -1,12 +1,18 @@
-"""Batched word-substitution attacks, split as in TextAttack into goal, constraints and
-transformation, search method, and a runner; every search works on many examples at once."""
+"""Batched word-substitution attacks, split as in TextAttack into goal, constraints, transformation and
+search method, assembled by recipes (:mod:`rift_fast.attacks.recipes`); every search works on many
+examples at once."""
 
+from rift_fast.attacks.constraints import (Constraint, Constraints, LanguageModelFilter, MaxModificationRatio,
+                                           StopWords)
 from rift_fast.attacks.goal import UntargetedClassification
+from rift_fast.attacks.recipes import RECIPES, Attack, Recipe, RecipeOptions, build_attack, register_recipe
 from rift_fast.attacks.runner import AttackCheckpoint, AttackReport, ExampleResult, run_attack
-from rift_fast.attacks.search import PWWS, GeneticAttack, GradientGuidedGreedy, SearchOutcome
-from rift_fast.attacks.transformation import Constraints, Target, build_target
+from rift_fast.attacks.search import PWWS, GeneticAttack, GradientGuidedGreedy, SearchMethod, SearchOutcome
+from rift_fast.attacks.transformation import SynonymSwap, Target, Transformation, build_target
 from rift_fast.attacks.victim import QueryEngine, VictimModel
 
-__all__ = ["AttackCheckpoint", "AttackReport", "Constraints", "ExampleResult", "GeneticAttack", "GradientGuidedGreedy", "PWWS",
-           "QueryEngine", "SearchOutcome", "Target", "UntargetedClassification", "VictimModel", "build_target",
-           "run_attack"]
+__all__ = ["PWWS", "RECIPES", "Attack", "AttackCheckpoint", "AttackReport", "Constraint", "Constraints",
+           "ExampleResult", "GeneticAttack", "GradientGuidedGreedy", "LanguageModelFilter", "MaxModificationRatio",
+           "QueryEngine", "Recipe", "RecipeOptions", "SearchMethod", "SearchOutcome", "StopWords", "SynonymSwap",
+           "Target", "Transformation", "UntargetedClassification", "VictimModel", "build_attack", "build_target",
+           "register_recipe", "run_attack"]

@@ -18,6 +18,10 @@ class UntargetedClassification:
 
     use_margin: bool = False
 
+    def describe(self) -> str:
+        """What the attacker lowers: ``"margin"`` or ``"p_y"``."""
+        return "margin" if self.use_margin else "p_y"
+
     def succeeded(self, probabilities: np.ndarray, label: int) -> bool:
         return int(np.argmax(probabilities)) != label
 

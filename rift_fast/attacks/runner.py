@@ -15,11 +15,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from rift_fast.attacks.goal import UntargetedClassification
-from rift_fast.attacks.transformation import Constraints, build_target
+from rift_fast.attacks.constraints import Constraints
+from rift_fast.attacks.search import SearchMethod
+from rift_fast.attacks.transformation import Transformation, build_target
 from rift_fast.attacks.victim import QueryEngine, VictimModel
 from rift_fast.data import Example
 from rift_fast.run_settings import settings_differences
-from rift_fast.synonyms import SynonymIndex
 
 MISCLASSIFIED, UNATTACKABLE, SUCCESS, FAILED = "misclassified", "unattackable", "success", "failed"
 NO_CANDIDATE = "no_candidate"  # words may change, but the search had no candidate swap: not attacked
@@ -222,7 +223,7 @@ class AttackCheckpoint:
             os.fsync(stream.fileno())
 
 
-def run_attack(examples: list[Example], victim: VictimModel, synonyms: SynonymIndex, search,
+def run_attack(examples: list[Example], victim: VictimModel, transformation: Transformation, search: SearchMethod,
                constraints: Constraints, goal: UntargetedClassification, settings: dict,
                checkpoint: AttackCheckpoint | None = None, examples_per_round: int = 64,
                indices: list[int] | None = None, progress: bool = True) -> AttackReport:
@@ -253,7 +254,7 @@ def run_attack(examples: list[Example], victim: VictimModel, synonyms: SynonymIn
         for i in chunk:
             example = examples[i]
             visible, truncated = victim.visible_characters((example.text, example.text_pair), attacked_side)
-            target = build_target(i, example, synonyms, constraints, visible, truncated)
+            target = build_target(i, example, transformation, constraints, visible, truncated)
             prediction = int(np.argmax(clean[i]))
             if prediction != example.label or not target.attackable:
                 status = MISCLASSIFIED if prediction != example.label else UNATTACKABLE

@@ -6,7 +6,9 @@ input, at the search's precision (the engine's answers without ``exact``)."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -17,6 +19,26 @@ from rift_fast.attacks.alignment import single_token_words
 from rift_fast.attacks.victim import GradientBatch, QueryEngine, VictimModel
 from rift_fast.ops.substitution_scores import substitution_scores
 from rift_fast.text import lookup_form
+
+
+class SearchMethod(ABC):
+    """A search over the targets' substitution choices, attacking many targets in lockstep.
+
+    Subclasses set ``name`` and implement :meth:`settings` and :meth:`attack`; one :class:`QueryEngine`
+    call per round should serve every unfinished target (identical queries are scored once there).
+    """
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def settings(self) -> dict:
+        """Every setting that changes the search's results, for run records."""
+
+    @abstractmethod
+    def attack(self, targets: list[Target], engine: QueryEngine,
+               clean: dict[int, np.ndarray]) -> dict[int, SearchOutcome]:
+        """target index -> outcome. ``clean``: target index -> [C] float64 probabilities of the
+        unmodified input at the search's precision."""
 
 
 @dataclass
@@ -30,7 +52,7 @@ class SearchOutcome:
     no_candidate: bool = False
 
 
-class PWWS:
+class PWWS(SearchMethod):
     """Probability Weighted Word Saliency (Ren et al. 2019).
 
     saliency S(i) = p_y(x) - p_y(x with word i replaced by the unknown token); for each word the best
@@ -102,7 +124,7 @@ def check_ga_settings(population: int, generations: int) -> None:
         raise ValueError(f"GA needs population >= 2 and generations >= 1, got {population}, {generations}")
 
 
-class GeneticAttack:
+class GeneticAttack(SearchMethod):
     """Genetic attack of Alzantot et al. (2018) as ported by Jia et al. (2019).
 
     Mutation picks a random word with more than one choice, tries every choice (the original word
@@ -205,7 +227,7 @@ class GeneticAttack:
         return outcomes
 
 
-class GradientGuidedGreedy:
+class GradientGuidedGreedy(SearchMethod):
     """Greedy attack ranked by first-order scores, then scored by the model.
 
     Each round, for all unfinished targets at once: one forward/backward gives the loss gradient at

@@ -1,45 +1,49 @@
-"""Transformation and constraints: which words may change, and into what.
+"""Transformation: what a word may become; and the :class:`Target` of one example under attack.
 
 A :class:`Target` holds, for each word of the attacked side, its substitution choices (slot 0 is
-the original word) after the constraints: stop words (compared in lookup form, see
-:mod:`rift_fast.text`) and words without synonyms get none, words past the model's truncation get
-none, and an optional language-model filter may veto swaps.
+the original word): the transformation's candidates that the constraints
+(:mod:`rift_fast.attacks.constraints`) keep. Words the constraints forbid, words without candidates
+and words past the model's truncation get none.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import numpy as np
 
+from rift_fast.attacks.constraints import Constraints
 from rift_fast.attacks.text import WordSpans, match_case
 from rift_fast.data import Example
 from rift_fast.synonyms import SynonymIndex
-from rift_fast.synonyms.index import default_stop_words
-from rift_fast.text import accent_stripped, is_single_word, lookup_form
-
-# (words of the original text, position, candidate words) -> keep each candidate?
-LanguageModelFilter = Callable[[tuple[str, ...], int, list[str]], list[bool]]
+from rift_fast.text import accent_stripped, is_single_word
 
 
-@dataclass
-class Constraints:
-    """Limits on the attack. ``max_modification_ratio=None`` is no budget (the published setting)."""
+class Transformation(ABC):
+    """What a word may become. Adding one: a subclass with :meth:`candidates` and :meth:`describe`."""
 
-    stop_words: frozenset[str] = field(default_factory=default_stop_words)
-    max_modification_ratio: float | None = None
-    lm_filter: LanguageModelFilter | None = None
-    lm_filter_name: str | None = None
+    @abstractmethod
+    def candidates(self, word: str) -> list[str]:
+        """Replacements of ``word``, best first, each a single word in ``word``'s case."""
 
-    def __post_init__(self):
-        ratio = self.max_modification_ratio
-        if ratio is not None and not 0 < ratio <= 1:
-            raise ValueError(f"max_modification_ratio must be in (0, 1], got {ratio}")
+    @abstractmethod
+    def describe(self) -> dict:
+        """The settings of this transformation, for run records."""
+
+
+class SynonymSwap(Transformation):
+    """Swap a word for one of its synonyms in a :class:`SynonymIndex` (Alzantot et al. 2018; Ren et al.
+    2019 with the index's source), keeping the word's case."""
+
+    def __init__(self, synonyms: SynonymIndex):
+        self.synonyms = synonyms
+
+    def candidates(self, word: str) -> list[str]:
+        return substitution_candidates(word, self.synonyms)
 
     def describe(self) -> dict:
-        return {"stop_words": len(self.stop_words), "max_modification_ratio": self.max_modification_ratio,
-                "lm_filter": self.lm_filter_name if self.lm_filter else None}
+        return {"transformation": "synonym_swap", "synonyms": self.synonyms.source}
 
 
 @dataclass
@@ -84,24 +88,19 @@ def substitution_candidates(word: str, synonyms: SynonymIndex) -> list[str]:
                               if is_single_word(s) and accent_stripped(s) != own))
 
 
-def build_target(index: int, example: Example, synonyms: SynonymIndex, constraints: Constraints,
+def build_target(index: int, example: Example, transformation: Transformation, constraints: Constraints,
                  visible_characters: int | None = None, truncated: bool = False) -> Target:
-    """Word choices of ``example``'s attacked side (the hypothesis for sentence pairs)."""
+    """Word choices of ``example``'s attacked side (the hypothesis for sentence pairs): for each word the
+    transformation's candidates that the constraints keep; ``visible_characters``: how many leading
+    characters of the attacked side the model sees (words past them are not attacked)."""
     spans = WordSpans(example.text if example.text_pair is None else example.text_pair)
     choices: list[list[str]] = []
     for position, word in enumerate(spans.words):
         visible = visible_characters is None or spans.spans[position][1] <= visible_characters
-        if lookup_form(word) in constraints.stop_words or not visible:
+        if not visible or not constraints.allows(spans.words, position):
             choices.append([word])
             continue
-        candidates = substitution_candidates(word, synonyms)
-        if candidates and constraints.lm_filter is not None:
-            keep = constraints.lm_filter(spans.words, position, candidates)
-            candidates = [c for c, k in zip(candidates, keep) if k]
-        choices.append([word, *candidates])
+        candidates = transformation.candidates(word)
+        choices.append([word, *constraints.keep(spans.words, position, candidates)])
     attackable = [i for i, options in enumerate(choices) if len(options) > 1]
-    budget = None
-    if constraints.max_modification_ratio is not None:
-        budget = max(1, int(constraints.max_modification_ratio * len(spans)))
-    return Target(index, example, spans, choices, attackable, budget, truncated)
-
+    return Target(index, example, spans, choices, attackable, constraints.budget(len(spans)), truncated)

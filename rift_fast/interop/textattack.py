@@ -66,6 +66,7 @@ from typing import Iterable
 try:
     import textattack  # noqa: F401  (the top-level package, not this module: absolute import)
     from textattack import Attack
+    from textattack.constraints.overlap import MaxWordsPerturbed
     from textattack.constraints.pre_transformation import (InputColumnModification, RepeatModification,
                                                            StopwordModification)
     from textattack.goal_functions import UntargetedClassification
@@ -79,12 +80,12 @@ except ImportError as error:  # pragma: no cover - exercised only without TextAt
         "`bash benchmarks/setup_textattack_env.sh` and run with `.venv-textattack/bin/python`. "
         f"(import failed: {error})") from error
 
+from rift_fast.attacks.constraints import Constraints, MaxModificationRatio, StopWords
 from rift_fast.attacks.search import check_ga_settings
 from rift_fast.attacks.transformation import substitution_candidates
 from rift_fast.attacks.victim import VictimModel
 from rift_fast.data import Example
 from rift_fast.synonyms import SynonymIndex
-from rift_fast.synonyms.index import default_stop_words
 
 PAIR_COLUMNS = ["premise", "hypothesis"]
 
@@ -165,14 +166,25 @@ class CaseInsensitiveStopwordModification(StopwordModification):
         return {i for i, word in enumerate(current_text.words) if word.lower() not in self.stopwords}
 
 
-def rift_constraints(stop_words: Iterable[str] | None = None, pair: bool = False) -> list:
-    """rift_fast's constraints in TextAttack form: no stop word changes (scikit-learn's list by default),
-    no word changed twice, and for sentence pairs the premise left alone."""
-    constraints = [RepeatModification(),
-                   CaseInsensitiveStopwordModification(default_stop_words() if stop_words is None else stop_words)]
+# rift_fast's constraint classes in TextAttack form (one line per constraint class that has one).
+TEXTATTACK_CONSTRAINTS = {
+    StopWords: lambda constraint: CaseInsensitiveStopwordModification(constraint.words),
+    MaxModificationRatio: lambda constraint: MaxWordsPerturbed(max_percent=constraint.ratio),
+}
+
+
+def rift_constraints(constraints: Constraints | None = None, pair: bool = False) -> list:
+    """``constraints`` (default: rift_fast's, scikit-learn's stop words) in TextAttack form, after
+    TextAttack's "no word changed twice", and for sentence pairs the premise left alone. Raises
+    ValueError for a constraint with no TextAttack form (a language-model filter)."""
+    converted = [RepeatModification()]
+    for constraint in (constraints or Constraints()).constraints:
+        if type(constraint) not in TEXTATTACK_CONSTRAINTS:
+            raise ValueError(f"constraint {constraint.name!r} has no TextAttack form")
+        converted.append(TEXTATTACK_CONSTRAINTS[type(constraint)](constraint))
     if pair:
-        constraints.append(InputColumnModification(PAIR_COLUMNS, {"premise"}))
-    return constraints
+        converted.append(InputColumnModification(PAIR_COLUMNS, {"premise"}))
+    return converted
 
 
 def _goal(model_wrapper, model_batch_size: int | None) -> UntargetedClassification:
@@ -180,7 +192,7 @@ def _goal(model_wrapper, model_batch_size: int | None) -> UntargetedClassificati
     return UntargetedClassification(model_wrapper, model_batch_size=batch)
 
 
-def build_pwws(model_wrapper, synonyms: SynonymIndex, stop_words: Iterable[str] | None = None,
+def build_pwws(model_wrapper, synonyms: SynonymIndex, constraints: Constraints | None = None,
                unknown_token: str | None = None, pair: bool = False,
                model_batch_size: int | None = None) -> Attack:
     """TextAttack's PWWSRen2019 recipe with :class:`SynonymWordSwap` instead of WordNet.
@@ -191,19 +203,19 @@ def build_pwws(model_wrapper, synonyms: SynonymIndex, stop_words: Iterable[str] 
     """
     tokenizer = getattr(model_wrapper, "tokenizer", None)
     unknown = unknown_token or getattr(tokenizer, "unk_token", None) or "[UNK]"
-    return Attack(_goal(model_wrapper, model_batch_size), rift_constraints(stop_words, pair),
+    return Attack(_goal(model_wrapper, model_batch_size), rift_constraints(constraints, pair),
                   SynonymWordSwap(synonyms), GreedyWordSwapWIR("weighted-saliency", unk_token=unknown))
 
 
 def build_genetic(model_wrapper, synonyms: SynonymIndex, population: int = 60, generations: int = 20,
-                  stop_words: Iterable[str] | None = None, pair: bool = False,
+                  constraints: Constraints | None = None, pair: bool = False,
                   model_batch_size: int | None = None) -> Attack:
     """TextAttack's GeneticAlgorithmAlzantot2018 recipe with :class:`SynonymWordSwap` and without its
     language-model, embedding-distance and 20 % words-perturbed constraints; ``population`` and
     ``generations`` are its ``pop_size`` and ``max_iters`` (the recipe's defaults: 60 and 20)."""
     check_ga_settings(population, generations)
     search = AlzantotGeneticAlgorithm(pop_size=population, max_iters=generations, post_crossover_check=False)
-    return Attack(_goal(model_wrapper, model_batch_size), rift_constraints(stop_words, pair),
+    return Attack(_goal(model_wrapper, model_batch_size), rift_constraints(constraints, pair),
                   SynonymWordSwap(synonyms), search)
 
 

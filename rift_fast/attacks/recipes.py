@@ -1,0 +1,171 @@
+"""Attack recipes: each assembles a goal, constraints, a transformation and a search in exactly one
+place, and one registry maps names to them. The attack command line (``--attack``), the test-pool
+evaluation of ``python -m rift_fast.train`` and the benchmarks all build attacks here.
+
+Adding an attack: subclass :class:`Recipe` (usually only :meth:`Recipe.search`) and decorate it with
+``@register_recipe``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, TypeVar
+
+from rift_fast.attacks.constraints import Constraints, MaxModificationRatio, StopWords
+from rift_fast.attacks.goal import UntargetedClassification
+from rift_fast.attacks.runner import AttackCheckpoint, AttackReport, run_attack
+from rift_fast.attacks.search import PWWS, GeneticAttack, GradientGuidedGreedy, SearchMethod
+from rift_fast.attacks.transformation import SynonymSwap, Transformation
+from rift_fast.attacks.victim import VictimModel
+from rift_fast.data import Example
+from rift_fast.synonyms import SynonymIndex
+
+# Alzantot et al. (2018) as Jia et al. (2019) ran it, the setting RIFT_SPEC evaluates with.
+PUBLISHED_GA_POPULATION, PUBLISHED_GA_GENERATIONS = 60, 40
+
+
+@dataclass(frozen=True)
+class RecipeOptions:
+    """The options recipes read (each recipe's docstring says which); defaults are the published ones.
+
+    ``max_modification_ratio``: None, no budget (published PWWS and GA); ``synonym_k``: synonyms per
+    token in the gradient search's table; ``gradient_candidates``: swaps it scores per round.
+    """
+
+    ga_population: int = PUBLISHED_GA_POPULATION
+    ga_generations: int = PUBLISHED_GA_GENERATIONS
+    seed: int = 0
+    max_modification_ratio: float | None = None
+    synonym_k: int = 8
+    gradient_candidates: int = 8
+
+
+@dataclass
+class Attack:
+    """An assembled attack: TextAttack's four parts, each working on whole batches of examples."""
+
+    recipe: str
+    goal: UntargetedClassification
+    constraints: Constraints
+    transformation: Transformation
+    search: SearchMethod
+
+    def settings(self) -> dict:
+        """The attack's part of a run's settings."""
+        return {"recipe": self.recipe, "search": self.search.settings(), "constraints": self.constraints.describe(),
+                "transformation": self.transformation.describe(), "goal": self.goal.describe()}
+
+    def run(self, examples: list[Example], victim: VictimModel, settings: dict,
+            checkpoint: AttackCheckpoint | None = None, **options) -> AttackReport:
+        """:func:`run_attack` with this attack's parts (``options``: its keyword arguments)."""
+        return run_attack(examples, victim, self.transformation, self.search, self.constraints, self.goal, settings,
+                          checkpoint=checkpoint, **options)
+
+
+class Recipe(ABC):
+    """How one named attack is assembled. ``label`` heads its column in results tables."""
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    summary: ClassVar[str]
+
+    @abstractmethod
+    def search(self, goal: UntargetedClassification, victim: VictimModel, synonyms: SynonymIndex,
+               options: RecipeOptions) -> SearchMethod:
+        """The recipe's search method."""
+
+    def constraints(self, options: RecipeOptions) -> Constraints:
+        """Stop words, plus the modification budget when ``options`` sets one."""
+        budget = [] if options.max_modification_ratio is None else [MaxModificationRatio(options.max_modification_ratio)]
+        return Constraints([StopWords(), *budget])
+
+    def transformation(self, synonyms: SynonymIndex, options: RecipeOptions) -> Transformation:
+        return SynonymSwap(synonyms)
+
+    def describe(self, options: RecipeOptions) -> str:
+        """The recipe's settings in words, for results tables."""
+        budget = ("no modification budget" if options.max_modification_ratio is None
+                  else f"at most {options.max_modification_ratio:.0%} of the words changed")
+        return f"{budget}, stop words excluded, no LM filter"
+
+    def build(self, victim: VictimModel, synonyms: SynonymIndex, is_pair: bool, options: RecipeOptions) -> Attack:
+        goal = UntargetedClassification(use_margin=is_pair)
+        return Attack(self.name, goal, self.constraints(options), self.transformation(synonyms, options),
+                      self.search(goal, victim, synonyms, options))
+
+
+RecipeType = TypeVar("RecipeType", bound=type[Recipe])
+RECIPES: dict[str, Recipe] = {}
+
+
+def register_recipe(recipe: RecipeType) -> RecipeType:
+    """Class decorator: make ``recipe`` available under ``recipe.name`` (raises ValueError on a clash)."""
+    if recipe.name in RECIPES:
+        raise ValueError(f"an attack recipe named {recipe.name!r} is registered already")
+    RECIPES[recipe.name] = recipe()
+    return recipe
+
+
+def register_search(search_type: type[SearchMethod]) -> type[SearchMethod]:
+    """Class decorator: register a recipe of ``search_type`` under its ``name``, with the default
+    constraints and transformation; the search is built as ``search_type(goal)``."""
+
+    class SearchRecipe(Recipe):
+        name, label = search_type.name, search_type.name
+        summary = (search_type.__doc__ or search_type.name).strip().splitlines()[0]
+
+        def search(self, goal, victim, synonyms, options):
+            return search_type(goal)
+
+    register_recipe(SearchRecipe)
+    return search_type
+
+
+def build_attack(name: str, victim: VictimModel, synonyms: SynonymIndex, is_pair: bool,
+                 options: RecipeOptions | None = None) -> Attack:
+    """The attack of recipe ``name``; raises ValueError naming the registered recipes for an unknown one."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown attack {name!r}; choose one of {', '.join(sorted(RECIPES))}")
+    return RECIPES[name].build(victim, synonyms, is_pair, options or RecipeOptions())
+
+
+@register_recipe
+class PWWSRecipe(Recipe):
+    """PWWS (Ren et al. 2019) over the synonym index; the saliency probe is the tokenizer's unknown token."""
+
+    name, label, summary = "pwws", "PWWS", "probability weighted word saliency (Ren et al. 2019)"
+
+    def search(self, goal, victim, synonyms, options):
+        return PWWS(goal, unknown_token=victim.tokenizer.unk_token)
+
+
+@register_recipe
+class GeneticRecipe(Recipe):
+    """The genetic attack (Alzantot et al. 2018, as Jia et al. 2019); reads ``ga_population``,
+    ``ga_generations`` and ``seed``."""
+
+    name, label, summary = "ga", "GA", "genetic attack (Alzantot et al. 2018)"
+
+    def describe(self, options):
+        return f"population {options.ga_population}, {options.ga_generations} generations, {super().describe(options)}"
+
+    def search(self, goal, victim, synonyms, options):
+        return GeneticAttack(goal, population=options.ga_population, generations=options.ga_generations,
+                             seed=options.seed)
+
+
+@register_recipe
+class GradientRecipe(Recipe):
+    """Greedy swaps ranked by first-order scores (fused ``substitution_scores``); reads ``synonym_k``
+    and ``gradient_candidates``."""
+
+    name, label, summary = "gradient", "gradient", "gradient-guided greedy swaps (fused candidate scoring)"
+
+    def search(self, goal, victim, synonyms, options):
+        return GradientGuidedGreedy(goal, victim, synonyms.vocab_table(victim.tokenizer, k=options.synonym_k),
+                                    candidates=options.gradient_candidates)
+
+
+__all__ = ["PUBLISHED_GA_POPULATION", "PUBLISHED_GA_GENERATIONS", "RECIPES", "Attack", "Recipe", "RecipeOptions",
+           "build_attack", "register_recipe", "register_search"]
