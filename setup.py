@@ -32,7 +32,8 @@ class CMakeBuild(build_ext):
         build_dir.mkdir(parents=True, exist_ok=True)
         config = "Debug" if self.debug else "Release"
         configure = [
-            "cmake", ext.source_dir,
+            "cmake",
+            ext.source_dir,
             f"-DCMAKE_BUILD_TYPE={config}",
             f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={output_dir}",
             f"-DPython_EXECUTABLE={sys.executable}",

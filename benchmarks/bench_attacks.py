@@ -15,10 +15,11 @@
    model_batch_size 32: how users run it), once with the dynamically padded ``RiftModelWrapper``
    (batch size ``--batch-size``) and once with that wrapper over a bfloat16 copy of the victim.
 4. Prints per attack and engine: clean and robust accuracy, attack success rate, wall time and its
-   ratios to rift_fast's (float32 and bf16 search), queries per (correctly classified) example and the share of the wall time
-   spent inside the model's forward pass; torch thread counts of both interpreters.
+   ratios to rift_fast's (float32 and bf16 search), queries per (correctly classified) example and the share of
+   the wall time spent inside the model's forward pass; torch thread counts of both interpreters.
 
-    python benchmarks/bench_attacks.py                       # defaults: N=50, GA population 20 x 10 generations (about 14 min here)
+    # defaults: N=50, GA population 20 x 10 generations (about 14 min here)
+    python benchmarks/bench_attacks.py
     python benchmarks/bench_attacks.py --num-examples 100 --ga-population 60 --ga-generations 20
     python benchmarks/bench_attacks.py --skip-textattack     # rift_fast only
 
@@ -50,37 +51,59 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--num-examples", type=int, default=50, help="test pool size (seeded shuffle, seed 0)")
     parser.add_argument("--attacks", default="pwws,ga", help="comma-separated subset of pwws,ga")
-    parser.add_argument("--ga-population", type=int, default=20,
-                        help="GA population, both engines (20 x 10 keeps the whole benchmark, which TextAttack's "
-                             "stock-wrapper GA dominates, near 14 min on a 2-core CPU; TextAttack's recipe is "
-                             "60 x 20, the published runs 60 x 40)")
-    parser.add_argument("--ga-generations", type=int, default=10,
-                        help="GA generations (TextAttack's max_iters), both engines")
-    parser.add_argument("--batch-size", type=int, default=64,
-                        help="queries per forward: rift_fast and TextAttack's dynamic wrapper "
-                             "(the stock wrapper keeps TextAttack's model_batch_size 32)")
+    parser.add_argument(
+        "--ga-population",
+        type=int,
+        default=20,
+        help="GA population, both engines (20 x 10 keeps the whole benchmark, which TextAttack's "
+        "stock-wrapper GA dominates, near 14 min on a 2-core CPU; TextAttack's recipe is "
+        "60 x 20, the published runs 60 x 40)",
+    )
+    parser.add_argument(
+        "--ga-generations", type=int, default=10, help="GA generations (TextAttack's max_iters), both engines"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="queries per forward: rift_fast and TextAttack's dynamic wrapper "
+        "(the stock wrapper keeps TextAttack's model_batch_size 32)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the pool, fine-tuning and the GAs")
-    parser.add_argument("--synonyms", default=None,
-                        help="neighbour JSON {word: [neighbours]} or 'embedded' "
-                             "(default: ../shared/data/counterfitted_neighbors.json when present)")
+    parser.add_argument(
+        "--synonyms",
+        default=None,
+        help="neighbour JSON {word: [neighbours]} or 'embedded' "
+        "(default: ../shared/data/counterfitted_neighbors.json when present)",
+    )
     parser.add_argument("--victim-dir", default=str(ROOT / "runs" / "bench_victim"))
     parser.add_argument("--train-examples", type=int, default=2000)
     parser.add_argument("--train-length", type=int, default=64)
     parser.add_argument("--train-epochs", type=int, default=1)
     parser.add_argument("--train-lr", type=float, default=1e-4)
     parser.add_argument("--train-batch-size", type=int, default=32)
-    parser.add_argument("--textattack-python", default=str(DEFAULT_TA_PYTHON),
-                        help="interpreter of the TextAttack environment")
-    parser.add_argument("--textattack-wrappers", default=",".join(WRAPPERS),
-                        help="comma-separated subset of " + ",".join(WRAPPERS) + " (dynamic-bf16: the dynamic wrapper "
-                             "over a bfloat16 copy of the victim, whose answers TextAttack takes as they are)")
-    parser.add_argument("--search-dtypes", default=",".join(SEARCH_DTYPES),
-                        help="rift_fast runs: float32 (the victim itself) and/or bfloat16 (a bfloat16 copy searches, "
-                             "the float32 victim scores clean inputs, near-boundary answers and every verdict)")
+    parser.add_argument(
+        "--textattack-python", default=str(DEFAULT_TA_PYTHON), help="interpreter of the TextAttack environment"
+    )
+    parser.add_argument(
+        "--textattack-wrappers",
+        default=",".join(WRAPPERS),
+        help="comma-separated subset of " + ",".join(WRAPPERS) + " (dynamic-bf16: the dynamic wrapper "
+        "over a bfloat16 copy of the victim, whose answers TextAttack takes as they are)",
+    )
+    parser.add_argument(
+        "--search-dtypes",
+        default=",".join(SEARCH_DTYPES),
+        help="rift_fast runs: float32 (the victim itself) and/or bfloat16 (a bfloat16 copy searches, "
+        "the float32 victim scores clean inputs, near-boundary answers and every verdict)",
+    )
     parser.add_argument("--skip-textattack", action="store_true")
-    parser.add_argument("--output-dir", default=str(ROOT / "runs" / "bench_attacks"),
-                        help="results JSON, the TextAttack specs and per-example results")
+    parser.add_argument(
+        "--output-dir",
+        default=str(ROOT / "runs" / "bench_attacks"),
+        help="results JSON, the TextAttack specs and per-example results",
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # TextAttack side: a spec JSON
     return parser
 
@@ -113,9 +136,18 @@ def _versions() -> dict:
 
 # ------------------------------------------------------------------------------------------- victim
 def victim_settings(args, task) -> dict:
-    return {"base": "embedded:all-MiniLM-L6-v2", "task": task.name, "train_examples": args.train_examples,
-            "max_length": args.train_length, "epochs": args.train_epochs, "lr": args.train_lr,
-            "batch_size": args.train_batch_size, "optimizer": "AdamW", "schedule": "constant", "seed": args.seed}
+    return {
+        "base": "embedded:all-MiniLM-L6-v2",
+        "task": task.name,
+        "train_examples": args.train_examples,
+        "max_length": args.train_length,
+        "epochs": args.train_epochs,
+        "lr": args.train_lr,
+        "batch_size": args.train_batch_size,
+        "optimizer": "AdamW",
+        "schedule": "constant",
+        "seed": args.seed,
+    }
 
 
 def ensure_victim(args, task) -> Path:
@@ -132,14 +164,17 @@ def ensure_victim(args, task) -> Path:
     if meta_path.is_file() and (folder / "config.json").is_file():
         meta = json.loads(meta_path.read_text())
         if meta.get("settings") == settings:
-            print(f"[bench] reusing the fine-tuned victim in {folder} "
-                  f"(trained in {meta['train_seconds']:.0f} s, dev accuracy {meta['dev_accuracy']:.3f})", flush=True)
+            print(
+                f"[bench] reusing the fine-tuned victim in {folder} "
+                f"(trained in {meta['train_seconds']:.0f} s, dev accuracy {meta['dev_accuracy']:.3f})",
+                flush=True,
+            )
             return folder
     print(f"[bench] fine-tuning the victim: {settings}", flush=True)
     torch.manual_seed(args.seed)
     model, tokenizer, _ = load_sequence_classifier("embedded", SENTIMENT_LABELS)
     order = torch.randperm(len(task.train), generator=torch.Generator().manual_seed(args.seed)).tolist()
-    train = [task.train[i] for i in order[:args.train_examples]]
+    train = [task.train[i] for i in order[: args.train_examples]]
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.train_lr)
     started = time.perf_counter()
     model.train()
@@ -148,17 +183,25 @@ def ensure_victim(args, task) -> Path:
     # whose output has `.logits`, which RobustClassifier does not give.
     for epoch in range(args.train_epochs):
         for start in range(0, len(train), args.train_batch_size):
-            batch = train[start:start + args.train_batch_size]
-            encoded = tokenizer([e.text for e in batch], padding=True, truncation=True, max_length=args.train_length,
-                                return_tensors="pt")
+            batch = train[start : start + args.train_batch_size]
+            encoded = tokenizer(
+                [e.text for e in batch],
+                padding=True,
+                truncation=True,
+                max_length=args.train_length,
+                return_tensors="pt",
+            )
             loss = model(**encoded, labels=torch.tensor([e.label for e in batch])).loss
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             steps += 1
             if steps % 10 == 0:
-                print(f"[bench]   epoch {epoch} step {steps}: loss {loss.item():.3f} "
-                      f"({time.perf_counter() - started:.0f} s)", flush=True)
+                print(
+                    f"[bench]   epoch {epoch} step {steps}: loss {loss.item():.3f} "
+                    f"({time.perf_counter() - started:.0f} s)",
+                    flush=True,
+                )
     train_seconds = time.perf_counter() - started
     victim = VictimModel(model, tokenizer, max_length=args.train_length, batch_size=128)
     predictions = victim.probabilities([(e.text, None) for e in task.dev]).argmax(1)
@@ -166,10 +209,17 @@ def ensure_victim(args, task) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    meta_path.write_text(json.dumps({"settings": settings, "train_seconds": train_seconds,
-                                     "dev_accuracy": dev_accuracy, "steps": steps}, indent=1))
-    print(f"[bench] fine-tuned in {train_seconds:.0f} s ({steps} steps); dev accuracy {dev_accuracy:.3f}; "
-          f"saved to {folder}", flush=True)
+    meta_path.write_text(
+        json.dumps(
+            {"settings": settings, "train_seconds": train_seconds, "dev_accuracy": dev_accuracy, "steps": steps},
+            indent=1,
+        )
+    )
+    print(
+        f"[bench] fine-tuned in {train_seconds:.0f} s ({steps} steps); dev accuracy {dev_accuracy:.3f}; "
+        f"saved to {folder}",
+        flush=True,
+    )
     return folder
 
 
@@ -189,12 +239,22 @@ def run_ours(attack: str, search_dtype: str, args, model_dir: Path, pool, synony
     load_before, cpu_started = os.getloadavg()[0], time.process_time()
     report = recipe.run(pool, victim, settings, progress=False)
     summary = report.summary()
-    summary.update(rows_scored=victim.rows_scored, exact_rows_scored=victim.exact_rows_scored,
-                   cpu_seconds=time.process_time() - cpu_started,
-                   load_average_before=load_before, load_average_after=os.getloadavg()[0])
+    summary.update(
+        rows_scored=victim.rows_scored,
+        exact_rows_scored=victim.exact_rows_scored,
+        cpu_seconds=time.process_time() - cpu_started,
+        load_average_before=load_before,
+        load_average_after=os.getloadavg()[0],
+    )
     engine = "rift_fast" if search_dtype == "float32" else f"rift_fast-{search_dtype}"
-    return {"engine": engine, "attack": attack, "summary": summary, "settings": settings,
-            "results": [r.__dict__ for r in report.results], "max_length": victim.max_length}
+    return {
+        "engine": engine,
+        "attack": attack,
+        "summary": summary,
+        "settings": settings,
+        "results": [r.__dict__ for r in report.results],
+        "max_length": victim.max_length,
+    }
 
 
 # ------------------------------------------------------------------------------------- TextAttack side
@@ -228,10 +288,9 @@ def textattack_worker(spec_path: str) -> int:
     from textattack.models.wrappers import HuggingFaceModelWrapper
 
     from rift_fast.attacks.runner import FAILED, MISCLASSIFIED, SUCCESS, AttackReport, ExampleResult
-    from rift_fast.data import Example
-    from rift_fast.data import SENTIMENT_LABELS
-    from rift_fast.models import load_sequence_classifier
+    from rift_fast.data import SENTIMENT_LABELS, Example
     from rift_fast.interop.textattack import RiftModelWrapper, build_genetic, build_pwws, textattack_input
+    from rift_fast.models import load_sequence_classifier
     from rift_fast.synonyms import SynonymIndex
 
     model, tokenizer, _ = load_sequence_classifier(spec["model_dir"], SENTIMENT_LABELS)
@@ -249,8 +308,13 @@ def textattack_worker(spec_path: str) -> int:
     if spec["attack"] == "pwws":
         attack = build_pwws(wrapper, synonyms, model_batch_size=model_batch_size)
     else:
-        attack = build_genetic(wrapper, synonyms, population=spec["population"], generations=spec["generations"],
-                               model_batch_size=model_batch_size)
+        attack = build_genetic(
+            wrapper,
+            synonyms,
+            population=spec["population"],
+            generations=spec["generations"],
+            model_batch_size=model_batch_size,
+        )
     examples = [Example(e["text"], e["label"]) for e in spec["examples"]]
     timer = ForwardTimer(model)
     textattack.shared.utils.set_seed(spec["seed"])
@@ -263,36 +327,72 @@ def textattack_worker(spec_path: str) -> int:
         original = result.original_result.attacked_text
         perturbed = result.perturbed_result.attacked_text
         truncated = len(tokenizer(example.text)["input_ids"]) > spec["max_length"]
-        results.append(ExampleResult(
-            index, example.label, statuses.get(type(result), type(result).__name__), original.text, perturbed.text,
-            int(result.original_result.output), int(result.perturbed_result.output),
-            len(original.all_words_diff(perturbed)), original.num_words, int(result.num_queries), truncated))
+        results.append(
+            ExampleResult(
+                index,
+                example.label,
+                statuses.get(type(result), type(result).__name__),
+                original.text,
+                perturbed.text,
+                int(result.original_result.output),
+                int(result.perturbed_result.output),
+                len(original.all_words_diff(perturbed)),
+                original.num_words,
+                int(result.num_queries),
+                truncated,
+            )
+        )
         if (index + 1) % 10 == 0 or index + 1 == len(examples):
-            print(f"[textattack {spec['attack']}/{spec['wrapper']}] {index + 1}/{len(examples)} examples, "
-                  f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+            print(
+                f"[textattack {spec['attack']}/{spec['wrapper']}] {index + 1}/{len(examples)} examples, "
+                f"{time.perf_counter() - started:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     report = AttackReport({}, results, wall_seconds=time.perf_counter() - started, forward_seconds=timer.seconds)
     summary = report.summary()
-    summary.update(forward_calls=timer.calls, rows_scored=timer.rows, cpu_seconds=time.process_time() - cpu_started,
-                   load_average_before=load_before, load_average_after=os.getloadavg()[0])
+    summary.update(
+        forward_calls=timer.calls,
+        rows_scored=timer.rows,
+        cpu_seconds=time.process_time() - cpu_started,
+        load_average_before=load_before,
+        load_average_after=os.getloadavg()[0],
+    )
     try:
         description = repr(attack)
     except Exception as error:  # a repr must not cost the run
         description = f"(repr failed: {error!r})"
-    output = {"engine": f"textattack-{spec['wrapper']}", "attack": spec["attack"], "summary": summary,
-              "threads": threads, "versions": _versions(), "attack_repr": description,
-              "results": [asdict(r) for r in results],
-              "torch_threads_env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+    output = {
+        "engine": f"textattack-{spec['wrapper']}",
+        "attack": spec["attack"],
+        "summary": summary,
+        "threads": threads,
+        "versions": _versions(),
+        "attack_repr": description,
+        "results": [asdict(r) for r in results],
+        "torch_threads_env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")},
+    }
     Path(spec["output"]).write_text(json.dumps(output, indent=1))
     return 0
 
 
-def run_textattack(attack: str, wrapper: str, args, model_dir: Path, pool, synonyms_path: Path, max_length: int,
-                   out_dir: Path) -> dict:
-    spec = {"attack": attack, "wrapper": wrapper, "model_dir": str(model_dir), "synonyms": str(synonyms_path),
-            "examples": [{"text": e.text, "label": e.label} for e in pool], "threads": args.threads,
-            "batch_size": args.batch_size, "max_length": max_length, "population": args.ga_population,
-            "generations": args.ga_generations, "seed": args.seed,
-            "output": str(out_dir / f"textattack_{attack}_{wrapper}.json")}
+def run_textattack(
+    attack: str, wrapper: str, args, model_dir: Path, pool, synonyms_path: Path, max_length: int, out_dir: Path
+) -> dict:
+    spec = {
+        "attack": attack,
+        "wrapper": wrapper,
+        "model_dir": str(model_dir),
+        "synonyms": str(synonyms_path),
+        "examples": [{"text": e.text, "label": e.label} for e in pool],
+        "threads": args.threads,
+        "batch_size": args.batch_size,
+        "max_length": max_length,
+        "population": args.ga_population,
+        "generations": args.ga_generations,
+        "seed": args.seed,
+        "output": str(out_dir / f"textattack_{attack}_{wrapper}.json"),
+    }
     spec_path = out_dir / f"textattack_{attack}_{wrapper}.spec.json"
     spec_path.write_text(json.dumps(spec))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -305,27 +405,37 @@ def run_textattack(attack: str, wrapper: str, args, model_dir: Path, pool, synon
 
 
 # ------------------------------------------------------------------------------------------ report
-ENGINE_NAMES = {"rift_fast": "rift_fast (float32)", "rift_fast-bfloat16": "rift_fast (bf16 search, fp32 verdicts)",
-                "textattack-stock": "TextAttack (stock wrapper)", "textattack-dynamic": "TextAttack (dynamic padding)",
-                "textattack-dynamic-bf16": "TextAttack (dynamic padding, bf16 model)"}
+ENGINE_NAMES = {
+    "rift_fast": "rift_fast (float32)",
+    "rift_fast-bfloat16": "rift_fast (bf16 search, fp32 verdicts)",
+    "textattack-stock": "TextAttack (stock wrapper)",
+    "textattack-dynamic": "TextAttack (dynamic padding)",
+    "textattack-dynamic-bf16": "TextAttack (dynamic padding, bf16 model)",
+}
 
 
 def format_table(runs: list[dict]) -> str:
     """Markdown table of the runs; the two ratio columns divide each wall time by rift_fast's (float32, bf16)."""
-    lines = ["| attack | engine | clean acc | robust acc | success rate | wall time | ÷ rift_fast fp32 | "
-             "÷ rift_fast bf16 | queries / example | model rows | in forward | CPU time | load avg (1 min) |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| attack | engine | clean acc | robust acc | success rate | wall time | ÷ rift_fast fp32 | "
+        "÷ rift_fast bf16 | queries / example | model rows | in forward | CPU time | load avg (1 min) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     walls = {(r["engine"], r["attack"]): r["summary"]["wall_seconds"] for r in runs}
     for run in runs:
         s = run["summary"]
-        ratios = [s["wall_seconds"] / walls[(engine, run["attack"])] if (engine, run["attack"]) in walls
-                  else float("nan") for engine in ("rift_fast", "rift_fast-bfloat16")]
-        lines.append(f"| {run['attack'].upper()} | {ENGINE_NAMES.get(run['engine'], run['engine'])} "
-                     f"| {s['clean_accuracy']:.1%} | {s['robust_accuracy']:.1%} | {s['attack_success_rate']:.1%} "
-                     f"| {s['wall_seconds']:.1f} s | {ratios[0]:.1f}x | {ratios[1]:.1f}x | {s['mean_queries']:.0f} "
-                     f"| {s.get('rows_scored', 0)} | {s['forward_share']:.0%} "
-                     f"| {s.get('cpu_seconds', float('nan')):.0f} s "
-                     f"| {s.get('load_average_before', float('nan')):.1f} / {s.get('load_average_after', float('nan')):.1f} |")
+        ratios = [
+            s["wall_seconds"] / walls[(engine, run["attack"])] if (engine, run["attack"]) in walls else float("nan")
+            for engine in ("rift_fast", "rift_fast-bfloat16")
+        ]
+        lines.append(
+            f"| {run['attack'].upper()} | {ENGINE_NAMES.get(run['engine'], run['engine'])} "
+            f"| {s['clean_accuracy']:.1%} | {s['robust_accuracy']:.1%} | {s['attack_success_rate']:.1%} "
+            f"| {s['wall_seconds']:.1f} s | {ratios[0]:.1f}x | {ratios[1]:.1f}x | {s['mean_queries']:.0f} "
+            f"| {s.get('rows_scored', 0)} | {s['forward_share']:.0%} "
+            f"| {s.get('cpu_seconds', float('nan')):.0f} s "
+            f"| {s.get('load_average_before', float('nan')):.1f} / {s.get('load_average_after', float('nan')):.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -337,7 +447,9 @@ def main(argv=None) -> int:
     wrappers = [w for w in args.textattack_wrappers.split(",") if w]
     search_dtypes = [d for d in args.search_dtypes.split(",") if d]
     if set(attacks) - set(ATTACKS) or set(wrappers) - set(WRAPPERS) or set(search_dtypes) - set(SEARCH_DTYPES):
-        raise SystemExit(f"--attacks takes {ATTACKS}, --textattack-wrappers {WRAPPERS}, --search-dtypes {SEARCH_DTYPES}")
+        raise SystemExit(
+            f"--attacks takes {ATTACKS}, --textattack-wrappers {WRAPPERS}, --search-dtypes {SEARCH_DTYPES}"
+        )
     threads = _set_threads(args.threads)
     args.threads = threads["intra_op"]
 
@@ -347,8 +459,10 @@ def main(argv=None) -> int:
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not args.skip_textattack and not Path(args.textattack_python).exists():
-        raise SystemExit(f"{args.textattack_python} not found: run `bash benchmarks/setup_textattack_env.sh` "
-                         "or pass --skip-textattack")
+        raise SystemExit(
+            f"{args.textattack_python} not found: run `bash benchmarks/setup_textattack_env.sh` "
+            "or pass --skip-textattack"
+        )
     task = load_task("rotten_tomatoes", seed=args.seed)
     pool = test_pool(task, args.num_examples, seed=args.seed)
     model_dir = ensure_victim(args, task)
@@ -361,8 +475,12 @@ def main(argv=None) -> int:
     header = {
         "command": "python " + " ".join([str(Path(sys.argv[0]))] + (argv if argv is not None else sys.argv[1:])),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible",
-        "torch_threads": threads, "versions": _versions(), "num_examples": args.num_examples, "seed": args.seed,
-        "synonyms": synonyms.source, "victim": str(model_dir),
+        "torch_threads": threads,
+        "versions": _versions(),
+        "num_examples": args.num_examples,
+        "seed": args.seed,
+        "synonyms": synonyms.source,
+        "victim": str(model_dir),
         "ga": {"population": args.ga_population, "generations": args.ga_generations},
         "batch_size": args.batch_size,
     }
@@ -382,12 +500,16 @@ def main(argv=None) -> int:
             print(f"[bench]   {json.dumps(theirs['summary'])}", flush=True)
         (out_dir / "results.json").write_text(json.dumps({"header": header, "runs": runs}, indent=1))
     print()
-    print(f"Rotten Tomatoes test pool: N={args.num_examples}, seed {args.seed}; synonyms {synonyms.source}; "
-          f"victim {model_dir.name} (embedded MiniLM fine-tuned: {victim_settings(args, task)}); "
-          f"GA population {args.ga_population}, {args.ga_generations} generations (both engines); "
-          f"no LM filter, no modification budget; rift_fast batch {args.batch_size}.")
-    print(f"torch threads: rift_fast {threads}; TextAttack {header.get('textattack_threads')}. "
-          f"Versions: {header['versions']}; TextAttack env: {header.get('textattack_versions')}.")
+    print(
+        f"Rotten Tomatoes test pool: N={args.num_examples}, seed {args.seed}; synonyms {synonyms.source}; "
+        f"victim {model_dir.name} (embedded MiniLM fine-tuned: {victim_settings(args, task)}); "
+        f"GA population {args.ga_population}, {args.ga_generations} generations (both engines); "
+        f"no LM filter, no modification budget; rift_fast batch {args.batch_size}."
+    )
+    print(
+        f"torch threads: rift_fast {threads}; TextAttack {header.get('textattack_threads')}. "
+        f"Versions: {header['versions']}; TextAttack env: {header.get('textattack_versions')}."
+    )
     print()
     print(format_table(runs))
     print()

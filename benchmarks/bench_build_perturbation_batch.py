@@ -34,7 +34,7 @@ def make_inputs(batch, length, per_example, vocab, device, duplicate_fraction=0.
                 copy = individuals[torch.randint(len(individuals), (1,), generator=gen).item()]
                 edits = [copy[i] for i in torch.randperm(len(copy), generator=gen).tolist()]
             else:
-                positions = torch.randperm(length, generator=gen)[:torch.randint(1, 5, (1,), generator=gen).item()]
+                positions = torch.randperm(length, generator=gen)[: torch.randint(1, 5, (1,), generator=gen).item()]
                 edits = [(p, torch.randint(vocab, (1,), generator=gen).item()) for p in positions.tolist()]
             individuals.append(edits)
             columns += [(example, position, token, group) for position, token in edits]
@@ -76,11 +76,15 @@ def main():
         print_rss_growth(lambda: _call(args.probe, warm_inputs, warm_groups), lambda: _call(args.probe, inputs, groups))
         return
 
-    print(f"device={device} vocab={args.vocab} repeats={args.repeats} threads={args.threads} "
-          f"(torch intra-op = C++ at::parallel_for) fused={fused}; 'op' columns skip input validation")
-    header = (f"{'shape':>5} {'B':>3} {'L':>4} {'Q':>5} {'M':>5} {'U':>5} | {'fused ms':>8} {'ref ms':>8} "
-              f"{'ref/fused':>9} | {'op ms':>6} {'ref op':>6} {'ratio':>6} | {'fused MiB':>9} {'ref MiB':>8} "
-              f"{'ref/fused':>9}")
+    print(
+        f"device={device} vocab={args.vocab} repeats={args.repeats} threads={args.threads} "
+        f"(torch intra-op = C++ at::parallel_for) fused={fused}; 'op' columns skip input validation"
+    )
+    header = (
+        f"{'shape':>5} {'B':>3} {'L':>4} {'Q':>5} {'M':>5} {'U':>5} | {'fused ms':>8} {'ref ms':>8} "
+        f"{'ref/fused':>9} | {'op ms':>6} {'ref op':>6} {'ratio':>6} | {'fused MiB':>9} {'ref MiB':>8} "
+        f"{'ref/fused':>9}"
+    )
     header += f" | {'fused GB/s':>10}" if device.type == "cuda" else ""
     print(header)
     for name in args.shapes:
@@ -88,15 +92,25 @@ def main():
         inputs = make_inputs(batch, length, per_example, args.vocab, device)
         out = build_perturbation_batch(*inputs, backend=fused)
         groups, edits, unique = out.inverse.shape[0], inputs[1].shape[0], out.query_ids.shape[0]
-        ms = {v: median_ms(lambda v=v, inputs=inputs, groups=groups: _call(v, inputs, groups), args.warmup, args.repeats)
-              for v in (fused, "reference", fused + "-op", "reference-op")}
+        ms = {
+            v: median_ms(lambda v=v, inputs=inputs, groups=groups: _call(v, inputs, groups), args.warmup, args.repeats)
+            for v in (fused, "reference", fused + "-op", "reference-op")
+        }
         probe_args = ["--shapes", name, "--vocab", str(args.vocab), "--threads", str(args.threads)]
-        mib = {v: peak_mib(lambda v=v, inputs=inputs, groups=groups: _call(v, inputs, groups), device, [__file__, *probe_args, "--probe", v])
-               for v in (fused, "reference")}
-        line = (f"{name:>5} {batch:>3} {length:>4} {groups:>5} {edits:>5} {unique:>5} | {ms[fused]:>8.2f}"
-                f" {ms['reference']:>8.2f} {ms['reference'] / ms[fused]:>9.2f} | {ms[fused + '-op']:>6.2f}"
-                f" {ms['reference-op']:>6.2f} {ms['reference-op'] / ms[fused + '-op']:>6.2f} | {mib[fused]:>9.2f}"
-                f" {mib['reference']:>8.2f} {mib['reference'] / max(mib[fused], 1e-3):>9.1f}")
+        mib = {
+            v: peak_mib(
+                lambda v=v, inputs=inputs, groups=groups: _call(v, inputs, groups),
+                device,
+                [__file__, *probe_args, "--probe", v],
+            )
+            for v in (fused, "reference")
+        }
+        line = (
+            f"{name:>5} {batch:>3} {length:>4} {groups:>5} {edits:>5} {unique:>5} | {ms[fused]:>8.2f}"
+            f" {ms['reference']:>8.2f} {ms['reference'] / ms[fused]:>9.2f} | {ms[fused + '-op']:>6.2f}"
+            f" {ms['reference-op']:>6.2f} {ms['reference-op'] / ms[fused + '-op']:>6.2f} | {mib[fused]:>9.2f}"
+            f" {mib['reference']:>8.2f} {mib['reference'] / max(mib[fused], 1e-3):>9.1f}"
+        )
         if device.type == "cuda":
             moved = (2 * groups * length + 4 * edits + 2 * unique * length) * 8 / 1e9
             line += f" | {moved / ms[fused] * 1e3:>10.1f}"

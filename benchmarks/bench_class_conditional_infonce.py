@@ -65,7 +65,7 @@ def main():
     print(header)
     for batch, features, num_classes in TINY_SHAPES if args.tiny else SHAPES:
         inputs = _make_inputs(batch, features, num_classes, dtype, device, args.seed)
-        runs = {b: (lambda b=b: _step(b, *inputs, args.temperature)) for b in BACKENDS}
+        runs = {b: (lambda b=b, inputs=inputs: _step(b, *inputs, args.temperature)) for b in BACKENDS}
         ms = {b: median_ms(runs[b], args.warmup, args.repeats) for b in BACKENDS}
         mib = {b: cuda_peak_mib(runs[b], device) if device.type == "cuda" else None for b in BACKENDS}
         losses = {b: _step(b, *inputs, args.temperature).float() for b in BACKENDS}

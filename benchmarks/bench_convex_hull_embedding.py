@@ -101,8 +101,12 @@ def main():
     parser.add_argument("--shapes", nargs="+", choices=tuple(SHAPES), default=list(SHAPES))
     parser.add_argument("--batch", type=int, help="override B of every shape")
     parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
-    parser.add_argument("--grads", choices=("all", "weights"), default="all",
-                        help="train the tables and LayerNorm too, or only the convex weights (the adversary's inner loop)")
+    parser.add_argument(
+        "--grads",
+        choices=("all", "weights"),
+        default="all",
+        help="train the tables and LayerNorm too, or only the convex weights (the adversary's inner loop)",
+    )
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
@@ -119,8 +123,10 @@ def main():
     shapes = TINY_SHAPES if args.tiny else {name: SHAPES[name] for name in args.shapes}
 
     print(f"device={device} dtype={args.dtype} grads={args.grads} repeats={args.repeats}")
-    print(f"{'shape':<12} {'B':>3} {'L':>4} {'K':>2} {'D':>4} {'pass':<7} {'backend':<9} | {'ms':>9} {'t/t_ref':>7}"
-          f" | {'MiB':>9} {'m/m_ref':>7} | {'GB/s':>7} | {'max|diff|':>9}")
+    print(
+        f"{'shape':<12} {'B':>3} {'L':>4} {'K':>2} {'D':>4} {'pass':<7} {'backend':<9} | {'ms':>9} {'t/t_ref':>7}"
+        f" | {'MiB':>9} {'m/m_ref':>7} | {'GB/s':>7} | {'max|diff|':>9}"
+    )
     for name, shape in shapes.items():
         shape = (args.batch or shape[0],) + shape[1:]
         inputs, grad_out = _make_inputs(*shape, dtype, device, args.seed)
@@ -128,7 +134,10 @@ def main():
         for backward in (False, True):
             results = {}
             for backend in backends:
-                run = lambda: _step(backend, inputs, grad_out, args.grads, backward)  # noqa: E731
+
+                def run(backend=backend, inputs=inputs, grad_out=grad_out, backward=backward):
+                    return _step(backend, inputs, grad_out, args.grads, backward)
+
                 ms = median_ms(run, args.warmup, args.repeats)
                 if device.type == "cuda":
                     mib, mark = cuda_peak_mib(run, device), ""

@@ -64,8 +64,10 @@ def main():
         print_rss_growth(_runner(args.probe, warm_inputs, args.topk), _runner(args.probe, inputs, args.topk))
         return
 
-    print(f"device={device} dtype={args.dtype} vocab={args.vocab} topk={args.topk} repeats={args.repeats} "
-          f"threads={args.threads} (torch intra-op = C++ at::parallel_for) fused={fused}")
+    print(
+        f"device={device} dtype={args.dtype} vocab={args.vocab} topk={args.topk} repeats={args.repeats} "
+        f"threads={args.threads} (torch intra-op = C++ at::parallel_for) fused={fused}"
+    )
     header = f"{'shape':>9} {'B':>3} {'L':>4} {'K':>2} {'D':>4} | {'fused ms':>9} {'ref ms':>9} {'ref/fused':>9}"
     header += f" | {'fused MiB':>9} {'ref MiB':>9} {'ref/fused':>9}"
     header += f" | {'fused GB/s':>10} {'ref GB/s':>9}" if device.type == "cuda" else ""
@@ -74,13 +76,27 @@ def main():
         batch, length, k, dim = SHAPES[name]
         inputs = make_inputs(batch, length, k, dim, args.vocab, dtype, device)
         ms = {b: median_ms(_runner(b, inputs, args.topk), args.warmup, args.repeats) for b in (fused, "reference")}
-        probe_args = ["--dtype", args.dtype, "--shapes", name, "--vocab", str(args.vocab), "--topk", str(args.topk),
-                      "--threads", str(args.threads)]
-        mib = {b: peak_mib(_runner(b, inputs, args.topk), device, [__file__, *probe_args, "--probe", b])
-               for b in (fused, "reference")}
-        line = (f"{name:>9} {batch:>3} {length:>4} {k:>2} {dim:>4} | {ms[fused]:>9.2f} {ms['reference']:>9.2f}"
-                f" {ms['reference'] / ms[fused]:>9.2f} | {mib[fused]:>9.1f} {mib['reference']:>9.1f}"
-                f" {mib['reference'] / max(mib[fused], 1e-3):>9.1f}")
+        probe_args = [
+            "--dtype",
+            args.dtype,
+            "--shapes",
+            name,
+            "--vocab",
+            str(args.vocab),
+            "--topk",
+            str(args.topk),
+            "--threads",
+            str(args.threads),
+        ]
+        mib = {
+            b: peak_mib(_runner(b, inputs, args.topk), device, [__file__, *probe_args, "--probe", b])
+            for b in (fused, "reference")
+        }
+        line = (
+            f"{name:>9} {batch:>3} {length:>4} {k:>2} {dim:>4} | {ms[fused]:>9.2f} {ms['reference']:>9.2f}"
+            f" {ms['reference'] / ms[fused]:>9.2f} | {mib[fused]:>9.1f} {mib['reference']:>9.1f}"
+            f" {mib['reference'] / max(mib[fused], 1e-3):>9.1f}"
+        )
         if device.type == "cuda":
             gigabytes = moved_gb(batch, length, k, dim, inputs[2].element_size())
             line += f" | {gigabytes / ms[fused] * 1e3:>10.1f} {gigabytes / ms['reference'] * 1e3:>9.1f}"

@@ -44,17 +44,20 @@ def main() -> None:
     positives = [i for i, y in enumerate(split.labels) if y == 1][:per_class]
     batch = collate(split, negatives + positives, tokenizer.pad_token_id, table, device)
     tokens = int(batch["attention_mask"].sum())
-    print(f"device={device} model={args.model} batch={args.batch_size} length={batch['input_ids'].shape[1]} "
-          f"tokens/batch={tokens} adversary_steps={args.adversary_steps} torch_threads={torch.get_num_threads()}")
+    print(
+        f"device={device} model={args.model} batch={args.batch_size} length={batch['input_ids'].shape[1]} "
+        f"tokens/batch={tokens} adversary_steps={args.adversary_steps} torch_threads={torch.get_num_threads()}"
+    )
     timings = {}
     with tempfile.TemporaryDirectory() as output_dir:  # the trainers write nothing: no epoch ends here
         for method in args.methods:
             adversary = {"adversary_steps": args.adversary_steps} if method in ("ascc", "rift") else {}
-            settings = TrainSettings.for_method(method, model=args.model, epochs=1, batch_size=args.batch_size,
-                                                max_length=args.max_length, **adversary)
+            settings = TrainSettings.for_method(
+                method, model=args.model, epochs=1, batch_size=args.batch_size, max_length=args.max_length, **adversary
+            )
             trainer = Trainer(settings, tokenizer, split, split, table, output_dir, num_classes=2, progress=False)
             # Trainer.step is the training loop's own step (FreeLB with its default settings).
-            timings[method] = median_ms(lambda: trainer.step(batch), args.warmup, args.repeats) / 1e3
+            timings[method] = median_ms(lambda trainer=trainer: trainer.step(batch), args.warmup, args.repeats) / 1e3
     print("| method | ms / step | tokens / s | vs standard |")
     print("| --- | ---: | ---: | ---: |")
     for method, seconds in timings.items():

@@ -44,44 +44,55 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
 
     from rift_fast.attacks import VictimModel
-    from rift_fast.data import load_task
-    from rift_fast.data import SENTIMENT_LABELS
+    from rift_fast.data import SENTIMENT_LABELS, load_task
     from rift_fast.models import load_sequence_classifier
 
     if not (Path(args.victim_dir) / "config.json").is_file():
         raise SystemExit(f"no victim in {args.victim_dir}: run `python benchmarks/bench_attacks.py` once first")
     model, tokenizer, _ = load_sequence_classifier(args.victim_dir, SENTIMENT_LABELS)
-    queries = [(e.text, None) for e in load_task("rotten_tomatoes").test[:args.texts]]
+    queries = [(e.text, None) for e in load_task("rotten_tomatoes").test[: args.texts]]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao's deprecation notice
         quantized = torch.ao.quantization.quantize_dynamic(
-            load_sequence_classifier(args.victim_dir, SENTIMENT_LABELS)[0].eval(), {torch.nn.Linear}, dtype=torch.qint8)
+            load_sequence_classifier(args.victim_dir, SENTIMENT_LABELS)[0].eval(), {torch.nn.Linear}, dtype=torch.qint8
+        )
     victims = {
         "float32": VictimModel(model, tokenizer, batch_size=args.batch_size),
-        "bfloat16": VictimModel(model, tokenizer, batch_size=args.batch_size, search_dtype=torch.bfloat16,
-                                exact_margin=0.0),
-        "float16": VictimModel(model, tokenizer, batch_size=args.batch_size, search_dtype=torch.float16,
-                               exact_margin=0.0),
+        "bfloat16": VictimModel(
+            model, tokenizer, batch_size=args.batch_size, search_dtype=torch.bfloat16, exact_margin=0.0
+        ),
+        "float16": VictimModel(
+            model, tokenizer, batch_size=args.batch_size, search_dtype=torch.float16, exact_margin=0.0
+        ),
         "int8-dynamic": VictimModel(quantized, tokenizer, batch_size=args.batch_size),
     }
     tokens = np.mean([len(ids) for ids in tokenizer([q[0] for q in queries])["input_ids"]])
-    print(f"{len(queries)} Rotten Tomatoes test texts ({tokens:.1f} tokens on average), batches of {args.batch_size}, "
-          f"{args.threads} threads, torch {torch.__version__}")
-    print("| numerics | ms / row | max abs dp vs float32 | predictions changed | max abs dp, batch "
-          f"{args.batch_size} vs 1 |")
+    print(
+        f"{len(queries)} Rotten Tomatoes test texts ({tokens:.1f} tokens on average), batches of {args.batch_size}, "
+        f"{args.threads} threads, torch {torch.__version__}"
+    )
+    print(
+        "| numerics | ms / row | max abs dp vs float32 | predictions changed | max abs dp, batch "
+        f"{args.batch_size} vs 1 |"
+    )
     print("| --- | ---: | ---: | ---: | ---: |")
     reference = victims["float32"].probabilities(queries)
     for name, victim in victims.items():
         answers = victim.probabilities(queries)
-        ms = median_ms(lambda: victim.probabilities(queries), warmup=1, repeats=args.repeats) / len(queries)
+        ms = median_ms(lambda victim=victim: victim.probabilities(queries), warmup=1, repeats=args.repeats) / len(
+            queries
+        )
         batching = "n/a"
         if name in ("float32", "bfloat16"):
             victim.batch_size = 1
             batching = f"{np.abs(victim.probabilities(queries) - answers).max():.1e}"
             victim.batch_size = args.batch_size
         changed = int((answers.argmax(1) != reference.argmax(1)).sum())
-        print(f"| {name} | {ms:.2f} | {np.abs(answers - reference).max():.4f} | {changed} / {len(queries)} "
-              f"| {batching} |", flush=True)
+        print(
+            f"| {name} | {ms:.2f} | {np.abs(answers - reference).max():.4f} | {changed} / {len(queries)} "
+            f"| {batching} |",
+            flush=True,
+        )
     return 0
 
 

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from rift_fast.synonyms import SynonymIndex, WordVectors, embedded_index, load_embedded_glove
+from rift_fast.synonyms import SynonymIndex, embedded_index, load_embedded_glove
 from rift_fast.synonyms.index import EmbeddedSynonymSettings, _embedded_vocabulary
 
 
@@ -37,15 +37,19 @@ def main() -> None:
     started = time.perf_counter()
     embedded = embedded_index(settings)
     print(f"embedded index ready in {time.perf_counter() - started:.1f} s (cached after the first build)")
-    vocabulary = _embedded_vocabulary(load_embedded_glove(max_words=4 * settings.vocabulary_size), settings.vocabulary_size)
+    vocabulary = _embedded_vocabulary(
+        load_embedded_glove(max_words=4 * settings.vocabulary_size), settings.vocabulary_size
+    )
     wordnet_ranked = SynonymIndex.from_wordnet(vocabulary.words, k=settings.k, ranking=vocabulary)
     print(f"reference: {args.reference} ({real.num_words_with_synonyms()} words with synonyms)")
     print("| source | words with synonyms | words in both | precision | recall | Jaccard |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, index in [("counter-fitted GloVe-50d (default)", embedded), ("WordNet ranked by GloVe", wordnet_ranked)]:
         o = overlap(index, real)
-        print(f"| {name} | {o['words_with_synonyms']} | {o['words_in_both']} | {o['precision']:.3f} | "
-              f"{o['recall']:.3f} | {o['jaccard']:.3f} |")
+        print(
+            f"| {name} | {o['words_with_synonyms']} | {o['words_in_both']} | {o['precision']:.3f} | "
+            f"{o['recall']:.3f} | {o['jaccard']:.3f} |"
+        )
     for word in ["terrible", "good", "movie", "boring"]:
         print(f"{word}: ours {embedded.synonyms(word)} | real {real.synonyms(word)}")
 

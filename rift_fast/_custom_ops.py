@@ -52,15 +52,26 @@ def gather_neighbours(token_ids: torch.Tensor, neighbour_table: torch.Tensor) ->
     return _ops().gather_neighbours(token_ids, neighbour_table)
 
 
-def substitution_scores(token_ids: torch.Tensor, neighbour_table: torch.Tensor, embeddings: torch.Tensor,
-                        grad: torch.Tensor, attack_mask: torch.Tensor | None, topk: int) -> tuple[torch.Tensor, ...]:
+def substitution_scores(
+    token_ids: torch.Tensor,
+    neighbour_table: torch.Tensor,
+    embeddings: torch.Tensor,
+    grad: torch.Tensor,
+    attack_mask: torch.Tensor | None,
+    topk: int,
+) -> tuple[torch.Tensor, ...]:
     """-> (scores [B, L, K], best_score [B, L], best_slot [B, L], top_score, top_position, top_slot [B, topk])."""
     return _ops().substitution_scores(token_ids, neighbour_table, embeddings, grad, attack_mask, topk)
 
 
-def build_perturbation_batch(token_ids: torch.Tensor, edit_example: torch.Tensor, edit_position: torch.Tensor,
-                             edit_token: torch.Tensor, edit_group: torch.Tensor,
-                             num_groups: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def build_perturbation_batch(
+    token_ids: torch.Tensor,
+    edit_example: torch.Tensor,
+    edit_position: torch.Tensor,
+    edit_token: torch.Tensor,
+    edit_group: torch.Tensor,
+    num_groups: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """-> (query_ids [U, L] int64, inverse [num_groups] int64, query_example [U] int64)."""
     return _ops().build_perturbation_batch(token_ids, edit_example, edit_position, edit_token, edit_group, num_groups)
 
@@ -69,22 +80,40 @@ def _gather_neighbours_fake(token_ids: torch.Tensor, neighbour_table: torch.Tens
     return token_ids.new_empty((*token_ids.shape, neighbour_table.shape[1] + 1))
 
 
-def _substitution_scores_fake(token_ids: torch.Tensor, neighbour_table: torch.Tensor, embeddings: torch.Tensor,
-                              grad: torch.Tensor, attack_mask: torch.Tensor | None,
-                              topk: int) -> tuple[torch.Tensor, ...]:
+def _substitution_scores_fake(
+    token_ids: torch.Tensor,
+    neighbour_table: torch.Tensor,
+    embeddings: torch.Tensor,
+    grad: torch.Tensor,
+    attack_mask: torch.Tensor | None,
+    topk: int,
+) -> tuple[torch.Tensor, ...]:
     batch, length = token_ids.shape
     per_slot, per_position, selected = (batch, length, neighbour_table.shape[1]), (batch, length), (batch, topk)
-    return (token_ids.new_empty(per_slot, dtype=torch.float32), token_ids.new_empty(per_position, dtype=torch.float32),
-            token_ids.new_empty(per_position), token_ids.new_empty(selected, dtype=torch.float32),
-            token_ids.new_empty(selected), token_ids.new_empty(selected))
+    return (
+        token_ids.new_empty(per_slot, dtype=torch.float32),
+        token_ids.new_empty(per_position, dtype=torch.float32),
+        token_ids.new_empty(per_position),
+        token_ids.new_empty(selected, dtype=torch.float32),
+        token_ids.new_empty(selected),
+        token_ids.new_empty(selected),
+    )
 
 
-def _build_perturbation_batch_fake(token_ids: torch.Tensor, edit_example: torch.Tensor, edit_position: torch.Tensor,
-                                   edit_token: torch.Tensor, edit_group: torch.Tensor,
-                                   num_groups: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _build_perturbation_batch_fake(
+    token_ids: torch.Tensor,
+    edit_example: torch.Tensor,
+    edit_position: torch.Tensor,
+    edit_token: torch.Tensor,
+    edit_group: torch.Tensor,
+    num_groups: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     num_unique = torch.library.get_ctx().new_dynamic_size()  # how many queries stay after de-duplication
-    return (token_ids.new_empty((num_unique, token_ids.shape[1])), token_ids.new_empty((num_groups,)),
-            token_ids.new_empty((num_unique,)))
+    return (
+        token_ids.new_empty((num_unique, token_ids.shape[1])),
+        token_ids.new_empty((num_groups,)),
+        token_ids.new_empty((num_unique,)),
+    )
 
 
 FAKE_KERNELS: dict[str, Callable[..., object]] = {

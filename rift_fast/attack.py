@@ -16,8 +16,13 @@ import sys
 from pathlib import Path
 
 from rift_fast.attacks.recipes import PUBLISHED_GA_GENERATIONS, PUBLISHED_GA_POPULATION, RECIPES
-from rift_fast.cli_common import (add_data_arguments, add_model_arguments, add_synonym_arguments, init_distributed,
-                                  load_synonym_index)
+from rift_fast.cli_common import (
+    add_data_arguments,
+    add_model_arguments,
+    add_synonym_arguments,
+    init_distributed,
+    load_synonym_index,
+)
 
 SEARCH_DTYPES = ("model", "bfloat16")
 
@@ -35,7 +40,8 @@ def output_paths(output: Path, world: int) -> dict[str, Path]:
     paths = {"results JSON": output, "Markdown summary": output.with_suffix(".md")}
     for rank in range(world):
         paths[checkpoint_role(rank, world)] = output.with_name(
-            output.stem + (f".rank{rank}" if world > 1 else "") + ".checkpoint.jsonl")
+            output.stem + (f".rank{rank}" if world > 1 else "") + ".checkpoint.jsonl"
+        )
     return paths
 
 
@@ -51,8 +57,10 @@ def refuse_shared_paths(paths: dict[str, Path]) -> None:
     for role, path in paths.items():
         key = os.path.normcase(os.path.abspath(path)).casefold()
         if key in role_at:
-            raise SystemExit(f"--output {paths['results JSON']}: the {role_at[key]} and the {role} would both be "
-                             f"written to {path}; give --output another name (e.g. ending in .json)")
+            raise SystemExit(
+                f"--output {paths['results JSON']}: the {role_at[key]} and the {role} would both be "
+                f"written to {path}; give --output another name (e.g. ending in .json)"
+            )
         role_at[key] = role
 
 
@@ -62,38 +70,71 @@ def run_settings(args, attack, victim, model, tokenizer, synonyms, labels) -> di
     from rift_fast.digests import model_digest, tokenizer_digest
 
     return {
-        "model": args.model, "dataset": args.dataset, "data_source": args.data_source, "num_examples": args.num_examples,
-        "seed": args.seed, **attack.settings(), "synonyms": synonyms.source,
-        "synonyms_sha256": synonyms.content_digest(), "model_sha256": model_digest(model),
-        "tokenizer_sha256": tokenizer_digest(tokenizer), "labels": labels.describe(), **victim.describe(),
+        "model": args.model,
+        "dataset": args.dataset,
+        "data_source": args.data_source,
+        "num_examples": args.num_examples,
+        "seed": args.seed,
+        **attack.settings(),
+        "synonyms": synonyms.source,
+        "synonyms_sha256": synonyms.content_digest(),
+        "model_sha256": model_digest(model),
+        "tokenizer_sha256": tokenizer_digest(tokenizer),
+        "labels": labels.describe(),
+        **victim.describe(),
     }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m rift_fast.attack", description=__doc__,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m rift_fast.attack", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     add_model_arguments(parser)
     add_data_arguments(parser)
     add_synonym_arguments(parser)
-    parser.add_argument("--attack", default="pwws", choices=sorted(RECIPES), help="; ".join(
-        f"{name}: {recipe.summary}" for name, recipe in sorted(RECIPES.items())))
+    parser.add_argument(
+        "--attack",
+        default="pwws",
+        choices=sorted(RECIPES),
+        help="; ".join(f"{name}: {recipe.summary}" for name, recipe in sorted(RECIPES.items())),
+    )
     parser.add_argument("--num-examples", type=int, default=300, help="size of the test pool (seeded shuffle)")
-    parser.add_argument("--max-length", type=int, default=None,
-                        help="tokens per input (default and most: what the model's positions and tokenizer allow)")
-    parser.add_argument("--max-modification-ratio", type=float, default=None,
-                        help="share of words that may change (default: no budget, as published)")
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="tokens per input (default and most: what the model's positions and tokenizer allow)",
+    )
+    parser.add_argument(
+        "--max-modification-ratio",
+        type=float,
+        default=None,
+        help="share of words that may change (default: no budget, as published)",
+    )
     parser.add_argument("--ga-population", type=int, default=PUBLISHED_GA_POPULATION)
-    parser.add_argument("--ga-generations", type=int, default=PUBLISHED_GA_GENERATIONS,
-                        help=f"{PUBLISHED_GA_GENERATIONS} as published; 20 is the common faster variant")
+    parser.add_argument(
+        "--ga-generations",
+        type=int,
+        default=PUBLISHED_GA_GENERATIONS,
+        help=f"{PUBLISHED_GA_GENERATIONS} as published; 20 is the common faster variant",
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="model queries per forward pass")
-    parser.add_argument("--search-dtype", default="model", choices=SEARCH_DTYPES,
-                        help="dtype of a model copy that answers the search's queries (bfloat16: PWWS and GA "
-                             "2.2-2.8x faster on a CPU with avx512_bf16; the gradient search still takes its "
-                             "gradients on the model itself); clean predictions, answers near the decision "
-                             "boundary and every final result are scored by the model itself")
-    parser.add_argument("--exact-margin", type=probability_gap, default=0.05,
-                        help="with a reduced --search-dtype, answers whose two most probable classes are closer "
-                             "than this are re-scored by the model itself")
+    parser.add_argument(
+        "--search-dtype",
+        default="model",
+        choices=SEARCH_DTYPES,
+        help="dtype of a model copy that answers the search's queries (bfloat16: PWWS and GA "
+        "2.2-2.8x faster on a CPU with avx512_bf16; the gradient search still takes its "
+        "gradients on the model itself); clean predictions, answers near the decision "
+        "boundary and every final result are scored by the model itself",
+    )
+    parser.add_argument(
+        "--exact-margin",
+        type=probability_gap,
+        default=0.05,
+        help="with a reduced --search-dtype, answers whose two most probable classes are closer "
+        "than this are re-scored by the model itself",
+    )
     parser.add_argument("--examples-per-round", type=int, default=64, help="examples attacked together")
     parser.add_argument("--output", default="attack_results.json", help="results JSON (Markdown summary beside it)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint beside --output")
@@ -122,24 +163,44 @@ def main(argv: list[str] | None = None) -> int:
     words = vocabulary(e.text_pair or e.text for e in pool)
     synonyms = load_synonym_index(args, words)
     search_dtype = None if args.search_dtype == "model" else getattr(torch, args.search_dtype)
-    victim = VictimModel(model, tokenizer, max_length=args.max_length, batch_size=args.batch_size,
-                         search_dtype=search_dtype, exact_margin=args.exact_margin)
-    options = RecipeOptions(ga_population=args.ga_population, ga_generations=args.ga_generations, seed=args.seed,
-                            max_modification_ratio=args.max_modification_ratio, synonym_k=args.synonym_k)
+    victim = VictimModel(
+        model,
+        tokenizer,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        search_dtype=search_dtype,
+        exact_margin=args.exact_margin,
+    )
+    options = RecipeOptions(
+        ga_population=args.ga_population,
+        ga_generations=args.ga_generations,
+        seed=args.seed,
+        max_modification_ratio=args.max_modification_ratio,
+        synonym_k=args.synonym_k,
+    )
     attack = build_attack(args.attack, victim, synonyms, task.is_pair, options)
     settings = run_settings(args, attack, victim, model, tokenizer, synonyms, labels)
     checkpoint_path = paths[checkpoint_role(rank, world)]
     if checkpoint_path.exists() and not args.resume:
         raise SystemExit(f"{checkpoint_path} exists from an earlier run: pass --resume to continue it, or delete it")
     checkpoint = AttackCheckpoint(checkpoint_path, settings)
-    report = attack.run(pool, victim, settings, checkpoint=checkpoint, examples_per_round=args.examples_per_round,
-                        indices=list(range(rank, len(pool), world)), progress=rank == 0)
+    report = attack.run(
+        pool,
+        victim,
+        settings,
+        checkpoint=checkpoint,
+        examples_per_round=args.examples_per_round,
+        indices=list(range(rank, len(pool), world)),
+        progress=rank == 0,
+    )
     if world > 1:
         import torch.distributed as dist
 
         timings = [None] * world
-        dist.all_gather_object(timings, (report.wall_seconds, report.forward_seconds, report.session_wall_seconds,
-                                         report.session_forward_seconds))
+        dist.all_gather_object(
+            timings,
+            (report.wall_seconds, report.forward_seconds, report.session_wall_seconds, report.session_forward_seconds),
+        )
         dist.barrier()
         if rank != 0:
             return 0
@@ -148,9 +209,14 @@ def main(argv: list[str] | None = None) -> int:
             merged += AttackCheckpoint(paths[checkpoint_role(other, world)], settings).load()
         # The ranks run side by side: the run takes as long as its slowest rank.
         wall, forward, session_wall, session_forward = (max(figures) for figures in zip(*timings))
-        report = AttackReport(settings, sorted(merged, key=lambda r: r.index), wall_seconds=wall,
-                              forward_seconds=forward, session_wall_seconds=session_wall,
-                              session_forward_seconds=session_forward)
+        report = AttackReport(
+            settings,
+            sorted(merged, key=lambda r: r.index),
+            wall_seconds=wall,
+            forward_seconds=forward,
+            session_wall_seconds=session_wall,
+            session_forward_seconds=session_forward,
+        )
     write_text_atomically(paths["results JSON"], json.dumps(report.to_json(), indent=1))
     write_text_atomically(paths["Markdown summary"], report.to_markdown())
     print(report.to_markdown())

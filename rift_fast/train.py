@@ -17,8 +17,13 @@ import time
 from dataclasses import Field, asdict, fields
 from pathlib import Path
 
-from rift_fast.cli_common import (add_data_arguments, add_model_arguments, add_synonym_arguments, init_distributed,
-                                  load_synonym_index)
+from rift_fast.cli_common import (
+    add_data_arguments,
+    add_model_arguments,
+    add_synonym_arguments,
+    init_distributed,
+    load_synonym_index,
+)
 from rift_fast.training.defenses import DEFENSES
 from rift_fast.training.loop import HEAD_WEIGHT_DECAY
 from rift_fast.training.presets import PRESET_FIELDS, TASK_PRESETS
@@ -26,15 +31,24 @@ from rift_fast.training.presets import PRESET_FIELDS, TASK_PRESETS
 DEFAULT_METHODS = ["standard", "rift"]
 
 
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m rift_fast.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", default="embedded", choices=sorted(TASK_PRESETS),
-                        help="preset of published settings (imdb, snli) or the embedded CPU run (default)")
-    parser.add_argument("--method", nargs="+", default=DEFAULT_METHODS, choices=sorted(DEFENSES),
-                        help="methods to train, one after the other (default: standard rift): " + "; ".join(
-                            f"{name}: {defense.summary}" for name, defense in sorted(DEFENSES.items())))
+    parser = argparse.ArgumentParser(
+        prog="python -m rift_fast.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--task",
+        default="embedded",
+        choices=sorted(TASK_PRESETS),
+        help="preset of published settings (imdb, snli) or the embedded CPU run (default)",
+    )
+    parser.add_argument(
+        "--method",
+        nargs="+",
+        default=DEFAULT_METHODS,
+        choices=sorted(DEFENSES),
+        help="methods to train, one after the other (default: standard rift): "
+        + "; ".join(f"{name}: {defense.summary}" for name, defense in sorted(DEFENSES.items())),
+    )
     add_model_arguments(parser)
     add_data_arguments(parser)
     parser.set_defaults(dataset=None)
@@ -43,11 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     optimisation.add_argument("--epochs", type=int)
     optimisation.add_argument("--batch-size", type=int, help="global, class-balanced: batch/num_classes per class")
     optimisation.add_argument("--lr", type=float, help="AdamW learning rate (2e-5 in RIFT)")
-    optimisation.add_argument("--head-weight-decay", type=float, default=HEAD_WEIGHT_DECAY,
-                              help="weight decay of the heads only")
+    optimisation.add_argument(
+        "--head-weight-decay", type=float, default=HEAD_WEIGHT_DECAY, help="weight decay of the heads only"
+    )
     optimisation.add_argument("--warmup-epochs", type=float, help="linear warm-up from lr/10 (2 in RIFT)")
-    optimisation.add_argument("--max-length", type=int, help="tokens per input (longer inputs are truncated); at most "
-                              "what the model's positions and tokenizer allow")
+    optimisation.add_argument(
+        "--max-length",
+        type=int,
+        help="tokens per input (longer inputs are truncated); at most what the model's positions and tokenizer allow",
+    )
     optimisation.add_argument("--train-size", type=int, help="use only this many training examples (stratified)")
     add_defense_arguments(parser)
     evaluation = parser.add_argument_group("evaluation (unset: from --task)")
@@ -58,9 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--ga-generations", type=int, help="40 as published; 20 is the common faster variant")
     run = parser.add_argument_group("run")
     run.add_argument("--output-dir", default=None, help="checkpoints and results (default runs/<task>)")
-    run.add_argument("--resume", action="store_true",
-                     help="continue each method from its last checkpoint (epoch end); methods without one start "
-                          "from the beginning")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue each method from its last checkpoint (epoch end); methods without one start from the beginning",
+    )
     return parser
 
 
@@ -72,8 +92,9 @@ def defense_options() -> dict[str, tuple[Field, list[str]]]:
         for option in fields(defense.settings_type):
             known, users = options.setdefault(option.name, (option, []))
             if known.default != option.default:
-                raise ValueError(f"option {option.name} has the default {known.default} in {users} but "
-                                 f"{option.default} in {name}")
+                raise ValueError(
+                    f"option {option.name} has the default {known.default} in {users} but {option.default} in {name}"
+                )
             users.append(name)
     return options
 
@@ -87,8 +108,9 @@ def add_defense_arguments(parser: argparse.ArgumentParser) -> None:
         if option.type in (bool, "bool"):
             group.add_argument(flag, action="store_true", default=None, help=help_text)
         else:
-            group.add_argument(flag, type=type(option.default), default=None, help=help_text,
-                               choices=option.metadata.get("choices"))
+            group.add_argument(
+                flag, type=type(option.default), default=None, help=help_text, choices=option.metadata.get("choices")
+            )
 
 
 def resolve_settings(args: argparse.Namespace) -> argparse.Namespace:
@@ -112,8 +134,10 @@ def refuse_repeated_methods(methods: list[str]) -> None:
     and one row of results)."""
     repeated = sorted({m for m in methods if methods.count(m) > 1})
     if repeated:
-        raise SystemExit(f"--method lists {', '.join(repeated)} more than once; each method writes its own "
-                         "folder in --output-dir, so list each once")
+        raise SystemExit(
+            f"--method lists {', '.join(repeated)} more than once; each method writes its own "
+            "folder in --output-dir, so list each once"
+        )
 
 
 def _subsample(examples, size, seed):
@@ -133,26 +157,30 @@ def write_results(output_dir: Path, rows: list[dict], args: argparse.Namespace, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from rift_fast.io_utils import write_bytes_atomically, write_text_atomically
-
     from rift_fast.attacks import RECIPES, RecipeOptions
     from rift_fast.attacks.runner import format_figure
     from rift_fast.evaluation import accuracy_columns
+    from rift_fast.io_utils import write_bytes_atomically, write_text_atomically
 
     columns = accuracy_columns(evaluation.recipes)
-    lines = ["| method | " + " | ".join(f"{name} acc" for _, name in columns) + " | train time |",
-             "| --- | " + " | ".join("---:" for _ in columns) + " | ---: |"]
+    lines = [
+        "| method | " + " | ".join(f"{name} acc" for _, name in columns) + " | train time |",
+        "| --- | " + " | ".join("---:" for _ in columns) + " | ---: |",
+    ]
     for row in rows:
         accuracies = " | ".join(format_figure(row[key], ".1%") for key, _ in columns)
         lines.append(f"| {row['method']} | {accuracies} | {row['train_seconds'] / 60:.1f} min |")
     options = RecipeOptions(ga_population=evaluation.ga_population, ga_generations=evaluation.ga_generations)
     attacks = " ".join(f"{RECIPES[name].label}: {RECIPES[name].describe(options)}." for name in evaluation.recipes)
-    lines += ["", f"Test pool: {args.test_examples} examples of {args.dataset} (test split shuffled with seed "
-              f"{args.seed}). {attacks} ASCC: {evaluation.ascc_steps} steps, CE. "
-              f"Synonyms: {args.synonyms}. Training: {args.train_size or 'all'} examples, {args.epochs} epochs, batch "
-              f"{args.batch_size}, max length {args.max_length}, lr {args.lr}, warm-up {args.warmup_epochs} epochs, "
-              f"adversary steps {args.adversary_steps}, KL weight {args.kl_weight}, MI weight {args.mi_weight}, "
-              f"seed {args.seed}. n/a: an empty test pool."]
+    lines += [
+        "",
+        f"Test pool: {args.test_examples} examples of {args.dataset} (test split shuffled with seed "
+        f"{args.seed}). {attacks} ASCC: {evaluation.ascc_steps} steps, CE. "
+        f"Synonyms: {args.synonyms}. Training: {args.train_size or 'all'} examples, {args.epochs} epochs, batch "
+        f"{args.batch_size}, max length {args.max_length}, lr {args.lr}, warm-up {args.warmup_epochs} epochs, "
+        f"adversary steps {args.adversary_steps}, KL weight {args.kl_weight}, MI weight {args.mi_weight}, "
+        f"seed {args.seed}. n/a: an empty test pool.",
+    ]
     markdown = "\n".join(lines) + "\n"
     write_text_atomically(output_dir / "results.md", markdown)
     write_text_atomically(output_dir / "results.json", json.dumps({"settings": vars(args), "results": rows}, indent=1))
@@ -160,8 +188,12 @@ def write_results(output_dir: Path, rows: list[dict], args: argparse.Namespace, 
     width = 0.8 / len(rows)
     for k, row in enumerate(rows):
         values = [row[key] for key, _ in columns]
-        bars = axis.bar([i + k * width for i in range(len(columns))],
-                        [0 if v is None else 100 * v for v in values], width, label=row["method"])
+        bars = axis.bar(
+            [i + k * width for i in range(len(columns))],
+            [0 if v is None else 100 * v for v in values],
+            width,
+            label=row["method"],
+        )
         axis.bar_label(bars, labels=[format_figure(None if v is None else 100 * v, ".0f") for v in values], fontsize=8)
     axis.set_xticks([i + width * (len(rows) - 1) / 2 for i in range(len(columns))], [name for _, name in columns])
     axis.set_ylabel("accuracy on the test pool (%)")
@@ -183,10 +215,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from rift_fast.data import load_task, test_pool
     from rift_fast.evaluation import EvaluationSettings, evaluate_test_pool
-    from rift_fast.models import checked_max_length, load_config, load_tokenizer
+    from rift_fast.models import (
+        checked_max_length,
+        checkpoint_dir,
+        load_config,
+        load_tokenizer,
+        load_trained_classifier,
+        resolve_checkpoint,
+    )
     from rift_fast.text import vocabulary
-    from rift_fast.models import checkpoint_dir, load_trained_classifier, resolve_checkpoint
-    from rift_fast.training.loop import TrainSettings, Trainer, encode_examples
+    from rift_fast.training.loop import Trainer, TrainSettings, encode_examples
 
     rank, world = init_distributed()
     say = print if rank == 0 else (lambda *a, **k: None)
@@ -204,29 +242,40 @@ def main(argv: list[str] | None = None) -> int:
     words = vocabulary(e.text_pair or e.text for e in (*task.train, *task.dev, *pool))
     synonyms = load_synonym_index(args, words)
     table = synonyms.vocab_table(tokenizer, k=args.synonym_k)
-    say(f"model: {args.model} | synonyms: {synonyms.source}, {synonyms.num_words_with_synonyms()} words; "
-        f"{int((table[:, 0] >= 0).sum())} of {len(tokenizer)} tokenizer entries have one-token synonyms")
+    say(
+        f"model: {args.model} | synonyms: {synonyms.source}, {synonyms.num_words_with_synonyms()} words; "
+        f"{int((table[:, 0] >= 0).sum())} of {len(tokenizer)} tokenizer entries have one-token synonyms"
+    )
     train = encode_examples(tokenizer, train_examples, args.max_length)
-    dev = encode_examples(tokenizer, task.dev[:args.dev_examples], args.max_length)  # model selection reads no more
-    say(f"training {', '.join(args.method)} on {len(train_examples)} examples: {args.epochs} epochs, batch "
+    dev = encode_examples(tokenizer, task.dev[: args.dev_examples], args.max_length)  # model selection reads no more
+    say(
+        f"training {', '.join(args.method)} on {len(train_examples)} examples: {args.epochs} epochs, batch "
         f"{args.batch_size}, max length {args.max_length}, lr {args.lr}, adversary steps {args.adversary_steps}, "
-        f"KL weight {args.kl_weight}, MI weight {args.mi_weight}; torch threads {torch.get_num_threads()}")
+        f"KL weight {args.kl_weight}, MI weight {args.mi_weight}; torch threads {torch.get_num_threads()}"
+    )
     output_dir = Path(args.output_dir)
     resumable = {m for m in args.method if resolve_checkpoint(checkpoint_dir(output_dir, m, "last")) is not None}
     if args.resume and not resumable:
         raise FileNotFoundError(f"--resume: no checkpoint of {', '.join(args.method)} in {output_dir}")
     runs = {}
     for method in args.method:
-        settings = TrainSettings.for_method(method, **{name: getattr(args, name)
-                                                       for name in TrainSettings.option_names(method)})
-        trainer = Trainer(settings, tokenizer, train, dev, table, output_dir, len(task.label_names),
-                          rank=rank, world_size=world)
+        settings = TrainSettings.for_method(
+            method, **{name: getattr(args, name) for name in TrainSettings.option_names(method)}
+        )
+        trainer = Trainer(
+            settings, tokenizer, train, dev, table, output_dir, len(task.label_names), rank=rank, world_size=world
+        )
         if args.resume and method not in resumable:
             say(f"[{method}] --resume: no checkpoint yet in {trainer.last_dir}; training from the start")
         method_started = time.perf_counter()
         best = trainer.run(resume=args.resume and method in resumable)
-        runs[method] = {"best": best, "train_seconds": time.perf_counter() - method_started,
-                        "history": trainer.history, "settings": asdict(settings), "device": trainer.device}
+        runs[method] = {
+            "best": best,
+            "train_seconds": time.perf_counter() - method_started,
+            "history": trainer.history,
+            "settings": asdict(settings),
+            "device": trainer.device,
+        }
         del trainer
     if world > 1:
         # Only rank 0 evaluates: the other ranks leave the process group instead of waiting in a
@@ -237,20 +286,31 @@ def main(argv: list[str] | None = None) -> int:
         dist.destroy_process_group()
         if rank != 0:
             return 0
-    evaluation_settings = EvaluationSettings(max_length=args.max_length, ga_population=args.ga_population,
-                                             ga_generations=args.ga_generations, seed=args.seed)
+    evaluation_settings = EvaluationSettings(
+        max_length=args.max_length, ga_population=args.ga_population, ga_generations=args.ga_generations, seed=args.seed
+    )
     rows = []
     for method, run in runs.items():
         say(f"[{method}] evaluating {run['best']} on {len(pool)} test examples ...")
         model = load_trained_classifier(run["best"]).to(run["device"])
         evaluation = evaluate_test_pool(model, tokenizer, pool, synonyms, table, evaluation_settings)
-        rows.append({"method": method, "train_seconds": run["train_seconds"], "checkpoint": str(run["best"]),
-                     "history": run["history"], "settings": run["settings"], **evaluation})
+        rows.append(
+            {
+                "method": method,
+                "train_seconds": run["train_seconds"],
+                "checkpoint": str(run["best"]),
+                "history": run["history"],
+                "settings": run["settings"],
+                **evaluation,
+            }
+        )
     markdown = write_results(output_dir, rows, args, evaluation_settings)
     print()
     print(markdown)
-    print(f"results: {output_dir / 'results.md'}, {output_dir / 'results.json'}, {output_dir / 'results.png'} "
-          f"(total {(time.perf_counter() - started) / 60:.1f} min)")
+    print(
+        f"results: {output_dir / 'results.md'}, {output_dir / 'results.json'}, {output_dir / 'results.png'} "
+        f"(total {(time.perf_counter() - started) / 60:.1f} min)"
+    )
     return 0
 
 

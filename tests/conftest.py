@@ -40,7 +40,13 @@ def tiny_model_dir(tmp_path_factory):
 
     model_dir = tmp_path_factory.mktemp("tiny")
     load_tokenizer("embedded").save_pretrained(model_dir)
-    config = BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
     BertModel(config).save_pretrained(model_dir)
     return model_dir

@@ -8,19 +8,59 @@ import pytest
 import torch
 from transformers import BertTokenizerFast
 
-from rift_fast.attacks import (PWWS, AttackCheckpoint, Constraints, GeneticAttack, GradientGuidedGreedy,
-                               LanguageModelFilter, MaxModificationRatio, StopWords, SynonymSwap,
-                               UntargetedClassification, VictimModel, run_attack)
+from rift_fast.attacks import (
+    PWWS,
+    AttackCheckpoint,
+    Constraints,
+    GeneticAttack,
+    GradientGuidedGreedy,
+    LanguageModelFilter,
+    MaxModificationRatio,
+    StopWords,
+    SynonymSwap,
+    UntargetedClassification,
+    VictimModel,
+    run_attack,
+)
 from rift_fast.attacks.text import WordSpans, match_case
 from rift_fast.data import Example
 from rift_fast.synonyms import SynonymIndex
 
-WORD_SCORES = {"good": 1.0, "great": 1.0, "movie": 0.2, "grand": -1.5, "excellent": 3.0, "fine": 0.1,
-               "bad": -1.0, "awful": -2.0, "poor": 0.5, "dull": -0.1, "plot": 0.0, "acting": 0.0, "a": 0.0,
-               "with": 0.0, "the": 0.0, "is": 0.0, "film": 0.0, "picture": 0.0, "cat": 0.5, "dog": -0.5,
-               "sleeps": 0.0, "pet": 0.0}
-SYNONYMS = SynonymIndex({"good": ["excellent"], "great": ["grand"], "movie": ["film", "picture"],
-                         "bad": ["poor", "dull"], "awful": ["poor"], "cat": ["dog"], "acting": []})
+WORD_SCORES = {
+    "good": 1.0,
+    "great": 1.0,
+    "movie": 0.2,
+    "grand": -1.5,
+    "excellent": 3.0,
+    "fine": 0.1,
+    "bad": -1.0,
+    "awful": -2.0,
+    "poor": 0.5,
+    "dull": -0.1,
+    "plot": 0.0,
+    "acting": 0.0,
+    "a": 0.0,
+    "with": 0.0,
+    "the": 0.0,
+    "is": 0.0,
+    "film": 0.0,
+    "picture": 0.0,
+    "cat": 0.5,
+    "dog": -0.5,
+    "sleeps": 0.0,
+    "pet": 0.0,
+}
+SYNONYMS = SynonymIndex(
+    {
+        "good": ["excellent"],
+        "great": ["grand"],
+        "movie": ["film", "picture"],
+        "bad": ["poor", "dull"],
+        "awful": ["poor"],
+        "cat": ["dog"],
+        "acting": [],
+    }
+)
 
 
 class BagOfWords(torch.nn.Module):
@@ -62,8 +102,17 @@ def _victim(tokenizer, classes=2, max_length=None):
 
 def _run(tokenizer, examples, search, victim=None, constraints=None, **kwargs):
     victim = victim or _victim(tokenizer)
-    return run_attack(examples, victim, SynonymSwap(SYNONYMS), search, constraints or Constraints([StopWords({"the"})]),
-                      UntargetedClassification(), {"test": True}, progress=False, **kwargs)
+    return run_attack(
+        examples,
+        victim,
+        SynonymSwap(SYNONYMS),
+        search,
+        constraints or Constraints([StopWords({"the"})]),
+        UntargetedClassification(),
+        {"test": True},
+        progress=False,
+        **kwargs,
+    )
 
 
 def test_word_spans_keep_the_rest_of_the_text():
@@ -73,8 +122,10 @@ def test_word_spans_keep_the_rest_of_the_text():
     assert match_case("Great", "grand") == "Grand" and match_case("GREAT", "grand") == "GRAND"
 
 
-@pytest.mark.parametrize("search", [PWWS(UntargetedClassification(), "[UNK]"),
-                                    GeneticAttack(UntargetedClassification(), population=6, generations=5)])
+@pytest.mark.parametrize(
+    "search",
+    [PWWS(UntargetedClassification(), "[UNK]"), GeneticAttack(UntargetedClassification(), population=6, generations=5)],
+)
 def test_finds_the_known_adversarial_example(tokenizer, search):
     report = _run(tokenizer, [Example("a good movie with great acting", 1)], search)
     (result,) = report.results
@@ -90,12 +141,24 @@ def test_gradient_guided_attack_finds_the_known_adversarial_examples(tokenizer, 
     if backend == "cpp" and not compiled_op_available("substitution_scores", torch.device("cpu")):
         pytest.skip("rift_fast._C not built")
     victim = _victim(tokenizer)
-    search = GradientGuidedGreedy(UntargetedClassification(), victim, SYNONYMS.vocab_table(tokenizer, k=4),
-                                  candidates=2, backend=backend)
-    report = _run(tokenizer, [Example("a good movie with great acting", 1), Example("a bad movie with awful acting", 0),
-                              Example("a plot with good acting", 1)], search, victim=victim)
+    search = GradientGuidedGreedy(
+        UntargetedClassification(), victim, SYNONYMS.vocab_table(tokenizer, k=4), candidates=2, backend=backend
+    )
+    report = _run(
+        tokenizer,
+        [
+            Example("a good movie with great acting", 1),
+            Example("a bad movie with awful acting", 0),
+            Example("a plot with good acting", 1),
+        ],
+        search,
+        victim=victim,
+    )
     assert [r.adversarial for r in report.results] == [
-        "a good movie with grand acting", "a poor movie with poor acting", "a plot with good acting"]
+        "a good movie with grand acting",
+        "a poor movie with poor acting",
+        "a plot with good acting",
+    ]
     assert [r.status for r in report.results] == ["success", "success", "failed"]  # "excellent" only raises p_y
 
 
@@ -108,8 +171,16 @@ def test_pwws_needs_two_swaps_in_saliency_order(tokenizer):
 
 
 def _pool():
-    texts = ["a good movie with great acting", "a bad movie with awful acting", "the cat sleeps",
-             "a great movie", "a bad plot", "the dog sleeps", "a movie with good acting", "an awful movie"]
+    texts = [
+        "a good movie with great acting",
+        "a bad movie with awful acting",
+        "the cat sleeps",
+        "a great movie",
+        "a bad plot",
+        "the dog sleeps",
+        "a movie with good acting",
+        "an awful movie",
+    ]
     labels = [1, 0, 1, 1, 0, 0, 1, 0]
     return [Example(t, y) for t, y in zip(texts, labels)]
 
@@ -118,8 +189,13 @@ def _comparable(report):
     return [(r.index, r.status, r.adversarial, r.words_changed, r.queries) for r in report.results]
 
 
-@pytest.mark.parametrize("make_search", [lambda: PWWS(UntargetedClassification(), "[UNK]"),
-                                         lambda: GeneticAttack(UntargetedClassification(), 8, 6, seed=3)])
+@pytest.mark.parametrize(
+    "make_search",
+    [
+        lambda: PWWS(UntargetedClassification(), "[UNK]"),
+        lambda: GeneticAttack(UntargetedClassification(), 8, 6, seed=3),
+    ],
+)
 def test_batched_equals_one_at_a_time(tokenizer, make_search):
     batched = _run(tokenizer, _pool(), make_search(), examples_per_round=8)
     single = _run(tokenizer, _pool(), make_search(), examples_per_round=1)
@@ -130,8 +206,12 @@ def test_batched_equals_one_at_a_time(tokenizer, make_search):
 
 def test_identical_queries_are_scored_once(tokenizer):
     victim = _victim(tokenizer)
-    report = _run(tokenizer, [Example("a good movie with great acting", 1)] * 3,
-                  GeneticAttack(UntargetedClassification(), population=10, generations=3), victim=victim)
+    report = _run(
+        tokenizer,
+        [Example("a good movie with great acting", 1)] * 3,
+        GeneticAttack(UntargetedClassification(), population=10, generations=3),
+        victim=victim,
+    )
     assert victim.rows_scored < sum(r.queries for r in report.results)  # three identical examples share answers
 
 
@@ -154,8 +234,12 @@ def test_bad_inputs_are_counted_and_reported(tokenizer):
 
 def test_overlong_text_is_truncated_and_only_visible_words_are_attacked(tokenizer):
     victim = _victim(tokenizer, max_length=6)  # [CLS] + 4 words + [SEP]
-    report = _run(tokenizer, [Example("a plot with acting great great great", 0)],
-                  PWWS(UntargetedClassification(), "[UNK]"), victim=victim)
+    report = _run(
+        tokenizer,
+        [Example("a plot with acting great great great", 0)],
+        PWWS(UntargetedClassification(), "[UNK]"),
+        victim=victim,
+    )
     (result,) = report.results
     assert result.truncated and result.status == "unattackable"  # "great" lies past the truncation
     assert report.summary()["truncated"] == 1
@@ -164,8 +248,16 @@ def test_overlong_text_is_truncated_and_only_visible_words_are_attacked(tokenize
 def test_nli_attacks_only_the_hypothesis(tokenizer):
     victim = _victim(tokenizer, classes=3)
     example = Example("a great movie", 0, text_pair="the cat sleeps")
-    report = run_attack([example], victim, SynonymSwap(SYNONYMS), PWWS(UntargetedClassification(use_margin=True), "[UNK]"),
-                        Constraints(), UntargetedClassification(use_margin=True), {}, progress=False)
+    report = run_attack(
+        [example],
+        victim,
+        SynonymSwap(SYNONYMS),
+        PWWS(UntargetedClassification(use_margin=True), "[UNK]"),
+        Constraints(),
+        UntargetedClassification(use_margin=True),
+        {},
+        progress=False,
+    )
     (result,) = report.results
     assert result.original == "the cat sleeps" and result.adversarial == "the dog sleeps"
     assert result.status == "success"
@@ -173,8 +265,12 @@ def test_nli_attacks_only_the_hypothesis(tokenizer):
 
 def test_max_modification_ratio_limits_the_attack(tokenizer):
     constraints = Constraints([MaxModificationRatio(0.2)])  # 6 words -> 1 change
-    report = _run(tokenizer, [Example("a bad movie with awful acting", 0)],
-                  PWWS(UntargetedClassification(), "[UNK]"), constraints=constraints)
+    report = _run(
+        tokenizer,
+        [Example("a bad movie with awful acting", 0)],
+        PWWS(UntargetedClassification(), "[UNK]"),
+        constraints=constraints,
+    )
     assert report.results[0].status == "failed" and report.results[0].words_changed == 1
     with pytest.raises(ValueError, match="max_modification_ratio must be in"):
         MaxModificationRatio(0)
@@ -182,8 +278,12 @@ def test_max_modification_ratio_limits_the_attack(tokenizer):
 
 def test_lm_filter_vetoes_swaps(tokenizer):
     constraints = Constraints([LanguageModelFilter(lambda words, i, c: [w != "grand" for w in c], "no-grand")])
-    report = _run(tokenizer, [Example("a good movie with great acting", 1)],
-                  PWWS(UntargetedClassification(), "[UNK]"), constraints=constraints)
+    report = _run(
+        tokenizer,
+        [Example("a good movie with great acting", 1)],
+        PWWS(UntargetedClassification(), "[UNK]"),
+        constraints=constraints,
+    )
     assert report.results[0].status == "failed"
     assert constraints.describe()["lm_filter"] == {"filter": "no-grand"}
 
@@ -193,15 +293,22 @@ def test_resume_continues_where_it_stopped(tokenizer, tmp_path):
     path = tmp_path / "run.checkpoint.jsonl"
     uninterrupted = _run(tokenizer, _pool(), search, examples_per_round=2)
 
-    first = _run(tokenizer, _pool(), search, examples_per_round=2, checkpoint=AttackCheckpoint(path, {"a": 1}),
-                 indices=[0, 1, 2, 3])  # the "killed" run got this far
+    first = _run(
+        tokenizer,
+        _pool(),
+        search,
+        examples_per_round=2,
+        checkpoint=AttackCheckpoint(path, {"a": 1}),
+        indices=[0, 1, 2, 3],
+    )  # the "killed" run got this far
     assert len(first.results) == 4
     victim = _victim(tokenizer)
     asked = []
     answer = victim.score
     victim.score = lambda queries, exact=False, known_exact=None: asked.extend(queries) or answer(queries, exact)
-    resumed = _run(tokenizer, _pool(), search, victim=victim, examples_per_round=2,
-                   checkpoint=AttackCheckpoint(path, {"a": 1}))
+    resumed = _run(
+        tokenizer, _pool(), search, victim=victim, examples_per_round=2, checkpoint=AttackCheckpoint(path, {"a": 1})
+    )
     assert _comparable(resumed) == _comparable(uninterrupted)
     assert {q[0] for q in asked} >= {e.text for e in _pool()[4:]}  # the rest was attacked
     assert not {q[0] for q in asked} & {e.text for e in _pool()[:4]}  # finished examples were not
@@ -246,8 +353,13 @@ def test_reduced_precision_answers_near_the_boundary_are_exact(tokenizer):
     np.testing.assert_allclose(victim.probabilities([("a bad plot", None)], exact=True)[0], exact[1])
 
 
-@pytest.mark.parametrize("make_search", [lambda: PWWS(UntargetedClassification(), "[UNK]"),
-                                         lambda: GeneticAttack(UntargetedClassification(), 8, 6, seed=3)])
+@pytest.mark.parametrize(
+    "make_search",
+    [
+        lambda: PWWS(UntargetedClassification(), "[UNK]"),
+        lambda: GeneticAttack(UntargetedClassification(), 8, 6, seed=3),
+    ],
+)
 def test_bfloat16_search_gives_the_float32_results(tokenizer, make_search):
     victim = _reduced_precision_victim(tokenizer)
     reduced = _run(tokenizer, _pool(), make_search(), victim=victim)
@@ -257,8 +369,9 @@ def test_bfloat16_search_gives_the_float32_results(tokenizer, make_search):
 
 def test_a_flip_the_exact_model_does_not_confirm_counts_as_failed(tokenizer):
     victim = _reduced_precision_victim(tokenizer, {**WORD_SCORES, "excellent": -10.0})
-    report = _run(tokenizer, [Example("a plot with good acting", 1)], PWWS(UntargetedClassification(), "[UNK]"),
-                  victim=victim)
+    report = _run(
+        tokenizer, [Example("a plot with good acting", 1)], PWWS(UntargetedClassification(), "[UNK]"), victim=victim
+    )
     (result,) = report.results
     assert result.status == "failed" and result.unconfirmed and result.final_prediction == 1
     assert result.adversarial == "a plot with excellent acting"

@@ -29,8 +29,14 @@ def test_median_ms_times_the_call_and_keeps_the_thread_count():
 
 @pytest.mark.parametrize("script", ["bench_class_conditional_infonce.py", "bench_convex_hull_embedding.py"])
 def test_triton_op_benchmark_runs_on_tiny_shapes(script):
-    result = subprocess.run([sys.executable, str(BENCHMARKS / script), "--tiny", "--warmup", "0", "--repeats", "1"],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--tiny", "--warmup", "0", "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
-    rows = [line for line in result.stdout.splitlines() if "|" in line and not line.lstrip().startswith(("B ", "shape"))]
+    rows = [
+        line for line in result.stdout.splitlines() if "|" in line and not line.lstrip().startswith(("B ", "shape"))
+    ]
     assert rows, result.stdout

@@ -29,9 +29,30 @@ def test_attack_refuses_an_exact_margin_outside_zero_one(capsys):
 
 
 def _tiny_run_argv(model_dir, output):
-    return ["--model", str(model_dir), "--train-size", "32", "--epochs", "1", "--batch-size", "8", "--max-length", "24",
-            "--dev-examples", "8", "--test-examples", "4", "--ga-population", "2", "--ga-generations", "1",
-            "--adversary-steps", "1", "--output-dir", str(output)]
+    return [
+        "--model",
+        str(model_dir),
+        "--train-size",
+        "32",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--max-length",
+        "24",
+        "--dev-examples",
+        "8",
+        "--test-examples",
+        "4",
+        "--ga-population",
+        "2",
+        "--ga-generations",
+        "1",
+        "--adversary-steps",
+        "1",
+        "--output-dir",
+        str(output),
+    ]
 
 
 def test_train_runs_end_to_end_and_writes_results(tiny_model_dir, tmp_path, capsys):
@@ -46,12 +67,40 @@ def test_train_runs_end_to_end_and_writes_results(tiny_model_dir, tmp_path, caps
     assert (output / "results.png").stat().st_size > 1000 and (output / "results.md").exists()
     assert (output / "rift" / "best" / "model.safetensors").exists()
     # the checkpoint is a model the attack command line can load
-    assert attack.main(["--model", str(output / "rift" / "best"), "--num-examples", "3", "--attack", "pwws",
-                        "--output", str(tmp_path / "attack.json")]) == 0
+    assert (
+        attack.main(
+            [
+                "--model",
+                str(output / "rift" / "best"),
+                "--num-examples",
+                "3",
+                "--attack",
+                "pwws",
+                "--output",
+                str(tmp_path / "attack.json"),
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "attack.json").read_text())["summary"]["examples"] == 3
     # the same pool with a bfloat16 search copy: clean predictions and verdicts come from the model itself
-    assert attack.main(["--model", str(output / "rift" / "best"), "--num-examples", "3", "--attack", "pwws",
-                        "--search-dtype", "bfloat16", "--output", str(tmp_path / "attack_bf16.json")]) == 0
+    assert (
+        attack.main(
+            [
+                "--model",
+                str(output / "rift" / "best"),
+                "--num-examples",
+                "3",
+                "--attack",
+                "pwws",
+                "--search-dtype",
+                "bfloat16",
+                "--output",
+                str(tmp_path / "attack_bf16.json"),
+            ]
+        )
+        == 0
+    )
     exact, reduced = (json.loads((tmp_path / name).read_text()) for name in ("attack.json", "attack_bf16.json"))
     assert reduced["settings"]["search_dtype"] == "bfloat16" and "search_dtype" not in exact["settings"]
     assert [r["clean_prediction"] for r in reduced["results"]] == [r["clean_prediction"] for r in exact["results"]]
@@ -72,8 +121,9 @@ def test_resume_continues_methods_with_a_checkpoint_and_starts_the_others(tiny_m
 
 
 def _train_cli_rank(rank, world, port, argv):
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     assert train.main(argv) == 0
 
 
@@ -94,7 +144,13 @@ def test_task_presets_follow_the_published_settings():
     assert (imdb.kl_weight, imdb.mi_weight, imdb.batch_size, imdb.max_length, imdb.epochs) == (10.0, 0.1, 32, 300, 20)
     assert (imdb.warmup_epochs, imdb.adversary_steps, imdb.lr, imdb.temperature) == (2.0, 10, 2e-5, 0.2)
     snli = train.resolve_settings(train.build_parser().parse_args(["--task", "snli", "--mi-weight", "0.5"]))
-    assert (snli.kl_weight, snli.mi_weight, snli.batch_size, snli.max_length, snli.dataset) == (5.0, 0.5, 120, 80, "snli")
+    assert (snli.kl_weight, snli.mi_weight, snli.batch_size, snli.max_length, snli.dataset) == (
+        5.0,
+        0.5,
+        120,
+        80,
+        "snli",
+    )
 
 
 @pytest.mark.parametrize("argv", [["--method", "magic"], ["--task", "mnli"], ["--dataset", "nope"]])

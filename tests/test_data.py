@@ -72,8 +72,10 @@ def test_rotten_tomatoes_local_csv_drops_plot_and_duplicates(tmp_path):
 
 @pytest.mark.parametrize(
     "bad_row, message",
-    [(("fresh", "   "), r"rt\.csv line 4: empty text"),
-     (("stale", "text"), r"rt\.csv line 4: label 'stale' is not one of \['fresh', 'rotten'\]")],
+    [
+        (("fresh", "   "), r"rt\.csv line 4: empty text"),
+        (("stale", "text"), r"rt\.csv line 4: label 'stale' is not one of \['fresh', 'rotten'\]"),
+    ],
 )
 def test_rotten_tomatoes_bad_rows_name_file_and_line(tmp_path, bad_row, message):
     rows = [("fresh", "good"), ("rotten", "bad"), bad_row]
@@ -164,11 +166,15 @@ def test_snli_explicit_jsonl_paths(tmp_path):
 
 @pytest.mark.parametrize(
     "bad_line, message",
-    [("{not json", r"snli_1\.0_dev\.jsonl line 8: malformed JSON"),
-     (_snli_line("premise", " ", "neutral"), r"snli_1\.0_dev\.jsonl line 8: empty text"),
-     (_snli_line("premise", "hypothesis", "maybe"),
-      r"snli_1\.0_dev\.jsonl line 8: label 'maybe' is not one of \['contradiction', 'entailment', 'neutral'\]"),
-     (json.dumps({"sentence1": "premise"}), r"snli_1\.0_dev\.jsonl line 8: expected an object")],
+    [
+        ("{not json", r"snli_1\.0_dev\.jsonl line 8: malformed JSON"),
+        (_snli_line("premise", " ", "neutral"), r"snli_1\.0_dev\.jsonl line 8: empty text"),
+        (
+            _snli_line("premise", "hypothesis", "maybe"),
+            r"snli_1\.0_dev\.jsonl line 8: label 'maybe' is not one of \['contradiction', 'entailment', 'neutral'\]",
+        ),
+        (json.dumps({"sentence1": "premise"}), r"snli_1\.0_dev\.jsonl line 8: expected an object"),
+    ],
 )
 def test_snli_bad_lines_name_file_and_line(tmp_path, bad_line, message):
     folder = _write_snli(tmp_path / "snli", extra_dev_lines=[bad_line])
@@ -205,8 +211,10 @@ def test_sst2_folder_uses_dev_tsv_as_test(tmp_path):
 
 @pytest.mark.parametrize(
     "bad_row, message",
-    [(("", "1"), r"dev\.tsv line 3: empty text"),
-     (("fine", "2"), r"dev\.tsv line 3: label '2' is not one of \['0', '1'\]")],
+    [
+        (("", "1"), r"dev\.tsv line 3: empty text"),
+        (("fine", "2"), r"dev\.tsv line 3: label '2' is not one of \['0', '1'\]"),
+    ],
 )
 def test_sst2_bad_rows_name_file_and_line(tmp_path, bad_row, message):
     folder = _write_sst2(tmp_path / "SST-2", dev_rows=[("ok", "0"), bad_row])
@@ -236,9 +244,11 @@ def _sentiment_columns(text_column, count, prefix):
 
 def test_imdb_hub(fake_hub):
     calls, served = fake_hub
-    served[("imdb",)] = {"train": _sentiment_columns("text", 20, "train"),
-                         "test": _sentiment_columns("text", 6, "test"),
-                         "unsupervised": {"text": ["u"], "label": [-1]}}
+    served[("imdb",)] = {
+        "train": _sentiment_columns("text", 20, "train"),
+        "test": _sentiment_columns("text", 6, "test"),
+        "unsupervised": {"text": ["u"], "label": [-1]},
+    }
     task = data.load_task("imdb", seed=0)
     assert calls == [("imdb",)]
     assert (len(task.train), len(task.dev), len(task.test)) == (18, 2, 6)
@@ -257,8 +267,11 @@ def test_snli_hub_drops_label_minus_one(fake_hub):
 def test_snli_hub_bad_label_names_split_and_record(fake_hub):
     _, served = fake_hub
     good = {"premise": ["p"], "hypothesis": ["h"], "label": [0]}
-    served[("snli",)] = {"train": {"premise": ["p", "q"], "hypothesis": ["h", "i"], "label": [0, 7]},
-                         "validation": good, "test": good}
+    served[("snli",)] = {
+        "train": {"premise": ["p", "q"], "hypothesis": ["h", "i"], "label": [0, 7]},
+        "validation": good,
+        "test": good,
+    }
     with pytest.raises(ValueError, match=r"snli \(hub\) split 'train' record 1: label 7 is not one of \[0, 1, 2\]"):
         data.load_snli()
 
@@ -266,17 +279,22 @@ def test_snli_hub_bad_label_names_split_and_record(fake_hub):
 def test_snli_hub_empty_hypothesis_names_split_and_record(fake_hub):
     _, served = fake_hub
     good = {"premise": ["p"], "hypothesis": ["h"], "label": [0]}
-    served[("snli",)] = {"train": good, "validation": good,
-                         "test": {"premise": ["p", "q"], "hypothesis": ["h", None], "label": [0, 1]}}
+    served[("snli",)] = {
+        "train": good,
+        "validation": good,
+        "test": {"premise": ["p", "q"], "hypothesis": ["h", None], "label": [0, 1]},
+    }
     with pytest.raises(ValueError, match=r"snli \(hub\) split 'test' record 1: empty text None"):
         data.load_snli()
 
 
 def test_sst2_hub_uses_validation_as_test(fake_hub):
     calls, served = fake_hub
-    served[("glue", "sst2")] = {"train": _sentiment_columns("sentence", 10, "train"),
-                                "validation": _sentiment_columns("sentence", 4, "validation"),
-                                "test": {"sentence": ["hidden"], "label": [-1]}}
+    served[("glue", "sst2")] = {
+        "train": _sentiment_columns("sentence", 10, "train"),
+        "validation": _sentiment_columns("sentence", 4, "validation"),
+        "test": {"sentence": ["hidden"], "label": [-1]},
+    }
     task = data.load_sst2(seed=0, dev_fraction=0.2)
     assert calls == [("glue", "sst2")]
     assert (len(task.train), len(task.dev), len(task.test)) == (8, 2, 4)

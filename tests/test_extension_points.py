@@ -46,9 +46,32 @@ def test_a_toy_defense_is_one_class_and_one_registry_line(toy_defense, tiny_mode
     method_help = train.build_parser()._option_string_actions["--method"].help
     assert "toy-smoothing: cross-entropy with label smoothing" in method_help
     output = tmp_path / "run"
-    argv = ["--model", str(tiny_model_dir), "--method", "toy-smoothing", "--train-size", "16", "--epochs", "1",
-            "--batch-size", "8", "--max-length", "16", "--dev-examples", "4", "--test-examples", "2",
-            "--ga-population", "2", "--ga-generations", "1", "--dev-adversary-steps", "1", "--output-dir", str(output)]
+    argv = [
+        "--model",
+        str(tiny_model_dir),
+        "--method",
+        "toy-smoothing",
+        "--train-size",
+        "16",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--max-length",
+        "16",
+        "--dev-examples",
+        "4",
+        "--test-examples",
+        "2",
+        "--ga-population",
+        "2",
+        "--ga-generations",
+        "1",
+        "--dev-adversary-steps",
+        "1",
+        "--output-dir",
+        str(output),
+    ]
     assert train.main(argv) == 0
     assert (output / "toy-smoothing" / "best" / "model.safetensors").exists()
 
@@ -95,9 +118,14 @@ def _reachable(graph, start):
 def test_the_package_has_no_import_circle():
     graph = _import_graph()
     # A package importing its own submodules (its __init__) is not a circle; anything else is.
-    circles = sorted(name for name in graph
-                     if any(name in _reachable(graph, nxt) and not nxt.startswith(name + ".")
-                            and not name.startswith(nxt + ".") for nxt in graph[name]))
+    circles = sorted(
+        name
+        for name in graph
+        if any(
+            name in _reachable(graph, nxt) and not nxt.startswith(name + ".") and not name.startswith(nxt + ".")
+            for nxt in graph[name]
+        )
+    )
     assert circles == []
 
 
@@ -121,8 +149,9 @@ class FirstSwap(SearchMethod):
     def attack(self, targets, engine, clean):
         chosen = {t.index: {t.attackable[0]: 1} for t in targets}
         answers = engine.probabilities([(t.index, t.render(chosen[t.index])) for t in targets])
-        return {t.index: SearchOutcome(self.goal.succeeded(p, t.label), chosen[t.index])
-                for t, p in zip(targets, answers)}
+        return {
+            t.index: SearchOutcome(self.goal.succeeded(p, t.label), chosen[t.index]) for t, p in zip(targets, answers)
+        }
 
 
 @pytest.fixture
@@ -137,8 +166,21 @@ def test_a_toy_search_is_one_class_and_one_registry_line(toy_search, tiny_model_
 
     assert "toy-first-swap" in attack.build_parser()._option_string_actions["--attack"].choices
     output = tmp_path / "toy.json"
-    assert attack.main(["--model", str(tiny_model_dir), "--attack", "toy-first-swap", "--num-examples", "3",
-                        "--output", str(output)]) == 0
+    assert (
+        attack.main(
+            [
+                "--model",
+                str(tiny_model_dir),
+                "--attack",
+                "toy-first-swap",
+                "--num-examples",
+                "3",
+                "--output",
+                str(output),
+            ]
+        )
+        == 0
+    )
     report = json.loads(output.read_text())
     assert report["settings"]["search"] == {"search": "toy-first-swap"} and report["summary"]["examples"] == 3
     assert all(r["words_changed"] <= 1 for r in report["results"])

@@ -14,17 +14,57 @@ from rift_fast.data import Example
 from rift_fast.synonyms import SynonymIndex
 
 HAVE_TEXTATTACK = importlib.util.find_spec("textattack") is not None
-needs_textattack = pytest.mark.skipif(not HAVE_TEXTATTACK, reason="textattack is not installed (it lives in "
-                                      ".venv-textattack: bash benchmarks/setup_textattack_env.sh)")
+needs_textattack = pytest.mark.skipif(
+    not HAVE_TEXTATTACK,
+    reason="textattack is not installed (it lives in .venv-textattack: bash benchmarks/setup_textattack_env.sh)",
+)
 
-WORDS = ["good", "great", "fine", "grand", "movie", "film", "picture", "the", "a", "is", "was", "not", "bad", "poor",
-         "dull", "awful", "plot", "acting", "with", "and", "isn", "'", "t", "it", ",", ".", "!"]
-SYNONYMS = SynonymIndex({"good": ["great", "fine", "good"], "great": ["grand", "good"], "movie": ["film", "picture"],
-                         "bad": ["poor", "dull", "awful"], "awful": ["bad"], "the": ["a"], "acting": []})
-TEXTS = ["The GOOD movie is Great, a good film.",
-         "a bad plot with awful acting",
-         "Good!",
-         "it is not the movie , it was the acting and the plot that were bad and dull and poor ."]
+WORDS = [
+    "good",
+    "great",
+    "fine",
+    "grand",
+    "movie",
+    "film",
+    "picture",
+    "the",
+    "a",
+    "is",
+    "was",
+    "not",
+    "bad",
+    "poor",
+    "dull",
+    "awful",
+    "plot",
+    "acting",
+    "with",
+    "and",
+    "isn",
+    "'",
+    "t",
+    "it",
+    ",",
+    ".",
+    "!",
+]
+SYNONYMS = SynonymIndex(
+    {
+        "good": ["great", "fine", "good"],
+        "great": ["grand", "good"],
+        "movie": ["film", "picture"],
+        "bad": ["poor", "dull", "awful"],
+        "awful": ["bad"],
+        "the": ["a"],
+        "acting": [],
+    }
+)
+TEXTS = [
+    "The GOOD movie is Great, a good film.",
+    "a bad plot with awful acting",
+    "Good!",
+    "it is not the movie , it was the acting and the plot that were bad and dull and poor .",
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +75,15 @@ def tiny_classifier(tmp_path_factory):
     (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
     tokenizer = BertTokenizerFast(str(folder / "vocab.txt"))
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512, num_labels=2)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        num_labels=2,
+    )
     return BertForSequenceClassification(config).eval(), tokenizer
 
 
@@ -127,8 +174,11 @@ def test_recipes_run_on_the_tiny_model(tiny_classifier, recipe):
 
     model, tokenizer = tiny_classifier
     wrapper = RiftModelWrapper(model, tokenizer, batch_size=8)
-    attack = (build_pwws(wrapper, SYNONYMS) if recipe == "pwws"
-              else build_genetic(wrapper, SYNONYMS, population=4, generations=2))
+    attack = (
+        build_pwws(wrapper, SYNONYMS)
+        if recipe == "pwws"
+        else build_genetic(wrapper, SYNONYMS, population=4, generations=2)
+    )
     textattack.shared.utils.set_seed(0)
     example = Example(TEXTS[1], int(np.argmax(wrapper([TEXTS[1]])[0])))  # the model's own label: not skipped
     result = attack.attack(textattack_input(example), example.label)

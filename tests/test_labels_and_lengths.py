@@ -9,24 +9,42 @@ import re
 import pytest
 import torch
 from tokenizers import ByteLevelBPETokenizer
-from transformers import (BertConfig, BertForSequenceClassification, BertModel, BertTokenizerFast, DebertaV2Config,
-                          DebertaV2Model, RobertaConfig, RobertaForSequenceClassification, RobertaModel,
-                          RobertaTokenizerFast)
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    BertModel,
+    BertTokenizerFast,
+    DebertaV2Config,
+    DebertaV2Model,
+    RobertaConfig,
+    RobertaForSequenceClassification,
+    RobertaModel,
+    RobertaTokenizerFast,
+)
 
 from rift_fast import attack, train
 from rift_fast.attacks import PWWS, Constraints, SynonymSwap, UntargetedClassification, VictimModel, run_attack
 from rift_fast.data import NLI_LABELS, SENTIMENT_LABELS, Example
-from rift_fast.models import (LabelMismatchError, TaskOrderedClassifier, checked_max_length, load_sequence_classifier,
-                              load_tokenizer, map_labels, usable_max_length)
+from rift_fast.models import (
+    LabelMismatchError,
+    TaskOrderedClassifier,
+    checked_max_length,
+    load_sequence_classifier,
+    load_tokenizer,
+    map_labels,
+    usable_max_length,
+)
+from rift_fast.models.classifier import RobustClassifier
 from rift_fast.synonyms import SynonymIndex
 from rift_fast.training.loop import encode_examples
-from rift_fast.models.classifier import RobustClassifier
 
 TINY = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32}
 # Gold labels of the issue's three SNLI pairs; a model that always says "entailment" gets 2 of 3.
-SNLI_PAIRS = [("A man plays a guitar.", "A man makes music.", "entailment"),
-              ("Two dogs run on the grass.", "Animals are outside.", "entailment"),
-              ("A child sleeps in a bed.", "The child is running a race.", "contradiction")]
+SNLI_PAIRS = [
+    ("A man plays a guitar.", "A man makes music.", "entailment"),
+    ("Two dogs run on the grass.", "Animals are outside.", "entailment"),
+    ("A child sleeps in a bed.", "The child is running a race.", "contradiction"),
+]
 LONG_TEXT = " ".join(["the film is good and the plot is fine"] * 30)
 
 
@@ -39,8 +57,13 @@ def wordpiece(tmp_path_factory):
 
 def _constant_classifier(folder, tokenizer_folder, id2label: dict[int, str], predicted: str):
     """A tiny BERT classifier with labels ``id2label`` whose logits are always one-hot on ``predicted``."""
-    config = BertConfig(vocab_size=30522, max_position_embeddings=64, id2label=id2label,
-                        label2id={name: index for index, name in id2label.items()}, **TINY)
+    config = BertConfig(
+        vocab_size=30522,
+        max_position_embeddings=64,
+        id2label=id2label,
+        label2id={name: index for index, name in id2label.items()},
+        **TINY,
+    )
     model = BertForSequenceClassification(config)
     with torch.no_grad():
         model.classifier.weight.zero_()
@@ -58,8 +81,10 @@ def _predicted_task_labels(folder, task_labels, queries):
 
 def _write_snli(folder):
     folder.mkdir()
-    lines = [json.dumps({"sentence1": p, "sentence2": h, "gold_label": g, "pairID": str(i)})
-             for i, (p, h, g) in enumerate(SNLI_PAIRS)]
+    lines = [
+        json.dumps({"sentence1": p, "sentence2": h, "gold_label": g, "pairID": str(i)})
+        for i, (p, h, g) in enumerate(SNLI_PAIRS)
+    ]
     for split in ("train", "dev", "test"):
         (folder / f"snli_1.0_{split}.jsonl").write_text("\n".join(lines) + "\n")
     return folder
@@ -67,31 +92,54 @@ def _write_snli(folder):
 
 # --------------------------------------------------------------------------------------------- labels
 def test_issue_instance_nli_model_in_its_own_order_scores_two_of_three(tmp_path, wordpiece):
-    model_dir = _constant_classifier(tmp_path / "nli", wordpiece, {0: "contradiction", 1: "neutral", 2: "entailment"},
-                                     predicted="entailment")
+    model_dir = _constant_classifier(
+        tmp_path / "nli", wordpiece, {0: "contradiction", 1: "neutral", 2: "entailment"}, predicted="entailment"
+    )
     synonyms = tmp_path / "synonyms.json"
     synonyms.write_text(json.dumps({"music": ["song"], "outside": ["outdoors"], "running": ["jogging"]}))
     output = tmp_path / "attack.json"
     snli = _write_snli(tmp_path / "snli")
-    assert attack.main(["--model", str(model_dir), "--dataset", "snli", "--data-source", str(snli),
-                        "--num-examples", "3", "--synonyms", str(synonyms), "--output", str(output)]) == 0
+    assert (
+        attack.main(
+            [
+                "--model",
+                str(model_dir),
+                "--dataset",
+                "snli",
+                "--data-source",
+                str(snli),
+                "--num-examples",
+                "3",
+                "--synonyms",
+                str(synonyms),
+                "--output",
+                str(output),
+            ]
+        )
+        == 0
+    )
     report = json.loads(output.read_text())
     assert report["summary"]["clean_accuracy"] == pytest.approx(2 / 3)
     assert report["settings"]["labels"] == {
-        "rule": "names", "model_labels": ["contradiction", "neutral", "entailment"], "task_labels": list(NLI_LABELS),
-        "model_output_of_task_label": {"entailment": 2, "neutral": 1, "contradiction": 0}}
+        "rule": "names",
+        "model_labels": ["contradiction", "neutral", "entailment"],
+        "task_labels": list(NLI_LABELS),
+        "model_output_of_task_label": {"entailment": 2, "neutral": 1, "contradiction": 0},
+    }
 
 
 def test_upper_case_names_match_the_task_names(tmp_path, wordpiece):
-    model_dir = _constant_classifier(tmp_path / "nli", wordpiece, {0: "CONTRADICTION", 1: "Neutral", 2: "ENTAILMENT"},
-                                     predicted="ENTAILMENT")
+    model_dir = _constant_classifier(
+        tmp_path / "nli", wordpiece, {0: "CONTRADICTION", 1: "Neutral", 2: "ENTAILMENT"}, predicted="ENTAILMENT"
+    )
     predicted, mapping = _predicted_task_labels(model_dir, NLI_LABELS, [(p, h) for p, h, _ in SNLI_PAIRS])
     assert predicted == ["entailment"] * 3 and mapping.model_index == (2, 1, 0)
 
 
 def test_permuted_sentiment_model_is_scored_in_the_task_order(tmp_path, wordpiece):
-    model_dir = _constant_classifier(tmp_path / "sentiment", wordpiece, {0: "POSITIVE", 1: "NEGATIVE"},
-                                     predicted="POSITIVE")
+    model_dir = _constant_classifier(
+        tmp_path / "sentiment", wordpiece, {0: "POSITIVE", 1: "NEGATIVE"}, predicted="POSITIVE"
+    )
     model, tokenizer, mapping = load_sequence_classifier(str(model_dir), SENTIMENT_LABELS)
     assert isinstance(model, TaskOrderedClassifier) and mapping.model_index == (1, 0)
     victim = VictimModel(model, tokenizer, batch_size=2)
@@ -106,8 +154,9 @@ def test_permuted_sentiment_model_is_scored_in_the_task_order(tmp_path, wordpiec
 
 
 def test_generic_names_map_by_id_with_one_warning(tmp_path, wordpiece, caplog):
-    model_dir = _constant_classifier(tmp_path / "generic", wordpiece, {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"},
-                                     predicted="LABEL_1")
+    model_dir = _constant_classifier(
+        tmp_path / "generic", wordpiece, {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}, predicted="LABEL_1"
+    )
     with caplog.at_level(logging.WARNING, logger="rift_fast.models"):
         predicted, mapping = _predicted_task_labels(model_dir, NLI_LABELS, [(p, h) for p, h, _ in SNLI_PAIRS])
     assert predicted == ["neutral"] * 3 and mapping.rule == "ids" and mapping.is_identity
@@ -133,8 +182,10 @@ def test_generic_names_in_another_count_are_refused_too(tmp_path, wordpiece):
 
 @pytest.mark.parametrize("model_labels", [("pos", "neg"), ("negative", "LABEL_1"), ("negative", "negative")])
 def test_real_names_that_do_not_match_are_refused(model_labels):
-    expected = (f"label names do not match (case-insensitive): the model has 2 labels {list(model_labels)}, "
-                "the task has 2 labels ['negative', 'positive']")
+    expected = (
+        f"label names do not match (case-insensitive): the model has 2 labels {list(model_labels)}, "
+        "the task has 2 labels ['negative', 'positive']"
+    )
     with pytest.raises(LabelMismatchError, match=re.escape(expected)):
         map_labels(model_labels, SENTIMENT_LABELS)
 
@@ -152,8 +203,11 @@ def byte_level_bpe(tmp_path_factory):
     """A RoBERTa tokenizer (byte-level BPE, leading-space markers) without model_max_length."""
     folder = tmp_path_factory.mktemp("bpe")
     trainer = ByteLevelBPETokenizer()
-    trainer.train_from_iterator([LONG_TEXT, "a man plays a guitar and makes music"], vocab_size=300,
-                                special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    trainer.train_from_iterator(
+        [LONG_TEXT, "a man plays a guitar and makes music"],
+        vocab_size=300,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+    )
     trainer.save_model(str(folder))
     return RobertaTokenizerFast(str(folder / "vocab.json"), str(folder / "merges.txt"))
 
@@ -170,9 +224,16 @@ def test_roberta_reserves_padding_idx_plus_one_positions(byte_level_bpe):
     victim = VictimModel(model, byte_level_bpe, batch_size=2)
     assert victim.max_length == 64
     assert victim.probabilities([(LONG_TEXT, None), ("a short one", None)]).shape == (2, 2)
-    report = run_attack([Example(LONG_TEXT, 1)], victim, SynonymSwap(SynonymIndex({"good": ["fine"], "film": ["movie"]})),
-                        PWWS(UntargetedClassification(), byte_level_bpe.unk_token), Constraints(),
-                        UntargetedClassification(), {"test": True}, progress=False)
+    report = run_attack(
+        [Example(LONG_TEXT, 1)],
+        victim,
+        SynonymSwap(SynonymIndex({"good": ["fine"], "film": ["movie"]})),
+        PWWS(UntargetedClassification(), byte_level_bpe.unk_token),
+        Constraints(),
+        UntargetedClassification(),
+        {"test": True},
+        progress=False,
+    )
     assert report.results[0].truncated
 
 
@@ -196,8 +257,16 @@ def test_a_tokenizer_limit_below_the_positions_wins(wordpiece):
 
 
 def test_relative_positions_fall_back_to_tokenizer_then_config(wordpiece):
-    model = DebertaV2Model(DebertaV2Config(vocab_size=30522, max_position_embeddings=128, relative_attention=True,
-                                           position_buckets=32, position_biased_input=False, **TINY))
+    model = DebertaV2Model(
+        DebertaV2Config(
+            vocab_size=30522,
+            max_position_embeddings=128,
+            relative_attention=True,
+            position_buckets=32,
+            position_biased_input=False,
+            **TINY,
+        )
+    )
     unset = BertTokenizerFast.from_pretrained(wordpiece, model_max_length=10**30)
     assert usable_max_length(model, unset) == 128
     assert usable_max_length(model, BertTokenizerFast.from_pretrained(wordpiece, model_max_length=50)) == 50

@@ -25,8 +25,12 @@ def _nvcc() -> str:
 
 
 def _compile(arguments, tmp_path):
-    completed = subprocess.run([_nvcc(), "-arch=sm_90", "-std=c++20", "-c", *arguments, "-o", str(tmp_path / "out.o")],
-                               capture_output=True, text=True, check=False)
+    completed = subprocess.run(
+        [_nvcc(), "-arch=sm_90", "-std=c++20", "-c", *arguments, "-o", str(tmp_path / "out.o")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert completed.returncode == 0, completed.stderr[-4000:]
 
 
@@ -40,7 +44,9 @@ def test_launcher_compiles(source, tmp_path):
     shim = tmp_path / "shim" / "c10" / "cuda" / "impl"
     shim.mkdir(parents=True)
     (shim / "cuda_cmake_macros.h").write_text("#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n")
-    includes = [f"-I{p}" for p in [*include_paths(), sysconfig.get_paths()["include"], str(tmp_path / "shim"), str(CSRC)]]
+    includes = [
+        f"-I{p}" for p in [*include_paths(), sysconfig.get_paths()["include"], str(tmp_path / "shim"), str(CSRC)]
+    ]
     _compile([str(source), *includes, "-D_GLIBCXX_USE_CXX11_ABI=1", "-diag-suppress=3306"], tmp_path)
 
 

@@ -6,8 +6,12 @@ import torch
 from rift_fast.ops.build_perturbation_batch import build_perturbation_batch, build_perturbation_batch_reference
 from rift_fast.ops.dispatch import BackendUnavailable, compiled_op_available
 
-CPP = pytest.param("cpp", marks=pytest.mark.skipif(
-    not compiled_op_available("build_perturbation_batch", torch.device("cpu")), reason="rift_fast._C not built"))
+CPP = pytest.param(
+    "cpp",
+    marks=pytest.mark.skipif(
+        not compiled_op_available("build_perturbation_batch", torch.device("cpu")), reason="rift_fast._C not built"
+    ),
+)
 
 
 def ga_edits(batch, length, per_example, vocab=50, duplicate_fraction=0.3, max_changes=4, seed=0, device="cpu"):
@@ -42,8 +46,9 @@ def _assert_equal(out, ref):
 @pytest.mark.parametrize("backend", [CPP, "reference"])
 @pytest.mark.parametrize("batch,length,per_example", [(1, 1, 1), (1, 1, 5), (3, 7, 10), (8, 64, 60), (2, 300, 4)])
 def test_matches_reference(backend, batch, length, per_example):
-    ids, example, position, token, group = ga_edits(batch, length, per_example, vocab=3 if length == 1 else 50,
-                                                    seed=batch + length)
+    ids, example, position, token, group = ga_edits(
+        batch, length, per_example, vocab=3 if length == 1 else 50, seed=batch + length
+    )
     out = build_perturbation_batch(ids, example, position, token, group, backend=backend)
     _assert_equal(out, build_perturbation_batch_reference(ids, example, position, token, group))
     assert out.inverse.shape == (int(group.max()) + 1,) and out.query_ids.shape[0] <= out.inverse.shape[0]
@@ -78,8 +83,9 @@ def test_first_appearance_order(backend):
 @pytest.mark.parametrize("backend", [CPP, "reference"])
 def test_repeated_identical_edit_is_allowed(backend):
     ids = torch.tensor([[1, 2, 3]])
-    out = build_perturbation_batch(ids, torch.tensor([0, 0]), torch.tensor([1, 1]), torch.tensor([9, 9]),
-                                   torch.tensor([0, 0]), backend=backend)
+    out = build_perturbation_batch(
+        ids, torch.tensor([0, 0]), torch.tensor([1, 1]), torch.tensor([9, 9]), torch.tensor([0, 0]), backend=backend
+    )
     assert out.query_ids.tolist() == [[1, 9, 3]] and out.inverse.tolist() == [0]
 
 
@@ -128,14 +134,22 @@ def _bad_cases():
         ({"edit_token": t([-1])}, "edit_token must be >= 0"),
         ({"edit_group": t([-1])}, "edit_group must be >= 0"),
         ({"edit_group": t([10**12])}, "got group 1000000000000 but only 1 edits"),
-        ({"edit_example": t([0, 0]), "edit_position": t([0, 1]), "edit_token": t([7, 7]), "edit_group": t([1, 1])},
-         "group 0 has no edit"),
-        ({"edit_example": t([1]), "edit_position": t([2]), "attention_mask": mask},
-         r"edit_position\[0\] = 2 is padding"),
-        ({"edit_example": t([0, 1]), "edit_position": t([0, 0]), "edit_token": t([7, 7]), "edit_group": t([0, 0])},
-         "group 0 has edits on base rows 0 and 1"),
-        ({"edit_example": t([0, 0]), "edit_position": t([1, 1]), "edit_token": t([7, 8]), "edit_group": t([0, 0])},
-         "group 0 has two edits at position 1 with different tokens"),
+        (
+            {"edit_example": t([0, 0]), "edit_position": t([0, 1]), "edit_token": t([7, 7]), "edit_group": t([1, 1])},
+            "group 0 has no edit",
+        ),
+        (
+            {"edit_example": t([1]), "edit_position": t([2]), "attention_mask": mask},
+            r"edit_position\[0\] = 2 is padding",
+        ),
+        (
+            {"edit_example": t([0, 1]), "edit_position": t([0, 0]), "edit_token": t([7, 7]), "edit_group": t([0, 0])},
+            "group 0 has edits on base rows 0 and 1",
+        ),
+        (
+            {"edit_example": t([0, 0]), "edit_position": t([1, 1]), "edit_token": t([7, 8]), "edit_group": t([0, 0])},
+            "group 0 has two edits at position 1 with different tokens",
+        ),
     ], {"token_ids": ids, "edit_example": t([0]), "edit_position": t([1]), "edit_token": t([7]), "edit_group": t([0])}
 
 
@@ -147,15 +161,19 @@ def test_bad_inputs_raise_before_launch(case):
         build_perturbation_batch(**{**good, **override})
 
 
-@pytest.mark.skipif(not compiled_op_available("build_perturbation_batch", torch.device("cpu")),
-                    reason="rift_fast._C not built")
-@pytest.mark.parametrize("edits,message", [
-    (([0], [3], [7], [0]), "edit_position"),
-    (([2], [0], [7], [0]), "edit_example"),
-    (([0], [0], [7], [1]), "edit_group"),
-    (([0, 0], [1, 1], [7, 8], [0, 0]), "two edits at one position"),
-    (([0, 1], [1, 1], [7, 7], [0, 0]), "edits on base rows"),
-])
+@pytest.mark.skipif(
+    not compiled_op_available("build_perturbation_batch", torch.device("cpu")), reason="rift_fast._C not built"
+)
+@pytest.mark.parametrize(
+    "edits,message",
+    [
+        (([0], [3], [7], [0]), "edit_position"),
+        (([2], [0], [7], [0]), "edit_example"),
+        (([0], [0], [7], [1]), "edit_group"),
+        (([0, 0], [1, 1], [7, 8], [0, 0]), "two edits at one position"),
+        (([0, 1], [1, 1], [7, 7], [0, 0]), "edits on base rows"),
+    ],
+)
 def test_compiled_op_checks_its_inputs_too(edits, message):
     from rift_fast import _custom_ops
 
@@ -170,12 +188,14 @@ def test_forcing_an_unavailable_backend_raises():
         build_perturbation_batch(torch.zeros(1, 1, dtype=torch.long), one, one, one, one, backend="cuda")
 
 
-@pytest.mark.skipif(not compiled_op_available("build_perturbation_batch", torch.device("cpu")),
-                    reason="rift_fast._C not built")
+@pytest.mark.skipif(
+    not compiled_op_available("build_perturbation_batch", torch.device("cpu")), reason="rift_fast._C not built"
+)
 @pytest.mark.parametrize("batch,length,per_example", [(3, 7, 10), (1, 1, 5)])
 def test_opcheck(batch, length, per_example):
     """Schema, fake kernel (a data-dependent number of unique queries) and autograd registration."""
     ids, example, position, token, group = ga_edits(batch, length, per_example, vocab=3 if length == 1 else 50)
     num_groups = int(group.max()) + 1
-    torch.library.opcheck(torch.ops.rift_fast.build_perturbation_batch.default,
-                          (ids, example, position, token, group, num_groups))
+    torch.library.opcheck(
+        torch.ops.rift_fast.build_perturbation_batch.default, (ids, example, position, token, group, num_groups)
+    )

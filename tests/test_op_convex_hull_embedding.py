@@ -91,10 +91,17 @@ def test_float32_matches_reference(batch, length, slots, hidden):
 def test_default_and_broadcast_ids(batch, length, slots, hidden):
     args = _inputs(batch, length, slots, hidden, custom_ids=False)
     _assert_all_close(_out_and_grads(_triton, args), _out_and_grads(convex_hull_embedding_reference, args))
-    broadcast = dict(args, sub_ids=args["sub_ids"].int(), position_ids=torch.arange(length).flip(0)[None],
-                     token_type_ids=torch.ones(1, length, dtype=torch.int32))
-    expanded = dict(args, position_ids=torch.arange(length).flip(0).expand(batch, length),
-                    token_type_ids=torch.ones(batch, length, dtype=torch.long))
+    broadcast = dict(
+        args,
+        sub_ids=args["sub_ids"].int(),
+        position_ids=torch.arange(length).flip(0)[None],
+        token_type_ids=torch.ones(1, length, dtype=torch.int32),
+    )
+    expanded = dict(
+        args,
+        position_ids=torch.arange(length).flip(0).expand(batch, length),
+        token_type_ids=torch.ones(batch, length, dtype=torch.long),
+    )
     _assert_all_close(_out_and_grads(_triton, broadcast), _out_and_grads(convex_hull_embedding_reference, expanded))
 
 

@@ -6,8 +6,12 @@ import torch
 from rift_fast.ops.dispatch import BackendUnavailable, compiled_op_available
 from rift_fast.ops.gather_neighbours import gather_neighbours, gather_neighbours_reference
 
-CPP = pytest.param("cpp", marks=pytest.mark.skipif(not compiled_op_available("gather_neighbours", torch.device("cpu")),
-                                                    reason="rift_fast._C not built"))
+CPP = pytest.param(
+    "cpp",
+    marks=pytest.mark.skipif(
+        not compiled_op_available("gather_neighbours", torch.device("cpu")), reason="rift_fast._C not built"
+    ),
+)
 
 
 def _table(vocab, k, dtype, generator):
@@ -16,7 +20,9 @@ def _table(vocab, k, dtype, generator):
 
 
 @pytest.mark.parametrize("backend", [CPP, "reference"])
-@pytest.mark.parametrize("batch,length,vocab,k", [(1, 1, 1, 1), (3, 7, 50, 8), (2, 300, 1000, 1), (0, 5, 10, 3), (4, 0, 10, 3)])
+@pytest.mark.parametrize(
+    "batch,length,vocab,k", [(1, 1, 1, 1), (3, 7, 50, 8), (2, 300, 1000, 1), (0, 5, 10, 3), (4, 0, 10, 3)]
+)
 @pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
 def test_matches_reference(backend, batch, length, vocab, k, dtype):
     generator = torch.Generator().manual_seed(batch * 100 + length)
@@ -63,8 +69,9 @@ def test_forcing_an_unavailable_backend_raises():
         gather_neighbours(torch.zeros(1, 1, dtype=torch.long), torch.zeros(1, 1, dtype=torch.long), backend="cuda")
 
 
-@pytest.mark.skipif(not compiled_op_available("gather_neighbours", torch.device("cpu")),
-                    reason="rift_fast._C not built")
+@pytest.mark.skipif(
+    not compiled_op_available("gather_neighbours", torch.device("cpu")), reason="rift_fast._C not built"
+)
 @pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
 def test_opcheck(dtype):
     """Schema, fake kernel (shapes under torch.compile) and autograd registration of the compiled op."""

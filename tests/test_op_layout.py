@@ -15,8 +15,10 @@ COMPILED_OPS = ("gather_neighbours", "substitution_scores", "build_perturbation_
 TRITON_OPS = ("convex_hull_embedding", "class_conditional_infonce")
 FROM_PACKAGE = "from rift_fast.ops import {op} as from_package"
 FROM_MODULE = "from rift_fast.ops.{op} import {op} as from_module"
-CHECK = ("import inspect, rift_fast.ops\n"
-         "assert inspect.isfunction(from_package) and from_package is from_module is rift_fast.ops.{op}")
+CHECK = (
+    "import inspect, rift_fast.ops\n"
+    "assert inspect.isfunction(from_package) and from_package is from_module is rift_fast.ops.{op}"
+)
 
 
 @pytest.mark.parametrize("op_name", COMPILED_OPS)

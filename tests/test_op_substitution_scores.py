@@ -12,14 +12,30 @@ import torch
 from rift_fast.ops.dispatch import BackendUnavailable, compiled_op_available
 from rift_fast.ops.substitution_scores import substitution_scores, substitution_scores_reference
 
-CPP = pytest.param("cpp", marks=pytest.mark.skipif(
-    not compiled_op_available("substitution_scores", torch.device("cpu")), reason="rift_fast._C not built"))
+CPP = pytest.param(
+    "cpp",
+    marks=pytest.mark.skipif(
+        not compiled_op_available("substitution_scores", torch.device("cpu")), reason="rift_fast._C not built"
+    ),
+)
 NEG_INF = float("-inf")
 ATOL, RTOL = 1e-4, 1e-5
 
 
-def _inputs(batch, length, vocab, k, dim, *, dtype=torch.float32, table_dtype=torch.int64, integer=True,
-            mask_fraction=None, device="cpu", seed=0):
+def _inputs(
+    batch,
+    length,
+    vocab,
+    k,
+    dim,
+    *,
+    dtype=torch.float32,
+    table_dtype=torch.int64,
+    integer=True,
+    mask_fraction=None,
+    device="cpu",
+    seed=0,
+):
     gen = torch.Generator().manual_seed(seed)
     table = torch.randint(-1, vocab, (vocab, k), generator=gen).to(table_dtype)
     ids = torch.randint(0, vocab, (batch, length), generator=gen)
@@ -53,13 +69,16 @@ def _assert_close(out, ref, scores):
 
 
 @pytest.mark.parametrize("backend", [CPP, "reference"])
-@pytest.mark.parametrize("batch,length,vocab,k,dim", [(1, 1, 1, 1, 1), (3, 7, 50, 8, 37), (2, 33, 100, 5, 64),
-                                                      (0, 5, 10, 3, 4), (4, 0, 10, 3, 4), (2, 40, 30, 1, 16)])
+@pytest.mark.parametrize(
+    "batch,length,vocab,k,dim",
+    [(1, 1, 1, 1, 1), (3, 7, 50, 8, 37), (2, 33, 100, 5, 64), (0, 5, 10, 3, 4), (4, 0, 10, 3, 4), (2, 40, 30, 1, 16)],
+)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("table_dtype", [torch.int32, torch.int64])
 def test_matches_reference_exactly(backend, batch, length, vocab, k, dim, dtype, table_dtype):
-    ids, table, embeddings, grad, mask = _inputs(batch, length, vocab, k, dim, dtype=dtype, table_dtype=table_dtype,
-                                                 mask_fraction=0.3, seed=batch * 31 + length)
+    ids, table, embeddings, grad, mask = _inputs(
+        batch, length, vocab, k, dim, dtype=dtype, table_dtype=table_dtype, mask_fraction=0.3, seed=batch * 31 + length
+    )
     for topk in (1, 5, length * k + 3):
         for attack_mask in (None, mask):
             out = substitution_scores(ids, table, embeddings, grad, attack_mask, topk, backend=backend)
@@ -156,8 +175,13 @@ def test_non_contiguous_inputs(backend):
     embeddings_s = torch.stack([embeddings, embeddings], -1).flatten(-2)[:, ::2]  # [40, 10], column stride 2
     grad_p = grad.permute(2, 0, 1).contiguous().permute(1, 2, 0)
     mask_t = mask.t().contiguous().t()
-    assert not (ids_t.is_contiguous() or table_s.is_contiguous() or embeddings_s.is_contiguous()
-                or grad_p.is_contiguous() or mask_t.is_contiguous())
+    assert not (
+        ids_t.is_contiguous()
+        or table_s.is_contiguous()
+        or embeddings_s.is_contiguous()
+        or grad_p.is_contiguous()
+        or mask_t.is_contiguous()
+    )
     out = substitution_scores(ids_t, table_s, embeddings_s, grad_p, mask_t, topk=7, backend=backend)
     _assert_equal(out, substitution_scores_reference(ids, table, embeddings, grad, mask, topk=7))
 
@@ -168,13 +192,15 @@ def test_non_contiguous_inputs(backend):
 @pytest.mark.parametrize("dim", [768, 37])  # vectorised and scalar paths
 def test_gpu_backends_match_reference(backend, dtype, dim):
     for table_dtype in (torch.int32, torch.int64):
-        ids, table, embeddings, grad, mask = _inputs(32, 128, 500, 8, dim, dtype=dtype, table_dtype=table_dtype,
-                                                     mask_fraction=0.2, device="cuda")
+        ids, table, embeddings, grad, mask = _inputs(
+            32, 128, 500, 8, dim, dtype=dtype, table_dtype=table_dtype, mask_fraction=0.2, device="cuda"
+        )
         for topk, attack_mask in ((1, None), (37, mask), (128 * 8 + 5, mask)):
             out = substitution_scores(ids, table, embeddings, grad, attack_mask, topk, backend=backend)
             _assert_equal(out, substitution_scores_reference(ids, table, embeddings, grad, attack_mask, topk))
-        ids, table, embeddings, grad, mask = _inputs(8, 64, 500, 8, dim, dtype=dtype, integer=False,
-                                                     mask_fraction=0.2, device="cuda")
+        ids, table, embeddings, grad, mask = _inputs(
+            8, 64, 500, 8, dim, dtype=dtype, integer=False, mask_fraction=0.2, device="cuda"
+        )
         out = substitution_scores(ids, table, embeddings, grad, mask, 50, backend=backend)
         ref = substitution_scores_reference(ids, table, embeddings, grad, mask, 50)
         _assert_close(out, ref, out.scores)
@@ -202,8 +228,14 @@ def _bad_cases():
         ({"neighbour_table": torch.full((10, 2), 10)}, r"neighbour_table entries must lie in \[-1, 10\)"),
         ({"grad": grad.to(meta)}, "grad is on meta"),
         ({"attack_mask": mask.to(meta)}, "attack_mask is on meta"),
-    ], {"token_ids": ids, "neighbour_table": table, "embeddings": embeddings, "grad": grad, "attack_mask": mask,
-        "topk": 2}
+    ], {
+        "token_ids": ids,
+        "neighbour_table": table,
+        "embeddings": embeddings,
+        "grad": grad,
+        "attack_mask": mask,
+        "topk": 2,
+    }
 
 
 @pytest.mark.parametrize("case", range(len(_bad_cases()[0])))
@@ -214,14 +246,18 @@ def test_bad_inputs_raise_before_launch(case):
         substitution_scores(**{**good, **override})
 
 
-@pytest.mark.skipif(not compiled_op_available("substitution_scores", torch.device("cpu")),
-                    reason="rift_fast._C not built")
-@pytest.mark.parametrize("override,message", [
-    ({"token_ids": torch.full((2, 3), 10)}, r"token ids must lie in \[0, 10\)"),
-    ({"neighbour_table": torch.full((10, 2), -2, dtype=torch.int32)}, "neighbour_table entries"),
-    ({"neighbour_table": torch.zeros(10, 0, dtype=torch.int32)}, "K=0"),
-    ({"topk": -1}, "topk must be >= 0"),
-])
+@pytest.mark.skipif(
+    not compiled_op_available("substitution_scores", torch.device("cpu")), reason="rift_fast._C not built"
+)
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ({"token_ids": torch.full((2, 3), 10)}, r"token ids must lie in \[0, 10\)"),
+        ({"neighbour_table": torch.full((10, 2), -2, dtype=torch.int32)}, "neighbour_table entries"),
+        ({"neighbour_table": torch.zeros(10, 0, dtype=torch.int32)}, "K=0"),
+        ({"topk": -1}, "topk must be >= 0"),
+    ],
+)
 def test_compiled_op_checks_its_inputs_too(override, message):
     from rift_fast import _custom_ops
 
@@ -236,11 +272,17 @@ def test_forcing_an_unavailable_backend_raises():
         substitution_scores(ids, table, embeddings, grad, backend="cuda")
 
 
-@pytest.mark.skipif(not compiled_op_available("substitution_scores", torch.device("cpu")),
-                    reason="rift_fast._C not built")
-@pytest.mark.parametrize("dtype,table_dtype,mask_fraction,topk", [
-    (torch.float32, torch.int64, None, 3), (torch.bfloat16, torch.int32, 0.3, 0), (torch.float16, torch.int64, 0.5, 40),
-])
+@pytest.mark.skipif(
+    not compiled_op_available("substitution_scores", torch.device("cpu")), reason="rift_fast._C not built"
+)
+@pytest.mark.parametrize(
+    "dtype,table_dtype,mask_fraction,topk",
+    [
+        (torch.float32, torch.int64, None, 3),
+        (torch.bfloat16, torch.int32, 0.3, 0),
+        (torch.float16, torch.int64, 0.5, 40),
+    ],
+)
 def test_opcheck(dtype, table_dtype, mask_fraction, topk):
     """Schema, fake kernel (shapes under torch.compile) and autograd registration of the compiled op."""
     inputs = _inputs(2, 5, 30, 4, 8, dtype=dtype, table_dtype=table_dtype, mask_fraction=mask_fraction)

@@ -15,8 +15,9 @@ from rift_fast.ops import build_perturbation_batch, gather_neighbours, substitut
 from rift_fast.ops.dispatch import compiled_op_available
 
 OPS = ("gather_neighbours", "substitution_scores", "build_perturbation_batch")
-pytestmark = pytest.mark.skipif(not all(compiled_op_available(op, torch.device("cpu")) for op in OPS),
-                                reason="rift_fast._C not built")
+pytestmark = pytest.mark.skipif(
+    not all(compiled_op_available(op, torch.device("cpu")) for op in OPS), reason="rift_fast._C not built"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -40,15 +41,18 @@ def test_public_api_compiles_into_one_graph(backend):
     embeddings = torch.randint(-4, 5, (30, 8), generator=generator).float()
     grad = torch.randint(-3, 4, (2, 6, 8), generator=generator).float()
     compiled = torch.compile(_attack_step, fullgraph=True, backend="aot_eager")
-    for got, want in zip(compiled(ids, table, embeddings, grad, backend), _attack_step(ids, table, embeddings, grad,
-                                                                                       backend)):
+    for got, want in zip(
+        compiled(ids, table, embeddings, grad, backend), _attack_step(ids, table, embeddings, grad, backend)
+    ):
         assert torch.equal(got, want)
 
 
 def test_build_perturbation_batch_op_compiles_into_one_graph():
     ids = torch.tensor([[10, 11, 12], [10, 11, 12]])
-    edits = [torch.tensor(column) for column in ([0, 1, 0, 0, 0, 0], [1, 1, 1, 2, 0, 2], [5, 5, 5, 12, 7, 8],
-                                                 [0, 1, 2, 2, 3, 3])]
+    edits = [
+        torch.tensor(column)
+        for column in ([0, 1, 0, 0, 0, 0], [1, 1, 1, 2, 0, 2], [5, 5, 5, 12, 7, 8], [0, 1, 2, 2, 3, 3])
+    ]
 
     def unique_queries(token_ids, example, position, token, group):
         return torch.ops.rift_fast.build_perturbation_batch(token_ids, example, position, token, group, 4)

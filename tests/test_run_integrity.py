@@ -10,19 +10,34 @@ from argparse import Namespace
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from test_attacks import SYNONYMS, WORD_SCORES, BagOfWords, _victim
-from test_attacks import tokenizer  # noqa: F401  (fixture)
-from test_training_loop import _trainer
-from test_training_loop import tiny_model  # noqa: F401  (fixture)
+from test_attacks import (
+    SYNONYMS,
+    WORD_SCORES,
+    BagOfWords,
+    _victim,
+    tokenizer,  # noqa: F401  (fixture)
+)
+from test_training_loop import (
+    _trainer,
+    tiny_model,  # noqa: F401  (fixture)
+)
 
 from rift_fast import attack, train
-from rift_fast.attacks import (PWWS, AttackCheckpoint, AttackReport, Constraints, StopWords, SynonymSwap,
-                               UntargetedClassification, run_attack)
-from rift_fast.run_settings import settings_differences
+from rift_fast.attacks import (
+    PWWS,
+    AttackCheckpoint,
+    AttackReport,
+    Constraints,
+    StopWords,
+    SynonymSwap,
+    UntargetedClassification,
+    run_attack,
+)
 from rift_fast.data import Example
 from rift_fast.digests import model_digest, tokenizer_digest
 from rift_fast.evaluation import EvaluationSettings, ascc_accuracy, evaluate_test_pool
 from rift_fast.models import load_sequence_classifier, load_tokenizer
+from rift_fast.run_settings import settings_differences
 from rift_fast.safe_state import load_state, save_state
 from rift_fast.synonyms import SynonymIndex
 
@@ -53,14 +68,25 @@ def test_the_code_payload_is_live(tmp_path):
 
 
 def _attack(model_dir, output, *extra):
-    return attack.main(["--model", str(model_dir), "--num-examples", "3", "--attack", "pwws",
-                        "--output", str(output), *extra])
+    return attack.main(
+        ["--model", str(model_dir), "--num-examples", "3", "--attack", "pwws", "--output", str(output), *extra]
+    )
 
 
 def _attack_run(tokenizer, examples, settings, checkpoint=None, indices=None, victim=None):
-    return run_attack(examples, victim or _victim(tokenizer), SynonymSwap(SYNONYMS), PWWS(GOAL, "[UNK]"),
-                      Constraints([StopWords({"the"})]), GOAL, settings, checkpoint=checkpoint,
-                      examples_per_round=2, indices=indices, progress=False)
+    return run_attack(
+        examples,
+        victim or _victim(tokenizer),
+        SynonymSwap(SYNONYMS),
+        PWWS(GOAL, "[UNK]"),
+        Constraints([StopWords({"the"})]),
+        GOAL,
+        settings,
+        checkpoint=checkpoint,
+        examples_per_round=2,
+        indices=indices,
+        progress=False,
+    )
 
 
 @pytest.fixture
@@ -76,9 +102,11 @@ def test_synonym_digest_is_content_not_name_or_source():
     reordered_keys = SynonymIndex({"good": ["fine"], "movie": ["film", "picture"]}, source="wordnet")
     assert same.content_digest() == reordered_keys.content_digest()
     assert len(same.content_digest()) == 64
-    others = [{"movie": ["picture", "film"], "good": ["fine"]},  # synonym order is content
-              {"movie": ["film", "picture"], "good": ["fine"], "bad": []},  # an extra word, even without synonyms
-              {"movie": ["film"], "good": ["fine"]}]
+    others = [
+        {"movie": ["picture", "film"], "good": ["fine"]},  # synonym order is content
+        {"movie": ["film", "picture"], "good": ["fine"], "bad": []},  # an extra word, even without synonyms
+        {"movie": ["film"], "good": ["fine"]},
+    ]
     assert len({same.content_digest(), *(SynonymIndex(o).content_digest() for o in others)}) == 4
 
 
@@ -135,8 +163,10 @@ def test_model_and_tokenizer_digests_follow_content(tokenizer):
 def test_settings_differences_name_each_setting_with_both_values():
     recorded = {"model": "m", "search": {"search": "ga", "population": 60}, "seed": 0}
     current = {"model": "m", "search": {"search": "ga", "population": 20}, "seed": 0, "new": True}
-    assert settings_differences(recorded, current) == ["new: null (checkpoint) vs true (this run)",
-                                                       "search.population: 60 (checkpoint) vs 20 (this run)"]
+    assert settings_differences(recorded, current) == [
+        "new: null (checkpoint) vs true (this run)",
+        "search.population: 60 (checkpoint) vs 20 (this run)",
+    ]
 
 
 def test_training_resume_refuses_a_changed_model_folder(tiny_model, tmp_path):
@@ -161,8 +191,10 @@ def test_an_output_whose_summary_would_overwrite_it_is_refused(tiny_model_dir, t
     assert not output.exists()
 
 
-@pytest.mark.parametrize("name", ["report.json", "report", "run.checkpoint.jsonl", "run.rank0.checkpoint.jsonl",
-                                  "a.b.c", "report.checkpoint"])
+@pytest.mark.parametrize(
+    "name",
+    ["report.json", "report", "run.checkpoint.jsonl", "run.rank0.checkpoint.jsonl", "a.b.c", "report.checkpoint"],
+)
 @pytest.mark.parametrize("world", [1, 2, 3])
 def test_every_other_output_name_gives_distinct_files(name, world, tmp_path):
     paths = attack.output_paths(tmp_path / name, world)
@@ -187,9 +219,13 @@ def test_training_refuses_a_method_listed_twice(tmp_path):
 
 # --------------------------------------------------------------------- 9. code from data files
 def test_training_state_is_stored_without_pickle_and_round_trips(tmp_path):
-    state = {"optimizer": {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.ones(2)}},
-                           "param_groups": [{"lr": 1e-3, "betas": (0.9, 0.999), "foreach": None, "params": [0]}]},
-             "rng": {"torch": torch.get_rng_state(), "python": (3, (1, 2), None)}}
+    state = {
+        "optimizer": {
+            "state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.ones(2)}},
+            "param_groups": [{"lr": 1e-3, "betas": (0.9, 0.999), "foreach": None, "params": [0]}],
+        },
+        "rng": {"torch": torch.get_rng_state(), "python": (3, (1, 2), None)},
+    }
     save_state(tmp_path, "state", state)
     loaded = load_state(tmp_path, "state")
     assert loaded["optimizer"]["param_groups"] == state["optimizer"]["param_groups"]
@@ -292,9 +328,22 @@ def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, t
     evaluation = evaluate_test_pool(model, tokenizer, [], SYNONYMS, torch.zeros(1), settings, progress=False)
     row = {"method": "standard", "train_seconds": 60.0, **evaluation}
     assert [row[k] for k in ("clean_accuracy", "pwws_accuracy", "ga_accuracy", "ascc_accuracy")] == [None] * 4
-    args = Namespace(test_examples=0, dataset="rotten_tomatoes", seed=0, synonyms="embedded", train_size=None, epochs=1,
-                     batch_size=8, max_length=16, lr=1e-3, warmup_epochs=1.0, adversary_steps=1, kl_weight=1.0,
-                     mi_weight=0.1, model="tiny")
+    args = Namespace(
+        test_examples=0,
+        dataset="rotten_tomatoes",
+        seed=0,
+        synonyms="embedded",
+        train_size=None,
+        epochs=1,
+        batch_size=8,
+        max_length=16,
+        lr=1e-3,
+        warmup_epochs=1.0,
+        adversary_steps=1,
+        kl_weight=1.0,
+        mi_weight=0.1,
+        model="tiny",
+    )
     markdown = train.write_results(tmp_path, [row], args, settings)
     assert "| standard | n/a | n/a | n/a | n/a | 1.0 min |" in markdown
     assert json.loads((tmp_path / "results.json").read_text())["results"][0]["clean_accuracy"] is None
@@ -316,16 +365,31 @@ def _slow_victim(tokenizer, seconds):  # noqa: F811  (a parameter, not the fixtu
 
 
 def _pool():
-    return [Example(text, label) for text, label in [("a good movie", 1), ("a bad movie", 0), ("the great plot", 1),
-                                                     ("the awful acting", 0), ("a good film", 1), ("a bad plot", 0)]]
+    return [
+        Example(text, label)
+        for text, label in [
+            ("a good movie", 1),
+            ("a bad movie", 0),
+            ("the great plot", 1),
+            ("the awful acting", 0),
+            ("a good film", 1),
+            ("a bad plot", 0),
+        ]
+    ]
 
 
 def test_resumed_wall_time_is_the_sum_of_the_pieces(tokenizer, tmp_path):
     path = tmp_path / "run.checkpoint.jsonl"
     sessions = []
     for indices in ([0, 1], [0, 1, 2, 3], None):  # killed twice, then finished
-        report = _attack_run(tokenizer, _pool(), {"a": 1}, checkpoint=AttackCheckpoint(path, {"a": 1}),
-                             indices=indices, victim=_slow_victim(tokenizer, 0.02))
+        report = _attack_run(
+            tokenizer,
+            _pool(),
+            {"a": 1},
+            checkpoint=AttackCheckpoint(path, {"a": 1}),
+            indices=indices,
+            victim=_slow_victim(tokenizer, 0.02),
+        )
         sessions.append(report)
     pieces = AttackCheckpoint(path, {"a": 1})
     assert len(pieces.load()) == 6 and len(pieces.timings) == 3  # one round of 2 examples per session

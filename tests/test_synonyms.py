@@ -45,7 +45,9 @@ def test_missing_vectors_file(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- kNN
-@pytest.mark.parametrize("count,dimension,k,bound", [(200, 8, 8, 1.5), (500, 16, 3, 2.5), (50, 4, 8, 0.3), (3, 2, 8, 10.0)])
+@pytest.mark.parametrize(
+    "count,dimension,k,bound", [(200, 8, 8, 1.5), (500, 16, 3, 2.5), (50, 4, 8, 0.3), (3, 2, 8, 10.0)]
+)
 def test_faiss_knn_equals_brute_force(count, dimension, k, bound):
     vectors = np.random.default_rng(count).normal(size=(count, dimension)).astype(np.float32)
     candidates = np.random.default_rng(1).random(count) > 0.2
@@ -76,9 +78,12 @@ def test_real_neighbour_json(shared_neighbours_path):
 
 @pytest.mark.parametrize(
     "text,message",
-    [("{not json", "not valid JSON"), ("[1, 2]", "expected a JSON object"),
-     ('{"good": "fine"}', "the neighbours of 'good' must be a list of strings"),
-     ('{"good": [1]}', "the neighbours of 'good' must be a list of strings")],
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"good": "fine"}', "the neighbours of 'good' must be a list of strings"),
+        ('{"good": [1]}', "the neighbours of 'good' must be a list of strings"),
+    ],
 )
 def test_malformed_neighbour_json(tmp_path, text, message):
     with pytest.raises(ValueError, match=message):
@@ -116,9 +121,25 @@ def test_counter_fitting_attracts_synonyms_and_repels_antonyms():
 def tiny_tokenizer(tmp_path):
     from transformers import BertTokenizerFast
 
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "fine", "nice", "bad", "awful", "the", "super", "##b"]
+    vocab = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        "good",
+        "fine",
+        "nice",
+        "bad",
+        "awful",
+        "the",
+        "super",
+        "##b",
+    ]
     (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    return BertTokenizerFast(str(tmp_path / "vocab.txt"), do_lower_case=True)  # positional: vocab_file (v4) / vocab (v5)
+    return BertTokenizerFast(
+        str(tmp_path / "vocab.txt"), do_lower_case=True
+    )  # positional: vocab_file (v4) / vocab (v5)
 
 
 def test_vocab_table_maps_single_token_words(tiny_tokenizer):

@@ -8,24 +8,61 @@ import pytest
 import torch
 from tiny_tokenizers import byte_level_bpe, sentencepiece_unigram, wordpiece
 
-from rift_fast.attacks import (PWWS, Constraints, GeneticAttack, GradientGuidedGreedy, StopWords, SynonymSwap,
-                               UntargetedClassification, VictimModel, run_attack)
+from rift_fast.attacks import (
+    PWWS,
+    Constraints,
+    GeneticAttack,
+    GradientGuidedGreedy,
+    StopWords,
+    SynonymSwap,
+    UntargetedClassification,
+    VictimModel,
+    run_attack,
+)
 from rift_fast.attacks.alignment import single_token_words
 from rift_fast.data import Example
 from rift_fast.synonyms import SynonymIndex
 from rift_fast.synonyms.index import WORD_FORMS
 
-WORD_SCORES = {"good": 1.0, "great": 1.0, "movie": 0.2, "grand": -1.5, "excellent": 3.0, "bad": -1.0,
-               "awful": -2.0, "poor": 0.5, "dull": -0.1, "plot": 0.0, "acting": 0.0, "a": 0.0, "with": 0.0,
-               "film": 0.0, "picture": 0.0, "the": 0.0, "man": 0.0, "sees": 0.0}
-SYNONYMS = SynonymIndex({"good": ["excellent"], "great": ["grand"], "movie": ["film", "picture"],
-                         "bad": ["poor", "dull"], "awful": ["poor"], "superb": ["grand"]})
+WORD_SCORES = {
+    "good": 1.0,
+    "great": 1.0,
+    "movie": 0.2,
+    "grand": -1.5,
+    "excellent": 3.0,
+    "bad": -1.0,
+    "awful": -2.0,
+    "poor": 0.5,
+    "dull": -0.1,
+    "plot": 0.0,
+    "acting": 0.0,
+    "a": 0.0,
+    "with": 0.0,
+    "film": 0.0,
+    "picture": 0.0,
+    "the": 0.0,
+    "man": 0.0,
+    "sees": 0.0,
+}
+SYNONYMS = SynonymIndex(
+    {
+        "good": ["excellent"],
+        "great": ["grand"],
+        "movie": ["film", "picture"],
+        "bad": ["poor", "dull"],
+        "awful": ["poor"],
+        "superb": ["grand"],
+    }
+)
 
 
 def _tokenizers(tmp_path):
     words = sorted(WORD_SCORES)
-    return {"wordpiece": wordpiece(words, tmp_path), "byte_level_bpe": byte_level_bpe(words),
-            "sentencepiece": sentencepiece_unigram(words)}
+    return {
+        "wordpiece": wordpiece(words, tmp_path),
+        "byte_level_bpe": byte_level_bpe(words),
+        "sentencepiece": sentencepiece_unigram(words),
+    }
 
 
 @pytest.fixture(params=["wordpiece", "byte_level_bpe", "sentencepiece"])
@@ -61,18 +98,33 @@ class TokenScores(torch.nn.Module):
 
 def _gradient_run(tokenizer, examples, batch_size=4, synonyms=SYNONYMS):
     victim = VictimModel(TokenScores(tokenizer), tokenizer, batch_size=batch_size)
-    search = GradientGuidedGreedy(UntargetedClassification(), victim, synonyms.vocab_table(tokenizer, k=4),
-                                  candidates=2, backend="reference")
-    return run_attack(examples, victim, SynonymSwap(synonyms), search, Constraints([StopWords({"the"})]),
-                      UntargetedClassification(), {"test": True}, progress=False), victim
+    search = GradientGuidedGreedy(
+        UntargetedClassification(), victim, synonyms.vocab_table(tokenizer, k=4), candidates=2, backend="reference"
+    )
+    return run_attack(
+        examples,
+        victim,
+        SynonymSwap(synonyms),
+        search,
+        Constraints([StopWords({"the"})]),
+        UntargetedClassification(),
+        {"test": True},
+        progress=False,
+    ), victim
 
 
 def test_every_tokenizer_family_gets_the_known_adversarial_examples(tokenizer):
-    examples = [Example("a good movie with great acting", 1), Example("Bad movie with awful acting.", 0),
-                Example("a plot with good acting", 1)]
+    examples = [
+        Example("a good movie with great acting", 1),
+        Example("Bad movie with awful acting.", 0),
+        Example("a plot with good acting", 1),
+    ]
     report, _ = _gradient_run(tokenizer, examples)
     assert [r.adversarial for r in report.results] == [
-        "a good movie with grand acting", "Poor movie with poor acting.", "a plot with good acting"]
+        "a good movie with grand acting",
+        "Poor movie with poor acting.",
+        "a plot with good acting",
+    ]
     assert [r.status for r in report.results] == ["success", "success", "failed"]
 
 
@@ -100,27 +152,34 @@ def test_a_target_without_candidates_is_reported_apart_not_as_a_failed_attack(to
     assert "the search had no candidate swap (not counted robust): 1" in report.to_markdown()
 
 
-@pytest.mark.parametrize(("token_spans", "word_spans", "text", "expected"), [
-    # WordPiece: the word "playing" is two pieces, "good" is one; punctuation is a token of its own.
-    ([None, (0, 4), (5, 9), (9, 12), (12, 13), None], [(0, 4), (5, 12)], "good playing.", {1: 0}),
-    # SentencePiece offsets include the space before a word.
-    ([None, (0, 4), (4, 10), None], [(0, 4), (5, 10)], "good movie", {1: 0, 2: 1}),
-    # A token that also covers punctuation, or starts inside punctuation, is not the word.
-    ([(0, 5), (5, 11)], [(0, 4), (6, 11)], "good,\"movie", {}),
-    # A bare marker token (empty once trimmed) does not make a word two tokens.
-    ([(0, 1), (1, 1), (2, 6)], [(0, 1), (2, 6)], "a film", {0: 0, 2: 1}),
-    # Tokens of the other side of a pair are None.
-    ([None, None, (0, 4)], [(0, 4)], "nice", {2: 0}),
-])
+@pytest.mark.parametrize(
+    ("token_spans", "word_spans", "text", "expected"),
+    [
+        # WordPiece: the word "playing" is two pieces, "good" is one; punctuation is a token of its own.
+        ([None, (0, 4), (5, 9), (9, 12), (12, 13), None], [(0, 4), (5, 12)], "good playing.", {1: 0}),
+        # SentencePiece offsets include the space before a word.
+        ([None, (0, 4), (4, 10), None], [(0, 4), (5, 10)], "good movie", {1: 0, 2: 1}),
+        # A token that also covers punctuation, or starts inside punctuation, is not the word.
+        ([(0, 5), (5, 11)], [(0, 4), (6, 11)], 'good,"movie', {}),
+        # A bare marker token (empty once trimmed) does not make a word two tokens.
+        ([(0, 1), (1, 1), (2, 6)], [(0, 1), (2, 6)], "a film", {0: 0, 2: 1}),
+        # Tokens of the other side of a pair are None.
+        ([None, None, (0, 4)], [(0, 4)], "nice", {2: 0}),
+    ],
+)
 def test_single_token_words(token_spans, word_spans, text, expected):
     assert single_token_words(token_spans, word_spans, text) == expected
 
 
 def _searches(victim, tokenizer):
     goal = UntargetedClassification()
-    return {"pwws": PWWS(goal, tokenizer.unk_token), "ga": GeneticAttack(goal, population=6, generations=3),
-            "gradient": GradientGuidedGreedy(goal, victim, SYNONYMS.vocab_table(tokenizer, k=4), candidates=3,
-                                             backend="reference")}
+    return {
+        "pwws": PWWS(goal, tokenizer.unk_token),
+        "ga": GeneticAttack(goal, population=6, generations=3),
+        "gradient": GradientGuidedGreedy(
+            goal, victim, SYNONYMS.vocab_table(tokenizer, k=4), candidates=3, backend="reference"
+        ),
+    }
 
 
 @pytest.mark.parametrize("search_name", ["pwws", "ga", "gradient"])
@@ -129,11 +188,28 @@ def test_no_model_call_exceeds_the_configured_batch(tmp_path, search_name, batch
     tokenizer = _tokenizers(tmp_path)["wordpiece"]
     model = TokenScores(tokenizer)
     victim = VictimModel(model, tokenizer, batch_size=batch_size)
-    texts = ["a good movie with great acting", "a bad movie with awful acting", "a great movie", "a bad plot",
-             "a movie with good acting", "an awful movie", "good good movie", "great plot"]
+    texts = [
+        "a good movie with great acting",
+        "a bad movie with awful acting",
+        "a great movie",
+        "a bad plot",
+        "a movie with good acting",
+        "an awful movie",
+        "good good movie",
+        "great plot",
+    ]
     examples = [Example(t, int("good" in t or "great" in t)) for t in texts]
-    run_attack(examples, victim, SynonymSwap(SYNONYMS), _searches(victim, tokenizer)[search_name], Constraints(),
-               UntargetedClassification(), {"test": True}, progress=False, examples_per_round=8)
+    run_attack(
+        examples,
+        victim,
+        SynonymSwap(SYNONYMS),
+        _searches(victim, tokenizer)[search_name],
+        Constraints(),
+        UntargetedClassification(),
+        {"test": True},
+        progress=False,
+        examples_per_round=8,
+    )
     assert model.rows_per_call and max(model.rows_per_call) <= batch_size
     assert sum(model.rows_per_call) == victim.rows_scored
 
@@ -141,19 +217,35 @@ def test_no_model_call_exceeds_the_configured_batch(tmp_path, search_name, batch
 def test_training_time_evaluation_keeps_to_the_batch(tmp_path):
     from transformers import BertConfig, BertModel
 
-    from rift_fast.training.loop import ascc_correct_counts, encode_examples
     from rift_fast.models.classifier import RobustClassifier
+    from rift_fast.training.loop import ascc_correct_counts, encode_examples
 
     tokenizer = _tokenizers(tmp_path)["wordpiece"]
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
     model = RobustClassifier(BertModel(config), num_classes=2)
     rows = []
     model.encoder.register_forward_pre_hook(
-        lambda module, args, kwargs: rows.append(next(v for v in (*args, *kwargs.values())
-                                                      if isinstance(v, torch.Tensor)).shape[0]), with_kwargs=True)
-    split = encode_examples(tokenizer, [Example(t, i % 2) for i, t in enumerate(
-        ["a good movie", "a bad plot", "great acting", "awful movie", "a good plot"])], max_length=16)
-    clean, robust = ascc_correct_counts(model, split, 5, tokenizer.pad_token_id, SYNONYMS.vocab_table(tokenizer, 4),
-                                        batch_size=2, steps=2)
+        lambda module, args, kwargs: rows.append(
+            next(v for v in (*args, *kwargs.values()) if isinstance(v, torch.Tensor)).shape[0]
+        ),
+        with_kwargs=True,
+    )
+    split = encode_examples(
+        tokenizer,
+        [
+            Example(t, i % 2)
+            for i, t in enumerate(["a good movie", "a bad plot", "great acting", "awful movie", "a good plot"])
+        ],
+        max_length=16,
+    )
+    clean, robust = ascc_correct_counts(
+        model, split, 5, tokenizer.pad_token_id, SYNONYMS.vocab_table(tokenizer, 4), batch_size=2, steps=2
+    )
     assert 0 <= robust <= clean <= 5 and rows and max(rows) <= 2

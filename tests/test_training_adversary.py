@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
 
+from rift_fast.models.classifier import RobustClassifier
 from rift_fast.training.adversary import (
     INVALID_LOGIT,
     ascc_adversary,
@@ -13,7 +14,6 @@ from rift_fast.training.adversary import (
     restrict_substitutions,
     substitution_ids,
 )
-from rift_fast.models.classifier import RobustClassifier
 
 VOCAB, HIDDEN, LENGTH, BATCH, SYNONYMS = 100, 32, 12, 4, 4
 PAD = 1  # RoBERTa's padding id; BERT pads with 0
@@ -21,13 +21,21 @@ PAD = 1  # RoBERTa's padding id; BERT pads with 0
 
 def tiny_classifier(kind="bert", pooler=True, num_classes=2, dropout=0.0, seed=0):
     torch.manual_seed(seed)
-    common = dict(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=2,
-                  intermediate_size=37, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    common = dict(
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+    )
     if kind == "bert":
         encoder = BertModel(BertConfig(max_position_embeddings=64, **common), add_pooling_layer=pooler)
     else:
-        encoder = RobertaModel(RobertaConfig(max_position_embeddings=64 + PAD + 1, pad_token_id=PAD, **common),
-                               add_pooling_layer=pooler)
+        encoder = RobertaModel(
+            RobertaConfig(max_position_embeddings=64 + PAD + 1, pad_token_id=PAD, **common), add_pooling_layer=pooler
+        )
     return RobustClassifier(encoder, num_classes)
 
 

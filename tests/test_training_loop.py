@@ -16,8 +16,12 @@ from rift_fast.training.loop import Trainer, TrainingDiverged, TrainSettings, en
 
 # Method options of the tests: a short adversary; FreeLB without its random start, so that two runs
 # (one process and two) see the same perturbations.
-METHOD_OPTIONS = {"standard": {}, "ascc": {"adversary_steps": 2}, "rift": {"adversary_steps": 2},
-                  "freelb": {"adv_steps": 2, "adv_lr": 0.1, "adv_init_mag": 0.0}}
+METHOD_OPTIONS = {
+    "standard": {},
+    "ascc": {"adversary_steps": 2},
+    "rift": {"adversary_steps": 2},
+    "freelb": {"adv_steps": 2, "adv_lr": 0.1, "adv_init_mag": 0.0},
+}
 WORDS = ["good", "fine", "nice", "bad", "awful", "poor", "movie", "plot", "the", "a"]
 
 
@@ -27,9 +31,16 @@ def tiny_model(tmp_path_factory):
     (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
     tokenizer = BertTokenizerFast(str(folder / "vocab.txt"))
     tokenizer.save_pretrained(folder)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32, hidden_dropout_prob=0.0,
-                        attention_probs_dropout_prob=0.0)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     torch.manual_seed(0)
     BertModel(config).save_pretrained(folder)
     return str(folder), tokenizer
@@ -58,13 +69,20 @@ def _table(tokenizer):
 
 def _trainer(tiny_model, output, method="rift", epochs=2, train_examples=None, **overrides):
     path, tokenizer = tiny_model
-    options = {"batch_size": 8, "max_length": 16, "lr": 1e-3, "warmup_epochs": 1.0,
-               "dev_examples": 8, "dev_adversary_steps": 2, **METHOD_OPTIONS[method], **overrides}
+    options = {
+        "batch_size": 8,
+        "max_length": 16,
+        "lr": 1e-3,
+        "warmup_epochs": 1.0,
+        "dev_examples": 8,
+        "dev_adversary_steps": 2,
+        **METHOD_OPTIONS[method],
+        **overrides,
+    }
     settings = TrainSettings.for_method(method, model=path, epochs=epochs, **options)
     train = encode_examples(tokenizer, train_examples or _examples(32), 16)
     dev = encode_examples(tokenizer, _examples(8, seed=1), 16)
-    return Trainer(settings, tokenizer, train, dev, _table(tokenizer), output, num_classes=2,
-                   progress=False)
+    return Trainer(settings, tokenizer, train, dev, _table(tokenizer), output, num_classes=2, progress=False)
 
 
 def _weights(trainer):
@@ -107,7 +125,8 @@ def test_resume_equals_uninterrupted_run(tiny_model, tmp_path):
     resumed = _trainer(tiny_model, tmp_path / "b")
     resumed.run(resume=True)
     assert [{k: v for k, v in h.items() if k != "seconds"} for h in resumed.history] == [
-        {k: v for k, v in h.items() if k != "seconds"} for h in uninterrupted.history]
+        {k: v for k, v in h.items() if k != "seconds"} for h in uninterrupted.history
+    ]
     final_a, final_b = _weights(uninterrupted), _weights(resumed)
     assert final_a.keys() == final_b.keys()
     for key in final_a:
@@ -128,8 +147,7 @@ def test_resume_refuses_a_checkpoint_trained_on_other_data(tiny_model, tmp_path)
         _trainer(tiny_model, tmp_path, epochs=1, train_examples=_examples(32, seed=5)).run(resume=True)
 
 
-def test_a_save_killed_while_writing_the_trainer_state_keeps_the_previous_checkpoint(tiny_model, tmp_path,
-                                                                                   monkeypatch):
+def test_a_save_killed_while_writing_the_trainer_state_keeps_the_previous_checkpoint(tiny_model, tmp_path, monkeypatch):
     class Killed(Exception):
         pass
 
@@ -173,7 +191,9 @@ def test_nan_loss_stops_with_a_clear_message(tiny_model, tmp_path):
         return terms
 
     trainer.objective.forward = poisoned
-    with pytest.raises(TrainingDiverged, match=r"diverged at epoch 2, step 1: loss is nan.*last good checkpoint \(end of epoch 1\)"):
+    with pytest.raises(
+        TrainingDiverged, match=r"diverged at epoch 2, step 1: loss is nan.*last good checkpoint \(end of epoch 1\)"
+    ):
         trainer.run()
     assert resolve_checkpoint(trainer.last_dir) is not None  # epoch 1 is kept
 
@@ -193,12 +213,30 @@ def _ddp_worker(rank, world, init_file, model_path, output, tokenizer_path, meth
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     tokenizer = BertTokenizerFast.from_pretrained(tokenizer_path)
-    settings = TrainSettings.for_method(method, model=model_path, epochs=1, batch_size=8, max_length=16, lr=1e-3,
-                                        warmup_epochs=1.0, dev_examples=8, dev_adversary_steps=1,
-                                        **METHOD_OPTIONS[method])
-    trainer = Trainer(settings, tokenizer, encode_examples(tokenizer, _examples(32), 16),
-                      encode_examples(tokenizer, _examples(8, seed=1), 16), _table(tokenizer), output, num_classes=2,
-                      rank=rank, world_size=world, progress=False)
+    settings = TrainSettings.for_method(
+        method,
+        model=model_path,
+        epochs=1,
+        batch_size=8,
+        max_length=16,
+        lr=1e-3,
+        warmup_epochs=1.0,
+        dev_examples=8,
+        dev_adversary_steps=1,
+        **METHOD_OPTIONS[method],
+    )
+    trainer = Trainer(
+        settings,
+        tokenizer,
+        encode_examples(tokenizer, _examples(32), 16),
+        encode_examples(tokenizer, _examples(8, seed=1), 16),
+        _table(tokenizer),
+        output,
+        num_classes=2,
+        rank=rank,
+        world_size=world,
+        progress=False,
+    )
     trainer.run()
     dist.barrier()
     dist.destroy_process_group()
@@ -210,12 +248,14 @@ def test_two_process_gloo_ddp_equals_single_process(tiny_model, tmp_path, method
     path, tokenizer = tiny_model
     single = _trainer(tiny_model, tmp_path / "single", method=method, epochs=1, dev_adversary_steps=1)
     single.run()
-    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), path, str(tmp_path / "ddp"), path, method), nprocs=2,
-             join=True)
+    mp.spawn(
+        _ddp_worker, args=(2, str(tmp_path / "init"), path, str(tmp_path / "ddp"), path, method), nprocs=2, join=True
+    )
     ddp = load_trained_classifier(tmp_path / "ddp" / method / "last").state_dict()
     reference = single.objective.model.state_dict()
     initial = RobustClassifier.from_pretrained(path, 2).state_dict()
-    assert any(not torch.equal(initial[key], value) for key, value in reference.items()
-               if key.startswith("encoder."))  # the encoder trained
+    assert any(
+        not torch.equal(initial[key], value) for key, value in reference.items() if key.startswith("encoder.")
+    )  # the encoder trained
     for key, value in reference.items():
         torch.testing.assert_close(ddp[key], value, rtol=1e-4, atol=1e-5, msg=key)

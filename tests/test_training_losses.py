@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from transformers import BertConfig, BertModel
 
+from rift_fast.models.classifier import RobustClassifier
 from rift_fast.training.adversary import ascc_adversary, substitution_ids
 from rift_fast.training.defenses import FreeLBSettings, ascc_loss, freelb_loss, rift_loss, standard_loss
-from rift_fast.models.classifier import RobustClassifier
 from rift_fast.training.teacher import FrozenTeacher, ProjectionHeads
 
 VOCAB, HIDDEN, LENGTH = 100, 32, 10
@@ -20,9 +20,16 @@ LABELS = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])  # class-balanced, 3 per clas
 
 def tiny_classifier(seed=0, dropout=0.0, num_classes=3):
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=37, max_position_embeddings=64, hidden_dropout_prob=dropout,
-                        attention_probs_dropout_prob=dropout)
+    config = BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+    )
     return RobustClassifier(BertModel(config), num_classes)
 
 
@@ -103,8 +110,11 @@ def test_ascc_loss_matches_the_spec_and_the_kl_pulls_the_clean_logits():
     detached = hand_ce(logits_clean, LABELS) + 10.0 * hand_kl(logits_clean.detach(), logits_adv)
     kl_grad_clean = torch.autograd.grad(kl, logits_clean, retain_graph=True)[0]
     assert float(kl_grad_clean.abs().max()) > 0
-    gap = [(a - b).abs().max() for a, b in zip(grads(ce + 10.0 * kl, params), grads(detached, params))
-           if a is not None and b is not None]
+    gap = [
+        (a - b).abs().max()
+        for a, b in zip(grads(ce + 10.0 * kl, params), grads(detached, params))
+        if a is not None and b is not None
+    ]
     assert float(max(gap)) > 1e-6
     # The hull embedding keeps its graph into the embedding tables.
     word = model.embeddings.word_embeddings.weight
@@ -130,8 +140,9 @@ def test_rift_loss_matches_the_spec():
         for p in model.encoder.parameters():
             p.add_(0.01 * torch.randn_like(p))
     adversary = ascc_adversary(model, ids, mask, sub_ids, steps=3)
-    terms = rift_loss(model, teacher, heads, ids, mask, LABELS, sub_ids, kl_weight=5.0, mi_weight=0.7,
-                      adversary=adversary)
+    terms = rift_loss(
+        model, teacher, heads, ids, mask, LABELS, sub_ids, kl_weight=5.0, mi_weight=0.7, adversary=adversary
+    )
 
     logits_clean, _ = model(ids, mask)
     logits_adv, pooled_adv = model(attention_mask=mask, inputs_embeds=adversary.embeddings)
@@ -210,7 +221,7 @@ def _freelb_by_hand(model, ids, mask, labels, settings):
     params = list(model.parameters())
     total, accumulated = 0.0, [torch.zeros_like(p) for p in params]
     delta = torch.zeros(ids.shape + (HIDDEN,))
-    for step in range(settings.adv_steps):
+    for _ in range(settings.adv_steps):
         delta.requires_grad_(True)
         logits, _ = model(ids, mask, word_embeds=model.embeddings.word_embeddings(ids) + delta)
         loss = hand_ce(logits, labels) / settings.adv_steps
@@ -260,8 +271,14 @@ def test_freelb_defaults_and_random_start():
     model = tiny_classifier().train()
     ids, mask, _ = tiny_batch()
     calls = []
-    terms = freelb_loss(model, ids, mask, LABELS, settings=FreeLBSettings(adv_steps=2, perturb="output"),
-                        backward=lambda loss: (calls.append(float(loss.detach())), loss.backward()))
+    terms = freelb_loss(
+        model,
+        ids,
+        mask,
+        LABELS,
+        settings=FreeLBSettings(adv_steps=2, perturb="output"),
+        backward=lambda loss: (calls.append(float(loss.detach())), loss.backward()),
+    )
     assert len(calls) == 2 and abs(sum(calls) - float(terms["loss"])) < 1e-6
     assert float(terms["delta_norm"]) > 0
 
@@ -284,8 +301,13 @@ def test_rift_loss_through_the_fused_triton_kernels_matches_the_reference():
         adversary = ascc_adversary(model, ids, mask, sub_ids, steps=2, generator=generator, backend=backend)
         terms = rift_loss(model, teacher, heads, ids, mask, labels, sub_ids, adversary=adversary, backend=backend)
         terms["loss"].backward()
-        outcomes.append((adversary.weights, {k: v.detach() for k, v in terms.items()},
-                         [p.grad.clone() for p in list(model.parameters()) + list(heads.parameters())]))
+        outcomes.append(
+            (
+                adversary.weights,
+                {k: v.detach() for k, v in terms.items()},
+                [p.grad.clone() for p in list(model.parameters()) + list(heads.parameters())],
+            )
+        )
     (w_t, terms_t, grads_t), (w_r, terms_r, grads_r) = outcomes
     torch.testing.assert_close(w_t, w_r, rtol=1e-4, atol=1e-5)
     for name in terms_r:

@@ -62,8 +62,10 @@ def test_errors_name_the_problem():
 def test_ranks_together_cover_the_single_process_batches(world_size):
     labels = [0] * 20 + [1] * 17
     single = ClassBalancedBatchSampler(labels, batch_size=8, seed=1)
-    ranks = [ClassBalancedBatchSampler(labels, batch_size=8, seed=1, rank=r, world_size=world_size)
-             for r in range(world_size)]
+    ranks = [
+        ClassBalancedBatchSampler(labels, batch_size=8, seed=1, rank=r, world_size=world_size)
+        for r in range(world_size)
+    ]
     for epoch in (0, 5):
         single.set_epoch(epoch)
         for sampler in ranks:

@@ -3,16 +3,24 @@
 the word: issue 10, kinds 1 and 8, with their instances and variants."""
 
 import pytest
+from test_attacks import BagOfWords
 from transformers import BertTokenizerFast
 
-from rift_fast.attacks import (PWWS, Constraints, GeneticAttack, SynonymSwap, UntargetedClassification, VictimModel,
-                               build_target, run_attack)
+from rift_fast.attacks import (
+    PWWS,
+    Constraints,
+    GeneticAttack,
+    SynonymSwap,
+    UntargetedClassification,
+    VictimModel,
+    build_target,
+    run_attack,
+)
 from rift_fast.attacks.text import WordSpans
 from rift_fast.attacks.transformation import substitution_candidates
 from rift_fast.data import Example
 from rift_fast.synonyms import SynonymIndex
 from rift_fast.text import accent_stripped, is_single_word, lookup_form, lookup_forms, vocabulary
-from test_attacks import BagOfWords
 
 # ------------------------------------------------------------------------------------ segmenter
 WORDS_OF = [
@@ -28,8 +36,10 @@ WORDS_OF = [
     ("I don’t know, it´s fine; rock'n'roll", ("I", "don’t", "know", "it´s", "fine", "rock'n'roll")),
     ("She said ‘word’ and 'tis over' now", ("She", "said", "word", "and", "tis", "over", "now")),  # quotes, edges
     ("the 2nd 3D film, 3.5 stars, 42 min", ("the", "2nd", "3D", "film", "3", "5", "stars", "42", "min")),
-    ("a well-made, non‑stop film -- good--bad, good—bad - ok", (
-        "a", "well-made", "non‑stop", "film", "good", "bad", "good", "bad", "ok")),  # hyphens join, dashes split
+    (
+        "a well-made, non‑stop film -- good--bad, good—bad - ok",
+        ("a", "well-made", "non‑stop", "film", "good", "bad", "good", "bad", "ok"),
+    ),  # hyphens join, dashes split
     ("great😀 movie ❤️ 👍🏽fun snake_case", ("great", "movie", "fun", "snake", "case")),  # emoji, underscores
     ("ＧＲＥＡＴ ﬁlm", ("ＧＲＥＡＴ", "ﬁlm")),  # compatibility characters stay as written
     ("", ()),
@@ -60,37 +70,85 @@ def test_long_text():
     text = sentence * 5000
     spans = WordSpans(text)
     assert len(spans) == 11 * 5000
-    assert spans.words[:11] == ("Her", "résumé", "isn’t", "thin", "the", "naïve", "2nd", "plot", "of", "Кот",
-                                "well-made")
+    assert spans.words[:11] == (
+        "Her",
+        "résumé",
+        "isn’t",
+        "thin",
+        "the",
+        "naïve",
+        "2nd",
+        "plot",
+        "of",
+        "Кот",
+        "well-made",
+    )
     assert spans.replace({11 * 4999 + 1: "CV"}) == sentence * 4999 + sentence.replace("résumé", "CV")
 
 
-@pytest.mark.parametrize("text,single", [("naïve", True), ("ho-hum", True), ("don't", True), ("3d", True),
-                                         ("not_bad", False), ("ice cream", False), ("good,", False), ("-ish", False),
-                                         ("", False)])
+@pytest.mark.parametrize(
+    "text,single",
+    [
+        ("naïve", True),
+        ("ho-hum", True),
+        ("don't", True),
+        ("3d", True),
+        ("not_bad", False),
+        ("ice cream", False),
+        ("good,", False),
+        ("-ish", False),
+        ("", False),
+    ],
+)
 def test_single_word(text, single):
     assert is_single_word(text) is single
 
 
 def test_vocabulary_is_the_lookup_forms_of_the_words():
     assert vocabulary(["A great, boring film.", "GREAT! Naïve don’t"]) == [
-        "a", "boring", "don't", "film", "great", "naïve"]
+        "a",
+        "boring",
+        "don't",
+        "film",
+        "great",
+        "naïve",
+    ]
 
 
 # ------------------------------------------------------------------------------- lookup rule
-@pytest.mark.parametrize("word,forms", [
-    ("naïve", ("naïve", "naive")), ("NAÏVE", ("naïve", "naive")), ("nai\u0308ve", ("naïve", "naive")),
-    ("Film", ("film",)), ("don’t", ("don't",)), ("it´s", ("it's",)), ("ＧＲＥＡＴ", ("great",)), ("ﬁlm", ("film",)),
-    ("Кот", ("кот",)), ("пёс", ("пёс", "пес")), ("ø", ("ø",)),
-])
+@pytest.mark.parametrize(
+    "word,forms",
+    [
+        ("naïve", ("naïve", "naive")),
+        ("NAÏVE", ("naïve", "naive")),
+        ("nai\u0308ve", ("naïve", "naive")),
+        ("Film", ("film",)),
+        ("don’t", ("don't",)),
+        ("it´s", ("it's",)),
+        ("ＧＲＥＡＴ", ("great",)),
+        ("ﬁlm", ("film",)),
+        ("Кот", ("кот",)),
+        ("пёс", ("пёс", "пес")),
+        ("ø", ("ø",)),
+    ],
+)
 def test_lookup_forms(word, forms):
     assert lookup_forms(word) == forms
     assert lookup_form(word) == forms[0] and accent_stripped(word) == forms[-1]
 
 
 def test_index_lookup_normalises_both_sides():
-    index = SynonymIndex({"naive": ["gullible"], "cafe\u0301": ["bistro"], "don't": ["do"], "US": ["America"],
-                          "us": [], "élite": [], "elite": ["select"]})
+    index = SynonymIndex(
+        {
+            "naive": ["gullible"],
+            "cafe\u0301": ["bistro"],
+            "don't": ["do"],
+            "US": ["America"],
+            "us": [],
+            "élite": [],
+            "elite": ["select"],
+        }
+    )
     assert index.synonyms("NAÏVE") == ["gullible"]  # accent-stripped fallback
     assert index.synonyms("Café") == ["bistro"]  # the entry written with a combining accent
     assert index.synonyms("DON’T") == ["do"]
@@ -117,18 +175,39 @@ def test_real_neighbour_json_lookup(shared_neighbours_path):
     assert index.synonyms("coöperate") == index.synonyms("cooperate")
     assert index.synonyms("résumé") == []  # in the file, without neighbours: not those of "resume"
     example = Example("Her résumé is thin.", 1)
-    assert build_target(0, example, SynonymSwap(index), Constraints()).attackable == []  # "thin" is a scikit-learn stop word
+    assert (
+        build_target(0, example, SynonymSwap(index), Constraints()).attackable == []
+    )  # "thin" is a scikit-learn stop word
     target = build_target(0, example, SynonymSwap(index), Constraints([]))
     assert target.spans.words == ("Her", "résumé", "is", "thin")
-    assert target.choices == [["Her", "His", "Sa"], ["résumé"], ["is"],
-                              ["thin", "darn", "geez", "golly", "slender", "blimey"]]
+    assert target.choices == [
+        ["Her", "His", "Sa"],
+        ["résumé"],
+        ["is"],
+        ["thin", "darn", "geez", "golly", "slender", "blimey"],
+    ]
     assert target.attackable == [0, 3]
 
 
 # ------------------------------------------------------------------------- attack on real text
-ACCENT_SCORES = {"resume": 1.0, "naive": 1.0, "cv": -0.5, "gullible": -0.5, "her": 0.0, "looks": 0.0,
-                 "next": 0.0, "to": 0.0, "the": 0.0, "menu": 0.0, "r": 3.0, "x": -9.0, "sum": 3.0, "quantity": -9.0,
-                 "is": 0.0, "thin": 0.0}
+ACCENT_SCORES = {
+    "resume": 1.0,
+    "naive": 1.0,
+    "cv": -0.5,
+    "gullible": -0.5,
+    "her": 0.0,
+    "looks": 0.0,
+    "next": 0.0,
+    "to": 0.0,
+    "the": 0.0,
+    "menu": 0.0,
+    "r": 3.0,
+    "x": -9.0,
+    "sum": 3.0,
+    "quantity": -9.0,
+    "is": 0.0,
+    "thin": 0.0,
+}
 # "r" and "sum" are the fragments the ASCII segmenter attacked in "résumé": they must never be touched.
 ACCENT_SYNONYMS = SynonymIndex({"résumé": ["cv"], "naïve": ["naive", "gullible"], "r": ["x"], "sum": ["quantity"]})
 
@@ -140,13 +219,23 @@ def accent_tokenizer(tmp_path_factory):
     return BertTokenizerFast(str(folder / "vocab.txt"))  # lower case, accents stripped
 
 
-@pytest.mark.parametrize("search", [PWWS(UntargetedClassification(), "[UNK]"),
-                                    GeneticAttack(UntargetedClassification(), population=6, generations=5)])
+@pytest.mark.parametrize(
+    "search",
+    [PWWS(UntargetedClassification(), "[UNK]"), GeneticAttack(UntargetedClassification(), population=6, generations=5)],
+)
 def test_attack_changes_only_whole_words_in_their_case(accent_tokenizer, search):
     victim = VictimModel(BagOfWords(accent_tokenizer, ACCENT_SCORES), accent_tokenizer, batch_size=4)
     examples = [Example("Her RÉSUMÉ looks Naïve next to the café’s menu.", 1), Example("Her résumé is thin.", 1)]
-    report = run_attack(examples, victim, SynonymSwap(ACCENT_SYNONYMS), search, Constraints([]),
-                        UntargetedClassification(), {"test": True}, progress=False)
+    report = run_attack(
+        examples,
+        victim,
+        SynonymSwap(ACCENT_SYNONYMS),
+        search,
+        Constraints([]),
+        UntargetedClassification(),
+        {"test": True},
+        progress=False,
+    )
     two_swaps, one_swap = report.results
     assert two_swaps.status == "success" and two_swaps.words_changed == 2 and two_swaps.num_words == 9
     assert two_swaps.adversarial == "Her CV looks Gullible next to the café’s menu."
@@ -161,8 +250,20 @@ def test_attack_changes_only_whole_words_in_their_case(accent_tokenizer, search)
 
 
 # ------------------------------------------------------------------------------------ WordNet
-BORING = ["drilling", "bore", "tire", "drill", "deadening", "dull", "ho-hum", "irksome", "slow", "tedious",
-          "tiresome", "wearisome"]
+BORING = [
+    "drilling",
+    "bore",
+    "tire",
+    "drill",
+    "deadening",
+    "dull",
+    "ho-hum",
+    "irksome",
+    "slow",
+    "tedious",
+    "tiresome",
+    "wearisome",
+]
 
 
 def test_wordnet_synonyms_are_a_property_of_the_word():

@@ -2,8 +2,7 @@
 search method, assembled by recipes (:mod:`rift_fast.attacks.recipes`); every search works on many
 examples at once."""
 
-from rift_fast.attacks.constraints import (Constraint, Constraints, LanguageModelFilter, MaxModificationRatio,
-                                           StopWords)
+from rift_fast.attacks.constraints import Constraint, Constraints, LanguageModelFilter, MaxModificationRatio, StopWords
 from rift_fast.attacks.goal import UntargetedClassification
 from rift_fast.attacks.recipes import RECIPES, Attack, Recipe, RecipeOptions, build_attack, register_recipe
 from rift_fast.attacks.runner import AttackCheckpoint, AttackReport, ExampleResult, run_attack
@@ -11,8 +10,32 @@ from rift_fast.attacks.search import PWWS, GeneticAttack, GradientGuidedGreedy, 
 from rift_fast.attacks.transformation import SynonymSwap, Target, Transformation, build_target
 from rift_fast.attacks.victim import QueryEngine, VictimModel
 
-__all__ = ["PWWS", "RECIPES", "Attack", "AttackCheckpoint", "AttackReport", "Constraint", "Constraints",
-           "ExampleResult", "GeneticAttack", "GradientGuidedGreedy", "LanguageModelFilter", "MaxModificationRatio",
-           "QueryEngine", "Recipe", "RecipeOptions", "SearchMethod", "SearchOutcome", "StopWords", "SynonymSwap",
-           "Target", "Transformation", "UntargetedClassification", "VictimModel", "build_attack", "build_target",
-           "register_recipe", "run_attack"]
+__all__ = [
+    "PWWS",
+    "RECIPES",
+    "Attack",
+    "AttackCheckpoint",
+    "AttackReport",
+    "Constraint",
+    "Constraints",
+    "ExampleResult",
+    "GeneticAttack",
+    "GradientGuidedGreedy",
+    "LanguageModelFilter",
+    "MaxModificationRatio",
+    "QueryEngine",
+    "Recipe",
+    "RecipeOptions",
+    "SearchMethod",
+    "SearchOutcome",
+    "StopWords",
+    "SynonymSwap",
+    "Target",
+    "Transformation",
+    "UntargetedClassification",
+    "VictimModel",
+    "build_attack",
+    "build_target",
+    "register_recipe",
+    "run_attack",
+]

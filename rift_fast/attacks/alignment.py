@@ -21,8 +21,9 @@ def _trimmed(span: tuple[int, int], text: str) -> tuple[int, int]:
     return start, end
 
 
-def single_token_words(token_spans: list[tuple[int, int] | None], word_spans: list[tuple[int, int]],
-                       text: str) -> dict[int, int]:
+def single_token_words(
+    token_spans: list[tuple[int, int] | None], word_spans: list[tuple[int, int]], text: str
+) -> dict[int, int]:
     """Token position -> word index, for the words of ``text`` that are exactly one token.
 
     ``token_spans``: per token, its (start, end) character span in ``text``, or None for a token of
@@ -40,5 +41,8 @@ def single_token_words(token_spans: list[tuple[int, int] | None], word_spans: li
         word = bisect.bisect_right(starts, start) - 1
         if start < end and word >= 0 and start < word_spans[word][1]:
             tokens_of_word[word].append((token, (start, end)))
-    return {tokens[0][0]: word for word, tokens in tokens_of_word.items()
-            if len(tokens) == 1 and tokens[0][1] == tuple(word_spans[word])}
+    return {
+        tokens[0][0]: word
+        for word, tokens in tokens_of_word.items()
+        if len(tokens) == 1 and tokens[0][1] == tuple(word_spans[word])
+    }

@@ -28,8 +28,10 @@ from rift_fast.text import lookup_form
 # (words of the original text, position, candidate words) -> keep each candidate?
 LanguageModelFilterFunction = Callable[[tuple[str, ...], int, list[str]], list[bool]]
 # Limits every attack has, whatever its constraints: recorded with them in the settings.
-ALWAYS_APPLIED = ("words past the model's truncation are not attacked",
-                  "sentence pairs: only the hypothesis is attacked")
+ALWAYS_APPLIED = (
+    "words past the model's truncation are not attacked",
+    "sentence pairs: only the hypothesis is attacked",
+)
 
 
 class Constraint:

@@ -53,14 +53,34 @@ class Attack:
 
     def settings(self) -> dict:
         """The attack's part of a run's settings."""
-        return {"recipe": self.recipe, "search": self.search.settings(), "constraints": self.constraints.describe(),
-                "transformation": self.transformation.describe(), "goal": self.goal.describe()}
+        return {
+            "recipe": self.recipe,
+            "search": self.search.settings(),
+            "constraints": self.constraints.describe(),
+            "transformation": self.transformation.describe(),
+            "goal": self.goal.describe(),
+        }
 
-    def run(self, examples: list[Example], victim: VictimModel, settings: dict,
-            checkpoint: AttackCheckpoint | None = None, **options) -> AttackReport:
+    def run(
+        self,
+        examples: list[Example],
+        victim: VictimModel,
+        settings: dict,
+        checkpoint: AttackCheckpoint | None = None,
+        **options,
+    ) -> AttackReport:
         """:func:`run_attack` with this attack's parts (``options``: its keyword arguments)."""
-        return run_attack(examples, victim, self.transformation, self.search, self.constraints, self.goal, settings,
-                          checkpoint=checkpoint, **options)
+        return run_attack(
+            examples,
+            victim,
+            self.transformation,
+            self.search,
+            self.constraints,
+            self.goal,
+            settings,
+            checkpoint=checkpoint,
+            **options,
+        )
 
 
 class Recipe(ABC):
@@ -71,13 +91,16 @@ class Recipe(ABC):
     summary: ClassVar[str]
 
     @abstractmethod
-    def search(self, goal: UntargetedClassification, victim: VictimModel, synonyms: SynonymIndex,
-               options: RecipeOptions) -> SearchMethod:
+    def search(
+        self, goal: UntargetedClassification, victim: VictimModel, synonyms: SynonymIndex, options: RecipeOptions
+    ) -> SearchMethod:
         """The recipe's search method."""
 
     def constraints(self, options: RecipeOptions) -> Constraints:
         """Stop words, plus the modification budget when ``options`` sets one."""
-        budget = [] if options.max_modification_ratio is None else [MaxModificationRatio(options.max_modification_ratio)]
+        budget = (
+            [] if options.max_modification_ratio is None else [MaxModificationRatio(options.max_modification_ratio)]
+        )
         return Constraints([StopWords(), *budget])
 
     def transformation(self, synonyms: SynonymIndex, options: RecipeOptions) -> Transformation:
@@ -85,14 +108,22 @@ class Recipe(ABC):
 
     def describe(self, options: RecipeOptions) -> str:
         """The recipe's settings in words, for results tables."""
-        budget = ("no modification budget" if options.max_modification_ratio is None
-                  else f"at most {options.max_modification_ratio:.0%} of the words changed")
+        budget = (
+            "no modification budget"
+            if options.max_modification_ratio is None
+            else f"at most {options.max_modification_ratio:.0%} of the words changed"
+        )
         return f"{budget}, stop words excluded, no LM filter"
 
     def build(self, victim: VictimModel, synonyms: SynonymIndex, is_pair: bool, options: RecipeOptions) -> Attack:
         goal = UntargetedClassification(use_margin=is_pair)
-        return Attack(self.name, goal, self.constraints(options), self.transformation(synonyms, options),
-                      self.search(goal, victim, synonyms, options))
+        return Attack(
+            self.name,
+            goal,
+            self.constraints(options),
+            self.transformation(synonyms, options),
+            self.search(goal, victim, synonyms, options),
+        )
 
 
 RecipeType = TypeVar("RecipeType", bound=type[Recipe])
@@ -122,8 +153,9 @@ def register_search(search_type: type[SearchMethod]) -> type[SearchMethod]:
     return search_type
 
 
-def build_attack(name: str, victim: VictimModel, synonyms: SynonymIndex, is_pair: bool,
-                 options: RecipeOptions | None = None) -> Attack:
+def build_attack(
+    name: str, victim: VictimModel, synonyms: SynonymIndex, is_pair: bool, options: RecipeOptions | None = None
+) -> Attack:
     """The attack of recipe ``name``; raises ValueError naming the registered recipes for an unknown one."""
     if name not in RECIPES:
         raise ValueError(f"unknown attack {name!r}; choose one of {', '.join(sorted(RECIPES))}")
@@ -151,8 +183,9 @@ class GeneticRecipe(Recipe):
         return f"population {options.ga_population}, {options.ga_generations} generations, {super().describe(options)}"
 
     def search(self, goal, victim, synonyms, options):
-        return GeneticAttack(goal, population=options.ga_population, generations=options.ga_generations,
-                             seed=options.seed)
+        return GeneticAttack(
+            goal, population=options.ga_population, generations=options.ga_generations, seed=options.seed
+        )
 
 
 @register_recipe
@@ -163,9 +196,22 @@ class GradientRecipe(Recipe):
     name, label, summary = "gradient", "gradient", "gradient-guided greedy swaps (fused candidate scoring)"
 
     def search(self, goal, victim, synonyms, options):
-        return GradientGuidedGreedy(goal, victim, synonyms.vocab_table(victim.tokenizer, k=options.synonym_k),
-                                    candidates=options.gradient_candidates)
+        return GradientGuidedGreedy(
+            goal,
+            victim,
+            synonyms.vocab_table(victim.tokenizer, k=options.synonym_k),
+            candidates=options.gradient_candidates,
+        )
 
 
-__all__ = ["PUBLISHED_GA_POPULATION", "PUBLISHED_GA_GENERATIONS", "RECIPES", "Attack", "Recipe", "RecipeOptions",
-           "build_attack", "register_recipe", "register_search"]
+__all__ = [
+    "PUBLISHED_GA_POPULATION",
+    "PUBLISHED_GA_GENERATIONS",
+    "RECIPES",
+    "Attack",
+    "Recipe",
+    "RecipeOptions",
+    "build_attack",
+    "register_recipe",
+    "register_search",
+]

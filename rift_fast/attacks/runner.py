@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from rift_fast.attacks.goal import UntargetedClassification
 from rift_fast.attacks.constraints import Constraints
+from rift_fast.attacks.goal import UntargetedClassification
 from rift_fast.attacks.search import SearchMethod
 from rift_fast.attacks.transformation import Transformation, build_target
 from rift_fast.attacks.victim import QueryEngine, VictimModel
@@ -89,8 +89,9 @@ class AttackReport:
             "examples": len(results),
             "clean_accuracy": ratio(len(correct), len(results)),
             "robust_accuracy": ratio(sum(r.robust for r in results), len(results)),
-            "robust_accuracy_upper_bound": ratio(sum(r.robust or r.status == NO_CANDIDATE for r in results),
-                                                 len(results)),
+            "robust_accuracy_upper_bound": ratio(
+                sum(r.robust or r.status == NO_CANDIDATE for r in results), len(results)
+            ),
             "attack_success_rate": ratio(len(successes), len(correct)),
             "misclassified": len(results) - len(correct),
             "unattackable": sum(r.status == UNATTACKABLE for r in results),
@@ -109,9 +110,16 @@ class AttackReport:
 
     def to_markdown(self) -> str:
         s = self.summary()
-        figures = [str(s["examples"])] + [format_figure(s[key], spec) for key, spec in (
-            ("clean_accuracy", ".1%"), ("robust_accuracy", ".1%"), ("attack_success_rate", ".1%"),
-            ("mean_modification_rate", ".1%"), ("mean_queries", ".0f"))]
+        figures = [str(s["examples"])] + [
+            format_figure(s[key], spec)
+            for key, spec in (
+                ("clean_accuracy", ".1%"),
+                ("robust_accuracy", ".1%"),
+                ("attack_success_rate", ".1%"),
+                ("mean_modification_rate", ".1%"),
+                ("mean_queries", ".0f"),
+            )
+        ]
         figures += [f"{s['wall_seconds']:.1f} s", format_figure(s["forward_share"], ".0%")]
         lines = [
             f"# {self.settings.get('search', {}).get('search', 'attack').upper()} attack",
@@ -168,8 +176,10 @@ class AttackCheckpoint:
             raise ValueError(f"checkpoint {self.path} is corrupt: line 1 is not a settings record") from None
         differences = settings_differences(recorded, self.settings)
         if differences:
-            raise ValueError(f"checkpoint {self.path} was written by a run with other settings; use another "
-                             "output path or delete it. Differences:\n  " + "\n  ".join(differences))
+            raise ValueError(
+                f"checkpoint {self.path} was written by a run with other settings; use another "
+                "output path or delete it. Differences:\n  " + "\n  ".join(differences)
+            )
 
     def load(self) -> list[ExampleResult]:
         """The results already in the file (and their rounds' timings in ``self.timings``).
@@ -204,8 +214,10 @@ class AttackCheckpoint:
                 else:
                     results.append(ExampleResult(**json.loads(payload)))
             except (ValueError, KeyError, TypeError) as error:
-                raise ValueError(f"checkpoint {self.path} is corrupt at line {number} ({error}); "
-                                 "it cannot be trusted: delete it to start over") from None
+                raise ValueError(
+                    f"checkpoint {self.path} is corrupt at line {number} ({error}); "
+                    "it cannot be trusted: delete it to start over"
+                ) from None
         return results
 
     def append(self, results: list[ExampleResult], timing: Timing) -> None:
@@ -223,10 +235,19 @@ class AttackCheckpoint:
             os.fsync(stream.fileno())
 
 
-def run_attack(examples: list[Example], victim: VictimModel, transformation: Transformation, search: SearchMethod,
-               constraints: Constraints, goal: UntargetedClassification, settings: dict,
-               checkpoint: AttackCheckpoint | None = None, examples_per_round: int = 64,
-               indices: list[int] | None = None, progress: bool = True) -> AttackReport:
+def run_attack(
+    examples: list[Example],
+    victim: VictimModel,
+    transformation: Transformation,
+    search: SearchMethod,
+    constraints: Constraints,
+    goal: UntargetedClassification,
+    settings: dict,
+    checkpoint: AttackCheckpoint | None = None,
+    examples_per_round: int = 64,
+    indices: list[int] | None = None,
+    progress: bool = True,
+) -> AttackReport:
     """Attack ``examples`` (those at ``indices`` of the pool, default all) and report.
 
     Examples are processed ``examples_per_round`` at a time; within a round the search answers the
@@ -244,12 +265,20 @@ def run_attack(examples: list[Example], victim: VictimModel, transformation: Tra
     pending = [i for i in indices if i not in done]
     engine = QueryEngine(victim)
     attacked_side = 0 if all(e.text_pair is None for e in examples) else 1
-    bar = tqdm(total=len(indices), initial=len(indices) - len(pending), desc=f"attack ({search.name})",
-               disable=not progress, unit="example")
+    bar = tqdm(
+        total=len(indices),
+        initial=len(indices) - len(pending),
+        desc=f"attack ({search.name})",
+        disable=not progress,
+        unit="example",
+    )
     for start in range(0, len(pending), examples_per_round):
-        chunk = pending[start:start + examples_per_round]
-        clean = dict(zip(chunk, engine.probabilities([(i, (examples[i].text, examples[i].text_pair)) for i in chunk],
-                                                     exact=True)))
+        chunk = pending[start : start + examples_per_round]
+        clean = dict(
+            zip(
+                chunk, engine.probabilities([(i, (examples[i].text, examples[i].text_pair)) for i in chunk], exact=True)
+            )
+        )
         targets, finished = [], []
         for i in chunk:
             example = examples[i]
@@ -258,13 +287,28 @@ def run_attack(examples: list[Example], victim: VictimModel, transformation: Tra
             prediction = int(np.argmax(clean[i]))
             if prediction != example.label or not target.attackable:
                 status = MISCLASSIFIED if prediction != example.label else UNATTACKABLE
-                finished.append(ExampleResult(i, example.label, status, target.spans.text, None, prediction,
-                                              prediction, 0, len(target.spans), engine.queries_of(i), truncated))
+                finished.append(
+                    ExampleResult(
+                        i,
+                        example.label,
+                        status,
+                        target.spans.text,
+                        None,
+                        prediction,
+                        prediction,
+                        0,
+                        len(target.spans),
+                        engine.queries_of(i),
+                        truncated,
+                    )
+                )
             else:
                 targets.append(target)
         # The search compares its answers with the clean ones at its own precision.
         search_clean = engine.probabilities([(t.index, t.original_query()) for t in targets])
-        outcomes = search.attack(targets, engine, {t.index: p for t, p in zip(targets, search_clean)}) if targets else {}
+        outcomes = (
+            search.attack(targets, engine, {t.index: p for t, p in zip(targets, search_clean)}) if targets else {}
+        )
         # Every final text is judged on exact probabilities (free unless the search ran in reduced precision).
         finals = [target.render(outcomes[target.index].chosen) for target in targets]
         verdicts = engine.probabilities([(t.index, query) for t, query in zip(targets, finals)], exact=True)
@@ -272,11 +316,22 @@ def run_attack(examples: list[Example], victim: VictimModel, transformation: Tra
             outcome = outcomes[target.index]
             success = goal.succeeded(probabilities, target.label)
             status = SUCCESS if success else NO_CANDIDATE if outcome.no_candidate else FAILED
-            finished.append(ExampleResult(
-                target.index, target.label, status, target.spans.text,
-                query[1] if query[1] is not None else query[0], int(np.argmax(clean[target.index])),
-                int(np.argmax(probabilities)), len(outcome.chosen), len(target.spans),
-                engine.queries_of(target.index), target.truncated, unconfirmed=outcome.success and not success))
+            finished.append(
+                ExampleResult(
+                    target.index,
+                    target.label,
+                    status,
+                    target.spans.text,
+                    query[1] if query[1] is not None else query[0],
+                    int(np.argmax(clean[target.index])),
+                    int(np.argmax(probabilities)),
+                    len(outcome.chosen),
+                    len(target.spans),
+                    engine.queries_of(target.index),
+                    target.truncated,
+                    unconfirmed=outcome.success and not success,
+                )
+            )
         for i in chunk:
             engine.release(i)
         finished.sort(key=lambda r: r.index)

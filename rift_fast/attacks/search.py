@@ -13,9 +13,9 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from rift_fast.attacks.alignment import single_token_words
 from rift_fast.attacks.goal import UntargetedClassification
 from rift_fast.attacks.transformation import Target
-from rift_fast.attacks.alignment import single_token_words
 from rift_fast.attacks.victim import GradientBatch, QueryEngine, VictimModel
 from rift_fast.ops.substitution_scores import substitution_scores
 from rift_fast.text import lookup_form
@@ -35,8 +35,9 @@ class SearchMethod(ABC):
         """Every setting that changes the search's results, for run records."""
 
     @abstractmethod
-    def attack(self, targets: list[Target], engine: QueryEngine,
-               clean: dict[int, np.ndarray]) -> dict[int, SearchOutcome]:
+    def attack(
+        self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]
+    ) -> dict[int, SearchOutcome]:
         """target index -> outcome. ``clean``: target index -> [C] float64 probabilities of the
         unmodified input at the search's precision."""
 
@@ -70,13 +71,16 @@ class PWWS(SearchMethod):
     def settings(self) -> dict:
         return {"search": self.name, "unknown_token": self.unknown_token}
 
-    def attack(self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]) -> dict[int, SearchOutcome]:
+    def attack(
+        self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]
+    ) -> dict[int, SearchOutcome]:
         requests = []
         for target in targets:
             for position in target.attackable:
                 requests.append((target.index, target.query_with({position: self.unknown_token})))
-                requests.extend((target.index, target.render({position: slot}))
-                                for slot in range(1, len(target.choices[position])))
+                requests.extend(
+                    (target.index, target.render({position: slot})) for slot in range(1, len(target.choices[position]))
+                )
         answers = iter(engine.probabilities(requests))
         plans = {}
         for target in targets:
@@ -186,11 +190,17 @@ class GeneticAttack(SearchMethod):
             return SearchOutcome(True, {i: int(s) for i, s in enumerate(chosen) if s})
         return None
 
-    def attack(self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]) -> dict[int, SearchOutcome]:
+    def attack(
+        self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]
+    ) -> dict[int, SearchOutcome]:
         rngs = {t.index: np.random.default_rng([self.seed, t.index]) for t in targets}
-        jobs = [(t, rngs[t.index], np.zeros(len(t.choices), dtype=np.int64)) for t in targets for _ in range(self.population)]
+        jobs = [
+            (t, rngs[t.index], np.zeros(len(t.choices), dtype=np.int64))
+            for t in targets
+            for _ in range(self.population)
+        ]
         mutated = self._mutate(jobs, engine)
-        populations = {t.index: mutated[k * self.population:(k + 1) * self.population] for k, t in enumerate(targets)}
+        populations = {t.index: mutated[k * self.population : (k + 1) * self.population] for k, t in enumerate(targets)}
         outcomes: dict[int, SearchOutcome] = {}
         active = list(targets)
         for _ in range(self.generations):
@@ -215,8 +225,10 @@ class GeneticAttack(SearchMethod):
                 break
             children = self._mutate(breeding, engine)
             for k, target in enumerate(active):
-                populations[target.index] = [elites[target.index],
-                                             *children[k * (self.population - 1):(k + 1) * (self.population - 1)]]
+                populations[target.index] = [
+                    elites[target.index],
+                    *children[k * (self.population - 1) : (k + 1) * (self.population - 1)],
+                ]
         for target in active:
             members = populations[target.index]
             found = self._best_success(target, members)
@@ -245,8 +257,14 @@ class GradientGuidedGreedy(SearchMethod):
 
     name = "gradient"
 
-    def __init__(self, goal: UntargetedClassification, victim: VictimModel, vocab_table: torch.Tensor,
-                 candidates: int = 8, backend: str | None = None):
+    def __init__(
+        self,
+        goal: UntargetedClassification,
+        victim: VictimModel,
+        vocab_table: torch.Tensor,
+        candidates: int = 8,
+        backend: str | None = None,
+    ):
         self.goal = goal
         self.victim = victim
         self.vocab_table = vocab_table.to(victim.device)
@@ -258,8 +276,9 @@ class GradientGuidedGreedy(SearchMethod):
     def settings(self) -> dict:
         return {"search": self.name, "candidates": self.candidates}
 
-    def _ranked_swaps(self, targets: list[Target], chosen: dict[int, dict[int, int]],
-                      attacked_side: int) -> dict[int, list[tuple[int, int]]]:
+    def _ranked_swaps(
+        self, targets: list[Target], chosen: dict[int, dict[int, int]], attacked_side: int
+    ) -> dict[int, list[tuple[int, int]]]:
         """target index -> up to ``candidates`` allowed (word position, slot), best first-order first."""
         queries = [t.render(chosen[t.index]) for t in targets]
         ranked: dict[int, list[tuple[int, int]]] = {}
@@ -267,23 +286,34 @@ class GradientGuidedGreedy(SearchMethod):
             ranked.update(self._rank_batch(batch, [targets[k] for k in batch.rows], chosen, attacked_side))
         return ranked
 
-    def _rank_batch(self, batch: GradientBatch, targets: list[Target], chosen: dict[int, dict[int, int]],
-                    attacked_side: int) -> dict[int, list[tuple[int, int]]]:
+    def _rank_batch(
+        self, batch: GradientBatch, targets: list[Target], chosen: dict[int, dict[int, int]], attacked_side: int
+    ) -> dict[int, list[tuple[int, int]]]:
         """The ranked swaps of the targets of one gradient pass (``targets[row]`` is row ``row``)."""
         mask = torch.zeros(batch.input_ids.shape, dtype=torch.bool)
         word_at: list[dict[int, int]] = []
         for row, target in enumerate(targets):
             substitutes = {i: target.choices[i][s] for i, s in chosen[target.index].items()}
             text, spans = target.spans.replace_with_spans(substitutes)
-            token_spans = [span if side == attacked_side else None
-                           for span, side in zip(batch.offsets[row], batch.sides[row])]
-            positions = {token: word for token, word in single_token_words(token_spans, spans, text).items()
-                         if word in target.attackable and word not in chosen[target.index]}
+            token_spans = [
+                span if side == attacked_side else None for span, side in zip(batch.offsets[row], batch.sides[row])
+            ]
+            positions = {
+                token: word
+                for token, word in single_token_words(token_spans, spans, text).items()
+                if word in target.attackable and word not in chosen[target.index]
+            }
             mask[row, list(positions)] = True
             word_at.append(positions)
-        scores = substitution_scores(batch.input_ids, self.vocab_table, self.embeddings.to(batch.grad.dtype),
-                                     batch.grad, attack_mask=mask.to(batch.input_ids.device),
-                                     topk=4 * self.candidates, backend=self.backend)
+        scores = substitution_scores(
+            batch.input_ids,
+            self.vocab_table,
+            self.embeddings.to(batch.grad.dtype),
+            batch.grad,
+            attack_mask=mask.to(batch.input_ids.device),
+            topk=4 * self.candidates,
+            backend=self.backend,
+        )
         ranked = {}
         for row, target in enumerate(targets):
             swaps = []
@@ -305,7 +335,9 @@ class GradientGuidedGreedy(SearchMethod):
             self._token_texts[token_id] = lookup_form(self.victim.tokenizer.decode([token_id]).strip())
         return self._token_texts[token_id]
 
-    def attack(self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]) -> dict[int, SearchOutcome]:
+    def attack(
+        self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]
+    ) -> dict[int, SearchOutcome]:
         attacked_side = 0 if targets and targets[0].example.text_pair is None else 1
         chosen = {t.index: {} for t in targets}
         latest = {t.index: clean[t.index] for t in targets}
@@ -313,16 +345,18 @@ class GradientGuidedGreedy(SearchMethod):
         active = list(targets)
         while active:
             ranked = self._ranked_swaps(active, chosen, attacked_side)
-            requests = [(t.index, t.render({**chosen[t.index], word: slot}))
-                        for t in active for word, slot in ranked[t.index]]
+            requests = [
+                (t.index, t.render({**chosen[t.index], word: slot})) for t in active for word, slot in ranked[t.index]
+            ]
             answers = iter(engine.probabilities(requests))
             still = []
             for target in active:
                 if not ranked[target.index] and not chosen[target.index]:
                     outcomes[target.index] = SearchOutcome(False, {}, no_candidate=True)
                     continue
-                scored = [(self.goal.loss(p, target.label), k, p) for k, p in
-                          zip(range(len(ranked[target.index])), answers)]
+                scored = [
+                    (self.goal.loss(p, target.label), k, p) for k, p in zip(range(len(ranked[target.index])), answers)
+                ]
                 current = self.goal.loss(latest[target.index], target.label)
                 best = min(scored, key=lambda item: (item[0], item[1]), default=None)
                 if best is None or best[0] >= current:

@@ -84,12 +84,21 @@ def substitution_candidates(word: str, synonyms: SynonymIndex) -> list[str]:
     accents (``naive`` for ``naïve``), and duplicates. A single word replacing a word never merges
     with the text around it (see :mod:`rift_fast.text`)."""
     own = accent_stripped(word)
-    return list(dict.fromkeys(match_case(word, s) for s in synonyms.synonyms(word)
-                              if is_single_word(s) and accent_stripped(s) != own))
+    return list(
+        dict.fromkeys(
+            match_case(word, s) for s in synonyms.synonyms(word) if is_single_word(s) and accent_stripped(s) != own
+        )
+    )
 
 
-def build_target(index: int, example: Example, transformation: Transformation, constraints: Constraints,
-                 visible_characters: int | None = None, truncated: bool = False) -> Target:
+def build_target(
+    index: int,
+    example: Example,
+    transformation: Transformation,
+    constraints: Constraints,
+    visible_characters: int | None = None,
+    truncated: bool = False,
+) -> Target:
     """Word choices of ``example``'s attacked side (the hypothesis for sentence pairs): for each word the
     transformation's candidates that the constraints keep; ``visible_characters``: how many leading
     characters of the attacked side the model sees (words past them are not attacked)."""

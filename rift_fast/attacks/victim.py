@@ -52,8 +52,15 @@ class VictimModel:
     answers only.
     """
 
-    def __init__(self, model: torch.nn.Module, tokenizer, max_length: int | None = None, batch_size: int = 64,
-                 search_dtype: torch.dtype | None = None, exact_margin: float = 0.05):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        max_length: int | None = None,
+        batch_size: int = 64,
+        search_dtype: torch.dtype | None = None,
+        exact_margin: float = 0.05,
+    ):
         if not 0 <= exact_margin <= 1:
             raise ValueError(f"exact_margin is a probability gap in [0, 1], got {exact_margin}")
         self.model = model.eval()
@@ -73,8 +80,11 @@ class VictimModel:
         """The settings that change answers, for run records (the search ones only when a search copy exists)."""
         if self.search_model is None:
             return {"max_length": self.max_length}
-        return {"max_length": self.max_length, "search_dtype": str(self.search_dtype).removeprefix("torch."),
-                "exact_margin": self.exact_margin}
+        return {
+            "max_length": self.max_length,
+            "search_dtype": str(self.search_dtype).removeprefix("torch."),
+            "exact_margin": self.exact_margin,
+        }
 
     def _tokenize(self, queries: list[Query]):
         """Token ids (and type ids, attention masks) of the queries, unpadded: lists per query."""
@@ -93,7 +103,7 @@ class VictimModel:
         order = sorted(range(len(rows)), key=lambda k: len(encoded["input_ids"][rows[k]]))
         output = [None] * len(rows)
         for start in range(0, len(order), self.batch_size):
-            chunk = order[start:start + self.batch_size]
+            chunk = order[start : start + self.batch_size]
             batch = self._pad(encoded, [rows[k] for k in chunk])
             started = time.perf_counter()
             result = model(**batch)
@@ -107,8 +117,9 @@ class VictimModel:
         return np.stack(output)
 
     @torch.inference_mode()
-    def score(self, queries: list[Query], exact: bool = False,
-              known_exact: list[np.ndarray | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def score(
+        self, queries: list[Query], exact: bool = False, known_exact: list[np.ndarray | None] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """([N, C] float64 class probabilities, [N] bool: answered by the exact model) of the queries.
 
         ``known_exact``: per query, its exact answer when already known (used instead of re-scoring it
@@ -137,8 +148,7 @@ class VictimModel:
         """[N, C] float64 class probabilities of the queries, in their order (see :meth:`score`)."""
         return self.score(queries, exact)[0]
 
-    def embedding_gradients(self, queries: list[Query], labels: list[int],
-                            attacked_side: int) -> list[GradientBatch]:
+    def embedding_gradients(self, queries: list[Query], labels: list[int], attacked_side: int) -> list[GradientBatch]:
         """Gradient of the summed cross-entropy w.r.t. the word-embedding output, for gradient-guided search.
 
         The queries are sorted by their number of tokens and sent in batches of at most ``batch_size``
@@ -148,16 +158,25 @@ class VictimModel:
         """
         lengths = [len(ids) for ids in self._tokenize(queries)["input_ids"]] if queries else []
         order = sorted(range(len(queries)), key=lengths.__getitem__)
-        return [self._gradient_batch(order[start:start + self.batch_size], queries, labels, attacked_side)
-                for start in range(0, len(order), self.batch_size)]
+        return [
+            self._gradient_batch(order[start : start + self.batch_size], queries, labels, attacked_side)
+            for start in range(0, len(order), self.batch_size)
+        ]
 
-    def _gradient_batch(self, rows: list[int], queries: list[Query], labels: list[int],
-                        attacked_side: int) -> GradientBatch:
+    def _gradient_batch(
+        self, rows: list[int], queries: list[Query], labels: list[int], attacked_side: int
+    ) -> GradientBatch:
         """One forward and backward pass over the queries at ``rows``."""
         chosen = [queries[k] for k in rows]
-        encoded = self.tokenizer([q[0] for q in chosen], [q[1] for q in chosen] if attacked_side else None,
-                                 padding=True, truncation=True, max_length=self.max_length,
-                                 return_offsets_mapping=True, return_tensors="pt")
+        encoded = self.tokenizer(
+            [q[0] for q in chosen],
+            [q[1] for q in chosen] if attacked_side else None,
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_offsets_mapping=True,
+            return_tensors="pt",
+        )
         offsets = encoded.pop("offset_mapping").tolist()
         sides = [encoded.sequence_ids(b) for b in range(len(chosen))]
         encoded = encoded.to(self.device)
@@ -186,8 +205,9 @@ class VictimModel:
     def visible_characters(self, query: Query, attacked_side: int) -> tuple[int, bool]:
         """How many leading characters of the attacked side (0: text, 1: pair) the model sees, and
         whether the query is truncated at all."""
-        encoded = self.tokenizer(query[0], query[1], truncation=True, max_length=self.max_length,
-                                 return_offsets_mapping=True)
+        encoded = self.tokenizer(
+            query[0], query[1], truncation=True, max_length=self.max_length, return_offsets_mapping=True
+        )
         full = self.tokenizer(query[0], query[1], truncation=False)
         truncated = len(full["input_ids"]) > len(encoded["input_ids"])
         sequence_ids = encoded.sequence_ids()
@@ -229,8 +249,9 @@ class QueryEngine:
                 cached = self._answers[example].get(key)
                 if cached is not None and cached[1] is not None:
                     known.setdefault(query, cached[1])
-            probabilities, is_exact = self.victim.score(unique_queries, exact=exact,
-                                                        known_exact=[known.get(q) for q in unique_queries])
+            probabilities, is_exact = self.victim.score(
+                unique_queries, exact=exact, known_exact=[known.get(q) for q in unique_queries]
+            )
             answers = dict(zip(unique_queries, zip(probabilities, is_exact)))
             serves_search = not exact or self.victim.search_model is None
             for (example, key), query in missing.items():

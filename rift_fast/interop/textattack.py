@@ -67,8 +67,11 @@ try:
     import textattack  # noqa: F401  (the top-level package, not this module: absolute import)
     from textattack import Attack
     from textattack.constraints.overlap import MaxWordsPerturbed
-    from textattack.constraints.pre_transformation import (InputColumnModification, RepeatModification,
-                                                           StopwordModification)
+    from textattack.constraints.pre_transformation import (
+        InputColumnModification,
+        RepeatModification,
+        StopwordModification,
+    )
     from textattack.goal_functions import UntargetedClassification
     from textattack.models.wrappers import ModelWrapper
     from textattack.search_methods import AlzantotGeneticAlgorithm, GreedyWordSwapWIR
@@ -78,7 +81,8 @@ except ImportError as error:  # pragma: no cover - exercised only without TextAt
         "rift_fast.interop.textattack needs TextAttack, which is kept out of rift_fast's own install "
         "(textattack 0.3.11 pins transformers<5 through flair). Create its environment with "
         "`bash benchmarks/setup_textattack_env.sh` and run with `.venv-textattack/bin/python`. "
-        f"(import failed: {error})") from error
+        f"(import failed: {error})"
+    ) from error
 
 from rift_fast.attacks.constraints import Constraints, MaxModificationRatio, StopWords
 from rift_fast.attacks.search import check_ga_settings
@@ -89,8 +93,16 @@ from rift_fast.synonyms import SynonymIndex
 
 PAIR_COLUMNS = ["premise", "hypothesis"]
 
-__all__ = ["PAIR_COLUMNS", "CaseInsensitiveStopwordModification", "RiftModelWrapper", "SynonymWordSwap",
-           "build_genetic", "build_pwws", "rift_constraints", "textattack_input"]
+__all__ = [
+    "PAIR_COLUMNS",
+    "CaseInsensitiveStopwordModification",
+    "RiftModelWrapper",
+    "SynonymWordSwap",
+    "build_genetic",
+    "build_pwws",
+    "rift_constraints",
+    "textattack_input",
+]
 
 
 class RiftModelWrapper(ModelWrapper):
@@ -192,9 +204,14 @@ def _goal(model_wrapper, model_batch_size: int | None) -> UntargetedClassificati
     return UntargetedClassification(model_wrapper, model_batch_size=batch)
 
 
-def build_pwws(model_wrapper, synonyms: SynonymIndex, constraints: Constraints | None = None,
-               unknown_token: str | None = None, pair: bool = False,
-               model_batch_size: int | None = None) -> Attack:
+def build_pwws(
+    model_wrapper,
+    synonyms: SynonymIndex,
+    constraints: Constraints | None = None,
+    unknown_token: str | None = None,
+    pair: bool = False,
+    model_batch_size: int | None = None,
+) -> Attack:
     """TextAttack's PWWSRen2019 recipe with :class:`SynonymWordSwap` instead of WordNet.
 
     ``unknown_token`` defaults to the wrapper's tokenizer's unknown token (rift_fast's PWWS uses the
@@ -203,20 +220,31 @@ def build_pwws(model_wrapper, synonyms: SynonymIndex, constraints: Constraints |
     """
     tokenizer = getattr(model_wrapper, "tokenizer", None)
     unknown = unknown_token or getattr(tokenizer, "unk_token", None) or "[UNK]"
-    return Attack(_goal(model_wrapper, model_batch_size), rift_constraints(constraints, pair),
-                  SynonymWordSwap(synonyms), GreedyWordSwapWIR("weighted-saliency", unk_token=unknown))
+    return Attack(
+        _goal(model_wrapper, model_batch_size),
+        rift_constraints(constraints, pair),
+        SynonymWordSwap(synonyms),
+        GreedyWordSwapWIR("weighted-saliency", unk_token=unknown),
+    )
 
 
-def build_genetic(model_wrapper, synonyms: SynonymIndex, population: int = 60, generations: int = 20,
-                  constraints: Constraints | None = None, pair: bool = False,
-                  model_batch_size: int | None = None) -> Attack:
+def build_genetic(
+    model_wrapper,
+    synonyms: SynonymIndex,
+    population: int = 60,
+    generations: int = 20,
+    constraints: Constraints | None = None,
+    pair: bool = False,
+    model_batch_size: int | None = None,
+) -> Attack:
     """TextAttack's GeneticAlgorithmAlzantot2018 recipe with :class:`SynonymWordSwap` and without its
     language-model, embedding-distance and 20 % words-perturbed constraints; ``population`` and
     ``generations`` are its ``pop_size`` and ``max_iters`` (the recipe's defaults: 60 and 20)."""
     check_ga_settings(population, generations)
     search = AlzantotGeneticAlgorithm(pop_size=population, max_iters=generations, post_crossover_check=False)
-    return Attack(_goal(model_wrapper, model_batch_size), rift_constraints(constraints, pair),
-                  SynonymWordSwap(synonyms), search)
+    return Attack(
+        _goal(model_wrapper, model_batch_size), rift_constraints(constraints, pair), SynonymWordSwap(synonyms), search
+    )
 
 
 def textattack_input(example: Example):

@@ -2,9 +2,15 @@
 checkpoint folder, the mapping of a classifier's outputs to a task's labels, and the input length a
 model can take. Attacks, training and evaluation all load models from here."""
 
-from rift_fast.models.checkpoint import (CHECKPOINT_FORMAT, checkpoint_dir, is_checkpoint_folder,
-                                         load_trained_classifier, refuse_pickled_trainer_state, resolve_checkpoint,
-                                         save_model_folder)
+from rift_fast.models.checkpoint import (
+    CHECKPOINT_FORMAT,
+    checkpoint_dir,
+    is_checkpoint_folder,
+    load_trained_classifier,
+    refuse_pickled_trainer_state,
+    resolve_checkpoint,
+    save_model_folder,
+)
 from rift_fast.models.classifier import RobustClassifier, unwrap
 from rift_fast.models.labels import LabelMapping, LabelMismatchError, TaskOrderedClassifier, map_labels
 from rift_fast.models.limits import checked_max_length, usable_max_length
@@ -12,9 +18,24 @@ from rift_fast.models.loading import load_sequence_classifier
 from rift_fast.models.sources import EMBEDDED_MODEL_NAME, load_config, load_tokenizer, resolve_model_source
 
 __all__ = [
-    "CHECKPOINT_FORMAT", "EMBEDDED_MODEL_NAME", "LabelMapping", "LabelMismatchError", "RobustClassifier",
-    "TaskOrderedClassifier", "checked_max_length", "checkpoint_dir", "is_checkpoint_folder", "load_config",
-    "load_sequence_classifier", "load_tokenizer", "load_trained_classifier", "map_labels",
-    "refuse_pickled_trainer_state", "resolve_checkpoint", "resolve_model_source", "save_model_folder",
-    "unwrap", "usable_max_length",
+    "CHECKPOINT_FORMAT",
+    "EMBEDDED_MODEL_NAME",
+    "LabelMapping",
+    "LabelMismatchError",
+    "RobustClassifier",
+    "TaskOrderedClassifier",
+    "checked_max_length",
+    "checkpoint_dir",
+    "is_checkpoint_folder",
+    "load_config",
+    "load_sequence_classifier",
+    "load_tokenizer",
+    "load_trained_classifier",
+    "map_labels",
+    "refuse_pickled_trainer_state",
+    "resolve_checkpoint",
+    "resolve_model_source",
+    "save_model_folder",
+    "unwrap",
+    "usable_max_length",
 ]

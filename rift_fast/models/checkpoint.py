@@ -28,8 +28,14 @@ LEGACY_TRAINER_STATE = "trainer_state.pt"
 CLASSIFIER_PREFIX = "model."  # weights of the classifier; other prefixes are a method's own modules
 
 
-def save_model_folder(folder: Path, weights: dict[str, torch.Tensor], encoder_config, tokenizer, metadata: dict,
-                      trainer_state: dict | None = None) -> None:
+def save_model_folder(
+    folder: Path,
+    weights: dict[str, torch.Tensor],
+    encoder_config,
+    tokenizer,
+    metadata: dict,
+    trainer_state: dict | None = None,
+) -> None:
     """Write a loadable model folder atomically.
 
     ``weights``: the state dict to keep (the classifier's under ``model.``); ``encoder_config``: the
@@ -80,9 +86,11 @@ def refuse_pickled_trainer_state(folder: Path) -> None:
     if tensor_path.is_file() and json_path.is_file():
         return
     if (folder / LEGACY_TRAINER_STATE).is_file():
-        raise ValueError(f"--resume: {folder / LEGACY_TRAINER_STATE} is a pickle (checkpoint format 1); it is not "
-                         "loaded because unpickling can run code from the file. Resume is possible only from "
-                         f"{tensor_path.name} + {json_path.name}: train again, or start from the weights alone.")
+        raise ValueError(
+            f"--resume: {folder / LEGACY_TRAINER_STATE} is a pickle (checkpoint format 1); it is not "
+            "loaded because unpickling can run code from the file. Resume is possible only from "
+            f"{tensor_path.name} + {json_path.name}: train again, or start from the weights alone."
+        )
     raise FileNotFoundError(f"--resume: no trainer state ({tensor_path.name}, {json_path.name}) in {folder}")
 
 
@@ -97,7 +105,10 @@ def load_trained_classifier(folder: str | Path) -> RobustClassifier:
     metadata = json.loads((folder / METADATA_FILE).read_text())
     encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder))
     model = RobustClassifier(encoder, metadata["num_classes"])
-    state = {k[len(CLASSIFIER_PREFIX):]: v for k, v in load_file(str(folder / WEIGHTS_FILE)).items()
-             if k.startswith(CLASSIFIER_PREFIX)}
+    state = {
+        k[len(CLASSIFIER_PREFIX) :]: v
+        for k, v in load_file(str(folder / WEIGHTS_FILE)).items()
+        if k.startswith(CLASSIFIER_PREFIX)
+    }
     model.load_state_dict(state)
     return model.eval()

@@ -89,8 +89,15 @@ def _replace_embedding_output(embeddings: nn.Module, output: torch.Tensor):
         handle.remove()
 
 
-def encode_pooled(encoder, extra_pooler, input_ids=None, attention_mask=None, token_type_ids=None,
-                  inputs_embeds=None, word_embeds=None) -> torch.Tensor:
+def encode_pooled(
+    encoder,
+    extra_pooler,
+    input_ids=None,
+    attention_mask=None,
+    token_type_ids=None,
+    inputs_embeds=None,
+    word_embeds=None,
+) -> torch.Tensor:
     """Pooled feature [B, H] of ``encoder`` (its pooler, or ``extra_pooler`` on h_CLS when it has none).
 
     Exactly one of ``input_ids`` (token ids), ``inputs_embeds`` (embedding-layer output) and
@@ -177,8 +184,9 @@ class RobustClassifier(nn.Module):
 
     def pooled(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None, word_embeds=None):
         """Pooled feature [B, H]; inputs as :meth:`forward`."""
-        return encode_pooled(self.encoder, self.extra_pooler, input_ids, attention_mask, token_type_ids,
-                             inputs_embeds, word_embeds)
+        return encode_pooled(
+            self.encoder, self.extra_pooler, input_ids, attention_mask, token_type_ids, inputs_embeds, word_embeds
+        )
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None, word_embeds=None):
         """(logits [B, C], pooled [B, H]).

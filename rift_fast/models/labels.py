@@ -39,8 +39,12 @@ class LabelMapping:
 
     def describe(self) -> dict:
         """For run records: the rule, both name lists and the model output of each task label."""
-        return {"rule": self.rule, "model_labels": list(self.model_labels), "task_labels": list(self.task_labels),
-                "model_output_of_task_label": dict(zip(self.task_labels, self.model_index))}
+        return {
+            "rule": self.rule,
+            "model_labels": list(self.model_labels),
+            "task_labels": list(self.task_labels),
+            "model_output_of_task_label": dict(zip(self.task_labels, self.model_index)),
+        }
 
 
 def map_labels(model_labels: Sequence[str], task_labels: Sequence[str]) -> LabelMapping:
@@ -51,8 +55,10 @@ def map_labels(model_labels: Sequence[str], task_labels: Sequence[str]) -> Label
     when the counts differ or real names do not match the task's one to one.
     """
     model_labels, task_labels = tuple(model_labels), tuple(task_labels)
-    both = (f"the model has {len(model_labels)} labels {list(model_labels)}, "
-            f"the task has {len(task_labels)} labels {list(task_labels)}")
+    both = (
+        f"the model has {len(model_labels)} labels {list(model_labels)}, "
+        f"the task has {len(task_labels)} labels {list(task_labels)}"
+    )
     if len(model_labels) != len(task_labels):
         raise LabelMismatchError(f"label counts differ: {both}")
     if model_labels == generic_label_names(len(model_labels)):

@@ -14,8 +14,14 @@ def position_limit(model: nn.Module) -> int | None:
     RoBERTa-style embeddings (a ``padding_idx`` on the embedding module: RoBERTa, XLM-R, CamemBERT)
     number positions from ``padding_idx + 1``, so that many rows of the table are never an input position.
     """
-    embeddings = next((module for module in model.modules()
-                       if isinstance(getattr(module, "position_embeddings", None), nn.Embedding)), None)
+    embeddings = next(
+        (
+            module
+            for module in model.modules()
+            if isinstance(getattr(module, "position_embeddings", None), nn.Embedding)
+        ),
+        None,
+    )
     if embeddings is None:
         return None
     padding_idx = getattr(embeddings, "padding_idx", None)
@@ -51,8 +57,10 @@ def usable_max_length(model_or_config, tokenizer) -> int:
     positions = position_limit(model) or getattr(getattr(model, "config", None), "max_position_embeddings", None)
     limits = [limit for limit in (positions, tokenizer_limit(tokenizer)) if limit]
     if not limits:
-        raise ValueError(f"neither {type(model).__name__} nor its tokenizer states a maximum input length: "
-                         "give one explicitly (--max-length)")
+        raise ValueError(
+            f"neither {type(model).__name__} nor its tokenizer states a maximum input length: "
+            "give one explicitly (--max-length)"
+        )
     return min(limits)
 
 
@@ -66,6 +74,8 @@ def checked_max_length(requested: int | None, model_or_config, tokenizer) -> int
     if requested is None:
         return usable
     if not 1 <= requested <= usable:
-        raise ValueError(f"max length {requested} is outside 1..{usable}: this model and tokenizer take at most "
-                         f"{usable} tokens per input")
+        raise ValueError(
+            f"max length {requested} is outside 1..{usable}: this model and tokenizer take at most "
+            f"{usable} tokens per input"
+        )
     return requested

@@ -27,8 +27,11 @@ def _load_hf_classifier(source: str, label_names: tuple[str, ...]):
     if not _has_classification_head(config):
         mapping = LabelMapping(tuple(range(len(label_names))), "new head", label_names, label_names)
         model = AutoModelForSequenceClassification.from_pretrained(
-            source, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
-            label2id={name: index for index, name in enumerate(label_names)})
+            source,
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={name: index for index, name in enumerate(label_names)},
+        )
         return model, mapping
     mapping = map_labels([config.id2label[index] for index in range(config.num_labels)], label_names)
     return AutoModelForSequenceClassification.from_pretrained(source, config=config), mapping
@@ -50,8 +53,10 @@ def load_sequence_classifier(name_or_path: str, label_names: Sequence[str]):
     if is_checkpoint_folder(source):  # written by python -m rift_fast.train
         model = load_trained_classifier(source)
         if model.num_classes != len(label_names):
-            raise LabelMismatchError(f"{source} has a {model.num_classes}-class head but the task has "
-                                     f"{len(label_names)} labels {list(label_names)}")
+            raise LabelMismatchError(
+                f"{source} has a {model.num_classes}-class head but the task has "
+                f"{len(label_names)} labels {list(label_names)}"
+            )
         mapping = LabelMapping(tuple(range(len(label_names))), "rift_fast checkpoint", label_names, label_names)
         return model, load_tokenizer(source), mapping
     try:
@@ -59,8 +64,12 @@ def load_sequence_classifier(name_or_path: str, label_names: Sequence[str]):
     except OSError as error:
         raise OSError(f"could not load model {name_or_path!r} from {source!r}: {error}") from error
     if mapping.rule == "ids":
-        logger.warning("%s names its labels %s: output i is taken as task label i (%s)", name_or_path,
-                       list(mapping.model_labels), ", ".join(label_names))
+        logger.warning(
+            "%s names its labels %s: output i is taken as task label i (%s)",
+            name_or_path,
+            list(mapping.model_labels),
+            ", ".join(label_names),
+        )
     if not mapping.is_identity:
         model = TaskOrderedClassifier(model, mapping)
     return model, load_tokenizer(name_or_path), mapping

@@ -22,7 +22,12 @@ def resolve_model_source(name_or_path: str) -> str:
             raise FileNotFoundError(f"model folder {expanded} has no config.json (not a saved Hugging Face model)")
         return str(expanded)
     # Hub ids are "name" or "owner/name"; anything else that does not exist is a missing path.
-    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1 or os.sep != "/" and os.sep in name_or_path:
+    if (
+        name_or_path.startswith((".", "/", "~"))
+        or name_or_path.count("/") > 1
+        or os.sep != "/"
+        and os.sep in name_or_path
+    ):
         raise FileNotFoundError(f"model path does not exist: {name_or_path}")
     return name_or_path  # a hub id such as "bert-base-uncased" or "roberta-base"
 

@@ -12,24 +12,36 @@ variable ``RIFT_FAST_BACKEND``.
 """
 
 from rift_fast.ops.build_perturbation_batch import (
-                                                 PerturbationBatch,
-                                                 build_perturbation_batch,
-                                                 build_perturbation_batch_reference,
+    PerturbationBatch,
+    build_perturbation_batch,
+    build_perturbation_batch_reference,
 )
 from rift_fast.ops.class_conditional_infonce import class_conditional_infonce, class_conditional_infonce_reference
 from rift_fast.ops.convex_hull_embedding import (
-                                                 convex_hull_embedding,
-                                                 convex_hull_embedding_from_bert,
-                                                 convex_hull_embedding_reference,
+    convex_hull_embedding,
+    convex_hull_embedding_from_bert,
+    convex_hull_embedding_reference,
 )
 from rift_fast.ops.dispatch import BACKENDS, BackendUnavailable, OpBackends, choose_backend
 from rift_fast.ops.gather_neighbours import gather_neighbours, gather_neighbours_reference
 from rift_fast.ops.substitution_scores import SubstitutionScores, substitution_scores, substitution_scores_reference
 
 __all__ = [
-    "BACKENDS", "BackendUnavailable", "OpBackends", "PerturbationBatch", "SubstitutionScores",
-    "build_perturbation_batch", "build_perturbation_batch_reference", "choose_backend", "class_conditional_infonce",
-    "class_conditional_infonce_reference", "convex_hull_embedding", "convex_hull_embedding_from_bert",
-    "convex_hull_embedding_reference", "gather_neighbours", "gather_neighbours_reference",
-    "substitution_scores", "substitution_scores_reference",
+    "BACKENDS",
+    "BackendUnavailable",
+    "OpBackends",
+    "PerturbationBatch",
+    "SubstitutionScores",
+    "build_perturbation_batch",
+    "build_perturbation_batch_reference",
+    "choose_backend",
+    "class_conditional_infonce",
+    "class_conditional_infonce_reference",
+    "convex_hull_embedding",
+    "convex_hull_embedding_from_bert",
+    "convex_hull_embedding_reference",
+    "gather_neighbours",
+    "gather_neighbours_reference",
+    "substitution_scores",
+    "substitution_scores_reference",
 ]

@@ -54,13 +54,18 @@ def _deduplicate_exact(rows: torch.Tensor, group_example: torch.Tensor) -> Pertu
 
 
 def _group_examples(edit_example: torch.Tensor, edit_group: torch.Tensor, num_groups: int) -> torch.Tensor:
-    return torch.full((num_groups,), -1, dtype=torch.int64, device=edit_group.device).scatter_(0, edit_group,
-                                                                                            edit_example)
+    return torch.full((num_groups,), -1, dtype=torch.int64, device=edit_group.device).scatter_(
+        0, edit_group, edit_example
+    )
 
 
-def build_perturbation_batch_reference(token_ids: torch.Tensor, edit_example: torch.Tensor,
-                                       edit_position: torch.Tensor, edit_token: torch.Tensor,
-                                       edit_group: torch.Tensor) -> PerturbationBatch:
+def build_perturbation_batch_reference(
+    token_ids: torch.Tensor,
+    edit_example: torch.Tensor,
+    edit_position: torch.Tensor,
+    edit_token: torch.Tensor,
+    edit_group: torch.Tensor,
+) -> PerturbationBatch:
     """Plain torch ground truth of :func:`build_perturbation_batch` (valid inputs assumed)."""
     num_groups = int(edit_group.max()) + 1 if edit_group.numel() else 0
     group_example = _group_examples(edit_example, edit_group, num_groups)
@@ -71,14 +76,23 @@ def build_perturbation_batch_reference(token_ids: torch.Tensor, edit_example: to
     return _deduplicate_exact(rows, group_example)
 
 
-def _check_inputs(token_ids: torch.Tensor, edit_example: torch.Tensor, edit_position: torch.Tensor,
-                  edit_token: torch.Tensor, edit_group: torch.Tensor,
-                  attention_mask: torch.Tensor | None) -> torch.Tensor:
+def _check_inputs(
+    token_ids: torch.Tensor,
+    edit_example: torch.Tensor,
+    edit_position: torch.Tensor,
+    edit_token: torch.Tensor,
+    edit_group: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+) -> torch.Tensor:
     """Raise ValueError on any invalid argument; return the base row of each query group [Q]."""
     if token_ids.dim() != 2 or token_ids.dtype != torch.int64:
         raise ValueError(f"token_ids must be [B, L] int64, got {tuple(token_ids.shape)} {token_ids.dtype}")
-    edits = {"edit_example": edit_example, "edit_position": edit_position, "edit_token": edit_token,
-             "edit_group": edit_group}
+    edits = {
+        "edit_example": edit_example,
+        "edit_position": edit_position,
+        "edit_token": edit_token,
+        "edit_group": edit_group,
+    }
     for name, tensor in edits.items():
         if tensor.dim() != 1 or tensor.dtype != torch.int64:
             raise ValueError(f"{name} must be [M] int64, got {tuple(tensor.shape)} {tensor.dtype}")
@@ -88,8 +102,9 @@ def _check_inputs(token_ids: torch.Tensor, edit_example: torch.Tensor, edit_posi
             raise ValueError(f"{name} is on {tensor.device} but token_ids are on {token_ids.device}")
     if attention_mask is not None:
         if attention_mask.shape != token_ids.shape:
-            raise ValueError(f"attention_mask must be [B, L] = {list(token_ids.shape)}, got "
-                             f"{tuple(attention_mask.shape)}")
+            raise ValueError(
+                f"attention_mask must be [B, L] = {list(token_ids.shape)}, got {tuple(attention_mask.shape)}"
+            )
         if attention_mask.device != token_ids.device:
             raise ValueError(f"attention_mask is on {attention_mask.device} but token_ids are on {token_ids.device}")
     if edit_example.numel() == 0:
@@ -97,8 +112,10 @@ def _check_inputs(token_ids: torch.Tensor, edit_example: torch.Tensor, edit_posi
     batch, length = token_ids.shape
     bounds = torch.stack(torch.stack([edit_example, edit_position, edit_token, edit_group]).aminmax(dim=1))
     (example_low, position_low, token_low, group_low), (example_high, position_high, _, group_high) = bounds.tolist()
-    for name, low, high, limit in (("edit_example", example_low, example_high, batch),
-                                   ("edit_position", position_low, position_high, length)):
+    for name, low, high, limit in (
+        ("edit_example", example_low, example_high, batch),
+        ("edit_position", position_low, position_high, length),
+    ):
         if low < 0 or high >= limit:
             raise ValueError(f"{name} must lie in [0, {limit}), got range [{low}, {high}]")
     if token_low < 0:
@@ -107,8 +124,10 @@ def _check_inputs(token_ids: torch.Tensor, edit_example: torch.Tensor, edit_posi
         raise ValueError(f"edit_group must be >= 0, got {group_low}")
     num_groups = group_high + 1
     if num_groups > edit_example.numel():  # also keeps a stray huge group id from allocating Q rows
-        raise ValueError(f"edit_group must number the groups 0..Q-1 without gaps; got group {group_high} but only "
-                         f"{edit_example.numel()} edits")
+        raise ValueError(
+            f"edit_group must number the groups 0..Q-1 without gaps; got group {group_high} but only "
+            f"{edit_example.numel()} edits"
+        )
     group_example = _group_examples(edit_example, edit_group, num_groups)
     key, order = torch.sort(edit_group * length + edit_position, stable=True)
     tokens = edit_token[order]
@@ -121,8 +140,10 @@ def _check_inputs(token_ids: torch.Tensor, edit_example: torch.Tensor, edit_posi
         padded = attention_mask[edit_example, edit_position] == 0
     flags = torch.stack([missing.any(), split.any(), conflict.any(), padded.any()]).tolist()
     if flags[0]:
-        raise ValueError(f"edit_group must number the groups 0..{num_groups - 1} without gaps; group "
-                         f"{int(missing.nonzero()[0])} has no edit")
+        raise ValueError(
+            f"edit_group must number the groups 0..{num_groups - 1} without gaps; group "
+            f"{int(missing.nonzero()[0])} has no edit"
+        )
     if flags[1]:
         bad = int(edit_group[split].min())
         rows = edit_example[edit_group == bad].tolist()
@@ -130,26 +151,42 @@ def _check_inputs(token_ids: torch.Tensor, edit_example: torch.Tensor, edit_posi
         raise ValueError(f"edit_example: group {bad} has edits on base rows {rows[0]} and {other}")
     if flags[2]:
         k = int(key[1:][conflict][0])
-        raise ValueError(f"edit_token: group {k // length} has two edits at position {k % length} with different "
-                         "tokens")
+        raise ValueError(
+            f"edit_token: group {k // length} has two edits at position {k % length} with different tokens"
+        )
     if flags[3]:
         m = int(padded.nonzero()[0])
-        raise ValueError(f"edit_position[{m}] = {int(edit_position[m])} is padding of base row "
-                         f"{int(edit_example[m])} (attention_mask is 0)")
+        raise ValueError(
+            f"edit_position[{m}] = {int(edit_position[m])} is padding of base row "
+            f"{int(edit_example[m])} (attention_mask is 0)"
+        )
     return group_example
 
 
 # Every backend takes the validated inputs and the base row of each group, group_example [Q].
-def _build_perturbation_batch_compiled(token_ids: torch.Tensor, edit_example: torch.Tensor,
-                                       edit_position: torch.Tensor, edit_token: torch.Tensor,
-                                       edit_group: torch.Tensor, group_example: torch.Tensor) -> PerturbationBatch:
-    return PerturbationBatch(*_custom_ops.build_perturbation_batch(token_ids, edit_example, edit_position, edit_token,
-                                                                   edit_group, group_example.shape[0]))
+def _build_perturbation_batch_compiled(
+    token_ids: torch.Tensor,
+    edit_example: torch.Tensor,
+    edit_position: torch.Tensor,
+    edit_token: torch.Tensor,
+    edit_group: torch.Tensor,
+    group_example: torch.Tensor,
+) -> PerturbationBatch:
+    return PerturbationBatch(
+        *_custom_ops.build_perturbation_batch(
+            token_ids, edit_example, edit_position, edit_token, edit_group, group_example.shape[0]
+        )
+    )
 
 
-def _build_perturbation_batch_cupy(token_ids: torch.Tensor, edit_example: torch.Tensor, edit_position: torch.Tensor,
-                                   edit_token: torch.Tensor, edit_group: torch.Tensor,
-                                   group_example: torch.Tensor) -> PerturbationBatch:
+def _build_perturbation_batch_cupy(
+    token_ids: torch.Tensor,
+    edit_example: torch.Tensor,
+    edit_position: torch.Tensor,
+    edit_token: torch.Tensor,
+    edit_group: torch.Tensor,
+    group_example: torch.Tensor,
+) -> PerturbationBatch:
     from rift_fast.ops.cupy_kernels import launch
 
     ids, position, token, group = (t.contiguous() for t in (token_ids, edit_position, edit_token, edit_group))
@@ -171,28 +208,42 @@ def _build_perturbation_batch_cupy(token_ids: torch.Tensor, edit_example: torch.
     return PerturbationBatch(rows[first], inverse, group_example[first])
 
 
-def _build_perturbation_batch_torch(token_ids: torch.Tensor, edit_example: torch.Tensor, edit_position: torch.Tensor,
-                                    edit_token: torch.Tensor, edit_group: torch.Tensor,
-                                    group_example: torch.Tensor) -> PerturbationBatch:
+def _build_perturbation_batch_torch(
+    token_ids: torch.Tensor,
+    edit_example: torch.Tensor,
+    edit_position: torch.Tensor,
+    edit_token: torch.Tensor,
+    edit_group: torch.Tensor,
+    group_example: torch.Tensor,
+) -> PerturbationBatch:
     return build_perturbation_batch_reference(token_ids, edit_example, edit_position, edit_token, edit_group)
 
 
-BACKEND_TABLE = OpBackends("build_perturbation_batch", {
-    "cuda": _build_perturbation_batch_compiled,
-    "cupy": _build_perturbation_batch_cupy,
-    "cpp": _build_perturbation_batch_compiled,
-    "reference": _build_perturbation_batch_torch,
-})
+BACKEND_TABLE = OpBackends(
+    "build_perturbation_batch",
+    {
+        "cuda": _build_perturbation_batch_compiled,
+        "cupy": _build_perturbation_batch_cupy,
+        "cpp": _build_perturbation_batch_compiled,
+        "reference": _build_perturbation_batch_torch,
+    },
+)
 
 
-def build_perturbation_batch(token_ids: torch.Tensor, edit_example: torch.Tensor, edit_position: torch.Tensor,
-                             edit_token: torch.Tensor, edit_group: torch.Tensor,
-                             attention_mask: torch.Tensor | None = None,
-                             backend: str | None = None) -> PerturbationBatch:
+def build_perturbation_batch(
+    token_ids: torch.Tensor,
+    edit_example: torch.Tensor,
+    edit_position: torch.Tensor,
+    edit_token: torch.Tensor,
+    edit_group: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    backend: str | None = None,
+) -> PerturbationBatch:
     """Apply grouped edits [M] to copies of ``token_ids`` [B, L] rows -> deduplicated :class:`PerturbationBatch`.
 
     ``attention_mask`` [B, L] (optional, 0 = padding) only validates that no edit lands on padding.
     """
     group_example = _check_inputs(token_ids, edit_example, edit_position, edit_token, edit_group, attention_mask)
-    return BACKEND_TABLE.run(token_ids.device, backend, token_ids, edit_example, edit_position, edit_token,
-                             edit_group, group_example)
+    return BACKEND_TABLE.run(
+        token_ids.device, backend, token_ids, edit_example, edit_position, edit_token, edit_group, group_example
+    )

@@ -40,8 +40,9 @@ RIFT_TEMPERATURE = 0.2
 _SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 
 
-def class_conditional_infonce_reference(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor,
-                                        temperature: float = RIFT_TEMPERATURE) -> torch.Tensor:
+def class_conditional_infonce_reference(
+    student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, temperature: float = RIFT_TEMPERATURE
+) -> torch.Tensor:
     """Plain-torch ground truth. student, teacher: [B, P] float; labels: [B] int; returns a 0-d loss (nats)."""
     s = F.normalize(student, dim=-1, eps=NORM_EPS)
     t = F.normalize(teacher, dim=-1, eps=NORM_EPS)
@@ -57,9 +58,22 @@ if triton is not None:
 
     @triton.jit
     def _logits_tile(
-        s_ptr, t_ptr, offs_i, offs_j, mask_i, mask_j, P,
-        s_stride_b, s_stride_p, t_stride_b, t_stride_p, inv_tau,
-        BLOCK_I: tl.constexpr, BLOCK_J: tl.constexpr, BLOCK_P: tl.constexpr, CDTYPE: tl.constexpr,
+        s_ptr,
+        t_ptr,
+        offs_i,
+        offs_j,
+        mask_i,
+        mask_j,
+        P,
+        s_stride_b,
+        s_stride_p,
+        t_stride_b,
+        t_stride_p,
+        inv_tau,
+        BLOCK_I: tl.constexpr,
+        BLOCK_J: tl.constexpr,
+        BLOCK_P: tl.constexpr,
+        CDTYPE: tl.constexpr,
     ):
         """Logits f[i, j] of one [BLOCK_I, BLOCK_J] tile, the rows' inverse norms and whether each norm >= eps."""
         dot = tl.zeros((BLOCK_I, BLOCK_J), dtype=CDTYPE)
@@ -70,11 +84,13 @@ if triton is not None:
             mask_p = offs_p < P
             s = tl.load(
                 s_ptr + offs_i[:, None] * s_stride_b + offs_p[None, :] * s_stride_p,
-                mask=mask_i[:, None] & mask_p[None, :], other=0.0,
+                mask=mask_i[:, None] & mask_p[None, :],
+                other=0.0,
             ).to(CDTYPE)
             t = tl.load(
                 t_ptr + offs_j[:, None] * t_stride_b + offs_p[None, :] * t_stride_p,
-                mask=mask_j[:, None] & mask_p[None, :], other=0.0,
+                mask=mask_j[:, None] & mask_p[None, :],
+                other=0.0,
             ).to(CDTYPE)
             dot += tl.dot(s, tl.trans(t), input_precision="ieee")
             sq_i += tl.sum(s * s, axis=1)
@@ -88,9 +104,24 @@ if triton is not None:
 
     @triton.jit
     def _fwd_kernel(
-        s_ptr, t_ptr, y_ptr, lse_ptr, loss_ptr, inv_n_ptr, B, P,
-        s_stride_b, s_stride_p, t_stride_b, t_stride_p, y_stride, inv_tau,
-        BLOCK_I: tl.constexpr, BLOCK_J: tl.constexpr, BLOCK_P: tl.constexpr, CDTYPE: tl.constexpr,
+        s_ptr,
+        t_ptr,
+        y_ptr,
+        lse_ptr,
+        loss_ptr,
+        inv_n_ptr,
+        B,
+        P,
+        s_stride_b,
+        s_stride_p,
+        t_stride_b,
+        t_stride_p,
+        y_stride,
+        inv_tau,
+        BLOCK_I: tl.constexpr,
+        BLOCK_J: tl.constexpr,
+        BLOCK_P: tl.constexpr,
+        CDTYPE: tl.constexpr,
     ):
         """Per teacher column j: streaming log-sum-exp over same-class student rows, class size, weighted loss."""
         offs_j = tl.program_id(0) * BLOCK_J + tl.arange(0, BLOCK_J)
@@ -105,9 +136,22 @@ if triton is not None:
             mask_i = offs_i < B
             y_i = tl.load(y_ptr + offs_i * y_stride, mask=mask_i, other=0)
             f, _rs, _rt, _ok_i, _ok_j = _logits_tile(
-                s_ptr, t_ptr, offs_i, offs_j, mask_i, mask_j, P,
-                s_stride_b, s_stride_p, t_stride_b, t_stride_p, inv_tau,
-                BLOCK_I, BLOCK_J, BLOCK_P, CDTYPE,
+                s_ptr,
+                t_ptr,
+                offs_i,
+                offs_j,
+                mask_i,
+                mask_j,
+                P,
+                s_stride_b,
+                s_stride_p,
+                t_stride_b,
+                t_stride_p,
+                inv_tau,
+                BLOCK_I,
+                BLOCK_J,
+                BLOCK_P,
+                CDTYPE,
             )
             same = (y_i[:, None] == y_j[None, :]) & mask_i[:, None] & mask_j[None, :]
             new_max = tl.maximum(run_max, tl.max(tl.where(same, f, -1.0e30), axis=0))
@@ -132,9 +176,25 @@ if triton is not None:
 
     @triton.jit
     def _bwd_student_kernel(
-        s_ptr, t_ptr, y_ptr, lse_ptr, inv_n_ptr, scale_ptr, ds_ptr, B, P,
-        s_stride_b, s_stride_p, t_stride_b, t_stride_p, y_stride, inv_tau,
-        BLOCK_I: tl.constexpr, BLOCK_J: tl.constexpr, BLOCK_P: tl.constexpr, CDTYPE: tl.constexpr,
+        s_ptr,
+        t_ptr,
+        y_ptr,
+        lse_ptr,
+        inv_n_ptr,
+        scale_ptr,
+        ds_ptr,
+        B,
+        P,
+        s_stride_b,
+        s_stride_p,
+        t_stride_b,
+        t_stride_p,
+        y_stride,
+        inv_tau,
+        BLOCK_I: tl.constexpr,
+        BLOCK_J: tl.constexpr,
+        BLOCK_P: tl.constexpr,
+        CDTYPE: tl.constexpr,
     ):
         """dS for a block of student rows and a chunk of features, through the L2 normalisation."""
         offs_i = tl.program_id(0) * BLOCK_I + tl.arange(0, BLOCK_I)
@@ -154,35 +214,67 @@ if triton is not None:
             lse_j = tl.load(lse_ptr + offs_j, mask=mask_j, other=0.0)
             inv_n_j = tl.load(inv_n_ptr + offs_j, mask=mask_j, other=0.0)
             f, rs, rt, ok_i, _ok_j = _logits_tile(
-                s_ptr, t_ptr, offs_i, offs_j, mask_i, mask_j, P,
-                s_stride_b, s_stride_p, t_stride_b, t_stride_p, inv_tau,
-                BLOCK_I, BLOCK_J, BLOCK_P, CDTYPE,
+                s_ptr,
+                t_ptr,
+                offs_i,
+                offs_j,
+                mask_i,
+                mask_j,
+                P,
+                s_stride_b,
+                s_stride_p,
+                t_stride_b,
+                t_stride_p,
+                inv_tau,
+                BLOCK_I,
+                BLOCK_J,
+                BLOCK_P,
+                CDTYPE,
             )
             same = (y_i[:, None] == y_j[None, :]) & mask_i[:, None] & mask_j[None, :]
             dlogits = _grad_logits(f, lse_j, inv_n_j, scale, same, offs_i, offs_j)
             t_chunk = tl.load(
                 t_ptr + offs_j[:, None] * t_stride_b + offs_po[None, :] * t_stride_p,
-                mask=mask_j[:, None] & mask_po[None, :], other=0.0,
+                mask=mask_j[:, None] & mask_po[None, :],
+                other=0.0,
             ).to(CDTYPE)
             acc += tl.dot(dlogits * rt[None, :], t_chunk, input_precision="ieee")
             proj += tl.sum(dlogits * f, axis=1)
         s_chunk = tl.load(
             s_ptr + offs_i[:, None] * s_stride_b + offs_po[None, :] * s_stride_p,
-            mask=mask_i[:, None] & mask_po[None, :], other=0.0,
+            mask=mask_i[:, None] & mask_po[None, :],
+            other=0.0,
         ).to(CDTYPE)
         # d/dS of S/max(|S|, eps): (g - s (s.g)) / |S| above eps, g / eps below it.
         proj = tl.where(ok_i, proj, 0.0)
         grad = rs[:, None] * (acc * inv_tau - proj[:, None] * s_chunk * rs[:, None])
         tl.store(
             ds_ptr + offs_i[:, None] * P + offs_po[None, :],
-            grad.to(ds_ptr.dtype.element_ty), mask=mask_i[:, None] & mask_po[None, :],
+            grad.to(ds_ptr.dtype.element_ty),
+            mask=mask_i[:, None] & mask_po[None, :],
         )
 
     @triton.jit
     def _bwd_teacher_kernel(
-        s_ptr, t_ptr, y_ptr, lse_ptr, inv_n_ptr, scale_ptr, dt_ptr, B, P,
-        s_stride_b, s_stride_p, t_stride_b, t_stride_p, y_stride, inv_tau,
-        BLOCK_I: tl.constexpr, BLOCK_J: tl.constexpr, BLOCK_P: tl.constexpr, CDTYPE: tl.constexpr,
+        s_ptr,
+        t_ptr,
+        y_ptr,
+        lse_ptr,
+        inv_n_ptr,
+        scale_ptr,
+        dt_ptr,
+        B,
+        P,
+        s_stride_b,
+        s_stride_p,
+        t_stride_b,
+        t_stride_p,
+        y_stride,
+        inv_tau,
+        BLOCK_I: tl.constexpr,
+        BLOCK_J: tl.constexpr,
+        BLOCK_P: tl.constexpr,
+        CDTYPE: tl.constexpr,
     ):
         """dT for a block of teacher rows (logit columns) and a chunk of features, through the L2 normalisation."""
         offs_j = tl.program_id(0) * BLOCK_J + tl.arange(0, BLOCK_J)
@@ -202,27 +294,43 @@ if triton is not None:
             mask_i = offs_i < B
             y_i = tl.load(y_ptr + offs_i * y_stride, mask=mask_i, other=0)
             f, rs, rt, _ok_i, ok_j = _logits_tile(
-                s_ptr, t_ptr, offs_i, offs_j, mask_i, mask_j, P,
-                s_stride_b, s_stride_p, t_stride_b, t_stride_p, inv_tau,
-                BLOCK_I, BLOCK_J, BLOCK_P, CDTYPE,
+                s_ptr,
+                t_ptr,
+                offs_i,
+                offs_j,
+                mask_i,
+                mask_j,
+                P,
+                s_stride_b,
+                s_stride_p,
+                t_stride_b,
+                t_stride_p,
+                inv_tau,
+                BLOCK_I,
+                BLOCK_J,
+                BLOCK_P,
+                CDTYPE,
             )
             same = (y_i[:, None] == y_j[None, :]) & mask_i[:, None] & mask_j[None, :]
             dlogits = _grad_logits(f, lse_j, inv_n_j, scale, same, offs_i, offs_j)
             s_chunk = tl.load(
                 s_ptr + offs_i[:, None] * s_stride_b + offs_po[None, :] * s_stride_p,
-                mask=mask_i[:, None] & mask_po[None, :], other=0.0,
+                mask=mask_i[:, None] & mask_po[None, :],
+                other=0.0,
             ).to(CDTYPE)
             acc += tl.dot(tl.trans(dlogits * rs[:, None]), s_chunk, input_precision="ieee")
             proj += tl.sum(dlogits * f, axis=0)
         t_chunk = tl.load(
             t_ptr + offs_j[:, None] * t_stride_b + offs_po[None, :] * t_stride_p,
-            mask=mask_j[:, None] & mask_po[None, :], other=0.0,
+            mask=mask_j[:, None] & mask_po[None, :],
+            other=0.0,
         ).to(CDTYPE)
         proj = tl.where(ok_j, proj, 0.0)
         grad = rt[:, None] * (acc * inv_tau - proj[:, None] * t_chunk * rt[:, None])
         tl.store(
             dt_ptr + offs_j[:, None] * P + offs_po[None, :],
-            grad.to(dt_ptr.dtype.element_ty), mask=mask_j[:, None] & mask_po[None, :],
+            grad.to(dt_ptr.dtype.element_ty),
+            mask=mask_j[:, None] & mask_po[None, :],
         )
 
 
@@ -236,8 +344,14 @@ def _launch_args(student, teacher, labels, temperature):
     block_i, block_j, block_p = _block_sizes(features)
     cdtype = tl.float64 if student.dtype == torch.float64 else tl.float32
     args = (
-        batch, features, student.stride(0), student.stride(1), teacher.stride(0), teacher.stride(1),
-        labels.stride(0), 1.0 / temperature,
+        batch,
+        features,
+        student.stride(0),
+        student.stride(1),
+        teacher.stride(0),
+        teacher.stride(1),
+        labels.stride(0),
+        1.0 / temperature,
     )
     meta = {"BLOCK_I": block_i, "BLOCK_J": block_j, "BLOCK_P": block_p, "CDTYPE": cdtype}
     return args, meta
@@ -313,19 +427,28 @@ def _validate(student, teacher, labels, temperature):
         raise ValueError("labels must be non-negative")
 
 
-def _class_conditional_infonce_triton(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor,
-                                      temperature: float) -> torch.Tensor:
+def _class_conditional_infonce_triton(
+    student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, temperature: float
+) -> torch.Tensor:
     return ClassConditionalInfoNCEFunction.apply(student, teacher, labels, float(temperature))
 
 
-BACKEND_TABLE = OpBackends("class_conditional_infonce", {
-    "triton": _class_conditional_infonce_triton,
-    "reference": class_conditional_infonce_reference,
-})
+BACKEND_TABLE = OpBackends(
+    "class_conditional_infonce",
+    {
+        "triton": _class_conditional_infonce_triton,
+        "reference": class_conditional_infonce_reference,
+    },
+)
 
 
-def class_conditional_infonce(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor,
-                              temperature: float = RIFT_TEMPERATURE, backend: str | None = None) -> torch.Tensor:
+def class_conditional_infonce(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float = RIFT_TEMPERATURE,
+    backend: str | None = None,
+) -> torch.Tensor:
     """Class-conditional InfoNCE loss of RIFT.
 
     student, teacher: [B, P] float32/bfloat16/float16/float64 on one device; labels: [B] non-negative

@@ -45,9 +45,16 @@ _ID_DTYPES = (torch.int32, torch.int64)
 
 
 def convex_hull_embedding_reference(
-    weights: torch.Tensor, sub_ids: torch.Tensor, word_emb: torch.Tensor, pos_emb: torch.Tensor,
-    type_emb: torch.Tensor, ln_weight: torch.Tensor, ln_bias: torch.Tensor, eps: float = 1e-12,
-    position_ids: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None,
+    weights: torch.Tensor,
+    sub_ids: torch.Tensor,
+    word_emb: torch.Tensor,
+    pos_emb: torch.Tensor,
+    type_emb: torch.Tensor,
+    ln_weight: torch.Tensor,
+    ln_bias: torch.Tensor,
+    eps: float = 1e-12,
+    position_ids: torch.Tensor | None = None,
+    token_type_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Plain-torch ground truth (differentiable by autograd); arguments as :func:`convex_hull_embedding`."""
     batch, length, _ = sub_ids.shape
@@ -67,9 +74,25 @@ if triton is not None:
 
     @triton.jit
     def _row_setup(
-        rows_start, N, L, D, pid_ptr, tid_ptr, pos_ptr, type_ptr,
-        pid_sb, pid_sl, tid_sb, tid_sl, pos_sp, pos_sd, type_st, type_sd,
-        BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr, CDTYPE: tl.constexpr,
+        rows_start,
+        N,
+        L,
+        D,
+        pid_ptr,
+        tid_ptr,
+        pos_ptr,
+        type_ptr,
+        pid_sb,
+        pid_sl,
+        tid_sb,
+        tid_sl,
+        pos_sp,
+        pos_sd,
+        type_st,
+        type_sd,
+        BLOCK_R: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+        CDTYPE: tl.constexpr,
     ):
         """Rows of one block, their (b, l), masks, position / type ids and pos_emb + type_emb [BLOCK_R, BLOCK_D]."""
         rows = (rows_start + tl.arange(0, BLOCK_R)).to(tl.int64)
@@ -87,39 +110,126 @@ if triton is not None:
 
     @triton.jit
     def _load_slot(
-        k, b, l, mask_r, mask_d, offs_d, pt, w_ptr, ids_ptr, word_ptr,
-        w_sb, w_sl, w_sk, ids_sb, ids_sl, ids_sk, word_sv, word_sd, CDTYPE: tl.constexpr,
+        k,
+        b,
+        l,
+        mask_r,
+        mask_d,
+        offs_d,
+        pt,
+        w_ptr,
+        ids_ptr,
+        word_ptr,
+        w_sb,
+        w_sl,
+        w_sk,
+        ids_sb,
+        ids_sl,
+        ids_sk,
+        word_sv,
+        word_sd,
+        CDTYPE: tl.constexpr,
     ):
         """Slot k of every row: id (int64), validity, weight (0 if empty or past N) and x = word + pos + type."""
         idx = tl.load(ids_ptr + b * ids_sb + l * ids_sl + k * ids_sk, mask=mask_r, other=-1).to(tl.int64)
         valid = idx >= 0
         w = tl.load(w_ptr + b * w_sb + l * w_sl + k * w_sk, mask=valid, other=0.0).to(CDTYPE)
-        x = tl.load(
-            word_ptr + idx[:, None] * word_sv + offs_d[None, :] * word_sd,
-            mask=valid[:, None] & mask_d[None, :], other=0.0,
-        ).to(CDTYPE) + pt
+        x = (
+            tl.load(
+                word_ptr + idx[:, None] * word_sv + offs_d[None, :] * word_sd,
+                mask=valid[:, None] & mask_d[None, :],
+                other=0.0,
+            ).to(CDTYPE)
+            + pt
+        )
         return idx, valid, w, x
 
     @triton.jit
     def _fwd_kernel(
-        w_ptr, ids_ptr, word_ptr, pos_ptr, type_ptr, lnw_ptr, lnb_ptr, pid_ptr, tid_ptr,
-        out_ptr, mean_ptr, rstd_ptr,
-        N, L, K, D, eps,
-        w_sb, w_sl, w_sk, ids_sb, ids_sl, ids_sk, word_sv, word_sd, pos_sp, pos_sd, type_st, type_sd,
-        lnw_s, lnb_s, pid_sb, pid_sl, tid_sb, tid_sl,
-        BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr, CDTYPE: tl.constexpr,
+        w_ptr,
+        ids_ptr,
+        word_ptr,
+        pos_ptr,
+        type_ptr,
+        lnw_ptr,
+        lnb_ptr,
+        pid_ptr,
+        tid_ptr,
+        out_ptr,
+        mean_ptr,
+        rstd_ptr,
+        N,
+        L,
+        K,
+        D,
+        eps,
+        w_sb,
+        w_sl,
+        w_sk,
+        ids_sb,
+        ids_sl,
+        ids_sk,
+        word_sv,
+        word_sd,
+        pos_sp,
+        pos_sd,
+        type_st,
+        type_sd,
+        lnw_s,
+        lnb_s,
+        pid_sb,
+        pid_sl,
+        tid_sb,
+        tid_sl,
+        BLOCK_R: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+        CDTYPE: tl.constexpr,
     ):
         """out[r] = gamma * sum_k w_k xhat_k + beta * sum_k w_k for BLOCK_R rows; saves each slot's mean and rstd."""
         rows, mask_r, b, l, offs_d, mask_d, mask, _p, _t, pt = _row_setup(
-            tl.program_id(0) * BLOCK_R, N, L, D, pid_ptr, tid_ptr, pos_ptr, type_ptr,
-            pid_sb, pid_sl, tid_sb, tid_sl, pos_sp, pos_sd, type_st, type_sd, BLOCK_R, BLOCK_D, CDTYPE,
+            tl.program_id(0) * BLOCK_R,
+            N,
+            L,
+            D,
+            pid_ptr,
+            tid_ptr,
+            pos_ptr,
+            type_ptr,
+            pid_sb,
+            pid_sl,
+            tid_sb,
+            tid_sl,
+            pos_sp,
+            pos_sd,
+            type_st,
+            type_sd,
+            BLOCK_R,
+            BLOCK_D,
+            CDTYPE,
         )
         acc = tl.zeros((BLOCK_R, BLOCK_D), dtype=CDTYPE)
         wsum = tl.zeros((BLOCK_R,), dtype=CDTYPE)
         for k in range(K):
             _idx, _valid, w, x = _load_slot(
-                k, b, l, mask_r, mask_d, offs_d, pt, w_ptr, ids_ptr, word_ptr,
-                w_sb, w_sl, w_sk, ids_sb, ids_sl, ids_sk, word_sv, word_sd, CDTYPE,
+                k,
+                b,
+                l,
+                mask_r,
+                mask_d,
+                offs_d,
+                pt,
+                w_ptr,
+                ids_ptr,
+                word_ptr,
+                w_sb,
+                w_sl,
+                w_sk,
+                ids_sb,
+                ids_sl,
+                ids_sk,
+                word_sv,
+                word_sd,
+                CDTYPE,
             )
             mean = tl.sum(x, axis=1) / D
             xc = tl.where(mask_d[None, :], x - mean[:, None], 0.0)
@@ -135,19 +245,76 @@ if triton is not None:
 
     @triton.jit
     def _bwd_kernel(
-        gout_ptr, w_ptr, ids_ptr, word_ptr, pos_ptr, type_ptr, lnw_ptr, lnb_ptr, pid_ptr, tid_ptr,
-        mean_ptr, rstd_ptr, dw_ptr, dword_ptr, dpos_ptr, dtype_ptr, dlnw_ptr, dlnb_ptr,
-        N, L, K, D,
-        w_sb, w_sl, w_sk, ids_sb, ids_sl, ids_sk, word_sv, word_sd, pos_sp, pos_sd, type_st, type_sd,
-        lnw_s, lnb_s, pid_sb, pid_sl, tid_sb, tid_sl,
-        BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr, CDTYPE: tl.constexpr,
-        WEIGHT_GRAD: tl.constexpr, WORD_GRAD: tl.constexpr, POS_GRAD: tl.constexpr, TYPE_GRAD: tl.constexpr,
+        gout_ptr,
+        w_ptr,
+        ids_ptr,
+        word_ptr,
+        pos_ptr,
+        type_ptr,
+        lnw_ptr,
+        lnb_ptr,
+        pid_ptr,
+        tid_ptr,
+        mean_ptr,
+        rstd_ptr,
+        dw_ptr,
+        dword_ptr,
+        dpos_ptr,
+        dtype_ptr,
+        dlnw_ptr,
+        dlnb_ptr,
+        N,
+        L,
+        K,
+        D,
+        w_sb,
+        w_sl,
+        w_sk,
+        ids_sb,
+        ids_sl,
+        ids_sk,
+        word_sv,
+        word_sd,
+        pos_sp,
+        pos_sd,
+        type_st,
+        type_sd,
+        lnw_s,
+        lnb_s,
+        pid_sb,
+        pid_sl,
+        tid_sb,
+        tid_sl,
+        BLOCK_R: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+        CDTYPE: tl.constexpr,
+        WEIGHT_GRAD: tl.constexpr,
+        WORD_GRAD: tl.constexpr,
+        POS_GRAD: tl.constexpr,
+        TYPE_GRAD: tl.constexpr,
         LN_GRAD: tl.constexpr,
     ):
         """Gradients of BLOCK_R rows: d_weights stored, table and LayerNorm-parameter gradients atomically added."""
         rows, mask_r, b, l, offs_d, mask_d, mask, p, t, pt = _row_setup(
-            tl.program_id(0) * BLOCK_R, N, L, D, pid_ptr, tid_ptr, pos_ptr, type_ptr,
-            pid_sb, pid_sl, tid_sb, tid_sl, pos_sp, pos_sd, type_st, type_sd, BLOCK_R, BLOCK_D, CDTYPE,
+            tl.program_id(0) * BLOCK_R,
+            N,
+            L,
+            D,
+            pid_ptr,
+            tid_ptr,
+            pos_ptr,
+            type_ptr,
+            pid_sb,
+            pid_sl,
+            tid_sb,
+            tid_sl,
+            pos_sp,
+            pos_sd,
+            type_st,
+            type_sd,
+            BLOCK_R,
+            BLOCK_D,
+            CDTYPE,
         )
         g = tl.load(gout_ptr + rows[:, None] * D + offs_d[None, :], mask=mask, other=0.0).to(CDTYPE)
         gamma = tl.load(lnw_ptr + offs_d * lnw_s, mask=mask_d, other=0.0).to(CDTYPE)
@@ -160,8 +327,25 @@ if triton is not None:
         wsum = tl.zeros((BLOCK_R,), dtype=CDTYPE)
         for k in range(K):
             idx, valid, w, x = _load_slot(
-                k, b, l, mask_r, mask_d, offs_d, pt, w_ptr, ids_ptr, word_ptr,
-                w_sb, w_sl, w_sk, ids_sb, ids_sl, ids_sk, word_sv, word_sd, CDTYPE,
+                k,
+                b,
+                l,
+                mask_r,
+                mask_d,
+                offs_d,
+                pt,
+                w_ptr,
+                ids_ptr,
+                word_ptr,
+                w_sb,
+                w_sl,
+                w_sk,
+                ids_sb,
+                ids_sl,
+                ids_sk,
+                word_sv,
+                word_sd,
+                CDTYPE,
             )
             mean = tl.load(mean_ptr + rows * K + k, mask=mask_r, other=0.0)
             rstd = tl.load(rstd_ptr + rows * K + k, mask=mask_r, other=0.0)
@@ -194,15 +378,24 @@ def _launch_config(hidden: int, dtype: torch.dtype) -> dict:
     block_d = triton.next_power_of_2(hidden)
     block_r = max(1, min(16, 2048 // block_d))
     return {
-        "BLOCK_R": block_r, "BLOCK_D": block_d, "CDTYPE": tl.float64 if dtype == torch.float64 else tl.float32,
+        "BLOCK_R": block_r,
+        "BLOCK_D": block_d,
+        "CDTYPE": tl.float64 if dtype == torch.float64 else tl.float32,
         "num_warps": 4 if block_r * block_d <= 1024 else 8,
     }
 
 
 def _strides(weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, position_ids, token_type_ids):
     return (
-        *weights.stride(), *sub_ids.stride(), *word_emb.stride(), *pos_emb.stride(), *type_emb.stride(),
-        ln_weight.stride(0), ln_bias.stride(0), *position_ids.stride(), *token_type_ids.stride(),
+        *weights.stride(),
+        *sub_ids.stride(),
+        *word_emb.stride(),
+        *pos_emb.stride(),
+        *type_emb.stride(),
+        ln_weight.stride(0),
+        ln_bias.stride(0),
+        *position_ids.stride(),
+        *token_type_ids.stride(),
     )
 
 
@@ -210,7 +403,9 @@ class ConvexHullEmbeddingFunction(torch.autograd.Function):
     """Triton forward/backward; inputs are assumed validated and the ids resolved to [B, L] by the public op."""
 
     @staticmethod
-    def forward(ctx, weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, eps, position_ids, token_type_ids):
+    def forward(
+        ctx, weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, eps, position_ids, token_type_ids
+    ):
         batch, length, slots = sub_ids.shape
         rows, hidden = batch * length, word_emb.shape[1]
         meta = _launch_config(hidden, word_emb.dtype)
@@ -221,8 +416,25 @@ class ConvexHullEmbeddingFunction(torch.autograd.Function):
         tables = (weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, position_ids, token_type_ids)
         if rows:
             _fwd_kernel[(triton.cdiv(rows, meta["BLOCK_R"]),)](
-                weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, position_ids, token_type_ids,
-                out, mean, rstd, rows, length, slots, hidden, eps, *_strides(*tables), **meta,
+                weights,
+                sub_ids,
+                word_emb,
+                pos_emb,
+                type_emb,
+                ln_weight,
+                ln_bias,
+                position_ids,
+                token_type_ids,
+                out,
+                mean,
+                rstd,
+                rows,
+                length,
+                slots,
+                hidden,
+                eps,
+                *_strides(*tables),
+                **meta,
             )
         ctx.save_for_backward(*tables, mean, rstd)
         return out
@@ -251,9 +463,26 @@ class ConvexHullEmbeddingFunction(torch.autograd.Function):
         if rows and any(need):
             tables = (weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, position_ids, token_type_ids)
             _bwd_kernel[(triton.cdiv(rows, meta["BLOCK_R"]),)](
-                grad_out.contiguous(), *tables, mean, rstd,
-                d_weights, d_word, d_pos, d_type, d_lnw, d_lnb, rows, length, slots, hidden, *_strides(*tables),
-                WEIGHT_GRAD=need[0], WORD_GRAD=need[2], POS_GRAD=need[3], TYPE_GRAD=need[4], LN_GRAD=ln_grad,
+                grad_out.contiguous(),
+                *tables,
+                mean,
+                rstd,
+                d_weights,
+                d_word,
+                d_pos,
+                d_type,
+                d_lnw,
+                d_lnb,
+                rows,
+                length,
+                slots,
+                hidden,
+                *_strides(*tables),
+                WEIGHT_GRAD=need[0],
+                WORD_GRAD=need[2],
+                POS_GRAD=need[3],
+                TYPE_GRAD=need[4],
+                LN_GRAD=ln_grad,
                 **meta,
             )
 
@@ -261,9 +490,16 @@ class ConvexHullEmbeddingFunction(torch.autograd.Function):
             return grad.to(like.dtype) if wanted else None
 
         return (
-            d_weights if need[0] else None, None,
-            cast(d_word, need[2], word_emb), cast(d_pos, need[3], pos_emb), cast(d_type, need[4], type_emb),
-            cast(d_lnw, need[5], ln_weight), cast(d_lnb, need[6], ln_bias), None, None, None,
+            d_weights if need[0] else None,
+            None,
+            cast(d_word, need[2], word_emb),
+            cast(d_pos, need[3], pos_emb),
+            cast(d_type, need[4], type_emb),
+            cast(d_lnw, need[5], ln_weight),
+            cast(d_lnb, need[6], ln_bias),
+            None,
+            None,
+            None,
         )
 
 
@@ -283,8 +519,13 @@ def _check_ids(name, ids, batch, length, upper):
 def _validate(weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, eps, position_ids, token_type_ids):
     """Raise ValueError naming the offending argument; return (position_ids, token_type_ids) as [B, L] tensors."""
     named = {
-        "weights": weights, "sub_ids": sub_ids, "word_emb": word_emb, "pos_emb": pos_emb, "type_emb": type_emb,
-        "ln_weight": ln_weight, "ln_bias": ln_bias,
+        "weights": weights,
+        "sub_ids": sub_ids,
+        "word_emb": word_emb,
+        "pos_emb": pos_emb,
+        "type_emb": type_emb,
+        "ln_weight": ln_weight,
+        "ln_bias": ln_bias,
     }
     if position_ids is not None:
         named["position_ids"] = position_ids
@@ -341,8 +582,15 @@ def _validate(weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias,
 
 
 def _convex_hull_embedding_triton(
-    weights: torch.Tensor, sub_ids: torch.Tensor, word_emb: torch.Tensor, pos_emb: torch.Tensor,
-    type_emb: torch.Tensor, ln_weight: torch.Tensor, ln_bias: torch.Tensor, eps: float, position_ids: torch.Tensor,
+    weights: torch.Tensor,
+    sub_ids: torch.Tensor,
+    word_emb: torch.Tensor,
+    pos_emb: torch.Tensor,
+    type_emb: torch.Tensor,
+    ln_weight: torch.Tensor,
+    ln_bias: torch.Tensor,
+    eps: float,
+    position_ids: torch.Tensor,
     token_type_ids: torch.Tensor,
 ) -> torch.Tensor:
     return ConvexHullEmbeddingFunction.apply(
@@ -350,16 +598,27 @@ def _convex_hull_embedding_triton(
     )
 
 
-BACKEND_TABLE = OpBackends("convex_hull_embedding", {
-    "triton": _convex_hull_embedding_triton,
-    "reference": convex_hull_embedding_reference,
-})
+BACKEND_TABLE = OpBackends(
+    "convex_hull_embedding",
+    {
+        "triton": _convex_hull_embedding_triton,
+        "reference": convex_hull_embedding_reference,
+    },
+)
 
 
 def convex_hull_embedding(
-    weights: torch.Tensor, sub_ids: torch.Tensor, word_emb: torch.Tensor, pos_emb: torch.Tensor,
-    type_emb: torch.Tensor, ln_weight: torch.Tensor, ln_bias: torch.Tensor, eps: float = 1e-12,
-    position_ids: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None, backend: str | None = None,
+    weights: torch.Tensor,
+    sub_ids: torch.Tensor,
+    word_emb: torch.Tensor,
+    pos_emb: torch.Tensor,
+    type_emb: torch.Tensor,
+    ln_weight: torch.Tensor,
+    ln_bias: torch.Tensor,
+    eps: float = 1e-12,
+    position_ids: torch.Tensor | None = None,
+    token_type_ids: torch.Tensor | None = None,
+    backend: str | None = None,
 ) -> torch.Tensor:
     """Convex combination of the embedding-layer outputs of each position's substitution slots.
 
@@ -375,8 +634,18 @@ def convex_hull_embedding(
         weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, eps, position_ids, token_type_ids
     )
     return BACKEND_TABLE.run(
-        weights.device, backend,
-        weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, eps, position_ids, token_type_ids,
+        weights.device,
+        backend,
+        weights,
+        sub_ids,
+        word_emb,
+        pos_emb,
+        type_emb,
+        ln_weight,
+        ln_bias,
+        eps,
+        position_ids,
+        token_type_ids,
     )
 
 
@@ -389,10 +658,15 @@ class BertEmbeddingsLike(Protocol):
     LayerNorm: torch.nn.LayerNorm
 
 
-def convex_hull_embedding_from_bert(embeddings_module: BertEmbeddingsLike, weights: torch.Tensor,
-                                    sub_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                                    position_ids: torch.Tensor | None = None, backend: str | None = None,
-                                    detach_tables: bool = False) -> torch.Tensor:
+def convex_hull_embedding_from_bert(
+    embeddings_module: BertEmbeddingsLike,
+    weights: torch.Tensor,
+    sub_ids: torch.Tensor,
+    token_type_ids: torch.Tensor | None = None,
+    position_ids: torch.Tensor | None = None,
+    backend: str | None = None,
+    detach_tables: bool = False,
+) -> torch.Tensor:
     """:func:`convex_hull_embedding` with the parameters of a HuggingFace ``BertEmbeddings``-like module.
 
     The module needs ``word_embeddings``, ``position_embeddings``, ``token_type_embeddings`` (nn.Embedding)
@@ -404,10 +678,26 @@ def convex_hull_embedding_from_bert(embeddings_module: BertEmbeddingsLike, weigh
     if getattr(embeddings_module, "position_embedding_type", "absolute") != "absolute":
         raise ValueError("embeddings_module must use absolute position embeddings")
     norm = embeddings_module.LayerNorm
-    tables = [embeddings_module.word_embeddings.weight, embeddings_module.position_embeddings.weight,
-              embeddings_module.token_type_embeddings.weight, norm.weight, norm.bias]
+    tables = [
+        embeddings_module.word_embeddings.weight,
+        embeddings_module.position_embeddings.weight,
+        embeddings_module.token_type_embeddings.weight,
+        norm.weight,
+        norm.bias,
+    ]
     if detach_tables:
         tables = [t.detach() for t in tables]
     word_emb, pos_emb, type_emb, ln_weight, ln_bias = tables
-    return convex_hull_embedding(weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, norm.eps,
-                                 position_ids=position_ids, token_type_ids=token_type_ids, backend=backend)
+    return convex_hull_embedding(
+        weights,
+        sub_ids,
+        word_emb,
+        pos_emb,
+        type_emb,
+        ln_weight,
+        ln_bias,
+        norm.eps,
+        position_ids=position_ids,
+        token_type_ids=token_type_ids,
+        backend=backend,
+    )

@@ -113,8 +113,10 @@ class OpBackends(Generic[Result]):
     def __init__(self, op_name: str, implementations: Mapping[str, Callable[..., Result]]) -> None:
         unknown = set(implementations) - set(BACKENDS)
         if unknown or "reference" not in implementations:
-            raise ValueError(f"op {op_name!r}: backends must be among {BACKENDS} and include 'reference', "
-                             f"got {tuple(implementations)}")
+            raise ValueError(
+                f"op {op_name!r}: backends must be among {BACKENDS} and include 'reference', "
+                f"got {tuple(implementations)}"
+            )
         self.op_name = op_name
         self.implementations = dict(implementations)
 

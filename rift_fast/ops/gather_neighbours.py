@@ -55,16 +55,20 @@ def _gather_neighbours_cupy(token_ids: torch.Tensor, neighbour_table: torch.Tens
     return out
 
 
-BACKEND_TABLE = OpBackends("gather_neighbours", {
-    "cuda": _custom_ops.gather_neighbours,
-    "cupy": _gather_neighbours_cupy,
-    "cpp": _custom_ops.gather_neighbours,
-    "reference": gather_neighbours_reference,
-})
+BACKEND_TABLE = OpBackends(
+    "gather_neighbours",
+    {
+        "cuda": _custom_ops.gather_neighbours,
+        "cupy": _gather_neighbours_cupy,
+        "cpp": _custom_ops.gather_neighbours,
+        "reference": gather_neighbours_reference,
+    },
+)
 
 
-def gather_neighbours(token_ids: torch.Tensor, neighbour_table: torch.Tensor,
-                      backend: str | None = None) -> torch.Tensor:
+def gather_neighbours(
+    token_ids: torch.Tensor, neighbour_table: torch.Tensor, backend: str | None = None
+) -> torch.Tensor:
     """[B, L] int64 ids, [V, K] neighbour table -> [B, L, 1 + K] int64 substitution ids.
 
     Out-of-range ids raise ValueError before any launch; under ``torch.compile`` that data-dependent

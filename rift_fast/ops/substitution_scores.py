@@ -52,9 +52,14 @@ def _rank_descending(values: torch.Tensor, count: int) -> tuple[torch.Tensor, to
     return top, index
 
 
-def substitution_scores_reference(token_ids: torch.Tensor, neighbour_table: torch.Tensor, embeddings: torch.Tensor,
-                                  grad: torch.Tensor, attack_mask: torch.Tensor | None = None,
-                                  topk: int = 1) -> SubstitutionScores:
+def substitution_scores_reference(
+    token_ids: torch.Tensor,
+    neighbour_table: torch.Tensor,
+    embeddings: torch.Tensor,
+    grad: torch.Tensor,
+    attack_mask: torch.Tensor | None = None,
+    topk: int = 1,
+) -> SubstitutionScores:
     """Plain torch ground truth of :func:`substitution_scores` (builds the [B, L, K, D] differences)."""
     candidates = neighbour_table.long()[token_ids]  # [B, L, K]
     valid = candidates >= 0
@@ -70,25 +75,37 @@ def substitution_scores_reference(token_ids: torch.Tensor, neighbour_table: torc
     return SubstitutionScores(scores, best_score.squeeze(-1), best_slot.squeeze(-1), top_score, top_position, top_slot)
 
 
-def _check_metadata(token_ids: torch.Tensor, neighbour_table: torch.Tensor, embeddings: torch.Tensor,
-                    grad: torch.Tensor, attack_mask: torch.Tensor | None, topk: int) -> None:
+def _check_metadata(
+    token_ids: torch.Tensor,
+    neighbour_table: torch.Tensor,
+    embeddings: torch.Tensor,
+    grad: torch.Tensor,
+    attack_mask: torch.Tensor | None,
+    topk: int,
+) -> None:
     if token_ids.dim() != 2 or token_ids.dtype != torch.int64:
         raise ValueError(f"token_ids must be [B, L] int64, got {tuple(token_ids.shape)} {token_ids.dtype}")
     if neighbour_table.dim() != 2 or neighbour_table.dtype not in (torch.int32, torch.int64):
-        raise ValueError(f"neighbour_table must be [V, K] int32/int64, got {tuple(neighbour_table.shape)} "
-                         f"{neighbour_table.dtype}")
+        raise ValueError(
+            f"neighbour_table must be [V, K] int32/int64, got {tuple(neighbour_table.shape)} {neighbour_table.dtype}"
+        )
     if neighbour_table.shape[1] == 0:
         raise ValueError("neighbour_table has K=0 columns: there is no candidate slot")
     if embeddings.dim() != 2 or embeddings.dtype not in _KERNEL_DTYPE:
-        raise ValueError(f"embeddings must be [V, D] float32/bfloat16/float16, got {tuple(embeddings.shape)} "
-                         f"{embeddings.dtype}")
+        raise ValueError(
+            f"embeddings must be [V, D] float32/bfloat16/float16, got {tuple(embeddings.shape)} {embeddings.dtype}"
+        )
     expected = (*token_ids.shape, embeddings.shape[1])
     if tuple(grad.shape) != expected or grad.dtype != embeddings.dtype:
-        raise ValueError(f"grad must be {list(expected)} of dtype {embeddings.dtype} (the embeddings' dtype), got "
-                         f"{tuple(grad.shape)} {grad.dtype}")
+        raise ValueError(
+            f"grad must be {list(expected)} of dtype {embeddings.dtype} (the embeddings' dtype), got "
+            f"{tuple(grad.shape)} {grad.dtype}"
+        )
     if attack_mask is not None and (attack_mask.shape != token_ids.shape or attack_mask.dtype != torch.bool):
-        raise ValueError(f"attack_mask must be [B, L] = {list(token_ids.shape)} bool, got {tuple(attack_mask.shape)} "
-                         f"{attack_mask.dtype}")
+        raise ValueError(
+            f"attack_mask must be [B, L] = {list(token_ids.shape)} bool, got {tuple(attack_mask.shape)} "
+            f"{attack_mask.dtype}"
+        )
     if not isinstance(topk, int) or isinstance(topk, bool) or topk < 0:
         raise ValueError(f"topk must be an int >= 0, got {topk!r}")
     named = {"neighbour_table": neighbour_table, "embeddings": embeddings, "grad": grad, "attack_mask": attack_mask}
@@ -107,22 +124,37 @@ def _check_id_ranges(token_ids: torch.Tensor, neighbour_table: torch.Tensor, emb
     ranges = [*torch.aminmax(token_ids), *(bound.long() for bound in torch.aminmax(neighbour_table))]
     ids_low, ids_high, table_low, table_high = torch.stack(ranges).tolist()  # one synchronisation on a GPU
     if ids_low < 0 or ids_high >= rows:
-        raise ValueError(f"token_ids must lie in [0, {rows}) (rows of neighbour_table and embeddings), "
-                         f"got range [{ids_low}, {ids_high}]")
+        raise ValueError(
+            f"token_ids must lie in [0, {rows}) (rows of neighbour_table and embeddings), "
+            f"got range [{ids_low}, {ids_high}]"
+        )
     if table_low < -1 or table_high >= embeddings.shape[0]:
-        raise ValueError(f"neighbour_table entries must lie in [-1, {embeddings.shape[0]}), "
-                         f"got range [{table_low}, {table_high}]")
+        raise ValueError(
+            f"neighbour_table entries must lie in [-1, {embeddings.shape[0]}), got range [{table_low}, {table_high}]"
+        )
 
 
-def _substitution_scores_compiled(token_ids: torch.Tensor, neighbour_table: torch.Tensor, embeddings: torch.Tensor,
-                                  grad: torch.Tensor, attack_mask: torch.Tensor | None,
-                                  topk: int) -> SubstitutionScores:
-    return SubstitutionScores(*_custom_ops.substitution_scores(token_ids, neighbour_table, embeddings, grad,
-                                                               attack_mask, topk))
+def _substitution_scores_compiled(
+    token_ids: torch.Tensor,
+    neighbour_table: torch.Tensor,
+    embeddings: torch.Tensor,
+    grad: torch.Tensor,
+    attack_mask: torch.Tensor | None,
+    topk: int,
+) -> SubstitutionScores:
+    return SubstitutionScores(
+        *_custom_ops.substitution_scores(token_ids, neighbour_table, embeddings, grad, attack_mask, topk)
+    )
 
 
-def _substitution_scores_cupy(token_ids: torch.Tensor, neighbour_table: torch.Tensor, embeddings: torch.Tensor,
-                              grad: torch.Tensor, attack_mask: torch.Tensor | None, topk: int) -> SubstitutionScores:
+def _substitution_scores_cupy(
+    token_ids: torch.Tensor,
+    neighbour_table: torch.Tensor,
+    embeddings: torch.Tensor,
+    grad: torch.Tensor,
+    attack_mask: torch.Tensor | None,
+    topk: int,
+) -> SubstitutionScores:
     from rift_fast.ops.cupy_kernels import launch
 
     ids, table, emb, g = (t.contiguous() for t in (token_ids, neighbour_table, embeddings, grad))
@@ -141,28 +173,49 @@ def _substitution_scores_cupy(token_ids: torch.Tensor, neighbour_table: torch.Te
         if emb.element_size() == 2:  # CuPy has no bfloat16: the kernels read the raw 16-bit words
             emb, g = emb.view(torch.int16), g.view(torch.int16)
         mask = 0 if attack_mask is None else attack_mask.contiguous()  # 0 passes a null pointer
-        launch(KERNEL_SOURCE, kernel, scores.numel() * 32, (ids, table, emb, g, mask, scores, ids.numel(), num_slots,
-                                                            dim, vectorised))
-        launch(KERNEL_SOURCE, "substitution_best_slot", ids.numel(), (scores, best_score, best_slot, ids.numel(),
-                                                                      num_slots))
+        launch(
+            KERNEL_SOURCE,
+            kernel,
+            scores.numel() * 32,
+            (ids, table, emb, g, mask, scores, ids.numel(), num_slots, dim, vectorised),
+        )
+        launch(
+            KERNEL_SOURCE,
+            "substitution_best_slot",
+            ids.numel(),
+            (scores, best_score, best_slot, ids.numel(), num_slots),
+        )
     if top_score.numel():
         scratch = torch.empty(batch, topk, dtype=torch.int64, device=device)
-        launch(KERNEL_SOURCE, "substitution_top_k", batch * 256, (scores, top_score, top_position, top_slot, scratch,
-                                                                  length * num_slots, num_slots, topk))
+        launch(
+            KERNEL_SOURCE,
+            "substitution_top_k",
+            batch * 256,
+            (scores, top_score, top_position, top_slot, scratch, length * num_slots, num_slots, topk),
+        )
     return SubstitutionScores(scores, best_score, best_slot, top_score, top_position, top_slot)
 
 
-BACKEND_TABLE = OpBackends("substitution_scores", {
-    "cuda": _substitution_scores_compiled,
-    "cupy": _substitution_scores_cupy,
-    "cpp": _substitution_scores_compiled,
-    "reference": substitution_scores_reference,
-})
+BACKEND_TABLE = OpBackends(
+    "substitution_scores",
+    {
+        "cuda": _substitution_scores_compiled,
+        "cupy": _substitution_scores_cupy,
+        "cpp": _substitution_scores_compiled,
+        "reference": substitution_scores_reference,
+    },
+)
 
 
-def substitution_scores(token_ids: torch.Tensor, neighbour_table: torch.Tensor, embeddings: torch.Tensor,
-                        grad: torch.Tensor, attack_mask: torch.Tensor | None = None, topk: int = 1,
-                        backend: str | None = None) -> SubstitutionScores:
+def substitution_scores(
+    token_ids: torch.Tensor,
+    neighbour_table: torch.Tensor,
+    embeddings: torch.Tensor,
+    grad: torch.Tensor,
+    attack_mask: torch.Tensor | None = None,
+    topk: int = 1,
+    backend: str | None = None,
+) -> SubstitutionScores:
     """Score every (position, slot) substitution of ``token_ids`` [B, L] and select the best ones.
 
     ``neighbour_table`` [V, K] int32/int64, ``embeddings`` [V', D] float32/bfloat16/float16, ``grad``
@@ -174,5 +227,4 @@ def substitution_scores(token_ids: torch.Tensor, neighbour_table: torch.Tensor, 
     _check_metadata(token_ids, neighbour_table, embeddings, grad, attack_mask, topk)
     if not torch.compiler.is_compiling():
         _check_id_ranges(token_ids, neighbour_table, embeddings)
-    return BACKEND_TABLE.run(token_ids.device, backend, token_ids, neighbour_table, embeddings, grad, attack_mask,
-                             topk)
+    return BACKEND_TABLE.run(token_ids.device, backend, token_ids, neighbour_table, embeddings, grad, attack_mask, topk)

@@ -3,5 +3,12 @@
 from rift_fast.synonyms.index import EmbeddedSynonymSettings, SynonymIndex, cached_index, embedded_index
 from rift_fast.synonyms.vectors import WordVectors, load_embedded_glove, load_text_vectors
 
-__all__ = ["EmbeddedSynonymSettings", "SynonymIndex", "WordVectors", "cached_index", "embedded_index",
-           "load_embedded_glove", "load_text_vectors"]
+__all__ = [
+    "EmbeddedSynonymSettings",
+    "SynonymIndex",
+    "WordVectors",
+    "cached_index",
+    "embedded_index",
+    "load_embedded_glove",
+    "load_text_vectors",
+]

@@ -44,8 +44,13 @@ def _cosine_distance(vectors: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor
     return 1.0 - (vectors[pairs[:, 0]] * vectors[pairs[:, 1]]).sum(-1)
 
 
-def counter_fit(words: list[str], vectors: np.ndarray, synonyms: dict[str, list[str]],
-                antonyms: dict[str, list[str]], settings: CounterFitSettings = CounterFitSettings()) -> np.ndarray:
+def counter_fit(
+    words: list[str],
+    vectors: np.ndarray,
+    synonyms: dict[str, list[str]],
+    antonyms: dict[str, list[str]],
+    settings: CounterFitSettings = CounterFitSettings(),
+) -> np.ndarray:
     """Counter-fitted unit vectors [N, D] for ``words`` (row order kept)."""
     import faiss
 
@@ -72,11 +77,19 @@ def counter_fit(words: list[str], vectors: np.ndarray, synonyms: dict[str, list[
     optimiser = torch.optim.Adam([current], lr=settings.learning_rate)
     for _ in range(settings.steps):
         unit = torch.nn.functional.normalize(current, dim=1)
-        loss = settings.antonym_weight * torch.relu(settings.antonym_margin - _cosine_distance(unit, antonym_pairs)).sum()
-        loss = loss + settings.synonym_weight * torch.relu(
-            _cosine_distance(unit, synonym_pairs) - settings.synonym_margin).sum()
-        loss = loss + settings.preservation_weight * torch.relu(
-            _cosine_distance(unit, preserved_pairs) - preserved_distance).sum()
+        loss = (
+            settings.antonym_weight * torch.relu(settings.antonym_margin - _cosine_distance(unit, antonym_pairs)).sum()
+        )
+        loss = (
+            loss
+            + settings.synonym_weight
+            * torch.relu(_cosine_distance(unit, synonym_pairs) - settings.synonym_margin).sum()
+        )
+        loss = (
+            loss
+            + settings.preservation_weight
+            * torch.relu(_cosine_distance(unit, preserved_pairs) - preserved_distance).sum()
+        )
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

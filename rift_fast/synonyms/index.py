@@ -110,8 +110,14 @@ class SynonymIndex(Mapping[str, list[str]]):
         return cls(data, source=f"neighbour-json:{path.name}")
 
     @classmethod
-    def from_word_vectors(cls, vectors: WordVectors, k: int = 8, max_distance: float = 0.5,
-                          stop_words: Iterable[str] | None = None, source: str = "word-vectors") -> "SynonymIndex":
+    def from_word_vectors(
+        cls,
+        vectors: WordVectors,
+        k: int = 8,
+        max_distance: float = 0.5,
+        stop_words: Iterable[str] | None = None,
+        source: str = "word-vectors",
+    ) -> "SynonymIndex":
         """K nearest words within Euclidean ``max_distance``; stop words neither get nor give synonyms."""
         stop = default_stop_words() if stop_words is None else frozenset(stop_words)
         allowed = np.array([word not in stop for word in vectors.words])
@@ -123,8 +129,9 @@ class SynonymIndex(Mapping[str, list[str]]):
         return cls(neighbours, source=source)
 
     @classmethod
-    def from_wordnet(cls, words: list[str], k: int = 8, ranking: WordVectors | None = None,
-                     stop_words: Iterable[str] | None = None) -> "SynonymIndex":
+    def from_wordnet(
+        cls, words: list[str], k: int = 8, ranking: WordVectors | None = None, stop_words: Iterable[str] | None = None
+    ) -> "SynonymIndex":
         """WordNet synonyms of each of ``words`` (whatever the other words: see
         :func:`~rift_fast.synonyms.wordnet.wordnet_relations`), the ``k`` first; stop words get none.
         With ``ranking``, synonyms that have a vector are ordered most cosine-similar first and
@@ -157,8 +164,10 @@ class SynonymIndex(Mapping[str, list[str]]):
         """
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        words = sorted({w for w, others in self._neighbours.items() if others}
-                       | {o for others in self._neighbours.values() for o in others})
+        words = sorted(
+            {w for w, others in self._neighbours.items() if others}
+            | {o for others in self._neighbours.values() for o in others}
+        )
         table = torch.full((len(tokenizer), k), -1, dtype=torch.long)
         for form in WORD_FORMS:
             token_of = _single_token_ids(tokenizer, words, form)
@@ -179,7 +188,11 @@ def _capitalised(word: str) -> str:
 # How a word appears in running text: (text before it, case). The first form is inside a sentence,
 # lower case; a row of vocab_table keeps the first form that gives it synonyms.
 WORD_FORMS: tuple[tuple[str, Callable[[str], str]], ...] = (
-    (" ", str), ("", str), (" ", _capitalised), ("", _capitalised))
+    (" ", str),
+    ("", str),
+    (" ", _capitalised),
+    ("", _capitalised),
+)
 
 
 def _single_token_ids(tokenizer, words: list[str], form: tuple[str, Callable[[str], str]]) -> dict[str, int]:
@@ -211,7 +224,9 @@ def cache_key(settings: Mapping) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def cached_index(settings: Mapping, build: Callable[[], SynonymIndex], cache_folder: Path | None = None) -> SynonymIndex:
+def cached_index(
+    settings: Mapping, build: Callable[[], SynonymIndex], cache_folder: Path | None = None
+) -> SynonymIndex:
     """Load the index built with ``settings`` from the cache, or ``build()`` it and cache it.
 
     The cache file stores the settings and a SHA-256 of the neighbours; a file that does not parse,
@@ -273,18 +288,28 @@ def embedded_index(settings: EmbeddedSynonymSettings = EmbeddedSynonymSettings()
         from rift_fast.synonyms.vectors import load_embedded_glove
         from rift_fast.synonyms.wordnet import wordnet_relations
 
-        print("[rift_fast] building the embedded synonym sets (counter-fitting GloVe 50-d to WordNet) ...",
-              file=sys.stderr, flush=True)
-        vocabulary = _embedded_vocabulary(load_embedded_glove(max_words=4 * settings.vocabulary_size),
-                                          settings.vocabulary_size)
+        print(
+            "[rift_fast] building the embedded synonym sets (counter-fitting GloVe 50-d to WordNet) ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        vocabulary = _embedded_vocabulary(
+            load_embedded_glove(max_words=4 * settings.vocabulary_size), settings.vocabulary_size
+        )
         stop = default_stop_words()
         content_words = [w for w in vocabulary.words if w not in stop]
         synonyms, antonyms = wordnet_relations(content_words, max_senses=settings.wordnet_senses)
         # Constraints only between content words of the vocabulary: the vectors know no others.
         content = frozenset(content_words)
-        fitted = counter_fit(vocabulary.words, vocabulary.vectors, _within(synonyms, content), _within(antonyms, content))
+        fitted = counter_fit(
+            vocabulary.words, vocabulary.vectors, _within(synonyms, content), _within(antonyms, content)
+        )
         return SynonymIndex.from_word_vectors(
-            WordVectors(vocabulary.words, fitted), k=settings.k, max_distance=settings.max_distance,
-            stop_words=stop, source="embedded:" + settings.method)
+            WordVectors(vocabulary.words, fitted),
+            k=settings.k,
+            max_distance=settings.max_distance,
+            stop_words=stop,
+            source="embedded:" + settings.method,
+        )
 
     return cached_index({"embedded": asdict(settings)}, build)

@@ -15,8 +15,9 @@ def _faiss_index(dimension: int):
     return index
 
 
-def bounded_knn(vectors: np.ndarray, k: int, max_distance: float, candidates: np.ndarray | None = None,
-                batch_size: int = 8192) -> list[list[int]]:
+def bounded_knn(
+    vectors: np.ndarray, k: int, max_distance: float, candidates: np.ndarray | None = None, batch_size: int = 8192
+) -> list[list[int]]:
     """For each row of ``vectors`` [N, D], up to ``k`` other rows within Euclidean ``max_distance``.
 
     Neighbours are ordered nearest first (ties by row index); ``candidates`` (bool [N]) limits
@@ -34,7 +35,7 @@ def bounded_knn(vectors: np.ndarray, k: int, max_distance: float, candidates: np
     search_k = min(k + 1, len(candidate_rows))
     bound = max_distance * max_distance
     for start in range(0, len(vectors), batch_size):
-        distances, found = index.search(vectors[start:start + batch_size], search_k)
+        distances, found = index.search(vectors[start : start + batch_size], search_k)
         for offset, (row_distances, row_found) in enumerate(zip(distances, found)):
             row = start + offset
             # Stable order by (distance, index) so results do not depend on FAISS's tie-breaking.
@@ -43,8 +44,9 @@ def bounded_knn(vectors: np.ndarray, k: int, max_distance: float, candidates: np
     return result
 
 
-def bounded_knn_reference(vectors: np.ndarray, k: int, max_distance: float,
-                          candidates: np.ndarray | None = None) -> list[list[int]]:
+def bounded_knn_reference(
+    vectors: np.ndarray, k: int, max_distance: float, candidates: np.ndarray | None = None
+) -> list[list[int]]:
     """Brute-force torch ground truth of :func:`bounded_knn` (O(N^2) memory: small inputs only)."""
     points = torch.as_tensor(np.asarray(vectors, dtype=np.float32))
     distances = torch.cdist(points.double(), points.double()).pow(2)

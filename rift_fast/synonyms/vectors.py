@@ -49,7 +49,8 @@ def load_text_vectors(path: str | Path, max_words: int | None = None) -> WordVec
                     raise ValueError(f"{path}:{line_number}: expected 'word v1 ... vD', got {line[:80]!r}")
             if len(parts) - 1 != dimension:
                 raise ValueError(
-                    f"{path}:{line_number}: word {parts[0]!r} has {len(parts) - 1} values, expected {dimension}")
+                    f"{path}:{line_number}: word {parts[0]!r} has {len(parts) - 1} values, expected {dimension}"
+                )
             try:
                 row = np.asarray(parts[1:], dtype=np.float32)
             except ValueError:

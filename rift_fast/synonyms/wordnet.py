@@ -37,7 +37,9 @@ def _senses(wordnet, word: str, max_senses: int | None) -> tuple[str, list]:
     return lookup_form(word), []
 
 
-def wordnet_relations(words: list[str], max_senses: int | None = None) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+def wordnet_relations(
+    words: list[str], max_senses: int | None = None
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """Synonyms and antonyms of each of ``words`` in WordNet 3.0, a property of the word alone.
 
     A word is looked up under its lookup forms (:func:`rift_fast.text.lookup_forms`; nltk also

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from rift_fast.ops.convex_hull_embedding import convex_hull_embedding_from_bert
 from rift_fast.models.classifier import unwrap
+from rift_fast.ops.convex_hull_embedding import convex_hull_embedding_from_bert
 from rift_fast.ops.gather_neighbours import gather_neighbours
 
 ADVERSARY_STEPS = 10
@@ -88,8 +88,9 @@ def hull_embedding(model, weights, sub_ids, token_type_ids=None, position_ids=No
     model = unwrap(model)
     if position_ids is None:
         position_ids = model.position_ids(sub_ids[..., 0].clamp_min(0))
-    return convex_hull_embedding_from_bert(model.embeddings, weights, sub_ids, token_type_ids, position_ids, backend,
-                                           detach_tables)
+    return convex_hull_embedding_from_bert(
+        model.embeddings, weights, sub_ids, token_type_ids, position_ids, backend, detach_tables
+    )
 
 
 def _check(input_ids, attention_mask, sub_ids, labels, mode):
@@ -105,10 +106,22 @@ def _check(input_ids, attention_mask, sub_ids, labels, mode):
         raise ValueError("mode 'ce' needs labels")
 
 
-def ascc_adversary(model, input_ids, attention_mask, sub_ids, labels=None, token_type_ids=None, mode="kl",
-                   steps=ADVERSARY_STEPS, lr=ADVERSARY_LR, weight_decay=ADVERSARY_WEIGHT_DECAY,
-                   entropy_weight=ENTROPY_WEIGHT, entropy_normaliser=ENTROPY_NORMALISER,
-                   generator=None, backend=None) -> ASCCResult:
+def ascc_adversary(
+    model,
+    input_ids,
+    attention_mask,
+    sub_ids,
+    labels=None,
+    token_type_ids=None,
+    mode="kl",
+    steps=ADVERSARY_STEPS,
+    lr=ADVERSARY_LR,
+    weight_decay=ADVERSARY_WEIGHT_DECAY,
+    entropy_weight=ENTROPY_WEIGHT,
+    entropy_normaliser=ENTROPY_NORMALISER,
+    generator=None,
+    backend=None,
+) -> ASCCResult:
     """Find the ASCC convex weights for a batch.
 
     model: a :class:`~rift_fast.models.RobustClassifier`. input_ids, attention_mask [B, L];
@@ -161,7 +174,8 @@ def ascc_adversary(model, input_ids, attention_mask, sub_ids, labels=None, token
     embeddings = hull_embedding(model, weights, sub_ids, token_type_ids, position_ids, backend)
     empty = torch.zeros(0, device=input_ids.device)
     return ASCCResult(
-        weights=weights, embeddings=embeddings,
+        weights=weights,
+        embeddings=embeddings,
         objective=torch.stack(objectives) if objectives else empty,
         entropy=torch.stack(entropies) if entropies else empty,
     )
@@ -188,20 +202,43 @@ class ASCCEvaluation:
         return float(self.clean_correct.float().mean())
 
 
-def ascc_robust_accuracy(model, input_ids, attention_mask, sub_ids, labels, token_type_ids=None,
-                         steps=ADVERSARY_STEPS, generator=None, backend=None, **adversary_settings) -> ASCCEvaluation:
+def ascc_robust_accuracy(
+    model,
+    input_ids,
+    attention_mask,
+    sub_ids,
+    labels,
+    token_type_ids=None,
+    steps=ADVERSARY_STEPS,
+    generator=None,
+    backend=None,
+    **adversary_settings,
+) -> ASCCEvaluation:
     """ASCC evaluation: the adversary in mode ``"ce"``, then eval-mode predictions on the clean input
     and on the final hull input; the model's train/eval mode is restored."""
     was_training = model.training
     try:
         with torch.no_grad():
-            result = ascc_adversary(model, input_ids, attention_mask, sub_ids, labels, token_type_ids, mode="ce",
-                                    steps=steps, generator=generator, backend=backend, **adversary_settings)
+            result = ascc_adversary(
+                model,
+                input_ids,
+                attention_mask,
+                sub_ids,
+                labels,
+                token_type_ids,
+                mode="ce",
+                steps=steps,
+                generator=generator,
+                backend=backend,
+                **adversary_settings,
+            )
             model.eval()
             clean_logits, _ = model(input_ids, attention_mask, token_type_ids)
-            hull_logits, _ = model(attention_mask=attention_mask, token_type_ids=token_type_ids,
-                                   inputs_embeds=result.embeddings)
+            hull_logits, _ = model(
+                attention_mask=attention_mask, token_type_ids=token_type_ids, inputs_embeds=result.embeddings
+            )
     finally:
         model.train(was_training)
-    return ASCCEvaluation(clean_correct=clean_logits.argmax(-1) == labels,
-                          hull_correct=hull_logits.argmax(-1) == labels)
+    return ASCCEvaluation(
+        clean_correct=clean_logits.argmax(-1) == labels, hull_correct=hull_logits.argmax(-1) == labels
+    )

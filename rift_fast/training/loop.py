@@ -23,9 +23,16 @@ from tqdm.auto import tqdm
 from rift_fast.data import Example
 from rift_fast.digests import model_digest, tokenizer_digest
 from rift_fast.models import RobustClassifier
-from rift_fast.models.checkpoint import (CHECKPOINT_FORMAT, METADATA_FILE, TRAINER_STATE, WEIGHTS_FILE,
-                                         checkpoint_dir, refuse_pickled_trainer_state, resolve_checkpoint,
-                                         save_model_folder)
+from rift_fast.models.checkpoint import (
+    CHECKPOINT_FORMAT,
+    METADATA_FILE,
+    TRAINER_STATE,
+    WEIGHTS_FILE,
+    checkpoint_dir,
+    refuse_pickled_trainer_state,
+    resolve_checkpoint,
+    save_model_folder,
+)
 from rift_fast.run_settings import settings_differences
 from rift_fast.safe_state import load_state
 from rift_fast.training.adversary import ascc_robust_accuracy, substitution_ids
@@ -104,15 +111,21 @@ class EncodedSplit:
 def encode_examples(tokenizer, examples: list[Example], max_length: int) -> EncodedSplit:
     """Tokenise with the model's tokenizer; for sentence pairs only the hypothesis is attackable."""
     pairs = examples[0].text_pair is not None if examples else False
-    encoded = tokenizer([e.text for e in examples], [e.text_pair for e in examples] if pairs else None,
-                        truncation=True, max_length=max_length, return_token_type_ids=True)
+    encoded = tokenizer(
+        [e.text for e in examples],
+        [e.text_pair for e in examples] if pairs else None,
+        truncation=True,
+        max_length=max_length,
+        return_token_type_ids=True,
+    )
     side = 1 if pairs else 0
     attackable = [[s == side for s in encoded.sequence_ids(i)] for i in range(len(examples))]
     return EncodedSplit(encoded["input_ids"], encoded["token_type_ids"], attackable, [e.label for e in examples])
 
 
-def collate(split: EncodedSplit, indices: list[int], pad_id: int, neighbour_table: torch.Tensor,
-            device: torch.device) -> dict[str, torch.Tensor]:
+def collate(
+    split: EncodedSplit, indices: list[int], pad_id: int, neighbour_table: torch.Tensor, device: torch.device
+) -> dict[str, torch.Tensor]:
     """A padded batch: input_ids, attention_mask, token_type_ids, labels, sub_ids [B, L, 1 + K]."""
     length = max(len(split.input_ids[i]) for i in indices)
 
@@ -123,13 +136,13 @@ def collate(split: EncodedSplit, indices: list[int], pad_id: int, neighbour_tabl
     attention_mask = pad([[1] * len(split.input_ids[i]) for i in indices], 0)
     frozen = pad([[not a for a in split.attackable[i]] for i in indices], True)
     batch = {
-        "input_ids": input_ids, "attention_mask": attention_mask,
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
         "token_type_ids": pad([split.token_type_ids[i] for i in indices], 0),
         "labels": torch.tensor([split.labels[i] for i in indices]),
     }
     batch = {k: v.to(device) for k, v in batch.items()}
-    batch["sub_ids"] = substitution_ids(batch["input_ids"], neighbour_table, batch["attention_mask"],
-                                        frozen.to(device))
+    batch["sub_ids"] = substitution_ids(batch["input_ids"], neighbour_table, batch["attention_mask"], frozen.to(device))
     return batch
 
 
@@ -144,9 +157,12 @@ def adamw_groups(defense: Defense, head_weight_decay: float) -> list[dict]:
 def _rng_state() -> dict:
     """Every generator's state as tensors, tuples and numbers (storable by :func:`save_state`)."""
     name, keys, position, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
-    return {"torch": torch.get_rng_state(), "python": random.getstate(),
-            "numpy": (name, keys.tolist(), position, has_gauss, cached_gaussian),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    return {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": (name, keys.tolist(), position, has_gauss, cached_gaussian),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
 
 
 def _set_rng_state(state: dict) -> None:
@@ -169,8 +185,16 @@ def data_fingerprint(train: EncodedSplit, neighbour_table: torch.Tensor) -> str:
     return digest.hexdigest()
 
 
-def ascc_correct_counts(model, split: EncodedSplit, count: int, pad_token_id: int, neighbour_table: torch.Tensor,
-                        batch_size: int, steps: int, generator: torch.Generator | None = None) -> tuple[int, int]:
+def ascc_correct_counts(
+    model,
+    split: EncodedSplit,
+    count: int,
+    pad_token_id: int,
+    neighbour_table: torch.Tensor,
+    batch_size: int,
+    steps: int,
+    generator: torch.Generator | None = None,
+) -> tuple[int, int]:
     """(clean correct, ASCC-robust correct) over the first ``count`` examples of ``split``, attacked in
     batches of ``batch_size`` by the ASCC adversary (mode ce, ``steps`` steps) on the model's device;
     ``generator`` draws the adversary's start (default: torch's global generator)."""
@@ -178,10 +202,19 @@ def ascc_correct_counts(model, split: EncodedSplit, count: int, pad_token_id: in
     neighbour_table = neighbour_table.to(device)
     clean, robust = 0, 0
     for start in range(0, count, batch_size):
-        batch = collate(split, list(range(start, min(count, start + batch_size))), pad_token_id, neighbour_table,
-                        device)
-        result = ascc_robust_accuracy(model, batch["input_ids"], batch["attention_mask"], batch["sub_ids"],
-                                      batch["labels"], batch["token_type_ids"], steps=steps, generator=generator)
+        batch = collate(
+            split, list(range(start, min(count, start + batch_size))), pad_token_id, neighbour_table, device
+        )
+        result = ascc_robust_accuracy(
+            model,
+            batch["input_ids"],
+            batch["attention_mask"],
+            batch["sub_ids"],
+            batch["labels"],
+            batch["token_type_ids"],
+            steps=steps,
+            generator=generator,
+        )
         clean += int(result.clean_correct.sum())
         robust += int(result.robust_correct.sum())
     return clean, robust
@@ -190,16 +223,28 @@ def ascc_correct_counts(model, split: EncodedSplit, count: int, pad_token_id: in
 class Trainer:
     """Trains one method; ``run()`` returns the path of the best checkpoint (by dev robust accuracy)."""
 
-    def __init__(self, settings: TrainSettings, tokenizer, train: EncodedSplit, dev: EncodedSplit,
-                 neighbour_table: torch.Tensor, output_dir: str | Path, num_classes: int,
-                 rank: int = 0, world_size: int = 1, progress: bool = True):
+    def __init__(
+        self,
+        settings: TrainSettings,
+        tokenizer,
+        train: EncodedSplit,
+        dev: EncodedSplit,
+        neighbour_table: torch.Tensor,
+        output_dir: str | Path,
+        num_classes: int,
+        rank: int = 0,
+        world_size: int = 1,
+        progress: bool = True,
+    ):
         self.settings = settings
         self.tokenizer = tokenizer
         self.train_split, self.dev_split = train, dev
         self.output_dir = Path(output_dir)
         self.rank, self.world_size = rank, world_size
         self.progress = progress and rank == 0
-        self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+        self.device = torch.device(
+            f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+        )
         self.neighbour_table = neighbour_table.to(self.device)
         self.data_fingerprint = data_fingerprint(train, neighbour_table)
         torch.manual_seed(settings.seed)
@@ -209,14 +254,21 @@ class Trainer:
         # What --model and the tokenizer hold (a resume from a changed --model folder is refused).
         self.input_digests = {"model_sha256": model_digest(model), "tokenizer_sha256": tokenizer_digest(tokenizer)}
         self.objective = defense_class(settings.method)(model, settings.defense).to(self.device)
-        self.sampler = ClassBalancedBatchSampler(train.labels, settings.batch_size, seed=settings.seed, rank=rank,
-                                                 world_size=world_size, num_classes=num_classes)
+        self.sampler = ClassBalancedBatchSampler(
+            train.labels,
+            settings.batch_size,
+            seed=settings.seed,
+            rank=rank,
+            world_size=world_size,
+            num_classes=num_classes,
+        )
         self.optimizer = torch.optim.AdamW(adamw_groups(self.objective, settings.head_weight_decay), lr=settings.lr)
         steps_per_epoch = len(self.sampler)
         warmup = max(1, round(settings.warmup_epochs * steps_per_epoch))
         # Linear warm-up from lr/10 to lr over the warm-up epochs, then constant (RIFT_SPEC step 5).
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: 0.1 + 0.9 * min(1.0, step / warmup))
+            self.optimizer, lambda step: 0.1 + 0.9 * min(1.0, step / warmup)
+        )
         self.engine = self.objective
         if world_size > 1 and self.objective.calls_backward:
             # A defense that calls backward itself (FreeLB: once per ascent step) does not fit DDP's
@@ -240,22 +292,34 @@ class Trainer:
         return checkpoint_dir(self.output_dir, self.settings.method, "best")
 
     def _metadata(self, kind: str) -> dict:
-        return {"format": CHECKPOINT_FORMAT, "kind": kind, "settings": asdict(self.settings),
-                "num_classes": self.objective.model.num_classes, "epoch": self.epoch,
-                "data_fingerprint": self.data_fingerprint, **self.input_digests, "history": self.history,
-                "best_robust": self.best_robust}
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "kind": kind,
+            "settings": asdict(self.settings),
+            "num_classes": self.objective.model.num_classes,
+            "epoch": self.epoch,
+            "data_fingerprint": self.data_fingerprint,
+            **self.input_digests,
+            "history": self.history,
+            "best_robust": self.best_robust,
+        }
 
     def save(self, kind: str) -> None:
         if self.rank != 0:
             return
         if kind == "last":
-            state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                     "rng": _rng_state()}
-            save_model_folder(self.last_dir, self._weights(), self._encoder_config, self.tokenizer,
-                              self._metadata(kind), state)
+            state = {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": _rng_state(),
+            }
+            save_model_folder(
+                self.last_dir, self._weights(), self._encoder_config, self.tokenizer, self._metadata(kind), state
+            )
         else:
-            save_model_folder(self.best_dir, self._weights(), self._encoder_config, self.tokenizer,
-                              self._metadata(kind))
+            save_model_folder(
+                self.best_dir, self._weights(), self._encoder_config, self.tokenizer, self._metadata(kind)
+            )
 
     def _weights(self) -> dict[str, torch.Tensor]:
         """What a checkpoint keeps: every weight of the defense but the frozen teacher's."""
@@ -282,8 +346,9 @@ class Trainer:
         missing, unexpected = self.objective.load_state_dict(state_dict, strict=False)
         missing = [k for k in missing if not k.startswith(TEACHER_PREFIX)]
         if missing or unexpected:
-            raise ValueError(f"--resume: {folder} does not match the model (missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]})")
+            raise ValueError(
+                f"--resume: {folder} does not match the model (missing {missing[:5]}, unexpected {unexpected[:5]})"
+            )
         state = load_state(folder, TRAINER_STATE)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -299,15 +364,21 @@ class Trainer:
         if changed:
             raise ValueError(f"--resume: {folder} was written with other settings:\n  " + "\n  ".join(changed))
         if metadata.get("data_fingerprint") != self.data_fingerprint:
-            raise ValueError(f"--resume: {folder} was trained on other data (training examples, their tokenisation "
-                             f"or the synonym table differ: --dataset, --data-source, --train-size, --synonyms?)")
+            raise ValueError(
+                f"--resume: {folder} was trained on other data (training examples, their tokenisation "
+                f"or the synonym table differ: --dataset, --data-source, --train-size, --synonyms?)"
+            )
         for name, digest in self.input_digests.items():
             if metadata.get(name) != digest:
-                raise ValueError(f"--resume: {folder} was trained from another --model {name} (the files of "
-                                 f"{self.settings.model} changed): {metadata.get(name)} (checkpoint) vs {digest} (now)")
+                raise ValueError(
+                    f"--resume: {folder} was trained from another --model {name} (the files of "
+                    f"{self.settings.model} changed): {metadata.get(name)} (checkpoint) vs {digest} (now)"
+                )
         if metadata.get("num_classes") != self.objective.model.num_classes:
-            raise ValueError(f"--resume: {folder} has a {metadata.get('num_classes')}-class head but the dataset has "
-                             f"{self.objective.model.num_classes} labels")
+            raise ValueError(
+                f"--resume: {folder} has a {metadata.get('num_classes')}-class head but the dataset has "
+                f"{self.objective.model.num_classes} labels"
+            )
 
     # ------------------------------------------------------------------------------- training
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -341,15 +412,21 @@ class Trainer:
         flat /= self.world_size
         offset = 0
         for grad in grads:
-            grad.copy_(flat[offset:offset + grad.numel()].view_as(grad))
+            grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
             offset += grad.numel()
 
     def evaluate_dev(self) -> dict[str, float]:
         """Clean accuracy and ASCC robust accuracy (mode ce) on the first ``dev_examples`` of dev."""
         count = min(self.settings.dev_examples, len(self.dev_split.labels))
-        clean, robust = ascc_correct_counts(self.objective.model, self.dev_split, count, self.tokenizer.pad_token_id,
-                                            self.neighbour_table, self.settings.batch_size,
-                                            self.settings.dev_adversary_steps)
+        clean, robust = ascc_correct_counts(
+            self.objective.model,
+            self.dev_split,
+            count,
+            self.tokenizer.pad_token_id,
+            self.neighbour_table,
+            self.settings.batch_size,
+            self.settings.dev_adversary_steps,
+        )
         return {"dev_clean_accuracy": clean / count, "dev_ascc_accuracy": robust / count}
 
     def run(self, resume: bool = False) -> Path:
@@ -361,27 +438,40 @@ class Trainer:
             self.sampler.set_epoch(epoch)
             batches = list(self.sampler)
             sums: dict[str, float] = {}
-            bar = tqdm(total=len(batches), disable=not self.progress, leave=False,
-                       desc=f"{self.settings.method} epoch {epoch + 1}/{self.settings.epochs}")
+            bar = tqdm(
+                total=len(batches),
+                disable=not self.progress,
+                leave=False,
+                desc=f"{self.settings.method} epoch {epoch + 1}/{self.settings.epochs}",
+            )
             for step in range(len(batches)):
-                batch = collate(self.train_split, batches[step], self.tokenizer.pad_token_id, self.neighbour_table,
-                                self.device)
+                batch = collate(
+                    self.train_split, batches[step], self.tokenizer.pad_token_id, self.neighbour_table, self.device
+                )
                 try:
                     terms = self.step(batch)
                 except TrainingDiverged as error:
-                    kept = (f"The last good checkpoint (end of epoch {epoch}) is kept in {self.last_dir}"
-                            if resolve_checkpoint(self.last_dir) else "No checkpoint had been written yet")
+                    kept = (
+                        f"The last good checkpoint (end of epoch {epoch}) is kept in {self.last_dir}"
+                        if resolve_checkpoint(self.last_dir)
+                        else "No checkpoint had been written yet"
+                    )
                     raise TrainingDiverged(
                         f"[{self.settings.method}] training diverged at epoch {epoch + 1}, step {step + 1}: {error}. "
-                        f"{kept}; lower --lr or --kl-weight (and --resume from it).") from None
+                        f"{kept}; lower --lr or --kl-weight (and --resume from it)."
+                    ) from None
                 for key, value in terms.items():
                     sums[key] = sums.get(key, 0.0) + value
                 bar.update(1)
                 bar.set_postfix(loss=f"{terms['loss']:.3f}")
             bar.close()
             dev = self.evaluate_dev()
-            record = {"epoch": epoch + 1, **{k: v / max(1, len(batches)) for k, v in sums.items()}, **dev,
-                      "seconds": time.perf_counter() - started}
+            record = {
+                "epoch": epoch + 1,
+                **{k: v / max(1, len(batches)) for k, v in sums.items()},
+                **dev,
+                "seconds": time.perf_counter() - started,
+            }
             self.history.append(record)
             self.epoch = epoch + 1
             if dev["dev_ascc_accuracy"] > self.best_robust:
@@ -389,13 +479,29 @@ class Trainer:
                 self.save("best")
             self.save("last")
             if self.rank == 0:
-                terms_text = "  ".join(f"{k} {v:.4f}" for k, v in record.items()
-                                       if k not in ("epoch", "seconds") and not k.startswith("dev_"))
-                print(f"[{self.settings.method}] epoch {epoch + 1}/{self.settings.epochs}  {terms_text}  "
-                      f"dev clean {dev['dev_clean_accuracy']:.1%}  dev ASCC {dev['dev_ascc_accuracy']:.1%}  "
-                      f"({record['seconds']:.0f} s)", file=sys.stdout, flush=True)
+                terms_text = "  ".join(
+                    f"{k} {v:.4f}"
+                    for k, v in record.items()
+                    if k not in ("epoch", "seconds") and not k.startswith("dev_")
+                )
+                print(
+                    f"[{self.settings.method}] epoch {epoch + 1}/{self.settings.epochs}  {terms_text}  "
+                    f"dev clean {dev['dev_clean_accuracy']:.1%}  dev ASCC {dev['dev_ascc_accuracy']:.1%}  "
+                    f"({record['seconds']:.0f} s)",
+                    file=sys.stdout,
+                    flush=True,
+                )
         return resolve_checkpoint(self.best_dir) or self.best_dir
 
 
-__all__ = ["EncodedSplit", "TrainSettings", "Trainer", "TrainingDiverged", "adamw_groups", "ascc_correct_counts",
-           "collate", "data_fingerprint", "encode_examples"]
+__all__ = [
+    "EncodedSplit",
+    "TrainSettings",
+    "Trainer",
+    "TrainingDiverged",
+    "adamw_groups",
+    "ascc_correct_counts",
+    "collate",
+    "data_fingerprint",
+    "encode_examples",
+]

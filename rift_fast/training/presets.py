@@ -36,9 +36,22 @@ TASK_PRESETS = {
     "snli": TaskPreset("snli", *PUBLISHED_WEIGHTS["snli"], batch_size=120, max_length=80, epochs=20),
     # Sized for about 20 minutes on a 2-core CPU: fewer examples, epochs and adversary steps, a smaller GA,
     # and a larger learning rate (chosen on the dev split) because there are few steps.
-    "embedded": TaskPreset("rotten_tomatoes", *PUBLISHED_WEIGHTS["imdb"], batch_size=32, max_length=64, epochs=3,
-                           lr=1e-4, warmup_epochs=0.5, adversary_steps=5, train_size=2000, dev_examples=200,
-                           dev_adversary_steps=5, test_examples=100, ga_population=16, ga_generations=8),
+    "embedded": TaskPreset(
+        "rotten_tomatoes",
+        *PUBLISHED_WEIGHTS["imdb"],
+        batch_size=32,
+        max_length=64,
+        epochs=3,
+        lr=1e-4,
+        warmup_epochs=0.5,
+        adversary_steps=5,
+        train_size=2000,
+        dev_examples=200,
+        dev_adversary_steps=5,
+        test_examples=100,
+        ga_population=16,
+        ga_generations=8,
+    ),
 }
 PUBLISHED_PRESET = TASK_PRESETS["imdb"]
 # The options a preset fills when left unset (its dataset fills --dataset).

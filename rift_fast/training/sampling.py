@@ -32,8 +32,15 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
     Use as ``DataLoader(dataset, batch_sampler=sampler)``.
     """
 
-    def __init__(self, labels: Sequence[int] | torch.Tensor, batch_size: int, seed: int = 0, rank: int = 0,
-                 world_size: int = 1, num_classes: int | None = None):
+    def __init__(
+        self,
+        labels: Sequence[int] | torch.Tensor,
+        batch_size: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        num_classes: int | None = None,
+    ):
         labels = torch.as_tensor(labels).long().cpu()
         if labels.dim() != 1 or labels.numel() == 0:
             raise ValueError(f"labels must be a non-empty 1-D sequence, got shape {tuple(labels.shape)}")
@@ -80,11 +87,14 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         picks = [m[torch.randperm(len(m), generator=generator)] for m in self.members]
         per = self.per_class
-        return [torch.cat([p[b * per:(b + 1) * per] for p in picks]).tolist() for b in range(self.num_batches)]
+        return [torch.cat([p[b * per : (b + 1) * per] for p in picks]).tolist() for b in range(self.num_batches)]
 
     def __iter__(self) -> Iterator[list[int]]:
         share = self.per_class // self.world_size
         start = self.rank * share
         for batch in self.global_batches():
-            yield [i for k in range(len(self.classes))
-                   for i in batch[k * self.per_class + start:k * self.per_class + start + share]]
+            yield [
+                i
+                for k in range(len(self.classes))
+                for i in batch[k * self.per_class + start : k * self.per_class + start + share]
+            ]

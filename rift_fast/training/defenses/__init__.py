@@ -8,7 +8,22 @@ from rift_fast.training.defenses.rift import PUBLISHED_WEIGHTS, RiftSettings, Ri
 from rift_fast.training.defenses.standard import StandardFineTuning, standard_loss
 
 __all__ = [
-    "DEFENSES", "IMDB_KL_WEIGHT", "PUBLISHED_WEIGHTS", "AsccSettings", "AsccTraining", "Defense", "FreeLBSettings",
-    "FreeLBTraining", "NoSettings", "RiftSettings", "RiftTraining", "StandardFineTuning", "ascc_loss",
-    "defense_class", "freelb_loss", "register_defense", "rift_loss", "standard_loss",
+    "DEFENSES",
+    "IMDB_KL_WEIGHT",
+    "PUBLISHED_WEIGHTS",
+    "AsccSettings",
+    "AsccTraining",
+    "Defense",
+    "FreeLBSettings",
+    "FreeLBTraining",
+    "NoSettings",
+    "RiftSettings",
+    "RiftTraining",
+    "StandardFineTuning",
+    "ascc_loss",
+    "defense_class",
+    "freelb_loss",
+    "register_defense",
+    "rift_loss",
+    "standard_loss",
 ]

@@ -13,8 +13,14 @@ from dataclasses import dataclass, field
 import torch.nn.functional as F
 
 from rift_fast.models.classifier import logits_kl
-from rift_fast.training.adversary import (ADVERSARY_LR, ADVERSARY_STEPS, ADVERSARY_WEIGHT_DECAY, ENTROPY_WEIGHT,
-                                          ASCCResult, ascc_adversary)
+from rift_fast.training.adversary import (
+    ADVERSARY_LR,
+    ADVERSARY_STEPS,
+    ADVERSARY_WEIGHT_DECAY,
+    ENTROPY_WEIGHT,
+    ASCCResult,
+    ascc_adversary,
+)
 from rift_fast.training.defenses.base import Batch, Defense, LossTerms, register_defense
 
 # RIFT_SPEC (Dong et al., NeurIPS 2021, the IMDB setting): the weight of the KL term.
@@ -25,44 +31,82 @@ IMDB_KL_WEIGHT = 10.0
 class AsccSettings:
     """The KL weight and the adversary's search (RIFT_SPEC step 1; defaults of the original code)."""
 
-    kl_weight: float = field(default=IMDB_KL_WEIGHT, metadata={"help": "weight of KL(p(x) || p(x_adv)) (IMDB 10, SNLI 5)"})
+    kl_weight: float = field(
+        default=IMDB_KL_WEIGHT, metadata={"help": "weight of KL(p(x) || p(x_adv)) (IMDB 10, SNLI 5)"}
+    )
     adversary_steps: int = field(default=ADVERSARY_STEPS, metadata={"help": "Adam steps of the ASCC adversary"})
     adversary_lr: float = field(default=ADVERSARY_LR, metadata={"help": "Adam learning rate of the adversary"})
-    adversary_weight_decay: float = field(default=ADVERSARY_WEIGHT_DECAY,
-                                          metadata={"help": "Adam weight decay of the adversary"})
+    adversary_weight_decay: float = field(
+        default=ADVERSARY_WEIGHT_DECAY, metadata={"help": "Adam weight decay of the adversary"}
+    )
     entropy_weight: float = field(default=ENTROPY_WEIGHT, metadata={"help": "entropy penalty of the hull weights"})
 
     def adversary_settings(self) -> dict:
         """Keyword arguments of :func:`ascc_adversary`."""
-        return {"steps": self.adversary_steps, "lr": self.adversary_lr, "weight_decay": self.adversary_weight_decay,
-                "entropy_weight": self.entropy_weight}
+        return {
+            "steps": self.adversary_steps,
+            "lr": self.adversary_lr,
+            "weight_decay": self.adversary_weight_decay,
+            "entropy_weight": self.entropy_weight,
+        }
 
 
-def adversarial_terms(model, input_ids, attention_mask, labels, sub_ids, token_type_ids, adversary,
-                      adversary_settings, generator, backend):
+def adversarial_terms(
+    model, input_ids, attention_mask, labels, sub_ids, token_type_ids, adversary, adversary_settings, generator, backend
+):
     """(CE of the clean batch, KL(p(x) || p(x_adv)), pooled feature of x_adv [B, H], the adversary)."""
     if adversary is None:
-        adversary = ascc_adversary(model, input_ids, attention_mask, sub_ids, token_type_ids=token_type_ids,
-                                   mode="kl", generator=generator, backend=backend, **(adversary_settings or {}))
+        adversary = ascc_adversary(
+            model,
+            input_ids,
+            attention_mask,
+            sub_ids,
+            token_type_ids=token_type_ids,
+            mode="kl",
+            generator=generator,
+            backend=backend,
+            **(adversary_settings or {}),
+        )
     logits_clean, _ = model(input_ids, attention_mask, token_type_ids)
-    logits_adv, pooled_adv = model(attention_mask=attention_mask, token_type_ids=token_type_ids,
-                                   inputs_embeds=adversary.embeddings)
+    logits_adv, pooled_adv = model(
+        attention_mask=attention_mask, token_type_ids=token_type_ids, inputs_embeds=adversary.embeddings
+    )
     ce = F.cross_entropy(logits_clean, labels)
     kl = logits_kl(logits_clean, logits_adv, reduction="batchmean")
     return ce, kl, pooled_adv, adversary
 
 
-def ascc_loss(model, input_ids, attention_mask, labels, sub_ids, token_type_ids=None, kl_weight=IMDB_KL_WEIGHT,
-              adversary: ASCCResult | None = None, adversary_settings: dict | None = None, generator=None,
-              backend=None) -> LossTerms:
+def ascc_loss(
+    model,
+    input_ids,
+    attention_mask,
+    labels,
+    sub_ids,
+    token_type_ids=None,
+    kl_weight=IMDB_KL_WEIGHT,
+    adversary: ASCCResult | None = None,
+    adversary_settings: dict | None = None,
+    generator=None,
+    backend=None,
+) -> LossTerms:
     """``{"loss", "ce", "kl"}``: ``CE(f(x), y) + kl_weight * KL(p(x) || p(x_adv))``.
 
     ``sub_ids`` [B, L, K] substitution ids (see :func:`rift_fast.training.adversary.substitution_ids`).
     ``adversary``: a precomputed :class:`ASCCResult` for this batch (default: run
     :func:`ascc_adversary` in mode "kl" with ``adversary_settings`` such as ``steps``).
     """
-    ce, kl, _, _ = adversarial_terms(model, input_ids, attention_mask, labels, sub_ids, token_type_ids,
-                                     adversary, adversary_settings, generator, backend)
+    ce, kl, _, _ = adversarial_terms(
+        model,
+        input_ids,
+        attention_mask,
+        labels,
+        sub_ids,
+        token_type_ids,
+        adversary,
+        adversary_settings,
+        generator,
+        backend,
+    )
     return {"loss": ce + kl_weight * kl, "ce": ce, "kl": kl}
 
 
@@ -74,8 +118,16 @@ class AsccTraining(Defense):
 
     def forward(self, batch: Batch) -> LossTerms:
         s = self.settings
-        return ascc_loss(self.model, batch["input_ids"], batch["attention_mask"], batch["labels"], batch["sub_ids"],
-                         batch["token_type_ids"], kl_weight=s.kl_weight, adversary_settings=s.adversary_settings())
+        return ascc_loss(
+            self.model,
+            batch["input_ids"],
+            batch["attention_mask"],
+            batch["labels"],
+            batch["sub_ids"],
+            batch["token_type_ids"],
+            kl_weight=s.kl_weight,
+            adversary_settings=s.adversary_settings(),
+        )
 
 
 __all__ = ["IMDB_KL_WEIGHT", "AsccSettings", "AsccTraining", "adversarial_terms", "ascc_loss"]

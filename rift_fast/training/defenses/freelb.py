@@ -31,8 +31,13 @@ class FreeLBSettings:
     adv_init_mag: float = field(default=0.05, metadata={"help": "FreeLB random start, l2 size (0: no random start)"})
     adv_max_norm: float = field(default=0.0, metadata={"help": "FreeLB bound on each perturbation (0: none)"})
     norm_type: str = field(default="l2", metadata={"help": "FreeLB norm", "choices": ("l2", "linf")})
-    perturb: str = field(default="word", metadata={
-        "help": "FreeLB perturbs the word embeddings or the embedding-layer output", "choices": ("word", "output")})
+    perturb: str = field(
+        default="word",
+        metadata={
+            "help": "FreeLB perturbs the word embeddings or the embedding-layer output",
+            "choices": ("word", "output"),
+        },
+    )
 
     def __post_init__(self):
         if self.adv_steps < 1:
@@ -73,8 +78,16 @@ def _ascent(delta, grad, settings):
     return delta.detach()
 
 
-def freelb_loss(model, input_ids, attention_mask, labels, token_type_ids=None, settings: FreeLBSettings | None = None,
-                backward=None, generator=None) -> dict:
+def freelb_loss(
+    model,
+    input_ids,
+    attention_mask,
+    labels,
+    token_type_ids=None,
+    settings: FreeLBSettings | None = None,
+    backward=None,
+    generator=None,
+) -> dict:
     """FreeLB: ``adv_steps`` ascent steps on a perturbation delta, parameter gradients accumulated.
 
     At step t the model sees ``embeds + delta_t`` and ``CE / adv_steps`` is back-propagated
@@ -107,8 +120,9 @@ def freelb_loss(model, input_ids, attention_mask, labels, token_type_ids=None, s
         if settings.perturb == "word":
             logits, _ = model(input_ids, attention_mask, token_type_ids, word_embeds=embeds + delta)
         else:
-            logits, _ = model(attention_mask=attention_mask, token_type_ids=token_type_ids,
-                              inputs_embeds=embeds + delta)
+            logits, _ = model(
+                attention_mask=attention_mask, token_type_ids=token_type_ids, inputs_embeds=embeds + delta
+            )
         loss = F.cross_entropy(logits, labels) / settings.adv_steps
         backward(loss)
         total = total + loss.detach().float()
@@ -128,5 +142,11 @@ class FreeLBTraining(Defense):
     calls_backward = True
 
     def forward(self, batch: Batch) -> LossTerms:
-        return freelb_loss(self.model, batch["input_ids"], batch["attention_mask"], batch["labels"],
-                           batch["token_type_ids"], settings=self.settings)
+        return freelb_loss(
+            self.model,
+            batch["input_ids"],
+            batch["attention_mask"],
+            batch["labels"],
+            batch["token_type_ids"],
+            settings=self.settings,
+        )

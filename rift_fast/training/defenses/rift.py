@@ -29,25 +29,50 @@ IMDB_MI_WEIGHT = PUBLISHED_WEIGHTS["imdb"][1]
 class RiftSettings(AsccSettings):
     """ASCC's settings plus the InfoNCE term's (RIFT_SPEC steps 2-3)."""
 
-    mi_weight: float = field(default=IMDB_MI_WEIGHT,
-                             metadata={"help": "weight of the class-conditional InfoNCE (IMDB 0.1, SNLI 0.7)"})
+    mi_weight: float = field(
+        default=IMDB_MI_WEIGHT, metadata={"help": "weight of the class-conditional InfoNCE (IMDB 0.1, SNLI 0.7)"}
+    )
     temperature: float = field(default=RIFT_TEMPERATURE, metadata={"help": "InfoNCE temperature"})
-    teacher_dropout: bool = field(default=False, metadata={
-        "help": "keep the frozen teacher's dropout active, as the original code did"})
+    teacher_dropout: bool = field(
+        default=False, metadata={"help": "keep the frozen teacher's dropout active, as the original code did"}
+    )
 
 
-def rift_loss(model, teacher, heads, input_ids, attention_mask, labels, sub_ids, token_type_ids=None,
-              kl_weight=IMDB_KL_WEIGHT, mi_weight=IMDB_MI_WEIGHT, temperature=RIFT_TEMPERATURE,
-              adversary: ASCCResult | None = None, adversary_settings: dict | None = None, generator=None,
-              backend=None) -> LossTerms:
+def rift_loss(
+    model,
+    teacher,
+    heads,
+    input_ids,
+    attention_mask,
+    labels,
+    sub_ids,
+    token_type_ids=None,
+    kl_weight=IMDB_KL_WEIGHT,
+    mi_weight=IMDB_MI_WEIGHT,
+    temperature=RIFT_TEMPERATURE,
+    adversary: ASCCResult | None = None,
+    adversary_settings: dict | None = None,
+    generator=None,
+    backend=None,
+) -> LossTerms:
     """``{"loss", "ce", "kl", "nce"}``: the ASCC loss ``+ mi_weight * L_NCE``.
 
     ``teacher``: :class:`~rift_fast.training.teacher.FrozenTeacher`; ``heads``:
     :class:`~rift_fast.training.teacher.ProjectionHeads`; other arguments as
     :func:`rift_fast.training.defenses.ascc.ascc_loss`.
     """
-    ce, kl, pooled_adv, _ = adversarial_terms(model, input_ids, attention_mask, labels, sub_ids, token_type_ids,
-                                              adversary, adversary_settings, generator, backend)
+    ce, kl, pooled_adv, _ = adversarial_terms(
+        model,
+        input_ids,
+        attention_mask,
+        labels,
+        sub_ids,
+        token_type_ids,
+        adversary,
+        adversary_settings,
+        generator,
+        backend,
+    )
     pooled_teacher = teacher.pooled(input_ids, attention_mask, token_type_ids)
     student = heads.project(pooled_adv, labels, "student")
     target = heads.project(pooled_teacher.to(pooled_adv.dtype), labels, "teacher")
@@ -68,9 +93,20 @@ class RiftTraining(Defense):
 
     def forward(self, batch: Batch) -> LossTerms:
         s = self.settings
-        return rift_loss(self.model, self.teacher, self.heads, batch["input_ids"], batch["attention_mask"],
-                         batch["labels"], batch["sub_ids"], batch["token_type_ids"], kl_weight=s.kl_weight,
-                         mi_weight=s.mi_weight, temperature=s.temperature, adversary_settings=s.adversary_settings())
+        return rift_loss(
+            self.model,
+            self.teacher,
+            self.heads,
+            batch["input_ids"],
+            batch["attention_mask"],
+            batch["labels"],
+            batch["sub_ids"],
+            batch["token_type_ids"],
+            kl_weight=s.kl_weight,
+            mi_weight=s.mi_weight,
+            temperature=s.temperature,
+            adversary_settings=s.adversary_settings(),
+        )
 
     def head_parameters(self) -> list[nn.Parameter]:
         return super().head_parameters() + list(self.heads.parameters())

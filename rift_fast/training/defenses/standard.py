@@ -20,5 +20,6 @@ class StandardFineTuning(Defense):
     summary = "cross-entropy on clean inputs"
 
     def forward(self, batch: Batch) -> LossTerms:
-        return standard_loss(self.model, batch["input_ids"], batch["attention_mask"], batch["labels"],
-                             batch["token_type_ids"])
+        return standard_loss(
+            self.model, batch["input_ids"], batch["attention_mask"], batch["labels"], batch["token_type_ids"]
+        )
