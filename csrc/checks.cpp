@@ -36,8 +36,8 @@ void check_gather_neighbours_inputs(const at::Tensor& token_ids, const at::Tenso
               token_ids.scalar_type());
   TORCH_CHECK(neighbour_table.scalar_type() == at::kLong || neighbour_table.scalar_type() == at::kInt,
               "gather_neighbours: neighbour_table must be int32 or int64, got ", neighbour_table.scalar_type());
-  TORCH_CHECK(token_ids.device() == neighbour_table.device(), "gather_neighbours: token_ids on ",
-              token_ids.device(), " but neighbour_table on ", neighbour_table.device());
+  TORCH_CHECK(token_ids.device() == neighbour_table.device(), "gather_neighbours: token_ids on ", token_ids.device(),
+              " but neighbour_table on ", neighbour_table.device());
   if (token_ids.numel() == 0) return;
   const auto ids = value_ranges({token_ids});
   check_range("gather_neighbours", "token ids", ids[0], ids[1], 0, neighbour_table.size(0));
@@ -49,8 +49,8 @@ void check_substitution_scores_inputs(const at::Tensor& token_ids, const at::Ten
   TORCH_CHECK(token_ids.dim() == 2 && token_ids.scalar_type() == at::kLong,
               "substitution_scores: token_ids must be [B, L] int64, got ", token_ids.sizes(), " ",
               token_ids.scalar_type());
-  TORCH_CHECK(neighbour_table.dim() == 2 && (neighbour_table.scalar_type() == at::kLong ||
-                                             neighbour_table.scalar_type() == at::kInt),
+  TORCH_CHECK(neighbour_table.dim() == 2 &&
+                  (neighbour_table.scalar_type() == at::kLong || neighbour_table.scalar_type() == at::kInt),
               "substitution_scores: neighbour_table must be [V, K] int32/int64, got ", neighbour_table.sizes(), " ",
               neighbour_table.scalar_type());
   TORCH_CHECK(neighbour_table.size(1) > 0, "substitution_scores: neighbour_table has K=0 columns");
@@ -64,8 +64,8 @@ void check_substitution_scores_inputs(const at::Tensor& token_ids, const at::Ten
               embeddings.size(1), "] of dtype ", dtype, ", got ", grad.sizes(), " ", grad.scalar_type());
   TORCH_CHECK(topk >= 0, "substitution_scores: topk must be >= 0, got ", topk);
   for (const at::Tensor* t : {&neighbour_table, &embeddings, &grad}) {
-    TORCH_CHECK(t->device() == token_ids.device(), "substitution_scores: all tensors must be on ",
-                token_ids.device(), ", got one on ", t->device());
+    TORCH_CHECK(t->device() == token_ids.device(), "substitution_scores: all tensors must be on ", token_ids.device(),
+                ", got one on ", t->device());
   }
   if (attack_mask.has_value()) {
     TORCH_CHECK(attack_mask->sizes() == token_ids.sizes() && attack_mask->scalar_type() == at::kBool &&

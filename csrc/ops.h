@@ -37,12 +37,12 @@ SubstitutionScoresBuffers prepare_substitution_scores(const at::Tensor& token_id
 // position is masked; best_score [B, L] f32, best_slot [B, L] int64; top_score [B, topk] f32,
 // top_position [B, topk] int64, top_slot [B, topk] int64). Ties: lowest position, then lowest slot;
 // NaN ranks above +inf; -inf entries are never selected (-inf / -1 padding).
-SubstitutionScoresResult substitution_scores_cpu(
-    const at::Tensor& token_ids, const at::Tensor& neighbour_table, const at::Tensor& embeddings,
-    const at::Tensor& grad, const std::optional<at::Tensor>& attack_mask, int64_t topk);
-SubstitutionScoresResult substitution_scores_cuda(
-    const at::Tensor& token_ids, const at::Tensor& neighbour_table, const at::Tensor& embeddings,
-    const at::Tensor& grad, const std::optional<at::Tensor>& attack_mask, int64_t topk);
+SubstitutionScoresResult substitution_scores_cpu(const at::Tensor& token_ids, const at::Tensor& neighbour_table,
+                                                 const at::Tensor& embeddings, const at::Tensor& grad,
+                                                 const std::optional<at::Tensor>& attack_mask, int64_t topk);
+SubstitutionScoresResult substitution_scores_cuda(const at::Tensor& token_ids, const at::Tensor& neighbour_table,
+                                                  const at::Tensor& embeddings, const at::Tensor& grad,
+                                                  const std::optional<at::Tensor>& attack_mask, int64_t topk);
 
 // token_ids [B, L] int64; edits [M] int64 each (base row, position, new token, query group in
 // [0, num_groups)) -> (query_ids [U, L] int64, inverse [num_groups] int64, query_example [U] int64).

@@ -21,7 +21,7 @@ long long* ptr(at::Tensor& t) { return reinterpret_cast<long long*>(t.data_ptr<i
 
 // (query_ids, inverse, query_example) from the edited rows, their base rows and their hashes.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> deduplicate(const at::Tensor& rows, const at::Tensor& group_example,
-                                                          const at::Tensor& hashes) {
+                                                           const at::Tensor& hashes) {
   const int64_t num_groups = rows.size(0);
   const auto groups = at::arange(num_groups, rows.options());
   auto first_of_class = [&](const at::Tensor& classes, int64_t num_classes) {
@@ -69,7 +69,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> build_perturbation_batch_cuda(
   auto stream = c10::cuda::getCurrentCUDAStream();
   if (rows.numel() > 0) {
     perturbation_copy_rows<<<blocks_for(rows.numel()), kThreads, 0, stream>>>(ptr(ids), ptr(group_example), ptr(rows),
-                                                                             num_groups, length);
+                                                                              num_groups, length);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
   // num_groups > 0 implies num_edits > 0.
@@ -84,7 +84,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> build_perturbation_batch_cuda(
               "build_perturbation_batch: a group has two edits at one position with different tokens");
   auto hashes = at::empty({num_groups}, opts);
   perturbation_hash_rows<<<blocks_for(num_groups * 32), kThreads, 0, stream>>>(ptr(rows), ptr(group_example),
-                                                                              ptr(hashes), num_groups, length);
+                                                                               ptr(hashes), num_groups, length);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return deduplicate(rows, group_example, hashes);
 }

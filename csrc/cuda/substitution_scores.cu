@@ -72,11 +72,11 @@ SubstitutionScoresResult substitution_scores_cuda(const at::Tensor& token_ids, c
   }
   if (top_score.numel() > 0) {
     auto scratch = at::empty({batch, topk}, ids.options());
-    substitution_top_k<<<batch, kThreads, 0, stream>>>(
-        scores.data_ptr<float>(), top_score.data_ptr<float>(),
-        reinterpret_cast<long long*>(top_position.data_ptr<int64_t>()),
-        reinterpret_cast<long long*>(top_slot.data_ptr<int64_t>()),
-        reinterpret_cast<long long*>(scratch.data_ptr<int64_t>()), length * num_slots, num_slots, topk);
+    substitution_top_k<<<batch, kThreads, 0, stream>>>(scores.data_ptr<float>(), top_score.data_ptr<float>(),
+                                                       reinterpret_cast<long long*>(top_position.data_ptr<int64_t>()),
+                                                       reinterpret_cast<long long*>(top_slot.data_ptr<int64_t>()),
+                                                       reinterpret_cast<long long*>(scratch.data_ptr<int64_t>()),
+                                                       length * num_slots, num_slots, topk);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
   return buffers.result();

@@ -86,14 +86,14 @@ __device__ __forceinline__ void score_candidates(const long long* __restrict__ i
 
 }  // namespace rift_fast_substitution
 
-#define RIFT_FAST_SUBSTITUTION_SCORES_KERNEL(NAME, TYPE, INDEX_T)                                                  \
-  extern "C" __global__ void NAME(const long long* __restrict__ ids, const INDEX_T* __restrict__ table,            \
+#define RIFT_FAST_SUBSTITUTION_SCORES_KERNEL(NAME, TYPE, INDEX_T)                                                 \
+  extern "C" __global__ void NAME(const long long* __restrict__ ids, const INDEX_T* __restrict__ table,           \
                                   const rift_fast_substitution::TYPE::raw* __restrict__ embeddings,               \
                                   const rift_fast_substitution::TYPE::raw* __restrict__ grad,                     \
                                   const bool* __restrict__ mask, float* __restrict__ scores, long long positions, \
                                   long long num_slots, long long dim, long long vectorised) {                     \
     rift_fast_substitution::score_candidates<rift_fast_substitution::TYPE, INDEX_T>(                              \
-        ids, table, embeddings, grad, mask, scores, positions, num_slots, dim, vectorised);                      \
+        ids, table, embeddings, grad, mask, scores, positions, num_slots, dim, vectorised);                       \
   }
 
 // substitution_scores_<f32|bf16|f16>_<i32|i64>: embedding dtype, neighbour table dtype.

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The checks CI runs before the tests (and the pre-commit hooks run on each commit): lint, format, types.
+#   bash scripts/lint.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python}"
+CPP_SOURCES=(csrc/*.cpp csrc/*.h csrc/cpu/*.cpp csrc/cuda/*.cu rift_fast/kernels/*.cuh)
+TYPED_PACKAGES=(rift_fast/ops rift_fast/attacks rift_fast/training rift_fast/models rift_fast/_custom_ops.py)
+
+"$PYTHON" -m ruff check .
+"$PYTHON" -m ruff format --check .
+clang-format --dry-run --Werror "${CPP_SOURCES[@]}"
+"$PYTHON" -m mypy "${TYPED_PACKAGES[@]}"
+echo "lint: ruff, ruff format, clang-format and mypy are clean"
