@@ -22,6 +22,7 @@ from rift_fast.cli_common import (
     add_synonym_arguments,
     init_distributed,
     load_synonym_index,
+    run_command_line,
 )
 
 SEARCH_DTYPES = ("model", "bfloat16")
@@ -225,4 +226,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command_line(main, "python -m rift_fast.attack"))

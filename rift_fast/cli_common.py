@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from rift_fast.data import TASK_LOADERS
@@ -98,3 +100,13 @@ def init_distributed() -> tuple[int, int]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return dist.get_rank(), world
+
+
+def run_command_line(main: Callable[[], int], prog: str) -> int:
+    """``main()``; a bad input (ValueError, OSError: a file, value or setting the message names) is
+    printed as one line, ``<prog>: error: <message>``, with exit status 2 instead of a traceback."""
+    try:
+        return main()
+    except (ValueError, OSError) as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2

@@ -23,6 +23,7 @@ from rift_fast.cli_common import (
     add_synonym_arguments,
     init_distributed,
     load_synonym_index,
+    run_command_line,
 )
 from rift_fast.training.defenses import DEFENSES
 from rift_fast.training.loop import HEAD_WEIGHT_DECAY
@@ -315,4 +316,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command_line(main, "python -m rift_fast.train"))
