@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
+from collections.abc import Sequence
+from typing import cast
 
 
 def _trimmed(span: tuple[int, int], text: str) -> tuple[int, int]:
@@ -22,7 +24,7 @@ def _trimmed(span: tuple[int, int], text: str) -> tuple[int, int]:
 
 
 def single_token_words(
-    token_spans: list[tuple[int, int] | None], word_spans: list[tuple[int, int]], text: str
+    token_spans: Sequence[Sequence[int] | None], word_spans: list[tuple[int, int]], text: str
 ) -> dict[int, int]:
     """Token position -> word index, for the words of ``text`` that are exactly one token.
 
@@ -37,7 +39,7 @@ def single_token_words(
     for token, span in enumerate(token_spans):
         if span is None:
             continue
-        start, end = _trimmed(tuple(span), text)
+        start, end = _trimmed(cast(tuple[int, int], tuple(span)), text)  # a (start, end) pair
         word = bisect.bisect_right(starts, start) - 1
         if start < end and word >= 0 and start < word_spans[word][1]:
             tokens_of_word[word].append((token, (start, end)))

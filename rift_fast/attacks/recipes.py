@@ -9,8 +9,9 @@ Adding an attack: subclass :class:`Recipe` (usually only :meth:`Recipe.search`) 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from rift_fast.attacks.constraints import Constraints, MaxModificationRatio, StopWords
 from rift_fast.attacks.goal import UntargetedClassification
@@ -67,7 +68,7 @@ class Attack:
         victim: VictimModel,
         settings: dict,
         checkpoint: AttackCheckpoint | None = None,
-        **options,
+        **options: Any,
     ) -> AttackReport:
         """:func:`run_attack` with this attack's parts (``options``: its keyword arguments)."""
         return run_attack(
@@ -146,8 +147,11 @@ def register_search(search_type: type[SearchMethod]) -> type[SearchMethod]:
         name, label = search_type.name, search_type.name
         summary = (search_type.__doc__ or search_type.name).strip().splitlines()[0]
 
-        def search(self, goal, victim, synonyms, options):
-            return search_type(goal)
+        def search(
+            self, goal: UntargetedClassification, victim: VictimModel, synonyms: SynonymIndex, options: RecipeOptions
+        ) -> SearchMethod:
+            # The registered search takes the goal alone (register_search's contract).
+            return cast(Callable[[UntargetedClassification], SearchMethod], search_type)(goal)
 
     register_recipe(SearchRecipe)
     return search_type
@@ -168,7 +172,9 @@ class PWWSRecipe(Recipe):
 
     name, label, summary = "pwws", "PWWS", "probability weighted word saliency (Ren et al. 2019)"
 
-    def search(self, goal, victim, synonyms, options):
+    def search(
+        self, goal: UntargetedClassification, victim: VictimModel, synonyms: SynonymIndex, options: RecipeOptions
+    ) -> SearchMethod:
         return PWWS(goal, unknown_token=victim.tokenizer.unk_token)
 
 
@@ -179,10 +185,12 @@ class GeneticRecipe(Recipe):
 
     name, label, summary = "ga", "GA", "genetic attack (Alzantot et al. 2018)"
 
-    def describe(self, options):
+    def describe(self, options: RecipeOptions) -> str:
         return f"population {options.ga_population}, {options.ga_generations} generations, {super().describe(options)}"
 
-    def search(self, goal, victim, synonyms, options):
+    def search(
+        self, goal: UntargetedClassification, victim: VictimModel, synonyms: SynonymIndex, options: RecipeOptions
+    ) -> SearchMethod:
         return GeneticAttack(
             goal, population=options.ga_population, generations=options.ga_generations, seed=options.seed
         )
@@ -195,7 +203,9 @@ class GradientRecipe(Recipe):
 
     name, label, summary = "gradient", "gradient", "gradient-guided greedy swaps (fused candidate scoring)"
 
-    def search(self, goal, victim, synonyms, options):
+    def search(
+        self, goal: UntargetedClassification, victim: VictimModel, synonyms: SynonymIndex, options: RecipeOptions
+    ) -> SearchMethod:
         return GradientGuidedGreedy(
             goal,
             victim,

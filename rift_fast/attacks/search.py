@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -64,7 +64,7 @@ class PWWS(SearchMethod):
 
     name = "pwws"
 
-    def __init__(self, goal: UntargetedClassification, unknown_token: str):
+    def __init__(self, goal: UntargetedClassification, unknown_token: str) -> None:
         self.goal = goal
         self.unknown_token = unknown_token
 
@@ -98,7 +98,7 @@ class PWWS(SearchMethod):
             plans[target.index] = [(target.attackable[k], best_slots[k]) for k in order]
 
         outcomes: dict[int, SearchOutcome] = {}
-        chosen = {t.index: {} for t in targets}
+        chosen: dict[int, dict[int, int]] = {t.index: {} for t in targets}
         active = list(targets)
         step = 0
         while active:
@@ -111,9 +111,9 @@ class PWWS(SearchMethod):
                     position, slot = plan[step]
                     chosen[target.index][position] = slot
                     still.append(target)
-            answers = engine.probabilities([(t.index, t.render(chosen[t.index])) for t in still])
+            round_answers = engine.probabilities([(t.index, t.render(chosen[t.index])) for t in still])
             active = []
-            for target, probabilities in zip(still, answers):
+            for target, probabilities in zip(still, round_answers):
                 if self.goal.succeeded(probabilities, target.label):
                     outcomes[target.index] = SearchOutcome(True, dict(chosen[target.index]))
                 else:
@@ -142,7 +142,9 @@ class GeneticAttack(SearchMethod):
 
     name = "ga"
 
-    def __init__(self, goal: UntargetedClassification, population: int = 60, generations: int = 40, seed: int = 0):
+    def __init__(
+        self, goal: UntargetedClassification, population: int = 60, generations: int = 40, seed: int = 0
+    ) -> None:
         check_ga_settings(population, generations)
         self.goal = goal
         self.population = population
@@ -152,7 +154,9 @@ class GeneticAttack(SearchMethod):
     def settings(self) -> dict:
         return {"search": self.name, "population": self.population, "generations": self.generations, "seed": self.seed}
 
-    def _mutate(self, jobs, engine: QueryEngine):
+    def _mutate(
+        self, jobs: list[tuple[Target, np.random.Generator, np.ndarray]], engine: QueryEngine
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """jobs: [(target, rng, chosen [W] int)] -> [(chosen, probabilities)] after one mutation each."""
         requests, options_of = [], []
         for target, rng, chosen in jobs:
@@ -175,14 +179,14 @@ class GeneticAttack(SearchMethod):
             mutated.append((options[best], scored[best]))
         return mutated
 
-    def _crossover(self, target: Target, rng, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    def _crossover(self, target: Target, rng: np.random.Generator, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         child = np.where(rng.random(len(first)) < 0.5, first, second)
         if target.budget is not None and np.count_nonzero(child) > target.budget:
             modified = np.flatnonzero(child)
             child[rng.choice(modified, size=len(modified) - target.budget, replace=False)] = 0
         return child
 
-    def _best_success(self, target: Target, members) -> SearchOutcome | None:
+    def _best_success(self, target: Target, members: list[tuple[np.ndarray, np.ndarray]]) -> SearchOutcome | None:
         losses = [self.goal.loss(p, target.label) for _, p in members]
         best = int(np.argmin(losses))
         chosen, probabilities = members[best]
@@ -264,13 +268,14 @@ class GradientGuidedGreedy(SearchMethod):
         vocab_table: torch.Tensor,
         candidates: int = 8,
         backend: str | None = None,
-    ):
+    ) -> None:
         self.goal = goal
         self.victim = victim
         self.vocab_table = vocab_table.to(victim.device)
         self.candidates = candidates
         self.backend = backend
-        self.embeddings = victim.model.get_input_embeddings().weight.detach()
+        # get_input_embeddings: a Hugging Face model's method (nn.Module does not declare it)
+        self.embeddings: torch.Tensor = cast(Any, victim.model).get_input_embeddings().weight.detach()
         self._token_texts: dict[int, str] = {}
 
     def settings(self) -> dict:
@@ -314,9 +319,9 @@ class GradientGuidedGreedy(SearchMethod):
             topk=4 * self.candidates,
             backend=self.backend,
         )
-        ranked = {}
+        ranked: dict[int, list[tuple[int, int]]] = {}
         for row, target in enumerate(targets):
-            swaps = []
+            swaps: list[tuple[int, int]] = []
             for position, slot in zip(scores.top_position[row].tolist(), scores.top_slot[row].tolist()):
                 if position < 0 or len(swaps) == self.candidates:
                     break
@@ -332,14 +337,14 @@ class GradientGuidedGreedy(SearchMethod):
         """The lookup form (:func:`rift_fast.text.lookup_form`) of a token's text as the tokenizer decodes
         it, without the tokenizer's word markers or the space before a word (``Ġfilm``, ``▁film`` -> ``film``)."""
         if token_id not in self._token_texts:
-            self._token_texts[token_id] = lookup_form(self.victim.tokenizer.decode([token_id]).strip())
+            self._token_texts[token_id] = lookup_form(cast(str, self.victim.tokenizer.decode([token_id])).strip())
         return self._token_texts[token_id]
 
     def attack(
         self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]
     ) -> dict[int, SearchOutcome]:
         attacked_side = 0 if targets and targets[0].example.text_pair is None else 1
-        chosen = {t.index: {} for t in targets}
+        chosen: dict[int, dict[int, int]] = {t.index: {} for t in targets}
         latest = {t.index: clean[t.index] for t in targets}
         outcomes: dict[int, SearchOutcome] = {}
         active = list(targets)

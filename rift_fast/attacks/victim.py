@@ -7,11 +7,15 @@ import hashlib
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 
 from rift_fast.models import checked_max_length
+
+if TYPE_CHECKING:
+    from transformers import BatchEncoding, PreTrainedTokenizerBase
 
 Query = tuple[str, str | None]  # (text, text_pair); text_pair is None for single-text tasks
 
@@ -55,12 +59,12 @@ class VictimModel:
     def __init__(
         self,
         model: torch.nn.Module,
-        tokenizer,
+        tokenizer: PreTrainedTokenizerBase,
         max_length: int | None = None,
         batch_size: int = 64,
         search_dtype: torch.dtype | None = None,
         exact_margin: float = 0.05,
-    ):
+    ) -> None:
         if not 0 <= exact_margin <= 1:
             raise ValueError(f"exact_margin is a probability gap in [0, 1], got {exact_margin}")
         self.model = model.eval()
@@ -86,22 +90,22 @@ class VictimModel:
             "exact_margin": self.exact_margin,
         }
 
-    def _tokenize(self, queries: list[Query]):
+    def _tokenize(self, queries: list[Query]) -> BatchEncoding:
         """Token ids (and type ids, attention masks) of the queries, unpadded: lists per query."""
         texts = [q[0] for q in queries]
         pairs = [q[1] for q in queries] if queries[0][1] is not None else None
         return self.tokenizer(texts, pairs, truncation=True, max_length=self.max_length)
 
-    def _pad(self, encoded, rows: list[int]):
+    def _pad(self, encoded: BatchEncoding, rows: list[int]) -> BatchEncoding:
         """The ``rows`` of ``encoded`` padded to their longest by the tokenizer, as tensors on the model's device."""
         features = {key: [encoded[key][i] for i in rows] for key in encoded.keys()}
         return self.tokenizer.pad(features, return_tensors="pt").to(self.device)
 
-    def _forward(self, model: torch.nn.Module, encoded, rows: list[int]) -> np.ndarray:
+    def _forward(self, model: torch.nn.Module, encoded: BatchEncoding, rows: list[int]) -> np.ndarray:
         """[len(rows), C] float64 probabilities of ``model`` for the ``rows`` of ``encoded``, in their order."""
         # Sorting by the number of tokens (not characters) keeps the padding of each batch small.
         order = sorted(range(len(rows)), key=lambda k: len(encoded["input_ids"][rows[k]]))
-        output = [None] * len(rows)
+        output: list[np.ndarray | None] = [None] * len(rows)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
             batch = self._pad(encoded, [rows[k] for k in chunk])
@@ -114,7 +118,7 @@ class VictimModel:
             self.exact_rows_scored += len(chunk) if model is self.model else 0
             for row, k in enumerate(chunk):
                 output[k] = probabilities[row]
-        return np.stack(output)
+        return np.stack(cast(list[np.ndarray], output))  # every row was filled above
 
     @torch.inference_mode()
     def score(
@@ -180,13 +184,14 @@ class VictimModel:
         offsets = encoded.pop("offset_mapping").tolist()
         sides = [encoded.sequence_ids(b) for b in range(len(chosen))]
         encoded = encoded.to(self.device)
-        captured = {}
+        captured: dict[str, torch.Tensor] = {}
 
-        def capture(module, inputs, output):
+        def capture(module: torch.nn.Module, inputs: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
             captured["embeddings"] = output.detach().requires_grad_(True)
             return captured["embeddings"]
 
-        handle = self.model.get_input_embeddings().register_forward_hook(capture)
+        embedding_layer: torch.nn.Module = cast(Any, self.model).get_input_embeddings()  # a Hugging Face method
+        handle = embedding_layer.register_forward_hook(capture)
         try:
             with torch.enable_grad():
                 started = time.perf_counter()
@@ -223,7 +228,7 @@ class QueryEngine:
     ``exact``) and the exact model's; without a search copy the two are the same answer.
     """
 
-    def __init__(self, victim: VictimModel):
+    def __init__(self, victim: VictimModel) -> None:
         self.victim = victim
         self._answers: dict[int, dict[bytes, list[np.ndarray | None]]] = defaultdict(dict)  # [search, exact]
 
@@ -244,7 +249,7 @@ class QueryEngine:
         if missing:
             # The same text asked by two examples (rare) is still scored once.
             unique_queries = list(dict.fromkeys(missing.values()))
-            known = {}  # exact answers already cached for texts that now need a search answer
+            known: dict[Query, np.ndarray] = {}  # exact answers already cached for texts that now need a search answer
             for (example, key), query in missing.items():
                 cached = self._answers[example].get(key)
                 if cached is not None and cached[1] is not None:
@@ -261,7 +266,8 @@ class QueryEngine:
                     entry[0] = answer
                 if answer_is_exact:
                     entry[1] = answer
-        return [self._answers[example][key][slot] for example, key in keys]
+        # Every requested answer is filled above.
+        return [cast(np.ndarray, self._answers[example][key][slot]) for example, key in keys]
 
     def queries_of(self, example: int) -> int:
         return len(self._answers.get(example, {}))

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -19,6 +20,9 @@ from safetensors.torch import load_file, save_file
 from rift_fast.io_utils import write_text_atomically
 from rift_fast.models.classifier import RobustClassifier
 from rift_fast.safe_state import save_state, state_paths
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 CHECKPOINT_FORMAT = 2  # 2: trainer state in trainer_state.safetensors + trainer_state.json (1: a pickle)
 METADATA_FILE = "rift_fast.json"
@@ -31,8 +35,8 @@ CLASSIFIER_PREFIX = "model."  # weights of the classifier; other prefixes are a 
 def save_model_folder(
     folder: Path,
     weights: dict[str, torch.Tensor],
-    encoder_config,
-    tokenizer,
+    encoder_config: Any,
+    tokenizer: PreTrainedTokenizerBase,
     metadata: dict,
     trainer_state: dict | None = None,
 ) -> None:

@@ -17,6 +17,8 @@ RoBERTa (positions counted from ``padding_idx + 1`` over non-padding tokens, as 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +27,11 @@ from torch import nn
 from rift_fast.models.sources import resolve_model_source
 
 CLASSIFIER_HIDDEN = 256  # RIFT_SPEC step 4: Linear(H, 256) - ReLU - Linear(256, C)
+
+
+def _child(module: nn.Module, name: str) -> nn.Module:
+    """``module.<name>`` typed as a module (``nn.Module.__getattr__`` is typed ``Tensor | Module``)."""
+    return cast(nn.Module, getattr(module, name))
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -41,7 +48,7 @@ def embeddings_of(encoder: nn.Module) -> nn.Module:
         raise ValueError(f"{type(encoder).__name__} has no BERT-like embeddings module (missing {', '.join(missing)})")
     if getattr(embeddings, "position_embedding_type", "absolute") != "absolute":
         raise ValueError("only absolute position embeddings are supported")
-    return embeddings
+    return cast(nn.Module, embeddings)  # not None: a missing module fails the check above
 
 
 def position_ids_for(encoder: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
@@ -58,29 +65,31 @@ def position_ids_for(encoder: nn.Module, input_ids: torch.Tensor) -> torch.Tenso
     return torch.arange(length, device=input_ids.device).expand(input_ids.shape[0], length)
 
 
-def embedding_layer_output(encoder: nn.Module, input_ids: torch.Tensor, token_type_ids=None) -> torch.Tensor:
+def embedding_layer_output(
+    encoder: nn.Module, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None
+) -> torch.Tensor:
     """LayerNorm(word + position + type) of ``input_ids``: the embedding layer's output before dropout."""
     embeddings = embeddings_of(encoder)
     if token_type_ids is None:
         token_type_ids = torch.zeros_like(input_ids)
     summed = (
-        embeddings.word_embeddings(input_ids)
-        + embeddings.position_embeddings(position_ids_for(encoder, input_ids))
-        + embeddings.token_type_embeddings(token_type_ids)
+        _child(embeddings, "word_embeddings")(input_ids)
+        + _child(embeddings, "position_embeddings")(position_ids_for(encoder, input_ids))
+        + _child(embeddings, "token_type_embeddings")(token_type_ids)
     )
-    return embeddings.LayerNorm(summed)
+    return _child(embeddings, "LayerNorm")(summed)
 
 
 @contextlib.contextmanager
-def _replace_embedding_output(embeddings: nn.Module, output: torch.Tensor):
+def _replace_embedding_output(embeddings: nn.Module, output: torch.Tensor) -> Iterator[None]:
     """While active, ``embeddings(...)`` returns ``embeddings.dropout(output)`` instead of its own result."""
 
-    def hook(module, args, result):
+    def hook(module: nn.Module, args: tuple[Any, ...], result: torch.Tensor) -> torch.Tensor:
         if result.shape != output.shape:
             raise ValueError(
                 f"inputs_embeds has shape {tuple(output.shape)}, the embeddings gave {tuple(result.shape)}"
             )
-        return module.dropout(output)
+        return _child(module, "dropout")(output)
 
     handle = embeddings.register_forward_hook(hook)
     try:
@@ -90,13 +99,13 @@ def _replace_embedding_output(embeddings: nn.Module, output: torch.Tensor):
 
 
 def encode_pooled(
-    encoder,
-    extra_pooler,
-    input_ids=None,
-    attention_mask=None,
-    token_type_ids=None,
-    inputs_embeds=None,
-    word_embeds=None,
+    encoder: nn.Module,
+    extra_pooler: nn.Module | None,
+    input_ids: torch.Tensor | None = None,
+    attention_mask: torch.Tensor | None = None,
+    token_type_ids: torch.Tensor | None = None,
+    inputs_embeds: torch.Tensor | None = None,
+    word_embeds: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Pooled feature [B, H] of ``encoder`` (its pooler, or ``extra_pooler`` on h_CLS when it has none).
 
@@ -134,15 +143,16 @@ class RobustClassifier(nn.Module):
     added as ``extra_pooler`` (counted as a head by :meth:`head_parameters`).
     """
 
-    def __init__(self, encoder: nn.Module, num_classes: int, head_hidden: int = CLASSIFIER_HIDDEN):
+    def __init__(self, encoder: nn.Module, num_classes: int, head_hidden: int = CLASSIFIER_HIDDEN) -> None:
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         embeddings_of(encoder)  # fail early on unsupported encoders
         self.encoder = encoder
         self.num_classes = num_classes
-        hidden = encoder.config.hidden_size
+        hidden: int = cast(Any, encoder).config.hidden_size  # a Hugging Face config
         self.hidden_size = hidden
+        self.extra_pooler: nn.Sequential | None
         if getattr(encoder, "pooler", None) is None:
             self.extra_pooler = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh())
         else:
@@ -150,20 +160,20 @@ class RobustClassifier(nn.Module):
         self.classifier = nn.Sequential(nn.Linear(hidden, head_hidden), nn.ReLU(), nn.Linear(head_hidden, num_classes))
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, num_classes: int, **kwargs) -> "RobustClassifier":
+    def from_pretrained(cls, name_or_path: str, num_classes: int, **kwargs: Any) -> "RobustClassifier":
         """``AutoModel.from_pretrained`` (``"embedded"`` = the packaged MiniLM, see rift_fast.models)."""
         from transformers import AutoModel
 
         return cls(AutoModel.from_pretrained(resolve_model_source(name_or_path), **kwargs), num_classes)
 
     @property
-    def config(self):
+    def config(self) -> Any:
         """The encoder's configuration (max_position_embeddings, hidden_size, ...)."""
         return self.encoder.config
 
     def get_input_embeddings(self) -> nn.Module:
         """The word-embedding table (what gradient-guided attacks differentiate against)."""
-        return self.embeddings.word_embeddings
+        return _child(self.embeddings, "word_embeddings")
 
     @property
     def embeddings(self) -> nn.Module:
@@ -174,21 +184,35 @@ class RobustClassifier(nn.Module):
         """[B, L] position ids of ``input_ids`` as the encoder numbers them."""
         return position_ids_for(self.encoder, input_ids)
 
-    def embedding_output(self, input_ids: torch.Tensor, token_type_ids=None) -> torch.Tensor:
+    def embedding_output(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Embedding-layer output (before dropout) [B, L, H]; ``forward(inputs_embeds=...)`` takes it."""
         return embedding_layer_output(self.encoder, input_ids, token_type_ids)
 
     def word_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Word embeddings [B, L, H] (before position / type embeddings and LayerNorm)."""
-        return self.embeddings.word_embeddings(input_ids)
+        return _child(self.embeddings, "word_embeddings")(input_ids)
 
-    def pooled(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None, word_embeds=None):
+    def pooled(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        word_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Pooled feature [B, H]; inputs as :meth:`forward`."""
         return encode_pooled(
             self.encoder, self.extra_pooler, input_ids, attention_mask, token_type_ids, inputs_embeds, word_embeds
         )
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None, word_embeds=None):
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        word_embeds: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits [B, C], pooled [B, H]).
 
         ``input_ids`` [B, L] token ids; or ``inputs_embeds`` [B, L, H] = an embedding-layer output

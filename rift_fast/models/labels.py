@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -78,20 +79,20 @@ class TaskOrderedClassifier(nn.Module):
     exposes its ``config`` and ``get_input_embeddings()``.
     """
 
-    def __init__(self, model: nn.Module, mapping: LabelMapping):
+    def __init__(self, model: nn.Module, mapping: LabelMapping) -> None:
         super().__init__()
         self.model = model
         self.mapping = mapping
         self.register_buffer("model_index", torch.tensor(mapping.model_index), persistent=False)
 
     @property
-    def config(self):
+    def config(self) -> Any:
         return self.model.config
 
     def get_input_embeddings(self) -> nn.Module:
-        return self.model.get_input_embeddings()
+        return cast(Any, self.model).get_input_embeddings()  # a Hugging Face model's method
 
-    def forward(self, **inputs):
+    def forward(self, **inputs: Any) -> Any:
         if "labels" in inputs:
             raise ValueError("TaskOrderedClassifier takes no labels: the wrapped model's loss would use its own order")
         output = self.model(**inputs)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 NO_TOKENIZER_LIMIT = 10**20  # transformers' LARGE_INTEGER: a model_max_length at or above it means "not set"
 
@@ -26,16 +31,17 @@ def position_limit(model: nn.Module) -> int | None:
         return None
     padding_idx = getattr(embeddings, "padding_idx", None)
     reserved = 0 if padding_idx is None else padding_idx + 1
-    return embeddings.position_embeddings.num_embeddings - reserved
+    table = cast(nn.Embedding, embeddings.position_embeddings)  # checked to be an nn.Embedding when found
+    return table.num_embeddings - reserved
 
 
-def tokenizer_limit(tokenizer) -> int | None:
+def tokenizer_limit(tokenizer: PreTrainedTokenizerBase) -> int | None:
     """The tokenizer's ``model_max_length``, None when unset (transformers then reports 1e30)."""
     limit = getattr(tokenizer, "model_max_length", None)
     return int(limit) if limit and limit < NO_TOKENIZER_LIMIT else None
 
 
-def _skeleton(config) -> nn.Module:
+def _skeleton(config: PretrainedConfig) -> nn.Module:
     """The encoder ``config`` describes, on the meta device (no memory, no weights)."""
     from transformers import AutoModel
 
@@ -43,7 +49,7 @@ def _skeleton(config) -> nn.Module:
         return AutoModel.from_config(config)
 
 
-def usable_max_length(model_or_config, tokenizer) -> int:
+def usable_max_length(model_or_config: nn.Module | PretrainedConfig, tokenizer: PreTrainedTokenizerBase) -> int:
     """The most tokens per input that ``model_or_config`` (a module or a transformers config) and
     ``tokenizer`` can take.
 
@@ -64,7 +70,9 @@ def usable_max_length(model_or_config, tokenizer) -> int:
     return min(limits)
 
 
-def checked_max_length(requested: int | None, model_or_config, tokenizer) -> int:
+def checked_max_length(
+    requested: int | None, model_or_config: nn.Module | PretrainedConfig, tokenizer: PreTrainedTokenizerBase
+) -> int:
     """``requested`` tokens per input, or :func:`usable_max_length` when None.
 
     Raises ValueError naming both numbers when ``requested`` exceeds the usable length (longer inputs

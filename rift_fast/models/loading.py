@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
 
 from rift_fast.models.checkpoint import is_checkpoint_folder, load_trained_classifier
 from rift_fast.models.labels import LabelMapping, LabelMismatchError, TaskOrderedClassifier, map_labels
@@ -12,14 +15,17 @@ from rift_fast.models.sources import load_config, load_tokenizer, resolve_model_
 
 CLASSIFICATION_HEAD_SUFFIX = "ForSequenceClassification"  # architectures whose checkpoints carry a trained head
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 logger = logging.getLogger(__name__)
 
 
-def _has_classification_head(config) -> bool:
+def _has_classification_head(config: Any) -> bool:
     return any(name.endswith(CLASSIFICATION_HEAD_SUFFIX) for name in config.architectures or ())
 
 
-def _load_hf_classifier(source: str, label_names: tuple[str, ...]):
+def _load_hf_classifier(source: str, label_names: tuple[str, ...]) -> tuple[PreTrainedModel, LabelMapping]:
     """The Hugging Face classifier at ``source`` and its :class:`LabelMapping` to ``label_names``."""
     from transformers import AutoModelForSequenceClassification
 
@@ -37,7 +43,9 @@ def _load_hf_classifier(source: str, label_names: tuple[str, ...]):
     return AutoModelForSequenceClassification.from_pretrained(source, config=config), mapping
 
 
-def load_sequence_classifier(name_or_path: str, label_names: Sequence[str]):
+def load_sequence_classifier(
+    name_or_path: str, label_names: Sequence[str]
+) -> tuple[nn.Module, PreTrainedTokenizerBase, LabelMapping]:
     """``(model, tokenizer, mapping)``: the classifier with its logits in the order of ``label_names``,
     its tokenizer and the :class:`LabelMapping` used (see :func:`map_labels`).
 
@@ -51,14 +59,15 @@ def load_sequence_classifier(name_or_path: str, label_names: Sequence[str]):
     label_names = tuple(label_names)
     source = resolve_model_source(name_or_path)
     if is_checkpoint_folder(source):  # written by python -m rift_fast.train
-        model = load_trained_classifier(source)
-        if model.num_classes != len(label_names):
+        trained = load_trained_classifier(source)
+        if trained.num_classes != len(label_names):
             raise LabelMismatchError(
-                f"{source} has a {model.num_classes}-class head but the task has "
+                f"{source} has a {trained.num_classes}-class head but the task has "
                 f"{len(label_names)} labels {list(label_names)}"
             )
         mapping = LabelMapping(tuple(range(len(label_names))), "rift_fast checkpoint", label_names, label_names)
-        return model, load_tokenizer(source), mapping
+        return trained, load_tokenizer(source), mapping
+    model: nn.Module
     try:
         model, mapping = _load_hf_classifier(source, label_names)
     except OSError as error:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 EMBEDDED_MODEL_NAME = "embedded"
 
@@ -32,14 +36,14 @@ def resolve_model_source(name_or_path: str) -> str:
     return name_or_path  # a hub id such as "bert-base-uncased" or "roberta-base"
 
 
-def load_tokenizer(name_or_path: str):
+def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     """The model's own (fast) tokenizer."""
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(resolve_model_source(name_or_path))
 
 
-def load_config(name_or_path: str):
+def load_config(name_or_path: str) -> Any:
     """The model's transformers configuration (``AutoConfig``)."""
     from transformers import AutoConfig
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -70,10 +70,14 @@ def convex_hull_embedding_reference(
     return hull.to(word_emb.dtype)
 
 
+# The @triton.jit kernels below keep their parameters unannotated: Triton reads a jit parameter's
+# annotation as a type hint (tl.constexpr, a pointer or scalar type) and would change how the kernel is
+# specialised and compiled. They are exempt from mypy's disallow_untyped_defs by a targeted
+# ``# type: ignore[no-untyped-def]`` on each def line.
 if triton is not None:
 
     @triton.jit
-    def _row_setup(
+    def _row_setup(  # type: ignore[no-untyped-def]
         rows_start,
         N,
         L,
@@ -109,7 +113,7 @@ if triton is not None:
         return rows, mask_r, b, l, offs_d, mask_d, mask, p, t, pt
 
     @triton.jit
-    def _load_slot(
+    def _load_slot(  # type: ignore[no-untyped-def]
         k,
         b,
         l,
@@ -145,7 +149,7 @@ if triton is not None:
         return idx, valid, w, x
 
     @triton.jit
-    def _fwd_kernel(
+    def _fwd_kernel(  # type: ignore[no-untyped-def]
         w_ptr,
         ids_ptr,
         word_ptr,
@@ -244,7 +248,7 @@ if triton is not None:
         tl.store(out_ptr + rows[:, None] * D + offs_d[None, :], out.to(out_ptr.dtype.element_ty), mask=mask)
 
     @triton.jit
-    def _bwd_kernel(
+    def _bwd_kernel(  # type: ignore[no-untyped-def]
         gout_ptr,
         w_ptr,
         ids_ptr,
@@ -373,7 +377,7 @@ if triton is not None:
             tl.atomic_add(dlnb_ptr + offs_d, tl.sum(g * wsum[:, None], axis=0), mask=mask_d)
 
 
-def _launch_config(hidden: int, dtype: torch.dtype) -> dict:
+def _launch_config(hidden: int, dtype: torch.dtype) -> dict[str, Any]:
     """BLOCK_D covers a whole row; BLOCK_R rows per program keep a tile near 2048 elements."""
     block_d = triton.next_power_of_2(hidden)
     block_r = max(1, min(16, 2048 // block_d))
@@ -385,7 +389,17 @@ def _launch_config(hidden: int, dtype: torch.dtype) -> dict:
     }
 
 
-def _strides(weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, position_ids, token_type_ids):
+def _strides(
+    weights: torch.Tensor,
+    sub_ids: torch.Tensor,
+    word_emb: torch.Tensor,
+    pos_emb: torch.Tensor,
+    type_emb: torch.Tensor,
+    ln_weight: torch.Tensor,
+    ln_bias: torch.Tensor,
+    position_ids: torch.Tensor,
+    token_type_ids: torch.Tensor,
+) -> tuple[int, ...]:
     return (
         *weights.stride(),
         *sub_ids.stride(),
@@ -404,8 +418,18 @@ class ConvexHullEmbeddingFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx, weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, eps, position_ids, token_type_ids
-    ):
+        ctx: Any,
+        weights: torch.Tensor,
+        sub_ids: torch.Tensor,
+        word_emb: torch.Tensor,
+        pos_emb: torch.Tensor,
+        type_emb: torch.Tensor,
+        ln_weight: torch.Tensor,
+        ln_bias: torch.Tensor,
+        eps: float,
+        position_ids: torch.Tensor,
+        token_type_ids: torch.Tensor,
+    ) -> torch.Tensor:
         batch, length, slots = sub_ids.shape
         rows, hidden = batch * length, word_emb.shape[1]
         meta = _launch_config(hidden, word_emb.dtype)
@@ -440,7 +464,7 @@ class ConvexHullEmbeddingFunction(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad_out):
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, position_ids, token_type_ids, mean, rstd = (
             ctx.saved_tensors
         )
@@ -450,7 +474,8 @@ class ConvexHullEmbeddingFunction(torch.autograd.Function):
         meta = _launch_config(hidden, word_emb.dtype)
         acc_dtype = mean.dtype
 
-        def buffer(shape, wanted):  # a gradient nobody wants gets a placeholder the kernel never touches
+        # A gradient nobody wants gets a placeholder the kernel never touches.
+        def buffer(shape: tuple[int, ...], wanted: bool) -> torch.Tensor:
             return torch.zeros(shape, dtype=acc_dtype, device=word_emb.device) if wanted else mean
 
         d_weights = torch.zeros(weights.shape, dtype=weights.dtype, device=weights.device) if need[0] else mean
@@ -486,7 +511,7 @@ class ConvexHullEmbeddingFunction(torch.autograd.Function):
                 **meta,
             )
 
-        def cast(grad, wanted, like):
+        def cast(grad: torch.Tensor, wanted: bool, like: torch.Tensor) -> torch.Tensor | None:
             return grad.to(like.dtype) if wanted else None
 
         return (
@@ -503,7 +528,7 @@ class ConvexHullEmbeddingFunction(torch.autograd.Function):
         )
 
 
-def _check_ids(name, ids, batch, length, upper):
+def _check_ids(name: str, ids: torch.Tensor, batch: int, length: int, upper: int) -> torch.Tensor:
     """[B, L] (or [1, L]) integer ids in [0, upper); returns them expanded to [B, L]."""
     if ids.dtype not in _ID_DTYPES:
         raise ValueError(f"{name} must be int32 or int64, got {ids.dtype}")
@@ -516,7 +541,18 @@ def _check_ids(name, ids, batch, length, upper):
     return ids.expand(batch, length)
 
 
-def _validate(weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, eps, position_ids, token_type_ids):
+def _validate(
+    weights: torch.Tensor,
+    sub_ids: torch.Tensor,
+    word_emb: torch.Tensor,
+    pos_emb: torch.Tensor,
+    type_emb: torch.Tensor,
+    ln_weight: torch.Tensor,
+    ln_bias: torch.Tensor,
+    eps: float,
+    position_ids: torch.Tensor | None,
+    token_type_ids: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Raise ValueError naming the offending argument; return (position_ids, token_type_ids) as [B, L] tensors."""
     named = {
         "weights": weights,

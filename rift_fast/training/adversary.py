@@ -28,12 +28,14 @@ Only ``z`` receives gradients during the search (the model's parameters are unto
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from rift_fast.models.classifier import unwrap
-from rift_fast.ops.convex_hull_embedding import convex_hull_embedding_from_bert
+from rift_fast.models.classifier import RobustClassifier, unwrap
+from rift_fast.ops.convex_hull_embedding import BertEmbeddingsLike, convex_hull_embedding_from_bert
 from rift_fast.ops.gather_neighbours import gather_neighbours
 
 ADVERSARY_STEPS = 10
@@ -63,7 +65,11 @@ class ASCCResult:
     entropy: torch.Tensor
 
 
-def restrict_substitutions(sub_ids: torch.Tensor, attention_mask=None, special_tokens_mask=None) -> torch.Tensor:
+def restrict_substitutions(
+    sub_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    special_tokens_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``sub_ids`` [B, L, K] with slots 1.. emptied (-1) where ``attention_mask`` is 0 or
     ``special_tokens_mask`` is 1, so padding and special tokens keep only slot 0 (themselves)."""
     frozen = torch.zeros(sub_ids.shape[:2], dtype=torch.bool, device=sub_ids.device)
@@ -76,24 +82,50 @@ def restrict_substitutions(sub_ids: torch.Tensor, attention_mask=None, special_t
     return out
 
 
-def substitution_ids(input_ids, neighbour_table, attention_mask=None, special_tokens_mask=None, backend=None):
+def substitution_ids(
+    input_ids: torch.Tensor,
+    neighbour_table: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    special_tokens_mask: torch.Tensor | None = None,
+    backend: str | None = None,
+) -> torch.Tensor:
     """[B, L, 1 + K] substitution ids: :func:`gather_neighbours` then :func:`restrict_substitutions`."""
     table = neighbour_table.to(input_ids.device)
     sub_ids = gather_neighbours(input_ids, table, backend=backend)
     return restrict_substitutions(sub_ids, attention_mask, special_tokens_mask)
 
 
-def hull_embedding(model, weights, sub_ids, token_type_ids=None, position_ids=None, backend=None, detach_tables=False):
+def hull_embedding(
+    model: nn.Module,
+    weights: torch.Tensor,
+    sub_ids: torch.Tensor,
+    token_type_ids: torch.Tensor | None = None,
+    position_ids: torch.Tensor | None = None,
+    backend: str | None = None,
+    detach_tables: bool = False,
+) -> torch.Tensor:
     """Convex hull of the model's embedding-layer outputs (fused op; positions as the model numbers them)."""
-    model = unwrap(model)
+    model = cast(RobustClassifier, unwrap(model))
     if position_ids is None:
         position_ids = model.position_ids(sub_ids[..., 0].clamp_min(0))
     return convex_hull_embedding_from_bert(
-        model.embeddings, weights, sub_ids, token_type_ids, position_ids, backend, detach_tables
+        cast(BertEmbeddingsLike, model.embeddings),
+        weights,
+        sub_ids,
+        token_type_ids,
+        position_ids,
+        backend,
+        detach_tables,
     )
 
 
-def _check(input_ids, attention_mask, sub_ids, labels, mode):
+def _check(
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    sub_ids: torch.Tensor,
+    labels: torch.Tensor | None,
+    mode: str,
+) -> None:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if sub_ids.dim() != 3 or sub_ids.shape[:2] != input_ids.shape:
@@ -107,20 +139,20 @@ def _check(input_ids, attention_mask, sub_ids, labels, mode):
 
 
 def ascc_adversary(
-    model,
-    input_ids,
-    attention_mask,
-    sub_ids,
-    labels=None,
-    token_type_ids=None,
-    mode="kl",
-    steps=ADVERSARY_STEPS,
-    lr=ADVERSARY_LR,
-    weight_decay=ADVERSARY_WEIGHT_DECAY,
-    entropy_weight=ENTROPY_WEIGHT,
-    entropy_normaliser=ENTROPY_NORMALISER,
-    generator=None,
-    backend=None,
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    sub_ids: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    token_type_ids: torch.Tensor | None = None,
+    mode: str = "kl",
+    steps: int = ADVERSARY_STEPS,
+    lr: float = ADVERSARY_LR,
+    weight_decay: float = ADVERSARY_WEIGHT_DECAY,
+    entropy_weight: float = ENTROPY_WEIGHT,
+    entropy_normaliser: float = ENTROPY_NORMALISER,
+    generator: torch.Generator | None = None,
+    backend: str | None = None,
 ) -> ASCCResult:
     """Find the ASCC convex weights for a batch.
 
@@ -133,7 +165,7 @@ def ascc_adversary(
     caller's grad mode.
     """
     _check(input_ids, attention_mask, sub_ids, labels, mode)
-    model = unwrap(model)  # the search needs no DDP gradient hooks
+    model = cast(RobustClassifier, unwrap(model))  # the search needs no DDP gradient hooks
     batch, length, slots = sub_ids.shape
     valid = sub_ids >= 0
     position_ids = model.position_ids(input_ids)
@@ -141,7 +173,8 @@ def ascc_adversary(
     torch.nn.init.kaiming_normal_(z, generator=generator)  # fan_in = L * K, std sqrt(2 / (L * K))
     z = z.view(batch, length, slots).requires_grad_(True)
     optimiser = torch.optim.Adam([z], lr=lr, weight_decay=weight_decay)
-    objectives, entropies = [], []
+    objectives: list[torch.Tensor] = []
+    entropies: list[torch.Tensor] = []
     was_training = model.training
     model.eval()
     try:
@@ -160,7 +193,8 @@ def ascc_adversary(
                 if mode == "kl":
                     objective = F.kl_div(F.log_softmax(logits_adv, dim=-1), target, reduction="sum")
                 else:
-                    objective = F.cross_entropy(logits_adv, labels, reduction="sum")
+                    # labels is a tensor here: _check refused mode "ce" without labels
+                    objective = F.cross_entropy(logits_adv, cast(torch.Tensor, labels), reduction="sum")
                 entropy = -(w * log_w).sum()
                 loss = -objective + entropy_weight * entropy / entropy_normaliser
                 (grad,) = torch.autograd.grad(loss, [z])
@@ -203,16 +237,16 @@ class ASCCEvaluation:
 
 
 def ascc_robust_accuracy(
-    model,
-    input_ids,
-    attention_mask,
-    sub_ids,
-    labels,
-    token_type_ids=None,
-    steps=ADVERSARY_STEPS,
-    generator=None,
-    backend=None,
-    **adversary_settings,
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    sub_ids: torch.Tensor,
+    labels: torch.Tensor,
+    token_type_ids: torch.Tensor | None = None,
+    steps: int = ADVERSARY_STEPS,
+    generator: torch.Generator | None = None,
+    backend: str | None = None,
+    **adversary_settings: float,
 ) -> ASCCEvaluation:
     """ASCC evaluation: the adversary in mode ``"ce"``, then eval-mode predictions on the clean input
     and on the final hull input; the model's train/eval mode is restored."""

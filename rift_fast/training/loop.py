@@ -13,11 +13,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 from safetensors.torch import load_file
+from torch import nn
 from tqdm.auto import tqdm
 
 from rift_fast.data import Example
@@ -39,6 +40,9 @@ from rift_fast.training.adversary import ascc_robust_accuracy, substitution_ids
 from rift_fast.training.defenses import Defense, defense_class
 from rift_fast.training.presets import PUBLISHED_PRESET
 from rift_fast.training.sampling import ClassBalancedBatchSampler
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 HEAD_WEIGHT_DECAY = 2e-4  # RIFT_SPEC step 5: AdamW weight decay of the heads only
 TEACHER_PREFIX = "teacher."  # the frozen teacher's weights are the pre-trained model's: never saved
@@ -66,7 +70,7 @@ class TrainSettings:
     seed: int = 0
     defense: Any = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         settings_type = defense_class(self.method).settings_type
         if self.defense is None:
             object.__setattr__(self, "defense", settings_type())
@@ -83,7 +87,7 @@ class TrainSettings:
         return loop + tuple(f.name for f in fields(defense_class(method).settings_type))
 
     @classmethod
-    def for_method(cls, method: str, **options) -> "TrainSettings":
+    def for_method(cls, method: str, **options: Any) -> "TrainSettings":
         """Settings of ``method`` from flat options; raises ValueError naming an option it does not take."""
         unknown = sorted(set(options) - set(cls.option_names(method)))
         if unknown:
@@ -108,7 +112,7 @@ class EncodedSplit:
     labels: list[int]
 
 
-def encode_examples(tokenizer, examples: list[Example], max_length: int) -> EncodedSplit:
+def encode_examples(tokenizer: PreTrainedTokenizerBase, examples: list[Example], max_length: int) -> EncodedSplit:
     """Tokenise with the model's tokenizer; for sentence pairs only the hypothesis is attackable."""
     pairs = examples[0].text_pair is not None if examples else False
     encoded = tokenizer(
@@ -129,7 +133,7 @@ def collate(
     """A padded batch: input_ids, attention_mask, token_type_ids, labels, sub_ids [B, L, 1 + K]."""
     length = max(len(split.input_ids[i]) for i in indices)
 
-    def pad(rows, value):
+    def pad(rows: list[list[int]] | list[list[bool]], value: int) -> torch.Tensor:
         return torch.tensor([row + [value] * (length - len(row)) for row in rows])
 
     input_ids = pad([split.input_ids[i] for i in indices], pad_id)
@@ -156,7 +160,8 @@ def adamw_groups(defense: Defense, head_weight_decay: float) -> list[dict]:
 
 def _rng_state() -> dict:
     """Every generator's state as tensors, tuples and numbers (storable by :func:`save_state`)."""
-    name, keys, position, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
+    legacy_state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True))
+    name, keys, position, has_gauss, cached_gaussian = legacy_state
     return {
         "torch": torch.get_rng_state(),
         "python": random.getstate(),
@@ -186,7 +191,7 @@ def data_fingerprint(train: EncodedSplit, neighbour_table: torch.Tensor) -> str:
 
 
 def ascc_correct_counts(
-    model,
+    model: nn.Module,
     split: EncodedSplit,
     count: int,
     pad_token_id: int,
@@ -226,7 +231,7 @@ class Trainer:
     def __init__(
         self,
         settings: TrainSettings,
-        tokenizer,
+        tokenizer: PreTrainedTokenizerBase,
         train: EncodedSplit,
         dev: EncodedSplit,
         neighbour_table: torch.Tensor,
@@ -235,7 +240,7 @@ class Trainer:
         rank: int = 0,
         world_size: int = 1,
         progress: bool = True,
-    ):
+    ) -> None:
         self.settings = settings
         self.tokenizer = tokenizer
         self.train_split, self.dev_split = train, dev
@@ -269,7 +274,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: 0.1 + 0.9 * min(1.0, step / warmup)
         )
-        self.engine = self.objective
+        self.engine: nn.Module = self.objective
         if world_size > 1 and self.objective.calls_backward:
             # A defense that calls backward itself (FreeLB: once per ascent step) does not fit DDP's
             # one-backward-per-forward hooks: start every rank from rank 0's weights and average the
@@ -326,7 +331,7 @@ class Trainer:
         return {k: v for k, v in self.objective.state_dict().items() if not k.startswith(TEACHER_PREFIX)}
 
     @property
-    def _encoder_config(self):
+    def _encoder_config(self) -> Any:
         return self.objective.model.encoder.config
 
     def resume(self) -> None:

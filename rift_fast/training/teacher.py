@@ -13,6 +13,7 @@ sample the head of its class.
 from __future__ import annotations
 
 import copy
+from typing import cast
 
 import torch
 from torch import nn
@@ -31,10 +32,10 @@ class FrozenTeacher(nn.Module):
     Its parameters are not trainable and it holds no classifier head.
     """
 
-    def __init__(self, model: RobustClassifier, keep_dropout: bool = False):
+    def __init__(self, model: RobustClassifier, keep_dropout: bool = False) -> None:
         super().__init__()
         self.keep_dropout = keep_dropout
-        model = unwrap(model)
+        model = cast(RobustClassifier, unwrap(model))
         self.encoder = copy.deepcopy(model.encoder)
         self.extra_pooler = copy.deepcopy(model.extra_pooler)
         for param in self.parameters():
@@ -46,11 +47,21 @@ class FrozenTeacher(nn.Module):
         return super().train(mode and self.keep_dropout)
 
     @torch.no_grad()
-    def pooled(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
+    def pooled(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Pooled feature [B, H] of the clean input (no gradient)."""
         return encode_pooled(self.encoder, self.extra_pooler, input_ids, attention_mask, token_type_ids)
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         return self.pooled(input_ids, attention_mask, token_type_ids)
 
 

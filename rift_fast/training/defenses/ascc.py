@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 import torch.nn.functional as F
+from torch import nn
 
 from rift_fast.models.classifier import logits_kl
 from rift_fast.training.adversary import (
@@ -52,8 +54,17 @@ class AsccSettings:
 
 
 def adversarial_terms(
-    model, input_ids, attention_mask, labels, sub_ids, token_type_ids, adversary, adversary_settings, generator, backend
-):
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    labels: torch.Tensor,
+    sub_ids: torch.Tensor,
+    token_type_ids: torch.Tensor | None,
+    adversary: ASCCResult | None,
+    adversary_settings: dict | None,
+    generator: torch.Generator | None,
+    backend: str | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, ASCCResult]:
     """(CE of the clean batch, KL(p(x) || p(x_adv)), pooled feature of x_adv [B, H], the adversary)."""
     if adversary is None:
         adversary = ascc_adversary(
@@ -77,17 +88,17 @@ def adversarial_terms(
 
 
 def ascc_loss(
-    model,
-    input_ids,
-    attention_mask,
-    labels,
-    sub_ids,
-    token_type_ids=None,
-    kl_weight=IMDB_KL_WEIGHT,
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    labels: torch.Tensor,
+    sub_ids: torch.Tensor,
+    token_type_ids: torch.Tensor | None = None,
+    kl_weight: float = IMDB_KL_WEIGHT,
     adversary: ASCCResult | None = None,
     adversary_settings: dict | None = None,
-    generator=None,
-    backend=None,
+    generator: torch.Generator | None = None,
+    backend: str | None = None,
 ) -> LossTerms:
     """``{"loss", "ce", "kl"}``: ``CE(f(x), y) + kl_weight * KL(p(x) || p(x_adv))``.
 
@@ -115,6 +126,7 @@ class AsccTraining(Defense):
     name = "ascc"
     summary = "CE + KL to the ASCC convex-hull adversary (Dong et al. 2021)"
     settings_type = AsccSettings
+    settings: AsccSettings
 
     def forward(self, batch: Batch) -> LossTerms:
         s = self.settings

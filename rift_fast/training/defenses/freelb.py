@@ -8,12 +8,14 @@ processes once per step.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from rift_fast.models.classifier import unwrap
-from rift_fast.training.defenses.base import Batch, Defense, LossTerms, register_defense
+from rift_fast.models.classifier import RobustClassifier, unwrap
+from rift_fast.training.defenses.base import BackwardFunction, Batch, Defense, LossTerms, register_defense
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class FreeLBSettings:
         },
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.adv_steps < 1:
             raise ValueError(f"adv_steps must be at least 1, got {self.adv_steps}")
         if self.norm_type not in ("l2", "linf"):
@@ -50,7 +52,9 @@ class FreeLBSettings:
             raise ValueError("adv_lr, adv_init_mag and adv_max_norm must be >= 0")
 
 
-def _initial_delta(embeds, mask, settings, generator):
+def _initial_delta(
+    embeds: torch.Tensor, mask: torch.Tensor, settings: FreeLBSettings, generator: torch.Generator | None
+) -> torch.Tensor:
     if settings.adv_init_mag <= 0:
         return torch.zeros_like(embeds)
     noise = torch.rand(embeds.shape, generator=generator, device=embeds.device, dtype=embeds.dtype) * 2 - 1
@@ -61,7 +65,7 @@ def _initial_delta(embeds, mask, settings, generator):
     return noise * settings.adv_init_mag
 
 
-def _ascent(delta, grad, settings):
+def _ascent(delta: torch.Tensor, grad: torch.Tensor, settings: FreeLBSettings) -> torch.Tensor:
     flat = grad.reshape(grad.shape[0], -1)
     if settings.norm_type == "l2":
         denom = flat.norm(dim=1).clamp_min(1e-8).view(-1, 1, 1)
@@ -79,14 +83,14 @@ def _ascent(delta, grad, settings):
 
 
 def freelb_loss(
-    model,
-    input_ids,
-    attention_mask,
-    labels,
-    token_type_ids=None,
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    labels: torch.Tensor,
+    token_type_ids: torch.Tensor | None = None,
     settings: FreeLBSettings | None = None,
-    backward=None,
-    generator=None,
+    backward: BackwardFunction | None = None,
+    generator: torch.Generator | None = None,
 ) -> dict:
     """FreeLB: ``adv_steps`` ascent steps on a perturbation delta, parameter gradients accumulated.
 
@@ -104,9 +108,9 @@ def freelb_loss(
     settings = settings or FreeLBSettings()
     backward = backward or (lambda loss: loss.backward())
 
-    inner = unwrap(model)
+    inner = cast(RobustClassifier, unwrap(model))
 
-    def base():
+    def base() -> torch.Tensor:
         if settings.perturb == "word":
             return inner.word_embeddings(input_ids)
         return inner.embedding_output(input_ids, token_type_ids)
@@ -128,7 +132,7 @@ def freelb_loss(
         total = total + loss.detach().float()
         if step == settings.adv_steps - 1:
             break
-        delta = _ascent(delta.detach(), delta.grad.detach(), settings)
+        delta = _ascent(delta.detach(), cast(torch.Tensor, delta.grad).detach(), settings)  # set by backward
         embeds = base()  # the previous graph was freed by backward
     delta_norm = delta.detach().reshape(delta.shape[0], -1).float().norm(dim=1).mean()
     return {"loss": total, "ce": total, "delta_norm": delta_norm}
@@ -139,6 +143,7 @@ class FreeLBTraining(Defense):
     name = "freelb"
     summary = "FreeLB ascent on the word embeddings (Zhu et al. 2020); runs backward itself"
     settings_type = FreeLBSettings
+    settings: FreeLBSettings
     calls_backward = True
 
     def forward(self, batch: Batch) -> LossTerms:

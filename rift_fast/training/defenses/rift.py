@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
+from rift_fast.models.classifier import RobustClassifier
 from rift_fast.ops.class_conditional_infonce import RIFT_TEMPERATURE, class_conditional_infonce
 from rift_fast.training.adversary import ASCCResult
 from rift_fast.training.defenses.ascc import IMDB_KL_WEIGHT, AsccSettings, adversarial_terms
@@ -39,21 +41,21 @@ class RiftSettings(AsccSettings):
 
 
 def rift_loss(
-    model,
-    teacher,
-    heads,
-    input_ids,
-    attention_mask,
-    labels,
-    sub_ids,
-    token_type_ids=None,
-    kl_weight=IMDB_KL_WEIGHT,
-    mi_weight=IMDB_MI_WEIGHT,
-    temperature=RIFT_TEMPERATURE,
+    model: nn.Module,
+    teacher: FrozenTeacher,
+    heads: ProjectionHeads,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    labels: torch.Tensor,
+    sub_ids: torch.Tensor,
+    token_type_ids: torch.Tensor | None = None,
+    kl_weight: float = IMDB_KL_WEIGHT,
+    mi_weight: float = IMDB_MI_WEIGHT,
+    temperature: float = RIFT_TEMPERATURE,
     adversary: ASCCResult | None = None,
     adversary_settings: dict | None = None,
-    generator=None,
-    backend=None,
+    generator: torch.Generator | None = None,
+    backend: str | None = None,
 ) -> LossTerms:
     """``{"loss", "ce", "kl", "nce"}``: the ASCC loss ``+ mi_weight * L_NCE``.
 
@@ -85,8 +87,9 @@ class RiftTraining(Defense):
     name = "rift"
     summary = "ASCC + class-conditional InfoNCE to the frozen pre-trained encoder (Dong et al. 2021)"
     settings_type = RiftSettings
+    settings: RiftSettings
 
-    def __init__(self, model, settings: RiftSettings):
+    def __init__(self, model: RobustClassifier, settings: RiftSettings) -> None:
         super().__init__(model, settings)
         self.heads = ProjectionHeads(model.hidden_size, model.num_classes)
         self.teacher = FrozenTeacher(model, keep_dropout=settings.teacher_dropout)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
+from torch import nn
 
 from rift_fast.training.defenses.base import Batch, Defense, LossTerms, register_defense
 
 
-def standard_loss(model, input_ids, attention_mask, labels, token_type_ids=None) -> LossTerms:
+def standard_loss(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    labels: torch.Tensor,
+    token_type_ids: torch.Tensor | None = None,
+) -> LossTerms:
     """``{"loss", "ce"}``: cross-entropy of the clean batch (``model``: a RobustClassifier or its DDP wrapper)."""
     logits, _ = model(input_ids, attention_mask, token_type_ids)
     ce = F.cross_entropy(logits, labels)
