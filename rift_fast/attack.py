@@ -20,6 +20,7 @@ from rift_fast.cli_common import (
     add_data_arguments,
     add_model_arguments,
     add_synonym_arguments,
+    configure_logging,
     init_distributed,
     load_synonym_index,
     run_command_line,
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging()
     import torch
 
     from rift_fast.attacks import AttackCheckpoint, AttackReport, RecipeOptions, VictimModel, build_attack

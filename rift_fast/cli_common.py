@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -110,3 +111,35 @@ def run_command_line(main: Callable[[], int], prog: str) -> int:
     except (ValueError, OSError) as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
+
+
+class _StandardStreamHandler(logging.StreamHandler):
+    """Writes to ``sys.stdout`` (below WARNING) or ``sys.stderr`` as they are at each record, so that a
+    redirected or captured stream is followed."""
+
+    def __init__(self, errors: bool):
+        super().__init__()
+        self.errors = errors
+        self.setLevel(logging.WARNING if errors else logging.DEBUG)
+        if not errors:
+            self.addFilter(lambda record: record.levelno < logging.WARNING)
+
+    @property
+    def stream(self):  # a text stream
+        return sys.stderr if self.errors else sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:  # the standard streams are looked up at each record instead
+        pass
+
+
+def configure_logging() -> None:
+    """What the library logs under ``rift_fast`` is shown: information on stdout, warnings and errors
+    on stderr, as plain lines (the command lines call this once; repeated calls change nothing)."""
+    library = logging.getLogger("rift_fast")
+    library.setLevel(logging.INFO)
+    if not any(isinstance(h, _StandardStreamHandler) for h in library.handlers):
+        for errors in (False, True):
+            handler = _StandardStreamHandler(errors)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            library.addHandler(handler)

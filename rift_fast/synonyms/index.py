@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
+import logging
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -31,6 +31,8 @@ from rift_fast.io_utils import write_text_atomically
 from rift_fast.synonyms.knn import bounded_knn
 from rift_fast.synonyms.vectors import WordVectors
 from rift_fast.text import accent_stripped, lookup_form, lookup_forms
+
+logger = logging.getLogger(__name__)
 
 
 def default_stop_words() -> frozenset[str]:
@@ -244,7 +246,7 @@ def cached_index(
             _validate_neighbour_mapping(neighbours, str(path))
             return SynonymIndex(neighbours, source=stored["source"])
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
-            print(f"[rift_fast] synonym cache {path} is corrupt ({error}); rebuilding it", file=sys.stderr)
+            logger.warning("[rift_fast] synonym cache %s is corrupt (%s); rebuilding it", path, error)
     index = build()
     neighbours = index.to_json()
     payload = {
@@ -288,11 +290,7 @@ def embedded_index(settings: EmbeddedSynonymSettings = EmbeddedSynonymSettings()
         from rift_fast.synonyms.vectors import load_embedded_glove
         from rift_fast.synonyms.wordnet import wordnet_relations
 
-        print(
-            "[rift_fast] building the embedded synonym sets (counter-fitting GloVe 50-d to WordNet) ...",
-            file=sys.stderr,
-            flush=True,
-        )
+        logger.info("[rift_fast] building the embedded synonym sets (counter-fitting GloVe 50-d to WordNet) ...")
         vocabulary = _embedded_vocabulary(
             load_embedded_glove(max_words=4 * settings.vocabulary_size), settings.vocabulary_size
         )

@@ -6,10 +6,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import math
 import os
 import random
-import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -44,6 +44,7 @@ from rift_fast.training.sampling import ClassBalancedBatchSampler
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+logger = logging.getLogger(__name__)
 HEAD_WEIGHT_DECAY = 2e-4  # RIFT_SPEC step 5: AdamW weight decay of the heads only
 TEACHER_PREFIX = "teacher."  # the frozen teacher's weights are the pre-trained model's: never saved
 
@@ -361,7 +362,7 @@ class Trainer:
         self.epoch = metadata["epoch"]
         self.history, self.best_robust = metadata["history"], metadata["best_robust"]
         if self.rank == 0:
-            print(f"[{self.settings.method}] resumed from {folder} after epoch {self.epoch}")
+            logger.info("[%s] resumed from %s after epoch %d", self.settings.method, folder, self.epoch)
 
     def _check_same_inputs(self, folder: Path, metadata: dict) -> None:
         """Raises ValueError naming the first of settings, data, model, tokenizer or head size that differs."""
@@ -489,12 +490,10 @@ class Trainer:
                     for k, v in record.items()
                     if k not in ("epoch", "seconds") and not k.startswith("dev_")
                 )
-                print(
+                logger.info(
                     f"[{self.settings.method}] epoch {epoch + 1}/{self.settings.epochs}  {terms_text}  "
                     f"dev clean {dev['dev_clean_accuracy']:.1%}  dev ASCC {dev['dev_ascc_accuracy']:.1%}  "
-                    f"({record['seconds']:.0f} s)",
-                    file=sys.stdout,
-                    flush=True,
+                    f"({record['seconds']:.0f} s)"
                 )
         return resolve_checkpoint(self.best_dir) or self.best_dir
 
