@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from rift_fast.attacks.recipes import PUBLISHED_GA_GENERATIONS, PUBLISHED_GA_POPULATION, RECIPES
+from rift_fast.attacks.victim import EXACT_MARGIN
 from rift_fast.cli_common import (
     add_data_arguments,
     add_model_arguments,
@@ -133,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--exact-margin",
         type=probability_gap,
-        default=0.05,
+        default=EXACT_MARGIN,
         help="with a reduced --search-dtype, answers whose two most probable classes are closer "
         "than this are re-scored by the model itself",
     )

@@ -16,14 +16,18 @@ from typing import Any, ClassVar, TypeVar, cast
 from rift_fast.attacks.constraints import Constraints, MaxModificationRatio, StopWords
 from rift_fast.attacks.goal import UntargetedClassification
 from rift_fast.attacks.runner import AttackCheckpoint, AttackReport, run_attack
-from rift_fast.attacks.search import PWWS, GeneticAttack, GradientGuidedGreedy, SearchMethod
+from rift_fast.attacks.search import (
+    PUBLISHED_GA_GENERATIONS,
+    PUBLISHED_GA_POPULATION,
+    PWWS,
+    GeneticAttack,
+    GradientGuidedGreedy,
+    SearchMethod,
+)
 from rift_fast.attacks.transformation import SynonymSwap, Transformation
 from rift_fast.attacks.victim import VictimModel
 from rift_fast.data import Example
 from rift_fast.synonyms import SynonymIndex
-
-# Alzantot et al. (2018) as Jia et al. (2019) ran it, the setting RIFT_SPEC evaluates with.
-PUBLISHED_GA_POPULATION, PUBLISHED_GA_GENERATIONS = 60, 40
 
 
 @dataclass(frozen=True)

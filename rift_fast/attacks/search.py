@@ -122,6 +122,10 @@ class PWWS(SearchMethod):
         return outcomes
 
 
+# Alzantot et al. (2018) as Jia et al. (2019) ran it, the setting RIFT_SPEC evaluates with.
+PUBLISHED_GA_POPULATION, PUBLISHED_GA_GENERATIONS = 60, 40
+
+
 def check_ga_settings(population: int, generations: int) -> None:
     """Raises a clear error unless population >= 2 and generations >= 1."""
     if population < 2 or generations < 1:
@@ -143,7 +147,11 @@ class GeneticAttack(SearchMethod):
     name = "ga"
 
     def __init__(
-        self, goal: UntargetedClassification, population: int = 60, generations: int = 40, seed: int = 0
+        self,
+        goal: UntargetedClassification,
+        population: int = PUBLISHED_GA_POPULATION,
+        generations: int = PUBLISHED_GA_GENERATIONS,
+        seed: int = 0,
     ) -> None:
         check_ga_settings(population, generations)
         self.goal = goal

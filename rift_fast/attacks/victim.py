@@ -17,6 +17,8 @@ from rift_fast.models import checked_max_length
 if TYPE_CHECKING:
     from transformers import BatchEncoding, PreTrainedTokenizerBase
 
+# Reduced-precision search: answers whose two most probable classes are closer than this are re-scored exactly.
+EXACT_MARGIN = 0.05
 Query = tuple[str, str | None]  # (text, text_pair); text_pair is None for single-text tasks
 
 
@@ -63,7 +65,7 @@ class VictimModel:
         max_length: int | None = None,
         batch_size: int = 64,
         search_dtype: torch.dtype | None = None,
-        exact_margin: float = 0.05,
+        exact_margin: float = EXACT_MARGIN,
     ) -> None:
         if not 0 <= exact_margin <= 1:
             raise ValueError(f"exact_margin is a probability gap in [0, 1], got {exact_margin}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from rift_fast.attacks.search import PUBLISHED_GA_GENERATIONS, PUBLISHED_GA_POPULATION
 from rift_fast.training.adversary import ADVERSARY_STEPS
 from rift_fast.training.defenses.rift import PUBLISHED_WEIGHTS
 
@@ -27,8 +28,8 @@ class TaskPreset:
     dev_examples: int = 1000
     dev_adversary_steps: int = ADVERSARY_STEPS
     test_examples: int = 1000
-    ga_population: int = 60
-    ga_generations: int = 40
+    ga_population: int = PUBLISHED_GA_POPULATION
+    ga_generations: int = PUBLISHED_GA_GENERATIONS
 
 
 TASK_PRESETS = {
