@@ -193,3 +193,26 @@ def test_synonym_source_options(tmp_path):
     (tmp_path / "bad.txt").write_text("good 1 0\nfine 0.9\n")
     with pytest.raises(ValueError, match="bad.txt:2"):
         load_synonym_index(options(str(tmp_path / "bad.txt")))
+
+
+def test_a_bad_input_is_one_error_line_with_status_2(capsys):
+    from rift_fast.cli_common import run_command_line
+
+    def refuse():
+        raise ValueError("--max-length 65 is above the usable 64")
+
+    assert run_command_line(refuse, "python -m rift_fast.attack") == 2
+    assert capsys.readouterr().err == "python -m rift_fast.attack: error: --max-length 65 is above the usable 64\n"
+
+
+def test_library_logs_reach_stdout_and_stderr_once(capsys):
+    import logging
+
+    from rift_fast.cli_common import configure_logging
+
+    configure_logging()
+    configure_logging()  # a second call adds nothing
+    logging.getLogger("rift_fast.training.loop").info("[standard] epoch 1/3")
+    logging.getLogger("rift_fast.synonyms.index").warning("cache is corrupt")
+    captured = capsys.readouterr()
+    assert captured.out == "[standard] epoch 1/3\n" and captured.err == "cache is corrupt\n"
