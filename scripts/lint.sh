@@ -9,6 +9,8 @@ TYPED_PACKAGES=(rift_fast/ops rift_fast/attacks rift_fast/training rift_fast/mod
 
 "$PYTHON" -m ruff check .
 "$PYTHON" -m ruff format --check .
-clang-format --dry-run --Werror "${CPP_SOURCES[@]}"
+# The clang-format of the Python environment (the PyPI wheel), found without relying on PATH.
+CLANG_FORMAT="$("$PYTHON" -c 'import clang_format; print(clang_format.get_executable("clang-format"))')"
+"$CLANG_FORMAT" --dry-run --Werror "${CPP_SOURCES[@]}"
 "$PYTHON" -m mypy "${TYPED_PACKAGES[@]}"
 echo "lint: ruff, ruff format, clang-format and mypy are clean"
