@@ -249,3 +249,11 @@ def test_training_time_evaluation_keeps_to_the_batch(tmp_path):
         model, split, 5, tokenizer.pad_token_id, SYNONYMS.vocab_table(tokenizer, 4), batch_size=2, steps=2
     )
     assert 0 <= robust <= clean <= 5 and rows and max(rows) <= 2
+
+
+def test_left_padding_tokenizers_get_the_same_adversarial_examples(tmp_path):
+    tokenizer = _tokenizers(tmp_path)["byte_level_bpe"]
+    tokenizer.padding_side = "left"
+    examples = [Example("a good movie with great acting", 1), Example("Bad movie with awful acting.", 0)]
+    report, _ = _gradient_run(tokenizer, examples, batch_size=2)
+    assert [r.adversarial for r in report.results] == ["a good movie with grand acting", "Poor movie with poor acting."]

@@ -7,7 +7,7 @@ import hashlib
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 # Reduced-precision search: answers whose two most probable classes are closer than this are re-scored exactly.
 EXACT_MARGIN = 0.05
 Query = tuple[str, str | None]  # (text, text_pair); text_pair is None for single-text tasks
+
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -35,8 +38,14 @@ class GradientBatch:
     rows: list[int]
     input_ids: torch.Tensor
     grad: torch.Tensor
-    offsets: list[list[list[int]]]
+    offsets: list[list[tuple[int, int]]]
     sides: list[list[int | None]]
+
+
+def _padded(values: list[T], length: int, fill: T, left: bool) -> list[T]:
+    """``values`` padded with ``fill`` to ``length``, on the left or the right as the tokenizer pads."""
+    padding = [fill] * (length - len(values))
+    return padding + values if left else values + padding
 
 
 class VictimModel:
@@ -157,35 +166,35 @@ class VictimModel:
     def embedding_gradients(self, queries: list[Query], labels: list[int], attacked_side: int) -> list[GradientBatch]:
         """Gradient of the summed cross-entropy w.r.t. the word-embedding output, for gradient-guided search.
 
-        The queries are sorted by their number of tokens and sent in batches of at most ``batch_size``
-        rows, one forward and backward pass each (the same batching rule as :meth:`score`). Returns one
-        :class:`GradientBatch` per pass; together their ``rows`` cover every query once. The model's
-        parameters get no gradient.
+        The queries are tokenised once, sorted by their number of tokens and sent in batches of at most
+        ``batch_size`` rows, one forward and backward pass each (the same batching rule as :meth:`score`).
+        Returns one :class:`GradientBatch` per pass; together their ``rows`` cover every query once. The
+        model's parameters get no gradient.
         """
-        lengths = [len(ids) for ids in self._tokenize(queries)["input_ids"]] if queries else []
-        order = sorted(range(len(queries)), key=lengths.__getitem__)
+        if not queries:
+            return []
+        encoded = self.tokenizer(
+            [q[0] for q in queries],
+            [cast(str, q[1]) for q in queries] if attacked_side else None,
+            truncation=True,
+            max_length=self.max_length,
+            return_offsets_mapping=True,
+        )
+        offsets = encoded.pop("offset_mapping")
+        order = sorted(range(len(queries)), key=lambda k: len(encoded["input_ids"][k]))
         return [
-            self._gradient_batch(order[start : start + self.batch_size], queries, labels, attacked_side)
+            self._gradient_batch(encoded, offsets, order[start : start + self.batch_size], labels)
             for start in range(0, len(order), self.batch_size)
         ]
 
     def _gradient_batch(
-        self, rows: list[int], queries: list[Query], labels: list[int], attacked_side: int
+        self, encoded: BatchEncoding, offsets: list[list[tuple[int, int]]], rows: list[int], labels: list[int]
     ) -> GradientBatch:
-        """One forward and backward pass over the queries at ``rows``."""
-        chosen = [queries[k] for k in rows]
-        encoded = self.tokenizer(
-            [q[0] for q in chosen],
-            [q[1] for q in chosen] if attacked_side else None,
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_offsets_mapping=True,
-            return_tensors="pt",
-        )
-        offsets = encoded.pop("offset_mapping").tolist()
-        sides = [encoded.sequence_ids(b) for b in range(len(chosen))]
-        encoded = encoded.to(self.device)
+        """One forward and backward pass over the queries at ``rows`` of ``encoded`` (padded here)."""
+        batch = self._pad(encoded, rows)
+        length, left = batch["input_ids"].shape[1], self.tokenizer.padding_side == "left"
+        row_offsets = [_padded(list(offsets[k]), length, (0, 0), left) for k in rows]
+        sides = [_padded(encoded.sequence_ids(k), length, None, left) for k in rows]
         captured: dict[str, torch.Tensor] = {}
 
         def capture(module: torch.nn.Module, inputs: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
@@ -197,7 +206,7 @@ class VictimModel:
         try:
             with torch.enable_grad():
                 started = time.perf_counter()
-                result = self.model(**encoded)
+                result = self.model(**batch)
                 logits = result.logits if hasattr(result, "logits") else result[0]
                 targets = torch.tensor([labels[k] for k in rows], device=self.device)
                 loss = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
@@ -207,7 +216,7 @@ class VictimModel:
                 self.exact_rows_scored += len(rows)
         finally:
             handle.remove()
-        return GradientBatch(rows, encoded["input_ids"], grad, offsets, sides)
+        return GradientBatch(rows, batch["input_ids"], grad, row_offsets, sides)
 
     def visible_characters(self, query: Query, attacked_side: int) -> tuple[int, bool]:
         """How many leading characters of the attacked side (0: text, 1: pair) the model sees, and
