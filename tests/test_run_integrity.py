@@ -37,8 +37,8 @@ from rift_fast.data import Example
 from rift_fast.digests import model_digest, tokenizer_digest
 from rift_fast.evaluation import EvaluationSettings, ascc_accuracy, evaluate_test_pool
 from rift_fast.models import load_sequence_classifier, load_tokenizer
-from rift_fast.run_settings import settings_differences
 from rift_fast.safe_state import load_state, save_state
+from rift_fast.settings_diff import settings_differences
 from rift_fast.synonyms import SynonymIndex
 
 GOAL = UntargetedClassification()

@@ -20,7 +20,7 @@ from rift_fast.attacks.search import SearchMethod
 from rift_fast.attacks.transformation import Transformation, build_target
 from rift_fast.attacks.victim import QueryEngine, VictimModel
 from rift_fast.data import Example
-from rift_fast.run_settings import settings_differences
+from rift_fast.settings_diff import settings_differences
 
 logger = logging.getLogger(__name__)
 

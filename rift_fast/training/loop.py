@@ -34,8 +34,8 @@ from rift_fast.models.checkpoint import (
     resolve_checkpoint,
     save_model_folder,
 )
-from rift_fast.run_settings import settings_differences
 from rift_fast.safe_state import load_state
+from rift_fast.settings_diff import settings_differences
 from rift_fast.training.adversary import ascc_robust_accuracy, substitution_ids
 from rift_fast.training.defenses import Defense, defense_class
 from rift_fast.training.presets import PUBLISHED_PRESET
