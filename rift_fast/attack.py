@@ -79,7 +79,6 @@ def run_settings(args, attack, victim, model, tokenizer, synonyms, labels) -> di
         "num_examples": args.num_examples,
         "seed": args.seed,
         **attack.settings(),
-        "synonyms": synonyms.source,
         "synonyms_sha256": synonyms.content_digest(),
         "model_sha256": model_digest(model),
         "tokenizer_sha256": tokenizer_digest(tokenizer),
