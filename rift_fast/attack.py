@@ -28,6 +28,7 @@ from rift_fast.cli_common import (
 )
 
 SEARCH_DTYPES = ("model", "bfloat16")
+DEFAULT_POOL_SIZE = 300  # RIFT's pool (RIFT_SPEC) for datasets without a preset pool rule
 
 
 def probability_gap(text: str) -> float:
@@ -67,8 +68,8 @@ def refuse_shared_paths(paths: dict[str, Path]) -> None:
         role_at[key] = role
 
 
-def run_settings(args, attack, victim, model, tokenizer, synonyms, labels) -> dict:
-    """Everything the results depend on, with content digests of the synonyms, weights and tokenizer
+def run_settings(args, attack, victim, model, tokenizer, synonyms, labels, data_identity: dict) -> dict:
+    """Everything the results depend on, with content digests of the data, synonyms, weights and tokenizer
     (so that a resume with a same-named but different input is refused)."""
     from rift_fast.digests import model_digest, tokenizer_digest
 
@@ -76,6 +77,7 @@ def run_settings(args, attack, victim, model, tokenizer, synonyms, labels) -> di
         "model": args.model,
         "dataset": args.dataset,
         "data_source": args.data_source,
+        "data": data_identity,
         "num_examples": args.num_examples,
         "seed": args.seed,
         **attack.settings(),
@@ -100,7 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(RECIPES),
         help="; ".join(f"{name}: {recipe.summary}" for name, recipe in sorted(RECIPES.items())),
     )
-    parser.add_argument("--num-examples", type=int, default=300, help="size of the test pool (seeded shuffle)")
+    parser.add_argument(
+        "--num-examples",
+        type=int,
+        default=None,
+        help=f"size of the test pool (default: the preset's pool size, {DEFAULT_POOL_SIZE} otherwise); "
+        "presets draw it stratified by label with --seed, other datasets take the first N of a shuffle with --seed",
+    )
     parser.add_argument(
         "--max-length",
         type=int,
@@ -149,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from rift_fast.attacks import AttackCheckpoint, AttackReport, RecipeOptions, VictimModel, build_attack
-    from rift_fast.data import load_task, test_pool
+    from rift_fast.data import test_pool
+    from rift_fast.data_sources import DatasetOptions, load_data
     from rift_fast.io_utils import write_text_atomically
     from rift_fast.models import load_sequence_classifier
     from rift_fast.text import vocabulary
@@ -158,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     paths = output_paths(Path(args.output), world)
     refuse_shared_paths(paths)
     torch.manual_seed(args.seed)  # a head missing from the checkpoint is initialised reproducibly
-    task = load_task(args.dataset, args.data_source, seed=args.seed)
+    task = load_data(DatasetOptions.from_args(args), seed=args.seed)
+    if args.num_examples is None:
+        args.num_examples = task.pool_rule.size if task.pool_rule else DEFAULT_POOL_SIZE
     pool = test_pool(task, args.num_examples, seed=args.seed)
     model, tokenizer, labels = load_sequence_classifier(args.model, task.label_names)
     if torch.cuda.is_available():
@@ -182,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         synonym_k=args.synonym_k,
     )
     attack = build_attack(args.attack, victim, synonyms, task.is_pair, options)
-    settings = run_settings(args, attack, victim, model, tokenizer, synonyms, labels)
+    settings = run_settings(args, attack, victim, model, tokenizer, synonyms, labels, task.identity)
     checkpoint_path = paths[checkpoint_role(rank, world)]
     if checkpoint_path.exists() and not args.resume:
         raise SystemExit(f"{checkpoint_path} exists from an earlier run: pass --resume to continue it, or delete it")

@@ -9,7 +9,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from rift_fast.data import TASK_LOADERS
+from rift_fast.data_sources import (
+    DEFAULT_LABEL_COLUMN,
+    DEFAULT_TEXT_COLUMN,
+    dataset_names,
+    label_names_option,
+    refuse_unknown_dataset,
+)
 from rift_fast.models import EMBEDDED_MODEL_NAME
 from rift_fast.synonyms import SynonymIndex, cached_index, embedded_index, load_text_vectors
 
@@ -24,19 +30,44 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--dataset",
-        default="rotten_tomatoes",
-        choices=sorted(TASK_LOADERS),
-        help="task data; rotten_tomatoes is the embedded default",
+    """``--dataset`` and its column mapping, local files and seed (see :mod:`rift_fast.data_sources`)."""
+    data = parser.add_argument_group(
+        "data",
+        "--dataset takes a task, a preset, hf:NAME (any Hugging Face dataset, with --dataset-config), a "
+        ".csv/.tsv/.jsonl training file (with --dev-file/--test-file) or a folder of train/dev/test files; "
+        "a split the source lacks is carved from train (10%%, stratified, --seed)",
     )
-    parser.add_argument(
+    data.add_argument(
+        "--dataset",
+        type=refuse_unknown_dataset,
+        default="rotten_tomatoes",
+        help=f"{dataset_names()}; rotten_tomatoes is the embedded default",
+    )
+    data.add_argument(
         "--data-source",
         default=None,
-        help="local source of the dataset (aclImdb/ folder, SNLI jsonl folder, SST-2 tsv folder); "
+        help="local source of a task (aclImdb/ folder, SNLI jsonl folder, SST-2 tsv folder) or of a preset "
+        "(a folder datasets.load_dataset reads, or a save_to_disk folder); "
         "default: the Hugging Face hub (or the embedded corpus for rotten_tomatoes)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of splits, sampling and training")
+    data.add_argument("--dataset-config", default=None, help="config of an hf: dataset (hf:nyu-mll/glue with mnli)")
+    data.add_argument("--text-column", default=None, help=f"column of the text (default {DEFAULT_TEXT_COLUMN!r})")
+    data.add_argument(
+        "--text-pair-column",
+        default=None,
+        help="column of the second text of a sentence pair (the attacked one, e.g. hypothesis); default: none",
+    )
+    data.add_argument("--label-column", default=None, help=f"column of the label (default {DEFAULT_LABEL_COLUMN!r})")
+    data.add_argument(
+        "--label-names",
+        type=label_names_option,
+        default=None,
+        help="comma-separated label names in id order (labels may then be these names or ids 0..n-1); "
+        "default: the preset's, the dataset's ClassLabel names, LABEL_0... for ids, or the sorted names of train",
+    )
+    data.add_argument("--dev-file", default=None, help="dev split file beside a --dataset training file")
+    data.add_argument("--test-file", default=None, help="test split file beside a --dataset training file")
+    data.add_argument("--seed", type=int, default=0, help="seed of splits, sampling and training")
 
 
 def add_synonym_arguments(parser: argparse.ArgumentParser) -> None:

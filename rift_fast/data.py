@@ -2,7 +2,9 @@
 
 Every loader returns a :class:`TaskData` with train / dev / test lists of :class:`Example`. Hub
 sources go through ``datasets.load_dataset``; local sources are the official file layouts. Bad
-records raise ``ValueError`` naming the file (or hub split) and the line (or record index).
+records raise ``ValueError`` naming the file (or hub split) and the line (or record index). Any other
+dataset (a Hugging Face dataset by name, local CSV / TSV / JSONL files, the AG News, MNLI, QNLI, Yelp
+and MR presets) loads through :mod:`rift_fast.data_sources` into the same :class:`TaskData`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
 
@@ -44,9 +46,25 @@ class Example:
     text_pair: str | None = None
 
 
+@dataclass(frozen=True)
+class PoolRule:
+    """How the attacked test pool of a dataset preset is drawn: a sample of ``size`` test examples
+    (the published pool size, the default of ``--num-examples``), stratified by label with the seed.
+    ``source``: where the size comes from."""
+
+    size: int
+    source: str
+
+
 @dataclass
 class TaskData:
-    """A task's splits and label names."""
+    """A task's splits and label names.
+
+    ``pool_rule``: how :func:`test_pool` draws the attacked pool (None: RIFT_SPEC's seeded shuffle);
+    ``identity``: what the data is (source, columns, where each split came from, content digests), as
+    recorded in run settings and compared on resume; ``provenance``: split name -> where it came from
+    (e.g. carved from train), printed by :meth:`describe`.
+    """
 
     name: str
     label_names: tuple[str, ...]
@@ -54,15 +72,19 @@ class TaskData:
     dev: list[Example]
     test: list[Example]
     is_pair: bool
+    pool_rule: PoolRule | None = None
+    identity: dict = field(default_factory=dict)
+    provenance: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
-        """Sizes and label counts of each split, one line per split."""
+        """Sizes and label counts of each split, one line per split (with where it came from, when known)."""
         kind = "sentence pairs" if self.is_pair else "single texts"
         lines = [f"{self.name} ({kind}, labels {', '.join(self.label_names)})"]
         for split_name, examples in (("train", self.train), ("dev", self.dev), ("test", self.test)):
             counts = Counter(example.label for example in examples)
             per_label = " ".join(f"{name}={counts[index]}" for index, name in enumerate(self.label_names))
-            lines.append(f"  {split_name:<5} {len(examples):>7}  {per_label}")
+            origin = f"  ({self.provenance[split_name]})" if split_name in self.provenance else ""
+            lines.append(f"  {split_name:<5} {len(examples):>7}  {per_label}{origin}")
         return "\n".join(lines)
 
 
@@ -88,9 +110,17 @@ def _existing(path: PathLike) -> Path:
 
 
 def _stratified_split(examples: list[Example], held_out: int, seed: int) -> tuple[list[Example], list[Example]]:
-    """(rest, held_out examples), stratified by label and deterministic for ``seed``."""
+    """(rest, held_out examples), stratified by label and deterministic for ``seed``. Raises ValueError
+    when ``held_out`` is not in 1..len-1 or cannot give every label its share (a label with one example,
+    fewer held-out examples than labels)."""
     if not 0 < held_out < len(examples):
         raise ValueError(f"cannot hold out {held_out} of {len(examples)} examples")
+    counts = Counter(example.label for example in examples)
+    if min(counts.values()) < 2 or not len(counts) <= held_out <= len(examples) - len(counts):
+        raise ValueError(
+            f"cannot hold out {held_out} of {len(examples)} examples stratified by label: every label needs "
+            f"2 examples or more and a share on both sides (counts per label id: {dict(sorted(counts.items()))})"
+        )
     rest, held = train_test_split(
         examples, test_size=held_out, random_state=seed, stratify=[example.label for example in examples]
     )
@@ -303,11 +333,17 @@ def load_task(name: str, source: PathLike | None = None, seed: int = 0) -> TaskD
 
 
 def test_pool(task: TaskData, num_examples: int, seed: int = 0) -> list[Example]:
-    """The evaluation pool: the first ``num_examples`` of the test set shuffled with ``seed``."""
+    """The evaluation pool of ``num_examples`` test examples, drawn with ``seed``: by default the first
+    ``num_examples`` of the test set shuffled with ``seed`` (RIFT_SPEC); under a :class:`PoolRule` a
+    sample stratified by label (the whole test set, shuffled, when ``num_examples`` is all of it)."""
     if not 0 < num_examples <= len(task.test):
         raise ValueError(f"asked for {num_examples} test examples; {task.name} has {len(task.test)}")
     order = torch.randperm(len(task.test), generator=torch.Generator().manual_seed(seed))
-    return [task.test[index] for index in order[:num_examples].tolist()]
+    shuffled = [task.test[index] for index in order.tolist()]
+    if task.pool_rule is None or num_examples == len(shuffled):
+        return shuffled[:num_examples]
+    _, pool = _stratified_split(shuffled, num_examples, seed)
+    return pool
 
 
 test_pool.__test__ = False  # not a pytest test, although its name starts with "test_"

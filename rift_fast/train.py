@@ -3,8 +3,10 @@ evaluation on the test pool under PWWS, GA and the ASCC attack.
 
 With no arguments it runs the embedded default on the CPU: the packaged MiniLM, the embedded Rotten
 Tomatoes data and the embedded synonym sets; it trains standard fine-tuning and RIFT and prints one
-table. ``--task imdb|snli`` selects the published RIFT settings. ``torchrun --nproc_per_node N -m
-rift_fast.train ...`` trains with DistributedDataParallel.
+table. ``--task imdb|snli`` selects the published RIFT settings. ``--dataset`` trains on another
+dataset (a preset, hf:NAME, or CSV / TSV / JSONL files with a column mapping) with the --task settings;
+its max length, unless given, comes from the data (the 95th percentile of the token lengths, capped
+by the model). ``torchrun --nproc_per_node N -m rift_fast.train ...`` trains with DistributedDataParallel.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import sys
 import time
 from dataclasses import Field, asdict, fields
@@ -116,10 +119,13 @@ def add_defense_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_settings(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill the options left unset from the task preset, then from the defenses' defaults."""
+    """Fill the options left unset from the task preset, then from the defenses' defaults. On a dataset
+    other than the preset's, ``max_length`` stays None (derived from the data once the tokenizer is
+    loaded) and the default output folder is ``runs/<task>-<dataset>``."""
     preset = TASK_PRESETS[args.task]
+    own_dataset = args.dataset in (None, preset.dataset)
     for name in PRESET_FIELDS:
-        if getattr(args, name) is None:
+        if getattr(args, name) is None and (own_dataset or name != "max_length"):
             setattr(args, name, getattr(preset, name))
     for name, (option, _) in defense_options().items():
         if getattr(args, name) is None:
@@ -127,8 +133,28 @@ def resolve_settings(args: argparse.Namespace) -> argparse.Namespace:
     if args.dataset is None:
         args.dataset = preset.dataset
     if args.output_dir is None:
-        args.output_dir = f"runs/{args.task}"
+        dataset_slug = re.sub(r"[^A-Za-z0-9._-]+", "_", args.dataset).strip("_")
+        args.output_dir = f"runs/{args.task}" if own_dataset else f"runs/{args.task}-{dataset_slug}"
     return args
+
+
+def resolve_max_length(args: argparse.Namespace, tokenizer, train_examples: list) -> str:
+    """Sets ``args.max_length``: as given (or from --task) when it fits the model, else derived from
+    ``train_examples`` (:func:`rift_fast.data_sources.derived_max_length`); returns how it was set.
+    Raises SystemExit when a given length does not fit the model."""
+    from rift_fast.data_sources import derived_max_length
+    from rift_fast.models import checked_max_length, load_config, usable_max_length
+
+    config = load_config(args.model)
+    if args.max_length is None:
+        usable = usable_max_length(config, tokenizer)
+        args.max_length, how = derived_max_length(tokenizer, train_examples, usable, seed=args.seed)
+        return f"from the data: {how}"
+    try:  # the preset's length too must fit the model: settings are recorded as given, never clamped
+        args.max_length = checked_max_length(args.max_length, config, tokenizer)
+    except ValueError as error:
+        raise SystemExit(f"--max-length {args.max_length} (given, or from --task {args.task}): {error}") from error
+    return "given" if args.max_length_given else f"from --task {args.task}"
 
 
 def refuse_repeated_methods(methods: list[str]) -> None:
@@ -151,9 +177,11 @@ def _subsample(examples, size, seed):
     return kept
 
 
-def write_results(output_dir: Path, rows: list[dict], args: argparse.Namespace, evaluation) -> str:
-    """Results JSON, Markdown table and PNG plot (``evaluation``: the EvaluationSettings of the attacks);
-    returns the Markdown."""
+def write_results(
+    output_dir: Path, rows: list[dict], args: argparse.Namespace, evaluation, stratified_pool: bool = False
+) -> str:
+    """Results JSON, Markdown table and PNG plot (``evaluation``: the EvaluationSettings of the attacks;
+    ``stratified_pool``: the pool was drawn under a preset's PoolRule); returns the Markdown."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -174,9 +202,10 @@ def write_results(output_dir: Path, rows: list[dict], args: argparse.Namespace, 
         lines.append(f"| {row['method']} | {accuracies} | {row['train_seconds'] / 60:.1f} min |")
     options = RecipeOptions(ga_population=evaluation.ga_population, ga_generations=evaluation.ga_generations)
     attacks = " ".join(f"{RECIPES[name].label}: {RECIPES[name].describe(options)}." for name in evaluation.recipes)
+    drawn = "sampled stratified by label" if stratified_pool else "shuffled"
     lines += [
         "",
-        f"Test pool: {args.test_examples} examples of {args.dataset} (test split shuffled with seed "
+        f"Test pool: {args.test_examples} examples of {args.dataset} (test split {drawn} with seed "
         f"{args.seed}). {attacks} ASCC: {evaluation.ascc_steps} steps, CE. "
         f"Synonyms: {args.synonyms}. Training: {args.train_size or 'all'} examples, {args.epochs} epochs, batch "
         f"{args.batch_size}, max length {args.max_length}, lr {args.lr}, warm-up {args.warmup_epochs} epochs, "
@@ -211,35 +240,30 @@ def write_results(output_dir: Path, rows: list[dict], args: argparse.Namespace, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = resolve_settings(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    args.max_length_given = args.max_length is not None
+    args = resolve_settings(args)
     configure_logging()
     refuse_repeated_methods(args.method)
     import torch
 
-    from rift_fast.data import load_task, test_pool
+    from rift_fast.data import test_pool
+    from rift_fast.data_sources import DatasetOptions, load_data
     from rift_fast.evaluation import EvaluationSettings, evaluate_test_pool
-    from rift_fast.models import (
-        checked_max_length,
-        checkpoint_dir,
-        load_config,
-        load_tokenizer,
-        load_trained_classifier,
-        resolve_checkpoint,
-    )
+    from rift_fast.models import checkpoint_dir, load_tokenizer, load_trained_classifier, resolve_checkpoint
     from rift_fast.text import vocabulary
     from rift_fast.training.loop import Trainer, TrainSettings, encode_examples
 
     rank, world = init_distributed()
     say = print if rank == 0 else (lambda *a, **k: None)
     started = time.perf_counter()
-    task = load_task(args.dataset, args.data_source, seed=args.seed)
+    task = load_data(DatasetOptions.from_args(args), seed=args.seed)
+    args.data_identity = task.identity  # recorded with the results and compared when a method resumes
     train_examples = _subsample(task.train, args.train_size, args.seed)
     say(task.describe())
     tokenizer = load_tokenizer(args.model)
-    try:  # the preset's length too must fit the model: settings are recorded as given, never clamped
-        args.max_length = checked_max_length(args.max_length, load_config(args.model), tokenizer)
-    except ValueError as error:
-        raise SystemExit(f"--max-length {args.max_length} (given, or from --task {args.task}): {error}") from error
+    args.max_length_rule = resolve_max_length(args, tokenizer, train_examples)
+    say(f"max length {args.max_length} ({args.max_length_rule})")
     pool = test_pool(task, args.test_examples, seed=args.seed)
     # The words WordNet is asked about: every split the synonyms serve (training, dev, the attacked pool).
     words = vocabulary(e.text_pair or e.text for e in (*task.train, *task.dev, *pool))
@@ -266,7 +290,16 @@ def main(argv: list[str] | None = None) -> int:
             method, **{name: getattr(args, name) for name in TrainSettings.option_names(method)}
         )
         trainer = Trainer(
-            settings, tokenizer, train, dev, table, output_dir, len(task.label_names), rank=rank, world_size=world
+            settings,
+            tokenizer,
+            train,
+            dev,
+            table,
+            output_dir,
+            len(task.label_names),
+            rank=rank,
+            world_size=world,
+            data_identity=task.identity,
         )
         if args.resume and method not in resumable:
             say(f"[{method}] --resume: no checkpoint yet in {trainer.last_dir}; training from the start")
@@ -307,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
                 **evaluation,
             }
         )
-    markdown = write_results(output_dir, rows, args, evaluation_settings)
+    markdown = write_results(output_dir, rows, args, evaluation_settings, stratified_pool=task.pool_rule is not None)
     print()
     print(markdown)
     print(

@@ -24,7 +24,8 @@ class LabelMapping:
     """How a classifier's outputs correspond to a task's labels.
 
     ``model_index[t]`` is the model output that scores task label ``t``. ``rule``: ``"names"`` (matched
-    by name, case-insensitive), ``"ids"`` (the model's names are generic: output i is task label i),
+    by name, case-insensitive), ``"ids"`` (the model's or the task's names are generic: output i is task
+    label i),
     ``"new head"`` (the checkpoint has no classification head: a new one is made in the task's order)
     or ``"rift_fast checkpoint"`` (trained by ``python -m rift_fast.train`` in the task's order).
     """
@@ -52,8 +53,9 @@ def map_labels(model_labels: Sequence[str], task_labels: Sequence[str]) -> Label
     """The :class:`LabelMapping` from the model's label names (in output order) to the task's.
 
     Real names are matched case-insensitively, as Hugging Face's GLUE example does; generic names
-    (``LABEL_0``...) map by id. Raises :class:`LabelMismatchError` naming both counts and both name lists
-    when the counts differ or real names do not match the task's one to one.
+    (``LABEL_0``...) on either side map by id (a dataset whose labels are only ids takes generic names,
+    :func:`rift_fast.data_sources.resolve_labels`). Raises :class:`LabelMismatchError` naming both counts
+    and both name lists when the counts differ or real names do not match the task's one to one.
     """
     model_labels, task_labels = tuple(model_labels), tuple(task_labels)
     both = (
@@ -62,7 +64,8 @@ def map_labels(model_labels: Sequence[str], task_labels: Sequence[str]) -> Label
     )
     if len(model_labels) != len(task_labels):
         raise LabelMismatchError(f"label counts differ: {both}")
-    if model_labels == generic_label_names(len(model_labels)):
+    generic = generic_label_names(len(model_labels))
+    if generic in (model_labels, task_labels):
         return LabelMapping(tuple(range(len(task_labels))), "ids", model_labels, task_labels)
     folded = [name.casefold() for name in model_labels]
     if sorted(folded) != sorted(name.casefold() for name in task_labels):

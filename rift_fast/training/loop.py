@@ -241,8 +241,11 @@ class Trainer:
         rank: int = 0,
         world_size: int = 1,
         progress: bool = True,
+        data_identity: dict | None = None,
     ) -> None:
         self.settings = settings
+        # What the data is (source, columns, digests: rift_fast.data_sources.load_data), compared on resume.
+        self.data_identity = data_identity or {}
         self.tokenizer = tokenizer
         self.train_split, self.dev_split = train, dev
         self.output_dir = Path(output_dir)
@@ -305,6 +308,7 @@ class Trainer:
             "num_classes": self.objective.model.num_classes,
             "epoch": self.epoch,
             "data_fingerprint": self.data_fingerprint,
+            "data": self.data_identity,
             **self.input_digests,
             "history": self.history,
             "best_robust": self.best_robust,
@@ -369,6 +373,9 @@ class Trainer:
         changed = settings_differences(metadata.get("settings", {}), asdict(self.settings))
         if changed:
             raise ValueError(f"--resume: {folder} was written with other settings:\n  " + "\n  ".join(changed))
+        changed = settings_differences(metadata.get("data", {}), self.data_identity)
+        if changed:
+            raise ValueError(f"--resume: {folder} was trained on other data:\n  data." + "\n  data.".join(changed))
         if metadata.get("data_fingerprint") != self.data_fingerprint:
             raise ValueError(
                 f"--resume: {folder} was trained on other data (training examples, their tokenisation "
