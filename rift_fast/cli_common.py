@@ -35,7 +35,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "data",
         "--dataset takes a task, a preset, hf:NAME (any Hugging Face dataset, with --dataset-config), a "
         ".csv/.tsv/.jsonl training file (with --dev-file/--test-file) or a folder of train/dev/test files; "
-        "a split the source lacks is carved from train (10%%, stratified, --seed)",
+        "a split the source lacks is carved from train (10%, stratified, --seed)",
     )
     data.add_argument(
         "--dataset",
@@ -48,22 +48,27 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="local source of a task (aclImdb/ folder, SNLI jsonl folder, SST-2 tsv folder) or of a preset "
         "(a folder datasets.load_dataset reads, or a save_to_disk folder); "
-        "default: the Hugging Face hub (or the embedded corpus for rotten_tomatoes)",
+        "unset: the Hugging Face hub (or the embedded corpus for rotten_tomatoes)",
     )
     data.add_argument("--dataset-config", default=None, help="config of an hf: dataset (hf:nyu-mll/glue with mnli)")
-    data.add_argument("--text-column", default=None, help=f"column of the text (default {DEFAULT_TEXT_COLUMN!r})")
+    data.add_argument(
+        "--text-column", default=None, help=f"column of the text; unset: the preset's, else {DEFAULT_TEXT_COLUMN!r}"
+    )
     data.add_argument(
         "--text-pair-column",
         default=None,
-        help="column of the second text of a sentence pair (the attacked one, e.g. hypothesis); default: none",
+        help="column of the second text of a sentence pair (the attacked one, e.g. hypothesis); unset: the "
+        "preset's, else single texts",
     )
-    data.add_argument("--label-column", default=None, help=f"column of the label (default {DEFAULT_LABEL_COLUMN!r})")
+    data.add_argument(
+        "--label-column", default=None, help=f"column of the label; unset: the preset's, else {DEFAULT_LABEL_COLUMN!r}"
+    )
     data.add_argument(
         "--label-names",
         type=label_names_option,
         default=None,
         help="comma-separated label names in id order (labels may then be these names or ids 0..n-1); "
-        "default: the preset's, the dataset's ClassLabel names, LABEL_0... for ids, or the sorted names of train",
+        "unset: the preset's, the dataset's ClassLabel names, LABEL_0... for ids, or the sorted names of train",
     )
     data.add_argument("--dev-file", default=None, help="dev split file beside a --dataset training file")
     data.add_argument("--test-file", default=None, help="test split file beside a --dataset training file")

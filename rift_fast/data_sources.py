@@ -30,6 +30,7 @@ import logging
 import math
 import os
 import re
+from argparse import ArgumentTypeError
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 HF_PREFIX = "hf:"
+SAVED_DATASET_MARKERS = ("dataset_dict.json", "state.json")  # written by DatasetDict / Dataset.save_to_disk
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".jsonl": None}  # file suffix -> CSV delimiter (None: JSON lines)
 SPLIT_FILE_STEMS = {"train": ("train",), "dev": ("dev", "validation"), "test": ("test",)}
 HUB_SPLIT_NAMES = {"train": ("train",), "dev": ("validation", "dev", "valid"), "test": ("test",)}
@@ -64,6 +66,7 @@ CARVED_FRACTION = 0.1  # share of the source's train held out for each missing s
 CLASS_LABEL_MISSING = -1  # datasets.ClassLabel's "no label" value (GLUE test splits, SNLI without gold label)
 DEFAULT_TEXT_COLUMN = "text"
 DEFAULT_LABEL_COLUMN = "label"
+COLUMN_OPTIONS = ("text_column", "text_pair_column", "label_column", "label_names")  # the mapping's DatasetOptions
 LENGTH_PERCENTILE = 95  # a derived max length covers this share of the training inputs untruncated
 LENGTH_SAMPLE = 10_000  # training examples tokenised to measure their lengths (a seeded sample)
 INTEGER_ID = re.compile(r"[+-]?[0-9]+")
@@ -238,9 +241,11 @@ def _csv_records(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
     """(first line number, fields) of every non-blank record of a CSV (quoted fields may span lines) or a
     TSV (no quoting, as GLUE writes them); the header is the first record."""
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
-    quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
     with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
+        if delimiter == ",":
+            reader = csv.reader(handle, delimiter=delimiter)
+        else:
+            reader = csv.reader(handle, delimiter=delimiter, quoting=csv.QUOTE_NONE)
         first_line = 1
         for fields_ in reader:
             if fields_:
@@ -326,12 +331,17 @@ def _hub_split(dataset: Any, name: str, where: str, columns: dict[str, str | Non
     )
 
 
+def is_saved_dataset(path: Path) -> bool:
+    """Whether ``path`` is a folder written by ``save_to_disk`` (a DatasetDict or one Dataset)."""
+    return any((path / marker).is_file() for marker in SAVED_DATASET_MARKERS)
+
+
 def _load_hub(name: str, config: str | None) -> Any:
     """``datasets.load_dataset(name, config)``, or ``load_from_disk`` for a ``save_to_disk`` folder;
     OSError naming the dataset when it cannot be reached."""
     import datasets
 
-    if Path(name).is_dir() and any((Path(name) / marker).exists() for marker in ("dataset_dict.json", "state.json")):
+    if is_saved_dataset(Path(name)):
         loaded = datasets.load_from_disk(name)
         return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict(train=loaded)
     try:
@@ -349,10 +359,12 @@ def _hub_splits(
     """train / dev / test splits of a hub dataset (``wanted``: the source split of each; None: the usual
     names, :data:`HUB_SPLIT_NAMES`); a split it lacks is absent from the result."""
     loaded = _load_hub(name, config)
-    where = f"{name}" + (f"/{config}" if config else "") + " (hub)"
+    where = name + (f" config {config!r}" if config else "") + ("" if Path(name).exists() else " (hub)")
     chosen: dict[str, str | None]
     if wanted is None:
         chosen = {role: next((s for s in names if s in loaded), None) for role, names in HUB_SPLIT_NAMES.items()}
+        if chosen["train"] is None:
+            raise ValueError(f"{where}: no 'train' split; the splits are {', '.join(map(repr, loaded))}")
     else:
         chosen = {"train": wanted.train, "dev": wanted.dev, "test": wanted.test}
     splits = {}
@@ -555,9 +567,6 @@ def _refuse_options(options: DatasetOptions, given_for: str, names: Sequence[str
         raise ValueError(f"--dataset {options.dataset}: {flags} do not apply to {given_for}")
 
 
-COLUMN_OPTIONS = ("text_column", "text_pair_column", "label_column", "label_names")
-
-
 def load_data(options: DatasetOptions, seed: int = 0) -> TaskData:
     """The dataset ``options`` name, with its identity (source, config, columns, file digests, where each
     split came from, example digests) for the run settings. ``seed`` fixes carved splits.
@@ -568,47 +577,62 @@ def load_data(options: DatasetOptions, seed: int = 0) -> TaskData:
     """
     name = options.dataset
     if name in TASK_LOADERS:
-        _refuse_options(options, f"the task {name}", (*COLUMN_OPTIONS, "dataset_config", "dev_file", "test_file"))
-        task = load_task(name, options.data_source, seed=seed)
-        task.identity = {
-            "source": f"task {name}",
-            "data_source": options.data_source,
-            "examples_sha256": {s: examples_digest(getattr(task, s)) for s in ("train", "dev", "test")},
-        }
-        return task
+        return _load_task_with_identity(options, seed)
     if name in DATASET_PRESETS:
-        _refuse_options(
-            options, f"the preset {name} (its config is fixed)", ("dataset_config", "dev_file", "test_file")
-        )
-        preset = DATASET_PRESETS[name]
-        columns = options.columns(preset)
-        source = options.data_source or preset.hub
-        raw = _hub_splits(source, None if options.data_source else preset.config, columns, preset.splits)
-        identity = {"source": f"preset {name}", "hub": source, "config": preset.config, "columns": columns}
-        if options.data_source:
-            identity["files"] = _folder_digests(Path(source))
-        return _task_from_raw(name, raw, options, seed, preset, identity)
+        return _load_preset(options, seed)
     if options.data_source:
         raise ValueError(f"--data-source goes with a task or a preset, not --dataset {name}")
-    columns = options.columns()
     if name.startswith(HF_PREFIX):
-        _refuse_options(options, "a Hugging Face dataset", ("dev_file", "test_file"))
-        hub_name = name[len(HF_PREFIX) :]
-        raw = _hub_splits(hub_name, options.dataset_config, columns, None)
-        if "train" not in raw:
-            raise ValueError(f"{name}: no 'train' split")
-        identity = {"source": name, "config": options.dataset_config, "columns": columns}
-        if Path(hub_name).is_dir():
-            identity["files"] = _folder_digests(Path(hub_name))
-        return _task_from_raw(name, raw, options, seed, None, identity)
+        return _load_hf(options, seed)
+    return _load_files(options, seed)
+
+
+def _load_task_with_identity(options: DatasetOptions, seed: int) -> TaskData:
+    name = options.dataset
+    _refuse_options(options, f"the task {name}", (*COLUMN_OPTIONS, "dataset_config", "dev_file", "test_file"))
+    task = load_task(name, options.data_source, seed=seed)
+    task.identity = {
+        "source": f"task {name}",
+        "data_source": options.data_source,
+        "examples_sha256": {split: examples_digest(getattr(task, split)) for split in ("train", "dev", "test")},
+    }
+    return task
+
+
+def _load_preset(options: DatasetOptions, seed: int) -> TaskData:
+    name = options.dataset
+    _refuse_options(options, f"the preset {name} (its config is fixed)", ("dataset_config", "dev_file", "test_file"))
+    preset = DATASET_PRESETS[name]
+    columns = options.columns(preset)
+    source = options.data_source or preset.hub
+    raw = _hub_splits(source, None if options.data_source else preset.config, columns, preset.splits)
+    identity: dict[str, Any] = {"source": f"preset {name}", "hub": source, "config": preset.config, "columns": columns}
+    if options.data_source:
+        identity["files"] = _folder_digests(Path(source))
+    return _task_from_raw(name, raw, options, seed, preset, identity)
+
+
+def _load_hf(options: DatasetOptions, seed: int) -> TaskData:
+    _refuse_options(options, "a Hugging Face dataset", ("dev_file", "test_file"))
+    hub_name = options.dataset[len(HF_PREFIX) :]
+    columns = options.columns()
+    raw = _hub_splits(hub_name, options.dataset_config, columns, None)
+    identity: dict[str, Any] = {"source": options.dataset, "config": options.dataset_config, "columns": columns}
+    if Path(hub_name).is_dir():
+        identity["files"] = _folder_digests(Path(hub_name))
+    return _task_from_raw(options.dataset, raw, options, seed, None, identity)
+
+
+def _load_files(options: DatasetOptions, seed: int) -> TaskData:
     _refuse_options(options, "local files", ("dataset_config",))
-    if Path(name).is_dir() and (Path(name) / "dataset_dict.json").exists():
-        raw = _hub_splits(name, None, columns, None)
-        files = _folder_digests(Path(name))
+    columns = options.columns()
+    if is_saved_dataset(Path(options.dataset)):
+        raw = _hub_splits(options.dataset, None, columns, None)
+        files = _folder_digests(Path(options.dataset))
     else:
         raw, files = _file_splits(options, columns)
     identity = {"source": "files", "columns": columns, "files": files}
-    return _task_from_raw(name, raw, options, seed, None, identity)
+    return _task_from_raw(options.dataset, raw, options, seed, None, identity)
 
 
 def _folder_digests(folder: Path) -> dict[str, str]:
@@ -665,9 +689,7 @@ def refuse_unknown_dataset(value: str) -> str:
         return value
     if value and os.path.exists(value):
         return value
-    import argparse
-
-    raise argparse.ArgumentTypeError(
+    raise ArgumentTypeError(
         f"invalid dataset {value!r}: not a task ({', '.join(sorted(TASK_LOADERS))}), a preset "
         f"({', '.join(DATASET_PRESETS)}), hf:NAME, or an existing file or folder"
     )
@@ -677,7 +699,5 @@ def label_names_option(value: str) -> tuple[str, ...]:
     """argparse type of ``--label-names``: comma-separated names, each non-empty and given once."""
     names = tuple(name.strip() for name in value.split(","))
     if not all(names) or len(set(names)) != len(names):
-        import argparse
-
-        raise argparse.ArgumentTypeError(f"expected distinct, non-empty comma-separated names, got {value!r}")
+        raise ArgumentTypeError(f"expected distinct, non-empty comma-separated names, got {value!r}")
     return names

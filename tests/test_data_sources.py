@@ -445,3 +445,23 @@ def test_derived_max_length_is_a_high_percentile_capped_by_the_model(tmp_path, f
     pairs = [Example("the film", 0, "was good " * (1 + i % 4)) for i in range(20)]
     pair_lengths = [len(tokenizer(e.text, e.text_pair)["input_ids"]) for e in pairs]
     assert derived_max_length(tokenizer, pairs, usable=10_000)[0] == math.ceil(float(np.percentile(pair_lengths, 95)))
+
+
+def test_a_saved_split_without_gold_labels_is_carved_and_a_single_saved_dataset_is_train(tmp_path, caplog):
+    names = ("World", "Sports")
+    dataset = datasets.DatasetDict(
+        train=_class_label_dataset([i % 2 for i in range(40)], names, "train"),
+        test=_class_label_dataset([-1] * 5, names, "test"),
+    )
+    dataset.save_to_disk(str(tmp_path / "topics"))
+    with caplog.at_level(logging.INFO, logger="rift_fast.data_sources"):
+        task = load_data(DatasetOptions(str(tmp_path / "topics"), text_column="premise"), seed=0)
+    assert task.label_names == names and (len(task.train), len(task.dev), len(task.test)) == (32, 4, 4)
+    assert "the test split is empty (no gold labels); carved from train" in caplog.text
+    assert "dropped 5 records without a gold label" in caplog.text
+    dataset["train"].save_to_disk(str(tmp_path / "single"))
+    single = load_data(DatasetOptions(str(tmp_path / "single"), text_column="premise"), seed=0)
+    assert single.train == task.train and single.test == task.test  # the same carving of the same train
+    with pytest.raises(ValueError, match=r"no 'train' split; the splits are 'test'"):
+        datasets.DatasetDict(test=dataset["train"]).save_to_disk(str(tmp_path / "no_train"))
+        load_data(DatasetOptions(str(tmp_path / "no_train"), text_column="premise"))
