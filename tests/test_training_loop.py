@@ -67,7 +67,7 @@ def _table(tokenizer):
     return table
 
 
-def _trainer(tiny_model, output, method="rift", epochs=2, train_examples=None, **overrides):
+def _trainer(tiny_model, output, method="rift", epochs=2, train_examples=None, data_identity=None, **overrides):
     path, tokenizer = tiny_model
     options = {
         "batch_size": 8,
@@ -82,7 +82,17 @@ def _trainer(tiny_model, output, method="rift", epochs=2, train_examples=None, *
     settings = TrainSettings.for_method(method, model=path, epochs=epochs, **options)
     train = encode_examples(tokenizer, train_examples or _examples(32), 16)
     dev = encode_examples(tokenizer, _examples(8, seed=1), 16)
-    return Trainer(settings, tokenizer, train, dev, _table(tokenizer), output, num_classes=2, progress=False)
+    return Trainer(
+        settings,
+        tokenizer,
+        train,
+        dev,
+        _table(tokenizer),
+        output,
+        num_classes=2,
+        progress=False,
+        data_identity=data_identity,
+    )
 
 
 def _weights(trainer):
@@ -145,6 +155,19 @@ def test_resume_refuses_a_checkpoint_trained_on_other_data(tiny_model, tmp_path)
     _trainer(tiny_model, tmp_path, epochs=1).run()
     with pytest.raises(ValueError, match="trained on other data"):
         _trainer(tiny_model, tmp_path, epochs=1, train_examples=_examples(32, seed=5)).run(resume=True)
+
+
+def test_resume_refuses_a_changed_data_file_or_column_naming_each(tiny_model, tmp_path):
+    identity = {"source": "files", "columns": {"text": "review"}, "files": {"reviews.csv": "aaa"}}
+    _trainer(tiny_model, tmp_path, epochs=1, data_identity=identity).run()
+    changed = {"source": "files", "columns": {"text": "body"}, "files": {"reviews.csv": "bbb"}}
+    message = (
+        r"trained on other data:\n  data\.columns\.text: \"review\" \(checkpoint\) vs \"body\" \(this run\)"
+        r"\n  data\.files\.reviews\.csv: \"aaa\" \(checkpoint\) vs \"bbb\" \(this run\)"
+    )
+    with pytest.raises(ValueError, match=message):
+        _trainer(tiny_model, tmp_path, epochs=1, data_identity=changed).run(resume=True)
+    _trainer(tiny_model, tmp_path, epochs=1, data_identity=identity).run(resume=True)  # unchanged: resumes
 
 
 def test_a_save_killed_while_writing_the_trainer_state_keeps_the_previous_checkpoint(tiny_model, tmp_path, monkeypatch):
