@@ -49,6 +49,12 @@ def output_paths(output: Path, world: int) -> dict[str, Path]:
     return paths
 
 
+def default_pool_size(task) -> int:
+    """The pool size when --num-examples is unset: the preset's (:class:`rift_fast.data.PoolRule`), else
+    :data:`DEFAULT_POOL_SIZE`, at most the size of the test split (a small file's carved test split)."""
+    return min(task.pool_rule.size if task.pool_rule else DEFAULT_POOL_SIZE, len(task.test))
+
+
 def checkpoint_role(rank: int, world: int) -> str:
     """The key of rank ``rank``'s checkpoint in :func:`output_paths`."""
     return f"checkpoint of rank {rank}" if world > 1 else "checkpoint"
@@ -106,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--num-examples",
         type=int,
         default=None,
-        help=f"size of the test pool (default: the preset's pool size, {DEFAULT_POOL_SIZE} otherwise); "
+        help=f"size of the test pool (default: the preset's pool size, else {DEFAULT_POOL_SIZE}; at most the test "
+        "split); "
         "presets draw it stratified by label with --seed, other datasets take the first N of a shuffle with --seed",
     )
     parser.add_argument(
@@ -169,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)  # a head missing from the checkpoint is initialised reproducibly
     task = load_data(DatasetOptions.from_args(args), seed=args.seed)
     if args.num_examples is None:
-        args.num_examples = task.pool_rule.size if task.pool_rule else DEFAULT_POOL_SIZE
+        args.num_examples = default_pool_size(task)
     pool = test_pool(task, args.num_examples, seed=args.seed)
     model, tokenizer, labels = load_sequence_classifier(args.model, task.label_names)
     if torch.cuda.is_available():

@@ -138,10 +138,10 @@ def resolve_settings(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
-def resolve_max_length(args: argparse.Namespace, tokenizer, train_examples: list) -> str:
-    """Sets ``args.max_length``: as given (or from --task) when it fits the model, else derived from
-    ``train_examples`` (:func:`rift_fast.data_sources.derived_max_length`); returns how it was set.
-    Raises SystemExit when a given length does not fit the model."""
+def resolve_max_length(args: argparse.Namespace, tokenizer, train_examples: list, given: bool) -> str:
+    """Sets ``args.max_length``: as given (``given``: on the command line) or from --task when it fits the
+    model; when unset, derived from ``train_examples`` (:func:`rift_fast.data_sources.derived_max_length`).
+    Returns how it was set. Raises SystemExit when a given length does not fit the model."""
     from rift_fast.data_sources import derived_max_length
     from rift_fast.models import checked_max_length, load_config, usable_max_length
 
@@ -154,7 +154,7 @@ def resolve_max_length(args: argparse.Namespace, tokenizer, train_examples: list
         args.max_length = checked_max_length(args.max_length, config, tokenizer)
     except ValueError as error:
         raise SystemExit(f"--max-length {args.max_length} (given, or from --task {args.task}): {error}") from error
-    return "given" if args.max_length_given else f"from --task {args.task}"
+    return "given" if given else f"from --task {args.task}"
 
 
 def refuse_repeated_methods(methods: list[str]) -> None:
@@ -241,7 +241,7 @@ def write_results(
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.max_length_given = args.max_length is not None
+    max_length_given = args.max_length is not None
     args = resolve_settings(args)
     configure_logging()
     refuse_repeated_methods(args.method)
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     train_examples = _subsample(task.train, args.train_size, args.seed)
     say(task.describe())
     tokenizer = load_tokenizer(args.model)
-    args.max_length_rule = resolve_max_length(args, tokenizer, train_examples)
+    args.max_length_rule = resolve_max_length(args, tokenizer, train_examples, given=max_length_given)
     say(f"max length {args.max_length} ({args.max_length_rule})")
     pool = test_pool(task, args.test_examples, seed=args.seed)
     # The words WordNet is asked about: every split the synonyms serve (training, dev, the attacked pool).

@@ -43,6 +43,18 @@ def test_an_unknown_dataset_is_refused_by_the_parser(capsys):
     assert exit_info.value.code == 2 and "invalid dataset 'no_such_dataset'" in err and "ag_news" in err
 
 
+def test_the_default_attack_pool_is_the_presets_size_else_300_at_most_the_test_split():
+    from rift_fast.data import Example, PoolRule, TaskData
+
+    test = [Example(f"text {i}", i % 2) for i in range(500)]
+    task = TaskData("t", ("negative", "positive"), [], [], test, is_pair=False)
+    assert attack.default_pool_size(task) == 300
+    task.pool_rule = PoolRule(1000, "published")
+    assert attack.default_pool_size(task) == 500
+    task.test = test[:40]
+    assert attack.default_pool_size(task) == 40
+
+
 def _resolved(argv):
     args = train.build_parser().parse_args(argv)
     return train.resolve_settings(args)
