@@ -298,13 +298,17 @@ def _append(split: RawSplit, where: str, record: dict, columns: dict[str, str | 
 
 def read_table(path: Path, columns: dict[str, str | None]) -> RawSplit:
     """The records of a ``.csv``, ``.tsv`` or ``.jsonl`` file under the column mapping ``columns``
-    (``text``, ``text_pair``, ``label`` -> column name). Raises ValueError for another suffix, an empty
-    file, a column that does not exist (listing those that do) or a malformed record (file and line)."""
+    (``text``, ``text_pair``, ``label`` -> column name). Raises ValueError for another suffix, a file
+    that is not UTF-8, an empty file, a column that does not exist (listing those that do) or a
+    malformed record (file and line)."""
     suffix = path.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise ValueError(f"{path}: unknown file type {suffix!r}; expected one of {', '.join(TABLE_SUFFIXES)}")
     delimiter = TABLE_SUFFIXES[suffix]
-    split = _read_jsonl(path, columns) if delimiter is None else _read_delimited(path, delimiter, columns)
+    try:
+        split = _read_jsonl(path, columns) if delimiter is None else _read_delimited(path, delimiter, columns)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text ({error.reason}); save it as UTF-8") from None
     if not split.where:
         raise ValueError(f"{path}: no records (the file holds {'a header only' if delimiter else 'no JSON line'})")
     return split

@@ -360,6 +360,14 @@ def test_bad_files_are_refused_with_file_and_line(tmp_path, file_name, content, 
         load_data(DatasetOptions(str(path), **options))
 
 
+def test_a_file_that_is_not_utf8_is_refused_naming_it(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("text,label\ncafé crème,positive\n".encode("latin-1"))
+    message = r"latin1\.csv: not UTF-8 text \(invalid continuation byte\); save it as UTF-8"
+    with pytest.raises(ValueError, match=message):
+        load_data(DatasetOptions(str(path)))
+
+
 def test_a_label_of_dev_outside_the_training_labels_names_the_file_and_line(tmp_path):
     train = _write_csv(tmp_path / "train.csv", ["text", "label"], _sentiment_rows(20))
     dev = _write_csv(tmp_path / "dev.csv", ["text", "label"], [("fine", "positive"), ("meh", "mixed")])
