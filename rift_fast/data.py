@@ -88,7 +88,7 @@ class TaskData:
         return "\n".join(lines)
 
 
-def _checked_text(text: object, where: str) -> str:
+def checked_text(text: object, where: str) -> str:
     """``text`` stripped; ``ValueError`` when it is not a string or is empty after stripping."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"{where}: empty text {text!r}")
@@ -102,14 +102,14 @@ def _checked_label(value: object, allowed: Mapping, where: str) -> int:
     return allowed[value]
 
 
-def _existing(path: PathLike) -> Path:
+def existing_path(path: PathLike) -> Path:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file or folder: {path}")
     return path
 
 
-def _stratified_split(examples: list[Example], held_out: int, seed: int) -> tuple[list[Example], list[Example]]:
+def stratified_split(examples: list[Example], held_out: int, seed: int) -> tuple[list[Example], list[Example]]:
     """(rest, held_out examples), stratified by label and deterministic for ``seed``. Raises ValueError
     when ``held_out`` is not in 1..len-1 or cannot give every label its share (a label with one example,
     fewer held-out examples than labels)."""
@@ -131,7 +131,7 @@ def _carve_dev(train: list[Example], dev_fraction: float, seed: int) -> tuple[li
     """(train, dev) with ``dev_fraction`` of ``train`` held out as dev."""
     if not 0 < dev_fraction < 1:
         raise ValueError(f"dev_fraction must be in (0, 1), got {dev_fraction}")
-    return _stratified_split(train, round(len(train) * dev_fraction), seed)
+    return stratified_split(train, round(len(train) * dev_fraction), seed)
 
 
 def _hub_examples(
@@ -155,8 +155,8 @@ def _hub_examples(
         record = f"{where} record {index}"
         if clean is not None and isinstance(text, str):
             text = clean(text)
-        text_pair = _checked_text(text_pair, record) if pair_column else None
-        examples.append(Example(_checked_text(text, record), _checked_label(label, allowed, record), text_pair))
+        text_pair = checked_text(text_pair, record) if pair_column else None
+        examples.append(Example(checked_text(text, record), _checked_label(label, allowed, record), text_pair))
     return examples
 
 
@@ -170,7 +170,7 @@ def load_rotten_tomatoes(
     """
     if not (0 < dev_fraction and 0 < test_fraction and dev_fraction + test_fraction < 1):
         raise ValueError(f"need 0 < dev_fraction, 0 < test_fraction, sum < 1; got {dev_fraction}, {test_fraction}")
-    path = _existing(source) if source is not None else rotten_tomatoes_csv()
+    path = existing_path(source) if source is not None else rotten_tomatoes_csv()
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
     opener = bz2.open if path.suffix == ".bz2" else open
     examples, seen_texts = [], set()
@@ -184,12 +184,12 @@ def load_rotten_tomatoes(
             if row["category"] == ROTTEN_TOMATOES_DROPPED:
                 continue
             label = _checked_label(row["category"], ROTTEN_TOMATOES_CATEGORIES, where)
-            text = _checked_text(row["text"], where)
+            text = checked_text(row["text"], where)
             if text not in seen_texts:
                 seen_texts.add(text)
                 examples.append(Example(text, label))
-    rest, test = _stratified_split(examples, round(len(examples) * test_fraction), seed)
-    train, dev = _stratified_split(rest, round(len(examples) * dev_fraction), seed)
+    rest, test = stratified_split(examples, round(len(examples) * test_fraction), seed)
+    train, dev = stratified_split(rest, round(len(examples) * dev_fraction), seed)
     return TaskData("rotten_tomatoes", SENTIMENT_LABELS, train, dev, test, is_pair=False)
 
 
@@ -201,8 +201,8 @@ def _read_imdb_split(folder: Path) -> list[Example]:
     """Examples of ``folder/neg/*.txt`` (0) and ``folder/pos/*.txt`` (1), in file-name order."""
     examples = []
     for label, polarity in enumerate(("neg", "pos")):
-        for file in sorted(_existing(folder / polarity).glob("*.txt")):
-            examples.append(Example(_checked_text(_clean_imdb(file.read_text(encoding="utf-8")), str(file)), label))
+        for file in sorted(existing_path(folder / polarity).glob("*.txt")):
+            examples.append(Example(checked_text(_clean_imdb(file.read_text(encoding="utf-8")), str(file)), label))
     return examples
 
 
@@ -217,7 +217,7 @@ def load_imdb(source: PathLike = IMDB_HUB, seed: int = 0, dev_fraction: float = 
             for split in ("train", "test")
         )
     else:
-        root = _existing(source)
+        root = existing_path(source)
         train, test = _read_imdb_split(root / "train"), _read_imdb_split(root / "test")
     train, dev = _carve_dev(train, dev_fraction, seed)
     return TaskData("imdb", SENTIMENT_LABELS, train, dev, test, is_pair=False)
@@ -225,7 +225,7 @@ def load_imdb(source: PathLike = IMDB_HUB, seed: int = 0, dev_fraction: float = 
 
 def _read_snli_jsonl(path: PathLike) -> list[Example]:
     """Examples of an official SNLI jsonl file; pairs without a gold label (``"-"``) are dropped."""
-    path = _existing(path)
+    path = existing_path(path)
     allowed = {name: index for index, name in enumerate(NLI_LABELS)}
     examples = []
     with open(path, encoding="utf-8") as handle:
@@ -243,7 +243,7 @@ def _read_snli_jsonl(path: PathLike) -> list[Example]:
                 continue
             label = _checked_label(record["gold_label"], allowed, where)
             examples.append(
-                Example(_checked_text(record["sentence1"], where), label, _checked_text(record["sentence2"], where))
+                Example(checked_text(record["sentence1"], where), label, checked_text(record["sentence2"], where))
             )
     return examples
 
@@ -272,14 +272,14 @@ def load_snli(source: PathLike | Mapping[str, PathLike] = SNLI_HUB) -> TaskData:
             for split in ("train", "validation", "test")
         )
     else:
-        folder = _existing(source)
+        folder = existing_path(source)
         train, dev, test = (_read_snli_jsonl(folder / SNLI_SPLIT_FILES[split]) for split in ("train", "dev", "test"))
     return TaskData("snli", NLI_LABELS, train, dev, test, is_pair=True)
 
 
 def _read_sst2_tsv(path: Path) -> list[Example]:
     """Examples of a GLUE SST-2 tsv file whose header names ``sentence`` and ``label`` columns."""
-    path = _existing(path)
+    path = existing_path(path)
     allowed = {"0": 0, "1": 1}
     with open(path, encoding="utf-8") as handle:
         header = handle.readline().rstrip("\r\n").split("\t")
@@ -293,7 +293,7 @@ def _read_sst2_tsv(path: Path) -> list[Example]:
             if len(fields) != len(header):
                 raise ValueError(f"{where}: {len(fields)} tab-separated fields, header has {len(header)}")
             label = _checked_label(fields[label_column], allowed, where)
-            examples.append(Example(_checked_text(fields[sentence_column], where), label))
+            examples.append(Example(checked_text(fields[sentence_column], where), label))
     return examples
 
 
@@ -311,7 +311,7 @@ def load_sst2(source: PathLike = SST2_HUB, seed: int = 0, dev_fraction: float = 
             for split in ("train", "validation")
         )
     else:
-        folder = _existing(source)
+        folder = existing_path(source)
         train, test = _read_sst2_tsv(folder / "train.tsv"), _read_sst2_tsv(folder / "dev.tsv")
     train, dev = _carve_dev(train, dev_fraction, seed)
     return TaskData("sst2", SENTIMENT_LABELS, train, dev, test, is_pair=False)
@@ -342,7 +342,7 @@ def test_pool(task: TaskData, num_examples: int, seed: int = 0) -> list[Example]
     shuffled = [task.test[index] for index in order.tolist()]
     if task.pool_rule is None or num_examples == len(shuffled):
         return shuffled[:num_examples]
-    _, pool = _stratified_split(shuffled, num_examples, seed)
+    _, pool = stratified_split(shuffled, num_examples, seed)
     return pool
 
 

@@ -24,7 +24,6 @@ ValueError naming the file and line (or hub split and record).
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import math
@@ -45,11 +44,12 @@ from rift_fast.data import (
     Example,
     PoolRule,
     TaskData,
-    _checked_text,
-    _existing,
-    _stratified_split,
+    checked_text,
+    existing_path,
     load_task,
+    stratified_split,
 )
+from rift_fast.digests import examples_digest, file_digest
 from rift_fast.models.labels import generic_label_names
 
 if TYPE_CHECKING:
@@ -228,14 +228,6 @@ def _checked_column(column: str, existing: Sequence[str], where: str) -> str:
     return column
 
 
-def sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _csv_records(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
     """(first line number, fields) of every non-blank record of a CSV (quoted fields may span lines) or a
     TSV (no quoting, as GLUE writes them); the header is the first record."""
@@ -382,7 +374,7 @@ def _hub_splits(
 
 def _file_splits(options: DatasetOptions, columns: dict[str, str | None]) -> tuple[dict[str, RawSplit], dict]:
     """train / dev / test of a file or a folder of files, and the SHA-256 of every file read."""
-    path = _existing(options.dataset)
+    path = existing_path(options.dataset)
     if path.is_dir():
         files = _split_files_in(path)
         if options.dev_file or options.test_file:
@@ -390,10 +382,14 @@ def _file_splits(options: DatasetOptions, columns: dict[str, str | None]) -> tup
     else:
         files = {"train": path}
         files.update(
-            {role: _existing(file) for role, file in (("dev", options.dev_file), ("test", options.test_file)) if file}
+            {
+                role: existing_path(file)
+                for role, file in (("dev", options.dev_file), ("test", options.test_file))
+                if file
+            }
         )
     splits = {role: read_table(file, columns) for role, file in files.items()}
-    return splits, {str(file): sha256_of_file(file) for file in files.values()}
+    return splits, {str(file): file_digest(file) for file in files.values()}
 
 
 def _split_files_in(folder: Path) -> dict[str, Path]:
@@ -491,20 +487,12 @@ def _examples(split: RawSplit, ids: list[int | None]) -> list[Example]:
     for where, text, pair, label in zip(split.where, split.texts, pairs, ids):
         if label is None:
             continue
-        text_pair = _checked_text(pair, where) if split.pairs is not None else None
-        examples.append(Example(_checked_text(text, where), label, text_pair))
+        text_pair = checked_text(pair, where) if split.pairs is not None else None
+        examples.append(Example(checked_text(text, where), label, text_pair))
     dropped = len(ids) - len(examples)
     if dropped:
         logger.info("%s: dropped %d records without a gold label", split.origin, dropped)
     return examples
-
-
-def examples_digest(examples: list[Example]) -> str:
-    """SHA-256 of the examples' texts, pairs and labels, in order."""
-    digest = hashlib.sha256()
-    for example in examples:
-        digest.update(json.dumps([example.text, example.text_pair, example.label]).encode())
-    return digest.hexdigest()
 
 
 def _carve_missing(
@@ -519,7 +507,7 @@ def _carve_missing(
             continue
         why = "empty (no gold labels)" if role in splits else "missing"
         try:
-            train, splits[role] = _stratified_split(train, held_out, seed)
+            train, splits[role] = stratified_split(train, held_out, seed)
         except ValueError as error:
             raise ValueError(f"{name}: the {role} split is {why} and cannot be carved from train: {error}") from None
         provenance[role] = f"carved from train: {held_out} examples ({CARVED_FRACTION:.0%}), stratified, seed {seed}"
@@ -641,7 +629,7 @@ def _load_files(options: DatasetOptions, seed: int) -> TaskData:
 def _folder_digests(folder: Path) -> dict[str, str]:
     """SHA-256 of every file under a local dataset folder (a file path: of that file)."""
     files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file())
-    return {str(file): sha256_of_file(file) for file in files}
+    return {str(file): file_digest(file) for file in files}
 
 
 def dataset_names() -> str:
