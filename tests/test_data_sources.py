@@ -16,6 +16,7 @@ import pytest
 from rift_fast import data_sources
 from rift_fast.data import NLI_LABELS, Example, test_pool
 from rift_fast.data_sources import DATASET_PRESETS, DatasetOptions, derived_max_length, load_data
+from rift_fast.digests import file_digest
 from rift_fast.models import LabelMismatchError, load_sequence_classifier, map_labels
 from tests.tiny_tokenizers import byte_level_bpe, sentencepiece_unigram, wordpiece
 
@@ -81,7 +82,7 @@ def test_csv_with_named_columns_carves_dev_and_test_from_train_and_says_so(tmp_p
         f"the dev split is missing; {carved}" in caplog.text and f"the test split is missing; {carved}" in caplog.text
     )
     assert carved in task.describe()
-    assert task.identity["files"] == {str(path): data_sources.sha256_of_file(path)}
+    assert task.identity["files"] == {str(path): file_digest(path)}
     assert task.identity["columns"] == {"text": "review", "text_pair": None, "label": "sentiment"}
     assert task.identity["splits"] == task.provenance
     again, other = load_data(options, seed=0), load_data(options, seed=1)
