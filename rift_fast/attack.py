@@ -26,6 +26,7 @@ from rift_fast.cli_common import (
     load_synonym_index,
     run_command_line,
 )
+from rift_fast.data import EVALUATED_SPLITS
 
 SEARCH_DTYPES = ("model", "bfloat16")
 DEFAULT_POOL_SIZE = 300  # RIFT's pool (RIFT_SPEC) for datasets without a preset pool rule
@@ -49,10 +50,10 @@ def output_paths(output: Path, world: int) -> dict[str, Path]:
     return paths
 
 
-def default_pool_size(task) -> int:
+def default_pool_size(task, split: str) -> int:
     """The pool size when --num-examples is unset: the preset's (:class:`rift_fast.data.PoolRule`), else
-    :data:`DEFAULT_POOL_SIZE`, at most the size of the test split (a small file's carved test split)."""
-    return min(task.pool_rule.size if task.pool_rule else DEFAULT_POOL_SIZE, len(task.test))
+    :data:`DEFAULT_POOL_SIZE`, at most the size of ``split`` (e.g. a small file's carved test split)."""
+    return min(task.pool_rule.size if task.pool_rule else DEFAULT_POOL_SIZE, len(getattr(task, split)))
 
 
 def checkpoint_role(rank: int, world: int) -> str:
@@ -84,6 +85,7 @@ def run_settings(args, attack, victim, model, tokenizer, synonyms, labels, data_
         "dataset": args.dataset,
         "data_source": args.data_source,
         "data": data_identity,
+        "split": args.split,
         "num_examples": args.num_examples,
         "seed": args.seed,
         **attack.settings(),
@@ -115,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"size of the test pool (default: the preset's pool size, else {DEFAULT_POOL_SIZE}; at most the test "
         "split); "
         "presets draw it stratified by label with --seed, other datasets take the first N of a shuffle with --seed",
+    )
+    parser.add_argument(
+        "--split",
+        default="test",
+        choices=EVALUATED_SPLITS,
+        help="split the pool is drawn from: dev to choose settings without touching the test set",
     )
     parser.add_argument(
         "--max-length",
@@ -176,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)  # a head missing from the checkpoint is initialised reproducibly
     task = load_data(DatasetOptions.from_args(args), seed=args.seed)
     if args.num_examples is None:
-        args.num_examples = default_pool_size(task)
-    pool = test_pool(task, args.num_examples, seed=args.seed)
+        args.num_examples = default_pool_size(task, args.split)
+    pool = test_pool(task, args.num_examples, seed=args.seed, split=args.split)
     model, tokenizer, labels = load_sequence_classifier(args.model, task.label_names)
     if torch.cuda.is_available():
         model = model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")

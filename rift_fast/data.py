@@ -35,6 +35,7 @@ ROTTEN_TOMATOES_CATEGORIES = {"rotten": 0, "fresh": 1}
 ROTTEN_TOMATOES_DROPPED = "plot"
 SNLI_SPLIT_FILES = {"train": "snli_1.0_train.jsonl", "dev": "snli_1.0_dev.jsonl", "test": "snli_1.0_test.jsonl"}
 SNLI_NO_GOLD_LABEL = "-"
+EVALUATED_SPLITS = ("test", "dev")  # the splits an attack pool may come from
 
 
 @dataclass(frozen=True)
@@ -332,14 +333,19 @@ def load_task(name: str, source: PathLike | None = None, seed: int = 0) -> TaskD
     return TASK_LOADERS[name](source, seed)
 
 
-def test_pool(task: TaskData, num_examples: int, seed: int = 0) -> list[Example]:
-    """The evaluation pool of ``num_examples`` test examples, drawn with ``seed``: by default the first
-    ``num_examples`` of the test set shuffled with ``seed`` (RIFT_SPEC); under a :class:`PoolRule` a
-    sample stratified by label (the whole test set, shuffled, when ``num_examples`` is all of it)."""
-    if not 0 < num_examples <= len(task.test):
-        raise ValueError(f"asked for {num_examples} test examples; {task.name} has {len(task.test)}")
-    order = torch.randperm(len(task.test), generator=torch.Generator().manual_seed(seed))
-    shuffled = [task.test[index] for index in order.tolist()]
+def test_pool(task: TaskData, num_examples: int, seed: int = 0, split: str = "test") -> list[Example]:
+    """The evaluation pool of ``num_examples`` examples of ``split`` (``"test"``, or ``"dev"`` to choose
+    settings without touching the test set), drawn with ``seed``: by default the first ``num_examples``
+    of the split shuffled with ``seed`` (RIFT_SPEC); under a :class:`PoolRule` a sample stratified by
+    label (the whole split, shuffled, when ``num_examples`` is all of it). Raises ValueError for another
+    split name or a size outside 1..len(split)."""
+    if split not in EVALUATED_SPLITS:
+        raise ValueError(f"unknown split {split!r}; pools come from {' or '.join(EVALUATED_SPLITS)}")
+    examples = getattr(task, split)
+    if not 0 < num_examples <= len(examples):
+        raise ValueError(f"asked for {num_examples} {split} examples; {task.name} has {len(examples)}")
+    order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed))
+    shuffled = [examples[index] for index in order.tolist()]
     if task.pool_rule is None or num_examples == len(shuffled):
         return shuffled[:num_examples]
     _, pool = stratified_split(shuffled, num_examples, seed)

@@ -328,3 +328,15 @@ def test_test_pool_is_a_seeded_prefix_of_a_shuffle():
 def test_test_pool_too_large_names_both_sizes():
     with pytest.raises(ValueError, match=r"asked for 51 test examples; numbered has 50"):
         data.test_pool(_numbered_task(50), 51)
+
+
+def test_a_dev_pool_is_drawn_from_dev_with_the_same_rule_and_other_splits_are_refused():
+    task = _numbered_task(50)
+    task.dev = [Example(f"développement “{i}”", i % 2) for i in range(30)]
+    pool = data.test_pool(task, 12, seed=3, split="dev")
+    assert len(set(pool)) == 12 and set(pool) <= set(task.dev)
+    assert pool == data.test_pool(task, 12, seed=3, split="dev")
+    with pytest.raises(ValueError, match=r"asked for 31 dev examples; numbered has 30"):
+        data.test_pool(task, 31, split="dev")
+    with pytest.raises(ValueError, match=r"unknown split 'train'; pools come from test or dev"):
+        data.test_pool(task, 5, split="train")

@@ -33,7 +33,7 @@ from rift_fast.attacks import (
     UntargetedClassification,
     run_attack,
 )
-from rift_fast.data import Example
+from rift_fast.data import Example, load_task
 from rift_fast.digests import model_digest, tokenizer_digest
 from rift_fast.evaluation import EvaluationSettings, ascc_accuracy, evaluate_test_pool
 from rift_fast.models import load_sequence_classifier, load_tokenizer
@@ -122,6 +122,17 @@ def test_resume_refuses_a_same_named_synonym_file_with_other_content(model_copy,
     assert "synonyms_sha256: " in message and "(checkpoint) vs" in message and "(this run)" in message
     assert "model_sha256" not in message and "tokenizer_sha256" not in message  # names only what differs
     assert len(json.loads(output.read_text())["results"]) == 3  # the first run's report is untouched
+
+
+def test_a_dev_pool_attack_records_its_split_and_a_resume_on_the_test_split_is_refused(tiny_model_dir, tmp_path):
+    output = tmp_path / "dev.json"
+    assert _attack(tiny_model_dir, output, "--split", "dev") == 0
+    recorded = json.loads(output.read_text())
+    dev_texts = {e.text for e in load_task("rotten_tomatoes").dev}
+    assert recorded["settings"]["split"] == "dev"
+    assert {r["original"] for r in recorded["results"]} <= dev_texts
+    with pytest.raises(ValueError, match=r'split: "dev" \(checkpoint\) vs "test" \(this run\)'):
+        _attack(tiny_model_dir, output, "--resume")
 
 
 def test_resume_refuses_changed_model_weights_or_tokenizer_and_accepts_unchanged_inputs(model_copy, tmp_path):
