@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     synonyms = load_synonym_index(args, words)
     table, coverage = synonyms.vocab_table_with_coverage(tokenizer, k=args.synonym_k)
     args.synonym_table = asdict(coverage)  # recorded with the settings in results.json
-    say(f"model: {args.model} | synonyms: {synonyms.source}; training table: {coverage.describe()}")
+    say(f"model: {args.model} | synonyms: {synonyms.source}")  # the table's coverage is logged with it
     train = encode_examples(tokenizer, train_examples, args.max_length)
     dev = encode_examples(tokenizer, task.dev[: args.dev_examples], args.max_length)  # model selection reads no more
     say(
