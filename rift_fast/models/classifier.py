@@ -278,15 +278,18 @@ class RobustClassifier(nn.Module):
         """The encoder's configuration (max_position_embeddings, hidden_size, ...)."""
         return self.encoder.config
 
+    def _no_input_embeddings(self, user: str) -> ValueError:
+        return ValueError(
+            f"{user} perturbs embeddings, but {type(self.encoder).__name__} has no input-embedding module "
+            "(get_input_embeddings() gives no nn.Embedding); train it with --method standard and attack "
+            "it with text attacks (pwws, ga)"
+        )
+
     def require_hull_space(self, user: str) -> str:
         """The resolved hull space; raises ValueError naming ``user`` (a method) and the missing module
         when the encoder has no input-embedding module."""
         if self.hull_space is None:
-            raise ValueError(
-                f"{user} perturbs embeddings, but {type(self.encoder).__name__} has no input-embedding module "
-                "(get_input_embeddings() gives no nn.Embedding); train it with --method standard and attack "
-                "it with text attacks (pwws, ga)"
-            )
+            raise self._no_input_embeddings(user)
         return self.hull_space
 
     def get_input_embeddings(self) -> nn.Module:
@@ -294,8 +297,8 @@ class RobustClassifier(nn.Module):
         ValueError when the encoder has none."""
         table = input_embeddings(self.encoder)
         if table is None:
-            self.require_hull_space("an embedding-level attack")
-        return cast(nn.Embedding, table)
+            raise self._no_input_embeddings("an embedding-level attack")
+        return table
 
     @property
     def embeddings(self) -> nn.Module:
