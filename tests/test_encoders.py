@@ -195,6 +195,17 @@ def test_the_forced_word_embedding_hull_is_recorded_and_a_mismatching_resume_is_
         other.resume()
 
 
+def test_a_checkpoint_from_before_the_hull_space_was_recorded_resumes_as_embedding_output(model_folders, tmp_path):
+    _trainer(model_folders, "bert", "ascc", tmp_path).run()
+    metadata_path = tmp_path / "ascc" / "last" / "rift_fast.json"
+    metadata = json.loads(metadata_path.read_text())
+    del metadata["settings"]["hull_space"]
+    metadata_path.write_text(json.dumps(metadata))
+    _trainer(model_folders, "bert", "ascc", tmp_path).resume()  # auto gives embedding-output: the same
+    with pytest.raises(ValueError, match='hull_space: "embedding-output" \\(checkpoint\\) vs "word-embedding"'):
+        _trainer(model_folders, "bert", "ascc", tmp_path, hull_space=WORD_EMBEDDING).resume()
+
+
 @pytest.mark.parametrize("architecture", ["distilbert", "deberta-v2", "modernbert"])
 def test_forcing_the_embedding_output_hull_without_a_bert_like_layer_is_refused(model_folders, architecture):
     folder, _ = model_folders(architecture)

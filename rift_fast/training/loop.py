@@ -34,7 +34,7 @@ from rift_fast.models.checkpoint import (
     resolve_checkpoint,
     save_model_folder,
 )
-from rift_fast.models.classifier import HULL_SPACES
+from rift_fast.models.classifier import EMBEDDING_OUTPUT, HULL_SPACES
 from rift_fast.safe_state import load_state
 from rift_fast.settings_diff import settings_differences
 from rift_fast.training.adversary import ascc_robust_accuracy, substitution_ids
@@ -375,7 +375,9 @@ class Trainer:
 
     def _check_same_inputs(self, folder: Path, metadata: dict) -> None:
         """Raises ValueError naming the first of settings, data, model, tokenizer or head size that differs."""
-        changed = settings_differences(metadata.get("settings", {}), asdict(self.settings))
+        # Checkpoints written before the hull space was recorded used the only one there was then.
+        recorded = {"hull_space": EMBEDDING_OUTPUT, **metadata.get("settings", {})}
+        changed = settings_differences(recorded, asdict(self.settings))
         if changed:
             raise ValueError(f"--resume: {folder} was written with other settings:\n  " + "\n  ".join(changed))
         if metadata.get("data_fingerprint") != self.data_fingerprint:
