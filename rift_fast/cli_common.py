@@ -24,7 +24,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default=EMBEDDED_MODEL_NAME,
-        help="Hugging Face encoder name or local folder (BERT, RoBERTa, MiniLM, ...); "
+        help="Hugging Face encoder name or local folder (BERT, RoBERTa, XLM-R, DistilBERT, ALBERT, ELECTRA, "
+        "DeBERTa, ModernBERT, MiniLM, ...; no encoder-decoder or decoder-only models); "
         "'embedded' is the packaged all-MiniLM-L6-v2 (default)",
     )
 

@@ -29,6 +29,7 @@ from rift_fast.cli_common import (
     load_synonym_index,
     run_command_line,
 )
+from rift_fast.models.classifier import EMBEDDING_OUTPUT, HULL_SPACES, WORD_EMBEDDING
 from rift_fast.training.defenses import DEFENSES
 from rift_fast.training.loop import HEAD_WEIGHT_DECAY
 from rift_fast.training.presets import PRESET_FIELDS, TASK_PRESETS
@@ -55,6 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
         + "; ".join(f"{name}: {defense.summary}" for name, defense in sorted(DEFENSES.items())),
     )
     add_model_arguments(parser)
+    parser.add_argument(
+        "--hull-space",
+        default="auto",
+        choices=HULL_SPACES,
+        help=f"where the ASCC/RIFT hull is built: {EMBEDDING_OUTPUT} = over the embedding-layer output "
+        f"(RIFT's construction; BERT-like embedding layers), {WORD_EMBEDDING} = over the word embeddings, the "
+        f"model adding positions and types (ASCC's construction for other encoders); auto (default): "
+        f"{EMBEDDING_OUTPUT} where the embedding layer is BERT-like, else {WORD_EMBEDDING}",
+    )
     add_data_arguments(parser)
     parser.set_defaults(dataset=None)
     add_synonym_arguments(parser)
@@ -207,7 +217,10 @@ def write_results(
         "",
         f"Test pool: {args.test_examples} examples of {args.dataset} (test split {drawn} with seed "
         f"{args.seed}). {attacks} ASCC: {evaluation.ascc_steps} steps, CE. "
-        f"Synonyms: {args.synonyms}. Training: {args.train_size or 'all'} examples, {args.epochs} epochs, batch "
+        f"Synonyms: {args.synonyms} ({args.synonym_table['words_covered']:,} of "
+        f"{args.synonym_table['words_with_synonyms']:,} words with one-token synonyms). Hull space: "
+        f"{', '.join(sorted({str(row['settings']['hull_space']) for row in rows}))}. "
+        f"Training: {args.train_size or 'all'} examples, {args.epochs} epochs, batch "
         f"{args.batch_size}, max length {args.max_length}, lr {args.lr}, warm-up {args.warmup_epochs} epochs, "
         f"adversary steps {args.adversary_steps}, KL weight {args.kl_weight}, MI weight {args.mi_weight}, "
         f"seed {args.seed}. n/a: an empty test pool.",
@@ -268,11 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     # The words WordNet is asked about: every split the synonyms serve (training, dev, the attacked pool).
     words = vocabulary(e.text_pair or e.text for e in (*task.train, *task.dev, *pool))
     synonyms = load_synonym_index(args, words)
-    table = synonyms.vocab_table(tokenizer, k=args.synonym_k)
-    say(
-        f"model: {args.model} | synonyms: {synonyms.source}, {synonyms.num_words_with_synonyms()} words; "
-        f"{int((table[:, 0] >= 0).sum())} of {len(tokenizer)} tokenizer entries have one-token synonyms"
-    )
+    table, coverage = synonyms.vocab_table_with_coverage(tokenizer, k=args.synonym_k)
+    args.synonym_table = asdict(coverage)  # recorded with the settings in results.json
+    say(f"model: {args.model} | synonyms: {synonyms.source}")  # the table's coverage is logged with it
     train = encode_examples(tokenizer, train_examples, args.max_length)
     dev = encode_examples(tokenizer, task.dev[: args.dev_examples], args.max_length)  # model selection reads no more
     say(
@@ -309,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             "best": best,
             "train_seconds": time.perf_counter() - method_started,
             "history": trainer.history,
-            "settings": asdict(settings),
+            "settings": asdict(trainer.settings),  # the hull space "auto" resolved to
             "device": trainer.device,
         }
         del trainer

@@ -17,6 +17,8 @@ from rift_fast.ops.convex_hull_embedding import (
     convex_hull_embedding,
     convex_hull_embedding_from_bert,
     convex_hull_embedding_reference,
+    convex_hull_word_embedding,
+    convex_hull_word_embedding_reference,
 )
 from rift_fast.ops.dispatch import BackendUnavailable
 
@@ -249,3 +251,71 @@ def test_bad_inputs_raise_before_launch(monkeypatch, changes, message):
     args = dict(_inputs(2, 3, 4, 8), **changes)
     with pytest.raises(ValueError, match=message):
         convex_hull_embedding(**args, backend="triton")
+
+
+# ------------------------------------------------------------------ the word-embedding construction
+def _word_inputs(batch, length, slots, hidden, dtype=torch.float32, seed=0):
+    """(weights, sub_ids, word_emb) of :func:`_inputs`: empty slots, repeated ids, an all-empty position."""
+    args = _inputs(batch, length, slots, hidden, dtype=dtype, weight_dtype=dtype, seed=seed)
+    return args["weights"], args["sub_ids"], args["word_emb"]
+
+
+def _word_out_and_grads(fn, weights, sub_ids, word_emb):
+    leaves = [weights.detach().clone().requires_grad_(True), word_emb.detach().clone().requires_grad_(True)]
+    out = fn(leaves[0], sub_ids, leaves[1])
+    # Values exact in bfloat16: every dtype sees the same output gradient.
+    grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).bfloat16()
+    out.backward(grad_out.to(out.dtype))
+    return [out.detach(), leaves[0].grad, leaves[1].grad]
+
+
+def _word_triton(weights, sub_ids, word_emb):
+    return convex_hull_word_embedding(weights, sub_ids, word_emb, backend="triton")
+
+
+@pytest.mark.parametrize("batch,length,slots,hidden", [(1, 1, 1, 8), (3, 7, 4, 32), (2, 5, 9, 48), (0, 5, 3, 8)])
+def test_word_embedding_hull_matches_reference(batch, length, slots, hidden):
+    inputs = _word_inputs(batch, length, slots, hidden, seed=slots + hidden)
+    got = _word_out_and_grads(_word_triton, *inputs)
+    _assert_all_close(got, _word_out_and_grads(convex_hull_word_embedding_reference, *inputs))
+    if batch:
+        weights, sub_ids, word_emb = inputs
+        empty = (sub_ids < 0).all(-1)
+        assert torch.equal(got[0][empty], torch.zeros_like(got[0][empty]))
+        # The definition, written out: the weighted sum of the valid slots' rows of the table.
+        row, position = batch - 1, 0
+        valid = sub_ids[row, position] >= 0
+        expected = (weights[row, position, valid, None] * word_emb[sub_ids[row, position, valid]]).sum(0)
+        torch.testing.assert_close(got[0][row, position], expected)
+
+
+def test_word_embedding_hull_bfloat16_matches_float32_reference():
+    weights, sub_ids, word_emb = _word_inputs(3, 7, 9, 48, dtype=torch.bfloat16, seed=3)
+    got = _word_out_and_grads(_word_triton, weights, sub_ids, word_emb)
+    want = _word_out_and_grads(convex_hull_word_embedding_reference, weights.float(), sub_ids, word_emb.float())
+    assert got[0].dtype == torch.bfloat16
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g.float(), w, rtol=1e-2, atol=1e-3 * float(w.abs().max()))
+
+
+@pytest.mark.parametrize("fn", [convex_hull_word_embedding_reference, _word_triton])
+def test_word_embedding_hull_gradcheck_float64(fn):
+    args = _double_inputs(custom_ids=False)
+    leaves = (args["weights"].clone().requires_grad_(True), args["word_emb"].clone().requires_grad_(True))
+    assert torch.autograd.gradcheck(lambda w, e: fn(w, args["sub_ids"], e), leaves)
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"sub_ids": torch.full((2, 3, 4), VOCAB)}, "sub_ids must lie in"),
+        ({"word_emb": torch.randn(VOCAB)}, "word_emb must be a non-empty"),
+        ({"weights": torch.rand(2, 3, 5)}, "must equal weights shape"),
+        ({"sub_ids": torch.zeros(2, 3, 4)}, "sub_ids must be int32 or int64"),
+    ],
+)
+def test_word_embedding_hull_bad_inputs_raise(changes, message):
+    weights, sub_ids, word_emb = _word_inputs(2, 3, 4, 8)
+    args = dict({"weights": weights, "sub_ids": sub_ids, "word_emb": word_emb}, **changes)
+    with pytest.raises(ValueError, match=message):
+        convex_hull_word_embedding(**args)

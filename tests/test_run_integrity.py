@@ -337,7 +337,7 @@ def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, t
     settings = EvaluationSettings(max_length=16, ga_population=2, ga_generations=1)
     assert ascc_accuracy(model, tokenizer, [], torch.zeros(len(tokenizer), 1, dtype=torch.long), settings) is None
     evaluation = evaluate_test_pool(model, tokenizer, [], SYNONYMS, torch.zeros(1), settings, progress=False)
-    row = {"method": "standard", "train_seconds": 60.0, **evaluation}
+    row = {"method": "standard", "train_seconds": 60.0, "settings": {"hull_space": "word-embedding"}, **evaluation}
     assert [row[k] for k in ("clean_accuracy", "pwws_accuracy", "ga_accuracy", "ascc_accuracy")] == [None] * 4
     args = Namespace(
         test_examples=0,
@@ -354,9 +354,11 @@ def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, t
         kl_weight=1.0,
         mi_weight=0.1,
         model="tiny",
+        synonym_table={"words_with_synonyms": 5000, "words_covered": 1234, "token_rows": 1300},
     )
     markdown = train.write_results(tmp_path, [row], args, settings)
     assert "| standard | n/a | n/a | n/a | n/a | 1.0 min |" in markdown
+    assert "(1,234 of 5,000 words with one-token synonyms). Hull space: word-embedding." in markdown
     assert json.loads((tmp_path / "results.json").read_text())["results"][0]["clean_accuracy"] is None
     assert (tmp_path / "results.png").stat().st_size > 1000
 

@@ -19,7 +19,10 @@ def _forms(words: list[str]) -> list[str]:
 
 
 def wordpiece(words: list[str], folder: Path) -> BertTokenizerFast:
-    """Uncased BERT WordPiece with ``words`` whole."""
+    """Uncased BERT WordPiece with ``words`` whole (as its normaliser leaves them: lower case, accents
+    stripped, so ``café`` is the token ``cafe`` as in bert-base-uncased)."""
+    normalise = normalizers.BertNormalizer(lowercase=True).normalize_str
+    words = [normalise(w) for w in words]
     vocab = [
         "[PAD]",
         "[UNK]",
@@ -40,8 +43,10 @@ def byte_level_bpe(words: list[str]) -> PreTrainedTokenizerFast:
     alphabet = pre_tokenizers.ByteLevel.alphabet()
     vocab = {token: i for i, token in enumerate(["<s>", "<pad>", "</s>", "<unk>", "<mask>", *sorted(alphabet)])}
     merges = []
-    # Merges of the space-prefixed forms rank first, so that "Ġmovie" is not cut into "Ġ" + "movie".
-    for prefixed in [f"Ġ{form}" for form in _forms(words)] + _forms(words):
+    # Merges of the space-prefixed forms rank first, so that "Ġmovie" is not cut into "Ġ" + "movie";
+    # merges join byte-level characters ("é" is the two bytes "Ã©").
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False).pre_tokenize_str
+    for prefixed in [byte_level(text)[0][0] for text in [f" {form}" for form in _forms(words)] + _forms(words)]:
         current = prefixed[0]
         for char in prefixed[1:]:
             merges.append((current, char))

@@ -99,7 +99,8 @@ def refuse_pickled_trainer_state(folder: Path) -> None:
 
 
 def load_trained_classifier(folder: str | Path) -> RobustClassifier:
-    """A :class:`RobustClassifier` in eval mode from a folder written by :func:`save_model_folder`;
+    """A :class:`RobustClassifier` in eval mode from a folder written by :func:`save_model_folder`, in the
+    adversary space it was trained with (``settings.hull_space`` of its metadata, ``auto`` when absent);
     raises FileNotFoundError when ``folder`` is not such a folder."""
     from transformers import AutoConfig, AutoModel
 
@@ -108,7 +109,9 @@ def load_trained_classifier(folder: str | Path) -> RobustClassifier:
         raise FileNotFoundError(f"{folder} is not a rift_fast checkpoint (no {METADATA_FILE})")
     metadata = json.loads((folder / METADATA_FILE).read_text())
     encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder))
-    model = RobustClassifier(encoder, metadata["num_classes"])
+    # Checkpoints written before the hull space was recorded were all BERT-like: "auto" gives their construction.
+    hull_space = metadata.get("settings", {}).get("hull_space", "auto")
+    model = RobustClassifier(encoder, metadata["num_classes"], hull_space=hull_space)
     state = {
         k[len(CLASSIFIER_PREFIX) :]: v
         for k, v in load_file(str(folder / WEIGHTS_FILE)).items()

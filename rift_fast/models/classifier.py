@@ -1,22 +1,32 @@
 """The classifier RIFT trains: a Hugging Face encoder, its pooler and a small classification head.
 
 ``RobustClassifier`` runs from token ids, from the OUTPUT of the embedding layer (word + position +
-type embeddings after LayerNorm, before dropout: what the convex-hull adversary builds) or from word
-embeddings (FreeLB perturbs those). The last two run the encoder's own ``forward`` so that the
-attention mask, the attention implementation and the pooler are whatever the installed
-``transformers`` (4.x or 5.x) does for ids; for the embedding-layer output a temporary forward hook
-on ``encoder.embeddings`` replaces that module's output with ``dropout(given output)`` (the module's
-own dropout, so train mode behaves as with ids). The module still runs on a detached placeholder
-(one LayerNorm over [B, L, H]); nothing else changes.
+type embeddings after LayerNorm, before dropout) or from word embeddings (``get_input_embeddings()``;
+the encoder adds positions, types and its normalisation through ``inputs_embeds``). The last two run
+the encoder's own ``forward`` so that the attention mask, the attention implementation and the pooler
+are whatever the installed ``transformers`` does for ids; for the embedding-layer output a temporary
+forward hook on ``encoder.embeddings`` replaces that module's output with ``dropout(given output)``
+(the module's own dropout, so train mode behaves as with ids).
 
-Supported encoders: BERT-like embeddings (``word_embeddings``, ``position_embeddings``,
-``token_type_embeddings``, ``LayerNorm``, ``dropout``) with absolute positions: BERT, MiniLM,
-RoBERTa (positions counted from ``padding_idx + 1`` over non-padding tokens, as RoBERTa does).
+The adversary space (``hull_space``, :data:`HULL_SPACES`) is where the embedding-level adversaries
+(ASCC, RIFT; FreeLB's word perturbation, the gradient-guided attack) build their inputs:
+
+- ``embedding-output``: the convex hull over the embedding-layer OUTPUT of every substitution, as
+  RIFT_SPEC builds it. Needs a BERT-like embedding layer (``word_embeddings``, ``position_embeddings``,
+  ``token_type_embeddings`` as ``nn.Embedding``, ``LayerNorm``, ``dropout``, absolute positions):
+  BERT, MiniLM, RoBERTa, XLM-R, ALBERT, ELECTRA.
+- ``word-embedding``: the hull over the word embeddings; the encoder adds positions and types itself
+  (the construction ASCC used for models other than BERT). Needs only an ``nn.Embedding`` input
+  embedding: DistilBERT, DeBERTa-v2/v3, ModernBERT and every encoder above.
+- ``auto``: ``embedding-output`` where the embedding layer is BERT-like, else ``word-embedding``.
+
+Encoder-decoder (T5, BART) and decoder-only (GPT-2, Llama) models are refused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -27,6 +37,10 @@ from torch import nn
 from rift_fast.models.sources import resolve_model_source
 
 CLASSIFIER_HIDDEN = 256  # RIFT_SPEC step 4: Linear(H, 256) - ReLU - Linear(256, C)
+EMBEDDING_OUTPUT = "embedding-output"  # RIFT_SPEC step 1: the hull over the embedding-layer output
+WORD_EMBEDDING = "word-embedding"  # ASCC (Dong et al. 2021) for non-BERT encoders: the hull over word embeddings
+HULL_SPACES = ("auto", EMBEDDING_OUTPUT, WORD_EMBEDDING)
+BERT_LIKE_TABLES = ("word_embeddings", "position_embeddings", "token_type_embeddings")
 
 
 def _child(module: nn.Module, name: str) -> nn.Module:
@@ -39,16 +53,88 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
 
 
-def embeddings_of(encoder: nn.Module) -> nn.Module:
-    """The encoder's embedding module (``encoder.embeddings``), checked to be BERT-like."""
+def refuse_non_encoder(config: Any) -> None:
+    """Raises ValueError naming the model type when ``config`` is an encoder-decoder or decoder-only model."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    model_type = getattr(config, "model_type", None)
+    if getattr(config, "is_encoder_decoder", False):
+        kind = "an encoder-decoder model"
+    elif getattr(config, "is_decoder", False) or (
+        model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    ):
+        kind = "a decoder-only model"
+    else:
+        return
+    raise ValueError(
+        f"model type {model_type!r} is {kind}; rift_fast trains and attacks encoders only "
+        "(BERT, RoBERTa, XLM-R, DistilBERT, ALBERT, ELECTRA, DeBERTa, ModernBERT, ...)"
+    )
+
+
+def bert_like_embeddings(encoder: nn.Module) -> nn.Module | None:
+    """``encoder.embeddings`` when it is BERT-like (see the module docstring), else None."""
     embeddings = getattr(encoder, "embeddings", None)
-    needed = ("word_embeddings", "position_embeddings", "token_type_embeddings", "LayerNorm", "dropout")
-    missing = [name for name in needed if embeddings is None or not hasattr(embeddings, name)]
-    if missing:
-        raise ValueError(f"{type(encoder).__name__} has no BERT-like embeddings module (missing {', '.join(missing)})")
+    if not isinstance(embeddings, nn.Module):
+        return None
+    tables = [getattr(embeddings, name, None) for name in BERT_LIKE_TABLES]
+    if not all(isinstance(table, nn.Embedding) for table in tables):
+        return None
+    norm = getattr(embeddings, "LayerNorm", None)
+    if not isinstance(norm, nn.LayerNorm) or norm.bias is None or not hasattr(embeddings, "dropout"):
+        return None
     if getattr(embeddings, "position_embedding_type", "absolute") != "absolute":
-        raise ValueError("only absolute position embeddings are supported")
-    return cast(nn.Module, embeddings)  # not None: a missing module fails the check above
+        return None
+    if getattr(embeddings, "embed_proj", None) is not None:  # DeBERTa projects after the LayerNorm
+        return None
+    return embeddings
+
+
+def embeddings_of(encoder: nn.Module) -> nn.Module:
+    """The encoder's BERT-like embedding module; raises ValueError naming what is missing otherwise."""
+    embeddings = bert_like_embeddings(encoder)
+    if embeddings is None:
+        raise ValueError(
+            f"{type(encoder).__name__} has no BERT-like embedding layer (nn.Embedding {', '.join(BERT_LIKE_TABLES)}, "
+            "LayerNorm with a bias, dropout, absolute positions): the embedding-output hull needs one; use "
+            f"--hull-space {WORD_EMBEDDING}"
+        )
+    return embeddings
+
+
+def input_embeddings(encoder: nn.Module) -> nn.Embedding | None:
+    """The encoder's word-embedding table (``get_input_embeddings()``) when it is an ``nn.Embedding``, else None."""
+    getter = getattr(encoder, "get_input_embeddings", None)
+    if getter is None:
+        return None
+    try:
+        table = getter()
+    except (NotImplementedError, AttributeError):
+        return None
+    return table if isinstance(table, nn.Embedding) else None
+
+
+def resolve_hull_space(encoder: nn.Module, requested: str) -> str | None:
+    """The adversary space ``requested`` (one of :data:`HULL_SPACES`) resolves to for ``encoder``: ``auto``
+    gives ``embedding-output`` for a BERT-like embedding layer, else ``word-embedding``, else None (no
+    input-embedding module: no embedding-level adversary). Raises ValueError when ``requested`` is unknown
+    or the encoder lacks what it needs."""
+    if requested not in HULL_SPACES:
+        raise ValueError(f"hull space must be one of {', '.join(HULL_SPACES)}, got {requested!r}")
+    if requested == EMBEDDING_OUTPUT:
+        embeddings_of(encoder)
+        return EMBEDDING_OUTPUT
+    if requested == WORD_EMBEDDING and input_embeddings(encoder) is None:
+        raise ValueError(
+            f"{type(encoder).__name__} has no input-embedding module (get_input_embeddings() gives no nn.Embedding): "
+            f"the {WORD_EMBEDDING} hull needs one"
+        )
+    if requested == "auto" and bert_like_embeddings(encoder) is not None:
+        return EMBEDDING_OUTPUT
+    return WORD_EMBEDDING if input_embeddings(encoder) is not None else None
 
 
 def position_ids_for(encoder: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
@@ -57,7 +143,7 @@ def position_ids_for(encoder: nn.Module, input_ids: torch.Tensor) -> torch.Tenso
     RoBERTa-style embeddings (a ``padding_idx`` attribute on the embedding module) number the
     non-padding tokens from ``padding_idx + 1`` and give padding ``padding_idx``; others use 0..L-1.
     """
-    padding_idx = getattr(embeddings_of(encoder), "padding_idx", None)
+    padding_idx = getattr(getattr(encoder, "embeddings", None), "padding_idx", None)
     if padding_idx is not None:
         mask = input_ids.ne(padding_idx).long()
         return torch.cumsum(mask, dim=1) * mask + padding_idx
@@ -68,7 +154,7 @@ def position_ids_for(encoder: nn.Module, input_ids: torch.Tensor) -> torch.Tenso
 def embedding_layer_output(
     encoder: nn.Module, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """LayerNorm(word + position + type) of ``input_ids``: the embedding layer's output before dropout."""
+    """LayerNorm(word + position + type) of ``input_ids``: the BERT-like embedding layer's output before dropout."""
     embeddings = embeddings_of(encoder)
     if token_type_ids is None:
         token_type_ids = torch.zeros_like(input_ids)
@@ -98,6 +184,13 @@ def _replace_embedding_output(embeddings: nn.Module, output: torch.Tensor) -> It
         handle.remove()
 
 
+def _accepted(encoder: nn.Module, **inputs: Any) -> dict[str, Any]:
+    """The ``inputs`` that are not None and that ``encoder.forward`` names (DistilBERT and ModernBERT take
+    no ``token_type_ids``)."""
+    parameters = inspect.signature(encoder.forward).parameters
+    return {name: value for name, value in inputs.items() if value is not None and name in parameters}
+
+
 def encode_pooled(
     encoder: nn.Module,
     extra_pooler: nn.Module | None,
@@ -109,22 +202,24 @@ def encode_pooled(
 ) -> torch.Tensor:
     """Pooled feature [B, H] of ``encoder`` (its pooler, or ``extra_pooler`` on h_CLS when it has none).
 
-    Exactly one of ``input_ids`` (token ids), ``inputs_embeds`` (embedding-layer output) and
-    ``word_embeds`` (word embeddings: position / type embeddings and LayerNorm are added by the
-    encoder) drives the encoder; ``word_embeds`` needs ``input_ids`` too, for RoBERTa positions.
+    Exactly one of ``input_ids`` (token ids), ``inputs_embeds`` (BERT-like embedding-layer output) and
+    ``word_embeds`` (word embeddings: positions, types and normalisation are added by the encoder)
+    drives the encoder; ``word_embeds`` takes ``input_ids`` too, for RoBERTa-style positions.
+    ``token_type_ids`` reach only encoders whose ``forward`` takes them.
     """
     if inputs_embeds is not None and word_embeds is not None:
         raise ValueError("give inputs_embeds or word_embeds, not both")
     if inputs_embeds is None and word_embeds is None and input_ids is None:
         raise ValueError("give input_ids, inputs_embeds or word_embeds")
-    common = dict(attention_mask=attention_mask, token_type_ids=token_type_ids, return_dict=True)
+    common = _accepted(encoder, attention_mask=attention_mask, token_type_ids=token_type_ids)
     if inputs_embeds is not None:
         with _replace_embedding_output(embeddings_of(encoder), inputs_embeds):
             # The placeholder only fixes shapes; its embedding-module output is thrown away.
             outputs = encoder(inputs_embeds=inputs_embeds.detach(), **common)
     elif word_embeds is not None:
-        positions = None if input_ids is None else position_ids_for(encoder, input_ids)
-        outputs = encoder(inputs_embeds=word_embeds, position_ids=positions, **common)
+        roberta_style = getattr(getattr(encoder, "embeddings", None), "padding_idx", None) is not None
+        positions = position_ids_for(encoder, input_ids) if roberta_style and input_ids is not None else None
+        outputs = encoder(inputs_embeds=word_embeds, **common, **_accepted(encoder, position_ids=positions))
     else:
         outputs = encoder(input_ids=input_ids, **common)
     pooled = getattr(outputs, "pooler_output", None)
@@ -138,19 +233,27 @@ def encode_pooled(
 class RobustClassifier(nn.Module):
     """Encoder + pooled feature tanh(W h_CLS) + head Linear(H, 256) - ReLU - Linear(256, C).
 
-    ``encoder``: a Hugging Face base model (``AutoModel``: BertModel, RobertaModel, ...). When it has
-    no pooler (``encoder.pooler`` missing or ``None``) a fresh ``Linear(H, H) + tanh`` on h_CLS is
-    added as ``extra_pooler`` (counted as a head by :meth:`head_parameters`).
+    ``encoder``: a Hugging Face base model (``AutoModel``: BertModel, DebertaV2Model, ModernBertModel,
+    ...). When it has no pooler (``encoder.pooler`` missing or ``None``) a fresh ``Linear(H, H) + tanh``
+    on the first token's state (CLS) is added as ``extra_pooler`` (counted as a head by
+    :meth:`head_parameters`). ``hull_space``: one of :data:`HULL_SPACES`, resolved here
+    (:func:`resolve_hull_space`); the resolved value is ``self.hull_space`` (None: the encoder has no
+    input-embedding module, so only text attacks and standard training apply). Raises ValueError for
+    encoder-decoder and decoder-only models, fewer than 2 classes, or a hull space the encoder cannot serve.
     """
 
-    def __init__(self, encoder: nn.Module, num_classes: int, head_hidden: int = CLASSIFIER_HIDDEN) -> None:
+    def __init__(
+        self, encoder: nn.Module, num_classes: int, head_hidden: int = CLASSIFIER_HIDDEN, hull_space: str = "auto"
+    ) -> None:
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
-        embeddings_of(encoder)  # fail early on unsupported encoders
+        config: Any = getattr(encoder, "config", None)
+        refuse_non_encoder(config)
+        self.hull_space = resolve_hull_space(encoder, hull_space)
         self.encoder = encoder
         self.num_classes = num_classes
-        hidden: int = cast(Any, encoder).config.hidden_size  # a Hugging Face config
+        hidden: int = config.hidden_size
         self.hidden_size = hidden
         self.extra_pooler: nn.Sequential | None
         if getattr(encoder, "pooler", None) is None:
@@ -160,24 +263,46 @@ class RobustClassifier(nn.Module):
         self.classifier = nn.Sequential(nn.Linear(hidden, head_hidden), nn.ReLU(), nn.Linear(head_hidden, num_classes))
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, num_classes: int, **kwargs: Any) -> "RobustClassifier":
+    def from_pretrained(
+        cls, name_or_path: str, num_classes: int, hull_space: str = "auto", **kwargs: Any
+    ) -> "RobustClassifier":
         """``AutoModel.from_pretrained`` (``"embedded"`` = the packaged MiniLM, see rift_fast.models)."""
-        from transformers import AutoModel
+        from transformers import AutoConfig, AutoModel
 
-        return cls(AutoModel.from_pretrained(resolve_model_source(name_or_path), **kwargs), num_classes)
+        source = resolve_model_source(name_or_path)
+        refuse_non_encoder(AutoConfig.from_pretrained(source))  # before loading weights it cannot use
+        return cls(AutoModel.from_pretrained(source, **kwargs), num_classes, hull_space=hull_space)
 
     @property
     def config(self) -> Any:
         """The encoder's configuration (max_position_embeddings, hidden_size, ...)."""
         return self.encoder.config
 
+    def _no_input_embeddings(self, user: str) -> ValueError:
+        return ValueError(
+            f"{user} perturbs embeddings, but {type(self.encoder).__name__} has no input-embedding module "
+            "(get_input_embeddings() gives no nn.Embedding); train it with --method standard and attack "
+            "it with text attacks (pwws, ga)"
+        )
+
+    def require_hull_space(self, user: str) -> str:
+        """The resolved hull space; raises ValueError naming ``user`` (a method) and the missing module
+        when the encoder has no input-embedding module."""
+        if self.hull_space is None:
+            raise self._no_input_embeddings(user)
+        return self.hull_space
+
     def get_input_embeddings(self) -> nn.Module:
-        """The word-embedding table (what gradient-guided attacks differentiate against)."""
-        return _child(self.embeddings, "word_embeddings")
+        """The word-embedding table (what gradient-guided attacks differentiate against); raises
+        ValueError when the encoder has none."""
+        table = input_embeddings(self.encoder)
+        if table is None:
+            raise self._no_input_embeddings("an embedding-level attack")
+        return table
 
     @property
     def embeddings(self) -> nn.Module:
-        """The encoder's embedding module (what :func:`convex_hull_embedding_from_bert` reads)."""
+        """The encoder's BERT-like embedding module (what :func:`convex_hull_embedding_from_bert` reads)."""
         return embeddings_of(self.encoder)
 
     def position_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -189,8 +314,8 @@ class RobustClassifier(nn.Module):
         return embedding_layer_output(self.encoder, input_ids, token_type_ids)
 
     def word_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Word embeddings [B, L, H] (before position / type embeddings and LayerNorm)."""
-        return _child(self.embeddings, "word_embeddings")(input_ids)
+        """Word embeddings [B, L, E] (before position / type embeddings and normalisation)."""
+        return self.get_input_embeddings()(input_ids)
 
     def pooled(
         self,
@@ -212,14 +337,22 @@ class RobustClassifier(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         word_embeds: torch.Tensor | None = None,
+        hull_embeds: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits [B, C], pooled [B, H]).
 
-        ``input_ids`` [B, L] token ids; or ``inputs_embeds`` [B, L, H] = an embedding-layer output
-        (LayerNorm(word + position + type), e.g. :meth:`embedding_output` or a convex hull; the
-        embeddings' dropout is applied in train mode); or ``word_embeds`` [B, L, H] word embeddings
-        (with ``input_ids`` for RoBERTa positions). ``attention_mask`` [B, L] 1 = token, 0 = padding.
+        ``input_ids`` [B, L] token ids; or ``inputs_embeds`` [B, L, E] = a BERT-like embedding-layer output
+        (LayerNorm(word + position + type), e.g. :meth:`embedding_output`; the embeddings' dropout is
+        applied in train mode); or ``word_embeds`` [B, L, E] word embeddings (with ``input_ids`` for
+        RoBERTa positions); or ``hull_embeds`` [B, L, E], an input in the model's adversary space
+        (``self.hull_space``: taken as ``inputs_embeds`` or ``word_embeds``). ``attention_mask`` [B, L]
+        1 = token, 0 = padding.
         """
+        if hull_embeds is not None:
+            if self.require_hull_space("a hull input") == EMBEDDING_OUTPUT:
+                inputs_embeds = hull_embeds
+            else:
+                word_embeds = hull_embeds
         pooled = self.pooled(input_ids, attention_mask, token_type_ids, inputs_embeds, word_embeds)
         return self.classifier(pooled), pooled
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from rift_fast.models.checkpoint import is_checkpoint_folder, load_trained_classifier
+from rift_fast.models.classifier import refuse_non_encoder
 from rift_fast.models.labels import LabelMapping, LabelMismatchError, TaskOrderedClassifier, map_labels
 from rift_fast.models.sources import load_config, load_tokenizer, resolve_model_source
 
@@ -30,6 +31,7 @@ def _load_hf_classifier(source: str, label_names: tuple[str, ...]) -> tuple[PreT
     from transformers import AutoModelForSequenceClassification
 
     config = load_config(source)
+    refuse_non_encoder(config)
     if not _has_classification_head(config):
         mapping = LabelMapping(tuple(range(len(label_names))), "new head", label_names, label_names)
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -53,7 +55,8 @@ def load_sequence_classifier(
     in :class:`TaskOrderedClassifier` when the orders differ; generic names map by id, with one warning);
     an encoder without a head gets a new one in the task's order; a folder written by ``python -m
     rift_fast.train`` loads as its :class:`RobustClassifier`, trained in the task's order. Raises
-    :class:`LabelMismatchError` when the labels cannot be matched. A hub id needs network access the
+    :class:`LabelMismatchError` when the labels cannot be matched, and ValueError naming the model type
+    for encoder-decoder and decoder-only models. A hub id needs network access the
     first time; its error then says so.
     """
     label_names = tuple(label_names)

@@ -188,8 +188,10 @@ if triton is not None:
         BLOCK_R: tl.constexpr,
         BLOCK_D: tl.constexpr,
         CDTYPE: tl.constexpr,
+        LAYER_NORM: tl.constexpr,
     ):
-        """out[r] = gamma * sum_k w_k xhat_k + beta * sum_k w_k for BLOCK_R rows; saves each slot's mean and rstd."""
+        """out[r] = gamma * sum_k w_k xhat_k + beta * sum_k w_k for BLOCK_R rows (saving each slot's mean
+        and rstd); without LAYER_NORM, out[r] = sum_k w_k x_k."""
         rows, mask_r, b, l, offs_d, mask_d, mask, _p, _t, pt = _row_setup(
             tl.program_id(0) * BLOCK_R,
             N,
@@ -235,16 +237,22 @@ if triton is not None:
                 word_sd,
                 CDTYPE,
             )
-            mean = tl.sum(x, axis=1) / D
-            xc = tl.where(mask_d[None, :], x - mean[:, None], 0.0)
-            rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, axis=1) / D + eps)
-            acc += (w * rstd)[:, None] * xc
-            wsum += w
-            tl.store(mean_ptr + rows * K + k, mean, mask=mask_r)
-            tl.store(rstd_ptr + rows * K + k, rstd, mask=mask_r)
-        gamma = tl.load(lnw_ptr + offs_d * lnw_s, mask=mask_d, other=0.0).to(CDTYPE)
-        beta = tl.load(lnb_ptr + offs_d * lnb_s, mask=mask_d, other=0.0).to(CDTYPE)
-        out = acc * gamma[None, :] + wsum[:, None] * beta[None, :]
+            if LAYER_NORM:
+                mean = tl.sum(x, axis=1) / D
+                xc = tl.where(mask_d[None, :], x - mean[:, None], 0.0)
+                rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, axis=1) / D + eps)
+                acc += (w * rstd)[:, None] * xc
+                wsum += w
+                tl.store(mean_ptr + rows * K + k, mean, mask=mask_r)
+                tl.store(rstd_ptr + rows * K + k, rstd, mask=mask_r)
+            else:
+                acc += w[:, None] * x
+        if LAYER_NORM:
+            gamma = tl.load(lnw_ptr + offs_d * lnw_s, mask=mask_d, other=0.0).to(CDTYPE)
+            beta = tl.load(lnb_ptr + offs_d * lnb_s, mask=mask_d, other=0.0).to(CDTYPE)
+            out = acc * gamma[None, :] + wsum[:, None] * beta[None, :]
+        else:
+            out = acc
         tl.store(out_ptr + rows[:, None] * D + offs_d[None, :], out.to(out_ptr.dtype.element_ty), mask=mask)
 
     @triton.jit
@@ -297,8 +305,10 @@ if triton is not None:
         POS_GRAD: tl.constexpr,
         TYPE_GRAD: tl.constexpr,
         LN_GRAD: tl.constexpr,
+        LAYER_NORM: tl.constexpr,
     ):
-        """Gradients of BLOCK_R rows: d_weights stored, table and LayerNorm-parameter gradients atomically added."""
+        """Gradients of BLOCK_R rows: d_weights stored, table and LayerNorm-parameter gradients atomically
+        added (without LAYER_NORM: d_weights and the word-table gradient only)."""
         rows, mask_r, b, l, offs_d, mask_d, mask, p, t, pt = _row_setup(
             tl.program_id(0) * BLOCK_R,
             N,
@@ -351,23 +361,34 @@ if triton is not None:
                 word_sd,
                 CDTYPE,
             )
-            mean = tl.load(mean_ptr + rows * K + k, mask=mask_r, other=0.0)
-            rstd = tl.load(rstd_ptr + rows * K + k, mask=mask_r, other=0.0)
-            xhat = tl.where(mask_d[None, :], (x - mean[:, None]) * rstd[:, None], 0.0)
-            gy_xhat = tl.sum(gy * xhat, axis=1)
-            if WEIGHT_GRAD:
-                dw = tl.where(valid, gy_xhat + g_beta, 0.0)
-                tl.store(dw_ptr + rows * K + k, dw.to(dw_ptr.dtype.element_ty), mask=mask_r)
-            if LN_GRAD:
-                s_acc += w[:, None] * xhat
-                wsum += w
-            if WORD_GRAD or POS_GRAD or TYPE_GRAD:
-                dx = (w * rstd)[:, None] * (gy - gy_mean[:, None] - xhat * (gy_xhat / D)[:, None])
+            if LAYER_NORM:
+                mean = tl.load(mean_ptr + rows * K + k, mask=mask_r, other=0.0)
+                rstd = tl.load(rstd_ptr + rows * K + k, mask=mask_r, other=0.0)
+                xhat = tl.where(mask_d[None, :], (x - mean[:, None]) * rstd[:, None], 0.0)
+                gy_xhat = tl.sum(gy * xhat, axis=1)
+                if WEIGHT_GRAD:
+                    dw = tl.where(valid, gy_xhat + g_beta, 0.0)
+                    tl.store(dw_ptr + rows * K + k, dw.to(dw_ptr.dtype.element_ty), mask=mask_r)
+                if LN_GRAD:
+                    s_acc += w[:, None] * xhat
+                    wsum += w
+                if WORD_GRAD or POS_GRAD or TYPE_GRAD:
+                    dx = (w * rstd)[:, None] * (gy - gy_mean[:, None] - xhat * (gy_xhat / D)[:, None])
+                    if WORD_GRAD:
+                        tl.atomic_add(
+                            dword_ptr + idx[:, None] * D + offs_d[None, :], dx, mask=valid[:, None] & mask_d[None, :]
+                        )
+                    dpt += dx
+            else:
+                if WEIGHT_GRAD:
+                    dw = tl.where(valid, tl.sum(g * x, axis=1), 0.0)
+                    tl.store(dw_ptr + rows * K + k, dw.to(dw_ptr.dtype.element_ty), mask=mask_r)
                 if WORD_GRAD:
                     tl.atomic_add(
-                        dword_ptr + idx[:, None] * D + offs_d[None, :], dx, mask=valid[:, None] & mask_d[None, :]
+                        dword_ptr + idx[:, None] * D + offs_d[None, :],
+                        w[:, None] * g,
+                        mask=valid[:, None] & mask_d[None, :],
                     )
-                dpt += dx
         if POS_GRAD:
             tl.atomic_add(dpos_ptr + p[:, None] * D + offs_d[None, :], dpt, mask=mask)
         if TYPE_GRAD:
@@ -414,7 +435,8 @@ def _strides(
 
 
 class ConvexHullEmbeddingFunction(torch.autograd.Function):
-    """Triton forward/backward; inputs are assumed validated and the ids resolved to [B, L] by the public op."""
+    """Triton forward/backward; inputs are assumed validated and the ids resolved to [B, L] by the public op.
+    ``layer_norm=False`` serves :func:`convex_hull_word_embedding` (zero position / type tables given)."""
 
     @staticmethod
     def forward(
@@ -429,6 +451,7 @@ class ConvexHullEmbeddingFunction(torch.autograd.Function):
         eps: float,
         position_ids: torch.Tensor,
         token_type_ids: torch.Tensor,
+        layer_norm: bool,
     ) -> torch.Tensor:
         batch, length, slots = sub_ids.shape
         rows, hidden = batch * length, word_emb.shape[1]
@@ -458,9 +481,11 @@ class ConvexHullEmbeddingFunction(torch.autograd.Function):
                 hidden,
                 eps,
                 *_strides(*tables),
+                LAYER_NORM=layer_norm,
                 **meta,
             )
         ctx.save_for_backward(*tables, mean, rstd)
+        ctx.layer_norm = layer_norm
         return out
 
     @staticmethod
@@ -508,6 +533,7 @@ class ConvexHullEmbeddingFunction(torch.autograd.Function):
                 POS_GRAD=need[3],
                 TYPE_GRAD=need[4],
                 LN_GRAD=ln_grad,
+                LAYER_NORM=ctx.layer_norm,
                 **meta,
             )
 
@@ -522,6 +548,7 @@ class ConvexHullEmbeddingFunction(torch.autograd.Function):
             cast(d_type, need[4], type_emb),
             cast(d_lnw, need[5], ln_weight),
             cast(d_lnb, need[6], ln_bias),
+            None,
             None,
             None,
             None,
@@ -541,32 +568,12 @@ def _check_ids(name: str, ids: torch.Tensor, batch: int, length: int, upper: int
     return ids.expand(batch, length)
 
 
-def _validate(
-    weights: torch.Tensor,
-    sub_ids: torch.Tensor,
-    word_emb: torch.Tensor,
-    pos_emb: torch.Tensor,
-    type_emb: torch.Tensor,
-    ln_weight: torch.Tensor,
-    ln_bias: torch.Tensor,
-    eps: float,
-    position_ids: torch.Tensor | None,
-    token_type_ids: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Raise ValueError naming the offending argument; return (position_ids, token_type_ids) as [B, L] tensors."""
-    named = {
-        "weights": weights,
-        "sub_ids": sub_ids,
-        "word_emb": word_emb,
-        "pos_emb": pos_emb,
-        "type_emb": type_emb,
-        "ln_weight": ln_weight,
-        "ln_bias": ln_bias,
-    }
-    if position_ids is not None:
-        named["position_ids"] = position_ids
-    if token_type_ids is not None:
-        named["token_type_ids"] = token_type_ids
+def _validate_slots(
+    weights: torch.Tensor, sub_ids: torch.Tensor, word_emb: torch.Tensor, **others: torch.Tensor
+) -> None:
+    """Raise ValueError naming the offending argument among the weights, slot ids and word table (and
+    ``others``: more tensors that must be tensors on the same device)."""
+    named = {"weights": weights, "sub_ids": sub_ids, "word_emb": word_emb, **others}
     for name, x in named.items():
         if not isinstance(x, torch.Tensor):
             raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")  # noqa: TRY004
@@ -581,29 +588,56 @@ def _validate(
         raise ValueError(f"sub_ids must be int32 or int64, got {sub_ids.dtype}")
     if sub_ids.shape != weights.shape:
         raise ValueError(f"sub_ids shape {tuple(sub_ids.shape)} must equal weights shape {tuple(weights.shape)}")
-    batch, length, slots = weights.shape
-    if slots == 0:
+    if weights.shape[2] == 0:
         raise ValueError("weights and sub_ids must have at least one slot (K=0)")
     if word_emb.dim() != 2 or word_emb.shape[0] == 0 or word_emb.shape[1] == 0:
         raise ValueError(f"word_emb must be a non-empty [V, D] table, got shape {tuple(word_emb.shape)}")
     if word_emb.dtype not in _FLOAT_DTYPES:
         raise ValueError(f"word_emb must be floating ({_FLOAT_DTYPES}), got {word_emb.dtype}")
-    vocab, hidden = word_emb.shape
+    if sub_ids.numel():
+        low, high = (int(v) for v in torch.aminmax(sub_ids))
+        vocab = word_emb.shape[0]
+        if low < -1 or high >= vocab:
+            raise ValueError(f"sub_ids must lie in [-1, {vocab}) (-1 = empty slot), got range [{low}, {high}]")
+
+
+def _validate(
+    weights: torch.Tensor,
+    sub_ids: torch.Tensor,
+    word_emb: torch.Tensor,
+    pos_emb: torch.Tensor,
+    type_emb: torch.Tensor,
+    ln_weight: torch.Tensor,
+    ln_bias: torch.Tensor,
+    eps: float,
+    position_ids: torch.Tensor | None,
+    token_type_ids: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raise ValueError naming the offending argument; return (position_ids, token_type_ids) as [B, L] tensors."""
+    optional = {"position_ids": position_ids, "token_type_ids": token_type_ids}
+    _validate_slots(
+        weights,
+        sub_ids,
+        word_emb,
+        pos_emb=pos_emb,
+        type_emb=type_emb,
+        ln_weight=ln_weight,
+        ln_bias=ln_bias,
+        **{name: ids for name, ids in optional.items() if ids is not None},
+    )
+    batch, length, _ = weights.shape
+    hidden = word_emb.shape[1]
     for name, x in (("pos_emb", pos_emb), ("type_emb", type_emb)):
         if x.dim() != 2 or x.shape[0] == 0 or x.shape[1] != hidden:
             raise ValueError(f"{name} must be a non-empty [rows, {hidden}] table, got shape {tuple(x.shape)}")
     for name, x in (("ln_weight", ln_weight), ("ln_bias", ln_bias)):
         if x.shape != (hidden,):
             raise ValueError(f"{name} must have shape ({hidden},), got {tuple(x.shape)}")
-    for name in ("pos_emb", "type_emb", "ln_weight", "ln_bias"):
-        if named[name].dtype != word_emb.dtype:
-            raise ValueError(f"{name} dtype {named[name].dtype} must equal word_emb dtype {word_emb.dtype}")
+    for name, x in (("pos_emb", pos_emb), ("type_emb", type_emb), ("ln_weight", ln_weight), ("ln_bias", ln_bias)):
+        if x.dtype != word_emb.dtype:
+            raise ValueError(f"{name} dtype {x.dtype} must equal word_emb dtype {word_emb.dtype}")
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (math.isfinite(eps) and eps >= 0):
         raise ValueError(f"eps must be a finite real number >= 0, got {eps!r}")
-    if sub_ids.numel():
-        low, high = (int(v) for v in torch.aminmax(sub_ids))
-        if low < -1 or high >= vocab:
-            raise ValueError(f"sub_ids must lie in [-1, {vocab}) (-1 = empty slot), got range [{low}, {high}]")
     if position_ids is None:
         if length > pos_emb.shape[0]:
             raise ValueError(f"default position_ids need L={length} <= pos_emb rows {pos_emb.shape[0]}")
@@ -630,7 +664,17 @@ def _convex_hull_embedding_triton(
     token_type_ids: torch.Tensor,
 ) -> torch.Tensor:
     return ConvexHullEmbeddingFunction.apply(
-        weights, sub_ids, word_emb, pos_emb, type_emb, ln_weight, ln_bias, float(eps), position_ids, token_type_ids
+        weights,
+        sub_ids,
+        word_emb,
+        pos_emb,
+        type_emb,
+        ln_weight,
+        ln_bias,
+        float(eps),
+        position_ids,
+        token_type_ids,
+        True,
     )
 
 
@@ -737,3 +781,53 @@ def convex_hull_embedding_from_bert(
         token_type_ids=token_type_ids,
         backend=backend,
     )
+
+
+def convex_hull_word_embedding_reference(
+    weights: torch.Tensor, sub_ids: torch.Tensor, word_emb: torch.Tensor
+) -> torch.Tensor:
+    """Plain-torch ground truth of :func:`convex_hull_word_embedding` (differentiable by autograd)."""
+    valid = sub_ids >= 0
+    slots = word_emb[sub_ids.clamp_min(0)]  # [B, L, K, D]
+    return (weights.masked_fill(~valid, 0).unsqueeze(-1).to(slots.dtype) * slots).sum(dim=2).to(word_emb.dtype)
+
+
+def _convex_hull_word_embedding_triton(
+    weights: torch.Tensor, sub_ids: torch.Tensor, word_emb: torch.Tensor
+) -> torch.Tensor:
+    """The Triton kernels of :func:`convex_hull_embedding` without the LayerNorm, over zero position / type rows."""
+    hidden = word_emb.shape[1]
+    zero_row = torch.zeros((1, hidden), dtype=word_emb.dtype, device=word_emb.device)
+    zero_ids = torch.zeros((), dtype=torch.long, device=word_emb.device).expand(sub_ids.shape[:2])
+    unit = torch.ones(hidden, dtype=word_emb.dtype, device=word_emb.device)
+    return ConvexHullEmbeddingFunction.apply(
+        weights, sub_ids, word_emb, zero_row, zero_row, unit, zero_row[0], 0.0, zero_ids, zero_ids, False
+    )
+
+
+WORD_BACKEND_TABLE = OpBackends(
+    "convex_hull_word_embedding",
+    {
+        "triton": _convex_hull_word_embedding_triton,
+        "reference": convex_hull_word_embedding_reference,
+    },
+)
+
+
+def convex_hull_word_embedding(
+    weights: torch.Tensor, sub_ids: torch.Tensor, word_emb: torch.Tensor, backend: str | None = None
+) -> torch.Tensor:
+    """Convex combination of the WORD embeddings of each position's substitution slots (the hull ASCC
+    builds for encoders without a BERT-like embedding layer; the encoder then adds positions, types and
+    its normalisation itself, through ``inputs_embeds``)::
+
+        out[b, l] = sum_k weights[b, l, k] * word_emb[sub_ids[b, l, k]]
+
+    weights: [B, L, K] float; sub_ids: [B, L, K] int32/int64, -1 = empty slot (weight ignored, row never
+    read; a position whose slots are all empty gets zeros); word_emb: [V, D] float (the model's
+    ``get_input_embeddings().weight``). Returns [B, L, D] in word_emb's dtype, differentiable in weights
+    and word_emb. Raises ValueError on bad shapes, dtypes, devices or ids. ``backend``: as
+    :func:`convex_hull_embedding` (the same Triton kernels, LayerNorm switched off).
+    """
+    _validate_slots(weights, sub_ids, word_emb)
+    return WORD_BACKEND_TABLE.run(weights.device, backend, weights, sub_ids, word_emb)

@@ -1,11 +1,12 @@
 """Synonym sets for attacks and training: see :mod:`rift_fast.synonyms.index`."""
 
-from rift_fast.synonyms.index import EmbeddedSynonymSettings, SynonymIndex, cached_index, embedded_index
+from rift_fast.synonyms.index import EmbeddedSynonymSettings, SynonymIndex, TableCoverage, cached_index, embedded_index
 from rift_fast.synonyms.vectors import WordVectors, load_embedded_glove, load_text_vectors
 
 __all__ = [
     "EmbeddedSynonymSettings",
     "SynonymIndex",
+    "TableCoverage",
     "WordVectors",
     "cached_index",
     "embedded_index",

@@ -155,14 +155,21 @@ class SynonymIndex(Mapping[str, list[str]]):
 
     # ------------------------------------------------------------------------ training-side table
     def vocab_table(self, tokenizer, k: int = 8) -> torch.Tensor:
-        """[V, k] int64 synonym token ids over ``tokenizer``'s vocabulary, -1 padded.
+        """[V, k] int64 synonym token ids over ``tokenizer``'s vocabulary, -1 padded (see
+        :meth:`vocab_table_with_coverage`)."""
+        return self.vocab_table_with_coverage(tokenizer, k)[0]
+
+    def vocab_table_with_coverage(self, tokenizer, k: int = 8) -> tuple[torch.Tensor, TableCoverage]:
+        """([V, k] int64 synonym token ids over ``tokenizer``'s vocabulary, -1 padded; its coverage).
 
         Row v lists the synonyms of token v when v is a whole word of the index and both the word
-        and the synonym are a single token of the tokenizer (sub-word pieces get no synonyms). Words
-        are tokenised in each form a word takes in running text (:data:`WORD_FORMS`: after a space
-        and at the start of a text, lower case and capitalised), and a token's synonyms are taken in
-        the same form, so byte-level BPE (``Ġfilm`` vs ``film``), SentencePiece (``▁film``) and cased
-        vocabularies get rows for every form; a row keeps the first form that filled it.
+        and the synonym are a single token of the tokenizer, neither of them a special token such as
+        the unknown token (sub-word pieces get no synonyms). Words are tokenised in each form a word
+        takes in running text (:data:`WORD_FORMS`: after a space and at the start of a text, lower
+        case and capitalised), and a token's synonyms are taken in the same form, so WordPiece,
+        byte-level BPE (``Ġfilm`` after a space, ``film`` at the start) and SentencePiece / Unigram
+        (``▁film``) vocabularies, cased or not, get rows for every form; a row keeps the first form
+        that filled it. The coverage is logged. Raises ValueError for ``k`` below 1.
         """
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
@@ -171,16 +178,43 @@ class SynonymIndex(Mapping[str, list[str]]):
             | {o for others in self._neighbours.values() for o in others}
         )
         table = torch.full((len(tokenizer), k), -1, dtype=torch.long)
+        covered: set[str] = set()
         for form in WORD_FORMS:
             token_of = _single_token_ids(tokenizer, words, form)
             for word, others in self._neighbours.items():
                 row = token_of.get(word)
-                if row is None or not others or table[row, 0] >= 0:
+                if row is None or not others:
                     continue
                 ids = list(dict.fromkeys(token_of[o] for o in others if o in token_of and token_of[o] != row))[:k]
                 if ids:
-                    table[row, : len(ids)] = torch.tensor(ids)
-        return table
+                    covered.add(word)
+                    if table[row, 0] < 0:
+                        table[row, : len(ids)] = torch.tensor(ids)
+        coverage = TableCoverage(self.num_words_with_synonyms(), len(covered), int((table[:, 0] >= 0).sum()))
+        logger.info("one-token synonym table over %s: %s", type(tokenizer).__name__, coverage.describe())
+        return table, coverage
+
+
+@dataclass(frozen=True)
+class TableCoverage:
+    """How much of a synonym index the one-token table of a tokenizer keeps
+    (:meth:`SynonymIndex.vocab_table_with_coverage`).
+
+    ``words_with_synonyms``: words of the index with at least one synonym; ``words_covered``: those
+    that are one token with at least one one-token synonym in some form; ``token_rows``: tokenizer
+    entries with synonyms.
+    """
+
+    words_with_synonyms: int
+    words_covered: int
+    token_rows: int
+
+    def describe(self) -> str:
+        """E.g. ``1,234 of 5,000 words with one-token synonyms (1,300 tokenizer entries)``."""
+        return (
+            f"{self.words_covered:,} of {self.words_with_synonyms:,} words with one-token synonyms "
+            f"({self.token_rows:,} tokenizer entries)"
+        )
 
 
 def _capitalised(word: str) -> str:
@@ -198,10 +232,12 @@ WORD_FORMS: tuple[tuple[str, Callable[[str], str]], ...] = (
 
 
 def _single_token_ids(tokenizer, words: list[str], form: tuple[str, Callable[[str], str]]) -> dict[str, int]:
-    """``word -> token id`` for the words the tokenizer keeps whole in ``form`` (prefix, case)."""
+    """``word -> token id`` for the words the tokenizer keeps whole in ``form`` (prefix, case); a word
+    that becomes a special token (the unknown token) is not kept whole."""
     prefix, case = form
+    special = set(tokenizer.all_special_ids)
     encoded = tokenizer([prefix + case(w) for w in words], add_special_tokens=False)["input_ids"]
-    return {word: ids[0] for word, ids in zip(words, encoded) if len(ids) == 1}
+    return {word: ids[0] for word, ids in zip(words, encoded) if len(ids) == 1 and ids[0] not in special}
 
 
 def _validate_neighbour_mapping(data, where: str) -> None:

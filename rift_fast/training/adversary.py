@@ -1,13 +1,18 @@
 """The ASCC adversary (Dong et al., ICLR 2021) as RIFT uses it (RIFT_SPEC step 1).
 
-At each position ``i`` of the input the embedding-layer output is a convex combination of the
-embedding-layer outputs of the original token (slot 0) and its synonyms::
+At each position ``i`` of the input the model's input is a convex combination of the inputs of the
+original token (slot 0) and its synonyms::
 
     e_adv(i) = sum_s w[i, s] * E(sub[i, s]),   w[i, :] = softmax(z'[i, :]),
     z'[i, s] = z[i, s] if slot s is valid, else -500
 
-computed by the fused :func:`rift_fast.ops.convex_hull_embedding.convex_hull_embedding` op (backend
-dispatch ``backend=None``), so E includes position and type embeddings and the LayerNorm.
+E depends on the model's adversary space (``RobustClassifier.hull_space``): for ``embedding-output``
+(BERT-like embedding layers, RIFT_SPEC) E is the embedding-layer output, position and type embeddings
+and LayerNorm included (fused op :func:`rift_fast.ops.convex_hull_embedding.convex_hull_embedding`);
+for ``word-embedding`` (any other encoder with an input embedding, as ASCC did for non-BERT models) E
+is the word embedding and the encoder adds positions and types itself
+(:func:`rift_fast.ops.convex_hull_embedding.convex_hull_word_embedding`). Both dispatch backends with
+``backend=None``.
 
 The logits ``z`` start from ``torch.nn.init.kaiming_normal_`` on a [B, L, K, 1] tensor, as the
 original code does: fan_in = L * K, gain sqrt(2), so z ~ N(0, 2 / (L * K)) (nearly uniform starting
@@ -34,8 +39,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rift_fast.models.classifier import RobustClassifier, unwrap
-from rift_fast.ops.convex_hull_embedding import BertEmbeddingsLike, convex_hull_embedding_from_bert
+from rift_fast.models.classifier import EMBEDDING_OUTPUT, RobustClassifier, unwrap
+from rift_fast.ops.convex_hull_embedding import (
+    BertEmbeddingsLike,
+    convex_hull_embedding_from_bert,
+    convex_hull_word_embedding,
+)
 from rift_fast.ops.gather_neighbours import gather_neighbours
 
 ADVERSARY_STEPS = 10
@@ -52,7 +61,7 @@ class ASCCResult:
     """Outcome of :func:`ascc_adversary`.
 
     weights: [B, L, K] final convex weights (detached; ~0 on invalid slots, rows sum to 1).
-    embeddings: [B, L, H] the hull embedding of ``weights`` (embedding-layer output, no dropout);
+    embeddings: [B, L, E] the hull of ``weights`` in the model's adversary space (no dropout);
         differentiable in the model's embedding parameters when built with grad enabled.
     objective: [steps] the objective (KL or CE, summed over the batch) at each step, before that
         step's update (detached, no host sync).
@@ -104,8 +113,14 @@ def hull_embedding(
     backend: str | None = None,
     detach_tables: bool = False,
 ) -> torch.Tensor:
-    """Convex hull of the model's embedding-layer outputs (fused op; positions as the model numbers them)."""
+    """[B, L, E] convex hull in the model's adversary space (fused op; ``model.hull_space``): the
+    embedding-layer outputs (positions as the model numbers them) or the word embeddings of the slots.
+    ``detach_tables``: the embedding tables are constants (gradients reach only ``weights``). Raises
+    ValueError when the model has no input-embedding module."""
     model = cast(RobustClassifier, unwrap(model))
+    if model.require_hull_space("the convex-hull adversary") != EMBEDDING_OUTPUT:
+        table = cast(torch.Tensor, model.get_input_embeddings().weight)
+        return convex_hull_word_embedding(weights, sub_ids, table.detach() if detach_tables else table, backend)
     if position_ids is None:
         position_ids = model.position_ids(sub_ids[..., 0].clamp_min(0))
     return convex_hull_embedding_from_bert(
@@ -168,7 +183,7 @@ def ascc_adversary(
     model = cast(RobustClassifier, unwrap(model))  # the search needs no DDP gradient hooks
     batch, length, slots = sub_ids.shape
     valid = sub_ids >= 0
-    position_ids = model.position_ids(input_ids)
+    position_ids = model.position_ids(input_ids) if model.require_hull_space("ASCC") == EMBEDDING_OUTPUT else None
     z = torch.empty(batch, length, slots, 1, dtype=torch.float32, device=input_ids.device)
     torch.nn.init.kaiming_normal_(z, generator=generator)  # fan_in = L * K, std sqrt(2 / (L * K))
     z = z.view(batch, length, slots).requires_grad_(True)
@@ -188,7 +203,7 @@ def ascc_adversary(
                 log_w = F.log_softmax(masked, dim=-1)
                 w = log_w.exp()
                 hull = hull_embedding(model, w, sub_ids, token_type_ids, position_ids, backend, detach_tables=True)
-                logits_adv, _ = model(attention_mask=attention_mask, token_type_ids=token_type_ids, inputs_embeds=hull)
+                logits_adv, _ = model(input_ids, attention_mask, token_type_ids, hull_embeds=hull)
                 logits_adv = logits_adv.float()
                 if mode == "kl":
                     objective = F.kl_div(F.log_softmax(logits_adv, dim=-1), target, reduction="sum")
@@ -268,9 +283,7 @@ def ascc_robust_accuracy(
             )
             model.eval()
             clean_logits, _ = model(input_ids, attention_mask, token_type_ids)
-            hull_logits, _ = model(
-                attention_mask=attention_mask, token_type_ids=token_type_ids, inputs_embeds=result.embeddings
-            )
+            hull_logits, _ = model(input_ids, attention_mask, token_type_ids, hull_embeds=result.embeddings)
     finally:
         model.train(was_training)
     return ASCCEvaluation(

@@ -11,7 +11,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -34,6 +34,7 @@ from rift_fast.models.checkpoint import (
     resolve_checkpoint,
     save_model_folder,
 )
+from rift_fast.models.classifier import EMBEDDING_OUTPUT, HULL_SPACES
 from rift_fast.safe_state import load_state
 from rift_fast.settings_diff import settings_differences
 from rift_fast.training.adversary import ascc_robust_accuracy, substitution_ids
@@ -55,7 +56,9 @@ class TrainSettings:
 
     The loop's own settings, and ``defense``: the settings of ``method``'s defense (its
     ``settings_type``; None gives its published defaults). Build it with :meth:`for_method` from a
-    flat set of options. Raises ValueError for an unknown method or a count below 1.
+    flat set of options. ``hull_space``: the adversary space of the ASCC hull (one of
+    :data:`rift_fast.models.classifier.HULL_SPACES`); the :class:`Trainer` records the one ``auto``
+    resolves to. Raises ValueError for an unknown method or hull space, or a count below 1.
     """
 
     method: str
@@ -69,6 +72,7 @@ class TrainSettings:
     dev_examples: int = 300
     dev_adversary_steps: int = PUBLISHED_PRESET.dev_adversary_steps
     seed: int = 0
+    hull_space: str = "auto"
     defense: Any = None
 
     def __post_init__(self) -> None:
@@ -77,6 +81,8 @@ class TrainSettings:
             object.__setattr__(self, "defense", settings_type())
         if not isinstance(self.defense, settings_type):
             raise TypeError(f"{self.method} takes {settings_type.__name__}, got {type(self.defense).__name__}")
+        if self.hull_space not in HULL_SPACES:
+            raise ValueError(f"hull_space must be one of {', '.join(HULL_SPACES)}, got {self.hull_space!r}")
         for name in ("epochs", "batch_size", "max_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -259,7 +265,10 @@ class Trainer:
         torch.manual_seed(settings.seed)
         random.seed(settings.seed)
         np.random.seed(settings.seed)
-        model = RobustClassifier.from_pretrained(settings.model, num_classes)
+        model = RobustClassifier.from_pretrained(settings.model, num_classes, hull_space=settings.hull_space)
+        logger.info("[%s] hull space %s (asked: %s)", settings.method, model.hull_space, settings.hull_space)
+        if model.hull_space is not None:  # record the construction "auto" chose (a resume compares it)
+            self.settings = settings = replace(settings, hull_space=model.hull_space)
         # What --model and the tokenizer hold (a resume from a changed --model folder is refused).
         self.input_digests = {"model_sha256": model_digest(model), "tokenizer_sha256": tokenizer_digest(tokenizer)}
         self.objective = defense_class(settings.method)(model, settings.defense).to(self.device)
@@ -370,7 +379,9 @@ class Trainer:
 
     def _check_same_inputs(self, folder: Path, metadata: dict) -> None:
         """Raises ValueError naming the first of settings, data, model, tokenizer or head size that differs."""
-        changed = settings_differences(metadata.get("settings", {}), asdict(self.settings))
+        # Checkpoints written before the hull space was recorded used the only one there was then.
+        recorded = {"hull_space": EMBEDDING_OUTPUT, **metadata.get("settings", {})}
+        changed = settings_differences(recorded, asdict(self.settings))
         if changed:
             raise ValueError(f"--resume: {folder} was written with other settings:\n  " + "\n  ".join(changed))
         changed = settings_differences(metadata.get("data", {}), self.data_identity)

@@ -79,9 +79,7 @@ def adversarial_terms(
             **(adversary_settings or {}),
         )
     logits_clean, _ = model(input_ids, attention_mask, token_type_ids)
-    logits_adv, pooled_adv = model(
-        attention_mask=attention_mask, token_type_ids=token_type_ids, inputs_embeds=adversary.embeddings
-    )
+    logits_adv, pooled_adv = model(input_ids, attention_mask, token_type_ids, hull_embeds=adversary.embeddings)
     ce = F.cross_entropy(logits_clean, labels)
     kl = logits_kl(logits_clean, logits_adv, reduction="batchmean")
     return ce, kl, pooled_adv, adversary
@@ -126,6 +124,7 @@ class AsccTraining(Defense):
     name = "ascc"
     summary = "CE + KL to the ASCC convex-hull adversary (Dong et al. 2021)"
     settings_type = AsccSettings
+    perturbs_embeddings = True
     settings: AsccSettings
 
     def forward(self, batch: Batch) -> LossTerms:

@@ -34,19 +34,24 @@ class Defense(nn.Module, ABC):
 
     Subclasses set ``name`` (the ``--method`` value), ``summary`` (one line of ``--help``),
     ``settings_type`` (a frozen dataclass; its field defaults are the published values and its field
-    metadata ``help`` the command-line help) and ``calls_backward``. ``self.model`` is the trained
-    :class:`RobustClassifier`; other trainable modules are attributes of the defense.
+    metadata ``help`` the command-line help), ``calls_backward`` and ``perturbs_embeddings`` (the
+    method needs an input-embedding module: construction raises ValueError naming it otherwise).
+    ``self.model`` is the trained :class:`RobustClassifier`; other trainable modules are attributes of
+    the defense.
     """
 
     name: ClassVar[str]
     summary: ClassVar[str]
     settings_type: ClassVar[type] = NoSettings
     calls_backward: ClassVar[bool] = False
+    perturbs_embeddings: ClassVar[bool] = False
 
     def __init__(self, model: RobustClassifier, settings: Any):
         super().__init__()
         if not isinstance(settings, self.settings_type):
             raise TypeError(f"{self.name} takes {self.settings_type.__name__}, got {type(settings).__name__}")
+        if self.perturbs_embeddings:
+            model.require_hull_space(self.name)
         self.model = model
         self.settings = settings
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rift_fast.models.classifier import RobustClassifier, unwrap
+from rift_fast.models.classifier import RobustClassifier, embeddings_of, unwrap
 from rift_fast.training.defenses.base import BackwardFunction, Batch, Defense, LossTerms, register_defense
 
 
@@ -25,8 +25,8 @@ class FreeLBSettings:
     no norm bound); the FreeLB paper itself tunes these per GLUE task and publishes no single BERT
     default. ``adv_max_norm > 0`` bounds each example's perturbation (l2: projection onto the ball;
     linf: clamping). ``perturb``: ``"word"`` = the word embeddings, as the paper and its code (the
-    encoder then adds positions and types and applies LayerNorm); ``"output"`` = the embedding-layer
-    output (after LayerNorm)."""
+    encoder then adds positions and types and applies LayerNorm; any encoder with an input embedding);
+    ``"output"`` = the embedding-layer output (after LayerNorm; BERT-like embedding layers only)."""
 
     adv_steps: int = field(default=5, metadata={"help": "FreeLB ascent steps (one backward each)"})
     adv_lr: float = field(default=0.03, metadata={"help": "FreeLB ascent step size"})
@@ -145,6 +145,12 @@ class FreeLBTraining(Defense):
     settings_type = FreeLBSettings
     settings: FreeLBSettings
     calls_backward = True
+    perturbs_embeddings = True
+
+    def __init__(self, model: RobustClassifier, settings: FreeLBSettings) -> None:
+        super().__init__(model, settings)
+        if settings.perturb == "output":
+            embeddings_of(model.encoder)  # raises ValueError without a BERT-like embedding layer
 
     def forward(self, batch: Batch) -> LossTerms:
         return freelb_loss(

@@ -88,6 +88,7 @@ class RiftTraining(Defense):
     summary = "ASCC + class-conditional InfoNCE to the frozen pre-trained encoder (Dong et al. 2021)"
     settings_type = RiftSettings
     settings: RiftSettings
+    perturbs_embeddings = True
 
     def __init__(self, model: RobustClassifier, settings: RiftSettings) -> None:
         super().__init__(model, settings)
