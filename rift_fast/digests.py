@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+TOKENIZER_CALL_STATE = ("truncation", "padding")  # backend fields a tokenizer call sets, not its definition
+
 if TYPE_CHECKING:
     from rift_fast.data import Example
 
@@ -29,12 +31,25 @@ def model_digest(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def tokenizer_digest(tokenizer) -> str:
-    """SHA-256 of the tokenizer's class, special tokens and whole definition: the serialised fast
-    tokenizer (vocabulary, merges, normaliser, pre-tokeniser) when it has one, else its vocabulary."""
+def tokenizer_definition(tokenizer) -> str:
+    """The tokenizer's definition as JSON: the serialised fast tokenizer (vocabulary, merges, normaliser,
+    pre-tokeniser, post-processor) without its truncation and padding, which every call with other
+    ``truncation`` / ``padding`` arguments rewrites; else (a slow tokenizer) its vocabulary."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    definition = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
-    described = json.dumps([type(tokenizer).__name__, tokenizer.special_tokens_map, definition], sort_keys=True)
+    if backend is None:
+        return json.dumps(sorted(tokenizer.get_vocab().items()))
+    definition = json.loads(backend.to_str())
+    for call_state in TOKENIZER_CALL_STATE:
+        definition.pop(call_state, None)
+    return json.dumps(definition, sort_keys=True)
+
+
+def tokenizer_digest(tokenizer) -> str:
+    """SHA-256 of the tokenizer's class, special tokens and :func:`tokenizer_definition`: the same for
+    one tokenizer whatever it was called with before."""
+    described = json.dumps(
+        [type(tokenizer).__name__, tokenizer.special_tokens_map, tokenizer_definition(tokenizer)], sort_keys=True
+    )
     return hashlib.sha256(described.encode()).hexdigest()
 
 

@@ -8,6 +8,7 @@ import shutil
 from argparse import Namespace
 
 import pytest
+import tiny_tokenizers
 import torch
 from safetensors.torch import load_file, save_file
 from test_attacks import (
@@ -169,6 +170,19 @@ def test_model_and_tokenizer_digests_follow_content(tokenizer):
     assert model_digest(model) != model_digest(BagOfWords(tokenizer, WORD_SCORES).to(torch.bfloat16))
     assert tokenizer_digest(tokenizer) == tokenizer_digest(tokenizer)
     assert tokenizer_digest(tokenizer) != tokenizer_digest(load_tokenizer("embedded"))
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "byte_level_bpe", "sentencepiece_unigram"])
+def test_a_tokenizer_digest_does_not_depend_on_how_the_tokenizer_was_called_before(kind, tmp_path):
+    words = ["café", "naïve", "résumé", "don’t", "42", "москва"]
+    build = getattr(tiny_tokenizers, kind)
+    tokenizer = build(words, tmp_path) if kind == "wordpiece" else build(words)
+    before = tokenizer_digest(tokenizer)
+    tokenizer(["café naïve 42"] * 2, truncation=True, max_length=3, padding="max_length")
+    tokenizer(["résumé"], ["москва don’t"], truncation="only_second", max_length=12, padding=True)
+    assert tokenizer_digest(tokenizer) == before
+    tokenizer.add_tokens(["zzyzx"])
+    assert tokenizer_digest(tokenizer) != before
 
 
 def test_settings_differences_name_each_setting_with_both_values():

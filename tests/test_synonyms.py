@@ -155,7 +155,7 @@ def test_vocab_table_maps_single_token_words(tiny_tokenizer):
 
 
 # ------------------------------------------------------------------------------------------ cache
-def test_cache_reuses_and_rebuilds_corrupt_file(tmp_path, capsys):
+def test_cache_reuses_and_rebuilds_corrupt_file(tmp_path, caplog):
     builds = []
 
     def build():
@@ -172,7 +172,7 @@ def test_cache_reuses_and_rebuilds_corrupt_file(tmp_path, capsys):
     payload["neighbours"]["good"] = ["evil"]  # tampered content: checksum no longer matches
     cache_file.write_text(json.dumps(payload))
     assert cached_index(settings, build, cache_folder=tmp_path).to_json() == {"good": ["fine"]}
-    assert len(builds) == 2 and "is corrupt" in capsys.readouterr().err
+    assert len(builds) == 2 and "is corrupt" in caplog.text
 
     cache_file.write_text(cache_file.read_text()[:20])  # truncated file
     assert cached_index(settings, build, cache_folder=tmp_path).to_json() == {"good": ["fine"]}
