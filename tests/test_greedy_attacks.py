@@ -345,3 +345,83 @@ def test_attack_cli_runs_deepwordbug_under_the_textdefender_protocol(tiny_model_
     results = json.loads(output.read_text())["results"]
     assert 0 < len(results) <= settings["protocol"]["split_size_after_length_rule"]
     assert all(len(r["original"].split(" ")) > 4 for r in results)
+
+
+class TokenScores(torch.nn.Module):
+    """logits = [-s, s], s the sum of the scores of tokens that are whole words of WORD_SCORES, for any
+    tokenizer (markers ``Ġ``, ``▁`` and case removed)."""
+
+    def __init__(self, tokenizer):
+        super().__init__()
+        self.scores = torch.nn.Embedding(len(tokenizer), 1)
+        with torch.no_grad():
+            self.scores.weight.zero_()
+            for token, token_id in tokenizer.get_vocab().items():
+                self.scores.weight[token_id, 0] = WORD_SCORES.get(token.lstrip("Ġ▁").lower(), 0.0)
+        self.config = SimpleNamespace(max_position_embeddings=64)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        s = (self.scores(input_ids)[..., 0] * attention_mask).sum(-1)
+        return SimpleNamespace(logits=torch.stack([-s, s], -1))
+
+
+GOAL = (UntargetedClassification(), {})
+
+
+@pytest.mark.parametrize("family", ["wordpiece", "byte_level_bpe", "sentencepiece_unigram"])
+def test_both_searches_on_every_tokenizer_family_and_sentence_pairs(family, tmp_path, embedding, encoder):
+    import tiny_tokenizers
+
+    words = [w for w in WORD_SCORES if w.isascii()]
+    build = getattr(tiny_tokenizers, family)
+    family_tokenizer = build(words, tmp_path) if family == "wordpiece" else build(words)
+    victim = VictimModel(TokenScores(family_tokenizer), family_tokenizer, batch_size=3)
+    parts = _deepwordbug("combined")
+    single = run_attack([Example("Good dull plot, naïve 3D", 1)], victim, *parts[::2], parts[1], *GOAL, progress=False)
+    pair_example = Example("the plot", 1, text_pair="good dull plot")
+    pair = run_attack([pair_example], victim, *parts[::2], parts[1], *GOAL, progress=False)
+    (single_result,), (pair_result,) = single.results, pair.results
+    assert single_result.status == "success" and single_result.words_changed == 1
+    assert single_result.adversarial.endswith(" dull plot, naïve 3D")
+    assert pair_result.status == "success" and pair_result.original == "good dull plot"  # only the hypothesis
+    assert pair_result.adversarial.endswith(" dull plot")
+
+    similarity = SentenceSimilarity(encoder, threshold=0.0)
+    constraints = SearchTimeConstraints([StopWords({"a", "with"}), EmbeddingCosine(embedding)], [similarity])
+    search = GreedyWordSwap(UntargetedClassification(), "delete", [similarity])
+    report = run_attack(
+        [Example("a good movie with Great acting", 1)],
+        victim,
+        EmbeddingNeighbourSwap(embedding, k=2),
+        search,
+        constraints,
+        UntargetedClassification(),
+        {},
+        progress=False,
+    )
+    assert report.results[0].adversarial == "a good movie with Grand acting"
+
+
+def test_textfooler_recipe_from_a_vectors_file(tokenizer, encoder, tmp_path):
+    from rift_fast.attacks import RecipeOptions, build_attack
+    from rift_fast.synonyms import SynonymIndex
+
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("".join(f"{w} {' '.join(map(str, v))}\n" for w, v in VECTORS.items()), encoding="utf-8")
+    victim = VictimModel(BagOfWords(tokenizer), tokenizer, batch_size=4)
+    options = RecipeOptions(word_vectors=str(vectors), sentence_encoder=encoder.name, pos_tagger="none")
+    attack = build_attack("textfooler", victim, SynonymIndex({}), False, options)
+    report = attack.run([Example("a good movie with great acting", 1)], victim, attack.settings(), progress=False)
+    assert report.results[0].adversarial == "a good movie with grand acting"
+    settings = attack.settings()
+    assert settings["transformation"] == {
+        "transformation": "embedding_neighbour_swap",
+        "vectors": "vectors:vectors.txt",
+        "k": 50,
+    }
+    assert settings["constraints"]["embedding_cosine"]["min_cosine"] == 0.5
+    assert settings["search"] == {"search": "greedy_wir", "ranking": "delete"}
+    with pytest.raises(ValueError, match="textfooler needs word vectors"):
+        build_attack("textfooler", victim, SynonymIndex({}), False, RecipeOptions(pos_tagger="none"))
+    parity = build_attack("deepwordbug", victim, SynonymIndex({}), False, RecipeOptions(textattack_parity=True))
+    assert parity.search.settings() == {"search": "greedy_wir", "ranking": "unk", "unknown_token": "[UNK]"}
