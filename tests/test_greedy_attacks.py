@@ -339,7 +339,8 @@ def test_attack_cli_runs_deepwordbug_under_the_textdefender_protocol(tiny_model_
     settings = json.loads(output.read_text())["settings"]
     assert settings["protocol"]["name"] == "textdefender" and settings["protocol"]["pool_size"] == 1000
     constraints = settings["constraints"]
-    assert constraints["max_modification_ratio"] == {"ratio": 0.5}  # the user's value over the protocol's 0.3
+    assert constraints["max_words_perturbed"] == {"ratio": 0.5}  # the user's value over the protocol's 0.3
+    assert settings["transformation"]["draws"] == 50 and settings["search"]["ranking"] == "unk"
     assert constraints["query_budget"]["per_word"] == 50
     assert constraints["checked_on_each_proposed_text"]["max_edit_distance"]["max_distance"] == 30
     results = json.loads(output.read_text())["results"]
@@ -425,3 +426,17 @@ def test_textfooler_recipe_from_a_vectors_file(tokenizer, encoder, tmp_path):
         build_attack("textfooler", victim, SynonymIndex({}), False, RecipeOptions(pos_tagger="none"))
     parity = build_attack("deepwordbug", victim, SynonymIndex({}), False, RecipeOptions(textattack_parity=True))
     assert parity.search.settings() == {"search": "greedy_wir", "ranking": "unk", "unknown_token": "[UNK]"}
+
+
+def test_textdefender_draws_of_character_edits_and_rounded_up_budget():
+    from rift_fast.attacks.text_constraints import RoundedUpModificationRatio
+
+    drawn = CharacterEdits(seed=1, draws=50).candidates("wonderful")
+    assert 4 < len(drawn) <= 50 and len(set(drawn)) == len(drawn)
+    assert all(levenshtein("wonderful", c) <= 2 for c in drawn)
+    assert CharacterEdits(seed=1, draws=50).candidates("wonderful") == drawn
+    with pytest.raises(ValueError, match="draws must be at least 1"):
+        CharacterEdits(draws=0)
+    assert RoundedUpModificationRatio(0.3).budget(7) == 3 and MaxModificationRatio(0.3).budget(7) == 2
+    options = protocol("textdefender").recipe_options({})
+    assert options.character_edit_draws == 50 and options.textattack_parity

@@ -19,25 +19,38 @@ RANDOM_LETTERS = string.ascii_lowercase  # substituted and inserted characters
 
 
 class CharacterEdits(Transformation):
-    """One random edit of each kind in ``edits`` per word (at most four candidates), in the order of
-    :data:`CHARACTER_EDITS`; a candidate that is not a single word (:mod:`rift_fast.text`) or equals the
-    word is left out. The random places and letters come from a generator seeded with ``seed`` and the
-    word itself, so a word gets the same candidates in every example and every batch. Raises ValueError
-    for an unknown or empty ``edits``."""
+    """Random character edits of a word, of the kinds in ``edits``.
 
-    def __init__(self, seed: int = 0, edits: tuple[str, ...] = CHARACTER_EDITS):
+    ``draws`` None: one edit of each kind (at most four candidates, TextAttack's recipe), in the order of
+    :data:`CHARACTER_EDITS`; an integer: that many edits, each of a kind drawn uniformly, duplicates
+    merged (TextDefender's ``RandomCompositeTransformation(total_count=50)``). A candidate that is not a
+    single word (:mod:`rift_fast.text`) or equals the word is left out. The random places, kinds and
+    letters come from a generator seeded with ``seed`` and the word itself, so a word gets the same
+    candidates in every example and every batch. Raises ValueError for an unknown or empty ``edits`` or
+    ``draws`` below 1."""
+
+    def __init__(self, seed: int = 0, edits: tuple[str, ...] = CHARACTER_EDITS, draws: int | None = None):
         unknown = [e for e in edits if e not in CHARACTER_EDITS]
         if unknown or not edits:
             raise ValueError(f"character edits must be a non-empty subset of {CHARACTER_EDITS}, got {edits}")
+        if draws is not None and draws < 1:
+            raise ValueError(f"character edit draws must be at least 1, got {draws}")
         self.seed = seed
         self.edits = tuple(e for e in CHARACTER_EDITS if e in edits)
+        self.draws = draws
 
     def describe(self) -> dict:
-        return {"transformation": "character_edits", "edits": list(self.edits), "seed": self.seed}
+        described = {"transformation": "character_edits", "edits": list(self.edits), "seed": self.seed}
+        return described if self.draws is None else {**described, "draws": self.draws}
 
     def candidates(self, word: str) -> list[str]:
         rng = np.random.default_rng([self.seed, zlib.crc32(word.encode("utf-8"))])
-        edited = [self._edit(kind, word, rng) for kind in self.edits]
+        kinds = (
+            self.edits
+            if self.draws is None
+            else [self.edits[k] for k in rng.integers(len(self.edits), size=self.draws)]
+        )
+        edited = [self._edit(kind, word, rng) for kind in kinds]
         return list(dict.fromkeys(e for e in edited if e is not None and e != word and is_single_word(e)))
 
     @staticmethod

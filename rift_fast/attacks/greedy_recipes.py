@@ -26,7 +26,13 @@ from rift_fast.attacks.part_of_speech import NltkPerceptronTagger, PartOfSpeech
 from rift_fast.attacks.recipes import Recipe, RecipeOptions, register_recipe
 from rift_fast.attacks.search import SearchMethod
 from rift_fast.attacks.sentence_encoder import SentenceEncoder, SentenceSimilarity
-from rift_fast.attacks.text_constraints import EditDistanceBudget, QueryBudget, SearchTimeConstraints, TextConstraint
+from rift_fast.attacks.text_constraints import (
+    EditDistanceBudget,
+    QueryBudget,
+    RoundedUpModificationRatio,
+    SearchTimeConstraints,
+    TextConstraint,
+)
 from rift_fast.attacks.transformation import Transformation
 from rift_fast.attacks.victim import VictimModel
 from rift_fast.synonyms import SynonymIndex
@@ -54,7 +60,11 @@ def query_budget(options: RecipeOptions) -> QueryBudget | None:
 
 
 def modification_budget(options: RecipeOptions) -> list[Constraint]:
-    return [] if options.max_modification_ratio is None else [MaxModificationRatio(options.max_modification_ratio)]
+    """The modification budget ``options`` set, rounded up as TextAttack does under ``textattack_parity``."""
+    if options.max_modification_ratio is None:
+        return []
+    ratio_type = RoundedUpModificationRatio if options.textattack_parity else MaxModificationRatio
+    return [ratio_type(options.max_modification_ratio)]
 
 
 class GreedyRecipe(Recipe):
@@ -125,9 +135,10 @@ class TextFoolerRecipe(GreedyRecipe):
 @register_recipe
 class DeepWordBugRecipe(GreedyRecipe):
     """DeepWordBug (Gao et al. 2018): one random swap, substitution, deletion and insertion of a character
-    per word (seeded with ``seed``), at most ``max_edit_distance`` (30) Levenshtein edits in all, greedy
-    edits in order of the Combined Score, or with ``textattack_parity`` of TextAttack's unknown-token
-    importance. The synonym index is not used."""
+    per word, or ``character_edit_draws`` random edits (seeded with ``seed``); at most ``max_edit_distance``
+    (30) Levenshtein edits in all; greedy edits in order of the Combined Score, or with
+    ``textattack_parity`` of TextAttack's unknown-token importance (``GreedyWordSwapWIR``'s default, which
+    its recipe keeps). The synonym index is not used."""
 
     name, label, summary = "deepwordbug", "DeepWordBug", "DeepWordBug character edits (Gao et al. 2018)"
 
@@ -138,7 +149,7 @@ class DeepWordBugRecipe(GreedyRecipe):
         return [EditDistanceBudget(options.max_edit_distance)]
 
     def transformation(self, synonyms: SynonymIndex, options: RecipeOptions) -> Transformation:
-        return CharacterEdits(seed=options.seed)
+        return CharacterEdits(seed=options.seed, draws=options.character_edit_draws)
 
     def describe(self, options: RecipeOptions) -> str:
         return (

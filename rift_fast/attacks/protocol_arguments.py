@@ -26,6 +26,7 @@ OPTION_ARGUMENTS = (
     "similarity_window",
     "pos_tagger",
     "max_edit_distance",
+    "character_edit_draws",
     "query_budget",
     "query_budget_per_word",
     "textattack_parity",
@@ -52,6 +53,9 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--similarity-window", type=int, default=None, help="words per similarity window (15)")
     group.add_argument("--pos-tagger", default=None, choices=POS_TAGGERS, help="part-of-speech tagger (nltk)")
     group.add_argument("--max-edit-distance", type=int, default=None, help="DeepWordBug: character edits (30)")
+    group.add_argument(
+        "--character-edit-draws", type=int, default=None, help="DeepWordBug: random edits per word (one of each kind)"
+    )
     group.add_argument("--query-budget", type=int, default=None, help="most model queries per example")
     group.add_argument("--query-budget-per-word", type=int, default=None, help="most queries per word of a text")
     group.add_argument(

@@ -11,7 +11,10 @@
   ``utils/textattack_utils.py`` adds ``MaxWordsPerturbed(max_percent=modify_ratio)`` and the sentence
   encoder (angular, window 15, against the text before each swap) to every attack, and for TextFooler
   replaces the candidates by the 50 nearest embedding neighbours and drops the embedding-cosine
-  constraint; ``main.py`` attacks only texts with more than 4 space-separated tokens
+  constraint, for DeepWordBug draws 50 random character edits per word
+  (``RandomCompositeTransformation(total_count=neighbour_vocab_size)``); it runs TextAttack's recipes,
+  so the protocol turns on ``textattack_parity`` (TextAttack's word ranking and its rounding of the
+  modification budget); ``main.py`` attacks only texts with more than 4 space-separated tokens
   (``len(text_a.split(' ')) > 4``; the premise of a pair) and draws 1,000 of them.
 
 A user's explicit option overrides a protocol's value, and the settings JSON records every value used.
@@ -82,6 +85,8 @@ PROTOCOLS = {
             "min_cosine": None,
             "sentence_similarity": TEXTDEFENDER_SENTENCE_SIMILARITY,
             "query_budget_per_word": TEXTDEFENDER_QUERIES_PER_WORD,
+            "character_edit_draws": TEXTDEFENDER_NEIGHBOURS,
+            "textattack_parity": True,
         },
         pool_size=TEXTDEFENDER_POOL_SIZE,
         min_tokens=TEXTDEFENDER_MIN_TOKENS,

@@ -44,9 +44,9 @@ class RecipeOptions:
     (path of a ``word v1 ... vD`` file: TextFooler's neighbours), ``neighbours`` (K), ``min_cosine`` (None:
     no embedding-cosine constraint), ``sentence_encoder`` (Hugging Face name or folder, ``embedded``:
     the packaged all-MiniLM-L6-v2), ``sentence_similarity`` and ``similarity_window`` (words),
-    ``pos_tagger`` (``nltk`` or ``none``), ``max_edit_distance`` (characters), ``query_budget`` (queries per
-    example) or ``query_budget_per_word``, and ``textattack_parity`` (TextAttack 0.3.11's recipe where the
-    paper and TextAttack differ).
+    ``pos_tagger`` (``nltk`` or ``none``), ``max_edit_distance`` (characters), ``character_edit_draws`` (None:
+    one edit of each kind per word), ``query_budget`` (queries per example) or ``query_budget_per_word``, and
+    ``textattack_parity`` (TextAttack 0.3.11's recipe where the paper and TextAttack differ).
     """
 
     ga_population: int = PUBLISHED_GA_POPULATION
@@ -63,6 +63,7 @@ class RecipeOptions:
     similarity_window: int = PUBLISHED_SIMILARITY_WINDOW
     pos_tagger: str = "nltk"
     max_edit_distance: int = PUBLISHED_MAX_EDIT_DISTANCE
+    character_edit_draws: int | None = None
     query_budget: int | None = None
     query_budget_per_word: int | None = None
     textattack_parity: bool = False
