@@ -346,6 +346,10 @@ def test_attack_cli_runs_deepwordbug_under_the_textdefender_protocol(tiny_model_
     results = json.loads(output.read_text())["results"]
     assert 0 < len(results) <= settings["protocol"]["split_size_after_length_rule"]
     assert all(len(r["original"].split(" ")) > 4 for r in results)
+    with pytest.raises(ValueError, match=r"max_edit_distance\.max_distance: 30 \(checkpoint\) vs 10"):
+        attack.main([*argv, "--max-edit-distance", "10", "--resume"])  # another setting: resume refused
+    with pytest.raises(ValueError, match="'pwws' does not enforce a query budget"):
+        attack.main([*argv[:4], "--attack", "pwws", "--protocol", "textdefender", "--output", str(output)])
 
 
 class TokenScores(torch.nn.Module):
