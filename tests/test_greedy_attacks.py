@@ -444,3 +444,11 @@ def test_textdefender_draws_of_character_edits_and_rounded_up_budget():
     assert RoundedUpModificationRatio(0.3).budget(7) == 3 and MaxModificationRatio(0.3).budget(7) == 2
     options = protocol("textdefender").recipe_options({})
     assert options.character_edit_draws == 50 and options.textattack_parity
+
+
+def test_a_budget_cut_while_ranking_is_a_failure_not_no_candidate(tokenizer):
+    # The clean text and one of the three deletion probes fit a budget of 2: the ranking is cut, and the
+    # example fails on its budget (TextAttack's "search over"), although nothing was swapped.
+    transformation, constraints, search = _deepwordbug("delete", budget=QueryBudget(max_queries=2))
+    report = _run(tokenizer, [Example("good good dull plot", 1)], transformation, constraints, search)
+    assert report.results[0].status == "failed" and report.results[0].queries == 2

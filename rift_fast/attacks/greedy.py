@@ -39,6 +39,7 @@ class _Progress:
     loss: float = 0.0
     step: int = 0
     scored_any: bool = False
+    budget_spent: bool = False  # a request was cut by the query budget: the search is over (as in TextAttack)
 
 
 class GreedyWordSwap(SearchMethod):
@@ -110,13 +111,16 @@ class GreedyWordSwap(SearchMethod):
         return scores
 
     def _allowed(self, engine: QueryEngine, progress: _Progress, requests: list[Query]) -> list[Query]:
-        """``requests`` cut to what the example's query budget still allows."""
+        """``requests`` cut to what the example's query budget still allows (marking it spent when cut)."""
         if progress.query_limit is None:
             return requests
-        return requests[: max(0, progress.query_limit - engine.queries_of(progress.target.index))]
+        allowed = requests[: max(0, progress.query_limit - engine.queries_of(progress.target.index))]
+        progress.budget_spent |= len(allowed) < len(requests)
+        return allowed
 
     def _out_of_queries(self, engine: QueryEngine, progress: _Progress) -> bool:
-        return progress.query_limit is not None and engine.queries_of(progress.target.index) >= progress.query_limit
+        limit = progress.query_limit
+        return progress.budget_spent or (limit is not None and engine.queries_of(progress.target.index) >= limit)
 
     def _rank(self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]) -> dict[int, _Progress]:
         """Every target's word order, from one engine call for all probes."""
@@ -129,7 +133,7 @@ class GreedyWordSwap(SearchMethod):
             state = progress[target.index]
             state.loss = self.goal.loss(clean[target.index], target.label)
             losses = [self.goal.loss(next(answers), target.label) for _ in allowed[target.index]]
-            if len(losses) < len(probes[target.index]):
+            if state.budget_spent:
                 continue  # the budget ran out while ranking: no order, the example fails (as in TextAttack)
             importance = self._importance(target, state.loss, losses)
             ranked = sorted(range(len(importance)), key=lambda k: (-importance[k], k))

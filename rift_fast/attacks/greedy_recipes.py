@@ -13,6 +13,7 @@ textfooler_jin_2019.py`` and ``deepwordbug_gao_2018.py``), with these difference
 from __future__ import annotations
 
 import functools
+import os
 from abc import abstractmethod
 
 import torch
@@ -48,8 +49,10 @@ def load_word_embedding(path: str) -> WordEmbedding:
 
 @functools.cache
 def load_sentence_encoder(name: str) -> SentenceEncoder:
-    """The sentence encoder ``name``, loaded once per process (on the GPU when there is one)."""
-    return SentenceEncoder(name, device="cuda" if torch.cuda.is_available() else "cpu")
+    """The sentence encoder ``name``, loaded once per process (on this process's GPU when there is one:
+    ``LOCAL_RANK`` under torchrun, as the attack command places the victim)."""
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    return SentenceEncoder(name, device=device)
 
 
 def query_budget(options: RecipeOptions) -> QueryBudget | None:
