@@ -31,6 +31,7 @@ from rift_fast.attacks.text_constraints import (
     SearchTimeConstraints,
     levenshtein,
 )
+from rift_fast.attacks.transformation import Transformation
 from rift_fast.data import Example
 from rift_fast.synonyms.vectors import WordVectors
 
@@ -452,3 +453,32 @@ def test_a_budget_cut_while_ranking_is_a_failure_not_no_candidate(tokenizer):
     transformation, constraints, search = _deepwordbug("delete", budget=QueryBudget(max_queries=2))
     report = _run(tokenizer, [Example("good good dull plot", 1)], transformation, constraints, search)
     assert report.results[0].status == "failed" and report.results[0].queries == 2
+
+
+class FixedCandidates(Transformation):
+    """Hand-made candidates per word."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def candidates(self, word):
+        return list(self.table.get(word, []))
+
+    def describe(self):
+        return {"transformation": "fixed"}
+
+
+def test_among_flipping_swaps_the_most_similar_wins(tokenizer, encoder):
+    # s = 1.0 (great); grand (-1.5), dull (-0.1) and film (0: a tie, class 0) all flip the label, with
+    # different losses: the sentence similarity, not the loss, decides (TextAttack's rule).
+    words = ("great", "plot", *(["the"] * 14))
+    similarity = SentenceSimilarity(encoder, threshold=0.0)
+    constraints = SearchTimeConstraints([StopWords({"the"})], [similarity])
+    search = GreedyWordSwap(UntargetedClassification(), "delete", [similarity])
+    candidates = ["grand", "dull", "film"]
+    report = _run(tokenizer, [Example(" ".join(words), 1)], FixedCandidates({"great": candidates}), constraints, search)
+    scores = similarity.similarities([Perturbation.single(words, 0, c) for c in candidates])
+    assert len(set(scores)) == 3 and int(np.argmax(scores)) != 0, scores  # not the lowest loss (grand)
+    assert report.results[0].adversarial.split()[0] == candidates[int(np.argmax(scores))]
+    short = _run(tokenizer, [Example("great plot", 1)], FixedCandidates({"great": candidates}), constraints, search)
+    assert short.results[0].adversarial == "grand plot"  # shorter than the window: the lowest loss

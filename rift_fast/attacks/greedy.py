@@ -15,6 +15,7 @@ import numpy as np
 
 from rift_fast.attacks.goal import UntargetedClassification
 from rift_fast.attacks.search import SearchMethod, SearchOutcome
+from rift_fast.attacks.sentence_encoder import SentenceSimilarity
 from rift_fast.attacks.text_constraints import Perturbation, QueryBudget, TextConstraint
 from rift_fast.attacks.transformation import Target
 from rift_fast.attacks.victim import Query, QueryEngine
@@ -48,16 +49,17 @@ class GreedyWordSwap(SearchMethod):
     Attackable words are ranked once by ``ranking`` (:data:`RANKINGS`), most important first, ties by
     position. Then, one word per step, the word's candidates that every ``text_constraints`` accepts
     (each judged against the text the search holds and the original) are scored; the one with the
-    lowest loss is kept when it lowers the loss. An example ends on success, when its words run out,
+    lowest loss is kept when it lowers the loss. When several flip the label, the one most similar to
+    the text before the swap wins, as in TextAttack, if a :class:`SentenceSimilarity` is among the
+    text constraints and checks the text. An example ends on success, when its words run out,
     when its modification budget is spent, or when ``query_budget`` is spent (it then fails, as in
     TextAttack; its last requests are cut to what the budget allows). An example whose candidates were
     all rejected by the text constraints, so that nothing was ever scored, is reported with
     ``no_candidate``. Deterministic: no random draw, so batched runs equal one example at a time.
 
     Differences from TextAttack: words without candidates are not probed for importance (TextAttack
-    probes every word the pre-transformation constraints allow), queries are counted once per distinct
-    text, and among several successful swaps the lowest loss wins (TextAttack takes the one with the
-    highest sentence similarity).
+    probes every word the pre-transformation constraints allow), and queries are counted once per
+    distinct text.
     """
 
     name = "greedy_wir"
@@ -198,21 +200,52 @@ class GreedyWordSwap(SearchMethod):
             requests += [(index, q) for q in allowed]
             owners += group[: len(allowed)]
         answers = engine.probabilities(requests)
-        best: dict[int, tuple[float, int, int, np.ndarray]] = {}
+        scored: dict[int, list[_Scored]] = {}
         for (state, position, slot), probabilities in zip(owners, answers):
             state.scored_any = True
             loss = self.goal.loss(probabilities, state.target.label)
-            index = state.target.index
-            if index not in best or loss < best[index][0]:
-                best[index] = (loss, position, slot, probabilities)
-        for index, (loss, position, slot, probabilities) in best.items():
+            scored.setdefault(state.target.index, []).append(_Scored(loss, position, slot, probabilities))
+        for index, candidates in scored.items():
             state = by_example[index][0][0]
-            if loss >= state.loss:
+            best = min(candidates, key=lambda c: c.loss)  # the first of equal losses
+            if best.loss >= state.loss:
                 continue
-            state.chosen[position] = slot
-            state.loss = loss
-            if self.goal.succeeded(probabilities, state.target.label):
+            succeeded = self.goal.succeeded(best.probabilities, state.target.label)
+            if succeeded:
+                best = self._most_similar_success(state, candidates)
+            state.chosen[best.position] = best.slot
+            state.loss = best.loss
+            if succeeded:
                 outcomes[index] = SearchOutcome(True, dict(state.chosen))
+
+    def _most_similar_success(self, state: _Progress, candidates: list[_Scored]) -> _Scored:
+        """Among the candidates that flip the label, the one whose window is most similar to the text
+        before the swap (TextAttack's ``GreedyWordSwapWIR``; the first of equal similarities in order of
+        loss), or the lowest loss when the search has no sentence-similarity constraint or the text is
+        shorter than its window."""
+        successes = sorted(
+            (c for c in candidates if self.goal.succeeded(c.probabilities, state.target.label)), key=lambda c: c.loss
+        )
+        similarity = next((c for c in self.text_constraints if isinstance(c, SentenceSimilarity)), None)
+        current = _current_words(state)
+        if similarity is None or len(successes) < 2 or similarity.skips(current):
+            return successes[0]
+        perturbations = [
+            Perturbation(state.target.spans.words, current, c.position, state.target.choices[c.position][c.slot])
+            for c in successes
+        ]
+        scores = similarity.similarities(perturbations)
+        return successes[int(np.argmax(scores))]
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """A scored proposal: its loss, word position and slot, and the victim's probabilities."""
+
+    loss: float
+    position: int
+    slot: int
+    probabilities: np.ndarray
 
 
 def _current_words(state: _Progress) -> tuple[str, ...]:

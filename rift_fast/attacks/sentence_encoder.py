@@ -162,13 +162,13 @@ class SentenceSimilarity(TextConstraint):
             cosines = 1 - np.arccos(cosines) / math.pi
         return [float(c) for c in cosines]
 
+    def skips(self, words: tuple[str, ...]) -> bool:
+        """Whether a text of these words passes unchecked (shorter than the window)."""
+        return self.skip_shorter_than_window and len(words) < self.window
+
     def accepts(self, perturbations: Sequence[Perturbation]) -> list[bool]:
         verdicts = [True] * len(perturbations)
-        checked = [
-            k
-            for k, p in enumerate(perturbations)
-            if not (self.skip_shorter_than_window and len(p.proposed) < self.window)
-        ]
+        checked = [k for k, p in enumerate(perturbations) if not self.skips(p.proposed)]
         scores = self.similarities([perturbations[k] for k in checked])
         for k, score in zip(checked, scores):
             verdicts[k] = score >= self.threshold
