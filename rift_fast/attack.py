@@ -1,4 +1,5 @@
-"""``python -m rift_fast.attack``: word-substitution attacks (PWWS, GA) on a fine-tuned classifier.
+"""``python -m rift_fast.attack``: word-substitution and character attacks (every recipe of the registry:
+PWWS, GA, gradient, TextFooler, DeepWordBug) on a fine-tuned classifier, under a protocol (``--protocol``).
 
 Writes the results JSON (``--output``), a Markdown summary beside it (``--output`` with the suffix
 ``.md``), and a checkpoint (``<output stem>.checkpoint.jsonl``) from which ``--resume`` continues an

@@ -30,6 +30,7 @@ from rift_fast.attacks.text_constraints import PUBLISHED_MAX_EDIT_DISTANCE
 from rift_fast.attacks.transformation import SynonymSwap, Transformation
 from rift_fast.attacks.victim import VictimModel
 from rift_fast.data import Example
+from rift_fast.models import EMBEDDED_MODEL_NAME
 from rift_fast.synonyms import SynonymIndex
 
 
@@ -58,7 +59,7 @@ class RecipeOptions:
     word_vectors: str | None = None
     neighbours: int = PUBLISHED_NEIGHBOURS
     min_cosine: float | None = PUBLISHED_MIN_COSINE
-    sentence_encoder: str = "embedded"
+    sentence_encoder: str = EMBEDDED_MODEL_NAME
     sentence_similarity: float = PUBLISHED_SENTENCE_SIMILARITY
     similarity_window: int = PUBLISHED_SIMILARITY_WINDOW
     pos_tagger: str = "nltk"

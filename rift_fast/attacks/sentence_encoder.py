@@ -33,9 +33,10 @@ class SentenceEncoderError(ValueError):
 
 
 class SentenceEncoder:
-    """Mean-pooled, unit-normalised sentence embeddings of a Hugging Face encoder, in batches of
-    ``batch_size`` texts padded to the longest of the batch, truncated to ``max_length`` tokens (all-MiniLM-
-    L6-v2 was trained at 256). Embeddings are cached per text. ``forward_seconds`` accumulates the time
+    """Mean-pooled, unit-normalised sentence embeddings ([N, D] float32) of a Hugging Face encoder, in
+    batches of ``batch_size`` texts padded to the longest of the batch, truncated to the tokenizer's
+    ``model_max_length`` (at most 512 tokens; the windows compared are far shorter). Embeddings are
+    cached per text. ``forward_seconds`` accumulates the time
     spent in the encoder's forward passes.
 
     Raises :class:`SentenceEncoderError` naming ``name`` when the model or its tokenizer cannot be loaded.
