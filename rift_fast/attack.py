@@ -1,4 +1,5 @@
-"""``python -m rift_fast.attack``: word-substitution attacks (PWWS, GA) on a fine-tuned classifier.
+"""``python -m rift_fast.attack``: word-substitution and character attacks (every recipe of the registry:
+PWWS, GA, gradient, TextFooler, DeepWordBug) on a fine-tuned classifier, under a protocol (``--protocol``).
 
 Writes the results JSON (``--output``), a Markdown summary beside it (``--output`` with the suffix
 ``.md``), and a checkpoint (``<output stem>.checkpoint.jsonl``) from which ``--resume`` continues an
@@ -15,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from rift_fast.attacks.protocol_arguments import add_protocol_arguments, apply_protocol
 from rift_fast.attacks.recipes import PUBLISHED_GA_GENERATIONS, PUBLISHED_GA_POPULATION, RECIPES
 from rift_fast.attacks.victim import EXACT_MARGIN
 from rift_fast.cli_common import (
@@ -88,6 +90,7 @@ def run_settings(args, attack, victim, model, tokenizer, synonyms, labels, data_
         "split": args.split,
         "num_examples": args.num_examples,
         "seed": args.seed,
+        "protocol": args.protocol_settings,
         **attack.settings(),
         "synonyms_sha256": synonyms.content_digest(),
         "model_sha256": model_digest(model),
@@ -161,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         "than this are re-scored by the model itself",
     )
     parser.add_argument("--examples-per-round", type=int, default=64, help="examples attacked together")
+    add_protocol_arguments(parser)
     parser.add_argument("--output", default="attack_results.json", help="results JSON (Markdown summary beside it)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint beside --output")
     return parser
@@ -171,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     import torch
 
-    from rift_fast.attacks import AttackCheckpoint, AttackReport, RecipeOptions, VictimModel, build_attack
+    from rift_fast.attacks import AttackCheckpoint, AttackReport, VictimModel, build_attack
     from rift_fast.data import test_pool
     from rift_fast.data_sources import DatasetOptions, load_data
     from rift_fast.io_utils import write_text_atomically
@@ -183,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     refuse_shared_paths(paths)
     torch.manual_seed(args.seed)  # a head missing from the checkpoint is initialised reproducibly
     task = load_data(DatasetOptions.from_args(args), seed=args.seed)
+    task, options = apply_protocol(args, task)
     if args.num_examples is None:
         args.num_examples = default_pool_size(task, args.split)
     pool = test_pool(task, args.num_examples, seed=args.seed, split=args.split)
@@ -199,13 +204,6 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
         search_dtype=search_dtype,
         exact_margin=args.exact_margin,
-    )
-    options = RecipeOptions(
-        ga_population=args.ga_population,
-        ga_generations=args.ga_generations,
-        seed=args.seed,
-        max_modification_ratio=args.max_modification_ratio,
-        synonym_k=args.synonym_k,
     )
     attack = build_attack(args.attack, victim, synonyms, task.is_pair, options)
     settings = run_settings(args, attack, victim, model, tokenizer, synonyms, labels, task.identity)

@@ -4,6 +4,8 @@ examples at once."""
 
 from rift_fast.attacks.constraints import Constraint, Constraints, LanguageModelFilter, MaxModificationRatio, StopWords
 from rift_fast.attacks.goal import UntargetedClassification
+from rift_fast.attacks.greedy import GreedyWordSwap
+from rift_fast.attacks.greedy_recipes import DeepWordBugRecipe, TextFoolerRecipe  # registers the recipes
 from rift_fast.attacks.recipes import RECIPES, Attack, Recipe, RecipeOptions, build_attack, register_recipe
 from rift_fast.attacks.runner import AttackCheckpoint, AttackReport, ExampleResult, run_attack
 from rift_fast.attacks.search import PWWS, GeneticAttack, GradientGuidedGreedy, SearchMethod, SearchOutcome
@@ -18,9 +20,11 @@ __all__ = [
     "AttackReport",
     "Constraint",
     "Constraints",
+    "DeepWordBugRecipe",
     "ExampleResult",
     "GeneticAttack",
     "GradientGuidedGreedy",
+    "GreedyWordSwap",
     "LanguageModelFilter",
     "MaxModificationRatio",
     "QueryEngine",
@@ -31,6 +35,7 @@ __all__ = [
     "StopWords",
     "SynonymSwap",
     "Target",
+    "TextFoolerRecipe",
     "Transformation",
     "UntargetedClassification",
     "VictimModel",

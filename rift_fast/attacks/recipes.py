@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, cast
 
 from rift_fast.attacks.constraints import Constraints, MaxModificationRatio, StopWords
+from rift_fast.attacks.embedding import PUBLISHED_MIN_COSINE, PUBLISHED_NEIGHBOURS
 from rift_fast.attacks.goal import UntargetedClassification
 from rift_fast.attacks.runner import AttackCheckpoint, AttackReport, run_attack
 from rift_fast.attacks.search import (
@@ -24,9 +25,12 @@ from rift_fast.attacks.search import (
     GradientGuidedGreedy,
     SearchMethod,
 )
+from rift_fast.attacks.sentence_encoder import PUBLISHED_SENTENCE_SIMILARITY, PUBLISHED_SIMILARITY_WINDOW
+from rift_fast.attacks.text_constraints import PUBLISHED_MAX_EDIT_DISTANCE
 from rift_fast.attacks.transformation import SynonymSwap, Transformation
 from rift_fast.attacks.victim import VictimModel
 from rift_fast.data import Example
+from rift_fast.models import EMBEDDED_MODEL_NAME
 from rift_fast.synonyms import SynonymIndex
 
 
@@ -36,6 +40,14 @@ class RecipeOptions:
 
     ``max_modification_ratio``: None, no budget (published PWWS and GA); ``synonym_k``: synonyms per
     token in the gradient search's table; ``gradient_candidates``: swaps it scores per round.
+
+    TextFooler and DeepWordBug (:mod:`rift_fast.attacks.greedy_recipes`) also read: ``word_vectors``
+    (path of a ``word v1 ... vD`` file: TextFooler's neighbours), ``neighbours`` (K), ``min_cosine`` (None:
+    no embedding-cosine constraint), ``sentence_encoder`` (Hugging Face name or folder, ``embedded``:
+    the packaged all-MiniLM-L6-v2), ``sentence_similarity`` and ``similarity_window`` (words),
+    ``pos_tagger`` (``nltk`` or ``none``), ``max_edit_distance`` (characters), ``character_edit_draws`` (None:
+    one edit of each kind per word), ``query_budget`` (queries per example) or ``query_budget_per_word``, and
+    ``textattack_parity`` (TextAttack 0.3.11's recipe where the paper and TextAttack differ).
     """
 
     ga_population: int = PUBLISHED_GA_POPULATION
@@ -44,6 +56,18 @@ class RecipeOptions:
     max_modification_ratio: float | None = None
     synonym_k: int = 8
     gradient_candidates: int = 8
+    word_vectors: str | None = None
+    neighbours: int = PUBLISHED_NEIGHBOURS
+    min_cosine: float | None = PUBLISHED_MIN_COSINE
+    sentence_encoder: str = EMBEDDED_MODEL_NAME
+    sentence_similarity: float = PUBLISHED_SENTENCE_SIMILARITY
+    similarity_window: int = PUBLISHED_SIMILARITY_WINDOW
+    pos_tagger: str = "nltk"
+    max_edit_distance: int = PUBLISHED_MAX_EDIT_DISTANCE
+    character_edit_draws: int | None = None
+    query_budget: int | None = None
+    query_budget_per_word: int | None = None
+    textattack_parity: bool = False
 
 
 @dataclass

@@ -66,7 +66,7 @@ from typing import Iterable
 try:
     import textattack  # noqa: F401  (the top-level package, not this module: absolute import)
     from textattack import Attack
-    from textattack.constraints.overlap import MaxWordsPerturbed
+    from textattack.constraints.overlap import LevenshteinEditDistance, MaxWordsPerturbed
     from textattack.constraints.pre_transformation import (
         InputColumnModification,
         RepeatModification,
@@ -86,6 +86,7 @@ except ImportError as error:  # pragma: no cover - exercised only without TextAt
 
 from rift_fast.attacks.constraints import Constraints, MaxModificationRatio, StopWords
 from rift_fast.attacks.search import check_ga_settings
+from rift_fast.attacks.text_constraints import EditDistanceBudget
 from rift_fast.attacks.transformation import substitution_candidates
 from rift_fast.attacks.victim import VictimModel
 from rift_fast.data import Example
@@ -182,6 +183,7 @@ class CaseInsensitiveStopwordModification(StopwordModification):
 TEXTATTACK_CONSTRAINTS = {
     StopWords: lambda constraint: CaseInsensitiveStopwordModification(constraint.words),
     MaxModificationRatio: lambda constraint: MaxWordsPerturbed(max_percent=constraint.ratio),
+    EditDistanceBudget: lambda constraint: LevenshteinEditDistance(constraint.max_distance),
 }
 
 

@@ -1,0 +1,263 @@
+"""Greedy word swap in word-importance order (TextAttack's ``GreedyWordSwapWIR``), the search of
+TextFooler (Jin et al. 2020) and DeepWordBug (Gao et al. 2018), batched across examples.
+
+Every round serves all unfinished examples together: one :class:`QueryEngine` call for the importance
+probes of all of them, then per step one sentence-encoder batch (the text constraints) and one engine
+call for the surviving candidates of all of them. Finished examples leave the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rift_fast.attacks.goal import UntargetedClassification
+from rift_fast.attacks.search import SearchMethod, SearchOutcome
+from rift_fast.attacks.sentence_encoder import SentenceSimilarity
+from rift_fast.attacks.text_constraints import Perturbation, QueryBudget, TextConstraint
+from rift_fast.attacks.transformation import Target
+from rift_fast.attacks.victim import Query, QueryEngine
+
+# How words are ranked before the greedy swaps:
+# delete: the drop of the goal's loss when the word is deleted (TextFooler, Jin et al. 2020, Eq. 2);
+# unk: ... when it is replaced by an unknown token (TextAttack's default, its deepwordbug recipe);
+# combined: DeepWordBug's Combined Score, temporal head + lambda x temporal tail (Gao et al. 2018, Eq. 4).
+RANKINGS = ("delete", "unk", "combined")
+TEXTATTACK_UNKNOWN_TOKEN = "[UNK]"  # the literal text TextAttack's "unk" ranking puts in a word's place
+COMBINED_TAIL_WEIGHT = 1.0  # lambda of the Combined Score (Gao et al. 2018)
+
+
+@dataclass
+class _Progress:
+    """What the search holds for one target."""
+
+    target: Target
+    order: list[int]
+    query_limit: int | None
+    chosen: dict[int, int] = field(default_factory=dict)
+    loss: float = 0.0
+    step: int = 0
+    scored_any: bool = False
+    budget_spent: bool = False  # a request was cut by the query budget: the search is over (as in TextAttack)
+
+
+class GreedyWordSwap(SearchMethod):
+    """Greedy swaps in importance order (TextAttack 0.3.11 ``GreedyWordSwapWIR``).
+
+    Attackable words are ranked once by ``ranking`` (:data:`RANKINGS`), most important first, ties by
+    position. Then, one word per step, the word's candidates that every ``text_constraints`` accepts
+    (each judged against the text the search holds and the original) are scored; the one with the
+    lowest loss is kept when it lowers the loss. When several flip the label, the one most similar to
+    the text before the swap wins, as in TextAttack, if a :class:`SentenceSimilarity` is among the
+    text constraints and checks the text. An example ends on success, when its words run out,
+    when its modification budget is spent, or when ``query_budget`` is spent (it then fails, as in
+    TextAttack; its last requests are cut to what the budget allows). An example whose candidates were
+    all rejected by the text constraints, so that nothing was ever scored, is reported with
+    ``no_candidate``. Deterministic: no random draw, so batched runs equal one example at a time.
+
+    Differences from TextAttack: words without candidates are not probed for importance (TextAttack
+    probes every word the pre-transformation constraints allow), and queries are counted once per
+    distinct text.
+    """
+
+    name = "greedy_wir"
+
+    def __init__(
+        self,
+        goal: UntargetedClassification,
+        ranking: str,
+        text_constraints: Sequence[TextConstraint] = (),
+        query_budget: QueryBudget | None = None,
+        unknown_token: str = TEXTATTACK_UNKNOWN_TOKEN,
+    ) -> None:
+        if ranking not in RANKINGS:
+            raise ValueError(f"word ranking must be one of {RANKINGS}, got {ranking!r}")
+        self.goal = goal
+        self.ranking = ranking
+        self.text_constraints = tuple(text_constraints)
+        self.query_budget = query_budget
+        self.unknown_token = unknown_token
+
+    def settings(self) -> dict:
+        settings: dict = {"search": self.name, "ranking": self.ranking}
+        if self.ranking == "unk":
+            settings["unknown_token"] = self.unknown_token
+        if self.ranking == "combined":
+            settings["tail_weight"] = COMBINED_TAIL_WEIGHT
+        return settings
+
+    def _probes(self, target: Target) -> list[Query]:
+        """The texts whose answers rank the target's words (see :meth:`_importance`)."""
+        if self.ranking in ("delete", "unk"):
+            filler = "" if self.ranking == "delete" else self.unknown_token
+            return [target.query_with({p: filler}) for p in target.attackable]
+        text, spans = target.spans.text, target.spans.spans
+        probes = []
+        for p in target.attackable:
+            head_end = spans[p - 1][1] if p > 0 else 0
+            tail_start = spans[p + 1][0] if p + 1 < len(spans) else len(text)
+            for piece in (text[: spans[p][1]], text[:head_end], text[spans[p][0] :], text[tail_start:]):
+                probes.append(_with_attacked_side(target, piece))
+        return probes
+
+    def _importance(self, target: Target, base: float, losses: list[float]) -> list[float]:
+        """Per attackable word, how much it supports the true label (the larger, the earlier it is swapped)."""
+        if self.ranking in ("delete", "unk"):
+            return [base - loss for loss in losses]
+        scores = []
+        for k in range(len(target.attackable)):
+            head, head_before, tail, tail_after = losses[4 * k : 4 * k + 4]
+            scores.append((head - head_before) + COMBINED_TAIL_WEIGHT * (tail - tail_after))
+        return scores
+
+    def _allowed(self, engine: QueryEngine, progress: _Progress, requests: list[Query]) -> list[Query]:
+        """``requests`` cut to what the example's query budget still allows (marking it spent when cut)."""
+        if progress.query_limit is None:
+            return requests
+        allowed = requests[: max(0, progress.query_limit - engine.queries_of(progress.target.index))]
+        progress.budget_spent |= len(allowed) < len(requests)
+        return allowed
+
+    def _out_of_queries(self, engine: QueryEngine, progress: _Progress) -> bool:
+        limit = progress.query_limit
+        return progress.budget_spent or (limit is not None and engine.queries_of(progress.target.index) >= limit)
+
+    def _rank(self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]) -> dict[int, _Progress]:
+        """Every target's word order, from one engine call for all probes."""
+        limits = {t.index: self.query_budget.limit(len(t.spans)) if self.query_budget else None for t in targets}
+        progress = {t.index: _Progress(t, [], limits[t.index]) for t in targets}
+        probes = {t.index: self._probes(t) for t in targets}
+        allowed = {t.index: self._allowed(engine, progress[t.index], probes[t.index]) for t in targets}
+        answers = iter(engine.probabilities([(t.index, q) for t in targets for q in allowed[t.index]]))
+        for target in targets:
+            state = progress[target.index]
+            state.loss = self.goal.loss(clean[target.index], target.label)
+            losses = [self.goal.loss(next(answers), target.label) for _ in allowed[target.index]]
+            if state.budget_spent:
+                continue  # the budget ran out while ranking: no order, the example fails (as in TextAttack)
+            importance = self._importance(target, state.loss, losses)
+            ranked = sorted(range(len(importance)), key=lambda k: (-importance[k], k))
+            state.order = [target.attackable[k] for k in ranked]
+        return progress
+
+    def attack(
+        self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]
+    ) -> dict[int, SearchOutcome]:
+        progress = self._rank(targets, engine, clean)
+        outcomes: dict[int, SearchOutcome] = {}
+        active = list(progress.values())
+        while active:
+            proposals: list[tuple[_Progress, int, int]] = []  # (progress, position, slot)
+            still = []
+            for state in active:
+                target = state.target
+                over_budget = target.budget is not None and len(state.chosen) >= target.budget
+                out_of_queries = self._out_of_queries(engine, state)
+                if state.step >= len(state.order) or over_budget or out_of_queries:
+                    no_candidate = not state.scored_any and not out_of_queries
+                    outcomes[target.index] = SearchOutcome(False, state.chosen, no_candidate=no_candidate)
+                    continue
+                position = state.order[state.step]
+                state.step += 1
+                proposals += [(state, position, slot) for slot in range(1, len(target.choices[position]))]
+                still.append(state)
+            proposals = self._constrained(proposals)
+            self._score_and_apply(proposals, engine, outcomes)
+            active = [s for s in still if s.target.index not in outcomes]
+        return outcomes
+
+    def _constrained(self, proposals: list[tuple[_Progress, int, int]]) -> list[tuple[_Progress, int, int]]:
+        """The proposals every text constraint accepts, each constraint judging all of them in one batch."""
+        for constraint in self.text_constraints:
+            if not proposals:
+                break
+            perturbations = [
+                Perturbation(
+                    state.target.spans.words,
+                    _current_words(state),
+                    position,
+                    state.target.choices[position][slot],
+                )
+                for state, position, slot in proposals
+            ]
+            proposals = [p for p, kept in zip(proposals, constraint.accepts(perturbations)) if kept]
+        return proposals
+
+    def _score_and_apply(
+        self, proposals: list[tuple[_Progress, int, int]], engine: QueryEngine, outcomes: dict[int, SearchOutcome]
+    ) -> None:
+        """Score every proposal in one engine call; keep each example's best when it lowers its loss."""
+        by_example: dict[int, list[tuple[_Progress, int, int]]] = {}
+        for proposal in proposals:
+            by_example.setdefault(proposal[0].target.index, []).append(proposal)
+        requests, owners = [], []
+        for index, group in by_example.items():
+            state = group[0][0]
+            queries = [state.target.render({**state.chosen, position: slot}) for _, position, slot in group]
+            allowed = self._allowed(engine, state, queries)
+            requests += [(index, q) for q in allowed]
+            owners += group[: len(allowed)]
+        answers = engine.probabilities(requests)
+        scored: dict[int, list[_Scored]] = {}
+        for (state, position, slot), probabilities in zip(owners, answers):
+            state.scored_any = True
+            loss = self.goal.loss(probabilities, state.target.label)
+            scored.setdefault(state.target.index, []).append(_Scored(loss, position, slot, probabilities))
+        for index, candidates in scored.items():
+            state = by_example[index][0][0]
+            best = min(candidates, key=lambda c: c.loss)  # the first of equal losses
+            if best.loss >= state.loss:
+                continue
+            succeeded = self.goal.succeeded(best.probabilities, state.target.label)
+            if succeeded:
+                best = self._most_similar_success(state, candidates)
+            state.chosen[best.position] = best.slot
+            state.loss = best.loss
+            if succeeded:
+                outcomes[index] = SearchOutcome(True, dict(state.chosen))
+
+    def _most_similar_success(self, state: _Progress, candidates: list[_Scored]) -> _Scored:
+        """Among the candidates that flip the label, the one whose window is most similar to the text
+        before the swap (TextAttack's ``GreedyWordSwapWIR``; the first of equal similarities in order of
+        loss), or the lowest loss when the search has no sentence-similarity constraint or the text is
+        shorter than its window."""
+        successes = sorted(
+            (c for c in candidates if self.goal.succeeded(c.probabilities, state.target.label)), key=lambda c: c.loss
+        )
+        similarity = next((c for c in self.text_constraints if isinstance(c, SentenceSimilarity)), None)
+        current = _current_words(state)
+        if similarity is None or len(successes) < 2 or similarity.skips(current):
+            return successes[0]
+        perturbations = [
+            Perturbation(state.target.spans.words, current, c.position, state.target.choices[c.position][c.slot])
+            for c in successes
+        ]
+        scores = similarity.similarities(perturbations)
+        return successes[int(np.argmax(scores))]
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """A scored proposal: its loss, word position and slot, and the victim's probabilities."""
+
+    loss: float
+    position: int
+    slot: int
+    probabilities: np.ndarray
+
+
+def _current_words(state: _Progress) -> tuple[str, ...]:
+    """The attacked side's words with the swaps chosen so far."""
+    words = list(state.target.spans.words)
+    for position, slot in state.chosen.items():
+        words[position] = state.target.choices[position][slot]
+    return tuple(words)
+
+
+def _with_attacked_side(target: Target, text: str) -> Query:
+    """The query with ``text`` as the attacked side (the hypothesis of a sentence pair)."""
+    if target.example.text_pair is None:
+        return text, None
+    return target.example.text, text

@@ -1,0 +1,83 @@
+"""Command-line options of the protocols and of the TextFooler / DeepWordBug recipes (``python -m
+rift_fast.attack``): each unset option takes the protocol's value, then :class:`RecipeOptions`' default."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from rift_fast.attacks.greedy_recipes import POS_TAGGERS, refuse_unenforced_options
+from rift_fast.attacks.protocols import PROTOCOLS, protocol
+from rift_fast.attacks.recipes import RecipeOptions
+from rift_fast.data import EVALUATED_SPLITS, TaskData
+
+# argparse destinations that are RecipeOptions fields of the same name
+OPTION_ARGUMENTS = (
+    "ga_population",
+    "ga_generations",
+    "seed",
+    "max_modification_ratio",
+    "synonym_k",
+    "word_vectors",
+    "neighbours",
+    "min_cosine",
+    "sentence_encoder",
+    "sentence_similarity",
+    "similarity_window",
+    "pos_tagger",
+    "max_edit_distance",
+    "character_edit_draws",
+    "query_budget",
+    "query_budget_per_word",
+    "textattack_parity",
+)
+
+
+def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "protocols, TextFooler and DeepWordBug", "unset options take the protocol's value, then the published one"
+    )
+    group.add_argument(
+        "--protocol",
+        default="rift",
+        choices=sorted(PROTOCOLS),
+        help="; ".join(f"{name}: {p.source}" for name, p in sorted(PROTOCOLS.items())),
+    )
+    group.add_argument("--word-vectors", default=None, help="'word v1 ... vD' file of TextFooler's neighbours")
+    group.add_argument("--neighbours", type=int, default=None, help="TextFooler: embedding neighbours per word (50)")
+    group.add_argument("--min-cosine", type=float, default=None, help="TextFooler: least embedding cosine (0.5)")
+    group.add_argument(
+        "--sentence-encoder", default=None, help="Hugging Face encoder name or folder ('embedded': all-MiniLM-L6-v2)"
+    )
+    group.add_argument("--sentence-similarity", type=float, default=None, help="least angular similarity (0.8408)")
+    group.add_argument("--similarity-window", type=int, default=None, help="words per similarity window (15)")
+    group.add_argument("--pos-tagger", default=None, choices=POS_TAGGERS, help="part-of-speech tagger (nltk)")
+    group.add_argument("--max-edit-distance", type=int, default=None, help="DeepWordBug: character edits (30)")
+    group.add_argument(
+        "--character-edit-draws", type=int, default=None, help="DeepWordBug: random edits per word (one of each kind)"
+    )
+    group.add_argument("--query-budget", type=int, default=None, help="most model queries per example")
+    group.add_argument("--query-budget-per-word", type=int, default=None, help="most queries per word of a text")
+    group.add_argument(
+        "--textattack-parity",
+        action="store_const",
+        const=True,
+        default=None,
+        help="follow TextAttack 0.3.11's recipe where it differs from the paper (DeepWordBug's word ranking)",
+    )
+
+
+def apply_protocol(args: argparse.Namespace, task: TaskData) -> tuple[TaskData, RecipeOptions]:
+    """The task with the protocol's length rule applied to its evaluated splits, and the recipe options
+    (the protocol's values under the explicit ones). Sets ``args.num_examples`` to the protocol's pool size
+    (at most the split) when unset, and ``args.protocol_settings`` for the run record. Raises ValueError
+    for an option the chosen recipe does not enforce."""
+    chosen = protocol(args.protocol)
+    options = chosen.recipe_options({name: getattr(args, name) for name in OPTION_ARGUMENTS})
+    refuse_unenforced_options(args.attack, options)
+    kept = {split: [e for e in getattr(task, split) if chosen.admits(e)] for split in EVALUATED_SPLITS}
+    task = dataclasses.replace(task, test=kept["test"], dev=kept["dev"])
+    if args.num_examples is None and chosen.pool_size is not None:
+        args.num_examples = min(chosen.pool_size, len(kept[args.split]))
+    args.protocol_settings = {**chosen.describe(), "split_size_after_length_rule": len(kept[args.split])}
+    return task, options
