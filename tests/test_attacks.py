@@ -264,7 +264,7 @@ def test_nli_attacks_only_the_hypothesis(tokenizer):
 
 
 def test_max_modification_ratio_limits_the_attack(tokenizer):
-    constraints = Constraints([MaxModificationRatio(0.2)])  # 6 words -> 1 change
+    constraints = Constraints([MaxModificationRatio(0.16)])  # 6 words -> ceil(0.96) = 1 change
     report = _run(
         tokenizer,
         [Example("a bad movie with awful acting", 0)],
@@ -274,6 +274,13 @@ def test_max_modification_ratio_limits_the_attack(tokenizer):
     assert report.results[0].status == "failed" and report.results[0].words_changed == 1
     with pytest.raises(ValueError, match="max_modification_ratio must be in"):
         MaxModificationRatio(0)
+
+
+@pytest.mark.parametrize(
+    "ratio, words, budget", [(0.3, 7, 3), (0.3, 10, 3), (0.3, 11, 4), (0.1, 1, 1), (0.2, 6, 2), (1.0, 9, 9)]
+)
+def test_the_modification_budget_rounds_up_as_textattack_but_in_decimal(ratio, words, budget):
+    assert MaxModificationRatio(ratio).budget(words) == budget
 
 
 def test_lm_filter_vetoes_swaps(tokenizer):

@@ -165,7 +165,7 @@ def test_character_edits_are_one_of_each_kind_and_fixed_per_word():
 def test_combined_score_ranks_by_head_and_tail(tokenizer):
     # s = -0.1 + 0.2 + 1.0 = 1.1. Combined score (p_y = sigmoid(2s)): great 0.35 (head) + 0.38 (tail), movie
     # 0.10 + 0.04, dull negative. With one word allowed to change, only "great" is edited (s = 0.1: no flip).
-    constraints = SearchTimeConstraints([StopWords({"a", "with"}), MaxModificationRatio(0.2)], [EditDistanceBudget()])
+    constraints = SearchTimeConstraints([StopWords({"a", "with"}), MaxModificationRatio(0.16)], [EditDistanceBudget()])
     search = GreedyWordSwap(UntargetedClassification(), "combined", constraints.on_text)
     report = _run(tokenizer, [Example("a dull movie with great acting", 1)], CharacterEdits(), constraints, search)
     (result,) = report.results
@@ -340,7 +340,7 @@ def test_attack_cli_runs_deepwordbug_under_the_textdefender_protocol(tiny_model_
     settings = json.loads(output.read_text())["settings"]
     assert settings["protocol"]["name"] == "textdefender" and settings["protocol"]["pool_size"] == 1000
     constraints = settings["constraints"]
-    assert constraints["max_words_perturbed"] == {"ratio": 0.5}  # the user's value over the protocol's 0.3
+    assert constraints["max_modification_ratio"] == {"ratio": 0.5}  # the user's value over the protocol's 0.3
     assert settings["transformation"]["draws"] == 50 and settings["search"]["ranking"] == "unk"
     assert constraints["query_budget"]["per_word"] == 50
     assert constraints["checked_on_each_proposed_text"]["max_edit_distance"]["max_distance"] == 30
@@ -434,15 +434,12 @@ def test_textfooler_recipe_from_a_vectors_file(tokenizer, encoder, tmp_path):
 
 
 def test_textdefender_draws_of_character_edits_and_rounded_up_budget():
-    from rift_fast.attacks.text_constraints import RoundedUpModificationRatio
-
     drawn = CharacterEdits(seed=1, draws=50).candidates("wonderful")
     assert 4 < len(drawn) <= 50 and len(set(drawn)) == len(drawn)
     assert all(levenshtein("wonderful", c) <= 2 for c in drawn)
     assert CharacterEdits(seed=1, draws=50).candidates("wonderful") == drawn
     with pytest.raises(ValueError, match="draws must be at least 1"):
         CharacterEdits(draws=0)
-    assert RoundedUpModificationRatio(0.3).budget(7) == 3 and MaxModificationRatio(0.3).budget(7) == 2
     options = protocol("textdefender").recipe_options({})
     assert options.character_edit_draws == 50 and options.textattack_parity
 

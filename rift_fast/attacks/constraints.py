@@ -19,7 +19,9 @@ Adding a constraint: one subclass of :class:`Constraint` (and, for TextAttack in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
+from fractions import Fraction
 from typing import ClassVar
 
 from rift_fast.synonyms.index import default_stop_words
@@ -73,8 +75,9 @@ class StopWords(Constraint):
 
 
 class MaxModificationRatio(Constraint):
-    """At most ``ratio`` of the words change (at least one), as TextAttack's MaxWordsPerturbed with
-    ``max_percent``. Raises ValueError unless 0 < ratio <= 1."""
+    """At most ``ceil(ratio x words)`` words change, as TextAttack 0.3.11's ``MaxWordsPerturbed(max_percent)``
+    counts them (7 words at 0.3 allow 3). The product is taken in decimal, so 10 words at 0.3 allow 3;
+    TextAttack's float product allows 4 there (``0.3 * 10 > 3``). Raises ValueError unless 0 < ratio <= 1."""
 
     name = "max_modification_ratio"
 
@@ -87,7 +90,7 @@ class MaxModificationRatio(Constraint):
         return {"ratio": self.ratio}
 
     def budget(self, num_words: int) -> int | None:
-        return max(1, int(self.ratio * num_words))
+        return math.ceil(Fraction(str(self.ratio)) * num_words)
 
 
 class LanguageModelFilter(Constraint):

@@ -30,7 +30,6 @@ from rift_fast.attacks.sentence_encoder import SentenceEncoder, SentenceSimilari
 from rift_fast.attacks.text_constraints import (
     EditDistanceBudget,
     QueryBudget,
-    RoundedUpModificationRatio,
     SearchTimeConstraints,
     TextConstraint,
 )
@@ -63,11 +62,10 @@ def query_budget(options: RecipeOptions) -> QueryBudget | None:
 
 
 def modification_budget(options: RecipeOptions) -> list[Constraint]:
-    """The modification budget ``options`` set, rounded up as TextAttack does under ``textattack_parity``."""
+    """The modification budget ``options`` set (none when unset)."""
     if options.max_modification_ratio is None:
         return []
-    ratio_type = RoundedUpModificationRatio if options.textattack_parity else MaxModificationRatio
-    return [ratio_type(options.max_modification_ratio)]
+    return [MaxModificationRatio(options.max_modification_ratio)]
 
 
 class GreedyRecipe(Recipe):

@@ -18,13 +18,12 @@ targets are built, the text ones by the search, and the settings record all of t
 
 from __future__ import annotations
 
-import math
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from rift_fast.attacks.constraints import Constraint, Constraints, MaxModificationRatio
+from rift_fast.attacks.constraints import Constraint, Constraints
 
 # DeepWordBug's edit-distance budget: "we hold the maximum difference on edit distance (epsilon) to a
 # constant 30 for each sample" (Gao et al. 2018, Sec. 4; TextAttack 0.3.11 LevenshteinEditDistance(30)).
@@ -137,16 +136,6 @@ class QueryBudget(Constraint):
         if self.per_word is not None:
             return max(1, self.per_word * num_words)
         return int(self.max_queries or 0)
-
-
-class RoundedUpModificationRatio(MaxModificationRatio):
-    """At most ``ceil(ratio x words)`` words change, as TextAttack 0.3.11's ``MaxWordsPerturbed(max_percent)``
-    counts them (:class:`MaxModificationRatio` rounds down: 7 words at 0.3 allow 3 here, 2 there)."""
-
-    name = "max_words_perturbed"
-
-    def budget(self, num_words: int) -> int | None:
-        return max(1, math.ceil(self.ratio * num_words))
 
 
 class SearchTimeConstraints(Constraints):
