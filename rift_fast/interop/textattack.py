@@ -56,6 +56,9 @@ Both engines
   * Query counts differ: TextAttack's ``num_queries`` counts every text its search asks about, answers
     from its cache included; rift_fast counts the distinct texts scored per example (the clean one
     included). The rows the model actually scored are the comparable measure of work.
+  * Modification budget: both allow ceil(ratio x words) changed words, but rift_fast takes the product in
+    decimal and TextAttack in floating point, so where ratio x words is a whole number that floating point
+    overshoots (0.3 x 10), TextAttack allows one word more.
 """
 
 from __future__ import annotations
