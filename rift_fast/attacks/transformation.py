@@ -82,7 +82,8 @@ class Target:
         if isinstance(chosen, dict):
             items = sorted((i, slot) for i, slot in chosen.items() if slot)
         else:
-            items = [(i, int(chosen[i])) for i in np.flatnonzero(chosen).tolist()]
+            positions = chosen.nonzero()[0].tolist()
+            items = list(zip(positions, chosen[positions].tolist()))
         return self.index, tuple((i, self.choices[i][slot]) for i, slot in items)
 
     def edit_with(self, substitutes: dict[int, str]) -> Edit:

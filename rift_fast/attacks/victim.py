@@ -292,6 +292,8 @@ class QueryEngine:
         self.splicing = splicing
         self.verify = verify
         self.verified = 0
+        self.rows_built = 0  # distinct queries whose model input was built (spliced or tokenised)
+        self.tokens_built = 0  # their tokens
         self.rescored = 0  # answers re-scored exactly by decide()
         self.decided = 0  # answers decide() was asked about
         self._rng = random.Random(seed)
@@ -337,6 +339,8 @@ class QueryEngine:
             "spliced": self.spliced,
             **counts,
             "verified": self.verified,
+            "rows_built": self.rows_built,
+            "tokens_built": self.tokens_built,
             "search_answers": search_answers,
             "rescored": self.rescored,
             "rescored_share": self.rescored / search_answers if self.victim.search_model and search_answers else None,
@@ -353,6 +357,8 @@ class QueryEngine:
             texts = [self._targets[edits[k][0]].query_with(dict(edits[k][1])) for k in text_path]
             for k, row in zip(text_path, self.victim.rows(texts)):
                 rows[k] = row
+        self.rows_built += len(rows)
+        self.tokens_built += sum(len(cast(TokenRow, row).ids) for row in rows)
         return cast(list[TokenRow], rows)  # every row is filled above
 
     def _verify(self, edits: list[Edit], rows: list[TokenRow | None]) -> None:
