@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--real-victim", action="store_true", help="also run the embedded MiniLM (part 2)")
     parser.add_argument("--real-snippets", type=int, default=24, help="snippets attacked by the real victim")
     parser.add_argument("--real-long", type=int, default=1, help="long reviews attacked by the real victim")
+    parser.add_argument("--real-ga-population", type=int, default=20, help="GA population against the real victim")
+    parser.add_argument("--real-ga-generations", type=int, default=5, help="GA generations against the real victim")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     return parser
@@ -99,11 +101,13 @@ def pools(args):
     return found
 
 
-def run(pool, model, tokenizer, synonyms, search, args, splicing, search_dtype=None) -> dict:
+def run(pool, model, tokenizer, synonyms, search, args, splicing, search_dtype=None, ga=None) -> dict:
+    """One attack of ``pool``; ``ga``: (population, generations), default the engine-only ones."""
     from rift_fast.attacks import RecipeOptions, VictimModel, build_attack
 
     victim = VictimModel(model, tokenizer, args.max_length, batch_size=args.batch_size, search_dtype=search_dtype)
-    options = RecipeOptions(ga_population=args.ga_population, ga_generations=args.ga_generations, seed=args.seed)
+    population, generations = ga or (args.ga_population, args.ga_generations)
+    options = RecipeOptions(ga_population=population, ga_generations=generations, seed=args.seed)
     attack = build_attack(search, victim, synonyms, is_pair=False, options=options)
     cpu, wall = time.process_time(), time.perf_counter()
     report = attack.run(pool, victim, {}, progress=False, splicing=splicing)
@@ -162,13 +166,14 @@ def real_victim(args, synonyms) -> None:
     real_pools = {"rt": found["rt"][: args.real_snippets]}
     if "long" in found:
         real_pools["long"] = found["long"][: args.real_long]
-    print("\n## Real victim (embedded MiniLM), float32: text path vs spliced\n")
+    real_ga = (args.real_ga_population, args.real_ga_generations)
+    print(f"\n## Real victim (embedded MiniLM), float32: text path vs spliced (GA {real_ga[0]} x {real_ga[1]})\n")
     print("| victim | pool | search | robust acc. | text: wall | in forward | spliced: wall | in forward | identical |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for name, pool in real_pools.items():
         for search in ("pwws", "ga"):
-            text = run(pool, model, tokenizer, synonyms, search, args, splicing=False)
-            spliced = run(pool, model, tokenizer, synonyms, search, args, splicing=True)
+            text = run(pool, model, tokenizer, synonyms, search, args, splicing=False, ga=real_ga)
+            spliced = run(pool, model, tokenizer, synonyms, search, args, splicing=True, ga=real_ga)
             print(
                 f"| uncertain | {name} ({len(pool)}) | {search} | {spliced['robust']:.1%} "
                 f"| {text['wall']:.1f} s | {text['forward'] / text['wall']:.1%} "
@@ -176,14 +181,14 @@ def real_victim(args, synonyms) -> None:
                 f"| {'yes' if text['results'] == spliced['results'] else 'NO'} |",
                 flush=True,
             )
-    print("\n## Real victim: bf16 search vs float32 (spliced)\n")
+    print(f"\n## Real victim: bf16 search vs float32 (spliced; confident: logits x {CONFIDENT_SCALE:g})\n")
     print("| victim | pool | search | float32: wall | rows | bf16: wall | rows | re-scored share | bf16 / float32 |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for victim_name, victim_model in victims.items():
         for name, pool in real_pools.items():
             for search in ("pwws", "ga"):
-                exact = run(pool, victim_model, tokenizer, synonyms, search, args, splicing=True)
-                reduced = run(pool, victim_model, tokenizer, synonyms, search, args, True, torch.bfloat16)
+                exact = run(pool, victim_model, tokenizer, synonyms, search, args, splicing=True, ga=real_ga)
+                reduced = run(pool, victim_model, tokenizer, synonyms, search, args, True, torch.bfloat16, real_ga)
                 print(
                     f"| {victim_name} | {name} ({len(pool)}) | {search} | {exact['wall']:.1f} s | {exact['scored']} "
                     f"| {reduced['wall']:.1f} s | {reduced['scored']} | {reduced['rescored']:.1%} "
@@ -194,8 +199,8 @@ def real_victim(args, synonyms) -> None:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from rift_fast.models import load_sequence_classifier
     from rift_fast.data import SENTIMENT_LABELS
+    from rift_fast.models import load_sequence_classifier
     from rift_fast.synonyms import SynonymIndex, embedded_index
 
     torch.set_num_threads(1)

@@ -195,12 +195,18 @@ class GeneticAttack(SearchMethod):
             child[rng.choice(modified, size=len(modified) - target.budget, replace=False)] = 0
         return child
 
+    def _best_member(
+        self, target: Target, members: list[tuple[np.ndarray, np.ndarray]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The member of lowest loss (the first of them on a tie)."""
+        return members[int(np.argmin([self.goal.loss(p, target.label) for _, p in members]))]
+
     def _best_successes(
         self, targets: list[Target], populations: dict[int, list[tuple[np.ndarray, np.ndarray]]], engine: QueryEngine
     ) -> dict[int, SearchOutcome]:
         """target index -> success outcome, for the targets whose best member flips the label; the
         best members' answers are decided by :meth:`QueryEngine.decide` (exact near the boundary)."""
-        best = [min(populations[t.index], key=lambda member, t=t: self.goal.loss(member[1], t.label)) for t in targets]
+        best = [self._best_member(t, populations[t.index]) for t in targets]
         edits = [t.edit(chosen) for t, (chosen, _) in zip(targets, best)]
         answers = [probabilities for _, probabilities in best]
         claimed = [self.goal.succeeded(p, t.label) for t, p in zip(targets, answers)]

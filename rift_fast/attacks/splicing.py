@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 import torch
 
-from rift_fast.attacks.text import Query, Substitutes, WordSpans
+from rift_fast.attacks.text import Query, Substitutes
 from rift_fast.ops.build_perturbation_batch import build_perturbation_batch
 
 if TYPE_CHECKING:
@@ -54,7 +54,8 @@ logger = logging.getLogger(__name__)
 
 # How one word is substituted: (word position, its first token, its number of tokens, the new word's ids).
 Piece = tuple[int, int, int, tuple[int, ...]]
-FIXED, OTHER_SIDE, ATTACKED_SIDE, PADDING = 0, 1, 2, 3  # column kinds of a slot layout
+# The parts of a model input, in order (the columns of a slot layout; PADDING_PART after the end).
+PREFIX_PART, OTHER_PART, MIDDLE_PART, ATTACKED_PART, SUFFIX_PART, PADDING_PART = range(6)
 
 
 class SplicingMismatch(ValueError):
@@ -219,6 +220,7 @@ class _Example:
     ends: np.ndarray
     other: np.ndarray  # [m] int64, the other side of a pair (empty for single texts)
     regions: dict[int, tuple[int, int] | None] = field(default_factory=dict)  # word -> token range
+    contexts: dict[int, tuple[str, str, int]] = field(default_factory=dict)  # word -> gaps, white space
     ordered: bool = True  # offsets non-decreasing (else no word of this example is spliced)
     pieces: dict[tuple[int, str], Piece | None] = field(default_factory=dict)  # (word, substitute) -> piece
 
@@ -316,16 +318,22 @@ class TokenSplicer:
     def release(self, index: int) -> None:
         self._examples.pop(index, None)
 
-    def _context_parts(self, spans: WordSpans, position: int) -> tuple[str, str, int]:
+    @staticmethod
+    def _context_parts(example: _Example, position: int) -> tuple[str, str, int]:
         """The gap text before and after word ``position`` and the white space right before it."""
-        start, end = spans.spans[position]
-        previous_end = spans.spans[position - 1][1] if position else 0
-        next_start = spans.spans[position + 1][0] if position + 1 < len(spans) else len(spans.text)
-        return (
-            spans.text[previous_end:start],
-            spans.text[end:next_start],
-            _leading_space(spans.text, start, previous_end),
-        )
+        found = example.contexts.get(position)
+        if found is None:
+            spans = example.target.spans
+            start, end = spans.spans[position]
+            previous_end = spans.spans[position - 1][1] if position else 0
+            next_start = spans.spans[position + 1][0] if position + 1 < len(spans) else len(spans.text)
+            found = (
+                spans.text[previous_end:start],
+                spans.text[end:next_start],
+                _leading_space(spans.text, start, previous_end),
+            )
+            example.contexts[position] = found
+        return found
 
     def _tokenise_contexts(self, keys: list[tuple[str, str, str]]) -> None:
         """Tokenise ``left + word + right`` for each new key, keeping its region ids and context ids."""
@@ -360,9 +368,9 @@ class TokenSplicer:
             missing = list(dict.fromkeys(missing))
             wanted = []
             for index, (position, word) in missing:
-                spans = self._examples[index].target.spans
-                left, right, _ = self._context_parts(spans, position)
-                wanted += [(left, word, right), (left, spans.words[position], right)]
+                example = self._examples[index]
+                left, right, _ = self._context_parts(example, position)
+                wanted += [(left, word, right), (left, example.target.spans.words[position], right)]
             self._tokenise_contexts(wanted)
             for index, (position, word) in missing:
                 example = self._examples[index]
@@ -379,7 +387,7 @@ class TokenSplicer:
         if position not in example.regions:
             spans = example.target.spans
             start, end = spans.spans[position]
-            left, right, space = self._context_parts(spans, position)
+            left, right, space = self._context_parts(example, position)
             found = _region_tokens(example.starts, example.ends, start - space, end) if example.ordered else None
             original = self._contexts[(left, spans.words[position], right)]
             if found is not None and original.region != tuple(example.ids[found[0] : found[1]].tolist()):
@@ -390,7 +398,7 @@ class TokenSplicer:
     def _piece(self, example: _Example, position: int, word: str) -> Piece | None:
         """How word ``position`` of ``example`` becomes ``word``, or None when that is not exact."""
         region = self._region(example, position)
-        left, right, _ = self._context_parts(example.target.spans, position)
+        left, right, _ = self._context_parts(example, position)
         original = self._contexts[(left, example.target.spans.words[position], right)]
         context = self._contexts[(left, word, right)]
         if region is None or context.region is None or context.around != original.around:
@@ -429,10 +437,10 @@ class TokenSplicer:
                 widths[position] = (start, width, max(current, len(ids)))
         layouts = [self._layout(self._examples[index], slots[row]) for row, index in enumerate(examples)]
         base = np.full((len(examples), max(len(layout[0]) for layout in layouts)), self.hole, dtype=np.int64)
-        kinds = np.full(base.shape, PADDING, dtype=np.int64)
-        for row, (ids, kind, _, _) in enumerate(layouts):
-            base[row, : len(ids)] = ids
-            kinds[row, : len(ids)] = kind
+        parts = np.full(base.shape, PADDING_PART, dtype=np.int64)
+        for row, (layout_ids, layout_parts, _, _) in enumerate(layouts):
+            base[row, : len(layout_ids)] = layout_ids
+            parts[row, : len(layout_parts)] = layout_parts
         edits: list[list[int]] = [[], [], [], []]  # example row, column, token, group
         for group, (index, request) in enumerate(zip(indices, pieces)):
             row = row_of[index]
@@ -441,70 +449,85 @@ class TokenSplicer:
                     column.append(value)
                 continue
             columns = layouts[row][2]
-            for position, _, _, ids in request:
+            for position, _, _, new_ids in request:
                 first, count = columns[position]
                 edits[0] += [row] * count
                 edits[1] += range(first, first + count)
-                edits[2] += ids
-                edits[2] += [self.hole] * (count - len(ids))
+                edits[2] += new_ids
+                edits[2] += [self.hole] * (count - len(new_ids))
                 edits[3] += [group] * count
         edit_example, edit_position, edit_token, edit_group = (
-            torch.as_tensor(np.asarray(column, dtype=np.int64)).to(self.device) for column in edits
+            self._on_device(np.asarray(column, dtype=np.int64)) for column in edits
         )
-        batch = build_perturbation_batch(
-            torch.from_numpy(base).to(self.device), edit_example, edit_position, edit_token, edit_group
-        )
+        batch = build_perturbation_batch(self._on_device(base), edit_example, edit_position, edit_token, edit_group)
         per_example = torch.as_tensor(
             [[layout[3], len(self._examples[index].other)] for layout, index in zip(layouts, examples)],
             device=self.device,
         )[batch.query_example]
-        kinds_of_rows = torch.from_numpy(kinds).to(self.device)[batch.query_example]
-        ids, types, lengths = self._squeeze(batch.query_ids, kinds_of_rows, per_example[:, 1], per_example[:, 0])
-        unique = self._token_rows(ids, types, lengths)
+        parts_of_rows = self._on_device(parts)[batch.query_example]
+        squeezed, types, lengths = self._squeeze(batch.query_ids, parts_of_rows, per_example[:, 1], per_example[:, 0])
+        unique = self._token_rows(squeezed, types, lengths)
         return [unique[u] for u in batch.inverse.tolist()]
+
+    def _on_device(self, array: np.ndarray) -> torch.Tensor:
+        """``array`` on the splicer's device: from pinned memory without waiting on a GPU."""
+        tensor = torch.from_numpy(array)
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
 
     def _layout(
         self, example: _Example, slots: dict[int, tuple[int, int, int]]
     ) -> tuple[np.ndarray, np.ndarray, dict[int, tuple[int, int]], int]:
-        """(ids [W], column kinds [W], word -> (first column, slots), attacked-side tokens left out)
-        of one example's slot layout: prefix, other side (up to the budget), middle, the attacked side
-        with ``slots`` (word -> (first token, tokens, slots)) per edited word (its tokens, then holes),
+        """(ids [W], template part of each column [W] (0 prefix, 1 other side, 2 middle, 3 attacked
+        side, 4 suffix), word -> (first column, slots), attacked-side tokens left out) of one
+        example's slot layout: prefix, other side (up to the budget), middle, the attacked side with
+        ``slots`` (word -> (first token, tokens, slots)) per edited word (its tokens, then holes),
         suffix. The attacked side is kept up to the budget plus every edited word's tokens, so a row
         whose substitutes are shorter still has all the tokens its window needs."""
         assert self.template is not None  # splicing is available
         keep = min(len(example.ids), self.budget + sum(width for _, width, _ in slots.values()))
-        prefix = np.asarray(self.template.prefix, dtype=np.int64)
-        middle = np.asarray(self.template.middle, dtype=np.int64)
         other = example.other[: self.budget]
-        pieces = [prefix, other, middle]
-        kinds = [FIXED] * len(prefix) + [OTHER_SIDE] * len(other) + [FIXED] * len(middle)
+        pieces = [
+            np.asarray(self.template.prefix, dtype=np.int64),
+            other,
+            np.asarray(self.template.middle, dtype=np.int64),
+        ]
+        before = len(self.template.prefix) + len(other) + len(self.template.middle)
         columns: dict[int, tuple[int, int]] = {}
-        cursor = 0
+        cursor, column = 0, before
         for position in sorted(slots):
             start, width, count = slots[position]
             pieces += [example.ids[cursor:start], example.ids[start : start + width]]
-            pieces.append(np.full(count - width, self.hole, dtype=np.int64))
-            columns[position] = (len(kinds) + start - cursor, count)
-            kinds += [ATTACKED_SIDE] * (start - cursor + count)
+            if count > width:
+                pieces.append(np.full(count - width, self.hole, dtype=np.int64))
+            column += start - cursor
+            columns[position] = (column, count)
+            column += count
             cursor = start + width
         pieces += [example.ids[cursor:keep], np.asarray(self.template.suffix, dtype=np.int64)]
-        kinds += [ATTACKED_SIDE] * max(0, keep - cursor) + [FIXED] * len(self.template.suffix)
-        return np.concatenate(pieces), np.asarray(kinds, dtype=np.int64), columns, len(example.ids) - max(keep, cursor)
+        sizes = [len(self.template.prefix), len(other), len(self.template.middle)]
+        sizes += [column - before + max(0, keep - cursor), len(self.template.suffix)]
+        parts = np.repeat(np.arange(5), sizes)
+        return np.concatenate(pieces), parts, columns, len(example.ids) - max(keep, cursor)
 
     def _squeeze(
-        self, rows: torch.Tensor, kinds: torch.Tensor, others: torch.Tensor, tails: torch.Tensor
+        self, rows: torch.Tensor, parts: torch.Tensor, others: torch.Tensor, tails: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Holes removed and the sides truncated: (ids [U, n] padded with the hole id, type ids or
-        None, lengths [U])."""
+        None, lengths [U]). ``parts`` [U, W]: each column's template part (see :meth:`_layout`; 5 for
+        padding), ``others`` [U] the other side's full length, ``tails`` [U] the attacked side's
+        tokens left out of the layout."""
         assert self.template is not None  # splicing is available
-        attacked = (kinds == ATTACKED_SIDE) & (rows != self.hole)
-        other = kinds == OTHER_SIDE
+        attacked = (parts == ATTACKED_PART) & (rows != self.hole)
+        other = parts == OTHER_PART
         attacked_full = attacked.sum(1) + tails
         if self.pair:
             kept_other, kept_attacked = longest_first(others, attacked_full, self.budget)
         else:
             kept_other, kept_attacked = others, torch.clamp(attacked_full, max=self.budget)
-        keep = (kinds == FIXED) | (other & (other.cumsum(1) <= kept_other[:, None]))
+        keep = (parts == PREFIX_PART) | (parts == MIDDLE_PART) | (parts == SUFFIX_PART)
+        keep |= other & (other.cumsum(1) <= kept_other[:, None])
         keep |= attacked & (attacked.cumsum(1) <= kept_attacked[:, None])
         lengths = keep.sum(1)
         # Each kept column goes to its rank among the kept ones, the others to a spare last column.
@@ -515,21 +538,10 @@ class TokenSplicer:
         ids = ids.scatter_(1, target, rows)[:, :width]
         types = None
         if self.template.types is not None:
-            part_types = torch.as_tensor(self.template.types, device=rows.device)[self._parts(kinds)]
+            part_types = torch.as_tensor([*self.template.types, 0], device=rows.device)[parts]
             types = torch.zeros((rows.shape[0], spare + 1), dtype=torch.int64, device=rows.device)
             types = types.scatter_(1, target, part_types)[:, :width]
         return ids, types, lengths
-
-    def _parts(self, kinds: torch.Tensor) -> torch.Tensor:
-        """Template part (0 prefix, 1 other side, 2 middle, 3 attacked side, 4 suffix) of each column."""
-        sides_seen = ((kinds == OTHER_SIDE) | (kinds == ATTACKED_SIDE)).cumsum(1) > 0
-        after_attacked = (kinds == ATTACKED_SIDE).cumsum(1) > 0
-        part = torch.zeros_like(kinds)
-        part[sides_seen] = 2
-        part[kinds == OTHER_SIDE] = 1
-        part[after_attacked] = 4
-        part[kinds == ATTACKED_SIDE] = 3
-        return part
 
     def _token_rows(self, ids: torch.Tensor, types: torch.Tensor | None, lengths: torch.Tensor) -> list[TokenRow]:
         ids_host = ids.cpu().numpy()
@@ -545,7 +557,11 @@ class TokenSplicer:
         compare with ``tokenizer(text)``: None when all agree, else a description of the first
         difference (and this splicer is switched off: ``available`` False, ``reason`` set). The
         outcome is remembered per tokenizer (its full JSON), window and pairing for this process."""
-        memo_key = (hashlib.blake2b(self.tokenizer.backend_tokenizer.to_str().encode()).digest(), self.max_length, self.pair)
+        memo_key = (
+            hashlib.blake2b(self.tokenizer.backend_tokenizer.to_str().encode()).digest(),
+            self.max_length,
+            self.pair,
+        )
         if memo_key not in _PROBED:
             _PROBED[memo_key] = self._probe(targets, words, queries, seed)
         problem = _PROBED[memo_key]
@@ -563,9 +579,7 @@ class TokenSplicer:
             positions = rng.sample(range(len(target.spans)), k=min(len(target.spans), rng.randint(0, 3)))
             requests.append((target, tuple(sorted((p, rng.choice(words)) for p in positions))))
         rows = self.build([(t.index, s) for t, s in requests])
-        expected = tokenised_rows(
-            self.tokenizer, [t.query_with(dict(s)) for t, s in requests], self.max_length
-        )
+        expected = tokenised_rows(self.tokenizer, [t.query_with(dict(s)) for t, s in requests], self.max_length)
         problem = None
         for (target, substitutes), row, reference in zip(requests, rows, expected):
             if row is not None and row.key != reference.key:
