@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ga-generations", type=int, default=10)
     parser.add_argument("--synonyms", default=str(SHARED_NEIGHBOURS), help="neighbour JSON, or 'embedded'")
     parser.add_argument("--real-victim", action="store_true", help="also run the embedded MiniLM (part 2)")
+    parser.add_argument("--skip-engine-only", action="store_true", help="run part 2 only")
+    parser.add_argument("--real-searches", nargs="+", default=["pwws", "ga"], choices=["pwws", "ga"])
     parser.add_argument("--real-snippets", type=int, default=24, help="snippets attacked by the real victim")
     parser.add_argument("--real-long", type=int, default=1, help="long reviews attacked by the real victim")
     parser.add_argument("--real-ga-population", type=int, default=20, help="GA population against the real victim")
@@ -171,7 +173,7 @@ def real_victim(args, synonyms) -> None:
     print("| victim | pool | search | robust acc. | text: wall | in forward | spliced: wall | in forward | identical |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for name, pool in real_pools.items():
-        for search in ("pwws", "ga"):
+        for search in args.real_searches:
             text = run(pool, model, tokenizer, synonyms, search, args, splicing=False, ga=real_ga)
             spliced = run(pool, model, tokenizer, synonyms, search, args, splicing=True, ga=real_ga)
             print(
@@ -186,7 +188,7 @@ def real_victim(args, synonyms) -> None:
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for victim_name, victim_model in victims.items():
         for name, pool in real_pools.items():
-            for search in ("pwws", "ga"):
+            for search in args.real_searches:
                 exact = run(pool, victim_model, tokenizer, synonyms, search, args, splicing=True, ga=real_ga)
                 reduced = run(pool, victim_model, tokenizer, synonyms, search, args, True, torch.bfloat16, real_ga)
                 print(
@@ -213,7 +215,8 @@ def main(argv=None) -> int:
         f"{torch.__version__}, 1 torch thread; max length {args.max_length}; GA {args.ga_population} x "
         f"{args.ga_generations}; synonyms {Path(args.synonyms).name}; load average before {load_before[0]:.2f}"
     )
-    engine_only(args, tokenizer, synonyms)
+    if not args.skip_engine_only:
+        engine_only(args, tokenizer, synonyms)
     if args.real_victim:
         real_victim(args, synonyms)
     print(f"\nload average (1, 5, 15 min) after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
