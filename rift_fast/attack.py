@@ -42,6 +42,14 @@ def probability_gap(text: str) -> float:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a number of queries is >= 0, got {value}")
+    return value
+
+
 def output_paths(output: Path, world: int) -> dict[str, Path]:
     """Every file a run writes, by role: results JSON, Markdown summary, one checkpoint per rank."""
     paths = {"results JSON": output, "Markdown summary": output.with_suffix(".md")}
@@ -165,6 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--examples-per-round", type=int, default=64, help="examples attacked together")
     add_protocol_arguments(parser)
+    parser.add_argument(
+        "--verify-splicing",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="re-tokenise N random spliced queries per engine call and stop with an error on any "
+        "difference from the token-span splicing (which builds query ids without re-tokenising)",
+    )
     parser.add_argument("--output", default="attack_results.json", help="results JSON (Markdown summary beside it)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint beside --output")
     return parser
@@ -217,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         settings,
         checkpoint=checkpoint,
         examples_per_round=args.examples_per_round,
+        verify_splicing=args.verify_splicing,
         indices=list(range(rank, len(pool), world)),
         progress=rank == 0,
     )

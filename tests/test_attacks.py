@@ -22,6 +22,7 @@ from rift_fast.attacks import (
     VictimModel,
     run_attack,
 )
+from rift_fast.attacks.greedy import GreedyWordSwap
 from rift_fast.attacks.text import WordSpans, match_case
 from rift_fast.data import Example
 from rift_fast.synonyms import SynonymIndex
@@ -311,14 +312,15 @@ def test_resume_continues_where_it_stopped(tokenizer, tmp_path):
     assert len(first.results) == 4
     victim = _victim(tokenizer)
     asked = []
-    answer = victim.score
-    victim.score = lambda queries, exact=False, known_exact=None: asked.extend(queries) or answer(queries, exact)
+    answer = victim.score_rows
+    victim.score_rows = lambda rows, exact=False: asked.extend(tuple(r.ids) for r in rows) or answer(rows, exact)
     resumed = _run(
         tokenizer, _pool(), search, victim=victim, examples_per_round=2, checkpoint=AttackCheckpoint(path, {"a": 1})
     )
     assert _comparable(resumed) == _comparable(uninterrupted)
-    assert {q[0] for q in asked} >= {e.text for e in _pool()[4:]}  # the rest was attacked
-    assert not {q[0] for q in asked} & {e.text for e in _pool()[:4]}  # finished examples were not
+    ids_of = lambda examples: {tuple(r.ids) for r in victim.rows([(e.text, None) for e in examples])}  # noqa: E731
+    assert set(asked) >= ids_of(_pool()[4:])  # the rest was attacked
+    assert not set(asked) & ids_of(_pool()[:4])  # finished examples were not
     assert len(AttackCheckpoint(path, {"a": 1}).load()) == 8
 
     with pytest.raises(ValueError, match="other settings"):
@@ -345,19 +347,35 @@ def _reduced_precision_victim(tokenizer, search_scores=None):
     return victim
 
 
-def test_reduced_precision_answers_near_the_boundary_are_exact(tokenizer):
+def _target(text, index=0):
+    from rift_fast.attacks import build_target
+
+    return build_target(index, Example(text, 1), SynonymSwap(SYNONYMS), Constraints())
+
+
+def test_reduced_precision_only_decisions_near_the_boundary_are_rescored(tokenizer):
+    from rift_fast.attacks import QueryEngine
+
     assert _victim(tokenizer).search_model is None
     with pytest.raises(ValueError, match="exact_margin is a probability gap"):
         VictimModel(BagOfWords(tokenizer, WORD_SCORES), tokenizer, search_dtype=torch.bfloat16, exact_margin=1.5)
     victim = _reduced_precision_victim(tokenizer, {**WORD_SCORES, "cat": 0.01, "bad": -0.9})
     assert victim.search_model is not None and victim.describe()["search_dtype"] == "bfloat16"
     exact = _victim(tokenizer).probabilities([("the cat sleeps", None), ("a bad plot", None)])
-    probabilities, is_exact = victim.score([("the cat sleeps", None), ("a bad plot", None)])
-    # search s = 0.01 for the cat (gap 0.01 < 0.05): re-scored exactly; the bad plot (gap 0.72) is not.
-    assert is_exact.tolist() == [True, False] and victim.exact_rows_scored == 1
-    np.testing.assert_allclose(probabilities[0], exact[0])
-    assert abs(probabilities[1, 0] - exact[1, 0]) > 0.01
-    np.testing.assert_allclose(victim.probabilities([("a bad plot", None)], exact=True)[0], exact[1])
+    engine = QueryEngine(victim)
+    targets = [_target("the cat sleeps", 0), _target("a bad plot", 1), _target("a good movie", 2)]
+    engine.register(targets)
+    edits = [t.edit({}) for t in targets]
+    search = engine.answer(edits)  # ranking answers: the search copy's, none re-scored
+    assert victim.exact_rows_scored == 0 and abs(search[1][0] - exact[1, 0]) > 0.01
+    # the cat (gap 0.01 < 0.05) is near the boundary, the good movie claims a flip: both re-scored;
+    # the bad plot (gap 0.72, no claim) keeps the search copy's answer.
+    decided = engine.decide(edits, search, claimed=[False, False, True])
+    assert victim.exact_rows_scored == 2 and engine.rescored == 2
+    np.testing.assert_allclose(decided[0], exact[0])
+    np.testing.assert_array_equal(decided[1], search[1])
+    engine.decide(edits, search, claimed=[False, False, True])  # cached: nothing re-scored again
+    assert victim.exact_rows_scored == 2 and engine.describe()["rescored_share"] == 2 / 3
 
 
 @pytest.mark.parametrize(
@@ -365,6 +383,8 @@ def test_reduced_precision_answers_near_the_boundary_are_exact(tokenizer):
     [
         lambda: PWWS(UntargetedClassification(), "[UNK]"),
         lambda: GeneticAttack(UntargetedClassification(), 8, 6, seed=3),
+        lambda: GreedyWordSwap(UntargetedClassification(), "delete"),
+        lambda: GreedyWordSwap(UntargetedClassification(), "combined"),
     ],
 )
 def test_bfloat16_search_gives_the_float32_results(tokenizer, make_search):
@@ -374,39 +394,39 @@ def test_bfloat16_search_gives_the_float32_results(tokenizer, make_search):
     assert reduced.summary()["unconfirmed_successes"] == 0
 
 
-def test_a_flip_the_exact_model_does_not_confirm_counts_as_failed(tokenizer):
+@pytest.mark.parametrize("search", ["pwws", "greedy"])
+def test_a_flip_the_exact_model_does_not_confirm_is_not_taken(tokenizer, search):
+    # The search copy sees a flip; the exact model, asked before the search stops, does not: the search
+    # goes on (no word left here) and the example holds.
     victim = _reduced_precision_victim(tokenizer, {**WORD_SCORES, "excellent": -10.0})
-    report = _run(
-        tokenizer, [Example("a plot with good acting", 1)], PWWS(UntargetedClassification(), "[UNK]"), victim=victim
-    )
+    goal = UntargetedClassification()
+    method = PWWS(goal, "[UNK]") if search == "pwws" else GreedyWordSwap(goal, "delete")
+    report = _run(tokenizer, [Example("a plot with good acting", 1)], method, victim=victim)
     (result,) = report.results
-    assert result.status == "failed" and result.unconfirmed and result.final_prediction == 1
-    assert result.adversarial == "a plot with excellent acting"
-    assert report.summary()["unconfirmed_successes"] == 1 and report.summary()["robust_accuracy"] == 1.0
+    assert result.status == "failed" and not result.unconfirmed and result.final_prediction == 1
+    # PWWS applies its swap anyway; the greedy search keeps a swap only when the (exact) loss drops
+    assert result.adversarial == ("a plot with excellent acting" if search == "pwws" else "a plot with good acting")
+    assert report.summary()["robust_accuracy"] == 1.0 and report.engine["rescored"] == 1
 
 
 def test_query_engine_keeps_the_search_and_the_exact_answer_apart(tokenizer):
     from rift_fast.attacks import QueryEngine
 
-    query = ("a bad plot", None)
-    exact_answer = _victim(tokenizer).probabilities([query])[0]
+    exact_answer = _victim(tokenizer).probabilities([("a bad plot", None)])[0]
     victim = _reduced_precision_victim(tokenizer, {**WORD_SCORES, "bad": -0.9})
     engine = QueryEngine(victim)
-    np.testing.assert_allclose(engine.probabilities([(0, query)], exact=True)[0], exact_answer)
-    search_answer = engine.probabilities([(0, query), (0, query)])
+    target = _target("a bad plot")
+    engine.register([target])
+    query = target.edit({})
+    np.testing.assert_allclose(engine.answer([query], exact=True)[0], exact_answer)
+    search_answer = engine.answer([query, query])
     assert abs(search_answer[0][0] - exact_answer[0]) > 0.01  # the search copy's own answer, scored once
     assert engine.queries_of(0) == 1 and victim.rows_scored == 2 and victim.exact_rows_scored == 1
-    np.testing.assert_allclose(engine.probabilities([(0, query)], exact=True)[0], exact_answer)  # cached
-
-    near = ("the cat sleeps", None)  # the search copy puts it at the boundary: its known exact answer is reused
-    victim = _reduced_precision_victim(tokenizer, {**WORD_SCORES, "cat": 0.01})
-    engine = QueryEngine(victim)
-    exact_near = engine.probabilities([(0, near)], exact=True)[0]
-    np.testing.assert_array_equal(engine.probabilities([(0, near)])[0], exact_near)
-    assert victim.exact_rows_scored == 1 and victim.rows_scored == 2
+    np.testing.assert_allclose(engine.answer([query], exact=True)[0], exact_answer)  # cached
 
     plain = _victim(tokenizer)
     engine = QueryEngine(plain)
-    engine.probabilities([(0, query)], exact=True)
-    engine.probabilities([(0, query)])
+    engine.register([target])
+    engine.answer([query], exact=True)
+    engine.answer([query])
     assert plain.rows_scored == 1  # without a search copy one answer serves both

@@ -28,6 +28,13 @@ def test_attack_refuses_an_exact_margin_outside_zero_one(capsys):
     assert "--exact-margin: a gap between two probabilities is in [0, 1], got 1.5" in capsys.readouterr().err
 
 
+def test_attack_takes_a_splicing_check_and_refuses_a_negative_one(capsys):
+    assert attack.build_parser().parse_args(["--verify-splicing", "16"]).verify_splicing == 16
+    with pytest.raises(SystemExit):
+        attack.main(["--verify-splicing", "-1"])
+    assert "--verify-splicing: a number of queries is >= 0, got -1" in capsys.readouterr().err
+
+
 def _tiny_run_argv(model_dir, output):
     return [
         "--model",

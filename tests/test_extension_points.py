@@ -148,7 +148,7 @@ class FirstSwap(SearchMethod):
 
     def attack(self, targets, engine, clean):
         chosen = {t.index: {t.attackable[0]: 1} for t in targets}
-        answers = engine.probabilities([(t.index, t.render(chosen[t.index])) for t in targets])
+        answers = engine.answer([t.edit(chosen[t.index]) for t in targets])
         return {
             t.index: SearchOutcome(self.goal.succeeded(p, t.label), chosen[t.index]) for t, p in zip(targets, answers)
         }

@@ -379,15 +379,15 @@ def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, t
 
 def _slow_victim(tokenizer, seconds):  # noqa: F811  (a parameter, not the fixture)
     victim = _victim(tokenizer)
-    answer = victim.score
+    answer = victim.score_rows
 
-    def slow(queries, exact=False, known_exact=None):
+    def slow(rows, exact=False):
         import time
 
         time.sleep(seconds)
-        return answer(queries, exact)
+        return answer(rows, exact)
 
-    victim.score = slow
+    victim.score_rows = slow
     return victim
 
 

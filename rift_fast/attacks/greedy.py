@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
 from rift_fast.attacks.goal import UntargetedClassification
 from rift_fast.attacks.search import SearchMethod, SearchOutcome
 from rift_fast.attacks.sentence_encoder import SentenceSimilarity
+from rift_fast.attacks.text import Edit
 from rift_fast.attacks.text_constraints import Perturbation, QueryBudget, TextConstraint
 from rift_fast.attacks.transformation import Target
 from rift_fast.attacks.victim import Query, QueryEngine
+
+Request = TypeVar("Request", Query, Edit)  # what the search asks the engine about: a rendered query or an edit
 
 # How words are ranked before the greedy swaps:
 # delete: the drop of the goal's loss when the word is deleted (TextFooler, Jin et al. 2020, Eq. 2);
@@ -92,7 +96,7 @@ class GreedyWordSwap(SearchMethod):
         """The texts whose answers rank the target's words (see :meth:`_importance`)."""
         if self.ranking in ("delete", "unk"):
             filler = "" if self.ranking == "delete" else self.unknown_token
-            return [target.query_with({p: filler}) for p in target.attackable]
+            return [target.query_with({p: filler}) for p in target.attackable]  # scored as rendered texts
         text, spans = target.spans.text, target.spans.spans
         probes = []
         for p in target.attackable:
@@ -112,7 +116,7 @@ class GreedyWordSwap(SearchMethod):
             scores.append((head - head_before) + COMBINED_TAIL_WEIGHT * (tail - tail_after))
         return scores
 
-    def _allowed(self, engine: QueryEngine, progress: _Progress, requests: list[Query]) -> list[Query]:
+    def _allowed(self, engine: QueryEngine, progress: _Progress, requests: list[Request]) -> list[Request]:
         """``requests`` cut to what the example's query budget still allows (marking it spent when cut)."""
         if progress.query_limit is None:
             return requests
@@ -130,7 +134,7 @@ class GreedyWordSwap(SearchMethod):
         progress = {t.index: _Progress(t, [], limits[t.index]) for t in targets}
         probes = {t.index: self._probes(t) for t in targets}
         allowed = {t.index: self._allowed(engine, progress[t.index], probes[t.index]) for t in targets}
-        answers = iter(engine.probabilities([(t.index, q) for t in targets for q in allowed[t.index]]))
+        answers = iter(engine.answer_texts([(t.index, q) for t in targets for q in allowed[t.index]]))
         for target in targets:
             state = progress[target.index]
             state.loss = self.goal.loss(clean[target.index], target.label)
@@ -193,13 +197,15 @@ class GreedyWordSwap(SearchMethod):
         for proposal in proposals:
             by_example.setdefault(proposal[0].target.index, []).append(proposal)
         requests, owners = [], []
-        for index, group in by_example.items():
+        for group in by_example.values():
             state = group[0][0]
-            queries = [state.target.render({**state.chosen, position: slot}) for _, position, slot in group]
-            allowed = self._allowed(engine, state, queries)
-            requests += [(index, q) for q in allowed]
+            edits = [state.target.edit({**state.chosen, position: slot}) for _, position, slot in group]
+            allowed = self._allowed(engine, state, edits)
+            requests += allowed
             owners += group[: len(allowed)]
-        answers = engine.probabilities(requests)
+        answers = self._decided(
+            engine, requests, engine.answer(requests), [state.target.label for state, _, _ in owners]
+        )
         scored: dict[int, list[_Scored]] = {}
         for (state, position, slot), probabilities in zip(owners, answers):
             state.scored_any = True
@@ -217,6 +223,14 @@ class GreedyWordSwap(SearchMethod):
             state.loss = best.loss
             if succeeded:
                 outcomes[index] = SearchOutcome(True, dict(state.chosen))
+
+    def _decided(
+        self, engine: QueryEngine, edits: list[Edit], answers: list[np.ndarray], labels: list[int]
+    ) -> list[np.ndarray]:
+        """``answers`` with every claimed success (and answer near the boundary) re-scored by the exact
+        model (:meth:`QueryEngine.decide`), so that a success is never a reduced-precision artefact."""
+        claimed = [self.goal.succeeded(p, label) for p, label in zip(answers, labels)]
+        return engine.decide(edits, answers, claimed)
 
     def _most_similar_success(self, state: _Progress, candidates: list[_Scored]) -> _Scored:
         """Among the candidates that flip the label, the one whose window is most similar to the text

@@ -81,6 +81,7 @@ class AttackReport:
     forward_seconds: float = 0.0
     session_wall_seconds: float = 0.0
     session_forward_seconds: float = 0.0
+    engine: dict = field(default_factory=dict)  # this session's QueryEngine.describe()
 
     def summary(self) -> dict:
         """Counts and figures; a rate or mean whose denominator is empty is None."""
@@ -108,7 +109,12 @@ class AttackReport:
         }
 
     def to_json(self) -> dict:
-        return {"settings": self.settings, "summary": self.summary(), "results": [asdict(r) for r in self.results]}
+        return {
+            "settings": self.settings,
+            "summary": self.summary(),
+            "engine": self.engine,
+            "results": [asdict(r) for r in self.results],
+        }
 
     def to_markdown(self) -> str:
         s = self.summary()
@@ -249,6 +255,8 @@ def run_attack(
     examples_per_round: int = 64,
     indices: list[int] | None = None,
     progress: bool = True,
+    splicing: bool = True,
+    verify_splicing: int = 0,
 ) -> AttackReport:
     """Attack ``examples`` (those at ``indices`` of the pool, default all) and report.
 
@@ -256,6 +264,11 @@ def run_attack(
     queries of all unfinished examples together. Finished examples go to ``checkpoint``, with the
     wall and forward seconds of their round; examples already there are not attacked again, and
     the report's times add the rounds recorded there to this session's.
+
+    ``splicing``: build queries by token-span splicing where exact (:class:`QueryEngine`; False: the
+    text path for every query; results are identical either way); ``verify_splicing``: spliced
+    queries re-tokenised and compared per engine call (a difference raises ``SplicingMismatch``).
+    The report's ``engine`` holds what the query engine did (:meth:`QueryEngine.describe`).
     """
     started = time.perf_counter()
     forward_before = victim.forward_seconds
@@ -265,7 +278,7 @@ def run_attack(
     round_started, round_forward = started, forward_before
     indices = list(range(len(examples))) if indices is None else indices
     pending = [i for i in indices if i not in done]
-    engine = QueryEngine(victim)
+    engine = QueryEngine(victim, splicing=splicing, verify=verify_splicing)
     attacked_side = 0 if all(e.text_pair is None for e in examples) else 1
     bar = tqdm(
         total=len(indices),
@@ -276,23 +289,23 @@ def run_attack(
     )
     for start in range(0, len(pending), examples_per_round):
         chunk = pending[start : start + examples_per_round]
-        clean = dict(
-            zip(
-                chunk, engine.probabilities([(i, (examples[i].text, examples[i].text_pair)) for i in chunk], exact=True)
-            )
-        )
-        targets, finished = [], []
+        every = []
         for i in chunk:
             example = examples[i]
             visible, truncated = victim.visible_characters((example.text, example.text_pair), attacked_side)
-            target = build_target(i, example, transformation, constraints, visible, truncated)
+            every.append(build_target(i, example, transformation, constraints, visible, truncated))
+        engine.register(every)
+        clean = dict(zip(chunk, engine.answer([t.edit({}) for t in every], exact=True)))
+        targets, finished = [], []
+        for target in every:
+            i = target.index
             prediction = int(np.argmax(clean[i]))
-            if prediction != example.label or not target.attackable:
-                status = MISCLASSIFIED if prediction != example.label else UNATTACKABLE
+            if prediction != target.label or not target.attackable:
+                status = MISCLASSIFIED if prediction != target.label else UNATTACKABLE
                 finished.append(
                     ExampleResult(
                         i,
-                        example.label,
+                        target.label,
                         status,
                         target.spans.text,
                         None,
@@ -301,19 +314,19 @@ def run_attack(
                         0,
                         len(target.spans),
                         engine.queries_of(i),
-                        truncated,
+                        target.truncated,
                     )
                 )
             else:
                 targets.append(target)
         # The search compares its answers with the clean ones at its own precision.
-        search_clean = engine.probabilities([(t.index, t.original_query()) for t in targets])
+        search_clean = engine.answer([t.edit({}) for t in targets])
         outcomes = (
             search.attack(targets, engine, {t.index: p for t, p in zip(targets, search_clean)}) if targets else {}
         )
         # Every final text is judged on exact probabilities (free unless the search ran in reduced precision).
         finals = [target.render(outcomes[target.index].chosen) for target in targets]
-        verdicts = engine.probabilities([(t.index, query) for t, query in zip(targets, finals)], exact=True)
+        verdicts = engine.answer([t.edit(outcomes[t.index].chosen) for t in targets], exact=True)
         for target, query, probabilities in zip(targets, finals, verdicts):
             outcome = outcomes[target.index]
             success = goal.succeeded(probabilities, target.label)
@@ -348,6 +361,7 @@ def run_attack(
     report.results = [done[i] for i in indices]
     report.session_wall_seconds = time.perf_counter() - started
     report.session_forward_seconds = victim.forward_seconds - forward_before
+    report.engine = engine.describe()
     report.wall_seconds = report.session_wall_seconds + sum(t.wall_seconds for t in earlier)
     report.forward_seconds = report.session_forward_seconds + sum(t.forward_seconds for t in earlier)
     return report

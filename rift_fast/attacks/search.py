@@ -77,11 +77,9 @@ class PWWS(SearchMethod):
         requests = []
         for target in targets:
             for position in target.attackable:
-                requests.append((target.index, target.query_with({position: self.unknown_token})))
-                requests.extend(
-                    (target.index, target.render({position: slot})) for slot in range(1, len(target.choices[position]))
-                )
-        answers = iter(engine.probabilities(requests))
+                requests.append(target.edit_with({position: self.unknown_token}))
+                requests.extend(target.edit({position: slot}) for slot in range(1, len(target.choices[position])))
+        answers = iter(engine.answer(requests))
         plans = {}
         for target in targets:
             base = self.goal.loss(clean[target.index], target.label)
@@ -111,7 +109,10 @@ class PWWS(SearchMethod):
                     position, slot = plan[step]
                     chosen[target.index][position] = slot
                     still.append(target)
-            round_answers = engine.probabilities([(t.index, t.render(chosen[t.index])) for t in still])
+            edits = [t.edit(chosen[t.index]) for t in still]
+            round_answers = engine.answer(edits)
+            claimed = [self.goal.succeeded(p, t.label) for t, p in zip(still, round_answers)]
+            round_answers = engine.decide(edits, round_answers, claimed)
             active = []
             for target, probabilities in zip(still, round_answers):
                 if self.goal.succeeded(probabilities, target.label):
@@ -177,9 +178,9 @@ class GeneticAttack(SearchMethod):
                 option = chosen.copy()
                 option[position] = slot
                 options.append(option)
-                requests.append((target.index, target.render(option)))
+                requests.append(target.edit(option))
             options_of.append(options)
-        answers = iter(engine.probabilities(requests))
+        answers = iter(engine.answer(requests))
         mutated = []
         for (target, _, _), options in zip(jobs, options_of):
             scored = [next(answers) for _ in options]
@@ -194,13 +195,27 @@ class GeneticAttack(SearchMethod):
             child[rng.choice(modified, size=len(modified) - target.budget, replace=False)] = 0
         return child
 
-    def _best_success(self, target: Target, members: list[tuple[np.ndarray, np.ndarray]]) -> SearchOutcome | None:
-        losses = [self.goal.loss(p, target.label) for _, p in members]
-        best = int(np.argmin(losses))
-        chosen, probabilities = members[best]
-        if self.goal.succeeded(probabilities, target.label):
-            return SearchOutcome(True, {i: int(s) for i, s in enumerate(chosen) if s})
-        return None
+    def _best_member(
+        self, target: Target, members: list[tuple[np.ndarray, np.ndarray]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The member of lowest loss (the first of them on a tie)."""
+        return members[int(np.argmin([self.goal.loss(p, target.label) for _, p in members]))]
+
+    def _best_successes(
+        self, targets: list[Target], populations: dict[int, list[tuple[np.ndarray, np.ndarray]]], engine: QueryEngine
+    ) -> dict[int, SearchOutcome]:
+        """target index -> success outcome, for the targets whose best member flips the label; the
+        best members' answers are decided by :meth:`QueryEngine.decide` (exact near the boundary)."""
+        best = [self._best_member(t, populations[t.index]) for t in targets]
+        edits = [t.edit(chosen) for t, (chosen, _) in zip(targets, best)]
+        answers = [probabilities for _, probabilities in best]
+        claimed = [self.goal.succeeded(p, t.label) for t, p in zip(targets, answers)]
+        decided = engine.decide(edits, answers, claimed)
+        return {
+            t.index: SearchOutcome(True, {i: int(s) for i, s in enumerate(chosen) if s})
+            for t, (chosen, _), p in zip(targets, best, decided)
+            if self.goal.succeeded(p, t.label)
+        }
 
     def attack(
         self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]
@@ -217,12 +232,11 @@ class GeneticAttack(SearchMethod):
         active = list(targets)
         for _ in range(self.generations):
             breeding, elites = [], {}
+            outcomes.update(self._best_successes(active, populations, engine))
             for target in active:
-                members = populations[target.index]
-                found = self._best_success(target, members)
-                if found:
-                    outcomes[target.index] = found
+                if target.index in outcomes:
                     continue
+                members = populations[target.index]
                 rng = rngs[target.index]
                 losses = [self.goal.loss(p, target.label) for _, p in members]
                 elites[target.index] = members[int(np.argmin(losses))]
@@ -241,13 +255,11 @@ class GeneticAttack(SearchMethod):
                     elites[target.index],
                     *children[k * (self.population - 1) : (k + 1) * (self.population - 1)],
                 ]
+        outcomes.update(self._best_successes(active, populations, engine))
         for target in active:
-            members = populations[target.index]
-            found = self._best_success(target, members)
-            if found is None:
-                chosen, _ = min(members, key=lambda m: self.goal.loss(m[1], target.label))
-                found = SearchOutcome(False, {i: int(s) for i, s in enumerate(chosen) if s})
-            outcomes[target.index] = found
+            if target.index not in outcomes:
+                chosen, _ = min(populations[target.index], key=lambda m: self.goal.loss(m[1], target.label))
+                outcomes[target.index] = SearchOutcome(False, {i: int(s) for i, s in enumerate(chosen) if s})
         return outcomes
 
 
@@ -358,11 +370,9 @@ class GradientGuidedGreedy(SearchMethod):
         active = list(targets)
         while active:
             ranked = self._ranked_swaps(active, chosen, attacked_side)
-            requests = [
-                (t.index, t.render({**chosen[t.index], word: slot})) for t in active for word, slot in ranked[t.index]
-            ]
-            answers = iter(engine.probabilities(requests))
-            still = []
+            requests = [t.edit({**chosen[t.index], word: slot}) for t in active for word, slot in ranked[t.index]]
+            answers = iter(engine.answer(requests))
+            improving = []  # (target, word, slot, its search answer)
             for target in active:
                 if not ranked[target.index] and not chosen[target.index]:
                     outcomes[target.index] = SearchOutcome(False, {}, no_candidate=True)
@@ -376,9 +386,15 @@ class GradientGuidedGreedy(SearchMethod):
                     outcomes[target.index] = SearchOutcome(False, chosen[target.index])
                     continue
                 word, slot = ranked[target.index][best[1]]
+                improving.append((target, word, slot, best[2]))
+            edits = [t.edit({**chosen[t.index], word: slot}) for t, word, slot, _ in improving]
+            claimed = [self.goal.succeeded(p, t.label) for t, _, _, p in improving]
+            decided = engine.decide(edits, [p for _, _, _, p in improving], claimed)
+            still = []
+            for (target, word, slot, _), probabilities in zip(improving, decided):
                 chosen[target.index][word] = slot
-                latest[target.index] = best[2]
-                if self.goal.succeeded(best[2], target.label):
+                latest[target.index] = probabilities
+                if self.goal.succeeded(probabilities, target.label):
                     outcomes[target.index] = SearchOutcome(True, chosen[target.index])
                 elif target.budget is not None and len(chosen[target.index]) >= target.budget:
                     outcomes[target.index] = SearchOutcome(False, chosen[target.index])

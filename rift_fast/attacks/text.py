@@ -7,6 +7,10 @@ from functools import cached_property
 
 from rift_fast.text import word_spans
 
+Query = tuple[str, str | None]  # (text, text_pair); text_pair is None for single-text tasks
+Substitutes = tuple[tuple[int, str], ...]  # (word position, new word), by position
+Edit = tuple[int, Substitutes]  # (example index, substitutes): one query of a registered target
+
 
 @dataclass(frozen=True)
 class WordSpans:

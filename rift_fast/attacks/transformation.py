@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rift_fast.attacks.constraints import Constraints
-from rift_fast.attacks.text import WordSpans, match_case
+from rift_fast.attacks.text import Edit, WordSpans, match_case
 from rift_fast.data import Example
 from rift_fast.synonyms import SynonymIndex
 from rift_fast.text import accent_stripped, is_single_word
@@ -76,6 +76,20 @@ class Target:
 
     def original_query(self) -> tuple[str, str | None]:
         return self.example.text, self.example.text_pair
+
+    def edit(self, chosen: np.ndarray | dict[int, int]) -> Edit:
+        """The query of :meth:`render` as an :data:`Edit` for :class:`QueryEngine` (not rendered)."""
+        if isinstance(chosen, dict):
+            items = sorted((i, slot) for i, slot in chosen.items() if slot)
+        else:
+            positions = chosen.nonzero()[0].tolist()
+            items = list(zip(positions, chosen[positions].tolist()))
+        return self.index, tuple((i, self.choices[i][slot]) for i, slot in items)
+
+    def edit_with(self, substitutes: dict[int, str]) -> Edit:
+        """The query of :meth:`query_with` as an :data:`Edit` (a substitute equal to the word is no change)."""
+        words = self.spans.words
+        return self.index, tuple(sorted((i, word) for i, word in substitutes.items() if word != words[i]))
 
 
 def substitution_candidates(word: str, synonyms: SynonymIndex) -> list[str]:

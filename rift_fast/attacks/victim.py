@@ -3,23 +3,37 @@
 from __future__ import annotations
 
 import copy
-import hashlib
+import logging
+import random
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 import torch
 
+from rift_fast.attacks.splicing import (
+    PROBE_TEXTS,
+    PROBE_WORDS,
+    SplicingMismatch,
+    TokenRow,
+    TokenSplicer,
+    tokenised_rows,
+)
+from rift_fast.attacks.text import Edit, Query, Substitutes, WordSpans
+from rift_fast.attacks.transformation import Target
+from rift_fast.data import Example
 from rift_fast.models import checked_max_length
 
 if TYPE_CHECKING:
     from transformers import BatchEncoding, PreTrainedTokenizerBase
 
+logger = logging.getLogger(__name__)
+
 # Reduced-precision search: answers whose two most probable classes are closer than this are re-scored exactly.
 EXACT_MARGIN = 0.05
-Query = tuple[str, str | None]  # (text, text_pair); text_pair is None for single-text tasks
 
 
 T = TypeVar("T")
@@ -51,9 +65,9 @@ def _padded(values: list[T], length: int, fill: T, left: bool) -> list[T]:
 class VictimModel:
     """A sequence classifier answering ``(text, text_pair)`` queries with class probabilities.
 
-    Queries are tokenised once, sorted by their number of tokens and sent in batches of
-    ``batch_size`` padded to the longest of the batch; inputs longer than ``max_length`` tokens are
-    truncated (the longer side first for pairs). ``forward_seconds`` accumulates the time spent
+    Queries (model inputs, :class:`TokenRow`) are sorted by their number of tokens and sent in
+    batches of ``batch_size`` padded to the longest of the batch; inputs longer than ``max_length``
+    tokens are truncated (the longer side first for pairs). ``forward_seconds`` accumulates the time spent
     inside the model's forward passes (and the backward passes of :meth:`embedding_gradients`),
     ``rows_scored`` the rows they scored and ``exact_rows_scored`` those scored by ``model`` itself.
 
@@ -61,10 +75,10 @@ class VictimModel:
     ValueError naming both (:func:`rift_fast.models.checked_max_length`).
 
     Reduced-precision search: with ``search_dtype`` (e.g. ``torch.bfloat16``) differing from the
-    model's dtype, a copy of the model in that dtype answers search queries, and the model itself
-    (exact) re-scores every answer whose two most probable classes are closer than ``exact_margin``,
-    so every decision near the boundary is taken on exact probabilities; ``exact=True`` asks for exact
-    answers only.
+    model's dtype, a copy of the model in that dtype answers search queries; the model itself (exact)
+    answers ``exact=True`` requests: clean predictions, final verdicts, and the decisions
+    :meth:`QueryEngine.decide` re-scores (answers that claim a success or whose two most probable
+    classes are closer than ``exact_margin``).
     """
 
     def __init__(
@@ -101,67 +115,81 @@ class VictimModel:
             "exact_margin": self.exact_margin,
         }
 
-    def _tokenize(self, queries: list[Query]) -> BatchEncoding:
-        """Token ids (and type ids, attention masks) of the queries, unpadded: lists per query."""
-        texts = [q[0] for q in queries]
-        pairs = [q[1] for q in queries] if queries[0][1] is not None else None
-        return self.tokenizer(texts, pairs, truncation=True, max_length=self.max_length)
+    def rows(self, queries: list[Query]) -> list[TokenRow]:
+        """The model input of each query by the text path: tokenised whole, truncated to ``max_length``."""
+        return tokenised_rows(self.tokenizer, queries, self.max_length) if queries else []
 
     def _pad(self, encoded: BatchEncoding, rows: list[int]) -> BatchEncoding:
         """The ``rows`` of ``encoded`` padded to their longest by the tokenizer, as tensors on the model's device."""
         features = {key: [encoded[key][i] for i in rows] for key in encoded.keys()}
         return self.tokenizer.pad(features, return_tensors="pt").to(self.device)
 
-    def _forward(self, model: torch.nn.Module, encoded: BatchEncoding, rows: list[int]) -> np.ndarray:
-        """[len(rows), C] float64 probabilities of ``model`` for the ``rows`` of ``encoded``, in their order."""
-        # Sorting by the number of tokens (not characters) keeps the padding of each batch small.
-        order = sorted(range(len(rows)), key=lambda k: len(encoded["input_ids"][rows[k]]))
-        output: list[np.ndarray | None] = [None] * len(rows)
+    def _batch(self, rows: list[TokenRow]) -> dict[str, torch.Tensor]:
+        """``rows`` padded as the tokenizer pads (its side and pad ids), as tensors on the model's device;
+        from pinned host memory with non-blocking copies when the device is a GPU."""
+        length = max(len(row.ids) for row in rows)
+        left = self.tokenizer.padding_side == "left"
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        arrays = {"input_ids": np.full((len(rows), length), pad_id, dtype=np.int64)}
+        arrays["attention_mask"] = np.zeros((len(rows), length), dtype=np.int64)
+        if rows[0].type_ids is not None:
+            arrays["token_type_ids"] = np.full((len(rows), length), self.tokenizer.pad_token_type_id, dtype=np.int64)
+        for k, row in enumerate(rows):
+            place = slice(length - len(row.ids), length) if left else slice(0, len(row.ids))
+            arrays["input_ids"][k, place] = row.ids
+            arrays["attention_mask"][k, place] = 1
+            if row.type_ids is not None:
+                arrays["token_type_ids"][k, place] = row.type_ids
+        on_gpu = self.device.type == "cuda"
+        return {
+            key: (torch.from_numpy(value).pin_memory() if on_gpu else torch.from_numpy(value)).to(
+                self.device, non_blocking=on_gpu
+            )
+            for key, value in arrays.items()
+        }
+
+    def _forward(self, model: torch.nn.Module, rows: list[TokenRow]) -> np.ndarray:
+        """[len(rows), C] float64 probabilities of ``model`` for ``rows``, in their order.
+
+        Rows are sorted by their number of tokens (length buckets: little padding per batch); on a GPU
+        the batches are queued without waiting, and their answers copied back once at the end, so
+        padding the next batch on the host overlaps the forward of this one."""
+        order = sorted(range(len(rows)), key=lambda k: len(rows[k].ids))
+        answers: list[torch.Tensor] = []
+        seconds = 0.0
         for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            batch = self._pad(encoded, [rows[k] for k in chunk])
+            batch = self._batch([rows[k] for k in order[start : start + self.batch_size]])
             started = time.perf_counter()
             result = model(**batch)
             logits = result.logits if hasattr(result, "logits") else result[0]
-            probabilities = torch.softmax(logits.float(), dim=-1).double().cpu().numpy()
-            self.forward_seconds += time.perf_counter() - started
-            self.rows_scored += len(chunk)
-            self.exact_rows_scored += len(chunk) if model is self.model else 0
-            for row, k in enumerate(chunk):
-                output[k] = probabilities[row]
-        return np.stack(cast(list[np.ndarray], output))  # every row was filled above
+            answers.append(torch.softmax(logits.float(), dim=-1))
+            seconds += time.perf_counter() - started
+        started = time.perf_counter()
+        ordered = torch.cat(answers).double().cpu().numpy()  # waits for the device
+        self.forward_seconds += seconds + time.perf_counter() - started
+        self.rows_scored += len(rows)
+        self.exact_rows_scored += len(rows) if model is self.model else 0
+        output = np.empty_like(ordered)
+        output[order] = ordered
+        return output
 
     @torch.inference_mode()
-    def score(
-        self, queries: list[Query], exact: bool = False, known_exact: list[np.ndarray | None] | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """([N, C] float64 class probabilities, [N] bool: answered by the exact model) of the queries.
-
-        ``known_exact``: per query, its exact answer when already known (used instead of re-scoring it
-        when the search copy's answer is near the boundary), else None."""
-        if not queries:
-            return np.zeros((0, 0)), np.zeros(0, dtype=bool)
-        encoded = self._tokenize(queries)
-        rows = list(range(len(queries)))
-        if exact or self.search_model is None:
-            return self._forward(self.model, encoded, rows), np.ones(len(queries), dtype=bool)
-        probabilities = self._forward(self.search_model, encoded, rows)
-        top_two = np.sort(probabilities, axis=1)[:, -2:]
-        near = np.flatnonzero(top_two[:, -1] - top_two[:, 0] < self.exact_margin)
-        is_exact = np.zeros(len(queries), dtype=bool)
-        known = known_exact or [None] * len(queries)
-        unknown = [k for k in near.tolist() if known[k] is None]
-        if unknown:
-            probabilities[unknown] = self._forward(self.model, encoded, unknown)
-        for k in near.tolist():
-            if known[k] is not None:
-                probabilities[k] = known[k]
-        is_exact[near] = True
-        return probabilities, is_exact
+    def score_rows(self, rows: list[TokenRow], exact: bool = False) -> np.ndarray:
+        """[N, C] float64 class probabilities of the model inputs ``rows``: the search copy's answers
+        (when there is one and ``exact`` is False) or the model's own."""
+        if not rows:
+            return np.zeros((0, 0))
+        model = self.model if exact or self.search_model is None else self.search_model
+        return self._forward(model, rows)
 
     def probabilities(self, queries: list[Query], exact: bool = False) -> np.ndarray:
-        """[N, C] float64 class probabilities of the queries, in their order (see :meth:`score`)."""
-        return self.score(queries, exact)[0]
+        """[N, C] float64 class probabilities of the queries, in their order (see :meth:`score_rows`)."""
+        return self.score_rows(self.rows(queries), exact)
+
+    def near_boundary(self, probabilities: np.ndarray) -> np.ndarray:
+        """[N] bool: answers [N, C] whose two most probable classes are closer than ``exact_margin``."""
+        top_two = np.sort(probabilities, axis=1)[:, -2:]
+        return top_two[:, -1] - top_two[:, 0] < self.exact_margin
 
     def embedding_gradients(self, queries: list[Query], labels: list[int], attacked_side: int) -> list[GradientBatch]:
         """Gradient of the summed cross-entropy w.r.t. the word-embedding output, for gradient-guided search.
@@ -231,58 +259,203 @@ class VictimModel:
         return (max(ends) if ends else 0), truncated
 
 
-class QueryEngine:
-    """Answers queries of many examples at once: identical queries are scored once per example and
-    the number of distinct queries of each example is counted (TextAttack's convention).
+def probe_targets() -> list[Target]:
+    """:data:`PROBE_TEXTS` as targets (negative indices, so they never meet a pool's examples)."""
+    targets = []
+    for k, (text, pair) in enumerate(PROBE_TEXTS):
+        spans = WordSpans(pair if pair is not None else text)
+        targets.append(Target(-1 - k, Example(text, 0, pair), spans, [[w] for w in spans.words], [], None))
+    return targets
 
-    Each text keeps up to two answers: the search's (what :meth:`VictimModel.score` gives without
-    ``exact``) and the exact model's; without a search copy the two are the same answer.
+
+@dataclass(frozen=True)
+class RenderedQuery:
+    """A query given as text rather than as word substitutions (:meth:`QueryEngine.answer_texts`)."""
+
+    query: Query
+
+
+class QueryEngine:
+    """Answers the queries of many examples at once, each query an :data:`Edit` of a registered
+    :class:`Target` (its words' substitutes).
+
+    A query's model input is built by token-span splicing (:mod:`rift_fast.attacks.splicing`) where
+    that is exact for the tokenizer (``splicing=True``, the default; proven by a probe when the first
+    targets are registered), else by rendering the text and tokenising it whole (the text path, the
+    reference). Answers are cached per example under the digest of the query's token ids, so a query
+    whose ids were already scored (any text giving those ids) is not scored again, and the same ids
+    asked by two examples in one call are scored once. The number of distinct queries (distinct texts)
+    of each example is counted, TextAttack's convention.
+
+    Each answer is kept twice at most: the search's (the search copy's answer when the victim has one)
+    and the exact model's. :meth:`decide` re-scores exactly only the answers a decision rests on.
+    ``verify``: how many random spliced queries of each call are re-tokenised and compared (a
+    difference raises :class:`SplicingMismatch`).
     """
 
-    def __init__(self, victim: VictimModel) -> None:
+    def __init__(self, victim: VictimModel, splicing: bool = True, verify: int = 0, seed: int = 0) -> None:
+        if verify < 0:
+            raise ValueError(f"verify is a number of queries per call, got {verify}")
         self.victim = victim
+        self.splicing = splicing
+        self.verify = verify
+        self.verified = 0
+        self.rows_built = 0  # distinct queries whose model input was built (spliced or tokenised)
+        self.tokens_built = 0  # their tokens
+        self.rescored = 0  # answers re-scored exactly by decide()
+        self.decided = 0  # answers decide() was asked about
+        self._rng = random.Random(seed)
+        self._splicer: TokenSplicer | None = None
+        self._targets: dict[int, Target] = {}
+        # example -> query (its substitutes, or a RenderedQuery) -> ids digest
+        self._keys: dict[int, dict[Substitutes | RenderedQuery, bytes]] = defaultdict(dict)
         self._answers: dict[int, dict[bytes, list[np.ndarray | None]]] = defaultdict(dict)  # [search, exact]
 
-    @staticmethod
-    def _key(query: Query) -> bytes:
-        return hashlib.blake2b(f"{query[0]}\x00{query[1]}".encode(), digest_size=16).digest()
+    def register(self, targets: list[Target]) -> None:
+        """Make ``targets`` answerable (their texts are tokenised once here when splicing)."""
+        if not targets:
+            return
+        for target in targets:
+            self._targets[target.index] = target
+        if self.splicing and self._splicer is None:
+            self._splicer = self._proven_splicer(targets[0].example.text_pair is not None)
+        if self._splicer is not None:
+            self._splicer.register(targets)
 
-    def probabilities(self, requests: list[tuple[int, Query]], exact: bool = False) -> list[np.ndarray]:
-        """``[(example_id, query), ...]`` -> probabilities [C] of each request, in order: the search's
-        answers, or with ``exact=True`` the exact model's."""
+    def _proven_splicer(self, pair: bool) -> TokenSplicer | None:
+        """A splicer for this victim's tokenizer once the probe proved it exact, else None (logged)."""
+        victim = self.victim
+        splicer = TokenSplicer(victim.tokenizer, victim.max_length, pair, victim.device)
+        if splicer.available:
+            splicer.probe(probe_targets(), PROBE_WORDS + [victim.tokenizer.unk_token or "<unk>"])
+        if not splicer.available:
+            logger.warning("[rift_fast] token splicing is off for this tokenizer (%s): text path", splicer.reason)
+            return None
+        return splicer
+
+    @property
+    def spliced(self) -> bool:
+        """Whether queries are spliced (False: every query goes through the text path)."""
+        return self._splicer is not None
+
+    def describe(self) -> dict:
+        """What the engine did: whether it spliced and the splicer's counts, spliced queries verified,
+        and search answers (``search_answers``) of which ``rescored`` were re-scored exactly by
+        :meth:`decide` (``rescored_share``; None without a search copy)."""
+        counts = dict(self._splicer.counts) if self._splicer else {}
+        search_answers = self.victim.rows_scored - self.victim.exact_rows_scored
+        return {
+            "spliced": self.spliced,
+            **counts,
+            "verified": self.verified,
+            "rows_built": self.rows_built,
+            "tokens_built": self.tokens_built,
+            "search_answers": search_answers,
+            "rescored": self.rescored,
+            "rescored_share": self.rescored / search_answers if self.victim.search_model and search_answers else None,
+        }
+
+    def _rows_of(self, edits: list[Edit]) -> list[TokenRow]:
+        """Model inputs of ``edits`` (new queries): spliced where exact, else by the text path."""
+        rows: list[TokenRow | None] = [None] * len(edits)
+        if self._splicer is not None:
+            rows = self._splicer.build(edits)
+            self._verify(edits, rows)
+        text_path = [k for k, row in enumerate(rows) if row is None]
+        if text_path:
+            texts = [self._targets[edits[k][0]].query_with(dict(edits[k][1])) for k in text_path]
+            for k, row in zip(text_path, self.victim.rows(texts)):
+                rows[k] = row
+        self.rows_built += len(rows)
+        self.tokens_built += sum(len(cast(TokenRow, row).ids) for row in rows)
+        return cast(list[TokenRow], rows)  # every row is filled above
+
+    def _verify(self, edits: list[Edit], rows: list[TokenRow | None]) -> None:
+        spliced = [k for k, row in enumerate(rows) if row is not None]
+        assert self._splicer is not None
+        for k in self._rng.sample(spliced, min(self.verify, len(spliced))):
+            index, substitutes = edits[k]
+            problem = self._splicer.mismatch(self._targets[index], dict(substitutes), cast(TokenRow, rows[k]))
+            if problem is not None:
+                raise SplicingMismatch(
+                    f"--verify-splicing: a spliced query differs from the tokenizer's ids ({problem}); "
+                    "rerun without splicing (the text path) and report the tokenizer"
+                )
+            self.verified += 1
+
+    def answer(self, edits: list[Edit], exact: bool = False) -> list[np.ndarray]:
+        """[C] probabilities of each edit, in order: the search's answers, or with ``exact=True`` the
+        exact model's."""
+        return self._answer(edits, self._rows_of, exact)
+
+    def answer_texts(self, queries: list[tuple[int, Query]], exact: bool = False) -> list[np.ndarray]:
+        """[C] probabilities of ``(example index, query)`` pairs whose text is not a word edit of the
+        example (DeepWordBug's head and tail probes), built by the text path; cached, de-duplicated by
+        ids and counted in :meth:`queries_of` like edits."""
+        return self._answer([(index, RenderedQuery(query)) for index, query in queries], self._rendered_rows, exact)
+
+    def _rendered_rows(self, items: list[tuple[int, RenderedQuery]]) -> list[TokenRow]:
+        rows = self.victim.rows([item.query for _, item in items])
+        self.rows_built += len(rows)
+        self.tokens_built += sum(len(row.ids) for row in rows)
+        return rows
+
+    def _answer(self, requests: list, build_rows: Callable[[list], list[TokenRow]], exact: bool) -> list[np.ndarray]:
+        """The answers of ``requests`` ((example index, cache key) pairs) whose model inputs
+        ``build_rows`` builds; each distinct ids row is scored once per model."""
         slot = int(exact)
-        keys = [(example, self._key(query)) for example, query in requests]
-        missing: dict[tuple[int, bytes], Query] = {}
-        for (example, key), (_, query) in zip(keys, requests):
-            cached = self._answers[example].get(key)
+        new = [request for request in dict.fromkeys(requests) if request[1] not in self._keys[request[0]]]
+        fresh: dict[bytes, TokenRow] = {}
+        for (index, query_key), row in zip(new, build_rows(new)):
+            self._keys[index][query_key] = row.key
+            fresh.setdefault(row.key, row)
+        keys = [(index, self._keys[index][query_key]) for index, query_key in requests]
+        missing: dict[bytes, Any] = {}  # ids digest -> a request with those ids, in order of first request
+        for (index, key), request in zip(keys, requests):
+            cached = self._answers[index].get(key)
             if cached is None or cached[slot] is None:
-                missing.setdefault((example, key), query)
+                missing.setdefault(key, request)
         if missing:
-            # The same text asked by two examples (rare) is still scored once.
-            unique_queries = list(dict.fromkeys(missing.values()))
-            known: dict[Query, np.ndarray] = {}  # exact answers already cached for texts that now need a search answer
-            for (example, key), query in missing.items():
-                cached = self._answers[example].get(key)
-                if cached is not None and cached[1] is not None:
-                    known.setdefault(query, cached[1])
-            probabilities, is_exact = self.victim.score(
-                unique_queries, exact=exact, known_exact=[known.get(q) for q in unique_queries]
-            )
-            answers = dict(zip(unique_queries, zip(probabilities, is_exact)))
+            rebuilt = iter(build_rows([request for key, request in missing.items() if key not in fresh]))
+            rows = [fresh[key] if key in fresh else next(rebuilt) for key in missing]
+            answers = dict(zip(missing, self.victim.score_rows(rows, exact=exact)))
             serves_search = not exact or self.victim.search_model is None
-            for (example, key), query in missing.items():
-                answer, answer_is_exact = answers[query]
-                entry = self._answers[example].setdefault(key, [None, None])
-                if serves_search:
-                    entry[0] = answer
-                if answer_is_exact:
-                    entry[1] = answer
-        # Every requested answer is filled above.
-        return [cast(np.ndarray, self._answers[example][key][slot]) for example, key in keys]
+            serves_exact = exact or self.victim.search_model is None
+            for index, key in keys:
+                if key in answers:
+                    entry = self._answers[index].setdefault(key, [None, None])
+                    entry[0] = answers[key] if serves_search else entry[0]
+                    entry[1] = answers[key] if serves_exact else entry[1]
+        return [cast(np.ndarray, self._answers[index][key][slot]) for index, key in keys]
+
+    def decide(self, edits: list[Edit], answers: list[np.ndarray], claimed: list[bool]) -> list[np.ndarray]:
+        """The answers a decision rests on: each search answer in ``answers`` that ``claimed`` a success,
+        or whose two most probable classes are closer than the victim's ``exact_margin``, replaced by
+        the exact model's answer (computed once, cached); the others as given. Without a search copy
+        the answers are already exact and are returned as given."""
+        if self.victim.search_model is None or not edits:
+            return answers
+        self.decided += len(edits)
+        near = self.victim.near_boundary(np.stack(answers)) | np.asarray(claimed, dtype=bool)
+        chosen = np.flatnonzero(near).tolist()
+        if not chosen:
+            return answers
+        before = self.victim.exact_rows_scored
+        exact = self.answer([edits[k] for k in chosen], exact=True)
+        self.rescored += self.victim.exact_rows_scored - before
+        decided = list(answers)
+        for k, answer in zip(chosen, exact):
+            decided[k] = answer
+        return decided
 
     def queries_of(self, example: int) -> int:
-        return len(self._answers.get(example, {}))
+        """Distinct queries (texts) asked about ``example`` so far."""
+        return len(self._keys.get(example, {}))
 
     def release(self, example: int) -> None:
-        """Forget the answers of a finished example (keeps memory bounded on long runs)."""
+        """Forget a finished example (keeps memory bounded on long runs)."""
         self._answers.pop(example, None)
+        self._keys.pop(example, None)
+        self._targets.pop(example, None)
+        if self._splicer is not None:
+            self._splicer.release(example)

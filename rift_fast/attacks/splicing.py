@@ -1,0 +1,625 @@
+"""Token-span splicing: the token ids of an attack's queries built from the example's ids, without
+rendering or tokenising each query.
+
+Each attacked text is tokenised once, with character offsets. The *region* of a word is its
+characters plus the white space right before it (where byte-level BPE and SentencePiece put their
+``Ġ``/``▁`` markers); its tokens are those whose offsets fall in the region. Each substitute word is
+tokenised once per position, in its context: the gap text before and after the word (up to the
+neighbouring words) around it, so word-initial markers come out as in the full text. A query's ids
+are the example's ids with each substituted word's region tokens replaced by the substitute's,
+truncated to the model's window (the longer side first for pairs, as Hugging Face's
+``longest_first``) between the tokenizer's special tokens.
+
+Exactness, checked at three levels (any failure routes the query to the text path, never a wrong id):
+
+- per word: the word's region tokens in the full text equal its region tokens tokenised in context,
+  every token touching the region lies inside it, and the context's own tokens are the same for the
+  original and the substitute word (a tokenizer looking across word boundaries fails here);
+- per tokenizer: :meth:`TokenSplicer.probe` splices random substitutions into a probe set of sentences
+  (accents, curly quotes, digits, pairs, texts past the window) and compares with ``tokenizer(text)``;
+  a tokenizer failing it is not spliced at all (logged once);
+- per run: ``verify`` re-tokenises N random spliced queries per call and raises
+  :class:`SplicingMismatch` on any difference (``--verify-splicing N``).
+
+Queries are built with :func:`rift_fast.ops.build_perturbation_batch` on the victim's device: each
+example's row is laid out with a fixed number of slots per edited word (the most pieces any of its
+substitutes needs, unused slots hold :attr:`TokenSplicer.hole`), so substitutions are fixed-position
+edits the op applies and de-duplicates; the holes are then squeezed out and the rows truncated with
+torch ops on the same device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
+
+import numpy as np
+import torch
+
+from rift_fast.attacks.text import Query, Substitutes
+from rift_fast.ops.build_perturbation_batch import build_perturbation_batch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from rift_fast.attacks.transformation import Target
+
+logger = logging.getLogger(__name__)
+
+# How one word is substituted: (word position, its first token, its number of tokens, the new word's ids).
+Piece = tuple[int, int, int, tuple[int, ...]]
+# The parts of a model input, in order (the columns of a slot layout; PADDING_PART after the end).
+PREFIX_PART, OTHER_PART, MIDDLE_PART, ATTACKED_PART, SUFFIX_PART, PADDING_PART = range(6)
+
+
+class SplicingMismatch(ValueError):
+    """A spliced query's ids differ from the tokenizer's ids of the rendered text."""
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """The model input of one query: ``ids`` [n] int64 and ``type_ids`` [n] int64 (None when the
+    tokenizer returns no token type ids); ``key`` is a 16-byte BLAKE2b digest of both."""
+
+    ids: np.ndarray
+    type_ids: np.ndarray | None
+    key: bytes
+
+    @staticmethod
+    def of(ids: np.ndarray, type_ids: np.ndarray | None) -> TokenRow:
+        digest = hashlib.blake2b(ids.tobytes(), digest_size=16)
+        if type_ids is not None:
+            digest.update(type_ids.tobytes())
+        return TokenRow(ids, type_ids, digest.digest())
+
+
+def tokenised_rows(tokenizer: PreTrainedTokenizerBase, queries: list[Query], max_length: int) -> list[TokenRow]:
+    """The text path: each query tokenised whole, truncated to ``max_length`` tokens (the longer side
+    first for pairs); type ids kept when the tokenizer returns them."""
+    texts = [q[0] for q in queries]
+    pairs = [cast(str, q[1]) for q in queries] if queries[0][1] is not None else None
+    encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length)
+    types = encoded.get("token_type_ids")
+    return [
+        TokenRow.of(
+            np.asarray(ids, dtype=np.int64), np.asarray(types[k], dtype=np.int64) if types is not None else None
+        )
+        for k, ids in enumerate(encoded["input_ids"])
+    ]
+
+
+@dataclass(frozen=True)
+class SpecialTemplate:
+    """Where a tokenizer puts its special tokens: ``prefix`` + other side + ``middle`` + attacked side
+    + ``suffix`` (lists of ids), and the token type id of each of those five parts (None: no type ids)."""
+
+    prefix: tuple[int, ...]
+    middle: tuple[int, ...]
+    suffix: tuple[int, ...]
+    types: tuple[int, int, int, int, int] | None
+
+    @property
+    def size(self) -> int:
+        return len(self.prefix) + len(self.middle) + len(self.suffix)
+
+
+def special_template(tokenizer: PreTrainedTokenizerBase, pair: bool) -> SpecialTemplate | None:
+    """The template of ``tokenizer`` read off its encoding of a probe (``"a b"``, with ``"c d"`` as the
+    pair); None when the parts are not contiguous or a part mixes token type ids."""
+    encoded = tokenizer("a b", "c d" if pair else None)
+    sides = encoded.sequence_ids()
+    ids = encoded["input_ids"]
+    types = encoded.get("token_type_ids")
+    attacked = 1 if pair else 0
+    parts: list[list[int]] = [[] for _ in range(5)]  # prefix, other side, middle, attacked side, suffix
+    part = 0
+    for position, side in enumerate(sides):
+        wanted = 3 if side == attacked else 1 if side == 0 else None
+        if wanted is not None:
+            if part > wanted:
+                return None
+            part = wanted
+        elif part in (1, 3):
+            part += 1
+        parts[part].append(position)
+    if not parts[3] or (pair and not parts[1]):
+        return None
+    part_types = []
+    for positions in parts:
+        values = {types[p] for p in positions} if types is not None else set()
+        if len(values) > 1:
+            return None
+        part_types.append(values.pop() if values else 0)
+    return SpecialTemplate(
+        tuple(ids[p] for p in parts[0]),
+        tuple(ids[p] for p in parts[2]),
+        tuple(ids[p] for p in parts[4]),
+        tuple(part_types) if types is not None else None,  # type: ignore[arg-type]  # five parts
+    )
+
+
+# Normalisers that map each character (or a run of white space) on its own: word-local, so a word's
+# tokens cannot depend on its neighbours through them. "Precompiled" is SentencePiece's character map.
+WORD_LOCAL_NORMALISERS = {
+    "NFC",
+    "NFD",
+    "NFKC",
+    "NFKD",
+    "Lowercase",
+    "StripAccents",
+    "BertNormalizer",
+    "Strip",
+    "Prepend",
+    "Precompiled",
+    "Nmt",
+}
+_WHITESPACE_PATTERN = re.compile(r"(?:\\s|[ \t\n]|[{}0-9,+*?])+")
+
+
+def cross_word_normaliser(tokenizer: PreTrainedTokenizerBase) -> str | None:
+    """The first step of the fast tokenizer's normaliser that may look across word boundaries (a
+    replacement whose pattern mixes word and non-word characters, a regex not made of white space
+    only, or a normaliser this module does not know), as JSON; None when every step is word-local."""
+    description = json.loads(tokenizer.backend_tokenizer.to_str()).get("normalizer")
+    steps = [description] if description else []
+    while steps:
+        step = steps.pop()
+        kind = step.get("type")
+        if kind == "Sequence":
+            steps += step["normalizers"]
+        elif kind == "Replace":
+            pattern = step["pattern"]
+            if "Regex" in pattern and not _WHITESPACE_PATTERN.fullmatch(pattern["Regex"]):
+                return json.dumps(step)
+            text = pattern.get("String", "")
+            has_word = any(c.isalnum() for c in text + step["content"])
+            has_other = any(not c.isalnum() for c in text + step["content"])
+            if "String" in pattern and has_word and has_other:
+                return json.dumps(step)
+        elif kind not in WORD_LOCAL_NORMALISERS:
+            return json.dumps(step)
+    return None
+
+
+def longest_first(other: torch.Tensor, attacked: torch.Tensor, budget: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokens kept of each side [N] int64 under Hugging Face's ``longest_first`` truncation of a pair to
+    ``budget`` tokens (special tokens excluded): the shorter side keeps up to half, the longer the
+    rest; on a tie the second (attacked) side keeps the odd token."""
+    over = other + attacked > budget
+    other_first = attacked >= other
+    kept_other = torch.where(
+        other_first, torch.clamp(other, max=budget // 2), budget - torch.clamp(attacked, max=budget // 2)
+    )
+    kept_other = torch.where(over, kept_other, other)
+    kept_attacked = torch.where(over, budget - kept_other, attacked)
+    return kept_other, kept_attacked
+
+
+@dataclass
+class _Context:
+    """A word tokenised in its context: its region's ids (None when a token crosses the region's
+    edge) and the ids of the context around it."""
+
+    region: tuple[int, ...] | None
+    around: tuple[tuple[int, ...], tuple[int, ...]]
+
+
+@dataclass
+class _Example:
+    """A registered target's tokens: the attacked side's ids and offsets, the other side's ids."""
+
+    target: Target
+    ids: np.ndarray  # [n] int64, attacked side, no special tokens
+    starts: np.ndarray  # [n] char offsets
+    ends: np.ndarray
+    other: np.ndarray  # [m] int64, the other side of a pair (empty for single texts)
+    regions: dict[int, tuple[int, int] | None] = field(default_factory=dict)  # word -> token range
+    contexts: dict[int, tuple[str, str, int]] = field(default_factory=dict)  # word -> gaps, white space
+    ordered: bool = True  # offsets non-decreasing (else no word of this example is spliced)
+    pieces: dict[tuple[int, str], Piece | None] = field(default_factory=dict)  # (word, substitute) -> piece
+
+
+def _region_tokens(starts: np.ndarray, ends: np.ndarray, low: int, high: int) -> tuple[int, int] | None:
+    """The token range [a, b) of the characters [low, high), or None when a token crosses its edge.
+
+    ``starts`` and ``ends`` [n]: the tokens' character offsets, non-decreasing (as tokenizers give
+    them). A token belongs to the range when its characters meet it, or when it is empty (a marker
+    such as a lone ``Ġ``) and stands inside it."""
+    first_candidate = int(np.searchsorted(ends, low, side="left"))  # tokens before end before the range
+    last_candidate = int(np.searchsorted(starts, high, side="left"))  # tokens from here start after it
+    window_starts, window_ends = starts[first_candidate:last_candidate], ends[first_candidate:last_candidate]
+    touching = ((window_ends > low) & (window_starts < window_ends)) | (
+        (window_starts == window_ends) & (window_starts >= low)
+    )
+    found = np.flatnonzero(touching)
+    if found.size == 0:
+        return first_candidate, first_candidate
+    first, last = first_candidate + int(found[0]), first_candidate + int(found[-1]) + 1
+    inside = (starts[first:last] >= low) & (ends[first:last] <= high)
+    if last - first != found.size or not inside.all():
+        return None
+    return first, last
+
+
+def _leading_space(text: str, start: int, floor: int) -> int:
+    """How many white-space characters stand right before ``start`` (not before ``floor``)."""
+    begin = start
+    while begin > floor and text[begin - 1].isspace():
+        begin -= 1
+    return start - begin
+
+
+_PROBED: dict[tuple[bytes, int, bool], str | None] = {}  # probe outcomes, see TokenSplicer.probe
+
+
+class TokenSplicer:
+    """Builds the token ids of attack queries by splicing (see the module docstring).
+
+    ``max_length``: the model's window in tokens (special tokens included); ``pair``: whether the
+    task's inputs are sentence pairs (the second side is attacked). ``available`` is False (and
+    ``reason`` says why) when this tokenizer cannot be spliced; the engine then uses the text path.
+    ``counts`` tallies what happened: spliced and text-path queries, substitute words that tokenise
+    to nothing or to the unknown token, words whose splicing is not exact.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int, pair: bool, device: torch.device) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.pair = pair
+        self.device = device
+        self.hole = len(tokenizer)  # no token has this id
+        self.unknown_id = tokenizer.unk_token_id
+        self.counts: Counter[str] = Counter()
+        self._examples: dict[int, _Example] = {}
+        self._contexts: dict[tuple[str, str, str], _Context] = {}
+        self.template = special_template(tokenizer, pair) if tokenizer.is_fast else None
+        self.reason = self._unsupported()
+        self.available = self.reason is None
+        self.budget = max_length - (self.template.size if self.template else 0)  # tokens of the texts
+
+    def _unsupported(self) -> str | None:
+        if not self.tokenizer.is_fast:
+            return "a slow (Python) tokenizer gives no character offsets"
+        if self.template is None:
+            return "its special tokens do not follow a prefix/middle/suffix template"
+        if self.tokenizer.truncation_side != "right":
+            return f"truncation_side={self.tokenizer.truncation_side!r} (only 'right' is spliced)"
+        step = cross_word_normaliser(self.tokenizer)
+        if step is not None:
+            return f"its normaliser step {step} may look across word boundaries"
+        return None
+
+    def register(self, targets: list[Target]) -> None:
+        """Tokenise each target's sides once, with offsets."""
+        new = [t for t in targets if t.index not in self._examples]
+        if not new:
+            return
+        attacked = self.tokenizer([t.spans.text for t in new], add_special_tokens=False, return_offsets_mapping=True)
+        others = (
+            self.tokenizer([t.example.text for t in new], add_special_tokens=False)["input_ids"] if self.pair else None
+        )
+        for k, target in enumerate(new):
+            offsets = np.asarray(attacked["offset_mapping"][k], dtype=np.int64).reshape(-1, 2)
+            self._examples[target.index] = _Example(
+                target,
+                np.asarray(attacked["input_ids"][k], dtype=np.int64),
+                offsets[:, 0].copy(),
+                offsets[:, 1].copy(),
+                np.asarray(others[k] if others is not None else [], dtype=np.int64),
+                ordered=not (np.diff(offsets, axis=0) < 0).any(),
+            )
+
+    def release(self, index: int) -> None:
+        self._examples.pop(index, None)
+
+    @staticmethod
+    def _context_parts(example: _Example, position: int) -> tuple[str, str, int]:
+        """The gap text before and after word ``position`` and the white space right before it."""
+        found = example.contexts.get(position)
+        if found is None:
+            spans = example.target.spans
+            start, end = spans.spans[position]
+            previous_end = spans.spans[position - 1][1] if position else 0
+            next_start = spans.spans[position + 1][0] if position + 1 < len(spans) else len(spans.text)
+            found = (
+                spans.text[previous_end:start],
+                spans.text[end:next_start],
+                _leading_space(spans.text, start, previous_end),
+            )
+            example.contexts[position] = found
+        return found
+
+    def _tokenise_contexts(self, keys: list[tuple[str, str, str]]) -> None:
+        """Tokenise ``left + word + right`` for each new key, keeping its region ids and context ids."""
+        keys = [key for key in dict.fromkeys(keys) if key not in self._contexts]
+        if not keys:
+            return
+        encoded = self.tokenizer(["".join(key) for key in keys], add_special_tokens=False, return_offsets_mapping=True)
+        for k, (left, word, right) in enumerate(keys):
+            ids = encoded["input_ids"][k]
+            offsets = np.asarray(encoded["offset_mapping"][k], dtype=np.int64).reshape(-1, 2)
+            low = len(left) - _leading_space(left, len(left), 0)
+            ordered = not (np.diff(offsets, axis=0) < 0).any()
+            found = _region_tokens(offsets[:, 0], offsets[:, 1], low, len(left) + len(word)) if ordered else None
+            if found is None:
+                self._contexts[(left, word, right)] = _Context(None, ((), ()))
+                continue
+            first, last = found
+            self._contexts[(left, word, right)] = _Context(
+                tuple(ids[first:last]), (tuple(ids[:first]), tuple(ids[last:]))
+            )
+
+    def pieces(self, requests: list[tuple[int, Substitutes]]) -> list[list[Piece] | None]:
+        """Per request (example index, substitutes): a :data:`Piece` per substituted word, or None when
+        a substitution cannot be spliced exactly."""
+        missing = [
+            (index, item)
+            for index, substitutes in requests
+            for item in substitutes
+            if item not in self._examples[index].pieces
+        ]
+        if missing:
+            missing = list(dict.fromkeys(missing))
+            wanted = []
+            for index, (position, word) in missing:
+                example = self._examples[index]
+                left, right, _ = self._context_parts(example, position)
+                wanted += [(left, word, right), (left, example.target.spans.words[position], right)]
+            self._tokenise_contexts(wanted)
+            for index, (position, word) in missing:
+                example = self._examples[index]
+                example.pieces[(position, word)] = self._piece(example, position, word)
+        result: list[list[Piece] | None] = []
+        for index, substitutes in requests:
+            cache = self._examples[index].pieces
+            found = [cache[item] for item in substitutes]
+            result.append(None if None in found else found)  # type: ignore[arg-type]  # None filtered
+        return result
+
+    def _region(self, example: _Example, position: int) -> tuple[int, int] | None:
+        """Token range of word ``position``'s region in the full text, None when not exact there."""
+        if position not in example.regions:
+            spans = example.target.spans
+            start, end = spans.spans[position]
+            left, right, space = self._context_parts(example, position)
+            found = _region_tokens(example.starts, example.ends, start - space, end) if example.ordered else None
+            original = self._contexts[(left, spans.words[position], right)]
+            if found is not None and original.region != tuple(example.ids[found[0] : found[1]].tolist()):
+                found = None
+            example.regions[position] = found
+        return example.regions[position]
+
+    def _piece(self, example: _Example, position: int, word: str) -> Piece | None:
+        """How word ``position`` of ``example`` becomes ``word``, or None when that is not exact."""
+        region = self._region(example, position)
+        left, right, _ = self._context_parts(example, position)
+        original = self._contexts[(left, example.target.spans.words[position], right)]
+        context = self._contexts[(left, word, right)]
+        if region is None or context.region is None or context.around != original.around:
+            self.counts["substitutions not spliced exactly"] += 1
+            return None
+        if not context.region:
+            self.counts["substitutes with no token"] += 1
+        elif self.unknown_id is not None and self.unknown_id in context.region:
+            self.counts["substitutes with an unknown token"] += 1
+        return position, region[0], region[1] - region[0], context.region
+
+    def build(self, requests: list[tuple[int, Substitutes]]) -> list[TokenRow | None]:
+        """The model input of each request (example index, substitutes), None for those that cannot be
+        spliced exactly (the caller renders and tokenises them)."""
+        pieces = self.pieces(requests)
+        spliced = [k for k, p in enumerate(pieces) if p is not None]
+        rows: list[TokenRow | None] = [None] * len(requests)
+        if spliced:
+            built = self._splice([requests[k][0] for k in spliced], [cast(list[Piece], pieces[k]) for k in spliced])
+            for k, row in zip(spliced, built):
+                rows[k] = row
+        self.counts["spliced queries"] += len(spliced)
+        self.counts["text-path queries"] += len(requests) - len(spliced)
+        return rows
+
+    def _splice(self, indices: list[int], pieces: list[list[Piece]]) -> list[TokenRow]:
+        """Rows of the requests: slot layout per example, edits through build_perturbation_batch, holes
+        squeezed out and the sides truncated."""
+        examples = list(dict.fromkeys(indices))
+        row_of = {index: row for row, index in enumerate(examples)}
+        slots: list[dict[int, tuple[int, int, int]]] = [{} for _ in examples]  # word -> (start, width, slots)
+        for index, request in zip(indices, pieces):
+            widths = slots[row_of[index]]
+            for position, start, width, ids in request:
+                current = widths.get(position, (start, width, width))[2]
+                widths[position] = (start, width, max(current, len(ids)))
+        layouts = [self._layout(self._examples[index], slots[row]) for row, index in enumerate(examples)]
+        base = np.full((len(examples), max(len(layout[0]) for layout in layouts)), self.hole, dtype=np.int64)
+        parts = np.full(base.shape, PADDING_PART, dtype=np.int64)
+        for row, (layout_ids, layout_parts, _, _) in enumerate(layouts):
+            base[row, : len(layout_ids)] = layout_ids
+            parts[row, : len(layout_parts)] = layout_parts
+        edits: list[list[int]] = [[], [], [], []]  # example row, column, token, group
+        for group, (index, request) in enumerate(zip(indices, pieces)):
+            row = row_of[index]
+            if not request:  # the unmodified query: one identity edit
+                for column, value in zip(edits, (row, 0, int(base[row, 0]), group)):
+                    column.append(value)
+                continue
+            columns = layouts[row][2]
+            for position, _, _, new_ids in request:
+                first, count = columns[position]
+                edits[0] += [row] * count
+                edits[1] += range(first, first + count)
+                edits[2] += new_ids
+                edits[2] += [self.hole] * (count - len(new_ids))
+                edits[3] += [group] * count
+        edit_example, edit_position, edit_token, edit_group = (
+            self._on_device(np.asarray(column, dtype=np.int64)) for column in edits
+        )
+        batch = build_perturbation_batch(self._on_device(base), edit_example, edit_position, edit_token, edit_group)
+        per_example = torch.as_tensor(
+            [[layout[3], len(self._examples[index].other)] for layout, index in zip(layouts, examples)],
+            device=self.device,
+        )[batch.query_example]
+        parts_of_rows = self._on_device(parts)[batch.query_example]
+        squeezed, types, lengths = self._squeeze(batch.query_ids, parts_of_rows, per_example[:, 1], per_example[:, 0])
+        unique = self._token_rows(squeezed, types, lengths)
+        return [unique[u] for u in batch.inverse.tolist()]
+
+    def _on_device(self, array: np.ndarray) -> torch.Tensor:
+        """``array`` on the splicer's device: from pinned memory without waiting on a GPU."""
+        tensor = torch.from_numpy(array)
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
+
+    def _layout(
+        self, example: _Example, slots: dict[int, tuple[int, int, int]]
+    ) -> tuple[np.ndarray, np.ndarray, dict[int, tuple[int, int]], int]:
+        """(ids [W], template part of each column [W] (0 prefix, 1 other side, 2 middle, 3 attacked
+        side, 4 suffix), word -> (first column, slots), attacked-side tokens left out) of one
+        example's slot layout: prefix, other side (up to the budget), middle, the attacked side with
+        ``slots`` (word -> (first token, tokens, slots)) per edited word (its tokens, then holes),
+        suffix. The attacked side is kept up to the budget plus every edited word's tokens, so a row
+        whose substitutes are shorter still has all the tokens its window needs."""
+        assert self.template is not None  # splicing is available
+        keep = min(len(example.ids), self.budget + sum(width for _, width, _ in slots.values()))
+        other = example.other[: self.budget]
+        pieces = [
+            np.asarray(self.template.prefix, dtype=np.int64),
+            other,
+            np.asarray(self.template.middle, dtype=np.int64),
+        ]
+        before = len(self.template.prefix) + len(other) + len(self.template.middle)
+        columns: dict[int, tuple[int, int]] = {}
+        cursor, column = 0, before
+        for position in sorted(slots):
+            start, width, count = slots[position]
+            pieces += [example.ids[cursor:start], example.ids[start : start + width]]
+            if count > width:
+                pieces.append(np.full(count - width, self.hole, dtype=np.int64))
+            column += start - cursor
+            columns[position] = (column, count)
+            column += count
+            cursor = start + width
+        pieces += [example.ids[cursor:keep], np.asarray(self.template.suffix, dtype=np.int64)]
+        sizes = [len(self.template.prefix), len(other), len(self.template.middle)]
+        sizes += [column - before + max(0, keep - cursor), len(self.template.suffix)]
+        parts = np.repeat(np.arange(5), sizes)
+        return np.concatenate(pieces), parts, columns, len(example.ids) - max(keep, cursor)
+
+    def _squeeze(
+        self, rows: torch.Tensor, parts: torch.Tensor, others: torch.Tensor, tails: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Holes removed and the sides truncated: (ids [U, n] padded with the hole id, type ids or
+        None, lengths [U]). ``parts`` [U, W]: each column's template part (see :meth:`_layout`; 5 for
+        padding), ``others`` [U] the other side's full length, ``tails`` [U] the attacked side's
+        tokens left out of the layout."""
+        assert self.template is not None  # splicing is available
+        attacked = (parts == ATTACKED_PART) & (rows != self.hole)
+        other = parts == OTHER_PART
+        attacked_full = attacked.sum(1) + tails
+        if self.pair:
+            kept_other, kept_attacked = longest_first(others, attacked_full, self.budget)
+        else:
+            kept_other, kept_attacked = others, torch.clamp(attacked_full, max=self.budget)
+        keep = (parts == PREFIX_PART) | (parts == MIDDLE_PART) | (parts == SUFFIX_PART)
+        keep |= other & (other.cumsum(1) <= kept_other[:, None])
+        keep |= attacked & (attacked.cumsum(1) <= kept_attacked[:, None])
+        lengths = keep.sum(1)
+        # Each kept column goes to its rank among the kept ones, the others to a spare last column.
+        spare = rows.shape[1]
+        target = torch.where(keep, keep.cumsum(1) - 1, spare)
+        width = int(lengths.max()) if lengths.numel() else 0
+        ids = torch.full((rows.shape[0], spare + 1), self.hole, dtype=torch.int64, device=rows.device)
+        ids = ids.scatter_(1, target, rows)[:, :width]
+        types = None
+        if self.template.types is not None:
+            part_types = torch.as_tensor([*self.template.types, 0], device=rows.device)[parts]
+            types = torch.zeros((rows.shape[0], spare + 1), dtype=torch.int64, device=rows.device)
+            types = types.scatter_(1, target, part_types)[:, :width]
+        return ids, types, lengths
+
+    def _token_rows(self, ids: torch.Tensor, types: torch.Tensor | None, lengths: torch.Tensor) -> list[TokenRow]:
+        ids_host = ids.cpu().numpy()
+        types_host = types.cpu().numpy() if types is not None else None
+        return [
+            TokenRow.of(ids_host[u, :n], types_host[u, :n] if types_host is not None else None)
+            for u, n in enumerate(lengths.tolist())
+        ]
+
+    def probe(self, targets: list[Target], words: list[str], queries: int = 200, seed: int = 0) -> str | None:
+        """Splice ``queries`` random substitutions (0 to 3 words each, from ``words``) into ``targets``
+        (probe texts, see :data:`PROBE_TEXTS`; their indices must not be those of real targets) and
+        compare with ``tokenizer(text)``: None when all agree, else a description of the first
+        difference (and this splicer is switched off: ``available`` False, ``reason`` set). The
+        outcome is remembered per tokenizer (its full JSON), window and pairing for this process."""
+        memo_key = (
+            hashlib.blake2b(self.tokenizer.backend_tokenizer.to_str().encode()).digest(),
+            self.max_length,
+            self.pair,
+        )
+        if memo_key not in _PROBED:
+            _PROBED[memo_key] = self._probe(targets, words, queries, seed)
+        problem = _PROBED[memo_key]
+        if problem is not None:
+            self.available, self.reason = False, f"the probe found a spliced query that differs: {problem}"
+        return problem
+
+    def _probe(self, targets: list[Target], words: list[str], queries: int, seed: int) -> str | None:
+        rng = random.Random(seed)
+        targets = [t for t in targets if (t.example.text_pair is not None) == self.pair]
+        self.register(targets)
+        requests = []
+        for _ in range(queries):
+            target = rng.choice(targets)
+            positions = rng.sample(range(len(target.spans)), k=min(len(target.spans), rng.randint(0, 3)))
+            requests.append((target, tuple(sorted((p, rng.choice(words)) for p in positions))))
+        rows = self.build([(t.index, s) for t, s in requests])
+        expected = tokenised_rows(self.tokenizer, [t.query_with(dict(s)) for t, s in requests], self.max_length)
+        problem = None
+        for (target, substitutes), row, reference in zip(requests, rows, expected):
+            if row is not None and row.key != reference.key:
+                problem = self.mismatch(target, dict(substitutes), row)
+                break
+        for target in targets:
+            self.release(target.index)
+        self.counts.clear()
+        return problem
+
+    def reference(self, target: Target, substitutes: dict[int, str]) -> TokenRow:
+        """The row of a query by the text path: rendered, then tokenised whole."""
+        return tokenised_rows(self.tokenizer, [target.query_with(substitutes)], self.max_length)[0]
+
+    def mismatch(self, target: Target, substitutes: dict[int, str], row: TokenRow) -> str | None:
+        """None when ``row`` equals the text path's row of the query, else what differs."""
+        expected = self.reference(target, substitutes)
+        if expected.key == row.key:
+            return None
+        want, got = expected.ids.tolist(), row.ids.tolist()
+        first = next((k for k, (a, b) in enumerate(zip(want, got)) if a != b), min(len(want), len(got)))
+        window = slice(max(0, first - 3), first + 4)
+        return (
+            f"example {target.index}, query {target.query_with(substitutes)!r}: from token {first} the "
+            f"tokenizer gives {want[window]} but splicing {got[window]} "
+            f"({len(want)} and {len(got)} tokens, type ids {'equal' if want == got else 'not compared'})"
+        )
+
+
+# The probe of every tokenizer before splicing (TokenSplicer.probe): accents, curly quotes, digits,
+# hyphens and apostrophes inside words, runs of spaces, non-Latin scripts, pairs, and a text longer
+# than most windows.
+PROBE_TEXTS: list[tuple[str, str | None]] = [
+    ("A  naïve, ‘charming’ film — 3.5 stars from 42 critics; it’s well-made!", None),
+    ("Don't see it... the plot's twists (and its 2nd act) are DULL, dull, dull.", None),
+    ("Ça ne marche pas: the café scenes in Zürich, São Paulo and Kyōto feel ünnecessary.", None),
+    ("Видеть это стоит, 映画 は 良い, and    the ending\tworks\nwell.", None),
+    ("It was “great” & I'd watch it again in 2024 #1 film :) " * 40, None),
+    ("A man is playing a guitar on stage.", "The man ISN'T playing — he’s singing naïvely at 9pm."),
+    ("Two dogs run through the snow. " * 30, "Some animals are outside, running in 3 feet of snow!"),
+    ("Résumé: nothing.", "A résumé shows 1,000 jobs... or none?"),
+]
+PROBE_WORDS = ["film", "Movie", "GOOD", "naïve", "café", "don't", "well-made", "2nd", "42", "São", "映画", "x", "é"]
