@@ -101,6 +101,17 @@ def model_folders(tmp_path_factory):
     return get
 
 
+def _synonym_vectors(path):
+    """A word-vectors file in which each synonym group of :data:`SYNONYMS` is a tight cluster (cosine > 0.9)."""
+    lines = []
+    for axis, group in enumerate(SYNONYM_GROUPS):
+        for offset, word in enumerate(group):
+            vector = [0.05 * offset if k == len(SYNONYM_GROUPS) else float(k == axis) for k in range(3)]
+            lines.append(f"{word} {' '.join(map(str, vector))}\n")
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
 def _examples(count: int) -> list[Example]:
     positive, negative = SYNONYM_GROUPS
     return [Example(f"the movie was {(positive if i % 2 else negative)[i % 3]} a plot", i % 2) for i in range(count)]
@@ -164,14 +175,21 @@ def test_one_training_step_of_every_method(model_folders, architecture, method, 
 
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
-def test_one_attack_of_every_recipe(model_folders, architecture):
+def test_one_attack_of_every_recipe(model_folders, architecture, tmp_path):
     folder, tokenizer = model_folders(architecture)
     model = RobustClassifier.from_pretrained(folder, 2).eval()
     victim = VictimModel(model, tokenizer, max_length=16, batch_size=8)
     examples = _examples(4)
     predictions = victim.probabilities([(e.text, None) for e in examples]).argmax(1)
     examples = [Example(e.text, int(p)) for e, p in zip(examples, predictions)]  # every example starts correct
-    options = RecipeOptions(ga_population=4, ga_generations=2, synonym_k=3)
+    options = RecipeOptions(
+        ga_population=4,
+        ga_generations=2,
+        synonym_k=3,
+        word_vectors=str(_synonym_vectors(tmp_path / "vectors.txt")),
+        sentence_encoder=str(folder),  # the architecture itself serves as TextFooler's sentence encoder
+        pos_tagger="none",
+    )
     for name in sorted(RECIPES):
         report = build_attack(name, victim, SYNONYMS, False, options).run(examples, victim, {}, progress=False)
         assert len(report.results) == len(examples), name
