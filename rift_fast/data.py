@@ -14,7 +14,7 @@ import csv
 import json
 import os
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
@@ -224,12 +224,10 @@ def load_imdb(source: PathLike = IMDB_HUB, seed: int = 0, dev_fraction: float = 
     return TaskData("imdb", SENTIMENT_LABELS, train, dev, test, is_pair=False)
 
 
-def _read_snli_jsonl(path: PathLike) -> list[Example]:
-    """Examples of an official SNLI jsonl file; pairs without a gold label (``"-"``) are dropped."""
-    path = existing_path(path)
-    allowed = {name: index for index, name in enumerate(NLI_LABELS)}
-    examples = []
-    with open(path, encoding="utf-8") as handle:
+def json_records(path: Path) -> Iterator[tuple[str, dict]]:
+    """(``"<path> line <n>"``, object) of every non-blank line of a JSON-lines file (UTF-8, a BOM
+    allowed). Raises ValueError naming the file and line for malformed JSON or a line that is not an object."""
+    with open(path, encoding="utf-8-sig") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -238,14 +236,24 @@ def _read_snli_jsonl(path: PathLike) -> list[Example]:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 raise ValueError(f"{where}: malformed JSON ({error.msg})") from None
-            if not isinstance(record, dict) or not {"sentence1", "sentence2", "gold_label"} <= record.keys():
-                raise ValueError(f"{where}: expected an object with sentence1, sentence2 and gold_label")
-            if record["gold_label"] == SNLI_NO_GOLD_LABEL:
-                continue
-            label = _checked_label(record["gold_label"], allowed, where)
-            examples.append(
-                Example(checked_text(record["sentence1"], where), label, checked_text(record["sentence2"], where))
-            )
+            if not isinstance(record, dict):
+                raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
+            yield where, record
+
+
+def _read_snli_jsonl(path: PathLike) -> list[Example]:
+    """Examples of an official SNLI jsonl file; pairs without a gold label (``"-"``) are dropped."""
+    allowed = {name: index for index, name in enumerate(NLI_LABELS)}
+    examples = []
+    for where, record in json_records(existing_path(path)):
+        if not {"sentence1", "sentence2", "gold_label"} <= record.keys():
+            raise ValueError(f"{where}: expected an object with sentence1, sentence2 and gold_label")
+        if record["gold_label"] == SNLI_NO_GOLD_LABEL:
+            continue
+        label = _checked_label(record["gold_label"], allowed, where)
+        examples.append(
+            Example(checked_text(record["sentence1"], where), label, checked_text(record["sentence2"], where))
+        )
     return examples
 
 

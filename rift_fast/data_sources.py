@@ -24,7 +24,6 @@ ValueError naming the file and line (or hub split and record).
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import os
@@ -46,6 +45,7 @@ from rift_fast.data import (
     TaskData,
     checked_text,
     existing_path,
+    json_records,
     load_task,
     stratified_split,
 )
@@ -262,21 +262,11 @@ def _read_delimited(path: Path, delimiter: str, columns: dict[str, str | None]) 
 
 def _read_jsonl(path: Path, columns: dict[str, str | None]) -> RawSplit:
     split = RawSplit(f"file {path}", [], [], [] if columns["text_pair"] else None, [])
-    with open(path, encoding="utf-8-sig") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path} line {line_number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{where}: malformed JSON ({error.msg})") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
-            for name in columns.values():
-                if name:
-                    _checked_column(name, list(record), where)
-            _append(split, where, record, columns)
+    for where, record in json_records(path):
+        for name in columns.values():
+            if name:
+                _checked_column(name, list(record), where)
+        _append(split, where, record, columns)
     return split
 
 
