@@ -1,8 +1,9 @@
 """``python -m rift_fast.attack``: word-substitution and character attacks (every recipe of the registry:
 PWWS, GA, gradient, TextFooler, DeepWordBug) on a fine-tuned classifier, under a protocol (``--protocol``).
 
-Writes the results JSON (``--output``), a Markdown summary beside it (``--output`` with the suffix
-``.md``), and a checkpoint (``<output stem>.checkpoint.jsonl``) from which ``--resume`` continues an
+Writes the results JSON (``--output``) and beside it a Markdown summary (suffix ``.md``), a CSV of every
+example in TextAttack's log columns (``.csv``), an HTML report (``.html``), the robustness curves
+(``<stem>.curves.png``), and a checkpoint (``<output stem>.checkpoint.jsonl``) from which ``--resume`` continues an
 interrupted run; an ``--output`` whose files would share a path is refused. Under ``torchrun
 --nproc_per_node N`` each process attacks every N-th example (checkpoint ``<stem>.rank<r>.checkpoint.jsonl``)
 and rank 0 merges.
@@ -51,8 +52,15 @@ def non_negative_int(text: str) -> int:
 
 
 def output_paths(output: Path, world: int) -> dict[str, Path]:
-    """Every file a run writes, by role: results JSON, Markdown summary, one checkpoint per rank."""
-    paths = {"results JSON": output, "Markdown summary": output.with_suffix(".md")}
+    """Every file a run writes, by role: results JSON, Markdown summary, CSV, HTML report, curves PNG, one
+    checkpoint per rank."""
+    paths = {
+        "results JSON": output,
+        "Markdown summary": output.with_suffix(".md"),
+        "CSV of examples": output.with_suffix(".csv"),
+        "HTML report": output.with_suffix(".html"),
+        "robustness curves": output.with_name(output.stem + ".curves.png"),
+    }
     for rank in range(world):
         paths[checkpoint_role(rank, world)] = output.with_name(
             output.stem + (f".rank{rank}" if world > 1 else "") + ".checkpoint.jsonl"
@@ -181,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-tokenise N random spliced queries per engine call and stop with an error on any "
         "difference from the token-span splicing (which builds query ids without re-tokenising)",
     )
-    parser.add_argument("--output", default="attack_results.json", help="results JSON (Markdown summary beside it)")
+    parser.add_argument(
+        "--output", default="attack_results.json", help="results JSON (Markdown, CSV, HTML and curves beside it)"
+    )
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint beside --output")
     return parser
 
@@ -192,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from rift_fast.attacks import AttackCheckpoint, AttackReport, VictimModel, build_attack
+    from rift_fast.attacks.reports import write_reports
     from rift_fast.data import test_pool
     from rift_fast.data_sources import DatasetOptions, load_data
     from rift_fast.io_utils import write_text_atomically
@@ -263,8 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     write_text_atomically(paths["results JSON"], json.dumps(report.to_json(), indent=1))
     write_text_atomically(paths["Markdown summary"], report.to_markdown())
+    write_reports(report, paths["CSV of examples"], paths["HTML report"], paths["robustness curves"])
     print(report.to_markdown())
-    print(f"results: {paths['results JSON']} and {paths['Markdown summary']}")
+    written = [paths[role] for role in ("results JSON", "Markdown summary", "CSV of examples", "HTML report")]
+    print(f"results: {', '.join(map(str, written))} and {paths['robustness curves']}")
     return 0
 
 

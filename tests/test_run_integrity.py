@@ -224,7 +224,7 @@ def test_an_output_whose_summary_would_overwrite_it_is_refused(tiny_model_dir, t
 def test_every_other_output_name_gives_distinct_files(name, world, tmp_path):
     paths = attack.output_paths(tmp_path / name, world)
     attack.refuse_shared_paths(paths)
-    assert len(paths) == 2 + world
+    assert len(paths) == 5 + world
     assert len({str(p).casefold() for p in paths.values()}) == len(paths)
 
 

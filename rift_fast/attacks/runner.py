@@ -46,6 +46,11 @@ class ExampleResult:
     queries: int
     truncated: bool
     unconfirmed: bool = False  # the reduced-precision search saw a flip that the exact model did not confirm
+    # Exact probabilities of the true label before the attack and on the final text (the clean text when
+    # not attacked); None in records of checkpoints written before they were recorded.
+    clean_label_probability: float | None = None
+    final_label_probability: float | None = None
+    premise: str | None = None  # the side not attacked: the premise of a sentence pair, None for one text
 
     @property
     def robust(self) -> bool:
@@ -116,7 +121,12 @@ class AttackReport:
             "results": [asdict(r) for r in self.results],
         }
 
-    def to_markdown(self) -> str:
+    def title(self) -> str:
+        """``<SEARCH> attack``, e.g. ``PWWS attack``."""
+        return f"{self.settings.get('search', {}).get('search', 'attack').upper()} attack"
+
+    def summary_table(self) -> list[tuple[str, str]]:
+        """(column heading, formatted figure) of the summary table, as the Markdown and HTML reports show it."""
         s = self.summary()
         figures = [str(s["examples"])] + [
             format_figure(s[key], spec)
@@ -129,14 +139,22 @@ class AttackReport:
             )
         ]
         figures += [f"{s['wall_seconds']:.1f} s", format_figure(s["forward_share"], ".0%")]
-        lines = [
-            f"# {self.settings.get('search', {}).get('search', 'attack').upper()} attack",
-            "",
-            "| examples | clean acc | robust acc | success rate | mean modif. rate | mean queries "
-            "| wall time (all sessions) | in forward |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-            "| " + " | ".join(figures) + " |",
-            "",
+        headings = (
+            "examples",
+            "clean acc",
+            "robust acc",
+            "success rate",
+            "mean modif. rate",
+            "mean queries",
+            "wall time (all sessions)",
+            "in forward",
+        )
+        return list(zip(headings, figures))
+
+    def counts_line(self) -> str:
+        """The sentence under the summary table: counts of each kind of example and this session's time."""
+        s = self.summary()
+        return (
             f"Misclassified before the attack (counted as broken): {s['misclassified']}; "
             f"no attackable word (robust): {s['unattackable']}; "
             f"not attacked, the search had no candidate swap (not counted robust): {s['no_candidate']}, "
@@ -144,11 +162,29 @@ class AttackReport:
             f"truncated to the model's length: {s['truncated']}; "
             f"search flips the exact model did not confirm (counted as failed): {s['unconfirmed_successes']}. "
             f"Wall time of this session: {s['session_wall_seconds']:.1f} s. "
-            "n/a: no example to take the rate or mean over.",
+            "n/a: no example to take the rate or mean over."
+        )
+
+    def to_markdown(self) -> str:
+        table = self.summary_table()
+        lines = [
+            f"# {self.title()}",
+            "",
+            "| " + " | ".join(heading for heading, _ in table) + " |",
+            "|" + " ---: |" * len(table),
+            "| " + " | ".join(figure for _, figure in table) + " |",
+            "",
+            self.counts_line(),
             "",
             "Settings: " + json.dumps(self.settings, sort_keys=True),
         ]
         return "\n".join(lines) + "\n"
+
+
+def premise_of(example: Example) -> str | None:
+    """The side of ``example`` that the attack leaves unchanged: its premise (``text``) when it is a
+    sentence pair (the hypothesis, ``text_pair``, is attacked), None for a single text."""
+    return example.text if example.text_pair is not None else None
 
 
 @dataclass(frozen=True)
@@ -209,7 +245,7 @@ class AttackCheckpoint:
         if not lines:
             return []
         self._check_header(lines[0])
-        results = []
+        results: list[ExampleResult] = []
         for number, line in enumerate(lines[1:], start=2):
             try:
                 entry = json.loads(line)
@@ -226,6 +262,14 @@ class AttackCheckpoint:
                     f"checkpoint {self.path} is corrupt at line {number} ({error}); "
                     "it cannot be trusted: delete it to start over"
                 ) from None
+        without_probabilities = sum(r.clean_label_probability is None for r in results)
+        if without_probabilities:
+            logger.warning(
+                "[rift_fast] %d records of %s come from an earlier rift_fast that did not record label "
+                "probabilities or premises: their CSV scores are left empty and their premises unshown",
+                without_probabilities,
+                self.path,
+            )
         return results
 
     def append(self, results: list[ExampleResult], timing: Timing) -> None:
@@ -315,6 +359,9 @@ def run_attack(
                         len(target.spans),
                         engine.queries_of(i),
                         target.truncated,
+                        clean_label_probability=float(clean[i][target.label]),
+                        final_label_probability=float(clean[i][target.label]),
+                        premise=premise_of(examples[i]),
                     )
                 )
             else:
@@ -345,6 +392,9 @@ def run_attack(
                     engine.queries_of(target.index),
                     target.truncated,
                     unconfirmed=outcome.success and not success,
+                    clean_label_probability=float(clean[target.index][target.label]),
+                    final_label_probability=float(probabilities[target.label]),
+                    premise=premise_of(examples[target.index]),
                 )
             )
         for i in chunk:
