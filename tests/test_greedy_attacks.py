@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from test_attacks import BagOfWords
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from rift_fast.attacks import (
@@ -63,24 +64,6 @@ VECTORS = {
 }
 
 
-class BagOfWords(torch.nn.Module):
-    """logits = [-s, s], s the sum of per-token scores (unknown tokens and padding count 0)."""
-
-    def __init__(self, tokenizer):
-        super().__init__()
-        self.scores = torch.nn.Embedding(len(tokenizer), 1)
-        vocab = tokenizer.get_vocab()
-        with torch.no_grad():
-            self.scores.weight.zero_()
-            for word, score in WORD_SCORES.items():
-                self.scores.weight[vocab[word], 0] = score
-        self.config = SimpleNamespace(max_position_embeddings=64)
-
-    def forward(self, input_ids, attention_mask, token_type_ids=None):
-        s = (self.scores(input_ids)[..., 0] * attention_mask).sum(-1)
-        return SimpleNamespace(logits=torch.stack([-s, s], -1))
-
-
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
     folder = tmp_path_factory.mktemp("vocab")
@@ -114,7 +97,7 @@ def embedding():
 
 
 def _run(tokenizer, examples, transformation, constraints, search, **kwargs):
-    victim = VictimModel(BagOfWords(tokenizer), tokenizer, batch_size=4)
+    victim = VictimModel(BagOfWords(tokenizer, WORD_SCORES), tokenizer, batch_size=4)
     return run_attack(
         examples, victim, transformation, search, constraints, UntargetedClassification(), {}, progress=False, **kwargs
     )
@@ -414,7 +397,7 @@ def test_textfooler_recipe_from_a_vectors_file(tokenizer, encoder, tmp_path):
 
     vectors = tmp_path / "vectors.txt"
     vectors.write_text("".join(f"{w} {' '.join(map(str, v))}\n" for w, v in VECTORS.items()), encoding="utf-8")
-    victim = VictimModel(BagOfWords(tokenizer), tokenizer, batch_size=4)
+    victim = VictimModel(BagOfWords(tokenizer, WORD_SCORES), tokenizer, batch_size=4)
     options = RecipeOptions(word_vectors=str(vectors), sentence_encoder=encoder.name, pos_tagger="none")
     attack = build_attack("textfooler", victim, SynonymIndex({}), False, options)
     report = attack.run([Example("a good movie with great acting", 1)], victim, attack.settings(), progress=False)
