@@ -30,7 +30,7 @@ import os
 import re
 from argparse import ArgumentTypeError
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +103,19 @@ class DatasetPreset:
 
 
 _GLUE_UNLABELLED = (CLASS_LABEL_MISSING, "-")  # GLUE hides test labels as -1; MultiNLI's jsonl writes "-"
+_MNLI = DatasetPreset(
+    "nyu-mll/glue",
+    "mnli",
+    "premise",
+    "hypothesis",
+    "label",
+    NLI_LABELS,
+    SplitSources("train", None, "validation_matched"),
+    PUBLISHED_POOL,
+    "MultiNLI (Williams et al., NAACL 2018) from GLUE (Wang et al., ICLR 2019): test labels are hidden, "
+    "so the matched dev set is the test set and dev is carved from train",
+    _GLUE_UNLABELLED,
+)
 DATASET_PRESETS = {
     "ag_news": DatasetPreset(
         "fancyzhx/ag_news",
@@ -115,31 +128,12 @@ DATASET_PRESETS = {
         PUBLISHED_POOL,
         "AG News topics (Zhang, Zhao & LeCun, NeurIPS 2015): 120,000 train, 7,600 test",
     ),
-    "mnli": DatasetPreset(
-        "nyu-mll/glue",
-        "mnli",
-        "premise",
-        "hypothesis",
-        "label",
-        NLI_LABELS,
-        SplitSources("train", None, "validation_matched"),
-        PUBLISHED_POOL,
-        "MultiNLI (Williams et al., NAACL 2018) from GLUE (Wang et al., ICLR 2019): test labels are hidden, "
-        "so the matched dev set is the test set and dev is carved from train",
-        _GLUE_UNLABELLED,
-    ),
-    "mnli_mismatched": DatasetPreset(
-        "nyu-mll/glue",
-        "mnli",
-        "premise",
-        "hypothesis",
-        "label",
-        NLI_LABELS,
-        SplitSources("train", None, "validation_mismatched"),
-        PUBLISHED_POOL,
-        "MultiNLI as 'mnli', with the mismatched dev set (other genres) as the test set; train and the "
+    "mnli": _MNLI,
+    "mnli_mismatched": replace(
+        _MNLI,
+        splits=SplitSources("train", None, "validation_mismatched"),
+        reference="MultiNLI as 'mnli', with the mismatched dev set (other genres) as the test set; train and the "
         "carved dev are those of 'mnli' for the same seed",
-        _GLUE_UNLABELLED,
     ),
     "qnli": DatasetPreset(
         "nyu-mll/glue",
