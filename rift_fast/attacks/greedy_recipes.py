@@ -19,7 +19,7 @@ from abc import abstractmethod
 import torch
 
 from rift_fast.attacks.character_edits import CharacterEdits
-from rift_fast.attacks.constraints import Constraint, MaxModificationRatio, StopWords
+from rift_fast.attacks.constraints import Constraint
 from rift_fast.attacks.embedding import EmbeddingCosine, EmbeddingNeighbourSwap, WordEmbedding
 from rift_fast.attacks.goal import UntargetedClassification
 from rift_fast.attacks.greedy import GreedyWordSwap
@@ -61,13 +61,6 @@ def query_budget(options: RecipeOptions) -> QueryBudget | None:
     return QueryBudget(options.query_budget, options.query_budget_per_word)
 
 
-def modification_budget(options: RecipeOptions) -> list[Constraint]:
-    """The modification budget ``options`` set (none when unset)."""
-    if options.max_modification_ratio is None:
-        return []
-    return [MaxModificationRatio(options.max_modification_ratio)]
-
-
 class GreedyRecipe(Recipe):
     """A recipe searched by :class:`GreedyWordSwap`; subclasses give the ranking and the constraints."""
 
@@ -78,9 +71,6 @@ class GreedyRecipe(Recipe):
     @abstractmethod
     def text_constraints(self, options: RecipeOptions) -> list[TextConstraint]:
         """The constraints the search checks on each proposed text."""
-
-    def word_constraints(self, options: RecipeOptions) -> list[Constraint]:
-        return [StopWords(), *modification_budget(options)]
 
     def constraints(self, options: RecipeOptions) -> SearchTimeConstraints:
         return SearchTimeConstraints(

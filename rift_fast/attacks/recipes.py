@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, cast
 
-from rift_fast.attacks.constraints import Constraints, MaxModificationRatio, StopWords
+from rift_fast.attacks.constraints import Constraint, Constraints, MaxModificationRatio, StopWords
 from rift_fast.attacks.embedding import PUBLISHED_MIN_COSINE, PUBLISHED_NEIGHBOURS
 from rift_fast.attacks.goal import UntargetedClassification
 from rift_fast.attacks.runner import AttackCheckpoint, AttackReport, run_attack
@@ -125,12 +125,16 @@ class Recipe(ABC):
     ) -> SearchMethod:
         """The recipe's search method."""
 
-    def constraints(self, options: RecipeOptions) -> Constraints:
+    def word_constraints(self, options: RecipeOptions) -> list[Constraint]:
         """Stop words, plus the modification budget when ``options`` sets one."""
         budget = (
             [] if options.max_modification_ratio is None else [MaxModificationRatio(options.max_modification_ratio)]
         )
-        return Constraints([StopWords(), *budget])
+        return [StopWords(), *budget]
+
+    def constraints(self, options: RecipeOptions) -> Constraints:
+        """The :meth:`word_constraints`, applied when targets are built."""
+        return Constraints(self.word_constraints(options))
 
     def transformation(self, synonyms: SynonymIndex, options: RecipeOptions) -> Transformation:
         return SynonymSwap(synonyms)
