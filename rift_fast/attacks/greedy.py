@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import numpy as np
 
@@ -92,11 +92,13 @@ class GreedyWordSwap(SearchMethod):
             settings["tail_weight"] = COMBINED_TAIL_WEIGHT
         return settings
 
-    def _probes(self, target: Target) -> list[Query]:
-        """The texts whose answers rank the target's words (see :meth:`_importance`)."""
+    def _probes(self, target: Target) -> list[Edit] | list[Query]:
+        """The queries whose answers rank the target's words (see :meth:`_importance`): word edits (the
+        word deleted or an unknown token in its place, spliced where exact), or the rendered heads and
+        tails of the Combined Score, which are not word edits."""
         if self.ranking in ("delete", "unk"):
             filler = "" if self.ranking == "delete" else self.unknown_token
-            return [target.query_with({p: filler}) for p in target.attackable]  # scored as rendered texts
+            return [target.edit_with({p: filler}) for p in target.attackable]
         text, spans = target.spans.text, target.spans.spans
         probes = []
         for p in target.attackable:
@@ -134,7 +136,7 @@ class GreedyWordSwap(SearchMethod):
         progress = {t.index: _Progress(t, [], limits[t.index]) for t in targets}
         probes = {t.index: self._probes(t) for t in targets}
         allowed = {t.index: self._allowed(engine, progress[t.index], probes[t.index]) for t in targets}
-        answers = iter(engine.answer_texts([(t.index, q) for t in targets for q in allowed[t.index]]))
+        answers = iter(self._probe_answers(engine, targets, allowed))
         for target in targets:
             state = progress[target.index]
             state.loss = self.goal.loss(clean[target.index], target.label)
@@ -145,6 +147,14 @@ class GreedyWordSwap(SearchMethod):
             ranked = sorted(range(len(importance)), key=lambda k: (-importance[k], k))
             state.order = [target.attackable[k] for k in ranked]
         return progress
+
+    def _probe_answers(
+        self, engine: QueryEngine, targets: list[Target], probes: dict[int, list[Edit] | list[Query]]
+    ) -> list[np.ndarray]:
+        """The engine's answers to every target's ``probes``, in order, from one engine call."""
+        if self.ranking == "combined":
+            return engine.answer_texts([(t.index, cast(Query, q)) for t in targets for q in probes[t.index]])
+        return engine.answer([cast(Edit, edit) for t in targets for edit in probes[t.index]])
 
     def attack(
         self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]
