@@ -105,7 +105,7 @@ class GreedyWordSwap(SearchMethod):
             head_end = spans[p - 1][1] if p > 0 else 0
             tail_start = spans[p + 1][0] if p + 1 < len(spans) else len(text)
             for piece in (text[: spans[p][1]], text[:head_end], text[spans[p][0] :], text[tail_start:]):
-                probes.append(_with_attacked_side(target, piece))
+                probes.append(target.query_of(piece))
         return probes
 
     def _importance(self, target: Target, base: float, losses: list[float]) -> list[float]:
@@ -278,10 +278,3 @@ def _current_words(state: _Progress) -> tuple[str, ...]:
     for position, slot in state.chosen.items():
         words[position] = state.target.choices[position][slot]
     return tuple(words)
-
-
-def _with_attacked_side(target: Target, text: str) -> Query:
-    """The query with ``text`` as the attacked side (the hypothesis of a sentence pair)."""
-    if target.example.text_pair is None:
-        return text, None
-    return target.example.text, text

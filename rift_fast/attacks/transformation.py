@@ -69,13 +69,13 @@ class Target:
 
     def query_with(self, substitutes: dict[int, str]) -> tuple[str, str | None]:
         """The query with word ``i`` of the attacked side replaced by ``substitutes[i]``."""
-        text = self.spans.replace(substitutes)
-        if self.example.text_pair is None:
-            return text, None
-        return self.example.text, text
+        return self.query_of(self.spans.replace(substitutes))
 
-    def original_query(self) -> tuple[str, str | None]:
-        return self.example.text, self.example.text_pair
+    def query_of(self, attacked: str) -> tuple[str, str | None]:
+        """The query with ``attacked`` as the attacked side (the hypothesis of a sentence pair)."""
+        if self.example.text_pair is None:
+            return attacked, None
+        return self.example.text, attacked
 
     def edit(self, chosen: np.ndarray | dict[int, int]) -> Edit:
         """The query of :meth:`render` as an :data:`Edit` for :class:`QueryEngine` (not rendered)."""
