@@ -30,6 +30,7 @@ from rift_fast.cli_common import (
     run_command_line,
 )
 from rift_fast.data import EVALUATED_SPLITS
+from rift_fast.models.pooling import POOLINGS
 
 SEARCH_DTYPES = ("model", "bfloat16")
 DEFAULT_POOL_SIZE = 300  # RIFT's pool (RIFT_SPEC) for datasets without a preset pool rule
@@ -121,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m rift_fast.attack", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     add_model_arguments(parser)
+    parser.add_argument(
+        "--pooling",
+        choices=POOLINGS,
+        help="only to check a checkpoint of python -m rift_fast.train: refused unless it was trained with "
+        "this pooling (default: as trained)",
+    )
     add_data_arguments(parser)
     add_synonym_arguments(parser)
     parser.add_argument(
@@ -218,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.num_examples is None:
         args.num_examples = default_pool_size(task, args.split)
     pool = test_pool(task, args.num_examples, seed=args.seed, split=args.split)
-    model, tokenizer, labels = load_sequence_classifier(args.model, task.label_names)
+    model, tokenizer, labels = load_sequence_classifier(args.model, task.label_names, args.pooling)
     if torch.cuda.is_available():
         model = model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
     words = vocabulary(e.text_pair or e.text for e in pool)

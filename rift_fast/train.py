@@ -30,11 +30,14 @@ from rift_fast.cli_common import (
     run_command_line,
 )
 from rift_fast.models.classifier import EMBEDDING_OUTPUT, HULL_SPACES, WORD_EMBEDDING
+from rift_fast.models.pooling import POOLINGS
 from rift_fast.training.defenses import DEFENSES
 from rift_fast.training.loop import HEAD_WEIGHT_DECAY
+from rift_fast.training.precision import PRECISIONS
 from rift_fast.training.presets import PRESET_FIELDS, TASK_PRESETS
 
-DEFAULT_METHODS = ["standard", "rift"]
+DEFAULT_METHODS = ["standard", "ascc", "rift"]
+ALL_METHODS = "all"  # --method all: every registered defense, the default ones first
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,9 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--method",
         nargs="+",
         default=DEFAULT_METHODS,
-        choices=sorted(DEFENSES),
-        help="methods to train, one after the other (default: standard rift): "
-        + "; ".join(f"{name}: {defense.summary}" for name, defense in sorted(DEFENSES.items())),
+        choices=[*sorted(DEFENSES), ALL_METHODS],
+        help=f"methods to train, one after the other (default: {' '.join(DEFAULT_METHODS)}; {ALL_METHODS}: every "
+        "registered one): " + "; ".join(f"{name}: {defense.summary}" for name, defense in sorted(DEFENSES.items())),
     )
     add_model_arguments(parser)
     parser.add_argument(
@@ -64,6 +67,22 @@ def build_parser() -> argparse.ArgumentParser:
         f"(RIFT's construction; BERT-like embedding layers), {WORD_EMBEDDING} = over the word embeddings, the "
         f"model adding positions and types (ASCC's construction for other encoders); auto (default): "
         f"{EMBEDDING_OUTPUT} where the embedding layer is BERT-like, else {WORD_EMBEDDING}",
+    )
+    parser.add_argument(
+        "--pooling",
+        default="auto",
+        choices=POOLINGS,
+        help="the sentence feature of the classifier and of RIFT's teacher: pooler = the encoder's pooler "
+        "(pre-trained by BERT's next-sentence prediction), cls = the first token's state, mean = the masked "
+        "mean of the last states (sentence-transformers models); auto (default): a sentence-transformers "
+        "pooling config if the model has one, else a pre-trained pooler, else the architecture's own",
+    )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="training step autocast: auto (default) = bfloat16 where the device runs bf16 natively (CUDA "
+        "sm80+, CPUs with AVX512-BF16/AMX), else float32; evaluation and attacks stay float32",
     )
     add_data_arguments(parser)
     parser.set_defaults(dataset=None)
@@ -167,15 +186,21 @@ def resolve_max_length(args: argparse.Namespace, tokenizer, train_examples: list
     return "given" if given else f"from --task {args.task}"
 
 
-def refuse_repeated_methods(methods: list[str]) -> None:
-    """Raises SystemExit when a method is listed twice (both runs would write one checkpoint folder
+def expand_methods(methods: list[str]) -> list[str]:
+    """``methods`` with ``all`` replaced by every registered defense (the default methods first).
+    Raises SystemExit when a method is listed twice (both runs would write one checkpoint folder
     and one row of results)."""
+    if ALL_METHODS in methods:
+        if methods != [ALL_METHODS]:
+            raise SystemExit(f"--method {ALL_METHODS} trains every method; give it alone, not with {methods}")
+        return [*DEFAULT_METHODS, *sorted(set(DEFENSES) - set(DEFAULT_METHODS))]
     repeated = sorted({m for m in methods if methods.count(m) > 1})
     if repeated:
         raise SystemExit(
             f"--method lists {', '.join(repeated)} more than once; each method writes its own "
             "folder in --output-dir, so list each once"
         )
+    return methods
 
 
 def _subsample(examples, size, seed):
@@ -192,11 +217,6 @@ def write_results(
 ) -> str:
     """Results JSON, Markdown table and PNG plot (``evaluation``: the EvaluationSettings of the attacks;
     ``stratified_pool``: the pool was drawn under a preset's PoolRule); returns the Markdown."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from rift_fast.attacks import RECIPES, RecipeOptions
     from rift_fast.attacks.runner import format_figure
     from rift_fast.evaluation import accuracy_columns
@@ -219,7 +239,9 @@ def write_results(
         f"{args.seed}). {attacks} ASCC: {evaluation.ascc_steps} steps, CE. "
         f"Synonyms: {args.synonyms} ({args.synonym_table['words_covered']:,} of "
         f"{args.synonym_table['words_with_synonyms']:,} words with one-token synonyms). Hull space: "
-        f"{', '.join(sorted({str(row['settings']['hull_space']) for row in rows}))}. "
+        f"{', '.join(sorted({str(row['settings']['hull_space']) for row in rows}))}. Pooling: "
+        f"{', '.join(sorted({str(row['settings']['pooling']) for row in rows}))}. Training precision: "
+        f"{', '.join(sorted({str(row['settings']['precision']) for row in rows}))}. "
         f"Training: {args.train_size or 'all'} examples, {args.epochs} epochs, batch "
         f"{args.batch_size}, max length {args.max_length}, lr {args.lr}, warm-up {args.warmup_epochs} epochs, "
         f"adversary steps {args.adversary_steps}, KL weight {args.kl_weight}, MI weight {args.mi_weight}, "
@@ -228,7 +250,23 @@ def write_results(
     markdown = "\n".join(lines) + "\n"
     write_text_atomically(output_dir / "results.md", markdown)
     write_text_atomically(output_dir / "results.json", json.dumps({"settings": vars(args), "results": rows}, indent=1))
-    figure, axis = plt.subplots(figsize=(7, 3.6))
+    title = f"{args.dataset}, {args.model}: {args.test_examples} test examples"
+    write_bytes_atomically(output_dir / "results.png", results_plot(rows, columns, title))
+    return markdown
+
+
+def results_plot(rows: list[dict], columns: list[tuple[str, str]], title: str) -> bytes:
+    """PNG of grouped bars: one group per accuracy column, one bar per method (the figure widens with the
+    methods; with more than four the value labels turn upright so that they stay readable)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rift_fast.attacks.runner import format_figure
+
+    many = len(rows) > 4
+    figure, axis = plt.subplots(figsize=(max(7.0, 2 + len(columns) * (0.45 * len(rows) + 0.5)), 4.2))
     width = 0.8 / len(rows)
     for k, row in enumerate(rows):
         values = [row[key] for key, _ in columns]
@@ -238,18 +276,18 @@ def write_results(
             width,
             label=row["method"],
         )
-        axis.bar_label(bars, labels=[format_figure(None if v is None else 100 * v, ".0f") for v in values], fontsize=8)
+        labels = [format_figure(None if v is None else 100 * v, ".0f") for v in values]
+        axis.bar_label(bars, labels=labels, fontsize=7 if many else 8, rotation=90 if many else 0, padding=2)
     axis.set_xticks([i + width * (len(rows) - 1) / 2 for i in range(len(columns))], [name for _, name in columns])
     axis.set_ylabel("accuracy on the test pool (%)")
-    axis.set_ylim(0, 100)
-    axis.set_title(f"{args.dataset}, {args.model}: {args.test_examples} test examples")
-    axis.legend()
+    axis.set_ylim(0, 110)
+    axis.set_title(title)
+    axis.legend(ncol=min(len(rows), 5), loc="upper center", fontsize=8, frameon=False)
     figure.tight_layout()
     image = io.BytesIO()
     figure.savefig(image, format="png", dpi=120)
     plt.close(figure)
-    write_bytes_atomically(output_dir / "results.png", image.getvalue())
-    return markdown
+    return image.getvalue()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     max_length_given = args.max_length is not None
     args = resolve_settings(args)
     configure_logging()
-    refuse_repeated_methods(args.method)
+    args.method = expand_methods(args.method)
     import torch
 
     from rift_fast.data import test_pool

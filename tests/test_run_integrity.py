@@ -1,6 +1,7 @@
 """Run integrity (issue 10, kinds 6, 7, 9, 10): resume refuses changed inputs by content, outputs never
 share a path, nothing loaded runs code, and empty denominators read null / n/a."""
 
+import io
 import json
 import os
 import pickle
@@ -41,6 +42,7 @@ from rift_fast.models import load_sequence_classifier, load_tokenizer
 from rift_fast.safe_state import load_state, save_state
 from rift_fast.settings_diff import settings_differences
 from rift_fast.synonyms import SynonymIndex
+from rift_fast.training.defenses import DEFENSES
 
 GOAL = UntargetedClassification()
 
@@ -239,7 +241,28 @@ def test_a_json_output_writes_three_distinct_files(tiny_model_dir, tmp_path):
 def test_training_refuses_a_method_listed_twice(tmp_path):
     with pytest.raises(SystemExit, match="--method lists standard more than once"):
         train.main(["--method", "standard", "rift", "standard", "--output-dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--method all trains every method; give it alone"):
+        train.main(["--method", "all", "rift", "--output-dir", str(tmp_path)])
     assert not any(tmp_path.iterdir())
+
+
+def test_method_all_is_every_registered_defense_the_default_ones_first():
+    methods = train.expand_methods(["all"])
+    assert methods[:3] == ["standard", "ascc", "rift"] == train.DEFAULT_METHODS
+    assert sorted(methods) == sorted(DEFENSES) and len(set(methods)) == len(methods)
+
+
+@pytest.mark.parametrize("methods", [1, 3, 8])
+def test_the_results_plot_widens_with_the_methods(methods):
+    from PIL import Image
+
+    columns = [("clean_accuracy", "clean"), ("pwws_accuracy", "PWWS"), ("ascc_accuracy", "ASCC")]
+    rows = [
+        {"method": f"method-{k}", "clean_accuracy": 0.8, "pwws_accuracy": None, "ascc_accuracy": 0.3 + k / 100}
+        for k in range(methods)
+    ]
+    image = Image.open(io.BytesIO(train.results_plot(rows, columns, "rotten_tomatoes: 300 test examples")))
+    assert image.width >= 840 and image.width >= 120 * (2 + 3 * (0.45 * methods + 0.5)) - 1
 
 
 # --------------------------------------------------------------------- 9. code from data files
@@ -351,7 +374,8 @@ def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, t
     settings = EvaluationSettings(max_length=16, ga_population=2, ga_generations=1)
     assert ascc_accuracy(model, tokenizer, [], torch.zeros(len(tokenizer), 1, dtype=torch.long), settings) is None
     evaluation = evaluate_test_pool(model, tokenizer, [], SYNONYMS, torch.zeros(1), settings, progress=False)
-    row = {"method": "standard", "train_seconds": 60.0, "settings": {"hull_space": "word-embedding"}, **evaluation}
+    recorded = {"hull_space": "word-embedding", "pooling": "mean", "precision": "float32"}
+    row = {"method": "standard", "train_seconds": 60.0, "settings": recorded, **evaluation}
     assert [row[k] for k in ("clean_accuracy", "pwws_accuracy", "ga_accuracy", "ascc_accuracy")] == [None] * 4
     args = Namespace(
         test_examples=0,
@@ -372,7 +396,8 @@ def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, t
     )
     markdown = train.write_results(tmp_path, [row], args, settings)
     assert "| standard | n/a | n/a | n/a | n/a | 1.0 min |" in markdown
-    assert "(1,234 of 5,000 words with one-token synonyms). Hull space: word-embedding." in markdown
+    assert "(1,234 of 5,000 words with one-token synonyms). Hull space: word-embedding. Pooling: mean." in markdown
+    assert "Training precision: float32." in markdown
     assert json.loads((tmp_path / "results.json").read_text())["results"][0]["clean_accuracy"] is None
     assert (tmp_path / "results.png").stat().st_size > 1000
 

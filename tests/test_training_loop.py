@@ -151,6 +151,17 @@ def test_resume_refuses_missing_or_mismatched_checkpoints(tiny_model, tmp_path):
         _trainer(tiny_model, tmp_path, epochs=1, kl_weight=3.0).run(resume=True)
 
 
+def test_a_forced_bf16_autocast_trains_is_recorded_and_a_float32_resume_is_refused(tiny_model, tmp_path):
+    trainer = _trainer(tiny_model, tmp_path, epochs=1, precision="bfloat16")
+    before = _weights(trainer)
+    best = trainer.run()
+    assert json.loads((best / "rift_fast.json").read_text())["settings"]["precision"] == "bfloat16"
+    assert any(not torch.equal(before[k], v) for k, v in _weights(trainer).items())
+    assert _weights(trainer)["model.classifier.0.weight"].dtype == torch.float32  # master weights stay float32
+    with pytest.raises(ValueError, match='precision: "bfloat16" \\(checkpoint\\) vs "float32"'):
+        _trainer(tiny_model, tmp_path, epochs=1, precision="float32").run(resume=True)
+
+
 def test_resume_refuses_a_checkpoint_trained_on_other_data(tiny_model, tmp_path):
     _trainer(tiny_model, tmp_path, epochs=1).run()
     with pytest.raises(ValueError, match="trained on other data"):

@@ -203,17 +203,12 @@ def test_projection_heads_apply_each_samples_class_head():
         heads.project(features, LABELS, "both")
 
 
-def test_head_parameters_are_the_classifier_and_an_added_pooler():
+def test_head_parameters_are_the_classifier():
     model = tiny_classifier()
     head_ids = {id(p) for p in model.head_parameters()}
     assert head_ids == {id(p) for p in model.classifier.parameters()}
     assert [m.out_features for m in model.classifier if isinstance(m, torch.nn.Linear)] == [256, 3]
     assert not head_ids & {id(p) for p in model.encoder_parameters()}
-    torch.manual_seed(0)
-    config = model.encoder.config
-    bare = RobustClassifier(BertModel(config, add_pooling_layer=False), 3)
-    assert bare.extra_pooler is not None
-    assert {id(p) for p in bare.extra_pooler.parameters()} <= {id(p) for p in bare.head_parameters()}
 
 
 def _freelb_by_hand(model, ids, mask, labels, settings):

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from rift_fast.io_utils import write_text_atomically
 from rift_fast.models.classifier import RobustClassifier
+from rift_fast.models.pooling import POOLER
 from rift_fast.safe_state import save_state, state_paths
 
 if TYPE_CHECKING:
@@ -98,24 +99,41 @@ def refuse_pickled_trainer_state(folder: Path) -> None:
     raise FileNotFoundError(f"--resume: no trainer state ({tensor_path.name}, {json_path.name}) in {folder}")
 
 
-def load_trained_classifier(folder: str | Path) -> RobustClassifier:
+def recorded_pooling(folder: Path, metadata: dict, weight_names: list[str]) -> str:
+    """The pooling a checkpoint was trained with (``settings.pooling``; ``pooler`` for folders written
+    before it was recorded). Raises ValueError for such an older folder whose encoder had no pooler (its
+    fresh tanh layer on the first token is no longer built)."""
+    pooling = metadata.get("settings", {}).get("pooling")
+    if pooling is not None:
+        return str(pooling)
+    if any(name.startswith(f"{CLASSIFIER_PREFIX}extra_pooler.") for name in weight_names):
+        raise ValueError(
+            f"{folder} was saved before --pooling existed, with a fresh tanh pooler on the first token that "
+            "this version no longer builds; train it again (python -m rift_fast.train --pooling cls)"
+        )
+    return POOLER
+
+
+def load_trained_classifier(folder: str | Path, pooling: str | None = None) -> RobustClassifier:
     """A :class:`RobustClassifier` in eval mode from a folder written by :func:`save_model_folder`, in the
-    adversary space it was trained with (``settings.hull_space`` of its metadata, ``auto`` when absent);
-    raises FileNotFoundError when ``folder`` is not such a folder."""
+    adversary space it was trained with (``settings.hull_space`` of its metadata, ``auto`` when absent)
+    and with the pooling it was trained with (:func:`recorded_pooling`). ``pooling``: None or ``auto``
+    accept the recorded one; another value must equal it (ValueError naming both). Raises
+    FileNotFoundError when ``folder`` is not such a folder."""
     from transformers import AutoConfig, AutoModel
 
     folder = Path(folder)
     if not is_checkpoint_folder(folder):
         raise FileNotFoundError(f"{folder} is not a rift_fast checkpoint (no {METADATA_FILE})")
     metadata = json.loads((folder / METADATA_FILE).read_text())
+    weights = load_file(str(folder / WEIGHTS_FILE))
+    trained_pooling = recorded_pooling(folder, metadata, list(weights))
+    if pooling not in (None, "auto", trained_pooling):
+        raise ValueError(f"{folder} was trained with --pooling {trained_pooling}; it cannot be loaded with {pooling}")
     encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder))
     # Checkpoints written before the hull space was recorded were all BERT-like: "auto" gives their construction.
     hull_space = metadata.get("settings", {}).get("hull_space", "auto")
-    model = RobustClassifier(encoder, metadata["num_classes"], hull_space=hull_space)
-    state = {
-        k[len(CLASSIFIER_PREFIX) :]: v
-        for k, v in load_file(str(folder / WEIGHTS_FILE)).items()
-        if k.startswith(CLASSIFIER_PREFIX)
-    }
+    model = RobustClassifier(encoder, metadata["num_classes"], hull_space=hull_space, pooling=trained_pooling)
+    state = {k[len(CLASSIFIER_PREFIX) :]: v for k, v in weights.items() if k.startswith(CLASSIFIER_PREFIX)}
     model.load_state_dict(state)
     return model.eval()

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rift_fast.models.pooling import POOLER, pool, resolve_pooling
 from rift_fast.models.sources import resolve_model_source
 
 CLASSIFIER_HIDDEN = 256  # RIFT_SPEC step 4: Linear(H, 256) - ReLU - Linear(256, C)
@@ -193,14 +194,15 @@ def _accepted(encoder: nn.Module, **inputs: Any) -> dict[str, Any]:
 
 def encode_pooled(
     encoder: nn.Module,
-    extra_pooler: nn.Module | None,
+    pooling: str,
     input_ids: torch.Tensor | None = None,
     attention_mask: torch.Tensor | None = None,
     token_type_ids: torch.Tensor | None = None,
     inputs_embeds: torch.Tensor | None = None,
     word_embeds: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Pooled feature [B, H] of ``encoder`` (its pooler, or ``extra_pooler`` on h_CLS when it has none).
+    """Pooled feature [B, H] of ``encoder`` under ``pooling`` (``pooler``, ``cls`` or ``mean``, see
+    :mod:`rift_fast.models.pooling`).
 
     Exactly one of ``input_ids`` (token ids), ``inputs_embeds`` (BERT-like embedding-layer output) and
     ``word_embeds`` (word embeddings: positions, types and normalisation are added by the encoder)
@@ -222,28 +224,32 @@ def encode_pooled(
         outputs = encoder(inputs_embeds=word_embeds, **common, **_accepted(encoder, position_ids=positions))
     else:
         outputs = encoder(input_ids=input_ids, **common)
-    pooled = getattr(outputs, "pooler_output", None)
-    if extra_pooler is not None or pooled is None:
-        if extra_pooler is None:
-            raise ValueError("the encoder returned no pooler output and no extra pooler was given")
-        pooled = extra_pooler(outputs.last_hidden_state[:, 0])
-    return pooled
+    return pool(outputs, attention_mask, pooling)
 
 
 class RobustClassifier(nn.Module):
-    """Encoder + pooled feature tanh(W h_CLS) + head Linear(H, 256) - ReLU - Linear(256, C).
+    """Encoder + pooled feature + head Linear(H, 256) - ReLU - Linear(256, C).
 
     ``encoder``: a Hugging Face base model (``AutoModel``: BertModel, DebertaV2Model, ModernBertModel,
-    ...). When it has no pooler (``encoder.pooler`` missing or ``None``) a fresh ``Linear(H, H) + tanh``
-    on the first token's state (CLS) is added as ``extra_pooler`` (counted as a head by
-    :meth:`head_parameters`). ``hull_space``: one of :data:`HULL_SPACES`, resolved here
-    (:func:`resolve_hull_space`); the resolved value is ``self.hull_space`` (None: the encoder has no
-    input-embedding module, so only text attacks and standard training apply). Raises ValueError for
-    encoder-decoder and decoder-only models, fewer than 2 classes, or a hull space the encoder cannot serve.
+    ...). ``pooling``: one of :data:`rift_fast.models.pooling.POOLINGS`, resolved here with ``source``
+    (the model folder or hub id) and ``pooler_loaded`` (see :func:`resolve_pooling`); the choice is
+    ``self.pooling`` and its reason ``self.pooling_reason``. An encoder pooler that the choice leaves
+    unused is removed (it would get no gradient). ``hull_space``: one of :data:`HULL_SPACES`, resolved
+    here (:func:`resolve_hull_space`); the resolved value is ``self.hull_space`` (None: the encoder has
+    no input-embedding module, so only text attacks and standard training apply). Raises ValueError for
+    encoder-decoder and decoder-only models, fewer than 2 classes, or a hull space or pooling the encoder
+    cannot serve.
     """
 
     def __init__(
-        self, encoder: nn.Module, num_classes: int, head_hidden: int = CLASSIFIER_HIDDEN, hull_space: str = "auto"
+        self,
+        encoder: nn.Module,
+        num_classes: int,
+        head_hidden: int = CLASSIFIER_HIDDEN,
+        hull_space: str = "auto",
+        pooling: str = "auto",
+        source: str | None = None,
+        pooler_loaded: bool = True,
     ) -> None:
         super().__init__()
         if num_classes < 2:
@@ -251,27 +257,30 @@ class RobustClassifier(nn.Module):
         config: Any = getattr(encoder, "config", None)
         refuse_non_encoder(config)
         self.hull_space = resolve_hull_space(encoder, hull_space)
+        choice = resolve_pooling(encoder, pooling, source, pooler_loaded)
+        self.pooling, self.pooling_reason = choice.mode, choice.reason
+        if self.pooling != POOLER and isinstance(getattr(encoder, "pooler", None), nn.Module):
+            encoder.pooler = None
         self.encoder = encoder
         self.num_classes = num_classes
         hidden: int = config.hidden_size
         self.hidden_size = hidden
-        self.extra_pooler: nn.Sequential | None
-        if getattr(encoder, "pooler", None) is None:
-            self.extra_pooler = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh())
-        else:
-            self.extra_pooler = None
         self.classifier = nn.Sequential(nn.Linear(hidden, head_hidden), nn.ReLU(), nn.Linear(head_hidden, num_classes))
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str, num_classes: int, hull_space: str = "auto", **kwargs: Any
+        cls, name_or_path: str, num_classes: int, hull_space: str = "auto", pooling: str = "auto", **kwargs: Any
     ) -> "RobustClassifier":
         """``AutoModel.from_pretrained`` (``"embedded"`` = the packaged MiniLM, see rift_fast.models)."""
         from transformers import AutoConfig, AutoModel
 
         source = resolve_model_source(name_or_path)
         refuse_non_encoder(AutoConfig.from_pretrained(source))  # before loading weights it cannot use
-        return cls(AutoModel.from_pretrained(source, **kwargs), num_classes, hull_space=hull_space)
+        encoder, loading = AutoModel.from_pretrained(source, output_loading_info=True, **kwargs)
+        pooler_loaded = not any(key.startswith("pooler.") for key in loading["missing_keys"])
+        return cls(
+            encoder, num_classes, hull_space=hull_space, pooling=pooling, source=source, pooler_loaded=pooler_loaded
+        )
 
     @property
     def config(self) -> Any:
@@ -325,9 +334,9 @@ class RobustClassifier(nn.Module):
         inputs_embeds: torch.Tensor | None = None,
         word_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Pooled feature [B, H]; inputs as :meth:`forward`."""
+        """Pooled feature [B, H] under ``self.pooling``; inputs as :meth:`forward`."""
         return encode_pooled(
-            self.encoder, self.extra_pooler, input_ids, attention_mask, token_type_ids, inputs_embeds, word_embeds
+            self.encoder, self.pooling, input_ids, attention_mask, token_type_ids, inputs_embeds, word_embeds
         )
 
     def forward(
@@ -357,11 +366,8 @@ class RobustClassifier(nn.Module):
         return self.classifier(pooled), pooled
 
     def head_parameters(self) -> list[nn.Parameter]:
-        """Parameters of the freshly initialised heads (classifier, extra pooler): weight decay goes here."""
-        params = list(self.classifier.parameters())
-        if self.extra_pooler is not None:
-            params += list(self.extra_pooler.parameters())
-        return params
+        """Parameters of the freshly initialised classification head: weight decay goes here."""
+        return list(self.classifier.parameters())
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         """The pre-trained encoder's parameters (no weight decay in RIFT)."""

@@ -46,7 +46,7 @@ def _load_hf_classifier(source: str, label_names: tuple[str, ...]) -> tuple[PreT
 
 
 def load_sequence_classifier(
-    name_or_path: str, label_names: Sequence[str]
+    name_or_path: str, label_names: Sequence[str], pooling: str | None = None
 ) -> tuple[nn.Module, PreTrainedTokenizerBase, LabelMapping]:
     """``(model, tokenizer, mapping)``: the classifier with its logits in the order of ``label_names``,
     its tokenizer and the :class:`LabelMapping` used (see :func:`map_labels`).
@@ -57,12 +57,14 @@ def load_sequence_classifier(
     rift_fast.train`` loads as its :class:`RobustClassifier`, trained in the task's order. Raises
     :class:`LabelMismatchError` when the labels cannot be matched, and ValueError naming the model type
     for encoder-decoder and decoder-only models. A hub id needs network access the
-    first time; its error then says so.
+    first time; its error then says so. ``pooling`` (None: as trained) must equal the pooling a
+    rift_fast checkpoint was trained with, and is refused for other models, which pool with their own
+    classification head (ValueError).
     """
     label_names = tuple(label_names)
     source = resolve_model_source(name_or_path)
     if is_checkpoint_folder(source):  # written by python -m rift_fast.train
-        trained = load_trained_classifier(source)
+        trained = load_trained_classifier(source, pooling)
         if trained.num_classes != len(label_names):
             raise LabelMismatchError(
                 f"{source} has a {trained.num_classes}-class head but the task has "
@@ -70,6 +72,11 @@ def load_sequence_classifier(
             )
         mapping = LabelMapping(tuple(range(len(label_names))), "rift_fast checkpoint", label_names, label_names)
         return trained, load_tokenizer(source), mapping
+    if pooling not in (None, "auto"):
+        raise ValueError(
+            f"--pooling {pooling} applies to checkpoints of python -m rift_fast.train; {name_or_path} pools "
+            "with its own classification head"
+        )
     model: nn.Module
     try:
         model, mapping = _load_hf_classifier(source, label_names)

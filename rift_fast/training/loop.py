@@ -35,10 +35,12 @@ from rift_fast.models.checkpoint import (
     save_model_folder,
 )
 from rift_fast.models.classifier import EMBEDDING_OUTPUT, HULL_SPACES
+from rift_fast.models.pooling import POOLER, POOLINGS
 from rift_fast.safe_state import load_state
 from rift_fast.settings_diff import settings_differences
 from rift_fast.training.adversary import ascc_robust_accuracy, substitution_ids
 from rift_fast.training.defenses import Defense, defense_class
+from rift_fast.training.precision import PRECISIONS, resolve_precision, training_autocast
 from rift_fast.training.presets import PUBLISHED_PRESET
 from rift_fast.training.sampling import ClassBalancedBatchSampler
 
@@ -57,8 +59,11 @@ class TrainSettings:
     The loop's own settings, and ``defense``: the settings of ``method``'s defense (its
     ``settings_type``; None gives its published defaults). Build it with :meth:`for_method` from a
     flat set of options. ``hull_space``: the adversary space of the ASCC hull (one of
-    :data:`rift_fast.models.classifier.HULL_SPACES`); the :class:`Trainer` records the one ``auto``
-    resolves to. Raises ValueError for an unknown method or hull space, or a count below 1.
+    :data:`rift_fast.models.classifier.HULL_SPACES`) and ``pooling`` the sentence feature of the
+    classifier and the RIFT teacher (one of :data:`rift_fast.models.pooling.POOLINGS`); ``precision``
+    the training step's autocast (:data:`rift_fast.training.precision.PRECISIONS`; evaluation stays
+    float32); the :class:`Trainer` records what each ``auto`` resolves to. Raises ValueError for an
+    unknown method, hull space, pooling or precision, or a count below 1.
     """
 
     method: str
@@ -73,6 +78,8 @@ class TrainSettings:
     dev_adversary_steps: int = PUBLISHED_PRESET.dev_adversary_steps
     seed: int = 0
     hull_space: str = "auto"
+    pooling: str = "auto"
+    precision: str = "auto"
     defense: Any = None
 
     def __post_init__(self) -> None:
@@ -83,6 +90,10 @@ class TrainSettings:
             raise TypeError(f"{self.method} takes {settings_type.__name__}, got {type(self.defense).__name__}")
         if self.hull_space not in HULL_SPACES:
             raise ValueError(f"hull_space must be one of {', '.join(HULL_SPACES)}, got {self.hull_space!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for name in ("epochs", "batch_size", "max_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -265,10 +276,18 @@ class Trainer:
         torch.manual_seed(settings.seed)
         random.seed(settings.seed)
         np.random.seed(settings.seed)
-        model = RobustClassifier.from_pretrained(settings.model, num_classes, hull_space=settings.hull_space)
+        model = RobustClassifier.from_pretrained(
+            settings.model, num_classes, hull_space=settings.hull_space, pooling=settings.pooling
+        )
         logger.info("[%s] hull space %s (asked: %s)", settings.method, model.hull_space, settings.hull_space)
-        if model.hull_space is not None:  # record the construction "auto" chose (a resume compares it)
-            self.settings = settings = replace(settings, hull_space=model.hull_space)
+        logger.info("[%s] pooling %s: %s", settings.method, model.pooling, model.pooling_reason)
+        # Record what "auto" chose (a resume compares it).
+        resolved_hull = model.hull_space or settings.hull_space
+        precision = resolve_precision(settings.precision, self.device)
+        logger.info("[%s] training precision %s (asked: %s)", settings.method, precision, settings.precision)
+        self.settings = settings = replace(
+            settings, hull_space=resolved_hull, pooling=model.pooling, precision=precision
+        )
         # What --model and the tokenizer hold (a resume from a changed --model folder is refused).
         self.input_digests = {"model_sha256": model_digest(model), "tokenizer_sha256": tokenizer_digest(tokenizer)}
         self.objective = defense_class(settings.method)(model, settings.defense).to(self.device)
@@ -379,8 +398,9 @@ class Trainer:
 
     def _check_same_inputs(self, folder: Path, metadata: dict) -> None:
         """Raises ValueError naming the first of settings, data, model, tokenizer or head size that differs."""
-        # Checkpoints written before the hull space was recorded used the only one there was then.
-        recorded = {"hull_space": EMBEDDING_OUTPUT, **metadata.get("settings", {})}
+        # Older checkpoints: the only hull space and pooling there were, and the precision of this device.
+        legacy = {"hull_space": EMBEDDING_OUTPUT, "pooling": POOLER, "precision": self.settings.precision}
+        recorded = {**legacy, **metadata.get("settings", {})}
         changed = settings_differences(recorded, asdict(self.settings))
         if changed:
             raise ValueError(f"--resume: {folder} was written with other settings:\n  " + "\n  ".join(changed))
@@ -410,8 +430,7 @@ class Trainer:
         :class:`TrainingDiverged` on a non-finite loss, before the weights change."""
         self.objective.train()
         self.optimizer.zero_grad(set_to_none=True)
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
-        with autocast:
+        with training_autocast(self.settings.precision, self.device):
             if self.objective.calls_backward:
                 terms = self.objective(batch)
                 if self.world_size > 1:

@@ -26,7 +26,7 @@ SIDES = ("student", "teacher")
 
 
 class FrozenTeacher(nn.Module):
-    """Frozen copy of a :class:`RobustClassifier`'s encoder (and extra pooler, if it has one).
+    """Frozen copy of a :class:`RobustClassifier`'s encoder, pooled as the classifier pools (``pooling``).
 
     Build it from the model BEFORE fine-tuning. ``pooled(...)`` runs under ``torch.no_grad``.
     Its parameters are not trainable and it holds no classifier head.
@@ -37,7 +37,7 @@ class FrozenTeacher(nn.Module):
         self.keep_dropout = keep_dropout
         model = cast(RobustClassifier, unwrap(model))
         self.encoder = copy.deepcopy(model.encoder)
-        self.extra_pooler = copy.deepcopy(model.extra_pooler)
+        self.pooling = model.pooling
         for param in self.parameters():
             param.requires_grad_(False)
         self.train(model.training)
@@ -54,7 +54,7 @@ class FrozenTeacher(nn.Module):
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Pooled feature [B, H] of the clean input (no gradient)."""
-        return encode_pooled(self.encoder, self.extra_pooler, input_ids, attention_mask, token_type_ids)
+        return encode_pooled(self.encoder, self.pooling, input_ids, attention_mask, token_type_ids)
 
     def forward(
         self,
