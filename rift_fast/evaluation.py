@@ -14,6 +14,7 @@ from rift_fast.models import checked_max_length
 from rift_fast.synonyms import SynonymIndex
 from rift_fast.training.adversary import ADVERSARY_STEPS
 from rift_fast.training.loop import ascc_correct_counts, encode_examples
+from rift_fast.training.precision import runs_bf16_natively
 
 EVALUATED_RECIPES = ("pwws", "ga")  # RIFT_SPEC's evaluation protocol
 
@@ -22,7 +23,9 @@ EVALUATED_RECIPES = ("pwws", "ga")  # RIFT_SPEC's evaluation protocol
 class EvaluationSettings:
     """Settings of the test-pool evaluation. ``max_length``: tokens per input, None for the usable
     length of the model and tokenizer (:func:`rift_fast.models.checked_max_length` refuses a larger
-    one); ``batch_size`` bounds the rows of every model call."""
+    one); ``batch_size`` bounds the rows of every model call. ``bf16_search``: the attacks search with a
+    bf16 copy of the model and re-score every verdict in float32 (:class:`rift_fast.attacks.VictimModel`);
+    None (default) does so where the device runs bf16 natively."""
 
     max_length: int | None = None
     ga_population: int = PUBLISHED_GA_POPULATION
@@ -31,6 +34,12 @@ class EvaluationSettings:
     batch_size: int = 64
     seed: int = 0
     recipes: tuple[str, ...] = EVALUATED_RECIPES
+    bf16_search: bool | None = None
+
+    def search_dtype(self, device: torch.device) -> torch.dtype | None:
+        """The attacks' search dtype on ``device``: bfloat16, or None (the model's own)."""
+        native = runs_bf16_natively(device) if self.bf16_search is None else self.bf16_search
+        return torch.bfloat16 if native else None
 
 
 def ascc_accuracy(
@@ -77,14 +86,17 @@ def evaluate_test_pool(
 ) -> dict:
     """Clean accuracy, the robust accuracy under each of ``settings.recipes`` (``<name>_accuracy``) and
     the ASCC accuracy of ``model`` on ``pool``, with every attack's summary under ``attacks`` (each
-    accuracy None for an empty pool)."""
+    accuracy None for an empty pool) and the attacks' search dtype under ``attack_search_dtype``."""
     is_pair = any(e.text_pair is not None for e in pool)
     options = RecipeOptions(
         ga_population=settings.ga_population, ga_generations=settings.ga_generations, seed=settings.seed
     )
     results = {}
+    search_dtype = settings.search_dtype(next(model.parameters()).device)
     for name in settings.recipes:
-        victim = VictimModel(model, tokenizer, max_length=settings.max_length, batch_size=settings.batch_size)
+        victim = VictimModel(
+            model, tokenizer, max_length=settings.max_length, batch_size=settings.batch_size, search_dtype=search_dtype
+        )
         attack = build_attack(name, victim, synonyms, is_pair, options)
         results[name] = attack.run(pool, victim, attack.settings(), progress=progress).summary()
     model.eval()
@@ -93,5 +105,6 @@ def evaluate_test_pool(
         "clean_accuracy": first["clean_accuracy"],
         **{f"{name}_accuracy": summary["robust_accuracy"] for name, summary in results.items()},
         "ascc_accuracy": ascc_accuracy(model, tokenizer, pool, neighbour_table, settings),
+        "attack_search_dtype": str(search_dtype or torch.float32).removeprefix("torch."),
         "attacks": results,
     }

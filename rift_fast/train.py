@@ -236,7 +236,7 @@ def write_results(
     lines += [
         "",
         f"Test pool: {args.test_examples} examples of {args.dataset} (test split {drawn} with seed "
-        f"{args.seed}). {attacks} ASCC: {evaluation.ascc_steps} steps, CE. "
+        f"{args.seed}). {attacks} Attack search: {search_precision(rows)}. ASCC: {evaluation.ascc_steps} steps, CE. "
         f"Synonyms: {args.synonyms} ({args.synonym_table['words_covered']:,} of "
         f"{args.synonym_table['words_with_synonyms']:,} words with one-token synonyms). Hull space: "
         f"{', '.join(sorted({str(row['settings']['hull_space']) for row in rows}))}. Pooling: "
@@ -253,6 +253,12 @@ def write_results(
     title = f"{args.dataset}, {args.model}: {args.test_examples} test examples"
     write_bytes_atomically(output_dir / "results.png", results_plot(rows, columns, title))
     return markdown
+
+
+def search_precision(rows: list[dict]) -> str:
+    """How the rows' attacks searched: float32, or bf16 with float32 verdicts."""
+    dtypes = {row.get("attack_search_dtype") for row in rows}
+    return "bf16 copy, every verdict re-scored in float32" if "bfloat16" in dtypes else "float32"
 
 
 def results_plot(rows: list[dict], columns: list[tuple[str, str]], title: str) -> bytes:

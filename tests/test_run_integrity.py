@@ -397,7 +397,7 @@ def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, t
     markdown = train.write_results(tmp_path, [row], args, settings)
     assert "| standard | n/a | n/a | n/a | n/a | 1.0 min |" in markdown
     assert "(1,234 of 5,000 words with one-token synonyms). Hull space: word-embedding. Pooling: mean." in markdown
-    assert "Training precision: float32." in markdown
+    assert "Training precision: float32." in markdown and "Attack search: float32." in markdown
     assert json.loads((tmp_path / "results.json").read_text())["results"][0]["clean_accuracy"] is None
     assert (tmp_path / "results.png").stat().st_size > 1000
 
