@@ -17,6 +17,7 @@ import os
 import sys
 from pathlib import Path
 
+from rift_fast.attacks.calibration import check_temperature
 from rift_fast.attacks.protocol_arguments import add_protocol_arguments, apply_protocol
 from rift_fast.attacks.recipes import PUBLISHED_GA_GENERATIONS, PUBLISHED_GA_POPULATION, RECIPES
 from rift_fast.attacks.victim import EXACT_MARGIN
@@ -33,6 +34,7 @@ from rift_fast.data import EVALUATED_SPLITS
 from rift_fast.models.pooling import POOLINGS
 
 SEARCH_DTYPES = ("model", "bfloat16")
+AUTO_TEMPERATURE = "auto"
 DEFAULT_POOL_SIZE = 300  # RIFT's pool (RIFT_SPEC) for datasets without a preset pool rule
 
 
@@ -186,6 +188,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="with a reduced --search-dtype, answers whose two most probable classes are closer "
         "than this are re-scored by the model itself",
     )
+    parser.add_argument(
+        "--attack-temperature",
+        type=temperature_option,
+        default=1.0,
+        metavar="T|auto",
+        help="test-time temperature of the attack's scores, softmax(logits / T) (predictions do not change): "
+        "a saturated, overconfident model blinds score-based attacks (Raina et al. 2024). auto picks T by "
+        "calibration error on --calibration-examples dev examples. With T != 1 the attack also runs at T = 1 "
+        "and both robust accuracies are reported side by side",
+    )
+    parser.add_argument(
+        "--calibration-examples", type=int, default=500, help="dev examples that --attack-temperature auto reads"
+    )
     parser.add_argument("--examples-per-round", type=int, default=64, help="examples attacked together")
     add_protocol_arguments(parser)
     parser.add_argument(
@@ -203,56 +218,84 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    configure_logging()
+def temperature_option(value: str) -> float | str:
+    """``auto`` or a temperature > 0 (argparse type of ``--attack-temperature``)."""
+    if value == AUTO_TEMPERATURE:
+        return value
+    try:
+        return check_temperature(float(value))
+    except ValueError:
+        message = f"--attack-temperature must be a number > 0 or 'auto', got {value!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+def temperature_one_output(output: Path) -> Path:
+    """Where the T = 1 run of the miscalibration check writes: ``report.json`` -> ``report.temperature-1.json``."""
+    return output.with_name(f"{output.stem}.temperature-1{output.suffix}")
+
+
+def choose_temperature(args: argparse.Namespace, task, model, tokenizer) -> dict:
+    """``{"temperature": T, ...}``: the given T, or for ``auto`` the one of lowest calibration error on
+    dev examples, with the ECE before and after and the number of examples read."""
+    if args.attack_temperature != AUTO_TEMPERATURE:
+        return {"temperature": args.attack_temperature, "chosen_by": "given"}
+    import numpy as np
+
+    from rift_fast.attacks import VictimModel
+    from rift_fast.attacks.calibration import fit_temperature
+    from rift_fast.data import test_pool
+
+    count = min(args.calibration_examples, len(task.dev))
+    dev = test_pool(task, count, seed=args.seed, split="dev")
+    probabilities = VictimModel(model, tokenizer, args.max_length, args.batch_size).probabilities(
+        [(e.text, e.text_pair) for e in dev], exact=True
+    )
+    log_probabilities = np.log(np.clip(probabilities, 1e-300, None))  # = logits up to a per-row constant
+    temperature, ece_at_one, ece_at_t = fit_temperature(log_probabilities, np.array([e.label for e in dev]))
+    return {
+        "temperature": temperature,
+        "chosen_by": f"lowest expected calibration error on {count} dev examples",
+        "ece_at_temperature_1": ece_at_one,
+        "ece_at_temperature": ece_at_t,
+    }
+
+
+def attack_at(temperature: float, output: Path, setup: dict, args: argparse.Namespace):
+    """Run the attack with the victim at ``temperature``, writing beside ``output``; returns the report
+    (on rank 0; None on the other ranks)."""
     import torch
 
     from rift_fast.attacks import AttackCheckpoint, AttackReport, VictimModel, build_attack
-    from rift_fast.attacks.reports import write_reports
-    from rift_fast.data import test_pool
-    from rift_fast.data_sources import DatasetOptions, load_data
-    from rift_fast.io_utils import write_text_atomically
-    from rift_fast.models import load_sequence_classifier
-    from rift_fast.text import vocabulary
 
-    rank, world = init_distributed()
-    paths = output_paths(Path(args.output), world)
+    rank, world, task, options = setup["rank"], setup["world"], setup["task"], setup["options"]
+    paths = output_paths(output, world)
     refuse_shared_paths(paths)
-    torch.manual_seed(args.seed)  # a head missing from the checkpoint is initialised reproducibly
-    task = load_data(DatasetOptions.from_args(args), seed=args.seed)
-    task, options = apply_protocol(args, task)
-    if args.num_examples is None:
-        args.num_examples = default_pool_size(task, args.split)
-    pool = test_pool(task, args.num_examples, seed=args.seed, split=args.split)
-    model, tokenizer, labels = load_sequence_classifier(args.model, task.label_names, args.pooling)
-    if torch.cuda.is_available():
-        model = model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
-    words = vocabulary(e.text_pair or e.text for e in pool)
-    synonyms = load_synonym_index(args, words)
     search_dtype = None if args.search_dtype == "model" else getattr(torch, args.search_dtype)
     victim = VictimModel(
-        model,
-        tokenizer,
+        setup["model"],
+        setup["tokenizer"],
         max_length=args.max_length,
         batch_size=args.batch_size,
         search_dtype=search_dtype,
         exact_margin=args.exact_margin,
+        temperature=temperature,
     )
-    attack = build_attack(args.attack, victim, synonyms, task.is_pair, options)
-    settings = run_settings(args, attack, victim, model, tokenizer, synonyms, labels, task.identity)
+    attack = build_attack(args.attack, victim, setup["synonyms"], task.is_pair, options)
+    settings = run_settings(
+        args, attack, victim, setup["model"], setup["tokenizer"], setup["synonyms"], setup["labels"], task.identity
+    )
     checkpoint_path = paths[checkpoint_role(rank, world)]
     if checkpoint_path.exists() and not args.resume:
         raise SystemExit(f"{checkpoint_path} exists from an earlier run: pass --resume to continue it, or delete it")
     checkpoint = AttackCheckpoint(checkpoint_path, settings)
     report = attack.run(
-        pool,
+        setup["pool"],
         victim,
         settings,
         checkpoint=checkpoint,
         examples_per_round=args.examples_per_round,
         verify_splicing=args.verify_splicing,
-        indices=list(range(rank, len(pool), world)),
+        indices=list(range(rank, len(setup["pool"]), world)),
         progress=rank == 0,
     )
     if world > 1:
@@ -265,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         dist.barrier()
         if rank != 0:
-            return 0
+            return None
         merged = []
         for other in range(world):
             merged += AttackCheckpoint(paths[checkpoint_role(other, world)], settings).load()
@@ -279,12 +322,82 @@ def main(argv: list[str] | None = None) -> int:
             session_wall_seconds=session_wall,
             session_forward_seconds=session_forward,
         )
-    write_text_atomically(paths["results JSON"], json.dumps(report.to_json(), indent=1))
+    return report
+
+
+def write_outputs(report, output: Path, world: int, calibration: dict | None = None) -> None:
+    """The results JSON (with the miscalibration check, if any), Markdown, CSV, HTML and curves."""
+    from rift_fast.attacks.reports import write_reports
+    from rift_fast.io_utils import write_text_atomically
+
+    paths = output_paths(output, world)
+    record = report.to_json() | ({"miscalibration_check": calibration} if calibration else {})
+    write_text_atomically(paths["results JSON"], json.dumps(record, indent=1))
     write_text_atomically(paths["Markdown summary"], report.to_markdown())
     write_reports(report, paths["CSV of examples"], paths["HTML report"], paths["robustness curves"])
     print(report.to_markdown())
     written = [paths[role] for role in ("results JSON", "Markdown summary", "CSV of examples", "HTML report")]
     print(f"results: {', '.join(map(str, written))} and {paths['robustness curves']}")
+
+
+def miscalibration_table(calibration: dict, at_one, at_temperature) -> str:
+    """Markdown: robust accuracy and attack success rate at T = 1 and at the chosen T, side by side."""
+    from rift_fast.attacks.runner import format_figure
+
+    lines = [
+        f"Miscalibration check (Raina et al. 2024): T = {calibration['temperature']:.3g}, {calibration['chosen_by']}.",
+        "",
+        "| temperature | robust accuracy | attack success rate | mean queries |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for label, report in (("1", at_one), (f"{calibration['temperature']:.3g}", at_temperature)):
+        s = report.summary()
+        lines.append(
+            f"| {label} | {format_figure(s['robust_accuracy'], '.1%')} | "
+            f"{format_figure(s['attack_success_rate'], '.1%')} | {format_figure(s['mean_queries'], '.0f')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging()
+    import torch
+
+    from rift_fast.data import test_pool
+    from rift_fast.data_sources import DatasetOptions, load_data
+    from rift_fast.models import load_sequence_classifier
+    from rift_fast.text import vocabulary
+
+    rank, world = init_distributed()
+    output = Path(args.output)
+    refuse_shared_paths(output_paths(output, world))
+    torch.manual_seed(args.seed)  # a head missing from the checkpoint is initialised reproducibly
+    task = load_data(DatasetOptions.from_args(args), seed=args.seed)
+    task, options = apply_protocol(args, task)
+    if args.num_examples is None:
+        args.num_examples = default_pool_size(task, args.split)
+    pool = test_pool(task, args.num_examples, seed=args.seed, split=args.split)
+    model, tokenizer, labels = load_sequence_classifier(args.model, task.label_names, args.pooling)
+    if torch.cuda.is_available():
+        model = model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
+    words = vocabulary(e.text_pair or e.text for e in pool)
+    synonyms = load_synonym_index(args, words)
+    setup = {"rank": rank, "world": world, "task": task, "options": options, "pool": pool, "model": model}
+    setup |= {"tokenizer": tokenizer, "synonyms": synonyms, "labels": labels}
+    calibration = choose_temperature(args, task, model, tokenizer)
+    temperature = calibration["temperature"]
+    report = attack_at(temperature, output, setup, args)
+    at_one = attack_at(1.0, temperature_one_output(output), setup, args) if temperature != 1.0 else None
+    if report is None:
+        return 0
+    if at_one is not None:
+        summaries = {"robust_accuracy_at_temperature_1": at_one.summary()["robust_accuracy"]}
+        calibration |= summaries | {"robust_accuracy_at_temperature": report.summary()["robust_accuracy"]}
+        write_outputs(at_one, temperature_one_output(output), world)
+    write_outputs(report, output, world, calibration if at_one is not None else None)
+    if at_one is not None:
+        print(miscalibration_table(calibration, at_one, report))
     return 0
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import numpy as np
 import torch
 
+from rift_fast.attacks.calibration import check_temperature
 from rift_fast.attacks.splicing import (
     PROBE_TEXTS,
     PROBE_WORDS,
@@ -72,7 +73,9 @@ class VictimModel:
     ``rows_scored`` the rows they scored and ``exact_rows_scored`` those scored by ``model`` itself.
 
     ``max_length`` defaults to the usable length of the model and tokenizer; a larger one raises
-    ValueError naming both (:func:`rift_fast.models.checked_max_length`).
+    ValueError naming both (:func:`rift_fast.models.checked_max_length`). ``temperature`` T > 0: every
+    answer is softmax(logits / T), and the gradient search differentiates that cross-entropy; predictions
+    (argmax) do not change (:mod:`rift_fast.attacks.calibration`, the miscalibration check).
 
     Reduced-precision search: with ``search_dtype`` (e.g. ``torch.bfloat16``) differing from the
     model's dtype, a copy of the model in that dtype answers search queries; the model itself (exact)
@@ -89,9 +92,11 @@ class VictimModel:
         batch_size: int = 64,
         search_dtype: torch.dtype | None = None,
         exact_margin: float = EXACT_MARGIN,
+        temperature: float = 1.0,
     ) -> None:
         if not 0 <= exact_margin <= 1:
             raise ValueError(f"exact_margin is a probability gap in [0, 1], got {exact_margin}")
+        self.temperature = check_temperature(temperature)
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_length = checked_max_length(max_length, model, tokenizer)
@@ -107,12 +112,14 @@ class VictimModel:
 
     def describe(self) -> dict:
         """The settings that change answers, for run records (the search ones only when a search copy exists)."""
+        tempered = {"temperature": self.temperature} if self.temperature != 1.0 else {}
         if self.search_model is None:
-            return {"max_length": self.max_length}
+            return {"max_length": self.max_length, **tempered}
         return {
             "max_length": self.max_length,
             "search_dtype": str(self.search_dtype).removeprefix("torch."),
             "exact_margin": self.exact_margin,
+            **tempered,
         }
 
     def rows(self, queries: list[Query]) -> list[TokenRow]:
@@ -162,7 +169,7 @@ class VictimModel:
             started = time.perf_counter()
             result = model(**batch)
             logits = result.logits if hasattr(result, "logits") else result[0]
-            answers.append(torch.softmax(logits.float(), dim=-1))
+            answers.append(torch.softmax(logits.float() / self.temperature, dim=-1))
             seconds += time.perf_counter() - started
         started = time.perf_counter()
         ordered = torch.cat(answers).double().cpu().numpy()  # waits for the device
@@ -237,7 +244,7 @@ class VictimModel:
                 result = self.model(**batch)
                 logits = result.logits if hasattr(result, "logits") else result[0]
                 targets = torch.tensor([labels[k] for k in rows], device=self.device)
-                loss = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
+                loss = torch.nn.functional.cross_entropy(logits.float() / self.temperature, targets, reduction="sum")
                 (grad,) = torch.autograd.grad(loss, captured["embeddings"])
                 self.forward_seconds += time.perf_counter() - started
                 self.rows_scored += len(rows)
