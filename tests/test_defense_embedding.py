@@ -8,9 +8,10 @@ accented words, curly quotes and digits, padded to different lengths, and labels
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 import torch.nn.functional as F
 from tiny_tokenizers import wordpiece
-from transformers import BertConfig, BertModel
+from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from rift_fast.data import Example
 from rift_fast.models import RobustClassifier, load_trained_classifier
@@ -269,15 +270,19 @@ def model_folder(tokenizer, tmp_path_factory):
     return str(folder)
 
 
-@pytest.mark.parametrize("method", sorted(METHOD_OPTIONS))
-def test_a_trainer_step_changes_the_encoder_and_the_checkpoint_loads(tokenizer, model_folder, tmp_path, method):
+def _trainer(tokenizer, folder, output, method, rank=0, world=1, **overrides):
     options = {"epochs": 1, "batch_size": 4, "max_length": 32, "lr": 1e-3, "dev_examples": 3, "dev_adversary_steps": 1}
-    settings = TrainSettings.for_method(method, model=model_folder, **options, **METHOD_OPTIONS[method])
+    settings = TrainSettings.for_method(method, model=folder, **{**options, **METHOD_OPTIONS[method], **overrides})
     examples = [Example(f"{t} {p}", i % 2) for i, (t, p) in enumerate(PAIRS * 2)]
     split = encode_examples(tokenizer, examples, 32)
-    trainer = Trainer(settings, tokenizer, split, split, synonym_table(tokenizer), tmp_path, 2, progress=False)
+    return Trainer(settings, tokenizer, split, split, synonym_table(tokenizer), output, 2, rank, world, progress=False)
+
+
+@pytest.mark.parametrize("method", sorted(METHOD_OPTIONS))
+def test_a_trainer_step_changes_the_encoder_and_the_checkpoint_loads(tokenizer, model_folder, tmp_path, method):
+    trainer = _trainer(tokenizer, model_folder, tmp_path, method)
     before = {k: v.clone() for k, v in trainer.objective.model.state_dict().items()}
-    batch = collate(split, [0, 1, 2, 3], tokenizer.pad_token_id, trainer.neighbour_table, trainer.device)
+    batch = collate(trainer.train_split, [0, 1, 2, 3], tokenizer.pad_token_id, trainer.neighbour_table, trainer.device)
     terms = trainer.step(batch)
     assert TERMS[method] | {"loss"} <= set(terms) and all(map(torch.isfinite, torch.tensor(list(terms.values()))))
     changed = {k for k, v in trainer.objective.model.state_dict().items() if not torch.equal(v, before[k])}
@@ -287,6 +292,27 @@ def test_a_trainer_step_changes_the_encoder_and_the_checkpoint_loads(tokenizer, 
     for key, value in model.state_dict().items():  # the checkpoint holds the trained weights
         torch.testing.assert_close(value, trainer.objective.model.state_dict()[key])
     assert model(**tokenizer(["the café was “naïve” 2021"], return_tensors="pt"))[0].shape == (1, 2)
+
+
+def _ddp_worker(rank, world, init_file, folder, output):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    _trainer(BertTokenizerFast.from_pretrained(folder), folder, output, "pgd", rank, world, pgd_init_mag=0.0).run()
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_pgd_under_two_process_gloo_ddp_equals_one_process(tokenizer, model_folder, tmp_path):
+    """The ball search runs autograd.grad inside DDP's forward (TRADES and DNE do too); without a random
+    start PGD is deterministic, so two processes must train to the weights of one."""
+    single = _trainer(tokenizer, model_folder, tmp_path / "single", "pgd", pgd_init_mag=0.0)
+    single.run()
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), model_folder, str(tmp_path / "ddp")), nprocs=2, join=True)
+    ddp = load_trained_classifier(tmp_path / "ddp" / "pgd" / "last").state_dict()
+    for key, value in single.objective.model.state_dict().items():
+        torch.testing.assert_close(ddp[key], value, rtol=1e-4, atol=1e-5, msg=key)
 
 
 # ----------------------------------------------------------------------------------------- settings

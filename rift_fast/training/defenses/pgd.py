@@ -83,6 +83,11 @@ def perturbed_logits(
     return logits
 
 
+def delta_norm(delta: torch.Tensor) -> torch.Tensor:
+    """Mean per-example l2 norm of ``delta`` [B, L, E] (detached, float32)."""
+    return delta.detach().reshape(delta.shape[0], -1).float().norm(dim=1).mean()
+
+
 def pgd_loss(
     model: nn.Module,
     input_ids: torch.Tensor,
@@ -108,11 +113,6 @@ def pgd_loss(
     )
     ce_adv = F.cross_entropy(perturbed_logits(model, input_ids, attention_mask, token_type_ids, delta), labels)
     return {"loss": ce_adv, "ce_adv": ce_adv, "delta_norm": delta_norm(delta)}
-
-
-def delta_norm(delta: torch.Tensor) -> torch.Tensor:
-    """Mean per-example l2 norm of ``delta`` [B, L, E] (detached, float32)."""
-    return delta.detach().reshape(delta.shape[0], -1).float().norm(dim=1).mean()
 
 
 @register_defense
