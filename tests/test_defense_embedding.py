@@ -294,6 +294,31 @@ def test_a_trainer_step_changes_the_encoder_and_the_checkpoint_loads(tokenizer, 
     assert model(**tokenizer(["the café was “naïve” 2021"], return_tensors="pt"))[0].shape == (1, 2)
 
 
+@pytest.mark.parametrize("method", ["trades", "dne"])  # random starts and Dirichlet draws from the global RNG
+def test_resume_equals_an_uninterrupted_run(tokenizer, model_folder, tmp_path, method):
+    uninterrupted = _trainer(tokenizer, model_folder, tmp_path / "a", method, epochs=2)
+    uninterrupted.run()
+
+    class Killed(Exception):
+        pass
+
+    interrupted = _trainer(tokenizer, model_folder, tmp_path / "b", method, epochs=2)
+    real_save = interrupted.save
+
+    def save_then_die(kind):
+        real_save(kind)
+        if kind == "last":
+            raise Killed
+
+    interrupted.save = save_then_die
+    with pytest.raises(Killed):
+        interrupted.run()
+    resumed = _trainer(tokenizer, model_folder, tmp_path / "b", method, epochs=2)
+    resumed.run(resume=True)
+    for key, value in uninterrupted.objective.model.state_dict().items():
+        assert torch.equal(resumed.objective.model.state_dict()[key], value), key
+
+
 def _ddp_worker(rank, world, init_file, folder, output):
     import torch.distributed as dist
 
