@@ -217,6 +217,37 @@ class TableCoverage:
         )
 
 
+def two_hop_vocab_table(table: torch.Tensor, width: int) -> torch.Tensor:
+    """[V, width] int64 neighbours within two hops of each token of ``table`` [V, K] (a
+    :meth:`SynonymIndex.vocab_table`, -1 padded), -1 padded: first the row's own neighbours in order,
+    then, neighbour by neighbour, that neighbour's neighbours that are new and not the token itself,
+    cut at ``width`` (the two-hop expansion of DNE, Zhou et al. 2021, as its code's ``second_order``
+    word searcher builds it). Raises ValueError when ``table`` is not [V, K] or ``width`` is below 1."""
+    if table.dim() != 2:
+        raise ValueError(f"table must be [V, K], got shape {tuple(table.shape)}")
+    if width < 1:
+        raise ValueError(f"width must be at least 1, got {width}")
+    vocab, k = table.shape
+    table = table.long()
+    second = table[table.clamp_min(0)].masked_fill((table < 0).unsqueeze(-1), -1)  # [V, K, K]
+    candidates = torch.cat([table, second.reshape(vocab, k * k)], dim=1)
+    token = torch.arange(vocab, device=table.device).unsqueeze(1)
+    candidates = candidates.masked_fill(candidates == token, -1)
+    # A candidate is kept at its first occurrence: a stable sort puts it first among its equals.
+    ordered, order = torch.sort(candidates, dim=1, stable=True)
+    repeat_in_order = torch.zeros_like(candidates, dtype=torch.bool)
+    repeat_in_order[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
+    repeat = torch.zeros_like(repeat_in_order).scatter(1, order, repeat_in_order)
+    keep = (candidates >= 0) & ~repeat
+    columns = candidates.shape[1]
+    position = torch.arange(columns, device=table.device).expand(vocab, columns)
+    packed = torch.where(keep, position, columns).argsort(dim=1, stable=True)  # kept ones first, in order
+    compact = candidates.gather(1, packed).masked_fill(~keep.gather(1, packed), -1)
+    out = torch.full((vocab, width), -1, dtype=torch.long, device=table.device)
+    out[:, : min(width, columns)] = compact[:, :width]
+    return out
+
+
 def _capitalised(word: str) -> str:
     return word[:1].upper() + word[1:]
 

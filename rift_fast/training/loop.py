@@ -291,6 +291,7 @@ class Trainer:
         # What --model and the tokenizer hold (a resume from a changed --model folder is refused).
         self.input_digests = {"model_sha256": model_digest(model), "tokenizer_sha256": tokenizer_digest(tokenizer)}
         self.objective = defense_class(settings.method)(model, settings.defense).to(self.device)
+        self.objective.use_synonym_table(self.neighbour_table)
         self.sampler = ClassBalancedBatchSampler(
             train.labels,
             settings.batch_size,

@@ -3,9 +3,12 @@
 
 from rift_fast.training.defenses.ascc import IMDB_KL_WEIGHT, AsccSettings, AsccTraining, ascc_loss
 from rift_fast.training.defenses.base import DEFENSES, Defense, NoSettings, defense_class, register_defense
+from rift_fast.training.defenses.dne import DneSettings, DneTraining, dne_loss
 from rift_fast.training.defenses.freelb import FreeLBSettings, FreeLBTraining, freelb_loss
+from rift_fast.training.defenses.pgd import PgdSettings, PgdTraining, pgd_loss
 from rift_fast.training.defenses.rift import PUBLISHED_WEIGHTS, RiftSettings, RiftTraining, rift_loss
 from rift_fast.training.defenses.standard import StandardFineTuning, standard_loss
+from rift_fast.training.defenses.trades import TradesSettings, TradesTraining, trades_loss
 
 __all__ = [
     "DEFENSES",
@@ -14,16 +17,25 @@ __all__ = [
     "AsccSettings",
     "AsccTraining",
     "Defense",
+    "DneSettings",
+    "DneTraining",
     "FreeLBSettings",
     "FreeLBTraining",
     "NoSettings",
+    "PgdSettings",
+    "PgdTraining",
     "RiftSettings",
     "RiftTraining",
     "StandardFineTuning",
+    "TradesSettings",
+    "TradesTraining",
     "ascc_loss",
     "defense_class",
+    "dne_loss",
     "freelb_loss",
+    "pgd_loss",
     "register_defense",
     "rift_loss",
     "standard_loss",
+    "trades_loss",
 ]

@@ -60,6 +60,10 @@ class Defense(nn.Module, ABC):
         """Loss terms of ``batch`` with their graphs (defenses with ``calls_backward`` instead run
         backward themselves and return detached terms)."""
 
+    def use_synonym_table(self, neighbour_table: torch.Tensor) -> None:
+        """Called once by the training loop with the [V, K] int64 synonym table (-1 padded, on the
+        training device) that the batches' ``sub_ids`` are gathered from; nothing by default."""
+
     def head_parameters(self) -> list[nn.Parameter]:
         """Freshly initialised parameters (weight decay goes there): the classifier's heads by default."""
         return list(self.model.head_parameters())

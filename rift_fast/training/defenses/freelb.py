@@ -16,6 +16,7 @@ from torch import nn
 
 from rift_fast.models.classifier import RobustClassifier, embeddings_of, unwrap
 from rift_fast.training.defenses.base import BackwardFunction, Batch, Defense, LossTerms, register_defense
+from rift_fast.training.defenses.embedding_ball import NORMS, ascent_step, check_norm, random_start
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class FreeLBSettings:
     adv_lr: float = field(default=0.03, metadata={"help": "FreeLB ascent step size"})
     adv_init_mag: float = field(default=0.05, metadata={"help": "FreeLB random start, l2 size (0: no random start)"})
     adv_max_norm: float = field(default=0.0, metadata={"help": "FreeLB bound on each perturbation (0: none)"})
-    norm_type: str = field(default="l2", metadata={"help": "FreeLB norm", "choices": ("l2", "linf")})
+    norm_type: str = field(default="l2", metadata={"help": "FreeLB norm", "choices": NORMS})
     perturb: str = field(
         default="word",
         metadata={
@@ -44,42 +45,11 @@ class FreeLBSettings:
     def __post_init__(self) -> None:
         if self.adv_steps < 1:
             raise ValueError(f"adv_steps must be at least 1, got {self.adv_steps}")
-        if self.norm_type not in ("l2", "linf"):
-            raise ValueError(f"norm_type must be 'l2' or 'linf', got {self.norm_type!r}")
+        check_norm("norm_type", self.norm_type)
         if self.perturb not in ("word", "output"):
             raise ValueError(f"perturb must be 'word' or 'output', got {self.perturb!r}")
         if self.adv_lr < 0 or self.adv_init_mag < 0 or self.adv_max_norm < 0:
             raise ValueError("adv_lr, adv_init_mag and adv_max_norm must be >= 0")
-
-
-def _initial_delta(
-    embeds: torch.Tensor, mask: torch.Tensor, settings: FreeLBSettings, generator: torch.Generator | None
-) -> torch.Tensor:
-    if settings.adv_init_mag <= 0:
-        return torch.zeros_like(embeds)
-    noise = torch.rand(embeds.shape, generator=generator, device=embeds.device, dtype=embeds.dtype) * 2 - 1
-    noise = noise * mask.unsqueeze(-1)
-    if settings.norm_type == "l2":
-        dims = mask.sum(1) * embeds.shape[-1]  # tokens * H per example
-        return noise * (settings.adv_init_mag / dims.sqrt()).view(-1, 1, 1)
-    return noise * settings.adv_init_mag
-
-
-def _ascent(delta: torch.Tensor, grad: torch.Tensor, settings: FreeLBSettings) -> torch.Tensor:
-    flat = grad.reshape(grad.shape[0], -1)
-    if settings.norm_type == "l2":
-        denom = flat.norm(dim=1).clamp_min(1e-8).view(-1, 1, 1)
-        delta = delta + settings.adv_lr * grad / denom
-        if settings.adv_max_norm > 0:
-            norms = delta.reshape(delta.shape[0], -1).float().norm(dim=1)
-            scale = torch.where(norms > settings.adv_max_norm, settings.adv_max_norm / norms, torch.ones_like(norms))
-            delta = delta * scale.to(delta.dtype).view(-1, 1, 1)
-    else:
-        denom = flat.abs().amax(dim=1).clamp_min(1e-8).view(-1, 1, 1)
-        delta = delta + settings.adv_lr * grad / denom
-        if settings.adv_max_norm > 0:
-            delta = delta.clamp(-settings.adv_max_norm, settings.adv_max_norm)
-    return delta.detach()
 
 
 def freelb_loss(
@@ -117,7 +87,7 @@ def freelb_loss(
 
     embeds = base()
     mask = (attention_mask if attention_mask is not None else torch.ones_like(input_ids)).to(embeds.dtype)
-    delta = _initial_delta(embeds.detach(), mask, settings, generator)
+    delta = random_start(embeds.detach(), mask, settings.norm_type, settings.adv_init_mag, generator)
     total = torch.zeros((), device=embeds.device)
     for step in range(settings.adv_steps):
         delta.requires_grad_(True)
@@ -132,7 +102,8 @@ def freelb_loss(
         total = total + loss.detach().float()
         if step == settings.adv_steps - 1:
             break
-        delta = _ascent(delta.detach(), cast(torch.Tensor, delta.grad).detach(), settings)  # set by backward
+        grad = cast(torch.Tensor, delta.grad).detach()  # set by backward
+        delta = ascent_step(delta.detach(), grad, settings.norm_type, settings.adv_lr, settings.adv_max_norm)
         embeds = base()  # the previous graph was freed by backward
     delta_norm = delta.detach().reshape(delta.shape[0], -1).float().norm(dim=1).mean()
     return {"loss": total, "ce": total, "delta_norm": delta_norm}
