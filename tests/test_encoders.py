@@ -34,6 +34,7 @@ METHOD_OPTIONS = {
     "ascc": {"adversary_steps": 2},
     "rift": {"adversary_steps": 2},
     "freelb": {"adv_steps": 2},
+    "a2t": {"a2t_clean_epochs": 0, "a2t_share": 1.0, "a2t_sentence_encoder": "none"},
 }
 
 
@@ -155,7 +156,9 @@ def _trainer(model_folders, architecture, method, output, **overrides):
     settings = TrainSettings.for_method(method, model=folder, **options)
     train = encode_examples(tokenizer, _examples(8), 16)
     dev = encode_examples(tokenizer, _examples(4), 16)
-    return Trainer(settings, tokenizer, train, dev, _table(tokenizer), output, num_classes=2, progress=False)
+    return Trainer(
+        settings, tokenizer, train, dev, _table(tokenizer), output, num_classes=2, progress=False, synonyms=SYNONYMS
+    )
 
 
 @pytest.mark.parametrize("method", sorted(DEFENSES))
@@ -168,6 +171,7 @@ def test_one_training_step_of_every_method(model_folders, architecture, method, 
         trainer.train_split, [0, 1, 2, 3], trainer.tokenizer.pad_token_id, trainer.neighbour_table, trainer.device
     )
     assert (batch["sub_ids"][..., 1:] >= 0).any()  # the adversaries have synonyms to mix
+    trainer.prepare_epoch(0, [[0, 1, 2, 3]])  # per-epoch work (A2T: adversarial examples of the batch)
     terms = trainer.step(batch)
     assert all(torch.isfinite(torch.tensor(v)) for v in terms.values())
     changed = [k for k, v in trainer.objective.model.state_dict().items() if not torch.equal(v, before[k])]

@@ -204,11 +204,11 @@ def generate_adversarial_examples(
     constraints: Constraints | None = None,
     encoder: SentenceEncoder | None = None,
 ) -> AdversarialExamples:
-    """Adversarial examples for ``ceil(a2t_share x len(indices))`` of ``examples[indices]``: the indices
-    shuffled by ``generator`` are attacked in that order (as many at once as are still wanted, at least
-    :data:`MIN_ATTACK_ROUND`) by the
-    gradient-guided greedy search until that many label flips pass ``encoder``'s similarity check or
-    the indices run out; flips past the count are dropped in shuffled order.
+    """Adversarial examples for ``ceil(a2t_share x len(indices))`` of ``examples[indices]``: the indices,
+    shuffled by ``generator``, are attacked in that order by the gradient-guided greedy search (as many
+    at once as are still wanted, at least :data:`MIN_ATTACK_ROUND`) until that many label flips pass
+    ``encoder``'s similarity check or the indices run out; flips past the count are dropped in
+    shuffled order.
 
     ``model``: a classifier returning logits (or a tuple starting with them) with
     ``get_input_embeddings``; it is left in eval mode. ``neighbour_table``: the [vocab, K] synonym token
