@@ -31,8 +31,9 @@ with A2T's constraints (TextAttack 0.3.11's ``A2TYoo2021`` recipe):
 Differences from TextAttack's ``Trainer``: an adversarial example is trained on in the batch of its
 clean example (TextAttack shuffles the union of clean and adversarial examples), so an epoch keeps its
 number of steps; the share counts the examples this process trains on in the epoch (the class-balanced
-sampler may leave some out), and its product is taken in decimal (TextAttack's float ``ceil(0.2 x 35)``
-is 8).
+sampler may leave some out; under torchrun each process attacks its own examples, shuffled with its rank
+too, so a multi-process run trains on other adversarial examples than a single process), and its product
+is taken in decimal (TextAttack's float ``ceil(0.2 x 35)`` is 8).
 
 Resume: the adversarial examples are not stored; they are made again at the start of each epoch from
 the weights of the checkpoint and (seed, epoch), so a resumed run trains on the same ones.
@@ -54,6 +55,7 @@ from rift_fast.attacks import (
     Constraints,
     GradientGuidedGreedy,
     MaxModificationRatio,
+    RecipeOptions,
     StopWords,
     SynonymSwap,
     UntargetedClassification,
@@ -123,7 +125,10 @@ class A2TSettings:
         default="none",
         metadata={"help": "A2T: part-of-speech constraint's tagger (nltk needs its data)", "choices": POS_TAGGERS},
     )
-    a2t_candidates: int = field(default=8, metadata={"help": "A2T: swaps the gradient search scores per round"})
+    a2t_candidates: int = field(
+        default=RecipeOptions.gradient_candidates,  # the gradient recipe's default
+        metadata={"help": "A2T: swaps the gradient search scores per round"},
+    )
 
     def __post_init__(self) -> None:
         for name, low, high, low_open in (
@@ -158,7 +163,7 @@ class ModificationBudget(MaxModificationRatio):
         return {"ratio": self.ratio, "min_words": self.minimum}
 
     def budget(self, num_words: int) -> int | None:
-        return max(math.ceil(Fraction(str(self.ratio)) * num_words), self.minimum)
+        return max(super().budget(num_words) or 0, self.minimum)
 
 
 def a2t_constraints(settings: A2TSettings, tagger: Tagger | None = None) -> Constraints:
