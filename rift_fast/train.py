@@ -355,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             rank=rank,
             world_size=world,
             data_identity=task.identity,
+            synonyms=synonyms,
         )
         if args.resume and method not in resumable:
             say(f"[{method}] --resume: no checkpoint yet in {trainer.last_dir}; training from the start")

@@ -21,7 +21,6 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from rift_fast.data import Example
 from rift_fast.digests import model_digest, tokenizer_digest
 from rift_fast.models import RobustClassifier
 from rift_fast.models.checkpoint import (
@@ -39,13 +38,16 @@ from rift_fast.models.pooling import POOLER, POOLINGS
 from rift_fast.safe_state import load_state
 from rift_fast.settings_diff import settings_differences
 from rift_fast.training.adversary import ascc_robust_accuracy, substitution_ids
-from rift_fast.training.defenses import Defense, defense_class
+from rift_fast.training.defenses import Defense, EpochData, defense_class
+from rift_fast.training.encoding import EncodedSplit, encode_examples
 from rift_fast.training.precision import PRECISIONS, resolve_precision, training_autocast
 from rift_fast.training.presets import PUBLISHED_PRESET
 from rift_fast.training.sampling import ClassBalancedBatchSampler
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
+
+    from rift_fast.synonyms import SynonymIndex
 
 logger = logging.getLogger(__name__)
 HEAD_WEIGHT_DECAY = 2e-4  # RIFT_SPEC step 5: AdamW weight decay of the heads only
@@ -120,35 +122,11 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-@dataclass
-class EncodedSplit:
-    """Token ids of a split, and which tokens may be substituted (the attacked side, no specials)."""
-
-    input_ids: list[list[int]]
-    token_type_ids: list[list[int]]
-    attackable: list[list[bool]]
-    labels: list[int]
-
-
-def encode_examples(tokenizer: PreTrainedTokenizerBase, examples: list[Example], max_length: int) -> EncodedSplit:
-    """Tokenise with the model's tokenizer; for sentence pairs only the hypothesis is attackable."""
-    pairs = examples[0].text_pair is not None if examples else False
-    encoded = tokenizer(
-        [e.text for e in examples],
-        [e.text_pair for e in examples] if pairs else None,
-        truncation=True,
-        max_length=max_length,
-        return_token_type_ids=True,
-    )
-    side = 1 if pairs else 0
-    attackable = [[s == side for s in encoded.sequence_ids(i)] for i in range(len(examples))]
-    return EncodedSplit(encoded["input_ids"], encoded["token_type_ids"], attackable, [e.label for e in examples])
-
-
 def collate(
     split: EncodedSplit, indices: list[int], pad_id: int, neighbour_table: torch.Tensor, device: torch.device
 ) -> dict[str, torch.Tensor]:
-    """A padded batch: input_ids, attention_mask, token_type_ids, labels, sub_ids [B, L, 1 + K]."""
+    """A padded batch: input_ids, attention_mask, token_type_ids, labels, sub_ids [B, L, 1 + K], and
+    indices [B] (each row's position in ``split``)."""
     length = max(len(split.input_ids[i]) for i in indices)
 
     def pad(rows: list[list[int]] | list[list[bool]], value: int) -> torch.Tensor:
@@ -162,6 +140,7 @@ def collate(
         "attention_mask": attention_mask,
         "token_type_ids": pad([split.token_type_ids[i] for i in indices], 0),
         "labels": torch.tensor([split.labels[i] for i in indices]),
+        "indices": torch.tensor(indices, dtype=torch.long),
     }
     batch = {k: v.to(device) for k, v in batch.items()}
     batch["sub_ids"] = substitution_ids(batch["input_ids"], neighbour_table, batch["attention_mask"], frozen.to(device))
@@ -244,7 +223,15 @@ def ascc_correct_counts(
 
 
 class Trainer:
-    """Trains one method; ``run()`` returns the path of the best checkpoint (by dev robust accuracy)."""
+    """Trains one method; ``run()`` returns the path of the best checkpoint (by dev robust accuracy).
+
+    ``synonyms``: the word-level synonym index, for defenses whose per-epoch work attacks text (A2T).
+    Each epoch starts with the defense's :meth:`Defense.prepare_epoch`; when it reports figures, the
+    epoch's record (``history``, written with every checkpoint and in ``results.json``) holds them under
+    ``prepare``, with ``prepare_seconds`` (its wall time), ``epoch_seconds`` (the epoch's wall time:
+    that work, the steps and the dev evaluation) and ``prepare_share`` (their ratio), and the log
+    says so.
+    """
 
     def __init__(
         self,
@@ -259,8 +246,10 @@ class Trainer:
         world_size: int = 1,
         progress: bool = True,
         data_identity: dict | None = None,
+        synonyms: SynonymIndex | None = None,
     ) -> None:
         self.settings = settings
+        self.synonyms = synonyms
         # What the data is (source, columns, digests: rift_fast.data_sources.load_data), compared on resume.
         self.data_identity = data_identity or {}
         self.tokenizer = tokenizer
@@ -459,6 +448,16 @@ class Trainer:
             grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
             offset += grad.numel()
 
+    def _log_preparation(self, epoch: int, prepared: dict[str, float]) -> None:
+        """One log line: the per-epoch work's figures and its share of the epoch's wall time."""
+        figures = "  ".join(
+            f"{k} {v:g}" for k, v in prepared.items() if k not in ("prepare_seconds", "epoch_seconds", "prepare_share")
+        )
+        logger.info(
+            f"[{self.settings.method}] epoch {epoch + 1} per-epoch work: {prepared['prepare_seconds']:.1f} s of "
+            f"{prepared['epoch_seconds']:.1f} s ({prepared['prepare_share']:.1%} of the epoch)  {figures}"
+        )
+
     def evaluate_dev(self) -> dict[str, float]:
         """Clean accuracy and ASCC robust accuracy (mode ce) on the first ``dev_examples`` of dev."""
         count = min(self.settings.dev_examples, len(self.dev_split.labels))
@@ -473,6 +472,25 @@ class Trainer:
         )
         return {"dev_clean_accuracy": clean / count, "dev_ascc_accuracy": robust / count}
 
+    def prepare_epoch(self, epoch: int, batches: list[list[int]]) -> dict[str, float]:
+        """The defense's per-epoch work before ``epoch`` (0-based) whose batches are ``batches``; returns
+        its figures, with ``prepare_seconds`` when there are any (empty: it did nothing)."""
+        started = time.perf_counter()
+        data = EpochData(
+            epoch=epoch,
+            seed=self.settings.seed,
+            tokenizer=self.tokenizer,
+            train=self.train_split,
+            batches=batches,
+            neighbour_table=self.neighbour_table,
+            synonyms=self.synonyms,
+            max_length=self.settings.max_length,
+            rank=self.rank,
+            world_size=self.world_size,
+        )
+        figures = self.objective.prepare_epoch(data)
+        return {**figures, "prepare_seconds": time.perf_counter() - started} if figures else {}
+
     def run(self, resume: bool = False) -> Path:
         if resume:
             self.resume()
@@ -481,6 +499,8 @@ class Trainer:
             self.epoch = epoch
             self.sampler.set_epoch(epoch)
             batches = list(self.sampler)
+            epoch_started = time.perf_counter()
+            prepared = self.prepare_epoch(epoch, batches)
             sums: dict[str, float] = {}
             bar = tqdm(
                 total=len(batches),
@@ -510,12 +530,19 @@ class Trainer:
                 bar.set_postfix(loss=f"{terms['loss']:.3f}")
             bar.close()
             dev = self.evaluate_dev()
-            record = {
+            record: dict[str, Any] = {
                 "epoch": epoch + 1,
                 **{k: v / max(1, len(batches)) for k, v in sums.items()},
                 **dev,
                 "seconds": time.perf_counter() - started,
             }
+            if prepared:
+                epoch_seconds = time.perf_counter() - epoch_started
+                record["prepare"] = {
+                    **prepared,
+                    "epoch_seconds": epoch_seconds,
+                    "prepare_share": prepared["prepare_seconds"] / epoch_seconds,
+                }
             self.history.append(record)
             self.epoch = epoch + 1
             if dev["dev_ascc_accuracy"] > self.best_robust:
@@ -526,13 +553,15 @@ class Trainer:
                 terms_text = "  ".join(
                     f"{k} {v:.4f}"
                     for k, v in record.items()
-                    if k not in ("epoch", "seconds") and not k.startswith("dev_")
+                    if k not in ("epoch", "seconds", "prepare") and not k.startswith("dev_")
                 )
                 logger.info(
                     f"[{self.settings.method}] epoch {epoch + 1}/{self.settings.epochs}  {terms_text}  "
                     f"dev clean {dev['dev_clean_accuracy']:.1%}  dev ASCC {dev['dev_ascc_accuracy']:.1%}  "
                     f"({record['seconds']:.0f} s)"
                 )
+                if prepared:
+                    self._log_preparation(epoch, record["prepare"])
         return resolve_checkpoint(self.best_dir) or self.best_dir
 
 

@@ -1,8 +1,9 @@
 """Training methods (defenses), one class each, registered by name in :data:`DEFENSES`; see
 :mod:`rift_fast.training.defenses.base` for how to add one."""
 
+from rift_fast.training.defenses.a2t import A2TSettings, A2TTraining, a2t_loss, generate_adversarial_examples
 from rift_fast.training.defenses.ascc import IMDB_KL_WEIGHT, AsccSettings, AsccTraining, ascc_loss
-from rift_fast.training.defenses.base import DEFENSES, Defense, NoSettings, defense_class, register_defense
+from rift_fast.training.defenses.base import DEFENSES, Defense, EpochData, NoSettings, defense_class, register_defense
 from rift_fast.training.defenses.dne import DneSettings, DneTraining, dne_loss
 from rift_fast.training.defenses.freelb import FreeLBSettings, FreeLBTraining, freelb_loss
 from rift_fast.training.defenses.pgd import PgdSettings, PgdTraining, pgd_loss
@@ -14,11 +15,14 @@ __all__ = [
     "DEFENSES",
     "IMDB_KL_WEIGHT",
     "PUBLISHED_WEIGHTS",
+    "A2TSettings",
+    "A2TTraining",
     "AsccSettings",
     "AsccTraining",
     "Defense",
     "DneSettings",
     "DneTraining",
+    "EpochData",
     "FreeLBSettings",
     "FreeLBTraining",
     "NoSettings",
@@ -29,11 +33,13 @@ __all__ = [
     "StandardFineTuning",
     "TradesSettings",
     "TradesTraining",
+    "a2t_loss",
     "ascc_loss",
     "defense_class",
     "dne_loss",
     "freelb_loss",
     "pgd_loss",
+    "generate_adversarial_examples",
     "register_defense",
     "rift_loss",
     "standard_loss",

@@ -3,6 +3,8 @@
 A defense is the loss of one method on a batch, as a module (so DistributedDataParallel can wrap it
 whole). It names its settings dataclass (published constants as defaults, each with its source),
 says whether it runs ``backward`` itself, and lists its head parameters (weight decay goes there).
+A defense with per-epoch work (A2T: adversarial examples made before each epoch) overrides
+:meth:`Defense.prepare_epoch`, which the loop calls at the start of every epoch with an :class:`EpochData`.
 The training loop (:class:`rift_fast.training.loop.Trainer`) and the command line
 (``python -m rift_fast.train --method``) take every registered defense from :data:`DEFENSES`.
 
@@ -13,20 +15,52 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 import torch
 from torch import nn
 
 from rift_fast.models import RobustClassifier
 
-Batch = dict[str, torch.Tensor]  # a collated batch: input_ids, attention_mask, token_type_ids, labels, sub_ids
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from rift_fast.synonyms import SynonymIndex
+    from rift_fast.training.encoding import EncodedSplit
+
+# A collated batch: input_ids, attention_mask, token_type_ids, labels, sub_ids, and indices (each row's
+# position in the training split).
+Batch = dict[str, torch.Tensor]
 LossTerms = dict[str, torch.Tensor]  # "loss" (the total) and each named term
 
 
 @dataclass(frozen=True)
 class NoSettings:
     """Settings of a defense that has none of its own."""
+
+
+@dataclass(frozen=True)
+class EpochData:
+    """What a defense may read before an epoch (:meth:`Defense.prepare_epoch`).
+
+    ``epoch``: the epoch about to start, counted from 0; ``seed``: the run's seed; ``train``: the
+    training split (token ids, labels, and the examples they encode); ``batches``: this process's
+    batches of the epoch, as positions in ``train`` (what the epoch will train on, in order);
+    ``neighbour_table``: the [vocab, K] synonym token table (-1 pads); ``synonyms``: the word-level
+    synonym index, None when the caller gave none; ``max_length``: tokens per input; ``rank`` and
+    ``world_size``: this process under torchrun (0 and 1 otherwise).
+    """
+
+    epoch: int
+    seed: int
+    tokenizer: PreTrainedTokenizerBase
+    train: EncodedSplit
+    batches: list[list[int]]
+    neighbour_table: torch.Tensor
+    synonyms: SynonymIndex | None
+    max_length: int
+    rank: int = 0
+    world_size: int = 1
 
 
 class Defense(nn.Module, ABC):
@@ -67,6 +101,12 @@ class Defense(nn.Module, ABC):
     def head_parameters(self) -> list[nn.Parameter]:
         """Freshly initialised parameters (weight decay goes there): the classifier's heads by default."""
         return list(self.model.head_parameters())
+
+    def prepare_epoch(self, data: EpochData) -> dict[str, float]:
+        """Per-epoch work before the epoch's first step; returns figures to record with the epoch
+        (empty: nothing was done, nothing is recorded). Default: nothing. Whatever it builds must
+        follow from ``data`` and the weights alone, so that a resumed run rebuilds it identically."""
+        return {}
 
 
 DefenseType = TypeVar("DefenseType", bound=type[Defense])
