@@ -1,0 +1,112 @@
+"""SAFER's certificate on toy models whose answer is known by hand: a bag of words over a tiny tokenizer,
+so the smoothed prediction and Delta_x follow from the synonym sets alone."""
+
+import math
+
+import pytest
+from test_attacks import BagOfWords
+from tiny_tokenizers import byte_level_bpe, sentencepiece_unigram, wordpiece
+
+from rift_fast.attacks import VictimModel
+from rift_fast.certification import (
+    CertificationSettings,
+    certified_accuracy,
+    minimum_samples,
+    total_variation_bound,
+)
+from rift_fast.data import Example
+from rift_fast.synonyms import SynonymIndex
+
+WORDS = ["the", "movie", "was", "good", "fine", "nice", "great", "plot", "café", "and"]
+CLIQUE = {"good": ["fine", "nice"], "fine": ["good", "nice"], "nice": ["good", "fine"]}
+# Unequal sets: T(good) = {good, fine, nice}, T(fine) = {fine, good}, T(nice) = {nice, good, great}.
+CHAIN = {"good": ["fine", "nice"], "fine": ["good"], "nice": ["good", "great"], "great": ["nice"]}
+# mc_error 0.1 at alpha 0.01 needs ceil(ln(100) / 0.02) = 231 samples.
+SETTINGS = CertificationSettings(samples=400, mc_error=0.1, alpha=0.01)
+
+
+@pytest.fixture(scope="module", params=["wordpiece", "bpe", "unigram"])
+def tokenizer(request, tmp_path_factory):
+    if request.param == "wordpiece":
+        return wordpiece(WORDS, tmp_path_factory.mktemp("wordpiece"))
+    return byte_level_bpe(WORDS) if request.param == "bpe" else sentencepiece_unigram(WORDS)
+
+
+def _victim(tokenizer, scored_words):
+    scores = {form: 5.0 for word in scored_words for form in (word, word.capitalize())}
+    vocab = tokenizer.get_vocab()
+    known = {w: s for w, s in scores.items() if w in vocab}
+    for prefix in ("Ġ", "▁"):
+        known.update({prefix + w: s for w, s in scores.items() if prefix + w in vocab})
+    return VictimModel(BagOfWords(tokenizer, known), tokenizer, batch_size=7)
+
+
+def test_a_word_whose_whole_set_keeps_the_label_is_certified(tokenizer):
+    victim = _victim(tokenizer, ["good", "fine", "nice"])
+    pool = [Example("The café “movie” was Good, 日本 2024.", 1)]
+    (result,) = certified_accuracy(victim, pool, SynonymIndex(CLIQUE), SETTINGS).examples
+    assert result.counts == (0, 400) and result.label_share == 1.0
+    assert result.words == 1 and result.delta == 0.0 and result.certified
+    assert result.distinct == 3  # Good, Fine, Nice: the other words have no synonyms and stay
+
+
+def test_a_model_that_reads_only_the_word_itself_is_not_certified(tokenizer):
+    victim = _victim(tokenizer, ["good"])
+    pool = [Example("the movie was good", 1)]
+    (result,) = certified_accuracy(victim, pool, SynonymIndex(CLIQUE), SETTINGS).examples
+    assert sum(result.counts) == 400
+    assert abs(result.label_share - 1 / 3) < 4 * math.sqrt(2 / 9 / 400)  # good kept in a third of the draws
+    assert result.delta == 0.0 and not result.certified
+
+
+def test_delta_is_the_total_variation_bound_of_unequal_sets(tokenizer):
+    synonyms = SynonymIndex(CHAIN)
+    q_good = min(2 / 3, 2 / 3)  # |T(good) & T(fine)| / 3, |T(good) & T(nice)| / 3
+    q_fine = 2 / max(2, 3)  # |T(fine) & T(good)| / max(|T(fine)|, |T(good)|)
+    assert total_variation_bound(("good",), synonyms) == pytest.approx(1 - q_good)
+    assert total_variation_bound(("fine", "plot"), synonyms) == pytest.approx(1 - q_fine)
+    victim = _victim(tokenizer, ["good", "fine", "nice", "great"])  # every reachable word keeps class 1
+    once, twice = certified_accuracy(
+        victim, [Example("the good movie", 1), Example("good plot and good movie", 1)], synonyms, SETTINGS
+    ).examples
+    assert once.label_share == twice.label_share == 1.0
+    assert once.delta == pytest.approx(1 / 3) and once.certified  # 1 - 1/3 > 0.5 + 0.1
+    assert twice.delta == pytest.approx(1 - (2 / 3) ** 2) and not twice.certified  # 4/9 < 0.6
+
+
+def test_batched_equals_one_at_a_time(tokenizer):
+    victim = _victim(tokenizer, ["good", "nice"])
+    pool = [
+        Example("the good movie", 1),
+        Example("The nice plot and the fine movie", 1),
+        Example("the movie was great", 0),
+        Example("Good, fine and nice", 1),
+        Example("café", 0),
+    ]
+    synonyms = SynonymIndex(CHAIN)
+    batched = certified_accuracy(victim, pool, synonyms, SETTINGS, examples_per_block=5)
+    single = certified_accuracy(
+        victim, pool, synonyms, CertificationSettings(400, 0.1, 0.01, queries_per_call=3), examples_per_block=1
+    )
+    assert batched.examples == single.examples
+    assert batched.certified_accuracy == sum(e.certified for e in batched.examples) / 5
+    assert batched.summary()["examples"] == 5
+
+
+def test_text_path_gives_the_spliced_certificates(tokenizer):
+    victim = _victim(tokenizer, ["good", "nice"])
+    pool = [Example("The nice plot and the fine movie", 1), Example("Good, fine and nice", 1)]
+    spliced = certified_accuracy(victim, pool, SynonymIndex(CHAIN), SETTINGS)
+    rendered = certified_accuracy(victim, pool, SynonymIndex(CHAIN), SETTINGS, splicing=False)
+    assert spliced.examples == rendered.examples
+
+
+def test_sample_counts_below_the_hoeffding_minimum_are_refused():
+    assert minimum_samples(0.01, 0.001) == 34539
+    with pytest.raises(ValueError, match=r"samples=1000 is below the minimum 34539"):
+        CertificationSettings(samples=1000)
+    with pytest.raises(ValueError, match="mc_error"):
+        CertificationSettings(mc_error=0.0)
+    with pytest.raises(ValueError, match="alpha"):
+        CertificationSettings(alpha=1.0)
+    CertificationSettings(samples=minimum_samples(0.05, 0.001), mc_error=0.05)  # the minimum itself is accepted
