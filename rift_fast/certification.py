@@ -162,11 +162,11 @@ def certification_target(index: int, example: Example, synonyms: SynonymIndex) -
 def random_copies(target: Target, settings: CertificationSettings) -> tuple[list[Edit], np.ndarray]:
     """The distinct random copies of ``target`` among ``settings.samples`` draws (as edits) and how many
     draws gave each; drawn from a generator seeded with (``settings.seed``, the target's index)."""
+    if not target.attackable:
+        return [(target.index, ())], np.array([settings.samples])
     generator = np.random.default_rng([settings.seed, target.index])
     sizes = np.array([len(target.choices[i]) for i in target.attackable], dtype=np.int64)
-    slots = generator.integers(0, sizes, size=(settings.samples, len(sizes))) if len(sizes) else None
-    if slots is None:
-        return [(target.index, ())], np.array([settings.samples])
+    slots = generator.integers(0, sizes, size=(settings.samples, len(sizes)))
     distinct, counts = np.unique(slots, axis=0, return_counts=True)
     positions = np.asarray(target.attackable)
     edits = [target.edit(dict(zip(positions.tolist(), row.tolist()))) for row in distinct]
@@ -179,16 +179,14 @@ def _certify_block(
     engine.register(targets)
     draws = [random_copies(target, settings) for target in targets]
     requests = [(k, edit, count) for k, (edits, counts) in enumerate(draws) for edit, count in zip(edits, counts)]
-    tallies: list[np.ndarray | None] = [None] * len(targets)
+    tallies: dict[int, np.ndarray] = {}
     for start in range(0, len(requests), settings.queries_per_call):
         chunk = requests[start : start + settings.queries_per_call]
         for (k, _, count), answer in zip(chunk, engine.answer([edit for _, edit, _ in chunk], exact=True)):
-            tally = tallies[k] if tallies[k] is not None else np.zeros(len(answer), dtype=np.int64)
-            tally[int(np.argmax(answer))] += count
-            tallies[k] = tally
+            tallies.setdefault(k, np.zeros(len(answer), dtype=np.int64))[int(np.argmax(answer))] += count
     results = []
-    for target, (edits, _), tally in zip(targets, draws, tallies):
-        assert tally is not None  # every target has at least one copy
+    for k, (target, (edits, _)) in enumerate(zip(targets, draws)):
+        tally = tallies[k]  # every target has at least one copy
         share = float(tally[target.label]) / settings.samples
         words = tuple(target.spans.words[i] for i in target.attackable)
         delta = total_variation_bound(words, synonyms)

@@ -5,6 +5,7 @@ import math
 
 import pytest
 from test_attacks import BagOfWords
+from test_training_loop import tiny_model  # noqa: F401  (a fixture)
 from tiny_tokenizers import byte_level_bpe, sentencepiece_unigram, wordpiece
 
 from rift_fast.attacks import VictimModel
@@ -110,3 +111,50 @@ def test_sample_counts_below_the_hoeffding_minimum_are_refused():
     with pytest.raises(ValueError, match="alpha"):
         CertificationSettings(alpha=1.0)
     CertificationSettings(samples=minimum_samples(0.05, 0.001), mc_error=0.05)  # the minimum itself is accepted
+
+
+def test_certified_test_pool_takes_a_trained_classifier(tiny_model):  # noqa: F811
+    from rift_fast.evaluation import EvaluationSettings, certified_test_pool
+    from rift_fast.models import RobustClassifier
+
+    path, tokenizer = tiny_model
+    model = RobustClassifier.from_pretrained(path, 2)
+    pool = [Example("the good movie", 1), Example("a bad plot", 0)]
+    synonyms = SynonymIndex({"good": ["fine", "nice"], "bad": ["awful", "poor"]})
+    row = certified_test_pool(model, tokenizer, pool, synonyms, EvaluationSettings(max_length=16), SETTINGS, False)
+    assert row["certified_accuracy"] in (0.0, 0.5, 1.0)
+    assert row["certification"]["examples"] == 2 and row["certification"]["settings"]["samples"] == 400
+
+
+def test_attack_command_line_writes_certificates(tiny_model_dir, tmp_path, capsys):
+    import csv
+    import json
+
+    from rift_fast import attack
+
+    data, neighbours = tmp_path / "reviews.csv", tmp_path / "neighbours.json"
+    with open(data, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        for i in range(40):
+            writer.writerow([f"a wonderful film, with a touching story number {i}", ["negative", "positive"][i % 2]])
+    neighbours.write_text(json.dumps({"wonderful": ["marvelous", "terrific"], "film": ["movie"], "story": ["tale"]}))
+    output = tmp_path / "attack.json"
+    argv = [
+        "--model",
+        str(tiny_model_dir),
+        "--dataset",
+        str(data),
+        "--synonyms",
+        str(neighbours),
+        "--num-examples",
+        "2",
+    ]
+    argv += ["--certify", "--certify-samples", "300", "--certify-mc-error", "0.1", "--certify-alpha", "0.01"]
+    assert attack.main([*argv, "--output", str(output)]) == 0
+    records = json.loads((tmp_path / "attack.certified.json").read_text())
+    assert records["summary"]["examples"] == 2 and len(records["examples"]) == 2
+    assert all(sum(e["counts"]) == 300 and e["words"] == 3 for e in records["examples"])
+    assert "SAFER certified accuracy:" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="samples=10 is below the minimum 231"):
+        attack.main([*argv, "--certify-samples", "10", "--output", str(tmp_path / "again.json")])

@@ -34,6 +34,8 @@ METHOD_OPTIONS = {
     "ascc": {"adversary_steps": 2},
     "rift": {"adversary_steps": 2},
     "freelb": {"adv_steps": 2},
+    "infobert": {"infobert_adv_steps": 2},
+    "safer": {},
 }
 
 
@@ -284,7 +286,7 @@ def test_a_model_without_input_embeddings_trains_standard_and_meets_text_attacks
     tokenizer = wordpiece(WORDS, tmp_path)
     model = RobustClassifier(OneHotEncoder(len(tokenizer)), 2)
     assert model.hull_space is None
-    for method in ("ascc", "rift", "freelb"):
+    for method in ("ascc", "rift", "freelb", "infobert"):
         with pytest.raises(ValueError, match=f"{method} perturbs embeddings, but OneHotEncoder has no input-embedding"):
             defense_class(method)(model, defense_class(method).settings_type())
     with pytest.raises(ValueError, match="OneHotEncoder has no input-embedding module"):

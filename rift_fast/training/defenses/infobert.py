@@ -188,26 +188,25 @@ def anchored_feature_infonce(
 
 @contextlib.contextmanager
 def captured_features(model: RobustClassifier) -> Iterator[dict[str, torch.Tensor]]:
-    """While active, each forward of ``model`` leaves ``"tokens"`` (the embedding-layer output [B, L, H],
-    the encoder's ``hidden_states[0]``) and ``"sentence"`` (the last layer's first-token state [B, H]) in
-    the yielded dict. Raises ValueError when the encoder has no ``embeddings`` module."""
-    embeddings = getattr(model.encoder, "embeddings", None)
-    if not isinstance(embeddings, nn.Module):
-        raise ValueError(f"InfoBERT reads the embedding-layer output, but {type(model.encoder).__name__} has none")
+    """While active, each forward of ``model`` leaves ``"tokens"`` (the encoder's ``hidden_states[0]``,
+    the embedding-layer output in the hidden size [B, L, H], after ALBERT's and ELECTRA's projection)
+    and ``"sentence"`` (the last layer's first-token state [B, H]) in the yielded dict. The encoder's
+    ``config.output_hidden_states`` is switched on meanwhile (every Hugging Face encoder reads it)."""
+    config = model.encoder.config
+    asked = config.output_hidden_states
     captured: dict[str, torch.Tensor] = {}
 
-    def on_embeddings(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        captured["tokens"] = output if isinstance(output, torch.Tensor) else output[0]
-
     def on_encoder(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        captured["sentence"] = output[0][:, 0]
+        captured["tokens"] = output.hidden_states[0]
+        captured["sentence"] = output.last_hidden_state[:, 0]
 
-    handles = [embeddings.register_forward_hook(on_embeddings), model.encoder.register_forward_hook(on_encoder)]
+    handle = model.encoder.register_forward_hook(on_encoder)
+    config.output_hidden_states = True
     try:
         yield captured
     finally:
-        for handle in handles:
-            handle.remove()
+        config.output_hidden_states = asked
+        handle.remove()
 
 
 def infobert_loss(
