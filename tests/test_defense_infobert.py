@@ -153,21 +153,58 @@ def test_infobert_loss_matches_the_papers_formula_step_by_step():
     assert_grads_close([p.grad for p in list(model.parameters()) + list(critic.parameters())], expected_grads)
 
 
-def test_one_trainer_epoch_changes_the_encoder_and_saves_a_loadable_checkpoint(tiny_model, tmp_path):  # noqa: F811
+def defense_trainer(tiny_model, output, method, epochs=1):  # noqa: F811
+    """A Trainer of ``method`` on the tiny BERT of test_training_loop (16 training examples, batch 8)."""
     path, tokenizer = tiny_model
     settings = TrainSettings.for_method(
-        "infobert", model=path, epochs=1, batch_size=8, max_length=16, lr=1e-3, dev_examples=8, dev_adversary_steps=2
+        method, model=path, epochs=epochs, batch_size=8, max_length=16, lr=1e-3, dev_examples=8, dev_adversary_steps=2
     )
     train = encode_examples(tokenizer, _examples(16), 16)
     dev = encode_examples(tokenizer, _examples(8, seed=1), 16)
-    trainer = Trainer(settings, tokenizer, train, dev, _table(tokenizer), tmp_path, num_classes=2, progress=False)
+    return Trainer(settings, tokenizer, train, dev, _table(tokenizer), output, num_classes=2, progress=False)
+
+
+def assert_trains_and_loads(trainer, method):
+    """One epoch changes the encoder; the best checkpoint names the method and loads as a classifier."""
     before = {k: v.clone() for k, v in trainer.objective.model.encoder.state_dict().items()}
     best = trainer.run()
     after = trainer.objective.model.encoder.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
-    assert {"ce", "ib", "af", "anchors"} <= set(trainer.history[0])
-    metadata = json.loads((best / "rift_fast.json").read_text())
-    assert metadata["settings"]["method"] == "infobert"
+    assert json.loads((best / "rift_fast.json").read_text())["settings"]["method"] == method
     model = load_trained_classifier(best)
-    batch = tokenizer(["the good movie"], return_tensors="pt")
+    batch = trainer.tokenizer(["the good movie"], return_tensors="pt")
     assert model(batch["input_ids"], batch["attention_mask"])[0].shape == (1, 2)
+
+
+def assert_resume_equals_uninterrupted_run(tiny_model, tmp_path, method):  # noqa: F811
+    """Two epochs in one run give the weights of one epoch, a kill after its checkpoint, and a resume."""
+    uninterrupted = defense_trainer(tiny_model, tmp_path / "a", method, epochs=2)
+    uninterrupted.run()
+    first = defense_trainer(tiny_model, tmp_path / "b", method, epochs=2)
+    original_save = first.save
+
+    class Killed(Exception):
+        pass
+
+    def save_then_die(kind):
+        original_save(kind)
+        if kind == "last":
+            raise Killed
+
+    first.save = save_then_die
+    with pytest.raises(Killed):
+        first.run()
+    resumed = defense_trainer(tiny_model, tmp_path / "b", method, epochs=2)
+    resumed.run(resume=True)
+    for key, value in uninterrupted.objective.state_dict().items():
+        assert torch.equal(value, resumed.objective.state_dict()[key]), key
+
+
+def test_one_trainer_epoch_changes_the_encoder_and_saves_a_loadable_checkpoint(tiny_model, tmp_path):  # noqa: F811
+    trainer = defense_trainer(tiny_model, tmp_path, "infobert")
+    assert_trains_and_loads(trainer, "infobert")
+    assert {"ce", "ib", "af", "anchors"} <= set(trainer.history[0])
+
+
+def test_resume_equals_an_uninterrupted_run(tiny_model, tmp_path):  # noqa: F811
+    assert_resume_equals_uninterrupted_run(tiny_model, tmp_path, "infobert")

@@ -1,19 +1,17 @@
 """SAFER training: each token drawn uniformly from itself and its one-token synonyms (never from outside
 them; a word without synonyms, padding and special tokens stay), one Trainer epoch and a loadable checkpoint."""
 
-import json
 from collections import Counter
 
 import pytest
 import torch
-from test_training_loop import _examples, _table, tiny_model  # noqa: F401  (tiny_model is a fixture)
+from test_defense_infobert import assert_resume_equals_uninterrupted_run, assert_trains_and_loads, defense_trainer
+from test_training_loop import tiny_model  # noqa: F401  (a fixture)
 from tiny_tokenizers import byte_level_bpe, sentencepiece_unigram, wordpiece
 
-from rift_fast.models import load_trained_classifier
 from rift_fast.synonyms import SynonymIndex
 from rift_fast.training.adversary import substitution_ids
 from rift_fast.training.defenses import random_substitution
-from rift_fast.training.loop import Trainer, TrainSettings, encode_examples
 
 WORDS = ["the", "film", "movie", "picture", "café", "bistro", "naïve", "plot", "日本"]
 SYNONYMS = {"film": ["movie", "picture"], "movie": ["film"], "café": ["bistro"], "naïve": ["plot"]}
@@ -51,19 +49,10 @@ def test_draws_come_only_from_each_words_set_and_cover_it_uniformly(family, tmp_
 
 
 def test_one_trainer_epoch_changes_the_encoder_and_saves_a_loadable_checkpoint(tiny_model, tmp_path):  # noqa: F811
-    path, tokenizer = tiny_model
-    settings = TrainSettings.for_method(
-        "safer", model=path, epochs=1, batch_size=8, max_length=16, lr=1e-3, dev_examples=8, dev_adversary_steps=2
-    )
-    train = encode_examples(tokenizer, _examples(16), 16)
-    dev = encode_examples(tokenizer, _examples(8, seed=1), 16)
-    trainer = Trainer(settings, tokenizer, train, dev, _table(tokenizer), tmp_path, num_classes=2, progress=False)
-    before = {k: v.clone() for k, v in trainer.objective.model.encoder.state_dict().items()}
-    best = trainer.run()
-    after = trainer.objective.model.encoder.state_dict()
-    assert any(not torch.equal(before[k], after[k]) for k in before)
+    trainer = defense_trainer(tiny_model, tmp_path, "safer")
+    assert_trains_and_loads(trainer, "safer")
     assert 0 < trainer.history[0]["substituted"] < 1  # some tokens swapped, never all
-    assert json.loads((best / "rift_fast.json").read_text())["settings"]["method"] == "safer"
-    model = load_trained_classifier(best)
-    batch = tokenizer(["the good movie"], return_tensors="pt")
-    assert model(batch["input_ids"], batch["attention_mask"])[0].shape == (1, 2)
+
+
+def test_resume_equals_an_uninterrupted_run(tiny_model, tmp_path):  # noqa: F811
+    assert_resume_equals_uninterrupted_run(tiny_model, tmp_path, "safer")
