@@ -192,7 +192,7 @@ def captured_features(model: RobustClassifier) -> Iterator[dict[str, torch.Tenso
     the embedding-layer output in the hidden size [B, L, H], after ALBERT's and ELECTRA's projection)
     and ``"sentence"`` (the last layer's first-token state [B, H]) in the yielded dict. The encoder's
     ``config.output_hidden_states`` is switched on meanwhile (every Hugging Face encoder reads it)."""
-    config = model.encoder.config
+    config = model.config
     asked = config.output_hidden_states
     captured: dict[str, torch.Tensor] = {}
 
