@@ -208,3 +208,47 @@ def test_one_trainer_epoch_changes_the_encoder_and_saves_a_loadable_checkpoint(t
 
 def test_resume_equals_an_uninterrupted_run(tiny_model, tmp_path):  # noqa: F811
     assert_resume_equals_uninterrupted_run(tiny_model, tmp_path, "infobert")
+
+
+def _ranks_worker(rank, world, init_file, model_path, output, method):
+    """One rank of a 2-process gloo run: one epoch of ``method``, then its weights to rank<r>.safetensors."""
+    import torch.distributed as dist
+    from safetensors.torch import save_file
+    from transformers import BertTokenizerFast
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    tokenizer = BertTokenizerFast.from_pretrained(model_path)
+    settings = TrainSettings.for_method(
+        method, model=model_path, epochs=1, batch_size=8, max_length=16, lr=1e-3, dev_examples=8, dev_adversary_steps=1
+    )
+    train = encode_examples(tokenizer, _examples(16), 16)
+    dev = encode_examples(tokenizer, _examples(8, seed=1), 16)
+    trainer = Trainer(
+        settings, tokenizer, train, dev, _table(tokenizer), output, num_classes=2, rank=rank, world_size=world
+    )
+    trainer.progress = False
+    trainer.run()
+    weights = {k: v.detach().contiguous() for k, v in trainer.objective.state_dict().items()}
+    save_file(weights, f"{output}/rank{rank}.safetensors")
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["infobert", "safer"])
+def test_two_gloo_processes_end_with_the_same_trained_weights(tiny_model, tmp_path, method):  # noqa: F811
+    import torch.multiprocessing as mp
+    from safetensors.torch import load_file
+
+    from rift_fast.models import RobustClassifier
+
+    path, _ = tiny_model
+    output = tmp_path / "ddp"
+    output.mkdir()
+    mp.spawn(_ranks_worker, args=(2, str(tmp_path / "init"), path, str(output), method), nprocs=2, join=True)
+    first, second = (load_file(str(output / f"rank{r}.safetensors")) for r in (0, 1))
+    assert first.keys() == second.keys()
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
+    initial = RobustClassifier.from_pretrained(path, 2).encoder.state_dict()
+    assert any(not torch.equal(initial[k], first["model.encoder." + k]) for k in initial)
