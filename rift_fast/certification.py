@@ -64,7 +64,9 @@ def minimum_samples(mc_error: float, alpha: float) -> int:
 @dataclass(frozen=True)
 class CertificationSettings:
     """SAFER certification settings (published defaults: see the module docstring). ``queries_per_call``:
-    distinct random copies per :meth:`QueryEngine.answer` call. Raises ValueError naming the setting for
+    distinct random copies per :meth:`QueryEngine.answer` call. ``skip_uncertifiable``: an example whose
+    Delta_x leaves no label share able to pass (``1 - Delta_x <= 1/2 + mc_error``) is not sampled (its
+    verdict is known: not certified; no counts). Raises ValueError naming the setting for
     ``mc_error`` outside (0, 0.5), ``alpha`` outside (0, 1), ``queries_per_call`` below 1, or ``samples``
     below :func:`minimum_samples`."""
 
@@ -73,6 +75,7 @@ class CertificationSettings:
     alpha: float = CONFIDENCE_ALPHA
     seed: int = 0
     queries_per_call: int = 4096
+    skip_uncertifiable: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.mc_error < 0.5:
@@ -93,15 +96,16 @@ class CertificationSettings:
 @dataclass(frozen=True)
 class CertifiedExample:
     """One example's certificate. ``counts``: random copies per predicted class (they sum to
-    ``samples``); ``distinct``: distinct copies the model scored; ``words``: randomised words;
-    ``label_share``: p_y; ``delta``: Delta_x; ``certified``: ``label_share - delta > 1/2 + mc_error``."""
+    ``samples``; empty when the example was not sampled, see ``skip_uncertifiable``); ``distinct``:
+    distinct copies the model scored; ``words``: randomised words; ``label_share``: p_y (None when not
+    sampled); ``delta``: Delta_x; ``certified``: ``label_share - delta > 1/2 + mc_error``."""
 
     index: int
     label: int
     counts: tuple[int, ...]
     distinct: int
     words: int
-    label_share: float
+    label_share: float | None
     delta: float
     certified: bool
 
@@ -176,25 +180,29 @@ def random_copies(target: Target, settings: CertificationSettings) -> tuple[list
 def _certify_block(
     engine: QueryEngine, targets: list[Target], synonyms: SynonymIndex, settings: CertificationSettings
 ) -> list[CertifiedExample]:
-    engine.register(targets)
-    draws = [random_copies(target, settings) for target in targets]
-    requests = [(k, edit, count) for k, (edits, counts) in enumerate(draws) for edit, count in zip(edits, counts)]
+    deltas = [total_variation_bound(tuple(t.spans.words[i] for i in t.attackable), synonyms) for t in targets]
+    sampled = [
+        k for k, delta in enumerate(deltas) if not settings.skip_uncertifiable or 1 - delta > 0.5 + settings.mc_error
+    ]
+    engine.register([targets[k] for k in sampled])
+    draws = {k: random_copies(targets[k], settings) for k in sampled}
+    requests = [(k, edit, count) for k, (edits, counts) in draws.items() for edit, count in zip(edits, counts)]
     tallies: dict[int, np.ndarray] = {}
     for start in range(0, len(requests), settings.queries_per_call):
         chunk = requests[start : start + settings.queries_per_call]
         for (k, _, count), answer in zip(chunk, engine.answer([edit for _, edit, _ in chunk], exact=True)):
             tallies.setdefault(k, np.zeros(len(answer), dtype=np.int64))[int(np.argmax(answer))] += count
     results = []
-    for k, (target, (edits, _)) in enumerate(zip(targets, draws)):
-        tally = tallies[k]  # every target has at least one copy
-        share = float(tally[target.label]) / settings.samples
-        words = tuple(target.spans.words[i] for i in target.attackable)
-        delta = total_variation_bound(words, synonyms)
+    for k, (target, delta) in enumerate(zip(targets, deltas)):
+        words = len(target.attackable)
+        if k not in tallies:  # not sampled: no label share can pass
+            results.append(CertifiedExample(target.index, target.label, (), 0, words, None, delta, False))
+            continue
+        share = float(tallies[k][target.label]) / settings.samples
         certified = share - delta > 0.5 + settings.mc_error
+        counts = tuple(tallies[k].tolist())
         results.append(
-            CertifiedExample(
-                target.index, target.label, tuple(tally.tolist()), len(edits), len(words), share, delta, certified
-            )
+            CertifiedExample(target.index, target.label, counts, len(draws[k][0]), words, share, delta, certified)
         )
         engine.release(target.index)
     return results

@@ -70,9 +70,13 @@ def test_delta_is_the_total_variation_bound_of_unequal_sets(tokenizer):
     once, twice = certified_accuracy(
         victim, [Example("the good movie", 1), Example("good plot and good movie", 1)], synonyms, SETTINGS
     ).examples
-    assert once.label_share == twice.label_share == 1.0
+    assert once.label_share == 1.0
     assert once.delta == pytest.approx(1 / 3) and once.certified  # 1 - 1/3 > 0.5 + 0.1
     assert twice.delta == pytest.approx(1 - (2 / 3) ** 2) and not twice.certified  # 4/9 < 0.6
+    assert twice.counts == () and twice.label_share is None  # no share could pass: not sampled
+    everything = CertificationSettings(400, 0.1, 0.01, skip_uncertifiable=False)
+    sampled = certified_accuracy(victim, [Example("good plot and good movie", 1)], synonyms, everything).examples[0]
+    assert sampled.label_share == 1.0 and sampled.delta == twice.delta and not sampled.certified
 
 
 def test_batched_equals_one_at_a_time(tokenizer):
@@ -138,7 +142,8 @@ def test_attack_command_line_writes_certificates(tiny_model_dir, tmp_path, capsy
         writer.writerow(["text", "label"])
         for i in range(40):
             writer.writerow([f"a wonderful film, with a touching story number {i}", ["negative", "positive"][i % 2]])
-    neighbours.write_text(json.dumps({"wonderful": ["marvelous", "terrific"], "film": ["movie"], "story": ["tale"]}))
+    groups = [["wonderful", "marvelous", "terrific"], ["film", "movie"], ["story", "tale"]]
+    neighbours.write_text(json.dumps({w: [o for o in group if o != w] for group in groups for w in group}))
     output = tmp_path / "attack.json"
     argv = [
         "--model",
