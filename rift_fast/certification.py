@@ -18,7 +18,8 @@ the total variation between the smoothing distributions of x and of any x' the a
 ``q(w) = min_{w' in S(w)} |T(w) & T(w')| / max(|T(w)|, |T(w')|)``. SAFER's sets all have one size and
 divide by ``|T(w)|``; the max is the exact total variation of two uniform distributions of different
 sizes, so the bound also holds for the unequal sets of a nearest-neighbour synonym index. (The authors
-compare with ``>=``; a tie is not certified here.)
+compare with ``>=``; a tie is not certified here.) An example with ``1 - Delta_x <= 1/2 + mc_error``
+cannot pass whatever the model says, so by default it is not sampled (``skip_uncertifiable``).
 
 **Confidence.** ``mc_error`` bounds the Monte Carlo error of ``p_y``: by Hoeffding's inequality
 ``P(p_y - true p_y >= mc_error) <= exp(-2 samples mc_error^2)``, which is at most ``alpha`` once
