@@ -54,9 +54,9 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-def output_paths(output: Path, world: int) -> dict[str, Path]:
+def output_paths(output: Path, world: int, certify: bool = False) -> dict[str, Path]:
     """Every file a run writes, by role: results JSON, Markdown summary, CSV, HTML report, curves PNG, one
-    checkpoint per rank."""
+    checkpoint per rank, and with ``certify`` the SAFER certificates (``<stem>.certified.json``)."""
     paths = {
         "results JSON": output,
         "Markdown summary": output.with_suffix(".md"),
@@ -64,6 +64,8 @@ def output_paths(output: Path, world: int) -> dict[str, Path]:
         "HTML report": output.with_suffix(".html"),
         "robustness curves": output.with_name(output.stem + ".curves.png"),
     }
+    if certify:
+        paths["certificates JSON"] = output.with_name(output.stem + ".certified.json")
     for rank in range(world):
         paths[checkpoint_role(rank, world)] = output.with_name(
             output.stem + (f".rank{rank}" if world > 1 else "") + ".checkpoint.jsonl"
@@ -215,7 +217,43 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", default="attack_results.json", help="results JSON (Markdown, CSV, HTML and curves beside it)"
     )
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint beside --output")
+    add_certification_arguments(parser)
     return parser
+
+
+def add_certification_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--certify`` and SAFER's certification settings (:mod:`rift_fast.certification`)."""
+    from rift_fast.certification import CONFIDENCE_ALPHA, SAFER_MC_ERROR, SAFER_SAMPLES
+
+    group = parser.add_argument_group("certified accuracy (SAFER randomized smoothing over the --synonyms sets)")
+    group.add_argument(
+        "--certify",
+        action="store_true",
+        help="after the attack, certify the pool: each example's label is certified against every substitution "
+        "from the --synonyms sets (writes <output stem>.certified.json)",
+    )
+    group.add_argument("--certify-samples", type=int, default=SAFER_SAMPLES, help="random copies per example")
+    group.add_argument(
+        "--certify-mc-error", type=float, default=SAFER_MC_ERROR, help="Monte Carlo error of the label share"
+    )
+    group.add_argument(
+        "--certify-alpha", type=float, default=CONFIDENCE_ALPHA, help="1 - confidence of the Monte Carlo bound"
+    )
+
+
+def certify_pool(victim, pool, synonyms, settings, path: Path) -> None:
+    """SAFER certification of ``pool`` (``settings``: CertificationSettings), written to ``path`` and printed."""
+    from dataclasses import asdict
+
+    from rift_fast.certification import certified_accuracy
+    from rift_fast.io_utils import write_text_atomically
+
+    certification = certified_accuracy(victim, pool, synonyms, settings, progress=True)
+    records = {"summary": certification.summary(), "examples": [asdict(e) for e in certification.examples]}
+    write_text_atomically(path, json.dumps(records, indent=1))
+    accuracy = certification.certified_accuracy
+    shown = "n/a" if accuracy is None else f"{accuracy:.1%}"
+    print(f"SAFER certified accuracy: {shown} of {len(pool)} examples ({settings.samples} samples each): {path}")
 
 
 def temperature_option(value: str) -> float | str:
@@ -364,14 +402,21 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     import torch
 
+    from rift_fast.attacks import VictimModel
+    from rift_fast.certification import CertificationSettings
     from rift_fast.data import test_pool
     from rift_fast.data_sources import DatasetOptions, load_data
     from rift_fast.models import load_sequence_classifier
     from rift_fast.text import vocabulary
 
+    certification = (
+        CertificationSettings(args.certify_samples, args.certify_mc_error, args.certify_alpha, seed=args.seed)
+        if args.certify
+        else None
+    )
     rank, world = init_distributed()
     output = Path(args.output)
-    refuse_shared_paths(output_paths(output, world))
+    refuse_shared_paths(output_paths(output, world, certify=args.certify))
     torch.manual_seed(args.seed)  # a head missing from the checkpoint is initialised reproducibly
     task = load_data(DatasetOptions.from_args(args), seed=args.seed)
     task, options = apply_protocol(args, task)
@@ -398,6 +443,10 @@ def main(argv: list[str] | None = None) -> int:
     write_outputs(report, output, world, calibration if at_one is not None else None)
     if at_one is not None:
         print(miscalibration_table(calibration, at_one, report))
+    if certification is not None:
+        exact = VictimModel(model, tokenizer, max_length=args.max_length, batch_size=args.batch_size)
+        certificates = output_paths(output, world, certify=True)["certificates JSON"]
+        certify_pool(exact, pool, synonyms, certification, certificates)
     return 0
 
 

@@ -1,5 +1,5 @@
 """Evaluation on the test pool: clean accuracy, robust accuracy under attack recipes (PWWS and GA, RIFT's
-protocol, by default) and under the ASCC attack."""
+protocol, by default) and under the ASCC attack; SAFER's certified accuracy (:func:`certified_test_pool`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 
 from rift_fast.attacks import RECIPES, RecipeOptions, VictimModel, build_attack
 from rift_fast.attacks.recipes import PUBLISHED_GA_GENERATIONS, PUBLISHED_GA_POPULATION
+from rift_fast.certification import CertificationSettings, certified_accuracy
 from rift_fast.data import Example
 from rift_fast.models import checked_max_length
 from rift_fast.synonyms import SynonymIndex
@@ -108,3 +109,22 @@ def evaluate_test_pool(
         "attack_search_dtype": str(search_dtype or torch.float32).removeprefix("torch."),
         "attacks": results,
     }
+
+
+def certified_test_pool(
+    model,
+    tokenizer,
+    pool: list[Example],
+    synonyms: SynonymIndex,
+    settings: EvaluationSettings,
+    certification: CertificationSettings | None = None,
+    progress: bool = True,
+) -> dict:
+    """SAFER's certified accuracy of ``model`` (any method's classifier) on ``pool`` against substitutions
+    from ``synonyms`` (:func:`rift_fast.certification.certified_accuracy`; ``certification``: its settings,
+    SAFER's published ones by default): ``{"certified_accuracy": share or None, "certification": summary}``.
+    Inputs are cut to ``settings.max_length`` and scored ``settings.batch_size`` at a time."""
+    victim = VictimModel(model, tokenizer, max_length=settings.max_length, batch_size=settings.batch_size)
+    result = certified_accuracy(victim, pool, synonyms, certification, progress=progress)
+    model.eval()
+    return {"certified_accuracy": result.certified_accuracy, "certification": result.summary()}

@@ -38,6 +38,8 @@ METHOD_OPTIONS = {
     "trades": {"pgd_steps": 2},
     "dne": {"dne_steps": 2},
     "a2t": {"a2t_clean_epochs": 0, "a2t_share": 1.0, "a2t_sentence_encoder": "none"},
+    "infobert": {"infobert_adv_steps": 2},
+    "safer": {},
 }
 
 
@@ -295,7 +297,7 @@ def test_a_model_without_input_embeddings_trains_standard_and_meets_text_attacks
     tokenizer = wordpiece(WORDS, tmp_path)
     model = RobustClassifier(OneHotEncoder(len(tokenizer)), 2)
     assert model.hull_space is None
-    for method in ("ascc", "rift", "freelb", "pgd", "trades", "dne"):
+    for method in ("ascc", "rift", "freelb", "pgd", "trades", "dne", "infobert"):
         with pytest.raises(ValueError, match=f"{method} perturbs embeddings, but OneHotEncoder has no input-embedding"):
             defense_class(method)(model, defense_class(method).settings_type())
     with pytest.raises(ValueError, match="OneHotEncoder has no input-embedding module"):

@@ -7,6 +7,7 @@ processes once per step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -52,6 +53,70 @@ class FreeLBSettings:
             raise ValueError("adv_lr, adv_init_mag and adv_max_norm must be >= 0")
 
 
+@dataclass
+class AscentStep:
+    """What one ascent step of :func:`freelb_ascent` optimises, as its ``objective`` returns it.
+
+    ``loss``: the step's objective (0-d, with its graph); its gradient in the perturbation steers the
+    ascent. ``terms``: named parts of it to report (0-d). ``regulariser``: None, or a function of that
+    gradient (d loss / d delta, [B, L, E], detached) returning more terms whose ``"loss"`` is added to the
+    step's backward but does not steer the ascent (InfoBERT's anchored features are chosen by it).
+    """
+
+    loss: torch.Tensor
+    terms: dict[str, torch.Tensor]
+    regulariser: Callable[[torch.Tensor], dict[str, torch.Tensor]] | None = None
+
+
+def freelb_ascent(
+    clean_input: Callable[[], torch.Tensor],
+    attention_mask: torch.Tensor | None,
+    objective: Callable[[torch.Tensor], AscentStep],
+    settings: FreeLBSettings,
+    backward: BackwardFunction | None = None,
+    generator: torch.Generator | None = None,
+) -> LossTerms:
+    """FreeLB's ascent loop around any objective: ``settings.adv_steps`` steps on a perturbation delta,
+    parameter gradients accumulated over the steps.
+
+    ``clean_input()`` gives the unperturbed input [B, L, E] with its graph (called again after each
+    backward, which frees it); step t back-propagates ``objective(clean + delta_t)`` divided by
+    ``adv_steps`` (plus its regulariser's ``"loss"``) with ``backward(loss)`` (default
+    ``loss.backward()``). Between steps ``delta <- delta + adv_lr * g / ||g||`` (g = d loss / d delta,
+    per-example norm over [L, H]), then the projection when ``adv_max_norm > 0``. delta starts uniform in
+    [-1, 1] on real tokens (``attention_mask`` 1), scaled to l2 size ``adv_init_mag`` (per example:
+    / sqrt(tokens * H)), or 0.
+
+    Returns ``{"loss", ...}``: every term averaged over the steps, detached (backward is done; do NOT
+    call it again), and ``"delta_norm"`` (mean per-example l2 norm of the last delta).
+    """
+    backward = backward or (lambda loss: loss.backward())
+    embeds = clean_input()
+    mask = (attention_mask if attention_mask is not None else torch.ones(embeds.shape[:2])).to(embeds)
+    delta = random_start(embeds.detach(), mask, settings.norm_type, settings.adv_init_mag, generator)
+    sums: dict[str, torch.Tensor] = {}
+    for step in range(settings.adv_steps):
+        delta.requires_grad_(True)
+        current = objective(embeds + delta)
+        terms = {"loss": current.loss, **current.terms}
+        if current.regulariser is None:
+            backward(current.loss / settings.adv_steps)
+            grad = cast(torch.Tensor, delta.grad).detach()  # set by backward
+        else:
+            grad = torch.autograd.grad(current.loss, delta, retain_graph=True)[0].detach()
+            extra = current.regulariser(grad)
+            backward((current.loss + extra["loss"]) / settings.adv_steps)
+            terms = {**terms, **extra, "loss": current.loss + extra["loss"]}
+        for name, value in terms.items():
+            sums[name] = sums.get(name, torch.zeros((), device=value.device)) + value.detach().float()
+        if step == settings.adv_steps - 1:
+            break
+        delta = ascent_step(delta.detach(), grad, settings.norm_type, settings.adv_lr, settings.adv_max_norm)
+        embeds = clean_input()  # the previous graph was freed by backward
+    delta_norm = delta.detach().reshape(delta.shape[0], -1).float().norm(dim=1).mean()
+    return {**{name: total / settings.adv_steps for name, total in sums.items()}, "delta_norm": delta_norm}
+
+
 def freelb_loss(
     model: nn.Module,
     input_ids: torch.Tensor,
@@ -61,52 +126,32 @@ def freelb_loss(
     settings: FreeLBSettings | None = None,
     backward: BackwardFunction | None = None,
     generator: torch.Generator | None = None,
-) -> dict:
-    """FreeLB: ``adv_steps`` ascent steps on a perturbation delta, parameter gradients accumulated.
-
-    At step t the model sees ``embeds + delta_t`` and ``CE / adv_steps`` is back-propagated
-    (``backward(loss)``, default ``loss.backward()``; pass e.g. a GradScaler's scaled backward), so
-    the parameter gradients after the call are those of the mean loss over the steps. Between steps
-    ``delta <- delta + adv_lr * g / ||g||`` (g = d loss / d delta, per-example norm over [L, H]),
-    then the projection when ``adv_max_norm > 0``. delta starts uniform in [-1, 1] on real tokens,
-    scaled to l2 size ``adv_init_mag`` (per example: / sqrt(tokens * H)), or 0. Dropout masks are
-    drawn afresh at every step (the authors' code reuses one set of masks across the steps).
+) -> LossTerms:
+    """FreeLB (:func:`freelb_ascent`) on the cross-entropy: step t back-propagates ``CE / adv_steps``
+    of ``clean + delta_t`` (``backward``: e.g. a GradScaler's scaled backward), so the parameter
+    gradients after the call are those of the mean loss over the steps. Dropout masks are drawn afresh
+    at every step (the authors' code reuses one set of masks across the steps).
 
     Returns ``{"loss", "ce"}`` (detached: the mean CE over the steps; backward is already done) and
     ``"delta_norm"`` (mean per-example l2 norm of the last delta). Do NOT call backward on them.
     """
     settings = settings or FreeLBSettings()
-    backward = backward or (lambda loss: loss.backward())
-
     inner = cast(RobustClassifier, unwrap(model))
 
-    def base() -> torch.Tensor:
+    def clean_input() -> torch.Tensor:
         if settings.perturb == "word":
             return inner.word_embeddings(input_ids)
         return inner.embedding_output(input_ids, token_type_ids)
 
-    embeds = base()
-    mask = (attention_mask if attention_mask is not None else torch.ones_like(input_ids)).to(embeds.dtype)
-    delta = random_start(embeds.detach(), mask, settings.norm_type, settings.adv_init_mag, generator)
-    total = torch.zeros((), device=embeds.device)
-    for step in range(settings.adv_steps):
-        delta.requires_grad_(True)
+    def objective(perturbed: torch.Tensor) -> AscentStep:
         if settings.perturb == "word":
-            logits, _ = model(input_ids, attention_mask, token_type_ids, word_embeds=embeds + delta)
+            logits, _ = model(input_ids, attention_mask, token_type_ids, word_embeds=perturbed)
         else:
-            logits, _ = model(
-                attention_mask=attention_mask, token_type_ids=token_type_ids, inputs_embeds=embeds + delta
-            )
-        loss = F.cross_entropy(logits, labels) / settings.adv_steps
-        backward(loss)
-        total = total + loss.detach().float()
-        if step == settings.adv_steps - 1:
-            break
-        grad = cast(torch.Tensor, delta.grad).detach()  # set by backward
-        delta = ascent_step(delta.detach(), grad, settings.norm_type, settings.adv_lr, settings.adv_max_norm)
-        embeds = base()  # the previous graph was freed by backward
-    delta_norm = delta.detach().reshape(delta.shape[0], -1).float().norm(dim=1).mean()
-    return {"loss": total, "ce": total, "delta_norm": delta_norm}
+            logits, _ = model(attention_mask=attention_mask, token_type_ids=token_type_ids, inputs_embeds=perturbed)
+        ce = F.cross_entropy(logits, labels)
+        return AscentStep(ce, {"ce": ce})
+
+    return freelb_ascent(clean_input, attention_mask, objective, settings, backward, generator)
 
 
 @register_defense
