@@ -9,7 +9,9 @@ and words past the model's truncation get none.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -20,12 +22,39 @@ from rift_fast.synonyms import SynonymIndex
 from rift_fast.text import accent_stripped, is_single_word
 
 
+@dataclass(frozen=True)
+class WordSite:
+    """Word ``position`` of the text ``spans`` (the attacked side), where a transformation proposes
+    replacements in context."""
+
+    spans: WordSpans
+    position: int
+
+    @property
+    def word(self) -> str:
+        return self.spans.words[self.position]
+
+
 class Transformation(ABC):
-    """What a word may become. Adding one: a subclass with :meth:`candidates` and :meth:`describe`."""
+    """What a word may become. Adding one: a subclass with :meth:`candidates` and :meth:`describe`; one
+    that reads the words around the word (a masked language model) also overrides :meth:`candidates_at`.
+
+    ``robust_without_candidates``: whether a word without candidates is one that no attack of this kind
+    could change (a synonym table: True), or one that the candidate source failed to serve (a language
+    model: False). An example none of whose changeable words got a candidate is then reported as
+    ``unattackable`` (robust) or ``no_candidate`` (not attacked, not counted robust).
+    """
+
+    robust_without_candidates: ClassVar[bool] = True
 
     @abstractmethod
     def candidates(self, word: str) -> list[str]:
         """Replacements of ``word``, best first, each a single word in ``word``'s case."""
+
+    def candidates_at(self, sites: Sequence[WordSite]) -> list[list[str]]:
+        """Replacements of each site's word (one list per site, as :meth:`candidates`), for many sites,
+        possibly of many texts, at once. Default: :meth:`candidates` of each word alone."""
+        return [self.candidates(site.word) for site in sites]
 
     @abstractmethod
     def describe(self) -> dict:
@@ -57,6 +86,7 @@ class Target:
     attackable: list[int]
     budget: int | None  # most words that may change; None: no limit
     truncated: bool = False
+    changeable: int = 0  # words the constraints allow to change (visible ones), with or without candidates
 
     @property
     def label(self) -> int:
@@ -113,17 +143,41 @@ def build_target(
     visible_characters: int | None = None,
     truncated: bool = False,
 ) -> Target:
-    """Word choices of ``example``'s attacked side (the hypothesis for sentence pairs): for each word the
-    transformation's candidates that the constraints keep; ``visible_characters``: how many leading
-    characters of the attacked side the model sees (words past them are not attacked)."""
-    spans = WordSpans(example.text if example.text_pair is None else example.text_pair)
-    choices: list[list[str]] = []
-    for position, word in enumerate(spans.words):
-        visible = visible_characters is None or spans.spans[position][1] <= visible_characters
-        if not visible or not constraints.allows(spans.words, position):
-            choices.append([word])
-            continue
-        candidates = transformation.candidates(word)
-        choices.append([word, *constraints.keep(spans.words, position, candidates)])
-    attackable = [i for i, options in enumerate(choices) if len(options) > 1]
-    return Target(index, example, spans, choices, attackable, constraints.budget(len(spans)), truncated)
+    """The :class:`Target` of one example (see :func:`build_targets`)."""
+    return build_targets([(index, example, visible_characters, truncated)], transformation, constraints)[0]
+
+
+def build_targets(
+    examples: Sequence[tuple[int, Example, int | None, bool]],
+    transformation: Transformation,
+    constraints: Constraints,
+) -> list[Target]:
+    """Word choices of each ``(index, example, visible_characters, truncated)``'s attacked side (the
+    hypothesis for sentence pairs): for each word the transformation's candidates that the constraints
+    keep; ``visible_characters``: how many leading characters of the attacked side the model sees (words
+    past them are not attacked; None: all). The transformation serves the changeable words of all the
+    examples in one :meth:`Transformation.candidates_at` call."""
+    sides = [
+        WordSpans(example.text if example.text_pair is None else example.text_pair) for _, example, _, _ in examples
+    ]
+    keys = [
+        (k, position)
+        for k, (spans, (_, _, visible, _)) in enumerate(zip(sides, examples))
+        for position in range(len(spans))
+        if (visible is None or spans.spans[position][1] <= visible) and constraints.allows(spans.words, position)
+    ]
+    proposed = dict(zip(keys, transformation.candidates_at([WordSite(sides[k], p) for k, p in keys])))
+    targets = []
+    for k, (spans, (index, example, _, truncated)) in enumerate(zip(sides, examples)):
+        choices = [
+            [word, *constraints.keep(spans.words, position, proposed[k, position])]
+            if (k, position) in proposed
+            else [word]
+            for position, word in enumerate(spans.words)
+        ]
+        attackable = [i for i, options in enumerate(choices) if len(options) > 1]
+        changeable = sum((k, position) in proposed for position in range(len(spans)))
+        targets.append(
+            Target(index, example, spans, choices, attackable, constraints.budget(len(spans)), truncated, changeable)
+        )
+    return targets
