@@ -182,3 +182,21 @@ def test_a_masked_language_model_that_cannot_be_loaded_is_named(tmp_path, encode
         MaskedLanguageModel(encoder_folder, batch_size=0)
     with pytest.raises(ValueError, match="at least 1"):
         BertAttackSwap(MaskedLanguageModel(encoder_folder), k=0)
+
+
+def test_attack_cli_runs_both_recipes(tiny_model_dir, mlm_folder, encoder_folder, tmp_path):
+    import json
+
+    from rift_fast import attack
+
+    data = tmp_path / "reviews.csv"
+    rows = ["text,label"] + [f'"a “wonderful” film {i}, naïve",{["negative", "positive"][i % 2]}' for i in range(24)]
+    data.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    for recipe in ["bert-attack", "bae"]:
+        output = tmp_path / f"{recipe}.json"
+        argv = ["--model", str(tiny_model_dir), "--dataset", str(data), "--attack", recipe, "--mlm", mlm_folder]
+        argv += ["--sentence-encoder", encoder_folder, "--pos-tagger", "none", "--num-examples", "2"]
+        argv += ["--mlm-candidates", "5"]
+        assert attack.main([*argv, "--output", str(output)]) == 0
+        settings = json.loads(output.read_text())["settings"]
+        assert settings["recipe"] == recipe and settings["transformation"]["k"] == 5

@@ -107,7 +107,7 @@ class MaskedLanguageModel:
         word that the tokenizer, after a space, encodes as exactly this token; None for a piece that
         continues a word (``##ly``), a special token, punctuation or several words."""
         if token_id not in self._words:
-            text = self.tokenizer.decode([token_id]).strip()
+            text = str(self.tokenizer.decode([token_id])).strip()
             encoded = self.tokenizer(" " + text, add_special_tokens=False)["input_ids"] if text else []
             self._words[token_id] = text if is_single_word(text) and encoded == [token_id] else None
         return self._words[token_id]
