@@ -10,18 +10,26 @@ from tiny_tokenizers import byte_level_bpe, wordpiece
 from transformers import BertConfig, BertForMaskedLM, BertModel
 
 from rift_fast.attacks import (
+    PWWS,
     AttackCheckpoint,
     BertAttackSwap,
+    Constraints,
+    GreedyWordSwap,
     MaskedLanguageModel,
     MaskedLanguageModelError,
     MaskedWordSwap,
     RecipeOptions,
+    StopWords,
+    Transformation,
+    UntargetedClassification,
     VictimModel,
     WordSite,
     build_attack,
+    run_attack,
 )
 from rift_fast.attacks.masked_lm import BERT_ATTACK_MAX_COMBINATIONS
 from rift_fast.attacks.text import WordSpans
+from rift_fast.attacks.transformation import PendingChoices
 from rift_fast.data import Example
 from rift_fast.synonyms import SynonymIndex
 
@@ -166,13 +174,48 @@ def test_batched_equals_one_at_a_time_and_resume(victim, mlm_folder, encoder_fol
         assert _comparable(resumed) == _comparable(whole), recipe
 
 
-def test_a_text_without_any_candidate_is_no_candidate(victim, encoder_folder, tmp_path):
+def test_a_text_without_any_candidate_is_no_candidate(victim, mlm_folder, encoder_folder, tmp_path):
     # The top two tokens are punctuation: BERT-Attack with K=2 has no candidate for any word.
     mlm = tiny_masked_lm(tmp_path, {",": 12.0, ".": 11.0})
     attack = _attack("bert-attack", victim, mlm, encoder_folder, mlm_candidates=2)
     report = attack.run([Example("good movie", 1), Example("the", 0)], victim, {}, progress=False)
     assert [r.status for r in report.results] == ["no_candidate", "unattackable"]  # "the": a stop word
     assert report.summary()["robust_accuracy"] == 0.5
+    # BAE with K=1: the only word at the mask is grand itself, dropped; found while searching.
+    attack = _attack("bae", victim, mlm_folder, encoder_folder, mlm_candidates=1)
+    assert attack.run([Example("grand", 0)], victim, {}, progress=False).results[0].status == "no_candidate"
+
+
+class RecordingSwap(Transformation):
+    """Hand-made candidates that read the current text, recording each text they are asked about."""
+
+    reads_current_text = True
+
+    def __init__(self, table):
+        self.table, self.texts = table, []
+
+    def candidates(self, word):
+        return list(self.table.get(word, []))
+
+    def candidates_at(self, sites):
+        self.texts += [site.spans.text for site in sites]
+        return super().candidates_at(sites)
+
+    def describe(self):
+        return {"transformation": "recording"}
+
+
+def test_a_transformation_reading_the_current_text_sees_the_earlier_swaps(victim):
+    # s = 3 (excellent) + 1 (good) = 4: deletion ranks excellent first; its swap to dull leaves s = 0.9,
+    # then good is asked about in the text with dull in place, and grand flips it (s = -1.6).
+    swap = RecordingSwap({"excellent": ["dull"], "good": ["grand"]})
+    constraints = Constraints([StopWords(set())])
+    search = GreedyWordSwap(UntargetedClassification(), "delete", pending=PendingChoices(swap, constraints))
+    goal = UntargetedClassification()
+    report = run_attack([Example("excellent, good!", 1)], victim, swap, search, constraints, goal, {}, progress=False)
+    assert report.results[0].adversarial == "dull, grand!" and swap.texts == ["excellent, good!", "dull, good!"]
+    with pytest.raises(ValueError, match="reads the text the search holds; search 'pwws' cannot serve it"):
+        run_attack([Example("good", 1)], victim, swap, PWWS(goal, "[UNK]"), constraints, goal, {}, progress=False)
 
 
 def test_a_masked_language_model_that_cannot_be_loaded_is_named(tmp_path, encoder_folder):

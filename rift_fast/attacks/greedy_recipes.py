@@ -49,7 +49,7 @@ from rift_fast.attacks.text_constraints import (
     SearchTimeConstraints,
     TextConstraint,
 )
-from rift_fast.attacks.transformation import Transformation
+from rift_fast.attacks.transformation import PendingChoices, Transformation
 from rift_fast.attacks.victim import VictimModel
 from rift_fast.synonyms import SynonymIndex
 
@@ -150,7 +150,13 @@ class GreedyRecipe(Recipe):
     def search(
         self, goal: UntargetedClassification, victim: VictimModel, synonyms: SynonymIndex, options: RecipeOptions
     ) -> SearchMethod:
-        return GreedyWordSwap(goal, self.ranking(options), self.text_constraints(options), query_budget(options))
+        transformation = self.transformation(synonyms, options)
+        pending = (
+            PendingChoices(transformation, self.constraints(options)) if transformation.reads_current_text else None
+        )
+        return GreedyWordSwap(
+            goal, self.ranking(options), self.text_constraints(options), query_budget(options), pending=pending
+        )
 
 
 @register_recipe

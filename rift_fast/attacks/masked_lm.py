@@ -276,19 +276,24 @@ class BertAttackSwap(MaskedLanguageModelSwap):
 
 class MaskedWordSwap(MaskedLanguageModelSwap):
     """BAE-R's candidates (Garg & Ramakrishnan 2020, Algorithm 1): the word is replaced by one mask token
-    and the ``k`` (50) most likely tokens at the mask that are whole words are taken, then those without
-    a letter and the word itself are dropped (TextAttack 0.3.11 ``WordSwapMaskedLM(method="bae")``, which
-    keeps whole words only, as the authors do); kept in the word's case. A mask past the model's
-    truncation gives none. The forward passes of all sites of a round run in batches.
+    in the text the search holds (after its earlier swaps: :attr:`reads_current_text`) and the ``k`` (50)
+    most likely tokens at the mask that are whole words are taken, then those without a letter and the
+    word itself are dropped (TextAttack 0.3.11 ``WordSwapMaskedLM(method="bae")``, which keeps whole
+    words only, as the authors do); kept in the word's case. A mask past the model's truncation gives
+    none. The sites of all examples at one step of the search run in one batched call."""
 
-    Difference from the paper and TextAttack: the mask is put in the original text, once per word, not in
-    the text the search holds after its earlier swaps."""
+    reads_current_text = True
 
     def __init__(self, model: MaskedLanguageModel, k: int = BAE_CANDIDATES):
         super().__init__(model, k)
 
     def describe(self) -> dict:
-        return {"transformation": "bae_masked_lm", "masked_language_model": self.model.name, "k": self.k}
+        return {
+            "transformation": "bae_masked_lm",
+            "masked_language_model": self.model.name,
+            "k": self.k,
+            "masked_in": "the text the search holds",
+        }
 
     def candidates_at(self, sites: Sequence[WordSite]) -> list[list[str]]:
         masked = [

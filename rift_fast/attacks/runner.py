@@ -316,11 +316,18 @@ def run_attack(
     wall and forward seconds of their round; examples already there are not attacked again, and
     the report's times add the rounds recorded there to this session's.
 
+    Raises ValueError for a transformation that reads the current text under a search that cannot serve it.
+
     ``splicing``: build queries by token-span splicing where exact (:class:`QueryEngine`; False: the
     text path for every query; results are identical either way); ``verify_splicing``: spliced
     queries re-tokenised and compared per engine call (a difference raises ``SplicingMismatch``).
     The report's ``engine`` holds what the query engine did (:meth:`QueryEngine.describe`).
     """
+    if transformation.reads_current_text and not search.serves_pending_choices:
+        raise ValueError(
+            f"the transformation {transformation.describe()} reads the text the search holds; search "
+            f"{search.name!r} cannot serve it (GreedyWordSwap with a PendingChoices can)"
+        )
     started = time.perf_counter()
     forward_before = victim.forward_seconds
     report = AttackReport(settings=settings)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -43,9 +43,15 @@ class Transformation(ABC):
     could change (a synonym table: True), or one that the candidate source failed to serve (a language
     model: False). An example none of whose changeable words got a candidate is then reported as
     ``unattackable`` (robust) or ``no_candidate`` (not attacked, not counted robust).
+
+    ``reads_current_text``: the candidates depend on the text the search holds after its earlier swaps
+    (BAE masks the word in it). :func:`build_targets` then leaves every changeable word's choices pending,
+    and a search that serves them (:attr:`SearchMethod.serves_pending_choices`) fills them through
+    :class:`PendingChoices` when it reaches the word.
     """
 
     robust_without_candidates: ClassVar[bool] = True
+    reads_current_text: ClassVar[bool] = False
 
     @abstractmethod
     def candidates(self, word: str) -> list[str]:
@@ -87,6 +93,7 @@ class Target:
     budget: int | None  # most words that may change; None: no limit
     truncated: bool = False
     changeable: int = 0  # words the constraints allow to change (visible ones), with or without candidates
+    pending: set[int] = field(default_factory=set)  # words whose choices wait for the text the search holds
 
     @property
     def label(self) -> int:
@@ -156,7 +163,9 @@ def build_targets(
     hypothesis for sentence pairs): for each word the transformation's candidates that the constraints
     keep; ``visible_characters``: how many leading characters of the attacked side the model sees (words
     past them are not attacked; None: all). The transformation serves the changeable words of all the
-    examples in one :meth:`Transformation.candidates_at` call."""
+    examples in one :meth:`Transformation.candidates_at` call; one that reads the current text
+    (:attr:`Transformation.reads_current_text`) is not called here: the changeable words are attackable,
+    their choices pending."""
     sides = [
         WordSpans(example.text if example.text_pair is None else example.text_pair) for _, example, _, _ in examples
     ]
@@ -166,6 +175,11 @@ def build_targets(
         for position in range(len(spans))
         if (visible is None or spans.spans[position][1] <= visible) and constraints.allows(spans.words, position)
     ]
+    if transformation.reads_current_text:
+        return [
+            _pending_target(index, example, spans, [p for j, p in keys if j == k], constraints, truncated)
+            for k, (spans, (index, example, _, truncated)) in enumerate(zip(sides, examples))
+        ]
     proposed = dict(zip(keys, transformation.candidates_at([WordSite(sides[k], p) for k, p in keys])))
     targets = []
     for k, (spans, (index, example, _, truncated)) in enumerate(zip(sides, examples)):
@@ -181,3 +195,32 @@ def build_targets(
             Target(index, example, spans, choices, attackable, constraints.budget(len(spans)), truncated, changeable)
         )
     return targets
+
+
+def _pending_target(
+    index: int, example: Example, spans: WordSpans, changeable: list[int], constraints: Constraints, truncated: bool
+) -> Target:
+    """A target whose ``changeable`` words are attackable with their choices pending."""
+    choices = [[word] for word in spans.words]
+    budget = constraints.budget(len(spans))
+    return Target(index, example, spans, choices, changeable, budget, truncated, len(changeable), set(changeable))
+
+
+@dataclass(frozen=True)
+class PendingChoices:
+    """Fills pending choices (:attr:`Target.pending`) from the text a search holds: for each request
+    ``(target, position, substitutes)`` (the words the search has swapped so far, position -> word), the
+    transformation's candidates for word ``position`` of the target's text with ``substitutes`` in place,
+    that ``constraints`` keep (judged, like all per-word constraints, against the original words); all
+    requests in one :meth:`Transformation.candidates_at` call. Substitutes are single words, so word
+    positions do not move."""
+
+    transformation: Transformation
+    constraints: Constraints
+
+    def fill(self, requests: Sequence[tuple[Target, int, dict[int, str]]]) -> None:
+        sites = [WordSite(WordSpans(target.spans.replace(swapped)), p) for target, p, swapped in requests]
+        for (target, position, _), candidates in zip(requests, self.transformation.candidates_at(sites)):
+            words = target.spans.words
+            target.choices[position] = [words[position], *self.constraints.keep(words, position, candidates)]
+            target.pending.discard(position)
