@@ -161,10 +161,18 @@ def test_sub_word_combinations_ranked_by_perplexity_and_capped(tmp_path, monkeyp
 
 
 def test_batched_equals_one_at_a_time_and_resume(victim, mlm_folder, encoder_folder, tmp_path):
+    rows: list[int] = []  # texts per masked-LM forward pass
     for recipe in ["bert-attack", "bae"]:
         batched = _attack(recipe, victim, mlm_folder, encoder_folder, mlm_batch_size=8)
         single = _attack(recipe, victim, mlm_folder, encoder_folder, mlm_batch_size=1)
+        rows.clear()
+        network = batched.transformation.model.model
+        hook = network.register_forward_pre_hook(
+            lambda _, args, kwargs: rows.append(len(kwargs["input_ids"])), with_kwargs=True
+        )
         whole = batched.run(_pool(), victim, {}, progress=False, examples_per_round=5)
+        hook.remove()
+        assert max(rows) <= 8 and max(rows) > 1, rows  # at most a batch; texts of several examples share one
         alone = single.run(_pool(), victim, {}, progress=False, examples_per_round=1)
         assert _comparable(whole) == _comparable(alone), recipe
         assert {r.status for r in whole.results} == {"success"}, recipe  # K covers the tiny vocabulary
