@@ -61,11 +61,12 @@ class GreedyWordSwap(SearchMethod):
     all rejected by the text constraints (or, with ``pending``, never proposed), so that nothing was ever
     scored, is reported with ``no_candidate``. ``pending`` fills the choices of a word that a
     transformation proposes from the text the search holds (BAE) when the search reaches it, for all
-    examples of a step in one call. Deterministic: no random draw, so batched runs equal one example at a time.
+    examples of a step in one call. Deterministic: no random draw, so batched runs equal one example at a
+    time.
 
     Differences from TextAttack: words without candidates are not probed for importance (TextAttack
-    probes every word the pre-transformation constraints allow), and queries are counted once per
-    distinct text.
+    probes every word the pre-transformation constraints allow, as this search does with pending
+    choices), and queries are counted once per distinct text.
     """
 
     name = "greedy_wir"
@@ -198,10 +199,11 @@ class GreedyWordSwap(SearchMethod):
         requests = [
             (state.target, position, _swapped(state)) for state, position in steps if position in state.target.pending
         ]
-        if requests and self.pending is None:
+        if not requests:
+            return
+        if self.pending is None:
             raise ValueError("targets with pending choices need a GreedyWordSwap built with a PendingChoices")
-        if requests and self.pending is not None:
-            self.pending.fill(requests)
+        self.pending.fill(requests)
 
     def _constrained(self, proposals: list[tuple[_Progress, int, int]]) -> list[tuple[_Progress, int, int]]:
         """The proposals every text constraint accepts, each constraint judging all of them in one batch."""
