@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import transformers as hf
+from test_attack_mlm import tiny_masked_lm
 from tiny_tokenizers import byte_level_bpe, sentencepiece_unigram, wordpiece
 from torch import nn
 
@@ -202,6 +203,7 @@ def test_one_attack_of_every_recipe(model_folders, architecture, tmp_path):
         word_vectors=str(_synonym_vectors(tmp_path / "vectors.txt")),
         sentence_encoder=str(folder),  # the architecture itself serves as TextFooler's sentence encoder
         pos_tagger="none",
+        mlm=tiny_masked_lm(tmp_path / "mlm", {}),  # a WordPiece MLM: other vocabularies than most victims'
     )
     for name in sorted(RECIPES):
         report = build_attack(name, victim, SYNONYMS, False, options).run(examples, victim, {}, progress=False)

@@ -110,7 +110,7 @@ def _search(name, victim, tokenizer):
         return PWWS(goal, tokenizer.unk_token)
     if name == "ga":
         return GeneticAttack(goal, population=6, generations=3, seed=1)
-    if name.startswith("greedy-"):  # TextFooler's and DeepWordBug's search, ranked by "delete" or "combined"
+    if name.startswith("greedy-"):  # TextFooler's, DeepWordBug's, BERT-Attack's and BAE's search
         return GreedyWordSwap(goal, name.removeprefix("greedy-"))
     return GradientGuidedGreedy(goal, victim, SYNONYMS.vocab_table(tokenizer, k=4), candidates=3, backend="reference")
 
@@ -133,7 +133,7 @@ def _run(tokenizer, search_name, pair, splicing, verify=0):
 
 
 @pytest.mark.parametrize("pair", [False, True], ids=["single", "pair"])
-@pytest.mark.parametrize("search_name", ["pwws", "ga", "gradient", "greedy-delete", "greedy-combined"])
+@pytest.mark.parametrize("search_name", ["pwws", "ga", "gradient", "greedy-delete", "greedy-unk", "greedy-combined"])
 @pytest.mark.parametrize("family", ["wordpiece", "byte_level_bpe", "sentencepiece"])
 def test_every_spliced_query_equals_the_tokenizer_and_results_equal_the_text_path(tmp_path, family, search_name, pair):
     tokenizer = _tokenizer(family, tmp_path)

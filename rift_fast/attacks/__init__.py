@@ -5,15 +5,29 @@ examples at once."""
 from rift_fast.attacks.constraints import Constraint, Constraints, LanguageModelFilter, MaxModificationRatio, StopWords
 from rift_fast.attacks.goal import UntargetedClassification
 from rift_fast.attacks.greedy import GreedyWordSwap
-from rift_fast.attacks.greedy_recipes import DeepWordBugRecipe, TextFoolerRecipe  # registers the recipes
+from rift_fast.attacks.greedy_recipes import (  # registers the recipes
+    BAERecipe,
+    BertAttackRecipe,
+    DeepWordBugRecipe,
+    TextFoolerRecipe,
+)
+from rift_fast.attacks.masked_lm import BertAttackSwap, MaskedLanguageModel, MaskedLanguageModelError, MaskedWordSwap
 from rift_fast.attacks.recipes import RECIPES, Attack, Recipe, RecipeOptions, build_attack, register_recipe
 from rift_fast.attacks.runner import AttackCheckpoint, AttackReport, ExampleResult, run_attack
 from rift_fast.attacks.search import PWWS, GeneticAttack, GradientGuidedGreedy, SearchMethod, SearchOutcome
-from rift_fast.attacks.transformation import SynonymSwap, Target, Transformation, build_target
+from rift_fast.attacks.transformation import SynonymSwap, Target, Transformation, WordSite, build_target, build_targets
 from rift_fast.attacks.victim import QueryEngine, VictimModel
 
 __all__ = [
     "PWWS",
+    "BAERecipe",
+    "BertAttackRecipe",
+    "BertAttackSwap",
+    "MaskedLanguageModel",
+    "MaskedLanguageModelError",
+    "MaskedWordSwap",
+    "WordSite",
+    "build_targets",
     "RECIPES",
     "Attack",
     "AttackCheckpoint",

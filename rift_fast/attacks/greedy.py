@@ -19,7 +19,7 @@ from rift_fast.attacks.search import SearchMethod, SearchOutcome
 from rift_fast.attacks.sentence_encoder import SentenceSimilarity
 from rift_fast.attacks.text import Edit
 from rift_fast.attacks.text_constraints import Perturbation, QueryBudget, TextConstraint
-from rift_fast.attacks.transformation import Target
+from rift_fast.attacks.transformation import PendingChoices, Target
 from rift_fast.attacks.victim import Query, QueryEngine
 
 Request = TypeVar("Request", Query, Edit)  # what the search asks the engine about: a rendered query or an edit
@@ -58,12 +58,15 @@ class GreedyWordSwap(SearchMethod):
     text constraints and checks the text. An example ends on success, when its words run out,
     when its modification budget is spent, or when ``query_budget`` is spent (it then fails, as in
     TextAttack; its last requests are cut to what the budget allows). An example whose candidates were
-    all rejected by the text constraints, so that nothing was ever scored, is reported with
-    ``no_candidate``. Deterministic: no random draw, so batched runs equal one example at a time.
+    all rejected by the text constraints (or, with ``pending``, never proposed), so that nothing was ever
+    scored, is reported with ``no_candidate``. ``pending`` fills the choices of a word that a
+    transformation proposes from the text the search holds (BAE) when the search reaches it, for all
+    examples of a step in one call. Deterministic: no random draw, so batched runs equal one example at a
+    time.
 
     Differences from TextAttack: words without candidates are not probed for importance (TextAttack
-    probes every word the pre-transformation constraints allow), and queries are counted once per
-    distinct text.
+    probes every word the pre-transformation constraints allow, as this search does with pending
+    choices), and queries are counted once per distinct text.
     """
 
     name = "greedy_wir"
@@ -75,6 +78,7 @@ class GreedyWordSwap(SearchMethod):
         text_constraints: Sequence[TextConstraint] = (),
         query_budget: QueryBudget | None = None,
         unknown_token: str = TEXTATTACK_UNKNOWN_TOKEN,
+        pending: PendingChoices | None = None,
     ) -> None:
         if ranking not in RANKINGS:
             raise ValueError(f"word ranking must be one of {RANKINGS}, got {ranking!r}")
@@ -83,6 +87,11 @@ class GreedyWordSwap(SearchMethod):
         self.text_constraints = tuple(text_constraints)
         self.query_budget = query_budget
         self.unknown_token = unknown_token
+        self.pending = pending
+
+    @property
+    def serves_pending_choices(self) -> bool:
+        return self.pending is not None
 
     def settings(self) -> dict:
         settings: dict = {"search": self.name, "ranking": self.ranking}
@@ -164,6 +173,7 @@ class GreedyWordSwap(SearchMethod):
         active = list(progress.values())
         while active:
             proposals: list[tuple[_Progress, int, int]] = []  # (progress, position, slot)
+            steps: list[tuple[_Progress, int]] = []  # (progress, position) of this step
             still = []
             for state in active:
                 target = state.target
@@ -173,14 +183,27 @@ class GreedyWordSwap(SearchMethod):
                     no_candidate = not state.scored_any and not out_of_queries
                     outcomes[target.index] = SearchOutcome(False, state.chosen, no_candidate=no_candidate)
                     continue
-                position = state.order[state.step]
+                steps.append((state, state.order[state.step]))
                 state.step += 1
-                proposals += [(state, position, slot) for slot in range(1, len(target.choices[position]))]
+            self._fill_pending(steps)
+            for state, position in steps:
+                proposals += [(state, position, slot) for slot in range(1, len(state.target.choices[position]))]
                 still.append(state)
             proposals = self._constrained(proposals)
             self._score_and_apply(proposals, engine, outcomes)
             active = [s for s in still if s.target.index not in outcomes]
         return outcomes
+
+    def _fill_pending(self, steps: list[tuple[_Progress, int]]) -> None:
+        """The choices of this step's words that are still pending, filled in one call."""
+        requests = [
+            (state.target, position, _swapped(state)) for state, position in steps if position in state.target.pending
+        ]
+        if not requests:
+            return
+        if self.pending is None:
+            raise ValueError("targets with pending choices need a GreedyWordSwap built with a PendingChoices")
+        self.pending.fill(requests)
 
     def _constrained(self, proposals: list[tuple[_Progress, int, int]]) -> list[tuple[_Progress, int, int]]:
         """The proposals every text constraint accepts, each constraint judging all of them in one batch."""
@@ -272,9 +295,14 @@ class _Scored:
     probabilities: np.ndarray
 
 
+def _swapped(state: _Progress) -> dict[int, str]:
+    """The swaps chosen so far: position -> new word."""
+    return {position: state.target.choices[position][slot] for position, slot in state.chosen.items()}
+
+
 def _current_words(state: _Progress) -> tuple[str, ...]:
     """The attacked side's words with the swaps chosen so far."""
     words = list(state.target.spans.words)
-    for position, slot in state.chosen.items():
-        words[position] = state.target.choices[position][slot]
+    for position, word in _swapped(state).items():
+        words[position] = word
     return tuple(words)

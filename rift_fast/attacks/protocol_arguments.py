@@ -1,4 +1,4 @@
-"""Command-line options of the protocols and of the TextFooler / DeepWordBug recipes (``python -m
+"""Command-line options of the protocols and of the TextFooler / DeepWordBug / BERT-Attack / BAE recipes (``python -m
 rift_fast.attack``): each unset option takes the protocol's value, then :class:`RecipeOptions`' default."""
 
 from __future__ import annotations
@@ -30,12 +30,16 @@ OPTION_ARGUMENTS = (
     "query_budget",
     "query_budget_per_word",
     "textattack_parity",
+    "mlm",
+    "mlm_candidates",
+    "mlm_batch_size",
 )
 
 
 def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
-        "protocols, TextFooler and DeepWordBug", "unset options take the protocol's value, then the published one"
+        "protocols, TextFooler, DeepWordBug, BERT-Attack and BAE",
+        "unset options take the protocol's value, then the recipe's published one",
     )
     group.add_argument(
         "--protocol",
@@ -49,13 +53,31 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--sentence-encoder", default=None, help="Hugging Face encoder name or folder ('embedded': all-MiniLM-L6-v2)"
     )
-    group.add_argument("--sentence-similarity", type=float, default=None, help="least angular similarity (0.8408)")
-    group.add_argument("--similarity-window", type=int, default=None, help="words per similarity window (15)")
+    group.add_argument(
+        "--sentence-similarity",
+        type=float,
+        default=None,
+        help="least sentence similarity, in the recipe's metric (TextFooler 0.8408 angular, BERT-Attack 0.2 cosine, "
+        "BAE 0.9363 cosine)",
+    )
+    group.add_argument(
+        "--similarity-window",
+        type=int,
+        default=None,
+        help="words per similarity window (TextFooler and BAE 15; BERT-Attack: the whole text)",
+    )
     group.add_argument("--pos-tagger", default=None, choices=POS_TAGGERS, help="part-of-speech tagger (nltk)")
     group.add_argument("--max-edit-distance", type=int, default=None, help="DeepWordBug: character edits (30)")
     group.add_argument(
         "--character-edit-draws", type=int, default=None, help="DeepWordBug: random edits per word (one of each kind)"
     )
+    group.add_argument(
+        "--mlm", default=None, help="BERT-Attack / BAE: masked language model, Hugging Face name or folder"
+    )
+    group.add_argument(
+        "--mlm-candidates", type=int, default=None, help="BERT-Attack / BAE: candidates per word (48 / 50)"
+    )
+    group.add_argument("--mlm-batch-size", type=int, default=None, help="masked-LM texts per forward pass (32)")
     group.add_argument("--query-budget", type=int, default=None, help="most model queries per example")
     group.add_argument("--query-budget-per-word", type=int, default=None, help="most queries per word of a text")
     group.add_argument(
@@ -63,7 +85,8 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_const",
         const=True,
         default=None,
-        help="follow TextAttack 0.3.11's recipe where it differs from the paper (DeepWordBug's word ranking)",
+        help="follow TextAttack 0.3.11's recipe where it differs from the paper (DeepWordBug's word ranking, "
+        "BERT-Attack's 8 candidates)",
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, TypeVar, cast
 from rift_fast.attacks.constraints import Constraint, Constraints, MaxModificationRatio, StopWords
 from rift_fast.attacks.embedding import PUBLISHED_MIN_COSINE, PUBLISHED_NEIGHBOURS
 from rift_fast.attacks.goal import UntargetedClassification
+from rift_fast.attacks.masked_lm import DEFAULT_MASKED_LANGUAGE_MODEL
 from rift_fast.attacks.runner import AttackCheckpoint, AttackReport, run_attack
 from rift_fast.attacks.search import (
     PUBLISHED_GA_GENERATIONS,
@@ -25,7 +26,6 @@ from rift_fast.attacks.search import (
     GradientGuidedGreedy,
     SearchMethod,
 )
-from rift_fast.attacks.sentence_encoder import PUBLISHED_SENTENCE_SIMILARITY, PUBLISHED_SIMILARITY_WINDOW
 from rift_fast.attacks.text_constraints import PUBLISHED_MAX_EDIT_DISTANCE
 from rift_fast.attacks.transformation import SynonymSwap, Transformation
 from rift_fast.attacks.victim import VictimModel
@@ -38,16 +38,20 @@ from rift_fast.synonyms import SynonymIndex
 class RecipeOptions:
     """The options recipes read (each recipe's docstring says which); defaults are the published ones.
 
-    ``max_modification_ratio``: None, no budget (published PWWS and GA); ``synonym_k``: synonyms per
+    ``max_modification_ratio``: None, the recipe's published budget (none for PWWS and GA); ``synonym_k``: synonyms per
     token in the gradient search's table; ``gradient_candidates``: swaps it scores per round.
 
     TextFooler and DeepWordBug (:mod:`rift_fast.attacks.greedy_recipes`) also read: ``word_vectors``
     (path of a ``word v1 ... vD`` file: TextFooler's neighbours), ``neighbours`` (K), ``min_cosine`` (None:
     no embedding-cosine constraint), ``sentence_encoder`` (Hugging Face name or folder, ``embedded``:
-    the packaged all-MiniLM-L6-v2), ``sentence_similarity`` and ``similarity_window`` (words),
+    the packaged all-MiniLM-L6-v2), ``sentence_similarity`` and ``similarity_window`` (words; None: the
+    recipe's published values),
     ``pos_tagger`` (``nltk`` or ``none``), ``max_edit_distance`` (characters), ``character_edit_draws`` (None:
     one edit of each kind per word), ``query_budget`` (queries per example) or ``query_budget_per_word``, and
     ``textattack_parity`` (TextAttack 0.3.11's recipe where the paper and TextAttack differ).
+
+    BERT-Attack and BAE also read ``mlm`` (the masked language model's Hugging Face name or folder),
+    ``mlm_candidates`` (K; None: the recipe's published K) and ``mlm_batch_size`` (texts per forward pass).
     """
 
     ga_population: int = PUBLISHED_GA_POPULATION
@@ -60,14 +64,17 @@ class RecipeOptions:
     neighbours: int = PUBLISHED_NEIGHBOURS
     min_cosine: float | None = PUBLISHED_MIN_COSINE
     sentence_encoder: str = EMBEDDED_MODEL_NAME
-    sentence_similarity: float = PUBLISHED_SENTENCE_SIMILARITY
-    similarity_window: int = PUBLISHED_SIMILARITY_WINDOW
+    sentence_similarity: float | None = None
+    similarity_window: int | None = None
     pos_tagger: str = "nltk"
     max_edit_distance: int = PUBLISHED_MAX_EDIT_DISTANCE
     character_edit_draws: int | None = None
     query_budget: int | None = None
     query_budget_per_word: int | None = None
     textattack_parity: bool = False
+    mlm: str = DEFAULT_MASKED_LANGUAGE_MODEL
+    mlm_candidates: int | None = None
+    mlm_batch_size: int = 32
 
 
 @dataclass
@@ -125,12 +132,14 @@ class Recipe(ABC):
     ) -> SearchMethod:
         """The recipe's search method."""
 
+    def max_modification_ratio(self, options: RecipeOptions) -> float | None:
+        """The modification budget: ``options``' one, else the recipe's published one (None: no budget)."""
+        return options.max_modification_ratio
+
     def word_constraints(self, options: RecipeOptions) -> list[Constraint]:
-        """Stop words, plus the modification budget when ``options`` sets one."""
-        budget = (
-            [] if options.max_modification_ratio is None else [MaxModificationRatio(options.max_modification_ratio)]
-        )
-        return [StopWords(), *budget]
+        """Stop words, plus the modification budget when there is one."""
+        ratio = self.max_modification_ratio(options)
+        return [StopWords(), *([] if ratio is None else [MaxModificationRatio(ratio)])]
 
     def constraints(self, options: RecipeOptions) -> Constraints:
         """The :meth:`word_constraints`, applied when targets are built."""
@@ -141,11 +150,8 @@ class Recipe(ABC):
 
     def describe(self, options: RecipeOptions) -> str:
         """The recipe's settings in words, for results tables."""
-        budget = (
-            "no modification budget"
-            if options.max_modification_ratio is None
-            else f"at most {options.max_modification_ratio:.0%} of the words changed"
-        )
+        ratio = self.max_modification_ratio(options)
+        budget = "no modification budget" if ratio is None else f"at most {ratio:.0%} of the words changed"
         return f"{budget}, stop words excluded, no LM filter"
 
     def build(self, victim: VictimModel, synonyms: SynonymIndex, is_pair: bool, options: RecipeOptions) -> Attack:

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from rift_fast.attacks.constraints import Constraints
 from rift_fast.attacks.goal import UntargetedClassification
 from rift_fast.attacks.search import SearchMethod
-from rift_fast.attacks.transformation import Transformation, build_target
+from rift_fast.attacks.transformation import Target, Transformation, build_targets
 from rift_fast.attacks.victim import QueryEngine, VictimModel
 from rift_fast.data import Example
 from rift_fast.settings_diff import settings_differences
@@ -287,6 +287,13 @@ class AttackCheckpoint:
             os.fsync(stream.fileno())
 
 
+def _without_choices(target: Target, transformation: Transformation) -> str:
+    """The status of a correctly classified example none of whose words has a choice: unattackable, unless
+    some word could change and the transformation failed to serve it (no candidate)."""
+    failed_source = target.changeable and not transformation.robust_without_candidates
+    return NO_CANDIDATE if failed_source else UNATTACKABLE
+
+
 def run_attack(
     examples: list[Example],
     victim: VictimModel,
@@ -309,11 +316,18 @@ def run_attack(
     wall and forward seconds of their round; examples already there are not attacked again, and
     the report's times add the rounds recorded there to this session's.
 
+    Raises ValueError for a transformation that reads the current text under a search that cannot serve it.
+
     ``splicing``: build queries by token-span splicing where exact (:class:`QueryEngine`; False: the
     text path for every query; results are identical either way); ``verify_splicing``: spliced
     queries re-tokenised and compared per engine call (a difference raises ``SplicingMismatch``).
     The report's ``engine`` holds what the query engine did (:meth:`QueryEngine.describe`).
     """
+    if transformation.reads_current_text and not search.serves_pending_choices:
+        raise ValueError(
+            f"the transformation {transformation.describe()} reads the text the search holds; search "
+            f"{search.name!r} cannot serve it (GreedyWordSwap with a PendingChoices can)"
+        )
     started = time.perf_counter()
     forward_before = victim.forward_seconds
     report = AttackReport(settings=settings)
@@ -333,11 +347,12 @@ def run_attack(
     )
     for start in range(0, len(pending), examples_per_round):
         chunk = pending[start : start + examples_per_round]
-        every = []
+        sides = []
         for i in chunk:
             example = examples[i]
             visible, truncated = victim.visible_characters((example.text, example.text_pair), attacked_side)
-            every.append(build_target(i, example, transformation, constraints, visible, truncated))
+            sides.append((i, example, visible, truncated))
+        every = build_targets(sides, transformation, constraints)
         engine.register(every)
         clean = dict(zip(chunk, engine.answer([t.edit({}) for t in every], exact=True)))
         targets, finished = [], []
@@ -345,7 +360,7 @@ def run_attack(
             i = target.index
             prediction = int(np.argmax(clean[i]))
             if prediction != target.label or not target.attackable:
-                status = MISCLASSIFIED if prediction != target.label else UNATTACKABLE
+                status = MISCLASSIFIED if prediction != target.label else _without_choices(target, transformation)
                 finished.append(
                     ExampleResult(
                         i,

@@ -30,6 +30,12 @@ class SearchMethod(ABC):
 
     name: ClassVar[str]
 
+    @property
+    def serves_pending_choices(self) -> bool:
+        """Whether the search fills targets' pending choices (a transformation that reads the current
+        text, :attr:`Transformation.reads_current_text`) when it reaches their words."""
+        return False
+
     @abstractmethod
     def settings(self) -> dict:
         """Every setting that changes the search's results, for run records."""

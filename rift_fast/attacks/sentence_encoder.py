@@ -96,8 +96,8 @@ def window_around(words: tuple[str, ...], index: int, size: int) -> tuple[str, .
 
 
 class SentenceSimilarity(TextConstraint):
-    """The ``window``-word windows around a swapped word, before and after the swap, have sentence-encoder
-    similarity at least ``threshold``.
+    """The ``window``-word windows around a swapped word (None: the whole texts), before and after the swap,
+    have sentence-encoder similarity at least ``threshold``.
 
     ``metric``: ``"angular"`` (1 - arccos(cos) / pi, TextAttack's USE setting) or ``"cosine"``.
     ``compare_against_original``: the window before the swap comes from the original text; False (the
@@ -113,14 +113,14 @@ class SentenceSimilarity(TextConstraint):
         self,
         encoder: SentenceEncoder,
         threshold: float = PUBLISHED_SENTENCE_SIMILARITY,
-        window: int = PUBLISHED_SIMILARITY_WINDOW,
+        window: int | None = PUBLISHED_SIMILARITY_WINDOW,
         metric: str = "angular",
         compare_against_original: bool = False,
         skip_shorter_than_window: bool = True,
     ):
         if not -1 <= threshold <= 1:
             raise ValueError(f"sentence similarity threshold must be in [-1, 1], got {threshold}")
-        if window < 1:
+        if window is not None and window < 1:
             raise ValueError(f"sentence similarity window must be at least 1 word, got {window}")
         if metric not in SIMILARITY_METRICS:
             raise ValueError(f"sentence similarity metric must be one of {SIMILARITY_METRICS}, got {metric!r}")
@@ -148,10 +148,7 @@ class SentenceSimilarity(TextConstraint):
         for p in perturbations:
             reference = p.original if self.compare_against_original else p.current
             pairs.append(
-                (
-                    " ".join(window_around(reference, p.position, self.window)),
-                    " ".join(window_around(p.proposed, p.position, self.window)),
-                )
+                (" ".join(self._window(reference, p.position)), " ".join(self._window(p.proposed, p.position)))
             )
         if not pairs:
             return []
@@ -163,9 +160,12 @@ class SentenceSimilarity(TextConstraint):
             cosines = 1 - np.arccos(cosines) / math.pi
         return [float(c) for c in cosines]
 
+    def _window(self, words: tuple[str, ...], position: int) -> tuple[str, ...]:
+        return words if self.window is None else window_around(words, position, self.window)
+
     def skips(self, words: tuple[str, ...]) -> bool:
         """Whether a text of these words passes unchecked (shorter than the window)."""
-        return self.skip_shorter_than_window and len(words) < self.window
+        return self.skip_shorter_than_window and self.window is not None and len(words) < self.window
 
     def accepts(self, perturbations: Sequence[Perturbation]) -> list[bool]:
         verdicts = [True] * len(perturbations)

@@ -9,7 +9,9 @@ and words past the model's truncation get none.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -20,12 +22,45 @@ from rift_fast.synonyms import SynonymIndex
 from rift_fast.text import accent_stripped, is_single_word
 
 
+@dataclass(frozen=True)
+class WordSite:
+    """Word ``position`` of the text ``spans`` (the attacked side), where a transformation proposes
+    replacements in context."""
+
+    spans: WordSpans
+    position: int
+
+    @property
+    def word(self) -> str:
+        return self.spans.words[self.position]
+
+
 class Transformation(ABC):
-    """What a word may become. Adding one: a subclass with :meth:`candidates` and :meth:`describe`."""
+    """What a word may become. Adding one: a subclass with :meth:`candidates` and :meth:`describe`; one
+    that reads the words around the word (a masked language model) also overrides :meth:`candidates_at`.
+
+    ``robust_without_candidates``: whether a word without candidates is one that no attack of this kind
+    could change (a synonym table: True), or one that the candidate source failed to serve (a language
+    model: False). An example none of whose changeable words got a candidate is then reported as
+    ``unattackable`` (robust) or ``no_candidate`` (not attacked, not counted robust).
+
+    ``reads_current_text``: the candidates depend on the text the search holds after its earlier swaps
+    (BAE masks the word in it). :func:`build_targets` then leaves every changeable word's choices pending,
+    and a search that serves them (:attr:`SearchMethod.serves_pending_choices`) fills them through
+    :class:`PendingChoices` when it reaches the word.
+    """
+
+    robust_without_candidates: ClassVar[bool] = True
+    reads_current_text: ClassVar[bool] = False
 
     @abstractmethod
     def candidates(self, word: str) -> list[str]:
         """Replacements of ``word``, best first, each a single word in ``word``'s case."""
+
+    def candidates_at(self, sites: Sequence[WordSite]) -> list[list[str]]:
+        """Replacements of each site's word (one list per site, as :meth:`candidates`), for many sites,
+        possibly of many texts, at once. Default: :meth:`candidates` of each word alone."""
+        return [self.candidates(site.word) for site in sites]
 
     @abstractmethod
     def describe(self) -> dict:
@@ -57,6 +92,8 @@ class Target:
     attackable: list[int]
     budget: int | None  # most words that may change; None: no limit
     truncated: bool = False
+    changeable: int = 0  # words the constraints allow to change (visible ones), with or without candidates
+    pending: set[int] = field(default_factory=set)  # words whose choices wait for the text the search holds
 
     @property
     def label(self) -> int:
@@ -113,17 +150,77 @@ def build_target(
     visible_characters: int | None = None,
     truncated: bool = False,
 ) -> Target:
-    """Word choices of ``example``'s attacked side (the hypothesis for sentence pairs): for each word the
-    transformation's candidates that the constraints keep; ``visible_characters``: how many leading
-    characters of the attacked side the model sees (words past them are not attacked)."""
-    spans = WordSpans(example.text if example.text_pair is None else example.text_pair)
-    choices: list[list[str]] = []
-    for position, word in enumerate(spans.words):
-        visible = visible_characters is None or spans.spans[position][1] <= visible_characters
-        if not visible or not constraints.allows(spans.words, position):
-            choices.append([word])
-            continue
-        candidates = transformation.candidates(word)
-        choices.append([word, *constraints.keep(spans.words, position, candidates)])
-    attackable = [i for i, options in enumerate(choices) if len(options) > 1]
-    return Target(index, example, spans, choices, attackable, constraints.budget(len(spans)), truncated)
+    """The :class:`Target` of one example (see :func:`build_targets`)."""
+    return build_targets([(index, example, visible_characters, truncated)], transformation, constraints)[0]
+
+
+def build_targets(
+    examples: Sequence[tuple[int, Example, int | None, bool]],
+    transformation: Transformation,
+    constraints: Constraints,
+) -> list[Target]:
+    """Word choices of each ``(index, example, visible_characters, truncated)``'s attacked side (the
+    hypothesis for sentence pairs): for each word the transformation's candidates that the constraints
+    keep; ``visible_characters``: how many leading characters of the attacked side the model sees (words
+    past them are not attacked; None: all). The transformation serves the changeable words of all the
+    examples in one :meth:`Transformation.candidates_at` call; one that reads the current text
+    (:attr:`Transformation.reads_current_text`) is not called here: the changeable words are attackable,
+    their choices pending."""
+    sides = [
+        WordSpans(example.text if example.text_pair is None else example.text_pair) for _, example, _, _ in examples
+    ]
+    keys = [
+        (k, position)
+        for k, (spans, (_, _, visible, _)) in enumerate(zip(sides, examples))
+        for position in range(len(spans))
+        if (visible is None or spans.spans[position][1] <= visible) and constraints.allows(spans.words, position)
+    ]
+    if transformation.reads_current_text:
+        return [
+            _pending_target(index, example, spans, [p for j, p in keys if j == k], constraints, truncated)
+            for k, (spans, (index, example, _, truncated)) in enumerate(zip(sides, examples))
+        ]
+    proposed = dict(zip(keys, transformation.candidates_at([WordSite(sides[k], p) for k, p in keys])))
+    targets = []
+    for k, (spans, (index, example, _, truncated)) in enumerate(zip(sides, examples)):
+        choices = [
+            [word, *constraints.keep(spans.words, position, proposed[k, position])]
+            if (k, position) in proposed
+            else [word]
+            for position, word in enumerate(spans.words)
+        ]
+        attackable = [i for i, options in enumerate(choices) if len(options) > 1]
+        changeable = sum((k, position) in proposed for position in range(len(spans)))
+        targets.append(
+            Target(index, example, spans, choices, attackable, constraints.budget(len(spans)), truncated, changeable)
+        )
+    return targets
+
+
+def _pending_target(
+    index: int, example: Example, spans: WordSpans, changeable: list[int], constraints: Constraints, truncated: bool
+) -> Target:
+    """A target whose ``changeable`` words are attackable with their choices pending."""
+    choices = [[word] for word in spans.words]
+    budget = constraints.budget(len(spans))
+    return Target(index, example, spans, choices, changeable, budget, truncated, len(changeable), set(changeable))
+
+
+@dataclass(frozen=True)
+class PendingChoices:
+    """Fills pending choices (:attr:`Target.pending`) from the text a search holds: for each request
+    ``(target, position, substitutes)`` (the words the search has swapped so far, position -> word), the
+    transformation's candidates for word ``position`` of the target's text with ``substitutes`` in place,
+    that ``constraints`` keep (judged, like all per-word constraints, against the original words); all
+    requests in one :meth:`Transformation.candidates_at` call. Substitutes are single words, so word
+    positions do not move."""
+
+    transformation: Transformation
+    constraints: Constraints
+
+    def fill(self, requests: Sequence[tuple[Target, int, dict[int, str]]]) -> None:
+        sites = [WordSite(WordSpans(target.spans.replace(swapped)), p) for target, p, swapped in requests]
+        for (target, position, _), candidates in zip(requests, self.transformation.candidates_at(sites)):
+            words = target.spans.words
+            target.choices[position] = [words[position], *self.constraints.keep(words, position, candidates)]
+            target.pending.discard(position)
