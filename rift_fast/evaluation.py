@@ -68,11 +68,13 @@ def ascc_accuracy(
 
 def accuracy_columns(recipes: tuple[str, ...]) -> list[tuple[str, str]]:
     """(key of an evaluation result, column name) of every accuracy :func:`evaluate_test_pool` reports
-    with these recipes: clean, one per attack, ASCC."""
+    with these recipes: clean, one per attack, ASCC, and SAFER's certified accuracy
+    (:func:`certified_test_pool`)."""
     return [
         ("clean_accuracy", "clean"),
         *((f"{name}_accuracy", RECIPES[name].label) for name in recipes),
         ("ascc_accuracy", "ASCC"),
+        ("certified_accuracy", "certified"),
     ]
 
 

@@ -237,6 +237,9 @@ def write_results(
         "",
         f"Test pool: {args.test_examples} examples of {args.dataset} (test split {drawn} with seed "
         f"{args.seed}). {attacks} Attack search: {search_precision(rows)}. ASCC: {evaluation.ascc_steps} steps, CE. "
+        f"Certified: SAFER randomized smoothing ({args.certification['samples']:,} samples, Monte Carlo error "
+        f"{args.certification['mc_error']}, alpha {args.certification['alpha']}) against any substitution from "
+        "the synonym sets. "
         f"Synonyms: {args.synonyms} ({args.synonym_table['words_covered']:,} of "
         f"{args.synonym_table['words_with_synonyms']:,} words with one-token synonyms). Hull space: "
         f"{', '.join(sorted({str(row['settings']['hull_space']) for row in rows}))}. Pooling: "
@@ -304,9 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     args.method = expand_methods(args.method)
     import torch
 
+    from rift_fast.certification import CertificationSettings
     from rift_fast.data import test_pool
     from rift_fast.data_sources import DatasetOptions, load_data
-    from rift_fast.evaluation import EvaluationSettings, evaluate_test_pool
+    from rift_fast.evaluation import EvaluationSettings, certified_test_pool, evaluate_test_pool
     from rift_fast.models import checkpoint_dir, load_tokenizer, load_trained_classifier, resolve_checkpoint
     from rift_fast.text import vocabulary
     from rift_fast.training.loop import Trainer, TrainSettings, encode_examples
@@ -381,11 +385,14 @@ def main(argv: list[str] | None = None) -> int:
     evaluation_settings = EvaluationSettings(
         max_length=args.max_length, ga_population=args.ga_population, ga_generations=args.ga_generations, seed=args.seed
     )
+    certification = CertificationSettings(seed=args.seed)  # SAFER's published samples and Monte Carlo error
+    args.certification = asdict(certification)  # recorded with the settings in results.json
     rows = []
     for method, run in runs.items():
         say(f"[{method}] evaluating {run['best']} on {len(pool)} test examples ...")
         model = load_trained_classifier(run["best"]).to(run["device"])
         evaluation = evaluate_test_pool(model, tokenizer, pool, synonyms, table, evaluation_settings)
+        evaluation |= certified_test_pool(model, tokenizer, pool, synonyms, evaluation_settings, certification)
         rows.append(
             {
                 "method": method,

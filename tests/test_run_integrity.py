@@ -375,7 +375,7 @@ def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, t
     assert ascc_accuracy(model, tokenizer, [], torch.zeros(len(tokenizer), 1, dtype=torch.long), settings) is None
     evaluation = evaluate_test_pool(model, tokenizer, [], SYNONYMS, torch.zeros(1), settings, progress=False)
     recorded = {"hull_space": "word-embedding", "pooling": "mean", "precision": "float32"}
-    row = {"method": "standard", "train_seconds": 60.0, "settings": recorded, **evaluation}
+    row = {"method": "standard", "train_seconds": 60.0, "settings": recorded, "certified_accuracy": None, **evaluation}
     assert [row[k] for k in ("clean_accuracy", "pwws_accuracy", "ga_accuracy", "ascc_accuracy")] == [None] * 4
     args = Namespace(
         test_examples=0,
@@ -393,11 +393,13 @@ def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, t
         mi_weight=0.1,
         model="tiny",
         synonym_table={"words_with_synonyms": 5000, "words_covered": 1234, "token_rows": 1300},
+        certification={"samples": 100000, "mc_error": 0.01, "alpha": 0.001},
     )
     markdown = train.write_results(tmp_path, [row], args, settings)
-    assert "| standard | n/a | n/a | n/a | n/a | 1.0 min |" in markdown
+    assert "| standard | n/a | n/a | n/a | n/a | n/a | 1.0 min |" in markdown
     assert "(1,234 of 5,000 words with one-token synonyms). Hull space: word-embedding. Pooling: mean." in markdown
     assert "Training precision: float32." in markdown and "Attack search: float32." in markdown
+    assert "Certified: SAFER randomized smoothing (100,000 samples" in markdown
     assert json.loads((tmp_path / "results.json").read_text())["results"][0]["clean_accuracy"] is None
     assert (tmp_path / "results.png").stat().st_size > 1000
 

@@ -260,7 +260,7 @@ class RobustClassifier(nn.Module):
         choice = resolve_pooling(encoder, pooling, source, pooler_loaded)
         self.pooling, self.pooling_reason = choice.mode, choice.reason
         if self.pooling != POOLER and isinstance(getattr(encoder, "pooler", None), nn.Module):
-            encoder.pooler = None
+            cast(Any, encoder).pooler = None  # Hugging Face encoders skip a None pooler
         self.encoder = encoder
         self.num_classes = num_classes
         hidden: int = config.hidden_size
