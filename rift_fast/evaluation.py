@@ -3,6 +3,7 @@ protocol, by default) and under the ASCC attack; SAFER's certified accuracy (:fu
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -26,7 +27,8 @@ class EvaluationSettings:
     length of the model and tokenizer (:func:`rift_fast.models.checked_max_length` refuses a larger
     one); ``batch_size`` bounds the rows of every model call. ``bf16_search``: the attacks search with a
     bf16 copy of the model and re-score every verdict in float32 (:class:`rift_fast.attacks.VictimModel`);
-    None (default) does so where the device runs bf16 natively."""
+    None (default) does so where the device runs bf16 natively. ``recipe_options``: the options of the
+    recipes in ``recipes`` (word vectors, masked LM, ...; :class:`rift_fast.attacks.RecipeOptions`)."""
 
     max_length: int | None = None
     ga_population: int = PUBLISHED_GA_POPULATION
@@ -36,6 +38,16 @@ class EvaluationSettings:
     seed: int = 0
     recipes: tuple[str, ...] = EVALUATED_RECIPES
     bf16_search: bool | None = None
+    recipe_options: RecipeOptions | None = None
+
+    def options(self) -> RecipeOptions:
+        """The recipes' options: ``recipe_options`` (default: the published ones) with this GA and seed."""
+        return dataclasses.replace(
+            self.recipe_options or RecipeOptions(),
+            ga_population=self.ga_population,
+            ga_generations=self.ga_generations,
+            seed=self.seed,
+        )
 
     def search_dtype(self, device: torch.device) -> torch.dtype | None:
         """The attacks' search dtype on ``device``: bfloat16, or None (the model's own)."""
@@ -91,9 +103,7 @@ def evaluate_test_pool(
     the ASCC accuracy of ``model`` on ``pool``, with every attack's summary under ``attacks`` (each
     accuracy None for an empty pool) and the attacks' search dtype under ``attack_search_dtype``."""
     is_pair = any(e.text_pair is not None for e in pool)
-    options = RecipeOptions(
-        ga_population=settings.ga_population, ga_generations=settings.ga_generations, seed=settings.seed
-    )
+    options = settings.options()
     results = {}
     search_dtype = settings.search_dtype(next(model.parameters()).device)
     for name in settings.recipes:

@@ -20,6 +20,8 @@ import time
 from dataclasses import Field, asdict, fields
 from pathlib import Path
 
+from rift_fast.attacks.protocol_arguments import add_recipe_arguments, recipe_options
+from rift_fast.attacks.recipes import RECIPES
 from rift_fast.cli_common import (
     add_data_arguments,
     add_model_arguments,
@@ -29,6 +31,7 @@ from rift_fast.cli_common import (
     load_synonym_index,
     run_command_line,
 )
+from rift_fast.evaluation import EVALUATED_RECIPES
 from rift_fast.models.classifier import EMBEDDING_OUTPUT, HULL_SPACES, WORD_EMBEDDING
 from rift_fast.models.pooling import POOLINGS
 from rift_fast.training.defenses import DEFENSES
@@ -106,8 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--dev-examples", type=int, help="dev examples for model selection (ASCC robust acc)")
     evaluation.add_argument("--dev-adversary-steps", type=int, help="ASCC steps of the dev evaluation (10 in RIFT)")
     evaluation.add_argument("--test-examples", type=int, help="size of the test pool (seeded shuffle)")
+    evaluation.add_argument(
+        "--eval-attacks",
+        nargs="+",
+        default=list(EVALUATED_RECIPES),
+        choices=sorted(RECIPES),
+        help=f"recipes run on the test pool (default: {' '.join(EVALUATED_RECIPES)}, RIFT's protocol; their "
+        "options below)",
+    )
     evaluation.add_argument("--ga-population", type=int)
     evaluation.add_argument("--ga-generations", type=int, help="40 as published; 20 is the common faster variant")
+    add_recipe_arguments(parser, "options of --eval-attacks (unset: the recipe's published value)")
     run = parser.add_argument_group("run")
     run.add_argument("--output-dir", default=None, help="checkpoints and results (default runs/<task>)")
     run.add_argument(
@@ -217,7 +229,7 @@ def write_results(
 ) -> str:
     """Results JSON, Markdown table and PNG plot (``evaluation``: the EvaluationSettings of the attacks;
     ``stratified_pool``: the pool was drawn under a preset's PoolRule); returns the Markdown."""
-    from rift_fast.attacks import RECIPES, RecipeOptions
+    from rift_fast.attacks import RECIPES
     from rift_fast.attacks.runner import format_figure
     from rift_fast.evaluation import accuracy_columns
     from rift_fast.io_utils import write_bytes_atomically, write_text_atomically
@@ -230,7 +242,7 @@ def write_results(
     for row in rows:
         accuracies = " | ".join(format_figure(row[key], ".1%") for key, _ in columns)
         lines.append(f"| {row['method']} | {accuracies} | {row['train_seconds'] / 60:.1f} min |")
-    options = RecipeOptions(ga_population=evaluation.ga_population, ga_generations=evaluation.ga_generations)
+    options = evaluation.options()
     attacks = " ".join(f"{RECIPES[name].label}: {RECIPES[name].describe(options)}." for name in evaluation.recipes)
     drawn = "sampled stratified by label" if stratified_pool else "shuffled"
     lines += [
@@ -383,7 +395,12 @@ def main(argv: list[str] | None = None) -> int:
         if rank != 0:
             return 0
     evaluation_settings = EvaluationSettings(
-        max_length=args.max_length, ga_population=args.ga_population, ga_generations=args.ga_generations, seed=args.seed
+        max_length=args.max_length,
+        ga_population=args.ga_population,
+        ga_generations=args.ga_generations,
+        seed=args.seed,
+        recipes=tuple(args.eval_attacks),
+        recipe_options=recipe_options(args),
     )
     certification = CertificationSettings(seed=args.seed)  # SAFER's published samples and Monte Carlo error
     args.certification = asdict(certification)  # recorded with the settings in results.json

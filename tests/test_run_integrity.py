@@ -35,6 +35,7 @@ from rift_fast.attacks import (
     UntargetedClassification,
     run_attack,
 )
+from rift_fast.attacks.protocol_arguments import recipe_options
 from rift_fast.data import Example, load_task
 from rift_fast.digests import model_digest, tokenizer_digest
 from rift_fast.evaluation import EvaluationSettings, ascc_accuracy, evaluate_test_pool
@@ -367,6 +368,22 @@ def test_zero_successes_keep_the_success_rate_but_have_no_modification_rate(toke
     summary = _attack_run(tokenizer, pool, {}).summary()
     assert (summary["clean_accuracy"], summary["attack_success_rate"], summary["robust_accuracy"]) == (1.0, 0.0, 1.0)
     assert summary["mean_modification_rate"] is None and summary["mean_queries"] > 0
+
+
+def test_the_training_evaluation_runs_any_recipe_with_its_options(tokenizer, monkeypatch):
+    import rift_fast.evaluation
+
+    monkeypatch.setattr(rift_fast.evaluation, "ascc_accuracy", lambda *args: None)  # the toy has no hull space
+    args = train.build_parser().parse_args(["--eval-attacks", "deepwordbug", "pwws", "--max-edit-distance", "7"])
+    options = recipe_options(args)
+    assert args.eval_attacks == ["deepwordbug", "pwws"] and options.max_edit_distance == 7
+    settings = EvaluationSettings(max_length=16, recipes=("deepwordbug", "pwws"), recipe_options=options)
+    assert settings.options().max_edit_distance == 7 and settings.options().ga_population == settings.ga_population
+    pool = [Example("a good movie", 1), Example("an awful film", 0)]
+    model = BagOfWords(tokenizer, WORD_SCORES)
+    evaluation = evaluate_test_pool(model, tokenizer, pool, SYNONYMS, torch.zeros(1), settings, progress=False)
+    assert set(evaluation["attacks"]) == {"deepwordbug", "pwws"}
+    assert evaluation["attacks"]["deepwordbug"]["examples"] == 2 and evaluation["deepwordbug_accuracy"] is not None
 
 
 def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, tmp_path):

@@ -37,16 +37,20 @@ OPTION_ARGUMENTS = (
 
 
 def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group(
-        "protocols, TextFooler, DeepWordBug, BERT-Attack and BAE",
-        "unset options take the protocol's value, then the recipe's published one",
-    )
+    """``--protocol`` and the recipe options of :func:`add_recipe_arguments`."""
+    group = add_recipe_arguments(parser, "unset options take the protocol's value, then the recipe's published one")
     group.add_argument(
         "--protocol",
         default="rift",
         choices=sorted(PROTOCOLS),
         help="; ".join(f"{name}: {p.source}" for name, p in sorted(PROTOCOLS.items())),
     )
+
+
+def add_recipe_arguments(parser: argparse.ArgumentParser, description: str) -> argparse._ArgumentGroup:
+    """The options of the TextFooler, DeepWordBug, BERT-Attack and BAE recipes (their resources and
+    constraints), in a new group of ``parser``; returns the group."""
+    group = parser.add_argument_group("protocols, TextFooler, DeepWordBug, BERT-Attack and BAE", description)
     group.add_argument("--word-vectors", default=None, help="'word v1 ... vD' file of TextFooler's neighbours")
     group.add_argument("--neighbours", type=int, default=None, help="TextFooler: embedding neighbours per word (50)")
     group.add_argument("--min-cosine", type=float, default=None, help="TextFooler: least embedding cosine (0.5)")
@@ -88,6 +92,13 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
         help="follow TextAttack 0.3.11's recipe where it differs from the paper (DeepWordBug's word ranking, "
         "BERT-Attack's 8 candidates)",
     )
+    return group
+
+
+def recipe_options(args: argparse.Namespace) -> RecipeOptions:
+    """:class:`RecipeOptions` from the options ``args`` sets (those it lacks or leaves None keep their default)."""
+    given = {name: getattr(args, name, None) for name in OPTION_ARGUMENTS}
+    return RecipeOptions(**{name: value for name, value in given.items() if value is not None})
 
 
 def apply_protocol(args: argparse.Namespace, task: TaskData) -> tuple[TaskData, RecipeOptions]:
