@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import BertConfig, BertModel, BertTokenizerFast
+from test_training_loop import (
+    _examples,
+    tiny_model,  # noqa: F401  (fixture)
+)
+from transformers import BertTokenizerFast
 
 from rift_fast.attacks.part_of_speech import PartOfSpeech
 from rift_fast.data import Example
@@ -177,43 +181,10 @@ def test_other_settings_outside_their_range_are_refused(setting, value, message)
 
 
 # ----------------------------------------------------------------------------- on a tiny BERT
-WORDS = ["good", "fine", "nice", "bad", "awful", "poor", "movie", "plot", "the", "a"]
 # Hand-made sets that cross the classes, so the attack flips a trained tiny model.
 CROSSING = SynonymIndex(
     {"good": ["poor"], "fine": ["awful"], "nice": ["bad"], "bad": ["nice"], "awful": ["fine"], "poor": ["good"]}
 )
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny_bert")
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    tokenizer = BertTokenizerFast(str(folder / "vocab.txt"))
-    tokenizer.save_pretrained(folder)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(folder)
-    return str(folder), tokenizer
-
-
-def _examples(count, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    examples = []
-    for i in range(count):
-        label = i % 2
-        words = ["good", "fine", "nice"] if label else ["bad", "awful", "poor"]
-        picks = torch.randint(0, 3, (3,), generator=generator).tolist()
-        examples.append(Example(f"the movie {words[picks[0]]} a plot {words[picks[1]]} {words[picks[2]]}", label))
-    return examples
 
 
 def _trainer(tiny_model, output, epochs=3, **a2t):

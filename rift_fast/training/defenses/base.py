@@ -109,6 +109,12 @@ class Defense(nn.Module, ABC):
         return {}
 
 
+def model_inputs(batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask, labels, token_type_ids)`` of a collated batch, in the order the
+    methods' ``*_loss`` functions take them after the model."""
+    return batch["input_ids"], batch["attention_mask"], batch["labels"], batch["token_type_ids"]
+
+
 DefenseType = TypeVar("DefenseType", bound=type[Defense])
 DEFENSES: dict[str, type[Defense]] = {}
 

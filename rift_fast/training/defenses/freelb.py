@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rift_fast.models.classifier import RobustClassifier, embeddings_of, unwrap
-from rift_fast.training.defenses.base import BackwardFunction, Batch, Defense, LossTerms, register_defense
+from rift_fast.training.defenses.base import BackwardFunction, Batch, Defense, LossTerms, model_inputs, register_defense
 from rift_fast.training.defenses.embedding_ball import NORMS, ascent_step, check_norm, random_start
 
 
@@ -169,11 +169,4 @@ class FreeLBTraining(Defense):
             embeddings_of(model.encoder)  # raises ValueError without a BERT-like embedding layer
 
     def forward(self, batch: Batch) -> LossTerms:
-        return freelb_loss(
-            self.model,
-            batch["input_ids"],
-            batch["attention_mask"],
-            batch["labels"],
-            batch["token_type_ids"],
-            settings=self.settings,
-        )
+        return freelb_loss(self.model, *model_inputs(batch), settings=self.settings)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rift_fast.models.classifier import RobustClassifier, unwrap
-from rift_fast.training.defenses.base import Batch, Defense, LossTerms, register_defense
+from rift_fast.training.defenses.base import Batch, Defense, LossTerms, model_inputs, register_defense
 from rift_fast.training.defenses.embedding_ball import NORMS, ball_adversary, check_norm
 
 # TextDefender's embedding-level trainers (trainer/gradient.py, the defaults of --adv-steps,
@@ -124,14 +124,7 @@ class PgdTraining(Defense):
     perturbs_embeddings = True
 
     def forward(self, batch: Batch) -> LossTerms:
-        return pgd_loss(
-            self.model,
-            batch["input_ids"],
-            batch["attention_mask"],
-            batch["labels"],
-            batch["token_type_ids"],
-            settings=self.settings,
-        )
+        return pgd_loss(self.model, *model_inputs(batch), settings=self.settings)
 
 
 __all__ = ["PGD_RADIUS", "PgdSettings", "PgdTraining", "delta_norm", "perturbed_logits", "pgd_loss"]

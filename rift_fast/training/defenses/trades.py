@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rift_fast.models.classifier import logits_kl
-from rift_fast.training.defenses.base import Batch, Defense, LossTerms, register_defense
+from rift_fast.training.defenses.base import Batch, Defense, LossTerms, model_inputs, register_defense
 from rift_fast.training.defenses.embedding_ball import ball_adversary, model_mode
 from rift_fast.training.defenses.pgd import PgdSettings, delta_norm, perturbed_logits
 
@@ -81,14 +81,7 @@ class TradesTraining(Defense):
     perturbs_embeddings = True
 
     def forward(self, batch: Batch) -> LossTerms:
-        return trades_loss(
-            self.model,
-            batch["input_ids"],
-            batch["attention_mask"],
-            batch["labels"],
-            batch["token_type_ids"],
-            settings=self.settings,
-        )
+        return trades_loss(self.model, *model_inputs(batch), settings=self.settings)
 
 
 __all__ = ["TRADES_BETA", "TradesSettings", "TradesTraining", "trades_loss"]
