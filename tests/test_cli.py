@@ -67,10 +67,11 @@ def test_train_runs_end_to_end_and_writes_results(tiny_model_dir, tmp_path, caps
     argv = _tiny_run_argv(tiny_model_dir, output)
     assert train.main(argv) == 0
     out = capsys.readouterr().out
-    assert "| method | clean acc | PWWS acc | GA acc | ASCC acc | train time |" in out
-    assert "| standard |" in out and "| rift |" in out and "GA: population 2, 1 generations" in out
+    assert "| method | clean acc | PWWS acc | GA acc | ASCC acc | certified acc | train time |" in out
+    assert "| standard |" in out and "| ascc |" in out and "| rift |" in out
+    assert "GA: population 2, 1 generations" in out
     results = json.loads((output / "results.json").read_text())
-    assert [r["method"] for r in results["results"]] == ["standard", "rift"]
+    assert [r["method"] for r in results["results"]] == ["standard", "ascc", "rift"]
     assert (output / "results.png").stat().st_size > 1000 and (output / "results.md").exists()
     assert (output / "rift" / "best" / "model.safetensors").exists()
     # the checkpoint is a model the attack command line can load
@@ -116,7 +117,7 @@ def test_train_runs_end_to_end_and_writes_results(tiny_model_dir, tmp_path, caps
 def test_resume_continues_methods_with_a_checkpoint_and_starts_the_others(tiny_model_dir, tmp_path, capsys):
     output = tmp_path / "run"
     argv = _tiny_run_argv(tiny_model_dir, output)
-    with pytest.raises(FileNotFoundError, match="--resume: no checkpoint of standard, rift in"):
+    with pytest.raises(FileNotFoundError, match="--resume: no checkpoint of standard, ascc, rift in"):
         train.main(argv + ["--resume"])
     assert train.main(argv + ["--method", "standard"]) == 0  # as if killed before rift started
     capsys.readouterr()
