@@ -17,8 +17,7 @@ from rift_fast.synonyms import SynonymIndex
 from rift_fast.training.adversary import ADVERSARY_STEPS
 from rift_fast.training.loop import ascc_correct_counts, encode_examples
 from rift_fast.training.precision import runs_bf16_natively
-
-EVALUATED_RECIPES = ("pwws", "ga")  # RIFT_SPEC's evaluation protocol
+from rift_fast.training.presets import EVALUATED_RECIPES
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="tokens per input (longer inputs are truncated); at most what the model's positions and tokenizer allow",
     )
     optimisation.add_argument("--train-size", type=int, help="use only this many training examples (stratified)")
+    optimisation.add_argument(
+        "--length-grouped-batches",
+        type=int,
+        help="batches of similar lengths, sorted within groups of this many batches (0: random batches, as RIFT)",
+    )
     add_defense_arguments(parser)
     evaluation = parser.add_argument_group("evaluation (unset: from --task)")
     evaluation.add_argument("--dev-examples", type=int, help="dev examples for model selection (ASCC robust acc)")
@@ -112,10 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument(
         "--eval-attacks",
         nargs="+",
-        default=list(EVALUATED_RECIPES),
         choices=sorted(RECIPES),
-        help=f"recipes run on the test pool (default: {' '.join(EVALUATED_RECIPES)}, RIFT's protocol; their "
-        "options below)",
+        help=f"recipes run on the test pool (unset: from --task; {' '.join(EVALUATED_RECIPES)} is RIFT's protocol, "
+        "the embedded run takes pwws alone to fit its time; their options below)",
     )
     evaluation.add_argument("--ga-population", type=int)
     evaluation.add_argument("--ga-generations", type=int, help="40 as published; 20 is the common faster variant")

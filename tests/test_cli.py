@@ -67,9 +67,9 @@ def test_train_runs_end_to_end_and_writes_results(tiny_model_dir, tmp_path, caps
     argv = _tiny_run_argv(tiny_model_dir, output)
     assert train.main(argv) == 0
     out = capsys.readouterr().out
-    assert "| method | clean acc | PWWS acc | GA acc | ASCC acc | certified acc | train time |" in out
+    # The embedded preset runs PWWS alone on the test pool; --eval-attacks adds RIFT's GA (the resume test).
+    assert "| method | clean acc | PWWS acc | ASCC acc | certified acc | train time |" in out
     assert "| standard |" in out and "| ascc |" in out and "| rift |" in out
-    assert "GA: population 2, 1 generations" in out
     results = json.loads((output / "results.json").read_text())
     assert [r["method"] for r in results["results"]] == ["standard", "ascc", "rift"]
     assert (output / "results.png").stat().st_size > 1000 and (output / "results.md").exists()
@@ -121,9 +121,11 @@ def test_resume_continues_methods_with_a_checkpoint_and_starts_the_others(tiny_m
         train.main(argv + ["--resume"])
     assert train.main(argv + ["--method", "standard"]) == 0  # as if killed before rift started
     capsys.readouterr()
-    assert train.main(argv + ["--method", "standard", "rift", "--resume"]) == 0
+    assert train.main(argv + ["--method", "standard", "rift", "--resume", "--eval-attacks", "pwws", "ga"]) == 0
     out = capsys.readouterr().out
     assert "[standard] resumed from" in out and "[rift] --resume: no checkpoint yet" in out
+    assert "| method | clean acc | PWWS acc | GA acc | ASCC acc | certified acc | train time |" in out
+    assert "GA: population 2, 1 generations" in out
     results = json.loads((output / "results.json").read_text())
     assert [r["method"] for r in results["results"]] == ["standard", "rift"]
 
@@ -140,7 +142,7 @@ def test_train_cli_under_two_gloo_processes_trains_then_evaluates_on_rank_0(tiny
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     output = tmp_path / "run"
-    argv = _tiny_run_argv(tiny_model_dir, output) + ["--method", "standard", "freelb"]
+    argv = _tiny_run_argv(tiny_model_dir, output) + ["--method", "standard", "freelb", "--eval-attacks", "pwws", "ga"]
     mp.spawn(_train_cli_rank, args=(2, port, argv), nprocs=2, join=True)
     results = json.loads((output / "results.json").read_text())
     assert [r["method"] for r in results["results"]] == ["standard", "freelb"]
@@ -151,6 +153,9 @@ def test_task_presets_follow_the_published_settings():
     imdb = train.resolve_settings(train.build_parser().parse_args(["--task", "imdb"]))
     assert (imdb.kl_weight, imdb.mi_weight, imdb.batch_size, imdb.max_length, imdb.epochs) == (10.0, 0.1, 32, 300, 20)
     assert (imdb.warmup_epochs, imdb.adversary_steps, imdb.lr, imdb.temperature) == (2.0, 10, 2e-5, 0.2)
+    assert (imdb.eval_attacks, imdb.length_grouped_batches) == (("pwws", "ga"), 0)  # RIFT's protocol and batches
+    embedded = train.resolve_settings(train.build_parser().parse_args(["--eval-attacks", "ga"]))
+    assert (embedded.eval_attacks, embedded.length_grouped_batches) == (["ga"], 8)
     snli = train.resolve_settings(train.build_parser().parse_args(["--task", "snli", "--mi-weight", "0.5"]))
     assert (snli.kl_weight, snli.mi_weight, snli.batch_size, snli.max_length, snli.dataset) == (
         5.0,

@@ -88,3 +88,45 @@ def test_works_as_a_dataloader_batch_sampler():
     for index, label in batches:
         assert label.tolist() == [0, 1, 2]
         assert torch.equal(labels[index], label)
+
+
+def _padded_tokens(batches: list[list[int]], lengths: list[int]) -> int:
+    return sum(max(lengths[i] for i in batch) * len(batch) for batch in batches)
+
+
+@pytest.mark.parametrize("group", [1, 2, 5])
+def test_length_grouped_batches_keep_balance_and_examples_and_cut_padding(group):
+    labels = [i % 2 for i in range(400)]
+    lengths = [(i * 37) % 61 + 3 for i in range(400)]  # 3..63 tokens, spread over both classes
+    plain = ClassBalancedBatchSampler(labels, batch_size=8, seed=5)
+    grouped = ClassBalancedBatchSampler(labels, batch_size=8, seed=5, lengths=lengths, length_group=group)
+    batches = list(grouped)
+    assert len(batches) == len(plain) == 50
+    assert sorted(i for b in batches for i in b) == sorted(i for b in plain for i in b)  # the same examples drawn
+    for batch in batches:
+        assert [labels[i] for i in batch] == [0, 0, 0, 0, 1, 1, 1, 1]
+    # Each group of a class's random draw is spread, sorted by length, over `group` batches of 4.
+    chunk = 4 * group
+    for members in ([i for b in plain for i in b if labels[i] == c] for c in (0, 1)):
+        for start in range(0, len(members), chunk):
+            block = set(members[start : start + chunk])
+            shares = sorted(
+                ([i for i in b if i in block] for b in batches if set(b) & block), key=lambda s: lengths[s[0]]
+            )
+            assert len(shares) == group and all(len(share) == 4 for share in shares)
+            spread = [lengths[i] for share in shares for i in share]
+            assert spread == sorted(lengths[i] for i in block)
+    if group > 1:
+        assert _padded_tokens(batches, lengths) < _padded_tokens(list(plain), lengths)
+    assert list(grouped) == batches  # seeded
+    grouped.set_epoch(1)
+    assert list(grouped) != batches
+
+
+def test_length_grouping_needs_a_length_per_example():
+    with pytest.raises(ValueError, match="one length per example"):
+        ClassBalancedBatchSampler(LABELS, batch_size=6, length_group=2)
+    with pytest.raises(ValueError, match="one length per example"):
+        ClassBalancedBatchSampler(LABELS, batch_size=6, lengths=[1, 2], length_group=2)
+    with pytest.raises(ValueError, match="length_group"):
+        ClassBalancedBatchSampler(LABELS, batch_size=6, lengths=[1] * len(LABELS), length_group=-1)

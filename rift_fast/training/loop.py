@@ -64,8 +64,10 @@ class TrainSettings:
     :data:`rift_fast.models.classifier.HULL_SPACES`) and ``pooling`` the sentence feature of the
     classifier and the RIFT teacher (one of :data:`rift_fast.models.pooling.POOLINGS`); ``precision``
     the training step's autocast (:data:`rift_fast.training.precision.PRECISIONS`; evaluation stays
-    float32); the :class:`Trainer` records what each ``auto`` resolves to. Raises ValueError for an
-    unknown method, hull space, pooling or precision, or a count below 1.
+    float32); the :class:`Trainer` records what each ``auto`` resolves to. ``length_grouped_batches``:
+    batches of similar lengths, sorted within groups of that many batches (0: off, RIFT's random
+    batches; :class:`rift_fast.training.sampling.ClassBalancedBatchSampler`). Raises ValueError for an
+    unknown method, hull space, pooling or precision, a count below 1 or a negative group.
     """
 
     method: str
@@ -82,6 +84,7 @@ class TrainSettings:
     hull_space: str = "auto"
     pooling: str = "auto"
     precision: str = "auto"
+    length_grouped_batches: int = PUBLISHED_PRESET.length_grouped_batches
     defense: Any = None
 
     def __post_init__(self) -> None:
@@ -99,6 +102,8 @@ class TrainSettings:
         for name in ("epochs", "batch_size", "max_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.length_grouped_batches < 0:
+            raise ValueError(f"length_grouped_batches must be 0 (off) or more, got {self.length_grouped_batches}")
 
     @classmethod
     def option_names(cls, method: str) -> tuple[str, ...]:
@@ -288,6 +293,8 @@ class Trainer:
             rank=rank,
             world_size=world_size,
             num_classes=num_classes,
+            lengths=[len(ids) for ids in train.input_ids],
+            length_group=settings.length_grouped_batches,
         )
         self.optimizer = torch.optim.AdamW(adamw_groups(self.objective, settings.head_weight_decay), lr=settings.lr)
         steps_per_epoch = len(self.sampler)
