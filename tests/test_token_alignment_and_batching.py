@@ -230,25 +230,23 @@ def test_training_time_evaluation_keeps_to_the_batch(tmp_path):
         max_position_embeddings=64,
     )
     model = RobustClassifier(BertModel(config), num_classes=2)
-    rows = []
+    shapes = []
     model.encoder.register_forward_pre_hook(
-        lambda module, args, kwargs: rows.append(
-            next(v for v in (*args, *kwargs.values()) if isinstance(v, torch.Tensor)).shape[0]
+        lambda module, args, kwargs: shapes.append(
+            next(v for v in (*args, *kwargs.values()) if isinstance(v, torch.Tensor)).shape
         ),
         with_kwargs=True,
     )
-    split = encode_examples(
-        tokenizer,
-        [
-            Example(t, i % 2)
-            for i, t in enumerate(["a good movie", "a bad plot", "great acting", "awful movie", "a good plot"])
-        ],
-        max_length=16,
-    )
-    clean, robust = ascc_correct_counts(
-        model, split, 5, tokenizer.pad_token_id, SYNONYMS.vocab_table(tokenizer, 4), batch_size=2, steps=2
-    )
-    assert 0 <= robust <= clean <= 5 and rows and max(rows) <= 2
+    texts = ["a good movie with great acting and a good plot", "a bad plot", "great", "awful movie", "a good plot"]
+    split = encode_examples(tokenizer, [Example(t, i % 2) for i, t in enumerate(texts)], max_length=16)
+    table = SYNONYMS.vocab_table(tokenizer, 4)
+    clean, robust = ascc_correct_counts(model, split, 5, tokenizer.pad_token_id, table, batch_size=2, steps=2)
+    assert 0 <= robust <= clean <= 5 and shapes and max(shape[0] for shape in shapes) <= 2
+    # Batches are drawn by length: the padded width never shrinks from one batch to the next.
+    widths = [shape[1] for shape in shapes]
+    assert widths == sorted(widths) and widths[-1] == max(len(ids) for ids in split.input_ids)
+    one_by_one, _ = ascc_correct_counts(model, split, 5, tokenizer.pad_token_id, table, batch_size=1, steps=2)
+    assert one_by_one == clean
 
 
 def test_left_padding_tokenizers_get_the_same_adversarial_examples(tmp_path):

@@ -204,14 +204,14 @@ def ascc_correct_counts(
 ) -> tuple[int, int]:
     """(clean correct, ASCC-robust correct) over the first ``count`` examples of ``split``, attacked in
     batches of ``batch_size`` by the ASCC adversary (mode ce, ``steps`` steps) on the model's device;
-    ``generator`` draws the adversary's start (default: torch's global generator)."""
+    ``generator`` draws the adversary's start (default: torch's global generator). Batches hold examples
+    of similar lengths (sorted by token count), so little of each is padding."""
     device = next(model.parameters()).device
     neighbour_table = neighbour_table.to(device)
+    by_length = sorted(range(count), key=lambda k: len(split.input_ids[k]))
     clean, robust = 0, 0
     for start in range(0, count, batch_size):
-        batch = collate(
-            split, list(range(start, min(count, start + batch_size))), pad_token_id, neighbour_table, device
-        )
+        batch = collate(split, by_length[start : start + batch_size], pad_token_id, neighbour_table, device)
         result = ascc_robust_accuracy(
             model,
             batch["input_ids"],
