@@ -105,6 +105,8 @@ BERT-Attack and BAE (:func:`build_bert_attack`, :func:`build_bae`)
     is discarded: ``sorted`` without assignment); rift_fast takes the pieces' top 4, the first 24
     combinations, ranked by perplexity (the authors' cap).
   * BAE: both mask the word in the text the search holds.
+  * TextAttack may propose the masked LM's special tokens (``[SEP]`` enters the text as ``SEP``);
+    rift_fast leaves them out.
   * Stop words: rift_fast's list on both sides (the recipes' own: NLTK's list, compared as written).
 
 Both engines
