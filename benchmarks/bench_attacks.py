@@ -607,22 +607,22 @@ def model_share(summary: dict) -> float:
 def format_table(runs: list[dict]) -> str:
     """Markdown table of the runs; the two ratio columns divide each wall time by rift_fast's (float32, bf16)."""
     lines = [
-        "| attack | engine | clean acc | robust acc | success rate | wall time | ÷ rift_fast fp32 | "
-        "÷ rift_fast bf16 | queries / example | model rows | in victim forward | in any model forward | "
-        "CPU time | load avg (1 min) |",
+        "| attack | engine | clean acc | robust acc (TextAttack's count) | success rate | wall time | "
+        "÷ rift_fast fp32 | ÷ rift_fast bf16 | queries / example | model rows | in victim forward | "
+        "in any model forward | CPU time | load avg (1 min) |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     walls = {(r["engine"], r["attack"]): r["summary"]["wall_seconds"] for r in runs}
     for run in runs:
         s = run["summary"]
         ratios = [
-            s["wall_seconds"] / walls[(engine, run["attack"])] if (engine, run["attack"]) in walls else float("nan")
+            f"{s['wall_seconds'] / walls[(engine, run['attack'])]:.1f}x" if (engine, run["attack"]) in walls else "—"
             for engine in ("rift_fast", "rift_fast-bfloat16")
         ]
         lines.append(
             f"| {run['attack'].upper()} | {ENGINE_NAMES.get(run['engine'], run['engine'])} "
             f"| {s['clean_accuracy']:.1%} | {robust_accuracy(s):.1%} | {s['attack_success_rate']:.1%} "
-            f"| {s['wall_seconds']:.1f} s | {ratios[0]:.1f}x | {ratios[1]:.1f}x | {s['mean_queries']:.0f} "
+            f"| {s['wall_seconds']:.1f} s | {ratios[0]} | {ratios[1]} | {s['mean_queries']:.0f} "
             f"| {s.get('rows_scored', 0)} | {s['forward_share']:.0%} | {model_share(s):.0%} "
             f"| {s.get('cpu_seconds', float('nan')):.0f} s "
             f"| {s.get('load_average_before', float('nan')):.1f} / {s.get('load_average_after', float('nan')):.1f} |"

@@ -468,8 +468,10 @@ def test_resumed_wall_time_is_the_sum_of_the_pieces(tokenizer, tmp_path):
     assert first.wall_seconds == first.session_wall_seconds
     recorded = [t.wall_seconds for t in pieces.timings]
     assert last.wall_seconds == pytest.approx(recorded[0] + recorded[1] + last.session_wall_seconds, abs=1e-9)
-    for session, piece in zip(sessions, recorded):  # each piece is its session's time, but for the report's tail
-        assert piece == pytest.approx(session.session_wall_seconds, abs=0.01)
+    # Each piece is its session's time but for the report's tail (of any length on a loaded machine), and
+    # covers the session's model calls.
+    for session, timing in zip(sessions, pieces.timings):
+        assert timing.forward_seconds <= timing.wall_seconds <= session.session_wall_seconds
     assert last.wall_seconds > 2 * last.session_wall_seconds
     assert last.forward_seconds == pytest.approx(sum(t.forward_seconds for t in pieces.timings), abs=0.01)
     summary = last.summary()
