@@ -8,6 +8,7 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest  # noqa: E402
+from tiny_models import tiny_bert_config
 
 SHARED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared")
 
@@ -34,19 +35,12 @@ def shared_neighbours_path():
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A one-layer BERT with the embedded tokenizer, saved as a local model folder."""
-    from transformers import BertConfig, BertModel
+    from transformers import BertModel
 
     from rift_fast.models import load_tokenizer
 
     model_dir = tmp_path_factory.mktemp("tiny")
     load_tokenizer("embedded").save_pretrained(model_dir)
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-    )
+    config = tiny_bert_config(30522)
     BertModel(config).save_pretrained(model_dir)
     return model_dir

@@ -6,8 +6,9 @@ victim (vocabularies differ), sub-word combinations and their cap, known adversa
 import pytest
 import torch
 from test_greedy_attacks import WORD_SCORES, TokenScores
+from tiny_models import tiny_bert_config
 from tiny_tokenizers import byte_level_bpe, wordpiece
-from transformers import BertConfig, BertForMaskedLM, BertModel
+from transformers import BertForMaskedLM, BertModel
 
 from rift_fast.attacks import (
     PWWS,
@@ -46,14 +47,7 @@ def tiny_masked_lm(folder, biases, words=MLM_WORDS):
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = wordpiece(words, folder)
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-    )
+    config = tiny_bert_config(len(tokenizer))
     model = BertForMaskedLM(config)
     with torch.no_grad():
         for token, bias in biases.items():
@@ -74,14 +68,7 @@ def encoder_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("encoder")
     tokenizer = wordpiece(MLM_WORDS, folder)
     torch.manual_seed(1)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-    )
+    config = tiny_bert_config(len(tokenizer))
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 from test_attacks import BagOfWords
-from transformers import BertConfig, BertModel, BertTokenizerFast
+from tiny_models import tiny_bert_config
+from transformers import BertModel, BertTokenizerFast
 
 from rift_fast.attacks import (
     AttackCheckpoint,
@@ -77,14 +78,7 @@ def encoder(tmp_path_factory, tokenizer):
     """A stand-in sentence encoder: a one-layer random BERT built from a config, saved as a folder."""
     folder = tmp_path_factory.mktemp("encoder")
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-    )
+    config = tiny_bert_config(len(tokenizer))
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return SentenceEncoder(str(folder))

@@ -8,6 +8,7 @@ import importlib.util
 import numpy as np
 import pytest
 import torch
+from tiny_models import tiny_bert_config
 
 from rift_fast.attacks import Constraints, SynonymSwap, VictimModel, build_target
 from rift_fast.data import Example
@@ -69,17 +70,16 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def tiny_classifier(tmp_path_factory):
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from transformers import BertForSequenceClassification, BertTokenizerFast
 
     folder = tmp_path_factory.mktemp("tiny_bert")
     (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
     tokenizer = BertTokenizerFast(str(folder / "vocab.txt"))
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
+    config = tiny_bert_config(
+        len(tokenizer),
         hidden_size=32,
         num_hidden_layers=2,
-        num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=512,
         num_labels=2,
@@ -222,19 +222,12 @@ def word_vectors():
 @pytest.fixture(scope="module")
 def encoder_folder(tmp_path_factory, tiny_classifier):
     """A stand-in sentence encoder (a one-layer random BERT over the test vocabulary), saved as a folder."""
-    from transformers import BertConfig, BertModel
+    from transformers import BertModel
 
     _, tokenizer = tiny_classifier
     folder = tmp_path_factory.mktemp("encoder")
     torch.manual_seed(1)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=128,
-    )
+    config = tiny_bert_config(len(tokenizer), max_position_embeddings=128)
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
@@ -332,21 +325,14 @@ def test_deepwordbug_builder_is_the_published_recipe_with_our_batch_size(tiny_cl
 @needs_textattack
 @pytest.mark.parametrize("recipe", ["bert-attack", "bae"])
 def test_masked_lm_builders_take_a_local_model_and_our_encoder(tiny_classifier, encoder_folder, recipe):
-    from transformers import BertConfig, BertForMaskedLM
+    from transformers import BertForMaskedLM
 
     from rift_fast.attacks.sentence_encoder import SentenceEncoder
     from rift_fast.interop.textattack import RiftModelWrapper, build_bae, build_bert_attack
 
     model, tokenizer = tiny_classifier
     torch.manual_seed(2)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=512,  # TextAttack pads masked-LM inputs to 512,
-    )
+    config = tiny_bert_config(len(tokenizer), max_position_embeddings=512)  # TextAttack pads masked-LM inputs to 512
     masked_lm = BertForMaskedLM(config)
     wrapper, encoder = RiftModelWrapper(model, tokenizer, batch_size=5), SentenceEncoder(encoder_folder)
     if recipe == "bert-attack":

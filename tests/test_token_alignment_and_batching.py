@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from tiny_models import tiny_bert_config
 from tiny_tokenizers import byte_level_bpe, sentencepiece_unigram, wordpiece
 
 from rift_fast.attacks import (
@@ -215,20 +216,13 @@ def test_no_model_call_exceeds_the_configured_batch(tmp_path, search_name, batch
 
 
 def test_training_time_evaluation_keeps_to_the_batch(tmp_path):
-    from transformers import BertConfig, BertModel
+    from transformers import BertModel
 
     from rift_fast.models.classifier import RobustClassifier
     from rift_fast.training.loop import ascc_correct_counts, encode_examples
 
     tokenizer = _tokenizers(tmp_path)["wordpiece"]
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-    )
+    config = tiny_bert_config(len(tokenizer))
     model = RobustClassifier(BertModel(config), num_classes=2)
     shapes = []
     model.encoder.register_forward_pre_hook(

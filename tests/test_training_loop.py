@@ -7,7 +7,8 @@ import os
 import pytest
 import torch
 import torch.multiprocessing as mp
-from transformers import BertConfig, BertModel, BertTokenizerFast
+from tiny_models import tiny_bert_config
+from transformers import BertModel, BertTokenizerFast
 
 from rift_fast.data import Example
 from rift_fast.models import RobustClassifier, load_trained_classifier, resolve_checkpoint
@@ -31,15 +32,8 @@ def tiny_model(tmp_path_factory):
     (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
     tokenizer = BertTokenizerFast(str(folder / "vocab.txt"))
     tokenizer.save_pretrained(folder)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
+    config = tiny_bert_config(
+        len(tokenizer), max_position_embeddings=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
     )
     torch.manual_seed(0)
     BertModel(config).save_pretrained(folder)
