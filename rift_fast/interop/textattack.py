@@ -460,6 +460,23 @@ def build_deepwordbug(model_wrapper, model_batch_size: int | None = None) -> Att
     return attack
 
 
+TEXTATTACK_MLM_BATCH_SIZE = 16  # WordSwapMaskedLM's default batch_size (TextAttack 0.3.11)
+
+
+def _masked_lm_swap(method: str, masked_lm, mlm_tokenizer, candidates: int, batch_size: int, **options):
+    """TextAttack's ``WordSwapMaskedLM`` of ``method`` ("bert-attack" or "bae") over a given masked LM and its
+    tokenizer, proposing ``candidates`` words and scoring ``batch_size`` texts a pass; ``options`` are its
+    other arguments."""
+    return WordSwapMaskedLM(
+        method=method,
+        masked_language_model=masked_lm,
+        tokenizer=mlm_tokenizer,
+        max_candidates=candidates,
+        batch_size=batch_size,
+        **options,
+    )
+
+
 def build_bert_attack(
     model_wrapper,
     masked_lm,
@@ -468,7 +485,7 @@ def build_bert_attack(
     candidates: int = TEXTATTACK_BERT_ATTACK_CANDIDATES,
     max_modification: float = BERT_ATTACK_MAX_MODIFICATION,
     threshold: float = BERT_ATTACK_SENTENCE_SIMILARITY,
-    mlm_batch_size: int = 16,
+    mlm_batch_size: int = TEXTATTACK_MLM_BATCH_SIZE,
     model_batch_size: int | None = None,
 ) -> Attack:
     """TextAttack 0.3.11's ``BERTAttackLi2020`` from its own classes, with the masked language model
@@ -479,13 +496,7 @@ def build_bert_attack(
     and proposed texts, ``GreedyWordSwapWIR("unk")``; the masked LM scores ``mlm_batch_size`` texts a pass."""
     converted = rift_constraints(Constraints([StopWords(), MaxModificationRatio(max_modification)]))
     converted.append(RiftSentenceEncoder(encoder, threshold, "cosine", None, compare_against_original=True))
-    transformation = WordSwapMaskedLM(
-        method="bert-attack",
-        masked_language_model=masked_lm,
-        tokenizer=mlm_tokenizer,
-        max_candidates=candidates,
-        batch_size=mlm_batch_size,
-    )
+    transformation = _masked_lm_swap("bert-attack", masked_lm, mlm_tokenizer, candidates, mlm_batch_size)
     return Attack(
         _goal(model_wrapper, model_batch_size), converted, transformation, GreedyWordSwapWIR(wir_method="unk")
     )
@@ -500,7 +511,7 @@ def build_bae(
     part_of_speech: bool = False,
     threshold: float = BAE_SENTENCE_SIMILARITY,
     window: int = BAE_SIMILARITY_WINDOW,
-    mlm_batch_size: int = 16,
+    mlm_batch_size: int = TEXTATTACK_MLM_BATCH_SIZE,
     model_batch_size: int | None = None,
 ) -> Attack:
     """TextAttack 0.3.11's ``BAEGarg2019`` (BAE-R) from its own classes, with the masked language model
@@ -515,14 +526,7 @@ def build_bae(
             encoder, threshold, "cosine", window, compare_against_original=True, skip_text_shorter_than_window=True
         )
     )
-    transformation = WordSwapMaskedLM(
-        method="bae",
-        masked_language_model=masked_lm,
-        tokenizer=mlm_tokenizer,
-        max_candidates=candidates,
-        min_confidence=0.0,
-        batch_size=mlm_batch_size,
-    )
+    transformation = _masked_lm_swap("bae", masked_lm, mlm_tokenizer, candidates, mlm_batch_size, min_confidence=0.0)
     return Attack(
         _goal(model_wrapper, model_batch_size), converted, transformation, GreedyWordSwapWIR(wir_method="delete")
     )
