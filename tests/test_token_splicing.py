@@ -4,6 +4,7 @@ tokenizers built here, on sentences with accents, curly quotes, digits and punct
 past the window and sentence pairs; results are identical to the text path; a tokenizer whose
 splicing is not exact goes to the text path, and ``verify`` stops on a wrong query."""
 
+import gc
 import logging
 from dataclasses import asdict
 
@@ -183,8 +184,8 @@ def test_pair_truncation_matches_the_tokenizer(tmp_path, family):
                 " ".join(["film"] * other), " ".join(["good"] * attacked), truncation=True, max_length=12
             )
             sides = encoded.sequence_ids()
-            kept = longest_first(torch.tensor([other]), torch.tensor([attacked]), budget)
-            assert (int(kept[0]), int(kept[1])) == (sides.count(0), sides.count(1)), (other, attacked)
+            kept = longest_first(np.array([other]), np.array([attacked]), budget)
+            assert (int(kept[0][0]), int(kept[1][0])) == (sides.count(0), sides.count(1)), (other, attacked)
 
 
 def _cross_word_tokenizer():
@@ -249,3 +250,67 @@ def test_spliced_rows_are_deduplicated_and_cached_by_their_ids(tmp_path):
     answers = engine.answer(edits)
     assert victim.rows_scored == 2 and engine.queries_of(0) == 3  # three texts, two distinct id rows
     np.testing.assert_array_equal(answers[2], answers[3])
+
+
+@pytest.mark.parametrize("text", [SENTENCES[0], SENTENCES[3], LONG_REVIEW])
+def test_a_mutations_options_are_the_edits_of_each_slot(text):
+    target = build_target(0, Example(text, 1), SynonymSwap(SYNONYMS), Constraints())
+    rng = np.random.default_rng(7)
+    for position in target.attackable:
+        chosen = np.array([rng.integers(len(c)) if rng.random() < 0.4 else 0 for c in target.choices])
+        options = []
+        for slot in range(len(target.choices[position])):
+            option = chosen.copy()
+            option[position] = slot
+            options.append(target.edit(option))
+        assert target.edits_at(chosen, position) == options
+
+
+@pytest.mark.parametrize("family", ["wordpiece", "byte_level_bpe", "sentencepiece"])
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_model_batches_are_padded_as_the_tokenizer_pads(tmp_path, family, side):
+    tokenizer = _tokenizer(family, tmp_path)
+    tokenizer.padding_side = side
+    victim = VictimModel(PositionalTokenScores(tokenizer), tokenizer, max_length=MAX_LENGTH)
+    queries = [(SENTENCES[1], None), ("Ok.", None), (PAIRS[0][0], PAIRS[0][1]), (LONG_REVIEW, "3 stars")]
+    for chosen in (queries[:2], queries[2:]):  # single texts, then pairs (a batch is one or the other)
+        batch = victim._batch(victim.rows(chosen))
+        texts, pairs = [q[0] for q in chosen], [q[1] for q in chosen] if chosen[0][1] else None
+        expected = tokenizer(texts, pairs, truncation=True, max_length=MAX_LENGTH, padding=True, return_tensors="pt")
+        assert batch.keys() == {k for k in expected.keys() if k != "special_tokens_mask"}
+        for key, value in batch.items():
+            assert torch.equal(value, expected[key]), key
+
+
+class _CollectorWatch(PWWS):
+    """PWWS that records whether the cyclic garbage collector ran during its search."""
+
+    seen: list[bool] = []
+
+    def attack(self, targets, engine, clean):
+        self.seen.append(gc.isenabled())
+        return super().attack(targets, engine, clean)
+
+
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_the_collector_is_paused_for_a_round_and_restored(tmp_path, enabled_before):
+    tokenizer = _tokenizer("wordpiece", tmp_path)
+    victim = VictimModel(PositionalTokenScores(tokenizer), tokenizer, max_length=MAX_LENGTH)
+    search = _CollectorWatch(UntargetedClassification(), tokenizer.unk_token)
+    search.seen = []
+    (gc.enable if enabled_before else gc.disable)()
+    try:
+        run_attack(
+            _examples(False),
+            victim,
+            SynonymSwap(SYNONYMS),
+            search,
+            Constraints(),
+            UntargetedClassification(),
+            {},
+            progress=False,
+            examples_per_round=2,
+        )
+        assert search.seen == [False] * 3 and gc.isenabled() == enabled_before
+    finally:
+        gc.enable()

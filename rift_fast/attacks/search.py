@@ -173,25 +173,24 @@ class GeneticAttack(SearchMethod):
         self, jobs: list[tuple[Target, np.random.Generator, np.ndarray]], engine: QueryEngine
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """jobs: [(target, rng, chosen [W] int)] -> [(chosen, probabilities)] after one mutation each."""
-        requests, options_of = [], []
+        requests, mutations = [], []
         for target, rng, chosen in jobs:
             positions = target.attackable
             if target.budget is not None and np.count_nonzero(chosen) >= target.budget:
                 positions = [p for p in positions if chosen[p]]
             position = positions[int(rng.integers(len(positions)))]
-            options = []
-            for slot in range(len(target.choices[position])):
-                option = chosen.copy()
-                option[position] = slot
-                options.append(option)
-                requests.append(target.edit(option))
-            options_of.append(options)
-        answers = iter(engine.answer(requests))
-        mutated = []
-        for (target, _, _), options in zip(jobs, options_of):
-            scored = [next(answers) for _ in options]
+            options = target.edits_at(chosen, position)  # slot 0, 1, ... of the word at ``position``
+            requests += options
+            mutations.append((position, len(options)))
+        answers = engine.answer(requests)
+        mutated, cursor = [], 0
+        for (target, _, chosen), (position, count) in zip(jobs, mutations):
+            scored = answers[cursor : cursor + count]
+            cursor += count
             best = int(np.argmin([self.goal.loss(p, target.label) for p in scored]))
-            mutated.append((options[best], scored[best]))
+            option = chosen.copy()
+            option[position] = best
+            mutated.append((option, scored[best]))
         return mutated
 
     def _crossover(self, target: Target, rng: np.random.Generator, first: np.ndarray, second: np.ndarray) -> np.ndarray:

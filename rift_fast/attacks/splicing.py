@@ -35,12 +35,15 @@ import json
 import logging
 import random
 import re
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from itertools import chain
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 import numpy as np
 import torch
+from tokenizers import Tokenizer
 
 from rift_fast.attacks.text import Query, Substitutes
 from rift_fast.ops.build_perturbation_batch import build_perturbation_batch
@@ -62,9 +65,12 @@ class SplicingMismatch(ValueError):
     """A spliced query's ids differ from the tokenizer's ids of the rendered text."""
 
 
-@dataclass(frozen=True)
-class TokenRow:
-    """The model input of one query: ``ids`` [n] int64 and ``type_ids`` [n] int64 (None when the
+ROW_DTYPE = np.int32  # token ids of a row: every vocabulary fits, and rows hash twice as fast as in int64
+ROW_TYPE_DTYPE = np.int8  # token type ids of a row (0 and 1 in practice)
+
+
+class TokenRow(NamedTuple):
+    """The model input of one query: ``ids`` [n] int32 and ``type_ids`` [n] int8 (None when the
     tokenizer returns no token type ids); ``key`` is a 16-byte BLAKE2b digest of both."""
 
     ids: np.ndarray
@@ -73,9 +79,11 @@ class TokenRow:
 
     @staticmethod
     def of(ids: np.ndarray, type_ids: np.ndarray | None) -> TokenRow:
-        digest = hashlib.blake2b(ids.tobytes(), digest_size=16)
+        """The row of C-contiguous ``ids`` (:data:`ROW_DTYPE`) and ``type_ids`` (:data:`ROW_TYPE_DTYPE`),
+        hashed in place."""
+        digest = hashlib.blake2b(ids.data, digest_size=16)
         if type_ids is not None:
-            digest.update(type_ids.tobytes())
+            digest.update(type_ids.data)
         return TokenRow(ids, type_ids, digest.digest())
 
 
@@ -88,7 +96,7 @@ def tokenised_rows(tokenizer: PreTrainedTokenizerBase, queries: list[Query], max
     types = encoded.get("token_type_ids")
     return [
         TokenRow.of(
-            np.asarray(ids, dtype=np.int64), np.asarray(types[k], dtype=np.int64) if types is not None else None
+            np.asarray(ids, dtype=ROW_DTYPE), np.asarray(types[k], dtype=ROW_TYPE_DTYPE) if types is not None else None
         )
         for k, ids in enumerate(encoded["input_ids"])
     ]
@@ -187,17 +195,15 @@ def cross_word_normaliser(tokenizer: PreTrainedTokenizerBase) -> str | None:
     return None
 
 
-def longest_first(other: torch.Tensor, attacked: torch.Tensor, budget: int) -> tuple[torch.Tensor, torch.Tensor]:
+def longest_first(other: np.ndarray, attacked: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:
     """Tokens kept of each side [N] int64 under Hugging Face's ``longest_first`` truncation of a pair to
     ``budget`` tokens (special tokens excluded): the shorter side keeps up to half, the longer the
     rest; on a tie the second (attacked) side keeps the odd token."""
     over = other + attacked > budget
     other_first = attacked >= other
-    kept_other = torch.where(
-        other_first, torch.clamp(other, max=budget // 2), budget - torch.clamp(attacked, max=budget // 2)
-    )
-    kept_other = torch.where(over, kept_other, other)
-    kept_attacked = torch.where(over, budget - kept_other, attacked)
+    kept_other = np.where(other_first, np.minimum(other, budget // 2), budget - np.minimum(attacked, budget // 2))
+    kept_other = np.where(over, kept_other, other)
+    kept_attacked = np.where(over, budget - kept_other, attacked)
     return kept_other, kept_attacked
 
 
@@ -216,35 +222,39 @@ class _Example:
 
     target: Target
     ids: np.ndarray  # [n] int64, attacked side, no special tokens
-    starts: np.ndarray  # [n] char offsets
-    ends: np.ndarray
+    starts: list[int]  # [n] char offsets
+    ends: list[int]
     other: np.ndarray  # [m] int64, the other side of a pair (empty for single texts)
     regions: dict[int, tuple[int, int] | None] = field(default_factory=dict)  # word -> token range
     contexts: dict[int, tuple[str, str, int]] = field(default_factory=dict)  # word -> gaps, white space
     ordered: bool = True  # offsets non-decreasing (else no word of this example is spliced)
-    pieces: dict[tuple[int, str], Piece | None] = field(default_factory=dict)  # (word, substitute) -> piece
+    pieces: dict[tuple[int, str], int] = field(default_factory=dict)  # (word, substitute) -> piece number, -1: none
+    piece_list: list[Piece] = field(default_factory=list)  # the pieces by number
 
 
-def _region_tokens(starts: np.ndarray, ends: np.ndarray, low: int, high: int) -> tuple[int, int] | None:
+def _region_tokens(starts: list[int], ends: list[int], low: int, high: int) -> tuple[int, int] | None:
     """The token range [a, b) of the characters [low, high), or None when a token crosses its edge.
 
     ``starts`` and ``ends`` [n]: the tokens' character offsets, non-decreasing (as tokenizers give
     them). A token belongs to the range when its characters meet it, or when it is empty (a marker
-    such as a lone ``Ġ``) and stands inside it."""
-    first_candidate = int(np.searchsorted(ends, low, side="left"))  # tokens before end before the range
-    last_candidate = int(np.searchsorted(starts, high, side="left"))  # tokens from here start after it
-    window_starts, window_ends = starts[first_candidate:last_candidate], ends[first_candidate:last_candidate]
-    touching = ((window_ends > low) & (window_starts < window_ends)) | (
-        (window_starts == window_ends) & (window_starts >= low)
-    )
-    found = np.flatnonzero(touching)
-    if found.size == 0:
+    such as a lone ``Ġ``) and stands inside it. Plain Python: the ranges hold a few tokens."""
+    first_candidate = bisect_left(ends, low)  # tokens before it end before the range
+    last_candidate = bisect_left(starts, high)  # tokens from here start after it
+    touching = [
+        k
+        for k in range(first_candidate, last_candidate)
+        if (ends[k] > low and starts[k] < ends[k]) or (starts[k] == ends[k] and starts[k] >= low)
+    ]
+    if not touching:
         return first_candidate, first_candidate
-    first, last = first_candidate + int(found[0]), first_candidate + int(found[-1]) + 1
-    inside = (starts[first:last] >= low) & (ends[first:last] <= high)
-    if last - first != found.size or not inside.all():
+    first, last = touching[0], touching[-1] + 1
+    if last - first != len(touching) or any(starts[k] < low or ends[k] > high for k in range(first, last)):
         return None
     return first, last
+
+
+def _non_decreasing(values: list[int]) -> bool:
+    return all(a <= b for a, b in zip(values, values[1:]))
 
 
 def _leading_space(text: str, start: int, floor: int) -> int:
@@ -253,6 +263,11 @@ def _leading_space(text: str, start: int, floor: int) -> int:
     while begin > floor and text[begin - 1].isspace():
         begin -= 1
     return start - begin
+
+
+def _ranks(lengths: np.ndarray) -> np.ndarray:
+    """0, 1, ..., n - 1 for each n of ``lengths`` [K] int64, concatenated: [sum(lengths)] int64."""
+    return np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
 
 
 _PROBED: dict[tuple[bytes, int, bool], str | None] = {}  # probe outcomes, see TokenSplicer.probe
@@ -281,6 +296,10 @@ class TokenSplicer:
         self.template = special_template(tokenizer, pair) if tokenizer.is_fast else None
         self.reason = self._unsupported()
         self.available = self.reason is None
+        if tokenizer.is_fast:  # a copy of the backend that never truncates or pads (see _encode)
+            self._backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+            self._backend.no_truncation()
+            self._backend.no_padding()
         self.budget = max_length - (self.template.size if self.template else 0)  # tokens of the texts
 
     def _unsupported(self) -> str | None:
@@ -300,20 +319,27 @@ class TokenSplicer:
         new = [t for t in targets if t.index not in self._examples]
         if not new:
             return
-        attacked = self.tokenizer([t.spans.text for t in new], add_special_tokens=False, return_offsets_mapping=True)
-        others = (
-            self.tokenizer([t.example.text for t in new], add_special_tokens=False)["input_ids"] if self.pair else None
-        )
+        attacked = self._encode([t.spans.text for t in new])
+        others = self._encode([t.example.text for t in new]) if self.pair else None
         for k, target in enumerate(new):
-            offsets = np.asarray(attacked["offset_mapping"][k], dtype=np.int64).reshape(-1, 2)
+            ids, starts, ends = attacked[k]
             self._examples[target.index] = _Example(
                 target,
-                np.asarray(attacked["input_ids"][k], dtype=np.int64),
-                offsets[:, 0].copy(),
-                offsets[:, 1].copy(),
-                np.asarray(others[k] if others is not None else [], dtype=np.int64),
-                ordered=not (np.diff(offsets, axis=0) < 0).any(),
+                np.asarray(ids, dtype=np.int64),
+                starts,
+                ends,
+                np.asarray(others[k][0] if others is not None else [], dtype=np.int64),
+                ordered=_non_decreasing(starts) and _non_decreasing(ends),
             )
+
+    def _encode(self, texts: list[str]) -> list[tuple[list[int], list[int], list[int]]]:
+        """(ids, start offsets, end offsets) of each text, without special tokens, truncation or padding
+        (the backend tokenizer called directly: the wrapper's conversions cost more than the encoding)."""
+        result = []
+        for encoding in self._backend.encode_batch(texts, add_special_tokens=False):
+            starts, ends = zip(*encoding.offsets) if encoding.offsets else ((), ())
+            result.append((encoding.ids, list(starts), list(ends)))
+        return result
 
     def release(self, index: int) -> None:
         self._examples.pop(index, None)
@@ -340,13 +366,10 @@ class TokenSplicer:
         keys = [key for key in dict.fromkeys(keys) if key not in self._contexts]
         if not keys:
             return
-        encoded = self.tokenizer(["".join(key) for key in keys], add_special_tokens=False, return_offsets_mapping=True)
-        for k, (left, word, right) in enumerate(keys):
-            ids = encoded["input_ids"][k]
-            offsets = np.asarray(encoded["offset_mapping"][k], dtype=np.int64).reshape(-1, 2)
+        for (left, word, right), (ids, starts, ends) in zip(keys, self._encode(["".join(key) for key in keys])):
             low = len(left) - _leading_space(left, len(left), 0)
-            ordered = not (np.diff(offsets, axis=0) < 0).any()
-            found = _region_tokens(offsets[:, 0], offsets[:, 1], low, len(left) + len(word)) if ordered else None
+            ordered = _non_decreasing(starts) and _non_decreasing(ends)
+            found = _region_tokens(starts, ends, low, len(left) + len(word)) if ordered else None
             if found is None:
                 self._contexts[(left, word, right)] = _Context(None, ((), ()))
                 continue
@@ -355,32 +378,48 @@ class TokenSplicer:
                 tuple(ids[first:last]), (tuple(ids[:first]), tuple(ids[last:]))
             )
 
-    def pieces(self, requests: list[tuple[int, Substitutes]]) -> list[list[Piece] | None]:
-        """Per request (example index, substitutes): a :data:`Piece` per substituted word, or None when
-        a substitution cannot be spliced exactly."""
-        missing = [
-            (index, item)
-            for index, substitutes in requests
-            for item in substitutes
-            if item not in self._examples[index].pieces
-        ]
-        if missing:
-            missing = list(dict.fromkeys(missing))
-            wanted = []
-            for index, (position, word) in missing:
-                example = self._examples[index]
-                left, right, _ = self._context_parts(example, position)
-                wanted += [(left, word, right), (left, example.target.spans.words[position], right)]
-            self._tokenise_contexts(wanted)
-            for index, (position, word) in missing:
-                example = self._examples[index]
-                example.pieces[(position, word)] = self._piece(example, position, word)
-        result: list[list[Piece] | None] = []
-        for index, substitutes in requests:
-            cache = self._examples[index].pieces
-            found = [cache[item] for item in substitutes]
-            result.append(None if None in found else found)  # type: ignore[arg-type]  # None filtered
-        return result
+    def pieces(self, requests: list[tuple[int, Substitutes]]) -> list[list[int] | None]:
+        """Per request (example index, substitutes): the number of each substituted word's
+        :data:`Piece` in its example's ``piece_list``, or None when a substitution cannot be spliced
+        exactly."""
+        result: list[list[int] | None] = []
+        unknown: list[int] = []  # requests with a substitution never seen
+        for k, (index, substitutes) in enumerate(requests):
+            known = self._examples[index].pieces
+            try:
+                result.append([known[item] for item in substitutes])
+            except KeyError:
+                result.append(None)
+                unknown.append(k)
+        if unknown:
+            self._add_pieces([requests[k] for k in unknown])
+            for k in unknown:
+                index, substitutes = requests[k]
+                result[k] = [self._examples[index].pieces[item] for item in substitutes]
+        return [None if numbers is None or -1 in numbers else numbers for numbers in result]
+
+    def _add_pieces(self, requests: list[tuple[int, Substitutes]]) -> None:
+        """Work out (tokenising in context once each) the pieces of the substitutions not seen yet."""
+        missing = list(
+            dict.fromkeys(
+                (index, item)
+                for index, substitutes in requests
+                for item in substitutes
+                if item not in self._examples[index].pieces
+            )
+        )
+        wanted = []
+        for index, (position, word) in missing:
+            example = self._examples[index]
+            left, right, _ = self._context_parts(example, position)
+            wanted += [(left, word, right), (left, example.target.spans.words[position], right)]
+        self._tokenise_contexts(wanted)
+        for index, (position, word) in missing:
+            example = self._examples[index]
+            piece = self._piece(example, position, word)
+            example.pieces[(position, word)] = len(example.piece_list) if piece is not None else -1
+            if piece is not None:
+                example.piece_list.append(piece)
 
     def _region(self, example: _Example, position: int) -> tuple[int, int] | None:
         """Token range of word ``position``'s region in the full text, None when not exact there."""
@@ -417,57 +456,79 @@ class TokenSplicer:
         spliced = [k for k, p in enumerate(pieces) if p is not None]
         rows: list[TokenRow | None] = [None] * len(requests)
         if spliced:
-            built = self._splice([requests[k][0] for k in spliced], [cast(list[Piece], pieces[k]) for k in spliced])
+            built = self._splice([requests[k][0] for k in spliced], [cast(list[int], pieces[k]) for k in spliced])
             for k, row in zip(spliced, built):
                 rows[k] = row
         self.counts["spliced queries"] += len(spliced)
         self.counts["text-path queries"] += len(requests) - len(spliced)
         return rows
 
-    def _splice(self, indices: list[int], pieces: list[list[Piece]]) -> list[TokenRow]:
-        """Rows of the requests: slot layout per example, edits through build_perturbation_batch, holes
-        squeezed out and the sides truncated."""
+    def _splice(self, indices: list[int], pieces: list[list[int]]) -> list[TokenRow]:
+        """Rows of the requests (example index, piece numbers): slot layout per example, edits through
+        build_perturbation_batch, holes squeezed out and the sides truncated."""
         examples = list(dict.fromkeys(indices))
         row_of = {index: row for row, index in enumerate(examples)}
-        slots: list[dict[int, tuple[int, int, int]]] = [{} for _ in examples]  # word -> (start, width, slots)
-        for index, request in zip(indices, pieces):
-            widths = slots[row_of[index]]
-            for position, start, width, ids in request:
-                current = widths.get(position, (start, width, width))[2]
-                widths[position] = (start, width, max(current, len(ids)))
+        request_rows = np.asarray([row_of[index] for index in indices], dtype=np.int64)
+        sizes = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+        numbers = np.fromiter(chain.from_iterable(pieces), dtype=np.int64, count=int(sizes.sum()))
+        occurrence_rows = np.repeat(request_rows, sizes)
+        distinct, occurrence_piece = np.unique(numbers * len(examples) + occurrence_rows, return_inverse=True)
+        distinct_rows, distinct_numbers = distinct % len(examples), distinct // len(examples)
+        table = [
+            self._examples[examples[row]].piece_list[number] for row, number in zip(distinct_rows, distinct_numbers)
+        ]
+        slots: list[dict[int, tuple[int, int, int, int]]] = [{} for _ in examples]
+        for row, (position, start, width, ids) in zip(distinct_rows.tolist(), table):
+            _, _, longest, shortest = slots[row].get(position, (start, width, width, width))
+            slots[row][position] = (start, width, max(longest, len(ids)), min(shortest, len(ids)))
         layouts = [self._layout(self._examples[index], slots[row]) for row, index in enumerate(examples)]
         base = np.full((len(examples), max(len(layout[0]) for layout in layouts)), self.hole, dtype=np.int64)
         parts = np.full(base.shape, PADDING_PART, dtype=np.int64)
         for row, (layout_ids, layout_parts, _, _) in enumerate(layouts):
             base[row, : len(layout_ids)] = layout_ids
             parts[row, : len(layout_parts)] = layout_parts
-        edits: list[list[int]] = [[], [], [], []]  # example row, column, token, group
-        for group, (index, request) in enumerate(zip(indices, pieces)):
-            row = row_of[index]
-            if not request:  # the unmodified query: one identity edit
-                for column, value in zip(edits, (row, 0, int(base[row, 0]), group)):
-                    column.append(value)
-                continue
-            columns = layouts[row][2]
-            for position, _, _, new_ids in request:
-                first, count = columns[position]
-                edits[0] += [row] * count
-                edits[1] += range(first, first + count)
-                edits[2] += new_ids
-                edits[2] += [self.hole] * (count - len(new_ids))
-                edits[3] += [group] * count
+        edits = self._edits(table, distinct_rows, layouts, occurrence_piece, np.repeat(np.arange(len(pieces)), sizes))
+        unmodified = np.flatnonzero(sizes == 0)  # each gets one identity edit
+        identity = (request_rows[unmodified], np.zeros_like(unmodified), base[request_rows[unmodified], 0], unmodified)
         edit_example, edit_position, edit_token, edit_group = (
-            self._on_device(np.asarray(column, dtype=np.int64)) for column in edits
+            self._on_device(np.concatenate([column, extra])) for column, extra in zip(edits, identity)
         )
         batch = build_perturbation_batch(self._on_device(base), edit_example, edit_position, edit_token, edit_group)
-        per_example = torch.as_tensor(
-            [[layout[3], len(self._examples[index].other)] for layout, index in zip(layouts, examples)],
-            device=self.device,
-        )[batch.query_example]
-        parts_of_rows = self._on_device(parts)[batch.query_example]
-        squeezed, types, lengths = self._squeeze(batch.query_ids, parts_of_rows, per_example[:, 1], per_example[:, 0])
-        unique = self._token_rows(squeezed, types, lengths)
+        sides = np.asarray([[len(self._examples[index].other), layout[3]] for layout, index in zip(layouts, examples)])
+        rows, row_example = batch.query_ids.cpu().numpy(), batch.query_example.cpu().numpy()
+        kept, types, lengths = self._squeeze(rows, row_example, parts, sides)
+        unique = self._token_rows(kept, types, lengths)
         return [unique[u] for u in batch.inverse.tolist()]
+
+    def _edits(
+        self,
+        table: list[Piece],
+        rows: np.ndarray,
+        layouts: list[tuple[np.ndarray, np.ndarray, dict[int, tuple[int, int]], int]],
+        occurrence_piece: np.ndarray,
+        occurrence_group: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The edits (example row, column, token, group) [M] int64 that write each occurrence's piece
+        (``occurrence_piece`` into ``table``, of layout row ``rows``) into its slots: the new word's
+        ids, then holes up to the slot count."""
+        first_and_count = np.asarray(
+            [layouts[row][2][piece[0]] for row, piece in zip(rows.tolist(), table)], dtype=np.int64
+        ).reshape(-1, 2)
+        counts = first_and_count[:, 1]
+        padded = np.full(int(counts.sum()), self.hole, dtype=np.int64)
+        token_starts = np.cumsum(counts) - counts
+        new_lengths = np.fromiter((len(piece[3]) for piece in table), dtype=np.int64, count=len(table))
+        padded[np.repeat(token_starts, new_lengths) + _ranks(new_lengths)] = list(
+            chain.from_iterable(piece[3] for piece in table)
+        )
+        repeats = counts[occurrence_piece]
+        within = _ranks(repeats)
+        return (
+            np.repeat(rows[occurrence_piece], repeats),
+            np.repeat(first_and_count[occurrence_piece, 0], repeats) + within,
+            padded[np.repeat(token_starts[occurrence_piece], repeats) + within],
+            np.repeat(occurrence_group, repeats),
+        )
 
     def _on_device(self, array: np.ndarray) -> torch.Tensor:
         """``array`` on the splicer's device: from pinned memory without waiting on a GPU."""
@@ -477,78 +538,69 @@ class TokenSplicer:
         return tensor.to(self.device)
 
     def _layout(
-        self, example: _Example, slots: dict[int, tuple[int, int, int]]
+        self, example: _Example, slots: dict[int, tuple[int, int, int, int]]
     ) -> tuple[np.ndarray, np.ndarray, dict[int, tuple[int, int]], int]:
         """(ids [W], template part of each column [W] (0 prefix, 1 other side, 2 middle, 3 attacked
         side, 4 suffix), word -> (first column, slots), attacked-side tokens left out) of one
         example's slot layout: prefix, other side (up to the budget), middle, the attacked side with
-        ``slots`` (word -> (first token, tokens, slots)) per edited word (its tokens, then holes),
-        suffix. The attacked side is kept up to the budget plus every edited word's tokens, so a row
-        whose substitutes are shorter still has all the tokens its window needs."""
+        ``slots`` (word -> (first token, tokens, slots, fewest tokens of a substitute)) per edited
+        word (its tokens, then holes), suffix. The attacked side is kept up to the budget plus the
+        tokens that substitutes shorter than their words may free, so every row still has all the
+        tokens its window needs."""
         assert self.template is not None  # splicing is available
-        keep = min(len(example.ids), self.budget + sum(width for _, width, _ in slots.values()))
+        positions = sorted(slots)
+        starts, widths, counts, shortest = np.asarray([slots[p] for p in positions], dtype=np.int64).reshape(-1, 4).T
+        keep = min(len(example.ids), self.budget + int(np.clip(widths - shortest, 0, None).sum()))
+        end = max(keep, int(starts[-1] + widths[-1])) if positions else keep
+        extra = counts - widths
+        attacked = np.insert(example.ids[:end], np.repeat(starts + widths, extra), self.hole)
         other = example.other[: self.budget]
-        pieces = [
-            np.asarray(self.template.prefix, dtype=np.int64),
-            other,
-            np.asarray(self.template.middle, dtype=np.int64),
-        ]
-        before = len(self.template.prefix) + len(other) + len(self.template.middle)
-        columns: dict[int, tuple[int, int]] = {}
-        cursor, column = 0, before
-        for position in sorted(slots):
-            start, width, count = slots[position]
-            pieces += [example.ids[cursor:start], example.ids[start : start + width]]
-            if count > width:
-                pieces.append(np.full(count - width, self.hole, dtype=np.int64))
-            column += start - cursor
-            columns[position] = (column, count)
-            column += count
-            cursor = start + width
-        pieces += [example.ids[cursor:keep], np.asarray(self.template.suffix, dtype=np.int64)]
-        sizes = [len(self.template.prefix), len(other), len(self.template.middle)]
-        sizes += [column - before + max(0, keep - cursor), len(self.template.suffix)]
-        parts = np.repeat(np.arange(5), sizes)
-        return np.concatenate(pieces), parts, columns, len(example.ids) - max(keep, cursor)
+        prefix, middle, suffix = (
+            np.asarray(part, dtype=np.int64)
+            for part in (self.template.prefix, self.template.middle, self.template.suffix)
+        )
+        firsts = len(prefix) + len(other) + len(middle) + starts + np.cumsum(extra) - extra
+        columns = dict(zip(positions, zip(firsts.tolist(), counts.tolist())))
+        pieces = [prefix, other, middle, attacked, suffix]
+        parts = np.repeat(np.arange(len(pieces)), [len(piece) for piece in pieces])
+        return np.concatenate(pieces), parts, columns, len(example.ids) - end
 
     def _squeeze(
-        self, rows: torch.Tensor, parts: torch.Tensor, others: torch.Tensor, tails: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """Holes removed and the sides truncated: (ids [U, n] padded with the hole id, type ids or
-        None, lengths [U]). ``parts`` [U, W]: each column's template part (see :meth:`_layout`; 5 for
-        padding), ``others`` [U] the other side's full length, ``tails`` [U] the attacked side's
-        tokens left out of the layout."""
+        self, rows: np.ndarray, row_example: np.ndarray, parts: np.ndarray, sides: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Holes removed and the sides truncated: (the kept ids [T] :data:`ROW_DTYPE`, row after row;
+        their type ids [T] :data:`ROW_TYPE_DTYPE` or None; lengths [U] int64). ``rows`` [U, W] int64
+        are laid out as example ``row_example`` [U] of ``parts`` [E, W] (each column's template
+        part, see :meth:`_layout`; 5 for padding); ``sides`` [E, 2]: the other side's full length
+        and the attacked side's tokens left out of the layout, per example. On the host, where the
+        rows are hashed next."""
         assert self.template is not None  # splicing is available
-        attacked = (parts == ATTACKED_PART) & (rows != self.hole)
-        other = parts == OTHER_PART
-        attacked_full = attacked.sum(1) + tails
+        others, tails = sides[row_example].T
+        attacked = (parts == ATTACKED_PART)[row_example] & (rows != self.hole)
+        attacked_rank = np.cumsum(attacked, axis=1, dtype=np.int32)
+        attacked_full = attacked_rank[:, -1] + tails
+        keep = ((parts == PREFIX_PART) | (parts == MIDDLE_PART) | (parts == SUFFIX_PART))[row_example]
         if self.pair:
+            other = (parts == OTHER_PART)[row_example]
             kept_other, kept_attacked = longest_first(others, attacked_full, self.budget)
+            keep |= other & (np.cumsum(other, axis=1, dtype=np.int32) <= kept_other[:, None])
         else:
-            kept_other, kept_attacked = others, torch.clamp(attacked_full, max=self.budget)
-        keep = (parts == PREFIX_PART) | (parts == MIDDLE_PART) | (parts == SUFFIX_PART)
-        keep |= other & (other.cumsum(1) <= kept_other[:, None])
-        keep |= attacked & (attacked.cumsum(1) <= kept_attacked[:, None])
-        lengths = keep.sum(1)
-        # Each kept column goes to its rank among the kept ones, the others to a spare last column.
-        spare = rows.shape[1]
-        target = torch.where(keep, keep.cumsum(1) - 1, spare)
-        width = int(lengths.max()) if lengths.numel() else 0
-        ids = torch.full((rows.shape[0], spare + 1), self.hole, dtype=torch.int64, device=rows.device)
-        ids = ids.scatter_(1, target, rows)[:, :width]
+            kept_attacked = np.minimum(attacked_full, self.budget)
+        keep |= attacked & (attacked_rank <= kept_attacked[:, None])
+        kept = rows[keep].astype(ROW_DTYPE)
         types = None
-        if self.template.types is not None:
-            part_types = torch.as_tensor([*self.template.types, 0], device=rows.device)[parts]
-            types = torch.zeros((rows.shape[0], spare + 1), dtype=torch.int64, device=rows.device)
-            types = types.scatter_(1, target, part_types)[:, :width]
-        return ids, types, lengths
+        if self.template.types is not None and len(set(self.template.types)) == 1:
+            types = np.full(len(kept), self.template.types[0], dtype=ROW_TYPE_DTYPE)
+        elif self.template.types is not None:
+            types = np.asarray([*self.template.types, 0], dtype=ROW_TYPE_DTYPE)[parts][row_example][keep]
+        return kept, types, keep.sum(1)
 
-    def _token_rows(self, ids: torch.Tensor, types: torch.Tensor | None, lengths: torch.Tensor) -> list[TokenRow]:
-        ids_host = ids.cpu().numpy()
-        types_host = types.cpu().numpy() if types is not None else None
+    def _token_rows(self, ids: np.ndarray, types: np.ndarray | None, lengths: np.ndarray) -> list[TokenRow]:
+        """The rows of ``ids`` [T] (and ``types`` [T] or None) cut into ``lengths`` [U]."""
+        ends = np.cumsum(lengths).tolist()
         return [
-            TokenRow.of(ids_host[u, :n], types_host[u, :n] if types_host is not None else None)
-            for u, n in enumerate(lengths.tolist())
+            TokenRow.of(ids[start:end], types[start:end] if types is not None else None)
+            for start, end in zip([0, *ends[:-1]], ends)
         ]
 
     def probe(self, targets: list[Target], words: list[str], queries: int = 200, seed: int = 0) -> str | None:

@@ -9,6 +9,7 @@ and words past the model's truncation get none.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -122,6 +123,16 @@ class Target:
             positions = chosen.nonzero()[0].tolist()
             items = list(zip(positions, chosen[positions].tolist()))
         return self.index, tuple((i, self.choices[i][slot]) for i, slot in items)
+
+    def edits_at(self, chosen: np.ndarray, position: int) -> list[Edit]:
+        """The :meth:`edit` of ``chosen`` [W] with word ``position`` set to each of its slots in turn
+        (slot 0, the original word, first): a GA mutation's options, built from one pass over ``chosen``."""
+        modified = np.flatnonzero(chosen).tolist()
+        others = [(i, self.choices[i][slot]) for i, slot in zip(modified, chosen[modified].tolist()) if i != position]
+        before, after = others[: bisect_left(modified, position)], others[bisect_left(modified, position) :]
+        return [(self.index, tuple(others))] + [
+            (self.index, (*before, (position, word), *after)) for word in self.choices[position][1:]
+        ]
 
     def edit_with(self, substitutes: dict[int, str]) -> Edit:
         """The query of :meth:`query_with` as an :data:`Edit` (a substitute equal to the word is no change)."""

@@ -134,19 +134,16 @@ class VictimModel:
     def _batch(self, rows: list[TokenRow]) -> dict[str, torch.Tensor]:
         """``rows`` padded as the tokenizer pads (its side and pad ids), as tensors on the model's device;
         from pinned host memory with non-blocking copies when the device is a GPU."""
-        length = max(len(row.ids) for row in rows)
-        left = self.tokenizer.padding_side == "left"
+        lengths = np.fromiter((len(row.ids) for row in rows), dtype=np.int64, count=len(rows))
+        filled = np.arange(lengths.max()) < lengths[:, None]  # [N, L] the tokens' places, row-major
+        if self.tokenizer.padding_side == "left":
+            filled = filled[:, ::-1]
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        arrays = {"input_ids": np.full((len(rows), length), pad_id, dtype=np.int64)}
-        arrays["attention_mask"] = np.zeros((len(rows), length), dtype=np.int64)
+        arrays = {"input_ids": np.full(filled.shape, pad_id, dtype=np.int64), "attention_mask": filled.astype(np.int64)}
+        arrays["input_ids"][filled] = np.concatenate([row.ids for row in rows])
         if rows[0].type_ids is not None:
-            arrays["token_type_ids"] = np.full((len(rows), length), self.tokenizer.pad_token_type_id, dtype=np.int64)
-        for k, row in enumerate(rows):
-            place = slice(length - len(row.ids), length) if left else slice(0, len(row.ids))
-            arrays["input_ids"][k, place] = row.ids
-            arrays["attention_mask"][k, place] = 1
-            if row.type_ids is not None:
-                arrays["token_type_ids"][k, place] = row.type_ids
+            arrays["token_type_ids"] = np.full(filled.shape, self.tokenizer.pad_token_type_id, dtype=np.int64)
+            arrays["token_type_ids"][filled] = np.concatenate([cast(np.ndarray, row.type_ids) for row in rows])
         on_gpu = self.device.type == "cuda"
         return {
             key: (torch.from_numpy(value).pin_memory() if on_gpu else torch.from_numpy(value)).to(
