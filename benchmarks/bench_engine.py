@@ -9,9 +9,10 @@
    tokenizers library's thread pool off) and whether the two paths gave identical results (robust
    accuracy, adversarial texts, query counts). One untimed PWWS run on one example per path comes
    first: it pays the imports and the splicer's once-per-process probe of the tokenizer (~0.2 s).
-2. Real victim (``--real-victim``): the embedded MiniLM (all-MiniLM-L6-v2, its head as loaded: an
-   uncertain victim, probabilities near 0.5) and the same model with its logits scaled by 20 (a
-   confident victim). PWWS and the GA, float32, text path vs spliced path: wall time and the forward
+2. Real victim (``--real-victim``): the embedded MiniLM (all-MiniLM-L6-v2, its new head seeded with
+   ``--seed``: an uncertain victim, probabilities near 0.5), or the classifier at ``--victim`` (e.g.
+   the fine-tuned MiniLM that ``bench_attacks.py`` saves in ``runs/bench_victim``), and the same model
+   with its logits scaled by 20 (a confident victim). PWWS and the GA, float32, text path vs spliced path: wall time and the forward
    share, on both victims; then the bf16 search vs float32 (spliced; ``--skip-bf16`` leaves it out) on
    both victims: wall time, rows scored and the share of search answers re-scored exactly.
 
@@ -56,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--real-searches", nargs="+", default=["pwws", "ga"], choices=["pwws", "ga"])
     parser.add_argument("--real-snippets", type=int, default=24, help="snippets attacked by the real victim")
     parser.add_argument("--real-long", type=int, default=1, help="long reviews attacked by the real victim")
+    parser.add_argument(
+        "--victim",
+        default="embedded",
+        help="classifier folder for part 2, e.g. bench_attacks.py's fine-tuned runs/bench_victim "
+        "(default: the embedded MiniLM, its head initialised with --seed)",
+    )
     parser.add_argument(
         "--skip-bf16", action="store_true", help="leave out the bf16 search (slow where the CPU has no native bf16)"
     )
@@ -171,9 +178,11 @@ def real_victim(args, synonyms) -> None:
     from rift_fast.data import SENTIMENT_LABELS
     from rift_fast.models import load_sequence_classifier
 
-    model, tokenizer, _ = load_sequence_classifier("embedded", SENTIMENT_LABELS)
+    torch.manual_seed(args.seed)  # the embedded model's new head
+    model, tokenizer, _ = load_sequence_classifier(args.victim, SENTIMENT_LABELS)
     model.eval()
-    victims = {"uncertain": model, "confident": ScaledLogits(model, CONFIDENT_SCALE)}
+    as_loaded = "uncertain" if args.victim == "embedded" else "fine-tuned"
+    victims = {as_loaded: model, "confident": ScaledLogits(model, CONFIDENT_SCALE)}
     found = pools(args)
     real_pools = {"rt": found["rt"][: args.real_snippets]}
     if "long" in found:
