@@ -301,6 +301,8 @@ class TokenSplicer:
             self._backend.no_truncation()
             self._backend.no_padding()
         self.budget = max_length - (self.template.size if self.template else 0)  # tokens of the texts
+        template = (self.template.prefix, self.template.middle, self.template.suffix) if self.template else ((),) * 3
+        self._template_ids = tuple(np.asarray(part, dtype=np.int64) for part in template)  # prefix, middle, suffix
 
     def _unsupported(self) -> str | None:
         if not self.tokenizer.is_fast:
@@ -553,12 +555,10 @@ class TokenSplicer:
         keep = min(len(example.ids), self.budget + int(np.clip(widths - shortest, 0, None).sum()))
         end = max(keep, int(starts[-1] + widths[-1])) if positions else keep
         extra = counts - widths
-        attacked = np.insert(example.ids[:end], np.repeat(starts + widths, extra), self.hole)
+        holes = np.repeat(starts + widths, extra)
+        attacked = np.insert(example.ids[:end], holes, self.hole) if len(holes) else example.ids[:end]
         other = example.other[: self.budget]
-        prefix, middle, suffix = (
-            np.asarray(part, dtype=np.int64)
-            for part in (self.template.prefix, self.template.middle, self.template.suffix)
-        )
+        prefix, middle, suffix = self._template_ids
         firsts = len(prefix) + len(other) + len(middle) + starts + np.cumsum(extra) - extra
         columns = dict(zip(positions, zip(firsts.tolist(), counts.tolist())))
         pieces = [prefix, other, middle, attacked, suffix]
