@@ -24,8 +24,10 @@ Exactness, checked at three levels (any failure routes the query to the text pat
 Queries are built with :func:`rift_fast.ops.build_perturbation_batch` on the victim's device: each
 example's row is laid out with a fixed number of slots per edited word (the most pieces any of its
 substitutes needs, unused slots hold :attr:`TokenSplicer.hole`), so substitutions are fixed-position
-edits the op applies and de-duplicates; the holes are then squeezed out and the rows truncated with
-torch ops on the same device.
+edits the op applies and de-duplicates; the distinct rows then come to the host, where the holes are
+squeezed out, the rows truncated (numpy) and hashed (BLAKE2b of the int32 ids: the answer cache's
+key). Everything per query is vectorised; Python loops run per example and per distinct
+substitution, not per query.
 """
 
 from __future__ import annotations
