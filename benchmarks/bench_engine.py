@@ -12,9 +12,10 @@
 2. Real victim (``--real-victim``): the embedded MiniLM (all-MiniLM-L6-v2, its new head seeded with
    ``--seed``: an uncertain victim, probabilities near 0.5), or the classifier at ``--victim`` (e.g.
    the fine-tuned MiniLM that ``bench_attacks.py`` saves in ``runs/bench_victim``), and the same model
-   with its logits scaled by 20 (a confident victim). PWWS and the GA, float32, text path vs spliced path: wall time and the forward
-   share, on both victims; then the bf16 search vs float32 (spliced; ``--skip-bf16`` leaves it out) on
-   both victims: wall time, rows scored and the share of search answers re-scored exactly.
+   with its logits scaled by 20 (a confident victim). PWWS and the GA, float32, text path vs spliced
+   path: wall time and the forward share, on both victims; then the bf16 search vs float32 (spliced;
+   ``--skip-bf16`` leaves it out) on both victims: wall time, rows scored and the share of search
+   answers re-scored exactly.
 
     python benchmarks/bench_engine.py --long-reviews /tmp/long_reviews/aclImdb
     python benchmarks/bench_engine.py --long-reviews /tmp/long_reviews/aclImdb --real-victim

@@ -312,8 +312,8 @@ def test_resume_continues_where_it_stopped(tokenizer, tmp_path):
     assert len(first.results) == 4
     victim = _victim(tokenizer)
     asked = []
-    answer = victim.score_rows
-    victim.score_rows = lambda rows, exact=False: asked.extend(tuple(r.ids) for r in rows) or answer(rows, exact)
+    answer = victim.queue_rows
+    victim.queue_rows = lambda rows, exact=False: asked.extend(tuple(r.ids) for r in rows) or answer(rows, exact)
     resumed = _run(
         tokenizer, _pool(), search, victim=victim, examples_per_round=2, checkpoint=AttackCheckpoint(path, {"a": 1})
     )

@@ -423,7 +423,7 @@ def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, t
 
 def _slow_victim(tokenizer, seconds):  # noqa: F811  (a parameter, not the fixture)
     victim = _victim(tokenizer)
-    answer = victim.score_rows
+    answer = victim.queue_rows
 
     def slow(rows, exact=False):
         import time
@@ -431,7 +431,7 @@ def _slow_victim(tokenizer, seconds):  # noqa: F811  (a parameter, not the fixtu
         time.sleep(seconds)
         return answer(rows, exact)
 
-    victim.score_rows = slow
+    victim.queue_rows = slow
     return victim
 
 

@@ -314,3 +314,28 @@ def test_the_collector_is_paused_for_a_round_and_restored(tmp_path, enabled_befo
         assert search.seen == [False] * 3 and gc.isenabled() == enabled_before
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("pipeline_rows", [1, 4, 7])
+def test_building_in_parts_gives_the_same_answers_and_rows(tmp_path, pipeline_rows):
+    tokenizer = _tokenizer("byte_level_bpe", tmp_path)
+    targets = [build_target(k, e, SynonymSwap(SYNONYMS), Constraints()) for k, e in enumerate(_examples(False))]
+    edits = [t.edit({p: 1}) for t in targets for p in t.attackable] + [t.edit({}) for t in targets]
+    edits += edits[::3]  # repeated queries within a call
+    outcomes = []
+    for rows in (None, pipeline_rows):
+        victim = VictimModel(PositionalTokenScores(tokenizer), tokenizer, max_length=MAX_LENGTH, batch_size=3)
+        engine = QueryEngine(victim, pipeline_rows=rows)
+        engine.register(targets)
+        first = engine.answer(edits[: len(edits) // 2])
+        second = engine.answer(edits, exact=True) + engine.answer(edits)
+        outcomes.append((np.stack(first + second), victim.rows_scored, [engine.queries_of(t.index) for t in targets]))
+    np.testing.assert_allclose(outcomes[0][0], outcomes[1][0], rtol=1e-5, atol=1e-12)  # other batches: rounding
+    assert outcomes[0][1:] == outcomes[1][1:]
+
+
+def test_a_pipeline_part_must_hold_a_query(tmp_path):
+    tokenizer = _tokenizer("wordpiece", tmp_path)
+    victim = VictimModel(PositionalTokenScores(tokenizer), tokenizer, max_length=MAX_LENGTH)
+    with pytest.raises(ValueError, match="pipeline_rows"):
+        QueryEngine(victim, pipeline_rows=0)

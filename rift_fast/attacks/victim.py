@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 # Reduced-precision search: answers whose two most probable classes are closer than this are re-scored exactly.
 EXACT_MARGIN = 0.05
+# On a GPU the query engine builds and queues this many model batches at a time, so building the next
+# rows on the host overlaps the device's forward of the last ones (QueryEngine.pipeline_rows).
+PIPELINE_BATCHES = 8
 
 
 T = TypeVar("T")
@@ -61,6 +64,33 @@ def _padded(values: list[T], length: int, fill: T, left: bool) -> list[T]:
     """``values`` padded with ``fill`` to ``length``, on the left or the right as the tokenizer pads."""
     padding = [fill] * (length - len(values))
     return padding + values if left else values + padding
+
+
+@dataclass
+class PendingAnswers:
+    """Forward passes started by :meth:`VictimModel.queue_rows`: ``answers`` [B_i, C] per batch on the
+    model's device, of the rows in ``order``; ``seconds`` spent launching them."""
+
+    victim: VictimModel
+    exact: bool  # answered by the model itself (not its reduced-precision search copy)
+    order: list[int]
+    answers: list[torch.Tensor]
+    seconds: float
+
+    @torch.inference_mode()
+    def result(self) -> np.ndarray:
+        """[N, C] float64 probabilities in the rows' order ([0, 0] for no rows); waits for the device
+        and adds the forward time and the rows to the victim's counts."""
+        if not self.answers:
+            return np.zeros((0, 0))
+        started = time.perf_counter()
+        ordered = torch.cat(self.answers).double().cpu().numpy()  # waits for the device
+        self.victim.forward_seconds += self.seconds + time.perf_counter() - started
+        self.victim.rows_scored += len(self.order)
+        self.victim.exact_rows_scored += len(self.order) if self.exact else 0
+        output = np.empty_like(ordered)
+        output[self.order] = ordered
+        return output
 
 
 class VictimModel:
@@ -152,12 +182,10 @@ class VictimModel:
             for key, value in arrays.items()
         }
 
-    def _forward(self, model: torch.nn.Module, rows: list[TokenRow]) -> np.ndarray:
-        """[len(rows), C] float64 probabilities of ``model`` for ``rows``, in their order.
-
-        Rows are sorted by their number of tokens (length buckets: little padding per batch); on a GPU
-        the batches are queued without waiting, and their answers copied back once at the end, so
-        padding the next batch on the host overlaps the forward of this one."""
+    def _queue(self, model: torch.nn.Module, rows: list[TokenRow]) -> PendingAnswers:
+        """The forward passes of ``model`` over ``rows``, started: rows sorted by their number of tokens
+        (length buckets: little padding per batch); on a GPU the batches are queued without waiting,
+        so padding the next batch on the host overlaps the forward of this one."""
         order = sorted(range(len(rows)), key=lambda k: len(rows[k].ids))
         answers: list[torch.Tensor] = []
         seconds = 0.0
@@ -168,23 +196,19 @@ class VictimModel:
             logits = result.logits if hasattr(result, "logits") else result[0]
             answers.append(torch.softmax(logits.float() / self.temperature, dim=-1))
             seconds += time.perf_counter() - started
-        started = time.perf_counter()
-        ordered = torch.cat(answers).double().cpu().numpy()  # waits for the device
-        self.forward_seconds += seconds + time.perf_counter() - started
-        self.rows_scored += len(rows)
-        self.exact_rows_scored += len(rows) if model is self.model else 0
-        output = np.empty_like(ordered)
-        output[order] = ordered
-        return output
+        return PendingAnswers(self, model is self.model, order, answers, seconds)
 
     @torch.inference_mode()
+    def queue_rows(self, rows: list[TokenRow], exact: bool = False) -> PendingAnswers:
+        """The class probabilities of the model inputs ``rows``, started (see :meth:`score_rows`);
+        :meth:`PendingAnswers.result` waits for them."""
+        model = self.model if exact or self.search_model is None else self.search_model
+        return self._queue(model, rows)
+
     def score_rows(self, rows: list[TokenRow], exact: bool = False) -> np.ndarray:
         """[N, C] float64 class probabilities of the model inputs ``rows``: the search copy's answers
-        (when there is one and ``exact`` is False) or the model's own."""
-        if not rows:
-            return np.zeros((0, 0))
-        model = self.model if exact or self.search_model is None else self.search_model
-        return self._forward(model, rows)
+        (when there is one and ``exact`` is False) or the model's own ([0, 0] for no rows)."""
+        return self.queue_rows(rows, exact).result()
 
     def probabilities(self, queries: list[Query], exact: bool = False) -> np.ndarray:
         """[N, C] float64 class probabilities of the queries, in their order (see :meth:`score_rows`)."""
@@ -294,13 +318,29 @@ class QueryEngine:
     Each answer is kept twice at most: the search's (the search copy's answer when the victim has one)
     and the exact model's. :meth:`decide` re-scores exactly only the answers a decision rests on.
     ``verify``: how many random spliced queries of each call are re-tokenised and compared (a
-    difference raises :class:`SplicingMismatch`).
+    difference raises :class:`SplicingMismatch`). ``pipeline_rows``: new queries built per part of a
+    call, each part's forward queued (on a GPU, without waiting) before the next part is built, so
+    the host's building overlaps the device's forward (default: :data:`PIPELINE_BATCHES` batches on
+    a GPU; on a CPU, where the forward runs as it is called, the whole call at once). The answers
+    depend on it only by float rounding (other rows share a padded batch). ValueError for ``verify``
+    < 0 or ``pipeline_rows`` < 1.
     """
 
-    def __init__(self, victim: VictimModel, splicing: bool = True, verify: int = 0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        victim: VictimModel,
+        splicing: bool = True,
+        verify: int = 0,
+        seed: int = 0,
+        pipeline_rows: int | None = None,
+    ) -> None:
         if verify < 0:
             raise ValueError(f"verify is a number of queries per call, got {verify}")
+        if pipeline_rows is not None and pipeline_rows < 1:
+            raise ValueError(f"pipeline_rows is a number of queries, at least 1, got {pipeline_rows}")
         self.victim = victim
+        on_gpu = victim.device.type == "cuda"
+        self.pipeline_rows = pipeline_rows or (victim.batch_size * PIPELINE_BATCHES if on_gpu else None)
         self.splicing = splicing
         self.verify = verify
         self.verified = 0
@@ -406,31 +446,47 @@ class QueryEngine:
 
     def _answer(self, requests: list, build_rows: Callable[[list], list[TokenRow]], exact: bool) -> list[np.ndarray]:
         """The answers of ``requests`` ((example index, cache key) pairs) whose model inputs
-        ``build_rows`` builds; each distinct ids row is scored once per model."""
+        ``build_rows`` builds; each distinct ids row is scored once per model. The new requests are
+        built ``pipeline_rows`` at a time, each part's forward queued before the next is built."""
         slot = int(exact)
         new = [request for request in dict.fromkeys(requests) if request[1] not in self._keys[request[0]]]
-        fresh: dict[bytes, TokenRow] = {}
-        for (index, query_key), row in zip(new, build_rows(new)):
-            self._keys[index][query_key] = row.key
-            fresh.setdefault(row.key, row)
+        size = self.pipeline_rows or max(1, len(new))
+        parts = [new[start : start + size] for start in range(0, len(new), size)] or [[]]
+        pending: list[tuple[list[bytes], PendingAnswers]] = []
+        queued: set[bytes] = set()
+        for number, part in enumerate(parts):
+            fresh: dict[bytes, TokenRow] = {}
+            for (index, query_key), row in zip(part, build_rows(part)):
+                self._keys[index][query_key] = row.key
+                fresh.setdefault(row.key, row)
+            # The last part also queues the answers missing for requests built before this call.
+            missing = self._missing(requests if number == len(parts) - 1 else part, slot, queued)
+            if missing:
+                rebuilt = iter(build_rows([request for key, request in missing.items() if key not in fresh]))
+                rows = [fresh[key] if key in fresh else next(rebuilt) for key in missing]
+                pending.append((list(missing), self.victim.queue_rows(rows, exact=exact)))
+                queued.update(missing)
+        answers = {key: answer for keys, started in pending for key, answer in zip(keys, started.result())}
         keys = [(index, self._keys[index][query_key]) for index, query_key in requests]
-        missing: dict[bytes, Any] = {}  # ids digest -> a request with those ids, in order of first request
-        for (index, key), request in zip(keys, requests):
-            cached = self._answers[index].get(key)
-            if cached is None or cached[slot] is None:
-                missing.setdefault(key, request)
-        if missing:
-            rebuilt = iter(build_rows([request for key, request in missing.items() if key not in fresh]))
-            rows = [fresh[key] if key in fresh else next(rebuilt) for key in missing]
-            answers = dict(zip(missing, self.victim.score_rows(rows, exact=exact)))
-            serves_search = not exact or self.victim.search_model is None
-            serves_exact = exact or self.victim.search_model is None
-            for index, key in keys:
-                if key in answers:
-                    entry = self._answers[index].setdefault(key, [None, None])
-                    entry[0] = answers[key] if serves_search else entry[0]
-                    entry[1] = answers[key] if serves_exact else entry[1]
+        serves_search = not exact or self.victim.search_model is None
+        serves_exact = exact or self.victim.search_model is None
+        for index, key in keys:
+            if key in answers:
+                entry = self._answers[index].setdefault(key, [None, None])
+                entry[0] = answers[key] if serves_search else entry[0]
+                entry[1] = answers[key] if serves_exact else entry[1]
         return [cast(np.ndarray, self._answers[index][key][slot]) for index, key in keys]
+
+    def _missing(self, requests: list, slot: int, queued: set[bytes]) -> dict[bytes, Any]:
+        """ids digest -> a request with those ids, in order of first request: the requests (already
+        keyed) whose answer in ``slot`` is neither cached nor queued."""
+        missing: dict[bytes, Any] = {}
+        for index, query_key in requests:
+            key = self._keys[index][query_key]
+            cached = self._answers[index].get(key)
+            if key not in queued and (cached is None or cached[slot] is None):
+                missing.setdefault(key, (index, query_key))
+        return missing
 
     def decide(self, edits: list[Edit], answers: list[np.ndarray], claimed: list[bool]) -> list[np.ndarray]:
         """The answers a decision rests on: each search answer in ``answers`` that ``claimed`` a success,
