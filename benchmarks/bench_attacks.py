@@ -28,7 +28,8 @@
      ``textattack_parity`` (TextAttack's ``[UNK]`` word ranking instead of the paper's Combined Score).
    * ``bert-attack``, ``bae``: TextAttack's ``BERTAttackLi2020`` (K=8) and ``BAEGarg2019`` (K=50) rebuilt
      with the masked LM at ``--mlm`` and the sentence encoder above, rift_fast's with ``textattack_parity``
-     (K=8 for BERT-Attack). No masked LM ships in a package here, so these run only given ``--mlm``.
+     (K=8 for BERT-Attack). No masked LM ships in a package here, so these run only given ``--mlm``
+     (``benchmarks/build_local_mlm.py`` makes a weak one from the embedded MiniLM, for local runs only).
 
    Both sides: rift_fast's stop words (scikit-learn's 318; DeepWordBug's TextAttack recipe reads them as
    NLTK's list, written by the setup script), part of speech off (``--pos-tagger nltk`` turns NLTK's
