@@ -456,3 +456,11 @@ def test_among_flipping_swaps_the_most_similar_wins(tokenizer, encoder):
     assert report.results[0].adversarial.split()[0] == candidates[int(np.argmax(scores))]
     short = _run(tokenizer, [Example("great plot", 1)], FixedCandidates({"great": candidates}), constraints, search)
     assert short.results[0].adversarial == "grand plot"  # shorter than the window: the lowest loss
+
+
+def test_sentence_embeddings_do_not_depend_on_the_batch(encoder):
+    texts = ["good", "a good movie with great acting , “ bad ” plot", "bad .", "great acting", "movie " * 30]
+    together = encoder.encode(texts)
+    encoder._cache.clear()
+    alone = np.concatenate([encoder.encode([text]) for text in reversed(texts)])[::-1]
+    np.testing.assert_allclose(together, alone, atol=1e-5)
