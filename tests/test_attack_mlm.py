@@ -131,6 +131,9 @@ def test_candidates_are_whole_words_in_the_words_case(mlm_folder):
     assert masked[0] == ["Grand", "Dull"] and masked[3] == ["GRAND", "DULL"]
     assert MaskedWordSwap(model, k=3).candidates_at([WordSite(WordSpans("the dull plot"), 1)]) == [["grand", "film"]]
     assert model.word_of(model.tokenizer.convert_tokens_to_ids("##a")) is None
+    assert model.forward_seconds > 0 and MaskedWordSwap(model, k=2).auxiliary_models() == [
+        model
+    ]  # timed with the attack
 
 
 def test_sub_word_combinations_ranked_by_perplexity_and_capped(tmp_path, monkeypatch):

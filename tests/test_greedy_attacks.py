@@ -213,6 +213,36 @@ def test_textfooler_parts_find_the_known_adversarial_example(tokenizer, embeddin
     assert constraints.describe()["checked_on_each_proposed_text"]["sentence_similarity"]["encoder"] == encoder.name
 
 
+def test_the_attacks_forward_time_counts_its_sentence_encoder(tokenizer, embedding, encoder, monkeypatch):
+    similarity = SentenceSimilarity(encoder, threshold=0.0, window=3)  # the texts are longer: encoded
+    constraints = SearchTimeConstraints([StopWords({"a", "with"}), EmbeddingCosine(embedding, 0.5)], [similarity])
+    assert constraints.auxiliary_models() == [encoder]
+    victims = []
+    monkeypatch.setattr(VictimModel, "__init__", _recorded(VictimModel.__init__, victims))
+    before = encoder.forward_seconds
+    encoder._cache.clear()  # every window is encoded again
+    report = _run(
+        tokenizer,
+        [Example("a good movie with great acting", 1), Example("“Bad” acting, a dull plot", 0)],
+        EmbeddingNeighbourSwap(embedding, k=2),
+        constraints,
+        GreedyWordSwap(UntargetedClassification(), "delete", [similarity]),
+    )
+    (victim,) = victims
+    assert encoder.forward_seconds > before
+    assert report.forward_seconds == pytest.approx(victim.forward_seconds + encoder.forward_seconds - before)
+
+
+def _recorded(init, instances):
+    """``init`` that also appends each new instance to ``instances``."""
+
+    def recording(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        instances.append(self)
+
+    return recording
+
+
 def test_embedding_neighbours_and_cosine(embedding):
     brute = embedding.unit @ embedding.unit[embedding.row_of["great"]]
     expected = [embedding.words[r] for r in np.argsort(-brute) if embedding.words[r] != "great"][:3]

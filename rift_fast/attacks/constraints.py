@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from rift_fast.synonyms.index import default_stop_words
 from rift_fast.text import lookup_form
@@ -34,6 +34,13 @@ ALWAYS_APPLIED = (
     "words past the model's truncation are not attacked",
     "sentence pairs: only the hypothesis is attacked",
 )
+
+
+class AuxiliaryModel(Protocol):
+    """A model an attack runs besides the victim (a sentence encoder, a masked LM): its forward time,
+    in seconds, counts in the attack's model time."""
+
+    forward_seconds: float
 
 
 class Constraint:
@@ -56,6 +63,10 @@ class Constraint:
     def budget(self, num_words: int) -> int | None:
         """The most words of a ``num_words``-word text that may change; None: no limit."""
         return None
+
+    def auxiliary_models(self) -> list[AuxiliaryModel]:
+        """The models this constraint runs besides the victim."""
+        return []
 
 
 class StopWords(Constraint):
@@ -134,3 +145,6 @@ class Constraints:
     def budget(self, num_words: int) -> int | None:
         budgets = [b for b in (c.budget(num_words) for c in self.constraints) if b is not None]
         return min(budgets) if budgets else None
+
+    def auxiliary_models(self) -> list[AuxiliaryModel]:
+        return [model for c in self.constraints for model in c.auxiliary_models()]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rift_fast.attacks.constraints import AuxiliaryModel
 from rift_fast.attacks.text import WordSpans, match_case
 from rift_fast.attacks.transformation import Transformation, WordSite
 from rift_fast.text import accent_stripped, is_single_word
@@ -214,6 +215,9 @@ class MaskedLanguageModelSwap(Transformation):
 
     def candidates(self, word: str) -> list[str]:
         return self.candidates_at([WordSite(WordSpans(word), 0)])[0]
+
+    def auxiliary_models(self) -> list[AuxiliaryModel]:
+        return [self.model]
 
 
 class BertAttackSwap(MaskedLanguageModelSwap):

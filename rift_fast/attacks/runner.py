@@ -80,7 +80,9 @@ class AttackReport:
     """Per-example results, overall metrics and every setting of the run.
 
     ``wall_seconds`` and ``forward_seconds`` cover every session of a resumed run (the pieces the
-    checkpoint recorded); ``session_*`` only the process that wrote this report.
+    checkpoint recorded); ``session_*`` only the process that wrote this report. Forward seconds count
+    every model the attack runs: the victim and the auxiliary models of its transformation and
+    constraints (a masked LM, a sentence encoder).
     """
 
     settings: dict
@@ -426,7 +428,12 @@ def run_attack(
             f"{search.name!r} cannot serve it (GreedyWordSwap with a PendingChoices can)"
         )
     started = time.perf_counter()
-    forward_before = victim.forward_seconds
+    auxiliary = {id(m): m for m in transformation.auxiliary_models() + constraints.auxiliary_models()}.values()
+
+    def forward_seconds() -> float:  # in the victim's and the auxiliary models' forward passes
+        return victim.forward_seconds + sum(model.forward_seconds for model in auxiliary)
+
+    forward_before = forward_seconds()
     report = AttackReport(settings=settings)
     done = {r.index: r for r in checkpoint.load()} if checkpoint else {}
     earlier = checkpoint.timings if checkpoint else []
@@ -447,15 +454,15 @@ def run_attack(
             finished = _attack_round(examples, chunk, victim, engine, (transformation, constraints, search, goal))
         if checkpoint:
             now = time.perf_counter()
-            checkpoint.append(finished, Timing(now - round_started, victim.forward_seconds - round_forward))
-            round_started, round_forward = now, victim.forward_seconds
+            checkpoint.append(finished, Timing(now - round_started, forward_seconds() - round_forward))
+            round_started, round_forward = now, forward_seconds()
         for result in finished:
             done[result.index] = result
         bar.update(len(chunk))
     bar.close()
     report.results = [done[i] for i in indices]
     report.session_wall_seconds = time.perf_counter() - started
-    report.session_forward_seconds = victim.forward_seconds - forward_before
+    report.session_forward_seconds = forward_seconds() - forward_before
     report.engine = engine.describe()
     report.wall_seconds = report.session_wall_seconds + sum(t.wall_seconds for t in earlier)
     report.forward_seconds = report.session_forward_seconds + sum(t.forward_seconds for t in earlier)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rift_fast.attacks.constraints import AuxiliaryModel
 from rift_fast.attacks.text_constraints import Perturbation, TextConstraint
 from rift_fast.models import EMBEDDED_MODEL_NAME
 
@@ -130,6 +131,9 @@ class SentenceSimilarity(TextConstraint):
         self.metric = metric
         self.compare_against_original = compare_against_original
         self.skip_shorter_than_window = skip_shorter_than_window
+
+    def auxiliary_models(self) -> list[AuxiliaryModel]:
+        return [self.encoder]
 
     def describe(self) -> dict:
         return {

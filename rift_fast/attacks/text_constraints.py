@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from rift_fast.attacks.constraints import Constraint, Constraints
+from rift_fast.attacks.constraints import AuxiliaryModel, Constraint, Constraints
 
 # DeepWordBug's edit-distance budget: "we hold the maximum difference on edit distance (epsilon) to a
 # constant 30 for each sample" (Gao et al. 2018, Sec. 4; TextAttack 0.3.11 LevenshteinEditDistance(30)).
@@ -152,6 +152,9 @@ class SearchTimeConstraints(Constraints):
         super().__init__(per_word)
         self.on_text = tuple(on_text)
         self.query_budget = query_budget
+
+    def auxiliary_models(self) -> list[AuxiliaryModel]:
+        return super().auxiliary_models() + [model for c in self.on_text for model in c.auxiliary_models()]
 
     def describe(self) -> dict:
         described = super().describe()

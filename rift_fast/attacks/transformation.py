@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from rift_fast.attacks.constraints import Constraints
+from rift_fast.attacks.constraints import AuxiliaryModel, Constraints
 from rift_fast.attacks.text import Edit, WordSpans, match_case
 from rift_fast.data import Example
 from rift_fast.synonyms import SynonymIndex
@@ -57,6 +57,10 @@ class Transformation(ABC):
     @abstractmethod
     def candidates(self, word: str) -> list[str]:
         """Replacements of ``word``, best first, each a single word in ``word``'s case."""
+
+    def auxiliary_models(self) -> list[AuxiliaryModel]:
+        """The models this transformation runs besides the victim (a masked LM)."""
+        return []
 
     def candidates_at(self, sites: Sequence[WordSite]) -> list[list[str]]:
         """Replacements of each site's word (one list per site, as :meth:`candidates`), for many sites,
