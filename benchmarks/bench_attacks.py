@@ -3,8 +3,10 @@
 1. Victim: the embedded MiniLM (all-MiniLM-L6-v2) quickly fine-tuned on the embedded Rotten Tomatoes
    train split (default: 2,000 shuffled snippets, length 64, 1 epoch, AdamW lr 1e-4, batch 32, seed 0),
    saved with ``save_pretrained`` under ``runs/bench_victim/`` and reused while its settings match.
-2. Pool: ``test_pool(load_task("rotten_tomatoes"), N, seed=0)``; synonyms (PWWS, GA): ``../shared/data/
-   counterfitted_neighbors.json`` when present, else the embedded index (``--synonyms`` to choose).
+2. Pool: ``test_pool(load_task("rotten_tomatoes"), N, seed=0)``, or with ``--long-reviews DIR`` the test
+   reviews of an aclImdb-style folder (the long-review pool, ~700 words; the victim stays the same);
+   synonyms (PWWS, GA): ``../shared/data/counterfitted_neighbors.json`` when present, else the
+   embedded index (``--synonyms`` to choose).
 3. Attacks (``--attacks``): rift_fast's recipes (``build_attack``), once on the float32 victim and once with
    a bfloat16 copy answering the search (clean inputs, answers within 0.05 of the decision boundary and
    every verdict scored by the float32 victim), then TextAttack's attacks built by
@@ -105,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("none", "nltk"),
         help="TextFooler's and BAE's part-of-speech constraint, both engines: none, or NLTK's averaged "
         "perceptron (needs its data, averaged_perceptron_tagger_eng)",
+    )
+    parser.add_argument(
+        "--long-reviews",
+        default=None,
+        help="attack the test reviews of this aclImdb-style folder instead of Rotten Tomatoes snippets "
+        "(the long-review pool: python ../shared/tools/long_reviews.py DIR, then DIR/aclImdb)",
     )
     parser.add_argument("--mlm", default=None, help="masked language model folder for bert-attack and bae")
     parser.add_argument("--mlm-batch-size", type=int, default=32, help="texts per masked-LM forward, both engines")
@@ -672,7 +680,7 @@ def main(argv=None) -> int:
     threads = _set_threads(args.threads)
     args.threads = threads["intra_op"]
 
-    from rift_fast.data import load_task, test_pool
+    from rift_fast.data import load_imdb, load_task, test_pool
     from rift_fast.models import resolve_model_source
     from rift_fast.synonyms import SynonymIndex, embedded_index
 
@@ -684,7 +692,8 @@ def main(argv=None) -> int:
             "or pass --skip-textattack"
         )
     task = load_task("rotten_tomatoes", seed=args.seed)
-    pool = test_pool(task, args.num_examples, seed=args.seed)
+    pool_task = load_imdb(args.long_reviews, seed=args.seed) if args.long_reviews else task
+    pool = test_pool(pool_task, args.num_examples, seed=args.seed)
     model_dir = ensure_victim(args, task)
     # The TextAttack worker loads the encoder by folder ("embedded" names a package the worker may lack).
     args.sentence_encoder_source = resolve_model_source(args.sentence_encoder)
@@ -702,6 +711,7 @@ def main(argv=None) -> int:
         "torch_threads": threads,
         "versions": _versions(),
         "num_examples": args.num_examples,
+        "pool": args.long_reviews or "rotten_tomatoes",
         "seed": args.seed,
         "synonyms": synonyms.source,
         "victim": str(model_dir),
