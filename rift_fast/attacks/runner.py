@@ -453,9 +453,9 @@ def run_attack(
         with _collector_paused():
             finished = _attack_round(examples, chunk, victim, engine, (transformation, constraints, search, goal))
         if checkpoint:
-            now = time.perf_counter()
-            checkpoint.append(finished, Timing(now - round_started, forward_seconds() - round_forward))
-            round_started, round_forward = now, forward_seconds()
+            now, forward_now = time.perf_counter(), forward_seconds()
+            checkpoint.append(finished, Timing(now - round_started, forward_now - round_forward))
+            round_started, round_forward = now, forward_now
         for result in finished:
             done[result.index] = result
         bar.update(len(chunk))

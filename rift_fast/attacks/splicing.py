@@ -172,11 +172,12 @@ WORD_LOCAL_NORMALISERS = {
 _WHITESPACE_PATTERN = re.compile(r"(?:\\s|[ \t\n]|[{}0-9,+*?])+")
 
 
-def cross_word_normaliser(tokenizer: PreTrainedTokenizerBase) -> str | None:
-    """The first step of the fast tokenizer's normaliser that may look across word boundaries (a
-    replacement whose pattern mixes word and non-word characters, a regex not made of white space
-    only, or a normaliser this module does not know), as JSON; None when every step is word-local."""
-    description = json.loads(tokenizer.backend_tokenizer.to_str()).get("normalizer")
+def cross_word_normaliser(definition: str) -> str | None:
+    """The first step of a fast tokenizer's normaliser (``definition``: the backend tokenizer's JSON)
+    that may look across word boundaries (a replacement whose pattern mixes word and non-word
+    characters, a regex not made of white space only, or a normaliser this module does not know), as
+    JSON; None when every step is word-local."""
+    description = json.loads(definition).get("normalizer")
     steps = [description] if description else []
     while steps:
         step = steps.pop()
@@ -296,10 +297,11 @@ class TokenSplicer:
         self._examples: dict[int, _Example] = {}
         self._contexts: dict[tuple[str, str, str], _Context] = {}
         self.template = special_template(tokenizer, pair) if tokenizer.is_fast else None
+        self._definition = tokenizer.backend_tokenizer.to_str() if tokenizer.is_fast else ""  # its full JSON
         self.reason = self._unsupported()
         self.available = self.reason is None
         if tokenizer.is_fast:  # a copy of the backend that never truncates or pads (see _encode)
-            self._backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+            self._backend = Tokenizer.from_str(self._definition)
             self._backend.no_truncation()
             self._backend.no_padding()
         self.budget = max_length - (self.template.size if self.template else 0)  # tokens of the texts
@@ -313,7 +315,7 @@ class TokenSplicer:
             return "its special tokens do not follow a prefix/middle/suffix template"
         if self.tokenizer.truncation_side != "right":
             return f"truncation_side={self.tokenizer.truncation_side!r} (only 'right' is spliced)"
-        step = cross_word_normaliser(self.tokenizer)
+        step = cross_word_normaliser(self._definition)
         if step is not None:
             return f"its normaliser step {step} may look across word boundaries"
         return None
@@ -612,7 +614,7 @@ class TokenSplicer:
         difference (and this splicer is switched off: ``available`` False, ``reason`` set). The
         outcome is remembered per tokenizer (its full JSON), window and pairing for this process."""
         memo_key = (
-            hashlib.blake2b(self.tokenizer.backend_tokenizer.to_str().encode()).digest(),
+            hashlib.blake2b(self._definition.encode()).digest(),
             self.max_length,
             self.pair,
         )

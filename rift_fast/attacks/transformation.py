@@ -133,7 +133,8 @@ class Target:
         (slot 0, the original word, first): a GA mutation's options, built from one pass over ``chosen``."""
         modified = np.flatnonzero(chosen).tolist()
         others = [(i, self.choices[i][slot]) for i, slot in zip(modified, chosen[modified].tolist()) if i != position]
-        before, after = others[: bisect_left(modified, position)], others[bisect_left(modified, position) :]
+        split = bisect_left(modified, position)  # the others before the word, then after it
+        before, after = others[:split], others[split:]
         return [(self.index, tuple(others))] + [
             (self.index, (*before, (position, word), *after)) for word in self.choices[position][1:]
         ]
