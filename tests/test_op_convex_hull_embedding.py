@@ -319,3 +319,23 @@ def test_word_embedding_hull_bad_inputs_raise(changes, message):
     args = dict({"weights": weights, "sub_ids": sub_ids, "word_emb": word_emb}, **changes)
     with pytest.raises(ValueError, match=message):
         convex_hull_word_embedding(**args)
+
+
+def _word_hull_reference(weights, sub_ids, word_emb, **_tables):
+    return convex_hull_word_embedding_reference(weights, sub_ids, word_emb)
+
+
+@pytest.mark.parametrize("fn", [convex_hull_embedding_reference, _word_hull_reference])
+def test_reference_backward_is_bitwise_reproducible_on_threads(fn):
+    """The CPU path of ASCC/RIFT training: run to run, two threads must give the same table gradients.
+    Gathering rows by advanced indexing accumulates its backward in a thread-dependent order (ids repeat
+    across positions), which made whole adversarial trainings differ from run to run."""
+    args = _inputs(16, 64, 8, 64)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        first, *again = [_out_and_grads(fn, args) for _ in range(4)]
+    finally:
+        torch.set_num_threads(threads)
+    for other in again:
+        assert all(a is b or torch.equal(a, b) for a, b in zip(first, other))  # None: a table the word hull ignores

@@ -17,7 +17,9 @@ program handles a block of positions, loops over the K slots and keeps only [row
 computes in float32 (float64 for float64 tables) and keeps the per-slot LayerNorm statistics
 ([B, L, K] float32) for the backward, which recomputes the normalised slots and scatters the table
 gradients with atomic adds into float32 buffers (so table gradients are not bitwise deterministic
-on a GPU).
+on a GPU). The reference gathers rows with ``F.embedding``, whose CPU backward sums repeated ids in a
+fixed order: advanced indexing's (``index_put_`` with accumulation) depends on the thread schedule, and
+made whole ASCC and RIFT trainings differ from run to run on a 2-thread CPU.
 
 No fused entropy regulariser is offered: it lives on the [B, L, K] weights, which are D times
 smaller than this op's traffic, so torch ops on them cost nothing worth fusing.
@@ -63,8 +65,8 @@ def convex_hull_embedding_reference(
     if token_type_ids is None:
         token_type_ids = torch.zeros((batch, length), dtype=torch.long, device=sub_ids.device)
     valid = sub_ids >= 0
-    base = pos_emb[position_ids] + type_emb[token_type_ids]  # [B, L, D]
-    slots = word_emb[sub_ids.clamp_min(0)] + base.unsqueeze(2)  # [B, L, K, D]
+    base = F.embedding(position_ids, pos_emb) + F.embedding(token_type_ids, type_emb)  # [B, L, D]
+    slots = F.embedding(sub_ids.clamp_min(0), word_emb) + base.unsqueeze(2)  # [B, L, K, D]
     normed = F.layer_norm(slots, (word_emb.shape[1],), ln_weight, ln_bias, eps)
     hull = (weights.masked_fill(~valid, 0).unsqueeze(-1) * normed).sum(dim=2)
     return hull.to(word_emb.dtype)
@@ -788,7 +790,7 @@ def convex_hull_word_embedding_reference(
 ) -> torch.Tensor:
     """Plain-torch ground truth of :func:`convex_hull_word_embedding` (differentiable by autograd)."""
     valid = sub_ids >= 0
-    slots = word_emb[sub_ids.clamp_min(0)]  # [B, L, K, D]
+    slots = F.embedding(sub_ids.clamp_min(0), word_emb)  # [B, L, K, D]
     return (weights.masked_fill(~valid, 0).unsqueeze(-1).to(slots.dtype) * slots).sum(dim=2).to(word_emb.dtype)
 
 
