@@ -339,3 +339,29 @@ def test_reference_backward_is_bitwise_reproducible_on_threads(fn):
         torch.set_num_threads(threads)
     for other in again:
         assert all(a is b or torch.equal(a, b) for a, b in zip(first, other))  # None: a table the word hull ignores
+
+
+@pytest.fixture
+def deterministic_mode():
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(False)
+
+
+def test_deterministic_mode_refuses_the_atomic_triton_backward(deterministic_mode):
+    with pytest.raises(BackendUnavailable, match="non-deterministic backward.*use backend 'reference'"):
+        convex_hull_embedding(**_inputs(1, 2, 2, 8), backend="triton")
+    with pytest.raises(BackendUnavailable, match="non-deterministic backward"):
+        convex_hull_word_embedding(
+            **{k: _inputs(1, 2, 2, 8)[k] for k in ("weights", "sub_ids", "word_emb")}, backend="triton"
+        )
+
+
+def test_deterministic_mode_makes_auto_pass_over_the_triton_backward(deterministic_mode, monkeypatch):
+    monkeypatch.setattr("rift_fast.ops.dispatch._backend_serves", lambda backend, op, device: True)  # as on a GPU
+    cuda = torch.device("cuda")
+    for table in (op_module.BACKEND_TABLE, op_module.WORD_BACKEND_TABLE):
+        assert table.choose(cuda) == "reference"
+        torch.use_deterministic_algorithms(False)
+        assert table.choose(cuda) == "triton"
+        torch.use_deterministic_algorithms(True)

@@ -686,6 +686,7 @@ BACKEND_TABLE = OpBackends(
         "triton": _convex_hull_embedding_triton,
         "reference": convex_hull_embedding_reference,
     },
+    nondeterministic=("triton",),  # atomic adds in the backward
 )
 
 
@@ -813,6 +814,7 @@ WORD_BACKEND_TABLE = OpBackends(
         "triton": _convex_hull_word_embedding_triton,
         "reference": convex_hull_word_embedding_reference,
     },
+    nondeterministic=("triton",),  # atomic adds in the backward
 )
 
 

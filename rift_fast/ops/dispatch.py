@@ -16,6 +16,10 @@ Backends, in the order they are preferred when ``backend="auto"``:
 A call may force a backend with its ``backend=`` argument; the environment variable
 ``RIFT_FAST_BACKEND`` (e.g. ``RIFT_FAST_BACKEND=reference``) forces it for every op. Forcing a
 backend that cannot serve the call raises :class:`BackendUnavailable` instead of falling back.
+
+An op lists the backends whose backward is not bitwise reproducible (atomic adds) in
+``nondeterministic``. While ``torch.use_deterministic_algorithms(True)`` is on, ``auto`` passes over
+them, and forcing one raises :class:`BackendUnavailable`, as torch does for its own such ops.
 """
 
 from __future__ import annotations
@@ -76,14 +80,22 @@ def _backend_serves(backend: str, op_name: str, device: torch.device) -> bool:
     raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS} or 'auto'")
 
 
-def choose_backend(op_name: str, device: torch.device, implemented: Iterable[str], backend: str | None = None) -> str:
+def choose_backend(
+    op_name: str,
+    device: torch.device,
+    implemented: Iterable[str],
+    backend: str | None = None,
+    nondeterministic: Iterable[str] = (),
+) -> str:
     """Pick the backend for one call of ``op_name`` on ``device``.
 
     ``implemented`` lists the backends this op has (``reference`` always among them);
     ``backend`` is the caller's choice (``None``/``"auto"`` defers to ``RIFT_FAST_BACKEND``, then to
-    the preference order of :data:`BACKENDS`).
+    the preference order of :data:`BACKENDS`); ``nondeterministic``: the backends left out while
+    torch's deterministic mode is on (module docstring).
     """
     implemented = tuple(implemented)
+    excluded = set(nondeterministic) if torch.are_deterministic_algorithms_enabled() else set()
     requested = backend if backend not in (None, "auto") else os.environ.get(ENV_VAR, "auto")
     if requested != "auto":
         if requested not in BACKENDS:
@@ -92,9 +104,14 @@ def choose_backend(op_name: str, device: torch.device, implemented: Iterable[str
             raise BackendUnavailable(f"op {op_name!r} has no {requested!r} implementation (it has {implemented})")
         if not _backend_serves(requested, op_name, device):
             raise BackendUnavailable(f"backend {requested!r} cannot run op {op_name!r} on device {device}")
+        if requested in excluded:
+            raise BackendUnavailable(
+                f"backend {requested!r} of op {op_name!r} has a non-deterministic backward (atomic adds) and "
+                "torch.use_deterministic_algorithms(True) is on: use backend 'reference' or turn it off"
+            )
         return requested
     for candidate in BACKENDS:
-        if candidate in implemented and _backend_serves(candidate, op_name, device):
+        if candidate in implemented and candidate not in excluded and _backend_serves(candidate, op_name, device):
             # The Triton interpreter is a correctness tool, far slower than the C++ twin or torch.
             if candidate == "triton" and device.type == "cpu":
                 continue
@@ -103,14 +120,20 @@ def choose_backend(op_name: str, device: torch.device, implemented: Iterable[str
 
 
 class OpBackends(Generic[Result]):
-    """The backend table of one fused op: backend name -> implementation, all with one signature.
+    """The backend table of one fused op: backend name -> implementation, all with one signature;
+    ``nondeterministic``: the backends whose backward is not bitwise reproducible.
 
     :meth:`run` chooses the backend of a call (:func:`choose_backend` over the table's keys) and calls
     its implementation. The choice is a constant for ``torch.compile``: it depends only on the op,
     the device, the ``backend=`` argument and the environment, never on tensor data.
     """
 
-    def __init__(self, op_name: str, implementations: Mapping[str, Callable[..., Result]]) -> None:
+    def __init__(
+        self,
+        op_name: str,
+        implementations: Mapping[str, Callable[..., Result]],
+        nondeterministic: Iterable[str] = (),
+    ) -> None:
         unknown = set(implementations) - set(BACKENDS)
         if unknown or "reference" not in implementations:
             raise ValueError(
@@ -119,11 +142,12 @@ class OpBackends(Generic[Result]):
             )
         self.op_name = op_name
         self.implementations = dict(implementations)
+        self.nondeterministic = tuple(nondeterministic)
 
     @torch.compiler.assume_constant_result
     def choose(self, device: torch.device, backend: str | None = None) -> str:
         """The backend that serves a call on ``device`` (see :func:`choose_backend`)."""
-        return choose_backend(self.op_name, device, self.implementations, backend)
+        return choose_backend(self.op_name, device, self.implementations, backend, self.nondeterministic)
 
     def run(self, device: torch.device, backend: str | None, *args: object) -> Result:
         """Call the implementation chosen for ``device`` and ``backend`` with ``args``."""
