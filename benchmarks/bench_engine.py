@@ -5,10 +5,13 @@
    Lee polarity, ~700 words; ``python ../shared/tools/long_reviews.py DIR``, then ``--long-reviews
    DIR/aclImdb``), the embedded MiniLM's WordPiece tokenizer, max length 256, counter-fitted synonyms.
    Per pool and search it runs the text path and the spliced path side by side and prints distinct
-   queries per second and tokens per second per CPU core (process time, one torch thread, the
-   tokenizers library's thread pool off) and whether the two paths gave identical results (robust
-   accuracy, adversarial texts, query counts). One untimed PWWS run on one example per path comes
-   first: it pays the imports and the splicer's once-per-process probe of the tokenizer (~0.2 s).
+   queries per second (the queries the attack counts) and tokens per second per CPU core (process
+   time, one torch thread, the tokenizers library's thread pool off); then the spliced path with the
+   engine's GPU setting, ``speculative_rows`` = one batch (PWWS asks several greedy steps per call;
+   the rows past a success are built and scored but not counted as queries: "unused rows"); and
+   whether all three gave identical results (robust accuracy, adversarial texts, query counts). One
+   untimed PWWS run on one example per path comes first: it pays the imports and the splicer's
+   once-per-process probe of the tokenizer (~0.2 s).
 2. Real victim (``--real-victim``): the embedded MiniLM (all-MiniLM-L6-v2, its new head seeded with
    ``--seed``: an uncertain victim, probabilities near 0.5), or the classifier at ``--victim`` (e.g.
    the fine-tuned MiniLM that ``bench_attacks.py`` saves in ``runs/bench_victim``), and the same model
@@ -119,8 +122,9 @@ def pools(args):
     return found
 
 
-def run(pool, model, tokenizer, synonyms, search, args, splicing, search_dtype=None, ga=None) -> dict:
-    """One attack of ``pool``; ``ga``: (population, generations), default the engine-only ones."""
+def run(pool, model, tokenizer, synonyms, search, args, splicing, search_dtype=None, ga=None, ahead=None) -> dict:
+    """One attack of ``pool``; ``ga``: (population, generations), default the engine-only ones; ``ahead``:
+    the query engine's ``speculative_rows`` (None: its default for the device, none on a CPU)."""
     from rift_fast.attacks import RecipeOptions, VictimModel, build_attack
 
     victim = VictimModel(model, tokenizer, args.max_length, batch_size=args.batch_size, search_dtype=search_dtype)
@@ -128,7 +132,7 @@ def run(pool, model, tokenizer, synonyms, search, args, splicing, search_dtype=N
     options = RecipeOptions(ga_population=population, ga_generations=generations, seed=args.seed)
     attack = build_attack(search, victim, synonyms, is_pair=False, options=options)
     cpu, wall = time.process_time(), time.perf_counter()
-    report = attack.run(pool, victim, {}, progress=False, splicing=splicing)
+    report = attack.run(pool, victim, {}, progress=False, splicing=splicing, speculative_rows=ahead)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     engine = report.engine
     return {
@@ -136,6 +140,7 @@ def run(pool, model, tokenizer, synonyms, search, args, splicing, search_dtype=N
         "robust": report.summary()["robust_accuracy"],
         "queries": sum(r.queries for r in report.results),
         "rows": engine["rows_built"],
+        "unused": engine["speculative_unused"],
         "tokens": engine["tokens_built"],
         "cpu": cpu,
         "wall": wall,
@@ -151,10 +156,10 @@ def run(pool, model, tokenizer, synonyms, search, args, splicing, search_dtype=N
 def engine_only(args, tokenizer, synonyms) -> None:
     print("\n## Engine only (null victim), one core\n")
     print(
-        "| pool | search | queries | text path: queries/s | tokens/s | spliced: queries/s | tokens/s "
-        "| speed-up | spliced share | identical results |"
+        "| pool | search | queries | text path: queries/s | tokens/s | spliced: queries/s | tokens/s | speed-up "
+        f"| spliced share | spliced, {args.batch_size} rows ahead: queries/s | unused rows | identical results |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for name, pool in pools(args).items():
         first = tokenizer([e.text for e in pool], padding="max_length", max_length=NullModel.PREFIX, truncation=True)
         known = torch.tensor(first["input_ids"])
@@ -164,13 +169,15 @@ def engine_only(args, tokenizer, synonyms) -> None:
         for search in ("pwws", "ga"):
             text = run(pool, model, tokenizer, synonyms, search, args, splicing=False)
             spliced = run(pool, model, tokenizer, synonyms, search, args, splicing=True)
-            same = text["results"] == spliced["results"]
+            ahead = run(pool, model, tokenizer, synonyms, search, args, splicing=True, ahead=args.batch_size)
+            same = text["results"] == spliced["results"] == ahead["results"]
             share = spliced["spliced"] / max(1, spliced["spliced"] + spliced["text_path"])
             print(
                 f"| {name} ({len(pool)}) | {search} | {spliced['queries']} "
-                f"| {text['rows'] / text['cpu']:,.0f} | {text['tokens'] / text['cpu']:,.0f} "
-                f"| {spliced['rows'] / spliced['cpu']:,.0f} | {spliced['tokens'] / spliced['cpu']:,.0f} "
-                f"| {text['cpu'] / spliced['cpu']:.1f}x | {share:.1%} | {'yes' if same else 'NO'} |",
+                f"| {text['queries'] / text['cpu']:,.0f} | {text['tokens'] / text['cpu']:,.0f} "
+                f"| {spliced['queries'] / spliced['cpu']:,.0f} | {spliced['tokens'] / spliced['cpu']:,.0f} "
+                f"| {text['cpu'] / spliced['cpu']:.1f}x | {share:.1%} | {ahead['queries'] / ahead['cpu']:,.0f} "
+                f"| {ahead['unused']} | {'yes' if same else 'NO'} |",
                 flush=True,
             )
 

@@ -205,6 +205,54 @@ def test_batched_equals_one_at_a_time(tokenizer, make_search):
     assert summary["examples"] == 8 and 0 <= summary["robust_accuracy"] <= summary["clean_accuracy"] <= 1
 
 
+def _mixed_pool(count=24, words=14, seed=0):
+    """Texts of ``words`` random words labelled as the bag-of-words model reads them: flips take 1 to
+    several swaps, and some texts cannot be flipped."""
+    vocab = ["good", "great", "bad", "awful", "movie", "cat", "dog", "plot", "acting", "a", "excellent", "fine", "dull"]
+    rng = np.random.default_rng(seed)
+    texts = [" ".join(rng.choice(vocab, size=words)) for _ in range(count)]
+    return [Example(t, int(sum(WORD_SCORES[w] for w in t.split()) > 0)) for t in texts]
+
+
+@pytest.mark.parametrize("ratio", [None, 0.25])
+def test_pwws_steps_asked_ahead_change_no_outcome_and_no_query_count(tokenizer, ratio):
+    constraints = Constraints([StopWords({"the"})] + ([MaxModificationRatio(ratio)] if ratio else []))
+    search = PWWS(UntargetedClassification(), "[UNK]")
+    runs = {
+        rows: _run(tokenizer, _mixed_pool(), search, constraints=constraints, speculative_rows=rows)
+        for rows in (0, 3, 16, 1000)
+    }
+    one_step = _comparable(runs[0])
+    statuses = {r.status for r in runs[0].results}
+    assert {"success", "failed"} <= statuses and max(r.words_changed for r in runs[0].results) >= 3
+    for rows, report in runs.items():
+        assert _comparable(report) == one_step, rows
+    assert runs[0].engine["speculative_queries"] == 0
+    assert runs[1000].engine["speculative_unused"] > 0  # steps past a success were asked, never counted
+
+
+def test_speculative_queries_count_once_confirmed_or_asked_plainly(tokenizer):
+    from rift_fast.attacks import QueryEngine
+    from rift_fast.attacks.transformation import build_target
+
+    victim = _victim(tokenizer)
+    engine = QueryEngine(victim, speculative_rows=8)
+    target = build_target(0, Example("a good movie with great acting", 1), SynonymSwap(SYNONYMS), Constraints([]))
+    engine.register([target])
+    first, second, third = (target.edit({p: 1}) for p in target.attackable[:3])
+    engine.answer([first])
+    engine.answer([first, second, third], speculative=True)
+    assert engine.queries_of(0) == 1 and engine.lookahead(3) == 2 and engine.lookahead(100) == 1
+    engine.confirm([second])
+    assert engine.queries_of(0) == 2
+    engine.answer([third], exact=True)  # an exact re-score is not the search asking
+    assert engine.queries_of(0) == 2
+    engine.answer([third])
+    assert engine.queries_of(0) == 3 and engine.describe()["speculative_unused"] == 0
+    with pytest.raises(ValueError, match="speculative_rows"):
+        QueryEngine(victim, speculative_rows=-1)
+
+
 def test_identical_queries_are_scored_once(tokenizer):
     victim = _victim(tokenizer)
     report = _run(

@@ -407,6 +407,7 @@ def run_attack(
     progress: bool = True,
     splicing: bool = True,
     verify_splicing: int = 0,
+    speculative_rows: int | None = None,
 ) -> AttackReport:
     """Attack ``examples`` (those at ``indices`` of the pool, default all) and report.
 
@@ -419,7 +420,8 @@ def run_attack(
 
     ``splicing``: build queries by token-span splicing where exact (:class:`QueryEngine`; False: the
     text path for every query; results are identical either way); ``verify_splicing``: spliced
-    queries re-tokenised and compared per engine call (a difference raises ``SplicingMismatch``).
+    queries re-tokenised and compared per engine call (a difference raises ``SplicingMismatch``);
+    ``speculative_rows``: :class:`QueryEngine`'s (None: its default for the victim's device).
     The report's ``engine`` holds what the query engine did (:meth:`QueryEngine.describe`).
     """
     if transformation.reads_current_text and not search.serves_pending_choices:
@@ -440,7 +442,7 @@ def run_attack(
     round_started, round_forward = started, forward_before
     indices = list(range(len(examples))) if indices is None else indices
     pending = [i for i in indices if i not in done]
-    engine = QueryEngine(victim, splicing=splicing, verify=verify_splicing)
+    engine = QueryEngine(victim, splicing=splicing, verify=verify_splicing, speculative_rows=speculative_rows)
     bar = tqdm(
         total=len(indices),
         initial=len(indices) - len(pending),

@@ -80,6 +80,12 @@ class PWWS(SearchMethod):
     def attack(
         self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]
     ) -> dict[int, SearchOutcome]:
+        return self._greedy(targets, engine, self._plans(targets, engine, clean))
+
+    def _plans(
+        self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]
+    ) -> dict[int, list[tuple[int, int]]]:
+        """Each target's substitution plan [(position, best slot)] in PWWS order, from one call."""
         requests = []
         for target in targets:
             for position in target.attackable:
@@ -100,33 +106,70 @@ class PWWS(SearchMethod):
             score = weights / weights.sum() * np.asarray(drops)
             order = np.argsort(-score, kind="stable")
             plans[target.index] = [(target.attackable[k], best_slots[k]) for k in order]
+        return plans
 
+    def _greedy(
+        self, targets: list[Target], engine: QueryEngine, plans: dict[int, list[tuple[int, int]]]
+    ) -> dict[int, SearchOutcome]:
+        """Substitute along each plan, one word per step, until the label flips or the plan or the
+        budget ends. The steps do not depend on the answers, so a call asks up to
+        :meth:`QueryEngine.lookahead` steps of each target, speculatively; the steps past a success
+        are never confirmed, so outcomes and query counts are those of one step per call."""
         outcomes: dict[int, SearchOutcome] = {}
         chosen: dict[int, dict[int, int]] = {t.index: {} for t in targets}
         active = list(targets)
-        step = 0
         while active:
-            still = []
+            width = engine.lookahead(len(active))
+            asked = []
             for target in active:
-                plan = plans[target.index]
-                if step >= len(plan) or (target.budget is not None and len(chosen[target.index]) >= target.budget):
+                plan, done = plans[target.index], len(chosen[target.index])
+                limit = len(plan) if target.budget is None else min(len(plan), target.budget)
+                steps = _cumulative(chosen[target.index], plan[done : min(done + width, limit)])
+                if steps:
+                    asked.append((target, steps))
+                else:
                     outcomes[target.index] = SearchOutcome(False, chosen[target.index])
-                else:
-                    position, slot = plan[step]
-                    chosen[target.index][position] = slot
-                    still.append(target)
-            edits = [t.edit(chosen[t.index]) for t in still]
-            round_answers = engine.answer(edits)
-            claimed = [self.goal.succeeded(p, t.label) for t, p in zip(still, round_answers)]
-            round_answers = engine.decide(edits, round_answers, claimed)
-            active = []
-            for target, probabilities in zip(still, round_answers):
-                if self.goal.succeeded(probabilities, target.label):
-                    outcomes[target.index] = SearchOutcome(True, dict(chosen[target.index]))
-                else:
-                    active.append(target)
-            step += 1
+            active = self._greedy_call(asked, engine, chosen, outcomes, speculative=width > 1)
         return outcomes
+
+    def _greedy_call(
+        self,
+        asked: list[tuple[Target, list[dict[int, int]]]],
+        engine: QueryEngine,
+        chosen: dict[int, dict[int, int]],
+        outcomes: dict[int, SearchOutcome],
+        speculative: bool,
+    ) -> list[Target]:
+        """One call for the next steps of each target (``asked``: target, its substitutions after each
+        step); records successes in ``outcomes``, advances ``chosen`` to the last step used, confirms
+        the steps used and returns the targets still searching."""
+        edits = [target.edit(step) for target, steps in asked for step in steps]
+        labels = [target.label for target, steps in asked for _ in steps]
+        answers = engine.answer(edits, speculative=speculative)
+        claimed = [self.goal.succeeded(p, label) for p, label in zip(answers, labels)]
+        answers = engine.decide(edits, answers, claimed)
+        still, used, cursor = [], [], 0
+        for target, steps in asked:
+            flipped = [self.goal.succeeded(p, target.label) for p in answers[cursor : cursor + len(steps)]]
+            taken = flipped.index(True) + 1 if True in flipped else len(steps)
+            used += edits[cursor : cursor + taken]
+            cursor += len(steps)
+            chosen[target.index] = steps[taken - 1]
+            if flipped[taken - 1]:
+                outcomes[target.index] = SearchOutcome(True, dict(steps[taken - 1]))
+            else:
+                still.append(target)
+        engine.confirm(used)
+        return still
+
+
+def _cumulative(chosen: dict[int, int], steps: list[tuple[int, int]]) -> list[dict[int, int]]:
+    """The substitutions {position: slot} after each of ``steps`` [(position, slot)], from ``chosen``."""
+    current, after = dict(chosen), []
+    for position, slot in steps:
+        current[position] = slot
+        after.append(dict(current))
+    return after
 
 
 # Alzantot et al. (2018) as Jia et al. (2019) ran it, the setting RIFT_SPEC evaluates with.

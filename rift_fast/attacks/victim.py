@@ -322,8 +322,17 @@ class QueryEngine:
     call, each part's forward queued (on a GPU, without waiting) before the next part is built, so
     the host's building overlaps the device's forward (default: :data:`PIPELINE_BATCHES` batches on
     a GPU; on a CPU, where the forward runs as it is called, the whole call at once). The answers
-    depend on it only by float rounding (other rows share a padded batch). ValueError for ``verify``
-    < 0 or ``pipeline_rows`` < 1.
+    depend on it only by float rounding (other rows share a padded batch).
+
+    ``speculative_rows``: how many rows a call may hold for a search whose next queries are known
+    before the answers come (PWWS's greedy steps follow a fixed plan; only a success stops them), so
+    that it asks several steps per call (:meth:`lookahead`). Such queries are asked with
+    ``speculative=True`` and count in :meth:`queries_of` only once the search :meth:`confirm` s them,
+    so query counts equal those of one step per call; the unused ones cost model rows
+    (``speculative_unused`` in :meth:`describe`). Default: one batch on a GPU, where a call's fixed
+    cost outweighs a batch's rows; none on a CPU, where every row costs its forward.
+
+    ValueError for ``verify`` < 0, ``pipeline_rows`` < 1 or ``speculative_rows`` < 0.
     """
 
     def __init__(
@@ -333,14 +342,21 @@ class QueryEngine:
         verify: int = 0,
         seed: int = 0,
         pipeline_rows: int | None = None,
+        speculative_rows: int | None = None,
     ) -> None:
         if verify < 0:
             raise ValueError(f"verify is a number of queries per call, got {verify}")
         if pipeline_rows is not None and pipeline_rows < 1:
             raise ValueError(f"pipeline_rows is a number of queries, at least 1, got {pipeline_rows}")
+        if speculative_rows is not None and speculative_rows < 0:
+            raise ValueError(f"speculative_rows is a number of queries, at least 0, got {speculative_rows}")
         self.victim = victim
         on_gpu = victim.device.type == "cuda"
         self.pipeline_rows = pipeline_rows or (victim.batch_size * PIPELINE_BATCHES if on_gpu else None)
+        default_speculation = victim.batch_size if on_gpu else 0
+        self.speculative_rows = default_speculation if speculative_rows is None else speculative_rows
+        self.speculated = 0  # queries first asked speculatively
+        self.confirmed = 0  # of those, the ones the search used
         self.splicing = splicing
         self.verify = verify
         self.verified = 0
@@ -354,6 +370,7 @@ class QueryEngine:
         # example -> query (its substitutes, or a RenderedQuery) -> ids digest
         self._keys: dict[int, dict[Substitutes | RenderedQuery, bytes]] = defaultdict(dict)
         self._answers: dict[int, dict[bytes, list[np.ndarray | None]]] = defaultdict(dict)  # [search, exact]
+        self._speculative: dict[int, set[Substitutes]] = defaultdict(set)  # asked, not yet confirmed
 
     def register(self, targets: list[Target]) -> None:
         """Make ``targets`` answerable (their texts are tokenised once here when splicing)."""
@@ -393,6 +410,8 @@ class QueryEngine:
             **counts,
             "verified": self.verified,
             "rows_built": self.rows_built,
+            "speculative_queries": self.speculated,
+            "speculative_unused": self.speculated - self.confirmed,
             "tokens_built": self.tokens_built,
             "search_answers": search_answers,
             "rescored": self.rescored,
@@ -427,10 +446,33 @@ class QueryEngine:
                 )
             self.verified += 1
 
-    def answer(self, edits: list[Edit], exact: bool = False) -> list[np.ndarray]:
+    def answer(self, edits: list[Edit], exact: bool = False, speculative: bool = False) -> list[np.ndarray]:
         """[C] probabilities of each edit, in order: the search's answers, or with ``exact=True`` the
-        exact model's."""
-        return self._answer(edits, self._rows_of, exact)
+        exact model's. ``speculative``: the edits asked for the first time here count as queries only
+        once confirmed (class docstring); a search's plain ask of a speculative edit confirms it."""
+        if speculative:
+            fresh = {(index, key) for index, key in edits if key not in self._keys[index]}
+        elif not exact:
+            self.confirm(edits)
+        answers = self._answer(edits, self._rows_of, exact)
+        if speculative:
+            for index, key in fresh:
+                self._speculative[index].add(key)
+            self.speculated += len(fresh)
+        return answers
+
+    def confirm(self, edits: list[Edit]) -> None:
+        """Count the speculative queries among ``edits`` as asked (the search used their answers)."""
+        for index, key in edits:
+            waiting = self._speculative.get(index)
+            if waiting and key in waiting:
+                waiting.remove(key)
+                self.confirmed += 1
+
+    def lookahead(self, active: int) -> int:
+        """Steps per call, at least 1, for a search with ``active`` examples whose next queries are known
+        in advance: ``speculative_rows`` shared among them."""
+        return max(1, self.speculative_rows // max(1, active))
 
     def answer_texts(self, queries: list[tuple[int, Query]], exact: bool = False) -> list[np.ndarray]:
         """[C] probabilities of ``(example index, query)`` pairs whose text is not a word edit of the
@@ -509,13 +551,14 @@ class QueryEngine:
         return decided
 
     def queries_of(self, example: int) -> int:
-        """Distinct queries (texts) asked about ``example`` so far."""
-        return len(self._keys.get(example, {}))
+        """Distinct queries (texts) asked about ``example`` so far, speculative ones once confirmed."""
+        return len(self._keys.get(example, {})) - len(self._speculative.get(example, ()))
 
     def release(self, example: int) -> None:
         """Forget a finished example (keeps memory bounded on long runs)."""
         self._answers.pop(example, None)
         self._keys.pop(example, None)
+        self._speculative.pop(example, None)
         self._targets.pop(example, None)
         if self._splicer is not None:
             self._splicer.release(example)
