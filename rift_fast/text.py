@@ -17,6 +17,7 @@ non-spacing marks removed): :func:`lookup_forms` lists the two in that order.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from typing import Iterable
 
@@ -46,6 +47,7 @@ def lookup_form(word: str) -> str:
     return unicodedata.normalize("NFKC", word.translate(_APOSTROPHE_AS_ASCII)).lower()
 
 
+@functools.lru_cache(maxsize=1 << 16)  # called per synonym of every candidate word
 def accent_stripped(word: str) -> str:
     """:func:`lookup_form` of ``word`` without accents: decomposed (NFKD), non-spacing marks (Mn)
     removed, recomposed (NFC). ``naïve`` -> ``naive``; letters without a decomposition stay (``ø``)."""

@@ -249,3 +249,18 @@ def test_left_padding_tokenizers_get_the_same_adversarial_examples(tmp_path):
     examples = [Example("a good movie with great acting", 1), Example("Bad movie with awful acting.", 0)]
     report, _ = _gradient_run(tokenizer, examples, batch_size=2)
     assert [r.adversarial for r in report.results] == ["a good movie with grand acting", "Poor movie with poor acting."]
+
+
+@pytest.mark.parametrize("max_length", [6, 9, 64])
+def test_visible_characters_agree_with_tokenising_the_query_whole(tokenizer, max_length):
+    """The attacked side's visible characters and the truncation flag, against the tokenizer's own
+    truncated and untruncated encodings: single texts and pairs, either side long."""
+    victim = VictimModel(TokenScores(tokenizer), tokenizer, max_length=max_length, batch_size=2)
+    long = "the man sees a good movie with great acting, a bad plot and awful acting"
+    for query, side in [((long, None), 0), (("a movie", None), 0), (("a movie", long), 1), ((long, "a good plot"), 1)]:
+        visible, truncated = victim.visible_characters(query, side)
+        whole = tokenizer(*query, truncation=False)["input_ids"]
+        cut = tokenizer(*query, truncation=True, max_length=max_length, return_offsets_mapping=True)
+        ends = [end for (_, end), s in zip(cut["offset_mapping"], cut.sequence_ids()) if s == side]
+        assert truncated == (len(whole) > len(cut["input_ids"])), query
+        assert visible == max(ends, default=0), query

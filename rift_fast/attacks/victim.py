@@ -276,12 +276,12 @@ class VictimModel:
 
     def visible_characters(self, query: Query, attacked_side: int) -> tuple[int, bool]:
         """How many leading characters of the attacked side (0: text, 1: pair) the model sees, and
-        whether the query is truncated at all."""
+        whether the query is truncated at all (the tokens cut off, which the fast tokenizer's
+        truncation keeps in ``overflowing``)."""
         encoded = self.tokenizer(
             query[0], query[1], truncation=True, max_length=self.max_length, return_offsets_mapping=True
         )
-        full = self.tokenizer(query[0], query[1], truncation=False)
-        truncated = len(full["input_ids"]) > len(encoded["input_ids"])
+        truncated = bool(encoded.encodings[0].overflowing)
         sequence_ids = encoded.sequence_ids()
         ends = [end for (start, end), side in zip(encoded["offset_mapping"], sequence_ids) if side == attacked_side]
         return (max(ends) if ends else 0), truncated
