@@ -12,7 +12,7 @@
    whether all three gave identical results (robust accuracy, adversarial texts, query counts). One
    untimed PWWS run on one example per path comes first: it pays the imports and the splicer's
    once-per-process probe of the tokenizer (~0.2 s).
-2. Real victim (``--real-victim``): the embedded MiniLM (all-MiniLM-L6-v2, its new head seeded with
+2. Real victim (``--real-victim``, on ``--device``): the embedded MiniLM (all-MiniLM-L6-v2, its new head seeded with
    ``--seed``: an uncertain victim, probabilities near 0.5), or the classifier at ``--victim`` (e.g.
    the fine-tuned MiniLM that ``bench_attacks.py`` saves in ``runs/bench_victim``), and the same model
    with its logits scaled by 20 (a confident victim). PWWS and the GA, float32, text path vs spliced
@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--real-ga-population", type=int, default=20, help="GA population against the real victim")
     parser.add_argument("--real-ga-generations", type=int, default=5, help="GA generations against the real victim")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="cpu", help="device of the real victim (part 2), e.g. cuda")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -188,7 +189,7 @@ def real_victim(args, synonyms) -> None:
 
     torch.manual_seed(args.seed)  # the embedded model's new head
     model, tokenizer, _ = load_sequence_classifier(args.victim, SENTIMENT_LABELS)
-    model.eval()
+    model.to(args.device).eval()
     as_loaded = "uncertain" if args.victim == "embedded" else "fine-tuned"
     victims = {as_loaded: model, "confident": ScaledLogits(model, CONFIDENT_SCALE)}
     found = pools(args)
@@ -196,7 +197,10 @@ def real_victim(args, synonyms) -> None:
     if "long" in found:
         real_pools["long"] = found["long"][: args.real_long]
     real_ga = (args.real_ga_population, args.real_ga_generations)
-    print(f"\n## Real victim (embedded MiniLM), float32: text path vs spliced (GA {real_ga[0]} x {real_ga[1]})\n")
+    print(
+        f"\n## Real victim ({args.victim} on {args.device}), float32: text path vs spliced "
+        f"(GA {real_ga[0]} x {real_ga[1]})\n"
+    )
     print("| victim | pool | search | robust acc. | text: wall | in forward | spliced: wall | in forward | identical |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for (victim_name, victim_model), (name, pool) in product(victims.items(), real_pools.items()):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# One GPU check for a lent machine: build the CUDA extension, run the op tests on the GPU and every
-# kernel benchmark, and write the logs under $OUT (default ./gpu_check_out).
-#   device run: bash benchmarks/gpu_check.sh        (about 5 minutes on one H200)
+# One GPU check for a lent machine: build the CUDA extension, run the op tests on the GPU, every
+# kernel benchmark and the attack engine against a victim on the GPU; logs under $OUT (default ./gpu_check_out).
+#   device run: bash benchmarks/gpu_check.sh        (about 8 minutes on one H200, estimated: not yet run on one)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-gpu_check_out}"
@@ -22,8 +22,21 @@ export PYTHONUNBUFFERED=1 RIFT_FAST_CUDA_ARCHS="${RIFT_FAST_CUDA_ARCHS:-90}"
 timeout 240 "$PYTHON" -m pytest -q -ra tests/test_op_*.py tests/test_nvcc_compile.py -p no:cacheprovider \
   2>&1 | tee "$OUT/tests.log" | tail -25
 
-# Every kernel benchmark at its realistic default shapes.
-for bench in benchmarks/bench_*.py; do
-  echo "== $bench" | tee -a "$OUT/benchmarks.log"
-  timeout 120 "$PYTHON" "$bench" 2>&1 | tee -a "$OUT/benchmarks.log"
+# Every kernel benchmark at its realistic default shapes, and the victim's precisions.
+for bench in build_perturbation_batch class_conditional_infonce convex_hull_embedding substitution_scores \
+    victim_precision; do
+  echo "== bench_$bench" | tee -a "$OUT/benchmarks.log"
+  timeout 120 "$PYTHON" "benchmarks/bench_$bench.py" 2>&1 | tee -a "$OUT/benchmarks.log"
 done
+
+# The attack engine feeding the GPU (issue 17): the embedded MiniLM on the GPU attacked by PWWS and the
+# GA (text path vs spliced, then the bf16 search), GPU utilisation sampled every 200 ms meanwhile.
+nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader,nounits -lms 200 \
+  > "$OUT/engine_utilisation.csv" 2>&1 &
+SAMPLER=$!
+timeout 300 "$PYTHON" benchmarks/bench_engine.py --skip-engine-only --real-victim --device cuda \
+  --real-snippets 64 --real-ga-population 60 --real-ga-generations 10 2>&1 | tee "$OUT/engine.log" | tail -30
+kill "$SAMPLER"
+awk -F', ' '{ total += $1; n++; if ($1 > 0) busy++ }
+  END { if (n) printf "GPU utilisation during the engine run: mean %.0f%%, %d of %d samples busy\n", total / n, busy, n }' \
+  "$OUT/engine_utilisation.csv" | tee -a "$OUT/engine.log"
