@@ -231,6 +231,21 @@ def test_pwws_steps_asked_ahead_change_no_outcome_and_no_query_count(tokenizer, 
     assert runs[1000].engine["speculative_unused"] > 0  # steps past a success were asked, never counted
 
 
+def test_pwws_steps_asked_ahead_rescore_exactly_what_one_step_per_call_rescores(tokenizer):
+    """A search copy that claims false successes (the exact model overturns them): outcomes, query counts,
+    exact rows and re-scored answers equal one step per call's."""
+    lying = {**WORD_SCORES, "grand": -4.0, "poor": 2.5, "dog": -2.0}
+    measured = {}
+    for rows in (0, 16, 1000):
+        victim = _reduced_precision_victim(tokenizer, lying)
+        report = _run(
+            tokenizer, _mixed_pool(), PWWS(UntargetedClassification(), "[UNK]"), victim=victim, speculative_rows=rows
+        )
+        measured[rows] = (_comparable(report), victim.exact_rows_scored, report.engine["rescored"])
+    assert measured[0][2] > 0  # claims were re-scored
+    assert measured[16] == measured[0] and measured[1000] == measured[0]
+
+
 def test_speculative_queries_count_once_confirmed_or_asked_plainly(tokenizer):
     from rift_fast.attacks import QueryEngine
     from rift_fast.attacks.transformation import build_target

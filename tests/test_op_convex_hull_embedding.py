@@ -357,6 +357,16 @@ def test_deterministic_mode_refuses_the_atomic_triton_backward(deterministic_mod
         )
 
 
+def test_warn_only_deterministic_mode_warns_and_runs_the_forced_triton_backward():
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        with pytest.warns(UserWarning, match="non-deterministic backward"):
+            got = convex_hull_embedding(**_inputs(1, 2, 2, 8), backend="triton")
+    finally:
+        torch.use_deterministic_algorithms(False)
+    torch.testing.assert_close(got, convex_hull_embedding_reference(**_inputs(1, 2, 2, 8)), rtol=1e-5, atol=1e-5)
+
+
 def test_deterministic_mode_makes_auto_pass_over_the_triton_backward(deterministic_mode, monkeypatch):
     monkeypatch.setattr("rift_fast.ops.dispatch._backend_serves", lambda backend, op, device: True)  # as on a GPU
     cuda = torch.device("cuda")

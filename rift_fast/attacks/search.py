@@ -15,6 +15,7 @@ import torch
 
 from rift_fast.attacks.alignment import single_token_words
 from rift_fast.attacks.goal import UntargetedClassification
+from rift_fast.attacks.text import Edit
 from rift_fast.attacks.transformation import Target
 from rift_fast.attacks.victim import GradientBatch, QueryEngine, VictimModel
 from rift_fast.ops.substitution_scores import substitution_scores
@@ -114,7 +115,8 @@ class PWWS(SearchMethod):
         """Substitute along each plan, one word per step, until the label flips or the plan or the
         budget ends. The steps do not depend on the answers, so a call asks up to
         :meth:`QueryEngine.lookahead` steps of each target, speculatively; the steps past a success
-        are never confirmed, so outcomes and query counts are those of one step per call."""
+        are never confirmed, so outcomes and query counts are those of one step per call (up to the
+        float rounding of rows batched differently)."""
         outcomes: dict[int, SearchOutcome] = {}
         chosen: dict[int, dict[int, int]] = {t.index: {} for t in targets}
         active = list(targets)
@@ -123,7 +125,7 @@ class PWWS(SearchMethod):
             asked = []
             for target in active:
                 plan, done = plans[target.index], len(chosen[target.index])
-                limit = len(plan) if target.budget is None else min(len(plan), target.budget)
+                limit = len(plan) if target.budget is None else min(len(plan), max(0, target.budget))
                 steps = _cumulative(chosen[target.index], plan[done : min(done + width, limit)])
                 if steps:
                     asked.append((target, steps))
@@ -143,24 +145,54 @@ class PWWS(SearchMethod):
         """One call for the next steps of each target (``asked``: target, its substitutions after each
         step); records successes in ``outcomes``, advances ``chosen`` to the last step used, confirms
         the steps used and returns the targets still searching."""
-        edits = [target.edit(step) for target, steps in asked for step in steps]
-        labels = [target.label for target, steps in asked for _ in steps]
-        answers = engine.answer(edits, speculative=speculative)
-        claimed = [self.goal.succeeded(p, label) for p, label in zip(answers, labels)]
-        answers = engine.decide(edits, answers, claimed)
-        still, used, cursor = [], [], 0
-        for target, steps in asked:
-            flipped = [self.goal.succeeded(p, target.label) for p in answers[cursor : cursor + len(steps)]]
-            taken = flipped.index(True) + 1 if True in flipped else len(steps)
-            used += edits[cursor : cursor + taken]
+        edits = [[target.edit(step) for step in steps] for target, steps in asked]
+        answers = engine.answer([edit for group in edits for edit in group], speculative=speculative)
+        cursor, groups = 0, []
+        for (target, steps), group in zip(asked, edits):
+            groups.append((target, group, answers[cursor : cursor + len(steps)]))
             cursor += len(steps)
+        still, used = [], []
+        for (target, steps), group, success in zip(asked, edits, self._first_successes(groups, engine)):
+            taken = len(steps) if success is None else success + 1
+            used += group[:taken]
             chosen[target.index] = steps[taken - 1]
-            if flipped[taken - 1]:
-                outcomes[target.index] = SearchOutcome(True, dict(steps[taken - 1]))
-            else:
+            if success is None:
                 still.append(target)
+            else:
+                outcomes[target.index] = SearchOutcome(True, dict(steps[success]))
         engine.confirm(used)
         return still
+
+    def _first_successes(
+        self, groups: list[tuple[Target, list[Edit], list[np.ndarray]]], engine: QueryEngine
+    ) -> list[int | None]:
+        """Per (target, its steps' edits, their search answers): the first step whose decided answer
+        (:meth:`QueryEngine.decide`) succeeds, or None. Steps are decided in order up to the first
+        claimed success, and past it only when the exact model overturns the claim, so no answer is
+        re-scored that one step per call would not have re-scored."""
+        first: list[int | None] = [None] * len(groups)
+        start = [0] * len(groups)
+        pending = list(range(len(groups)))
+        while pending:
+            windows = {}
+            for k in pending:
+                target, _, answers = groups[k]
+                claims = [self.goal.succeeded(p, target.label) for p in answers[start[k] :]]
+                windows[k] = (start[k], start[k] + (claims.index(True) + 1 if True in claims else len(claims)))
+            rows = [(k, i) for k, (low, high) in windows.items() for i in range(low, high)]
+            decided = engine.decide(
+                [groups[k][1][i] for k, i in rows],
+                [groups[k][2][i] for k, i in rows],
+                [self.goal.succeeded(groups[k][2][i], groups[k][0].label) for k, i in rows],
+            )
+            flipped = {row for row, p in zip(rows, decided) if self.goal.succeeded(p, groups[row[0]][0].label)}
+            pending = []
+            for k, (low, high) in windows.items():
+                first[k] = next((i for i in range(low, high) if (k, i) in flipped), None)
+                if first[k] is None and high < len(groups[k][1]):  # the claim at high - 1 was overturned
+                    start[k] = high
+                    pending.append(k)
+        return first
 
 
 def _cumulative(chosen: dict[int, int], steps: list[tuple[int, int]]) -> list[dict[int, int]]:

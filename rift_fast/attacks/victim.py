@@ -329,7 +329,9 @@ class QueryEngine:
     that it asks several steps per call (:meth:`lookahead`). Such queries are asked with
     ``speculative=True`` and count in :meth:`queries_of` only once the search :meth:`confirm` s them,
     so query counts equal those of one step per call; the unused ones cost model rows
-    (``speculative_unused`` in :meth:`describe`). Default: one batch on a GPU, where a call's fixed
+    (``speculative_unused`` in :meth:`describe`). As with ``pipeline_rows``, the answers differ from
+    one step per call's only by float rounding (the rows share other padded batches), which can move
+    an answer that sits on a tie. Default: one batch on a GPU, where a call's fixed
     cost outweighs a batch's rows; none on a CPU, where every row costs its forward.
 
     ValueError for ``verify`` < 0, ``pipeline_rows`` < 1 or ``speculative_rows`` < 0.

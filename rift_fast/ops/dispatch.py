@@ -19,13 +19,15 @@ backend that cannot serve the call raises :class:`BackendUnavailable` instead of
 
 An op lists the backends whose backward is not bitwise reproducible (atomic adds) in
 ``nondeterministic``. While ``torch.use_deterministic_algorithms(True)`` is on, ``auto`` passes over
-them, and forcing one raises :class:`BackendUnavailable`, as torch does for its own such ops.
+them, and forcing one raises :class:`BackendUnavailable`, as torch does for its own such ops (with
+``warn_only=True`` it warns instead).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Generic, TypeVar
 
@@ -105,10 +107,13 @@ def choose_backend(
         if not _backend_serves(requested, op_name, device):
             raise BackendUnavailable(f"backend {requested!r} cannot run op {op_name!r} on device {device}")
         if requested in excluded:
-            raise BackendUnavailable(
+            message = (
                 f"backend {requested!r} of op {op_name!r} has a non-deterministic backward (atomic adds) and "
                 "torch.use_deterministic_algorithms(True) is on: use backend 'reference' or turn it off"
             )
+            if not torch.is_deterministic_algorithms_warn_only_enabled():
+                raise BackendUnavailable(message)
+            warnings.warn(message, stacklevel=3)
         return requested
     for candidate in BACKENDS:
         if candidate in implemented and candidate not in excluded and _backend_serves(candidate, op_name, device):
