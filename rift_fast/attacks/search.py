@@ -170,20 +170,18 @@ class PWWS(SearchMethod):
         (:meth:`QueryEngine.decide`) succeeds, or None. Steps are decided in order up to the first
         claimed success, and past it only when the exact model overturns the claim, so no answer is
         re-scored that one step per call would not have re-scored."""
+        claimed = [[self.goal.succeeded(p, target.label) for p in answers] for target, _, answers in groups]
         first: list[int | None] = [None] * len(groups)
         start = [0] * len(groups)
         pending = list(range(len(groups)))
         while pending:
             windows = {}
             for k in pending:
-                target, _, answers = groups[k]
-                claims = [self.goal.succeeded(p, target.label) for p in answers[start[k] :]]
+                claims = claimed[k][start[k] :]
                 windows[k] = (start[k], start[k] + (claims.index(True) + 1 if True in claims else len(claims)))
             rows = [(k, i) for k, (low, high) in windows.items() for i in range(low, high)]
             decided = engine.decide(
-                [groups[k][1][i] for k, i in rows],
-                [groups[k][2][i] for k, i in rows],
-                [self.goal.succeeded(groups[k][2][i], groups[k][0].label) for k, i in rows],
+                [groups[k][1][i] for k, i in rows], [groups[k][2][i] for k, i in rows], [claimed[k][i] for k, i in rows]
             )
             flipped = {row for row, p in zip(rows, decided) if self.goal.succeeded(p, groups[row[0]][0].label)}
             pending = []
