@@ -188,6 +188,41 @@ def test_pair_truncation_matches_the_tokenizer(tmp_path, family):
             assert (int(kept[0][0]), int(kept[1][0])) == (sides.count(0), sides.count(1)), (other, attacked)
 
 
+@pytest.mark.parametrize("family", ["wordpiece", "byte_level_bpe", "sentencepiece"])
+@pytest.mark.parametrize("text", ["good zz film", "zz good film", "good film zz", "good, zz film zz"])
+def test_a_word_the_normaliser_removes_is_spliced_in_its_place(tmp_path, family, text):
+    # "zz" normalises to nothing: its region has no token, and a substitute must land between the
+    # tokens of its neighbours (WordPiece once put it before the word on its left).
+    tokenizer = _tokenizer(family, tmp_path)
+    tokenizer.backend_tokenizer.normalizer = normalizers.Sequence(
+        [tokenizer.backend_tokenizer.normalizer or normalizers.NFC(), normalizers.Replace("zz", "")]
+    )
+    splicer = TokenSplicer(tokenizer, MAX_LENGTH, False, torch.device("cpu"))
+    assert splicer.available, splicer.reason
+    target = build_target(0, Example(text, 0), SynonymSwap(SYNONYMS), Constraints())
+    splicer.register([target])
+    vanished = [k for k, word in enumerate(target.spans.words) if word == "zz"]
+    others = [k for k in range(len(target.spans)) if k not in vanished]
+    substitutes = [{k: "bad"} for k in vanished] + [{k: "plot", **{v: "movie" for v in vanished}} for k in others]
+    substitutes += [{}, {k: "" for k in vanished}]  # the last may go to the text path (None), never wrong
+    rows = splicer.build([target.edit_with(s) for s in substitutes])
+    assert all(row is not None for row in rows[:-1])
+    for row, substitute in zip(rows, substitutes):
+        assert row is None or splicer.mismatch(target, substitute, row) is None, substitute
+
+
+def test_unmodified_queries_of_empty_texts_without_special_tokens_are_spliced():
+    tokenizer = byte_level_bpe(VOCABULARY)
+    tokenizer.backend_tokenizer.post_processor = None  # no special tokens: empty texts give no column
+    splicer = TokenSplicer(tokenizer, MAX_LENGTH, False, torch.device("cpu"))
+    assert splicer.available, splicer.reason
+    targets = [build_target(k, Example("", 0), SynonymSwap(SYNONYMS), Constraints()) for k in range(2)]
+    splicer.register(targets)
+    rows = splicer.build([targets[0].edit_with({}), targets[1].edit_with({})])
+    assert [row.ids.tolist() for row in rows] == [[], []]
+    assert [splicer.mismatch(t, {}, row) for t, row in zip(targets, rows)] == [None, None]
+
+
 def _cross_word_tokenizer():
     """Byte-level BPE whose normaliser rewrites across a word boundary: splicing "movie" before "was"
     cannot be exact, whatever the context of the word."""

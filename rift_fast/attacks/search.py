@@ -91,7 +91,7 @@ class PWWS(SearchMethod):
         for target in targets:
             for position in target.attackable:
                 requests.append(target.edit_with({position: self.unknown_token}))
-                requests.extend(target.edit({position: slot}) for slot in range(1, len(target.choices[position])))
+                requests.extend((target.index, ((position, word),)) for word in target.choices[position][1:])
         answers = iter(engine.answer(requests))
         plans = {}
         for target in targets:

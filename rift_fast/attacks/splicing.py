@@ -37,7 +37,7 @@ import json
 import logging
 import random
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import chain
@@ -233,6 +233,26 @@ class _Example:
     ordered: bool = True  # offsets non-decreasing (else no word of this example is spliced)
     pieces: dict[tuple[int, str], int] = field(default_factory=dict)  # (word, substitute) -> piece number, -1: none
     piece_list: list[Piece] = field(default_factory=list)  # the pieces by number
+    # piece_list as arrays, up to date after piece_arrays(): [P, 4] int64 (word, first token, tokens,
+    # number of new ids), the new ids of every piece [T] int64, and where each piece's ids start in them [P] int64
+    piece_fields: np.ndarray = field(default_factory=lambda: np.empty((0, 4), dtype=np.int64))
+    piece_tokens: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    piece_token_starts: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+
+    def piece_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(``piece_fields``, ``piece_tokens``, ``piece_token_starts``), extended with the pieces
+        added to ``piece_list`` since the last call."""
+        done = len(self.piece_fields)
+        if done < len(self.piece_list):
+            new = self.piece_list[done:]
+            fields = np.asarray([(word, first, count, len(ids)) for word, first, count, ids in new], dtype=np.int64)
+            lengths = fields[:, 3]
+            tokens = np.fromiter(chain.from_iterable(piece[3] for piece in new), dtype=np.int64, count=lengths.sum())
+            starts = len(self.piece_tokens) + np.cumsum(lengths) - lengths
+            self.piece_fields = np.concatenate([self.piece_fields, fields])
+            self.piece_tokens = np.concatenate([self.piece_tokens, tokens])
+            self.piece_token_starts = np.concatenate([self.piece_token_starts, starts])
+        return self.piece_fields, self.piece_tokens, self.piece_token_starts
 
 
 def _region_tokens(starts: list[int], ends: list[int], low: int, high: int) -> tuple[int, int] | None:
@@ -240,7 +260,9 @@ def _region_tokens(starts: list[int], ends: list[int], low: int, high: int) -> t
 
     ``starts`` and ``ends`` [n]: the tokens' character offsets, non-decreasing (as tokenizers give
     them). A token belongs to the range when its characters meet it, or when it is empty (a marker
-    such as a lone ``Ġ``) and stands inside it. Plain Python: the ranges hold a few tokens."""
+    such as a lone ``Ġ``) and stands inside it. A range no token meets (a word the normaliser
+    removes) is empty, placed after the tokens that end by ``low``. Plain Python: the ranges hold a
+    few tokens."""
     first_candidate = bisect_left(ends, low)  # tokens before it end before the range
     last_candidate = bisect_left(starts, high)  # tokens from here start after it
     touching = [
@@ -248,8 +270,9 @@ def _region_tokens(starts: list[int], ends: list[int], low: int, high: int) -> t
         for k in range(first_candidate, last_candidate)
         if (ends[k] > low and starts[k] < ends[k]) or (starts[k] == ends[k] and starts[k] >= low)
     ]
-    if not touching:
-        return first_candidate, first_candidate
+    if not touching:  # an empty range stands after every token that ends by its start
+        after = bisect_right(ends, low)
+        return after, after
     first, last = touching[0], touching[-1] + 1
     if last - first != len(touching) or any(starts[k] < low or ends[k] > high for k in range(first, last)):
         return None
@@ -257,7 +280,7 @@ def _region_tokens(starts: list[int], ends: list[int], low: int, high: int) -> t
 
 
 def _non_decreasing(values: list[int]) -> bool:
-    return all(a <= b for a, b in zip(values, values[1:]))
+    return list(values) == sorted(values)  # Timsort: one pass over a sorted list
 
 
 def _leading_space(text: str, start: int, floor: int) -> int:
@@ -273,7 +296,52 @@ def _ranks(lengths: np.ndarray) -> np.ndarray:
     return np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
 
 
+class _Slots(NamedTuple):
+    """The edited words of one call's slot layouts [G], sorted by example row then word: ``row``; the
+    word's ``first`` token and its number of ``tokens`` in the example; ``slot_count``, its slots (the
+    most tokens among the word itself and its substitutes); ``shortest``, the fewest tokens among the
+    word itself and its substitutes; ``row_first``, the index of its row's first slot. All int64."""
+
+    row: np.ndarray
+    first: np.ndarray
+    tokens: np.ndarray
+    slot_count: np.ndarray
+    shortest: np.ndarray
+    row_first: np.ndarray
+
+
+def _gathered_pieces(examples: list[_Example], rows: np.ndarray, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(fields [D, 4] int64: word, first token, tokens, number of new ids; the new ids [T] int64, piece
+    after piece) of the pieces ``numbers`` [D] of the examples at ``rows`` [D] (sorted) of ``examples``."""
+    bounds = np.searchsorted(rows, np.arange(len(examples) + 1))
+    fields, tokens = [np.empty((0, 4), dtype=np.int64)], [np.empty(0, dtype=np.int64)]
+    for row, example in enumerate(examples):
+        chosen = numbers[bounds[row] : bounds[row + 1]]
+        if len(chosen):
+            example_fields, example_tokens, token_starts = example.piece_arrays()
+            fields.append(example_fields[chosen])
+            lengths = fields[-1][:, 3]
+            tokens.append(example_tokens[np.repeat(token_starts[chosen], lengths) + _ranks(lengths)])
+    return np.concatenate(fields), np.concatenate(tokens)
+
+
+def _slots_of(rows: np.ndarray, fields: np.ndarray) -> tuple[_Slots, np.ndarray]:
+    """The slots of the pieces (example row ``rows`` [D], ``fields`` [D, 4] as from
+    :func:`_gathered_pieces`) and the slot of each piece [D] int64."""
+    words, new_lengths = fields[:, 0], fields[:, 3]
+    span = int(words.max()) + 1 if len(words) else 1
+    keys, first_piece, piece_slot = np.unique(rows * span + words, return_index=True, return_inverse=True)
+    slot_rows = keys // span
+    tokens = fields[first_piece, 2]
+    count, shortest = tokens.copy(), tokens.copy()
+    np.maximum.at(count, piece_slot, new_lengths)
+    np.minimum.at(shortest, piece_slot, new_lengths)
+    row_first = np.searchsorted(slot_rows, slot_rows)
+    return _Slots(slot_rows, fields[first_piece, 1], tokens, count, shortest, row_first), piece_slot
+
+
 _PROBED: dict[tuple[bytes, int, bool], str | None] = {}  # probe outcomes, see TokenSplicer.probe
+_CROSS_WORD_STEPS: dict[bytes, str | None] = {}  # tokenizer JSON digest -> cross_word_normaliser of it
 _BACKEND_COPIES: dict[bytes, Tokenizer] = {}  # tokenizer JSON digest -> its copy (see _backend_copy)
 
 
@@ -310,9 +378,9 @@ class TokenSplicer:
         self._contexts: dict[tuple[str, str, str], _Context] = {}
         self.template = special_template(tokenizer, pair) if tokenizer.is_fast else None
         self._definition = tokenizer.backend_tokenizer.to_str() if tokenizer.is_fast else ""  # its full JSON
+        self._digest = hashlib.blake2b(self._definition.encode()).digest()
         self.reason = self._unsupported()
         self.available = self.reason is None
-        self._digest = hashlib.blake2b(self._definition.encode()).digest()
         if tokenizer.is_fast:  # a copy of the backend that never truncates or pads (see _encode)
             self._backend = _backend_copy(self._digest, self._definition)
         self.budget = max_length - (self.template.size if self.template else 0)  # tokens of the texts
@@ -326,7 +394,9 @@ class TokenSplicer:
             return "its special tokens do not follow a prefix/middle/suffix template"
         if self.tokenizer.truncation_side != "right":
             return f"truncation_side={self.tokenizer.truncation_side!r} (only 'right' is spliced)"
-        step = cross_word_normaliser(self._definition)
+        if self._digest not in _CROSS_WORD_STEPS:  # parsing the JSON costs ~20 ms per 30k vocabulary
+            _CROSS_WORD_STEPS[self._digest] = cross_word_normaliser(self._definition)
+        step = _CROSS_WORD_STEPS[self._digest]
         if step is not None:
             return f"its normaliser step {step} may look across word boundaries"
         return None
@@ -481,68 +551,60 @@ class TokenSplicer:
         return rows
 
     def _splice(self, indices: list[int], pieces: list[list[int]]) -> list[TokenRow]:
-        """Rows of the requests (example index, piece numbers): slot layout per example, edits through
-        build_perturbation_batch, holes squeezed out and the sides truncated."""
-        examples = list(dict.fromkeys(indices))
-        row_of = {index: row for row, index in enumerate(examples)}
-        request_rows = np.asarray([row_of[index] for index in indices], dtype=np.int64)
+        """Rows of the requests (example index, piece numbers): slot layouts of the call's examples,
+        edits through build_perturbation_batch, holes squeezed out and the sides truncated."""
+        examples = [self._examples[index] for index in dict.fromkeys(indices)]
+        row_of = {example.target.index: row for row, example in enumerate(examples)}
+        request_rows = np.fromiter((row_of[index] for index in indices), dtype=np.int64, count=len(indices))
         sizes = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
         numbers = np.fromiter(chain.from_iterable(pieces), dtype=np.int64, count=int(sizes.sum()))
-        occurrence_rows = np.repeat(request_rows, sizes)
-        distinct, occurrence_piece = np.unique(numbers * len(examples) + occurrence_rows, return_inverse=True)
-        distinct_rows, distinct_numbers = distinct % len(examples), distinct // len(examples)
-        table = [
-            self._examples[examples[row]].piece_list[number] for row, number in zip(distinct_rows, distinct_numbers)
-        ]
-        slots: list[dict[int, tuple[int, int, int, int]]] = [{} for _ in examples]
-        for row, (position, start, width, ids) in zip(distinct_rows.tolist(), table):
-            _, _, longest, shortest = slots[row].get(position, (start, width, width, width))
-            slots[row][position] = (start, width, max(longest, len(ids)), min(shortest, len(ids)))
-        layouts = [self._layout(self._examples[index], slots[row]) for row, index in enumerate(examples)]
-        base = np.full((len(examples), max(len(layout[0]) for layout in layouts)), self.hole, dtype=np.int64)
-        parts = np.full(base.shape, PADDING_PART, dtype=np.int64)
-        for row, (layout_ids, layout_parts, _, _) in enumerate(layouts):
-            base[row, : len(layout_ids)] = layout_ids
-            parts[row, : len(layout_parts)] = layout_parts
-        edits = self._edits(table, distinct_rows, layouts, occurrence_piece, np.repeat(np.arange(len(pieces)), sizes))
+        span = int(numbers.max()) + 1 if len(numbers) else 1
+        distinct, occurrence_piece = np.unique(np.repeat(request_rows, sizes) * span + numbers, return_inverse=True)
+        piece_rows, piece_numbers = np.divmod(distinct, span)
+        fields, tokens = _gathered_pieces(examples, piece_rows, piece_numbers)
+        slots, piece_slot = _slots_of(piece_rows, fields)
+        base, parts, slot_columns, left_out = self._layouts(examples, slots)
+        edits = self._edits(
+            piece_rows,
+            fields[:, 3],
+            tokens,
+            (slot_columns[piece_slot], slots.slot_count[piece_slot]),
+            (occurrence_piece, np.repeat(np.arange(len(pieces)), sizes)),
+        )
         unmodified = np.flatnonzero(sizes == 0)  # each gets one identity edit
         identity = (request_rows[unmodified], np.zeros_like(unmodified), base[request_rows[unmodified], 0], unmodified)
         edit_example, edit_position, edit_token, edit_group = (
             self._on_device(np.concatenate([column, extra])) for column, extra in zip(edits, identity)
         )
         batch = build_perturbation_batch(self._on_device(base), edit_example, edit_position, edit_token, edit_group)
-        sides = np.asarray([[len(self._examples[index].other), layout[3]] for layout, index in zip(layouts, examples)])
+        other_lengths = np.fromiter((len(example.other) for example in examples), dtype=np.int64, count=len(examples))
         rows, row_example = batch.query_ids.cpu().numpy(), batch.query_example.cpu().numpy()
-        kept, types, lengths = self._squeeze(rows, row_example, parts, sides)
+        kept, types, lengths = self._squeeze(rows, row_example, parts, np.stack([other_lengths, left_out], axis=1))
         unique = self._token_rows(kept, types, lengths)
         return [unique[u] for u in batch.inverse.tolist()]
 
     def _edits(
         self,
-        table: list[Piece],
-        rows: np.ndarray,
-        layouts: list[tuple[np.ndarray, np.ndarray, dict[int, tuple[int, int]], int]],
-        occurrence_piece: np.ndarray,
-        occurrence_group: np.ndarray,
+        piece_rows: np.ndarray,
+        new_lengths: np.ndarray,
+        tokens: np.ndarray,
+        piece_slots: tuple[np.ndarray, np.ndarray],
+        occurrences: tuple[np.ndarray, np.ndarray],
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The edits (example row, column, token, group) [M] int64 that write each occurrence's piece
-        (``occurrence_piece`` into ``table``, of layout row ``rows``) into its slots: the new word's
-        ids, then holes up to the slot count."""
-        first_and_count = np.asarray(
-            [layouts[row][2][piece[0]] for row, piece in zip(rows.tolist(), table)], dtype=np.int64
-        ).reshape(-1, 2)
-        counts = first_and_count[:, 1]
+        into its slots: the new word's ids, then holes up to the slot count. Per distinct piece [D]:
+        its layout row ``piece_rows``, ``new_lengths`` (its ids, piece after piece in ``tokens``) and
+        ``piece_slots`` (first column, slot count); ``occurrences`` [O]: (distinct piece, group)."""
+        first_columns, counts = piece_slots
+        occurrence_piece, occurrence_group = occurrences
         padded = np.full(int(counts.sum()), self.hole, dtype=np.int64)
         token_starts = np.cumsum(counts) - counts
-        new_lengths = np.fromiter((len(piece[3]) for piece in table), dtype=np.int64, count=len(table))
-        padded[np.repeat(token_starts, new_lengths) + _ranks(new_lengths)] = list(
-            chain.from_iterable(piece[3] for piece in table)
-        )
+        padded[np.repeat(token_starts, new_lengths) + _ranks(new_lengths)] = tokens
         repeats = counts[occurrence_piece]
         within = _ranks(repeats)
         return (
-            np.repeat(rows[occurrence_piece], repeats),
-            np.repeat(first_and_count[occurrence_piece, 0], repeats) + within,
+            np.repeat(piece_rows[occurrence_piece], repeats),
+            np.repeat(first_columns[occurrence_piece], repeats) + within,
             padded[np.repeat(token_starts[occurrence_piece], repeats) + within],
             np.repeat(occurrence_group, repeats),
         )
@@ -554,31 +616,45 @@ class TokenSplicer:
             return tensor.pin_memory().to(self.device, non_blocking=True)
         return tensor.to(self.device)
 
-    def _layout(
-        self, example: _Example, slots: dict[int, tuple[int, int, int, int]]
-    ) -> tuple[np.ndarray, np.ndarray, dict[int, tuple[int, int]], int]:
-        """(ids [W], template part of each column [W] (0 prefix, 1 other side, 2 middle, 3 attacked
-        side, 4 suffix), word -> (first column, slots), attacked-side tokens left out) of one
-        example's slot layout: prefix, other side (up to the budget), middle, the attacked side with
-        ``slots`` (word -> (first token, tokens, slots, fewest tokens of a substitute)) per edited
-        word (its tokens, then holes), suffix. The attacked side is kept up to the budget plus the
-        tokens that substitutes shorter than their words may free, so every row still has all the
-        tokens its window needs."""
-        assert self.template is not None  # splicing is available
-        positions = sorted(slots)
-        starts, widths, counts, shortest = np.asarray([slots[p] for p in positions], dtype=np.int64).reshape(-1, 4).T
-        keep = min(len(example.ids), self.budget + int(np.clip(widths - shortest, 0, None).sum()))
-        end = max(keep, int(starts[-1] + widths[-1])) if positions else keep
-        extra = counts - widths
-        holes = np.repeat(starts + widths, extra)
-        attacked = np.insert(example.ids[:end], holes, self.hole) if len(holes) else example.ids[:end]
-        other = example.other[: self.budget]
+    def _layouts(
+        self, examples: list[_Example], slots: _Slots
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The slot layouts of ``examples`` [E], one row each: (ids [E, W] int64, holes past a row's
+        end; template part of each column [E, W] int64 (0 prefix, 1 other side, 2 middle, 3 attacked
+        side, 4 suffix, 5 past the end); first column of each of ``slots`` [G] int64; attacked-side
+        tokens left out [E] int64). A row is: prefix, other side (up to the budget), middle, the
+        attacked side with each slot's tokens followed by holes up to its count, suffix. The
+        attacked side is kept up to the budget plus the tokens that substitutes shorter than their
+        words may free, so every row still has all the tokens its window needs."""
+        rows = len(examples)
+        token_counts = np.fromiter((len(example.ids) for example in examples), dtype=np.int64, count=rows)
+        slack = np.bincount(slots.row, weights=slots.tokens - slots.shortest, minlength=rows).astype(np.int64)
+        last_slot_end = np.zeros(rows, dtype=np.int64)
+        np.maximum.at(last_slot_end, slots.row, slots.first + slots.tokens)
+        end = np.maximum(np.minimum(token_counts, self.budget + slack), last_slot_end)
+        extra = slots.slot_count - slots.tokens
+        offsets = np.cumsum(end) - end
+        attacked = np.concatenate([example.ids[:stop] for example, stop in zip(examples, end.tolist())])
+        attacked = np.insert(attacked, np.repeat(offsets[slots.row] + slots.first + slots.tokens, extra), self.hole)
+        others = [example.other[: self.budget] for example in examples]
         prefix, middle, suffix = self._template_ids
-        firsts = len(prefix) + len(other) + len(middle) + starts + np.cumsum(extra) - extra
-        columns = dict(zip(positions, zip(firsts.tolist(), counts.tolist())))
-        pieces = [prefix, other, middle, attacked, suffix]
-        parts = np.repeat(np.arange(len(pieces)), [len(piece) for piece in pieces])
-        return np.concatenate(pieces), parts, columns, len(example.ids) - end
+        part_lengths = np.zeros((rows, 5), dtype=np.int64)
+        part_lengths[:] = (len(prefix), 0, len(middle), 0, len(suffix))
+        part_lengths[:, OTHER_PART] = [len(other) for other in others]
+        part_lengths[:, ATTACKED_PART] = end + np.bincount(slots.row, weights=extra, minlength=rows).astype(np.int64)
+        part_ends = np.cumsum(part_lengths, axis=1)
+        part_starts = part_ends - part_lengths
+        # At least one column: an unmodified request's identity edit writes column 0 (a hole past the end).
+        base = np.full((rows, max(1, int(part_ends[:, -1].max()))), self.hole, dtype=np.int64)
+        tiled = [np.tile(part, rows) for part in (prefix, middle, suffix)]
+        for part, values in enumerate((tiled[0], np.concatenate(others), tiled[1], attacked, tiled[2])):
+            lengths = part_lengths[:, part]
+            columns = np.repeat(part_starts[:, part], lengths) + _ranks(lengths)
+            base[np.repeat(np.arange(rows), lengths), columns] = values
+        parts = (np.arange(base.shape[1]) >= part_ends[:, :, None]).sum(axis=1)
+        shift = np.cumsum(extra) - extra  # holes inserted before each slot, counted from the first row
+        slot_columns = part_starts[slots.row, ATTACKED_PART] + slots.first + shift - shift[slots.row_first]
+        return base, parts, slot_columns, token_counts - end
 
     def _squeeze(
         self, rows: np.ndarray, row_example: np.ndarray, parts: np.ndarray, sides: np.ndarray
@@ -586,7 +662,7 @@ class TokenSplicer:
         """Holes removed and the sides truncated: (the kept ids [T] :data:`ROW_DTYPE`, row after row;
         their type ids [T] :data:`ROW_TYPE_DTYPE` or None; lengths [U] int64). ``rows`` [U, W] int64
         are laid out as example ``row_example`` [U] of ``parts`` [E, W] (each column's template
-        part, see :meth:`_layout`; 5 for padding); ``sides`` [E, 2]: the other side's full length
+        part, see :meth:`_layouts`; 5 for padding); ``sides`` [E, 2]: the other side's full length
         and the attacked side's tokens left out of the layout, per example. On the host, where the
         rows are hashed next."""
         assert self.template is not None  # splicing is available
