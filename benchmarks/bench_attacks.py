@@ -200,6 +200,11 @@ def _versions() -> dict:
 
 
 # ------------------------------------------------------------------------------------------- victim
+def pool_name(args) -> str:
+    """The attacked pool, as the printed summary names it."""
+    return f"long-review test pool ({args.long_reviews})" if args.long_reviews else "Rotten Tomatoes test pool"
+
+
 def victim_settings(args, task) -> dict:
     return {
         "base": "embedded:all-MiniLM-L6-v2",
@@ -739,7 +744,7 @@ def main(argv=None) -> int:
         (out_dir / "results.json").write_text(json.dumps({"header": header, "runs": runs}, indent=1))
     print()
     print(
-        f"Rotten Tomatoes test pool: N={args.num_examples}, seed {args.seed}; synonyms {synonyms.source}; "
+        f"{pool_name(args)}: N={args.num_examples}, seed {args.seed}; synonyms {synonyms.source}; "
         f"victim {model_dir.name} (embedded MiniLM fine-tuned: {victim_settings(args, task)}); "
         f"GA population {args.ga_population}, {args.ga_generations} generations (both engines); "
         f"no LM filter, no modification budget; rift_fast batch {args.batch_size}."

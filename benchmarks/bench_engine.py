@@ -9,9 +9,11 @@
    time, one torch thread, the tokenizers library's thread pool off); then the spliced path with the
    engine's GPU setting, ``speculative_rows`` = one batch (PWWS asks several greedy steps per call;
    the rows past a success are built and scored but not counted as queries: "unused rows"); and
-   whether all three gave identical results (robust accuracy, adversarial texts, query counts). One
-   untimed PWWS run on one example per path comes first: it pays the imports and the splicer's
-   once-per-process probe of the tokenizer (~0.2 s).
+   whether all three gave identical results (robust accuracy, adversarial texts, query counts). Each
+   spliced path runs ``--repeats`` times (a run takes 0.2-4 s, and a shared machine's noise moves
+   single runs by up to 1.7x): the median run's speed is printed with the slowest and fastest run's;
+   the text path runs once. One untimed PWWS run on one example per path comes first: it pays the
+   imports and the splicer's once-per-process probe of the tokenizer (~0.2 s).
 2. Real victim (``--real-victim``, on ``--device``): the embedded MiniLM (all-MiniLM-L6-v2, its new head seeded with
    ``--seed``: an uncertain victim, probabilities near 0.5), or the classifier at ``--victim`` (e.g.
    the fine-tuned MiniLM that ``bench_attacks.py`` saves in ``runs/bench_victim``), and the same model
@@ -34,6 +36,7 @@ import os
 import platform
 import time
 from dataclasses import asdict
+from functools import partial
 from itertools import product
 from pathlib import Path
 from types import SimpleNamespace
@@ -52,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--long-reviews", default=None, help="aclImdb-style folder of long reviews (see above)")
     parser.add_argument("--num-snippets", type=int, default=64, help="Rotten Tomatoes test snippets")
     parser.add_argument("--num-long", type=int, default=8, help="long reviews (engine-only part)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="runs of each spliced path (engine-only part); the median's speed is printed, with the slowest "
+        "and fastest run's (the text path, seconds to minutes per run, runs once)",
+    )
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--ga-population", type=int, default=60)
     parser.add_argument("--ga-generations", type=int, default=10)
@@ -154,13 +164,24 @@ def run(pool, model, tokenizer, synonyms, search, args, splicing, search_dtype=N
     }
 
 
+def median_run(repeats: int, attack) -> tuple[dict, str]:
+    """The run of median CPU time among ``repeats`` calls of ``attack()``, and the range of their
+    queries/s ("slowest-fastest"); raises RuntimeError if the runs' results differ."""
+    runs = sorted((attack() for _ in range(repeats)), key=lambda r: r["cpu"])
+    if any(r["results"] != runs[0]["results"] for r in runs):
+        raise RuntimeError("repeated runs of one attack gave different results")
+    speeds = [r["queries"] / r["cpu"] for r in runs]
+    return runs[len(runs) // 2], f"{min(speeds):,.0f}-{max(speeds):,.0f}"
+
+
 def engine_only(args, tokenizer, synonyms) -> None:
-    print("\n## Engine only (null victim), one core\n")
+    print(f"\n## Engine only (null victim), one core; spliced paths: median of {args.repeats} runs (range)\n")
     print(
-        "| pool | search | queries | text path: queries/s | tokens/s | spliced: queries/s | tokens/s | speed-up "
-        f"| spliced share | spliced, {args.batch_size} rows ahead: queries/s | unused rows | identical results |"
+        "| pool | search | queries | text path: queries/s | tokens/s | spliced: queries/s | range | tokens/s "
+        f"| speed-up | spliced share | spliced, {args.batch_size} rows ahead: queries/s | range | unused rows "
+        "| identical results |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for name, pool in pools(args).items():
         first = tokenizer([e.text for e in pool], padding="max_length", max_length=NullModel.PREFIX, truncation=True)
         known = torch.tensor(first["input_ids"])
@@ -169,16 +190,18 @@ def engine_only(args, tokenizer, synonyms) -> None:
             run(pool[:1], model, tokenizer, synonyms, "pwws", args, splicing=splicing)
         for search in ("pwws", "ga"):
             text = run(pool, model, tokenizer, synonyms, search, args, splicing=False)
-            spliced = run(pool, model, tokenizer, synonyms, search, args, splicing=True)
-            ahead = run(pool, model, tokenizer, synonyms, search, args, splicing=True, ahead=args.batch_size)
+            attack = partial(run, pool, model, tokenizer, synonyms, search, args, splicing=True)
+            spliced, spliced_range = median_run(args.repeats, attack)
+            ahead, ahead_range = median_run(args.repeats, partial(attack, ahead=args.batch_size))
             same = text["results"] == spliced["results"] == ahead["results"]
             share = spliced["spliced"] / max(1, spliced["spliced"] + spliced["text_path"])
             print(
                 f"| {name} ({len(pool)}) | {search} | {spliced['queries']} "
                 f"| {text['queries'] / text['cpu']:,.0f} | {text['tokens'] / text['cpu']:,.0f} "
-                f"| {spliced['queries'] / spliced['cpu']:,.0f} | {spliced['tokens'] / spliced['cpu']:,.0f} "
-                f"| {text['cpu'] / spliced['cpu']:.1f}x | {share:.1%} | {ahead['queries'] / ahead['cpu']:,.0f} "
-                f"| {ahead['unused']} | {'yes' if same else 'NO'} |",
+                f"| {spliced['queries'] / spliced['cpu']:,.0f} | {spliced_range} "
+                f"| {spliced['tokens'] / spliced['cpu']:,.0f} | {text['cpu'] / spliced['cpu']:.1f}x | {share:.1%} "
+                f"| {ahead['queries'] / ahead['cpu']:,.0f} | {ahead_range} | {ahead['unused']} "
+                f"| {'yes' if same else 'NO'} |",
                 flush=True,
             )
 
