@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 
-from rift_fast.attacks.calibration import check_temperature
+from rift_fast.attacks.calibration import CALIBRATION_BINS, check_temperature
 from rift_fast.attacks.protocol_arguments import add_protocol_arguments, apply_protocol
 from rift_fast.attacks.recipes import PUBLISHED_GA_GENERATIONS, PUBLISHED_GA_POPULATION, RECIPES
 from rift_fast.attacks.victim import EXACT_MARGIN
@@ -28,6 +29,8 @@ from rift_fast.cli_common import (
     configure_logging,
     init_distributed,
     load_synonym_index,
+    non_negative_int,
+    positive_int,
     run_command_line,
 )
 from rift_fast.data import EVALUATED_SPLITS
@@ -36,6 +39,8 @@ from rift_fast.models.pooling import POOLINGS
 SEARCH_DTYPES = ("model", "bfloat16")
 AUTO_TEMPERATURE = "auto"
 DEFAULT_POOL_SIZE = 300  # RIFT's pool (RIFT_SPEC) for datasets without a preset pool rule
+FEW_CALIBRATION_EXAMPLES = 100  # below this, --attack-temperature auto warns: ECE over 15 bins is noisy
+LOGGER = logging.getLogger(__name__)
 
 
 def probability_gap(text: str) -> float:
@@ -43,14 +48,6 @@ def probability_gap(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"a gap between two probabilities is in [0, 1], got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a number of queries is >= 0, got {value}")
     return value
 
 
@@ -84,11 +81,16 @@ def checkpoint_role(rank: int, world: int) -> str:
     return f"checkpoint of rank {rank}" if world > 1 else "checkpoint"
 
 
-def refuse_shared_paths(paths: dict[str, Path]) -> None:
-    """Raises SystemExit when two roles would write one file (compared case-insensitively, as on
-    macOS and Windows file systems)."""
+def refuse_unusable_outputs(paths: dict[str, Path]) -> None:
+    """Raises SystemExit, before any work, when a role's file is an existing folder or two roles would
+    write one file (compared case-insensitively, as on macOS and Windows file systems)."""
     role_at: dict[str, str] = {}
     for role, path in paths.items():
+        if path.is_dir():
+            raise SystemExit(
+                f"--output {paths['results JSON']}: the {role} would be written to {path}, which is a folder; "
+                "give --output a file name (e.g. ending in .json)"
+            )
         key = os.path.normcase(os.path.abspath(path)).casefold()
         if key in role_at:
             raise SystemExit(
@@ -142,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--num-examples",
-        type=int,
+        type=positive_int,
         default=None,
         help=f"size of the test pool (default: the preset's pool size, else {DEFAULT_POOL_SIZE}; at most the test "
         "split); "
@@ -156,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-length",
-        type=int,
+        type=positive_int,
         default=None,
         help="tokens per input (default and most: what the model's positions and tokenizer allow)",
     )
@@ -166,14 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="share of words that may change (default: no budget, as published)",
     )
-    parser.add_argument("--ga-population", type=int, default=PUBLISHED_GA_POPULATION)
+    parser.add_argument("--ga-population", type=positive_int, default=PUBLISHED_GA_POPULATION)
     parser.add_argument(
         "--ga-generations",
-        type=int,
+        type=positive_int,
         default=PUBLISHED_GA_GENERATIONS,
         help=f"{PUBLISHED_GA_GENERATIONS} as published; 20 is the common faster variant",
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="model queries per forward pass")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="model queries per forward pass")
     parser.add_argument(
         "--search-dtype",
         default="model",
@@ -201,9 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
         "and both robust accuracies are reported side by side",
     )
     parser.add_argument(
-        "--calibration-examples", type=int, default=500, help="dev examples that --attack-temperature auto reads"
+        "--calibration-examples",
+        type=positive_int,
+        default=500,
+        help="dev examples that --attack-temperature auto reads",
     )
-    parser.add_argument("--examples-per-round", type=int, default=64, help="examples attacked together")
+    parser.add_argument("--examples-per-round", type=positive_int, default=64, help="examples attacked together")
     add_protocol_arguments(parser)
     parser.add_argument(
         "--verify-splicing",
@@ -232,7 +237,7 @@ def add_certification_arguments(parser: argparse.ArgumentParser) -> None:
         help="after the attack, certify the pool: each example's label is certified against every substitution "
         "from the --synonyms sets (writes <output stem>.certified.json)",
     )
-    group.add_argument("--certify-samples", type=int, default=SAFER_SAMPLES, help="random copies per example")
+    group.add_argument("--certify-samples", type=positive_int, default=SAFER_SAMPLES, help="random copies per example")
     group.add_argument(
         "--certify-mc-error", type=float, default=SAFER_MC_ERROR, help="Monte Carlo error of the label share"
     )
@@ -284,6 +289,14 @@ def choose_temperature(args: argparse.Namespace, task, model, tokenizer) -> dict
     from rift_fast.data import test_pool
 
     count = min(args.calibration_examples, len(task.dev))
+    if count < FEW_CALIBRATION_EXAMPLES:
+        LOGGER.warning(
+            "--attack-temperature auto: only %d dev examples to choose T by calibration error over %d bins; "
+            "the chosen T is a rough estimate (%d or more examples give a steadier one)",
+            count,
+            CALIBRATION_BINS,
+            FEW_CALIBRATION_EXAMPLES,
+        )
     dev = test_pool(task, count, seed=args.seed, split="dev")
     probabilities = VictimModel(model, tokenizer, args.max_length, args.batch_size).probabilities(
         [(e.text, e.text_pair) for e in dev], exact=True
@@ -307,7 +320,7 @@ def attack_at(temperature: float, output: Path, setup: dict, args: argparse.Name
 
     rank, world, task, options = setup["rank"], setup["world"], setup["task"], setup["options"]
     paths = output_paths(output, world)
-    refuse_shared_paths(paths)
+    refuse_unusable_outputs(paths)
     search_dtype = None if args.search_dtype == "model" else getattr(torch, args.search_dtype)
     victim = VictimModel(
         setup["model"],
@@ -415,8 +428,12 @@ def main(argv: list[str] | None = None) -> int:
         else None
     )
     rank, world = init_distributed()
+    if args.output.endswith(("/", os.sep)):
+        raise SystemExit(
+            f"--output {args.output} names a folder; give the results JSON's file name (e.g. ending in .json)"
+        )
     output = Path(args.output)
-    refuse_shared_paths(output_paths(output, world, certify=args.certify))
+    refuse_unusable_outputs(output_paths(output, world, certify=args.certify))
     torch.manual_seed(args.seed)  # a head missing from the checkpoint is initialised reproducibly
     task = load_data(DatasetOptions.from_args(args), seed=args.seed)
     task, options = apply_protocol(args, task)

@@ -19,6 +19,29 @@ from rift_fast.data_sources import (
 from rift_fast.models import EMBEDDED_MODEL_NAME
 from rift_fast.synonyms import SynonymIndex, cached_index, embedded_index, load_text_vectors
 
+SEED_LIMIT = 2**32  # seeds are drawn by numpy and scikit-learn: 0 <= seed < 2**32
+
+
+def _bounded_int(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in [``low``, ``high``) (argparse names the option in its error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low or (high is not None and value >= high):
+            bound = f">= {low}" if high is None else f"in [{low}, {high})"
+            raise argparse.ArgumentTypeError(f"expected an integer {bound}, got {value}")
+        return value
+
+    return parse
+
+
+positive_int = _bounded_int(1)
+non_negative_int = _bounded_int(0)
+seed_int = _bounded_int(0, SEED_LIMIT)
+
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -73,7 +96,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument("--dev-file", default=None, help="dev split file beside a --dataset training file")
     data.add_argument("--test-file", default=None, help="test split file beside a --dataset training file")
-    data.add_argument("--seed", type=int, default=0, help="seed of splits, sampling and training")
+    data.add_argument("--seed", type=seed_int, default=0, help="seed of splits, sampling and training")
 
 
 def add_synonym_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,7 +107,7 @@ def add_synonym_arguments(parser: argparse.ArgumentParser) -> None:
         "a neighbour JSON {word: [neighbours]} (e.g. counterfitted_neighbors.json), "
         "or a word-vectors text file 'word v1 ... vD' (K nearest within a bound)",
     )
-    parser.add_argument("--synonym-k", type=int, default=8, help="synonyms per word (default 8)")
+    parser.add_argument("--synonym-k", type=positive_int, default=8, help="synonyms per word (default 8)")
     parser.add_argument(
         "--synonym-max-distance",
         type=float,

@@ -351,7 +351,10 @@ def test_pool(task: TaskData, num_examples: int, seed: int = 0, split: str = "te
         raise ValueError(f"unknown split {split!r}; pools come from {' or '.join(EVALUATED_SPLITS)}")
     examples = getattr(task, split)
     if not 0 < num_examples <= len(examples):
-        raise ValueError(f"asked for {num_examples} {split} examples; {task.name} has {len(examples)}")
+        origin = f" ({task.provenance[split]})" if split in task.provenance else ""
+        raise ValueError(
+            f"asked for {num_examples} {split} examples; the {split} split of {task.name}{origin} has {len(examples)}"
+        )
     order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed))
     shuffled = [examples[index] for index in order.tolist()]
     if task.pool_rule is None or num_examples == len(shuffled):

@@ -29,6 +29,8 @@ from rift_fast.cli_common import (
     configure_logging,
     init_distributed,
     load_synonym_index,
+    non_negative_int,
+    positive_int,
     run_command_line,
 )
 from rift_fast.evaluation import EVALUATED_RECIPES
@@ -91,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(dataset=None)
     add_synonym_arguments(parser)
     optimisation = parser.add_argument_group("optimisation (unset: from --task)")
-    optimisation.add_argument("--epochs", type=int)
-    optimisation.add_argument("--batch-size", type=int, help="global, class-balanced: batch/num_classes per class")
+    optimisation.add_argument("--epochs", type=positive_int)
+    optimisation.add_argument(
+        "--batch-size", type=positive_int, help="global, class-balanced: batch/num_classes per class"
+    )
     optimisation.add_argument("--lr", type=float, help="AdamW learning rate (2e-5 in RIFT)")
     optimisation.add_argument(
         "--head-weight-decay", type=float, default=HEAD_WEIGHT_DECAY, help="weight decay of the heads only"
@@ -100,20 +104,26 @@ def build_parser() -> argparse.ArgumentParser:
     optimisation.add_argument("--warmup-epochs", type=float, help="linear warm-up from lr/10 (2 in RIFT)")
     optimisation.add_argument(
         "--max-length",
-        type=int,
+        type=positive_int,
         help="tokens per input (longer inputs are truncated); at most what the model's positions and tokenizer allow",
     )
-    optimisation.add_argument("--train-size", type=int, help="use only this many training examples (stratified)")
+    optimisation.add_argument(
+        "--train-size", type=positive_int, help="use only this many training examples (stratified)"
+    )
     optimisation.add_argument(
         "--length-grouped-batches",
-        type=int,
+        type=non_negative_int,
         help="batches of similar lengths, sorted within groups of this many batches (0: random batches, as RIFT)",
     )
     add_defense_arguments(parser)
     evaluation = parser.add_argument_group("evaluation (unset: from --task)")
-    evaluation.add_argument("--dev-examples", type=int, help="dev examples for model selection (ASCC robust acc)")
-    evaluation.add_argument("--dev-adversary-steps", type=int, help="ASCC steps of the dev evaluation (10 in RIFT)")
-    evaluation.add_argument("--test-examples", type=int, help="size of the test pool (seeded shuffle)")
+    evaluation.add_argument(
+        "--dev-examples", type=positive_int, help="dev examples for model selection (ASCC robust acc)"
+    )
+    evaluation.add_argument(
+        "--dev-adversary-steps", type=non_negative_int, help="ASCC steps of the dev evaluation (10 in RIFT)"
+    )
+    evaluation.add_argument("--test-examples", type=positive_int, help="size of the test pool (seeded shuffle)")
     evaluation.add_argument(
         "--eval-attacks",
         nargs="+",
@@ -121,8 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"recipes run on the test pool (unset: from --task; {' '.join(EVALUATED_RECIPES)} is RIFT's protocol, "
         "the embedded run takes pwws alone to fit its time; their options below)",
     )
-    evaluation.add_argument("--ga-population", type=int)
-    evaluation.add_argument("--ga-generations", type=int, help="40 as published; 20 is the common faster variant")
+    evaluation.add_argument("--ga-population", type=positive_int)
+    evaluation.add_argument(
+        "--ga-generations", type=positive_int, help="40 as published; 20 is the common faster variant"
+    )
     add_recipe_arguments(parser, "options of --eval-attacks (unset: the recipe's published value)")
     run = parser.add_argument_group("run")
     run.add_argument("--output-dir", default=None, help="checkpoints and results (default runs/<task>)")
@@ -249,9 +261,11 @@ def write_results(
     options = evaluation.options()
     attacks = " ".join(f"{RECIPES[name].label}: {RECIPES[name].describe(options)}." for name in evaluation.recipes)
     drawn = "sampled stratified by label" if stratified_pool else "shuffled"
+    origin = args.data_identity.get("splits", {}).get("test")
+    test_origin = f"test split: {origin}; " if origin else "test split "
     lines += [
         "",
-        f"Test pool: {args.test_examples} examples of {args.dataset} (test split {drawn} with seed "
+        f"Test pool: {args.test_examples} examples of {args.dataset} ({test_origin}{drawn} with seed "
         f"{args.seed}). {attacks} Attack search: {search_precision(rows)}. ASCC: {evaluation.ascc_steps} steps, CE. "
         f"Certified: SAFER randomized smoothing ({args.certification['samples']:,} samples, Monte Carlo error "
         f"{args.certification['mc_error']}, alpha {args.certification['alpha']}) against any substitution from "
@@ -359,6 +373,12 @@ def main(argv: list[str] | None = None) -> int:
     resumable = {m for m in args.method if resolve_checkpoint(checkpoint_dir(output_dir, m, "last")) is not None}
     if args.resume and not resumable:
         raise FileNotFoundError(f"--resume: no checkpoint of {', '.join(args.method)} in {output_dir}")
+    if resumable and not args.resume:
+        found = ", ".join(str(checkpoint_dir(output_dir, m, "last")) for m in args.method if m in resumable)
+        raise FileExistsError(
+            f"checkpoints from an earlier run exist ({found}): pass --resume to continue them, or give another "
+            "--output-dir (or delete them) to start over"
+        )
     runs = {}
     for method in args.method:
         settings = TrainSettings.for_method(
@@ -376,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
             world_size=world,
             data_identity=task.identity,
             synonyms=synonyms,
+            label_names=task.label_names,
         )
         if args.resume and method not in resumable:
             say(f"[{method}] --resume: no checkpoint yet in {trainer.last_dir}; training from the start")

@@ -216,13 +216,20 @@ def test_a_transformation_reading_the_current_text_sees_the_earlier_swaps(victim
         run_attack([Example("good", 1)], victim, swap, PWWS(goal, "[UNK]"), constraints, goal, {}, progress=False)
 
 
-def test_a_masked_language_model_that_cannot_be_loaded_is_named(tmp_path, encoder_folder):
+def test_a_masked_language_model_that_cannot_be_loaded_is_named(tmp_path, encoder_folder, mlm_folder):
     with pytest.raises(MaskedLanguageModelError, match="no/such/mlm"):
         MaskedLanguageModel(str(tmp_path / "no/such/mlm"))
     with pytest.raises(MaskedLanguageModelError, match="batch size must be at least 1"):
         MaskedLanguageModel(encoder_folder, batch_size=0)
     with pytest.raises(ValueError, match="at least 1"):
-        BertAttackSwap(MaskedLanguageModel(encoder_folder), k=0)
+        BertAttackSwap(MaskedLanguageModel(mlm_folder), k=0)
+
+
+def test_a_folder_without_a_masked_lm_head_is_refused(encoder_folder, tiny_model_dir):
+    """An encoder or a classifier would load with a randomly initialised head and propose random words."""
+    for folder in (encoder_folder, str(tiny_model_dir)):
+        with pytest.raises(MaskedLanguageModelError, match=r"has no trained masked-LM head \(not in its checkpoint: "):
+            MaskedLanguageModel(folder)
 
 
 def test_attack_cli_runs_both_recipes(tiny_model_dir, mlm_folder, encoder_folder, tmp_path):

@@ -218,3 +218,17 @@ def test_the_cli_writes_the_csv_html_and_curves_beside_the_results(tiny_model_di
     assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html
     assert (tmp_path / "run.curves.png").read_bytes().startswith(PNG_SIGNATURE)
     assert (tmp_path / "run.md").read_text().startswith("# PWWS attack")
+
+
+@pytest.mark.parametrize(
+    "settings, title",
+    [
+        ({"recipe": "textfooler", "search": {"search": "greedy_wir"}}, "TEXTFOOLER attack"),
+        ({"recipe": "bert-attack", "search": {"search": "greedy_wir"}}, "BERT-ATTACK attack"),
+        ({"recipe": "pwws", "search": {"search": "pwws"}}, "PWWS attack"),
+        ({"search": {"search": "ga"}}, "GA attack"),  # settings written without a recipe
+        ({}, "attack"),
+    ],
+)
+def test_reports_are_titled_by_the_recipe(settings, title):
+    assert AttackReport(settings=settings).title() == title

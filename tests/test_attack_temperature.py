@@ -5,6 +5,7 @@ line's option, outputs and side-by-side table."""
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,7 +26,8 @@ from rift_fast.attacks import (
 )
 from rift_fast.attacks.calibration import expected_calibration_error, fit_temperature, tempered_probabilities
 from rift_fast.attacks.runner import SUCCESS
-from rift_fast.data import Example
+from rift_fast.data import Example, TaskData
+from rift_fast.models import load_sequence_classifier
 from rift_fast.synonyms import SynonymIndex
 
 # Each of "bon", "très", "naïve" pushes the saturated model to positive; each synonym pulls it back a little.
@@ -118,3 +120,15 @@ def test_the_t_1_run_writes_beside_the_output_and_the_table_shows_both():
     calibration = {"temperature": 12.589, "chosen_by": "lowest expected calibration error on 500 dev examples"}
     table = attack.miscalibration_table(calibration, report(0.6, 0.25, 40.0), report(0.35, 0.5625, 80.0))
     assert "| 1 | 60.0% | 25.0% | 40 |" in table and "| 12.6 | 35.0% | 56.2% | 80 |" in table
+
+
+def test_auto_warns_when_few_dev_examples_choose_the_temperature(tiny_model_dir, caplog):
+    labels = ("negative", "positive")
+    model, tokenizer, _ = load_sequence_classifier(str(tiny_model_dir), labels)
+    dev = [Example(f"a “fine” film, number {i}", i % 2) for i in range(12)]
+    task = TaskData("tiny", labels, dev, dev, dev, is_pair=False)
+    args = attack.build_parser().parse_args(["--attack-temperature", "auto", "--max-length", "32"])
+    with caplog.at_level(logging.WARNING, logger="rift_fast"):
+        chosen = attack.choose_temperature(args, task, model, tokenizer)
+    assert chosen["chosen_by"] == "lowest expected calibration error on 12 dev examples"
+    assert "--attack-temperature auto: only 12 dev examples" in caplog.text

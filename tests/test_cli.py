@@ -32,7 +32,28 @@ def test_attack_takes_a_splicing_check_and_refuses_a_negative_one(capsys):
     assert attack.build_parser().parse_args(["--verify-splicing", "16"]).verify_splicing == 16
     with pytest.raises(SystemExit):
         attack.main(["--verify-splicing", "-1"])
-    assert "--verify-splicing: a number of queries is >= 0, got -1" in capsys.readouterr().err
+    assert "--verify-splicing: expected an integer >= 0, got -1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command, option, value, bound",
+    [
+        (attack, "--batch-size", "-1", ">= 1"),
+        (attack, "--examples-per-round", "0", ">= 1"),
+        (attack, "--num-examples", "0", ">= 1"),
+        (attack, "--mlm-candidates", "0", ">= 1"),
+        (attack, "--seed", "-1", "in [0, 4294967296)"),
+        (train, "--dev-examples", "0", ">= 1"),
+        (train, "--train-size", "-3", ">= 1"),
+        (train, "--length-grouped-batches", "-1", ">= 0"),
+        (train, "--seed", "4294967296", "in [0, 4294967296)"),
+    ],
+)
+def test_a_count_or_seed_outside_its_range_is_refused_naming_the_option(command, option, value, bound, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        command.main([option, value])
+    assert exit_info.value.code == 2
+    assert f"argument {option}: expected an integer {bound}, got {value}" in capsys.readouterr().err
 
 
 def _tiny_run_argv(model_dir, output):
@@ -74,6 +95,11 @@ def test_train_runs_end_to_end_and_writes_results(tiny_model_dir, tmp_path, caps
     assert [r["method"] for r in results["results"]] == ["standard", "ascc", "rift"]
     assert (output / "results.png").stat().st_size > 1000 and (output / "results.md").exists()
     assert (output / "rift" / "best" / "model.safetensors").exists()
+    saved = json.loads((output / "rift" / "best" / "config.json").read_text())  # the task's labels, not LABEL_i
+    assert saved["id2label"] == {"0": "negative", "1": "positive"} and saved["label2id"] == {
+        "negative": 0,
+        "positive": 1,
+    }
     # the checkpoint is a model the attack command line can load
     assert (
         attack.main(
@@ -120,6 +146,12 @@ def test_resume_continues_methods_with_a_checkpoint_and_starts_the_others(tiny_m
     with pytest.raises(FileNotFoundError, match="--resume: no checkpoint of standard, ascc, rift in"):
         train.main(argv + ["--resume"])
     assert train.main(argv + ["--method", "standard"]) == 0  # as if killed before rift started
+    last = output / "standard" / "last"
+    saved = {path.name: path.read_bytes() for path in last.iterdir() if path.is_file()}
+    for methods in (["standard"], ["rift", "standard"]):  # without --resume, the earlier run is kept
+        with pytest.raises(FileExistsError, match=f"earlier run exist \\({last}\\): pass --resume"):
+            train.main(argv + ["--method", *methods])
+    assert {path.name: path.read_bytes() for path in last.iterdir() if path.is_file()} == saved
     capsys.readouterr()
     assert train.main(argv + ["--method", "standard", "rift", "--resume", "--eval-attacks", "pwws", "ga"]) == 0
     out = capsys.readouterr().out

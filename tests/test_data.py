@@ -325,9 +325,13 @@ def test_test_pool_is_a_seeded_prefix_of_a_shuffle():
     assert sorted(data.test_pool(task, 50, seed=4), key=task.test.index) == task.test
 
 
-def test_test_pool_too_large_names_both_sizes():
-    with pytest.raises(ValueError, match=r"asked for 51 test examples; numbered has 50"):
+def test_test_pool_too_large_names_both_sizes_and_where_the_split_came_from():
+    with pytest.raises(ValueError, match=r"asked for 51 test examples; the test split of numbered has 50"):
         data.test_pool(_numbered_task(50), 51)
+    task = _numbered_task(50)
+    task.provenance = {"test": "file held_out.csv"}
+    with pytest.raises(ValueError, match=r"the test split of numbered \(file held_out.csv\) has 50"):
+        data.test_pool(task, 51)
 
 
 def test_a_dev_pool_is_drawn_from_dev_with_the_same_rule_and_other_splits_are_refused():
@@ -336,7 +340,7 @@ def test_a_dev_pool_is_drawn_from_dev_with_the_same_rule_and_other_splits_are_re
     pool = data.test_pool(task, 12, seed=3, split="dev")
     assert len(set(pool)) == 12 and set(pool) <= set(task.dev)
     assert pool == data.test_pool(task, 12, seed=3, split="dev")
-    with pytest.raises(ValueError, match=r"asked for 31 dev examples; numbered has 30"):
+    with pytest.raises(ValueError, match=r"asked for 31 dev examples; the dev split of numbered has 30"):
         data.test_pool(task, 31, split="dev")
     with pytest.raises(ValueError, match=r"unknown split 'train'; pools come from test or dev"):
         data.test_pool(task, 5, split="train")

@@ -326,22 +326,23 @@ def test_protocols_record_their_values_and_take_overrides():
         textdefender.recipe_options({"population": 3})
 
 
-def test_attack_cli_runs_deepwordbug_under_the_textdefender_protocol(tiny_model_dir, tmp_path):
+def test_attack_cli_runs_deepwordbug_under_the_textdefender_protocol(tiny_model_dir, tmp_path, capsys):
     import csv
     import json
 
     from rift_fast import attack
 
-    data = tmp_path / "reviews.csv"
-    with open(data, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "label"])
-        for i in range(24):
-            short = i % 3 == 0  # 3 tokens: left out by TextDefender's length rule
-            text = "naïve “film” 3D" if short else f"a wonderful film, with a touching story number {i}"
-            writer.writerow([text, ["negative", "positive"][i % 2]])
+    data, test = tmp_path / "reviews.csv", tmp_path / "reviews_test.csv"
+    for path, rows in ((data, 24), (test, 6)):
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "label"])
+            for i in range(rows):
+                short = i % 3 == 0  # 3 tokens: left out by TextDefender's length rule
+                text = "naïve “film” 3D" if short else f"a wonderful film, with a touching story number {i}"
+                writer.writerow([text, ["negative", "positive"][i % 2]])
     output = tmp_path / "attack.json"
-    argv = ["--model", str(tiny_model_dir), "--dataset", str(data), "--attack", "deepwordbug"]
+    argv = ["--model", str(tiny_model_dir), "--dataset", str(data), "--test-file", str(test), "--attack", "deepwordbug"]
     argv += ["--protocol", "textdefender", "--max-modification-ratio", "0.5", "--output", str(output)]
     assert attack.main(argv) == 0
     settings = json.loads(output.read_text())["settings"]
@@ -354,6 +355,10 @@ def test_attack_cli_runs_deepwordbug_under_the_textdefender_protocol(tiny_model_
     results = json.loads(output.read_text())["results"]
     assert 0 < len(results) <= settings["protocol"]["split_size_after_length_rule"]
     assert all(len(r["original"].split(" ")) > 4 for r in results)
+    assert "--protocol textdefender: 2 of the 6 test examples have at most 4 space-separated tokens" in (
+        capsys.readouterr().out
+    )
+    assert settings["protocol"]["split_size_after_length_rule"] == 4
     with pytest.raises(ValueError, match=r"max_edit_distance\.max_distance: 30 \(checkpoint\) vs 10"):
         attack.main([*argv, "--max-edit-distance", "10", "--resume"])  # another setting: resume refused
     with pytest.raises(ValueError, match="'pwws' does not enforce a query budget"):

@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import shutil
+import stat
 from argparse import Namespace
 
 import pytest
@@ -39,6 +40,7 @@ from rift_fast.attacks.protocol_arguments import recipe_options
 from rift_fast.data import Example, load_task
 from rift_fast.digests import model_digest, tokenizer_digest
 from rift_fast.evaluation import EvaluationSettings, ascc_accuracy, evaluate_test_pool
+from rift_fast.io_utils import write_text_atomically
 from rift_fast.models import load_sequence_classifier, load_tokenizer
 from rift_fast.safe_state import load_state, save_state
 from rift_fast.settings_diff import settings_differences
@@ -219,6 +221,37 @@ def test_an_output_whose_summary_would_overwrite_it_is_refused(tiny_model_dir, t
     assert not output.exists()
 
 
+@pytest.mark.parametrize("role", ["results JSON", "Markdown summary", "checkpoint"])
+def test_an_output_at_an_existing_folder_is_refused_before_the_attack(tiny_model_dir, tmp_path, role):
+    output = tmp_path / "run.json"
+    attack.output_paths(output, 1)[role].mkdir()
+    with pytest.raises(SystemExit, match=f"the {role} would be written to .*, which is a folder"):
+        _attack(tiny_model_dir, output)
+    assert not output.with_suffix(".csv").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_atomic_writes_give_new_files_the_umask_permissions_and_keep_existing_ones(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        write_text_atomically(tmp_path / "new.json", "{}")
+        kept = tmp_path / "kept.md"
+        kept.write_text("old")
+        kept.chmod(0o604)
+        write_text_atomically(kept, "new")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o604 and kept.read_text() == "new"
+
+
+@pytest.mark.parametrize("name", ["out/", "out/run/"])
+def test_an_output_ending_in_a_slash_is_refused(tiny_model_dir, tmp_path, name):
+    with pytest.raises(SystemExit, match="names a folder"):
+        _attack(tiny_model_dir, f"{tmp_path}/{name}")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "name",
     ["report.json", "report", "run.checkpoint.jsonl", "run.rank0.checkpoint.jsonl", "a.b.c", "report.checkpoint"],
@@ -226,7 +259,7 @@ def test_an_output_whose_summary_would_overwrite_it_is_refused(tiny_model_dir, t
 @pytest.mark.parametrize("world", [1, 2, 3])
 def test_every_other_output_name_gives_distinct_files(name, world, tmp_path):
     paths = attack.output_paths(tmp_path / name, world)
-    attack.refuse_shared_paths(paths)
+    attack.refuse_unusable_outputs(paths)
     assert len(paths) == 5 + world
     assert len({str(p).casefold() for p in paths.values()}) == len(paths)
 
@@ -411,12 +444,14 @@ def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, t
         model="tiny",
         synonym_table={"words_with_synonyms": 5000, "words_covered": 1234, "token_rows": 1300},
         certification={"samples": 100000, "mc_error": 0.01, "alpha": 0.001},
+        data_identity={"splits": {"test": "file held_out.csv"}},
     )
     markdown = train.write_results(tmp_path, [row], args, settings)
     assert "| standard | n/a | n/a | n/a | n/a | n/a | 1.0 min |" in markdown
     assert "(1,234 of 5,000 words with one-token synonyms). Hull space: word-embedding. Pooling: mean." in markdown
     assert "Training precision: float32." in markdown and "Attack search: float32." in markdown
     assert "Certified: SAFER randomized smoothing (100,000 samples" in markdown
+    assert "Test pool: 0 examples of rotten_tomatoes (test split: file held_out.csv; shuffled with seed 0)" in markdown
     assert json.loads((tmp_path / "results.json").read_text())["results"][0]["clean_accuracy"] is None
     assert (tmp_path / "results.png").stat().st_size > 1000
 

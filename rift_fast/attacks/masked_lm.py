@@ -67,7 +67,8 @@ class MaskedLanguageModel:
     ranking their outputs.
 
     Raises :class:`MaskedLanguageModelError` naming ``name`` when the model or its tokenizer cannot be
-    loaded, when the tokenizer has no mask token or is not a fast tokenizer, or for a ``batch_size``
+    loaded, when its checkpoint lacks weights of the masked-LM head (a classifier's folder, say), when the
+    tokenizer has no mask token or is not a fast tokenizer, or for a ``batch_size``
     below 1.
     """
 
@@ -83,9 +84,17 @@ class MaskedLanguageModel:
         try:
             source = resolve_model_source(name)
             self.tokenizer = AutoTokenizer.from_pretrained(source)
-            self.model = AutoModelForMaskedLM.from_pretrained(source).to(device).eval()
+            model, loading = AutoModelForMaskedLM.from_pretrained(source, output_loading_info=True)
         except (OSError, ValueError, KeyError) as error:
             raise MaskedLanguageModelError(f"masked language model {name!r} could not be loaded: {error}") from error
+        untrained = sorted(k for k in loading["missing_keys"] if not k.startswith(f"{model.base_model_prefix}."))
+        if untrained:
+            raise MaskedLanguageModelError(
+                f"{name!r} has no trained masked-LM head (not in its checkpoint: {', '.join(untrained[:4])}"
+                f"{', ...' if len(untrained) > 4 else ''}); its candidates would come from random weights. "
+                "Give a masked language model, e.g. bert-base-uncased"
+            )
+        self.model = model.to(device).eval()
         if self.tokenizer.mask_token_id is None or not self.tokenizer.is_fast:
             raise MaskedLanguageModelError(
                 f"masked language model {name!r} needs a fast tokenizer with a mask token (character offsets and "

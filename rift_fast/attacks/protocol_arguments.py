@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 
 from rift_fast.attacks.greedy_recipes import POS_TAGGERS, refuse_unenforced_options
 from rift_fast.attacks.protocols import PROTOCOLS, protocol
 from rift_fast.attacks.recipes import RecipeOptions
+from rift_fast.cli_common import positive_int
 from rift_fast.data import EVALUATED_SPLITS, TaskData
+
+LOGGER = logging.getLogger(__name__)
 
 # argparse destinations that are RecipeOptions fields of the same name
 OPTION_ARGUMENTS = (
@@ -52,7 +56,9 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, description: str) -> a
     constraints), in a new group of ``parser``; returns the group."""
     group = parser.add_argument_group("protocols, TextFooler, DeepWordBug, BERT-Attack and BAE", description)
     group.add_argument("--word-vectors", default=None, help="'word v1 ... vD' file of TextFooler's neighbours")
-    group.add_argument("--neighbours", type=int, default=None, help="TextFooler: embedding neighbours per word (50)")
+    group.add_argument(
+        "--neighbours", type=positive_int, default=None, help="TextFooler: embedding neighbours per word (50)"
+    )
     group.add_argument("--min-cosine", type=float, default=None, help="TextFooler: least embedding cosine (0.5)")
     group.add_argument(
         "--sentence-encoder", default=None, help="Hugging Face encoder name or folder ('embedded': all-MiniLM-L6-v2)"
@@ -66,22 +72,27 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, description: str) -> a
     )
     group.add_argument(
         "--similarity-window",
-        type=int,
+        type=positive_int,
         default=None,
         help="words per similarity window (TextFooler and BAE 15; BERT-Attack: the whole text)",
     )
     group.add_argument("--pos-tagger", default=None, choices=POS_TAGGERS, help="part-of-speech tagger (nltk)")
-    group.add_argument("--max-edit-distance", type=int, default=None, help="DeepWordBug: character edits (30)")
+    group.add_argument("--max-edit-distance", type=positive_int, default=None, help="DeepWordBug: character edits (30)")
     group.add_argument(
-        "--character-edit-draws", type=int, default=None, help="DeepWordBug: random edits per word (one of each kind)"
+        "--character-edit-draws",
+        type=positive_int,
+        default=None,
+        help="DeepWordBug: random edits per word (one of each kind)",
     )
     group.add_argument(
         "--mlm", default=None, help="BERT-Attack / BAE: masked language model, Hugging Face name or folder"
     )
     group.add_argument(
-        "--mlm-candidates", type=int, default=None, help="BERT-Attack / BAE: candidates per word (48 / 50)"
+        "--mlm-candidates", type=positive_int, default=None, help="BERT-Attack / BAE: candidates per word (48 / 50)"
     )
-    group.add_argument("--mlm-batch-size", type=int, default=None, help="masked-LM texts per forward pass (32)")
+    group.add_argument(
+        "--mlm-batch-size", type=positive_int, default=None, help="masked-LM texts per forward pass (32)"
+    )
     group.add_argument("--query-budget", type=int, default=None, help="most model queries per example")
     group.add_argument("--query-budget-per-word", type=int, default=None, help="most queries per word of a text")
     group.add_argument(
@@ -110,6 +121,16 @@ def apply_protocol(args: argparse.Namespace, task: TaskData) -> tuple[TaskData, 
     options = chosen.recipe_options({name: getattr(args, name) for name in OPTION_ARGUMENTS})
     refuse_unenforced_options(args.attack, options)
     kept = {split: [e for e in getattr(task, split) if chosen.admits(e)] for split in EVALUATED_SPLITS}
+    before = len(getattr(task, args.split))
+    if len(kept[args.split]) < before:
+        LOGGER.info(
+            "--protocol %s: %d of the %d %s examples have at most %d space-separated tokens and are left out",
+            chosen.name,
+            before - len(kept[args.split]),
+            before,
+            args.split,
+            chosen.min_tokens,
+        )
     task = dataclasses.replace(task, test=kept["test"], dev=kept["dev"])
     if args.num_examples is None and chosen.pool_size is not None:
         args.num_examples = min(chosen.pool_size, len(kept[args.split]))

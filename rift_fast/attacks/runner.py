@@ -127,8 +127,10 @@ class AttackReport:
         }
 
     def title(self) -> str:
-        """``<SEARCH> attack``, e.g. ``PWWS attack``."""
-        return f"{self.settings.get('search', {}).get('search', 'attack').upper()} attack"
+        """``<RECIPE> attack``, e.g. ``PWWS attack``, ``TEXTFOOLER attack`` (the search's name for settings
+        without a recipe)."""
+        name = self.settings.get("recipe") or self.settings.get("search", {}).get("search", "")
+        return f"{name.upper()} attack".lstrip()
 
     def summary_table(self) -> list[tuple[str, str]]:
         """(column heading, formatted figure) of the summary table, as the Markdown and HTML reports show it."""

@@ -3,6 +3,7 @@ model selection, atomic checkpoints with exact resume, NaN guard, and Distribute
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import json
@@ -11,6 +12,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -231,6 +233,8 @@ class Trainer:
     """Trains one method; ``run()`` returns the path of the best checkpoint (by dev robust accuracy).
 
     ``synonyms``: the word-level synonym index, for defenses whose per-epoch work attacks text (A2T).
+    ``label_names``: the classes' names in id order, written to each checkpoint's ``config.json``
+    (``id2label``; None: ``LABEL_0``, ``LABEL_1``, ...); ValueError when their count is not ``num_classes``.
     Each epoch starts with the defense's :meth:`Defense.prepare_epoch`; when it reports figures, the
     epoch's record (``history``, written with every checkpoint and in ``results.json``) holds them under
     ``prepare``, with ``prepare_seconds`` (its wall time), ``epoch_seconds`` (the epoch's wall time:
@@ -252,9 +256,14 @@ class Trainer:
         progress: bool = True,
         data_identity: dict | None = None,
         synonyms: SynonymIndex | None = None,
+        label_names: Sequence[str] | None = None,
     ) -> None:
         self.settings = settings
         self.synonyms = synonyms
+        # The classes' names in id order, written to the saved config (None: LABEL_0, LABEL_1, ...).
+        self.label_names = list(label_names) if label_names is not None else None
+        if self.label_names is not None and len(self.label_names) != num_classes:
+            raise ValueError(f"{len(self.label_names)} label names {self.label_names} for {num_classes} classes")
         # What the data is (source, columns, digests: rift_fast.data_sources.load_data), compared on resume.
         self.data_identity = data_identity or {}
         self.tokenizer = tokenizer
@@ -362,7 +371,14 @@ class Trainer:
 
     @property
     def _encoder_config(self) -> Any:
-        return self.objective.model.encoder.config
+        """The encoder's config as the checkpoint saves it, naming the task's labels (``id2label``, which
+        also sets ``num_labels``) instead of the source model's, which may differ in count and order:
+        ``label_names``, else ``LABEL_i``."""
+        config: Any = copy.deepcopy(self.objective.model.encoder.config)
+        names = self.label_names or [f"LABEL_{index}" for index in range(int(self.objective.model.num_classes))]
+        config.id2label = dict(enumerate(names))
+        config.label2id = {name: index for index, name in enumerate(names)}
+        return config
 
     def resume(self) -> None:
         """Continue from ``last``.
