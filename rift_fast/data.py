@@ -90,9 +90,12 @@ class TaskData:
 
 
 def checked_text(text: object, where: str) -> str:
-    """``text`` stripped; ``ValueError`` when it is not a string or is empty after stripping."""
-    if not isinstance(text, str) or not text.strip():
+    """``text`` stripped; ``ValueError`` when it is missing (None), not a string (naming its type) or
+    empty after stripping."""
+    if text is None or (isinstance(text, str) and not text.strip()):
         raise ValueError(f"{where}: empty text {text!r}")
+    if not isinstance(text, str):
+        raise ValueError(f"{where}: a text must be a string, got {type(text).__name__} {text!r}")
     return text.strip()
 
 

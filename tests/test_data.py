@@ -170,6 +170,10 @@ def test_snli_explicit_jsonl_paths(tmp_path):
         ("{not json", r"snli_1\.0_dev\.jsonl line 8: malformed JSON"),
         (_snli_line("premise", " ", "neutral"), r"snli_1\.0_dev\.jsonl line 8: empty text"),
         (
+            json.dumps({"sentence1": "premise", "sentence2": 42, "gold_label": "neutral"}),
+            r"snli_1\.0_dev\.jsonl line 8: a text must be a string, got int 42",
+        ),
+        (
             _snli_line("premise", "hypothesis", "maybe"),
             r"snli_1\.0_dev\.jsonl line 8: label 'maybe' is not one of \['contradiction', 'entailment', 'neutral'\]",
         ),
