@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
 import re
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import Field, asdict, fields
 from pathlib import Path
 
@@ -144,6 +146,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue each method from its last checkpoint (epoch end); methods without one start from the beginning",
     )
     return parser
+
+
+def keep_earlier_run(output_dir: Path, checkpoints: list[Path], world: int) -> None:
+    """A run without --resume never overwrites an earlier run's ``checkpoints`` in ``output_dir``: the
+    whole folder is renamed ``<name>.earlier-<UTC time>`` beside it and the run starts afresh. Under
+    several processes, where the ranks could not agree on the rename, raises FileExistsError naming
+    the checkpoints instead."""
+    found = ", ".join(map(str, checkpoints))
+    if world > 1:
+        raise FileExistsError(
+            f"checkpoints from an earlier run exist ({found}): pass --resume to continue them, or give another "
+            "--output-dir (or move them away) to start over"
+        )
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    kept = next(
+        path
+        for path in (output_dir.with_name(f"{output_dir.name}.earlier-{stamp}{suffix}") for suffix in _suffixes())
+        if not path.exists()
+    )
+    output_dir.rename(kept)
+    print(f"{output_dir} held an earlier run ({found}); moved to {kept} (pass --resume to continue a run instead)")
+
+
+def _suffixes() -> Iterator[str]:
+    """Suffixes telling apart runs moved within one second: none, then -2, -3, ..."""
+    yield ""
+    yield from (f"-{count}" for count in itertools.count(2))
 
 
 def defense_options() -> dict[str, tuple[Field, list[str]]]:
@@ -374,11 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume and not resumable:
         raise FileNotFoundError(f"--resume: no checkpoint of {', '.join(args.method)} in {output_dir}")
     if resumable and not args.resume:
-        found = ", ".join(str(checkpoint_dir(output_dir, m, "last")) for m in args.method if m in resumable)
-        raise FileExistsError(
-            f"checkpoints from an earlier run exist ({found}): pass --resume to continue them, or give another "
-            "--output-dir (or delete them) to start over"
-        )
+        keep_earlier_run(output_dir, [checkpoint_dir(output_dir, m, "last") for m in sorted(resumable)], world)
     runs = {}
     for method in args.method:
         settings = TrainSettings.for_method(

@@ -146,12 +146,6 @@ def test_resume_continues_methods_with_a_checkpoint_and_starts_the_others(tiny_m
     with pytest.raises(FileNotFoundError, match="--resume: no checkpoint of standard, ascc, rift in"):
         train.main(argv + ["--resume"])
     assert train.main(argv + ["--method", "standard"]) == 0  # as if killed before rift started
-    last = output / "standard" / "last"
-    saved = {path.name: path.read_bytes() for path in last.iterdir() if path.is_file()}
-    for methods in (["standard"], ["rift", "standard"]):  # without --resume, the earlier run is kept
-        with pytest.raises(FileExistsError, match=f"earlier run exist \\({last}\\): pass --resume"):
-            train.main(argv + ["--method", *methods])
-    assert {path.name: path.read_bytes() for path in last.iterdir() if path.is_file()} == saved
     capsys.readouterr()
     assert train.main(argv + ["--method", "standard", "rift", "--resume", "--eval-attacks", "pwws", "ga"]) == 0
     out = capsys.readouterr().out
@@ -160,6 +154,20 @@ def test_resume_continues_methods_with_a_checkpoint_and_starts_the_others(tiny_m
     assert "GA: population 2, 1 generations" in out
     results = json.loads((output / "results.json").read_text())
     assert [r["method"] for r in results["results"]] == ["standard", "rift"]
+
+
+def test_a_run_without_resume_moves_an_earlier_run_aside_and_never_overwrites_it(tiny_model_dir, tmp_path, capsys):
+    output = tmp_path / "run"
+    argv = _tiny_run_argv(tiny_model_dir, output) + ["--method", "standard", "--eval-attacks", "pwws"]
+    assert train.main(argv) == 0
+    first = {path.relative_to(output): path.read_bytes() for path in output.rglob("*") if path.is_file()}
+    assert train.main(argv) == 0 and train.main(argv) == 0  # twice within a second or two
+    out = capsys.readouterr().out
+    assert out.count(f"{output} held an earlier run ({output / 'standard' / 'last'}); moved to") == 2
+    earlier = sorted(tmp_path.glob("run.earlier-*"))
+    assert len(earlier) == 2 and (output / "standard" / "best" / "model.safetensors").exists()
+    oldest = min(earlier, key=lambda path: path.stat().st_mtime)
+    assert {path.relative_to(oldest): path.read_bytes() for path in oldest.rglob("*") if path.is_file()} == first
 
 
 def _train_cli_rank(rank, world, port, argv):
