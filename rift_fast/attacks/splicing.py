@@ -638,7 +638,7 @@ class TokenSplicer:
         attacked = np.insert(attacked, np.repeat(offsets[slots.row] + slots.first + slots.tokens, extra), self.hole)
         others = [example.other[: self.budget] for example in examples]
         prefix, middle, suffix = self._template_ids
-        part_lengths = np.zeros((rows, 5), dtype=np.int64)
+        part_lengths = np.zeros((rows, PADDING_PART), dtype=np.int64)  # the parts before the padding
         part_lengths[:] = (len(prefix), 0, len(middle), 0, len(suffix))
         part_lengths[:, OTHER_PART] = [len(other) for other in others]
         part_lengths[:, ATTACKED_PART] = end + np.bincount(slots.row, weights=extra, minlength=rows).astype(np.int64)
@@ -651,7 +651,7 @@ class TokenSplicer:
             lengths = part_lengths[:, part]
             columns = np.repeat(part_starts[:, part], lengths) + _ranks(lengths)
             base[np.repeat(np.arange(rows), lengths), columns] = values
-        parts = (np.arange(base.shape[1]) >= part_ends[:, :, None]).sum(axis=1)
+        parts = (np.arange(base.shape[1]) >= part_ends[:, :, None]).sum(axis=1)  # PADDING_PART past the end
         shift = np.cumsum(extra) - extra  # holes inserted before each slot, counted from the first row
         slot_columns = part_starts[slots.row, ATTACKED_PART] + slots.first + shift - shift[slots.row_first]
         return base, parts, slot_columns, token_counts - end
