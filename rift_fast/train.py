@@ -18,7 +18,6 @@ import json
 import re
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import Field, asdict, fields
 from pathlib import Path
 
@@ -159,20 +158,14 @@ def keep_earlier_run(output_dir: Path, checkpoints: list[Path], world: int) -> N
             f"checkpoints from an earlier run exist ({found}): pass --resume to continue them, or give another "
             "--output-dir (or move them away) to start over"
         )
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    kept = next(
-        path
-        for path in (output_dir.with_name(f"{output_dir.name}.earlier-{stamp}{suffix}") for suffix in _suffixes())
-        if not path.exists()
-    )
+    stem = f"{output_dir.name}.earlier-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    kept = output_dir.with_name(stem)
+    for count in itertools.count(2):  # runs moved within one second: <stem>-2, <stem>-3, ...
+        if not kept.exists():
+            break
+        kept = output_dir.with_name(f"{stem}-{count}")
     output_dir.rename(kept)
     print(f"{output_dir} held an earlier run ({found}); moved to {kept} (pass --resume to continue a run instead)")
-
-
-def _suffixes() -> Iterator[str]:
-    """Suffixes telling apart runs moved within one second: none, then -2, -3, ..."""
-    yield ""
-    yield from (f"-{count}" for count in itertools.count(2))
 
 
 def defense_options() -> dict[str, tuple[Field, list[str]]]:

@@ -170,6 +170,21 @@ def test_a_run_without_resume_moves_an_earlier_run_aside_and_never_overwrites_it
     assert {path.relative_to(oldest): path.read_bytes() for path in oldest.rglob("*") if path.is_file()} == first
 
 
+def test_earlier_runs_moved_within_one_second_keep_apart_and_several_processes_refuse(tmp_path, capsys):
+    output = tmp_path / "run"
+    for k in range(3):
+        (output / "standard" / "last").mkdir(parents=True)
+        (output / "standard" / "last" / "marker").write_text(str(k))
+        train.keep_earlier_run(output, [output / "standard" / "last"], world=1)
+    moved = sorted(tmp_path.glob("run.earlier-*"))
+    assert sorted((path / "standard" / "last" / "marker").read_text() for path in moved) == ["0", "1", "2"]
+    assert not output.exists() and capsys.readouterr().out.count("held an earlier run") == 3
+    (output / "standard" / "last").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="checkpoints from an earlier run exist .*: pass --resume"):
+        train.keep_earlier_run(output, [output / "standard" / "last"], world=2)
+    assert (output / "standard" / "last").is_dir()
+
+
 def _train_cli_rank(rank, world, port, argv):
     os.environ.update(
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
