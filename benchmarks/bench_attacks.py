@@ -42,7 +42,7 @@
    rows the victim scored, the share of the wall time spent inside the victim's forward pass and inside
    any model's (victim, sentence encoder, masked LM); torch thread counts of both interpreters; then,
    per attack, rift_fast's robust accuracy minus TextAttack's (stock wrapper) and TextAttack's wall time
-   over rift_fast's against issue #13's targets (at most +3 points, at least 5x). Robust accuracy counts
+   over rift_fast's against the targets (at most +3 points, at least 5x). Robust accuracy counts
    a text whose search had no candidate as robust, as TextAttack does (rift_fast reports those apart).
 
     # defaults: N=50, PWWS and GA, GA population 20 x 10 generations (about 14 min here)
@@ -640,7 +640,7 @@ def format_table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-# Issue #13's targets against TextAttack's stock wrapper: robust accuracy at most this many points above
+# The targets against TextAttack's stock wrapper: robust accuracy at most this many points above
 # TextAttack's, and at least this many times faster.
 ROBUST_ACCURACY_MARGIN = 0.03
 SPEED_TARGET = 5.0

@@ -29,7 +29,7 @@ for bench in build_perturbation_batch class_conditional_infonce convex_hull_embe
   timeout 120 "$PYTHON" "benchmarks/bench_$bench.py" 2>&1 | tee -a "$OUT/benchmarks.log"
 done
 
-# The attack engine feeding the GPU (issue 17): the embedded MiniLM on the GPU attacked by PWWS and the
+# The attack engine feeding the GPU: the embedded MiniLM on the GPU attacked by PWWS and the
 # GA (text path vs spliced, then the bf16 search), GPU utilisation sampled every 200 ms meanwhile.
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader,nounits -lms 200 \
   > "$OUT/engine_utilisation.csv" 2>&1 &

@@ -38,7 +38,7 @@ from rift_fast.models.pooling import POOLINGS
 
 SEARCH_DTYPES = ("model", "bfloat16")
 AUTO_TEMPERATURE = "auto"
-DEFAULT_POOL_SIZE = 300  # RIFT's pool (RIFT_SPEC) for datasets without a preset pool rule
+DEFAULT_POOL_SIZE = 300  # RIFT's pool (Dong et al., NeurIPS 2021) for datasets without a preset pool rule
 FEW_CALIBRATION_EXAMPLES = 100  # below this, --attack-temperature auto warns: ECE over 15 bins is noisy
 LOGGER = logging.getLogger(__name__)
 

@@ -61,7 +61,7 @@ class PoolRule:
 class TaskData:
     """A task's splits and label names.
 
-    ``pool_rule``: how :func:`test_pool` draws the attacked pool (None: RIFT_SPEC's seeded shuffle);
+    ``pool_rule``: how :func:`test_pool` draws the attacked pool (None: RIFT's seeded shuffle);
     ``identity``: what the data is (source, columns, where each split came from, content digests), as
     recorded in run settings and compared on resume; ``provenance``: split name -> where it came from
     (e.g. carved from train), printed by :meth:`describe`.
@@ -347,7 +347,7 @@ def load_task(name: str, source: PathLike | None = None, seed: int = 0) -> TaskD
 def test_pool(task: TaskData, num_examples: int, seed: int = 0, split: str = "test") -> list[Example]:
     """The evaluation pool of ``num_examples`` examples of ``split`` (``"test"``, or ``"dev"`` to choose
     settings without touching the test set), drawn with ``seed``: by default the first ``num_examples``
-    of the split shuffled with ``seed`` (RIFT_SPEC); under a :class:`PoolRule` a sample stratified by
+    of the split shuffled with ``seed`` (RIFT's rule); under a :class:`PoolRule` a sample stratified by
     label (the whole split, shuffled, when ``num_examples`` is all of it). Raises ValueError for another
     split name or a size outside 1..len(split)."""
     if split not in EVALUATED_SPLITS:

@@ -70,7 +70,7 @@ COLUMN_OPTIONS = ("text_column", "text_pair_column", "label_column", "label_name
 LENGTH_PERCENTILE = 95  # a derived max length covers this share of the training inputs untruncated
 LENGTH_SAMPLE = 10_000  # training examples tokenised to measure their lengths (a seeded sample)
 INTEGER_ID = re.compile(r"[+-]?[0-9]+")
-# RIFT_SPEC's evaluation protocol: 1,000 random test examples in Jia et al. (EMNLP 2019) and TextDefender
+# The published evaluation protocols: 1,000 random test examples in Jia et al. (EMNLP 2019) and TextDefender
 # (Li et al., EMNLP 2021, whose datasets include AG News).
 PUBLISHED_POOL = PoolRule(1000, "1,000 test examples, as Jia et al. (2019) and TextDefender (Li et al. 2021)")
 

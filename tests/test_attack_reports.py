@@ -1,4 +1,4 @@
-"""Issue 13, item 6: the CSV in TextAttack's log columns, robustness curves, the HTML report, and the CLI
+"""The CSV in TextAttack's log columns, robustness curves, the HTML report, and the CLI
 writing every file."""
 
 import csv

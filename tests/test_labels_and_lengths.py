@@ -1,4 +1,4 @@
-"""Issue 10, kinds 2 and 3: a classifier's own label order (mapped to the task's by name, by id for
+"""A classifier's own label order (mapped to the task's by name, by id for
 generic names, refused otherwise) and the input length a model can take (RoBERTa's reserved
 positions, tokenizer limits, relative positions), on tiny models built from configs."""
 

@@ -1,4 +1,4 @@
-"""Run integrity (issue 10, kinds 6, 7, 9, 10): resume refuses changed inputs by content, outputs never
+"""Run integrity: resume refuses changed inputs by content, outputs never
 share a path, nothing loaded runs code, and empty denominators read null / n/a."""
 
 import io

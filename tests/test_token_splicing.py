@@ -1,4 +1,4 @@
-"""Token-span splicing (issue 17): every query of PWWS, the GA and the gradient search spliced from token
+"""Token-span splicing: every query of PWWS, the GA and the gradient search spliced from token
 ids equals ``tokenizer(rendered text)`` exactly, for WordPiece, byte-level BPE and SentencePiece
 tokenizers built here, on sentences with accents, curly quotes, digits and punctuation, long texts
 past the window and sentence pairs; results are identical to the text path; a tokenizer whose

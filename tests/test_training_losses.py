@@ -1,4 +1,4 @@
-"""Each method's loss on a tiny random BERT against RIFT_SPEC's formulas written out in plain torch.
+"""Each method's loss on a tiny random BERT against the RIFT paper's formulas written out in plain torch.
 
 Dropout is 0 in these models, so the same inputs give the same logits in every forward and the
 method's loss can be recomputed term by term here.
@@ -56,7 +56,7 @@ def hand_ce(logits, labels):
 
 
 def hand_kl(logits_clean, logits_adv):
-    """KL(p(x) || p(x_adv)), batch mean, as written in RIFT_SPEC (nothing detached)."""
+    """KL(p(x) || p(x_adv)), batch mean, as RIFT's objective writes it (nothing detached)."""
     p = F.softmax(logits_clean, -1)
     return (p * (F.log_softmax(logits_clean, -1) - F.log_softmax(logits_adv, -1))).sum(-1).mean()
 

@@ -1,6 +1,6 @@
 """What a word is (one segmenter for attacks and synonym sources), how words are looked up
 (NFKC, lower case, apostrophes, accent-stripped fallback), and WordNet synonyms as a property of
-the word: issue 10, kinds 1 and 8, with their instances and variants."""
+the word, with several instances and variants of each."""
 
 import pytest
 from test_attacks import BagOfWords

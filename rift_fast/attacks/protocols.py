@@ -1,6 +1,6 @@
 """Evaluation protocols: named sets of attack settings that published evaluations use.
 
-- ``rift``: the RIFT evaluation (Dong et al. 2021; ../shared/RIFT_SPEC.md): PWWS and GA with the
+- ``rift``: the RIFT evaluation (Dong et al., NeurIPS 2021): PWWS and GA with the
   published settings, no modification or query budget (every :class:`RecipeOptions` default).
 - ``textdefender``: TextDefender (Li et al., EMNLP 2021, "Searching for an Effective Defender:
   Benchmarking Defense against Adversarial Word Substitution"), from its public code
@@ -75,7 +75,7 @@ TEXTDEFENDER_POOL_SIZE = 1000
 TEXTDEFENDER_MIN_TOKENS = 4  # len(text_a.split(' ')) > 4
 
 PROTOCOLS = {
-    "rift": Protocol("rift", "RIFT (Dong et al. 2021), ../shared/RIFT_SPEC.md: published PWWS and GA settings"),
+    "rift": Protocol("rift", "RIFT (Dong et al., NeurIPS 2021): published PWWS and GA settings"),
     "textdefender": Protocol(
         "textdefender",
         "TextDefender (Li et al. 2021), github.com/RockyLzy/TextDefender args.py, main.py, utils/textattack_utils.py",

@@ -202,7 +202,7 @@ def _cumulative(chosen: dict[int, int], steps: list[tuple[int, int]]) -> list[di
     return after
 
 
-# Alzantot et al. (2018) as Jia et al. (2019) ran it, the setting RIFT_SPEC evaluates with.
+# Alzantot et al. (2018) as Jia et al. (2019) ran it, the setting RIFT (Dong et al., NeurIPS 2021) evaluates with.
 PUBLISHED_GA_POPULATION, PUBLISHED_GA_GENERATIONS = 60, 40
 
 

@@ -12,7 +12,7 @@ The adversary space (``hull_space``, :data:`HULL_SPACES`) is where the embedding
 (ASCC, RIFT; FreeLB's word perturbation, the gradient-guided attack) build their inputs:
 
 - ``embedding-output``: the convex hull over the embedding-layer OUTPUT of every substitution, as
-  RIFT_SPEC builds it. Needs a BERT-like embedding layer (``word_embeddings``, ``position_embeddings``,
+  RIFT builds it. Needs a BERT-like embedding layer (``word_embeddings``, ``position_embeddings``,
   ``token_type_embeddings`` as ``nn.Embedding``, ``LayerNorm``, ``dropout``, absolute positions):
   BERT, MiniLM, RoBERTa, XLM-R, ALBERT, ELECTRA.
 - ``word-embedding``: the hull over the word embeddings; the encoder adds positions and types itself
@@ -37,8 +37,8 @@ from torch import nn
 from rift_fast.models.pooling import POOLER, pool, resolve_pooling
 from rift_fast.models.sources import resolve_model_source
 
-CLASSIFIER_HIDDEN = 256  # RIFT_SPEC step 4: Linear(H, 256) - ReLU - Linear(256, C)
-EMBEDDING_OUTPUT = "embedding-output"  # RIFT_SPEC step 1: the hull over the embedding-layer output
+CLASSIFIER_HIDDEN = 256  # RIFT's classifier head: Linear(H, 256) - ReLU - Linear(256, C)
+EMBEDDING_OUTPUT = "embedding-output"  # RIFT's adversary: the hull over the embedding-layer output
 WORD_EMBEDDING = "word-embedding"  # ASCC (Dong et al. 2021) for non-BERT encoders: the hull over word embeddings
 HULL_SPACES = ("auto", EMBEDDING_OUTPUT, WORD_EMBEDDING)
 BERT_LIKE_TABLES = ("word_embeddings", "position_embeddings", "token_type_embeddings")

@@ -1,7 +1,7 @@
 """Which sentence representation the classifier, the RIFT teacher and the student share (``--pooling``).
 
-RIFT's mutual-information term keeps the features the pre-trained model really learned (RIFT_SPEC:
-the teacher's pooled feature on the clean input). That feature must be the representation the model
+RIFT's mutual-information term keeps the features the pre-trained model really learned (Dong et al.,
+NeurIPS 2021: the teacher's pooled feature on the clean input). That feature must be the representation the model
 was pre-trained to give:
 
 - ``pooler``: the encoder's pooler, tanh(W h_CLS). BERT pre-trains it with next-sentence prediction

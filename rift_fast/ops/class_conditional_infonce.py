@@ -36,7 +36,7 @@ except ImportError:  # triton is optional: the reference backend serves every ca
     triton = None
 
 NORM_EPS = 1e-12  # as F.normalize
-# The InfoNCE temperature of RIFT (Dong et al., NeurIPS 2021; RIFT_SPEC step 2).
+# The InfoNCE temperature of RIFT (Dong et al., NeurIPS 2021: the MI term of its objective).
 RIFT_TEMPERATURE = 0.2
 _SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 

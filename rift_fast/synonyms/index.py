@@ -100,7 +100,7 @@ class SynonymIndex(Mapping[str, list[str]]):
     # ----------------------------------------------------------------------------------- sources
     @classmethod
     def from_neighbour_json(cls, path: str | Path) -> "SynonymIndex":
-        """Load the ``{word: [neighbour, ...]}`` JSON of ../shared/data/counterfitted_neighbors.json."""
+        """Load the ``{word: [neighbour, ...]}`` JSON of the counter-fitted neighbour sets (Jia et al. 2019)."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"neighbour JSON not found: {path}")

@@ -1,4 +1,4 @@
-"""The ASCC adversary (Dong et al., ICLR 2021) as RIFT uses it (RIFT_SPEC step 1).
+"""The ASCC adversary (Dong et al., ICLR 2021) as RIFT (Dong et al., NeurIPS 2021) uses it.
 
 At each position ``i`` of the input the model's input is a convex combination of the inputs of the
 original token (slot 0) and its synonyms::
@@ -7,7 +7,7 @@ original token (slot 0) and its synonyms::
     z'[i, s] = z[i, s] if slot s is valid, else -500
 
 E depends on the model's adversary space (``RobustClassifier.hull_space``): for ``embedding-output``
-(BERT-like embedding layers, RIFT_SPEC) E is the embedding-layer output, position and type embeddings
+(BERT-like embedding layers, RIFT's construction) E is the embedding-layer output, position and type embeddings
 and LayerNorm included (fused op :func:`rift_fast.ops.convex_hull_embedding.convex_hull_embedding`);
 for ``word-embedding`` (any other encoder with an input embedding, as ASCC did for non-BERT models) E
 is the word embedding and the encoder adds positions and types itself

@@ -52,13 +52,13 @@ if TYPE_CHECKING:
     from rift_fast.synonyms import SynonymIndex
 
 logger = logging.getLogger(__name__)
-HEAD_WEIGHT_DECAY = 2e-4  # RIFT_SPEC step 5: AdamW weight decay of the heads only
+HEAD_WEIGHT_DECAY = 2e-4  # RIFT's optimiser: AdamW weight decay of the heads only
 TEACHER_PREFIX = "teacher."  # the frozen teacher's weights are the pre-trained model's: never saved
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Every setting of one training run (RIFT_SPEC names; written next to each checkpoint).
+    """Every setting of one training run (the RIFT paper's names; written next to each checkpoint).
 
     The loop's own settings, and ``defense``: the settings of ``method``'s defense (its
     ``settings_type``; None gives its published defaults). Build it with :meth:`for_method` from a
@@ -308,7 +308,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(adamw_groups(self.objective, settings.head_weight_decay), lr=settings.lr)
         steps_per_epoch = len(self.sampler)
         warmup = max(1, round(settings.warmup_epochs * steps_per_epoch))
-        # Linear warm-up from lr/10 to lr over the warm-up epochs, then constant (RIFT_SPEC step 5).
+        # Linear warm-up from lr/10 to lr over the warm-up epochs, then constant (RIFT's schedule).
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: 0.1 + 0.9 * min(1.0, step / warmup)
         )

@@ -1,4 +1,4 @@
-"""Task presets: the published RIFT settings of each task (RIFT_SPEC, Dong et al., NeurIPS 2021) and the
+"""Task presets: the published RIFT settings of each task (Dong et al., NeurIPS 2021, its experimental settings) and the
 embedded CPU-sized run. ``python -m rift_fast.train --task NAME`` fills every option left unset from
 one of them, and :class:`rift_fast.training.loop.TrainSettings` takes its defaults from the IMDB one."""
 
@@ -10,12 +10,12 @@ from rift_fast.attacks.search import PUBLISHED_GA_GENERATIONS, PUBLISHED_GA_POPU
 from rift_fast.training.adversary import ADVERSARY_STEPS
 from rift_fast.training.defenses.rift import PUBLISHED_WEIGHTS
 
-EVALUATED_RECIPES = ("pwws", "ga")  # RIFT_SPEC's evaluation protocol
+EVALUATED_RECIPES = ("pwws", "ga")  # RIFT's evaluation protocol
 
 
 @dataclass(frozen=True)
 class TaskPreset:
-    """Published RIFT settings of a task (RIFT_SPEC), or the embedded CPU-sized ones."""
+    """Published RIFT settings of a task (Dong et al., NeurIPS 2021), or the embedded CPU-sized ones."""
 
     dataset: str
     kl_weight: float

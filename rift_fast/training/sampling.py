@@ -1,4 +1,4 @@
-"""Class-balanced batches, as RIFT builds them from one loader per class (RIFT_SPEC step 3).
+"""Class-balanced batches, as RIFT builds them from one loader per class (its MI term's negatives).
 
 Every batch holds ``batch_size / num_classes`` examples of each class, class by class (all of class
 0, then class 1, ...: the layout of concatenated per-class loaders). Each epoch draws one random

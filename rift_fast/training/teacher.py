@@ -1,4 +1,4 @@
-"""The frozen teacher of RIFT and the per-class projection heads of its InfoNCE term (RIFT_SPEC step 3).
+"""The frozen teacher of RIFT and the per-class projection heads of its InfoNCE term (Dong et al., NeurIPS 2021).
 
 ``FrozenTeacher`` is a deep copy of the PRE-TRAINED encoder (build it before fine-tuning starts) with
 every parameter frozen. It stays in eval mode whatever ``train()`` says, unless ``keep_dropout`` is

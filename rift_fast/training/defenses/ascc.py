@@ -1,4 +1,4 @@
-"""ASCC adversarial fine-tuning (Dong et al., ICLR 2021), as RIFT_SPEC step 2 trains it.
+"""ASCC adversarial fine-tuning (Dong et al., ICLR 2021), as RIFT (Dong et al., NeurIPS 2021) trains it.
 
 ``CE(f(x), y) + kl_weight * KL(p(x) || p(x_adv))`` with ``KL = F.kl_div(log_softmax(logits_adv),
 softmax(logits_clean), reduction="batchmean")``; the clean logits are NOT detached (the KL pulls p(x)
@@ -25,13 +25,13 @@ from rift_fast.training.adversary import (
 )
 from rift_fast.training.defenses.base import Batch, Defense, LossTerms, register_defense
 
-# RIFT_SPEC (Dong et al., NeurIPS 2021, the IMDB setting): the weight of the KL term.
+# RIFT (Dong et al., NeurIPS 2021, its IMDB setting): the weight of the KL term.
 IMDB_KL_WEIGHT = 10.0
 
 
 @dataclass(frozen=True)
 class AsccSettings:
-    """The KL weight and the adversary's search (RIFT_SPEC step 1; defaults of the original code)."""
+    """The KL weight and the adversary's search (RIFT's adversary; defaults of the original code)."""
 
     kl_weight: float = field(
         default=IMDB_KL_WEIGHT, metadata={"help": "weight of KL(p(x) || p(x_adv)) (IMDB 10, SNLI 5)"}

@@ -1,4 +1,4 @@
-"""RIFT (Dong et al., NeurIPS 2021, RIFT_SPEC step 2): ASCC adversarial fine-tuning plus a
+"""RIFT (Dong et al., NeurIPS 2021: its training objective): ASCC adversarial fine-tuning plus a
 class-conditional InfoNCE term that keeps the pre-trained model's features.
 
 ``loss = CE(f(x), y) + kl_weight * KL(p(x) || p(x_adv)) + mi_weight * L_NCE``: student = the student
@@ -22,14 +22,14 @@ from rift_fast.training.defenses.ascc import IMDB_KL_WEIGHT, AsccSettings, adver
 from rift_fast.training.defenses.base import Batch, Defense, LossTerms, register_defense
 from rift_fast.training.teacher import FrozenTeacher, ProjectionHeads
 
-# RIFT_SPEC (Dong et al., NeurIPS 2021): the published KL and MI weights per task, (kl_weight, mi_weight).
+# RIFT (Dong et al., NeurIPS 2021, its experiments): the published KL and MI weights per task, (kl_weight, mi_weight).
 PUBLISHED_WEIGHTS = {"imdb": (IMDB_KL_WEIGHT, 0.1), "snli": (5.0, 0.7)}
 IMDB_MI_WEIGHT = PUBLISHED_WEIGHTS["imdb"][1]
 
 
 @dataclass(frozen=True)
 class RiftSettings(AsccSettings):
-    """ASCC's settings plus the InfoNCE term's (RIFT_SPEC steps 2-3)."""
+    """ASCC's settings plus the InfoNCE term's (the RIFT objective's MI term)."""
 
     mi_weight: float = field(
         default=IMDB_MI_WEIGHT, metadata={"help": "weight of the class-conditional InfoNCE (IMDB 0.1, SNLI 0.7)"}
