@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The checks CI runs before the tests (and the pre-commit hooks run on each commit): lint, format, types.
+# The checks CI runs before the tests (and the pre-commit hooks run on each commit): lint, format, types,
+# the rendered results and the docs site.
 #   bash scripts/lint.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,4 +14,8 @@ TYPED_PACKAGES=(rift_fast/ops rift_fast/attacks rift_fast/training rift_fast/mod
 CLANG_FORMAT="$("$PYTHON" -c 'import clang_format; print(clang_format.get_executable("clang-format"))')"
 "$CLANG_FORMAT" --dry-run --Werror "${CPP_SOURCES[@]}"
 "$PYTHON" -m mypy "${TYPED_PACKAGES[@]}"
-echo "lint: ruff, ruff format, clang-format and mypy are clean"
+# The results page, benchmarks/RESULTS.md and the README's tables are rendered from benchmarks/results/.
+"$PYTHON" benchmarks/render_results.py --check
+# The docs site: any warning (a broken link, a page missing from the nav, a bad docstring) fails.
+NO_MKDOCS_2_WARNING=1 "$PYTHON" -m mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
+echo "lint: ruff, ruff format, clang-format, mypy, the rendered results and the docs site are clean"
