@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--long-reviews",
         default=None,
         help="attack the test reviews of this aclImdb-style folder instead of Rotten Tomatoes snippets "
-        "(the long-review pool: python ../shared/tools/long_reviews.py DIR, then DIR/aclImdb)",
+        "(the long-review pool: Pang & Lee polarity reviews in an aclImdb-style folder, test/pos and test/neg)",
     )
     parser.add_argument("--mlm", default=None, help="masked language model folder for bert-attack and bae")
     parser.add_argument("--mlm-batch-size", type=int, default=32, help="texts per masked-LM forward, both engines")

@@ -2,7 +2,7 @@
 
 1. Engine only: PWWS and the GA against a *null victim* (no model: each answer is a hash of the query's
    ids, a few microseconds per batch), on Rotten Tomatoes snippets and on long movie reviews (Pang &
-   Lee polarity, ~700 words; ``python ../shared/tools/long_reviews.py DIR``, then ``--long-reviews
+   Lee polarity, ~700 words, laid out as an aclImdb-style folder: ``--long-reviews
    DIR/aclImdb``), the embedded MiniLM's WordPiece tokenizer, max length 256, counter-fitted synonyms.
    Per pool and search it runs the text path and the spliced path side by side and prints distinct
    queries per second (the queries the attack counts) and tokens per second per CPU core (process

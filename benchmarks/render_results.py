@@ -218,7 +218,7 @@ def results_index(records: dict[str, Record]) -> str:
 
 
 def marker_block(args: str, records: dict[str, Record], page: Path) -> str:
-    """The rendered body of one marker: a table of a current record and its provenance line."""
+    """The rendered body of one marker: a table of a current record, its caption and its provenance line."""
     found = MARKER_ARGS.fullmatch(args.strip())
     if found is None:
         raise RecordError(f"{page}: marker arguments {args!r} are not 'MEASUREMENT [table=N] [columns=A;B;...]'")
@@ -226,9 +226,12 @@ def marker_block(args: str, records: dict[str, Record], page: Path) -> str:
     if name not in records:
         raise RecordError(f"{page}: marker names measurement {name!r}, which has no record")
     record = records[name]
-    table = record.data["tables"][int(found.group("table") or 0)]
+    number = int(found.group("table") or 0)
+    if number >= len(record.data["tables"]):
+        raise RecordError(f"{page}: marker asks for table {number} of {name!r}, which has {len(record.data['tables'])}")
+    table = record.data["tables"][number]
     columns = found.group("columns").split(";") if found.group("columns") else None
-    return f"{markdown_table(table, columns)}\n*{provenance(record)}*\n"
+    return f"{table['caption']}\n\n{markdown_table(table, columns)}\n*{provenance(record)}*\n"
 
 
 def fill_markers(text: str, records: dict[str, Record], page: Path) -> str:

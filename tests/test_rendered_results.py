@@ -141,9 +141,11 @@ def test_a_marker_renders_chosen_columns_and_refuses_unknown_names(tmp_path):
     records = render_results.current_records(tmp_path)
     text = "before\n<!-- results: step columns=time -->\nold\n<!-- /results -->\nafter\n"
     filled = render_results.fill_markers(text, records, Path("page.md"))
-    assert filled.startswith("before\n<!-- results: step columns=time -->\n| time |\n| ---: |\n| 1.5 s |\n")
+    assert filled.startswith("before\n<!-- results: step columns=time -->\nc.\n\n| time |\n| ---: |\n| 1.5 s |\n")
     assert "code `abc1234`" in filled and filled.endswith("<!-- /results -->\nafter\n")
     with pytest.raises(render_results.RecordError, match="page.md: marker names measurement 'gone'"):
         render_results.fill_markers(text.replace("step", "gone"), records, Path("page.md"))
     with pytest.raises(render_results.RecordError, match="no column"):
         render_results.fill_markers(text.replace("time", "speed"), records, Path("page.md"))
+    with pytest.raises(render_results.RecordError, match="asks for table 1 of 'step', which has 1"):
+        render_results.fill_markers(text.replace("columns=time", "table=1"), records, Path("page.md"))
