@@ -42,7 +42,7 @@ TASK_PRESETS = {
     # Three methods (standard, ASCC, RIFT) and a 300-example test pool, RIFT's pool size, in 20 minutes on a
     # 2-core CPU: fewer examples, epochs and adversary steps, a larger learning rate because there are few
     # steps, length-grouped batches, and PWWS alone on the test pool (the GA of RIFT's protocol takes
-    # longer than the whole budget there: README "Results of the embedded run" runs it on the same checkpoints).
+    # longer than the whole budget there: docs/getting-started.md, "The main job", runs it on the same checkpoints).
     "embedded": TaskPreset(
         "rotten_tomatoes",
         *PUBLISHED_WEIGHTS["imdb"],
