@@ -219,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
         "difference from the token-span splicing (which builds query ids without re-tokenising)",
     )
     parser.add_argument(
+        "--no-splicing",
+        dest="splicing",
+        action="store_false",
+        help="build every query by rendering its text and tokenising it whole (the text path) instead of "
+        "splicing token ids: the same results, slower; for a tokenizer whose splicing --verify-splicing refutes",
+    )
+    parser.add_argument(
         "--output", default="attack_results.json", help="results JSON (Markdown, CSV, HTML and curves beside it)"
     )
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint beside --output")
@@ -345,6 +352,7 @@ def attack_at(temperature: float, output: Path, setup: dict, args: argparse.Name
         settings,
         checkpoint=checkpoint,
         examples_per_round=args.examples_per_round,
+        splicing=args.splicing,
         verify_splicing=args.verify_splicing,
         indices=list(range(rank, len(setup["pool"]), world)),
         progress=rank == 0,

@@ -251,16 +251,23 @@ def test_left_padding_tokenizers_get_the_same_adversarial_examples(tmp_path):
     assert [r.adversarial for r in report.results] == ["a good movie with grand acting", "Poor movie with poor acting."]
 
 
+@pytest.mark.parametrize("side_truncated", ["right", "left"])
 @pytest.mark.parametrize("max_length", [6, 9, 64])
-def test_visible_characters_agree_with_tokenising_the_query_whole(tokenizer, max_length):
+def test_visible_span_agrees_with_tokenising_the_query_whole(tokenizer, max_length, side_truncated):
     """The attacked side's visible characters and the truncation flag, against the tokenizer's own
-    truncated and untruncated encodings: single texts and pairs, either side long."""
+    truncated and untruncated encodings: single texts and pairs, either side long, either truncation side."""
+    tokenizer.truncation_side = side_truncated
     victim = VictimModel(TokenScores(tokenizer), tokenizer, max_length=max_length, batch_size=2)
     long = "the man sees a good movie with great acting, a bad plot and awful acting"
     for query, side in [((long, None), 0), (("a movie", None), 0), (("a movie", long), 1), ((long, "a good plot"), 1)]:
-        visible, truncated = victim.visible_characters(query, side)
+        (start, end), truncated = victim.visible_span(query, side)
         whole = tokenizer(*query, truncation=False)["input_ids"]
         cut = tokenizer(*query, truncation=True, max_length=max_length, return_offsets_mapping=True)
-        ends = [end for (_, end), s in zip(cut["offset_mapping"], cut.sequence_ids()) if s == side]
+        kept = [span for span, s in zip(cut["offset_mapping"], cut.sequence_ids()) if s == side]
         assert truncated == (len(whole) > len(cut["input_ids"])), query
-        assert visible == max(ends, default=0), query
+        text = query[side]
+        if len(kept) == tokenizer(*query, add_special_tokens=False).sequence_ids().count(side):
+            assert (start, end) == (0, len(text)), query  # the side keeps every token: read whole
+        else:
+            assert (start, end) == (min(a for a, _ in kept), max(b for _, b in kept)), query
+            assert (start == 0) == (side_truncated == "right") and (end == len(text)) == (side_truncated == "left")
