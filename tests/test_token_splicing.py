@@ -293,7 +293,10 @@ INVISIBLE_TEXTS = [
 def test_splicing_is_exact_next_to_characters_the_normaliser_deletes(tmp_path, family):
     tokenizer = _tokenizer(family, tmp_path)
     splicer = TokenSplicer(tokenizer, MAX_LENGTH, False, torch.device("cpu"))
-    targets = [build_target(k, Example(text, 0), SynonymSwap(SYNONYMS), Constraints()) for k, text in enumerate(INVISIBLE_TEXTS)]
+    targets = [
+        build_target(k, Example(text, 0), SynonymSwap(SYNONYMS), Constraints())
+        for k, text in enumerate(INVISIBLE_TEXTS)
+    ]
     splicer.register(targets)
     requests = []
     for target in targets:
@@ -322,8 +325,16 @@ def test_attacks_on_texts_with_deleted_characters_equal_the_text_path(tmp_path, 
         search = _search(search_name, victim, tokenizer)
         goal = UntargetedClassification()
         return run_attack(
-            examples, victim, SynonymSwap(SYNONYMS), search, Constraints([]), goal, {}, progress=False,
-            splicing=splicing, verify_splicing=10**9,
+            examples,
+            victim,
+            SynonymSwap(SYNONYMS),
+            search,
+            Constraints([]),
+            goal,
+            {},
+            progress=False,
+            splicing=splicing,
+            verify_splicing=10**9,
         )
 
     spliced, text = run(True), run(False)

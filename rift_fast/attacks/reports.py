@@ -262,8 +262,8 @@ of its words changed) counts as robust under any smaller budget.</p>
 <h2>Examples</h2>
 {% for e in examples %}<div class="example">
 <div class="meta">#{{ e.index }}: {{ e.status }}; label {{ e.label }}, predicted {{ e.clean_prediction }}
-then {{ e.final_prediction }}; {{ e.queries }} queries; {{ e.words_changed }} of {{ e.visible_words }} visible words changed
-({{ e.num_words }} words in all)</div>
+then {{ e.final_prediction }}; {{ e.queries }} queries;
+{{ e.words_changed }} of {{ e.visible_words }} visible words changed ({{ e.num_words }} words in all)</div>
 {% if e.premise is not none %}<p><b>Premise:</b> {{ e.premise }}</p>{% endif %}
 <p><b>Original:</b> {{ marked(e.original, "original") }}</p>
 {% if e.adversarial %}<p><b>Adversarial:</b> {{ marked(e.adversarial, "adversarial") }}</p>{% endif %}

@@ -232,7 +232,9 @@ def build_targets(
         changeable = sum((k, position) in proposed for position in range(len(spans)))
         budget = constraints.budget(len(seen[k]))
         targets.append(
-            Target(index, example, spans, choices, attackable, budget, truncated, changeable, visible_words=len(seen[k]))
+            Target(
+                index, example, spans, choices, attackable, budget, truncated, changeable, visible_words=len(seen[k])
+            )
         )
     return targets
 
