@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-modification-ratio",
         type=float,
         default=None,
-        help="share of words that may change (default: no budget, as published)",
+        help="share of the words the model reads (visible words) that may change (default: no budget, as published)",
     )
     parser.add_argument("--ga-population", type=positive_int, default=PUBLISHED_GA_POPULATION)
     parser.add_argument(

