@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-modification-ratio",
         type=float,
         default=None,
-        help="share of words that may change (default: no budget, as published)",
+        help="share of the words the model reads (visible words) that may change (default: no budget, as published)",
     )
     parser.add_argument("--ga-population", type=positive_int, default=PUBLISHED_GA_POPULATION)
     parser.add_argument(
@@ -217,6 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="re-tokenise N random spliced queries per engine call and stop with an error on any "
         "difference from the token-span splicing (which builds query ids without re-tokenising)",
+    )
+    parser.add_argument(
+        "--no-splicing",
+        dest="splicing",
+        action="store_false",
+        help="build every query by rendering its text and tokenising it whole (the text path) instead of "
+        "splicing token ids: the same results, slower; for a tokenizer whose splicing --verify-splicing refutes",
     )
     parser.add_argument(
         "--output", default="attack_results.json", help="results JSON (Markdown, CSV, HTML and curves beside it)"
@@ -345,6 +352,7 @@ def attack_at(temperature: float, output: Path, setup: dict, args: argparse.Name
         settings,
         checkpoint=checkpoint,
         examples_per_round=args.examples_per_round,
+        splicing=args.splicing,
         verify_splicing=args.verify_splicing,
         indices=list(range(rank, len(setup["pool"]), world)),
         progress=rank == 0,

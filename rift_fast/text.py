@@ -2,17 +2,25 @@
 
 A word is a maximal run of letters of any script, combining marks and digits (a letter or digit
 first), in which runs may be joined by one inner apostrophe of any kind (``don't``, ``don’t``), one
-inner hyphen (``well-made``) or a zero-width (non-)joiner. Anything else separates words: spaces,
+inner hyphen (``well-made``) or default-ignorable characters (Unicode's Default_Ignorable_Code_Point:
+the soft hyphen, zero-width space, (non-)joiner and word joiner, the byte order mark, bidirectional
+marks, variation selectors; invisible, and deleted by many tokenizers' normalisers). So
+``won\xadder\xadful`` (soft hyphens) is one word, as Unicode word segmentation (UAX #29) and the
+tokenizers that delete the soft hyphen read it, and so is ``good\u200bmovie``. Default-ignorable
+characters at a word's edge are not part of it. Anything else separates words: spaces,
 punctuation, quotes, dashes, underscores, symbols and emoji. Apostrophes and hyphens at a word's
 edge are not part of it (``‘word’`` is the word ``word``), so no word ever touches a letter, digit
 or inner joining character of another word: replacing one whole word by another whole word never
 merges it with its neighbours. Numbers are words (``2nd``, ``3D``, ``42``; ``3.5`` is the words
 ``3`` and ``5``). Scripts written without spaces (Chinese, Japanese, Thai) give one word per run
-between spaces or punctuation.
+between spaces or punctuation. Where this rule departs from UAX #29, it is on purpose: inner hyphens
+join (UAX #29 splits ``well-made``), ``3.5`` is two words (UAX #29: one), and every default-ignorable
+character joins (UAX #29 splits at a zero-width space).
 
-A word is looked up under :func:`lookup_form` (every apostrophe as ``'``, Unicode NFKC, lower
-case), then, when that form is unknown, under :func:`accent_stripped` (that form decomposed, its
-non-spacing marks removed): :func:`lookup_forms` lists the two in that order.
+A word is looked up under :func:`lookup_form` (default-ignorable characters removed, every
+apostrophe as ``'``, Unicode NFKC, lower case), then, when that form is unknown, under
+:func:`accent_stripped` (that form decomposed, its non-spacing marks removed): :func:`lookup_forms`
+lists the two in that order.
 """
 
 from __future__ import annotations
@@ -25,10 +33,12 @@ import regex
 
 APOSTROPHES = "'’‘ʼ‛´`＇"
 HYPHENS = "-‐‑"
-JOINERS = "\u200c\u200d"  # zero-width non-joiner and joiner (Persian, Indic scripts)
-_RUN = r"[\p{L}\p{N}][\p{L}\p{M}\p{N}]*"
-_INNER = regex.escape(APOSTROPHES + HYPHENS + JOINERS)
-WORD_PATTERN = regex.compile(rf"{_RUN}(?:[{_INNER}]{_RUN})*")
+DEFAULT_IGNORABLE = r"\p{Default_Ignorable_Code_Point}"  # soft hyphen, zero-width space and joiners, ...
+_LETTER_OR_DIGIT = rf"[[\p{{L}}\p{{N}}]--{DEFAULT_IGNORABLE}]"  # not the invisible Hangul fillers
+_RUN = rf"{_LETTER_OR_DIGIT}[\p{{M}}{_LETTER_OR_DIGIT}]*"
+_JOIN = rf"{DEFAULT_IGNORABLE}*[{regex.escape(APOSTROPHES + HYPHENS)}]{DEFAULT_IGNORABLE}*|{DEFAULT_IGNORABLE}+"
+WORD_PATTERN = regex.compile(rf"{_RUN}(?:(?:{_JOIN}){_RUN})*", flags=regex.V1)
+_DEFAULT_IGNORABLE_PATTERN = regex.compile(DEFAULT_IGNORABLE)
 _APOSTROPHE_AS_ASCII = str.maketrans({mark: "'" for mark in APOSTROPHES})
 
 
@@ -42,9 +52,16 @@ def is_single_word(text: str) -> bool:
     return WORD_PATTERN.fullmatch(text) is not None
 
 
+def without_default_ignorables(text: str) -> str:
+    """``text`` without its default-ignorable characters (``won\xadder\xadful`` -> ``wonderful``)."""
+    return _DEFAULT_IGNORABLE_PATTERN.sub("", text)
+
+
 def lookup_form(word: str) -> str:
-    """``word`` as synonym sources are asked about it: apostrophes as ``'``, NFKC, lower case."""
-    return unicodedata.normalize("NFKC", word.translate(_APOSTROPHE_AS_ASCII)).lower()
+    """``word`` as synonym sources are asked about it: default-ignorable characters removed,
+    apostrophes as ``'``, NFKC, lower case."""
+    visible = without_default_ignorables(word.translate(_APOSTROPHE_AS_ASCII))
+    return unicodedata.normalize("NFKC", visible).lower()
 
 
 @functools.lru_cache(maxsize=1 << 16)  # called per synonym of every candidate word

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from tiny_tokenizers import byte_level_bpe, sentencepiece_unigram, wordpiece
+from tiny_tokenizers import byte_level_bpe, sentencepiece_bpe_byte_fallback, sentencepiece_unigram, wordpiece
 
 from rift_fast.synonyms import SynonymIndex, TableCoverage
 
@@ -63,3 +63,107 @@ def test_unknown_and_special_tokens_never_enter_the_table(family_and_tokenizer):
     synonyms = set(table[table >= 0].tolist())
     assert tokenizer.unk_token_id in tokenizer.all_special_ids
     assert not (rows | synonyms) & set(tokenizer.all_special_ids)
+
+
+# ------------------------------------------------------------- coverage whatever the punctuation before a word
+SYNONYMS_OF = {
+    "movie": ["film", "picture", "feature", "flick", "cinema", "show", "story", "drama"],
+    "good": ["fine", "great", "nice", "decent", "solid", "sound", "superb", "grand"],
+}
+COVERAGE_INDEX = SynonymIndex(SYNONYMS_OF)
+COVERAGE_WORDS = sorted({w for word, others in SYNONYMS_OF.items() for w in [word, *others]} | {"the", "was"})
+# Where a word stands: after a space, at the start (lower case and capitalised), right after punctuation.
+CONTEXTS = [
+    "the {} was",
+    "{} was",
+    "{} was!",
+    "the ({}) was",
+    'the "{}" was',
+    "the [{}] was",
+    "the '{}' was",
+    "the -{}- was",
+    "the “{}” was",
+    "the/{} was",
+    "The {}, was",
+    "the ({}) was!",
+    '"{}" was!',
+]  # a context ending in "!" holds the word capitalised
+FAMILIES = ["wordpiece", "byte_level_bpe", "sentencepiece_unigram", "sentencepiece_bpe_byte_fallback"]
+
+
+def _family_tokenizer(family, folder):
+    if family == "wordpiece":
+        return wordpiece(COVERAGE_WORDS, folder)
+    if family == "byte_level_bpe":
+        return byte_level_bpe(COVERAGE_WORDS)
+    if family == "sentencepiece_unigram":
+        return sentencepiece_unigram(COVERAGE_WORDS, bare_pieces=True)
+    return sentencepiece_bpe_byte_fallback(COVERAGE_WORDS)
+
+
+def _word_token(tokenizer, context: str, word: str) -> int | None:
+    """The one token of ``word`` in ``context`` (the token whose characters are the word's), or None."""
+    text = context.format(word)
+    start = context.index("{}")
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    inside = [
+        token
+        for token, (a, b) in zip(encoded["input_ids"], encoded["offset_mapping"])
+        if a < start + len(word) and b > start
+    ]
+    spans = [(a, b) for a, b in encoded["offset_mapping"] if a < start + len(word) and b > start]
+    if len(inside) != 1 or text[spans[0][0] : spans[0][1]].strip() != word:
+        return None
+    return inside[0]
+
+
+def table_coverage(tokenizer, table, context: str) -> float:
+    """The share of (word, synonym) candidates of :data:`SYNONYMS_OF` that the one-token table offers for
+    the word in ``context``, each as the very token the tokenizer gives the synonym in that context."""
+    found = 0
+    for word, others in SYNONYMS_OF.items():
+        case = str.capitalize if context.endswith("!") else str
+        token = _word_token(tokenizer, context, case(word))
+        if token is None:
+            continue
+        row = set(table[token].tolist())
+        found += sum(_word_token(tokenizer, context, case(other)) in row for other in others)
+    return found / sum(len(others) for others in SYNONYMS_OF.values())
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_table_coverage_does_not_depend_on_the_punctuation_before_a_word(family, tmp_path):
+    tokenizer = _family_tokenizer(family, tmp_path)
+    table = COVERAGE_INDEX.vocab_table(tokenizer, k=8)
+    coverage = {context: table_coverage(tokenizer, table, context) for context in CONTEXTS}
+    assert coverage == {context: 1.0 for context in CONTEXTS}  # 16 of 16 candidates in every context
+
+
+@pytest.mark.parametrize("family", ["sentencepiece_unigram", "sentencepiece_bpe_byte_fallback"])
+def test_a_word_after_a_bracket_is_the_bare_piece_with_its_own_row(family, tmp_path):
+    # The issue's instance: "(movie)" is the piece "movie", not "▁movie"; both have the 8 synonyms.
+    tokenizer = _family_tokenizer(family, tmp_path)
+    table = COVERAGE_INDEX.vocab_table(tokenizer, k=8)
+    after_space, after_bracket = _word_token(tokenizer, "a {} b", "movie"), _word_token(tokenizer, "a ({}) b", "movie")
+    assert tokenizer.convert_ids_to_tokens([after_space, after_bracket]) == ["▁movie", "movie"]
+    assert tokenizer.convert_ids_to_tokens(table[after_bracket].tolist()) == SYNONYMS_OF["movie"]
+    assert tokenizer.convert_ids_to_tokens(table[after_space].tolist()) == [f"▁{w}" for w in SYNONYMS_OF["movie"]]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("context", CONTEXTS[:1] + CONTEXTS[3:])
+def test_the_gradient_search_ranks_every_candidate_whatever_the_punctuation(family, context, tmp_path):
+    from test_token_splicing import PositionalTokenScores
+
+    from rift_fast.attacks import Constraints, GradientGuidedGreedy, SynonymSwap, UntargetedClassification, VictimModel
+    from rift_fast.attacks.transformation import build_target
+    from rift_fast.data import Example
+
+    tokenizer = _family_tokenizer(family, tmp_path)
+    victim = VictimModel(PositionalTokenScores(tokenizer), tokenizer, max_length=32, batch_size=4)
+    table = COVERAGE_INDEX.vocab_table(tokenizer, k=8)
+    search = GradientGuidedGreedy(UntargetedClassification(), victim, table, candidates=8, backend="reference")
+    target = build_target(0, Example(context.format("movie"), 0), SynonymSwap(COVERAGE_INDEX), Constraints([]))
+    ranked = search._ranked_swaps([target], {0: {}}, attacked_side=0)[0]
+    position = target.spans.words.index("movie")
+    assert sorted(slot for word, slot in ranked if word == position) == list(range(1, 9))  # 8 of 8 candidates

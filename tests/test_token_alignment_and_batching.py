@@ -137,10 +137,17 @@ def test_sentence_pairs_attack_the_hypothesis_in_every_tokenizer_family(tokenize
 
 def test_vocab_table_has_rows_for_every_form_of_a_word(tokenizer):
     table = SYNONYMS.vocab_table(tokenizer, k=4)
+    whole = 0
     for prefix, case in WORD_FORMS:
-        (movie,) = tokenizer(prefix + case("movie"), add_special_tokens=False)["input_ids"]
-        expected = [tokenizer(prefix + case(w), add_special_tokens=False)["input_ids"][0] for w in ("film", "picture")]
+        lead = tokenizer(prefix.strip(), add_special_tokens=False)["input_ids"] if prefix.strip() else []
+        *before, movie = tokenizer(prefix + case("movie"), add_special_tokens=False)["input_ids"]
+        if before != lead:  # "movie" is not one token in this form (a vocabulary without its bare piece)
+            assert prefix.strip() and table[movie, 0] < 0
+            continue
+        whole += 1
+        expected = [tokenizer(prefix + case(w), add_special_tokens=False)["input_ids"][-1] for w in ("film", "picture")]
         assert table[movie, :2].tolist() == expected and table[movie, 2:].tolist() == [-1, -1]
+    assert whole >= 4  # after a space and at the start, in both cases, in every family
 
 
 def test_a_target_without_candidates_is_reported_apart_not_as_a_failed_attack(tokenizer):
@@ -251,16 +258,23 @@ def test_left_padding_tokenizers_get_the_same_adversarial_examples(tmp_path):
     assert [r.adversarial for r in report.results] == ["a good movie with grand acting", "Poor movie with poor acting."]
 
 
+@pytest.mark.parametrize("side_truncated", ["right", "left"])
 @pytest.mark.parametrize("max_length", [6, 9, 64])
-def test_visible_characters_agree_with_tokenising_the_query_whole(tokenizer, max_length):
+def test_visible_span_agrees_with_tokenising_the_query_whole(tokenizer, max_length, side_truncated):
     """The attacked side's visible characters and the truncation flag, against the tokenizer's own
-    truncated and untruncated encodings: single texts and pairs, either side long."""
+    truncated and untruncated encodings: single texts and pairs, either side long, either truncation side."""
+    tokenizer.truncation_side = side_truncated
     victim = VictimModel(TokenScores(tokenizer), tokenizer, max_length=max_length, batch_size=2)
     long = "the man sees a good movie with great acting, a bad plot and awful acting"
     for query, side in [((long, None), 0), (("a movie", None), 0), (("a movie", long), 1), ((long, "a good plot"), 1)]:
-        visible, truncated = victim.visible_characters(query, side)
+        (start, end), truncated = victim.visible_span(query, side)
         whole = tokenizer(*query, truncation=False)["input_ids"]
         cut = tokenizer(*query, truncation=True, max_length=max_length, return_offsets_mapping=True)
-        ends = [end for (_, end), s in zip(cut["offset_mapping"], cut.sequence_ids()) if s == side]
+        kept = [span for span, s in zip(cut["offset_mapping"], cut.sequence_ids()) if s == side]
         assert truncated == (len(whole) > len(cut["input_ids"])), query
-        assert visible == max(ends, default=0), query
+        text = query[side]
+        if len(kept) == tokenizer(*query, add_special_tokens=False).sequence_ids().count(side):
+            assert (start, end) == (0, len(text)), query  # the side keeps every token: read whole
+        else:
+            assert (start, end) == (min(a for a, _ in kept), max(b for _, b in kept)), query
+            assert (start == 0) == (side_truncated == "right") and (end == len(text)) == (side_truncated == "left")

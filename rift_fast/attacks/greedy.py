@@ -141,7 +141,7 @@ class GreedyWordSwap(SearchMethod):
 
     def _rank(self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]) -> dict[int, _Progress]:
         """Every target's word order, from one engine call for all probes."""
-        limits = {t.index: self.query_budget.limit(len(t.spans)) if self.query_budget else None for t in targets}
+        limits = {t.index: self.query_budget.limit(t.num_visible_words) if self.query_budget else None for t in targets}
         progress = {t.index: _Progress(t, [], limits[t.index]) for t in targets}
         probes = {t.index: self._probes(t) for t in targets}
         allowed = {t.index: self._allowed(engine, progress[t.index], probes[t.index]) for t in targets}

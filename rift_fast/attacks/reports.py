@@ -45,7 +45,7 @@ TEXTATTACK_COLUMNS = (
     "num_queries",
     "result_type",
 )  # TextAttack 0.3.11, textattack/loggers/csv_logger.py, in its order
-RIFT_FAST_COLUMNS = ("index", "status", "words_changed", "num_words", "truncated", "unconfirmed")
+RIFT_FAST_COLUMNS = ("index", "status", "words_changed", "num_words", "visible_words", "truncated", "unconfirmed")
 CSV_COLUMNS = TEXTATTACK_COLUMNS + RIFT_FAST_COLUMNS
 
 # TextAttack's result type (its AttackResult class name without "AttackResult") for each status. TextAttack
@@ -137,6 +137,7 @@ def csv_row(result: ExampleResult) -> dict[str, object]:
         "status": result.status,
         "words_changed": result.words_changed,
         "num_words": result.num_words,
+        "visible_words": result.words_read,
         "truncated": int(result.truncated),
         "unconfirmed": int(result.unconfirmed),
     }
@@ -196,10 +197,10 @@ def query_budget_curve(results: list[ExampleResult]) -> RobustnessCurve:
 
 
 def modification_rate_curve(results: list[ExampleResult]) -> RobustnessCurve:
-    """Robust accuracy against the share of words the attack may change (a success that changed w of n
-    words is robust for rates < w / n)."""
+    """Robust accuracy against the share of words the attack may change (a success that changed w of the
+    n words the model reads, :attr:`ExampleResult.modification_rate`, is robust for rates < w / n)."""
     return robustness_curve(
-        results, "modification rate (share of words changed)", lambda r: r.words_changed / r.num_words
+        results, "modification rate (share of visible words changed)", lambda r: r.modification_rate
     )
 
 
@@ -261,7 +262,8 @@ of its words changed) counts as robust under any smaller budget.</p>
 <h2>Examples</h2>
 {% for e in examples %}<div class="example">
 <div class="meta">#{{ e.index }}: {{ e.status }}; label {{ e.label }}, predicted {{ e.clean_prediction }}
-then {{ e.final_prediction }}; {{ e.queries }} queries; {{ e.words_changed }} of {{ e.num_words }} words changed</div>
+then {{ e.final_prediction }}; {{ e.queries }} queries;
+{{ e.words_changed }} of {{ e.visible_words }} visible words changed ({{ e.num_words }} words in all)</div>
 {% if e.premise is not none %}<p><b>Premise:</b> {{ e.premise }}</p>{% endif %}
 <p><b>Original:</b> {{ marked(e.original, "original") }}</p>
 {% if e.adversarial %}<p><b>Adversarial:</b> {{ marked(e.adversarial, "adversarial") }}</p>{% endif %}
@@ -277,6 +279,7 @@ def _example_view(result: ExampleResult) -> dict[str, object]:
     return {
         **{key: getattr(result, key) for key in ("index", "status", "label", "queries", "words_changed", "num_words")},
         **{key: getattr(result, key) for key in ("clean_prediction", "final_prediction", "premise")},
+        "visible_words": result.words_read,
         "original": original,
         "adversarial": final if result.adversarial is not None else None,
     }

@@ -54,10 +54,23 @@ class ExampleResult:
     clean_label_probability: float | None = None
     final_label_probability: float | None = None
     premise: str | None = None  # the side not attacked: the premise of a sentence pair, None for one text
+    # Words of the attacked side the model reads (inside its window; ``num_words`` counts every word); None
+    # in records of checkpoints written before it was recorded, read as every word.
+    visible_words: int | None = None
 
     @property
     def robust(self) -> bool:
         return self.status in (UNATTACKABLE, FAILED)
+
+    @property
+    def words_read(self) -> int:
+        """The words the model reads: :attr:`visible_words`, or every word for records without it."""
+        return self.num_words if self.visible_words is None else self.visible_words
+
+    @property
+    def modification_rate(self) -> float:
+        """The share of the words the model reads that the attack changed (0.0 when it reads none)."""
+        return self.words_changed / self.words_read if self.words_read else 0.0
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
@@ -110,8 +123,10 @@ class AttackReport:
             "unattackable": sum(r.status == UNATTACKABLE for r in results),
             "no_candidate": sum(r.status == NO_CANDIDATE for r in results),
             "truncated": sum(r.truncated for r in results),
+            "words": sum(r.num_words for r in results),
+            "visible_words": sum(r.words_read for r in results),
             "unconfirmed_successes": sum(r.unconfirmed for r in results),
-            "mean_modification_rate": mean([r.words_changed / r.num_words for r in successes]),
+            "mean_modification_rate": mean([r.modification_rate for r in successes]),
             "mean_queries": mean([r.queries for r in correct]),
             "wall_seconds": self.wall_seconds,
             "session_wall_seconds": self.session_wall_seconds,
@@ -167,6 +182,8 @@ class AttackReport:
             f"not attacked, the search had no candidate swap (not counted robust): {s['no_candidate']}, "
             f"robust accuracy if they all held: {format_figure(s['robust_accuracy_upper_bound'], '.1%')}; "
             f"truncated to the model's length: {s['truncated']}; "
+            f"words the model reads (visible words, over which modification rates are taken): "
+            f"{s['visible_words']} of {s['words']}; "
             f"search flips the exact model did not confirm (counted as failed): {s['unconfirmed_successes']}. "
             f"Wall time of this session: {s['session_wall_seconds']:.1f} s. "
             "n/a: no example to take the rate or mean over."
@@ -330,7 +347,7 @@ def _attack_round(
     sides = []
     for i in chunk:
         example = examples[i]
-        visible, truncated = victim.visible_characters((example.text, example.text_pair), attacked_side)
+        visible, truncated = victim.visible_span((example.text, example.text_pair), attacked_side)
         sides.append((i, example, visible, truncated))
     every = build_targets(sides, transformation, constraints)
     engine.register(every)
@@ -357,6 +374,7 @@ def _attack_round(
                     clean_label_probability=float(clean[i][target.label]),
                     final_label_probability=float(clean[i][target.label]),
                     premise=premise_of(examples[i]),
+                    visible_words=target.num_visible_words,
                 )
             )
         else:
@@ -388,6 +406,7 @@ def _attack_round(
                 clean_label_probability=float(clean[target.index][target.label]),
                 final_label_probability=float(probabilities[target.label]),
                 premise=premise_of(examples[target.index]),
+                visible_words=target.num_visible_words,
             )
         )
     for i in chunk:

@@ -14,7 +14,10 @@ Exactness, checked at three levels (any failure routes the query to the text pat
 
 - per word: the word's region tokens in the full text equal its region tokens tokenised in context,
   every token touching the region lies inside it, and the context's own tokens are the same for the
-  original and the substitute word (a tokenizer looking across word boundaries fails here);
+  original and the substitute word (a tokenizer looking across word boundaries fails here); a word
+  separated from a neighbouring word only by characters the normaliser deletes (``good\x7fmovie``
+  reads as ``goodmovie`` to BERT's normaliser) is not spliced, as the tokenizer reads the two as
+  one: its queries take the text path, counted under :data:`NEXT_TO_DELETED`;
 - per tokenizer: :meth:`TokenSplicer.probe` splices random substitutions into a probe set of sentences
   (accents, curly quotes, digits, pairs, texts past the window) and compares with ``tokenizer(text)``;
   a tokenizer failing it is not spliced at all (logged once);
@@ -61,6 +64,11 @@ logger = logging.getLogger(__name__)
 Piece = tuple[int, int, int, tuple[int, ...]]
 # The parts of a model input, in order (the columns of a slot layout; PADDING_PART after the end).
 PREFIX_PART, OTHER_PART, MIDDLE_PART, ATTACKED_PART, SUFFIX_PART, PADDING_PART = range(6)
+
+
+# The splicer's count of substitutions left to the text path because a character the normaliser
+# deletes is all that separates the word from a neighbouring word.
+NEXT_TO_DELETED = "substitutions next to characters the normaliser deletes (text path)"
 
 
 class SplicingMismatch(ValueError):
@@ -376,6 +384,7 @@ class TokenSplicer:
         self.counts: Counter[str] = Counter()
         self._examples: dict[int, _Example] = {}
         self._contexts: dict[tuple[str, str, str], _Context] = {}
+        self._deleted_gaps: dict[str, bool] = {}  # gap text -> whether the normaliser deletes all of it
         self.template = special_template(tokenizer, pair) if tokenizer.is_fast else None
         self._definition = tokenizer.backend_tokenizer.to_str() if tokenizer.is_fast else ""  # its full JSON
         self._digest = hashlib.blake2b(self._definition.encode()).digest()
@@ -521,8 +530,25 @@ class TokenSplicer:
             example.regions[position] = found
         return example.regions[position]
 
+    def _deleted_by_normaliser(self, gap: str) -> bool:
+        """Whether ``gap`` (text between two words) is not empty and the normaliser deletes all of it."""
+        if gap not in self._deleted_gaps:
+            normaliser = self._backend.normalizer
+            self._deleted_gaps[gap] = bool(gap) and normaliser is not None and not normaliser.normalize_str(gap)
+        return self._deleted_gaps[gap]
+
+    def _joined_to_a_neighbour(self, example: _Example, position: int) -> bool:
+        """Whether only characters the normaliser deletes separate word ``position`` from the word
+        before or after it (the tokenizer then reads the two words as one)."""
+        left, right, _ = self._context_parts(example, position)
+        before = position > 0 and self._deleted_by_normaliser(left)
+        return before or (position + 1 < len(example.target.spans) and self._deleted_by_normaliser(right))
+
     def _piece(self, example: _Example, position: int, word: str) -> Piece | None:
         """How word ``position`` of ``example`` becomes ``word``, or None when that is not exact."""
+        if self._joined_to_a_neighbour(example, position):
+            self.counts[NEXT_TO_DELETED] += 1
+            return None
         region = self._region(example, position)
         left, right, _ = self._context_parts(example, position)
         original = self._contexts[(left, example.target.spans.words[position], right)]
@@ -760,5 +786,6 @@ PROBE_TEXTS: list[tuple[str, str | None]] = [
     ("A man is playing a guitar on stage.", "The man ISN'T playing — he’s singing naïvely at 9pm."),
     ("Two dogs run through the snow. " * 30, "Some animals are outside, running in 3 feet of snow!"),
     ("Résumé: nothing.", "A résumé shows 1,000 jobs... or none?"),
+    ("A won\xadder\xadful,\u200b un\ufffdseen film\u2060 (good\x7fbad) \ufeffends\u200b.", None),
 ]
 PROBE_WORDS = ["film", "Movie", "GOOD", "naïve", "café", "don't", "well-made", "2nd", "42", "São", "映画", "x", "é"]

@@ -110,9 +110,10 @@ class QueryBudget(Constraint):
     (TextAttack's ``query_budget``); or ``per_word`` times the number of words of the attacked side
     (TextDefender, Li et al. 2021: ``query_budget_size`` x ``num_words``, with ``query_budget_size`` =
     ``neighbour_vocab_size`` = 50 in its ``args.py``; TextAttack counts the words of both texts of a pair,
-    this the attacked side's only). A search that reads it stops an example when its
-    budget is spent (the example then fails, as in TextAttack). Raises ValueError for a budget below 1
-    (a budget of 0 could not even score the clean input) or when neither or both are given."""
+    this the attacked side's only, and of those the ones the model reads, inside its window). A search
+    that reads it stops an example when its budget is spent (the example then fails, as in TextAttack).
+    Raises ValueError for a budget below 1 (a budget of 0 could not even score the clean input) or when
+    neither or both are given."""
 
     name = "query_budget"
 
@@ -132,7 +133,7 @@ class QueryBudget(Constraint):
         return {"max_queries": self.max_queries, "counted": "distinct queries, the clean one included"}
 
     def limit(self, num_words: int) -> int:
-        """The most queries of an example whose attacked side has ``num_words`` words."""
+        """The most queries of an example whose attacked side has ``num_words`` words the model reads."""
         if self.per_word is not None:
             return max(1, self.per_word * num_words)
         return int(self.max_queries or 0)

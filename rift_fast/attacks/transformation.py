@@ -3,7 +3,8 @@
 A :class:`Target` holds, for each word of the attacked side, its substitution choices (slot 0 is
 the original word): the transformation's candidates that the constraints
 (:mod:`rift_fast.attacks.constraints`) keep. Words the constraints forbid, words without candidates
-and words past the model's truncation get none.
+and words the model does not read (past its window, on the side its tokenizer truncates) get none.
+Budgets over words (the modification ratio) count the words the model reads, its visible words.
 """
 
 from __future__ import annotations
@@ -99,10 +100,16 @@ class Target:
     truncated: bool = False
     changeable: int = 0  # words the constraints allow to change (visible ones), with or without candidates
     pending: set[int] = field(default_factory=set)  # words whose choices wait for the text the search holds
+    visible_words: int | None = None  # words the model reads (inside its window); None: every word
 
     @property
     def label(self) -> int:
         return self.example.label
+
+    @property
+    def num_visible_words(self) -> int:
+        """How many words of the attacked side the model reads (all of them without truncation)."""
+        return len(self.spans) if self.visible_words is None else self.visible_words
 
     def render(self, chosen: np.ndarray | dict[int, int]) -> tuple[str, str | None]:
         """The query for a choice per word (array over words, or {position: slot}; slot 0 = original)."""
@@ -158,42 +165,58 @@ def substitution_candidates(word: str, synonyms: SynonymIndex) -> list[str]:
     )
 
 
+VisibleSpan = tuple[int, int]  # the (start, end) characters of a text that the model reads
+
+
 def build_target(
     index: int,
     example: Example,
     transformation: Transformation,
     constraints: Constraints,
-    visible_characters: int | None = None,
+    visible: VisibleSpan | None = None,
     truncated: bool = False,
 ) -> Target:
     """The :class:`Target` of one example (see :func:`build_targets`)."""
-    return build_targets([(index, example, visible_characters, truncated)], transformation, constraints)[0]
+    return build_targets([(index, example, visible, truncated)], transformation, constraints)[0]
+
+
+def visible_positions(spans: WordSpans, visible: VisibleSpan | None) -> list[int]:
+    """The positions of the words of ``spans`` that lie wholly inside the characters ``visible``
+    (start, end) that the model reads; every position when ``visible`` is None."""
+    if visible is None:
+        return list(range(len(spans)))
+    low, high = visible
+    return [position for position, (start, end) in enumerate(spans.spans) if low <= start and end <= high]
 
 
 def build_targets(
-    examples: Sequence[tuple[int, Example, int | None, bool]],
+    examples: Sequence[tuple[int, Example, VisibleSpan | None, bool]],
     transformation: Transformation,
     constraints: Constraints,
 ) -> list[Target]:
-    """Word choices of each ``(index, example, visible_characters, truncated)``'s attacked side (the
-    hypothesis for sentence pairs): for each word the transformation's candidates that the constraints
-    keep; ``visible_characters``: how many leading characters of the attacked side the model sees (words
-    past them are not attacked; None: all). The transformation serves the changeable words of all the
-    examples in one :meth:`Transformation.candidates_at` call; one that reads the current text
-    (:attr:`Transformation.reads_current_text`) is not called here: the changeable words are attackable,
-    their choices pending."""
+    """Word choices of each ``(index, example, visible, truncated)``'s attacked side (the hypothesis for
+    sentence pairs): for each word the transformation's candidates that the constraints keep;
+    ``visible``: the (start, end) characters of the attacked side that the model reads
+    (:meth:`VictimModel.visible_span`; None: all). Words outside them are neither attacked nor counted:
+    the modification budget is taken over the visible words. The transformation serves the changeable
+    words of all the examples in one :meth:`Transformation.candidates_at` call; one that reads the
+    current text (:attr:`Transformation.reads_current_text`) is not called here: the changeable words
+    are attackable, their choices pending."""
     sides = [
         WordSpans(example.text if example.text_pair is None else example.text_pair) for _, example, _, _ in examples
     ]
+    seen = [visible_positions(spans, visible) for spans, (_, _, visible, _) in zip(sides, examples)]
     keys = [
         (k, position)
-        for k, (spans, (_, _, visible, _)) in enumerate(zip(sides, examples))
-        for position in range(len(spans))
-        if (visible is None or spans.spans[position][1] <= visible) and constraints.allows(spans.words, position)
+        for k, (spans, positions) in enumerate(zip(sides, seen))
+        for position in positions
+        if constraints.allows(spans.words, position)
     ]
     if transformation.reads_current_text:
         return [
-            _pending_target(index, example, spans, [p for j, p in keys if j == k], constraints, truncated)
+            _pending_target(
+                index, example, spans, [p for j, p in keys if j == k], constraints, (truncated, len(seen[k]))
+            )
             for k, (spans, (index, example, _, truncated)) in enumerate(zip(sides, examples))
         ]
     proposed = dict(zip(keys, transformation.candidates_at([WordSite(sides[k], p) for k, p in keys])))
@@ -207,19 +230,31 @@ def build_targets(
         ]
         attackable = [i for i, options in enumerate(choices) if len(options) > 1]
         changeable = sum((k, position) in proposed for position in range(len(spans)))
+        budget = constraints.budget(len(seen[k]))
         targets.append(
-            Target(index, example, spans, choices, attackable, constraints.budget(len(spans)), truncated, changeable)
+            Target(
+                index, example, spans, choices, attackable, budget, truncated, changeable, visible_words=len(seen[k])
+            )
         )
     return targets
 
 
 def _pending_target(
-    index: int, example: Example, spans: WordSpans, changeable: list[int], constraints: Constraints, truncated: bool
+    index: int,
+    example: Example,
+    spans: WordSpans,
+    changeable: list[int],
+    constraints: Constraints,
+    truncated_and_visible: tuple[bool, int],
 ) -> Target:
-    """A target whose ``changeable`` words are attackable with their choices pending."""
+    """A target whose ``changeable`` words are attackable with their choices pending
+    (``truncated_and_visible``: whether the example is truncated, and how many of its words are visible)."""
+    truncated, visible = truncated_and_visible
     choices = [[word] for word in spans.words]
-    budget = constraints.budget(len(spans))
-    return Target(index, example, spans, choices, changeable, budget, truncated, len(changeable), set(changeable))
+    budget = constraints.budget(visible)
+    return Target(
+        index, example, spans, choices, changeable, budget, truncated, len(changeable), set(changeable), visible
+    )
 
 
 @dataclass(frozen=True)

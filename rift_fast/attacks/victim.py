@@ -274,17 +274,28 @@ class VictimModel:
             handle.remove()
         return GradientBatch(rows, batch["input_ids"], grad, row_offsets, sides)
 
-    def visible_characters(self, query: Query, attacked_side: int) -> tuple[int, bool]:
-        """How many leading characters of the attacked side (0: text, 1: pair) the model sees, and
-        whether the query is truncated at all (the tokens cut off, which the fast tokenizer's
-        truncation keeps in ``overflowing``)."""
+    def visible_span(self, query: Query, attacked_side: int) -> tuple[tuple[int, int], bool]:
+        """The characters ``(start, end)`` of the attacked side (0: text, 1: pair) that the model reads,
+        and whether the query is truncated at all.
+
+        Under truncation (of the side the tokenizer declares, ``truncation_side`` right or left; for a
+        pair, Hugging Face's ``longest_first``) the model reads the attacked side's characters from the
+        start of its first kept token to the end of its last; a side that keeps all its tokens is read
+        whole, ``(0, len(side))``."""
+        side = query[attacked_side] or ""
         encoded = self.tokenizer(
             query[0], query[1], truncation=True, max_length=self.max_length, return_offsets_mapping=True
         )
         truncated = bool(encoded.encodings[0].overflowing)
-        sequence_ids = encoded.sequence_ids()
-        ends = [end for (start, end), side in zip(encoded["offset_mapping"], sequence_ids) if side == attacked_side]
-        return (max(ends) if ends else 0), truncated
+        if not truncated:
+            return (0, len(side)), False
+        whole = self.tokenizer(query[0], query[1], add_special_tokens=False).sequence_ids()
+        kept = [span for span, s in zip(encoded["offset_mapping"], encoded.sequence_ids()) if s == attacked_side]
+        if len(kept) == whole.count(attacked_side):
+            return (0, len(side)), True
+        if not kept:
+            return (0, 0), True
+        return (min(start for start, _ in kept), max(end for _, end in kept)), True
 
 
 def probe_targets() -> list[Target]:
@@ -444,7 +455,8 @@ class QueryEngine:
             if problem is not None:
                 raise SplicingMismatch(
                     f"--verify-splicing: a spliced query differs from the tokenizer's ids ({problem}); "
-                    "rerun without splicing (the text path) and report the tokenizer"
+                    "rerun with --no-splicing (run_attack(..., splicing=False) from Python): every query is "
+                    "then tokenised from its text, with the same results; and report the tokenizer"
                 )
             self.verified += 1
 

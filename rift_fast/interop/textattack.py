@@ -120,7 +120,8 @@ Both engines
     included). The rows the model actually scored are the comparable measure of work.
   * Modification budget: both allow ceil(ratio x words) changed words, but rift_fast takes the product in
     decimal and TextAttack in floating point, so where ratio x words is a whole number that floating point
-    overshoots (0.3 x 10), TextAttack allows one word more.
+    overshoots (0.3 x 10), TextAttack allows one word more. On a text longer than the model's window,
+    rift_fast counts only the words the model reads (and attacks no other); TextAttack counts every word.
 """
 
 from __future__ import annotations

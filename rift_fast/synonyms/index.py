@@ -165,11 +165,12 @@ class SynonymIndex(Mapping[str, list[str]]):
         Row v lists the synonyms of token v when v is a whole word of the index and both the word
         and the synonym are a single token of the tokenizer, neither of them a special token such as
         the unknown token (sub-word pieces get no synonyms). Words are tokenised in each form a word
-        takes in running text (:data:`WORD_FORMS`: after a space and at the start of a text, lower
-        case and capitalised), and a token's synonyms are taken in the same form, so WordPiece,
-        byte-level BPE (``Ġfilm`` after a space, ``film`` at the start) and SentencePiece / Unigram
-        (``▁film``) vocabularies, cased or not, get rows for every form; a row keeps the first form
-        that filled it. The coverage is logged. Raises ValueError for ``k`` below 1.
+        takes in running text (:data:`WORD_FORMS`: after a space, at the start of a text and right
+        after punctuation, lower case and capitalised), and a token's synonyms are taken in the same
+        form, so WordPiece, byte-level BPE (``Ġfilm`` after a space, ``film`` at the start or after
+        ``(``) and SentencePiece (``▁film`` after a space, the bare piece ``film`` after ``(``)
+        vocabularies, cased or not, get rows for every form; a row keeps the first form that filled it.
+        The coverage is logged. Raises ValueError for ``k`` below 1.
         """
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
@@ -253,22 +254,32 @@ def _capitalised(word: str) -> str:
 
 
 # How a word appears in running text: (text before it, case). The first form is inside a sentence,
-# lower case; a row of vocab_table keeps the first form that gives it synonyms.
+# lower case; a row of vocab_table keeps the first form that gives it synonyms. Right after punctuation
+# (an opening bracket stands for any), SentencePiece tokenizers (ALBERT, XLM-R, DeBERTa-v3, Llama-style
+# BPE) give a word as its bare piece, without the ``▁`` that a space or the start of a text gives it.
 WORD_FORMS: tuple[tuple[str, Callable[[str], str]], ...] = (
     (" ", str),
     ("", str),
     (" ", _capitalised),
     ("", _capitalised),
+    ("(", str),
+    ("(", _capitalised),
 )
 
 
 def _single_token_ids(tokenizer, words: list[str], form: tuple[str, Callable[[str], str]]) -> dict[str, int]:
-    """``word -> token id`` for the words the tokenizer keeps whole in ``form`` (prefix, case); a word
-    that becomes a special token (the unknown token) is not kept whole."""
+    """``word -> token id`` for the words the tokenizer keeps whole in ``form`` (prefix, case): the
+    text ``prefix + word`` is the tokens of the prefix's punctuation alone (none for white space) and
+    then one token, the word's; a word that becomes a special token (the unknown token) is not kept whole."""
     prefix, case = form
     special = set(tokenizer.all_special_ids)
+    lead = tokenizer(prefix.strip(), add_special_tokens=False)["input_ids"] if prefix.strip() else []
     encoded = tokenizer([prefix + case(w) for w in words], add_special_tokens=False)["input_ids"]
-    return {word: ids[0] for word, ids in zip(words, encoded) if len(ids) == 1 and ids[0] not in special}
+    return {
+        word: ids[-1]
+        for word, ids in zip(words, encoded)
+        if len(ids) == len(lead) + 1 and ids[:-1] == lead and ids[-1] not in special
+    }
 
 
 def _validate_neighbour_mapping(data, where: str) -> None:
