@@ -104,10 +104,10 @@ def tokenizer_settings(tokenizer) -> dict:
         elif name in init_kwargs:
             settings[name] = _plain(init_kwargs[name])
     settings["special_tokens"] = dict(zip(tokenizer.all_special_tokens, tokenizer.all_special_ids))
-    probe = tokenizer(list(TOKENIZER_PROBE), padding=tokenizer.pad_token is not None)
+    probe = tokenizer(list(TOKENIZER_PROBE), padding=tokenizer.pad_token is not None, verbose=False)
     settings["probe_ids"] = _plain(probe["input_ids"])
-    settings["probe_attention_mask"] = _plain(probe["attention_mask"])
-    settings["probe_pair_ids"] = _plain(tokenizer(*TOKENIZER_PROBE_PAIR)["input_ids"])
+    settings["probe_attention_mask"] = _plain(probe.get("attention_mask"))
+    settings["probe_pair_ids"] = _plain(tokenizer(*TOKENIZER_PROBE_PAIR, verbose=False)["input_ids"])
     return settings
 
 
