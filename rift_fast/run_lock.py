@@ -40,9 +40,7 @@ def _owner_of(lock: Path) -> str:
     """The run recorded as holding ``lock``, in words (or that it is unknown)."""
     try:
         owner = json.loads((lock.with_name(lock.name + OWNER_SUFFIX)).read_text(encoding="utf-8"))
-        return (
-            f"process {owner['pid']} on {owner['host']}, started {owner['started']}: {' '.join(owner['command'])}"
-        )
+        return f"process {owner['pid']} on {owner['host']}, started {owner['started']}: {' '.join(owner['command'])}"
     except (OSError, ValueError, KeyError, TypeError):
         return "a run that did not record itself"
 

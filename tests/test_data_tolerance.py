@@ -73,7 +73,9 @@ def test_the_snli_task_from_jsonl_files(tmp_path, variant):
     folder = tmp_path / "snli"
     folder.mkdir()
     names = ("entailment", "neutral", "contradiction")
-    records = [json.dumps({"sentence1": s, "sentence2": f"h {k}", "gold_label": names[k % 3]}) for k, s in enumerate(SENTENCES)]
+    records = [
+        json.dumps({"sentence1": s, "sentence2": f"h {k}", "gold_label": names[k % 3]}) for k, s in enumerate(SENTENCES)
+    ]
     for split in ("train", "dev", "test"):
         _write(folder / f"snli_1.0_{split}.jsonl", records, variant)
     task = load_data(DatasetOptions("snli", data_source=str(folder)))
@@ -82,7 +84,7 @@ def test_the_snli_task_from_jsonl_files(tmp_path, variant):
 
 def test_the_imdb_task_from_text_files_with_a_bom_and_crlf(tmp_path):
     for split in ("train", "test"):
-        for polarity, label in (("neg", 0), ("pos", 1)):
+        for polarity in ("neg", "pos"):
             folder = tmp_path / "aclImdb" / split / polarity
             folder.mkdir(parents=True)
             for k in range(12):

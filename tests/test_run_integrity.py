@@ -645,7 +645,8 @@ def test_a_checkpoint_of_one_run_still_resumes(tokenizer, tmp_path):
     legacy = tmp_path / "legacy.jsonl"  # lines written before they carried the run identity
     legacy.write_text(
         "\n".join(
-            json.dumps({k: v for k, v in json.loads(line).items() if k != "run"}) for line in path.read_text().splitlines()
+            json.dumps({k: v for k, v in json.loads(line).items() if k != "run"})
+            for line in path.read_text().splitlines()
         )
         + "\n"
     )
@@ -654,9 +655,8 @@ def test_a_checkpoint_of_one_run_still_resumes(tokenizer, tmp_path):
 
 # ------------------------------------------------ a classifier that sees nothing, or is not a classifier
 def _saved_classifier(folder, **config):
-    from transformers import BertForSequenceClassification
-
     from tiny_models import tiny_bert_config
+    from transformers import BertForSequenceClassification
 
     load_tokenizer("embedded").save_pretrained(folder)
     BertForSequenceClassification(tiny_bert_config(30522, **config)).save_pretrained(folder)

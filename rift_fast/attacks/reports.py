@@ -282,7 +282,9 @@ def _example_view(result: ExampleResult) -> dict[str, object]:
     original, final = highlighted(result)
     return {
         **{key: getattr(result, key) for key in ("index", "status", "label", "queries", "words_changed", "num_words")},
-        **{key: getattr(result, key) for key in ("clean_prediction", "final_prediction", "premise", "budget_exhausted")},
+        **{
+            key: getattr(result, key) for key in ("clean_prediction", "final_prediction", "premise", "budget_exhausted")
+        },
         "original": original,
         "adversarial": final if result.adversarial is not None else None,
     }

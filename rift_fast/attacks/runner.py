@@ -283,7 +283,7 @@ class AttackCheckpoint:
                     self.timings.append(Timing(**json.loads(payload)))
                 else:
                     results.append(ExampleResult(**json.loads(payload)))
-            except (ValueError, KeyError, TypeError) as error:
+            except (ValueError, KeyError, TypeError):
                 if isinstance(entry, dict) and "settings" in entry:
                     error = ValueError("a second settings line: another run wrote into this file")
                 raise ValueError(

@@ -487,7 +487,9 @@ class QueryEngine:
         """[C] probabilities of ``(example index, query)`` pairs whose text is not a word edit of the
         example (DeepWordBug's head and tail probes), built by the text path; cached, de-duplicated by
         ids and counted in :meth:`queries_of` like edits."""
-        return self._answer([(index, self._text_key(index, query)) for index, query in queries], self._rendered_rows, exact)
+        return self._answer(
+            [(index, self._text_key(index, query)) for index, query in queries], self._rendered_rows, exact
+        )
 
     def _text_key(self, index: int, query: Query) -> RenderedQuery | Substitutes:
         """The cache key of a rendered query: the clean query's own (no substitutes) when ``query`` is the
