@@ -283,11 +283,11 @@ class AttackCheckpoint:
                     self.timings.append(Timing(**json.loads(payload)))
                 else:
                     results.append(ExampleResult(**json.loads(payload)))
-            except (ValueError, KeyError, TypeError):
-                if isinstance(entry, dict) and "settings" in entry:
-                    error = ValueError("a second settings line: another run wrote into this file")
+            except (ValueError, KeyError, TypeError) as error:
+                second_header = isinstance(entry, dict) and "settings" in entry
+                reason = "a second settings line: another run wrote into this file" if second_header else error
                 raise ValueError(
-                    f"checkpoint {self.path} is corrupt at line {number} ({error}); "
+                    f"checkpoint {self.path} is corrupt at line {number} ({reason}); "
                     "it cannot be trusted: delete it to start over"
                 ) from None
             self._check_run(entry, number)
