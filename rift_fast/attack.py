@@ -103,7 +103,7 @@ def refuse_unusable_outputs(paths: dict[str, Path]) -> None:
 def run_settings(args, attack, victim, model, tokenizer, synonyms, labels, data_identity: dict) -> dict:
     """Everything the results depend on, with content digests of the data, synonyms, weights and tokenizer
     (so that a resume with a same-named but different input is refused)."""
-    from rift_fast.digests import model_digest, tokenizer_digest
+    from rift_fast.digests import model_digest, tokenizer_digest, tokenizer_settings
 
     return {
         "model": args.model,
@@ -118,6 +118,7 @@ def run_settings(args, attack, victim, model, tokenizer, synonyms, labels, data_
         "synonyms_sha256": synonyms.content_digest(),
         "model_sha256": model_digest(model),
         "tokenizer_sha256": tokenizer_digest(tokenizer),
+        "tokenizer": tokenizer_settings(tokenizer),
         "labels": labels.describe(),
         **victim.describe(),
     }
@@ -421,14 +422,8 @@ def miscalibration_table(calibration: dict, at_one, at_temperature) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging()
-    import torch
-
-    from rift_fast.attacks import VictimModel
     from rift_fast.certification import CertificationSettings
-    from rift_fast.data import test_pool
-    from rift_fast.data_sources import DatasetOptions, load_data
-    from rift_fast.models import load_sequence_classifier
-    from rift_fast.text import vocabulary
+    from rift_fast.run_lock import exclusive_run
 
     certification = (
         CertificationSettings(args.certify_samples, args.certify_mc_error, args.certify_alpha, seed=args.seed)
@@ -442,6 +437,20 @@ def main(argv: list[str] | None = None) -> int:
         )
     output = Path(args.output)
     refuse_unusable_outputs(output_paths(output, world, certify=args.certify))
+    with exclusive_run(output, f"--output {output}", rank):
+        return attack_and_report(args, rank, world, output, certification)
+
+
+def attack_and_report(args: argparse.Namespace, rank: int, world: int, output: Path, certification) -> int:
+    """The attack of :func:`main` once ``output`` is this run's: the pool attacked, the reports written."""
+    import torch
+
+    from rift_fast.attacks import VictimModel
+    from rift_fast.data import test_pool
+    from rift_fast.data_sources import DatasetOptions, load_data
+    from rift_fast.models import load_sequence_classifier
+    from rift_fast.text import vocabulary
+
     torch.manual_seed(args.seed)  # a head missing from the checkpoint is initialised reproducibly
     task = load_data(DatasetOptions.from_args(args), seed=args.seed)
     task, options = apply_protocol(args, task)

@@ -175,23 +175,16 @@ def load_rotten_tomatoes(
     if not (0 < dev_fraction and 0 < test_fraction and dev_fraction + test_fraction < 1):
         raise ValueError(f"need 0 < dev_fraction, 0 < test_fraction, sum < 1; got {dev_fraction}, {test_fraction}")
     path = existing_path(source) if source is not None else rotten_tomatoes_csv()
-    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
-    opener = bz2.open if path.suffix == ".bz2" else open
     examples, seen_texts = [], set()
-    with opener(path, "rt", encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"category", "text"} - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"{path}: header lacks column(s) {sorted(missing)}")
-        for row in reader:
-            where = f"{path} line {reader.line_num}"
-            if row["category"] == ROTTEN_TOMATOES_DROPPED:
-                continue
-            label = _checked_label(row["category"], ROTTEN_TOMATOES_CATEGORIES, where)
-            text = checked_text(row["text"], where)
-            if text not in seen_texts:
-                seen_texts.add(text)
-                examples.append(Example(text, label))
+    for where, row in header_records(path, ",", ("category", "text")):
+        category = row["category"].strip()
+        if category == ROTTEN_TOMATOES_DROPPED:
+            continue
+        label = _checked_label(category, ROTTEN_TOMATOES_CATEGORIES, where)
+        text = checked_text(row["text"], where)
+        if text not in seen_texts:
+            seen_texts.add(text)
+            examples.append(Example(text, label))
     rest, test = stratified_split(examples, round(len(examples) * test_fraction), seed)
     train, dev = stratified_split(rest, round(len(examples) * dev_fraction), seed)
     return TaskData("rotten_tomatoes", SENTIMENT_LABELS, train, dev, test, is_pair=False)
@@ -206,7 +199,8 @@ def _read_imdb_split(folder: Path) -> list[Example]:
     examples = []
     for label, polarity in enumerate(("neg", "pos")):
         for file in sorted(existing_path(folder / polarity).glob("*.txt")):
-            examples.append(Example(checked_text(_clean_imdb(file.read_text(encoding="utf-8")), str(file)), label))
+            text = file.read_text(encoding="utf-8-sig")  # a byte-order mark is not text
+            examples.append(Example(checked_text(_clean_imdb(text), str(file)), label))
     return examples
 
 
@@ -289,24 +283,52 @@ def load_snli(source: PathLike | Mapping[str, PathLike] = SNLI_HUB) -> TaskData:
     return TaskData("snli", NLI_LABELS, train, dev, test, is_pair=True)
 
 
+def delimited_records(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """(first line number, fields) of every non-blank record of a CSV (quoted fields may span lines) or a
+    TSV (no quoting, as GLUE writes them; ``delimiter`` a tab); the header is the first record. The one
+    reader of every delimited file: UTF-8 with or without a byte-order mark, LF or CRLF line endings,
+    blank lines skipped; ``.bz2`` files are decompressed."""
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    opener: Callable = bz2.open if path.suffix == ".bz2" else open
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
+        if delimiter == ",":
+            reader = csv.reader(handle, delimiter=delimiter)
+        else:
+            reader = csv.reader(handle, delimiter=delimiter, quoting=csv.QUOTE_NONE)
+        first_line = 1
+        for fields_ in reader:
+            if len(fields_) > 1 or (fields_ and fields_[0].strip()):  # a blank line: no field, or only spaces
+                yield first_line, fields_
+            first_line = reader.line_num + 1
+
+
+def header_records(path: Path, delimiter: str, needed: tuple[str, ...]) -> Iterator[tuple[str, dict[str, str]]]:
+    """(``"<path> line <n>"``, {column: field}) of every record of a delimited file (read by
+    :func:`delimited_records`) whose header names at least the columns ``needed``. Raises ValueError
+    naming the file and line for an empty file, a header without a needed column, or a record whose
+    field count differs from the header's."""
+    records = delimited_records(path, delimiter)
+    first = next(records, None)
+    if first is None:
+        raise ValueError(f"{path}: empty file (expected a header naming the columns {list(needed)})")
+    header = [name.strip() for name in first[1]]
+    missing = [name for name in needed if name not in header]
+    if missing:
+        raise ValueError(f"{path} line {first[0]}: header {header} lacks column(s) {missing}")
+    for line, fields_ in records:
+        where = f"{path} line {line}"
+        if len(fields_) != len(header):
+            raise ValueError(f"{where}: {len(fields_)} fields, the header has {len(header)}")
+        yield where, dict(zip(header, fields_))
+
+
 def _read_sst2_tsv(path: Path) -> list[Example]:
     """Examples of a GLUE SST-2 tsv file whose header names ``sentence`` and ``label`` columns."""
-    path = existing_path(path)
     allowed = {"0": 0, "1": 1}
-    with open(path, encoding="utf-8") as handle:
-        header = handle.readline().rstrip("\r\n").split("\t")
-        if not {"sentence", "label"} <= set(header):
-            raise ValueError(f"{path} line 1: header {header} lacks 'sentence' and 'label'")
-        sentence_column, label_column = header.index("sentence"), header.index("label")
-        examples = []
-        for line_number, line in enumerate(handle, start=2):
-            fields = line.rstrip("\r\n").split("\t")
-            where = f"{path} line {line_number}"
-            if len(fields) != len(header):
-                raise ValueError(f"{where}: {len(fields)} tab-separated fields, header has {len(header)}")
-            label = _checked_label(fields[label_column], allowed, where)
-            examples.append(Example(checked_text(fields[sentence_column], where), label))
-    return examples
+    return [
+        Example(checked_text(record["sentence"], where), _checked_label(record["label"].strip(), allowed, where))
+        for where, record in header_records(existing_path(path), "\t", ("sentence", "label"))
+    ]
 
 
 def load_sst2(source: PathLike = SST2_HUB, seed: int = 0, dev_fraction: float = 0.1) -> TaskData:

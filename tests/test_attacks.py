@@ -281,7 +281,7 @@ def test_identical_queries_are_scored_once(tokenizer):
 
 def test_bad_inputs_are_counted_and_reported(tokenizer):
     examples = [
-        Example("", 0),  # empty: classified (s = 0 -> tie -> class 0), nothing to attack
+        Example("", 0),  # empty: [CLS] [SEP] only, the model reads nothing: counted apart, never robust
         Example("the the the", 0),  # only stop words... and s = 0
         Example("a great movie", 0),  # misclassified before the attack: broken, not attacked
         Example("a plot with acting", 0),  # words without synonyms
@@ -289,10 +289,10 @@ def test_bad_inputs_are_counted_and_reported(tokenizer):
     ]
     report = _run(tokenizer, examples, PWWS(UntargetedClassification(), "[UNK]"))
     statuses = [r.status for r in report.results]
-    assert statuses == ["unattackable", "unattackable", "misclassified", "unattackable", "success"]
+    assert statuses == ["empty_encoding", "unattackable", "misclassified", "unattackable", "success"]
     summary = report.summary()
-    assert summary["misclassified"] == 1 and summary["unattackable"] == 3
-    assert summary["clean_accuracy"] == pytest.approx(4 / 5) and summary["robust_accuracy"] == pytest.approx(3 / 5)
+    assert summary["misclassified"] == 1 and summary["unattackable"] == 2 and summary["empty_encodings"] == 1
+    assert summary["clean_accuracy"] == pytest.approx(4 / 5) and summary["robust_accuracy"] == pytest.approx(2 / 5)
     assert "Misclassified before the attack (counted as broken): 1" in report.to_markdown()
 
 

@@ -38,7 +38,7 @@ from rift_fast.attacks import (
 )
 from rift_fast.attacks.protocol_arguments import recipe_options
 from rift_fast.data import Example, load_task
-from rift_fast.digests import model_digest, tokenizer_digest
+from rift_fast.digests import model_digest, tokenizer_digest, tokenizer_settings
 from rift_fast.evaluation import EvaluationSettings, ascc_accuracy, evaluate_test_pool
 from rift_fast.io_utils import write_text_atomically
 from rift_fast.models import load_sequence_classifier, load_tokenizer
@@ -514,3 +514,231 @@ def test_resumed_wall_time_is_the_sum_of_the_pieces(tokenizer, tmp_path):
     markdown = last.to_markdown()
     assert "wall time (all sessions)" in markdown
     assert f"Wall time of this session: {last.session_wall_seconds:.1f} s." in markdown
+
+
+# ------------------------------------------------------------ tokenizer settings that change answers
+def _edit_tokenizer_config(folder, **fields):
+    path = folder / "tokenizer_config.json"
+    config = json.loads(path.read_text())
+    config.update(fields)
+    path.write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("padding_side", "left"), ("truncation_side", "left"), ("model_max_length", 8), ("do_lower_case", False)],
+)
+def test_resume_refuses_a_changed_tokenizer_setting_naming_it(model_copy, tmp_path, field, value):
+    """The issue's instance is padding_side: left set in tokenizer_config.json between a run and its resume."""
+    output = tmp_path / "run.json"
+    assert _attack(model_copy, output) == 0
+    recorded = json.loads(output.read_text())["settings"]["tokenizer"]
+    assert recorded[field] != value
+    _edit_tokenizer_config(model_copy, **{field: value})
+    assert tokenizer_settings(load_tokenizer(str(model_copy)))[field] == value  # the edit takes effect
+    with pytest.raises(ValueError, match="other settings") as refused:
+        _attack(model_copy, output, "--resume")
+    assert f"tokenizer.{field}: {json.dumps(recorded[field])} (checkpoint) vs {json.dumps(value)} (this run)" in str(
+        refused.value
+    )
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "byte_level_bpe", "sentencepiece_unigram"])
+def test_every_setting_that_changes_ids_or_answers_changes_the_digest(kind, tmp_path):
+    from tokenizers import normalizers
+
+    words = ["movie", "good", "café"]
+    build = getattr(tiny_tokenizers, kind)
+
+    def fresh():
+        return build(words, tmp_path) if kind == "wordpiece" else build(words)
+
+    before = tokenizer_digest(fresh())
+    changes = {
+        "padding_side": lambda t: setattr(t, "padding_side", "left"),
+        "truncation_side": lambda t: setattr(t, "truncation_side", "left"),
+        "model_max_length": lambda t: setattr(t, "model_max_length", 7),
+        "model_input_names": lambda t: setattr(t, "model_input_names", ["input_ids"]),
+        "special_tokens": lambda t: t.add_special_tokens({"additional_special_tokens": ["<extra>"]}),
+        "probe_ids": lambda t: setattr(t.backend_tokenizer, "normalizer", normalizers.Lowercase()),
+    }
+    for name, change in changes.items():
+        tokenizer = fresh()
+        settings = tokenizer_settings(tokenizer)
+        change(tokenizer)
+        assert tokenizer_digest(tokenizer) != before, name
+        assert tokenizer_settings(tokenizer)[name] != settings[name], name
+    assert tokenizer_digest(fresh()) == before  # and nothing else moves it
+
+
+def test_training_resume_refuses_a_changed_tokenizer_setting_naming_it(tiny_model, tmp_path):
+    folder, tokenizer = tiny_model
+    _trainer((folder, tokenizer), tmp_path / "run", method="standard", epochs=1).run()
+    left = copy_tokenizer(tokenizer)
+    left.padding_side = "left"
+    with pytest.raises(ValueError, match='tokenizer.padding_side: "right" \\(checkpoint\\) vs "left" \\(this run\\)'):
+        _trainer((folder, left), tmp_path / "run", method="standard", epochs=1).run(resume=True)
+
+
+def copy_tokenizer(tokenizer):
+    import copy
+
+    return copy.deepcopy(tokenizer)
+
+
+# ------------------------------------------------- checkpoints that two runs wrote into
+def _written_checkpoint(tokenizer, tmp_path, settings, examples, indices=None):
+    path = tmp_path / "shared.checkpoint.jsonl"
+    _attack_run(tokenizer, examples, settings, checkpoint=AttackCheckpoint(path, settings), indices=indices)
+    return path
+
+
+def _interleave(first, second, into):
+    """The lines of ``second`` after its header spliced between those of ``first``: two runs appending."""
+    a, b = first.read_text().splitlines(), second.read_text().splitlines()
+    mixed = [a[0]]
+    for k in range(max(len(a), len(b))):
+        mixed += a[1 + k : 2 + k] + b[1 + k : 2 + k]
+    into.write_text("\n".join(mixed) + "\n")
+
+
+EXAMPLES = [Example("a good movie", 1), Example("the bad plot", 0), Example("good film", 1), Example("dull", 0)]
+
+
+@pytest.mark.parametrize("order", ["interleaved", "other_run_last", "other_run_first"])
+def test_resume_refuses_records_of_another_run_whatever_their_order(tokenizer, tmp_path, order):
+    mine = _written_checkpoint(tokenizer, tmp_path / "a", {"recipe": "ga"}, EXAMPLES)
+    other = _written_checkpoint(tokenizer, tmp_path / "b", {"recipe": "pwws"}, EXAMPLES)
+    a, b = mine.read_text().splitlines(), other.read_text().splitlines()
+    merged = tmp_path / "merged.jsonl"
+    if order == "interleaved":
+        _interleave(mine, other, merged)
+    elif order == "other_run_last":
+        merged.write_text("\n".join(a + b[1:]) + "\n")
+    else:
+        merged.write_text("\n".join(a[:1] + b[1:] + a[1:]) + "\n")
+    with pytest.raises(ValueError, match="written by another run") as refused:
+        AttackCheckpoint(merged, {"recipe": "ga"}).load()
+    assert str(merged) in str(refused.value) and "line " in str(refused.value)
+
+
+def test_resume_refuses_a_second_header_and_an_example_recorded_twice(tokenizer, tmp_path):
+    settings = {"recipe": "ga"}
+    mine = _written_checkpoint(tokenizer, tmp_path / "a", settings, EXAMPLES)
+    lines = mine.read_text().splitlines()
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text("\n".join(lines + lines[1:]) + "\n")  # the same settings, each index written twice
+    with pytest.raises(ValueError, match="records example 0 twice"):
+        AttackCheckpoint(twice, settings).load()
+    headers = tmp_path / "headers.jsonl"
+    headers.write_text("\n".join(lines + lines) + "\n")  # a run that also found the file new wrote a header
+    with pytest.raises(ValueError, match="a second settings line: another run wrote into this file"):
+        AttackCheckpoint(headers, settings).load()
+
+
+def test_a_checkpoint_of_one_run_still_resumes(tokenizer, tmp_path):
+    settings = {"recipe": "ga"}
+    path = tmp_path / "one.jsonl"
+    _attack_run(tokenizer, EXAMPLES, settings, checkpoint=AttackCheckpoint(path, settings), indices=[0, 1])
+    _attack_run(tokenizer, EXAMPLES, settings, checkpoint=AttackCheckpoint(path, settings))
+    assert sorted(r.index for r in AttackCheckpoint(path, settings).load()) == [0, 1, 2, 3]
+    legacy = tmp_path / "legacy.jsonl"  # lines written before they carried the run identity
+    legacy.write_text(
+        "\n".join(
+            json.dumps({k: v for k, v in json.loads(line).items() if k != "run"})
+            for line in path.read_text().splitlines()
+        )
+        + "\n"
+    )
+    assert len(AttackCheckpoint(legacy, settings).load()) == 4
+
+
+# ------------------------------------------------ a classifier that sees nothing, or is not a classifier
+def _saved_classifier(folder, **config):
+    from tiny_models import tiny_bert_config
+    from transformers import BertForSequenceClassification
+
+    load_tokenizer("embedded").save_pretrained(folder)
+    BertForSequenceClassification(tiny_bert_config(30522, **config)).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "config, named",
+    [
+        ({"problem_type": "regression", "num_labels": 2}, "problem_type 'regression' (2 outputs)"),
+        ({"problem_type": "regression", "num_labels": 1}, "problem_type 'regression' (1 outputs)"),
+        ({"problem_type": "regression", "num_labels": 3}, "problem_type 'regression' (3 outputs)"),
+        ({"num_labels": 1}, "one output, a regression head"),
+        ({"problem_type": "multi_label_classification", "num_labels": 2}, "'multi_label_classification'"),
+    ],
+)
+def test_a_head_that_is_not_a_single_label_classifier_is_refused_naming_its_problem_type(tmp_path, config, named):
+    folder = _saved_classifier(tmp_path / "head", **config)
+    with pytest.raises(ValueError, match="regression|multi_label") as refused:
+        load_sequence_classifier(str(folder), ("negative", "positive"))
+    assert named in str(refused.value) and str(folder) in str(refused.value)
+    if config.get("num_labels") == 1:
+        assert "regression" in str(refused.value)
+
+
+def test_a_single_label_classifier_still_loads(tmp_path):
+    folder = _saved_classifier(tmp_path / "head", num_labels=2, problem_type="single_label_classification")
+    model, _, _ = load_sequence_classifier(str(folder), ("negative", "positive"))
+    assert model.config.num_labels == 2
+
+
+def _word_level(delete_everything=False):
+    """A word-level tokenizer over a few words ([UNK] for the others); ``delete_everything``: its normaliser
+    deletes every character, so that every text encodes to [CLS] [SEP] only."""
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "good": 4, "movie": 5, "the": 6, "film": 7}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    if delete_everything:
+        backend.normalizer = normalizers.Replace(Regex("[\\s\\S]"), "")
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", unk_token="[UNK]"
+    )
+
+
+@pytest.mark.parametrize(
+    "texts, delete_everything, empty",
+    [
+        (["good movie", "the film", "a good film"], True, [True, True, True]),  # the issue's instance
+        (["zzz qqq", "xxy"], False, [True, True]),  # unknown words only: [CLS] [UNK] [SEP]
+        (["good movie", "zzz"], False, [False, True]),
+        (["good", "the movie zzz"], False, [False, False]),
+    ],
+)
+def test_texts_that_encode_to_special_tokens_only_are_counted_apart_and_warned(texts, delete_everything, empty, caplog):
+    from rift_fast.attacks import VictimModel
+
+    tokenizer = _word_level(delete_everything)
+    victim = VictimModel(BagOfWords(tokenizer, {"good": 1.0, "movie": 0.5, "film": 0.5}), tokenizer, batch_size=4)
+    examples = [Example(text, 1) for text in texts]
+    with caplog.at_level("WARNING", logger="rift_fast.attacks.runner"):
+        report = run_attack(
+            examples,
+            victim,
+            SynonymSwap(SynonymIndex({"good": ["film"], "movie": ["film"]})),
+            PWWS(GOAL, "[UNK]"),
+            Constraints([]),
+            GOAL,
+            {},
+            progress=False,
+        )
+    assert [r.status == "empty_encoding" for r in report.results] == empty
+    assert not any(r.robust for r, blank in zip(report.results, empty) if blank)
+    summary = report.summary()
+    assert summary["empty_encodings"] == sum(empty)
+    assert summary["robust_accuracy"] == sum(r.robust for r in report.results) / len(texts)
+    if all(empty):
+        assert summary["robust_accuracy"] == 0.0  # was 1.0: a model that reads nothing was "robust"
+    assert ("encode to special tokens only" in caplog.text) == any(empty)
+    assert f"empty encodings, not attacked, not counted robust): {sum(empty)}" in report.counts_line()

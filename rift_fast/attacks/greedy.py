@@ -127,13 +127,23 @@ class GreedyWordSwap(SearchMethod):
             scores.append((head - head_before) + COMBINED_TAIL_WEIGHT * (tail - tail_after))
         return scores
 
-    def _allowed(self, engine: QueryEngine, progress: _Progress, requests: list[Request]) -> list[Request]:
-        """``requests`` cut to what the example's query budget still allows (marking it spent when cut)."""
+    def _allowed(
+        self, engine: QueryEngine, progress: _Progress, requests: list[Request], rendered: bool = False
+    ) -> list[Request]:
+        """The longest first part of ``requests`` that the example's query budget still allows, marking
+        the budget spent when some are cut. Only distinct new queries count
+        (:meth:`QueryEngine.fresh_queries`): a request that repeats a query already asked, or one earlier
+        in the list, is answered from the cache and costs nothing (``rendered``: the requests are texts)."""
         if progress.query_limit is None:
             return requests
-        allowed = requests[: max(0, progress.query_limit - engine.queries_of(progress.target.index))]
-        progress.budget_spent |= len(allowed) < len(requests)
-        return allowed
+        index = progress.target.index
+        left = progress.query_limit - engine.queries_of(index)
+        for count, fresh in enumerate(engine.fresh_queries(index, requests, rendered)):
+            if fresh and left <= 0:
+                progress.budget_spent = True
+                return requests[:count]
+            left -= fresh
+        return requests
 
     def _out_of_queries(self, engine: QueryEngine, progress: _Progress) -> bool:
         limit = progress.query_limit
@@ -144,7 +154,8 @@ class GreedyWordSwap(SearchMethod):
         limits = {t.index: self.query_budget.limit(t.num_visible_words) if self.query_budget else None for t in targets}
         progress = {t.index: _Progress(t, [], limits[t.index]) for t in targets}
         probes = {t.index: self._probes(t) for t in targets}
-        allowed = {t.index: self._allowed(engine, progress[t.index], probes[t.index]) for t in targets}
+        rendered = self.ranking == "combined"
+        allowed = {t.index: self._allowed(engine, progress[t.index], probes[t.index], rendered) for t in targets}
         answers = iter(self._probe_answers(engine, targets, allowed))
         for target in targets:
             state = progress[target.index]
@@ -179,9 +190,13 @@ class GreedyWordSwap(SearchMethod):
                 target = state.target
                 over_budget = target.budget is not None and len(state.chosen) >= target.budget
                 out_of_queries = self._out_of_queries(engine, state)
-                if state.step >= len(state.order) or over_budget or out_of_queries:
+                words_left = state.step < len(state.order) and not over_budget
+                if not words_left or out_of_queries:
                     no_candidate = not state.scored_any and not out_of_queries
-                    outcomes[target.index] = SearchOutcome(False, state.chosen, no_candidate=no_candidate)
+                    exhausted = state.budget_spent or (out_of_queries and words_left)
+                    outcomes[target.index] = SearchOutcome(
+                        False, state.chosen, no_candidate=no_candidate, budget_exhausted=exhausted
+                    )
                     continue
                 steps.append((state, state.order[state.step]))
                 state.step += 1

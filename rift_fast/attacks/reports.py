@@ -23,6 +23,7 @@ from pathlib import Path
 import jinja2
 
 from rift_fast.attacks.runner import (
+    EMPTY_ENCODING,
     FAILED,
     MISCLASSIFIED,
     NO_CANDIDATE,
@@ -45,7 +46,16 @@ TEXTATTACK_COLUMNS = (
     "num_queries",
     "result_type",
 )  # TextAttack 0.3.11, textattack/loggers/csv_logger.py, in its order
-RIFT_FAST_COLUMNS = ("index", "status", "words_changed", "num_words", "visible_words", "truncated", "unconfirmed")
+RIFT_FAST_COLUMNS = (
+    "index",
+    "status",
+    "words_changed",
+    "num_words",
+    "visible_words",
+    "truncated",
+    "unconfirmed",
+    "budget_exhausted",
+)
 CSV_COLUMNS = TEXTATTACK_COLUMNS + RIFT_FAST_COLUMNS
 
 # TextAttack's result type (its AttackResult class name without "AttackResult") for each status. TextAttack
@@ -57,6 +67,7 @@ TEXTATTACK_RESULT_TYPES = {
     UNATTACKABLE: "Failed",
     NO_CANDIDATE: "Failed",
     MISCLASSIFIED: "Skipped",
+    EMPTY_ENCODING: "Skipped",  # not attacked: the model reads none of the text
 }
 TEXTATTACK_SPLIT_TOKEN = "<SPLIT>"  # AttackedText.SPLIT_TOKEN: joins the fields of a sentence pair in the CSV
 PAIR_FIELDS = ("Premise", "Hypothesis")  # TextAttack's capitalised column names of an entailment input
@@ -140,6 +151,7 @@ def csv_row(result: ExampleResult) -> dict[str, object]:
         "visible_words": result.words_read,
         "truncated": int(result.truncated),
         "unconfirmed": int(result.unconfirmed),
+        "budget_exhausted": int(result.budget_exhausted),
     }
 
 
@@ -209,7 +221,9 @@ def curves_note(report: AttackReport) -> str:
     s = report.summary()
     return (
         f"Misclassified ({s['misclassified']}): never robust. No candidate swap ({s['no_candidate']}): "
-        f"not counted robust. No attackable word ({s['unattackable']}): always robust."
+        f"not counted robust. No attackable word ({s['unattackable']}): always robust. Empty encodings "
+        f"({s['empty_encodings']}): never robust. Failed when the query budget ran out ({s['budget_exhausted']}): "
+        "robust, as TextAttack counts them."
     )
 
 
@@ -262,7 +276,7 @@ of its words changed) counts as robust under any smaller budget.</p>
 <h2>Examples</h2>
 {% for e in examples %}<div class="example">
 <div class="meta">#{{ e.index }}: {{ e.status }}; label {{ e.label }}, predicted {{ e.clean_prediction }}
-then {{ e.final_prediction }}; {{ e.queries }} queries;
+then {{ e.final_prediction }}; {{ e.queries }} queries{% if e.budget_exhausted %} (query budget exhausted){% endif %};
 {{ e.words_changed }} of {{ e.visible_words }} visible words changed ({{ e.num_words }} words in all)</div>
 {% if e.premise is not none %}<p><b>Premise:</b> {{ e.premise }}</p>{% endif %}
 <p><b>Original:</b> {{ marked(e.original, "original") }}</p>
@@ -278,7 +292,9 @@ def _example_view(result: ExampleResult) -> dict[str, object]:
     original, final = highlighted(result)
     return {
         **{key: getattr(result, key) for key in ("index", "status", "label", "queries", "words_changed", "num_words")},
-        **{key: getattr(result, key) for key in ("clean_prediction", "final_prediction", "premise")},
+        **{
+            key: getattr(result, key) for key in ("clean_prediction", "final_prediction", "premise", "budget_exhausted")
+        },
         "visible_words": result.words_read,
         "original": original,
         "adversarial": final if result.adversarial is not None else None,

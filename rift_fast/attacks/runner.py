@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 MISCLASSIFIED, UNATTACKABLE, SUCCESS, FAILED = "misclassified", "unattackable", "success", "failed"
 NO_CANDIDATE = "no_candidate"  # words may change, but the search had no candidate swap: not attacked
+EMPTY_ENCODING = "empty_encoding"  # the text encodes to special tokens only: the model reads none of it
 
 
 @dataclass
@@ -38,7 +40,8 @@ class ExampleResult:
     index: int
     label: int
     # misclassified (broken, not attacked) | unattackable (no word may change) | success | failed |
-    # no_candidate (words may change but the search proposed no swap: not attacked, not counted robust)
+    # no_candidate (words may change but the search proposed no swap: not attacked, not counted robust) |
+    # empty_encoding (the text encodes to special tokens only: not attacked, not counted robust)
     status: str
     original: str  # the attacked side (the hypothesis for sentence pairs)
     adversarial: str | None
@@ -57,6 +60,9 @@ class ExampleResult:
     # Words of the attacked side the model reads (inside its window; ``num_words`` counts every word); None
     # in records of checkpoints written before it was recorded, read as every word.
     visible_words: int | None = None
+    # The search stopped because the query budget was spent (a failed example under TextAttack's
+    # convention, counted apart in the summary).
+    budget_exhausted: bool = False
 
     @property
     def robust(self) -> bool:
@@ -109,7 +115,8 @@ class AttackReport:
     def summary(self) -> dict:
         """Counts and figures; a rate or mean whose denominator is empty is None."""
         results = self.results
-        correct = [r for r in results if r.status != MISCLASSIFIED]
+        correct = [r for r in results if r.clean_prediction == r.label]
+        attacked = [r for r in correct if r.status != EMPTY_ENCODING]
         successes = [r for r in results if r.status == SUCCESS]
         return {
             "examples": len(results),
@@ -118,16 +125,19 @@ class AttackReport:
             "robust_accuracy_upper_bound": ratio(
                 sum(r.robust or r.status == NO_CANDIDATE for r in results), len(results)
             ),
-            "attack_success_rate": ratio(len(successes), len(correct)),
-            "misclassified": len(results) - len(correct),
+            "attack_success_rate": ratio(len(successes), len(attacked)),
+            "misclassified": sum(r.status == MISCLASSIFIED for r in results),
             "unattackable": sum(r.status == UNATTACKABLE for r in results),
             "no_candidate": sum(r.status == NO_CANDIDATE for r in results),
+            "empty_encodings": sum(r.status == EMPTY_ENCODING for r in results),
+            "budget_exhausted": sum(r.budget_exhausted for r in results),
+            "failed_search_exhausted": sum(r.status == FAILED and not r.budget_exhausted for r in results),
             "truncated": sum(r.truncated for r in results),
             "words": sum(r.num_words for r in results),
             "visible_words": sum(r.words_read for r in results),
             "unconfirmed_successes": sum(r.unconfirmed for r in results),
             "mean_modification_rate": mean([r.modification_rate for r in successes]),
-            "mean_queries": mean([r.queries for r in correct]),
+            "mean_queries": mean([r.queries for r in attacked]),
             "wall_seconds": self.wall_seconds,
             "session_wall_seconds": self.session_wall_seconds,
             "forward_share": ratio(self.forward_seconds, self.wall_seconds),
@@ -181,6 +191,10 @@ class AttackReport:
             f"no attackable word (robust): {s['unattackable']}; "
             f"not attacked, the search had no candidate swap (not counted robust): {s['no_candidate']}, "
             f"robust accuracy if they all held: {format_figure(s['robust_accuracy_upper_bound'], '.1%')}; "
+            f"texts the model reads nothing of, only special tokens (empty encodings, not attacked, not counted "
+            f"robust): {s['empty_encodings']}; "
+            f"failed because the query budget ran out (counted robust, as TextAttack): {s['budget_exhausted']}, "
+            f"failed with budget left: {s['failed_search_exhausted']}; "
             f"truncated to the model's length: {s['truncated']}; "
             f"words the model reads (visible words, over which modification rates are taken): "
             f"{s['visible_words']} of {s['words']}; "
@@ -223,14 +237,18 @@ class AttackCheckpoint:
     """Append-only JSON-lines file of finished examples and the time each round took, each line
     with its own SHA-256.
 
-    The first line records the settings; resuming with other settings is refused. A torn last
-    line (a run killed while writing) is dropped; any other damaged line is an error.
+    The first line records the settings; resuming with other settings is refused. Every later line
+    carries the run identity (:func:`run_identity` of the settings), so that lines another run wrote
+    into the same file are refused wherever they are, as are a second settings line and an example
+    recorded twice. A torn last line (a run killed while writing) is dropped; any other damaged line is
+    an error.
     """
 
     def __init__(self, path: str | Path, settings: dict):
         self.path = Path(path)
         self.settings = json.loads(json.dumps(settings))
         self.settings_json = json.dumps(settings, sort_keys=True)
+        self.run = run_identity(self.settings_json)
         self.timings: list[Timing] = []  # of the rounds already in the file, filled by load()
 
     @staticmethod
@@ -271,6 +289,7 @@ class AttackCheckpoint:
         self._check_header(lines[0])
         results: list[ExampleResult] = []
         for number, line in enumerate(lines[1:], start=2):
+            entry: Any = None
             try:
                 entry = json.loads(line)
                 kind = "timing" if "timing" in entry else "record"
@@ -282,10 +301,14 @@ class AttackCheckpoint:
                 else:
                     results.append(ExampleResult(**json.loads(payload)))
             except (ValueError, KeyError, TypeError) as error:
+                second_header = isinstance(entry, dict) and "settings" in entry
+                reason = "a second settings line: another run wrote into this file" if second_header else error
                 raise ValueError(
-                    f"checkpoint {self.path} is corrupt at line {number} ({error}); "
+                    f"checkpoint {self.path} is corrupt at line {number} ({reason}); "
                     "it cannot be trusted: delete it to start over"
                 ) from None
+            self._check_run(entry, number)
+        self._refuse_repeated_examples(results)
         without_probabilities = sum(r.clean_label_probability is None for r in results)
         if without_probabilities:
             logger.warning(
@@ -295,6 +318,28 @@ class AttackCheckpoint:
                 self.path,
             )
         return results
+
+    def _check_run(self, entry: dict, number: int) -> None:
+        """Raises ValueError when line ``number`` was written by another run (lines of checkpoints written
+        before lines carried the run identity have none and are taken as the header's)."""
+        run = entry.get("run", self.run)
+        if run != self.run:
+            raise ValueError(
+                f"checkpoint {self.path} line {number} was written by another run (run {run}, the header's is "
+                f"{self.run}): two runs wrote into this file and its records cannot be told apart safely; "
+                "delete it to start over"
+            )
+
+    def _refuse_repeated_examples(self, results: list[ExampleResult]) -> None:
+        """Raises ValueError when an example is recorded twice (written by two runs sharing the file)."""
+        seen: set[int] = set()
+        for result in results:
+            if result.index in seen:
+                raise ValueError(
+                    f"checkpoint {self.path} records example {result.index} twice: two runs wrote into this "
+                    "file; delete it to start over"
+                )
+            seen.add(result.index)
 
     def append(self, results: list[ExampleResult], timing: Timing) -> None:
         """Append ``results`` and the ``timing`` of the round that produced them, then fsync."""
@@ -306,9 +351,15 @@ class AttackCheckpoint:
             if new_file:
                 stream.write(json.dumps({"settings": self.settings_json}) + "\n")
             for kind, payload in entries:
-                stream.write(json.dumps({kind: payload, "sha256": self._digest(payload)}) + "\n")
+                stream.write(json.dumps({kind: payload, "sha256": self._digest(payload), "run": self.run}) + "\n")
             stream.flush()
             os.fsync(stream.fileno())
+
+
+def run_identity(settings_json: str) -> str:
+    """The identity of a run in its checkpoint lines: the first 16 hex digits of the SHA-256 of its
+    settings (canonical JSON)."""
+    return hashlib.sha256(settings_json.encode()).hexdigest()[:16]
 
 
 def _without_choices(target: Target, transformation: Transformation) -> str:
@@ -352,12 +403,23 @@ def _attack_round(
     every = build_targets(sides, transformation, constraints)
     engine.register(every)
     clean = dict(zip(chunk, engine.answer([t.edit({}) for t in every], exact=True)))
+    empty = {t.index for t, blank in zip(every, victim.empty_encodings([t.query_with({}) for t in every])) if blank}
+    if empty:
+        logger.warning(
+            "[rift_fast] %d of %d texts encode to special tokens only (the model reads none of their words; "
+            "empty encodings): not attacked, not counted robust. Check the tokenizer",
+            len(empty),
+            len(every),
+        )
     targets, finished = [], []
     for target in every:
         i = target.index
         prediction = int(np.argmax(clean[i]))
-        if prediction != target.label or not target.attackable:
-            status = MISCLASSIFIED if prediction != target.label else _without_choices(target, transformation)
+        if i in empty or prediction != target.label or not target.attackable:
+            if i in empty:
+                status = EMPTY_ENCODING
+            else:
+                status = MISCLASSIFIED if prediction != target.label else _without_choices(target, transformation)
             finished.append(
                 ExampleResult(
                     i,
@@ -403,6 +465,7 @@ def _attack_round(
                 engine.queries_of(target.index),
                 target.truncated,
                 unconfirmed=outcome.success and not success,
+                budget_exhausted=outcome.budget_exhausted and not success,
                 clean_label_probability=float(clean[target.index][target.label]),
                 final_label_probability=float(probabilities[target.label]),
                 premise=premise_of(examples[target.index]),

@@ -58,6 +58,7 @@ class SearchOutcome:
     success: bool
     chosen: dict[int, int]
     no_candidate: bool = False
+    budget_exhausted: bool = False  # the search stopped because the example's query budget was spent
 
 
 class PWWS(SearchMethod):

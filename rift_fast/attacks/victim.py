@@ -7,7 +7,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -155,6 +155,12 @@ class VictimModel:
     def rows(self, queries: list[Query]) -> list[TokenRow]:
         """The model input of each query by the text path: tokenised whole, truncated to ``max_length``."""
         return tokenised_rows(self.tokenizer, queries, self.max_length) if queries else []
+
+    def empty_encodings(self, queries: list[Query]) -> list[bool]:
+        """For each query, whether its model input holds nothing but special tokens (or nothing at all):
+        the model reads none of its text, so its answer says nothing about the text."""
+        special = np.asarray(sorted(set(self.tokenizer.all_special_ids)), dtype=np.int64)
+        return [not np.isin(row.ids, special, invert=True).any() for row in self.rows(queries)]
 
     def _pad(self, encoded: BatchEncoding, rows: list[int]) -> BatchEncoding:
         """The ``rows`` of ``encoded`` padded to their longest by the tokenizer, as tensors on the model's device."""
@@ -384,6 +390,7 @@ class QueryEngine:
         self._keys: dict[int, dict[Substitutes | RenderedQuery, bytes]] = defaultdict(dict)
         self._answers: dict[int, dict[bytes, list[np.ndarray | None]]] = defaultdict(dict)  # [search, exact]
         self._speculative: dict[int, set[Substitutes]] = defaultdict(set)  # asked, not yet confirmed
+        self._clean: dict[int, Query] = {}  # example -> its clean query, rendered once (see _text_key)
 
     def register(self, targets: list[Target]) -> None:
         """Make ``targets`` answerable (their texts are tokenised once here when splicing)."""
@@ -492,7 +499,45 @@ class QueryEngine:
         """[C] probabilities of ``(example index, query)`` pairs whose text is not a word edit of the
         example (DeepWordBug's head and tail probes), built by the text path; cached, de-duplicated by
         ids and counted in :meth:`queries_of` like edits."""
-        return self._answer([(index, RenderedQuery(query)) for index, query in queries], self._rendered_rows, exact)
+        return self._answer(
+            [(index, self._text_key(index, query)) for index, query in queries], self._rendered_rows, exact
+        )
+
+    def _text_key(self, index: int, query: Query) -> RenderedQuery | Substitutes:
+        """The cache key of a rendered query: the clean query's own (no substitutes) when ``query`` is the
+        example's clean text and that was asked already (one text, one query), else the rendered text."""
+        if () in self._keys.get(index, {}) and query == self._clean_query(index):
+            return ()
+        return RenderedQuery(query)
+
+    def _clean_query(self, index: int) -> Query | None:
+        """The clean query of registered example ``index`` (rendered once), None when not registered."""
+        if index not in self._clean and index in self._targets:
+            self._clean[index] = self._targets[index].query_with({})
+        return self._clean.get(index)
+
+    def fresh_queries(self, index: int, requests: Sequence[Edit] | Sequence[Query], rendered: bool) -> list[bool]:
+        """For each request about example ``index`` (edits, or with ``rendered`` texts as
+        :meth:`answer_texts` takes them), whether asking it would count one more distinct query in
+        :meth:`queries_of`: not asked before (or asked only speculatively), and not a repeat of an
+        earlier request of the list.
+
+        Args:
+            index: the example the requests are about.
+            requests: its edits ``(index, substitutes)`` or its rendered queries ``(text, text_pair)``.
+            rendered: True when ``requests`` are rendered queries.
+
+        Returns:
+            One bool per request, in order.
+        """
+        asked, waiting = self._keys.get(index, {}), self._speculative.get(index, set())
+        seen: set = set()
+        fresh = []
+        for request in requests:
+            key = self._text_key(index, cast(Query, request)) if rendered else cast(Edit, request)[1]
+            fresh.append((key not in asked or key in waiting) and key not in seen)
+            seen.add(key)
+        return fresh
 
     def _rendered_rows(self, items: list[tuple[int, RenderedQuery]]) -> list[TokenRow]:
         rows = self.victim.rows([item.query for _, item in items])
@@ -574,5 +619,6 @@ class QueryEngine:
         self._keys.pop(example, None)
         self._speculative.pop(example, None)
         self._targets.pop(example, None)
+        self._clean.pop(example, None)
         if self._splicer is not None:
             self._splicer.release(example)

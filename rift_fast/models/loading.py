@@ -15,6 +15,7 @@ from rift_fast.models.labels import LabelMapping, LabelMismatchError, TaskOrdere
 from rift_fast.models.sources import load_config, load_tokenizer, resolve_model_source
 
 CLASSIFICATION_HEAD_SUFFIX = "ForSequenceClassification"  # architectures whose checkpoints carry a trained head
+SINGLE_LABEL = "single_label_classification"  # the only problem type rift_fast attacks and trains
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -26,12 +27,33 @@ def _has_classification_head(config: Any) -> bool:
     return any(name.endswith(CLASSIFICATION_HEAD_SUFFIX) for name in config.architectures or ())
 
 
+def refuse_non_classifier(config: Any, source: str) -> None:
+    """Raises ValueError naming the problem type when the head of ``config`` is not a single-label
+    classifier: ``problem_type`` regression (any number of outputs) or multi-label classification, or a
+    trained head with one output (transformers takes one output as regression)."""
+    problem_type = getattr(config, "problem_type", None)
+    outputs = getattr(config, "num_labels", None)
+    if problem_type not in (None, SINGLE_LABEL):
+        raise ValueError(
+            f"{source}: its head has problem_type {problem_type!r} ({outputs} outputs); rift_fast attacks and "
+            f"trains single-label classifiers (problem_type {SINGLE_LABEL!r}), whose answer is the most "
+            "probable class of a softmax"
+        )
+    if outputs == 1 and _has_classification_head(config):
+        raise ValueError(
+            f"{source}: its head has one output, a regression head (transformers takes num_labels = 1 as "
+            f"problem_type 'regression'); rift_fast attacks and trains single-label classifiers with one output "
+            "per class"
+        )
+
+
 def _load_hf_classifier(source: str, label_names: tuple[str, ...]) -> tuple[PreTrainedModel, LabelMapping]:
     """The Hugging Face classifier at ``source`` and its :class:`LabelMapping` to ``label_names``."""
     from transformers import AutoModelForSequenceClassification
 
     config = load_config(source)
     refuse_non_encoder(config)
+    refuse_non_classifier(config, source)
     if not _has_classification_head(config):
         mapping = LabelMapping(tuple(range(len(label_names))), "new head", label_names, label_names)
         model = AutoModelForSequenceClassification.from_pretrained(

@@ -310,31 +310,48 @@ def cached_index(
     """Load the index built with ``settings`` from the cache, or ``build()`` it and cache it.
 
     The cache file stores the settings and a SHA-256 of the neighbours; a file that does not parse,
-    whose checksum or settings do not match, is reported and rebuilt.
+    whose checksum or settings do not match, is reported and rebuilt. The build runs under a file lock
+    (``<file>.lock``): processes that share the cache build it once, the others wait and read it.
     """
+    from filelock import FileLock
+
     folder = cache_folder or _cache_root()
     path = folder / f"{cache_key(settings)}.json"
-    if path.exists():
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8"))
-            neighbours = stored["neighbours"]
-            digest = hashlib.sha256(json.dumps(neighbours, sort_keys=True).encode()).hexdigest()
-            if stored.get("settings") != json.loads(json.dumps(settings)) or stored.get("sha256") != digest:
-                raise ValueError("checksum or settings mismatch")
-            _validate_neighbour_mapping(neighbours, str(path))
-            return SynonymIndex(neighbours, source=stored["source"])
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
-            logger.warning("[rift_fast] synonym cache %s is corrupt (%s); rebuilding it", path, error)
-    index = build()
-    neighbours = index.to_json()
-    payload = {
-        "settings": settings,
-        "source": index.source,
-        "sha256": hashlib.sha256(json.dumps(neighbours, sort_keys=True).encode()).hexdigest(),
-        "neighbours": neighbours,
-    }
-    write_text_atomically(path, json.dumps(payload))
+    cached = _read_cached_index(path, settings)
+    if cached is not None:
+        return cached
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        cached = _read_cached_index(path, settings)  # another process built it while this one waited
+        if cached is not None:
+            return cached
+        index = build()
+        neighbours = index.to_json()
+        payload = {
+            "settings": settings,
+            "source": index.source,
+            "sha256": hashlib.sha256(json.dumps(neighbours, sort_keys=True).encode()).hexdigest(),
+            "neighbours": neighbours,
+        }
+        write_text_atomically(path, json.dumps(payload))
     return index
+
+
+def _read_cached_index(path: Path, settings: Mapping) -> SynonymIndex | None:
+    """The index cached at ``path`` for ``settings``, or None when absent or corrupt (logged)."""
+    if not path.exists():
+        return None
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        neighbours = stored["neighbours"]
+        digest = hashlib.sha256(json.dumps(neighbours, sort_keys=True).encode()).hexdigest()
+        if stored.get("settings") != json.loads(json.dumps(settings)) or stored.get("sha256") != digest:
+            raise ValueError("checksum or settings mismatch")
+        _validate_neighbour_mapping(neighbours, str(path))
+        return SynonymIndex(neighbours, source=stored["source"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        logger.warning("[rift_fast] synonym cache %s is corrupt (%s); rebuilding it", path, error)
+        return None
 
 
 # ------------------------------------------------------------------------------ embedded default

@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from rift_fast.digests import model_digest, tokenizer_digest
+from rift_fast.digests import model_digest, tokenizer_digest, tokenizer_settings
 from rift_fast.models import RobustClassifier
 from rift_fast.models.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -293,6 +293,7 @@ class Trainer:
         )
         # What --model and the tokenizer hold (a resume from a changed --model folder is refused).
         self.input_digests = {"model_sha256": model_digest(model), "tokenizer_sha256": tokenizer_digest(tokenizer)}
+        self.tokenizer_settings = tokenizer_settings(tokenizer)  # each named when a resume finds it changed
         self.objective = defense_class(settings.method)(model, settings.defense).to(self.device)
         self.objective.use_synonym_table(self.neighbour_table)
         self.sampler = ClassBalancedBatchSampler(
@@ -344,6 +345,7 @@ class Trainer:
             "data_fingerprint": self.data_fingerprint,
             "data": self.data_identity,
             **self.input_digests,
+            "tokenizer": self.tokenizer_settings,
             "history": self.history,
             "best_robust": self.best_robust,
         }
@@ -424,6 +426,12 @@ class Trainer:
             raise ValueError(
                 f"--resume: {folder} was trained on other data (training examples, their tokenisation "
                 f"or the synonym table differ: --dataset, --data-source, --train-size, --synonyms?)"
+            )
+        changed = settings_differences(metadata.get("tokenizer", self.tokenizer_settings), self.tokenizer_settings)
+        if changed:
+            raise ValueError(
+                f"--resume: {folder} was trained with other tokenizer settings:\n  tokenizer."
+                + "\n  tokenizer.".join(changed)
             )
         for name, digest in self.input_digests.items():
             if metadata.get(name) != digest:
