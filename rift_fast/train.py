@@ -268,9 +268,9 @@ def write_results(
     """Results JSON, Markdown table and PNG plot (``evaluation``: the EvaluationSettings of the attacks;
     ``stratified_pool``: the pool was drawn under a preset's PoolRule); returns the Markdown."""
     from rift_fast.attacks import RECIPES
-    from rift_fast.attacks.runner import format_figure
-    from rift_fast.evaluation import accuracy_columns
+    from rift_fast.evaluation import accuracy_columns, paired_comparisons
     from rift_fast.io_utils import write_bytes_atomically, write_text_atomically
+    from rift_fast.training.ascc_words import ASCC_SCORING
 
     columns = accuracy_columns(evaluation.recipes)
     lines = [
@@ -278,8 +278,9 @@ def write_results(
         "| --- | " + " | ".join("---:" for _ in columns) + " | ---: |",
     ]
     for row in rows:
-        accuracies = " | ".join(format_figure(row[key], ".1%") for key, _ in columns)
+        accuracies = " | ".join(figure_text(row, key) for key, _ in columns)
         lines.append(f"| {row['method']} | {accuracies} | {row['train_seconds'] / 60:.1f} min |")
+    comparisons = paired_comparisons(rows, [key for key, _ in columns])
     options = evaluation.options()
     attacks = " ".join(f"{RECIPES[name].label}: {RECIPES[name].describe(options)}." for name in evaluation.recipes)
     drawn = "sampled stratified by label" if stratified_pool else "shuffled"
@@ -288,7 +289,8 @@ def write_results(
     lines += [
         "",
         f"Test pool: {args.test_examples} examples of {args.dataset} ({test_origin}{drawn} with seed "
-        f"{args.seed}). {attacks} Attack search: {search_precision(rows)}. ASCC: {evaluation.ascc_steps} steps, CE. "
+        f"{args.seed}). {attacks} Attack search: {search_precision(rows)}. ASCC: {evaluation.ascc_steps} steps, CE, "
+        f"scored on {ASCC_SCORING.removeprefix('words: ')}. "
         f"Certified: SAFER randomized smoothing ({args.certification['samples']:,} samples, Monte Carlo error "
         f"{args.certification['mc_error']}, alpha {args.certification['alpha']}) against any substitution from "
         "the synonym sets. "
@@ -300,14 +302,47 @@ def write_results(
         f"Training: {args.train_size or 'all'} examples, {args.epochs} epochs, batch "
         f"{args.batch_size}, max length {args.max_length}, lr {args.lr}, warm-up {args.warmup_epochs} epochs, "
         f"adversary steps {args.adversary_steps}, KL weight {args.kl_weight}, MI weight {args.mi_weight}, "
-        f"seed {args.seed}. n/a: an empty test pool.",
+        f"seed {args.seed}. n/a: an empty test pool. [low, high]: 95% Wilson score interval (Wilson 1927).",
+        *comparison_lines(comparisons, columns),
     ]
     markdown = "\n".join(lines) + "\n"
     write_text_atomically(output_dir / "results.md", markdown)
-    write_text_atomically(output_dir / "results.json", json.dumps({"settings": vars(args), "results": rows}, indent=1))
+    record = {"settings": vars(args), "results": rows, "comparisons": comparisons}
+    write_text_atomically(output_dir / "results.json", json.dumps(record, indent=1))
     title = f"{args.dataset}, {args.model}: {args.test_examples} test examples"
     write_bytes_atomically(output_dir / "results.png", results_plot(rows, columns, title))
     return markdown
+
+
+def figure_text(row: dict, key: str) -> str:
+    """A row's figure ``key`` with its 95% Wilson interval (``35.0% [29.8, 40.6]``), ``n/a`` when missing."""
+    from rift_fast.attacks.runner import format_figure
+    from rift_fast.statistics import format_record
+
+    interval = row.get("intervals", {}).get(key)
+    return format_record(interval) if interval is not None else format_figure(row.get(key), ".1%")
+
+
+def comparison_lines(comparisons: list[dict], columns: list[tuple[str, str]]) -> list[str]:
+    """Markdown lines of the paired comparisons under the results table: one row per pair of methods, one
+    column per figure (difference in points, its 95% interval, exact McNemar p); none without comparisons."""
+    from rift_fast.statistics import DIFFERENCE_METHOD, MCNEMAR_METHOD, format_comparison
+
+    if not comparisons:
+        return []
+    shown = [(key, name) for key, name in columns if any(c["figure"] == key for c in comparisons)]
+    lines = [
+        "",
+        "Paired comparisons on the same examples (first - second, in points [95% interval], p):",
+        "",
+        "| methods | " + " | ".join(name for _, name in shown) + " |",
+        "| --- | " + " | ".join("---:" for _ in shown) + " |",
+    ]
+    for first, second in dict.fromkeys((c["first"], c["second"]) for c in comparisons):
+        cells = {c["figure"]: format_comparison(c) for c in comparisons if (c["first"], c["second"]) == (first, second)}
+        lines.append(f"| {first} - {second} | " + " | ".join(cells.get(key, "n/a") for key, _ in shown) + " |")
+    lines += ["", f"Interval: {DIFFERENCE_METHOD}. Test: {MCNEMAR_METHOD}."]
+    return lines
 
 
 def search_precision(rows: list[dict]) -> str:
@@ -317,8 +352,9 @@ def search_precision(rows: list[dict]) -> str:
 
 
 def results_plot(rows: list[dict], columns: list[tuple[str, str]], title: str) -> bytes:
-    """PNG of grouped bars: one group per accuracy column, one bar per method (the figure widens with the
-    methods; with more than four the value labels turn upright so that they stay readable)."""
+    """PNG of grouped bars: one group per accuracy column, one bar per method, each with its 95% Wilson
+    interval when the row has ``intervals`` (the figure widens with the methods; with more than four the
+    value labels turn upright so that they stay readable)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -331,16 +367,23 @@ def results_plot(rows: list[dict], columns: list[tuple[str, str]], title: str) -
     width = 0.8 / len(rows)
     for k, row in enumerate(rows):
         values = [row[key] for key, _ in columns]
+        intervals = [row.get("intervals", {}).get(key) or {} for key, _ in columns]
+        heights = [0 if v is None else 100 * v for v in values]
+        below = [h - 100 * i["low"] if i.get("low") is not None else 0 for h, i in zip(heights, intervals)]
+        above = [100 * i["high"] - h if i.get("high") is not None else 0 for h, i in zip(heights, intervals)]
         bars = axis.bar(
             [i + k * width for i in range(len(columns))],
-            [0 if v is None else 100 * v for v in values],
+            heights,
             width,
+            yerr=[below, above],
+            capsize=2,
+            error_kw={"elinewidth": 0.8},
             label=row["method"],
         )
         labels = [format_figure(None if v is None else 100 * v, ".0f") for v in values]
         axis.bar_label(bars, labels=labels, fontsize=7 if many else 8, rotation=90 if many else 0, padding=2)
     axis.set_xticks([i + width * (len(rows) - 1) / 2 for i in range(len(columns))], [name for _, name in columns])
-    axis.set_ylabel("accuracy on the test pool (%)")
+    axis.set_ylabel("accuracy on the test pool (%, bars: 95% Wilson interval)")
     axis.set_ylim(0, 110)
     axis.set_title(title)
     axis.legend(ncol=min(len(rows), 5), loc="upper center", fontsize=8, frameon=False)
@@ -362,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     from rift_fast.certification import CertificationSettings
     from rift_fast.data import test_pool
     from rift_fast.data_sources import DatasetOptions, load_data
-    from rift_fast.evaluation import EvaluationSettings, certified_test_pool, evaluate_test_pool
+    from rift_fast.evaluation import EvaluationSettings, certified_test_pool, evaluate_test_pool, merged_evaluations
     from rift_fast.models import checkpoint_dir, load_tokenizer, load_trained_classifier, resolve_checkpoint
     from rift_fast.text import vocabulary
     from rift_fast.training.loop import Trainer, TrainSettings, encode_examples
@@ -452,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"[{method}] evaluating {run['best']} on {len(pool)} test examples ...")
         model = load_trained_classifier(run["best"]).to(run["device"])
         evaluation = evaluate_test_pool(model, tokenizer, pool, synonyms, table, evaluation_settings)
-        evaluation |= certified_test_pool(model, tokenizer, pool, synonyms, evaluation_settings, certification)
+        certified = certified_test_pool(model, tokenizer, pool, synonyms, evaluation_settings, certification)
+        evaluation = merged_evaluations(evaluation, certified)
         rows.append(
             {
                 "method": method,

@@ -156,7 +156,7 @@ def test_html_escapes_every_text_and_highlights_the_changed_words():
     assert "<b>Premise:</b> Premise &lt;i&gt;&amp;&lt;/i&gt; “naps”" in html
     assert 'a <mark class="original">dog</mark> sleeps' in html and 'a <mark class="adversarial">cat</mark>' in html
     assert "R&amp;D &lt;b&gt;" in html and html.count("<b>Adversarial:</b>") == 2  # none for the skipped one
-    assert "<th>robust acc</th>" in html and "<td>33.3%</td>" in html
+    assert "<th>robust acc</th>" in html and "<td>33.3% [6.1, 79.2]</td>" in html
     assert "data:image/png;base64,iVBORw0KGgo=" in html  # the PNG given, inline
     assert "http" not in html.lower() and "<link" not in html  # no external asset
 

@@ -39,7 +39,7 @@ from rift_fast.attacks import (
 from rift_fast.attacks.protocol_arguments import recipe_options
 from rift_fast.data import Example, load_task
 from rift_fast.digests import model_digest, tokenizer_digest
-from rift_fast.evaluation import EvaluationSettings, ascc_accuracy, evaluate_test_pool
+from rift_fast.evaluation import EvaluationSettings, ascc_outcomes, evaluate_test_pool
 from rift_fast.io_utils import write_text_atomically
 from rift_fast.models import load_sequence_classifier, load_tokenizer
 from rift_fast.safe_state import load_state, save_state
@@ -406,7 +406,7 @@ def test_zero_successes_keep_the_success_rate_but_have_no_modification_rate(toke
 def test_the_training_evaluation_runs_any_recipe_with_its_options(tokenizer, monkeypatch):
     import rift_fast.evaluation
 
-    monkeypatch.setattr(rift_fast.evaluation, "ascc_accuracy", lambda *args: None)  # the toy has no hull space
+    monkeypatch.setattr(rift_fast.evaluation, "ascc_outcomes", lambda *args: None)  # the toy has no hull space
     args = train.build_parser().parse_args(["--eval-attacks", "deepwordbug", "pwws", "--max-edit-distance", "7"])
     options = recipe_options(args)
     assert args.eval_attacks == ["deepwordbug", "pwws"] and options.max_edit_distance == 7
@@ -422,7 +422,7 @@ def test_the_training_evaluation_runs_any_recipe_with_its_options(tokenizer, mon
 def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, tmp_path):
     model = BagOfWords(tokenizer, WORD_SCORES)
     settings = EvaluationSettings(max_length=16, ga_population=2, ga_generations=1)
-    assert ascc_accuracy(model, tokenizer, [], torch.zeros(len(tokenizer), 1, dtype=torch.long), settings) is None
+    assert ascc_outcomes(model, tokenizer, [], torch.zeros(len(tokenizer), 1, dtype=torch.long), settings) is None
     evaluation = evaluate_test_pool(model, tokenizer, [], SYNONYMS, torch.zeros(1), settings, progress=False)
     recorded = {"hull_space": "word-embedding", "pooling": "mean", "precision": "float32"}
     row = {"method": "standard", "train_seconds": 60.0, "settings": recorded, "certified_accuracy": None, **evaluation}
