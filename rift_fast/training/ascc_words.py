@@ -86,11 +86,22 @@ def whole_word_spans(tokenizer: PreTrainedTokenizerBase, example: Example, input
     for sequence, word in zip(sequence_ids, word_ids):
         if sequence == side and word is not None:
             tokens_of_word[word] = tokens_of_word.get(word, 0) + 1
+    text = attacked_text(example)
     spans: list[Span | None] = []
     for sequence, word, (start, end) in zip(sequence_ids, word_ids, encoded["offset_mapping"]):
-        whole = sequence == side and word is not None and tokens_of_word[word] == 1 and end > start
-        spans.append((start, end) if whole else None)
+        whole = sequence == side and word is not None and tokens_of_word[word] == 1
+        spans.append(_trimmed(text, start, end) if whole else None)
     return spans
+
+
+def _trimmed(text: str, start: int, end: int) -> Span | None:
+    """The span ``[start, end)`` of ``text`` without surrounding white space (a SentencePiece token's offsets
+    may hold the space before its word); None when nothing is left."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if end > start else None
 
 
 def substituted_text(text: str, replacements: dict[Span, str]) -> str:
