@@ -33,10 +33,12 @@ from rift_fast.cli_common import (
     non_negative_int,
     positive_int,
     run_command_line,
+    seed_int,
 )
 from rift_fast.evaluation import EVALUATED_RECIPES
 from rift_fast.models.classifier import EMBEDDING_OUTPUT, HULL_SPACES, WORD_EMBEDDING
 from rift_fast.models.pooling import POOLINGS
+from rift_fast.settings_diff import settings_differences
 from rift_fast.training.defenses import DEFENSES
 from rift_fast.training.loop import HEAD_WEIGHT_DECAY
 from rift_fast.training.precision import PRECISIONS
@@ -139,6 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_recipe_arguments(parser, "options of --eval-attacks (unset: the recipe's published value)")
     run = parser.add_argument_group("run")
     run.add_argument("--output-dir", default=None, help="checkpoints and results (default runs/<task>)")
+    run.add_argument(
+        "--seeds",
+        nargs="+",
+        type=seed_int,
+        help="train and evaluate every method once per seed (each a full run with --seed N, in <output-dir>/"
+        "seed-N), then report the mean and standard deviation over seeds and the paired comparisons pooled "
+        "over seeds (Cochran-Mantel-Haenszel); with --resume, seeds already evaluated are read back",
+    )
     run.add_argument(
         "--resume",
         action="store_true",
@@ -400,6 +410,17 @@ def main(argv: list[str] | None = None) -> int:
     args = resolve_settings(args)
     configure_logging()
     args.method = expand_methods(args.method)
+    if args.seeds:
+        run_seeds(args, max_length_given)
+    else:
+        train_and_evaluate(args, max_length_given)
+    return 0
+
+
+def train_and_evaluate(args: argparse.Namespace, max_length_given: bool) -> list[dict] | None:
+    """One run: train every method of ``args.method`` with ``args.seed``, evaluate each on the test pool,
+    write and print the results in ``args.output_dir``. Returns the results' rows (None on ranks other
+    than 0 of a distributed run)."""
     import torch
 
     from rift_fast.certification import CertificationSettings
@@ -479,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         dist.barrier()
         dist.destroy_process_group()
         if rank != 0:
-            return 0
+            return None
     evaluation_settings = EvaluationSettings(
         max_length=args.max_length,
         ga_population=args.ga_population,
@@ -514,7 +535,120 @@ def main(argv: list[str] | None = None) -> int:
         f"results: {output_dir / 'results.md'}, {output_dir / 'results.json'}, {output_dir / 'results.png'} "
         f"(total {(time.perf_counter() - started) / 60:.1f} min)"
     )
-    return 0
+    return rows
+
+
+SEED_FOLDER = "seed-{seed}"  # each seed's run in --output-dir
+SEED_SETTINGS = ("method", "model", "dataset", "task", "eval_attacks", "test_examples", *PRESET_FIELDS)
+
+
+def finished_seed(args: argparse.Namespace) -> list[dict] | None:
+    """The rows of a seed's run that was evaluated to the end (its ``results.json``), None when there is
+    none. Raises ValueError naming the settings that differ when it was run with other settings."""
+    path = Path(args.output_dir) / "results.json"
+    if not path.exists():
+        return None
+    recorded = json.loads(path.read_text())
+    wanted = json.loads(json.dumps({name: getattr(args, name) for name in (*SEED_SETTINGS, "seed")}))  # as stored
+    changed = settings_differences({name: recorded["settings"].get(name) for name in wanted}, wanted)
+    if changed:
+        raise ValueError(f"--resume: {path} was written with other settings:\n  " + "\n  ".join(changed))
+    return recorded["results"]
+
+
+def run_seeds(args: argparse.Namespace, max_length_given: bool) -> None:
+    """``--seeds``: :func:`train_and_evaluate` once per seed in ``<output-dir>/seed-N`` (with --resume, a
+    seed already evaluated is read back and a seed cut short continues from its checkpoints), then the
+    summary over seeds (:func:`write_seed_summary`), written and printed."""
+    import copy
+
+    from rift_fast.models import checkpoint_dir, resolve_checkpoint
+
+    root = Path(args.output_dir)
+    per_seed: dict[int, list[dict]] = {}
+    for seed in dict.fromkeys(args.seeds):
+        seed_args = copy.deepcopy(args)
+        seed_args.seed, seed_args.seeds = seed, None
+        seed_args.output_dir = str(root / SEED_FOLDER.format(seed=seed))
+        rows = finished_seed(seed_args) if args.resume else None
+        if rows is not None:
+            print(f"seed {seed}: evaluated earlier, results read from {seed_args.output_dir}/results.json")
+        else:
+            checkpoints = [checkpoint_dir(Path(seed_args.output_dir), m, "last") for m in args.method]
+            seed_args.resume = args.resume and any(resolve_checkpoint(c) is not None for c in checkpoints)
+            print(f"seed {seed}: {'resuming' if seed_args.resume else 'training'} in {seed_args.output_dir}")
+            rows = train_and_evaluate(seed_args, max_length_given)
+            if rows is None:  # a rank other than 0
+                return
+        per_seed[seed] = rows
+    print(write_seed_summary(root, per_seed, args))
+
+
+def write_seed_summary(root: Path, per_seed: dict[int, list[dict]], args: argparse.Namespace) -> str:
+    """``results.json`` and ``results.md`` in ``root`` over the seeds' rows ``per_seed``: each method's mean
+    and standard deviation over seeds of each figure, and the paired comparisons pooled over seeds
+    (:func:`rift_fast.statistics.pooled_paired_comparison`); the JSON keeps every seed's rows. Returns the
+    Markdown."""
+    from rift_fast.evaluation import accuracy_columns, comparison_pairs
+    from rift_fast.io_utils import write_text_atomically
+    from rift_fast.statistics import CMH_METHOD, DIFFERENCE_METHOD, mean_and_sd, pooled_paired_comparison
+
+    columns = accuracy_columns(tuple(args.eval_attacks))
+    methods = list(args.method)
+    by_seed = {seed: {row["method"]: row for row in rows} for seed, rows in per_seed.items()}
+    summary = {}
+    for method in methods:
+        summary[method] = {}
+        for key, _ in columns:
+            values = [by_seed[seed][method].get(key) for seed in per_seed]
+            mean, sd = mean_and_sd(values)
+            summary[method][key] = {"values": values, "mean": mean, "sd": sd}
+    comparisons = []
+    for first, second in comparison_pairs(methods):
+        for key, _ in columns:
+            outcomes = [
+                (rows[first]["outcomes"][key], rows[second]["outcomes"][key])
+                for rows in by_seed.values()
+                if key in rows[first].get("outcomes", {}) and key in rows[second].get("outcomes", {})
+            ]
+            if len(outcomes) == len(per_seed):
+                comparisons.append(
+                    {"first": first, "second": second, "figure": key, **pooled_paired_comparison(outcomes)}
+                )
+    lines = [
+        f"Over {len(per_seed)} seeds ({', '.join(map(str, per_seed))}): mean ± standard deviation (in points).",
+        "",
+        "| method | " + " | ".join(f"{name} acc" for _, name in columns) + " |",
+        "| --- | " + " | ".join("---:" for _ in columns) + " |",
+    ]
+    for method in methods:
+        cells = [_mean_sd_text(summary[method][key]) for key, _ in columns]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines += comparison_lines(comparisons, columns)[:-1]
+    if comparisons:
+        lines.append(
+            f"Pooled over seeds. Interval: {DIFFERENCE_METHOD}, on the table summed over seeds. Test: {CMH_METHOD}."
+        )
+    lines.append(f"Each seed's table: {root}/{SEED_FOLDER.format(seed='N')}/results.md.")
+    markdown = "\n".join(lines) + "\n"
+    record = {
+        "settings": vars(args),
+        "seeds": {str(seed): rows for seed, rows in per_seed.items()},
+        "summary": summary,
+        "comparisons": comparisons,
+    }
+    write_text_atomically(root / "results.json", json.dumps(record, indent=1))
+    write_text_atomically(root / "results.md", markdown)
+    return markdown
+
+
+def _mean_sd_text(figure: dict) -> str:
+    """``35.0 ± 2.1`` (shares in points), ``35.0`` for one seed, ``n/a`` without a value."""
+    if figure["mean"] is None:
+        return "n/a"
+    if figure["sd"] is None:
+        return f"{100 * figure['mean']:.1f}"
+    return f"{100 * figure['mean']:.1f} ± {100 * figure['sd']:.1f}"
 
 
 if __name__ == "__main__":

@@ -260,7 +260,7 @@ def test_an_output_ending_in_a_slash_is_refused(tiny_model_dir, tmp_path, name):
 def test_every_other_output_name_gives_distinct_files(name, world, tmp_path):
     paths = attack.output_paths(tmp_path / name, world)
     attack.refuse_unusable_outputs(paths)
-    assert len(paths) == 5 + world
+    assert len(paths) == 6 + world  # results JSON, Markdown, CSV of examples, CSV summary, HTML, curves
     assert len({str(p).casefold() for p in paths.values()}) == len(paths)
 
 
@@ -382,7 +382,7 @@ def test_an_all_misclassified_pool_has_no_success_rate_modification_rate_or_mean
     assert summary["mean_queries"] is None
     assert '"attack_success_rate": null' in json.dumps(report.to_json())
     row = _summary_row(report.to_markdown())
-    assert row.startswith("| 2 | 0.0% | 0.0% | n/a | n/a | n/a | ")
+    assert row.startswith("| 2 | 0.0% [0.0, 65.8] | 0.0% [0.0, 65.8] | n/a | n/a | n/a | ")
     assert "nan" not in report.to_markdown() and "NaN" not in json.dumps(report.to_json())
 
 
