@@ -300,7 +300,7 @@ def write_results(
         "",
         f"Test pool: {args.test_examples} examples of {args.dataset} ({test_origin}{drawn} with seed "
         f"{args.seed}). {attacks} Attack search: {search_precision(rows)}. ASCC: {evaluation.ascc_steps} steps, CE, "
-        f"scored on {ASCC_SCORING.removeprefix('words: ')}. "
+        f"scored on {ASCC_SCORING}. "
         f"Certified: SAFER randomized smoothing ({args.certification['samples']:,} samples, Monte Carlo error "
         f"{args.certification['mc_error']}, alpha {args.certification['alpha']}) against any substitution from "
         "the synonym sets. "
