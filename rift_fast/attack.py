@@ -2,7 +2,8 @@
 PWWS, GA, gradient, TextFooler, DeepWordBug) on a fine-tuned classifier, under a protocol (``--protocol``).
 
 Writes the results JSON (``--output``) and beside it a Markdown summary (suffix ``.md``), a CSV of every
-example in TextAttack's log columns (``.csv``), an HTML report (``.html``), the robustness curves
+example in TextAttack's log columns (``.csv``), a CSV summary of the figures with their 95% Wilson intervals
+(``<stem>.summary.csv``), an HTML report (``.html``), the robustness curves
 (``<stem>.curves.png``), and a checkpoint (``<output stem>.checkpoint.jsonl``) from which ``--resume`` continues an
 interrupted run; an ``--output`` whose files would share a path is refused. Under ``torchrun
 --nproc_per_node N`` each process attacks every N-th example (checkpoint ``<stem>.rank<r>.checkpoint.jsonl``)

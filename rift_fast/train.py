@@ -7,6 +7,10 @@ table. ``--task imdb|snli`` selects the published RIFT settings. ``--dataset`` t
 dataset (a preset, hf:NAME, or CSV / TSV / JSONL files with a column mapping) with the --task settings;
 its max length, unless given, comes from the data (the 95th percentile of the token lengths, capped
 by the model). ``torchrun --nproc_per_node N -m rift_fast.train ...`` trains with DistributedDataParallel.
+
+Every figure of the table carries its 95% Wilson interval, and the paired comparisons (each defense
+against standard, RIFT against ASCC: difference in points with its interval, exact McNemar p) are
+printed under it. ``--seeds 0 1 2`` runs everything once per seed and pools the seeds.
 """
 
 from __future__ import annotations

@@ -104,6 +104,11 @@ def _trimmed(text: str, start: int, end: int) -> Span | None:
     return (start, end) if end > start else None
 
 
+def word_of(tokenizer: PreTrainedTokenizerBase, token_id: int) -> str:
+    """The word a one-token synonym id stands for, without the tokenizer's space markers."""
+    return str(tokenizer.decode([token_id])).strip()
+
+
 def substituted_text(text: str, replacements: dict[Span, str]) -> str:
     """``text`` with each span's characters replaced by its word (spans do not overlap)."""
     for (start, end), word in sorted(replacements.items(), reverse=True):
@@ -167,15 +172,16 @@ def _batch_outcomes(
             )[0].argmax(-1)
             slots = result.weights.argmax(-1)
             chosen = sub_ids.gather(-1, slots.unsqueeze(-1)).squeeze(-1)
-            texts, changed = [], []
-            for row, index in enumerate(indices):
-                replacements = {
-                    span: tokenizer.decode([int(chosen[row, position])]).strip()
+            replacements = [
+                {
+                    span: word_of(tokenizer, int(chosen[row, position]))
                     for position, span in enumerate(spans[row])
                     if span is not None and int(slots[row, position]) > 0
                 }
-                texts.append(substituted_text(attacked_text(split.examples[index]), replacements))
-                changed.append(len(replacements))
+                for row in range(len(indices))
+            ]
+            texts = [substituted_text(attacked_text(split.examples[i]), r) for i, r in zip(indices, replacements)]
+            changed = [len(r) for r in replacements]
             adversarial = [_with_attacked(split.examples[i], text) for i, text in zip(indices, texts)]
             on_text = predictions(model, tokenizer, adversarial, max_length)
     finally:
