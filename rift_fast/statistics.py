@@ -229,14 +229,14 @@ def paired_comparison(first: Sequence[bool], second: Sequence[bool], confidence:
         (the figures None without examples).
     """
     table = paired_table(first, second)
+    counts = {"both": table.both, "only_first": table.only_first, "only_second": table.only_second}
     record: dict = {
         "examples": table.total,
-        "table": {"both": table.both, "only_first": table.only_first, "only_second": table.only_second},
+        "table": counts | {"neither": table.neither},
         "interval": DIFFERENCE_METHOD,
         "test": MCNEMAR_METHOD,
         "confidence": confidence,
     }
-    record["table"]["neither"] = table.neither
     if table.total == 0:
         return record | {"difference_points": None, "low_points": None, "high_points": None, "p_value": None}
     low, high = paired_difference_interval(table, confidence)
@@ -283,9 +283,7 @@ def pooled_paired_comparison(
         raise ValueError("a pooled comparison needs at least one seed")
     tables = [paired_table(first, second) for first, second in outcomes]
     pooled = sum(tables[1:], tables[0])
-    per_seed = [
-        100 * (t.only_first - t.only_second) / t.total if t.total else None for t in tables
-    ]  # None: an empty pool
+    per_seed = [100 * (t.only_first - t.only_second) / t.total if t.total else None for t in tables]  # None: no pool
     shown = [d for d in per_seed if d is not None]
     record: dict = {
         "seeds": len(tables),

@@ -271,8 +271,10 @@ def ascc_robust_accuracy(
     backend: str | None = None,
     **adversary_settings: float,
 ) -> ASCCEvaluation:
-    """ASCC evaluation: the adversary in mode ``"ce"``, then eval-mode predictions on the clean input
-    and on the final hull input; the model's train/eval mode is restored."""
+    """ASCC evaluation on the continuous hull: the adversary in mode ``"ce"``, then eval-mode predictions
+    on the clean input and on the final hull input; the model's train/eval mode is restored. The hull is
+    not a text: the evaluation's ASCC figure turns the weights into words and scores the text
+    (:func:`rift_fast.training.ascc_words.ascc_word_outcomes`); this one is a diagnostic."""
     was_training = model.training
     try:
         with torch.no_grad():

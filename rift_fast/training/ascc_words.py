@@ -18,6 +18,7 @@ from torch import nn
 
 from rift_fast.data import Example
 from rift_fast.training.adversary import ascc_adversary, restrict_substitutions
+from rift_fast.training.batches import collate
 from rift_fast.training.encoding import EncodedSplit
 
 if TYPE_CHECKING:
@@ -146,7 +147,7 @@ def _batch_outcomes(
     max_length: int,
     generator: torch.Generator | None,
 ) -> AsccOutcomes:
-    """The outcomes of one :func:`rift_fast.training.loop.collate` batch of ``split`` (rows ``indices``)."""
+    """The outcomes of one :func:`rift_fast.training.batches.collate` batch of ``split`` (rows ``indices``)."""
     width = batch["input_ids"].shape[1]
     spans = [whole_word_spans(tokenizer, split.examples[i], split.input_ids[i]) for i in indices]
     frozen = torch.tensor([[s is None for s in row] + [True] * (width - len(row)) for row in spans])
@@ -232,8 +233,6 @@ def ascc_word_outcomes(
     Raises:
         ValueError: when ``split`` holds fewer than ``count`` examples.
     """
-    from rift_fast.training.loop import collate  # the loop imports this module: collate is read at call time
-
     if len(split.examples) < count:
         raise ValueError(f"the ASCC word scoring needs the examples of the split: {len(split.examples)} for {count}")
     device = next(model.parameters()).device

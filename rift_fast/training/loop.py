@@ -39,8 +39,8 @@ from rift_fast.models.classifier import EMBEDDING_OUTPUT, HULL_SPACES
 from rift_fast.models.pooling import POOLER, POOLINGS
 from rift_fast.safe_state import load_state
 from rift_fast.settings_diff import settings_differences
-from rift_fast.training.adversary import substitution_ids
 from rift_fast.training.ascc_words import ascc_word_outcomes
+from rift_fast.training.batches import collate
 from rift_fast.training.defenses import Defense, EpochData, defense_class
 from rift_fast.training.encoding import EncodedSplit, encode_examples
 from rift_fast.training.precision import PRECISIONS, resolve_precision, training_autocast
@@ -128,31 +128,6 @@ class TrainSettings:
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
-
-
-def collate(
-    split: EncodedSplit, indices: list[int], pad_id: int, neighbour_table: torch.Tensor, device: torch.device
-) -> dict[str, torch.Tensor]:
-    """A padded batch: input_ids, attention_mask, token_type_ids, labels, sub_ids [B, L, 1 + K], and
-    indices [B] (each row's position in ``split``)."""
-    length = max(len(split.input_ids[i]) for i in indices)
-
-    def pad(rows: list[list[int]] | list[list[bool]], value: int) -> torch.Tensor:
-        return torch.tensor([row + [value] * (length - len(row)) for row in rows])
-
-    input_ids = pad([split.input_ids[i] for i in indices], pad_id)
-    attention_mask = pad([[1] * len(split.input_ids[i]) for i in indices], 0)
-    frozen = pad([[not a for a in split.attackable[i]] for i in indices], True)
-    batch = {
-        "input_ids": input_ids,
-        "attention_mask": attention_mask,
-        "token_type_ids": pad([split.token_type_ids[i] for i in indices], 0),
-        "labels": torch.tensor([split.labels[i] for i in indices]),
-        "indices": torch.tensor(indices, dtype=torch.long),
-    }
-    batch = {k: v.to(device) for k, v in batch.items()}
-    batch["sub_ids"] = substitution_ids(batch["input_ids"], neighbour_table, batch["attention_mask"], frozen.to(device))
-    return batch
 
 
 def adamw_groups(defense: Defense, head_weight_decay: float) -> list[dict]:
