@@ -24,6 +24,7 @@ def test_the_experiment_runs_four_methods_and_pools_their_paired_tests(tiny_mode
     assert "RIFT against ASCC over 2 seeds (0, 1), float32." in out and "| rift - rift-mi0 |" in out
     results = json.loads((output / "results.json").read_text())
     assert list(results["methods"]) == ["standard", "ascc", "rift", "rift-mi0"]
+    assert results["methods"]["rift"]["epoch_chosen_on_dev"] == [1, 1]
     no_mi = json.loads((output / "rift-mi0" / "seed-1" / "results.json").read_text())
     assert no_mi["results"][0]["settings"]["defense"]["mi_weight"] == 0
     assert no_mi["results"][0]["settings"]["precision"] == "float32"
@@ -40,3 +41,8 @@ def test_the_experiment_refuses_few_seeds_and_its_own_options(tmp_path):
         rift_vs_ascc.main(["--seeds", "0", "1"])
     with pytest.raises(SystemExit, match="--mi-weight: set by this script"):
         rift_vs_ascc.main(["--mi-weight", "0.3"])
+
+
+def test_the_epoch_chosen_on_dev_is_the_first_of_highest_dev_ascc_accuracy():
+    history = [{"epoch": k + 1, "dev_ascc_accuracy": a} for k, a in enumerate([0.2, 0.5, 0.4, 0.5])]
+    assert rift_vs_ascc.chosen_epoch(history) == 2
