@@ -565,9 +565,15 @@ def run_seeds(args: argparse.Namespace, max_length_given: bool) -> None:
     seed already evaluated is read back and a seed cut short continues from its checkpoints), then the
     summary over seeds (:func:`write_seed_summary`), written and printed."""
     import copy
+    import os
 
     from rift_fast.models import checkpoint_dir, resolve_checkpoint
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise SystemExit(
+            "--seeds runs one process; under torchrun give one seed per launch (--seed N, --output-dir "
+            "<dir>/seed-N), then run --seeds ... --resume without torchrun to pool them"
+        )
     root = Path(args.output_dir)
     per_seed: dict[int, list[dict]] = {}
     for seed in dict.fromkeys(args.seeds):
@@ -581,9 +587,7 @@ def run_seeds(args: argparse.Namespace, max_length_given: bool) -> None:
             checkpoints = [checkpoint_dir(Path(seed_args.output_dir), m, "last") for m in args.method]
             seed_args.resume = args.resume and any(resolve_checkpoint(c) is not None for c in checkpoints)
             print(f"seed {seed}: {'resuming' if seed_args.resume else 'training'} in {seed_args.output_dir}")
-            rows = train_and_evaluate(seed_args, max_length_given)
-            if rows is None:  # a rank other than 0
-                return
+            rows = train_and_evaluate(seed_args, max_length_given) or []  # one process: always rank 0
         per_seed[seed] = rows
     print(write_seed_summary(root, per_seed, args))
 

@@ -76,3 +76,9 @@ def test_resume_refuses_a_seed_run_with_other_settings(tiny_model_dir, tmp_path)
     argv = _tiny_run_argv(tiny_model_dir, output) + ["--seeds", "3", "--resume"]
     with pytest.raises(ValueError, match=r"seed-3/results\.json was written with other settings:(.|\n)*epochs: 7"):
         train.main(argv)
+
+
+def test_seeds_under_torchrun_are_refused_with_the_way_to_run_them(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(SystemExit, match=r"one seed per launch \(--seed N, --output-dir <dir>/seed-N\)"):
+        train.main(_tiny_run_argv(tiny_model_dir, tmp_path / "seeds") + ["--seeds", "0", "1"])
