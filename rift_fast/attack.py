@@ -2,7 +2,8 @@
 PWWS, GA, gradient, TextFooler, DeepWordBug) on a fine-tuned classifier, under a protocol (``--protocol``).
 
 Writes the results JSON (``--output``) and beside it a Markdown summary (suffix ``.md``), a CSV of every
-example in TextAttack's log columns (``.csv``), an HTML report (``.html``), the robustness curves
+example in TextAttack's log columns (``.csv``), a CSV summary of the figures with their 95% Wilson intervals
+(``<stem>.summary.csv``), an HTML report (``.html``), the robustness curves
 (``<stem>.curves.png``), and a checkpoint (``<output stem>.checkpoint.jsonl``) from which ``--resume`` continues an
 interrupted run; an ``--output`` whose files would share a path is refused. Under ``torchrun
 --nproc_per_node N`` each process attacks every N-th example (checkpoint ``<stem>.rank<r>.checkpoint.jsonl``)
@@ -58,6 +59,7 @@ def output_paths(output: Path, world: int, certify: bool = False) -> dict[str, P
         "results JSON": output,
         "Markdown summary": output.with_suffix(".md"),
         "CSV of examples": output.with_suffix(".csv"),
+        "CSV summary": output.with_name(output.stem + ".summary.csv"),
         "HTML report": output.with_suffix(".html"),
         "robustness curves": output.with_name(output.stem + ".curves.png"),
     }
@@ -260,13 +262,16 @@ def certify_pool(victim, pool, synonyms, settings, path: Path) -> None:
 
     from rift_fast.certification import certified_accuracy
     from rift_fast.io_utils import write_text_atomically
+    from rift_fast.statistics import format_proportion
 
     certification = certified_accuracy(victim, pool, synonyms, settings, progress=True)
     records = {"summary": certification.summary(), "examples": [asdict(e) for e in certification.examples]}
     write_text_atomically(path, json.dumps(records, indent=1))
-    accuracy = certification.certified_accuracy
-    shown = "n/a" if accuracy is None else f"{accuracy:.1%}"
-    print(f"SAFER certified accuracy: {shown} of {len(pool)} examples ({settings.samples} samples each): {path}")
+    shown = format_proportion(sum(e.certified for e in certification.examples), len(certification.examples))
+    print(
+        f"SAFER certified accuracy: {shown} (95% Wilson interval) of {len(pool)} examples "
+        f"({settings.samples} samples each): {path}"
+    )
 
 
 def temperature_option(value: str) -> float | str:
@@ -394,15 +399,20 @@ def write_outputs(report, output: Path, world: int, calibration: dict | None = N
     record = report.to_json() | ({"miscalibration_check": calibration} if calibration else {})
     write_text_atomically(paths["results JSON"], json.dumps(record, indent=1))
     write_text_atomically(paths["Markdown summary"], report.to_markdown())
-    write_reports(report, paths["CSV of examples"], paths["HTML report"], paths["robustness curves"])
+    write_reports(
+        report, paths["CSV of examples"], paths["HTML report"], paths["robustness curves"], paths["CSV summary"]
+    )
     print(report.to_markdown())
-    written = [paths[role] for role in ("results JSON", "Markdown summary", "CSV of examples", "HTML report")]
+    written = [
+        paths[role] for role in ("results JSON", "Markdown summary", "CSV of examples", "CSV summary", "HTML report")
+    ]
     print(f"results: {', '.join(map(str, written))} and {paths['robustness curves']}")
 
 
 def miscalibration_table(calibration: dict, at_one, at_temperature) -> str:
     """Markdown: robust accuracy and attack success rate at T = 1 and at the chosen T, side by side."""
     from rift_fast.attacks.runner import format_figure
+    from rift_fast.statistics import format_record
 
     lines = [
         f"Miscalibration check (Raina et al. 2024): T = {calibration['temperature']:.3g}, {calibration['chosen_by']}.",
@@ -413,8 +423,8 @@ def miscalibration_table(calibration: dict, at_one, at_temperature) -> str:
     for label, report in (("1", at_one), (f"{calibration['temperature']:.3g}", at_temperature)):
         s = report.summary()
         lines.append(
-            f"| {label} | {format_figure(s['robust_accuracy'], '.1%')} | "
-            f"{format_figure(s['attack_success_rate'], '.1%')} | {format_figure(s['mean_queries'], '.0f')} |"
+            f"| {label} | {format_record(s['intervals']['robust_accuracy'])} | "
+            f"{format_record(s['intervals']['attack_success_rate'])} | {format_figure(s['mean_queries'], '.0f')} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -47,6 +47,7 @@ from rift_fast.attacks.text import Edit, WordSpans
 from rift_fast.attacks.transformation import Target, substitution_candidates
 from rift_fast.attacks.victim import QueryEngine, VictimModel
 from rift_fast.data import Example
+from rift_fast.statistics import Proportion
 from rift_fast.synonyms import SynonymIndex
 
 logger = logging.getLogger(__name__)
@@ -125,10 +126,13 @@ class Certification:
         return sum(e.certified for e in self.examples) / len(self.examples) if self.examples else None
 
     def summary(self) -> dict:
-        """Certified accuracy, the settings, the perturbation rule and the mean Delta_x, for run records."""
+        """Certified accuracy (with its 95% Wilson interval under ``intervals``), the settings, the
+        perturbation rule and the mean Delta_x, for run records."""
         deltas = [e.delta for e in self.examples]
+        certified = Proportion(sum(e.certified for e in self.examples), len(self.examples))
         return {
             "certified_accuracy": self.certified_accuracy,
+            "intervals": {"certified_accuracy": certified.record()},
             "examples": len(self.examples),
             "settings": asdict(self.settings),
             "perturbation": f"any words -> their synonyms in {self.synonyms}; smoothing: uniform over word + synonyms",

@@ -10,12 +10,15 @@ import torch
 
 from rift_fast.attacks import RECIPES, RecipeOptions, VictimModel, build_attack
 from rift_fast.attacks.recipes import PUBLISHED_GA_GENERATIONS, PUBLISHED_GA_POPULATION
+from rift_fast.attacks.runner import MISCLASSIFIED
 from rift_fast.certification import CertificationSettings, certified_accuracy
 from rift_fast.data import Example
 from rift_fast.models import checked_max_length
+from rift_fast.statistics import Proportion, paired_comparison
 from rift_fast.synonyms import SynonymIndex
 from rift_fast.training.adversary import ADVERSARY_STEPS
-from rift_fast.training.loop import ascc_correct_counts, encode_examples
+from rift_fast.training.ascc_words import ASCC_HULL_SCORING, ASCC_SCORING, AsccOutcomes, ascc_word_outcomes
+from rift_fast.training.encoding import encode_examples
 from rift_fast.training.precision import runs_bf16_natively
 from rift_fast.training.presets import EVALUATED_RECIPES
 
@@ -54,27 +57,48 @@ class EvaluationSettings:
         return torch.bfloat16 if native else None
 
 
-def ascc_accuracy(
+def ascc_outcomes(
     model, tokenizer, pool: list[Example], neighbour_table: torch.Tensor, settings: EvaluationSettings
-) -> float | None:
-    """Share of the pool correct on the clean input and on the ASCC adversarial hull (mode ce), None
-    for an empty pool; the adversary's random start is drawn from a generator seeded with ``settings.seed``."""
+) -> AsccOutcomes | None:
+    """The ASCC attack at evaluation on ``pool``, scored on words as the original scores it
+    (:func:`rift_fast.training.ascc_words.ascc_word_outcomes`), None for an empty pool; the adversary's
+    random start is drawn from a generator seeded with ``settings.seed``."""
     if not pool:
         return None
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(settings.seed)
-    split = encode_examples(tokenizer, pool, checked_max_length(settings.max_length, model, tokenizer))
-    _, robust = ascc_correct_counts(
+    max_length = checked_max_length(settings.max_length, model, tokenizer)
+    split = encode_examples(tokenizer, pool, max_length)
+    return ascc_word_outcomes(
         model,
+        tokenizer,
         split,
         len(pool),
-        tokenizer.pad_token_id,
         neighbour_table,
         settings.batch_size,
         settings.ascc_steps,
+        max_length,
         generator,
     )
-    return robust / len(pool)
+
+
+def _proportions(outcomes: dict[str, list[int]]) -> dict[str, dict]:
+    """The 95% Wilson interval record of each per-example outcome list (:class:`Proportion`)."""
+    return {key: Proportion(sum(values), len(values)).record() for key, values in outcomes.items()}
+
+
+def _ascc_figures(ascc: AsccOutcomes | None) -> dict:
+    """The ASCC columns of an evaluation: accuracy on words, the hull's diagnostic, how it was scored."""
+    if ascc is None:
+        return {"ascc_accuracy": None, "ascc_hull_accuracy": None, "ascc_scoring": ASCC_SCORING}
+    count = len(ascc.robust_correct)
+    return {
+        "ascc_accuracy": sum(ascc.robust_correct) / count,
+        "ascc_hull_accuracy": sum(ascc.hull_correct) / count,
+        "ascc_scoring": ASCC_SCORING,
+        "ascc_hull_scoring": ASCC_HULL_SCORING,
+        "ascc_words_changed": sum(ascc.words_changed),
+    }
 
 
 def accuracy_columns(recipes: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -99,27 +123,52 @@ def evaluate_test_pool(
     progress: bool = True,
 ) -> dict:
     """Clean accuracy, the robust accuracy under each of ``settings.recipes`` (``<name>_accuracy``) and
-    the ASCC accuracy of ``model`` on ``pool``, with every attack's summary under ``attacks`` (each
-    accuracy None for an empty pool) and the attacks' search dtype under ``attack_search_dtype``."""
+    the ASCC accuracy of ``model`` on ``pool`` (scored on words, :func:`ascc_outcomes`; the continuous
+    hull's figure as ``ascc_hull_accuracy``), with every attack's summary under ``attacks`` (each
+    accuracy None for an empty pool) and the attacks' search dtype under ``attack_search_dtype``.
+    ``outcomes``: each figure's per-example outcome (1: correct / robust, 0 / 1 ints in pool order) for
+    paired comparisons; ``intervals``: each figure's 95% Wilson interval
+    (:meth:`rift_fast.statistics.Proportion.record`)."""
     is_pair = any(e.text_pair is not None for e in pool)
     options = settings.options()
     results = {}
+    outcomes: dict[str, list[int]] = {}
     search_dtype = settings.search_dtype(next(model.parameters()).device)
     for name in settings.recipes:
         victim = VictimModel(
             model, tokenizer, max_length=settings.max_length, batch_size=settings.batch_size, search_dtype=search_dtype
         )
         attack = build_attack(name, victim, synonyms, is_pair, options)
-        results[name] = attack.run(pool, victim, attack.settings(), progress=progress).summary()
+        report = attack.run(pool, victim, attack.settings(), progress=progress)
+        results[name] = report.summary()
+        in_order = sorted(report.results, key=lambda r: r.index)
+        outcomes.setdefault("clean_accuracy", [int(r.status != MISCLASSIFIED) for r in in_order])
+        outcomes[f"{name}_accuracy"] = [int(r.robust) for r in in_order]
     model.eval()
     first = results[settings.recipes[0]] if settings.recipes else {"clean_accuracy": None}
+    ascc = ascc_outcomes(model, tokenizer, pool, neighbour_table, settings)
+    if ascc is not None:
+        outcomes.setdefault("clean_accuracy", [int(c) for c in ascc.clean_correct])
+        outcomes["ascc_accuracy"] = [int(r) for r in ascc.robust_correct]
     return {
         "clean_accuracy": first["clean_accuracy"],
         **{f"{name}_accuracy": summary["robust_accuracy"] for name, summary in results.items()},
-        "ascc_accuracy": ascc_accuracy(model, tokenizer, pool, neighbour_table, settings),
+        **_ascc_figures(ascc),
         "attack_search_dtype": str(search_dtype or torch.float32).removeprefix("torch."),
         "attacks": results,
+        "intervals": _proportions(outcomes),
+        "outcomes": outcomes,
     }
+
+
+def merged_evaluations(first: dict, second: dict) -> dict:
+    """Two evaluations of one model on one pool (e.g. :func:`evaluate_test_pool` and
+    :func:`certified_test_pool`) as one: their ``intervals`` and ``outcomes`` are united, other keys
+    of ``second`` win."""
+    merged = first | second
+    for key in ("intervals", "outcomes"):
+        merged[key] = first.get(key, {}) | second.get(key, {})
+    return merged
 
 
 def certified_test_pool(
@@ -138,4 +187,42 @@ def certified_test_pool(
     victim = VictimModel(model, tokenizer, max_length=settings.max_length, batch_size=settings.batch_size)
     result = certified_accuracy(victim, pool, synonyms, certification, progress=progress)
     model.eval()
-    return {"certified_accuracy": result.certified_accuracy, "certification": result.summary()}
+    outcomes = {"certified_accuracy": [int(e.certified) for e in sorted(result.examples, key=lambda e: e.index)]}
+    return {
+        "certified_accuracy": result.certified_accuracy,
+        "certification": result.summary(),
+        "intervals": _proportions(outcomes),
+        "outcomes": outcomes,
+    }
+
+
+BASELINE_METHOD = "standard"  # every defense is compared with it
+PAIRED_METHODS = (("rift", "ascc"),)  # pairs compared besides each defense against the baseline
+
+
+def comparison_pairs(methods: list[str]) -> list[tuple[str, str]]:
+    """The pairs of methods that matter among ``methods``: each defense against :data:`BASELINE_METHOD`,
+    then each pair of :data:`PAIRED_METHODS` (e.g. RIFT against ASCC) whose two methods were run."""
+    pairs = [
+        (method, BASELINE_METHOD) for method in methods if method != BASELINE_METHOD and BASELINE_METHOD in methods
+    ]
+    return pairs + [(first, second) for first, second in PAIRED_METHODS if first in methods and second in methods]
+
+
+def paired_comparisons(rows: list[dict], keys: list[str]) -> list[dict]:
+    """Paired comparisons of the methods of ``rows`` (evaluations of one pool, with ``outcomes``) on each
+    figure of ``keys`` that both methods have outcomes for: ``{"first", "second", "figure", ...}`` with
+    :func:`rift_fast.statistics.paired_comparison`'s difference (first - second, in points), interval and
+    exact McNemar p-value.
+
+    Raises:
+        ValueError: when two methods' outcomes of a figure cover different numbers of examples.
+    """
+    by_method = {row["method"]: row.get("outcomes", {}) for row in rows}
+    comparisons = []
+    for first, second in comparison_pairs(list(by_method)):
+        for key in keys:
+            if key in by_method[first] and key in by_method[second]:
+                comparison = paired_comparison(by_method[first][key], by_method[second][key])
+                comparisons.append({"first": first, "second": second, "figure": key, **comparison})
+    return comparisons

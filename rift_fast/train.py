@@ -7,6 +7,10 @@ table. ``--task imdb|snli`` selects the published RIFT settings. ``--dataset`` t
 dataset (a preset, hf:NAME, or CSV / TSV / JSONL files with a column mapping) with the --task settings;
 its max length, unless given, comes from the data (the 95th percentile of the token lengths, capped
 by the model). ``torchrun --nproc_per_node N -m rift_fast.train ...`` trains with DistributedDataParallel.
+
+Every figure of the table carries its 95% Wilson interval, and the paired comparisons (each defense
+against standard, RIFT against ASCC: difference in points with its interval, exact McNemar p) are
+printed under it. ``--seeds 0 1 2`` runs everything once per seed and pools the seeds.
 """
 
 from __future__ import annotations
@@ -34,10 +38,12 @@ from rift_fast.cli_common import (
     non_negative_int,
     positive_int,
     run_command_line,
+    seed_int,
 )
 from rift_fast.evaluation import EVALUATED_RECIPES
 from rift_fast.models.classifier import EMBEDDING_OUTPUT, HULL_SPACES, WORD_EMBEDDING
 from rift_fast.models.pooling import POOLINGS
+from rift_fast.settings_diff import settings_differences
 from rift_fast.training.defenses import DEFENSES
 from rift_fast.training.loop import HEAD_WEIGHT_DECAY
 from rift_fast.training.precision import PRECISIONS
@@ -140,6 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_recipe_arguments(parser, "options of --eval-attacks (unset: the recipe's published value)")
     run = parser.add_argument_group("run")
     run.add_argument("--output-dir", default=None, help="checkpoints and results (default runs/<task>)")
+    run.add_argument(
+        "--seeds",
+        nargs="+",
+        type=seed_int,
+        help="train and evaluate every method once per seed (each a full run with --seed N, in <output-dir>/"
+        "seed-N), then report the mean and standard deviation over seeds and the paired comparisons pooled "
+        "over seeds (Cochran-Mantel-Haenszel); with --resume, seeds already evaluated are read back",
+    )
     run.add_argument(
         "--resume",
         action="store_true",
@@ -269,9 +283,9 @@ def write_results(
     """Results JSON, Markdown table and PNG plot (``evaluation``: the EvaluationSettings of the attacks;
     ``stratified_pool``: the pool was drawn under a preset's PoolRule); returns the Markdown."""
     from rift_fast.attacks import RECIPES
-    from rift_fast.attacks.runner import format_figure
-    from rift_fast.evaluation import accuracy_columns
+    from rift_fast.evaluation import accuracy_columns, paired_comparisons
     from rift_fast.io_utils import write_bytes_atomically, write_text_atomically
+    from rift_fast.training.ascc_words import ASCC_SCORING
 
     columns = accuracy_columns(evaluation.recipes)
     lines = [
@@ -279,8 +293,9 @@ def write_results(
         "| --- | " + " | ".join("---:" for _ in columns) + " | ---: |",
     ]
     for row in rows:
-        accuracies = " | ".join(format_figure(row[key], ".1%") for key, _ in columns)
+        accuracies = " | ".join(figure_text(row, key) for key, _ in columns)
         lines.append(f"| {row['method']} | {accuracies} | {row['train_seconds'] / 60:.1f} min |")
+    comparisons = paired_comparisons(rows, [key for key, _ in columns])
     options = evaluation.options()
     attacks = " ".join(f"{RECIPES[name].label}: {RECIPES[name].describe(options)}." for name in evaluation.recipes)
     drawn = "sampled stratified by label" if stratified_pool else "shuffled"
@@ -289,7 +304,8 @@ def write_results(
     lines += [
         "",
         f"Test pool: {args.test_examples} examples of {args.dataset} ({test_origin}{drawn} with seed "
-        f"{args.seed}). {attacks} Attack search: {search_precision(rows)}. ASCC: {evaluation.ascc_steps} steps, CE. "
+        f"{args.seed}). {attacks} Attack search: {search_precision(rows)}. ASCC: {evaluation.ascc_steps} steps, CE, "
+        f"scored on {ASCC_SCORING}. "
         f"Certified: SAFER randomized smoothing ({args.certification['samples']:,} samples, Monte Carlo error "
         f"{args.certification['mc_error']}, alpha {args.certification['alpha']}) against any substitution from "
         "the synonym sets. "
@@ -301,14 +317,47 @@ def write_results(
         f"Training: {args.train_size or 'all'} examples, {args.epochs} epochs, batch "
         f"{args.batch_size}, max length {args.max_length}, lr {args.lr}, warm-up {args.warmup_epochs} epochs, "
         f"adversary steps {args.adversary_steps}, KL weight {args.kl_weight}, MI weight {args.mi_weight}, "
-        f"seed {args.seed}. n/a: an empty test pool.",
+        f"seed {args.seed}. n/a: an empty test pool. [low, high]: 95% Wilson score interval (Wilson 1927).",
+        *comparison_lines(comparisons, columns),
     ]
     markdown = "\n".join(lines) + "\n"
     write_text_atomically(output_dir / "results.md", markdown)
-    write_text_atomically(output_dir / "results.json", json.dumps({"settings": vars(args), "results": rows}, indent=1))
+    record = {"settings": vars(args), "results": rows, "comparisons": comparisons}
+    write_text_atomically(output_dir / "results.json", json.dumps(record, indent=1))
     title = f"{args.dataset}, {args.model}: {args.test_examples} test examples"
     write_bytes_atomically(output_dir / "results.png", results_plot(rows, columns, title))
     return markdown
+
+
+def figure_text(row: dict, key: str) -> str:
+    """A row's figure ``key`` with its 95% Wilson interval (``35.0% [29.8, 40.6]``), ``n/a`` when missing."""
+    from rift_fast.attacks.runner import format_figure
+    from rift_fast.statistics import format_record
+
+    interval = row.get("intervals", {}).get(key)
+    return format_record(interval) if interval is not None else format_figure(row.get(key), ".1%")
+
+
+def comparison_lines(comparisons: list[dict], columns: list[tuple[str, str]]) -> list[str]:
+    """Markdown lines of the paired comparisons under the results table: one row per pair of methods, one
+    column per figure (difference in points, its 95% interval, exact McNemar p); none without comparisons."""
+    from rift_fast.statistics import DIFFERENCE_METHOD, MCNEMAR_METHOD, format_comparison
+
+    if not comparisons:
+        return []
+    shown = [(key, name) for key, name in columns if any(c["figure"] == key for c in comparisons)]
+    lines = [
+        "",
+        "Paired comparisons on the same examples (first - second, in points [95% interval], p):",
+        "",
+        "| methods | " + " | ".join(name for _, name in shown) + " |",
+        "| --- | " + " | ".join("---:" for _ in shown) + " |",
+    ]
+    for first, second in dict.fromkeys((c["first"], c["second"]) for c in comparisons):
+        cells = {c["figure"]: format_comparison(c) for c in comparisons if (c["first"], c["second"]) == (first, second)}
+        lines.append(f"| {first} - {second} | " + " | ".join(cells.get(key, "n/a") for key, _ in shown) + " |")
+    lines += ["", f"Interval: {DIFFERENCE_METHOD}. Test: {MCNEMAR_METHOD}."]
+    return lines
 
 
 def search_precision(rows: list[dict]) -> str:
@@ -318,8 +367,9 @@ def search_precision(rows: list[dict]) -> str:
 
 
 def results_plot(rows: list[dict], columns: list[tuple[str, str]], title: str) -> bytes:
-    """PNG of grouped bars: one group per accuracy column, one bar per method (the figure widens with the
-    methods; with more than four the value labels turn upright so that they stay readable)."""
+    """PNG of grouped bars: one group per accuracy column, one bar per method, each with its 95% Wilson
+    interval when the row has ``intervals`` (the figure widens with the methods; with more than four the
+    value labels turn upright so that they stay readable)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -332,16 +382,23 @@ def results_plot(rows: list[dict], columns: list[tuple[str, str]], title: str) -
     width = 0.8 / len(rows)
     for k, row in enumerate(rows):
         values = [row[key] for key, _ in columns]
+        intervals = [row.get("intervals", {}).get(key) or {} for key, _ in columns]
+        heights = [0 if v is None else 100 * v for v in values]
+        below = [h - 100 * i["low"] if i.get("low") is not None else 0 for h, i in zip(heights, intervals)]
+        above = [100 * i["high"] - h if i.get("high") is not None else 0 for h, i in zip(heights, intervals)]
         bars = axis.bar(
             [i + k * width for i in range(len(columns))],
-            [0 if v is None else 100 * v for v in values],
+            heights,
             width,
+            yerr=[below, above],
+            capsize=2,
+            error_kw={"elinewidth": 0.8},
             label=row["method"],
         )
         labels = [format_figure(None if v is None else 100 * v, ".0f") for v in values]
         axis.bar_label(bars, labels=labels, fontsize=7 if many else 8, rotation=90 if many else 0, padding=2)
     axis.set_xticks([i + width * (len(rows) - 1) / 2 for i in range(len(columns))], [name for _, name in columns])
-    axis.set_ylabel("accuracy on the test pool (%)")
+    axis.set_ylabel("accuracy on the test pool (%, bars: 95% Wilson interval)")
     axis.set_ylim(0, 110)
     axis.set_title(title)
     axis.legend(ncol=min(len(rows), 5), loc="upper center", fontsize=8, frameon=False)
@@ -367,12 +424,23 @@ def train_and_evaluate(args: argparse.Namespace, max_length_given: bool) -> int:
     """Training and evaluation of :func:`main` once the output folder is this run's."""
     configure_logging()
     args.method = expand_methods(args.method)
+    if args.seeds:
+        run_seeds(args, max_length_given)
+    else:
+        train_and_evaluate(args, max_length_given)
+    return 0
+
+
+def train_and_evaluate(args: argparse.Namespace, max_length_given: bool) -> list[dict] | None:
+    """One run: train every method of ``args.method`` with ``args.seed``, evaluate each on the test pool,
+    write and print the results in ``args.output_dir``. Returns the results' rows (None on ranks other
+    than 0 of a distributed run)."""
     import torch
 
     from rift_fast.certification import CertificationSettings
     from rift_fast.data import test_pool
     from rift_fast.data_sources import DatasetOptions, load_data
-    from rift_fast.evaluation import EvaluationSettings, certified_test_pool, evaluate_test_pool
+    from rift_fast.evaluation import EvaluationSettings, certified_test_pool, evaluate_test_pool, merged_evaluations
     from rift_fast.models import checkpoint_dir, load_tokenizer, load_trained_classifier, resolve_checkpoint
     from rift_fast.text import vocabulary
     from rift_fast.training.loop import Trainer, TrainSettings, encode_examples
@@ -446,7 +514,7 @@ def train_and_evaluate(args: argparse.Namespace, max_length_given: bool) -> int:
         dist.barrier()
         dist.destroy_process_group()
         if rank != 0:
-            return 0
+            return None
     evaluation_settings = EvaluationSettings(
         max_length=args.max_length,
         ga_population=args.ga_population,
@@ -462,7 +530,8 @@ def train_and_evaluate(args: argparse.Namespace, max_length_given: bool) -> int:
         say(f"[{method}] evaluating {run['best']} on {len(pool)} test examples ...")
         model = load_trained_classifier(run["best"]).to(run["device"])
         evaluation = evaluate_test_pool(model, tokenizer, pool, synonyms, table, evaluation_settings)
-        evaluation |= certified_test_pool(model, tokenizer, pool, synonyms, evaluation_settings, certification)
+        certified = certified_test_pool(model, tokenizer, pool, synonyms, evaluation_settings, certification)
+        evaluation = merged_evaluations(evaluation, certified)
         rows.append(
             {
                 "method": method,
@@ -480,7 +549,124 @@ def train_and_evaluate(args: argparse.Namespace, max_length_given: bool) -> int:
         f"results: {output_dir / 'results.md'}, {output_dir / 'results.json'}, {output_dir / 'results.png'} "
         f"(total {(time.perf_counter() - started) / 60:.1f} min)"
     )
-    return 0
+    return rows
+
+
+SEED_FOLDER = "seed-{seed}"  # each seed's run in --output-dir
+SEED_SETTINGS = ("method", "model", "dataset", "task", "eval_attacks", "test_examples", *PRESET_FIELDS)
+
+
+def finished_seed(args: argparse.Namespace) -> list[dict] | None:
+    """The rows of a seed's run that was evaluated to the end (its ``results.json``), None when there is
+    none. Raises ValueError naming the settings that differ when it was run with other settings."""
+    path = Path(args.output_dir) / "results.json"
+    if not path.exists():
+        return None
+    recorded = json.loads(path.read_text())
+    wanted = json.loads(json.dumps({name: getattr(args, name) for name in (*SEED_SETTINGS, "seed")}))  # as stored
+    changed = settings_differences({name: recorded["settings"].get(name) for name in wanted}, wanted)
+    if changed:
+        raise ValueError(f"--resume: {path} was written with other settings:\n  " + "\n  ".join(changed))
+    return recorded["results"]
+
+
+def run_seeds(args: argparse.Namespace, max_length_given: bool) -> None:
+    """``--seeds``: :func:`train_and_evaluate` once per seed in ``<output-dir>/seed-N`` (with --resume, a
+    seed already evaluated is read back and a seed cut short continues from its checkpoints), then the
+    summary over seeds (:func:`write_seed_summary`), written and printed."""
+    import copy
+    import os
+
+    from rift_fast.models import checkpoint_dir, resolve_checkpoint
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise SystemExit(
+            "--seeds runs one process; under torchrun give one seed per launch (--seed N, --output-dir "
+            "<dir>/seed-N), then run --seeds ... --resume without torchrun to pool them"
+        )
+    root = Path(args.output_dir)
+    per_seed: dict[int, list[dict]] = {}
+    for seed in dict.fromkeys(args.seeds):
+        seed_args = copy.deepcopy(args)
+        seed_args.seed, seed_args.seeds = seed, None
+        seed_args.output_dir = str(root / SEED_FOLDER.format(seed=seed))
+        rows = finished_seed(seed_args) if args.resume else None
+        if rows is not None:
+            print(f"seed {seed}: evaluated earlier, results read from {seed_args.output_dir}/results.json")
+        else:
+            checkpoints = [checkpoint_dir(Path(seed_args.output_dir), m, "last") for m in args.method]
+            seed_args.resume = args.resume and any(resolve_checkpoint(c) is not None for c in checkpoints)
+            print(f"seed {seed}: {'resuming' if seed_args.resume else 'training'} in {seed_args.output_dir}")
+            rows = train_and_evaluate(seed_args, max_length_given) or []  # one process: always rank 0
+        per_seed[seed] = rows
+    print(write_seed_summary(root, per_seed, args))
+
+
+def write_seed_summary(root: Path, per_seed: dict[int, list[dict]], args: argparse.Namespace) -> str:
+    """``results.json`` and ``results.md`` in ``root`` over the seeds' rows ``per_seed``: each method's mean
+    and standard deviation over seeds of each figure, and the paired comparisons pooled over seeds
+    (:func:`rift_fast.statistics.pooled_paired_comparison`); the JSON keeps every seed's rows. Returns the
+    Markdown."""
+    from rift_fast.evaluation import accuracy_columns, comparison_pairs
+    from rift_fast.io_utils import write_text_atomically
+    from rift_fast.statistics import CMH_METHOD, DIFFERENCE_METHOD, mean_and_sd, pooled_paired_comparison
+
+    columns = accuracy_columns(tuple(args.eval_attacks))
+    methods = list(args.method)
+    by_seed = {seed: {row["method"]: row for row in rows} for seed, rows in per_seed.items()}
+    summary = {}
+    for method in methods:
+        summary[method] = {}
+        for key, _ in columns:
+            values = [by_seed[seed][method].get(key) for seed in per_seed]
+            mean, sd = mean_and_sd(values)
+            summary[method][key] = {"values": values, "mean": mean, "sd": sd}
+    comparisons = []
+    for first, second in comparison_pairs(methods):
+        for key, _ in columns:
+            outcomes = [
+                (rows[first]["outcomes"][key], rows[second]["outcomes"][key])
+                for rows in by_seed.values()
+                if key in rows[first].get("outcomes", {}) and key in rows[second].get("outcomes", {})
+            ]
+            if len(outcomes) == len(per_seed):
+                comparisons.append(
+                    {"first": first, "second": second, "figure": key, **pooled_paired_comparison(outcomes)}
+                )
+    lines = [
+        f"Over {len(per_seed)} seeds ({', '.join(map(str, per_seed))}): mean ± standard deviation (in points).",
+        "",
+        "| method | " + " | ".join(f"{name} acc" for _, name in columns) + " |",
+        "| --- | " + " | ".join("---:" for _ in columns) + " |",
+    ]
+    for method in methods:
+        cells = [_mean_sd_text(summary[method][key]) for key, _ in columns]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines += comparison_lines(comparisons, columns)[:-1]
+    if comparisons:
+        lines.append(
+            f"Pooled over seeds. Interval: {DIFFERENCE_METHOD}, on the table summed over seeds. Test: {CMH_METHOD}."
+        )
+    lines.append(f"Each seed's table: {root}/{SEED_FOLDER.format(seed='N')}/results.md.")
+    markdown = "\n".join(lines) + "\n"
+    record = {
+        "settings": vars(args),
+        "seeds": {str(seed): rows for seed, rows in per_seed.items()},
+        "summary": summary,
+        "comparisons": comparisons,
+    }
+    write_text_atomically(root / "results.json", json.dumps(record, indent=1))
+    write_text_atomically(root / "results.md", markdown)
+    return markdown
+
+
+def _mean_sd_text(figure: dict) -> str:
+    """``35.0 ± 2.1`` (shares in points), ``35.0`` for one seed, ``n/a`` without a value."""
+    if figure["mean"] is None:
+        return "n/a"
+    if figure["sd"] is None:
+        return f"{100 * figure['mean']:.1f}"
+    return f"{100 * figure['mean']:.1f} ± {100 * figure['sd']:.1f}"
 
 
 if __name__ == "__main__":

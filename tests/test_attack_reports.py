@@ -35,6 +35,7 @@ from rift_fast.attacks.reports import (
     query_budget_curve,
     to_csv,
     to_html,
+    to_summary_csv,
 )
 from rift_fast.attacks.runner import Timing
 from rift_fast.data import Example
@@ -135,6 +136,31 @@ def test_modification_rate_curve_steps_at_each_success_rate():
     assert curves_png(AttackReport({}, [])).startswith(PNG_SIGNATURE)  # an empty pool still gets its figure
 
 
+def test_curves_carry_the_wilson_interval_of_each_step():
+    from statsmodels.stats.proportion import proportion_confint
+
+    curve = query_budget_curve(CURVE_RESULTS)
+    assert len(curve.low) == len(curve.high) == len(curve.budgets) == 3
+    for robust, low, high in zip((5, 3, 2), curve.low, curve.high):
+        assert (low, high) == pytest.approx(proportion_confint(robust, 7, method="wilson"), abs=1e-12)
+
+
+def test_summary_intervals_table_and_csv_summary():
+    report = AttackReport({}, CURVE_RESULTS)
+    intervals = report.summary()["intervals"]
+    # 7 examples, 6 correct before the attack, 2 robust (failed, unattackable), 3 successes of the 6 correct
+    counts = {name: (record["successes"], record["trials"]) for name, record in intervals.items()}
+    assert counts == {"clean_accuracy": (6, 7), "robust_accuracy": (2, 7), "attack_success_rate": (3, 6)}
+    table = dict(report.summary_table())
+    assert table["robust acc"] == "28.6% [8.2, 64.1]" and table["success rate"] == "50.0% [18.8, 81.2]"
+    assert "95% Wilson score interval" in report.to_markdown()
+    rows = list(csv.DictReader(io.StringIO(to_summary_csv(report))))
+    assert [row["figure"] for row in rows] == ["clean_accuracy", "robust_accuracy", "attack_success_rate"]
+    assert float(rows[1]["low"]) == pytest.approx(intervals["robust_accuracy"]["low"])
+    empty = list(csv.DictReader(io.StringIO(to_summary_csv(AttackReport({}, [])))))
+    assert empty[0]["value"] == "" and empty[0]["trials"] == "0"
+
+
 # ------------------------------------------------------------------------------------------ HTML
 HOSTILE = "<script>alert(\"x\")</script> & 'tout' café “curly” 東京 good"
 
@@ -156,7 +182,7 @@ def test_html_escapes_every_text_and_highlights_the_changed_words():
     assert "<b>Premise:</b> Premise &lt;i&gt;&amp;&lt;/i&gt; “naps”" in html
     assert 'a <mark class="original">dog</mark> sleeps' in html and 'a <mark class="adversarial">cat</mark>' in html
     assert "R&amp;D &lt;b&gt;" in html and html.count("<b>Adversarial:</b>") == 2  # none for the skipped one
-    assert "<th>robust acc</th>" in html and "<td>33.3%</td>" in html
+    assert "<th>robust acc</th>" in html and "<td>33.3% [6.1, 79.2]</td>" in html
     assert "data:image/png;base64,iVBORw0KGgo=" in html  # the PNG given, inline
     assert "http" not in html.lower() and "<link" not in html  # no external asset
 
@@ -218,6 +244,11 @@ def test_the_cli_writes_the_csv_html_and_curves_beside_the_results(tiny_model_di
     assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html
     assert (tmp_path / "run.curves.png").read_bytes().startswith(PNG_SIGNATURE)
     assert (tmp_path / "run.md").read_text().startswith("# PWWS attack")
+    summary = pd.read_csv(tmp_path / "run.summary.csv")
+    recorded = json.loads(output.read_text())["summary"]["intervals"]
+    assert list(summary["figure"]) == ["clean_accuracy", "robust_accuracy", "attack_success_rate"]
+    assert list(summary["trials"])[:2] == [3, 3]
+    assert list(summary["low"])[:2] == [recorded[k]["low"] for k in ("clean_accuracy", "robust_accuracy")]
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from rift_fast.attacks.calibration import expected_calibration_error, fit_temper
 from rift_fast.attacks.runner import SUCCESS
 from rift_fast.data import Example, TaskData
 from rift_fast.models import load_sequence_classifier
+from rift_fast.statistics import Proportion
 from rift_fast.synonyms import SynonymIndex
 
 # Each of "bon", "très", "naïve" pushes the saturated model to positive; each synonym pulls it back a little.
@@ -113,13 +114,18 @@ def test_a_temperature_outside_its_domain_is_refused(value):
 def test_the_t_1_run_writes_beside_the_output_and_the_table_shows_both():
     assert attack.temperature_one_output(Path("runs/réport.json")) == Path("runs/réport.temperature-1.json")
 
-    def report(robust, success, queries):
-        summary = {"robust_accuracy": robust, "attack_success_rate": success, "mean_queries": queries}
+    def report(robust, success, queries):  # of 100 examples, 80 correct before the attack
+        intervals = {
+            "robust_accuracy": Proportion(robust, 100).record(),
+            "attack_success_rate": Proportion(success, 80).record(),
+        }
+        summary = {"robust_accuracy": robust / 100, "mean_queries": queries, "intervals": intervals}
         return SimpleNamespace(summary=lambda: summary)
 
     calibration = {"temperature": 12.589, "chosen_by": "lowest expected calibration error on 500 dev examples"}
-    table = attack.miscalibration_table(calibration, report(0.6, 0.25, 40.0), report(0.35, 0.5625, 80.0))
-    assert "| 1 | 60.0% | 25.0% | 40 |" in table and "| 12.6 | 35.0% | 56.2% | 80 |" in table
+    table = attack.miscalibration_table(calibration, report(60, 20, 40.0), report(35, 45, 80.0))
+    assert "| 1 | 60.0% [50.2, 69.1] | 25.0% [16.8, 35.5] | 40 |" in table
+    assert "| 12.6 | 35.0% [26.4, 44.7] | 56.2% [45.3, 66.6] | 80 |" in table
 
 
 def test_auto_warns_when_few_dev_examples_choose_the_temperature(tiny_model_dir, caplog):

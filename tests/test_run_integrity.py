@@ -39,7 +39,7 @@ from rift_fast.attacks import (
 from rift_fast.attacks.protocol_arguments import recipe_options
 from rift_fast.data import Example, load_task
 from rift_fast.digests import model_digest, tokenizer_digest, tokenizer_settings
-from rift_fast.evaluation import EvaluationSettings, ascc_accuracy, evaluate_test_pool
+from rift_fast.evaluation import EvaluationSettings, ascc_outcomes, evaluate_test_pool
 from rift_fast.io_utils import write_text_atomically
 from rift_fast.models import load_sequence_classifier, load_tokenizer
 from rift_fast.safe_state import load_state, save_state
@@ -260,7 +260,7 @@ def test_an_output_ending_in_a_slash_is_refused(tiny_model_dir, tmp_path, name):
 def test_every_other_output_name_gives_distinct_files(name, world, tmp_path):
     paths = attack.output_paths(tmp_path / name, world)
     attack.refuse_unusable_outputs(paths)
-    assert len(paths) == 5 + world
+    assert len(paths) == 6 + world  # results JSON, Markdown, CSV of examples, CSV summary, HTML, curves
     assert len({str(p).casefold() for p in paths.values()}) == len(paths)
 
 
@@ -382,7 +382,7 @@ def test_an_all_misclassified_pool_has_no_success_rate_modification_rate_or_mean
     assert summary["mean_queries"] is None
     assert '"attack_success_rate": null' in json.dumps(report.to_json())
     row = _summary_row(report.to_markdown())
-    assert row.startswith("| 2 | 0.0% | 0.0% | n/a | n/a | n/a | ")
+    assert row.startswith("| 2 | 0.0% [0.0, 65.8] | 0.0% [0.0, 65.8] | n/a | n/a | n/a | ")
     assert "nan" not in report.to_markdown() and "NaN" not in json.dumps(report.to_json())
 
 
@@ -406,7 +406,7 @@ def test_zero_successes_keep_the_success_rate_but_have_no_modification_rate(toke
 def test_the_training_evaluation_runs_any_recipe_with_its_options(tokenizer, monkeypatch):
     import rift_fast.evaluation
 
-    monkeypatch.setattr(rift_fast.evaluation, "ascc_accuracy", lambda *args: None)  # the toy has no hull space
+    monkeypatch.setattr(rift_fast.evaluation, "ascc_outcomes", lambda *args: None)  # the toy has no hull space
     args = train.build_parser().parse_args(["--eval-attacks", "deepwordbug", "pwws", "--max-edit-distance", "7"])
     options = recipe_options(args)
     assert args.eval_attacks == ["deepwordbug", "pwws"] and options.max_edit_distance == 7
@@ -422,7 +422,7 @@ def test_the_training_evaluation_runs_any_recipe_with_its_options(tokenizer, mon
 def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, tmp_path):
     model = BagOfWords(tokenizer, WORD_SCORES)
     settings = EvaluationSettings(max_length=16, ga_population=2, ga_generations=1)
-    assert ascc_accuracy(model, tokenizer, [], torch.zeros(len(tokenizer), 1, dtype=torch.long), settings) is None
+    assert ascc_outcomes(model, tokenizer, [], torch.zeros(len(tokenizer), 1, dtype=torch.long), settings) is None
     evaluation = evaluate_test_pool(model, tokenizer, [], SYNONYMS, torch.zeros(1), settings, progress=False)
     recorded = {"hull_space": "word-embedding", "pooling": "mean", "precision": "float32"}
     row = {"method": "standard", "train_seconds": 60.0, "settings": recorded, "certified_accuracy": None, **evaluation}

@@ -226,7 +226,8 @@ def test_training_time_evaluation_keeps_to_the_batch(tmp_path):
     from transformers import BertModel
 
     from rift_fast.models.classifier import RobustClassifier
-    from rift_fast.training.loop import ascc_correct_counts, encode_examples
+    from rift_fast.training.ascc_words import ascc_word_outcomes
+    from rift_fast.training.loop import encode_examples
 
     tokenizer = _tokenizers(tmp_path)["wordpiece"]
     config = tiny_bert_config(len(tokenizer))
@@ -241,13 +242,12 @@ def test_training_time_evaluation_keeps_to_the_batch(tmp_path):
     texts = ["a good movie with great acting and a good plot", "a bad plot", "great", "awful movie", "a good plot"]
     split = encode_examples(tokenizer, [Example(t, i % 2) for i, t in enumerate(texts)], max_length=16)
     table = SYNONYMS.vocab_table(tokenizer, 4)
-    clean, robust = ascc_correct_counts(model, split, 5, tokenizer.pad_token_id, table, batch_size=2, steps=2)
+    outcomes = ascc_word_outcomes(model, tokenizer, split, 5, table, batch_size=2, steps=2, max_length=16)
+    clean, robust = sum(outcomes.clean_correct), sum(outcomes.robust_correct)
     assert 0 <= robust <= clean <= 5 and shapes and max(shape[0] for shape in shapes) <= 2
-    # Batches are drawn by length: the padded width never shrinks from one batch to the next.
-    widths = [shape[1] for shape in shapes]
-    assert widths == sorted(widths) and widths[-1] == max(len(ids) for ids in split.input_ids)
-    one_by_one, _ = ascc_correct_counts(model, split, 5, tokenizer.pad_token_id, table, batch_size=1, steps=2)
-    assert one_by_one == clean
+    assert max(shape[1] for shape in shapes) == max(len(ids) for ids in split.input_ids)
+    one_by_one = ascc_word_outcomes(model, tokenizer, split, 5, table, batch_size=1, steps=2, max_length=16)
+    assert one_by_one.clean_correct == outcomes.clean_correct
 
 
 def test_left_padding_tokenizers_get_the_same_adversarial_examples(tmp_path):

@@ -309,3 +309,49 @@ def test_rift_loss_through_the_fused_triton_kernels_matches_the_reference():
         torch.testing.assert_close(terms_t[name], terms_r[name], rtol=1e-4, atol=1e-6)
     for g_t, g_r in zip(grads_t, grads_r):
         torch.testing.assert_close(g_t, g_r, rtol=1e-3, atol=1e-5)
+
+
+def _close_logits_under_bf16(seed):
+    """Clean and adversarial logits of nearby inputs from a linear layer under CPU bf16 autocast."""
+    torch.manual_seed(seed)
+    layer = torch.nn.Linear(16, 2)
+    clean = torch.randn(32, 16) * 3
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return layer(clean), layer(clean + 1e-2 * torch.randn(32, 16))
+
+
+@pytest.mark.parametrize("reduction", ["batchmean", "sum"])
+def test_kl_is_float32_and_never_negative_under_bf16_autocast(reduction):
+    from rift_fast.models.classifier import logits_kl
+
+    for seed in range(40):
+        logits_clean, logits_adv = _close_logits_under_bf16(seed)
+        assert logits_clean.dtype == torch.bfloat16  # the case that gave a negative KL in a bf16 softmax
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            kl = logits_kl(logits_clean, logits_adv, reduction=reduction)
+        assert kl.dtype == torch.float32 and float(kl.detach()) >= 0
+        reference = F.kl_div(
+            F.log_softmax(logits_adv.double(), -1), F.softmax(logits_clean.double(), -1), reduction=reduction
+        )
+        assert float(kl.detach()) == pytest.approx(float(reference.detach()), rel=1e-2, abs=1e-8)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert float(logits_kl(logits_clean, logits_clean, reduction=reduction).detach()) == 0.0
+
+
+def test_ascc_and_rift_terms_are_float32_and_the_kl_non_negative_under_bf16_autocast():
+    model = tiny_classifier()
+    ids, mask, sub_ids = tiny_batch()
+    labels = LABELS
+    teacher, heads = FrozenTeacher(model), ProjectionHeads(model.hidden_size, model.num_classes)
+    for seed in range(3):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            ascc = ascc_loss(model, ids, mask, labels, sub_ids, generator=torch.Generator().manual_seed(seed))
+            rift = rift_loss(
+                model, teacher, heads, ids, mask, labels, sub_ids, generator=torch.Generator().manual_seed(seed)
+            )
+            adversary = ascc_adversary(model, ids, mask, sub_ids, mode="kl", steps=3)
+        for terms in (ascc, rift):
+            assert all(value.dtype == torch.float32 for value in terms.values())
+            assert float(terms["kl"].detach()) >= 0
+        assert adversary.objective.dtype == torch.float32 and bool((adversary.objective >= 0).all())
+        assert adversary.weights.dtype == torch.float32

@@ -34,6 +34,7 @@ from rift_fast.attacks.runner import (
 )
 from rift_fast.attacks.text import WordSpans
 from rift_fast.io_utils import write_bytes_atomically, write_text_atomically
+from rift_fast.statistics import wilson_interval
 
 TEXTATTACK_COLUMNS = (
     "original_text",
@@ -178,6 +179,9 @@ class RobustnessCurve:
     name: str  # what the budget is, as the plot's axis shows it
     budgets: tuple[float, ...]
     robust_accuracy: tuple[float, ...]
+    # The 95% Wilson interval of each robust accuracy (over the same examples), empty when not computed.
+    low: tuple[float, ...] = ()
+    high: tuple[float, ...] = ()
 
     def at(self, budget: float) -> float:
         """The robust accuracy under ``budget``. Raises ValueError for a negative budget or an empty curve."""
@@ -198,8 +202,15 @@ def robustness_curve(
     always = sum(r.robust for r in results)
     costs = [cost(r) for r in results if r.status == SUCCESS]
     budgets = sorted({0.0, *costs})
-    accuracy = [(always + sum(c > budget for c in costs)) / len(results) for budget in budgets]
-    return RobustnessCurve(name, tuple(budgets), tuple(accuracy))
+    robust = [always + sum(c > budget for c in costs) for budget in budgets]
+    intervals = [wilson_interval(count, len(results)) for count in robust]
+    return RobustnessCurve(
+        name,
+        tuple(budgets),
+        tuple(count / len(results) for count in robust),
+        tuple(low for low, _ in intervals),
+        tuple(high for _, high in intervals),
+    )
 
 
 def query_budget_curve(results: list[ExampleResult]) -> RobustnessCurve:
@@ -223,7 +234,7 @@ def curves_note(report: AttackReport) -> str:
         f"Misclassified ({s['misclassified']}): never robust. No candidate swap ({s['no_candidate']}): "
         f"not counted robust. No attackable word ({s['unattackable']}): always robust. Empty encodings "
         f"({s['empty_encodings']}): never robust. Failed when the query budget ran out ({s['budget_exhausted']}): "
-        "robust, as TextAttack counts them."
+        "robust, as TextAttack counts them. Shaded: 95% Wilson interval at each budget."
     )
 
 
@@ -237,7 +248,11 @@ def curves_png(report: AttackReport) -> bytes:
     right_ends = (max(costliest_success * 1.1, 1.0), 1.0)  # the query axis runs 10% past the costliest success
     for axes, curve, right_end in zip(figure.subplots(1, 2), (query_curve, rate_curve), right_ends):
         if curve.budgets:  # the last step drawn on to the right end of the axis
-            axes.step([*curve.budgets, right_end], [*curve.robust_accuracy, curve.robust_accuracy[-1]], where="post")
+            steps = [*curve.budgets, right_end]
+            axes.step(steps, [*curve.robust_accuracy, curve.robust_accuracy[-1]], where="post")
+            axes.fill_between(
+                steps, [*curve.low, curve.low[-1]], [*curve.high, curve.high[-1]], step="post", alpha=0.25, lw=0
+            )
         axes.set_xlim(0, right_end)
         axes.set_xlabel(curve.name)
         axes.set_ylabel("robust accuracy")
@@ -317,9 +332,30 @@ def to_html(report: AttackReport, curves: bytes) -> str:
     )
 
 
-def write_reports(report: AttackReport, csv_path: Path, html_path: Path, curves_path: Path) -> None:
-    """Write the CSV, the robustness curves' PNG and the HTML report of ``report``, each atomically."""
+# ------------------------------------------------------------------------------------ CSV summary
+SUMMARY_COLUMNS = ("figure", "value", "low", "high", "successes", "trials", "confidence", "interval")
+
+
+def to_summary_csv(report: AttackReport) -> str:
+    """The summary's proportions (clean accuracy, robust accuracy, attack success rate) as CSV text, one
+    row each: share, the 95% Wilson interval's ends (empty without trials), and the counts."""
+    stream = io.StringIO()
+    writer = csv.DictWriter(stream, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for name, record in report.intervals().items():
+        row = {key: "" if record[key] is None else record[key] for key in SUMMARY_COLUMNS[1:-1]}
+        writer.writerow({"figure": name, **row, "interval": record["method"]})
+    return stream.getvalue()
+
+
+def write_reports(
+    report: AttackReport, csv_path: Path, html_path: Path, curves_path: Path, summary_path: Path | None = None
+) -> None:
+    """Write the CSV of examples, the robustness curves' PNG, the HTML report and (``summary_path``) the CSV
+    summary (:func:`to_summary_csv`) of ``report``, each atomically."""
     curves = curves_png(report)
     write_text_atomically(csv_path, to_csv(report))
+    if summary_path is not None:
+        write_text_atomically(summary_path, to_summary_csv(report))
     write_bytes_atomically(curves_path, curves)
     write_text_atomically(html_path, to_html(report, curves))

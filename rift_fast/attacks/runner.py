@@ -25,6 +25,7 @@ from rift_fast.attacks.transformation import Target, Transformation, build_targe
 from rift_fast.attacks.victim import QueryEngine, VictimModel
 from rift_fast.data import Example
 from rift_fast.settings_diff import settings_differences
+from rift_fast.statistics import Proportion, format_record
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +142,23 @@ class AttackReport:
             "wall_seconds": self.wall_seconds,
             "session_wall_seconds": self.session_wall_seconds,
             "forward_share": ratio(self.forward_seconds, self.wall_seconds),
+            "intervals": self.intervals(),
         }
+
+    def proportions(self) -> dict[str, Proportion]:
+        """Clean accuracy, robust accuracy (of the pool) and attack success rate (of the examples correct
+        before the attack) as counts, for their intervals."""
+        results = self.results
+        correct = sum(r.status != MISCLASSIFIED for r in results)
+        return {
+            "clean_accuracy": Proportion(correct, len(results)),
+            "robust_accuracy": Proportion(sum(r.robust for r in results), len(results)),
+            "attack_success_rate": Proportion(sum(r.status == SUCCESS for r in results), correct),
+        }
+
+    def intervals(self) -> dict[str, dict]:
+        """The 95% Wilson interval of each figure of :meth:`proportions` (:meth:`Proportion.record`)."""
+        return {name: proportion.record() for name, proportion in self.proportions().items()}
 
     def to_json(self) -> dict:
         return {
@@ -161,14 +178,10 @@ class AttackReport:
         """(column heading, formatted figure) of the summary table, as the Markdown and HTML reports show it."""
         s = self.summary()
         figures = [str(s["examples"])] + [
-            format_figure(s[key], spec)
-            for key, spec in (
-                ("clean_accuracy", ".1%"),
-                ("robust_accuracy", ".1%"),
-                ("attack_success_rate", ".1%"),
-                ("mean_modification_rate", ".1%"),
-                ("mean_queries", ".0f"),
-            )
+            format_record(s["intervals"][key]) for key in ("clean_accuracy", "robust_accuracy", "attack_success_rate")
+        ]
+        figures += [
+            format_figure(s[key], spec) for key, spec in (("mean_modification_rate", ".1%"), ("mean_queries", ".0f"))
         ]
         figures += [f"{s['wall_seconds']:.1f} s", format_figure(s["forward_share"], ".0%")]
         headings = (
@@ -200,7 +213,8 @@ class AttackReport:
             f"{s['visible_words']} of {s['words']}; "
             f"search flips the exact model did not confirm (counted as failed): {s['unconfirmed_successes']}. "
             f"Wall time of this session: {s['session_wall_seconds']:.1f} s. "
-            "n/a: no example to take the rate or mean over."
+            "n/a: no example to take the rate or mean over. "
+            "[low, high]: 95% Wilson score interval (Wilson 1927)."
         )
 
     def to_markdown(self) -> str:

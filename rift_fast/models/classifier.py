@@ -374,6 +374,36 @@ class RobustClassifier(nn.Module):
         return list(self.encoder.parameters())
 
 
+@contextlib.contextmanager
+def float32_outside_autocast(device: torch.device) -> Iterator[None]:
+    """A region where autocast is off on ``device``: probabilities, KL and cross-entropy computed in it
+    from ``.float()`` logits stay float32 whatever autocast the caller runs under."""
+    with torch.autocast(device.type, enabled=False):
+        yield
+
+
 def logits_kl(logits_clean: torch.Tensor, logits_adv: torch.Tensor, reduction: str = "batchmean") -> torch.Tensor:
-    """KL(p(x) || p(x_adv)) = KLDiv(log_softmax(logits_adv), softmax(logits_clean)), nothing detached."""
-    return F.kl_div(F.log_softmax(logits_adv, dim=-1), F.softmax(logits_clean, dim=-1), reduction=reduction)
+    """KL(p(x) || p(x_adv)) = KLDiv(log_softmax(logits_adv), softmax(logits_clean)), nothing detached.
+
+    Computed in float32 outside any autocast, both sides as log-probabilities (``log_target``): a bf16
+    softmax rounds p(x) and log p(x_adv) apart and gives a negative KL for close distributions.
+
+    Args:
+        logits_clean: [B, C] logits of the clean input (any float dtype).
+        logits_adv: [B, C] logits of the adversarial input.
+        reduction: as :func:`torch.nn.functional.kl_div`.
+
+    Returns:
+        The float32 KL (a scalar for ``batchmean`` / ``sum`` / ``mean``).
+    """
+    with float32_outside_autocast(logits_adv.device):
+        log_p = F.log_softmax(logits_clean.float(), dim=-1)
+        log_q = F.log_softmax(logits_adv.float(), dim=-1)
+        return F.kl_div(log_q, log_p, reduction=reduction, log_target=True)
+
+
+def float32_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of ``logits`` [B, C] (any float dtype) against ``labels`` [B] int64, computed in float32
+    outside any autocast (:func:`float32_outside_autocast`)."""
+    with float32_outside_autocast(logits.device):
+        return F.cross_entropy(logits.float(), labels, reduction=reduction)

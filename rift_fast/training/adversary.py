@@ -39,7 +39,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rift_fast.models.classifier import EMBEDDING_OUTPUT, RobustClassifier, unwrap
+from rift_fast.models.classifier import (
+    EMBEDDING_OUTPUT,
+    RobustClassifier,
+    float32_cross_entropy,
+    float32_outside_autocast,
+    logits_kl,
+    unwrap,
+)
 from rift_fast.ops.convex_hull_embedding import (
     BertEmbeddingsLike,
     convex_hull_embedding_from_bert,
@@ -196,22 +203,22 @@ def ascc_adversary(
         if mode == "kl":
             with torch.no_grad():
                 clean_logits, _ = model(input_ids, attention_mask, token_type_ids)
-            target = F.softmax(clean_logits.float(), dim=-1)
+        device = input_ids.device
         for _ in range(steps):
             with torch.enable_grad():
-                masked = z.masked_fill(~valid, INVALID_LOGIT)
-                log_w = F.log_softmax(masked, dim=-1)
-                w = log_w.exp()
+                with float32_outside_autocast(device):
+                    log_w = F.log_softmax(z.masked_fill(~valid, INVALID_LOGIT), dim=-1)
+                    w = log_w.exp()
                 hull = hull_embedding(model, w, sub_ids, token_type_ids, position_ids, backend, detach_tables=True)
                 logits_adv, _ = model(input_ids, attention_mask, token_type_ids, hull_embeds=hull)
-                logits_adv = logits_adv.float()
-                if mode == "kl":
-                    objective = F.kl_div(F.log_softmax(logits_adv, dim=-1), target, reduction="sum")
-                else:
-                    # labels is a tensor here: _check refused mode "ce" without labels
-                    objective = F.cross_entropy(logits_adv, cast(torch.Tensor, labels), reduction="sum")
-                entropy = -(w * log_w).sum()
-                loss = -objective + entropy_weight * entropy / entropy_normaliser
+                with float32_outside_autocast(device):  # the objective and the entropy in float32
+                    if mode == "kl":
+                        objective = logits_kl(clean_logits, logits_adv, reduction="sum")
+                    else:
+                        # labels is a tensor here: _check refused mode "ce" without labels
+                        objective = float32_cross_entropy(logits_adv, cast(torch.Tensor, labels), reduction="sum")
+                    entropy = -(w * log_w).sum()
+                    loss = -objective + entropy_weight * entropy / entropy_normaliser
                 (grad,) = torch.autograd.grad(loss, [z])
             z.grad = grad
             optimiser.step()
@@ -219,7 +226,8 @@ def ascc_adversary(
             entropies.append(entropy.detach())
     finally:
         model.train(was_training)
-    weights = F.softmax(z.detach().masked_fill(~valid, INVALID_LOGIT), dim=-1)
+    with float32_outside_autocast(input_ids.device):
+        weights = F.softmax(z.detach().masked_fill(~valid, INVALID_LOGIT), dim=-1)
     embeddings = hull_embedding(model, weights, sub_ids, token_type_ids, position_ids, backend)
     empty = torch.zeros(0, device=input_ids.device)
     return ASCCResult(
@@ -263,8 +271,10 @@ def ascc_robust_accuracy(
     backend: str | None = None,
     **adversary_settings: float,
 ) -> ASCCEvaluation:
-    """ASCC evaluation: the adversary in mode ``"ce"``, then eval-mode predictions on the clean input
-    and on the final hull input; the model's train/eval mode is restored."""
+    """ASCC evaluation on the continuous hull: the adversary in mode ``"ce"``, then eval-mode predictions
+    on the clean input and on the final hull input; the model's train/eval mode is restored. The hull is
+    not a text: the evaluation's ASCC figure turns the weights into words and scores the text
+    (:func:`rift_fast.training.ascc_words.ascc_word_outcomes`); this one is a diagnostic."""
     was_training = model.training
     try:
         with torch.no_grad():

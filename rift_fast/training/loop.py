@@ -39,7 +39,8 @@ from rift_fast.models.classifier import EMBEDDING_OUTPUT, HULL_SPACES
 from rift_fast.models.pooling import POOLER, POOLINGS
 from rift_fast.safe_state import load_state
 from rift_fast.settings_diff import settings_differences
-from rift_fast.training.adversary import ascc_robust_accuracy, substitution_ids
+from rift_fast.training.ascc_words import ascc_word_outcomes
+from rift_fast.training.batches import collate
 from rift_fast.training.defenses import Defense, EpochData, defense_class
 from rift_fast.training.encoding import EncodedSplit, encode_examples
 from rift_fast.training.precision import PRECISIONS, resolve_precision, training_autocast
@@ -129,31 +130,6 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-def collate(
-    split: EncodedSplit, indices: list[int], pad_id: int, neighbour_table: torch.Tensor, device: torch.device
-) -> dict[str, torch.Tensor]:
-    """A padded batch: input_ids, attention_mask, token_type_ids, labels, sub_ids [B, L, 1 + K], and
-    indices [B] (each row's position in ``split``)."""
-    length = max(len(split.input_ids[i]) for i in indices)
-
-    def pad(rows: list[list[int]] | list[list[bool]], value: int) -> torch.Tensor:
-        return torch.tensor([row + [value] * (length - len(row)) for row in rows])
-
-    input_ids = pad([split.input_ids[i] for i in indices], pad_id)
-    attention_mask = pad([[1] * len(split.input_ids[i]) for i in indices], 0)
-    frozen = pad([[not a for a in split.attackable[i]] for i in indices], True)
-    batch = {
-        "input_ids": input_ids,
-        "attention_mask": attention_mask,
-        "token_type_ids": pad([split.token_type_ids[i] for i in indices], 0),
-        "labels": torch.tensor([split.labels[i] for i in indices]),
-        "indices": torch.tensor(indices, dtype=torch.long),
-    }
-    batch = {k: v.to(device) for k, v in batch.items()}
-    batch["sub_ids"] = substitution_ids(batch["input_ids"], neighbour_table, batch["attention_mask"], frozen.to(device))
-    return batch
-
-
 def adamw_groups(defense: Defense, head_weight_decay: float) -> list[dict]:
     """AdamW groups: weight decay on the defense's heads only (classifier, projection heads)."""
     heads = defense.head_parameters()
@@ -192,41 +168,6 @@ def data_fingerprint(train: EncodedSplit, neighbour_table: torch.Tensor) -> str:
     digest.update(np.asarray(train.labels, dtype=np.int64).tobytes())
     digest.update(neighbour_table.detach().cpu().to(torch.int64).numpy().tobytes())
     return digest.hexdigest()
-
-
-def ascc_correct_counts(
-    model: nn.Module,
-    split: EncodedSplit,
-    count: int,
-    pad_token_id: int,
-    neighbour_table: torch.Tensor,
-    batch_size: int,
-    steps: int,
-    generator: torch.Generator | None = None,
-) -> tuple[int, int]:
-    """(clean correct, ASCC-robust correct) over the first ``count`` examples of ``split``, attacked in
-    batches of ``batch_size`` by the ASCC adversary (mode ce, ``steps`` steps) on the model's device;
-    ``generator`` draws the adversary's start (default: torch's global generator). Batches hold examples
-    of similar lengths (sorted by token count), so little of each is padding."""
-    device = next(model.parameters()).device
-    neighbour_table = neighbour_table.to(device)
-    by_length = sorted(range(count), key=lambda k: len(split.input_ids[k]))
-    clean, robust = 0, 0
-    for start in range(0, count, batch_size):
-        batch = collate(split, by_length[start : start + batch_size], pad_token_id, neighbour_table, device)
-        result = ascc_robust_accuracy(
-            model,
-            batch["input_ids"],
-            batch["attention_mask"],
-            batch["sub_ids"],
-            batch["labels"],
-            batch["token_type_ids"],
-            steps=steps,
-            generator=generator,
-        )
-        clean += int(result.clean_correct.sum())
-        robust += int(result.robust_correct.sum())
-    return clean, robust
 
 
 class Trainer:
@@ -490,18 +431,25 @@ class Trainer:
         )
 
     def evaluate_dev(self) -> dict[str, float]:
-        """Clean accuracy and ASCC robust accuracy (mode ce) on the first ``dev_examples`` of dev."""
+        """Clean accuracy and ASCC robust accuracy on the first ``dev_examples`` of dev: the ASCC attack
+        scored on words (:func:`rift_fast.training.ascc_words.ascc_word_outcomes`; it selects the model),
+        and the continuous hull's figure as a diagnostic (``dev_ascc_hull_accuracy``)."""
         count = min(self.settings.dev_examples, len(self.dev_split.labels))
-        clean, robust = ascc_correct_counts(
+        outcomes = ascc_word_outcomes(
             self.objective.model,
+            self.tokenizer,
             self.dev_split,
             count,
-            self.tokenizer.pad_token_id,
             self.neighbour_table,
             self.settings.batch_size,
             self.settings.dev_adversary_steps,
+            self.settings.max_length,
         )
-        return {"dev_clean_accuracy": clean / count, "dev_ascc_accuracy": robust / count}
+        return {
+            "dev_clean_accuracy": sum(outcomes.clean_correct) / count,
+            "dev_ascc_accuracy": sum(outcomes.robust_correct) / count,
+            "dev_ascc_hull_accuracy": sum(outcomes.hull_correct) / count,
+        }
 
     def prepare_epoch(self, epoch: int, batches: list[list[int]]) -> dict[str, float]:
         """The defense's per-epoch work before ``epoch`` (0-based) whose batches are ``batches``; returns
@@ -588,7 +536,8 @@ class Trainer:
                 )
                 logger.info(
                     f"[{self.settings.method}] epoch {epoch + 1}/{self.settings.epochs}  {terms_text}  "
-                    f"dev clean {dev['dev_clean_accuracy']:.1%}  dev ASCC {dev['dev_ascc_accuracy']:.1%}  "
+                    f"dev clean {dev['dev_clean_accuracy']:.1%}  dev ASCC on words {dev['dev_ascc_accuracy']:.1%} "
+                    f"(hull {dev['dev_ascc_hull_accuracy']:.1%})  "
                     f"({record['seconds']:.0f} s)"
                 )
                 if prepared:
@@ -602,7 +551,6 @@ __all__ = [
     "Trainer",
     "TrainingDiverged",
     "adamw_groups",
-    "ascc_correct_counts",
     "collate",
     "data_fingerprint",
     "encode_examples",

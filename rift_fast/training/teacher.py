@@ -1,9 +1,11 @@
 """The frozen teacher of RIFT and the per-class projection heads of its InfoNCE term (Dong et al., NeurIPS 2021).
 
 ``FrozenTeacher`` is a deep copy of the PRE-TRAINED encoder (build it before fine-tuning starts) with
-every parameter frozen. It stays in eval mode whatever ``train()`` says, unless ``keep_dropout`` is
-set: the original code never switched its teacher to eval mode, so its dropout stayed active during
-training; ``keep_dropout=True`` reproduces that (the teacher then follows ``train()`` / ``eval()``).
+every parameter frozen. It stays in eval mode (dropout off) whatever ``train()`` says, as in the original
+code: its teacher is loaded by ``from_pretrained``, which returns the model in eval mode, and is never
+switched to training mode (only the student and its heads are). ``keep_dropout=True`` is a departure
+from the original, not a reproduction of it: the teacher then follows ``train()`` / ``eval()`` and its
+dropout is active during training.
 
 ``ProjectionHeads`` holds, for each class, a student head and a teacher head, each
 Linear(H, 512) - ReLU - Linear(512, 256); both sides are trainable. ``project`` applies to every

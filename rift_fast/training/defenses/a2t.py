@@ -68,6 +68,7 @@ from rift_fast.attacks.runner import SUCCESS
 from rift_fast.attacks.sentence_encoder import SentenceEncoder
 from rift_fast.data import Example
 from rift_fast.models import EMBEDDED_MODEL_NAME, RobustClassifier
+from rift_fast.models.classifier import float32_cross_entropy
 from rift_fast.synonyms import SynonymIndex
 from rift_fast.training.defenses.base import Batch, Defense, EpochData, LossTerms, register_defense
 from rift_fast.training.encoding import encode_examples
@@ -270,7 +271,7 @@ def a2t_loss(logits: torch.Tensor, labels: torch.Tensor, adversarial: torch.Tens
     of the clean rows), ``adv_ce`` (mean CE of the adversarial rows, 0 without any) and ``adv_rows``
     (their count, float).
     """
-    each = F.cross_entropy(logits, labels, reduction="none")
+    each = float32_cross_entropy(logits, labels, reduction="none")
     weights = torch.where(adversarial, torch.full_like(each, alpha), torch.ones_like(each))
     rows = adversarial.sum()
     adv_ce = each[adversarial].mean() if bool(rows) else torch.zeros((), device=each.device)

@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from rift_fast.models.classifier import logits_kl
+from rift_fast.models.classifier import float32_cross_entropy, logits_kl
 from rift_fast.training.adversary import (
     ADVERSARY_LR,
     ADVERSARY_STEPS,
@@ -80,7 +79,7 @@ def adversarial_terms(
         )
     logits_clean, _ = model(input_ids, attention_mask, token_type_ids)
     logits_adv, pooled_adv = model(input_ids, attention_mask, token_type_ids, hull_embeds=adversary.embeddings)
-    ce = F.cross_entropy(logits_clean, labels)
+    ce = float32_cross_entropy(logits_clean, labels)
     kl = logits_kl(logits_clean, logits_adv, reduction="batchmean")
     return ce, kl, pooled_adv, adversary
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rift_fast.models.classifier import EMBEDDING_OUTPUT, RobustClassifier, unwrap
+from rift_fast.models.classifier import EMBEDDING_OUTPUT, RobustClassifier, float32_cross_entropy, unwrap
 from rift_fast.synonyms import two_hop_vocab_table
 from rift_fast.training.adversary import INVALID_LOGIT, hull_embedding, substitution_ids
 from rift_fast.training.defenses.base import Batch, Defense, LossTerms, register_defense
@@ -136,7 +136,7 @@ def dne_loss(
         logit = logit.detach().requires_grad_(step < steps)
         hull = hull_embedding(model, F.softmax(logit, dim=-1), sub_ids, token_type_ids, position_ids, backend)
         logits, _ = model(input_ids, attention_mask, token_type_ids, hull_embeds=hull)
-        losses.append(F.cross_entropy(logits, labels))
+        losses.append(float32_cross_entropy(logits, labels))
         if step < steps:
             (grad,) = torch.autograd.grad(losses[-1], [logit], retain_graph=True)
             grad = grad.masked_fill(~valid, 0.0)

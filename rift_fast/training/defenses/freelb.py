@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from rift_fast.models.classifier import RobustClassifier, embeddings_of, unwrap
+from rift_fast.models.classifier import RobustClassifier, embeddings_of, float32_cross_entropy, unwrap
 from rift_fast.training.defenses.base import BackwardFunction, Batch, Defense, LossTerms, model_inputs, register_defense
 from rift_fast.training.defenses.embedding_ball import NORMS, ascent_step, check_norm, random_start
 
@@ -148,7 +147,7 @@ def freelb_loss(
             logits, _ = model(input_ids, attention_mask, token_type_ids, word_embeds=perturbed)
         else:
             logits, _ = model(attention_mask=attention_mask, token_type_ids=token_type_ids, inputs_embeds=perturbed)
-        ce = F.cross_entropy(logits, labels)
+        ce = float32_cross_entropy(logits, labels)
         return AscentStep(ce, {"ce": ce})
 
     return freelb_ascent(clean_input, attention_mask, objective, settings, backward, generator)

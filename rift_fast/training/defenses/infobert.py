@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rift_fast.models.classifier import RobustClassifier, unwrap
+from rift_fast.models.classifier import RobustClassifier, float32_cross_entropy, unwrap
 from rift_fast.training.defenses.base import BackwardFunction, Batch, Defense, LossTerms, register_defense
 from rift_fast.training.defenses.freelb import AscentStep, FreeLBSettings, freelb_ascent
 
@@ -235,7 +235,7 @@ def infobert_loss(
         with captured_features(inner) as features:
             logits, _ = model(input_ids, attention_mask, token_type_ids, word_embeds=perturbed)
         tokens, sentence = features["tokens"], features["sentence"]
-        ce = F.cross_entropy(logits, labels)
+        ce = float32_cross_entropy(logits, labels)
         ib = settings.infobert_beta * information_bottleneck(tokens, attention_mask, generator)
 
         def anchored_features(grad: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from rift_fast.models.classifier import RobustClassifier, unwrap
+from rift_fast.models.classifier import RobustClassifier, float32_cross_entropy, unwrap
 from rift_fast.training.defenses.base import Batch, Defense, LossTerms, model_inputs, register_defense
 from rift_fast.training.defenses.embedding_ball import NORMS, ball_adversary, check_norm
 
@@ -107,11 +106,11 @@ def pgd_loss(
         input_ids,
         attention_mask,
         token_type_ids,
-        lambda logits: F.cross_entropy(logits, labels),
+        lambda logits: float32_cross_entropy(logits, labels),
         generator=generator,
         **settings.search(),
     )
-    ce_adv = F.cross_entropy(perturbed_logits(model, input_ids, attention_mask, token_type_ids, delta), labels)
+    ce_adv = float32_cross_entropy(perturbed_logits(model, input_ids, attention_mask, token_type_ids, delta), labels)
     return {"loss": ce_adv, "ce_adv": ce_adv, "delta_norm": delta_norm(delta)}
 
 

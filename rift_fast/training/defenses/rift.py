@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from rift_fast.models.classifier import RobustClassifier
+from rift_fast.models.classifier import RobustClassifier, float32_outside_autocast
 from rift_fast.ops.class_conditional_infonce import RIFT_TEMPERATURE, class_conditional_infonce
 from rift_fast.training.adversary import ASCCResult
 from rift_fast.training.defenses.ascc import IMDB_KL_WEIGHT, AsccSettings, adversarial_terms
@@ -36,7 +36,11 @@ class RiftSettings(AsccSettings):
     )
     temperature: float = field(default=RIFT_TEMPERATURE, metadata={"help": "InfoNCE temperature"})
     teacher_dropout: bool = field(
-        default=False, metadata={"help": "keep the frozen teacher's dropout active, as the original code did"}
+        default=False,
+        metadata={
+            "help": "turn the frozen teacher's dropout on during training; off (the default) is the original "
+            "code's behaviour, which never switches its teacher to training mode"
+        },
     )
 
 
@@ -78,7 +82,10 @@ def rift_loss(
     pooled_teacher = teacher.pooled(input_ids, attention_mask, token_type_ids)
     student = heads.project(pooled_adv, labels, "student")
     target = heads.project(pooled_teacher.to(pooled_adv.dtype), labels, "teacher")
-    nce = class_conditional_infonce(student, target, labels, temperature=temperature, backend=backend)
+    with float32_outside_autocast(student.device):  # the InfoNCE's log-softmax in float32
+        nce = class_conditional_infonce(
+            student.float(), target.float(), labels, temperature=temperature, backend=backend
+        )
     return {"loss": ce + kl_weight * kl + mi_weight * nce, "ce": ce, "kl": kl, "nce": nce}
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from rift_fast.models.classifier import float32_cross_entropy
 from rift_fast.training.defenses.base import Batch, Defense, LossTerms, register_defense
 
 
@@ -18,7 +18,7 @@ def standard_loss(
 ) -> LossTerms:
     """``{"loss", "ce"}``: cross-entropy of the clean batch (``model``: a RobustClassifier or its DDP wrapper)."""
     logits, _ = model(input_ids, attention_mask, token_type_ids)
-    ce = F.cross_entropy(logits, labels)
+    ce = float32_cross_entropy(logits, labels)
     return {"loss": ce, "ce": ce}
 
 

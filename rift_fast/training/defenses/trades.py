@@ -14,10 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from rift_fast.models.classifier import logits_kl
+from rift_fast.models.classifier import float32_cross_entropy, logits_kl
 from rift_fast.training.defenses.base import Batch, Defense, LossTerms, model_inputs, register_defense
 from rift_fast.training.defenses.embedding_ball import ball_adversary, model_mode
 from rift_fast.training.defenses.pgd import PgdSettings, delta_norm, perturbed_logits
@@ -54,20 +53,20 @@ def trades_loss(
     (module docstring). Arguments as :func:`rift_fast.training.defenses.pgd.pgd_loss`."""
     settings = settings or TradesSettings()
     with torch.no_grad(), model_mode(model, training=False):
-        target = F.softmax(model(input_ids, attention_mask, token_type_ids)[0].float(), dim=-1)
+        clean = model(input_ids, attention_mask, token_type_ids)[0]
     delta = ball_adversary(
         model,
         input_ids,
         attention_mask,
         token_type_ids,
-        lambda logits: F.kl_div(F.log_softmax(logits, dim=-1), target, reduction="batchmean"),
+        lambda logits: logits_kl(clean, logits, reduction="batchmean"),
         eval_mode=True,
         generator=generator,
         **settings.search(),
     )
     logits_clean, _ = model(input_ids, attention_mask, token_type_ids)
     logits_adv = perturbed_logits(model, input_ids, attention_mask, token_type_ids, delta)
-    ce = F.cross_entropy(logits_clean, labels)
+    ce = float32_cross_entropy(logits_clean, labels)
     kl = logits_kl(logits_clean, logits_adv, reduction="batchmean")
     return {"loss": ce + settings.trades_beta * kl, "ce": ce, "kl": kl, "delta_norm": delta_norm(delta)}
 
