@@ -417,11 +417,12 @@ def main(argv: list[str] | None = None) -> int:
 
     rank = int(os.environ.get("RANK", "0"))  # torchrun's; init_distributed joins the group later
     with exclusive_run(Path(args.output_dir), f"--output-dir {args.output_dir}", rank):
-        return train_and_evaluate(args, max_length_given)
+        return run_training(args, max_length_given)
 
 
-def train_and_evaluate(args: argparse.Namespace, max_length_given: bool) -> int:
-    """Training and evaluation of :func:`main` once the output folder is this run's."""
+def run_training(args: argparse.Namespace, max_length_given: bool) -> int:
+    """Training and evaluation of :func:`main` (one seed, or each of ``--seeds``) once the output folder
+    is this run's."""
     configure_logging()
     args.method = expand_methods(args.method)
     if args.seeds:
