@@ -70,7 +70,7 @@ def test_table_prints_intervals_and_the_paired_comparisons(tmp_path):
     settings = EvaluationSettings(max_length=16, recipes=("pwws",))
     markdown = train.write_results(tmp_path, rows, _args(), settings)
     assert "| standard | 85.0% [64.0, 94.8] | 10.0% [2.8, 30.1] | 25.0% [11.2, 46.9] | 0.0% [0.0, 16.1] |" in markdown
-    assert "scored on the argmax slot of the hull weights at each position" in markdown
+    assert "scored on words: the argmax slot of the hull weights at each position" in markdown
     # rift - standard on PWWS: the first 2 examples both robust, 6 robust under RIFT only: +30 points
     assert "| rift - standard | -5.0 points [" in markdown and "| +30.0 points [" in markdown
     assert f"p = {mcnemar_exact_p(6, 0):.2g}" in markdown
