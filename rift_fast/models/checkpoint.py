@@ -4,6 +4,12 @@ scheduler, RNG) as safetensors + JSON. Nothing in the folder is a pickle: loadin
 
 ``python -m rift_fast.train`` writes these folders and ``python -m rift_fast.attack --model <folder>``
 reads them; neither needs the other's code.
+
+The folder's ``config.json`` is the encoder's config under the model type :data:`CHECKPOINT_MODEL_TYPE`
+(the encoder's own type in :data:`ENCODER_MODEL_TYPE_KEY`): the classifier's head (Linear - ReLU -
+Linear on the pooled feature) is no Hugging Face ``*ForSequenceClassification`` head, so plain
+``transformers`` loaders must refuse the folder rather than load the encoder with a fresh random head.
+:mod:`rift_fast.models.export` writes a standard folder where the head can be expressed as one.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from rift_fast.io_utils import write_text_atomically
-from rift_fast.models.classifier import RobustClassifier
+from rift_fast.models.classifier import CLASSIFIER_HIDDEN, RobustClassifier
 from rift_fast.models.pooling import POOLER
 from rift_fast.safe_state import save_state, state_paths
 
@@ -31,6 +37,50 @@ WEIGHTS_FILE = "model.safetensors"
 TRAINER_STATE = "trainer_state"
 LEGACY_TRAINER_STATE = "trainer_state.pt"
 CLASSIFIER_PREFIX = "model."  # weights of the classifier; other prefixes are a method's own modules
+CONFIG_FILE = "config.json"
+HEAD_FIRST_WEIGHT = "classifier.0.weight"  # [head width, H]: the head's first layer in the classifier's state
+CHECKPOINT_MODEL_TYPE = "rift_fast_checkpoint"  # unknown to transformers: its Auto* loaders refuse the folder
+CHECKPOINT_ARCHITECTURE = "RiftFastRobustClassifier"
+ENCODER_MODEL_TYPE_KEY = "encoder_model_type"
+LOADING_NOTE_KEY = "rift_fast_loading"
+LOADING_NOTE = (
+    "a rift_fast checkpoint: load it with rift_fast.models.load_trained_classifier, or write a plain "
+    "Hugging Face folder with python -m rift_fast.export <this folder> <output folder> where the head allows"
+)
+
+
+def checkpoint_config(encoder_config: Any) -> dict:
+    """The ``config.json`` content of a checkpoint: every field of ``encoder_config`` (a transformers
+    config), its model type moved to :data:`ENCODER_MODEL_TYPE_KEY` and replaced by
+    :data:`CHECKPOINT_MODEL_TYPE`, ``architectures`` naming the rift_fast classifier, and a note on
+    how to load the folder."""
+    fields = encoder_config.to_dict()
+    fields[ENCODER_MODEL_TYPE_KEY] = fields.pop("model_type")
+    return {
+        **fields,
+        "model_type": CHECKPOINT_MODEL_TYPE,
+        "architectures": [CHECKPOINT_ARCHITECTURE],
+        LOADING_NOTE_KEY: LOADING_NOTE,
+    }
+
+
+def encoder_config_of(folder: str | Path) -> Any:
+    """The encoder's transformers config of a checkpoint folder (also of folders written before the
+    config was wrapped, whose ``config.json`` is the encoder's own).
+
+    Raises:
+        FileNotFoundError: ``folder`` has no ``config.json``.
+    """
+    from transformers import AutoConfig
+
+    path = Path(folder) / CONFIG_FILE
+    fields = json.loads(path.read_text(encoding="utf-8"))
+    if fields.get("model_type") != CHECKPOINT_MODEL_TYPE:
+        return AutoConfig.from_pretrained(folder)
+    model_type = fields.pop(ENCODER_MODEL_TYPE_KEY)
+    for wrapper_key in ("model_type", "architectures", LOADING_NOTE_KEY):
+        fields.pop(wrapper_key, None)
+    return AutoConfig.for_model(model_type, **fields)
 
 
 def save_model_folder(
@@ -44,8 +94,9 @@ def save_model_folder(
     """Write a loadable model folder atomically.
 
     ``weights``: the state dict to keep (the classifier's under ``model.``); ``encoder_config``: the
-    encoder's transformers config; ``metadata``: the JSON record (``num_classes`` is required to load
-    it); ``trainer_state``: tensors and JSON values (see :mod:`rift_fast.safe_state`), or None. The
+    encoder's transformers config (written as :func:`checkpoint_config`); ``metadata``: the JSON record
+    (``num_classes`` is required to load it); ``trainer_state``: tensors and JSON values (see
+    :mod:`rift_fast.safe_state`), or None. The
     folder is staged beside its destination and swapped in with renames; a run killed midway leaves
     the previous folder (or ``<folder>.old``, which :func:`resolve_checkpoint` also reads).
     """
@@ -53,7 +104,8 @@ def save_model_folder(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(staging / WEIGHTS_FILE))
-    encoder_config.save_pretrained(staging)
+    config_json = json.dumps(checkpoint_config(encoder_config), indent=2, sort_keys=True)
+    write_text_atomically(staging / CONFIG_FILE, config_json)
     tokenizer.save_pretrained(staging)
     if trainer_state is not None:
         save_state(staging, TRAINER_STATE, trainer_state)
@@ -120,7 +172,7 @@ def load_trained_classifier(folder: str | Path, pooling: str | None = None) -> R
     and with the pooling it was trained with (:func:`recorded_pooling`). ``pooling``: None or ``auto``
     accept the recorded one; another value must equal it (ValueError naming both). Raises
     FileNotFoundError when ``folder`` is not such a folder."""
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoModel
 
     folder = Path(folder)
     if not is_checkpoint_folder(folder):
@@ -130,10 +182,13 @@ def load_trained_classifier(folder: str | Path, pooling: str | None = None) -> R
     trained_pooling = recorded_pooling(folder, metadata, list(weights))
     if pooling not in (None, "auto", trained_pooling):
         raise ValueError(f"{folder} was trained with --pooling {trained_pooling}; it cannot be loaded with {pooling}")
-    encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder))
+    encoder = AutoModel.from_config(encoder_config_of(folder))
     # Checkpoints written before the hull space was recorded were all BERT-like: "auto" gives their construction.
     hull_space = metadata.get("settings", {}).get("hull_space", "auto")
-    model = RobustClassifier(encoder, metadata["num_classes"], hull_space=hull_space, pooling=trained_pooling)
     state = {k[len(CLASSIFIER_PREFIX) :]: v for k, v in weights.items() if k.startswith(CLASSIFIER_PREFIX)}
+    head_hidden = state[HEAD_FIRST_WEIGHT].shape[0] if HEAD_FIRST_WEIGHT in state else CLASSIFIER_HIDDEN
+    model = RobustClassifier(
+        encoder, metadata["num_classes"], head_hidden, hull_space=hull_space, pooling=trained_pooling
+    )
     model.load_state_dict(state)
     return model.eval()
