@@ -486,7 +486,7 @@ def _pool():
 
 def test_resumed_wall_time_is_the_sum_of_the_pieces(tokenizer, tmp_path):
     path = tmp_path / "run.checkpoint.jsonl"
-    sessions = []
+    sessions, pieces_after = [], []
     for indices in ([0, 1], [0, 1, 2, 3], None):  # killed twice, then finished
         report = _attack_run(
             tokenizer,
@@ -497,16 +497,25 @@ def test_resumed_wall_time_is_the_sum_of_the_pieces(tokenizer, tmp_path):
             victim=_slow_victim(tokenizer, 0.02),
         )
         sessions.append(report)
+        recorded = AttackCheckpoint(path, {"a": 1})
+        recorded.load()
+        pieces_after.append(len(recorded.timings))
     pieces = AttackCheckpoint(path, {"a": 1})
-    assert len(pieces.load()) == 6 and len(pieces.timings) == 3  # one round of 2 examples per session
+    assert len(pieces.load()) == 6
+    # Each session records its examples as they finish: at least one piece, at most one per example.
+    counts = [pieces_after[0], pieces_after[1] - pieces_after[0], pieces_after[2] - pieces_after[1]]
+    assert all(1 <= count <= 2 for count in counts) and len(pieces.timings) == sum(counts)
+    by_session = [pieces.timings[: pieces_after[0]], pieces.timings[pieces_after[0] : pieces_after[1]]]
     first, last = sessions[0], sessions[-1]
     assert first.wall_seconds == first.session_wall_seconds
-    recorded = [t.wall_seconds for t in pieces.timings]
-    assert last.wall_seconds == pytest.approx(recorded[0] + recorded[1] + last.session_wall_seconds, abs=1e-9)
-    # Each piece is its session's time but for the report's tail (of any length on a loaded machine), and
-    # covers the session's model calls.
-    for session, timing in zip(sessions, pieces.timings):
-        assert timing.forward_seconds <= timing.wall_seconds <= session.session_wall_seconds
+    earlier = sum(t.wall_seconds for piece in by_session for t in piece)
+    assert last.wall_seconds == pytest.approx(earlier + last.session_wall_seconds, abs=1e-9)
+    # A session's pieces are its time but for the report's tail (of any length on a loaded machine), and
+    # cover the session's model calls.
+    for session, session_pieces in zip(sessions, [*by_session, pieces.timings[pieces_after[1] :]]):
+        wall = sum(t.wall_seconds for t in session_pieces)
+        forward = sum(t.forward_seconds for t in session_pieces)
+        assert forward <= wall <= session.session_wall_seconds
     assert last.wall_seconds > 2 * last.session_wall_seconds
     assert last.forward_seconds == pytest.approx(sum(t.forward_seconds for t in pieces.timings), abs=0.01)
     summary = last.summary()

@@ -24,6 +24,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from rift_fast.io_utils import write_text_atomically
+from rift_fast.models.checkpoint_config import (
+    CONFIG_FILE,
+    METADATA_FILE,
+    checkpoint_config,
+    encoder_config_of,
+    is_checkpoint_folder,
+)
 from rift_fast.models.classifier import CLASSIFIER_HIDDEN, RobustClassifier
 from rift_fast.models.pooling import POOLER
 from rift_fast.safe_state import save_state, state_paths
@@ -32,55 +39,11 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 CHECKPOINT_FORMAT = 2  # 2: trainer state in trainer_state.safetensors + trainer_state.json (1: a pickle)
-METADATA_FILE = "rift_fast.json"
 WEIGHTS_FILE = "model.safetensors"
 TRAINER_STATE = "trainer_state"
 LEGACY_TRAINER_STATE = "trainer_state.pt"
 CLASSIFIER_PREFIX = "model."  # weights of the classifier; other prefixes are a method's own modules
-CONFIG_FILE = "config.json"
 HEAD_FIRST_WEIGHT = "classifier.0.weight"  # [head width, H]: the head's first layer in the classifier's state
-CHECKPOINT_MODEL_TYPE = "rift_fast_checkpoint"  # unknown to transformers: its Auto* loaders refuse the folder
-CHECKPOINT_ARCHITECTURE = "RiftFastRobustClassifier"
-ENCODER_MODEL_TYPE_KEY = "encoder_model_type"
-LOADING_NOTE_KEY = "rift_fast_loading"
-LOADING_NOTE = (
-    "a rift_fast checkpoint: load it with rift_fast.models.load_trained_classifier, or write a plain "
-    "Hugging Face folder with python -m rift_fast.export <this folder> <output folder> where the head allows"
-)
-
-
-def checkpoint_config(encoder_config: Any) -> dict:
-    """The ``config.json`` content of a checkpoint: every field of ``encoder_config`` (a transformers
-    config), its model type moved to :data:`ENCODER_MODEL_TYPE_KEY` and replaced by
-    :data:`CHECKPOINT_MODEL_TYPE`, ``architectures`` naming the rift_fast classifier, and a note on
-    how to load the folder."""
-    fields = encoder_config.to_dict()
-    fields[ENCODER_MODEL_TYPE_KEY] = fields.pop("model_type")
-    return {
-        **fields,
-        "model_type": CHECKPOINT_MODEL_TYPE,
-        "architectures": [CHECKPOINT_ARCHITECTURE],
-        LOADING_NOTE_KEY: LOADING_NOTE,
-    }
-
-
-def encoder_config_of(folder: str | Path) -> Any:
-    """The encoder's transformers config of a checkpoint folder (also of folders written before the
-    config was wrapped, whose ``config.json`` is the encoder's own).
-
-    Raises:
-        FileNotFoundError: ``folder`` has no ``config.json``.
-    """
-    from transformers import AutoConfig
-
-    path = Path(folder) / CONFIG_FILE
-    fields = json.loads(path.read_text(encoding="utf-8"))
-    if fields.get("model_type") != CHECKPOINT_MODEL_TYPE:
-        return AutoConfig.from_pretrained(folder)
-    model_type = fields.pop(ENCODER_MODEL_TYPE_KEY)
-    for wrapper_key in ("model_type", "architectures", LOADING_NOTE_KEY):
-        fields.pop(wrapper_key, None)
-    return AutoConfig.for_model(model_type, **fields)
 
 
 def save_model_folder(
@@ -129,11 +92,6 @@ def resolve_checkpoint(folder: Path) -> Path | None:
         if (candidate / METADATA_FILE).is_file() and (candidate / WEIGHTS_FILE).is_file():
             return candidate
     return None
-
-
-def is_checkpoint_folder(source: str | Path) -> bool:
-    """Whether ``source`` is a folder written by :func:`save_model_folder`."""
-    return (Path(source) / METADATA_FILE).is_file()
 
 
 def refuse_pickled_trainer_state(folder: Path) -> None:

@@ -274,7 +274,7 @@ class RobustClassifier(nn.Module):
         """``AutoModel.from_pretrained`` (``"embedded"`` = the packaged MiniLM, see rift_fast.models)."""
         from transformers import AutoConfig, AutoModel
 
-        from rift_fast.models.checkpoint import is_checkpoint_folder
+        from rift_fast.models.checkpoint_config import is_checkpoint_folder
 
         source = resolve_model_source(name_or_path)
         if is_checkpoint_folder(source):

@@ -55,6 +55,6 @@ def load_config(name_or_path: str) -> Any:
 def _checkpoint_config_argument(source: str) -> dict[str, Any]:
     """``{"config": the encoder config}`` for a rift_fast checkpoint folder (whose ``config.json``
     transformers refuses), else ``{}``."""
-    from rift_fast.models.checkpoint import encoder_config_of, is_checkpoint_folder
+    from rift_fast.models.checkpoint_config import encoder_config_of, is_checkpoint_folder
 
     return {"config": encoder_config_of(source)} if is_checkpoint_folder(source) else {}
