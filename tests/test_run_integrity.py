@@ -523,3 +523,163 @@ def test_resumed_wall_time_is_the_sum_of_the_pieces(tokenizer, tmp_path):
     markdown = last.to_markdown()
     assert "wall time (all sessions)" in markdown
     assert f"Wall time of this session: {last.session_wall_seconds:.1f} s." in markdown
+
+
+# ------------------------------------------------------------- per-example checkpoints: kill and resume
+SLOW_ATTACK = """
+import sys, time
+from rift_fast.attacks.victim import VictimModel
+real = VictimModel.queue_rows
+def slow(self, rows, exact=False):
+    time.sleep({delay})
+    return real(self, rows, exact)
+VictimModel.queue_rows = slow
+from rift_fast import attack
+sys.exit(attack.main(sys.argv[1:]))
+"""
+ATTACKED = ("success", "failed", "no_candidate")
+
+
+def _records(path):
+    """The example records of an attack checkpoint (a torn last line is skipped)."""
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").split("\n")[1:-1]
+    return [json.loads(json.loads(line)["record"]) for line in lines if '"record"' in line]
+
+
+def _kill_once_attacked(command, checkpoint, timeout=240.0):
+    """Start ``command``, SIGKILL it once ``checkpoint`` holds a record of an attacked example; the
+    records it held then (None: the run ended first)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    worktree = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": worktree, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, *command], cwd=worktree, env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            records = _records(checkpoint)
+            if any(record["status"] in ATTACKED for record in records):
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+                return records
+            time.sleep(0.05)
+        assert process.poll() is not None, "the attack neither wrote a record nor ended in time"
+        assert process.returncode == 0, process.stderr.read().decode()[-2000:]
+        return None
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+@pytest.mark.parametrize(("count", "rounds"), [(12, []), (10, ["--examples-per-round", "4"])])
+def test_an_attack_killed_in_its_first_round_resumes_to_the_uninterrupted_results(
+    tiny_model_dir, tmp_path, count, rounds
+):
+    common = ["--model", str(tiny_model_dir), "--num-examples", str(count), "--attack", "pwws", *rounds]
+    killed, whole = tmp_path / "killed" / "run.json", tmp_path / "whole" / "run.json"
+    checkpoint = killed.with_name("run.checkpoint.jsonl")
+    script = SLOW_ATTACK.format(delay=0.3)
+    held = _kill_once_attacked(["-c", script, *common, "--output", str(killed)], checkpoint)
+    assert held is not None, "the attack ended before it could be killed: slow it down further"
+    # Killed inside the first round, which had written the records of its finished examples.
+    assert 1 <= len(held) < count and not killed.exists()
+    assert attack.main([*common, "--output", str(killed), "--resume"]) == 0
+    assert attack.main([*common, "--output", str(whole)]) == 0
+    resumed = json.loads(killed.read_text())["results"]
+    uninterrupted = json.loads(whole.read_text())["results"]
+    assert len(resumed) == len(uninterrupted) == count
+    exact_fields = ("index", "label", "status", "original", "adversarial", "clean_prediction", "final_prediction")
+    for ours, theirs in zip(resumed, uninterrupted):
+        assert {k: ours[k] for k in exact_fields} == {k: theirs[k] for k in exact_fields}
+        assert (ours["words_changed"], ours["queries"]) == (theirs["words_changed"], theirs["queries"])
+        assert ours["final_label_probability"] == pytest.approx(theirs["final_label_probability"], abs=1e-5)
+    # The records held at the kill were kept, not attacked again.
+    by_index = {result["index"]: result for result in resumed}
+    for record in held:
+        assert by_index[record["index"]]["adversarial"] == record["adversarial"]
+        assert by_index[record["index"]]["queries"] == record["queries"]
+
+
+class _RecordingBar:
+    """Stands in for tqdm: records each update."""
+
+    updates: list = []
+
+    def __init__(self, total, initial, **_):
+        self.total, self.n = total, initial
+
+    def update(self, count):
+        _RecordingBar.updates.append(count)
+        self.n += count
+
+    def close(self):
+        pass
+
+
+def test_one_round_records_each_example_and_moves_the_bar_as_it_finishes(tokenizer, tmp_path, monkeypatch):
+    import rift_fast.attacks.runner as runner
+
+    monkeypatch.setattr(runner, "tqdm", _RecordingBar)
+    _RecordingBar.updates = []
+    pool = _pool() + [Example("the good plot a bad film the great movie the awful acting", 1)]
+    path = tmp_path / "run.checkpoint.jsonl"
+    appended = []
+    real_append = AttackCheckpoint.append
+
+    def counting_append(self, results, timing):
+        appended.append(sorted(r.index for r in results))
+        real_append(self, results, timing)
+
+    monkeypatch.setattr(AttackCheckpoint, "append", counting_append)
+    report = run_attack(
+        pool,
+        _victim(tokenizer),
+        SynonymSwap(SYNONYMS),
+        PWWS(GOAL, "[UNK]"),
+        Constraints([StopWords({"the"})]),
+        GOAL,
+        {"a": 1},
+        checkpoint=AttackCheckpoint(path, {"a": 1}),
+        examples_per_round=64,  # one round for the whole pool
+        progress=False,
+    )
+    assert len(appended) >= 2 and sorted(i for piece in appended for i in piece) == list(range(len(pool)))
+    assert sum(_RecordingBar.updates) == len(pool) and len(_RecordingBar.updates) == len(appended)
+    # The misclassified example is recorded before the search starts; the others as the search finishes
+    # them, one step per word: those flipped by one word together, then example 4 (its plan of one word
+    # fails), and example 0 (two words) last.
+    assert appended == [[6], [1, 2, 3, 5], [4], [0]]
+    assert [r.words_changed for r in sorted(report.results, key=lambda r: r.index)][:2] == [2, 1]
+    recorded = AttackCheckpoint(path, {"a": 1}).load()
+    assert {r.index: r.status for r in report.results} == {r.index: r.status for r in recorded}
+
+
+def test_a_search_without_the_listener_argument_is_recorded_at_the_end_of_its_round(tokenizer, tmp_path):
+    class OldStyle(PWWS):
+        def attack(self, targets, engine, clean):  # the signature searches had before
+            return super().attack(targets, engine, clean)
+
+    path = tmp_path / "run.checkpoint.jsonl"
+    new = _attack_run(tokenizer, _pool(), {"a": 1})
+    old = run_attack(
+        _pool(),
+        _victim(tokenizer),
+        SynonymSwap(SYNONYMS),
+        OldStyle(GOAL, "[UNK]"),
+        Constraints([StopWords({"the"})]),
+        GOAL,
+        {"a": 1},
+        checkpoint=AttackCheckpoint(path, {"a": 1}),
+        examples_per_round=2,
+        progress=False,
+    )
+    assert [(r.status, r.adversarial, r.queries) for r in old.results] == [
+        (r.status, r.adversarial, r.queries) for r in new.results
+    ]
+    assert len(AttackCheckpoint(path, {"a": 1}).load()) == len(_pool())
