@@ -5,6 +5,7 @@ import io
 import json
 import os
 import pickle
+import re
 import shutil
 import stat
 from argparse import Namespace
@@ -683,3 +684,152 @@ def test_a_search_without_the_listener_argument_is_recorded_at_the_end_of_its_ro
         (r.status, r.adversarial, r.queries) for r in new.results
     ]
     assert len(AttackCheckpoint(path, {"a": 1}).load()) == len(_pool())
+
+
+# -------------------------------------------------- test texts that are training texts (split overlap)
+ADJECTIVES = ["good", "bad", "great", "awful", "fine", "poor", "nice", "dull", "superb", "weak"]
+
+
+def _reviews_csv(path, rows, start=0):
+    """A CSV of ``rows`` distinct labelled reviews (text,label), numbered from ``start``."""
+    lines = ["text,label"]
+    for i in range(start, start + rows):
+        adjective = ADJECTIVES[i % len(ADJECTIVES)]
+        label = "positive" if ADJECTIVES.index(adjective) % 2 == 0 else "negative"
+        lines.append(f'"review {i}: the film was {adjective} and the plot {ADJECTIVES[(i * 7) % 10]}",{label}')
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained_on_csv(tiny_model_dir, tmp_path_factory):
+    """(checkpoint folder, data file, training argv) of a standard run with --seed 0 on a 200-row CSV."""
+    from test_cli import _tiny_run_argv
+
+    folder = tmp_path_factory.mktemp("overlap")
+    data = _reviews_csv(folder / "reviews.csv", 200)
+    argv = [*_tiny_run_argv(tiny_model_dir, folder / "run"), "--dataset", str(data), "--method", "standard"]
+    assert train.main([*argv, "--eval-attacks", "pwws", "--seed", "0"]) == 0
+    return folder / "run" / "standard" / "best", data, argv
+
+
+def _attack_checkpoint(checkpoint, data, tmp_path, *extra):
+    return attack.main(
+        ["--model", str(checkpoint), "--dataset", str(data), "--num-examples", "8", "--attack", "pwws"]
+        + ["--output", str(tmp_path / "attack.json"), *extra]
+    )
+
+
+def test_a_checkpoint_keeps_the_text_digests_of_its_splits(trained_on_csv):
+    from rift_fast.data_sources import DatasetOptions, load_data
+    from rift_fast.split_overlap import recorded_split_digests, split_digests
+
+    checkpoint, data, _ = trained_on_csv
+    recorded = recorded_split_digests(checkpoint)
+    task = load_data(DatasetOptions(dataset=str(data)), seed=0)
+    assert {role: sorted(values) for role, values in recorded.items()} == split_digests(task.train, task.dev, task.test)
+    assert [len(recorded[role]) for role in ("train", "dev", "test")] == [160, 20, 20]
+
+
+def test_an_attack_with_the_training_seed_passes_the_check(trained_on_csv, tmp_path):
+    checkpoint, data, _ = trained_on_csv
+    assert _attack_checkpoint(checkpoint, data, tmp_path, "--seed", "0") == 0
+    assert _attack_checkpoint(checkpoint, data, tmp_path / "dev", "--seed", "0", "--split", "dev") == 0
+
+
+@pytest.mark.parametrize("seed", ["1", "7"])
+def test_an_attack_with_another_seed_is_refused_naming_the_count_and_the_training_seed(trained_on_csv, tmp_path, seed):
+    from rift_fast.split_overlap import TrainingTextsInPool
+
+    checkpoint, data, _ = trained_on_csv
+    with pytest.raises(TrainingTextsInPool) as refused:
+        _attack_checkpoint(checkpoint, data, tmp_path, "--seed", seed)
+    message = str(refused.value)
+    count = int(re.match(r"(\d+) of the 8 attacked test texts are texts ", message).group(1))
+    assert 1 <= count <= 8 and f"--seed 0 (this run: --seed {seed})" in message and "--test-file" in message
+    assert not (tmp_path / "attack.json").exists() and not (tmp_path / "attack.checkpoint.jsonl").exists()
+
+
+def test_a_dev_pool_of_another_carving_is_checked_against_the_training_split(trained_on_csv, tmp_path):
+    from rift_fast.split_overlap import TrainingTextsInPool
+
+    checkpoint, data, _ = trained_on_csv
+    with pytest.raises(TrainingTextsInPool, match=r"of the 8 attacked dev texts .*\(\d+ train; the first"):
+        _attack_checkpoint(checkpoint, data, tmp_path, "--seed", "3", "--split", "dev")
+
+
+def test_an_explicit_test_file_holding_training_texts_is_refused(trained_on_csv, tmp_path):
+    from rift_fast.data_sources import DatasetOptions, load_data
+    from rift_fast.split_overlap import TrainingTextsInPool
+
+    checkpoint, data, _ = trained_on_csv
+    training = load_data(DatasetOptions(dataset=str(data)), seed=0).train
+    test_file = tmp_path / "test.csv"
+    rows = [f'"{e.text}",{"positive" if e.label else "negative"}' for e in training[:6]]
+    rows += ['"a review never seen: the film was good and the plot great",positive']
+    rows += ['"another unseen review: the film was bad and the plot dull",negative']
+    test_file.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(
+        TrainingTextsInPool, match=r"6 of the 8 attacked test texts .*give a --test-file that holds none"
+    ):
+        _attack_checkpoint(checkpoint, data, tmp_path, "--seed", "0", "--test-file", str(test_file))
+
+
+def test_the_same_file_with_rows_added_carves_other_splits_and_is_refused(trained_on_csv, tmp_path):
+    from rift_fast.split_overlap import TrainingTextsInPool
+
+    checkpoint, data, _ = trained_on_csv
+    grown = tmp_path / "reviews.csv"
+    grown.write_text(
+        data.read_text() + "".join(_reviews_csv(tmp_path / "more.csv", 60, start=200).read_text().split("\n", 1)[1:])
+    )
+    with pytest.raises(TrainingTextsInPool, match=r"The data is split differently from training: give held-out texts"):
+        _attack_checkpoint(checkpoint, grown, tmp_path, "--seed", "0", "--num-examples", "20")
+
+
+def test_a_resume_with_a_changed_carving_is_refused_naming_the_overlap(trained_on_csv, tmp_path):
+    from rift_fast.split_overlap import TrainingTextsInPool
+
+    _, data, argv = trained_on_csv
+    with pytest.raises(
+        TrainingTextsInPool, match=r"--resume: \d+ of the 40 dev and test texts .*\(--seed 0, this run: --seed 2"
+    ):
+        train.main([*argv, "--seed", "2", "--resume"])
+    grown = tmp_path / "reviews.csv"
+    grown.write_text(
+        data.read_text() + "".join(_reviews_csv(tmp_path / "more.csv", 40, start=200).read_text().split("\n", 1)[1:])
+    )
+    resumed = [*argv[: argv.index("--dataset")], "--dataset", str(grown), "--method", "standard"]
+    with pytest.raises(TrainingTextsInPool, match="training texts of .*last: the data is carved differently"):
+        train.main([*resumed, "--seed", "0", "--resume"])
+
+
+def _fake_checkpoint(folder, train, dev, test, seed=0, train_digest="recorded"):
+    from rift_fast.split_overlap import split_digests
+
+    folder.mkdir()
+    metadata = {"settings": {"seed": seed}, "data": {"examples_sha256": {"train": train_digest}}}
+    (folder / "rift_fast.json").write_text(json.dumps(metadata))
+    (folder / "split_digests.json").write_text(json.dumps(split_digests(train, dev, test)))
+    return folder
+
+
+def test_the_check_counts_each_split_and_warns_only_for_texts_the_training_carving_shared(tmp_path, caplog):
+    from rift_fast.split_overlap import TrainingTextsInPool, check_against_checkpoint
+
+    texts = [Example(f"text {i}", i % 2) for i in range(10)]
+    folder = _fake_checkpoint(tmp_path / "ckpt", texts[:6], texts[6:8], texts[8:])
+    pool = [texts[1], Example("text 1", 0), texts[7], texts[9], Example("fresh", 1)]  # a label does not matter
+    identity = {"examples_sha256": {"train": "another carving"}, "splits": {"test": "carved from train"}}
+    with pytest.raises(
+        TrainingTextsInPool, match=r"^3 of the 5 pooled texts .*\(2 train, 1 dev; the first, #0: 'text 1'\)"
+    ):
+        check_against_checkpoint(folder, pool, ("train", "dev"), 5, identity, "pooled texts")
+    with pytest.raises(TrainingTextsInPool, match=r"^2 of the 5 pooled texts"):
+        check_against_checkpoint(folder, pool, ("train",), 5, identity, "pooled texts")
+    check_against_checkpoint(folder, pool[3:], ("train", "dev"), 5, identity, "pooled texts")  # no overlap
+    pair = [Example("premise", 0, "text 3")]  # a pair is compared as a pair, not by its hypothesis alone
+    check_against_checkpoint(folder, pair, ("train", "dev"), 5, identity, "pooled texts")
+    same = {"examples_sha256": {"train": "recorded"}}
+    check_against_checkpoint(folder, pool, ("train", "dev"), 0, same, "pooled texts")
+    assert "3 of the 5 pooled texts" in caplog.text and "holds these texts more than once" in caplog.text

@@ -27,6 +27,7 @@ from rift_fast.io_utils import write_text_atomically
 from rift_fast.models.checkpoint_config import (
     CONFIG_FILE,
     METADATA_FILE,
+    SPLIT_DIGESTS_FILE,
     checkpoint_config,
     encoder_config_of,
     is_checkpoint_folder,
@@ -53,13 +54,15 @@ def save_model_folder(
     tokenizer: PreTrainedTokenizerBase,
     metadata: dict,
     trainer_state: dict | None = None,
+    split_digests: dict[str, list[str]] | None = None,
 ) -> None:
     """Write a loadable model folder atomically.
 
     ``weights``: the state dict to keep (the classifier's under ``model.``); ``encoder_config``: the
     encoder's transformers config (written as :func:`checkpoint_config`); ``metadata``: the JSON record
     (``num_classes`` is required to load it); ``trainer_state``: tensors and JSON values (see
-    :mod:`rift_fast.safe_state`), or None. The
+    :mod:`rift_fast.safe_state`), or None; ``split_digests``: role -> text digests of the run's
+    splits (:func:`rift_fast.split_overlap.split_digests`), or None. The
     folder is staged beside its destination and swapped in with renames; a run killed midway leaves
     the previous folder (or ``<folder>.old``, which :func:`resolve_checkpoint` also reads).
     """
@@ -72,6 +75,8 @@ def save_model_folder(
     tokenizer.save_pretrained(staging)
     if trainer_state is not None:
         save_state(staging, TRAINER_STATE, trainer_state)
+    if split_digests is not None:
+        write_text_atomically(staging / SPLIT_DIGESTS_FILE, json.dumps(split_digests, separators=(",", ":")))
     write_text_atomically(staging / METADATA_FILE, json.dumps(metadata, indent=1, sort_keys=True))
     previous = folder.with_name(folder.name + ".old")
     shutil.rmtree(previous, ignore_errors=True)

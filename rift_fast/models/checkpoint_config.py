@@ -10,6 +10,7 @@ from typing import Any
 
 METADATA_FILE = "rift_fast.json"
 CONFIG_FILE = "config.json"
+SPLIT_DIGESTS_FILE = "split_digests.json"  # role -> sorted text digests of the run's train / dev / test splits
 CHECKPOINT_MODEL_TYPE = "rift_fast_checkpoint"  # unknown to transformers: its Auto* loaders refuse the folder
 CHECKPOINT_ARCHITECTURE = "RiftFastRobustClassifier"
 ENCODER_MODEL_TYPE_KEY = "encoder_model_type"
