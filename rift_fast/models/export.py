@@ -24,9 +24,10 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
+from torch import nn
 
 from rift_fast.models.checkpoint import encoder_config_of, is_checkpoint_folder, load_trained_classifier
 from rift_fast.models.pooling import CLS
@@ -86,11 +87,11 @@ def _exportable_layout(model_type: str, pooling: str, hidden: int, head_hidden: 
     return HEAD_LAYOUTS[model_type]
 
 
-def _padded_head(head: torch.nn.Sequential, hidden: int) -> dict[str, torch.Tensor]:
+def _padded_head(head: nn.Sequential, hidden: int) -> dict[str, torch.Tensor]:
     """The weights of Linear(H, H) - ReLU - Linear(H, C) equal to ``head`` (Linear(H, K) - ReLU -
     Linear(K, C), K <= H), as ``first.weight`` [H, H], ``first.bias`` [H], ``second.weight`` [C, H]
     and ``second.bias`` [C] (float32)."""
-    inner, outer = head[0], head[2]
+    inner, outer = cast(nn.Linear, head[0]), cast(nn.Linear, head[2])
     width = inner.weight.shape[0]
     first_weight = torch.zeros(hidden, hidden)
     first_weight[:width] = inner.weight.detach().float()
@@ -106,7 +107,7 @@ def _padded_head(head: torch.nn.Sequential, hidden: int) -> dict[str, torch.Tens
     }
 
 
-def probabilities(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str]) -> torch.Tensor:
+def probabilities(model: nn.Module, tokenizer: Any, texts: Sequence[str]) -> torch.Tensor:
     """Softmax probabilities [len(texts), C] (float32) of a classifier on ``texts``.
 
     Args:
@@ -162,9 +163,8 @@ def export_to_transformers(
         raise FileExistsError(f"{output} exists; give a new folder to export to")
     classifier = load_trained_classifier(checkpoint)
     config = encoder_config_of(checkpoint)
-    layout = _exportable_layout(
-        config.model_type, classifier.pooling, classifier.hidden_size, classifier.classifier[0].weight.shape[0]
-    )
+    head_width = cast(nn.Linear, classifier.classifier[0]).out_features
+    layout = _exportable_layout(config.model_type, classifier.pooling, classifier.hidden_size, head_width)
     for field_name, value in layout.config:
         setattr(config, field_name, value)
     config.num_labels = classifier.num_classes  # id2label / label2id come from the checkpoint's config
