@@ -63,6 +63,8 @@ SAVED_DATASET_MARKERS = ("dataset_dict.json", "state.json")  # written by Datase
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".jsonl": None}  # file suffix -> CSV delimiter (None: JSON lines)
 SPLIT_FILE_STEMS = {"train": ("train",), "dev": ("dev", "validation"), "test": ("test",)}
 HUB_SPLIT_NAMES = {"train": ("train",), "dev": ("validation", "dev", "valid"), "test": ("test",)}
+CARVED_ORIGIN = "carved from train"  # how a split's provenance starts when it was carved
+FILES_SOURCE = "files"  # the data identity's source for local files (the only data --test-file goes with)
 CARVED_FRACTION = 0.1  # share of the source's train held out for each missing split, as the task loaders carve dev
 CLASS_LABEL_MISSING = -1  # datasets.ClassLabel's "no label" value (GLUE test splits, SNLI without gold label)
 DEFAULT_TEXT_COLUMN = "text"
@@ -513,7 +515,7 @@ def _carve_missing(
             raise ValueError(
                 f"{name}: the {role} split is {why} and cannot be carved from train: {error} (label ids: {named})"
             ) from None
-        provenance[role] = f"carved from train: {held_out} examples ({CARVED_FRACTION:.0%}), stratified, seed {seed}"
+        provenance[role] = f"{CARVED_ORIGIN}: {held_out} examples ({CARVED_FRACTION:.0%}), stratified, seed {seed}"
         logger.info("%s: the %s split is %s; %s", name, role, why, provenance[role])
     splits["train"] = train
     return splits
@@ -625,7 +627,7 @@ def _load_files(options: DatasetOptions, seed: int) -> TaskData:
         files = _folder_digests(Path(options.dataset))
     else:
         raw, files = _file_splits(options, columns)
-    identity = {"source": "files", "columns": columns, "files": files}
+    identity = {"source": FILES_SOURCE, "columns": columns, "files": files}
     return _task_from_raw(options.dataset, raw, options, seed, None, identity)
 
 

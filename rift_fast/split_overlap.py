@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rift_fast.data import Example
+from rift_fast.data_sources import CARVED_ORIGIN, FILES_SOURCE
 from rift_fast.digests import split_text_digests, text_digest
 from rift_fast.models.checkpoint_config import METADATA_FILE, SPLIT_DIGESTS_FILE
 
@@ -59,7 +60,9 @@ def _fix(recorded_metadata: dict, seed: int, identity: dict) -> str:
             f"use the training seed, --seed {trained_seed} (this run: --seed {seed}), so that the splits are "
             "carved as in training"
         )
-    if test_origin and not test_origin.startswith("carved"):
+    if identity.get("source") != FILES_SOURCE:
+        fixes.append("use the training run's --dataset and data options")
+    elif test_origin and not test_origin.startswith(CARVED_ORIGIN):
         fixes.append(f"give a --test-file that holds none of the training texts (the test split now is {test_origin})")
     else:
         fixes.append("give held-out texts with --test-file")

@@ -820,13 +820,18 @@ def test_the_check_counts_each_split_and_warns_only_for_texts_the_training_carvi
     texts = [Example(f"text {i}", i % 2) for i in range(10)]
     folder = _fake_checkpoint(tmp_path / "ckpt", texts[:6], texts[6:8], texts[8:])
     pool = [texts[1], Example("text 1", 0), texts[7], texts[9], Example("fresh", 1)]  # a label does not matter
-    identity = {"examples_sha256": {"train": "another carving"}, "splits": {"test": "carved from train"}}
+    identity = {"source": "files", "examples_sha256": {"train": "another carving"}, "splits": {"test": "carved from train: 2"}}
     with pytest.raises(
         TrainingTextsInPool, match=r"^3 of the 5 pooled texts .*\(2 train, 1 dev; the first, #0: 'text 1'\)"
     ):
         check_against_checkpoint(folder, pool, ("train", "dev"), 5, identity, "pooled texts")
     with pytest.raises(TrainingTextsInPool, match=r"^2 of the 5 pooled texts"):
         check_against_checkpoint(folder, pool, ("train",), 5, identity, "pooled texts")
+    task = {"source": "task rotten_tomatoes", "examples_sha256": {"train": "another carving"}}
+    with pytest.raises(
+        TrainingTextsInPool, match=r"--seed 0 \(this run: --seed 5\).*; or use the training run's --dataset"
+    ):
+        check_against_checkpoint(folder, pool, ("train",), 5, task, "pooled texts")  # --test-file is for files only
     check_against_checkpoint(folder, pool[3:], ("train", "dev"), 5, identity, "pooled texts")  # no overlap
     pair = [Example("premise", 0, "text 3")]  # a pair is compared as a pair, not by its hypothesis alone
     check_against_checkpoint(folder, pair, ("train", "dev"), 5, identity, "pooled texts")
