@@ -820,7 +820,11 @@ def test_the_check_counts_each_split_and_warns_only_for_texts_the_training_carvi
     texts = [Example(f"text {i}", i % 2) for i in range(10)]
     folder = _fake_checkpoint(tmp_path / "ckpt", texts[:6], texts[6:8], texts[8:])
     pool = [texts[1], Example("text 1", 0), texts[7], texts[9], Example("fresh", 1)]  # a label does not matter
-    identity = {"source": "files", "examples_sha256": {"train": "another carving"}, "splits": {"test": "carved from train: 2"}}
+    identity = {
+        "source": "files",
+        "examples_sha256": {"train": "another carving"},
+        "splits": {"test": "carved from train: 2"},
+    }
     with pytest.raises(
         TrainingTextsInPool, match=r"^3 of the 5 pooled texts .*\(2 train, 1 dev; the first, #0: 'text 1'\)"
     ):
