@@ -78,6 +78,18 @@ def default_pool_size(task, split: str) -> int:
     return min(task.pool_rule.size if task.pool_rule else DEFAULT_POOL_SIZE, len(getattr(task, split)))
 
 
+def refuse_training_texts(args: argparse.Namespace, task, pool: list) -> None:
+    """When ``--model`` is a checkpoint of python -m rift_fast.train, refuse a ``pool`` that holds texts of its
+    training split (and of its dev split, for a test pool): see :mod:`rift_fast.split_overlap`."""
+    from rift_fast.models import is_checkpoint_folder, resolve_model_source
+    from rift_fast.split_overlap import check_against_checkpoint
+
+    source = resolve_model_source(args.model)
+    if is_checkpoint_folder(source):
+        roles = ("train", "dev") if args.split == "test" else ("train",)
+        check_against_checkpoint(source, pool, roles, args.seed, task.identity, f"attacked {args.split} texts")
+
+
 def checkpoint_role(rank: int, world: int) -> str:
     """The key of rank ``rank``'s checkpoint in :func:`output_paths`."""
     return f"checkpoint of rank {rank}" if world > 1 else "checkpoint"
@@ -467,6 +479,7 @@ def attack_and_report(args: argparse.Namespace, rank: int, world: int, output: P
     if args.num_examples is None:
         args.num_examples = default_pool_size(task, args.split)
     pool = test_pool(task, args.num_examples, seed=args.seed, split=args.split)
+    refuse_training_texts(args, task, pool)
     model, tokenizer, labels = load_sequence_classifier(args.model, task.label_names, args.pooling)
     if torch.cuda.is_available():
         model = model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")

@@ -50,7 +50,8 @@ from rift_fast.data import (
     stratified_split,
 )
 from rift_fast.digests import examples_digest, file_digest
-from rift_fast.models.labels import generic_label_names
+from rift_fast.label_spellings import LabelRecord, check_label_counts, nearest_name, report_spellings, spelled_names
+from rift_fast.models.labels import canonical_label, generic_label_names
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -62,6 +63,8 @@ SAVED_DATASET_MARKERS = ("dataset_dict.json", "state.json")  # written by Datase
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".jsonl": None}  # file suffix -> CSV delimiter (None: JSON lines)
 SPLIT_FILE_STEMS = {"train": ("train",), "dev": ("dev", "validation"), "test": ("test",)}
 HUB_SPLIT_NAMES = {"train": ("train",), "dev": ("validation", "dev", "valid"), "test": ("test",)}
+CARVED_ORIGIN = "carved from train"  # how a split's provenance starts when it was carved
+FILES_SOURCE = "files"  # the data identity's source for local files (the only data --test-file goes with)
 CARVED_FRACTION = 0.1  # share of the source's train held out for each missing split, as the task loaders carve dev
 CLASS_LABEL_MISSING = -1  # datasets.ClassLabel's "no label" value (GLUE test splits, SNLI without gold label)
 DEFAULT_TEXT_COLUMN = "text"
@@ -408,8 +411,9 @@ def _split_files_in(folder: Path) -> dict[str, Path]:
     return found
 
 
-def _label_kind(value: object, names: tuple[str, ...] | None, where: str) -> tuple[str, object]:
-    """("name", the stripped name) or ("id", the integer) of a raw label value."""
+def _label_kind(value: object, names: dict[str, str] | None, where: str) -> tuple[str, object]:
+    """("name", the stripped name) or ("id", the integer) of a raw label value; ``names``: canonical form
+    (:func:`canonical_label`) -> declared name, a value in one of those forms being that name."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ValueError(f"{where}: label {value!r} is neither a name nor an integer id")
     if isinstance(value, int):
@@ -417,7 +421,7 @@ def _label_kind(value: object, names: tuple[str, ...] | None, where: str) -> tup
     text = value.strip()
     if not text:
         raise ValueError(f"{where}: empty label")
-    if names is not None and text in names:
+    if names is not None and canonical_label(text) in names:
         return "name", text
     if INTEGER_ID.fullmatch(text):
         return "id", int(text)
@@ -438,13 +442,14 @@ def resolve_labels(
     record) of a value outside the label set, and the first record of each kind for mixed labels.
     """
     declared = names or next((s.declared_names for s in splits.values() if s.declared_names), None)
+    declared_forms = {canonical_label(name): name for name in declared} if declared else None
     parsed: dict[str, list[tuple[str, Any, str] | None]] = {}
     first_of_kind: dict[str, str] = {}
     for role, split in splits.items():
         dropped = set(unlabelled) | ({CLASS_LABEL_MISSING} if split.declared_names else set())
         parsed[role] = []
         for where, value in zip(split.where, split.labels):
-            kind, label = _label_kind(value, declared, where)
+            kind, label = _label_kind(value, declared_forms, where)
             if label in dropped:
                 parsed[role].append(None)
                 continue
@@ -456,29 +461,42 @@ def resolve_labels(
             f"{first_of_kind['name']}; first id {first_of_kind['id']}); write every label the same way"
         )
     label_names = declared or _inferred_names(next(iter(first_of_kind), "id"), parsed)
-    lookup = {name: index for index, name in enumerate(label_names)}
+    named = [LabelRecord(r[1], r[2]) for rows in parsed.values() for r in rows if r is not None and r[0] == "name"]
+    report_spellings(named)
+    lookup = {canonical_label(name): index for index, name in enumerate(label_names)}
     ids = {
         role: [None if r is None else _label_id(r, lookup, label_names) for r in rows] for role, rows in parsed.items()
     }
+    counted = [
+        LabelRecord(label_names[index], r[2])
+        for role, rows in parsed.items()
+        for r, index in zip(rows, ids[role])
+        if r is not None and index is not None and r[0] == "name"  # ids have no spelling to mistype
+    ]
+    check_label_counts(label_names, counted)
     return label_names, ids
 
 
 def _inferred_names(kind: str, parsed: dict[str, list[tuple[str, Any, str] | None]]) -> tuple[str, ...]:
-    """Generic names for ids (up to the largest id seen), else the training split's names, sorted."""
+    """Generic names for ids (up to the largest id seen), else the training split's names (one per
+    :func:`canonical_label` form, as most often spelled), sorted."""
     if kind == "id":
         largest = max((r[1] for rows in parsed.values() for r in rows if r is not None), default=-1)
         return generic_label_names(largest + 1)
-    return tuple(sorted({r[1] for r in parsed["train"] if r is not None}))
+    return tuple(sorted(spelled_names([LabelRecord(r[1], r[2]) for r in parsed["train"] if r is not None]).values()))
 
 
 def _label_id(record: tuple, lookup: dict[str, int], label_names: tuple[str, ...]) -> int:
+    """The class id of a parsed record; ``lookup``: canonical form of each name -> its id."""
     kind, label, where = record
-    if kind == "name" and label in lookup:
-        return lookup[label]
+    if kind == "name" and canonical_label(label) in lookup:
+        return lookup[canonical_label(label)]
     if kind == "id" and 0 <= label < len(label_names):
         return label
     allowed = f"ids 0..{len(label_names) - 1} or names {list(label_names)}" if kind == "id" else list(label_names)
-    raise ValueError(f"{where}: label {label!r} is not in the label set: {allowed}")
+    near = nearest_name(label, label_names) if kind == "name" else None
+    hint = f" (a typo of {near!r}?)" if near else ""
+    raise ValueError(f"{where}: label {label!r} is not in the label set{hint}: {allowed}")
 
 
 def _examples(split: RawSplit, ids: list[int | None]) -> list[Example]:
@@ -496,7 +514,7 @@ def _examples(split: RawSplit, ids: list[int | None]) -> list[Example]:
 
 
 def _carve_missing(
-    name: str, splits: dict[str, list[Example]], provenance: dict[str, str], seed: int
+    name: str, splits: dict[str, list[Example]], provenance: dict[str, str], seed: int, label_names: Sequence[str]
 ) -> dict[str, list[Example]]:
     """``splits`` with test, then dev, carved from train when missing (each :data:`CARVED_FRACTION` of
     the source's train, stratified with ``seed``); ``provenance`` records and the log says so."""
@@ -509,8 +527,11 @@ def _carve_missing(
         try:
             train, splits[role] = stratified_split(train, held_out, seed)
         except ValueError as error:
-            raise ValueError(f"{name}: the {role} split is {why} and cannot be carved from train: {error}") from None
-        provenance[role] = f"carved from train: {held_out} examples ({CARVED_FRACTION:.0%}), stratified, seed {seed}"
+            named = ", ".join(f"{index} = {label!r}" for index, label in enumerate(label_names))
+            raise ValueError(
+                f"{name}: the {role} split is {why} and cannot be carved from train: {error} (label ids: {named})"
+            ) from None
+        provenance[role] = f"{CARVED_ORIGIN}: {held_out} examples ({CARVED_FRACTION:.0%}), stratified, seed {seed}"
         logger.info("%s: the %s split is %s; %s", name, role, why, provenance[role])
     splits["train"] = train
     return splits
@@ -531,7 +552,7 @@ def _task_from_raw(
     if not examples["train"]:
         raise ValueError(f"{name}: the training split ({raw['train'].origin}) has no labelled example")
     provenance = {role: split.origin for role, split in raw.items() if examples[role]}
-    examples = _carve_missing(name, examples, provenance, seed)
+    examples = _carve_missing(name, examples, provenance, seed, label_names)
     identity = {
         **identity,
         "label_names": list(label_names),
@@ -622,7 +643,7 @@ def _load_files(options: DatasetOptions, seed: int) -> TaskData:
         files = _folder_digests(Path(options.dataset))
     else:
         raw, files = _file_splits(options, columns)
-    identity = {"source": "files", "columns": columns, "files": files}
+    identity = {"source": FILES_SOURCE, "columns": columns, "files": files}
     return _task_from_raw(options.dataset, raw, options, seed, None, identity)
 
 
@@ -689,6 +710,9 @@ def refuse_unknown_dataset(value: str) -> str:
 def label_names_option(value: str) -> tuple[str, ...]:
     """argparse type of ``--label-names``: comma-separated names, each non-empty and given once."""
     names = tuple(name.strip() for name in value.split(","))
-    if not all(names) or len(set(names)) != len(names):
-        raise ArgumentTypeError(f"expected distinct, non-empty comma-separated names, got {value!r}")
+    if not all(names) or len({canonical_label(name) for name in names}) != len(names):
+        raise ArgumentTypeError(
+            f"expected distinct, non-empty comma-separated names (compared regardless of case and Unicode "
+            f"normalisation), got {value!r}"
+        )
     return names

@@ -42,6 +42,7 @@ TOKENIZER_OPTIONS = (
 # tokenizer's own rules).
 TOKENIZER_PROBE = ("A Wonderful film, naïve CAFÉ!", "x")
 TOKENIZER_PROBE_PAIR = ("Is it good?", "It is. Ünïcode 42")
+TEXT_DIGEST_HEX = 16  # hex digits kept of a text's SHA-256 (64 bits: no collision expected below 10^8 texts)
 
 if TYPE_CHECKING:
     from rift_fast.data import Example
@@ -137,3 +138,14 @@ def examples_digest(examples: "list[Example]") -> str:
     for example in examples:
         digest.update(json.dumps([example.text, example.text_pair, example.label]).encode())
     return digest.hexdigest()
+
+
+def text_digest(example: "Example") -> str:
+    """The first :data:`TEXT_DIGEST_HEX` hex digits of the SHA-256 of the example's text and text pair
+    (not its label: a text is a training text whatever it was labelled)."""
+    return hashlib.sha256(json.dumps([example.text, example.text_pair]).encode()).hexdigest()[:TEXT_DIGEST_HEX]
+
+
+def split_text_digests(examples: "list[Example]") -> list[str]:
+    """The sorted distinct :func:`text_digest` of ``examples``."""
+    return sorted({text_digest(example) for example in examples})

@@ -443,6 +443,7 @@ def train_and_evaluate(args: argparse.Namespace, max_length_given: bool) -> list
     from rift_fast.data_sources import DatasetOptions, load_data
     from rift_fast.evaluation import EvaluationSettings, certified_test_pool, evaluate_test_pool, merged_evaluations
     from rift_fast.models import checkpoint_dir, load_tokenizer, load_trained_classifier, resolve_checkpoint
+    from rift_fast.split_overlap import split_digests
     from rift_fast.text import vocabulary
     from rift_fast.training.loop import Trainer, TrainSettings, encode_examples
 
@@ -494,6 +495,7 @@ def train_and_evaluate(args: argparse.Namespace, max_length_given: bool) -> list
             data_identity=task.identity,
             synonyms=synonyms,
             label_names=task.label_names,
+            split_digests=split_digests(task.train, task.dev, task.test),
         )
         if args.resume and method not in resumable:
             say(f"[{method}] --resume: no checkpoint yet in {trainer.last_dir}; training from the start")

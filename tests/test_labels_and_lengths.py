@@ -284,3 +284,112 @@ def test_training_encodes_with_the_same_rule(tmp_path, byte_level_bpe):
     ids = torch.tensor(split.input_ids[:1])
     logits, _ = model(input_ids=ids, attention_mask=torch.ones_like(ids))
     assert logits.shape == (1, 2)
+
+
+# ------------------------------------------------------------------- label names as people type them
+def _labelled_csv(path, labels):
+    """A CSV with one distinct review per label in ``labels`` (in order; row i is file line i + 2)."""
+    rows = [f'"review number {i} of the file",{label}' for i, label in enumerate(labels)]
+    path.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def _load(path, label_names=None):
+    from rift_fast.data_sources import DatasetOptions, load_data
+
+    return load_data(DatasetOptions(dataset=str(path), label_names=label_names), seed=0)
+
+
+def test_the_issue_typo_and_trailing_space_name_the_typo_its_lines_and_the_option(tmp_path):
+    labels = ["positive", "negative"] * 40 + ["Positive "] * 3
+    labels[10], labels[50] = "postive", "postive"
+    path = _labelled_csv(tmp_path / "reviews.csv", labels)
+    expected = (
+        f"label 'postive' (2 rows: {path} line 12, {path} line 52) is 1 edit(s) from 'positive' (41 rows): a typo "
+        "would make a class of its own. Correct those lines, or name the classes with --label-names negative,positive"
+    )
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        _load(path)
+
+
+@pytest.mark.parametrize(
+    ("typo", "near", "distance"),
+    [
+        ("negativ", "negative", 1),
+        ("nagetive", "negative", 2),
+        ("Postivie", "positive", 2),
+        ("neg ative", "negative", 1),
+    ],
+)
+def test_rare_names_a_few_edits_from_a_frequent_one_are_refused_as_typos(tmp_path, typo, near, distance):
+    labels = ["positive", "negative"] * 30 + [typo]
+    path = _labelled_csv(tmp_path / "data.csv", labels)
+    with pytest.raises(
+        ValueError, match=rf"label '{typo}' \(1 rows: {re.escape(str(path))} line 62\) is {distance} edit"
+    ):
+        _load(path)
+
+
+def test_spellings_that_differ_in_case_space_or_unicode_form_are_one_class_reported_with_their_lines(tmp_path, caplog):
+    import unicodedata
+
+    nfc, nfd = unicodedata.normalize("NFC", "négatif"), unicodedata.normalize("NFD", "négatif")
+    labels = [nfc, "positif"] * 20 + [nfd, "POSITIF", "  Positif", "positif\u00a0", "ｐｏｓｉｔｉｆ"]
+    path = _labelled_csv(tmp_path / "avis.csv", labels)
+    with caplog.at_level(logging.WARNING, logger="rift_fast"):
+        task = _load(path)
+    assert task.label_names == (nfc, "positif")  # the most frequent spelling names the class
+    everything = task.train + task.dev + task.test
+    assert sorted(e.label for e in everything) == [0] * 21 + [1] * 24
+    assert "one label written 2 ways" in caplog.text and f"{nfd!r} (1 rows: {path} line 42)" in caplog.text
+    # the no-break space is outer whitespace: "positif\u00a0" is spelled "positif"
+    assert "one label written 4 ways" in caplog.text and f"'POSITIF' (1 rows: {path} line 43)" in caplog.text
+
+
+def test_given_label_names_match_any_spelling_and_name_a_typo_by_line(tmp_path):
+    labels = ["negative", "positive"] * 20 + ["NEGATIVE", " Positive"]
+    task = _load(_labelled_csv(tmp_path / "ok.csv", labels), label_names=("negative", "positive"))
+    assert task.label_names == ("negative", "positive")
+    assert sorted(e.label for e in task.train + task.dev + task.test) == [0] * 21 + [1] * 21
+    path = _labelled_csv(tmp_path / "typo.csv", [*labels, "postive"])
+    expected = f"{path} line 44: label 'postive' is not in the label set (a typo of 'positive'?)"
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        _load(path, label_names=("negative", "positive"))
+
+
+def test_frequent_names_one_edit_apart_are_distinct_classes(tmp_path, caplog):
+    path = _labelled_csv(tmp_path / "classes.csv", ["class1", "class2", "class3"] * 20)
+    with caplog.at_level(logging.WARNING, logger="rift_fast"):
+        task = _load(path)
+    assert task.label_names == ("class1", "class2", "class3") and "typo" not in caplog.text
+
+
+def test_a_small_class_is_reported_by_name_with_its_lines(tmp_path, caplog):
+    labels = ["positive", "negative"] * 40 + ["neutral"] * 3
+    path = _labelled_csv(tmp_path / "three.csv", labels)
+    with caplog.at_level(logging.WARNING, logger="rift_fast"):
+        task = _load(path)
+    assert task.label_names == ("negative", "neutral", "positive")
+    assert f"label 'neutral' has only 3 of 83 rows ({path} line 82, {path} line 83, {path} line 84)" in caplog.text
+    assert "--label-names" in caplog.text
+
+
+def test_a_class_too_small_to_split_is_named_in_the_stratification_error(tmp_path):
+    path = _labelled_csv(tmp_path / "one.csv", ["positive", "negative"] * 40 + ["mixed"])
+    with pytest.raises(ValueError, match=r"counts per label id: \{0: 1, 1: 40, 2: 40\}.*label ids: 0 = 'mixed'"):
+        _load(path)
+
+
+def test_label_names_option_and_model_label_mapping_compare_canonical_forms():
+    from argparse import ArgumentTypeError
+
+    from rift_fast.data_sources import label_names_option
+    from rift_fast.models.labels import canonical_label, edit_distance
+
+    with pytest.raises(ArgumentTypeError, match="regardless of case"):
+        label_names_option("pos,POS")
+    assert label_names_option(" negative , positive") == ("negative", "positive")
+    mapping = map_labels(["POSITIVE", "Negative "], ["negative", "positive"])
+    assert mapping.model_index == (1, 0) and mapping.rule == "names"
+    assert canonical_label("  Très\u00a0 BIEN ") == "très bien" and canonical_label("ＡＢＣ") == "abc"
+    assert [edit_distance(a, b) for a, b in [("postive", "positive"), ("", "abc"), ("kitten", "sitting")]] == [1, 3, 3]

@@ -5,6 +5,7 @@ import io
 import json
 import os
 import pickle
+import re
 import shutil
 import stat
 from argparse import Namespace
@@ -486,7 +487,7 @@ def _pool():
 
 def test_resumed_wall_time_is_the_sum_of_the_pieces(tokenizer, tmp_path):
     path = tmp_path / "run.checkpoint.jsonl"
-    sessions = []
+    sessions, pieces_after = [], []
     for indices in ([0, 1], [0, 1, 2, 3], None):  # killed twice, then finished
         report = _attack_run(
             tokenizer,
@@ -497,16 +498,25 @@ def test_resumed_wall_time_is_the_sum_of_the_pieces(tokenizer, tmp_path):
             victim=_slow_victim(tokenizer, 0.02),
         )
         sessions.append(report)
+        recorded = AttackCheckpoint(path, {"a": 1})
+        recorded.load()
+        pieces_after.append(len(recorded.timings))
     pieces = AttackCheckpoint(path, {"a": 1})
-    assert len(pieces.load()) == 6 and len(pieces.timings) == 3  # one round of 2 examples per session
+    assert len(pieces.load()) == 6
+    # Each session records its examples as they finish: at least one piece, at most one per example.
+    counts = [pieces_after[0], pieces_after[1] - pieces_after[0], pieces_after[2] - pieces_after[1]]
+    assert all(1 <= count <= 2 for count in counts) and len(pieces.timings) == sum(counts)
+    by_session = [pieces.timings[: pieces_after[0]], pieces.timings[pieces_after[0] : pieces_after[1]]]
     first, last = sessions[0], sessions[-1]
     assert first.wall_seconds == first.session_wall_seconds
-    recorded = [t.wall_seconds for t in pieces.timings]
-    assert last.wall_seconds == pytest.approx(recorded[0] + recorded[1] + last.session_wall_seconds, abs=1e-9)
-    # Each piece is its session's time but for the report's tail (of any length on a loaded machine), and
-    # covers the session's model calls.
-    for session, timing in zip(sessions, pieces.timings):
-        assert timing.forward_seconds <= timing.wall_seconds <= session.session_wall_seconds
+    earlier = sum(t.wall_seconds for piece in by_session for t in piece)
+    assert last.wall_seconds == pytest.approx(earlier + last.session_wall_seconds, abs=1e-9)
+    # A session's pieces are its time but for the report's tail (of any length on a loaded machine), and
+    # cover the session's model calls.
+    for session, session_pieces in zip(sessions, [*by_session, pieces.timings[pieces_after[1] :]]):
+        wall = sum(t.wall_seconds for t in session_pieces)
+        forward = sum(t.forward_seconds for t in session_pieces)
+        assert forward <= wall <= session.session_wall_seconds
     assert last.wall_seconds > 2 * last.session_wall_seconds
     assert last.forward_seconds == pytest.approx(sum(t.forward_seconds for t in pieces.timings), abs=0.01)
     summary = last.summary()
@@ -742,3 +752,321 @@ def test_texts_that_encode_to_special_tokens_only_are_counted_apart_and_warned(t
         assert summary["robust_accuracy"] == 0.0  # was 1.0: a model that reads nothing was "robust"
     assert ("encode to special tokens only" in caplog.text) == any(empty)
     assert f"empty encodings, not attacked, not counted robust): {sum(empty)}" in report.counts_line()
+
+
+# ------------------------------------------------------------- per-example checkpoints: kill and resume
+SLOW_ATTACK = """
+import sys, time
+from rift_fast.attacks.victim import VictimModel
+real = VictimModel.queue_rows
+def slow(self, rows, exact=False):
+    time.sleep({delay})
+    return real(self, rows, exact)
+VictimModel.queue_rows = slow
+from rift_fast import attack
+sys.exit(attack.main(sys.argv[1:]))
+"""
+ATTACKED = ("success", "failed", "no_candidate")
+
+
+def _records(path):
+    """The example records of an attack checkpoint (a torn last line is skipped)."""
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").split("\n")[1:-1]
+    return [json.loads(json.loads(line)["record"]) for line in lines if '"record"' in line]
+
+
+def _kill_once_attacked(command, checkpoint, timeout=240.0):
+    """Start ``command``, SIGKILL it once ``checkpoint`` holds a record of an attacked example; the
+    records it held then (None: the run ended first)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    worktree = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": worktree, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, *command], cwd=worktree, env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            records = _records(checkpoint)
+            if any(record["status"] in ATTACKED for record in records):
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+                return records
+            time.sleep(0.05)
+        assert process.poll() is not None, "the attack neither wrote a record nor ended in time"
+        assert process.returncode == 0, process.stderr.read().decode()[-2000:]
+        return None
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+@pytest.mark.parametrize(("count", "rounds"), [(12, []), (10, ["--examples-per-round", "4"])])
+def test_an_attack_killed_in_its_first_round_resumes_to_the_uninterrupted_results(
+    tiny_model_dir, tmp_path, count, rounds
+):
+    common = ["--model", str(tiny_model_dir), "--num-examples", str(count), "--attack", "pwws", *rounds]
+    killed, whole = tmp_path / "killed" / "run.json", tmp_path / "whole" / "run.json"
+    checkpoint = killed.with_name("run.checkpoint.jsonl")
+    script = SLOW_ATTACK.format(delay=0.3)
+    held = _kill_once_attacked(["-c", script, *common, "--output", str(killed)], checkpoint)
+    assert held is not None, "the attack ended before it could be killed: slow it down further"
+    # Killed inside the first round, which had written the records of its finished examples.
+    assert 1 <= len(held) < count and not killed.exists()
+    assert attack.main([*common, "--output", str(killed), "--resume"]) == 0
+    assert attack.main([*common, "--output", str(whole)]) == 0
+    resumed = json.loads(killed.read_text())["results"]
+    uninterrupted = json.loads(whole.read_text())["results"]
+    assert len(resumed) == len(uninterrupted) == count
+    exact_fields = ("index", "label", "status", "original", "adversarial", "clean_prediction", "final_prediction")
+    for ours, theirs in zip(resumed, uninterrupted):
+        assert {k: ours[k] for k in exact_fields} == {k: theirs[k] for k in exact_fields}
+        assert (ours["words_changed"], ours["queries"]) == (theirs["words_changed"], theirs["queries"])
+        assert ours["final_label_probability"] == pytest.approx(theirs["final_label_probability"], abs=1e-5)
+    # The records held at the kill were kept, not attacked again.
+    by_index = {result["index"]: result for result in resumed}
+    for record in held:
+        assert by_index[record["index"]]["adversarial"] == record["adversarial"]
+        assert by_index[record["index"]]["queries"] == record["queries"]
+
+
+class _RecordingBar:
+    """Stands in for tqdm: records each update."""
+
+    updates: list = []
+
+    def __init__(self, total, initial, **_):
+        self.total, self.n = total, initial
+
+    def update(self, count):
+        _RecordingBar.updates.append(count)
+        self.n += count
+
+    def close(self):
+        pass
+
+
+def test_one_round_records_each_example_and_moves_the_bar_as_it_finishes(tokenizer, tmp_path, monkeypatch):
+    import rift_fast.attacks.runner as runner
+
+    monkeypatch.setattr(runner, "tqdm", _RecordingBar)
+    _RecordingBar.updates = []
+    pool = _pool() + [Example("the good plot a bad film the great movie the awful acting", 1)]
+    path = tmp_path / "run.checkpoint.jsonl"
+    appended = []
+    real_append = AttackCheckpoint.append
+
+    def counting_append(self, results, timing):
+        appended.append(sorted(r.index for r in results))
+        real_append(self, results, timing)
+
+    monkeypatch.setattr(AttackCheckpoint, "append", counting_append)
+    report = run_attack(
+        pool,
+        _victim(tokenizer),
+        SynonymSwap(SYNONYMS),
+        PWWS(GOAL, "[UNK]"),
+        Constraints([StopWords({"the"})]),
+        GOAL,
+        {"a": 1},
+        checkpoint=AttackCheckpoint(path, {"a": 1}),
+        examples_per_round=64,  # one round for the whole pool
+        progress=False,
+    )
+    assert len(appended) >= 2 and sorted(i for piece in appended for i in piece) == list(range(len(pool)))
+    assert sum(_RecordingBar.updates) == len(pool) and len(_RecordingBar.updates) == len(appended)
+    # The misclassified example is recorded before the search starts; the others as the search finishes
+    # them, one step per word: those flipped by one word together, then example 4 (its plan of one word
+    # fails), and example 0 (two words) last.
+    assert appended == [[6], [1, 2, 3, 5], [4], [0]]
+    assert [r.words_changed for r in sorted(report.results, key=lambda r: r.index)][:2] == [2, 1]
+    recorded = AttackCheckpoint(path, {"a": 1}).load()
+    assert {r.index: r.status for r in report.results} == {r.index: r.status for r in recorded}
+
+
+def test_a_search_without_the_listener_argument_is_recorded_at_the_end_of_its_round(tokenizer, tmp_path):
+    class OldStyle(PWWS):
+        def attack(self, targets, engine, clean):  # the signature searches had before
+            return super().attack(targets, engine, clean)
+
+    path = tmp_path / "run.checkpoint.jsonl"
+    new = _attack_run(tokenizer, _pool(), {"a": 1})
+    old = run_attack(
+        _pool(),
+        _victim(tokenizer),
+        SynonymSwap(SYNONYMS),
+        OldStyle(GOAL, "[UNK]"),
+        Constraints([StopWords({"the"})]),
+        GOAL,
+        {"a": 1},
+        checkpoint=AttackCheckpoint(path, {"a": 1}),
+        examples_per_round=2,
+        progress=False,
+    )
+    assert [(r.status, r.adversarial, r.queries) for r in old.results] == [
+        (r.status, r.adversarial, r.queries) for r in new.results
+    ]
+    assert len(AttackCheckpoint(path, {"a": 1}).load()) == len(_pool())
+
+
+# -------------------------------------------------- test texts that are training texts (split overlap)
+ADJECTIVES = ["good", "bad", "great", "awful", "fine", "poor", "nice", "dull", "superb", "weak"]
+
+
+def _reviews_csv(path, rows, start=0):
+    """A CSV of ``rows`` distinct labelled reviews (text,label), numbered from ``start``."""
+    lines = ["text,label"]
+    for i in range(start, start + rows):
+        adjective = ADJECTIVES[i % len(ADJECTIVES)]
+        label = "positive" if ADJECTIVES.index(adjective) % 2 == 0 else "negative"
+        lines.append(f'"review {i}: the film was {adjective} and the plot {ADJECTIVES[(i * 7) % 10]}",{label}')
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained_on_csv(tiny_model_dir, tmp_path_factory):
+    """(checkpoint folder, data file, training argv) of a standard run with --seed 0 on a 200-row CSV."""
+    from test_cli import _tiny_run_argv
+
+    folder = tmp_path_factory.mktemp("overlap")
+    data = _reviews_csv(folder / "reviews.csv", 200)
+    argv = [*_tiny_run_argv(tiny_model_dir, folder / "run"), "--dataset", str(data), "--method", "standard"]
+    assert train.main([*argv, "--eval-attacks", "pwws", "--seed", "0"]) == 0
+    return folder / "run" / "standard" / "best", data, argv
+
+
+def _attack_checkpoint(checkpoint, data, tmp_path, *extra):
+    return attack.main(
+        ["--model", str(checkpoint), "--dataset", str(data), "--num-examples", "8", "--attack", "pwws"]
+        + ["--output", str(tmp_path / "attack.json"), *extra]
+    )
+
+
+def test_a_checkpoint_keeps_the_text_digests_of_its_splits(trained_on_csv):
+    from rift_fast.data_sources import DatasetOptions, load_data
+    from rift_fast.split_overlap import recorded_split_digests, split_digests
+
+    checkpoint, data, _ = trained_on_csv
+    recorded = recorded_split_digests(checkpoint)
+    task = load_data(DatasetOptions(dataset=str(data)), seed=0)
+    assert {role: sorted(values) for role, values in recorded.items()} == split_digests(task.train, task.dev, task.test)
+    assert [len(recorded[role]) for role in ("train", "dev", "test")] == [160, 20, 20]
+
+
+def test_an_attack_with_the_training_seed_passes_the_check(trained_on_csv, tmp_path):
+    checkpoint, data, _ = trained_on_csv
+    assert _attack_checkpoint(checkpoint, data, tmp_path, "--seed", "0") == 0
+    assert _attack_checkpoint(checkpoint, data, tmp_path / "dev", "--seed", "0", "--split", "dev") == 0
+
+
+@pytest.mark.parametrize("seed", ["1", "7"])
+def test_an_attack_with_another_seed_is_refused_naming_the_count_and_the_training_seed(trained_on_csv, tmp_path, seed):
+    from rift_fast.split_overlap import TrainingTextsInPool
+
+    checkpoint, data, _ = trained_on_csv
+    with pytest.raises(TrainingTextsInPool) as refused:
+        _attack_checkpoint(checkpoint, data, tmp_path, "--seed", seed)
+    message = str(refused.value)
+    count = int(re.match(r"(\d+) of the 8 attacked test texts are texts ", message).group(1))
+    assert 1 <= count <= 8 and f"--seed 0 (this run: --seed {seed})" in message and "--test-file" in message
+    assert not (tmp_path / "attack.json").exists() and not (tmp_path / "attack.checkpoint.jsonl").exists()
+
+
+def test_a_dev_pool_of_another_carving_is_checked_against_the_training_split(trained_on_csv, tmp_path):
+    from rift_fast.split_overlap import TrainingTextsInPool
+
+    checkpoint, data, _ = trained_on_csv
+    with pytest.raises(TrainingTextsInPool, match=r"of the 8 attacked dev texts .*\(\d+ train; the first"):
+        _attack_checkpoint(checkpoint, data, tmp_path, "--seed", "3", "--split", "dev")
+
+
+def test_an_explicit_test_file_holding_training_texts_is_refused(trained_on_csv, tmp_path):
+    from rift_fast.data_sources import DatasetOptions, load_data
+    from rift_fast.split_overlap import TrainingTextsInPool
+
+    checkpoint, data, _ = trained_on_csv
+    training = load_data(DatasetOptions(dataset=str(data)), seed=0).train
+    test_file = tmp_path / "test.csv"
+    rows = [f'"{e.text}",{"positive" if e.label else "negative"}' for e in training[:6]]
+    rows += ['"a review never seen: the film was good and the plot great",positive']
+    rows += ['"another unseen review: the film was bad and the plot dull",negative']
+    test_file.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(
+        TrainingTextsInPool, match=r"6 of the 8 attacked test texts .*give a --test-file that holds none"
+    ):
+        _attack_checkpoint(checkpoint, data, tmp_path, "--seed", "0", "--test-file", str(test_file))
+
+
+def test_the_same_file_with_rows_added_carves_other_splits_and_is_refused(trained_on_csv, tmp_path):
+    from rift_fast.split_overlap import TrainingTextsInPool
+
+    checkpoint, data, _ = trained_on_csv
+    grown = tmp_path / "reviews.csv"
+    grown.write_text(
+        data.read_text() + "".join(_reviews_csv(tmp_path / "more.csv", 60, start=200).read_text().split("\n", 1)[1:])
+    )
+    with pytest.raises(TrainingTextsInPool, match=r"The data is split differently from training: give held-out texts"):
+        _attack_checkpoint(checkpoint, grown, tmp_path, "--seed", "0", "--num-examples", "20")
+
+
+def test_a_resume_with_a_changed_carving_is_refused_naming_the_overlap(trained_on_csv, tmp_path):
+    from rift_fast.split_overlap import TrainingTextsInPool
+
+    _, data, argv = trained_on_csv
+    with pytest.raises(
+        TrainingTextsInPool, match=r"--resume: \d+ of the 40 dev and test texts .*\(--seed 0, this run: --seed 2"
+    ):
+        train.main([*argv, "--seed", "2", "--resume"])
+    grown = tmp_path / "reviews.csv"
+    grown.write_text(
+        data.read_text() + "".join(_reviews_csv(tmp_path / "more.csv", 40, start=200).read_text().split("\n", 1)[1:])
+    )
+    resumed = [*argv[: argv.index("--dataset")], "--dataset", str(grown), "--method", "standard"]
+    with pytest.raises(TrainingTextsInPool, match="training texts of .*last: the data is carved differently"):
+        train.main([*resumed, "--seed", "0", "--resume"])
+
+
+def _fake_checkpoint(folder, train, dev, test, seed=0, train_digest="recorded"):
+    from rift_fast.split_overlap import split_digests
+
+    folder.mkdir()
+    metadata = {"settings": {"seed": seed}, "data": {"examples_sha256": {"train": train_digest}}}
+    (folder / "rift_fast.json").write_text(json.dumps(metadata))
+    (folder / "split_digests.json").write_text(json.dumps(split_digests(train, dev, test)))
+    return folder
+
+
+def test_the_check_counts_each_split_and_warns_only_for_texts_the_training_carving_shared(tmp_path, caplog):
+    from rift_fast.split_overlap import TrainingTextsInPool, check_against_checkpoint
+
+    texts = [Example(f"text {i}", i % 2) for i in range(10)]
+    folder = _fake_checkpoint(tmp_path / "ckpt", texts[:6], texts[6:8], texts[8:])
+    pool = [texts[1], Example("text 1", 0), texts[7], texts[9], Example("fresh", 1)]  # a label does not matter
+    identity = {
+        "source": "files",
+        "examples_sha256": {"train": "another carving"},
+        "splits": {"test": "carved from train: 2"},
+    }
+    with pytest.raises(
+        TrainingTextsInPool, match=r"^3 of the 5 pooled texts .*\(2 train, 1 dev; the first, #0: 'text 1'\)"
+    ):
+        check_against_checkpoint(folder, pool, ("train", "dev"), 5, identity, "pooled texts")
+    with pytest.raises(TrainingTextsInPool, match=r"^2 of the 5 pooled texts"):
+        check_against_checkpoint(folder, pool, ("train",), 5, identity, "pooled texts")
+    task = {"source": "task rotten_tomatoes", "examples_sha256": {"train": "another carving"}}
+    with pytest.raises(
+        TrainingTextsInPool, match=r"--seed 0 \(this run: --seed 5\).*; or use the training run's --dataset"
+    ):
+        check_against_checkpoint(folder, pool, ("train",), 5, task, "pooled texts")  # --test-file is for files only
+    check_against_checkpoint(folder, pool[3:], ("train", "dev"), 5, identity, "pooled texts")  # no overlap
+    pair = [Example("premise", 0, "text 3")]  # a pair is compared as a pair, not by its hypothesis alone
+    check_against_checkpoint(folder, pair, ("train", "dev"), 5, identity, "pooled texts")
+    same = {"examples_sha256": {"train": "recorded"}}
+    check_against_checkpoint(folder, pool, ("train", "dev"), 0, same, "pooled texts")
+    assert "3 of the 5 pooled texts" in caplog.text and "holds these texts more than once" in caplog.text

@@ -15,7 +15,7 @@ from typing import TypeVar, cast
 import numpy as np
 
 from rift_fast.attacks.goal import UntargetedClassification
-from rift_fast.attacks.search import SearchMethod, SearchOutcome
+from rift_fast.attacks.search import FinishedListener, Outcomes, SearchMethod, SearchOutcome
 from rift_fast.attacks.sentence_encoder import SentenceSimilarity
 from rift_fast.attacks.text import Edit
 from rift_fast.attacks.text_constraints import Perturbation, QueryBudget, TextConstraint
@@ -177,10 +177,14 @@ class GreedyWordSwap(SearchMethod):
         return engine.answer([cast(Edit, edit) for t in targets for edit in probes[t.index]])
 
     def attack(
-        self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]
+        self,
+        targets: list[Target],
+        engine: QueryEngine,
+        clean: dict[int, np.ndarray],
+        finished: FinishedListener | None = None,
     ) -> dict[int, SearchOutcome]:
         progress = self._rank(targets, engine, clean)
-        outcomes: dict[int, SearchOutcome] = {}
+        outcomes = Outcomes(finished)
         active = list(progress.values())
         while active:
             proposals: list[tuple[_Progress, int, int]] = []  # (progress, position, slot)
@@ -207,6 +211,7 @@ class GreedyWordSwap(SearchMethod):
             proposals = self._constrained(proposals)
             self._score_and_apply(proposals, engine, outcomes)
             active = [s for s in still if s.target.index not in outcomes]
+            outcomes.publish()
         return outcomes
 
     def _fill_pending(self, steps: list[tuple[_Progress, int]]) -> None:

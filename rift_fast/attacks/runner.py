@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import inspect
 import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from tqdm.auto import tqdm
 
 from rift_fast.attacks.constraints import Constraints
 from rift_fast.attacks.goal import UntargetedClassification
-from rift_fast.attacks.search import SearchMethod
+from rift_fast.attacks.search import SearchMethod, SearchOutcome
 from rift_fast.attacks.transformation import Target, Transformation, build_targets
 from rift_fast.attacks.victim import QueryEngine, VictimModel
 from rift_fast.data import Example
@@ -241,15 +242,15 @@ def premise_of(example: Example) -> str | None:
 
 @dataclass(frozen=True)
 class Timing:
-    """Wall and forward-pass seconds of one piece of a run (a round of examples)."""
+    """Wall and forward-pass seconds of one piece of a run (the work since the previous records)."""
 
     wall_seconds: float
     forward_seconds: float
 
 
 class AttackCheckpoint:
-    """Append-only JSON-lines file of finished examples and the time each round took, each line
-    with its own SHA-256.
+    """Append-only JSON-lines file of finished examples, written as each one is final, and the time
+    each piece of work took, each line with its own SHA-256.
 
     The first line records the settings; resuming with other settings is refused. Every later line
     carries the run identity (:func:`run_identity` of the settings), so that lines another run wrote
@@ -356,7 +357,7 @@ class AttackCheckpoint:
             seen.add(result.index)
 
     def append(self, results: list[ExampleResult], timing: Timing) -> None:
-        """Append ``results`` and the ``timing`` of the round that produced them, then fsync."""
+        """Append ``results`` and the ``timing`` of the work that produced them, then fsync."""
         new_file = not self.path.exists() or self.path.stat().st_size == 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         entries = [("record", json.dumps(asdict(result), sort_keys=True)) for result in results]
@@ -398,15 +399,51 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+Publish = Callable[[list[ExampleResult]], None]
+
+
+def _settled_result(
+    example: Example, target: Target, status: str, probabilities: np.ndarray, queries: int
+) -> ExampleResult:
+    """The result of an example settled by its clean prediction (misclassified, unattackable, no candidate)."""
+    prediction = int(np.argmax(probabilities))
+    return ExampleResult(
+        target.index,
+        target.label,
+        status,
+        target.spans.text,
+        None,
+        prediction,
+        prediction,
+        0,
+        len(target.spans),
+        queries,
+        target.truncated,
+        clean_label_probability=float(probabilities[target.label]),
+        final_label_probability=float(probabilities[target.label]),
+        premise=premise_of(example),
+        visible_words=target.num_visible_words,
+    )
+
+
+def _takes_listener(search: SearchMethod) -> bool:
+    """Whether ``search.attack`` reports outcomes as they become final (a ``finished`` argument);
+    searches written before it report all of a round's outcomes at its end."""
+    return "finished" in inspect.signature(search.attack).parameters
+
+
 def _attack_round(
     examples: list[Example],
     chunk: list[int],
     victim: VictimModel,
     engine: QueryEngine,
     recipe: tuple[Transformation, Constraints, SearchMethod, UntargetedClassification],
-) -> list[ExampleResult]:
-    """The results of one round, by index: the examples at ``chunk`` of the pool ``examples``,
-    attacked together (their targets registered with ``engine``, released at the end)."""
+    publish: Publish,
+) -> None:
+    """Attack the examples at ``chunk`` of the pool ``examples`` together (their targets registered
+    with ``engine``, released at the end), handing each example's result to ``publish`` as soon as it
+    is final: the examples the clean prediction settles first, then each attacked one when the search
+    finishes it (its final text judged on exact probabilities then)."""
     transformation, constraints, search, goal = recipe
     attacked_side = 0 if all(e.text_pair is None for e in examples) else 1
     sides = []
@@ -425,7 +462,7 @@ def _attack_round(
             len(empty),
             len(every),
         )
-    targets, finished = [], []
+    targets, settled = [], []
     for target in every:
         i = target.index
         prediction = int(np.argmax(clean[i]))
@@ -434,61 +471,70 @@ def _attack_round(
                 status = EMPTY_ENCODING
             else:
                 status = MISCLASSIFIED if prediction != target.label else _without_choices(target, transformation)
-            finished.append(
-                ExampleResult(
-                    i,
-                    target.label,
-                    status,
-                    target.spans.text,
-                    None,
-                    prediction,
-                    prediction,
-                    0,
-                    len(target.spans),
-                    engine.queries_of(i),
-                    target.truncated,
-                    clean_label_probability=float(clean[i][target.label]),
-                    final_label_probability=float(clean[i][target.label]),
-                    premise=premise_of(examples[i]),
-                    visible_words=target.num_visible_words,
-                )
-            )
+            settled.append(_settled_result(examples[i], target, status, clean[i], engine.queries_of(i)))
         else:
             targets.append(target)
-    # The search compares its answers with the clean ones at its own precision.
-    search_clean = engine.answer([t.edit({}) for t in targets])
-    outcomes = search.attack(targets, engine, {t.index: p for t, p in zip(targets, search_clean)}) if targets else {}
-    # Every final text is judged on exact probabilities (free unless the search ran in reduced precision).
-    finals = [target.render(outcomes[target.index].chosen) for target in targets]
-    verdicts = engine.answer([t.edit(outcomes[t.index].chosen) for t in targets], exact=True)
-    for target, query, probabilities in zip(targets, finals, verdicts):
-        outcome = outcomes[target.index]
-        success = goal.succeeded(probabilities, target.label)
-        status = SUCCESS if success else NO_CANDIDATE if outcome.no_candidate else FAILED
-        finished.append(
-            ExampleResult(
-                target.index,
-                target.label,
-                status,
-                target.spans.text,
-                query[1] if query[1] is not None else query[0],
-                int(np.argmax(clean[target.index])),
-                int(np.argmax(probabilities)),
-                len(outcome.chosen),
-                len(target.spans),
-                engine.queries_of(target.index),
-                target.truncated,
-                unconfirmed=outcome.success and not success,
-                budget_exhausted=outcome.budget_exhausted and not success,
-                clean_label_probability=float(clean[target.index][target.label]),
-                final_label_probability=float(probabilities[target.label]),
-                premise=premise_of(examples[target.index]),
-                visible_words=target.num_visible_words,
-            )
-        )
+    if settled:
+        publish(settled)
+    by_index = {target.index: target for target in targets}
+    reported: set[int] = set()
+
+    def finished(outcomes: dict[int, SearchOutcome]) -> None:
+        # Every final text is judged on exact probabilities (free unless the search ran in reduced precision).
+        done = [by_index[index] for index in outcomes]
+        verdicts = engine.answer([t.edit(outcomes[t.index].chosen) for t in done], exact=True)
+        results = [
+            _attacked_result(examples[t.index], t, outcomes[t.index], clean[t.index], p, goal, engine)
+            for t, p in zip(done, verdicts)
+        ]
+        reported.update(outcomes)
+        publish(results)
+
+    if targets:
+        # The search compares its answers with the clean ones at its own precision.
+        search_clean = engine.answer([t.edit({}) for t in targets])
+        listener = {"finished": finished} if _takes_listener(search) else {}
+        outcomes = search.attack(targets, engine, {t.index: p for t, p in zip(targets, search_clean)}, **listener)
+        unreported = {index: outcome for index, outcome in outcomes.items() if index not in reported}
+        if unreported:
+            finished(unreported)
     for i in chunk:
         engine.release(i)
-    return sorted(finished, key=lambda r: r.index)
+
+
+def _attacked_result(
+    example: Example,
+    target: Target,
+    outcome: SearchOutcome,
+    clean: np.ndarray,
+    probabilities: np.ndarray,
+    goal: UntargetedClassification,
+    engine: QueryEngine,
+) -> ExampleResult:
+    """The result of an attacked example: ``outcome`` of the search, ``clean`` and ``probabilities``
+    ([C] exact probabilities of the clean and the final text)."""
+    success = goal.succeeded(probabilities, target.label)
+    status = SUCCESS if success else NO_CANDIDATE if outcome.no_candidate else FAILED
+    final = target.render(outcome.chosen)
+    return ExampleResult(
+        target.index,
+        target.label,
+        status,
+        target.spans.text,
+        final[1] if final[1] is not None else final[0],
+        int(np.argmax(clean)),
+        int(np.argmax(probabilities)),
+        len(outcome.chosen),
+        len(target.spans),
+        engine.queries_of(target.index),
+        target.truncated,
+        unconfirmed=outcome.success and not success,
+        budget_exhausted=outcome.budget_exhausted and not success,
+        clean_label_probability=float(clean[target.label]),
+        final_label_probability=float(probabilities[target.label]),
+        premise=premise_of(example),
+        visible_words=target.num_visible_words,
+    )
 
 
 def run_attack(
@@ -510,9 +556,11 @@ def run_attack(
     """Attack ``examples`` (those at ``indices`` of the pool, default all) and report.
 
     Examples are processed ``examples_per_round`` at a time; within a round the search answers the
-    queries of all unfinished examples together. Finished examples go to ``checkpoint``, with the
-    wall and forward seconds of their round; examples already there are not attacked again, and
-    the report's times add the rounds recorded there to this session's.
+    queries of all unfinished examples together. Each example's result goes to ``checkpoint`` (and
+    the progress bar moves) as soon as it is final, with the wall and forward seconds since the
+    previous records; a run killed at any moment loses only the examples still being attacked.
+    Examples already in the checkpoint are not attacked again, and the report's times add the pieces
+    recorded there to this session's.
 
     Raises ValueError for a transformation that reads the current text under a search that cannot serve it.
 
@@ -537,7 +585,6 @@ def run_attack(
     report = AttackReport(settings=settings)
     done = {r.index: r for r in checkpoint.load()} if checkpoint else {}
     earlier = checkpoint.timings if checkpoint else []
-    round_started, round_forward = started, forward_before
     indices = list(range(len(examples))) if indices is None else indices
     pending = [i for i in indices if i not in done]
     engine = QueryEngine(victim, splicing=splicing, verify=verify_splicing, speculative_rows=speculative_rows)
@@ -547,18 +594,23 @@ def run_attack(
         desc=f"attack ({search.name})",
         disable=not progress,
         unit="example",
+        smoothing=0,  # the ETA from this session's mean time per example: finishes come in bursts
     )
-    for start in range(0, len(pending), examples_per_round):
-        chunk = pending[start : start + examples_per_round]
-        with _collector_paused():
-            finished = _attack_round(examples, chunk, victim, engine, (transformation, constraints, search, goal))
+    last_record = [started, forward_before]  # when the previous records were written
+
+    def publish(results: list[ExampleResult]) -> None:
         if checkpoint:
             now, forward_now = time.perf_counter(), forward_seconds()
-            checkpoint.append(finished, Timing(now - round_started, forward_now - round_forward))
-            round_started, round_forward = now, forward_now
-        for result in finished:
+            checkpoint.append(results, Timing(now - last_record[0], forward_now - last_record[1]))
+            last_record[:] = [now, forward_now]
+        for result in results:
             done[result.index] = result
-        bar.update(len(chunk))
+        bar.update(len(results))
+
+    recipe = (transformation, constraints, search, goal)
+    for start in range(0, len(pending), examples_per_round):
+        with _collector_paused():
+            _attack_round(examples, pending[start : start + examples_per_round], victim, engine, recipe, publish)
     bar.close()
     report.results = [done[i] for i in indices]
     report.session_wall_seconds = time.perf_counter() - started

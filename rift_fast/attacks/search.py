@@ -1,12 +1,15 @@
 """Search methods, each attacking many targets in lockstep: every round gathers the queries of all
 unfinished targets into one :class:`QueryEngine` call, and finished targets leave the batch.
 
-``attack(targets, engine, clean)`` gets ``clean``: target index -> [C] probabilities of the unmodified
-input, at the search's precision (the engine's answers without ``exact``)."""
+``attack(targets, engine, clean, finished)`` gets ``clean``: target index -> [C] probabilities of the
+unmodified input, at the search's precision (the engine's answers without ``exact``), and ``finished``:
+a callable told of each target's outcome as soon as it is final (:class:`Outcomes`), so that a run
+records every example when it ends rather than when the whole batch ends."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
@@ -43,10 +46,15 @@ class SearchMethod(ABC):
 
     @abstractmethod
     def attack(
-        self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]
+        self,
+        targets: list[Target],
+        engine: QueryEngine,
+        clean: dict[int, np.ndarray],
+        finished: FinishedListener | None = None,
     ) -> dict[int, SearchOutcome]:
         """target index -> outcome. ``clean``: target index -> [C] float64 probabilities of the
-        unmodified input at the search's precision."""
+        unmodified input at the search's precision; ``finished``: told of outcomes as they become
+        final (see :class:`Outcomes`; a search without this argument reports them all at its end)."""
 
 
 @dataclass
@@ -59,6 +67,35 @@ class SearchOutcome:
     chosen: dict[int, int]
     no_candidate: bool = False
     budget_exhausted: bool = False  # the search stopped because the example's query budget was spent
+
+
+FinishedListener = Callable[[dict[int, SearchOutcome]], None]
+
+
+class Outcomes(dict[int, SearchOutcome]):
+    """target index -> outcome, as a search records them, telling ``listener`` of the new ones at each
+    :meth:`publish`. A search publishes where every published target's queries are counted (after
+    :meth:`QueryEngine.confirm`): the listener may then read :meth:`QueryEngine.queries_of`."""
+
+    def __init__(self, listener: FinishedListener | None = None) -> None:
+        super().__init__()
+        self.listener = listener
+        self._unpublished: list[int] = []
+
+    def __setitem__(self, index: int, outcome: SearchOutcome) -> None:
+        if index not in self:
+            self._unpublished.append(index)
+        super().__setitem__(index, outcome)
+
+    def update(self, *others: Any, **named: Any) -> None:  # type: ignore[override]
+        for index, outcome in dict(*others, **named).items():
+            self[index] = outcome
+
+    def publish(self) -> None:
+        """Tell the listener of the outcomes recorded since the last call (in the order recorded)."""
+        if self.listener is not None and self._unpublished:
+            self.listener({index: self[index] for index in self._unpublished})
+        self._unpublished = []
 
 
 class PWWS(SearchMethod):
@@ -80,9 +117,13 @@ class PWWS(SearchMethod):
         return {"search": self.name, "unknown_token": self.unknown_token}
 
     def attack(
-        self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]
+        self,
+        targets: list[Target],
+        engine: QueryEngine,
+        clean: dict[int, np.ndarray],
+        finished: FinishedListener | None = None,
     ) -> dict[int, SearchOutcome]:
-        return self._greedy(targets, engine, self._plans(targets, engine, clean))
+        return self._greedy(targets, engine, self._plans(targets, engine, clean), Outcomes(finished))
 
     def _plans(
         self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]
@@ -111,14 +152,13 @@ class PWWS(SearchMethod):
         return plans
 
     def _greedy(
-        self, targets: list[Target], engine: QueryEngine, plans: dict[int, list[tuple[int, int]]]
+        self, targets: list[Target], engine: QueryEngine, plans: dict[int, list[tuple[int, int]]], outcomes: Outcomes
     ) -> dict[int, SearchOutcome]:
         """Substitute along each plan, one word per step, until the label flips or the plan or the
         budget ends. The steps do not depend on the answers, so a call asks up to
         :meth:`QueryEngine.lookahead` steps of each target, speculatively; the steps past a success
         are never confirmed, so outcomes and query counts are those of one step per call (up to the
-        float rounding of rows batched differently)."""
-        outcomes: dict[int, SearchOutcome] = {}
+        float rounding of rows batched differently). Finished targets are published after each call."""
         chosen: dict[int, dict[int, int]] = {t.index: {} for t in targets}
         active = list(targets)
         while active:
@@ -133,6 +173,7 @@ class PWWS(SearchMethod):
                 else:
                     outcomes[target.index] = SearchOutcome(False, chosen[target.index])
             active = self._greedy_call(asked, engine, chosen, outcomes, speculative=width > 1)
+            outcomes.publish()
         return outcomes
 
     def _greedy_call(
@@ -297,7 +338,11 @@ class GeneticAttack(SearchMethod):
         }
 
     def attack(
-        self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]
+        self,
+        targets: list[Target],
+        engine: QueryEngine,
+        clean: dict[int, np.ndarray],
+        finished: FinishedListener | None = None,
     ) -> dict[int, SearchOutcome]:
         rngs = {t.index: np.random.default_rng([self.seed, t.index]) for t in targets}
         jobs = [
@@ -307,11 +352,12 @@ class GeneticAttack(SearchMethod):
         ]
         mutated = self._mutate(jobs, engine)
         populations = {t.index: mutated[k * self.population : (k + 1) * self.population] for k, t in enumerate(targets)}
-        outcomes: dict[int, SearchOutcome] = {}
+        outcomes = Outcomes(finished)
         active = list(targets)
         for _ in range(self.generations):
             breeding, elites = [], {}
             outcomes.update(self._best_successes(active, populations, engine))
+            outcomes.publish()
             for target in active:
                 if target.index in outcomes:
                     continue
@@ -339,6 +385,7 @@ class GeneticAttack(SearchMethod):
             if target.index not in outcomes:
                 chosen, _ = min(populations[target.index], key=lambda m: self.goal.loss(m[1], target.label))
                 outcomes[target.index] = SearchOutcome(False, {i: int(s) for i, s in enumerate(chosen) if s})
+        outcomes.publish()
         return outcomes
 
 
@@ -440,12 +487,16 @@ class GradientGuidedGreedy(SearchMethod):
         return self._token_texts[token_id]
 
     def attack(
-        self, targets: list[Target], engine: QueryEngine, clean: dict[int, np.ndarray]
+        self,
+        targets: list[Target],
+        engine: QueryEngine,
+        clean: dict[int, np.ndarray],
+        finished: FinishedListener | None = None,
     ) -> dict[int, SearchOutcome]:
         attacked_side = 0 if targets and targets[0].example.text_pair is None else 1
         chosen: dict[int, dict[int, int]] = {t.index: {} for t in targets}
         latest = {t.index: clean[t.index] for t in targets}
-        outcomes: dict[int, SearchOutcome] = {}
+        outcomes = Outcomes(finished)
         active = list(targets)
         while active:
             ranked = self._ranked_swaps(active, chosen, attacked_side)
@@ -480,4 +531,5 @@ class GradientGuidedGreedy(SearchMethod):
                 else:
                     still.append(target)
             active = still
+            outcomes.publish()
         return outcomes

@@ -4,6 +4,12 @@ scheduler, RNG) as safetensors + JSON. Nothing in the folder is a pickle: loadin
 
 ``python -m rift_fast.train`` writes these folders and ``python -m rift_fast.attack --model <folder>``
 reads them; neither needs the other's code.
+
+The folder's ``config.json`` is the encoder's config under the model type :data:`CHECKPOINT_MODEL_TYPE`
+(the encoder's own type in :data:`ENCODER_MODEL_TYPE_KEY`): the classifier's head (Linear - ReLU -
+Linear on the pooled feature) is no Hugging Face ``*ForSequenceClassification`` head, so plain
+``transformers`` loaders must refuse the folder rather than load the encoder with a fresh random head.
+:mod:`rift_fast.models.export` writes a standard folder where the head can be expressed as one.
 """
 
 from __future__ import annotations
@@ -18,7 +24,15 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from rift_fast.io_utils import write_text_atomically
-from rift_fast.models.classifier import RobustClassifier
+from rift_fast.models.checkpoint_config import (
+    CONFIG_FILE,
+    METADATA_FILE,
+    SPLIT_DIGESTS_FILE,
+    checkpoint_config,
+    encoder_config_of,
+    is_checkpoint_folder,
+)
+from rift_fast.models.classifier import CLASSIFIER_HIDDEN, RobustClassifier
 from rift_fast.models.pooling import POOLER
 from rift_fast.safe_state import save_state, state_paths
 
@@ -26,11 +40,11 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 CHECKPOINT_FORMAT = 2  # 2: trainer state in trainer_state.safetensors + trainer_state.json (1: a pickle)
-METADATA_FILE = "rift_fast.json"
 WEIGHTS_FILE = "model.safetensors"
 TRAINER_STATE = "trainer_state"
 LEGACY_TRAINER_STATE = "trainer_state.pt"
 CLASSIFIER_PREFIX = "model."  # weights of the classifier; other prefixes are a method's own modules
+HEAD_FIRST_WEIGHT = "classifier.0.weight"  # [head width, H]: the head's first layer in the classifier's state
 
 
 def save_model_folder(
@@ -40,12 +54,15 @@ def save_model_folder(
     tokenizer: PreTrainedTokenizerBase,
     metadata: dict,
     trainer_state: dict | None = None,
+    split_digests: dict[str, list[str]] | None = None,
 ) -> None:
     """Write a loadable model folder atomically.
 
     ``weights``: the state dict to keep (the classifier's under ``model.``); ``encoder_config``: the
-    encoder's transformers config; ``metadata``: the JSON record (``num_classes`` is required to load
-    it); ``trainer_state``: tensors and JSON values (see :mod:`rift_fast.safe_state`), or None. The
+    encoder's transformers config (written as :func:`checkpoint_config`); ``metadata``: the JSON record
+    (``num_classes`` is required to load it); ``trainer_state``: tensors and JSON values (see
+    :mod:`rift_fast.safe_state`), or None; ``split_digests``: role -> text digests of the run's
+    splits (:func:`rift_fast.split_overlap.split_digests`), or None. The
     folder is staged beside its destination and swapped in with renames; a run killed midway leaves
     the previous folder (or ``<folder>.old``, which :func:`resolve_checkpoint` also reads).
     """
@@ -53,10 +70,13 @@ def save_model_folder(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(staging / WEIGHTS_FILE))
-    encoder_config.save_pretrained(staging)
+    config_json = json.dumps(checkpoint_config(encoder_config), indent=2, sort_keys=True)
+    write_text_atomically(staging / CONFIG_FILE, config_json)
     tokenizer.save_pretrained(staging)
     if trainer_state is not None:
         save_state(staging, TRAINER_STATE, trainer_state)
+    if split_digests is not None:
+        write_text_atomically(staging / SPLIT_DIGESTS_FILE, json.dumps(split_digests, separators=(",", ":")))
     write_text_atomically(staging / METADATA_FILE, json.dumps(metadata, indent=1, sort_keys=True))
     previous = folder.with_name(folder.name + ".old")
     shutil.rmtree(previous, ignore_errors=True)
@@ -77,11 +97,6 @@ def resolve_checkpoint(folder: Path) -> Path | None:
         if (candidate / METADATA_FILE).is_file() and (candidate / WEIGHTS_FILE).is_file():
             return candidate
     return None
-
-
-def is_checkpoint_folder(source: str | Path) -> bool:
-    """Whether ``source`` is a folder written by :func:`save_model_folder`."""
-    return (Path(source) / METADATA_FILE).is_file()
 
 
 def refuse_pickled_trainer_state(folder: Path) -> None:
@@ -120,7 +135,7 @@ def load_trained_classifier(folder: str | Path, pooling: str | None = None) -> R
     and with the pooling it was trained with (:func:`recorded_pooling`). ``pooling``: None or ``auto``
     accept the recorded one; another value must equal it (ValueError naming both). Raises
     FileNotFoundError when ``folder`` is not such a folder."""
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoModel
 
     folder = Path(folder)
     if not is_checkpoint_folder(folder):
@@ -130,10 +145,13 @@ def load_trained_classifier(folder: str | Path, pooling: str | None = None) -> R
     trained_pooling = recorded_pooling(folder, metadata, list(weights))
     if pooling not in (None, "auto", trained_pooling):
         raise ValueError(f"{folder} was trained with --pooling {trained_pooling}; it cannot be loaded with {pooling}")
-    encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder))
+    encoder = AutoModel.from_config(encoder_config_of(folder))
     # Checkpoints written before the hull space was recorded were all BERT-like: "auto" gives their construction.
     hull_space = metadata.get("settings", {}).get("hull_space", "auto")
-    model = RobustClassifier(encoder, metadata["num_classes"], hull_space=hull_space, pooling=trained_pooling)
     state = {k[len(CLASSIFIER_PREFIX) :]: v for k, v in weights.items() if k.startswith(CLASSIFIER_PREFIX)}
+    head_hidden = state[HEAD_FIRST_WEIGHT].shape[0] if HEAD_FIRST_WEIGHT in state else CLASSIFIER_HIDDEN
+    model = RobustClassifier(
+        encoder, metadata["num_classes"], head_hidden, hull_space=hull_space, pooling=trained_pooling
+    )
     model.load_state_dict(state)
     return model.eval()

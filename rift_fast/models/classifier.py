@@ -274,7 +274,14 @@ class RobustClassifier(nn.Module):
         """``AutoModel.from_pretrained`` (``"embedded"`` = the packaged MiniLM, see rift_fast.models)."""
         from transformers import AutoConfig, AutoModel
 
+        from rift_fast.models.checkpoint_config import is_checkpoint_folder
+
         source = resolve_model_source(name_or_path)
+        if is_checkpoint_folder(source):
+            raise ValueError(
+                f"{name_or_path} is a checkpoint of python -m rift_fast.train, not a pre-trained encoder: continue "
+                "its training with --resume and its --output-dir, or attack and evaluate it with --model"
+            )
         refuse_non_encoder(AutoConfig.from_pretrained(source))  # before loading weights it cannot use
         encoder, loading = AutoModel.from_pretrained(source, output_loading_info=True, **kwargs)
         pooler_loaded = not any(key.startswith("pooler.") for key in loading["missing_keys"])

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
 from torch import nn
+
+
+def canonical_label(name: str) -> str:
+    """The form label names are compared in: Unicode NFKC (composed accents, compatibility forms such
+    as full-width letters), runs of whitespace as one space, no outer whitespace, case folded. So
+    ``"Positive "``, ``"POSITIVE"`` and ``"positive"`` are one name, as are the NFC and NFD spellings
+    of ``"négatif"``."""
+    return " ".join(unicodedata.normalize("NFKC", name).split()).casefold()
+
+
+def edit_distance(first: str, second: str) -> int:
+    """Levenshtein distance: the fewest single-character insertions, deletions and substitutions
+    that turn ``first`` into ``second``."""
+    previous = list(range(len(second) + 1))
+    for row, char in enumerate(first, start=1):
+        current = [row]
+        for column, other in enumerate(second, start=1):
+            current.append(min(previous[column] + 1, current[column - 1] + 1, previous[column - 1] + (char != other)))
+        previous = current
+    return previous[-1]
 
 
 def generic_label_names(count: int) -> tuple[str, ...]:
@@ -52,7 +73,8 @@ class LabelMapping:
 def map_labels(model_labels: Sequence[str], task_labels: Sequence[str]) -> LabelMapping:
     """The :class:`LabelMapping` from the model's label names (in output order) to the task's.
 
-    Real names are matched case-insensitively, as Hugging Face's GLUE example does; generic names
+    Real names are matched in their :func:`canonical_label` form (case-insensitively, as Hugging Face's
+    GLUE example does, and regardless of Unicode normalisation and outer whitespace); generic names
     (``LABEL_0``...) on either side map by id (a dataset whose labels are only ids takes generic names,
     :func:`rift_fast.data_sources.resolve_labels`). Raises :class:`LabelMismatchError` naming both counts
     and both name lists when the counts differ or real names do not match the task's one to one.
@@ -67,10 +89,10 @@ def map_labels(model_labels: Sequence[str], task_labels: Sequence[str]) -> Label
     generic = generic_label_names(len(model_labels))
     if generic in (model_labels, task_labels):
         return LabelMapping(tuple(range(len(task_labels))), "ids", model_labels, task_labels)
-    folded = [name.casefold() for name in model_labels]
-    if sorted(folded) != sorted(name.casefold() for name in task_labels):
+    folded = [canonical_label(name) for name in model_labels]
+    if sorted(folded) != sorted(canonical_label(name) for name in task_labels):
         raise LabelMismatchError(f"label names do not match (case-insensitive): {both}")
-    model_index = tuple(folded.index(name.casefold()) for name in task_labels)
+    model_index = tuple(folded.index(canonical_label(name)) for name in task_labels)
     return LabelMapping(model_index, "names", model_labels, task_labels)
 
 

@@ -37,14 +37,24 @@ def resolve_model_source(name_or_path: str) -> str:
 
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
-    """The model's own (fast) tokenizer."""
+    """The model's own (fast) tokenizer (of a rift_fast checkpoint: with its encoder's config)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(resolve_model_source(name_or_path))
+    source = resolve_model_source(name_or_path)
+    return AutoTokenizer.from_pretrained(source, **_checkpoint_config_argument(source))
 
 
 def load_config(name_or_path: str) -> Any:
-    """The model's transformers configuration (``AutoConfig``)."""
+    """The model's transformers configuration (``AutoConfig``); of a rift_fast checkpoint, its encoder's."""
     from transformers import AutoConfig
 
-    return AutoConfig.from_pretrained(resolve_model_source(name_or_path))
+    source = resolve_model_source(name_or_path)
+    return _checkpoint_config_argument(source).get("config") or AutoConfig.from_pretrained(source)
+
+
+def _checkpoint_config_argument(source: str) -> dict[str, Any]:
+    """``{"config": the encoder config}`` for a rift_fast checkpoint folder (whose ``config.json``
+    transformers refuses), else ``{}``."""
+    from rift_fast.models.checkpoint_config import encoder_config_of, is_checkpoint_folder
+
+    return {"config": encoder_config_of(source)} if is_checkpoint_folder(source) else {}

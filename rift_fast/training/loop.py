@@ -39,6 +39,7 @@ from rift_fast.models.classifier import EMBEDDING_OUTPUT, HULL_SPACES
 from rift_fast.models.pooling import POOLER, POOLINGS
 from rift_fast.safe_state import load_state
 from rift_fast.settings_diff import settings_differences
+from rift_fast.split_overlap import TrainingTextsInPool, recorded_split_digests
 from rift_fast.training.ascc_words import ascc_word_outcomes
 from rift_fast.training.batches import collate
 from rift_fast.training.defenses import Defense, EpochData, defense_class
@@ -198,8 +199,12 @@ class Trainer:
         data_identity: dict | None = None,
         synonyms: SynonymIndex | None = None,
         label_names: Sequence[str] | None = None,
+        split_digests: dict[str, list[str]] | None = None,
     ) -> None:
         self.settings = settings
+        # Text digests of the data's train / dev / test splits (rift_fast.split_overlap.split_digests): kept
+        # in checkpoints, so that evaluating the model on its own training texts is refused.
+        self.split_digests = split_digests
         self.synonyms = synonyms
         # The classes' names in id order, written to the saved config (None: LABEL_0, LABEL_1, ...).
         self.label_names = list(label_names) if label_names is not None else None
@@ -300,13 +305,18 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(),
                 "rng": _rng_state(),
             }
-            save_model_folder(
-                self.last_dir, self._weights(), self._encoder_config, self.tokenizer, self._metadata(kind), state
-            )
+            folder, trainer_state = self.last_dir, state
         else:
-            save_model_folder(
-                self.best_dir, self._weights(), self._encoder_config, self.tokenizer, self._metadata(kind)
-            )
+            folder, trainer_state = self.best_dir, None
+        save_model_folder(
+            folder,
+            self._weights(),
+            self._encoder_config,
+            self.tokenizer,
+            self._metadata(kind),
+            trainer_state,
+            self.split_digests,
+        )
 
     def _weights(self) -> dict[str, torch.Tensor]:
         """What a checkpoint keeps: every weight of the defense but the frozen teacher's."""
@@ -335,6 +345,7 @@ class Trainer:
             raise FileNotFoundError(f"--resume: no complete checkpoint in {self.last_dir}")
         refuse_pickled_trainer_state(folder)
         metadata = json.loads((folder / METADATA_FILE).read_text())
+        self._check_same_split(folder)
         self._check_same_inputs(folder, metadata)
         state_dict = load_file(str(folder / WEIGHTS_FILE))
         missing, unexpected = self.objective.load_state_dict(state_dict, strict=False)
@@ -351,6 +362,28 @@ class Trainer:
         self.history, self.best_robust = metadata["history"], metadata["best_robust"]
         if self.rank == 0:
             logger.info("[%s] resumed from %s after epoch %d", self.settings.method, folder, self.epoch)
+
+    def _check_same_split(self, folder: Path) -> None:
+        """Raises :class:`TrainingTextsInPool` when this run's dev or test texts were training texts of the
+        checkpoint (the data is carved otherwise now), naming the count and the fix."""
+        recorded = recorded_split_digests(folder)
+        if self.split_digests is None or recorded is None:
+            return
+        trained = recorded.get("train", set())
+        if trained == set(self.split_digests["train"]):
+            return  # the same carving: a text on both sides is one the data holds twice
+        overlap = {role: len(trained.intersection(self.split_digests[role])) for role in ("dev", "test")}
+        if not any(overlap.values()):
+            return
+        held_out = sum(len(self.split_digests[role]) for role in ("dev", "test"))
+        counts = ", ".join(f"{count} {role}" for role, count in overlap.items() if count)
+        trained_seed = json.loads((folder / METADATA_FILE).read_text()).get("settings", {}).get("seed")
+        raise TrainingTextsInPool(
+            f"--resume: {sum(overlap.values())} of the {held_out} dev and test texts of this run ({counts}) are "
+            f"training texts of {folder}: the data is carved differently from the run being resumed. Resume with "
+            f"its carving (--seed {trained_seed}, this run: --seed {self.settings.seed}, and the same --dataset, "
+            "--dev-file and --test-file), or start a new run in another --output-dir"
+        )
 
     def _check_same_inputs(self, folder: Path, metadata: dict) -> None:
         """Raises ValueError naming the first of settings, data, model, tokenizer or head size that differs."""
