@@ -1,5 +1,6 @@
 """``python -m rift_fast.attack``: word-substitution and character attacks (every recipe of the registry:
-PWWS, GA, gradient, TextFooler, DeepWordBug) on a fine-tuned classifier, under a protocol (``--protocol``).
+PWWS, GA, gradient, TextFooler, DeepWordBug, BERT-Attack, BAE; ``python -m rift_fast list`` shows them)
+on a fine-tuned classifier, under a protocol (``--protocol``).
 
 Writes the results JSON (``--output``) and beside it a Markdown summary (suffix ``.md``), a CSV of every
 example in TextAttack's log columns (``.csv``), an HTML report (``.html``), the robustness curves
@@ -10,6 +11,11 @@ and rank 0 merges.
 """
 
 from __future__ import annotations
+
+from rift_fast.cli_help import HelpFormatter, parse_arguments, print_cached_help
+
+if __name__ == "__main__":
+    print_cached_help("attack")  # --help from the cache, before the imports below load torch
 
 import argparse
 import json
@@ -125,7 +131,10 @@ def run_settings(args, attack, victim, model, tokenizer, synonyms, labels, data_
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m rift_fast.attack", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        prog="python -m rift_fast.attack",
+        usage="%(prog)s [options]",
+        description=__doc__,
+        formatter_class=HelpFormatter,
     )
     add_model_arguments(parser)
     parser.add_argument(
@@ -411,7 +420,7 @@ def miscalibration_table(calibration: dict, at_one, at_temperature) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments("attack", build_parser(), argv)
     configure_logging()
     import torch
 

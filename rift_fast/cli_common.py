@@ -107,12 +107,12 @@ def add_synonym_arguments(parser: argparse.ArgumentParser) -> None:
         "a neighbour JSON {word: [neighbours]} (e.g. counterfitted_neighbors.json), "
         "or a word-vectors text file 'word v1 ... vD' (K nearest within a bound)",
     )
-    parser.add_argument("--synonym-k", type=positive_int, default=8, help="synonyms per word (default 8)")
+    parser.add_argument("--synonym-k", type=positive_int, default=8, help="synonyms per word")
     parser.add_argument(
         "--synonym-max-distance",
         type=float,
         default=0.5,
-        help="Euclidean bound for synonyms from word vectors (default 0.5)",
+        help="Euclidean bound for synonyms from word vectors",
     )
 
 

@@ -1,15 +1,23 @@
-"""``python -m rift_fast.train``: robust fine-tuning (standard, ASCC, RIFT, FreeLB) of an encoder, then
-evaluation on the test pool under PWWS, GA and the ASCC attack.
+"""``python -m rift_fast.train``: robust fine-tuning of an encoder by one or more defenses (standard,
+ASCC, RIFT by default; ``python -m rift_fast list`` shows all), then evaluation of each on the test pool:
+clean accuracy, robust accuracy under the --eval-attacks recipes and the ASCC attack, SAFER certified
+accuracy.
 
 With no arguments it runs the embedded default on the CPU: the packaged MiniLM, the embedded Rotten
-Tomatoes data and the embedded synonym sets; it trains standard fine-tuning and RIFT and prints one
-table. ``--task imdb|snli`` selects the published RIFT settings. ``--dataset`` trains on another
-dataset (a preset, hf:NAME, or CSV / TSV / JSONL files with a column mapping) with the --task settings;
-its max length, unless given, comes from the data (the 95th percentile of the token lengths, capped
-by the model). ``torchrun --nproc_per_node N -m rift_fast.train ...`` trains with DistributedDataParallel.
+Tomatoes data and synonym sets; it trains standard fine-tuning, ASCC and RIFT, attacks with PWWS and
+prints one table. ``--task imdb|snli`` selects the published RIFT settings. ``--dataset`` trains on
+another dataset (a preset, hf:NAME, or CSV / TSV / JSONL files with a column mapping) with the --task
+settings; its max length, unless given, comes from the data (the 95th percentile of the token lengths,
+capped by the model). ``torchrun --nproc_per_node N -m rift_fast.train ...`` trains with
+DistributedDataParallel.
 """
 
 from __future__ import annotations
+
+from rift_fast.cli_help import HelpFormatter, parse_arguments, print_cached_help
+
+if __name__ == "__main__":
+    print_cached_help("train")  # --help from the cache, before the imports below load torch
 
 import argparse
 import io
@@ -48,7 +56,7 @@ ALL_METHODS = "all"  # --method all: every registered defense, the default ones 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m rift_fast.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m rift_fast.train", usage="%(prog)s [options]", description=__doc__, formatter_class=HelpFormatter
     )
     parser.add_argument(
         "--task",
@@ -352,7 +360,7 @@ def results_plot(rows: list[dict], columns: list[tuple[str, str]], title: str) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments("train", build_parser(), argv)
     max_length_given = args.max_length is not None
     args = resolve_settings(args)
     configure_logging()
