@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from rift_fast.attacks.calibration import CALIBRATION_BINS, check_temperature
-from rift_fast.attacks.protocol_arguments import add_protocol_arguments, apply_protocol
+from rift_fast.attacks.protocol_arguments import add_protocol_arguments, apply_protocol, check_attack_resources
 from rift_fast.attacks.recipes import PUBLISHED_GA_GENERATIONS, PUBLISHED_GA_POPULATION, RECIPES
 from rift_fast.attacks.victim import EXACT_MARGIN
 from rift_fast.cli_common import (
@@ -422,6 +422,7 @@ def miscalibration_table(calibration: dict, at_one, at_temperature) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments("attack", build_parser(), argv)
     configure_logging()
+    check_attack_resources(args)
     import torch
 
     from rift_fast.attacks import VictimModel

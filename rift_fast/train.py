@@ -31,6 +31,7 @@ from pathlib import Path
 
 from rift_fast.attacks.protocol_arguments import add_recipe_arguments, recipe_options
 from rift_fast.attacks.recipes import RECIPES
+from rift_fast.attacks.resource_checks import check_resources
 from rift_fast.cli_common import (
     add_data_arguments,
     add_model_arguments,
@@ -364,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     max_length_given = args.max_length is not None
     args = resolve_settings(args)
     configure_logging()
+    check_resources(args.eval_attacks, recipe_options(args), args.synonyms)
     args.method = expand_methods(args.method)
     import torch
 
