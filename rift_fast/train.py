@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         choices=PRECISIONS,
         help="training step autocast: auto (default) = bfloat16 where the device runs bf16 natively (CUDA "
-        "sm80+, CPUs with AVX512-BF16/AMX), else float32; evaluation and attacks stay float32",
+        "sm80+, CPUs with AVX512-BF16/AMX), else float32. Evaluation scores in float32; where bf16 is native "
+        "its attacks search with a bf16 copy of the model and re-score every verdict in float32",
     )
     add_data_arguments(parser)
     parser.set_defaults(dataset=None)
@@ -271,6 +272,17 @@ def _subsample(examples, size, seed):
     return kept
 
 
+def training_examples(args: argparse.Namespace) -> str:
+    """How many training examples were used (``args.train_examples_used``), and why that many: the whole
+    split, a --train-size sample, or the whole split because it is smaller than the --train-size asked."""
+    used, asked = args.train_examples_used, args.train_size
+    if asked is None:
+        return f"{used:,} examples (the whole training split)"
+    if used < asked:
+        return f"{used:,} examples (the whole training split: --train-size {asked:,} asked for more)"
+    return f"{used:,} examples (a sample stratified by label, --train-size)"
+
+
 def write_results(
     output_dir: Path, rows: list[dict], args: argparse.Namespace, evaluation, stratified_pool: bool = False
 ) -> str:
@@ -306,7 +318,7 @@ def write_results(
         f"{', '.join(sorted({str(row['settings']['hull_space']) for row in rows}))}. Pooling: "
         f"{', '.join(sorted({str(row['settings']['pooling']) for row in rows}))}. Training precision: "
         f"{', '.join(sorted({str(row['settings']['precision']) for row in rows}))}. "
-        f"Training: {args.train_size or 'all'} examples, {args.epochs} epochs, batch "
+        f"Training: {training_examples(args)}, {args.epochs} epochs, batch "
         f"{args.batch_size}, max length {args.max_length}, lr {args.lr}, warm-up {args.warmup_epochs} epochs, "
         f"adversary steps {args.adversary_steps}, KL weight {args.kl_weight}, MI weight {args.mi_weight}, "
         f"seed {args.seed}. n/a: an empty test pool.",
@@ -383,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     task = load_data(DatasetOptions.from_args(args), seed=args.seed)
     args.data_identity = task.identity  # recorded with the results and compared when a method resumes
     train_examples = _subsample(task.train, args.train_size, args.seed)
+    args.train_examples_used = len(train_examples)  # the results say what was used, not what was asked
     say(task.describe())
     tokenizer = load_tokenizer(args.model)
     args.max_length_rule = resolve_max_length(args, tokenizer, train_examples, given=max_length_given)

@@ -434,6 +434,7 @@ def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, t
         seed=0,
         synonyms="embedded",
         train_size=None,
+        train_examples_used=32,
         epochs=1,
         batch_size=8,
         max_length=16,
@@ -451,20 +452,22 @@ def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, t
     assert "| standard | n/a | n/a | n/a | n/a | n/a | 1.0 min |" in markdown
     assert "(1,234 of 5,000 words with one-token synonyms). Hull space: word-embedding. Pooling: mean." in markdown
     assert "Training precision: float32." in markdown and "Attack search: float32." in markdown
+    assert "Training: 32 examples (the whole training split), 1 epochs" in markdown
     assert "Certified: SAFER randomized smoothing (100,000 samples" in markdown
     assert "Test pool: 0 examples of rotten_tomatoes (test split: file held_out.csv; shuffled with seed 0)" in markdown
     assert json.loads((tmp_path / "results.json").read_text())["results"][0]["clean_accuracy"] is None
     assert (tmp_path / "results.png").stat().st_size > 1000
 
 
-def _footer_args(test_examples: int) -> Namespace:
+def _footer_args(test_examples: int, train_size: int | None = None, used: int = 32) -> Namespace:
     """The settings that ``train.write_results`` prints under the table, for a tiny run."""
     return Namespace(
         test_examples=test_examples,
         dataset="rotten_tomatoes",
         seed=0,
         synonyms="embedded",
-        train_size=None,
+        train_size=train_size,
+        train_examples_used=used,
         epochs=1,
         batch_size=8,
         max_length=16,
@@ -505,6 +508,29 @@ def test_the_results_footer_states_the_bf16_search_and_training_precision_used(
     row = {"method": "rift", "train_seconds": 6.0, "settings": recorded, "certified_accuracy": None, **evaluation}
     markdown = train.write_results(tmp_path, [row], _footer_args(len(pool)), settings)
     assert f"Training precision: {training}." in markdown and search in markdown
+
+
+@pytest.mark.parametrize(
+    "train_size, used, expected",
+    [
+        (1000, 480, "Training: 480 examples (the whole training split: --train-size 1,000 asked for more)"),
+        (1000, 1000, "Training: 1,000 examples (a sample stratified by label, --train-size)"),
+        (None, 8530, "Training: 8,530 examples (the whole training split)"),
+        (480, 480, "Training: 480 examples (a sample stratified by label, --train-size)"),
+    ],
+)
+def test_the_results_footer_states_the_training_examples_used_not_asked(
+    tokenizer, tmp_path, train_size, used, expected
+):
+    settings = EvaluationSettings(max_length=16, bf16_search=False)
+    recorded = {"hull_space": "word-embedding", "pooling": "mean", "precision": "float32"}
+    evaluation = evaluate_test_pool(
+        BagOfWords(tokenizer, WORD_SCORES), tokenizer, [], SYNONYMS, torch.zeros(1), settings
+    )
+    row = {"method": "standard", "train_seconds": 6.0, "settings": recorded, "certified_accuracy": None, **evaluation}
+    markdown = train.write_results(tmp_path, [row], _footer_args(0, train_size, used), settings)
+    assert expected in markdown
+    assert json.loads((tmp_path / "results.json").read_text())["settings"]["train_examples_used"] == used
 
 
 def _slow_victim(tokenizer, seconds):  # noqa: F811  (a parameter, not the fixture)
