@@ -368,7 +368,7 @@ def counter_fitted_vectors(settings: EmbeddedSynonymSettings = EmbeddedSynonymSe
     """The vectors of the embedded synonym sets: the ``settings.vocabulary_size`` most frequent alphabetic
     GloVe 6B-50d words counter-fitted to WordNet synonyms and antonyms ([N, 50] float32, unit rows).
 
-    Built once (about a minute: GloVe and WordNet are read) and cached as ``.npy`` + word list in the
+    Built once (GloVe and WordNet are read: 30 s on a 2-core machine) and cached as ``.npy`` + word list in the
     cache folder; a damaged cache file is rebuilt."""
     from rift_fast.io_utils import write_bytes_atomically
 
@@ -383,7 +383,7 @@ def counter_fitted_vectors(settings: EmbeddedSynonymSettings = EmbeddedSynonymSe
     from rift_fast.synonyms.vectors import load_embedded_glove
     from rift_fast.synonyms.wordnet import wordnet_relations
 
-    logger.info("[rift_fast] counter-fitting GloVe 50-d to WordNet (once, about a minute) ...")
+    logger.info("[rift_fast] counter-fitting GloVe 50-d to WordNet (once; then cached) ...")
     vocabulary = _embedded_vocabulary(
         load_embedded_glove(max_words=4 * settings.vocabulary_size), settings.vocabulary_size
     )
