@@ -160,11 +160,11 @@ def attack_texts(
     labels: Sequence[Label],
     recipe: str = "pwws",
     text_pairs: Sequence[str] | None = None,
-    **options: Any,
+    **attacker_arguments: Any,
 ) -> AttackReport:
-    """Attacks ``texts`` with ``recipe`` in one call: ``Attacker(model, tokenizer, recipe, **options)``
-    then :meth:`Attacker.attack` (see both for the arguments, returns and errors)."""
-    return Attacker(model, tokenizer, recipe, **options).attack(texts, labels, text_pairs)
+    """Attacks ``texts`` with ``recipe`` in one call: ``Attacker(model, tokenizer, recipe,
+    **attacker_arguments)`` then :meth:`Attacker.attack` (see both for the arguments, returns and errors)."""
+    return Attacker(model, tokenizer, recipe, **attacker_arguments).attack(texts, labels, text_pairs)
 
 
 __all__ = ["Attacker", "attack_texts", "label_ids", "model_label_names", "task_label_mapping"]

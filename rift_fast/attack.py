@@ -136,22 +136,24 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=HelpFormatter,
     )
-    add_model_arguments(parser)
-    parser.add_argument(
+    model = parser.add_argument_group("model")
+    add_model_arguments(model)
+    model.add_argument(
         "--pooling",
         choices=POOLINGS,
         help="only to check a checkpoint of python -m rift_fast.train: refused unless it was trained with "
         "this pooling (default: as trained)",
     )
     add_data_arguments(parser)
-    add_synonym_arguments(parser)
-    parser.add_argument(
+    add_synonym_arguments(parser.add_argument_group("synonym sets"))
+    attack = parser.add_argument_group("attack and pool")
+    attack.add_argument(
         "--attack",
         default="pwws",
         choices=sorted(RECIPES),
         help="; ".join(f"{name}: {recipe.summary}" for name, recipe in sorted(RECIPES.items())),
     )
-    parser.add_argument(
+    attack.add_argument(
         "--num-examples",
         type=positive_int,
         default=None,
@@ -159,33 +161,33 @@ def build_parser() -> argparse.ArgumentParser:
         "split); "
         "presets draw it stratified by label with --seed, other datasets take the first N of a shuffle with --seed",
     )
-    parser.add_argument(
+    attack.add_argument(
         "--split",
         default="test",
         choices=EVALUATED_SPLITS,
         help="split the pool is drawn from: dev to choose settings without touching the test set",
     )
-    parser.add_argument(
+    model.add_argument(
         "--max-length",
         type=positive_int,
         default=None,
         help="tokens per input (default and most: what the model's positions and tokenizer allow)",
     )
-    parser.add_argument(
+    attack.add_argument(
         "--max-modification-ratio",
         type=float,
         default=None,
         help="share of words that may change (default: no budget, as published)",
     )
-    parser.add_argument("--ga-population", type=positive_int, default=PUBLISHED_GA_POPULATION)
-    parser.add_argument(
+    attack.add_argument("--ga-population", type=positive_int, default=PUBLISHED_GA_POPULATION)
+    attack.add_argument(
         "--ga-generations",
         type=positive_int,
         default=PUBLISHED_GA_GENERATIONS,
         help=f"{PUBLISHED_GA_GENERATIONS} as published; 20 is the common faster variant",
     )
-    parser.add_argument("--batch-size", type=positive_int, default=64, help="model queries per forward pass")
-    parser.add_argument(
+    model.add_argument("--batch-size", type=positive_int, default=64, help="model queries per forward pass")
+    model.add_argument(
         "--search-dtype",
         default="model",
         choices=SEARCH_DTYPES,
@@ -194,14 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
         "gradients on the model itself); clean predictions, answers near the decision "
         "boundary and every final result are scored by the model itself",
     )
-    parser.add_argument(
+    model.add_argument(
         "--exact-margin",
         type=probability_gap,
         default=EXACT_MARGIN,
         help="with a reduced --search-dtype, answers whose two most probable classes are closer "
         "than this are re-scored by the model itself",
     )
-    parser.add_argument(
+    model.add_argument(
         "--attack-temperature",
         type=temperature_option,
         default=1.0,
@@ -211,15 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
         "calibration error on --calibration-examples dev examples. With T != 1 the attack also runs at T = 1 "
         "and both robust accuracies are reported side by side",
     )
-    parser.add_argument(
+    model.add_argument(
         "--calibration-examples",
         type=positive_int,
         default=500,
         help="dev examples that --attack-temperature auto reads",
     )
-    parser.add_argument("--examples-per-round", type=positive_int, default=64, help="examples attacked together")
+    attack.add_argument("--examples-per-round", type=positive_int, default=64, help="examples attacked together")
     add_protocol_arguments(parser)
-    parser.add_argument(
+    attack.add_argument(
         "--verify-splicing",
         type=non_negative_int,
         default=0,
@@ -227,10 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-tokenise N random spliced queries per engine call and stop with an error on any "
         "difference from the token-span splicing (which builds query ids without re-tokenising)",
     )
-    parser.add_argument(
+    run = parser.add_argument_group("output")
+    run.add_argument(
         "--output", default="attack_results.json", help="results JSON (Markdown, CSV, HTML and curves beside it)"
     )
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint beside --output")
+    run.add_argument("--resume", action="store_true", help="continue from the checkpoint beside --output")
     add_certification_arguments(parser)
     return parser
 

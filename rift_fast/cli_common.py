@@ -43,7 +43,7 @@ non_negative_int = _bounded_int(0)
 seed_int = _bounded_int(0, SEED_LIMIT)
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument(
         "--model",
         default=EMBEDDED_MODEL_NAME,
@@ -99,7 +99,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--seed", type=seed_int, default=0, help="seed of splits, sampling and training")
 
 
-def add_synonym_arguments(parser: argparse.ArgumentParser) -> None:
+def add_synonym_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument(
         "--synonyms",
         default="embedded",

@@ -213,3 +213,16 @@ def test_the_html_shows_label_names_confidences_and_line_breaks():
     assert '<p class="text"><b>Original:</b> a <mark class="original">good</mark>\nfilm</p>' in html
     unnamed = to_html(AttackReport({}, [first]), PNG_SIGNATURE)  # no label names recorded: the ids
     assert "label 1, predicted 1\nthen 0" in unnamed
+
+
+@pytest.mark.parametrize("parser", [train.build_parser, attack.build_parser])
+def test_attack_and_train_options_sit_in_named_groups(parser):
+    text = parser().format_help()
+    ungrouped = text.split("\noptions:\n", 1)[1].split("\n\n", 1)[0]
+    flags = re.findall(r"^  (-[-\w]+)", ungrouped, re.M)
+    if parser is attack.build_parser:
+        assert flags == ["-h"]
+        for group in ("model:", "data:", "synonym sets:", "attack and pool:", "output:"):
+            assert f"\n{group}\n" in text
+    else:  # train: the run-wide choices first, then the groups
+        assert flags[:3] == ["-h", "--task", "--method"] and "--epochs" not in flags
