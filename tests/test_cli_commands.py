@@ -226,3 +226,20 @@ def test_attack_and_train_options_sit_in_named_groups(parser):
             assert f"\n{group}\n" in text
     else:  # train: the run-wide choices first, then the groups
         assert flags[:3] == ["-h", "--task", "--method"] and "--epochs" not in flags
+
+
+def test_the_entry_point_runs_attack_with_the_same_results_as_its_module(tiny_model_dir, tmp_path):
+    argv = ["--model", str(tiny_model_dir), "--num-examples", "3", "--attack", "pwws"]
+    assert attack.main([*argv, "--output", str(tmp_path / "module.json")]) == 0
+    assert entry.main(["attack", *argv, "--output", str(tmp_path / "entry.json")]) == 0
+    module, routed = (json.loads((tmp_path / name).read_text()) for name in ("module.json", "entry.json"))
+    assert routed["results"] == module["results"] and routed["settings"] == module["settings"]
+
+
+def test_the_entry_point_reports_a_bad_option_as_its_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        entry.main(["attack", "--num-examples", "0"])
+    assert exit_info.value.code == 2
+    assert "python -m rift_fast.attack: error: argument --num-examples: expected an integer >= 1" in (
+        capsys.readouterr().err
+    )
