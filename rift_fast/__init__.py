@@ -1,3 +1,22 @@
-"""rift_fast: fast word-substitution attacks and RIFT robust fine-tuning."""
+"""rift_fast: fast word-substitution attacks and RIFT robust fine-tuning.
+
+The attack API for in-memory models and texts, :class:`Attacker` and :func:`attack_texts`
+(:mod:`rift_fast.api`), is imported on first use, so that ``import rift_fast`` (and each command's
+``--help``) loads no torch.
+"""
+
+from typing import Any
 
 __version__ = "0.1.0"
+LAZY_EXPORTS = {"Attacker": "rift_fast.api", "attack_texts": "rift_fast.api"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in LAZY_EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(LAZY_EXPORTS[name]), name)
+    raise AttributeError(f"module 'rift_fast' has no attribute {name!r}")
+
+
+__all__ = ["Attacker", "__version__", "attack_texts"]

@@ -1,5 +1,6 @@
 """``python -m rift_fast.attack``: word-substitution and character attacks (every recipe of the registry:
-PWWS, GA, gradient, TextFooler, DeepWordBug) on a fine-tuned classifier, under a protocol (``--protocol``).
+PWWS, GA, gradient, TextFooler, DeepWordBug, BERT-Attack, BAE; ``python -m rift_fast list`` shows them)
+on a fine-tuned classifier, under a protocol (``--protocol``).
 
 Writes the results JSON (``--output``) and beside it a Markdown summary (suffix ``.md``), a CSV of every
 example in TextAttack's log columns (``.csv``), a CSV summary of the figures with their 95% Wilson intervals
@@ -12,6 +13,11 @@ and rank 0 merges.
 
 from __future__ import annotations
 
+from rift_fast.cli_help import HelpFormatter, parse_arguments, print_cached_help
+
+if __name__ == "__main__":
+    print_cached_help("attack")  # --help from the cache, before the imports below load torch
+
 import argparse
 import json
 import logging
@@ -20,7 +26,7 @@ import sys
 from pathlib import Path
 
 from rift_fast.attacks.calibration import CALIBRATION_BINS, check_temperature
-from rift_fast.attacks.protocol_arguments import add_protocol_arguments, apply_protocol
+from rift_fast.attacks.protocol_arguments import add_protocol_arguments, apply_protocol, check_attack_resources
 from rift_fast.attacks.recipes import PUBLISHED_GA_GENERATIONS, PUBLISHED_GA_POPULATION, RECIPES
 from rift_fast.attacks.victim import EXACT_MARGIN
 from rift_fast.cli_common import (
@@ -140,24 +146,29 @@ def run_settings(args, attack, victim, model, tokenizer, synonyms, labels, data_
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m rift_fast.attack", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        prog="python -m rift_fast.attack",
+        usage="%(prog)s [options]",
+        description=__doc__,
+        formatter_class=HelpFormatter,
     )
-    add_model_arguments(parser)
-    parser.add_argument(
+    model = parser.add_argument_group("model")
+    add_model_arguments(model)
+    model.add_argument(
         "--pooling",
         choices=POOLINGS,
         help="only to check a checkpoint of python -m rift_fast.train: refused unless it was trained with "
         "this pooling (default: as trained)",
     )
     add_data_arguments(parser)
-    add_synonym_arguments(parser)
-    parser.add_argument(
+    add_synonym_arguments(parser.add_argument_group("synonym sets"))
+    attack = parser.add_argument_group("attack and pool")
+    attack.add_argument(
         "--attack",
         default="pwws",
         choices=sorted(RECIPES),
         help="; ".join(f"{name}: {recipe.summary}" for name, recipe in sorted(RECIPES.items())),
     )
-    parser.add_argument(
+    attack.add_argument(
         "--num-examples",
         type=positive_int,
         default=None,
@@ -165,33 +176,33 @@ def build_parser() -> argparse.ArgumentParser:
         "split); "
         "presets draw it stratified by label with --seed, other datasets take the first N of a shuffle with --seed",
     )
-    parser.add_argument(
+    attack.add_argument(
         "--split",
         default="test",
         choices=EVALUATED_SPLITS,
         help="split the pool is drawn from: dev to choose settings without touching the test set",
     )
-    parser.add_argument(
+    model.add_argument(
         "--max-length",
         type=positive_int,
         default=None,
         help="tokens per input (default and most: what the model's positions and tokenizer allow)",
     )
-    parser.add_argument(
+    attack.add_argument(
         "--max-modification-ratio",
         type=float,
         default=None,
         help="share of the words the model reads (visible words) that may change (default: no budget, as published)",
     )
-    parser.add_argument("--ga-population", type=positive_int, default=PUBLISHED_GA_POPULATION)
-    parser.add_argument(
+    attack.add_argument("--ga-population", type=positive_int, default=PUBLISHED_GA_POPULATION)
+    attack.add_argument(
         "--ga-generations",
         type=positive_int,
         default=PUBLISHED_GA_GENERATIONS,
         help=f"{PUBLISHED_GA_GENERATIONS} as published; 20 is the common faster variant",
     )
-    parser.add_argument("--batch-size", type=positive_int, default=64, help="model queries per forward pass")
-    parser.add_argument(
+    model.add_argument("--batch-size", type=positive_int, default=64, help="model queries per forward pass")
+    model.add_argument(
         "--search-dtype",
         default="model",
         choices=SEARCH_DTYPES,
@@ -200,14 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
         "gradients on the model itself); clean predictions, answers near the decision "
         "boundary and every final result are scored by the model itself",
     )
-    parser.add_argument(
+    model.add_argument(
         "--exact-margin",
         type=probability_gap,
         default=EXACT_MARGIN,
         help="with a reduced --search-dtype, answers whose two most probable classes are closer "
         "than this are re-scored by the model itself",
     )
-    parser.add_argument(
+    model.add_argument(
         "--attack-temperature",
         type=temperature_option,
         default=1.0,
@@ -217,15 +228,15 @@ def build_parser() -> argparse.ArgumentParser:
         "calibration error on --calibration-examples dev examples. With T != 1 the attack also runs at T = 1 "
         "and both robust accuracies are reported side by side",
     )
-    parser.add_argument(
+    model.add_argument(
         "--calibration-examples",
         type=positive_int,
         default=500,
         help="dev examples that --attack-temperature auto reads",
     )
-    parser.add_argument("--examples-per-round", type=positive_int, default=64, help="examples attacked together")
+    attack.add_argument("--examples-per-round", type=positive_int, default=64, help="examples attacked together")
     add_protocol_arguments(parser)
-    parser.add_argument(
+    attack.add_argument(
         "--verify-splicing",
         type=non_negative_int,
         default=0,
@@ -233,17 +244,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-tokenise N random spliced queries per engine call and stop with an error on any "
         "difference from the token-span splicing (which builds query ids without re-tokenising)",
     )
-    parser.add_argument(
+    attack.add_argument(
         "--no-splicing",
         dest="splicing",
         action="store_false",
         help="build every query by rendering its text and tokenising it whole (the text path) instead of "
         "splicing token ids: the same results, slower; for a tokenizer whose splicing --verify-splicing refutes",
     )
-    parser.add_argument(
+    run = parser.add_argument_group("output")
+    run.add_argument(
         "--output", default="attack_results.json", help="results JSON (Markdown, CSV, HTML and curves beside it)"
     )
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint beside --output")
+    run.add_argument("--resume", action="store_true", help="continue from the checkpoint beside --output")
     add_certification_arguments(parser)
     return parser
 
@@ -442,8 +454,9 @@ def miscalibration_table(calibration: dict, at_one, at_temperature) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments("attack", build_parser(), argv)
     configure_logging()
+    check_attack_resources(args)
     from rift_fast.certification import CertificationSettings
     from rift_fast.run_lock import exclusive_run
 

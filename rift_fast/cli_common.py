@@ -43,7 +43,7 @@ non_negative_int = _bounded_int(0)
 seed_int = _bounded_int(0, SEED_LIMIT)
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument(
         "--model",
         default=EMBEDDED_MODEL_NAME,
@@ -99,7 +99,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--seed", type=seed_int, default=0, help="seed of splits, sampling and training")
 
 
-def add_synonym_arguments(parser: argparse.ArgumentParser) -> None:
+def add_synonym_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument(
         "--synonyms",
         default="embedded",
@@ -107,12 +107,12 @@ def add_synonym_arguments(parser: argparse.ArgumentParser) -> None:
         "a neighbour JSON {word: [neighbours]} (e.g. counterfitted_neighbors.json), "
         "or a word-vectors text file 'word v1 ... vD' (K nearest within a bound)",
     )
-    parser.add_argument("--synonym-k", type=positive_int, default=8, help="synonyms per word (default 8)")
+    parser.add_argument("--synonym-k", type=positive_int, default=8, help="synonyms per word")
     parser.add_argument(
         "--synonym-max-distance",
         type=float,
         default=0.5,
-        help="Euclidean bound for synonyms from word vectors (default 0.5)",
+        help="Euclidean bound for synonyms from word vectors",
     )
 
 

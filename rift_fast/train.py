@@ -1,12 +1,15 @@
-"""``python -m rift_fast.train``: robust fine-tuning (standard, ASCC, RIFT, FreeLB) of an encoder, then
-evaluation on the test pool under PWWS, GA and the ASCC attack.
+"""``python -m rift_fast.train``: robust fine-tuning of an encoder by one or more defenses (standard,
+ASCC, RIFT by default; ``python -m rift_fast list`` shows all), then evaluation of each on the test pool:
+clean accuracy, robust accuracy under the --eval-attacks recipes and the ASCC attack, SAFER certified
+accuracy.
 
 With no arguments it runs the embedded default on the CPU: the packaged MiniLM, the embedded Rotten
-Tomatoes data and the embedded synonym sets; it trains standard fine-tuning and RIFT and prints one
-table. ``--task imdb|snli`` selects the published RIFT settings. ``--dataset`` trains on another
-dataset (a preset, hf:NAME, or CSV / TSV / JSONL files with a column mapping) with the --task settings;
-its max length, unless given, comes from the data (the 95th percentile of the token lengths, capped
-by the model). ``torchrun --nproc_per_node N -m rift_fast.train ...`` trains with DistributedDataParallel.
+Tomatoes data and synonym sets; it trains standard fine-tuning, ASCC and RIFT, attacks with PWWS and
+prints one table. ``--task imdb|snli`` selects the published RIFT settings. ``--dataset`` trains on
+another dataset (a preset, hf:NAME, or CSV / TSV / JSONL files with a column mapping) with the --task
+settings; its max length, unless given, comes from the data (the 95th percentile of the token lengths,
+capped by the model). ``torchrun --nproc_per_node N -m rift_fast.train ...`` trains with
+DistributedDataParallel.
 
 Every figure of the table carries its 95% Wilson interval, and the paired comparisons (each defense
 against standard, RIFT against ASCC: difference in points with its interval, exact McNemar p) are
@@ -14,6 +17,11 @@ printed under it. ``--seeds 0 1 2`` runs everything once per seed and pools the 
 """
 
 from __future__ import annotations
+
+from rift_fast.cli_help import HelpFormatter, parse_arguments, print_cached_help
+
+if __name__ == "__main__":
+    print_cached_help("train")  # --help from the cache, before the imports below load torch
 
 import argparse
 import io
@@ -28,6 +36,7 @@ from pathlib import Path
 
 from rift_fast.attacks.protocol_arguments import add_recipe_arguments, recipe_options
 from rift_fast.attacks.recipes import RECIPES
+from rift_fast.attacks.resource_checks import check_resources
 from rift_fast.cli_common import (
     add_data_arguments,
     add_model_arguments,
@@ -55,7 +64,7 @@ ALL_METHODS = "all"  # --method all: every registered defense, the default ones 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m rift_fast.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m rift_fast.train", usage="%(prog)s [options]", description=__doc__, formatter_class=HelpFormatter
     )
     parser.add_argument(
         "--task",
@@ -95,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         choices=PRECISIONS,
         help="training step autocast: auto (default) = bfloat16 where the device runs bf16 natively (CUDA "
-        "sm80+, CPUs with AVX512-BF16/AMX), else float32; evaluation and attacks stay float32",
+        "sm80+, CPUs with AVX512-BF16/AMX), else float32. Evaluation scores in float32; where bf16 is native "
+        "its attacks search with a bf16 copy of the model and re-score every verdict in float32",
     )
     add_data_arguments(parser)
     parser.set_defaults(dataset=None)
@@ -277,6 +287,17 @@ def _subsample(examples, size, seed):
     return kept
 
 
+def training_examples(args: argparse.Namespace) -> str:
+    """How many training examples were used (``args.train_examples_used``), and why that many: the whole
+    split, a --train-size sample, or the whole split because it is smaller than the --train-size asked."""
+    used, asked = args.train_examples_used, args.train_size
+    if asked is None:
+        return f"{used:,} examples (the whole training split)"
+    if used < asked:
+        return f"{used:,} examples (the whole training split: --train-size {asked:,} asked for more)"
+    return f"{used:,} examples (a sample stratified by label, --train-size)"
+
+
 def write_results(
     output_dir: Path, rows: list[dict], args: argparse.Namespace, evaluation, stratified_pool: bool = False
 ) -> str:
@@ -314,7 +335,7 @@ def write_results(
         f"{', '.join(sorted({str(row['settings']['hull_space']) for row in rows}))}. Pooling: "
         f"{', '.join(sorted({str(row['settings']['pooling']) for row in rows}))}. Training precision: "
         f"{', '.join(sorted({str(row['settings']['precision']) for row in rows}))}. "
-        f"Training: {args.train_size or 'all'} examples, {args.epochs} epochs, batch "
+        f"Training: {training_examples(args)}, {args.epochs} epochs, batch "
         f"{args.batch_size}, max length {args.max_length}, lr {args.lr}, warm-up {args.warmup_epochs} epochs, "
         f"adversary steps {args.adversary_steps}, KL weight {args.kl_weight}, MI weight {args.mi_weight}, "
         f"seed {args.seed}. n/a: an empty test pool. [low, high]: 95% Wilson score interval (Wilson 1927).",
@@ -410,7 +431,7 @@ def results_plot(rows: list[dict], columns: list[tuple[str, str]], title: str) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments("train", build_parser(), argv)
     max_length_given = args.max_length is not None
     args = resolve_settings(args)
     from rift_fast.run_lock import exclusive_run
@@ -424,6 +445,7 @@ def run_training(args: argparse.Namespace, max_length_given: bool) -> int:
     """Training and evaluation of :func:`main` (one seed, or each of ``--seeds``) once the output folder
     is this run's."""
     configure_logging()
+    check_resources(args.eval_attacks, recipe_options(args), args.synonyms)
     args.method = expand_methods(args.method)
     if args.seeds:
         run_seeds(args, max_length_given)
@@ -453,6 +475,7 @@ def train_and_evaluate(args: argparse.Namespace, max_length_given: bool) -> list
     task = load_data(DatasetOptions.from_args(args), seed=args.seed)
     args.data_identity = task.identity  # recorded with the results and compared when a method resumes
     train_examples = _subsample(task.train, args.train_size, args.seed)
+    args.train_examples_used = len(train_examples)  # the results say what was used, not what was asked
     say(task.describe())
     tokenizer = load_tokenizer(args.model)
     args.max_length_rule = resolve_max_length(args, tokenizer, train_examples, given=max_length_given)

@@ -23,6 +23,27 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_gpu)
 
 
+# /proc/cpuinfo flags of the two kinds of x86 CPU the suite runs on (training precision "auto" differs).
+AVX2_CPU_FLAGS = "fpu sse2 avx avx2 fma"
+AVX512_BF16_CPU_FLAGS = "fpu sse2 avx avx2 fma avx512f avx512bw avx512_bf16"
+
+
+@pytest.fixture
+def cpu_flags(tmp_path, monkeypatch):
+    """Stub the detected CPU: ``cpu_flags("avx2 ...")`` makes the precision module read a /proc/cpuinfo
+    with that flags line (the detection's cache is cleared before and after)."""
+    from rift_fast.training import precision
+
+    def stub(flags: str) -> None:
+        path = tmp_path / "cpuinfo"
+        path.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(precision, "CPUINFO", path)
+        precision.cpu_runs_bf16_natively.cache_clear()
+
+    yield stub
+    precision.cpu_runs_bf16_natively.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def shared_neighbours_path():
     """Path of ../shared/data/counterfitted_neighbors.json; skips the test when it is absent."""

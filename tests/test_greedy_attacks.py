@@ -439,8 +439,8 @@ def test_textfooler_recipe_from_a_vectors_file(tokenizer, encoder, tmp_path):
     }
     assert settings["constraints"]["embedding_cosine"]["min_cosine"] == 0.5
     assert settings["search"] == {"search": "greedy_wir", "ranking": "delete"}
-    with pytest.raises(ValueError, match="textfooler needs word vectors"):
-        build_attack("textfooler", victim, SynonymIndex({}), False, RecipeOptions(pos_tagger="none"))
+    with pytest.raises(FileNotFoundError, match="'missing.txt': no such file, and not a name of the vectors"):
+        build_attack("textfooler", victim, SynonymIndex({}), False, RecipeOptions(word_vectors="missing.txt"))
     parity = build_attack("deepwordbug", victim, SynonymIndex({}), False, RecipeOptions(textattack_parity=True))
     assert parity.search.settings() == {"search": "greedy_wir", "ranking": "unk", "unknown_token": "[UNK]"}
 

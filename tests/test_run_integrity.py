@@ -422,7 +422,8 @@ def test_the_training_evaluation_runs_any_recipe_with_its_options(tokenizer, mon
 
 def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, tmp_path):
     model = BagOfWords(tokenizer, WORD_SCORES)
-    settings = EvaluationSettings(max_length=16, ga_population=2, ga_generations=1)
+    # The attack search pinned to float32: unset, it takes bf16 on a CPU with AVX512-BF16.
+    settings = EvaluationSettings(max_length=16, ga_population=2, ga_generations=1, bf16_search=False)
     assert ascc_outcomes(model, tokenizer, [], torch.zeros(len(tokenizer), 1, dtype=torch.long), settings) is None
     evaluation = evaluate_test_pool(model, tokenizer, [], SYNONYMS, torch.zeros(1), settings, progress=False)
     recorded = {"hull_space": "word-embedding", "pooling": "mean", "precision": "float32"}
@@ -434,6 +435,7 @@ def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, t
         seed=0,
         synonyms="embedded",
         train_size=None,
+        train_examples_used=32,
         epochs=1,
         batch_size=8,
         max_length=16,
@@ -451,10 +453,85 @@ def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, t
     assert "| standard | n/a | n/a | n/a | n/a | n/a | 1.0 min |" in markdown
     assert "(1,234 of 5,000 words with one-token synonyms). Hull space: word-embedding. Pooling: mean." in markdown
     assert "Training precision: float32." in markdown and "Attack search: float32." in markdown
+    assert "Training: 32 examples (the whole training split), 1 epochs" in markdown
     assert "Certified: SAFER randomized smoothing (100,000 samples" in markdown
     assert "Test pool: 0 examples of rotten_tomatoes (test split: file held_out.csv; shuffled with seed 0)" in markdown
     assert json.loads((tmp_path / "results.json").read_text())["results"][0]["clean_accuracy"] is None
     assert (tmp_path / "results.png").stat().st_size > 1000
+
+
+def _footer_args(test_examples: int, train_size: int | None = None, used: int = 32) -> Namespace:
+    """The settings that ``train.write_results`` prints under the table, for a tiny run."""
+    return Namespace(
+        test_examples=test_examples,
+        dataset="rotten_tomatoes",
+        seed=0,
+        synonyms="embedded",
+        train_size=train_size,
+        train_examples_used=used,
+        epochs=1,
+        batch_size=8,
+        max_length=16,
+        lr=1e-3,
+        warmup_epochs=1.0,
+        adversary_steps=1,
+        kl_weight=1.0,
+        mi_weight=0.1,
+        model="tiny",
+        synonym_table={"words_with_synonyms": 10, "words_covered": 4, "token_rows": 4},
+        certification={"samples": 1000, "mc_error": 0.01, "alpha": 0.001},
+        data_identity={},
+    )
+
+
+@pytest.mark.parametrize(
+    "bf16_search,training,search",
+    [
+        (True, "bfloat16", "Attack search: bf16 copy, every verdict re-scored in float32."),
+        (False, "bfloat16", "Attack search: float32."),
+        (True, "float32", "Attack search: bf16 copy, every verdict re-scored in float32."),
+    ],
+    ids=["bf16-both", "bf16-training", "bf16-search"],
+)
+def test_the_results_footer_states_the_bf16_search_and_training_precision_used(
+    tokenizer, tmp_path, monkeypatch, bf16_search, training, search
+):
+    import rift_fast.evaluation
+
+    monkeypatch.setattr(rift_fast.evaluation, "ascc_accuracy", lambda *args: None)  # the toy has no hull space
+    model = BagOfWords(tokenizer, WORD_SCORES)
+    settings = EvaluationSettings(max_length=16, recipes=("pwws",), bf16_search=bf16_search)
+    pool = [Example("a good movie", 1), Example("an awful film", 0)]
+    evaluation = evaluate_test_pool(model, tokenizer, pool, SYNONYMS, torch.zeros(1), settings, progress=False)
+    assert evaluation["attack_search_dtype"] == ("bfloat16" if bf16_search else "float32")
+    assert evaluation["clean_accuracy"] == 1.0  # verdicts are float32 either way
+    recorded = {"hull_space": "word-embedding", "pooling": "mean", "precision": training}
+    row = {"method": "rift", "train_seconds": 6.0, "settings": recorded, "certified_accuracy": None, **evaluation}
+    markdown = train.write_results(tmp_path, [row], _footer_args(len(pool)), settings)
+    assert f"Training precision: {training}." in markdown and search in markdown
+
+
+@pytest.mark.parametrize(
+    "train_size, used, expected",
+    [
+        (1000, 480, "Training: 480 examples (the whole training split: --train-size 1,000 asked for more)"),
+        (1000, 1000, "Training: 1,000 examples (a sample stratified by label, --train-size)"),
+        (None, 8530, "Training: 8,530 examples (the whole training split)"),
+        (480, 480, "Training: 480 examples (a sample stratified by label, --train-size)"),
+    ],
+)
+def test_the_results_footer_states_the_training_examples_used_not_asked(
+    tokenizer, tmp_path, train_size, used, expected
+):
+    settings = EvaluationSettings(max_length=16, bf16_search=False)
+    recorded = {"hull_space": "word-embedding", "pooling": "mean", "precision": "float32"}
+    evaluation = evaluate_test_pool(
+        BagOfWords(tokenizer, WORD_SCORES), tokenizer, [], SYNONYMS, torch.zeros(1), settings
+    )
+    row = {"method": "standard", "train_seconds": 6.0, "settings": recorded, "certified_accuracy": None, **evaluation}
+    markdown = train.write_results(tmp_path, [row], _footer_args(0, train_size, used), settings)
+    assert expected in markdown
+    assert json.loads((tmp_path / "results.json").read_text())["settings"]["train_examples_used"] == used
 
 
 def _slow_victim(tokenizer, seconds):  # noqa: F811  (a parameter, not the fixture)

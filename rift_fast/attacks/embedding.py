@@ -48,6 +48,15 @@ class WordEmbedding:
         """Vectors from a ``word v1 ... vD`` text file (errors: :func:`load_text_vectors`)."""
         return cls(load_text_vectors(path), source=f"vectors:{Path(path).name}")
 
+    @classmethod
+    def from_name_or_file(cls, name_or_path: str) -> WordEmbedding:
+        """Vectors by name (:data:`rift_fast.synonyms.named_vectors.NAMED_VECTORS`) or from a text file
+        (errors: :func:`rift_fast.synonyms.named_vectors.load_word_vectors`)."""
+        from rift_fast.synonyms.named_vectors import NAMED_VECTORS, load_word_vectors
+
+        source = name_or_path if name_or_path in NAMED_VECTORS else f"vectors:{Path(name_or_path).name}"
+        return cls(load_word_vectors(name_or_path), source=source)
+
     def cosine(self, first: str, second: str) -> float | None:
         """Cosine similarity of two words, or None when either has no vector."""
         a, b = self.row_of.get(lookup_form(first)), self.row_of.get(lookup_form(second))

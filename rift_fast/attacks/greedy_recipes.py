@@ -52,6 +52,7 @@ from rift_fast.attacks.text_constraints import (
 from rift_fast.attacks.transformation import PendingChoices, Transformation
 from rift_fast.attacks.victim import VictimModel
 from rift_fast.synonyms import SynonymIndex
+from rift_fast.synonyms.named_vectors import DEFAULT_WORD_VECTORS
 
 POS_TAGGERS = ("nltk", "none")
 # BERT-Attack as TextAttack 0.3.11 bert_attack_li_2020.py: MaxWordsPerturbed(max_percent=0.4) ("Word
@@ -75,9 +76,9 @@ def _device() -> str:
 
 
 @functools.cache
-def load_word_embedding(path: str) -> WordEmbedding:
-    """The word vectors at ``path``, loaded once per process."""
-    return WordEmbedding.from_file(path)
+def load_word_embedding(name_or_path: str) -> WordEmbedding:
+    """The word vectors named ``name_or_path`` or read from that file, loaded once per process."""
+    return WordEmbedding.from_name_or_file(name_or_path)
 
 
 @functools.cache
@@ -165,9 +166,12 @@ class TextFoolerRecipe(GreedyRecipe):
     ``word_vectors`` with cosine >= ``min_cosine`` (0.5), the same universal part of speech (nouns and
     verbs swap), sentence similarity >= ``sentence_similarity`` (0.840845057, angular) over a
     ``similarity_window`` (15)-word window against the text before each swap, greedy swaps in order of
-    deletion importance. The synonym index is not used. Raises ValueError without ``word_vectors``."""
+    deletion importance. The synonym index is not used. ``word_vectors``: a name of
+    :data:`rift_fast.synonyms.named_vectors.NAMED_VECTORS` or a text file (None: the embedded
+    counter-fitted vectors)."""
 
-    name, label, summary = "textfooler", "TextFooler", "TextFooler (Jin et al. 2020), needs --word-vectors"
+    name, label, summary = "textfooler", "TextFooler", "TextFooler (Jin et al. 2020), neighbours of --word-vectors"
+    reads_part_of_speech = reads_word_vectors = True
 
     def ranking(self, options: RecipeOptions) -> str:
         return "delete"
@@ -275,6 +279,7 @@ class BAERecipe(GreedyRecipe):
     :class:`~rift_fast.attacks.masked_lm.MaskedLanguageModelError` naming ``mlm`` when it cannot be loaded."""
 
     name, label, summary = "bae", "BAE-R", "BAE-R (Garg & Ramakrishnan 2020), masked-LM candidates (--mlm)"
+    reads_part_of_speech = True
 
     def ranking(self, options: RecipeOptions) -> str:
         return "delete"
@@ -310,12 +315,8 @@ def _part_of_speech(options: RecipeOptions) -> list[Constraint]:
 
 
 def _vectors_path(options: RecipeOptions) -> str:
-    if options.word_vectors is None:
-        raise ValueError(
-            "textfooler needs word vectors (--word-vectors PATH: a 'word v1 ... vD' text file such as the "
-            "counter-fitted vectors of Mrksic et al. 2016)"
-        )
-    return options.word_vectors
+    """``options.word_vectors``, by default the embedded counter-fitted vectors."""
+    return options.word_vectors or DEFAULT_WORD_VECTORS
 
 
 def refuse_unenforced_options(recipe: str, options: RecipeOptions) -> None:

@@ -12,6 +12,7 @@ from rift_fast.attacks.protocols import PROTOCOLS, protocol
 from rift_fast.attacks.recipes import RecipeOptions
 from rift_fast.cli_common import positive_int
 from rift_fast.data import EVALUATED_SPLITS, TaskData
+from rift_fast.synonyms.named_vectors import DEFAULT_WORD_VECTORS, NAMED_VECTORS
 
 LOGGER = logging.getLogger(__name__)
 
@@ -55,7 +56,12 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, description: str) -> a
     """The options of the TextFooler, DeepWordBug, BERT-Attack and BAE recipes (their resources and
     constraints), in a new group of ``parser``; returns the group."""
     group = parser.add_argument_group("protocols, TextFooler, DeepWordBug, BERT-Attack and BAE", description)
-    group.add_argument("--word-vectors", default=None, help="'word v1 ... vD' file of TextFooler's neighbours")
+    group.add_argument(
+        "--word-vectors",
+        default=None,
+        help=f"TextFooler's neighbours: {', '.join(sorted(NAMED_VECTORS))} (installed; unset: "
+        f"{DEFAULT_WORD_VECTORS}) or a 'word v1 ... vD' text file",
+    )
     group.add_argument(
         "--neighbours", type=positive_int, default=None, help="TextFooler: embedding neighbours per word (50)"
     )
@@ -136,3 +142,13 @@ def apply_protocol(args: argparse.Namespace, task: TaskData) -> tuple[TaskData, 
         args.num_examples = min(chosen.pool_size, len(kept[args.split]))
     args.protocol_settings = {**chosen.describe(), "split_size_after_length_rule": len(kept[args.split])}
     return task, options
+
+
+def check_attack_resources(args: argparse.Namespace) -> None:
+    """Raises :class:`rift_fast.attacks.resource_checks.MissingResourcesError` naming each resource that
+    the ``--attack`` recipe with the protocol's and the given options, or the ``--synonyms`` source, needs
+    and that is not installed, with the command that installs it (before any data or model loads)."""
+    from rift_fast.attacks.resource_checks import check_resources
+
+    options = protocol(args.protocol).recipe_options({name: getattr(args, name) for name in OPTION_ARGUMENTS})
+    check_resources([args.attack], options, args.synonyms)

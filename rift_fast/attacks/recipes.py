@@ -120,11 +120,15 @@ class Attack:
 
 
 class Recipe(ABC):
-    """How one named attack is assembled. ``label`` heads its column in results tables."""
+    """How one named attack is assembled. ``label`` heads its column in results tables;
+    ``reads_part_of_speech`` / ``reads_word_vectors``: it needs a tagger (``options.pos_tagger``) or word
+    vectors (``options.word_vectors``), checked before a run (:mod:`rift_fast.attacks.resource_checks`)."""
 
     name: ClassVar[str]
     label: ClassVar[str]
     summary: ClassVar[str]
+    reads_part_of_speech: ClassVar[bool] = False
+    reads_word_vectors: ClassVar[bool] = False
 
     @abstractmethod
     def search(

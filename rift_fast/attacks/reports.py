@@ -31,6 +31,7 @@ from rift_fast.attacks.runner import (
     UNATTACKABLE,
     AttackReport,
     ExampleResult,
+    format_figure,
 )
 from rift_fast.attacks.text import WordSpans
 from rift_fast.io_utils import write_bytes_atomically, write_text_atomically
@@ -273,7 +274,7 @@ body { font-family: sans-serif; margin: 2em; max-width: 70em; }
 table { border-collapse: collapse; } th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
 mark.original { background: #fbb; } mark.adversarial { background: #bfb; }
 .example { border-top: 1px solid #ddd; padding: 0.5em 0; } .meta { color: #555; font-size: 0.9em; }
-pre { white-space: pre-wrap; font-size: 0.8em; }
+pre { white-space: pre-wrap; font-size: 0.8em; } .text { white-space: pre-wrap; }
 </style></head><body>
 {% macro marked(pieces, kind) -%}
 {% for piece, changed in pieces -%}
@@ -291,11 +292,12 @@ of its words changed) counts as robust under any smaller budget.</p>
 <h2>Examples</h2>
 {% for e in examples %}<div class="example">
 <div class="meta">#{{ e.index }}: {{ e.status }}; label {{ e.label }}, predicted {{ e.clean_prediction }}
-then {{ e.final_prediction }}; {{ e.queries }} queries{% if e.budget_exhausted %} (query budget exhausted){% endif %};
+then {{ e.final_prediction }}; confidence in the label {{ e.clean_confidence }} then {{ e.final_confidence }};
+{{ e.queries }} queries{% if e.budget_exhausted %} (query budget exhausted){% endif %};
 {{ e.words_changed }} of {{ e.visible_words }} visible words changed ({{ e.num_words }} words in all)</div>
-{% if e.premise is not none %}<p><b>Premise:</b> {{ e.premise }}</p>{% endif %}
-<p><b>Original:</b> {{ marked(e.original, "original") }}</p>
-{% if e.adversarial %}<p><b>Adversarial:</b> {{ marked(e.adversarial, "adversarial") }}</p>{% endif %}
+{% if e.premise is not none %}<p class="text"><b>Premise:</b> {{ e.premise }}</p>{% endif %}
+<p class="text"><b>Original:</b> {{ marked(e.original, "original") }}</p>
+{% if e.adversarial %}<p class="text"><b>Adversarial:</b> {{ marked(e.adversarial, "adversarial") }}</p>{% endif %}
 </div>
 {% endfor %}<h2>Settings</h2>
 <pre>{{ settings }}</pre>
@@ -303,13 +305,27 @@ then {{ e.final_prediction }}; {{ e.queries }} queries{% if e.budget_exhausted %
 """
 
 
-def _example_view(result: ExampleResult) -> dict[str, object]:
+def label_names(report: AttackReport) -> list[str]:
+    """The task's label names in id order, from the run's settings (``labels``); empty when the settings
+    do not record them (a run of the Python API without a label mapping)."""
+    labels = report.settings.get("labels")
+    return list(labels.get("task_labels", ())) if isinstance(labels, dict) else []
+
+
+def label_name(label: int, names: list[str]) -> str:
+    """``names[label]``, or the id itself when ``names`` does not cover it."""
+    return names[label] if 0 <= label < len(names) else str(label)
+
+
+def _example_view(result: ExampleResult, names: list[str]) -> dict[str, object]:
     original, final = highlighted(result)
     return {
-        **{key: getattr(result, key) for key in ("index", "status", "label", "queries", "words_changed", "num_words")},
-        **{
-            key: getattr(result, key) for key in ("clean_prediction", "final_prediction", "premise", "budget_exhausted")
-        },
+        **{key: getattr(result, key) for key in ("index", "status", "queries", "words_changed", "num_words")},
+        **{key: label_name(getattr(result, key), names) for key in ("label", "clean_prediction", "final_prediction")},
+        "clean_confidence": format_figure(result.clean_label_probability, ".1%"),
+        "final_confidence": format_figure(result.final_label_probability, ".1%"),
+        "premise": result.premise,
+        "budget_exhausted": result.budget_exhausted,
         "visible_words": result.words_read,
         "original": original,
         "adversarial": final if result.adversarial is not None else None,
@@ -319,7 +335,8 @@ def _example_view(result: ExampleResult) -> dict[str, object]:
 def to_html(report: AttackReport, curves: bytes) -> str:
     """A self-contained HTML page (no external assets; every text escaped by jinja2): the summary table,
     the robustness curves (``curves``, PNG bytes, embedded as base64) and each example's original and
-    adversarial text with the changed words highlighted (and a pair's premise)."""
+    adversarial text with the changed words highlighted (and a pair's premise), its line breaks kept, with
+    the label and predictions by name (:func:`label_names`) and the model's confidence in the label."""
     template = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(HTML_TEMPLATE)
     return template.render(
         title=report.title(),
@@ -327,7 +344,7 @@ def to_html(report: AttackReport, curves: bytes) -> str:
         counts=report.counts_line(),
         curves=base64.b64encode(curves).decode("ascii"),
         curves_note=curves_note(report),
-        examples=[_example_view(result) for result in report.results],
+        examples=[_example_view(result, label_names(report)) for result in report.results],
         settings=json.dumps(report.settings, indent=1, sort_keys=True, ensure_ascii=False),
     )
 

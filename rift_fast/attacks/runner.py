@@ -229,9 +229,36 @@ class AttackReport:
             "",
             self.counts_line(),
             "",
-            "Settings: " + json.dumps(self.settings, sort_keys=True),
+            *settings_summary(self.settings),
         ]
         return "\n".join(lines) + "\n"
+
+
+def settings_summary(settings: dict) -> list[str]:
+    """A few lines naming the settings a reader compares runs by (model, data, pool, recipe, search
+    precision, temperature), each only when ``settings`` records it; the last line says where the rest is:
+    the results JSON's ``settings`` (every setting, with the digests of the data, model and tokenizer)."""
+    search = settings.get("search", {}).get("search")
+    recipe = settings.get("recipe") or search
+    named = {
+        "Model": settings.get("model"),
+        "Data": " ".join(
+            f"{label}{settings[key]}"
+            for key, label in (("dataset", ""), ("split", "split "), ("num_examples", "examples "), ("seed", "seed "))
+            if settings.get(key) is not None
+        ),
+        "Attack": f"{recipe} (search {search})" if recipe and search and recipe != search else recipe,
+        "Search precision": (
+            f"{settings['search_dtype']} copy, answers within {settings['exact_margin']} of the boundary and every "
+            "verdict re-scored by the model"
+            if "search_dtype" in settings
+            else None
+        ),
+        "Max length": settings.get("max_length"),
+        "Temperature": settings.get("temperature"),
+    }
+    lines = [f"- {name}: {value}" for name, value in named.items() if value not in (None, "")]
+    return ["Settings:", *lines, f"- Every setting ({len(settings)} entries, with content digests): the results JSON."]
 
 
 def premise_of(example: Example) -> str | None:

@@ -41,6 +41,17 @@ CLASSIFIER_HIDDEN = 256  # RIFT's classifier head: Linear(H, 256) - ReLU - Linea
 EMBEDDING_OUTPUT = "embedding-output"  # RIFT's adversary: the hull over the embedding-layer output
 WORD_EMBEDDING = "word-embedding"  # ASCC (Dong et al. 2021) for non-BERT encoders: the hull over word embeddings
 HULL_SPACES = ("auto", EMBEDDING_OUTPUT, WORD_EMBEDDING)
+# Encoder families (config model_type) the classifier is tested on, with the hull spaces they take.
+ENCODER_FAMILIES = {
+    "bert": "BERT (and MiniLM, the embedded model): embedding-output or word-embedding hull",
+    "roberta": "RoBERTa: embedding-output or word-embedding hull",
+    "xlm-roberta": "XLM-R: embedding-output or word-embedding hull",
+    "albert": "ALBERT: embedding-output or word-embedding hull",
+    "electra": "ELECTRA: embedding-output or word-embedding hull",
+    "distilbert": "DistilBERT: word-embedding hull",
+    "deberta-v2": "DeBERTa-v2/v3: word-embedding hull",
+    "modernbert": "ModernBERT: word-embedding hull",
+}
 BERT_LIKE_TABLES = ("word_embeddings", "position_embeddings", "token_type_embeddings")
 
 
