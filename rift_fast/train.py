@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=POOLINGS,
         help="the sentence feature of the classifier and of RIFT's teacher: pooler = the encoder's pooler "
         "(pre-trained by BERT's next-sentence prediction), cls = the first token's state, mean = the masked "
-        "mean of the last states (sentence-transformers models); auto (default): a sentence-transformers "
+        "mean of the last states (sentence-transformers models), last = the last non-padding token's state "
+        "(decoder-only models); auto (default): last for a decoder-only model, else a sentence-transformers "
         "pooling config if the model has one, else a pre-trained pooler, else the architecture's own",
     )
     parser.add_argument(

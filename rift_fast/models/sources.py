@@ -37,10 +37,14 @@ def resolve_model_source(name_or_path: str) -> str:
 
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
-    """The model's own (fast) tokenizer."""
+    """The model's own (fast) tokenizer, padding with its end-of-sequence token when it has no padding
+    token (decoder-only models); raises ValueError naming the model when it has neither."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(resolve_model_source(name_or_path))
+    from rift_fast.models.families import ensure_pad_token
+
+    source = resolve_model_source(name_or_path)
+    return ensure_pad_token(AutoTokenizer.from_pretrained(source), name_or_path)
 
 
 def load_config(name_or_path: str) -> Any:

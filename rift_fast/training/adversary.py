@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rift_fast.models.classifier import EMBEDDING_OUTPUT, RobustClassifier, unwrap
+from rift_fast.models.classifier import EMBEDDING_OUTPUT, RobustClassifier, input_embedding_matrix, unwrap
 from rift_fast.ops.convex_hull_embedding import (
     BertEmbeddingsLike,
     convex_hull_embedding_from_bert,
@@ -119,7 +119,7 @@ def hull_embedding(
     ValueError when the model has no input-embedding module."""
     model = cast(RobustClassifier, unwrap(model))
     if model.require_hull_space("the convex-hull adversary") != EMBEDDING_OUTPUT:
-        table = cast(torch.Tensor, model.get_input_embeddings().weight)
+        table = input_embedding_matrix(cast(nn.Embedding, model.get_input_embeddings()))
         return convex_hull_word_embedding(weights, sub_ids, table.detach() if detach_tables else table, backend)
     if position_ids is None:
         position_ids = model.position_ids(sub_ids[..., 0].clamp_min(0))

@@ -36,6 +36,7 @@ from rift_fast.models.checkpoint import (
     save_model_folder,
 )
 from rift_fast.models.classifier import EMBEDDING_OUTPUT, HULL_SPACES
+from rift_fast.models.families import ensure_pad_token, set_pad_token_id
 from rift_fast.models.pooling import POOLER, POOLINGS
 from rift_fast.safe_state import load_state
 from rift_fast.settings_diff import settings_differences
@@ -130,14 +131,22 @@ class TrainingDiverged(RuntimeError):
 
 
 def collate(
-    split: EncodedSplit, indices: list[int], pad_id: int, neighbour_table: torch.Tensor, device: torch.device
+    split: EncodedSplit,
+    indices: list[int],
+    pad_id: int,
+    neighbour_table: torch.Tensor,
+    device: torch.device,
+    left: bool = False,
 ) -> dict[str, torch.Tensor]:
     """A padded batch: input_ids, attention_mask, token_type_ids, labels, sub_ids [B, L, 1 + K], and
-    indices [B] (each row's position in ``split``)."""
+    indices [B] (each row's position in ``split``); padded on the left when ``left`` (as a tokenizer
+    with ``padding_side="left"`` pads), else on the right."""
     length = max(len(split.input_ids[i]) for i in indices)
 
     def pad(rows: list[list[int]] | list[list[bool]], value: int) -> torch.Tensor:
-        return torch.tensor([row + [value] * (length - len(row)) for row in rows])
+        return torch.tensor(
+            [[value] * (length - len(row)) + row if left else row + [value] * (length - len(row)) for row in rows]
+        )
 
     input_ids = pad([split.input_ids[i] for i in indices], pad_id)
     attention_mask = pad([[1] * len(split.input_ids[i]) for i in indices], 0)
@@ -203,17 +212,18 @@ def ascc_correct_counts(
     batch_size: int,
     steps: int,
     generator: torch.Generator | None = None,
+    left: bool = False,
 ) -> tuple[int, int]:
     """(clean correct, ASCC-robust correct) over the first ``count`` examples of ``split``, attacked in
     batches of ``batch_size`` by the ASCC adversary (mode ce, ``steps`` steps) on the model's device;
     ``generator`` draws the adversary's start (default: torch's global generator). Batches hold examples
-    of similar lengths (sorted by token count), so little of each is padding."""
+    of similar lengths (sorted by token count), so little of each is padding; ``left``: pad on the left."""
     device = next(model.parameters()).device
     neighbour_table = neighbour_table.to(device)
     by_length = sorted(range(count), key=lambda k: len(split.input_ids[k]))
     clean, robust = 0, 0
     for start in range(0, count, batch_size):
-        batch = collate(split, by_length[start : start + batch_size], pad_token_id, neighbour_table, device)
+        batch = collate(split, by_length[start : start + batch_size], pad_token_id, neighbour_table, device, left)
         result = ascc_robust_accuracy(
             model,
             batch["input_ids"],
@@ -266,7 +276,8 @@ class Trainer:
             raise ValueError(f"{len(self.label_names)} label names {self.label_names} for {num_classes} classes")
         # What the data is (source, columns, digests: rift_fast.data_sources.load_data), compared on resume.
         self.data_identity = data_identity or {}
-        self.tokenizer = tokenizer
+        self.tokenizer = ensure_pad_token(tokenizer, settings.model)
+        self.pads_left = tokenizer.padding_side == "left"  # batches pad as the tokenizer does
         self.train_split, self.dev_split = train, dev
         self.output_dir = Path(output_dir)
         self.rank, self.world_size = rank, world_size
@@ -282,6 +293,7 @@ class Trainer:
         model = RobustClassifier.from_pretrained(
             settings.model, num_classes, hull_space=settings.hull_space, pooling=settings.pooling
         )
+        set_pad_token_id(model.config, tokenizer)
         logger.info("[%s] hull space %s (asked: %s)", settings.method, model.hull_space, settings.hull_space)
         logger.info("[%s] pooling %s: %s", settings.method, model.pooling, model.pooling_reason)
         # Record what "auto" chose (a resume compares it).
@@ -492,6 +504,7 @@ class Trainer:
             self.neighbour_table,
             self.settings.batch_size,
             self.settings.dev_adversary_steps,
+            left=self.pads_left,
         )
         return {"dev_clean_accuracy": clean / count, "dev_ascc_accuracy": robust / count}
 
@@ -533,7 +546,12 @@ class Trainer:
             )
             for step in range(len(batches)):
                 batch = collate(
-                    self.train_split, batches[step], self.tokenizer.pad_token_id, self.neighbour_table, self.device
+                    self.train_split,
+                    batches[step],
+                    self.tokenizer.pad_token_id,
+                    self.neighbour_table,
+                    self.device,
+                    self.pads_left,
                 )
                 try:
                     terms = self.step(batch)
