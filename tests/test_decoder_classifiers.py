@@ -125,9 +125,8 @@ def test_the_hull_of_the_token_alone_gives_the_logits_of_its_ids(decoder_folders
 
 def _varied_examples(count: int) -> list[Example]:
     """:func:`_examples` with every other pair of them shortened, so that a batch of four has padding."""
-    return [
-        e if i % 4 < 2 else Example(e.text.replace("the movie was ", ""), e.label) for i, e in enumerate(_examples(count))
-    ]
+    shortened = [Example(e.text.replace("the movie was ", ""), e.label) for e in _examples(count)]
+    return [long if i % 4 < 2 else short for i, (long, short) in enumerate(zip(_examples(count), shortened))]
 
 
 def _trainer(folder: str, method: str, output, side: str, **overrides):

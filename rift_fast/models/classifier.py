@@ -235,9 +235,9 @@ class RobustClassifier(nn.Module):
     """Encoder + pooled feature + head Linear(H, 256) - ReLU - Linear(256, C).
 
     ``encoder``: a Hugging Face base model (``AutoModel``: BertModel, DebertaV2Model, ModernBertModel,
-    LlamaModel, GPT2Model, ...). ``pooling``: one of :data:`rift_fast.models.pooling.POOLINGS`, resolved here with ``source``
-    (the model folder or hub id) and ``pooler_loaded`` (see :func:`resolve_pooling`); the choice is
-    ``self.pooling`` and its reason ``self.pooling_reason``. An encoder pooler that the choice leaves
+    LlamaModel, GPT2Model, ...). ``pooling``: one of :data:`rift_fast.models.pooling.POOLINGS`, resolved
+    here with ``source`` (the model folder or hub id) and ``pooler_loaded`` (see :func:`resolve_pooling`);
+    the choice is ``self.pooling`` and its reason ``self.pooling_reason``. An encoder pooler that the choice leaves
     unused is removed (it would get no gradient). ``hull_space``: one of :data:`HULL_SPACES`, resolved
     here (:func:`resolve_hull_space`); the resolved value is ``self.hull_space`` (None: the encoder has
     no input-embedding module, so only text attacks and standard training apply). Raises ValueError for

@@ -19,7 +19,8 @@ was pre-trained to give:
 
 ``auto`` reads a sentence-transformers pooling config when the model has one, else keeps a pooler
 that its pre-training objective trained (BERT and ALBERT, loaded with their pooler weights), else the
-architecture's own classifier pooling (ModernBERT's ``config.classifier_pooling``), else ``cls``; a decoder-only model gets ``last``.
+architecture's own classifier pooling (ModernBERT's ``config.classifier_pooling``), else ``cls``; a
+decoder-only model gets ``last``.
 """
 
 from __future__ import annotations
