@@ -134,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="only to check a checkpoint of python -m rift_fast.train: refused unless it was trained with "
         "this pooling (default: as trained)",
     )
+    parser.add_argument(
+        "--base-model",
+        help="for a checkpoint of LoRA adapters (python -m rift_fast.train --lora-rank): where its base model "
+        "is (default: the model its settings name); refused when its weights are not the ones trained on",
+    )
     add_data_arguments(parser)
     add_synonym_arguments(parser)
     parser.add_argument(
@@ -440,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.num_examples is None:
         args.num_examples = default_pool_size(task, args.split)
     pool = test_pool(task, args.num_examples, seed=args.seed, split=args.split)
-    model, tokenizer, labels = load_sequence_classifier(args.model, task.label_names, args.pooling)
+    model, tokenizer, labels = load_sequence_classifier(args.model, task.label_names, args.pooling, args.base_model)
     if torch.cuda.is_available():
         model = model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
     words = vocabulary(e.text_pair or e.text for e in pool)

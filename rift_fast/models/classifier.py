@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rift_fast.models.families import check_supported, decoder_family
+from rift_fast.models.lora import LoraOptions, add_lora
 from rift_fast.models.pooling import POOLER, pool, resolve_pooling
 from rift_fast.models.sources import resolve_model_source
 
@@ -271,6 +272,33 @@ class RobustClassifier(nn.Module):
         hidden: int = config.hidden_size
         self.hidden_size = hidden
         self.classifier = nn.Sequential(nn.Linear(hidden, head_hidden), nn.ReLU(), nn.Linear(head_hidden, num_classes))
+        self.lora: LoraOptions | None = None
+        self._adapters: list[Any] = []  # the peft model around the encoder (a list: not a second submodule)
+
+    def use_lora(self, options: LoraOptions) -> None:
+        """Adapts the encoder with LoRA (:func:`rift_fast.models.lora.add_lora`): from now on only the
+        adapters and the head train, and :meth:`adapters_disabled` runs the pre-trained encoder.
+        Raises ValueError when the encoder already has adapters or lacks a target module."""
+        if self.lora is not None:
+            raise ValueError("the encoder already has LoRA adapters")
+        self._adapters = [add_lora(self.encoder, options)]
+        self.lora = options
+
+    def enable_gradient_checkpointing(self) -> None:
+        """The encoder recomputes each layer's activations in the backward pass instead of keeping them
+        (Hugging Face's non-reentrant checkpointing, which also serves frozen embeddings under LoRA).
+        Raises ValueError naming the encoder when it does not support it."""
+        encoder = cast(Any, self.encoder)
+        if not getattr(encoder, "supports_gradient_checkpointing", False):
+            raise ValueError(f"--gradient-checkpointing: {type(encoder).__name__} does not support it")
+        encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    def adapters_disabled(self) -> contextlib.AbstractContextManager:
+        """A context in which the encoder runs without its LoRA adapters: the pre-trained model (peft's
+        ``disable_adapter()``). Raises ValueError when the encoder has no adapters."""
+        if not self._adapters:
+            raise ValueError("the encoder has no LoRA adapters to disable")
+        return cast(contextlib.AbstractContextManager, self._adapters[0].disable_adapter())
 
     @classmethod
     def from_pretrained(

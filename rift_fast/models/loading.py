@@ -47,7 +47,7 @@ def _load_hf_classifier(
 
 
 def load_sequence_classifier(
-    name_or_path: str, label_names: Sequence[str], pooling: str | None = None
+    name_or_path: str, label_names: Sequence[str], pooling: str | None = None, base_model: str | None = None
 ) -> tuple[nn.Module, PreTrainedTokenizerBase, LabelMapping]:
     """``(model, tokenizer, mapping)``: the classifier with its logits in the order of ``label_names``,
     its tokenizer and the :class:`LabelMapping` used (see :func:`map_labels`).
@@ -62,12 +62,13 @@ def load_sequence_classifier(
     a padding token pads with its end-of-sequence token. A hub id needs network access the
     first time; its error then says so. ``pooling`` (None: as trained) must equal the pooling a
     rift_fast checkpoint was trained with, and is refused for other models, which pool with their own
-    classification head (ValueError).
+    classification head (ValueError). ``base_model``: where the base model of a checkpoint of LoRA
+    adapters is (None: the model its settings name; see :func:`load_trained_classifier`).
     """
     label_names = tuple(label_names)
     source = resolve_model_source(name_or_path)
     if is_checkpoint_folder(source):  # written by python -m rift_fast.train
-        trained = load_trained_classifier(source, pooling)
+        trained = load_trained_classifier(source, pooling, base_model)
         if trained.num_classes != len(label_names):
             raise LabelMismatchError(
                 f"{source} has a {trained.num_classes}-class head but the task has "
@@ -75,6 +76,8 @@ def load_sequence_classifier(
             )
         mapping = LabelMapping(tuple(range(len(label_names))), "rift_fast checkpoint", label_names, label_names)
         return trained, load_tokenizer(source), mapping
+    if base_model is not None:
+        raise ValueError(f"--base-model {base_model}: {name_or_path} is not a rift_fast checkpoint of LoRA adapters")
     if pooling not in (None, "auto"):
         raise ValueError(
             f"--pooling {pooling} applies to checkpoints of python -m rift_fast.train; {name_or_path} pools "
