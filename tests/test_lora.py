@@ -124,3 +124,24 @@ def test_lora_options_are_checked():
         LoraOptions(0, 8.0, 0.0, ("q_proj",))
     with pytest.raises(ValueError, match="--lora-dropout must be in \\[0, 1\\), got 1.5"):
         LoraOptions(4, 8.0, 1.5, ("q_proj",))
+
+
+def test_lora_training_and_the_attack_of_its_adapters_from_the_command_line(decoder_folders, tmp_path, caplog):  # noqa: F811
+    from test_cli import _tiny_run_argv
+
+    from rift_fast import attack, train
+
+    folder = decoder_folders("gpt2")
+    output = tmp_path / "run"
+    argv = _tiny_run_argv(folder, output) + ["--method", "rift", "--lora-rank", "2", "--gradient-checkpointing"]
+    assert train.main(argv) == 0
+    assert "LoRA rank 2, alpha 4, dropout 0.05 on c_attn, c_proj" in caplog.text
+    best = output / "rift" / "best"
+    settings = json.loads((best / "rift_fast.json").read_text())["settings"]
+    assert (settings["lora_targets"], settings["gradient_checkpointing"]) == ("c_attn,c_proj", True)
+    attack_argv = ["--model", str(best), "--num-examples", "2", "--attack", "pwws", "--output"]
+    assert attack.main(attack_argv + [str(tmp_path / "attack.json")]) == 0
+    assert json.loads((tmp_path / "attack.json").read_text())["summary"]["examples"] == 2
+    wrong = attack_argv + [str(tmp_path / "other.json"), "--base-model", decoder_folders("qwen2")]
+    with pytest.raises(ValueError, match="holds LoRA adapters trained on the base model .*gpt2"):
+        attack.main(wrong)

@@ -291,7 +291,11 @@ class RobustClassifier(nn.Module):
         encoder = cast(Any, self.encoder)
         if not getattr(encoder, "supports_gradient_checkpointing", False):
             raise ValueError(f"--gradient-checkpointing: {type(encoder).__name__} does not support it")
-        encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        non_reentrant = {"use_reentrant": False}
+        if hasattr(encoder, "activation_checkpointing_enable"):  # its name from transformers 5.x on
+            encoder.activation_checkpointing_enable(activation_checkpointing_kwargs=non_reentrant)
+        else:
+            encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=non_reentrant)
 
     def adapters_disabled(self) -> contextlib.AbstractContextManager:
         """A context in which the encoder runs without its LoRA adapters: the pre-trained model (peft's
