@@ -261,3 +261,22 @@ def test_encoder_decoder_and_unregistered_decoder_models_are_refused_naming_the_
 def test_first_token_pooling_is_refused_for_a_decoder(decoder_folders):
     with pytest.raises(ValueError, match="--pooling cls: LlamaModel .* is a decoder-only model: .*choose one of last"):
         RobustClassifier.from_pretrained(decoder_folders("llama"), 2, pooling="cls")
+
+
+@pytest.mark.parametrize("model_type", ["llama", "gpt2"])
+def test_gradient_checkpointing_gives_the_same_gradients(decoder_folders, model_type):
+    folder = decoder_folders(model_type)
+    batch = _loaded_tokenizer(folder, "left")(["the movie was good", "a plot"], padding=True, return_tensors="pt")
+    gradients = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = RobustClassifier.from_pretrained(folder, 2).train()
+        for module in model.modules():  # no dropout: the two runs must compute the same thing
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        if checkpointing:
+            model.enable_gradient_checkpointing()
+            assert model.encoder.is_activation_checkpointing
+        model(batch["input_ids"], batch["attention_mask"])[0].sum().backward()
+        gradients.append(model.get_input_embeddings().weight.grad.clone())
+    torch.testing.assert_close(gradients[1], gradients[0], atol=1e-6, rtol=1e-5)
