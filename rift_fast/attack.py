@@ -40,6 +40,7 @@ SEARCH_DTYPES = ("model", "bfloat16")
 AUTO_TEMPERATURE = "auto"
 DEFAULT_POOL_SIZE = 300  # RIFT's pool (Dong et al., NeurIPS 2021) for datasets without a preset pool rule
 FEW_CALIBRATION_EXAMPLES = 100  # below this, --attack-temperature auto warns: ECE over 15 bins is noisy
+LABEL_WORD_SEPARATOR = "|"  # --label-words: one word per label, separated by it
 LOGGER = logging.getLogger(__name__)
 
 
@@ -120,7 +121,40 @@ def run_settings(args, attack, victim, model, tokenizer, synonyms, labels, data_
         "tokenizer_sha256": tokenizer_digest(tokenizer),
         "labels": labels.describe(),
         **victim.describe(),
+        **prompt_settings(args),
     }
+
+
+def prompt_settings(args: argparse.Namespace) -> dict:
+    """The prompt template and label words of a prompted classifier, for run records (empty otherwise)."""
+    if args.prompt_template is None:
+        return {}
+    return {"prompt_template": args.prompt_template, "label_words": args.label_words.split(LABEL_WORD_SEPARATOR)}
+
+
+def load_victim(args: argparse.Namespace, task) -> tuple:
+    """``(model, tokenizer, label mapping)`` of ``--model``: a classifier, or with ``--prompt-template`` a
+    prompted causal language model (single-text tasks; one label word per label)."""
+    from rift_fast.models import LabelMapping, load_sequence_classifier
+    from rift_fast.models.prompted import load_prompted_classifier
+
+    if args.prompt_template is None:
+        if args.label_words is not None:
+            raise SystemExit("--label-words applies only with --prompt-template")
+        return load_sequence_classifier(args.model, task.label_names, args.pooling, args.base_model)
+    if args.label_words is None:
+        raise SystemExit("--prompt-template needs --label-words, one word per label of the task")
+    if task.is_pair:
+        raise SystemExit(f"--prompt-template: {task.name} is a sentence-pair task; prompted classifiers take one text")
+    words = args.label_words.split(LABEL_WORD_SEPARATOR)
+    if len(words) != len(task.label_names):
+        raise SystemExit(
+            f"--label-words {args.label_words!r} gives {len(words)} words; the task has {len(task.label_names)} "
+            f"labels ({', '.join(task.label_names)})"
+        )
+    model, tokenizer = load_prompted_classifier(args.model, args.prompt_template, words)
+    labels = tuple(task.label_names)
+    return model, tokenizer, LabelMapping(tuple(range(len(words))), "label words", tuple(words), labels)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,6 +172,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--base-model",
         help="for a checkpoint of LoRA adapters (python -m rift_fast.train --lora-rank): where its base model "
         "is (default: the model its settings name); refused when its weights are not the ones trained on",
+    )
+    parser.add_argument(
+        "--prompt-template",
+        help="attack --model, a causal language model, as a prompted classifier (no fine-tuning): the prompt, "
+        "with the slot {text} where the attacked text goes, e.g. 'Review: {text} Sentiment:'; the attack edits "
+        "the slot only, never the template",
+    )
+    parser.add_argument(
+        "--label-words",
+        help="with --prompt-template: one word per label in the task's label order, separated by |, with the "
+        "leading space the model should see (e.g. ' negative| positive'); a label's score is the log-probability "
+        "of its word's tokens after the prompt",
     )
     add_data_arguments(parser)
     add_synonym_arguments(parser)
@@ -424,7 +470,6 @@ def main(argv: list[str] | None = None) -> int:
     from rift_fast.certification import CertificationSettings
     from rift_fast.data import test_pool
     from rift_fast.data_sources import DatasetOptions, load_data
-    from rift_fast.models import load_sequence_classifier
     from rift_fast.text import vocabulary
 
     certification = (
@@ -445,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.num_examples is None:
         args.num_examples = default_pool_size(task, args.split)
     pool = test_pool(task, args.num_examples, seed=args.seed, split=args.split)
-    model, tokenizer, labels = load_sequence_classifier(args.model, task.label_names, args.pooling, args.base_model)
+    model, tokenizer, labels = load_victim(args, task)
     if torch.cuda.is_available():
         model = model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
     words = vocabulary(e.text_pair or e.text for e in pool)

@@ -1,0 +1,162 @@
+"""Prompted classifiers: a causal language model, a prompt template with a slot for the text, and one
+label word per class, used as a classifier without fine-tuning.
+
+The score of class c is the log-probability the model gives the tokens of label word c after the
+prompt (a word of several tokens: the sum over its tokens, each given the prompt and the word's
+earlier tokens). The classifier's input is the text of the slot alone, tokenised by the model's
+tokenizer as any victim's input is (as a text of its own); the template's fixed parts are tokenised
+once, apart, and put around it inside :meth:`PromptedClassifier.forward` (a SentencePiece tokenizer
+marks the slot's first word with its space, so the space before the slot is not repeated). An attack
+therefore edits the slot only: the template is never part of the text it sees.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rift_fast.models.classifier import input_embedding_matrix
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+TEXT_SLOT = "{text}"
+SENTENCEPIECE_SPACE = "▁"  # SentencePiece's word-start marker
+
+
+def split_template(template: str) -> tuple[str, str]:
+    """(the text before the slot, the text after it) of ``template``. Raises ValueError unless the slot
+    ``{text}`` occurs exactly once."""
+    count = template.count(TEXT_SLOT)
+    if count != 1:
+        raise ValueError(f"--prompt-template {template!r} must hold the slot {TEXT_SLOT} exactly once, found {count}")
+    before, after = template.split(TEXT_SLOT)
+    return before, after
+
+
+def _marks_word_starts(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether the tokenizer gives a text's first word its word-start marker (SentencePiece's ``▁``), so
+    that a space before the slot would be doubled."""
+    first = tokenizer.convert_ids_to_tokens(tokenizer("a", add_special_tokens=False)["input_ids"])[:1]
+    return bool(first) and str(first[0]).startswith(SENTENCEPIECE_SPACE)
+
+
+def _leading_specials(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """The special tokens the tokenizer puts before a text (Llama's ``<s>``; none for GPT-2)."""
+    with_specials = tokenizer("x")["input_ids"]
+    plain = tokenizer("x", add_special_tokens=False)["input_ids"]
+    return list(with_specials[: len(with_specials) - len(plain)]) if with_specials[-len(plain) :] == plain else []
+
+
+class PromptedClassifier(nn.Module):
+    """A causal LM read as a classifier through ``template`` and ``label_words`` (one per class, in the
+    task's label order; give a word's leading space when the model should see one, e.g. ``" great"``).
+
+    ``forward(input_ids, attention_mask)`` takes the slot's text as the tokenizer encodes it (padding on
+    either side; its special tokens are dropped) and returns ``(scores [B, C], None)``: the summed
+    log-probabilities of each label word's tokens after the prompt. ``config`` is the LM's, with
+    ``max_position_embeddings`` lowered by the template's and the longest label word's tokens (what the
+    slot may take). Raises ValueError for a template without exactly one ``{text}``, fewer than two
+    label words, or a label word that tokenises to nothing.
+    """
+
+    prefix_ids: torch.Tensor  # [P] the template before the slot (after the tokenizer's leading specials)
+    suffix_ids: torch.Tensor  # [S] the template after the slot
+    special_ids: torch.Tensor  # the tokenizer's special tokens, dropped from the slot's input
+
+    def __init__(
+        self, lm: nn.Module, tokenizer: PreTrainedTokenizerBase, template: str, label_words: Sequence[str]
+    ) -> None:
+        super().__init__()
+        before, after = split_template(template)
+        if _marks_word_starts(tokenizer):
+            before = before.rstrip(" ")  # the slot's first token carries the space
+        if len(label_words) < 2:
+            raise ValueError(f"--label-words needs one word per class (at least 2), got {list(label_words)}")
+        self.lm = lm
+        self.template, self.label_words = template, tuple(label_words)
+        encode = lambda text: list(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+        self.label_ids = [encode(word) for word in self.label_words]
+        empty = [word for word, ids in zip(self.label_words, self.label_ids) if not ids]
+        if empty:
+            raise ValueError(f"--label-words: {empty[0]!r} tokenises to no token at all; choose another word")
+        prefix = _leading_specials(tokenizer) + encode(before)
+        self.register_buffer("prefix_ids", torch.tensor(prefix, dtype=torch.long), persistent=False)
+        self.register_buffer("suffix_ids", torch.tensor(encode(after), dtype=torch.long), persistent=False)
+        self.register_buffer("special_ids", torch.tensor(sorted(tokenizer.all_special_ids)), persistent=False)
+        lm_config: Any = getattr(lm, "config", None)
+        self.config = copy.copy(lm_config)
+        overhead = len(self.prefix_ids) + len(self.suffix_ids) + max(len(ids) for ids in self.label_ids)
+        self.config.max_position_embeddings = lm_config.max_position_embeddings - overhead
+        if self.config.max_position_embeddings < 1:
+            raise ValueError(f"the template and label words take {overhead} tokens: the model has no positions left")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_words)
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The LM's word-embedding table (what gradient-guided attacks differentiate against)."""
+        return cast(Any, self.lm).get_input_embeddings()
+
+    def prompt_ids(self, text_ids: Sequence[int]) -> list[int]:
+        """The token ids the LM reads for the slot's ``text_ids`` (no specials): template around them."""
+        return [*self.prefix_ids.tolist(), *text_ids, *self.suffix_ids.tolist()]
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **unused: Any
+    ) -> tuple[torch.Tensor, None]:
+        """(scores [B, C] float, None) for the slot texts ``input_ids`` [B, L] (``attention_mask`` [B, L],
+        1 = token); other inputs (token type ids) are ignored."""
+        table = cast(nn.Embedding, self.get_input_embeddings())
+        texts = table(input_ids)  # [B, L, D]: what a gradient-guided attack differentiates against
+        keep = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+        keep &= ~torch.isin(input_ids, self.special_ids)
+        # The template's and label words' embeddings: read from the table, not by calling the module, so
+        # that the module's one call (the slot's) is the one a gradient-guided attack's hook sees.
+        matrix = input_embedding_matrix(table)
+        prefix, suffix = matrix[self.prefix_ids], matrix[self.suffix_ids]
+        rows: list[torch.Tensor] = []
+        scored: list[tuple[int, int, list[int]]] = []  # scored: (row, first position predicting the label, label ids)
+        for label in self.label_ids:
+            label_embeds = matrix[torch.tensor(label, device=input_ids.device)]
+            for b in range(input_ids.shape[0]):
+                row = torch.cat([prefix, texts[b][keep[b]], suffix, label_embeds])
+                scored.append((len(rows), row.shape[0] - len(label) - 1, label))
+                rows.append(row)
+        length = max(row.shape[0] for row in rows)
+        embeds = torch.stack([F.pad(row, (0, 0, 0, length - row.shape[0])) for row in rows])
+        mask = torch.tensor([[1] * row.shape[0] + [0] * (length - row.shape[0]) for row in rows], device=embeds.device)
+        log_probs = F.log_softmax(self.lm(inputs_embeds=embeds, attention_mask=mask).logits.float(), dim=-1)
+        scores = torch.stack(
+            [
+                log_probs[row, torch.arange(start, start + len(label)), torch.tensor(label, device=embeds.device)].sum()
+                for row, start, label in scored
+            ]
+        )
+        return scores.view(self.num_classes, input_ids.shape[0]).T, None
+
+
+def load_prompted_classifier(
+    name_or_path: str, template: str, label_words: Sequence[str]
+) -> tuple[PromptedClassifier, PreTrainedTokenizerBase]:
+    """``(classifier, tokenizer)``: the causal LM ``name_or_path`` (a folder or hub id) as a
+    :class:`PromptedClassifier` in eval mode. Raises ValueError as :class:`PromptedClassifier` does, and
+    for a model of an unsupported family (see :func:`rift_fast.models.families.check_supported`)."""
+    from transformers import AutoModelForCausalLM
+
+    from rift_fast.models.families import check_supported
+    from rift_fast.models.sources import load_config, load_tokenizer, resolve_model_source
+
+    check_supported(load_config(name_or_path))
+    tokenizer = load_tokenizer(name_or_path)
+    lm = AutoModelForCausalLM.from_pretrained(resolve_model_source(name_or_path))
+    return PromptedClassifier(lm, tokenizer, template, label_words).eval(), tokenizer
+
+
+__all__ = ["PromptedClassifier", "load_prompted_classifier", "split_template"]
