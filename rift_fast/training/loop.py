@@ -84,7 +84,7 @@ class TrainSettings:
     (:mod:`rift_fast.models.lora`): ``lora_alpha`` (0: twice the rank), ``lora_dropout`` and
     ``lora_targets`` (comma-separated module names; empty: the model family's defaults), recorded as
     resolved. ``gradient_checkpointing``: the encoder recomputes its layers' activations in the backward
-    pass instead of keeping them (less memory, about a third more compute). Raises ValueError for an
+    pass instead of keeping them (less memory; each layer's forward runs twice). Raises ValueError for an
     unknown method, hull space, pooling or precision, a count below 1, a negative group or LoRA rank.
     """
 
