@@ -37,6 +37,7 @@ from rift_fast.data import EVALUATED_SPLITS
 from rift_fast.models.pooling import POOLINGS
 
 SEARCH_DTYPES = ("model", "bfloat16")
+MODEL_DTYPES = ("float32", "bfloat16")
 AUTO_TEMPERATURE = "auto"
 DEFAULT_POOL_SIZE = 300  # RIFT's pool (Dong et al., NeurIPS 2021) for datasets without a preset pool rule
 FEW_CALIBRATION_EXAMPLES = 100  # below this, --attack-temperature auto warns: ECE over 15 bins is noisy
@@ -122,6 +123,7 @@ def run_settings(args, attack, victim, model, tokenizer, synonyms, labels, data_
         "labels": labels.describe(),
         **victim.describe(),
         **prompt_settings(args),
+        **({"model_dtype": args.model_dtype} if args.model_dtype != "float32" else {}),
     }
 
 
@@ -235,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
         "2.2-2.8x faster on a CPU with avx512_bf16; the gradient search still takes its "
         "gradients on the model itself); clean predictions, answers near the decision "
         "boundary and every final result are scored by the model itself",
+    )
+    parser.add_argument(
+        "--model-dtype",
+        default="float32",
+        choices=MODEL_DTYPES,
+        help="dtype the model itself runs in: bfloat16 halves the memory of a large model (on a GPU with native "
+        "bfloat16); every answer, exact ones included, then comes from the bfloat16 model",
     )
     parser.add_argument(
         "--exact-margin",
@@ -491,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         args.num_examples = default_pool_size(task, args.split)
     pool = test_pool(task, args.num_examples, seed=args.seed, split=args.split)
     model, tokenizer, labels = load_victim(args, task)
+    model = model.to(getattr(torch, args.model_dtype))
     if torch.cuda.is_available():
         model = model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
     words = vocabulary(e.text_pair or e.text for e in pool)

@@ -280,3 +280,18 @@ def test_gradient_checkpointing_gives_the_same_gradients(decoder_folders, model_
         model(batch["input_ids"], batch["attention_mask"])[0].sum().backward()
         gradients.append(model.get_input_embeddings().weight.grad.clone())
     torch.testing.assert_close(gradients[1], gradients[0], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("model_type", ["llama", "gemma3_text"])
+def test_a_bfloat16_search_copy_of_a_decoder_answers_the_search(decoder_folders, model_type):
+    folder = decoder_folders(model_type)
+    model = RobustClassifier.from_pretrained(folder, 2).eval()
+    victim = VictimModel(model, _loaded_tokenizer(folder, "left"), max_length=16, search_dtype=torch.bfloat16)
+    texts = [(e.text, None) for e in _varied_examples(4)]
+    exact, reduced = victim.probabilities(texts, exact=True), victim.probabilities(texts)
+    assert np.abs(exact - reduced).max() < 0.05 and victim.search_model is not None
+    examples = [Example(e.text, int(p)) for e, p in zip(_varied_examples(4), exact.argmax(1))]
+    options = RecipeOptions(synonym_k=3)
+    for name in ("pwws", "gradient"):
+        report = build_attack(name, victim, SYNONYMS, False, options).run(examples, victim, {}, progress=False)
+        assert len(report.results) == 4 and all(r.queries > 0 for r in report.results), name

@@ -140,3 +140,13 @@ def test_the_command_line_refuses_label_words_that_do_not_fit_the_task(lm_folder
         attack.main([*argv, "--label-words", " bad| good| fine"])
     with pytest.raises(SystemExit, match="--prompt-template needs --label-words"):
         attack.main(argv)
+
+
+@pytest.mark.parametrize("recipe", ["pwws", "gradient"])
+def test_a_bfloat16_prompted_victim_is_attacked_from_the_command_line(lm_folder, tmp_path, recipe):
+    output = tmp_path / "attack.json"
+    argv = ["--model", lm_folder, "--prompt-template", TEMPLATE, "--label-words", "|".join(LABEL_WORDS)]
+    argv += ["--num-examples", "3", "--attack", recipe, "--model-dtype", "bfloat16", "--output", str(output)]
+    assert attack.main(argv) == 0
+    record = json.loads(output.read_text())
+    assert record["settings"]["model_dtype"] == "bfloat16" and record["summary"]["examples"] == 3
