@@ -136,7 +136,7 @@ def prompt_settings(args: argparse.Namespace) -> dict:
 
 def load_victim(args: argparse.Namespace, task) -> tuple:
     """``(model, tokenizer, label mapping)`` of ``--model``: a classifier, or with ``--prompt-template`` a
-    prompted causal language model (single-text tasks; one label word per label)."""
+    prompted causal language model (one label word per label; a ``{text_pair}`` slot for pair tasks)."""
     from rift_fast.models import LabelMapping, load_sequence_classifier
     from rift_fast.models.prompted import load_prompted_classifier
 
@@ -146,8 +146,15 @@ def load_victim(args: argparse.Namespace, task) -> tuple:
         return load_sequence_classifier(args.model, task.label_names, args.pooling, args.base_model)
     if args.label_words is None:
         raise SystemExit("--prompt-template needs --label-words, one word per label of the task")
-    if task.is_pair:
-        raise SystemExit(f"--prompt-template: {task.name} is a sentence-pair task; prompted classifiers take one text")
+    from rift_fast.models.prompted import PAIR_SLOT
+
+    if task.is_pair and PAIR_SLOT not in args.prompt_template:
+        raise SystemExit(
+            f"--prompt-template: {task.name} is a sentence-pair task; the template needs a {PAIR_SLOT} slot "
+            "for its attacked text"
+        )
+    if PAIR_SLOT in args.prompt_template and not task.is_pair:
+        raise SystemExit(f"--prompt-template: {task.name} is a single-text task; the {PAIR_SLOT} slot would stay empty")
     words = args.label_words.split(LABEL_WORD_SEPARATOR)
     if len(words) != len(task.label_names):
         raise SystemExit(
@@ -178,8 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--prompt-template",
         help="attack --model, a causal language model, as a prompted classifier (no fine-tuning): the prompt, "
-        "with the slot {text} where the attacked text goes, e.g. 'Review: {text} Sentiment:'; the attack edits "
-        "the slot only, never the template",
+        "with the slot {text} where the text goes, e.g. 'Review: {text} Sentiment:' (and {text_pair} for the "
+        "attacked text of a sentence-pair task); the attack edits the slots only, never the template",
     )
     parser.add_argument(
         "--label-words",

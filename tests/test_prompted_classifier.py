@@ -65,7 +65,7 @@ def test_every_recipe_edits_the_slot_and_every_query_holds_the_template_untouche
     model, tokenizer = load_prompted_classifier(lm_folder, TEMPLATE, LABEL_WORDS)
     table = model.get_input_embeddings()
     with torch.no_grad():
-        fixed = {"prefix": table(model.prefix_ids), "suffix": table(model.suffix_ids)}
+        fixed = {"prefix": table(torch.tensor(model.fixed_ids[0])), "suffix": table(torch.tensor(model.fixed_ids[-1]))}
     queries = []
 
     def check_template(module, args, kwargs):
@@ -122,8 +122,9 @@ def test_a_prompted_classifier_is_attacked_from_the_command_line(lm_folder, tmp_
     "template,words,message",
     [
         ("Review: {text} Sentiment:", (" bad", ""), "--label-words: '' tokenises to no token at all"),
-        ("Review: Sentiment:", (" bad", " good"), "must hold the slot \\{text\\} exactly once, found 0"),
-        ("{text} {text}", (" bad", " good"), "exactly once, found 2"),
+        ("Review: Sentiment:", (" bad", " good"), "must hold the slot \\{text\\} exactly once \\(found 0\\)"),
+        ("{text} {text}", (" bad", " good"), "exactly once \\(found 2\\)"),
+        ("{text} {text_pair} {text_pair}", (" bad", " good"), "at most once \\(found 2\\)"),
         ("{text}", (" bad",), "one word per class \\(at least 2\\)"),
     ],
 )
@@ -140,6 +141,9 @@ def test_the_command_line_refuses_label_words_that_do_not_fit_the_task(lm_folder
         attack.main([*argv, "--label-words", " bad| good| fine"])
     with pytest.raises(SystemExit, match="--prompt-template needs --label-words"):
         attack.main(argv)
+    pair_template = ["--prompt-template", "{text} / {text_pair}", "--label-words", " bad| good"]
+    with pytest.raises(SystemExit, match="is a single-text task; the \\{text_pair\\} slot would stay empty"):
+        attack.main([*argv, *pair_template])
 
 
 @pytest.mark.parametrize("recipe", ["pwws", "gradient"])
@@ -150,3 +154,25 @@ def test_a_bfloat16_prompted_victim_is_attacked_from_the_command_line(lm_folder,
     assert attack.main(argv) == 0
     record = json.loads(output.read_text())
     assert record["settings"]["model_dtype"] == "bfloat16" and record["summary"]["examples"] == 3
+
+
+def test_a_pair_template_scores_both_slots_and_attacks_the_pair_only(lm_folder, tmp_path):
+    template = "Premise: {text} Hypothesis: {text_pair} Relation:"
+    model, tokenizer = load_prompted_classifier(lm_folder, template, (" good", " bad", " plot"))
+    pairs = [("the movie was good", "a plot"), ("a bad plot", "the movie")]
+    batch = tokenizer([p for p, _ in pairs], [h for _, h in pairs], padding=True, return_tensors="pt")
+    assert "token_type_ids" in batch
+    with torch.no_grad():
+        scores = model(**batch)[0]
+    for row, (premise, hypothesis) in enumerate(pairs):
+        plain = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in (premise, hypothesis)]
+        ids = model.prompt_ids(*plain) + model.label_ids[0]
+        with torch.no_grad():
+            log_probs = torch.log_softmax(model.lm(torch.tensor([ids])).logits[0].float(), dim=-1)
+        torch.testing.assert_close(scores[row, 0], log_probs[len(ids) - 2, model.label_ids[0][0]])
+    victim = VictimModel(model, tokenizer, max_length=24)
+    examples = [Example(p, int(label), h) for (p, h), label in zip(pairs, victim.probabilities(pairs).argmax(1))]
+    report = build_attack("pwws", victim, SYNONYMS, True, RecipeOptions()).run(examples, victim, {}, progress=False)
+    for example, result in zip(examples, report.results):
+        assert result.premise == example.text  # the premise is never edited
+        assert not any(word in (result.adversarial or "") for word in ("Premise", "Hypothesis", "Relation"))

@@ -13,6 +13,7 @@ therefore edits the slot only: the template is never part of the text it sees.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -26,17 +27,23 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 TEXT_SLOT = "{text}"
+PAIR_SLOT = "{text_pair}"
+SLOTS = (TEXT_SLOT, PAIR_SLOT)  # a slot's index is the side of the input it takes (0: text, 1: text pair)
 SENTENCEPIECE_SPACE = "▁"  # SentencePiece's word-start marker
 
 
-def split_template(template: str) -> tuple[str, str]:
-    """(the text before the slot, the text after it) of ``template``. Raises ValueError unless the slot
-    ``{text}`` occurs exactly once."""
-    count = template.count(TEXT_SLOT)
-    if count != 1:
-        raise ValueError(f"--prompt-template {template!r} must hold the slot {TEXT_SLOT} exactly once, found {count}")
-    before, after = template.split(TEXT_SLOT)
-    return before, after
+def split_template(template: str) -> tuple[list[str], list[int]]:
+    """(the fixed parts of ``template``, the slots between them in order: 0 for ``{text}``, 1 for
+    ``{text_pair}``); there is one more fixed part than slots (maybe empty). Raises ValueError unless
+    ``{text}`` occurs exactly once and ``{text_pair}`` at most once."""
+    counts = {slot: template.count(slot) for slot in SLOTS}
+    if counts[TEXT_SLOT] != 1 or counts[PAIR_SLOT] > 1:
+        raise ValueError(
+            f"--prompt-template {template!r} must hold the slot {TEXT_SLOT} exactly once (found "
+            f"{counts[TEXT_SLOT]}) and {PAIR_SLOT} at most once (found {counts[PAIR_SLOT]})"
+        )
+    pieces = re.split("(" + "|".join(re.escape(slot) for slot in SLOTS) + ")", template)
+    return pieces[0::2], [SLOTS.index(slot) for slot in pieces[1::2]]
 
 
 def _marks_word_starts(tokenizer: PreTrainedTokenizerBase) -> bool:
@@ -57,25 +64,25 @@ class PromptedClassifier(nn.Module):
     """A causal LM read as a classifier through ``template`` and ``label_words`` (one per class, in the
     task's label order; give a word's leading space when the model should see one, e.g. ``" great"``).
 
-    ``forward(input_ids, attention_mask)`` takes the slot's text as the tokenizer encodes it (padding on
-    either side; its special tokens are dropped) and returns ``(scores [B, C], None)``: the summed
-    log-probabilities of each label word's tokens after the prompt. ``config`` is the LM's, with
-    ``max_position_embeddings`` lowered by the template's and the longest label word's tokens (what the
-    slot may take). Raises ValueError for a template without exactly one ``{text}``, fewer than two
-    label words, or a label word that tokenises to nothing.
+    ``forward(input_ids, attention_mask, token_type_ids)`` takes the slots' texts as the tokenizer
+    encodes them (padding on either side; its special tokens are dropped; a template with a
+    ``{text_pair}`` slot takes sentence pairs, told apart by their token type ids) and returns
+    ``(scores [B, C], None)``: the summed log-probabilities of each label word's tokens after the
+    prompt. ``config`` is the LM's, with ``max_position_embeddings`` lowered by the template's and the
+    longest label word's tokens (what the slots may take). Raises ValueError for a template without
+    exactly one ``{text}`` (or with ``{text_pair}`` twice), fewer than two label words, or a label word
+    that tokenises to nothing.
     """
 
-    prefix_ids: torch.Tensor  # [P] the template before the slot (after the tokenizer's leading specials)
-    suffix_ids: torch.Tensor  # [S] the template after the slot
-    special_ids: torch.Tensor  # the tokenizer's special tokens, dropped from the slot's input
+    special_ids: torch.Tensor  # the tokenizer's special tokens, dropped from the slots' input
 
     def __init__(
         self, lm: nn.Module, tokenizer: PreTrainedTokenizerBase, template: str, label_words: Sequence[str]
     ) -> None:
         super().__init__()
-        before, after = split_template(template)
-        if _marks_word_starts(tokenizer):
-            before = before.rstrip(" ")  # the slot's first token carries the space
+        parts, self.slots = split_template(template)
+        if _marks_word_starts(tokenizer):  # a slot's first token carries the space before it
+            parts = [part.rstrip(" ") if k < len(self.slots) else part for k, part in enumerate(parts)]
         if len(label_words) < 2:
             raise ValueError(f"--label-words needs one word per class (at least 2), got {list(label_words)}")
         self.lm = lm
@@ -85,13 +92,12 @@ class PromptedClassifier(nn.Module):
         empty = [word for word, ids in zip(self.label_words, self.label_ids) if not ids]
         if empty:
             raise ValueError(f"--label-words: {empty[0]!r} tokenises to no token at all; choose another word")
-        prefix = _leading_specials(tokenizer) + encode(before)
-        self.register_buffer("prefix_ids", torch.tensor(prefix, dtype=torch.long), persistent=False)
-        self.register_buffer("suffix_ids", torch.tensor(encode(after), dtype=torch.long), persistent=False)
+        # The template's fixed parts as token ids; the first begins with the tokenizer's leading specials.
+        self.fixed_ids = [_leading_specials(tokenizer) + encode(parts[0]), *(encode(part) for part in parts[1:])]
         self.register_buffer("special_ids", torch.tensor(sorted(tokenizer.all_special_ids)), persistent=False)
         lm_config: Any = getattr(lm, "config", None)
         self.config = copy.copy(lm_config)
-        overhead = len(self.prefix_ids) + len(self.suffix_ids) + max(len(ids) for ids in self.label_ids)
+        overhead = sum(len(ids) for ids in self.fixed_ids) + max(len(ids) for ids in self.label_ids)
         self.config.max_position_embeddings = lm_config.max_position_embeddings - overhead
         if self.config.max_position_embeddings < 1:
             raise ValueError(f"the template and label words take {overhead} tokens: the model has no positions left")
@@ -104,29 +110,58 @@ class PromptedClassifier(nn.Module):
         """The LM's word-embedding table (what gradient-guided attacks differentiate against)."""
         return cast(Any, self.lm).get_input_embeddings()
 
-    def prompt_ids(self, text_ids: Sequence[int]) -> list[int]:
-        """The token ids the LM reads for the slot's ``text_ids`` (no specials): template around them."""
-        return [*self.prefix_ids.tolist(), *text_ids, *self.suffix_ids.tolist()]
+    @property
+    def takes_pairs(self) -> bool:
+        """Whether the template has a ``{text_pair}`` slot (sentence-pair tasks)."""
+        return 1 in self.slots
+
+    def prompt_ids(self, text_ids: Sequence[int], pair_ids: Sequence[int] = ()) -> list[int]:
+        """The token ids the LM reads for the slots' ``text_ids`` and ``pair_ids`` (no specials)."""
+        sides = (list(text_ids), list(pair_ids))
+        ids = list(self.fixed_ids[0])
+        for slot, part in zip(self.slots, self.fixed_ids[1:]):
+            ids += sides[slot] + part
+        return ids
+
+    def _slot_rows(self, embeds: torch.Tensor, keep: torch.Tensor, sides: torch.Tensor) -> list[torch.Tensor]:
+        """[B] prompts [T_b, D]: the template's fixed parts around each row's slot tokens (``keep`` [B, L]
+        bool, ``sides`` [B, L] the input side of each token)."""
+        matrix = input_embedding_matrix(cast(nn.Embedding, self.get_input_embeddings()))
+        fixed = [matrix[torch.tensor(ids, dtype=torch.long, device=embeds.device)] for ids in self.fixed_ids]
+        rows = []
+        for b in range(embeds.shape[0]):
+            pieces = [fixed[0]]
+            for slot, part in zip(self.slots, fixed[1:]):
+                pieces += [embeds[b][keep[b] & sides[b].eq(slot)], part]
+            rows.append(torch.cat(pieces))
+        return rows
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **unused: Any
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        **unused: Any,
     ) -> tuple[torch.Tensor, None]:
         """(scores [B, C] float, None) for the slot texts ``input_ids`` [B, L] (``attention_mask`` [B, L],
-        1 = token); other inputs (token type ids) are ignored."""
+        1 = token; ``token_type_ids`` [B, L], 0 = text, 1 = text pair, needed by a pair template).
+        Raises ValueError when a pair template gets no token type ids."""
+        if self.takes_pairs and token_type_ids is None:
+            raise ValueError("a template with a {text_pair} slot needs the inputs' token type ids")
         table = cast(nn.Embedding, self.get_input_embeddings())
-        texts = table(input_ids)  # [B, L, D]: what a gradient-guided attack differentiates against
+        texts = table(input_ids)  # [B, L, D]: the one call a gradient-guided attack's hook sees
         keep = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
         keep &= ~torch.isin(input_ids, self.special_ids)
-        # The template's and label words' embeddings: read from the table, not by calling the module, so
-        # that the module's one call (the slot's) is the one a gradient-guided attack's hook sees.
+        sides = torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+        prompts = self._slot_rows(texts, keep, sides)
+        # The template's and label words' embeddings are read from the table, not by calling the module.
         matrix = input_embedding_matrix(table)
-        prefix, suffix = matrix[self.prefix_ids], matrix[self.suffix_ids]
         rows: list[torch.Tensor] = []
         scored: list[tuple[int, int, list[int]]] = []  # scored: (row, first position predicting the label, label ids)
         for label in self.label_ids:
             label_embeds = matrix[torch.tensor(label, device=input_ids.device)]
             for b in range(input_ids.shape[0]):
-                row = torch.cat([prefix, texts[b][keep[b]], suffix, label_embeds])
+                row = torch.cat([prompts[b], label_embeds])
                 scored.append((len(rows), row.shape[0] - len(label) - 1, label))
                 rows.append(row)
         length = max(row.shape[0] for row in rows)
@@ -146,7 +181,8 @@ def load_prompted_classifier(
     name_or_path: str, template: str, label_words: Sequence[str]
 ) -> tuple[PromptedClassifier, PreTrainedTokenizerBase]:
     """``(classifier, tokenizer)``: the causal LM ``name_or_path`` (a folder or hub id) as a
-    :class:`PromptedClassifier` in eval mode. Raises ValueError as :class:`PromptedClassifier` does, and
+    :class:`PromptedClassifier` in eval mode; for a pair template the tokenizer returns token type
+    ids. Raises ValueError as :class:`PromptedClassifier` does, and
     for a model of an unsupported family (see :func:`rift_fast.models.families.check_supported`)."""
     from transformers import AutoModelForCausalLM
 
@@ -156,7 +192,10 @@ def load_prompted_classifier(
     check_supported(load_config(name_or_path))
     tokenizer = load_tokenizer(name_or_path)
     lm = AutoModelForCausalLM.from_pretrained(resolve_model_source(name_or_path))
-    return PromptedClassifier(lm, tokenizer, template, label_words).eval(), tokenizer
+    model = PromptedClassifier(lm, tokenizer, template, label_words).eval()
+    if model.takes_pairs and "token_type_ids" not in tokenizer.model_input_names:
+        tokenizer.model_input_names = [*tokenizer.model_input_names, "token_type_ids"]  # tells the two texts apart
+    return model, tokenizer
 
 
 __all__ = ["PromptedClassifier", "load_prompted_classifier", "split_template"]
