@@ -295,3 +295,11 @@ def test_a_bfloat16_search_copy_of_a_decoder_answers_the_search(decoder_folders,
     for name in ("pwws", "gradient"):
         report = build_attack(name, victim, SYNONYMS, False, options).run(examples, victim, {}, progress=False)
         assert len(report.results) == 4 and all(r.queries > 0 for r in report.results), name
+
+
+def test_a_victim_given_a_tokenizer_without_a_padding_token_pads_with_its_end_of_sequence_token(decoder_folders):
+    folder = decoder_folders("gpt2")
+    tokenizer = gpt2_style_bpe(WORDS)  # as built: no padding token
+    victim = VictimModel(RobustClassifier.from_pretrained(folder, 2).eval(), tokenizer, max_length=16)
+    assert tokenizer.pad_token == "<|endoftext|>"
+    assert victim.probabilities([("the movie was good", None), ("a plot", None)]).shape == (2, 2)
