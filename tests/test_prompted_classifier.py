@@ -63,6 +63,7 @@ def test_a_class_score_is_the_summed_log_probability_of_its_label_word_after_the
 
 def test_every_recipe_edits_the_slot_and_every_query_holds_the_template_untouched(lm_folder, tiny_model_dir, tmp_path):
     model, tokenizer = load_prompted_classifier(lm_folder, TEMPLATE, LABEL_WORDS)
+    model.reuse_prefix = False  # whole prompts reach the model (the reuse is checked apart)
     table = model.get_input_embeddings()
     with torch.no_grad():
         fixed = {"prefix": table(torch.tensor(model.fixed_ids[0])), "suffix": table(torch.tensor(model.fixed_ids[-1]))}
@@ -176,3 +177,15 @@ def test_a_pair_template_scores_both_slots_and_attacks_the_pair_only(lm_folder, 
     for example, result in zip(examples, report.results):
         assert result.premise == example.text  # the premise is never edited
         assert not any(word in (result.adversarial or "") for word in ("Premise", "Hypothesis", "Relation"))
+
+
+@pytest.mark.parametrize("template", [TEMPLATE, "{text} is", "A long instruction. Review of a movie: {text} So:"])
+def test_reusing_the_prefix_keys_and_values_gives_the_same_scores(lm_folder, template):
+    model, tokenizer = load_prompted_classifier(lm_folder, template, LABEL_WORDS)
+    tokenizer.padding_side = "left"
+    batch = tokenizer(["the movie was good", "a plot", "bad"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        reused = model(**batch)[0]
+        model.reuse_prefix = False
+        whole = model(**batch)[0]
+    torch.testing.assert_close(reused, whole, atol=1e-5, rtol=1e-5)

@@ -13,6 +13,7 @@ therefore edits the slot only: the template is never part of the text it sees.
 from __future__ import annotations
 
 import copy
+import inspect
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -30,6 +31,7 @@ TEXT_SLOT = "{text}"
 PAIR_SLOT = "{text_pair}"
 SLOTS = (TEXT_SLOT, PAIR_SLOT)  # a slot's index is the side of the input it takes (0: text, 1: text pair)
 SENTENCEPIECE_SPACE = "▁"  # SentencePiece's word-start marker
+CACHE_ARGUMENT = "cache"  # transformers' name for the keys and values of earlier tokens (past_key_values before)
 
 
 def split_template(template: str) -> tuple[list[str], list[int]]:
@@ -69,7 +71,9 @@ class PromptedClassifier(nn.Module):
     ``{text_pair}`` slot takes sentence pairs, told apart by their token type ids) and returns
     ``(scores [B, C], None)``: the summed log-probabilities of each label word's tokens after the
     prompt. ``config`` is the LM's, with ``max_position_embeddings`` lowered by the template's and the
-    longest label word's tokens (what the slots may take). Raises ValueError for a template without
+    longest label word's tokens (what the slots may take). ``reuse_prefix``: the template's fixed
+    prefix runs once per forward and its keys and values serve every row (the scores are the same up
+    to float rounding). Raises ValueError for a template without
     exactly one ``{text}`` (or with ``{text_pair}`` twice), fewer than two label words, or a label word
     that tokenises to nothing.
     """
@@ -77,9 +81,15 @@ class PromptedClassifier(nn.Module):
     special_ids: torch.Tensor  # the tokenizer's special tokens, dropped from the slots' input
 
     def __init__(
-        self, lm: nn.Module, tokenizer: PreTrainedTokenizerBase, template: str, label_words: Sequence[str]
+        self,
+        lm: nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
+        template: str,
+        label_words: Sequence[str],
+        reuse_prefix: bool = True,
     ) -> None:
         super().__init__()
+        self.reuse_prefix = reuse_prefix
         parts, self.slots = split_template(template)
         if _marks_word_starts(tokenizer):  # a slot's first token carries the space before it
             parts = [part.rstrip(" ") if k < len(self.slots) else part for k, part in enumerate(parts)]
@@ -164,17 +174,44 @@ class PromptedClassifier(nn.Module):
                 row = torch.cat([prompts[b], label_embeds])
                 scored.append((len(rows), row.shape[0] - len(label) - 1, label))
                 rows.append(row)
-        length = max(row.shape[0] for row in rows)
-        embeds = torch.stack([F.pad(row, (0, 0, 0, length - row.shape[0])) for row in rows])
-        mask = torch.tensor([[1] * row.shape[0] + [0] * (length - row.shape[0]) for row in rows], device=embeds.device)
-        log_probs = F.log_softmax(self.lm(inputs_embeds=embeds, attention_mask=mask).logits.float(), dim=-1)
+        log_probs, shared = self._log_probs(rows)
+        device = log_probs.device
         scores = torch.stack(
             [
-                log_probs[row, torch.arange(start, start + len(label)), torch.tensor(label, device=embeds.device)].sum()
+                log_probs[
+                    row,
+                    torch.arange(start - shared, start - shared + len(label), device=device),
+                    torch.tensor(label, device=device),
+                ].sum()
                 for row, start, label in scored
             ]
         )
         return scores.view(self.num_classes, input_ids.shape[0]).T, None
+
+    def _log_probs(self, rows: list[torch.Tensor]) -> tuple[torch.Tensor, int]:
+        """(log-probabilities [N, T, V] float32 of the next token at each position of ``rows`` after the
+        first ``shared`` positions, ``shared``). With ``reuse_prefix``, the template's fixed prefix but its
+        last token (the same in every row) runs once and its keys and values serve every row."""
+        shared = max(len(self.fixed_ids[0]) - 1, 0) if self.reuse_prefix else 0
+        cache = None
+        if shared > 0:
+            prefix = rows[0][None, :shared]
+            ones = prefix.new_ones(prefix.shape[:2], dtype=torch.long)
+            output = self.lm(inputs_embeds=prefix, attention_mask=ones, use_cache=True)
+            cache = getattr(output, CACHE_ARGUMENT, None) or output.past_key_values
+            cache.batch_repeat_interleave(len(rows))
+        rests = [row[shared:] for row in rows]
+        length = max(rest.shape[0] for rest in rests)
+        embeds = torch.stack([F.pad(rest, (0, 0, 0, length - rest.shape[0])) for rest in rests])
+        lengths = torch.tensor([rest.shape[0] for rest in rests], device=embeds.device)
+        filled = torch.arange(length, device=embeds.device) < lengths[:, None]  # [N, T]
+        mask = torch.cat([filled.new_ones(len(rows), shared), filled], dim=1).long()
+        positions = torch.arange(shared, shared + length, device=embeds.device).expand(len(rows), length)
+        takes_cache = CACHE_ARGUMENT in inspect.signature(self.lm.forward).parameters
+        cached = {CACHE_ARGUMENT if takes_cache else "past_key_values": cache, "position_ids": positions}
+        inputs = cached if cache is not None else {}
+        logits = self.lm(inputs_embeds=embeds, attention_mask=mask, **inputs).logits
+        return F.log_softmax(logits.float(), dim=-1), shared
 
 
 def load_prompted_classifier(
