@@ -145,3 +145,20 @@ def test_lora_training_and_the_attack_of_its_adapters_from_the_command_line(deco
     wrong = attack_argv + [str(tmp_path / "other.json"), "--base-model", decoder_folders("qwen2")]
     with pytest.raises(ValueError, match="holds LoRA adapters trained on the base model .*gpt2"):
         attack.main(wrong)
+
+
+def test_a_resume_refuses_the_same_base_folder_with_other_weights(decoder_folders, tmp_path):  # noqa: F811
+    import shutil
+
+    import transformers as hf
+
+    base = tmp_path / "base"
+    shutil.copytree(decoder_folders("qwen3"), base)
+    _trainer(str(base), "rift", tmp_path / "run", "left", **LORA).run()
+    torch.manual_seed(7)  # other random weights, same architecture and tokenizer
+    hf.AutoModel.from_config(hf.AutoConfig.from_pretrained(base)).save_pretrained(base)
+    with pytest.raises(ValueError, match="was trained from another --model model_sha256"):
+        _trainer(str(base), "rift", tmp_path / "run", "left", **LORA).resume()
+    best = tmp_path / "run" / "rift" / "best"
+    with pytest.raises(ValueError, match="holds LoRA adapters trained on the base model"):
+        load_trained_classifier(best)  # the attack side refuses it too
