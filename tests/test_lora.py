@@ -162,3 +162,11 @@ def test_a_resume_refuses_the_same_base_folder_with_other_weights(decoder_folder
     best = tmp_path / "run" / "rift" / "best"
     with pytest.raises(ValueError, match="holds LoRA adapters trained on the base model"):
         load_trained_classifier(best)  # the attack side refuses it too
+
+
+def test_a_target_module_may_be_named_with_its_parent(decoder_folders, tmp_path):  # noqa: F811
+    trainer = _trainer(
+        decoder_folders("llama"), "standard", tmp_path, "right", lora_targets="self_attn.v_proj", lora_rank=2
+    )
+    adapted = {n.split(".lora_A")[0] for n, _ in trainer.objective.model.named_parameters() if ".lora_A" in n}
+    assert adapted == {f"encoder.layers.{k}.self_attn.v_proj" for k in range(2)}

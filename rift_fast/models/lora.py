@@ -75,11 +75,18 @@ def adaptable_module_names(model: nn.Module) -> list[str]:
     return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, kinds)})
 
 
+def _matches(module_name: str, target: str) -> bool:
+    """Whether ``target`` names the module ``module_name`` as peft matches it: the whole name or its end
+    after a dot (``q_proj`` and ``self_attn.q_proj`` both name ``layers.0.self_attn.q_proj``)."""
+    return module_name == target or module_name.endswith("." + target)
+
+
 def check_lora_targets(model: nn.Module, targets: tuple[str, ...]) -> None:
-    """Raises ValueError naming each of ``targets`` that no adaptable module of ``model`` is called,
-    and listing the names that exist."""
+    """Raises ValueError naming each of ``targets`` that names no adaptable module of ``model`` (see
+    :func:`adaptable_module_names`), and listing the names that exist."""
     names = adaptable_module_names(model)
-    missing = [target for target in targets if target not in names]
+    modules = [name for name, _ in model.named_modules()]
+    missing = [target for target in targets if not any(_matches(name, target) for name in modules)]
     if missing:
         raise ValueError(
             f"--lora-targets {', '.join(missing)}: {type(model).__name__} has no such module; "
@@ -96,7 +103,7 @@ def add_lora(encoder: nn.Module, options: LoraOptions) -> PeftModel:
     from transformers.pytorch_utils import Conv1D
 
     check_lora_targets(encoder, options.targets)
-    targeted = [m for n, m in encoder.named_modules() if n.rsplit(".", 1)[-1] in options.targets]
+    targeted = [m for n, m in encoder.named_modules() if any(_matches(n, target) for target in options.targets)]
     config = LoraConfig(
         fan_in_fan_out=any(isinstance(module, Conv1D) for module in targeted),  # GPT-2 stores weights transposed
         r=options.rank,
