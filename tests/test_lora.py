@@ -56,6 +56,13 @@ def test_lora_on_an_encoder_uses_peft_s_targets(model_folders, tmp_path):  # noq
     assert trainer.settings.lora_targets == "query,value"
     assert list(trainer.objective.teacher.parameters()) == []
     assert all(torch.isfinite(torch.tensor(v)) for v in _step(trainer).values())
+    best = trainer.run()  # one epoch: the best checkpoint holds the trainer's final weights
+    loaded = load_trained_classifier(best)
+    trained = trainer.objective.model.eval()
+    assert loaded.lora == trained.lora and loaded.pooling == trainer.settings.pooling
+    ids = torch.tensor([[2, 10, 11, 3]])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids)[0], trained(ids)[0])
 
 
 def test_the_rift_teacher_under_lora_is_the_pre_trained_model_without_a_copy(decoder_folders, tmp_path):  # noqa: F811
