@@ -44,9 +44,11 @@ from rift_fast.data import EVALUATED_SPLITS
 from rift_fast.models.pooling import POOLINGS
 
 SEARCH_DTYPES = ("model", "bfloat16")
+MODEL_DTYPES = ("float32", "bfloat16")
 AUTO_TEMPERATURE = "auto"
 DEFAULT_POOL_SIZE = 300  # RIFT's pool (Dong et al., NeurIPS 2021) for datasets without a preset pool rule
 FEW_CALIBRATION_EXAMPLES = 100  # below this, --attack-temperature auto warns: ECE over 15 bins is noisy
+LABEL_WORD_SEPARATOR = "|"  # --label-words: one word per label, separated by it
 LOGGER = logging.getLogger(__name__)
 
 
@@ -141,7 +143,48 @@ def run_settings(args, attack, victim, model, tokenizer, synonyms, labels, data_
         "tokenizer": tokenizer_settings(tokenizer),
         "labels": labels.describe(),
         **victim.describe(),
+        **prompt_settings(args),
+        **({"model_dtype": args.model_dtype} if args.model_dtype != "float32" else {}),
     }
+
+
+def prompt_settings(args: argparse.Namespace) -> dict:
+    """The prompt template and label words of a prompted classifier, for run records (empty otherwise)."""
+    if args.prompt_template is None:
+        return {}
+    return {"prompt_template": args.prompt_template, "label_words": args.label_words.split(LABEL_WORD_SEPARATOR)}
+
+
+def load_victim(args: argparse.Namespace, task) -> tuple:
+    """``(model, tokenizer, label mapping)`` of ``--model``: a classifier, or with ``--prompt-template`` a
+    prompted causal language model (one label word per label; a ``{text_pair}`` slot for pair tasks)."""
+    from rift_fast.models import LabelMapping, load_sequence_classifier
+    from rift_fast.models.prompted import load_prompted_classifier
+
+    if args.prompt_template is None:
+        if args.label_words is not None:
+            raise SystemExit("--label-words applies only with --prompt-template")
+        return load_sequence_classifier(args.model, task.label_names, args.pooling, args.base_model)
+    if args.label_words is None:
+        raise SystemExit("--prompt-template needs --label-words, one word per label of the task")
+    from rift_fast.models.prompted import PAIR_SLOT
+
+    if task.is_pair and PAIR_SLOT not in args.prompt_template:
+        raise SystemExit(
+            f"--prompt-template: {task.name} is a sentence-pair task; the template needs a {PAIR_SLOT} slot "
+            "for its attacked text"
+        )
+    if PAIR_SLOT in args.prompt_template and not task.is_pair:
+        raise SystemExit(f"--prompt-template: {task.name} is a single-text task; the {PAIR_SLOT} slot would stay empty")
+    words = args.label_words.split(LABEL_WORD_SEPARATOR)
+    if len(words) != len(task.label_names):
+        raise SystemExit(
+            f"--label-words {args.label_words!r} gives {len(words)} words; the task has {len(task.label_names)} "
+            f"labels ({', '.join(task.label_names)})"
+        )
+    model, tokenizer = load_prompted_classifier(args.model, args.prompt_template, words)
+    labels = tuple(task.label_names)
+    return model, tokenizer, LabelMapping(tuple(range(len(words))), "label words", tuple(words), labels)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,6 +201,23 @@ def build_parser() -> argparse.ArgumentParser:
         choices=POOLINGS,
         help="only to check a checkpoint of python -m rift_fast.train: refused unless it was trained with "
         "this pooling (default: as trained)",
+    )
+    model.add_argument(
+        "--base-model",
+        help="for a checkpoint of LoRA adapters (python -m rift_fast.train --lora-rank): where its base model "
+        "is (default: the model its settings name); refused when its weights are not the ones trained on",
+    )
+    model.add_argument(
+        "--prompt-template",
+        help="attack --model, a causal language model, as a prompted classifier (no fine-tuning): the prompt, "
+        "with the slot {text} where the text goes, e.g. 'Review: {text} Sentiment:' (and {text_pair} for the "
+        "attacked text of a sentence-pair task); the attack edits the slots only, never the template",
+    )
+    model.add_argument(
+        "--label-words",
+        help="with --prompt-template: one word per label in the task's label order, separated by |, with the "
+        "leading space the model should see (e.g. ' negative| positive'); a label's score is the log-probability "
+        "of its word's tokens after the prompt",
     )
     add_data_arguments(parser)
     add_synonym_arguments(parser.add_argument_group("synonym sets"))
@@ -210,6 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
         "2.2-2.8x faster on a CPU with avx512_bf16; the gradient search still takes its "
         "gradients on the model itself); clean predictions, answers near the decision "
         "boundary and every final result are scored by the model itself",
+    )
+    model.add_argument(
+        "--model-dtype",
+        default="float32",
+        choices=MODEL_DTYPES,
+        help="dtype the model itself runs in: bfloat16 halves the memory of a large model (on a GPU with native "
+        "bfloat16); every answer, exact ones included, then comes from the bfloat16 model",
     )
     model.add_argument(
         "--exact-margin",
@@ -483,7 +550,6 @@ def attack_and_report(args: argparse.Namespace, rank: int, world: int, output: P
     from rift_fast.attacks import VictimModel
     from rift_fast.data import test_pool
     from rift_fast.data_sources import DatasetOptions, load_data
-    from rift_fast.models import load_sequence_classifier
     from rift_fast.text import vocabulary
 
     torch.manual_seed(args.seed)  # a head missing from the checkpoint is initialised reproducibly
@@ -493,7 +559,8 @@ def attack_and_report(args: argparse.Namespace, rank: int, world: int, output: P
         args.num_examples = default_pool_size(task, args.split)
     pool = test_pool(task, args.num_examples, seed=args.seed, split=args.split)
     refuse_training_texts(args, task, pool)
-    model, tokenizer, labels = load_sequence_classifier(args.model, task.label_names, args.pooling)
+    model, tokenizer, labels = load_victim(args, task)
+    model = model.to(getattr(torch, args.model_dtype))
     if torch.cuda.is_available():
         model = model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
     words = vocabulary(e.text_pair or e.text for e in pool)

@@ -47,8 +47,9 @@ def add_model_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGrou
     parser.add_argument(
         "--model",
         default=EMBEDDED_MODEL_NAME,
-        help="Hugging Face encoder name or local folder (BERT, RoBERTa, XLM-R, DistilBERT, ALBERT, ELECTRA, "
-        "DeBERTa, ModernBERT, MiniLM, ...; no encoder-decoder or decoder-only models); "
+        help="Hugging Face model name or local folder: an encoder (BERT, RoBERTa, XLM-R, DistilBERT, ALBERT, "
+        "ELECTRA, DeBERTa, ModernBERT, MiniLM, ...) or a decoder-only model (Llama, Qwen2/3, Mistral, Gemma, "
+        "Phi-3, GPT-2, GPT-NeoX), no encoder-decoder models; "
         "'embedded' is the packaged all-MiniLM-L6-v2 (default)",
     )
 

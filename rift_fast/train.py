@@ -51,6 +51,7 @@ from rift_fast.cli_common import (
 )
 from rift_fast.evaluation import EVALUATED_RECIPES
 from rift_fast.models.classifier import EMBEDDING_OUTPUT, HULL_SPACES, WORD_EMBEDDING
+from rift_fast.models.lora import LORA_DROPOUT
 from rift_fast.models.pooling import POOLINGS
 from rift_fast.settings_diff import settings_differences
 from rift_fast.training.defenses import DEFENSES
@@ -96,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=POOLINGS,
         help="the sentence feature of the classifier and of RIFT's teacher: pooler = the encoder's pooler "
         "(pre-trained by BERT's next-sentence prediction), cls = the first token's state, mean = the masked "
-        "mean of the last states (sentence-transformers models); auto (default): a sentence-transformers "
+        "mean of the last states (sentence-transformers models), last = the last non-padding token's state "
+        "(decoder-only models); auto (default): last for a decoder-only model, else a sentence-transformers "
         "pooling config if the model has one, else a pre-trained pooler, else the architecture's own",
     )
     parser.add_argument(
@@ -133,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=non_negative_int,
         help="batches of similar lengths, sorted within groups of this many batches (0: random batches, as RIFT)",
     )
+    add_lora_arguments(parser)
     add_defense_arguments(parser)
     evaluation = parser.add_argument_group("evaluation (unset: from --task)")
     evaluation.add_argument(
@@ -170,6 +173,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue each method from its last checkpoint (epoch end); methods without one start from the beginning",
     )
     return parser
+
+
+def add_lora_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--lora-rank`` and its alpha, dropout and target modules; ``--gradient-checkpointing``."""
+    lora = parser.add_argument_group("LoRA adapters and memory (for large models)")
+    lora.add_argument(
+        "--lora-rank",
+        type=non_negative_int,
+        default=0,
+        help="train LoRA adapters of this rank and the heads only, the base model frozen (0, default: the whole "
+        "model); RIFT's teacher is then the base model with the adapters switched off, not a copy",
+    )
+    lora.add_argument("--lora-alpha", type=float, default=0.0, help="LoRA alpha (default: twice the rank)")
+    lora.add_argument(
+        "--lora-dropout", type=float, default=LORA_DROPOUT, help=f"dropout on the adapters' input ({LORA_DROPOUT})"
+    )
+    lora.add_argument(
+        "--lora-targets",
+        default="",
+        help="comma-separated names of the modules to adapt (default: the model family's attention "
+        "projections, printed at the start; a name the model lacks is refused, listing those it has)",
+    )
+    lora.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="recompute each layer's activations in the backward pass instead of keeping them (less memory)",
+    )
 
 
 def keep_earlier_run(output_dir: Path, checkpoints: list[Path], world: int) -> None:

@@ -128,7 +128,7 @@ def test_mean_pooling_without_an_attention_mask_is_refused_naming_what_works():
         match=r"--pooling mean: MasklessEncoder \(model type maskless\) has no attention_mask .*choose one of cls",
     ):
         resolve_pooling(MasklessEncoder(), MEAN)
-    with pytest.raises(ValueError, match="--pooling must be one of auto, pooler, cls, mean, got 'max'"):
+    with pytest.raises(ValueError, match="--pooling must be one of auto, pooler, cls, mean, last, got 'max'"):
         resolve_pooling(MasklessEncoder(), "max")
 
 

@@ -93,24 +93,76 @@ def sentencepiece_unigram(words: list[str], bare_pieces: bool = False) -> PreTra
     )
 
 
-def sentencepiece_bpe_byte_fallback(words: list[str]) -> PreTrainedTokenizerFast:
-    """Cased BPE with a ``▁`` marker before the first word and every space and byte fallback (an unknown
-    character is its UTF-8 bytes, ``<0xE6>``), as Llama's and Mistral's SentencePiece models; ``words``
-    whole with ``▁`` and bare, and ``▁`` + each bracket and punctuation mark."""
-    specials = ["<unk>", "<s>", "</s>"]
-    byte_tokens = [f"<0x{value:02X}>" for value in range(256)]
-    symbols = ["▁", *LETTERS, *PUNCTUATION, *BRACKETS]
-    vocab = {token: i for i, token in enumerate([*specials, *byte_tokens, *symbols])}
+def _bpe_merges(pieces: list[str], vocab: dict[str, int]) -> list[tuple[str, str]]:
+    """Left-to-right merges that join each of ``pieces`` (adding every prefix to ``vocab``)."""
     merges = []
-    # The marked forms' merges rank first, so that "▁movie" is not cut into "▁" + "movie".
-    chains = [f"▁{form}" for form in _forms(words)] + _forms(words) + [f"▁{mark}" for mark in PUNCTUATION + BRACKETS]
-    for piece in chains:
+    for piece in pieces:
         current = piece[0]
         for char in piece[1:]:
             merges.append((current, char))
             current += char
             vocab.setdefault(current, len(vocab))
-    model = models.BPE(vocab, list(dict.fromkeys(merges)), unk_token="<unk>", byte_fallback=True, fuse_unk=True)
+    return list(dict.fromkeys(merges))
+
+
+def gpt2_style_bpe(words: list[str]) -> PreTrainedTokenizerFast:
+    """Cased byte-level BPE as GPT-2's and Qwen's: ``<|endoftext|>`` (id 0) is its beginning- and
+    end-of-sequence token, it adds no special tokens and has NO padding token; ``words`` are whole."""
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {token: i for i, token in enumerate(["<|endoftext|>", *sorted(alphabet)])}
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False).pre_tokenize_str
+    pieces = [byte_level(text)[0][0] for text in [f" {form}" for form in _forms(words)] + _forms(words)]
+    tokenizer = Tokenizer(models.BPE(vocab, _bpe_merges(pieces, vocab)))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        model_input_names=["input_ids", "attention_mask"],
+    )
+
+
+def sentencepiece_byte_fallback_bpe(words: list[str], pad: bool = False) -> PreTrainedTokenizerFast:
+    """Cased SentencePiece-style BPE with byte fallback as Llama's, Mistral's and Gemma's: ``▁`` marks
+    a preceding space, a character outside the vocabulary becomes its UTF-8 bytes ``<0x..>``, ``<s>``
+    (id 1) starts every input (and each side of a pair), ``</s>`` (id 2) ends none. A padding token
+    ``<pad>`` only when ``pad`` (Gemma's tokenizer has one, Llama's and Mistral's have none)."""
+    specials = ["<unk>", "<s>", "</s>", *(["<pad>"] if pad else [])]
+    byte_tokens = [f"<0x{value:02X}>" for value in range(256)]
+    characters = sorted({"▁", *LETTERS, *PUNCTUATION, *"".join(words)})
+    vocab = {token: i for i, token in enumerate([*specials, *byte_tokens, *characters])}
+    pieces = [f"▁{form}" for form in _forms(words)] + [form for form in _forms(words) if len(form) > 1]
+    tokenizer = Tokenizer(models.BPE(vocab, _bpe_merges(pieces, vocab), unk_token="<unk>", byte_fallback=True))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first")
+    tokenizer.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s>:1 $B:1", special_tokens=[("<s>", 1)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        model_input_names=["input_ids", "attention_mask"],
+        **({"pad_token": "<pad>"} if pad else {}),
+    )
+
+
+def sentencepiece_bpe_byte_fallback(words: list[str]) -> PreTrainedTokenizerFast:
+    """Cased BPE with a ``▁`` marker before the first word and every space and byte fallback (an unknown
+    character is its UTF-8 bytes, ``<0xE6>``), as Llama's and Mistral's SentencePiece models; ``words``
+    whole with ``▁`` and bare, and ``▁`` + each bracket and punctuation mark; pads with ``<unk>``."""
+    specials = ["<unk>", "<s>", "</s>"]
+    byte_tokens = [f"<0x{value:02X}>" for value in range(256)]
+    symbols = ["▁", *LETTERS, *PUNCTUATION, *BRACKETS]
+    vocab = {token: i for i, token in enumerate([*specials, *byte_tokens, *symbols])}
+    # The marked forms' merges rank first, so that "▁movie" is not cut into "▁" + "movie".
+    chains = [f"▁{form}" for form in _forms(words)] + _forms(words) + [f"▁{mark}" for mark in PUNCTUATION + BRACKETS]
+    model = models.BPE(vocab, _bpe_merges(chains, vocab), unk_token="<unk>", byte_fallback=True, fuse_unk=True)
     tokenizer = Tokenizer(model)
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first", split=False)
     tokenizer.decoder = decoders.Sequence(

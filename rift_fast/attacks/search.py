@@ -21,6 +21,7 @@ from rift_fast.attacks.goal import UntargetedClassification
 from rift_fast.attacks.text import Edit
 from rift_fast.attacks.transformation import Target
 from rift_fast.attacks.victim import GradientBatch, QueryEngine, VictimModel
+from rift_fast.models.classifier import input_embedding_matrix
 from rift_fast.ops.substitution_scores import substitution_scores
 from rift_fast.text import lookup_form
 
@@ -421,7 +422,7 @@ class GradientGuidedGreedy(SearchMethod):
         self.candidates = candidates
         self.backend = backend
         # get_input_embeddings: a Hugging Face model's method (nn.Module does not declare it)
-        self.embeddings: torch.Tensor = cast(Any, victim.model).get_input_embeddings().weight.detach()
+        self.embeddings: torch.Tensor = input_embedding_matrix(cast(Any, victim.model).get_input_embeddings()).detach()
         self._token_texts: dict[int, str] = {}
 
     def settings(self) -> dict:

@@ -27,6 +27,7 @@ from rift_fast.attacks.text import Edit, Query, Substitutes, WordSpans
 from rift_fast.attacks.transformation import Target
 from rift_fast.data import Example
 from rift_fast.models import checked_max_length
+from rift_fast.models.families import ensure_pad_token
 
 if TYPE_CHECKING:
     from transformers import BatchEncoding, PreTrainedTokenizerBase
@@ -102,6 +103,7 @@ class VictimModel:
     inside the model's forward passes (and the backward passes of :meth:`embedding_gradients`),
     ``rows_scored`` the rows they scored and ``exact_rows_scored`` those scored by ``model`` itself.
 
+    A tokenizer without a padding token pads with its end-of-sequence token (it is set on ``tokenizer``).
     ``max_length`` defaults to the usable length of the model and tokenizer; a larger one raises
     ValueError naming both (:func:`rift_fast.models.checked_max_length`). ``temperature`` T > 0: every
     answer is softmax(logits / T), and the gradient search differentiates that cross-entropy; predictions
@@ -128,7 +130,7 @@ class VictimModel:
             raise ValueError(f"exact_margin is a probability gap in [0, 1], got {exact_margin}")
         self.temperature = check_temperature(temperature)
         self.model = model.eval()
-        self.tokenizer = tokenizer
+        self.tokenizer = ensure_pad_token(tokenizer, "the victim")  # decoder tokenizers ship no padding token
         self.max_length = checked_max_length(max_length, model, tokenizer)
         self.batch_size = batch_size
         self.device = next(model.parameters()).device

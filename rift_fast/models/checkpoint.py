@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from rift_fast.io_utils import write_text_atomically
 from rift_fast.models.checkpoint_config import (
@@ -33,6 +34,7 @@ from rift_fast.models.checkpoint_config import (
     is_checkpoint_folder,
 )
 from rift_fast.models.classifier import CLASSIFIER_HIDDEN, RobustClassifier
+from rift_fast.models.lora import LoraOptions, is_adapter_weight
 from rift_fast.models.pooling import POOLER
 from rift_fast.safe_state import save_state, state_paths
 
@@ -129,11 +131,54 @@ def recorded_pooling(folder: Path, metadata: dict, weight_names: list[str]) -> s
     return POOLER
 
 
-def load_trained_classifier(folder: str | Path, pooling: str | None = None) -> RobustClassifier:
+def _lora_options(settings: dict) -> LoraOptions | None:
+    """The LoRA setup a checkpoint's settings record (None: the whole encoder was trained)."""
+    if not settings.get("lora_rank"):
+        return None
+    return LoraOptions(
+        rank=int(settings["lora_rank"]),
+        alpha=float(settings["lora_alpha"]),
+        dropout=float(settings["lora_dropout"]),
+        targets=tuple(str(settings["lora_targets"]).split(",")),
+    )
+
+
+def _base_encoder(folder: Path, metadata: dict, base_model: str | None) -> nn.Module:
+    """The pre-trained encoder an adapter checkpoint in ``folder`` was trained on: ``base_model``, else
+    the model its settings name, with the checkpoint's config. Raises ValueError naming both when its
+    weights are not the ones the adapters were trained on."""
+    from transformers import AutoModel
+
+    from rift_fast.models.sources import resolve_model_source
+
+    base = base_model or str(metadata["settings"]["model"])
+    return AutoModel.from_pretrained(resolve_model_source(base), config=encoder_config_of(folder))
+
+
+def _check_base(folder: Path, metadata: dict, model: RobustClassifier, base_model: str | None) -> None:
+    from rift_fast.digests import model_digest
+
+    base = base_model or str(metadata["settings"]["model"])
+    recorded = metadata.get("base_model_sha256")
+    if recorded is not None and model_digest(model.encoder) != recorded:
+        raise ValueError(
+            f"{folder} holds LoRA adapters trained on the base model {metadata['settings']['model']} "
+            f"(weights sha256 {recorded}); the weights of {base} differ: give the base model it was trained "
+            "on (--base-model)"
+        )
+
+
+def load_trained_classifier(
+    folder: str | Path, pooling: str | None = None, base_model: str | None = None
+) -> RobustClassifier:
     """A :class:`RobustClassifier` in eval mode from a folder written by :func:`save_model_folder`, in the
     adversary space it was trained with (``settings.hull_space`` of its metadata, ``auto`` when absent)
     and with the pooling it was trained with (:func:`recorded_pooling`). ``pooling``: None or ``auto``
-    accept the recorded one; another value must equal it (ValueError naming both). Raises
+    accept the recorded one; another value must equal it (ValueError naming both).
+
+    A folder of LoRA adapters (``settings.lora_rank`` > 0) holds the adapters and the heads only: they
+    are loaded onto its base model, ``base_model`` (a folder or hub id) or else the one its settings
+    name; ValueError when that model's weights are not the ones the adapters were trained on. Raises
     FileNotFoundError when ``folder`` is not such a folder."""
     from transformers import AutoModel
 
@@ -145,7 +190,13 @@ def load_trained_classifier(folder: str | Path, pooling: str | None = None) -> R
     trained_pooling = recorded_pooling(folder, metadata, list(weights))
     if pooling not in (None, "auto", trained_pooling):
         raise ValueError(f"{folder} was trained with --pooling {trained_pooling}; it cannot be loaded with {pooling}")
-    encoder = AutoModel.from_config(encoder_config_of(folder))
+    lora = _lora_options(metadata.get("settings", {}))
+    if lora is None and base_model is not None:
+        raise ValueError(f"--base-model {base_model}: {folder} holds a whole model, not LoRA adapters")
+    if lora is None:
+        encoder = AutoModel.from_config(encoder_config_of(folder))
+    else:
+        encoder = _base_encoder(folder, metadata, base_model)
     # Checkpoints written before the hull space was recorded were all BERT-like: "auto" gives their construction.
     hull_space = metadata.get("settings", {}).get("hull_space", "auto")
     state = {k[len(CLASSIFIER_PREFIX) :]: v for k, v in weights.items() if k.startswith(CLASSIFIER_PREFIX)}
@@ -153,5 +204,13 @@ def load_trained_classifier(folder: str | Path, pooling: str | None = None) -> R
     model = RobustClassifier(
         encoder, metadata["num_classes"], head_hidden, hull_space=hull_space, pooling=trained_pooling
     )
-    model.load_state_dict(state)
+    if lora is None:
+        model.load_state_dict(state)
+        return model.eval()
+    _check_base(folder, metadata, model, base_model)
+    model.use_lora(lora)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [name for name in missing if not name.startswith("encoder.") or is_adapter_weight(name)]
+    if missing or unexpected:
+        raise ValueError(f"{folder} does not match its base model (missing {missing[:5]}, unexpected {unexpected[:5]})")
     return model.eval()

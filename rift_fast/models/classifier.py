@@ -20,7 +20,10 @@ The adversary space (``hull_space``, :data:`HULL_SPACES`) is where the embedding
   embedding: DistilBERT, DeBERTa-v2/v3, ModernBERT and every encoder above.
 - ``auto``: ``embedding-output`` where the embedding layer is BERT-like, else ``word-embedding``.
 
-Encoder-decoder (T5, BART) and decoder-only (GPT-2, Llama) models are refused.
+Decoder-only models of the families in :data:`rift_fast.models.families.DECODER_FAMILIES` (Llama,
+Qwen, Mistral, Gemma, Phi-3, GPT-2, GPT-NeoX) run the same way: pooled at their last non-padding
+token, hulled over their word embeddings, with position ids counted over the attention mask so that
+left and right padding give the same features. Encoder-decoder models (T5, BART) are refused.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rift_fast.models.families import check_supported, decoder_family
+from rift_fast.models.lora import LoraOptions, add_lora
 from rift_fast.models.pooling import POOLER, pool, resolve_pooling
 from rift_fast.models.sources import resolve_model_source
 
@@ -63,28 +68,6 @@ def _child(module: nn.Module, name: str) -> nn.Module:
 def unwrap(model: nn.Module) -> nn.Module:
     """The module inside a DistributedDataParallel / DataParallel wrapper (``model.module``), else ``model``."""
     return model.module if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
-
-
-def refuse_non_encoder(config: Any) -> None:
-    """Raises ValueError naming the model type when ``config`` is an encoder-decoder or decoder-only model."""
-    from transformers.models.auto.modeling_auto import (
-        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
-    )
-
-    model_type = getattr(config, "model_type", None)
-    if getattr(config, "is_encoder_decoder", False):
-        kind = "an encoder-decoder model"
-    elif getattr(config, "is_decoder", False) or (
-        model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
-    ):
-        kind = "a decoder-only model"
-    else:
-        return
-    raise ValueError(
-        f"model type {model_type!r} is {kind}; rift_fast trains and attacks encoders only "
-        "(BERT, RoBERTa, XLM-R, DistilBERT, ALBERT, ELECTRA, DeBERTa, ModernBERT, ...)"
-    )
 
 
 def bert_like_embeddings(encoder: nn.Module) -> nn.Module | None:
@@ -129,6 +112,13 @@ def input_embeddings(encoder: nn.Module) -> nn.Embedding | None:
     return table if isinstance(table, nn.Embedding) else None
 
 
+def input_embedding_matrix(table: nn.Embedding) -> torch.Tensor:
+    """[V, E] the word embedding of every token as ``table`` gives it: its weight, times the scale that
+    Gemma's scaled word embeddings multiply their output by (1 elsewhere)."""
+    scale = getattr(table, "embed_scale", None)
+    return table.weight if scale is None else table.weight * scale.to(table.weight.dtype)
+
+
 def resolve_hull_space(encoder: nn.Module, requested: str) -> str | None:
     """The adversary space ``requested`` (one of :data:`HULL_SPACES`) resolves to for ``encoder``: ``auto``
     gives ``embedding-output`` for a BERT-like embedding layer, else ``word-embedding``, else None (no
@@ -147,6 +137,12 @@ def resolve_hull_space(encoder: nn.Module, requested: str) -> str | None:
     if requested == "auto" and bert_like_embeddings(encoder) is not None:
         return EMBEDDING_OUTPUT
     return WORD_EMBEDDING if input_embeddings(encoder) is not None else None
+
+
+def positions_over_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """[B, L] int64 position ids that count only the tokens of ``attention_mask`` [B, L] (0 at and
+    before the first token): a left-padded row gets the positions its right-padded twin gets."""
+    return (attention_mask.long().cumsum(dim=1) - 1).clamp_min(0)
 
 
 def position_ids_for(encoder: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
@@ -218,12 +214,21 @@ def encode_pooled(
     Exactly one of ``input_ids`` (token ids), ``inputs_embeds`` (BERT-like embedding-layer output) and
     ``word_embeds`` (word embeddings: positions, types and normalisation are added by the encoder)
     drives the encoder; ``word_embeds`` takes ``input_ids`` too, for RoBERTa-style positions.
-    ``token_type_ids`` reach only encoders whose ``forward`` takes them.
+    ``token_type_ids`` reach only encoders whose ``forward`` takes them (never a decoder-only model,
+    which gets position ids counted over ``attention_mask`` instead).
     """
     if inputs_embeds is not None and word_embeds is not None:
         raise ValueError("give inputs_embeds or word_embeds, not both")
     if inputs_embeds is None and word_embeds is None and input_ids is None:
         raise ValueError("give input_ids, inputs_embeds or word_embeds")
+    if decoder_family(getattr(encoder, "config", None)) is not None:
+        # GPT-2 would add token type ids as word embeddings; left padding must not shift the positions.
+        positions = None if attention_mask is None else positions_over_mask(attention_mask)
+        common = _accepted(encoder, attention_mask=attention_mask, position_ids=positions)
+        drive = {"inputs_embeds": word_embeds} if word_embeds is not None else {"input_ids": input_ids}
+        if inputs_embeds is not None:
+            raise ValueError("a decoder-only model has no BERT-like embedding layer: give word_embeds")
+        return pool(encoder(**drive, **common), attention_mask, pooling)
     common = _accepted(encoder, attention_mask=attention_mask, token_type_ids=token_type_ids)
     if inputs_embeds is not None:
         with _replace_embedding_output(embeddings_of(encoder), inputs_embeds):
@@ -242,14 +247,15 @@ class RobustClassifier(nn.Module):
     """Encoder + pooled feature + head Linear(H, 256) - ReLU - Linear(256, C).
 
     ``encoder``: a Hugging Face base model (``AutoModel``: BertModel, DebertaV2Model, ModernBertModel,
-    ...). ``pooling``: one of :data:`rift_fast.models.pooling.POOLINGS`, resolved here with ``source``
-    (the model folder or hub id) and ``pooler_loaded`` (see :func:`resolve_pooling`); the choice is
-    ``self.pooling`` and its reason ``self.pooling_reason``. An encoder pooler that the choice leaves
+    LlamaModel, GPT2Model, ...). ``pooling``: one of :data:`rift_fast.models.pooling.POOLINGS`, resolved
+    here with ``source`` (the model folder or hub id) and ``pooler_loaded`` (see :func:`resolve_pooling`);
+    the choice is ``self.pooling`` and its reason ``self.pooling_reason``. An encoder pooler that the choice leaves
     unused is removed (it would get no gradient). ``hull_space``: one of :data:`HULL_SPACES`, resolved
     here (:func:`resolve_hull_space`); the resolved value is ``self.hull_space`` (None: the encoder has
     no input-embedding module, so only text attacks and standard training apply). Raises ValueError for
-    encoder-decoder and decoder-only models, fewer than 2 classes, or a hull space or pooling the encoder
-    cannot serve.
+    encoder-decoder models and decoder-only families outside
+    :data:`rift_fast.models.families.DECODER_FAMILIES`, fewer than 2 classes, or a hull space or pooling
+    the encoder cannot serve.
     """
 
     def __init__(
@@ -266,7 +272,7 @@ class RobustClassifier(nn.Module):
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         config: Any = getattr(encoder, "config", None)
-        refuse_non_encoder(config)
+        check_supported(config)
         self.hull_space = resolve_hull_space(encoder, hull_space)
         choice = resolve_pooling(encoder, pooling, source, pooler_loaded)
         self.pooling, self.pooling_reason = choice.mode, choice.reason
@@ -277,6 +283,37 @@ class RobustClassifier(nn.Module):
         hidden: int = config.hidden_size
         self.hidden_size = hidden
         self.classifier = nn.Sequential(nn.Linear(hidden, head_hidden), nn.ReLU(), nn.Linear(head_hidden, num_classes))
+        self.lora: LoraOptions | None = None
+        self._adapters: list[Any] = []  # the peft model around the encoder (a list: not a second submodule)
+
+    def use_lora(self, options: LoraOptions) -> None:
+        """Adapts the encoder with LoRA (:func:`rift_fast.models.lora.add_lora`): from now on only the
+        adapters and the head train, and :meth:`adapters_disabled` runs the pre-trained encoder.
+        Raises ValueError when the encoder already has adapters or lacks a target module."""
+        if self.lora is not None:
+            raise ValueError("the encoder already has LoRA adapters")
+        self._adapters = [add_lora(self.encoder, options)]
+        self.lora = options
+
+    def enable_gradient_checkpointing(self) -> None:
+        """The encoder recomputes each layer's activations in the backward pass instead of keeping them
+        (Hugging Face's non-reentrant checkpointing, which also serves frozen embeddings under LoRA).
+        Raises ValueError naming the encoder when it does not support it."""
+        encoder = cast(Any, self.encoder)
+        if not getattr(encoder, "supports_gradient_checkpointing", False):
+            raise ValueError(f"--gradient-checkpointing: {type(encoder).__name__} does not support it")
+        non_reentrant = {"use_reentrant": False}
+        if hasattr(encoder, "activation_checkpointing_enable"):  # its name from transformers 5.x on
+            encoder.activation_checkpointing_enable(activation_checkpointing_kwargs=non_reentrant)
+        else:
+            encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=non_reentrant)
+
+    def adapters_disabled(self) -> contextlib.AbstractContextManager:
+        """A context in which the encoder runs without its LoRA adapters: the pre-trained model (peft's
+        ``disable_adapter()``). Raises ValueError when the encoder has no adapters."""
+        if not self._adapters:
+            raise ValueError("the encoder has no LoRA adapters to disable")
+        return cast(contextlib.AbstractContextManager, self._adapters[0].disable_adapter())
 
     @classmethod
     def from_pretrained(
@@ -293,7 +330,7 @@ class RobustClassifier(nn.Module):
                 f"{name_or_path} is a checkpoint of python -m rift_fast.train, not a pre-trained encoder: continue "
                 "its training with --resume and its --output-dir, or attack and evaluate it with --model"
             )
-        refuse_non_encoder(AutoConfig.from_pretrained(source))  # before loading weights it cannot use
+        check_supported(AutoConfig.from_pretrained(source))  # before loading weights it cannot use
         encoder, loading = AutoModel.from_pretrained(source, output_loading_info=True, **kwargs)
         pooler_loaded = not any(key.startswith("pooler.") for key in loading["missing_keys"])
         return cls(

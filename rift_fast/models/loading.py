@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from rift_fast.models.checkpoint import is_checkpoint_folder, load_trained_classifier
-from rift_fast.models.classifier import refuse_non_encoder
+from rift_fast.models.families import check_supported, set_pad_token_id
 from rift_fast.models.labels import LabelMapping, LabelMismatchError, TaskOrderedClassifier, map_labels
 from rift_fast.models.sources import load_config, load_tokenizer, resolve_model_source
 
@@ -47,28 +47,29 @@ def refuse_non_classifier(config: Any, source: str) -> None:
         )
 
 
-def _load_hf_classifier(source: str, label_names: tuple[str, ...]) -> tuple[PreTrainedModel, LabelMapping]:
-    """The Hugging Face classifier at ``source`` and its :class:`LabelMapping` to ``label_names``."""
+def _load_hf_classifier(
+    source: str, label_names: tuple[str, ...], tokenizer: PreTrainedTokenizerBase
+) -> tuple[PreTrainedModel, LabelMapping]:
+    """The Hugging Face classifier at ``source`` and its :class:`LabelMapping` to ``label_names``; its
+    config gets the tokenizer's padding id when it has none (decoder-only models)."""
     from transformers import AutoModelForSequenceClassification
 
     config = load_config(source)
-    refuse_non_encoder(config)
+    check_supported(config)
+    set_pad_token_id(config, tokenizer)
     refuse_non_classifier(config, source)
     if not _has_classification_head(config):
         mapping = LabelMapping(tuple(range(len(label_names))), "new head", label_names, label_names)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            source,
-            num_labels=len(label_names),
-            id2label=dict(enumerate(label_names)),
-            label2id={name: index for index, name in enumerate(label_names)},
-        )
-        return model, mapping
+        config.num_labels = len(label_names)
+        config.id2label = dict(enumerate(label_names))
+        config.label2id = {name: index for index, name in enumerate(label_names)}
+        return AutoModelForSequenceClassification.from_pretrained(source, config=config), mapping
     mapping = map_labels([config.id2label[index] for index in range(config.num_labels)], label_names)
     return AutoModelForSequenceClassification.from_pretrained(source, config=config), mapping
 
 
 def load_sequence_classifier(
-    name_or_path: str, label_names: Sequence[str], pooling: str | None = None
+    name_or_path: str, label_names: Sequence[str], pooling: str | None = None, base_model: str | None = None
 ) -> tuple[nn.Module, PreTrainedTokenizerBase, LabelMapping]:
     """``(model, tokenizer, mapping)``: the classifier with its logits in the order of ``label_names``,
     its tokenizer and the :class:`LabelMapping` used (see :func:`map_labels`).
@@ -78,15 +79,18 @@ def load_sequence_classifier(
     an encoder without a head gets a new one in the task's order; a folder written by ``python -m
     rift_fast.train`` loads as its :class:`RobustClassifier`, trained in the task's order. Raises
     :class:`LabelMismatchError` when the labels cannot be matched, and ValueError naming the model type
-    for encoder-decoder and decoder-only models. A hub id needs network access the
+    for encoder-decoder models and unsupported decoder-only families (listing the supported ones). A
+    decoder-only classifier pools its last non-padding token (Hugging Face's rule); a tokenizer without
+    a padding token pads with its end-of-sequence token. A hub id needs network access the
     first time; its error then says so. ``pooling`` (None: as trained) must equal the pooling a
     rift_fast checkpoint was trained with, and is refused for other models, which pool with their own
-    classification head (ValueError).
+    classification head (ValueError). ``base_model``: where the base model of a checkpoint of LoRA
+    adapters is (None: the model its settings name; see :func:`load_trained_classifier`).
     """
     label_names = tuple(label_names)
     source = resolve_model_source(name_or_path)
     if is_checkpoint_folder(source):  # written by python -m rift_fast.train
-        trained = load_trained_classifier(source, pooling)
+        trained = load_trained_classifier(source, pooling, base_model)
         if trained.num_classes != len(label_names):
             raise LabelMismatchError(
                 f"{source} has a {trained.num_classes}-class head but the task has "
@@ -94,14 +98,17 @@ def load_sequence_classifier(
             )
         mapping = LabelMapping(tuple(range(len(label_names))), "rift_fast checkpoint", label_names, label_names)
         return trained, load_tokenizer(source), mapping
+    if base_model is not None:
+        raise ValueError(f"--base-model {base_model}: {name_or_path} is not a rift_fast checkpoint of LoRA adapters")
     if pooling not in (None, "auto"):
         raise ValueError(
             f"--pooling {pooling} applies to checkpoints of python -m rift_fast.train; {name_or_path} pools "
             "with its own classification head"
         )
     model: nn.Module
+    tokenizer = load_tokenizer(name_or_path)
     try:
-        model, mapping = _load_hf_classifier(source, label_names)
+        model, mapping = _load_hf_classifier(source, label_names, tokenizer)
     except OSError as error:
         raise OSError(f"could not load model {name_or_path!r} from {source!r}: {error}") from error
     if mapping.rule == "ids":
@@ -113,4 +120,4 @@ def load_sequence_classifier(
         )
     if not mapping.is_identity:
         model = TaskOrderedClassifier(model, mapping)
-    return model, load_tokenizer(name_or_path), mapping
+    return model, tokenizer, mapping

@@ -11,11 +11,16 @@ was pre-trained to give:
 - ``cls``: the first token's last hidden state, as the classification heads of RoBERTa, ELECTRA,
   DeBERTa and DistilBERT pool;
 - ``mean``: the mean of the last hidden states over the attention mask, as sentence-transformers
-  models are trained (Reimers & Gurevych 2019; the embedded all-MiniLM-L6-v2's ``1_Pooling/config.json``).
+  models are trained (Reimers & Gurevych 2019; the embedded all-MiniLM-L6-v2's ``1_Pooling/config.json``);
+- ``last``: the last non-padding token's last hidden state, as Hugging Face's sequence classifiers of
+  decoder-only models (Llama, Qwen, Mistral, Gemma, Phi-3, GPT-2, GPT-NeoX) pool: under causal
+  attention only that token has seen the whole input. The attention mask finds it, with padding on
+  either side.
 
 ``auto`` reads a sentence-transformers pooling config when the model has one, else keeps a pooler
 that its pre-training objective trained (BERT and ALBERT, loaded with their pooler weights), else the
-architecture's own classifier pooling (ModernBERT's ``config.classifier_pooling``), else ``cls``.
+architecture's own classifier pooling (ModernBERT's ``config.classifier_pooling``), else ``cls``; a
+decoder-only model gets ``last``.
 """
 
 from __future__ import annotations
@@ -30,13 +35,22 @@ from typing import Any
 import torch
 from torch import nn
 
+from rift_fast.models.families import decoder_family
+
 logger = logging.getLogger(__name__)
 
-POOLER, CLS, MEAN = "pooler", "cls", "mean"
-POOLINGS = ("auto", POOLER, CLS, MEAN)
+POOLER, CLS, MEAN, LAST = "pooler", "cls", "mean", "last"
+POOLINGS = ("auto", POOLER, CLS, MEAN, LAST)
 # Architectures whose pre-training objective trains the pooler: BERT (next-sentence prediction, Devlin
 # et al. 2019) and ALBERT (sentence-order prediction, Lan et al. 2020).
 PRETRAINED_POOLER_OBJECTIVES = {"bert": "next-sentence prediction", "albert": "sentence-order prediction"}
+# Why an encoder cannot serve a pooling that working_poolings leaves out.
+UNSERVED_POOLING_REASONS = {
+    POOLER: "has no pooler",
+    MEAN: "has no attention_mask argument in its forward",
+    CLS: "is a decoder-only model: under causal attention its first token sees only itself",
+    LAST: "is an encoder: its classification head pools the first token, not the last",
+}
 SENTENCE_TRANSFORMERS_MODULES = "modules.json"
 SENTENCE_TRANSFORMERS_POOLING_TYPE = "sentence_transformers.models.Pooling"
 # sentence-transformers pooling flags (1_Pooling/config.json) and the pooling each one is here.
@@ -61,7 +75,10 @@ def _takes_attention_mask(encoder: nn.Module) -> bool:
 
 
 def working_poolings(encoder: nn.Module) -> tuple[str, ...]:
-    """The explicit poolings ``encoder`` can serve (``cls`` always)."""
+    """The explicit poolings ``encoder`` can serve: ``cls`` always for an encoder; ``last`` and
+    ``mean`` for a decoder-only model (its first token sees nothing but itself)."""
+    if decoder_family(getattr(encoder, "config", None)) is not None:
+        return (LAST, MEAN)
     usable = [POOLER] if getattr(encoder, "pooler", None) is not None else []
     return (*usable, CLS, *([MEAN] if _takes_attention_mask(encoder) else []))
 
@@ -111,6 +128,9 @@ def sentence_transformers_pooling(source: str | None) -> str | None:
 def _automatic_pooling(encoder: nn.Module, source: str | None, pooler_loaded: bool) -> PoolingChoice:
     config = getattr(encoder, "config", None)
     model_type = getattr(config, "model_type", None)
+    family = decoder_family(config)
+    if family is not None:
+        return PoolingChoice(LAST, f"the last non-padding token, as {family.name}'s sequence classifier pools")
     flag = sentence_transformers_pooling(source)
     if flag in SENTENCE_TRANSFORMERS_MODES:
         mode = SENTENCE_TRANSFORMERS_MODES[flag]
@@ -141,22 +161,33 @@ def resolve_pooling(
     if requested == "auto":
         return _automatic_pooling(encoder, source, pooler_loaded)
     if requested not in working_poolings(encoder):
-        missing = "no pooler" if requested == POOLER else "no attention_mask argument in its forward"
         raise ValueError(
-            f"--pooling {requested}: {_model_name(encoder)} has {missing}; "
+            f"--pooling {requested}: {_model_name(encoder)} {UNSERVED_POOLING_REASONS[requested]}; "
             f"choose one of {', '.join(working_poolings(encoder))}"
         )
     return PoolingChoice(requested, "asked for")
 
 
+def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
+    """[B] int64: the position of each row's last token (the rightmost 1 of ``attention_mask`` [B, L]),
+    whichever side the padding is on (Hugging Face's rule for decoder classifiers)."""
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    return (positions * attention_mask.ne(0).long()).argmax(dim=1)
+
+
 def pool(outputs: Any, attention_mask: torch.Tensor | None, mode: str) -> torch.Tensor:
     """Pooled feature [B, H] of an encoder output (``last_hidden_state`` [B, L, H], ``pooler_output``)
-    under ``mode``; ``attention_mask`` [B, L] (1 = token) weights the mean (None: every position)."""
+    under ``mode``; ``attention_mask`` [B, L] (1 = token) weights the mean and finds the last token
+    (None: every position)."""
     if mode == POOLER:
         return outputs.pooler_output
     hidden = outputs.last_hidden_state
     if mode == CLS:
         return hidden[:, 0]
+    if mode == LAST:
+        if attention_mask is None:
+            return hidden[:, -1]
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token_index(attention_mask)]
     if attention_mask is None:
         return hidden.mean(dim=1)
     weights = attention_mask.to(hidden.dtype).unsqueeze(-1)
@@ -165,10 +196,12 @@ def pool(outputs: Any, attention_mask: torch.Tensor | None, mode: str) -> torch.
 
 __all__ = [
     "CLS",
+    "LAST",
     "MEAN",
     "POOLER",
     "POOLINGS",
     "PoolingChoice",
+    "last_token_index",
     "pool",
     "resolve_pooling",
     "sentence_transformers_pooling",

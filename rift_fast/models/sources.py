@@ -37,11 +37,15 @@ def resolve_model_source(name_or_path: str) -> str:
 
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
-    """The model's own (fast) tokenizer (of a rift_fast checkpoint: with its encoder's config)."""
+    """The model's own (fast) tokenizer (of a rift_fast checkpoint: with its encoder's config), padding
+    with its end-of-sequence token when it has no padding token (decoder-only models); raises ValueError
+    naming the model when it has neither."""
     from transformers import AutoTokenizer
 
+    from rift_fast.models.families import ensure_pad_token
+
     source = resolve_model_source(name_or_path)
-    return AutoTokenizer.from_pretrained(source, **_checkpoint_config_argument(source))
+    return ensure_pad_token(AutoTokenizer.from_pretrained(source, **_checkpoint_config_argument(source)), name_or_path)
 
 
 def load_config(name_or_path: str) -> Any:

@@ -44,6 +44,7 @@ from rift_fast.models.classifier import (
     RobustClassifier,
     float32_cross_entropy,
     float32_outside_autocast,
+    input_embedding_matrix,
     logits_kl,
     unwrap,
 )
@@ -126,7 +127,7 @@ def hull_embedding(
     ValueError when the model has no input-embedding module."""
     model = cast(RobustClassifier, unwrap(model))
     if model.require_hull_space("the convex-hull adversary") != EMBEDDING_OUTPUT:
-        table = cast(torch.Tensor, model.get_input_embeddings().weight)
+        table = input_embedding_matrix(cast(nn.Embedding, model.get_input_embeddings()))
         return convex_hull_word_embedding(weights, sub_ids, table.detach() if detach_tables else table, backend)
     if position_ids is None:
         position_ids = model.position_ids(sub_ids[..., 0].clamp_min(0))

@@ -150,7 +150,14 @@ def _batch_outcomes(
     """The outcomes of one :func:`rift_fast.training.batches.collate` batch of ``split`` (rows ``indices``)."""
     width = batch["input_ids"].shape[1]
     spans = [whole_word_spans(tokenizer, split.examples[i], split.input_ids[i]) for i in indices]
-    frozen = torch.tensor([[s is None for s in row] + [True] * (width - len(row)) for row in spans])
+    # Where each row starts in the batch: after its padding when the tokenizer pads on the left.
+    offsets = [width - len(row) if tokenizer.padding_side == "left" else 0 for row in spans]
+    frozen = torch.tensor(
+        [
+            [True] * offset + [s is None for s in row] + [True] * (width - len(row) - offset)
+            for row, offset in zip(spans, offsets)
+        ]
+    )
     sub_ids = restrict_substitutions(batch["sub_ids"], special_tokens_mask=frozen.to(batch["sub_ids"].device))
     was_training = model.training
     try:
@@ -175,9 +182,9 @@ def _batch_outcomes(
             chosen = sub_ids.gather(-1, slots.unsqueeze(-1)).squeeze(-1)
             replacements = [
                 {
-                    span: word_of(tokenizer, int(chosen[row, position]))
+                    span: word_of(tokenizer, int(chosen[row, offsets[row] + position]))
                     for position, span in enumerate(spans[row])
-                    if span is not None and int(slots[row, position]) > 0
+                    if span is not None and int(slots[row, offsets[row] + position]) > 0
                 }
                 for row in range(len(indices))
             ]
@@ -241,7 +248,8 @@ def ascc_word_outcomes(
     outcomes = AsccOutcomes()
     for start in range(0, count, batch_size):
         indices = by_length[start : start + batch_size]
-        batch: dict[str, Any] = collate(split, indices, tokenizer.pad_token_id, neighbour_table, device)
+        left = tokenizer.padding_side == "left"
+        batch: dict[str, Any] = collate(split, indices, tokenizer.pad_token_id, neighbour_table, device, left)
         outcomes.extend(_batch_outcomes(model, tokenizer, split, indices, batch, steps, max_length, generator))
     return outcomes.reordered(by_length)
 

@@ -10,14 +10,22 @@ from rift_fast.training.encoding import EncodedSplit
 
 
 def collate(
-    split: EncodedSplit, indices: list[int], pad_id: int, neighbour_table: torch.Tensor, device: torch.device
+    split: EncodedSplit,
+    indices: list[int],
+    pad_id: int,
+    neighbour_table: torch.Tensor,
+    device: torch.device,
+    left: bool = False,
 ) -> dict[str, torch.Tensor]:
     """A padded batch: input_ids, attention_mask, token_type_ids, labels, sub_ids [B, L, 1 + K], and
-    indices [B] (each row's position in ``split``)."""
+    indices [B] (each row's position in ``split``); padded on the left when ``left`` (as a tokenizer
+    with ``padding_side="left"`` pads), else on the right."""
     length = max(len(split.input_ids[i]) for i in indices)
 
     def pad(rows: list[list[int]] | list[list[bool]], value: int) -> torch.Tensor:
-        return torch.tensor([row + [value] * (length - len(row)) for row in rows])
+        return torch.tensor(
+            [[value] * (length - len(row)) + row if left else row + [value] * (length - len(row)) for row in rows]
+        )
 
     input_ids = pad([split.input_ids[i] for i in indices], pad_id)
     attention_mask = pad([[1] * len(split.input_ids[i]) for i in indices], 0)

@@ -36,6 +36,8 @@ from rift_fast.models.checkpoint import (
     save_model_folder,
 )
 from rift_fast.models.classifier import EMBEDDING_OUTPUT, HULL_SPACES
+from rift_fast.models.families import ensure_pad_token, set_pad_token_id
+from rift_fast.models.lora import ALPHA_PER_RANK, LORA_DROPOUT, LoraOptions, default_lora_targets, is_adapter_weight
 from rift_fast.models.pooling import POOLER, POOLINGS
 from rift_fast.safe_state import load_state
 from rift_fast.settings_diff import settings_differences
@@ -56,6 +58,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 HEAD_WEIGHT_DECAY = 2e-4  # RIFT's optimiser: AdamW weight decay of the heads only
 TEACHER_PREFIX = "teacher."  # the frozen teacher's weights are the pre-trained model's: never saved
+ENCODER_PREFIX = "model.encoder."  # the encoder's weights in a defense's state dict
+# Settings added after checkpoints were first written, and what those checkpoints ran with.
+LATER_SETTINGS = {
+    "lora_rank": 0,
+    "lora_alpha": 0.0,
+    "lora_dropout": LORA_DROPOUT,
+    "lora_targets": "",
+    "gradient_checkpointing": False,
+}
 
 
 @dataclass(frozen=True)
@@ -70,8 +81,13 @@ class TrainSettings:
     the training step's autocast (:data:`rift_fast.training.precision.PRECISIONS`; evaluation stays
     float32); the :class:`Trainer` records what each ``auto`` resolves to. ``length_grouped_batches``:
     batches of similar lengths, sorted within groups of that many batches (0: off, RIFT's random
-    batches; :class:`rift_fast.training.sampling.ClassBalancedBatchSampler`). Raises ValueError for an
-    unknown method, hull space, pooling or precision, a count below 1 or a negative group.
+    batches; :class:`rift_fast.training.sampling.ClassBalancedBatchSampler`). ``lora_rank`` > 0 trains
+    LoRA adapters of that rank (and the heads) instead of the whole encoder
+    (:mod:`rift_fast.models.lora`): ``lora_alpha`` (0: twice the rank), ``lora_dropout`` and
+    ``lora_targets`` (comma-separated module names; empty: the model family's defaults), recorded as
+    resolved. ``gradient_checkpointing``: the encoder recomputes its layers' activations in the backward
+    pass instead of keeping them (less memory; each layer's forward runs twice). Raises ValueError for an
+    unknown method, hull space, pooling or precision, a count below 1, a negative group or LoRA rank.
     """
 
     method: str
@@ -89,6 +105,11 @@ class TrainSettings:
     pooling: str = "auto"
     precision: str = "auto"
     length_grouped_batches: int = PUBLISHED_PRESET.length_grouped_batches
+    lora_rank: int = 0
+    lora_alpha: float = 0.0
+    lora_dropout: float = LORA_DROPOUT
+    lora_targets: str = ""
+    gradient_checkpointing: bool = False
     defense: Any = None
 
     def __post_init__(self) -> None:
@@ -108,6 +129,21 @@ class TrainSettings:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.length_grouped_batches < 0:
             raise ValueError(f"length_grouped_batches must be 0 (off) or more, got {self.length_grouped_batches}")
+        if self.lora_rank < 0:
+            raise ValueError(f"lora_rank must be 0 (no LoRA) or more, got {self.lora_rank}")
+
+    def lora_options(self, config: Any) -> LoraOptions | None:
+        """The LoRA setup of these settings for a model of transformers ``config`` (None: no LoRA), with
+        the defaults resolved: alpha twice the rank, the family's target modules."""
+        if not self.lora_rank:
+            return None
+        names = tuple(name.strip() for name in self.lora_targets.split(",") if name.strip())
+        return LoraOptions(
+            rank=self.lora_rank,
+            alpha=self.lora_alpha or ALPHA_PER_RANK * self.lora_rank,
+            dropout=self.lora_dropout,
+            targets=names or default_lora_targets(config),
+        )
 
     @classmethod
     def option_names(cls, method: str) -> tuple[str, ...]:
@@ -212,7 +248,8 @@ class Trainer:
             raise ValueError(f"{len(self.label_names)} label names {self.label_names} for {num_classes} classes")
         # What the data is (source, columns, digests: rift_fast.data_sources.load_data), compared on resume.
         self.data_identity = data_identity or {}
-        self.tokenizer = tokenizer
+        self.tokenizer = ensure_pad_token(tokenizer, settings.model)
+        self.pads_left = tokenizer.padding_side == "left"  # batches pad as the tokenizer does
         self.train_split, self.dev_split = train, dev
         self.output_dir = Path(output_dir)
         self.rank, self.world_size = rank, world_size
@@ -228,6 +265,7 @@ class Trainer:
         model = RobustClassifier.from_pretrained(
             settings.model, num_classes, hull_space=settings.hull_space, pooling=settings.pooling
         )
+        set_pad_token_id(model.config, tokenizer)
         logger.info("[%s] hull space %s (asked: %s)", settings.method, model.hull_space, settings.hull_space)
         logger.info("[%s] pooling %s: %s", settings.method, model.pooling, model.pooling_reason)
         # Record what "auto" chose (a resume compares it).
@@ -240,6 +278,25 @@ class Trainer:
         # What --model and the tokenizer hold (a resume from a changed --model folder is refused).
         self.input_digests = {"model_sha256": model_digest(model), "tokenizer_sha256": tokenizer_digest(tokenizer)}
         self.tokenizer_settings = tokenizer_settings(tokenizer)  # each named when a resume finds it changed
+        lora = settings.lora_options(model.config)
+        if lora is not None:
+            # The base model an adapter checkpoint needs, as the attack checks it when loading.
+            self.input_digests["base_model_sha256"] = model_digest(model.encoder)
+            model.use_lora(lora)
+            self.settings = settings = replace(settings, lora_alpha=lora.alpha, lora_targets=",".join(lora.targets))
+            trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            logger.info(
+                "[%s] LoRA rank %d, alpha %g, dropout %g on %s: %d of %d classifier parameters train",
+                settings.method,
+                lora.rank,
+                lora.alpha,
+                lora.dropout,
+                ", ".join(lora.targets),
+                trained,
+                sum(p.numel() for p in model.parameters()),
+            )
+        if settings.gradient_checkpointing:
+            model.enable_gradient_checkpointing()
         self.objective = defense_class(settings.method)(model, settings.defense).to(self.device)
         self.objective.use_synonym_table(self.neighbour_table)
         self.sampler = ClassBalancedBatchSampler(
@@ -318,9 +375,16 @@ class Trainer:
             self.split_digests,
         )
 
+    def _is_frozen(self, name: str) -> bool:
+        """Whether the state-dict entry ``name`` is a frozen pre-trained weight (the teacher's; under
+        LoRA, the encoder's other than the adapters'), which a checkpoint does not keep."""
+        frozen_base = self.settings.lora_rank > 0 and name.startswith(ENCODER_PREFIX) and not is_adapter_weight(name)
+        return name.startswith(TEACHER_PREFIX) or frozen_base
+
     def _weights(self) -> dict[str, torch.Tensor]:
-        """What a checkpoint keeps: every weight of the defense but the frozen teacher's."""
-        return {k: v for k, v in self.objective.state_dict().items() if not k.startswith(TEACHER_PREFIX)}
+        """What a checkpoint keeps: every weight of the defense but the frozen ones (the teacher's; under
+        LoRA, the base model's: adapters and heads only)."""
+        return {k: v for k, v in self.objective.state_dict().items() if not self._is_frozen(k)}
 
     @property
     def _encoder_config(self) -> Any:
@@ -349,7 +413,7 @@ class Trainer:
         self._check_same_inputs(folder, metadata)
         state_dict = load_file(str(folder / WEIGHTS_FILE))
         missing, unexpected = self.objective.load_state_dict(state_dict, strict=False)
-        missing = [k for k in missing if not k.startswith(TEACHER_PREFIX)]
+        missing = [k for k in missing if not self._is_frozen(k)]
         if missing or unexpected:
             raise ValueError(
                 f"--resume: {folder} does not match the model (missing {missing[:5]}, unexpected {unexpected[:5]})"
@@ -388,7 +452,12 @@ class Trainer:
     def _check_same_inputs(self, folder: Path, metadata: dict) -> None:
         """Raises ValueError naming the first of settings, data, model, tokenizer or head size that differs."""
         # Older checkpoints: the only hull space and pooling there were, and the precision of this device.
-        legacy = {"hull_space": EMBEDDING_OUTPUT, "pooling": POOLER, "precision": self.settings.precision}
+        legacy = {
+            "hull_space": EMBEDDING_OUTPUT,
+            "pooling": POOLER,
+            "precision": self.settings.precision,
+            **LATER_SETTINGS,
+        }
         recorded = {**legacy, **metadata.get("settings", {})}
         changed = settings_differences(recorded, asdict(self.settings))
         if changed:
@@ -522,7 +591,12 @@ class Trainer:
             )
             for step in range(len(batches)):
                 batch = collate(
-                    self.train_split, batches[step], self.tokenizer.pad_token_id, self.neighbour_table, self.device
+                    self.train_split,
+                    batches[step],
+                    self.tokenizer.pad_token_id,
+                    self.neighbour_table,
+                    self.device,
+                    self.pads_left,
                 )
                 try:
                     terms = self.step(batch)

@@ -6,6 +6,9 @@ code: its teacher is loaded by ``from_pretrained``, which returns the model in e
 switched to training mode (only the student and its heads are). ``keep_dropout=True`` is a departure
 from the original, not a reproduction of it: the teacher then follows ``train()`` / ``eval()`` and its
 dropout is active during training.
+When the classifier trains LoRA adapters (:meth:`RobustClassifier.use_lora`), its frozen pre-trained
+weights already are the teacher: the teacher runs the classifier's own encoder with the adapters
+switched off (in eval mode) and holds no copy.
 
 ``ProjectionHeads`` holds, for each class, a student head and a teacher head, each
 Linear(H, 512) - ReLU - Linear(512, 256); both sides are trainable. ``project`` applies to every
@@ -31,15 +34,19 @@ class FrozenTeacher(nn.Module):
     """Frozen copy of a :class:`RobustClassifier`'s encoder, pooled as the classifier pools (``pooling``).
 
     Build it from the model BEFORE fine-tuning. ``pooled(...)`` runs under ``torch.no_grad``.
-    Its parameters are not trainable and it holds no classifier head.
+    Its parameters are not trainable and it holds no classifier head. Under LoRA it holds no
+    parameters at all: ``pooled`` runs the classifier's encoder with its adapters disabled
+    (``shares_weights`` is True).
     """
 
     def __init__(self, model: RobustClassifier, keep_dropout: bool = False) -> None:
         super().__init__()
         self.keep_dropout = keep_dropout
         model = cast(RobustClassifier, unwrap(model))
-        self.encoder = copy.deepcopy(model.encoder)
         self.pooling = model.pooling
+        self.shares_weights = model.lora is not None
+        self._student = [model]  # a list: the student is not a submodule of its teacher
+        self.encoder = None if self.shares_weights else copy.deepcopy(model.encoder)
         for param in self.parameters():
             param.requires_grad_(False)
         self.train(model.training)
@@ -56,7 +63,16 @@ class FrozenTeacher(nn.Module):
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Pooled feature [B, H] of the clean input (no gradient)."""
-        return encode_pooled(self.encoder, self.pooling, input_ids, attention_mask, token_type_ids)
+        if self.encoder is not None:
+            return encode_pooled(self.encoder, self.pooling, input_ids, attention_mask, token_type_ids)
+        student = self._student[0]
+        was_training = student.encoder.training
+        student.encoder.train(was_training and self.keep_dropout)
+        try:
+            with student.adapters_disabled():
+                return encode_pooled(student.encoder, self.pooling, input_ids, attention_mask, token_type_ids)
+        finally:
+            student.encoder.train(was_training)
 
     def forward(
         self,
