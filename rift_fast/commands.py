@@ -51,6 +51,7 @@ def clean_accuracy_record(args: argparse.Namespace) -> dict:
     from rift_fast.data import test_pool
     from rift_fast.data_sources import DatasetOptions, load_data
     from rift_fast.models import load_sequence_classifier
+    from rift_fast.statistics import Proportion
 
     torch.manual_seed(args.seed)  # as the attack command: a head missing from the checkpoint is drawn alike
     task = load_data(DatasetOptions.from_args(args), seed=args.seed)
@@ -68,6 +69,7 @@ def clean_accuracy_record(args: argparse.Namespace) -> dict:
         "examples": len(pool),
         "correct": correct,
         "clean_accuracy": correct / len(pool),
+        "clean_accuracy_interval": Proportion(correct, len(pool)).record(),
         "labels": labels.describe(),
     }
 
@@ -76,12 +78,14 @@ def eval_main(argv: list[str] | None = None) -> int:
     """``python -m rift_fast eval``: prints (and with ``--output`` writes) the clean accuracy."""
     from rift_fast.cli_common import configure_logging
     from rift_fast.io_utils import write_text_atomically
+    from rift_fast.statistics import format_record
 
     args = parse_arguments("eval", build_eval_parser(), argv)
     configure_logging()
     record = clean_accuracy_record(args)
     print(
-        f"Clean accuracy of {record['model']}: {record['clean_accuracy']:.1%} ({record['correct']} of "
+        f"Clean accuracy of {record['model']}: {format_record(record['clean_accuracy_interval'])} "
+        f"({record['correct']} of "
         f"{record['examples']} {record['split']} examples of {record['dataset']}, seed {record['seed']})"
     )
     if args.output:

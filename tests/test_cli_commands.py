@@ -152,7 +152,12 @@ def test_eval_prints_the_clean_accuracy_with_its_count(tiny_model_dir, tmp_path,
     assert record["examples"] == 6 and 0 <= record["correct"] <= 6
     assert record["clean_accuracy"] == pytest.approx(record["correct"] / 6)
     out = capsys.readouterr().out
-    assert f"{record['clean_accuracy']:.1%} ({record['correct']} of 6 test examples of rotten_tomatoes, seed 0)" in out
+    from rift_fast.statistics import wilson_interval
+
+    low, high = wilson_interval(record["correct"], 6)
+    assert record["clean_accuracy_interval"]["low"] == pytest.approx(low)
+    figure = f"{record['clean_accuracy']:.1%} [{100 * low:.1f}, {100 * high:.1f}]"
+    assert f"{figure} ({record['correct']} of 6 test examples of rotten_tomatoes, seed 0)" in out
     # the same pool attacked: the attack's clean accuracy is the same figure
     assert _attack(tiny_model_dir, tmp_path / "attack.json", "--num-examples", "6", "--max-length", "32") == 0
     summary = json.loads((tmp_path / "attack.json").read_text())["summary"]
