@@ -494,10 +494,8 @@ def write_outputs(report, output: Path, world: int, calibration: dict | None = N
         report, paths["CSV of examples"], paths["HTML report"], paths["robustness curves"], paths["CSV summary"]
     )
     print(report.to_markdown())
-    written = [
-        paths[role] for role in ("results JSON", "Markdown summary", "CSV of examples", "CSV summary", "HTML report")
-    ]
-    print(f"results: {', '.join(map(str, written))} and {paths['robustness curves']}")
+    roles = ("results JSON", "Markdown summary", "CSV of examples", "CSV summary", "HTML report", "robustness curves")
+    print("Written:", *(f"- {role}: {paths[role]}" for role in roles), sep="\n")
 
 
 def miscalibration_table(calibration: dict, at_one, at_temperature) -> str:

@@ -102,7 +102,7 @@ def test_the_flag_and_counts_reach_every_report(tokenizer):  # noqa: F811
     assert flags == [True, False, False] and report.results[1].status == "success"
     rows = list(csv.DictReader(io.StringIO(to_csv(report))))
     assert [row["budget_exhausted"] for row in rows] == ["1", "0", "0"]
-    assert "failed because the query budget ran out (counted robust, as TextAttack): 1" in report.to_markdown()
+    assert "Failed because the query budget ran out (counted robust, as TextAttack): 1" in report.to_markdown()
     assert "(query budget exhausted)" in to_html(report, b"")
     assert report.to_json()["summary"]["budget_exhausted"] == 1
 

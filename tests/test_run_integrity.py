@@ -498,7 +498,7 @@ def test_the_results_footer_states_the_bf16_search_and_training_precision_used(
 ):
     import rift_fast.evaluation
 
-    monkeypatch.setattr(rift_fast.evaluation, "ascc_accuracy", lambda *args: None)  # the toy has no hull space
+    monkeypatch.setattr(rift_fast.evaluation, "ascc_outcomes", lambda *args: None)  # the toy has no hull space
     model = BagOfWords(tokenizer, WORD_SCORES)
     settings = EvaluationSettings(max_length=16, recipes=("pwws",), bf16_search=bf16_search)
     pool = [Example("a good movie", 1), Example("an awful film", 0)]
@@ -600,7 +600,7 @@ def test_resumed_wall_time_is_the_sum_of_the_pieces(tokenizer, tmp_path):
     assert summary["wall_seconds"] == last.wall_seconds and summary["session_wall_seconds"] == last.session_wall_seconds
     markdown = last.to_markdown()
     assert "wall time (all sessions)" in markdown
-    assert f"Wall time of this session: {last.session_wall_seconds:.1f} s." in markdown
+    assert f"Wall time of this session: {last.session_wall_seconds:.1f} s" in markdown
 
 
 # ------------------------------------------------------------ tokenizer settings that change answers

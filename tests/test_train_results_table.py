@@ -36,6 +36,7 @@ def _args():
         seed=0,
         synonyms="embedded",
         train_size=None,
+        train_examples_used=480,
         epochs=1,
         batch_size=8,
         max_length=16,

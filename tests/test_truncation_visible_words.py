@@ -172,7 +172,7 @@ def test_visible_words_in_every_report(tokenizer):
     summary = report.to_json()["summary"]
     assert (summary["words"], summary["visible_words"]) == (59, 13)
     assert json.loads(json.dumps(report.to_json()))["results"][0]["visible_words"] == 13
-    assert "words the model reads (visible words, over which modification rates are taken): 13 of 59" in (
+    assert "Words the model reads (visible words, over which modification rates are taken): 13 of 59" in (
         report.to_markdown()
     )
     (row,) = csv.DictReader(io.StringIO(to_csv(report)))

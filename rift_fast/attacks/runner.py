@@ -197,26 +197,30 @@ class AttackReport:
         )
         return list(zip(headings, figures))
 
-    def counts_line(self) -> str:
-        """The sentence under the summary table: counts of each kind of example and this session's time."""
+    def counts(self) -> list[str]:
+        """The counts under the summary table, one kind of example each, then this session's wall time and
+        the keys to the table's notation."""
         s = self.summary()
-        return (
-            f"Misclassified before the attack (counted as broken): {s['misclassified']}; "
-            f"no attackable word (robust): {s['unattackable']}; "
-            f"not attacked, the search had no candidate swap (not counted robust): {s['no_candidate']}, "
-            f"robust accuracy if they all held: {format_figure(s['robust_accuracy_upper_bound'], '.1%')}; "
-            f"texts the model reads nothing of, only special tokens (empty encodings, not attacked, not counted "
-            f"robust): {s['empty_encodings']}; "
-            f"failed because the query budget ran out (counted robust, as TextAttack): {s['budget_exhausted']}, "
-            f"failed with budget left: {s['failed_search_exhausted']}; "
-            f"truncated to the model's length: {s['truncated']}; "
-            f"words the model reads (visible words, over which modification rates are taken): "
-            f"{s['visible_words']} of {s['words']}; "
-            f"search flips the exact model did not confirm (counted as failed): {s['unconfirmed_successes']}. "
-            f"Wall time of this session: {s['session_wall_seconds']:.1f} s. "
-            "n/a: no example to take the rate or mean over. "
-            "[low, high]: 95% Wilson score interval (Wilson 1927)."
-        )
+        return [
+            f"Misclassified before the attack (counted as broken): {s['misclassified']}",
+            f"No attackable word (robust): {s['unattackable']}",
+            f"Not attacked, the search had no candidate swap (not counted robust): {s['no_candidate']}; "
+            f"robust accuracy if they all held: {format_figure(s['robust_accuracy_upper_bound'], '.1%')}",
+            "Texts the model reads nothing of, only special tokens (empty encodings, not attacked, not counted "
+            f"robust): {s['empty_encodings']}",
+            f"Failed because the query budget ran out (counted robust, as TextAttack): {s['budget_exhausted']}; "
+            f"failed with budget left: {s['failed_search_exhausted']}",
+            f"Truncated to the model's length: {s['truncated']}",
+            "Words the model reads (visible words, over which modification rates are taken): "
+            f"{s['visible_words']} of {s['words']}",
+            f"Search flips the exact model did not confirm (counted as failed): {s['unconfirmed_successes']}",
+            f"Wall time of this session: {s['session_wall_seconds']:.1f} s",
+            "n/a: no example to take the rate or mean over; [low, high]: 95% Wilson score interval (Wilson 1927)",
+        ]
+
+    def counts_line(self) -> str:
+        """:meth:`counts` as one paragraph (the HTML report's)."""
+        return ". ".join(self.counts()) + "."
 
     def to_markdown(self) -> str:
         table = self.summary_table()
@@ -227,7 +231,7 @@ class AttackReport:
             "|" + " ---: |" * len(table),
             "| " + " | ".join(figure for _, figure in table) + " |",
             "",
-            self.counts_line(),
+            *(f"- {count}" for count in self.counts()),
             "",
             *settings_summary(self.settings),
         ]
@@ -310,7 +314,8 @@ class AttackCheckpoint:
             )
 
     def load(self) -> list[ExampleResult]:
-        """The results already in the file (and their rounds' timings in ``self.timings``).
+        """The results already in the file, in example order (and the timings of the work that produced
+        them in ``self.timings``).
 
         Raises ValueError when the settings differ (naming each) or a line other than the last is damaged.
         """
@@ -350,6 +355,7 @@ class AttackCheckpoint:
                     "it cannot be trusted: delete it to start over"
                 ) from None
             self._check_run(entry, number)
+        results.sort(key=lambda result: result.index)  # written as each example finished, read in pool order
         self._refuse_repeated_examples(results)
         without_probabilities = sum(r.clean_label_probability is None for r in results)
         if without_probabilities:
