@@ -429,22 +429,8 @@ def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, t
     recorded = {"hull_space": "word-embedding", "pooling": "mean", "precision": "float32"}
     row = {"method": "standard", "train_seconds": 60.0, "settings": recorded, "certified_accuracy": None, **evaluation}
     assert [row[k] for k in ("clean_accuracy", "pwws_accuracy", "ga_accuracy", "ascc_accuracy")] == [None] * 4
-    args = Namespace(
-        test_examples=0,
-        dataset="rotten_tomatoes",
-        seed=0,
-        synonyms="embedded",
-        train_size=None,
-        train_examples_used=32,
-        epochs=1,
-        batch_size=8,
-        max_length=16,
-        lr=1e-3,
-        warmup_epochs=1.0,
-        adversary_steps=1,
-        kl_weight=1.0,
-        mi_weight=0.1,
-        model="tiny",
+    args = _footer_args(
+        0,
         synonym_table={"words_with_synonyms": 5000, "words_covered": 1234, "token_rows": 1300},
         certification={"samples": 100000, "mc_error": 0.01, "alpha": 0.001},
         data_identity={"splits": {"test": "file held_out.csv"}},
@@ -460,9 +446,10 @@ def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, t
     assert (tmp_path / "results.png").stat().st_size > 1000
 
 
-def _footer_args(test_examples: int, train_size: int | None = None, used: int = 32) -> Namespace:
-    """The settings that ``train.write_results`` prints under the table, for a tiny run."""
-    return Namespace(
+def _footer_args(test_examples: int, train_size: int | None = None, used: int = 32, **overrides) -> Namespace:
+    """The settings that ``train.write_results`` prints under the table, for a tiny run (``overrides``
+    replace any of them)."""
+    settings = dict(
         test_examples=test_examples,
         dataset="rotten_tomatoes",
         seed=0,
@@ -482,6 +469,7 @@ def _footer_args(test_examples: int, train_size: int | None = None, used: int = 
         certification={"samples": 1000, "mc_error": 0.01, "alpha": 0.001},
         data_identity={},
     )
+    return Namespace(**(settings | overrides))
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,9 @@ paired comparisons (each defense against standard, RIFT against ASCC) under it a
 from __future__ import annotations
 
 import json
-from argparse import Namespace
 
 import pytest
+from test_run_integrity import _footer_args
 
 from rift_fast import train
 from rift_fast.evaluation import EvaluationSettings, comparison_pairs, paired_comparisons
@@ -30,25 +30,11 @@ def _row(method, correct):
 
 
 def _args():
-    return Namespace(
-        test_examples=20,
-        dataset="rotten_tomatoes",
-        seed=0,
-        synonyms="embedded",
-        train_size=None,
-        train_examples_used=480,
-        epochs=1,
-        batch_size=8,
-        max_length=16,
-        lr=1e-3,
-        warmup_epochs=1.0,
-        adversary_steps=1,
-        kl_weight=1.0,
-        mi_weight=0.1,
-        model="tiny",
+    return _footer_args(
+        20,
+        used=480,
         synonym_table={"words_with_synonyms": 5000, "words_covered": 1234, "token_rows": 1300},
         certification={"samples": 100000, "mc_error": 0.01, "alpha": 0.001},
-        data_identity={},
     )
 
 
