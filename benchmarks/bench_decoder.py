@@ -12,9 +12,12 @@
    reviews (``--long-reviews``; ``python ../shared/tools/long_reviews.py DIR`` writes one), each cut at a
    word boundary to at most ``--max-length`` tokens (so that no engine truncates and neither spends
    queries on words the model never sees). Without ``--long-reviews``: Rotten Tomatoes test snippets of
-   one label concatenated to the same length. Synonyms: ``../shared/data/counterfitted_neighbors.json``
-   when present, else the embedded index (``--synonyms`` to choose); the same sets on both sides.
-3. Attacks (``--attacks``, ``pwws`` and/or ``ga``), run by :mod:`benchmarks.bench_attacks`'s drivers: rift_fast's
+   one label concatenated to the same length. Labels (``--labels``): by default each example's label is
+   the random model's own clean prediction, so that every example is attacked (a random model's accuracy
+   on the reviews' labels means nothing, and it would leave about half the pool unattacked). Synonyms:
+   ``../shared/data/counterfitted_neighbors.json`` when present, else the embedded index (``--synonyms``
+   to choose); the same sets on both sides.
+3. Attacks (``--attacks``, ``pwws`` and/or ``ga``), run by ``bench_attacks.py``'s drivers: rift_fast's
    recipe on the float32 model, then TextAttack's search (``GreedyWordSwapWIR("weighted-saliency")``,
    ``AlzantotGeneticAlgorithm``) with the same synonym sets and constraints, in the ``.venv-textattack``
    interpreter (``bash benchmarks/setup_textattack_env.sh``), once with TextAttack's stock
@@ -60,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--attacks", default="pwws", help="comma-separated subset of " + ",".join(ATTACKS))
     parser.add_argument("--max-length", type=int, default=256, help="tokens per input, <s> included")
     parser.add_argument("--long-reviews", default=None, help="aclImdb-style folder of long reviews (the pool)")
+    parser.add_argument(
+        "--labels",
+        default="model",
+        choices=("model", "data"),
+        help="model: each example is labelled with the random model's own clean prediction, so every example "
+        "is attacked; data: the reviews' labels (the random model then gets about half of them wrong)",
+    )
     parser.add_argument("--hidden", type=int, default=256, help="hidden size (4 heads; intermediate 2.6875x)")
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--vocab-size", type=int, default=8000, help="BPE pieces (byte tokens and specials added)")
@@ -195,6 +205,17 @@ def save_victim(args, tokenizer, folder: Path) -> dict:
     }
 
 
+def relabel_by_model(pool: list, model_dir: Path, batch_size: int) -> list:
+    """``pool`` with each label replaced by the prediction of the classifier saved in ``model_dir``."""
+    from rift_fast.attacks import VictimModel
+    from rift_fast.data import SENTIMENT_LABELS, Example
+    from rift_fast.models import load_sequence_classifier
+
+    model, tokenizer, _ = load_sequence_classifier(str(model_dir), SENTIMENT_LABELS)
+    predictions = VictimModel(model, tokenizer, batch_size=batch_size).probabilities([(e.text, None) for e in pool])
+    return [Example(e.text, int(label)) for e, label in zip(pool, predictions.argmax(1))]
+
+
 def check_textattack_loads(args, folder: Path, tokenizer, text: str) -> str:
     """Loads ``folder`` in the TextAttack environment (transformers 4.x) and checks that its tokenizer
     encodes ``text`` as ``tokenizer`` does; returns the versions and classes it loaded.
@@ -259,7 +280,7 @@ def format_table(runs: list[dict]) -> str:
 
 
 def verdict_agreement(runs: list[dict]) -> str:
-    """Per attack and TextAttack run: the examples whose outcome (skipped, succeeded, failed) differs from rift_fast's."""
+    """Per attack and TextAttack run: the examples whose outcome (status, clean prediction) differs from rift_fast's."""
     ours = {r["attack"]: r for r in runs if r["engine"] == "rift_fast"}
     lines = []
     for run in runs:
@@ -268,10 +289,10 @@ def verdict_agreement(runs: list[dict]) -> str:
         mine = [(r["status"], r["clean_prediction"]) for r in ours[run["attack"]]["results"]]
         theirs = [(r["status"], r["clean_prediction"]) for r in run["results"]]
         differ = [i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b]
+        detail = f" (indices {differ}: rift_fast {[mine[i] for i in differ]}, TextAttack {[theirs[i] for i in differ]})"
         lines.append(
             f"{run['attack'].upper()} {run['engine']}: {len(differ)} of {len(mine)} examples end differently "
-            f"from rift_fast's" + (f" (indices {differ}: rift_fast {[mine[i] for i in differ]}, "
-            f"TextAttack {[theirs[i] for i in differ]})" if differ else "")
+            f"from rift_fast's" + (detail if differ else "")
         )
     return "\n".join(lines)
 
@@ -301,6 +322,8 @@ def main(argv=None) -> int:
     pool = cut_to_tokens(raw_pool, tokenizer, args.max_length)
     model_dir = out_dir / "victim"
     sizes = save_victim(args, tokenizer, model_dir)
+    if args.labels == "model":
+        pool = relabel_by_model(pool, model_dir, args.batch_size)
     lengths = [len(tokenizer(e.text)["input_ids"]) for e in pool]
     words = [len(e.text.split()) for e in pool]
     textattack_load = check_textattack_loads(args, model_dir, tokenizer, pool[0].text + " café") if wrappers else None
@@ -320,6 +343,7 @@ def main(argv=None) -> int:
         "textattack_env_loads_victim": textattack_load,
         "victim": {**sizes, "folder": str(model_dir)},
         "pool": args.pool_source,
+        "labels": "the random model's clean predictions" if args.labels == "model" else "the reviews' own",
         "num_examples": len(pool),
         "tokens_per_input": {"min": min(lengths), "mean": sum(lengths) / len(lengths), "max": max(lengths)},
         "words_per_input": {"min": min(words), "mean": sum(words) / len(words), "max": max(words)},
