@@ -9,14 +9,15 @@
    once with ``save_pretrained`` to ``OUTPUT_DIR/victim``; both engines load that folder (TextAttack's
    side under transformers 4.x, in its own environment).
 2. Pool: ``--num-examples`` test reviews (seeded shuffle) of an aclImdb-style folder of long movie
-   reviews (``--long-reviews``; ``python ../shared/tools/long_reviews.py DIR`` writes one), each cut at a
+   reviews (``--long-reviews``: ``aclImdb/{train,test}/{pos,neg}/*.txt``, e.g. the Pang & Lee polarity
+   reviews written out that way), each cut at a
    word boundary to at most ``--max-length`` tokens (so that no engine truncates and neither spends
    queries on words the model never sees). Without ``--long-reviews``: Rotten Tomatoes test snippets of
    one label concatenated to the same length. Labels (``--labels``): by default each example's label is
    the random model's own clean prediction, so that every example is attacked (a random model's accuracy
    on the reviews' labels means nothing, and it would leave about half the pool unattacked). Synonyms:
-   ``../shared/data/counterfitted_neighbors.json`` when present, else the embedded index (``--synonyms``
-   to choose); the same sets on both sides.
+   the counter-fitted neighbour file that ``bench_attacks.py`` reads when present, else the embedded
+   index (``--synonyms`` to choose); the same sets on both sides.
 3. Attacks (``--attacks``, ``pwws`` and/or ``ga``), run by ``bench_attacks.py``'s drivers: rift_fast's
    recipe on the float32 model, then TextAttack's search (``GreedyWordSwapWIR("weighted-saliency")``,
    ``AlzantotGeneticAlgorithm``) with the same synonym sets and constraints, in the ``.venv-textattack``
@@ -29,7 +30,6 @@
    inside the model's forward; the CPU, torch thread counts and load average.
 
     # default: 10 long reviews cut to 256 tokens, PWWS, stock and dynamic TextAttack wrappers, 1 thread
-    python ../shared/tools/long_reviews.py runs/bench_decoder/long_reviews
     OMP_NUM_THREADS=1 python benchmarks/bench_decoder.py --long-reviews runs/bench_decoder/long_reviews/aclImdb
 
 Wall times exclude loading the model and the synonym sets; each engine's timer covers its clean
