@@ -1,0 +1,271 @@
+"""Attacks under torchrun: outcomes independent of the sharding, a balanced queue in the rendezvous store,
+merges through collectives (no shared filesystem), resume with another number of processes, and
+mismatched settings between processes refused."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+from test_attacks import (
+    SYNONYMS,
+    _victim,
+    tokenizer,  # noqa: F401  (fixture)
+)
+
+from rift_fast import attack
+from rift_fast.attacks import build_attack
+from rift_fast.attacks.recipes import RecipeOptions
+from rift_fast.attacks.runner import ExampleResult
+from rift_fast.attacks.sharding import (
+    ChunkQueue,
+    IncompleteMerge,
+    chunk_size,
+    local_counter,
+    longest_first,
+    merge_results,
+    settings_mismatches,
+    store_counter,
+)
+from rift_fast.data import Example
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+TIMEOUT = 240  # seconds for one torchrun job of the tiny model
+EXAMPLES = [
+    Example("a great movie", 1),
+    Example("the bad plot", 0),
+    Example("a good great movie , great acting", 1),
+    Example("awful", 0),
+    Example("great", 1),
+    Example("the awful bad plot and dull acting", 0),
+    Example("good movie", 1),
+    Example("bad movie , bad acting , awful plot", 0),
+]
+
+
+# ------------------------------------------------------------------ in one process: the mechanism
+def _results(tokenizer, recipe, chunks=None, indices=None):
+    options = RecipeOptions(ga_population=6, ga_generations=4, seed=5, character_edit_draws=3)
+    victim = _victim(tokenizer)
+    run = build_attack(recipe, victim, SYNONYMS, False, options)
+    report = run.run(EXAMPLES, victim, {"recipe": recipe}, chunks=chunks, indices=indices, progress=False)
+    return {r.index: asdict(r) for r in report.results}
+
+
+@pytest.mark.parametrize("recipe", ["ga", "deepwordbug"])
+def test_results_do_not_depend_on_which_process_attacks_an_example_or_beside_which(tokenizer, recipe):
+    whole = _results(tokenizer, recipe)
+    assert sorted(whole) == list(range(len(EXAMPLES)))
+    assert any(r["status"] == "success" for r in whole.values())  # the attack does flip some examples
+    order = longest_first(EXAMPLES, range(len(EXAMPLES)))
+    for processes, size in ((2, 2), (3, 1), (3, 3)):
+        chunks = [order[k : k + size] for k in range(0, len(order), size)]
+        merged = {}
+        for rank in range(processes):  # each process gets every processes-th chunk, in its own run
+            merged |= _results(tokenizer, recipe, chunks=chunks[rank::processes])
+        assert merged == whole, (processes, size)
+    assert _results(tokenizer, recipe, chunks=[order[::-1]]) == whole  # one round, shortest first
+
+
+def test_a_run_takes_indices_or_chunks_not_both(tokenizer):
+    with pytest.raises(ValueError, match="indices or chunks, not both"):
+        _results(tokenizer, "ga", chunks=[[0]], indices=[0])
+
+
+def test_the_queue_hands_every_example_out_once_longest_first():
+    order = longest_first(EXAMPLES, range(len(EXAMPLES)))
+    assert order[:3] == [7, 2, 5] and order[-2:] == [3, 4]  # 8, 7, 7 words ... 1, 1 (ties by index)
+    take = local_counter()
+    first, second = ChunkQueue(order, 3, take), ChunkQueue(order, 3, take)  # two processes, one counter
+    a, b = iter(first), iter(second)
+    taken = [next(a), next(b), next(a)]
+    assert taken == [[7, 2, 5], [0, 1, 6], [3, 4]]
+    assert list(a) == [] and list(b) == []  # the queue is empty for both
+
+
+def test_a_counter_in_a_tcp_store_is_shared_and_atomic():
+    from torch.distributed import TCPStore
+
+    server = TCPStore("127.0.0.1", 0, 1, True, wait_for_workers=False)
+    client = TCPStore("127.0.0.1", server.port, 1, False)
+    one, other = store_counter("q", server), store_counter("q", client)
+    assert [one(), other(), other(), one()] == [0, 1, 2, 3]
+    assert store_counter("another queue", client)() == 0
+
+
+@pytest.mark.parametrize(
+    ("pending", "world", "per_round", "size"), [(1000, 8, 64, 32), (1000, 2, 64, 64), (5, 3, 64, 1), (0, 2, 64, 1)]
+)
+def test_chunks_are_about_four_per_process_and_at_most_one_round(pending, world, per_round, size):
+    assert chunk_size(pending, world, per_round) == size
+
+
+def _result(index):
+    return ExampleResult(index, 0, "failed", "text", None, 0, 0, 0, 1, 3, False)
+
+
+def test_a_merge_lacking_examples_fails_naming_them():
+    pieces = [[_result(0), _result(3)], [_result(1), _result(3)]]  # example 3 from two checkpoints
+    assert [r.index for r in merge_results(4, [*pieces, [_result(2)]])] == [0, 1, 2, 3]
+    with pytest.raises(IncompleteMerge, match=r"lack 1 of the 4 examples of the pool \(pool indices 2\)"):
+        merge_results(4, pieces)
+    with pytest.raises(IncompleteMerge, match=r"pool indices 0, 1, .*, 19, \.\.\. \(30 in all\)"):
+        merge_results(30, [])
+
+
+def test_settings_that_differ_between_processes_are_named_with_the_rank():
+    first = {"model": "/a/model", "model_sha256": "aa", "seed": 0, "search": {"population": 60}}
+    same_elsewhere = first | {"model": "/b/model"}  # the same weights at another path on another node
+    other = first | {"seed": 1, "search": {"population": 20}}
+    assert settings_mismatches([first, same_elsewhere]) == []
+    assert settings_mismatches([first, same_elsewhere, other]) == [
+        "rank 2: search.population: 60 (rank 0) vs 20 (rank 2)",
+        "rank 2: seed: 0 (rank 0) vs 1 (rank 2)",
+    ]
+
+
+def test_the_checkpoints_of_an_output_are_found_for_any_number_of_processes(tmp_path):
+    for name in ("run.checkpoint.jsonl", "run.rank0.checkpoint.jsonl", "run.rank11.checkpoint.jsonl"):
+        (tmp_path / name).write_text("{}\n")
+    for name in ("run.json", "run.rankx.checkpoint.jsonl", "other.rank0.checkpoint.jsonl", "run.checkpoint.md"):
+        (tmp_path / name).write_text("{}\n")
+    found = [path.name for path in attack.local_checkpoints(tmp_path / "run.json")]
+    assert found == ["run.checkpoint.jsonl", "run.rank0.checkpoint.jsonl", "run.rank11.checkpoint.jsonl"]
+    assert attack.local_checkpoints(tmp_path / "absent" / "run.json") == []
+
+
+# ------------------------------------------------------------------ under torchrun: the command line
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _attack_argv(model_dir, output, *extra):
+    argv = ["--model", str(model_dir), "--attack", "ga", "--ga-population", "4", "--ga-generations", "2"]
+    return [*argv, "--num-examples", "10", "--examples-per-round", "2", "--output", str(output), *extra]
+
+
+def _environment():
+    return {**os.environ, "PYTHONPATH": str(REPOSITORY), "OMP_NUM_THREADS": "1"}
+
+
+def _torchrun(processes, argv, cwd, nodes=None):
+    """``python -m rift_fast.attack argv`` under torchrun; ``nodes``: (node rank, rendezvous port)."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes)]
+    if nodes is None:
+        launcher += ["--standalone"]
+    else:
+        node_rank, port = nodes
+        launcher += ["--nnodes", "2", "--node_rank", str(node_rank), "--rdzv-backend", "c10d"]
+        launcher += ["--rdzv-endpoint", f"localhost:{port}", "--rdzv-conf", "join_timeout=60"]
+    command = [*launcher, "-m", "rift_fast.attack", *argv]
+    return subprocess.Popen(command, cwd=cwd, env=_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _finished(process):
+    output, _ = process.communicate(timeout=TIMEOUT)
+    return process.returncode, output.decode(errors="replace")
+
+
+def _comparable(path):
+    """The results JSON without what depends on time or on the processes (timings, per-process records)."""
+    record = json.loads(Path(path).read_text())
+    summary = {k: v for k, v in record["summary"].items() if "seconds" not in k and k != "forward_share"}
+    return {"summary": summary, "results": record["results"], "settings": record["settings"]}
+
+
+@pytest.fixture(scope="module")
+def one_process(tiny_model_dir, tmp_path_factory):
+    """The results of the pool attacked by one process (no torchrun)."""
+    folder = tmp_path_factory.mktemp("one")
+    command = [sys.executable, "-m", "rift_fast.attack", *_attack_argv(tiny_model_dir, folder / "run.json")]
+    completed = subprocess.run(command, cwd=folder, env=_environment(), capture_output=True, timeout=TIMEOUT)
+    assert completed.returncode == 0, completed.stderr.decode()
+    return _comparable(folder / "run.json")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("processes", [2, 3])
+def test_two_and_three_processes_give_the_results_of_one(tiny_model_dir, tmp_path, one_process, processes):
+    code, log = _finished(_torchrun(processes, _attack_argv(tiny_model_dir, tmp_path / "run.json"), tmp_path))
+    assert code == 0, log
+    assert _comparable(tmp_path / "run.json") == one_process
+    ranks = json.loads((tmp_path / "run.json").read_text())["ranks"]
+    assert [r["rank"] for r in ranks] == list(range(processes))
+    assert sum(r["examples"] for r in ranks) == 10 and all(r["idle_seconds"] >= 0 for r in ranks)
+    assert sorted(path.name for path in tmp_path.glob("*.checkpoint.jsonl")) == [
+        f"run.rank{rank}.checkpoint.jsonl" for rank in range(processes)
+    ]
+
+
+def _two_nodes(tmp_path, argv_of_node):
+    """Two torchrun "nodes" of one process each, each in its own folder: ``[(exit code, log)]`` by node."""
+    port = _free_port()
+    folders = [tmp_path / f"node{n}" for n in range(2)]
+    runs = []
+    for node, folder in enumerate(folders):
+        folder.mkdir()
+        runs.append(_torchrun(1, argv_of_node(node), folder, nodes=(node, port)))
+    return folders, [_finished(run) for run in runs]
+
+
+@pytest.mark.slow
+def test_two_nodes_without_a_shared_folder_report_every_example(tiny_model_dir, tmp_path, one_process):
+    folders, finished = _two_nodes(tmp_path, lambda node: _attack_argv(tiny_model_dir, "out/run.json"))
+    assert [code for code, _ in finished] == [0, 0], finished
+    reported = [folder for folder in folders if (folder / "out" / "run.json").exists()]
+    assert len(reported) == 1  # rank 0's node writes the report; the other keeps its own checkpoint only
+    assert _comparable(reported[0] / "out" / "run.json") == one_process
+    for folder in folders:
+        assert len(list((folder / "out").glob("run.rank*.checkpoint.jsonl"))) == 1
+
+
+def _cut_after(path, records):
+    """``path``'s checkpoint as a kill leaves it: its header, the first ``records`` example lines (with the
+    timing lines among them) and a torn line."""
+    lines = path.read_text().splitlines()
+    kept, count = [lines[0]], 0
+    for line in lines[1:]:
+        if "record" in json.loads(line):
+            if count == records:
+                break
+            count += 1
+        kept.append(line)
+    path.write_text("\n".join(kept) + "\n" + lines[-1][: len(lines[-1]) // 2])
+    return count
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_two_processes_resumes_with_three(tiny_model_dir, tmp_path, one_process):
+    argv = _attack_argv(tiny_model_dir, tmp_path / "run.json")
+    code, log = _finished(_torchrun(2, argv, tmp_path))
+    assert code == 0, log
+    for suffix in (".json", ".md", ".csv", ".html", ".summary.csv", ".curves.png"):
+        (tmp_path / "run.json").with_name("run" + suffix).unlink()
+    kept = _cut_after(tmp_path / "run.rank0.checkpoint.jsonl", 3) + _cut_after(
+        tmp_path / "run.rank1.checkpoint.jsonl", 1
+    )
+    code, log = _finished(_torchrun(3, [*argv, "--resume"], tmp_path))
+    assert code == 0, log
+    assert _comparable(tmp_path / "run.json") == one_process
+    ranks = json.loads((tmp_path / "run.json").read_text())["ranks"]
+    assert len(ranks) == 3 and sum(r["examples"] for r in ranks) == 10 - kept  # only the rest attacked
+    code, log = _finished(_torchrun(3, argv, tmp_path))  # without --resume: refused, nothing overwritten
+    assert code != 0 and "exist from an earlier run: pass --resume" in log
+
+
+@pytest.mark.slow
+def test_nodes_with_another_seed_are_refused_naming_the_rank_and_the_difference(tiny_model_dir, tmp_path):
+    folders, finished = _two_nodes(
+        tmp_path, lambda node: _attack_argv(tiny_model_dir, "out/run.json", "--seed", str(node))
+    )
+    assert all(code != 0 for code, _ in finished), finished
+    for _, log in finished:
+        assert "the processes of this run do not share their settings" in log
+        assert "rank 1: seed: " in log and "(rank 0) vs " in log
+    assert not any((folder / "out" / "run.json").exists() for folder in folders)
