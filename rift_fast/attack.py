@@ -53,6 +53,7 @@ DEFAULT_POOL_SIZE = 300  # RIFT's pool (Dong et al., NeurIPS 2021) for datasets 
 FEW_CALIBRATION_EXAMPLES = 100  # below this, --attack-temperature auto warns: ECE over 15 bins is noisy
 LABEL_WORD_SEPARATOR = "|"  # --label-words: one word per label, separated by it
 CHECKPOINT_SUFFIX = ".checkpoint.jsonl"
+ELASTIC_RESTART_VARIABLE = "TORCHELASTIC_RESTART_COUNT"  # set by torchrun for each worker
 LOGGER = logging.getLogger(__name__)
 
 
@@ -598,6 +599,12 @@ def miscalibration_table(calibration: dict, at_one, at_temperature) -> str:
     return "\n".join(lines) + "\n"
 
 
+def elastic_restart() -> int:
+    """How many times torchrun has restarted this run's processes (``--max-restarts``; 0 for the first
+    start or without torchrun): a restarted run continues from its checkpoints, as with ``--resume``."""
+    return int(os.environ.get(ELASTIC_RESTART_VARIABLE, "0"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments("attack", build_parser(), argv)
     configure_logging()
@@ -611,6 +618,9 @@ def main(argv: list[str] | None = None) -> int:
         else None
     )
     rank, world = init_distributed()
+    if elastic_restart() and not args.resume:
+        LOGGER.info("torchrun restarted this run (restart %d): continuing from its checkpoints", elastic_restart())
+        args.resume = True
     if args.output.endswith(("/", os.sep)):
         raise SystemExit(
             f"--output {args.output} names a folder; give the results JSON's file name (e.g. ending in .json)"

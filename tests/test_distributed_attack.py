@@ -269,3 +269,17 @@ def test_nodes_with_another_seed_are_refused_naming_the_rank_and_the_difference(
         assert "the processes of this run do not share their settings" in log
         assert "rank 1: seed: " in log and "(rank 0) vs " in log
     assert not any((folder / "out" / "run.json").exists() for folder in folders)
+
+
+def test_a_run_torchrun_restarts_continues_from_its_checkpoints(tiny_model_dir, tmp_path, monkeypatch):
+    output = tmp_path / "run.json"
+    argv = ["--model", str(tiny_model_dir), "--num-examples", "3", "--attack", "pwws", "--output", str(output)]
+    assert attack.main(argv) == 0
+    first, checkpoint = json.loads(output.read_text()), tmp_path / "run.checkpoint.jsonl"
+    written = checkpoint.read_text()
+    with pytest.raises(ValueError, match="exist from an earlier run: pass --resume"):
+        attack.main(argv)  # a new run on the same output is refused
+    monkeypatch.setenv(attack.ELASTIC_RESTART_VARIABLE, "1")  # as torchrun --max-restarts starts it again
+    assert attack.main(argv) == 0
+    again = json.loads(output.read_text())
+    assert again["results"] == first["results"] and checkpoint.read_text() == written  # nothing attacked again
