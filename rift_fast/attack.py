@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from rift_fast.attacks.calibration import CALIBRATION_BINS, check_temperature
@@ -53,6 +54,8 @@ DEFAULT_POOL_SIZE = 300  # RIFT's pool (Dong et al., NeurIPS 2021) for datasets 
 FEW_CALIBRATION_EXAMPLES = 100  # below this, --attack-temperature auto warns: ECE over 15 bins is noisy
 LABEL_WORD_SEPARATOR = "|"  # --label-words: one word per label, separated by it
 CHECKPOINT_SUFFIX = ".checkpoint.jsonl"
+QUEUE_SHARDING, ROUND_ROBIN_SHARDING = "queue", "round-robin"
+SHARDINGS = (QUEUE_SHARDING, ROUND_ROBIN_SHARDING)
 ELASTIC_RESTART_VARIABLE = "TORCHELASTIC_RESTART_COUNT"  # set by torchrun for each worker
 LOGGER = logging.getLogger(__name__)
 
@@ -307,6 +310,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="dev examples that --attack-temperature auto reads",
     )
     attack.add_argument("--examples-per-round", type=positive_int, default=64, help="examples attacked together")
+    attack.add_argument(
+        "--sharding",
+        default=QUEUE_SHARDING,
+        choices=SHARDINGS,
+        help="under torchrun, how the processes share the pool: queue (longest first, small chunks from a "
+        "counter in the rendezvous store: a process that finishes early takes more) or round-robin (process "
+        "r takes every N-th example; for comparison); the results are the same either way",
+    )
     add_protocol_arguments(parser)
     attack.add_argument(
         "--verify-splicing",
@@ -516,9 +527,15 @@ def attack_at(temperature: float, output: Path, setup: dict, args: argparse.Name
     )
     earlier, timings, problem = load_earlier(local_checkpoints(output), settings, args.resume)
     done, queue_key = agree_on_start(settings, problem, sorted({r.index for r in earlier}), world)
-    order = sharding.longest_first(pool, [i for i in range(len(pool)) if i not in done])
-    take = sharding.local_counter() if world == 1 else sharding.store_counter(queue_key)
-    queue = sharding.ChunkQueue(order, sharding.chunk_size(len(order), world, args.examples_per_round), take)
+    pending = [i for i in range(len(pool)) if i not in done]
+    if args.sharding == ROUND_ROBIN_SHARDING:
+        mine = pending[rank::world]
+        size = args.examples_per_round
+        queue: Iterable[list[int]] = [mine[start : start + size] for start in range(0, len(mine), size)]
+    else:
+        order = sharding.longest_first(pool, pending)
+        take = sharding.local_counter() if world == 1 else sharding.store_counter(queue_key)
+        queue = sharding.ChunkQueue(order, sharding.chunk_size(len(order), world, args.examples_per_round), take)
     report = attack.run(
         pool,
         victim,

@@ -190,9 +190,10 @@ def one_process(tiny_model_dir, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("processes", [2, 3])
-def test_two_and_three_processes_give_the_results_of_one(tiny_model_dir, tmp_path, one_process, processes):
-    code, log = _finished(_torchrun(processes, _attack_argv(tiny_model_dir, tmp_path / "run.json"), tmp_path))
+@pytest.mark.parametrize(("processes", "sharding"), [(2, "queue"), (3, "queue"), (2, "round-robin")])
+def test_two_and_three_processes_give_the_results_of_one(tiny_model_dir, tmp_path, one_process, processes, sharding):
+    argv = _attack_argv(tiny_model_dir, tmp_path / "run.json", "--sharding", sharding)
+    code, log = _finished(_torchrun(processes, argv, tmp_path))
     assert code == 0, log
     assert _comparable(tmp_path / "run.json") == one_process
     ranks = json.loads((tmp_path / "run.json").read_text())["ranks"]
