@@ -535,7 +535,7 @@ def attack_at(temperature: float, output: Path, setup: dict, args: argparse.Name
     else:
         order = sharding.longest_first(pool, pending)
         take = sharding.local_counter() if world == 1 else sharding.store_counter(queue_key)
-        queue = sharding.ChunkQueue(order, sharding.chunk_size(len(order), world, args.examples_per_round), take)
+        queue = sharding.ChunkQueue(sharding.cost_chunks(pool, order, world, args.examples_per_round), take)
     report = attack.run(
         pool,
         victim,

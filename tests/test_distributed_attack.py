@@ -24,7 +24,7 @@ from rift_fast.attacks.runner import ExampleResult
 from rift_fast.attacks.sharding import (
     ChunkQueue,
     IncompleteMerge,
-    chunk_size,
+    cost_chunks,
     local_counter,
     longest_first,
     merge_results,
@@ -78,13 +78,13 @@ def test_a_run_takes_indices_or_chunks_not_both(tokenizer):
 
 def test_the_queue_hands_every_example_out_once_longest_first():
     order = longest_first(EXAMPLES, range(len(EXAMPLES)))
-    assert order[:3] == [7, 2, 5] and order[-2:] == [3, 4]  # 8, 7, 7 words ... 1, 1 (ties by index)
+    assert order == [7, 2, 5, 0, 1, 6, 3, 4]  # 8, 7, 7, 3, 3, 2, 1, 1 words (ties by index)
+    chunks = cost_chunks(EXAMPLES, order, 2, 64)  # about 32 / (2 x 4) = 4 words each
+    assert chunks == [[7], [2], [5], [0], [1], [6, 3, 4]]
     take = local_counter()
-    first, second = ChunkQueue(order, 3, take), ChunkQueue(order, 3, take)  # two processes, one counter
-    a, b = iter(first), iter(second)
-    taken = [next(a), next(b), next(a)]
-    assert taken == [[7, 2, 5], [0, 1, 6], [3, 4]]
-    assert list(a) == [] and list(b) == []  # the queue is empty for both
+    first, second = iter(ChunkQueue(chunks, take)), iter(ChunkQueue(chunks, take))  # two processes, one counter
+    assert [next(first), next(second), next(first)] == [[7], [2], [5]]
+    assert list(second) == [[0], [1], [6, 3, 4]] and list(first) == []  # the queue is empty for both
 
 
 def test_a_counter_in_a_tcp_store_is_shared_and_atomic():
@@ -98,10 +98,14 @@ def test_a_counter_in_a_tcp_store_is_shared_and_atomic():
 
 
 @pytest.mark.parametrize(
-    ("pending", "world", "per_round", "size"), [(1000, 8, 64, 32), (1000, 2, 64, 64), (5, 3, 64, 1), (0, 2, 64, 1)]
+    ("world", "per_round", "sizes"),
+    [(2, 64, [1, 1, 1, 1, 4, 4, 4, 4]), (2, 2, [1, 1, 1, 1] + [2] * 8), (1, 64, [1, 1, 1, 5, 9, 3])],
 )
-def test_chunks_are_about_four_per_process_and_at_most_one_round(pending, world, per_round, size):
-    assert chunk_size(pending, world, per_round) == size
+def test_long_examples_come_alone_and_short_ones_together(world, per_round, sizes):
+    pool = [Example(" ".join(["word"] * 100), 0)] * 4 + [Example(" ".join(["word"] * 20), 0)] * 16
+    chunks = cost_chunks(pool, longest_first(pool, range(20)), world, per_round)
+    assert [len(chunk) for chunk in chunks] == sizes
+    assert [i for chunk in chunks for i in chunk] == list(range(20))
 
 
 def _result(index):

@@ -1,6 +1,7 @@
 """Sharing one attack's pool among the processes of a ``torchrun`` job, on one node or many.
 
-- **Balanced work**: the examples still to attack are put longest first and handed out in small chunks
+- **Balanced work**: the examples still to attack are put longest first, cut into chunks of about one
+  cost in words (:func:`cost_chunks`: a long review alone, short texts together) and handed out
   by an atomic counter in ``torch.distributed``'s own key-value store (the rendezvous store), so a
   process that finishes early takes more (:class:`ChunkQueue`).
 - **Sharding-free outcomes**: every random draw of an attack is seeded from the run's seed and the
@@ -14,7 +15,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -24,7 +24,7 @@ from rift_fast.attacks.runner import ExampleResult
 from rift_fast.data import Example
 from rift_fast.settings_diff import settings_differences
 
-CHUNKS_PER_RANK = 4  # chunks per process on average: small enough to balance, large enough to batch
+CHUNKS_PER_RANK = 4  # chunks per process on average (by cost): small enough to balance, large enough to batch
 SHOWN_MISSING = 20  # missing examples named in full in an error; the rest are counted
 # Settings that name where an input is, not what it is: nodes may keep one model or data set at other
 # paths; its content digest (model_sha256, data) is compared instead.
@@ -45,29 +45,46 @@ def longest_first(examples: list[Example], indices: Iterable[int]) -> list[int]:
     return sorted(indices, key=lambda i: (-attacked_words(examples[i]), i))
 
 
-def chunk_size(pending: int, world: int, examples_per_round: int) -> int:
-    """Examples per chunk of the queue: about :data:`CHUNKS_PER_RANK` chunks per process, at most one
-    round (``examples_per_round``), at least 1."""
-    return max(1, min(examples_per_round, math.ceil(pending / (world * CHUNKS_PER_RANK))))
+def cost_chunks(examples: list[Example], order: list[int], world: int, examples_per_round: int) -> list[list[int]]:
+    """``order`` (pool indices, longest first) cut into consecutive chunks of about an equal cost in
+    attacked words: the pool's words over ``world`` x :data:`CHUNKS_PER_RANK`, at most
+    ``examples_per_round`` examples and at least one each. The long examples come alone, first, and go to
+    different processes; the short ones follow in fuller chunks that fill the ends.
+
+    Args:
+        examples: the pool.
+        order: the indices of ``examples`` to hand out, in the order to hand them out.
+        world: processes sharing the queue.
+        examples_per_round: the most examples a chunk (one round of the attack) holds.
+
+    Returns:
+        The chunks, lists of pool indices, in ``order``.
+    """
+    costs = {i: max(1, attacked_words(examples[i])) for i in order}
+    budget = sum(costs.values()) / (world * CHUNKS_PER_RANK)
+    chunks: list[list[int]] = []
+    spent = 0
+    for i in order:
+        if not chunks or len(chunks[-1]) == examples_per_round or spent + costs[i] > budget:
+            chunks.append([])
+            spent = 0
+        chunks[-1].append(i)
+        spent += costs[i]
+    return chunks
 
 
 class ChunkQueue:
-    """Chunks of ``order`` (pool indices), ``size`` each, handed out in order: chunk ``k`` goes to the
-    process whose call of ``take`` returned ``k``. With a counter shared by every process
-    (:func:`store_counter`), each chunk goes to exactly one of them."""
+    """``chunks`` handed out in order: chunk ``k`` goes to the process whose call of ``take`` returned
+    ``k``. With a counter shared by every process (:func:`store_counter`), each chunk goes to exactly one
+    of them."""
 
-    def __init__(self, order: list[int], size: int, take: Callable[[], int]):
-        self.order = order
-        self.size = size
+    def __init__(self, chunks: list[list[int]], take: Callable[[], int]):
+        self.chunks = chunks
         self.take = take
 
     def __iter__(self) -> Iterator[list[int]]:
-        while True:
-            start = self.take() * self.size
-            chunk = self.order[start : start + self.size]
-            if not chunk:
-                return
-            yield chunk
+        while (k := self.take()) < len(self.chunks):
+            yield self.chunks[k]
 
 
 def local_counter() -> Callable[[], int]:
