@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("extra", nargs="*", help="more options of python -m rift_fast.attack (after --)")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
         data = folder / "mixed.jsonl"
@@ -87,15 +88,18 @@ def main() -> None:
         f"{args.model}, {args.processes} processes x {args.threads} threads"
     )
     columns = ("sharding", "job wall time", "attack wall time (slowest process)", "longest idle at the end")
+    columns += ("forward seconds, all processes",)
     print("| " + " | ".join((*columns, "examples per process")) + " |")
-    print("| --- | ---: | ---: | ---: | --- |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
     for sharding, record in records.items():
         ranks = record["ranks"]
         shares = ", ".join("{} in {:.1f} s".format(r["examples"], r["wall_seconds"]) for r in ranks)
         print(
             f"| {sharding} | {record['job_seconds']:.1f} s | {record['summary']['session_wall_seconds']:.1f} s | "
-            f"{max(r['idle_seconds'] for r in ranks):.1f} s | {shares} |"
+            f"{max(r['idle_seconds'] for r in ranks):.1f} s | {sum(r['forward_seconds'] for r in ranks):.1f} s | "
+            f"{shares} |"
         )
+    print(f"load average (1 min) before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     same = records["queue"]["results"] == records["round-robin"]["results"]
     print(f"identical per-example results: {same}")
 
