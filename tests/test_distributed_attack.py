@@ -18,7 +18,7 @@ from test_attacks import (
 )
 
 from rift_fast import attack
-from rift_fast.attacks import build_attack
+from rift_fast.attacks import AttackCheckpoint, build_attack
 from rift_fast.attacks.recipes import RecipeOptions
 from rift_fast.attacks.runner import ExampleResult
 from rift_fast.attacks.sharding import (
@@ -258,8 +258,11 @@ def test_a_run_killed_with_two_processes_resumes_with_three(tiny_model_dir, tmp_
     code, log = _finished(_torchrun(3, [*argv, "--resume"], tmp_path))
     assert code == 0, log
     assert _comparable(tmp_path / "run.json") == one_process
-    ranks = json.loads((tmp_path / "run.json").read_text())["ranks"]
-    assert len(ranks) == 3 and sum(r["examples"] for r in ranks) == 10 - kept  # only the rest attacked
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert len(record["ranks"]) == 3 and sum(r["examples"] for r in record["ranks"]) == 10 - kept  # only the rest
+    checkpoints = sorted(tmp_path.glob("run.rank*.checkpoint.jsonl"))  # appended after the torn lines: intact
+    loaded = [r.index for path in checkpoints for r in AttackCheckpoint(path, record["settings"]).load()]
+    assert len(checkpoints) == 3 and sorted(loaded) == list(range(10))
     code, log = _finished(_torchrun(3, argv, tmp_path))  # without --resume: refused, nothing overwritten
     assert code != 0 and "exist from an earlier run: pass --resume" in log
 
@@ -288,3 +291,16 @@ def test_a_run_torchrun_restarts_continues_from_its_checkpoints(tiny_model_dir, 
     assert attack.main(argv) == 0
     again = json.loads(output.read_text())
     assert again["results"] == first["results"] and checkpoint.read_text() == written  # nothing attacked again
+
+
+def test_an_append_after_a_torn_line_keeps_the_checkpoint_readable(tmp_path):
+    from rift_fast.attacks.runner import Timing
+
+    path = tmp_path / "run.checkpoint.jsonl"
+    AttackCheckpoint(path, {"run": 1}).append([_result(0)], Timing(1.0, 0.5))
+    path.write_text(path.read_text() + '{"record": "{\\"index\\": 1, ')  # killed while writing example 1
+    resumed = AttackCheckpoint(path, {"run": 1})
+    assert [r.index for r in resumed.load()] == [0]
+    resumed.append([_result(1)], Timing(2.0, 1.0))
+    again = AttackCheckpoint(path, {"run": 1})
+    assert [r.index for r in again.load()] == [0, 1] and [t.wall_seconds for t in again.timings] == [1.0, 2.0]

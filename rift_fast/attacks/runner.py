@@ -317,6 +317,7 @@ class AttackCheckpoint:
         self.settings_json = json.dumps(settings, sort_keys=True)
         self.run = run_identity(self.settings_json)
         self.timings: list[Timing] = []  # of the rounds already in the file, filled by load()
+        self._tail_checked = False  # whether append() has cut a torn last line off the file
 
     @staticmethod
     def _digest(payload: str) -> str:
@@ -408,8 +409,21 @@ class AttackCheckpoint:
                 )
             seen.add(result.index)
 
+    def _drop_torn_tail(self) -> None:
+        """Cut a torn last line (a run killed while writing it) off the file before the first append, so
+        that the next line does not continue it."""
+        if self._tail_checked or not self.path.exists():
+            return
+        self._tail_checked = True
+        with open(self.path, "rb+") as stream:
+            content = stream.read()
+            if content and not content.endswith(b"\n"):
+                stream.truncate(content.rfind(b"\n") + 1)
+
     def append(self, results: list[ExampleResult], timing: Timing) -> None:
-        """Append ``results`` and the ``timing`` of the work that produced them, then fsync."""
+        """Append ``results`` and the ``timing`` of the work that produced them, then fsync (a torn last
+        line left by a killed run is cut off first)."""
+        self._drop_torn_tail()
         new_file = not self.path.exists() or self.path.stat().st_size == 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         entries = [("record", json.dumps(asdict(result), sort_keys=True)) for result in results]
