@@ -158,8 +158,8 @@ def _environment():
     return {**os.environ, "PYTHONPATH": str(REPOSITORY), "OMP_NUM_THREADS": "1"}
 
 
-def _torchrun(processes, argv, cwd, nodes=None):
-    """``python -m rift_fast.attack argv`` under torchrun; ``nodes``: (node rank, rendezvous port)."""
+def _torchrun(processes, argv, cwd, nodes=None, command="rift_fast.attack"):
+    """``python -m <command> argv`` under torchrun; ``nodes``: (node rank, rendezvous port)."""
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes)]
     if nodes is None:
         launcher += ["--standalone"]
@@ -167,8 +167,8 @@ def _torchrun(processes, argv, cwd, nodes=None):
         node_rank, port = nodes
         launcher += ["--nnodes", "2", "--node_rank", str(node_rank), "--rdzv-backend", "c10d"]
         launcher += ["--rdzv-endpoint", f"localhost:{port}", "--rdzv-conf", "join_timeout=60"]
-    command = [*launcher, "-m", "rift_fast.attack", *argv]
-    return subprocess.Popen(command, cwd=cwd, env=_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT}
+    return subprocess.Popen([*launcher, "-m", command, *argv], cwd=cwd, env=_environment(), **streams)
 
 
 def _finished(process):
@@ -208,14 +208,14 @@ def test_two_and_three_processes_give_the_results_of_one(tiny_model_dir, tmp_pat
     ]
 
 
-def _two_nodes(tmp_path, argv_of_node):
+def _two_nodes(tmp_path, argv_of_node, command="rift_fast.attack"):
     """Two torchrun "nodes" of one process each, each in its own folder: ``[(exit code, log)]`` by node."""
     port = _free_port()
     folders = [tmp_path / f"node{n}" for n in range(2)]
     runs = []
     for node, folder in enumerate(folders):
         folder.mkdir()
-        runs.append(_torchrun(1, argv_of_node(node), folder, nodes=(node, port)))
+        runs.append(_torchrun(1, argv_of_node(node), folder, nodes=(node, port), command=command))
     return folders, [_finished(run) for run in runs]
 
 
@@ -304,3 +304,16 @@ def test_an_append_after_a_torn_line_keeps_the_checkpoint_readable(tmp_path):
     resumed.append([_result(1)], Timing(2.0, 1.0))
     again = AttackCheckpoint(path, {"run": 1})
     assert [r.index for r in again.load()] == [0, 1] and [t.wall_seconds for t in again.timings] == [1.0, 2.0]
+
+
+@pytest.mark.slow
+def test_training_on_two_nodes_without_a_shared_folder_writes_on_rank_0s_node(tiny_model_dir, tmp_path):
+    argv = ["--model", str(tiny_model_dir), "--train-size", "32", "--epochs", "1", "--batch-size", "8"]
+    argv += ["--max-length", "24", "--dev-examples", "8", "--test-examples", "4", "--adversary-steps", "1"]
+    argv += ["--method", "standard", "--eval-attacks", "pwws", "--output-dir", "run"]
+    folders, finished = _two_nodes(tmp_path, lambda node: argv, command="rift_fast.train")
+    assert [code for code, _ in finished] == [0, 0], finished
+    (written,) = [folder for folder in folders if (folder / "run" / "results.json").exists()]
+    assert (written / "run" / "standard" / "best" / "model.safetensors").exists()
+    results = json.loads((written / "run" / "results.json").read_text())["results"]
+    assert [r["method"] for r in results] == ["standard"] and 0.0 <= results[0]["pwws_accuracy"] <= 1.0
