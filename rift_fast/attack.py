@@ -6,9 +6,11 @@ Writes the results JSON (``--output``) and beside it a Markdown summary (suffix 
 example in TextAttack's log columns (``.csv``), a CSV summary of the figures with their 95% Wilson intervals
 (``<stem>.summary.csv``), an HTML report (``.html``), the robustness curves
 (``<stem>.curves.png``), and a checkpoint (``<output stem>.checkpoint.jsonl``) from which ``--resume`` continues an
-interrupted run; an ``--output`` whose files would share a path is refused. Under ``torchrun
---nproc_per_node N`` each process attacks every N-th example (checkpoint ``<stem>.rank<r>.checkpoint.jsonl``)
-and rank 0 merges.
+interrupted run; an ``--output`` whose files would share a path is refused. Under ``torchrun`` (one node or
+several) the processes take the examples longest first, in small chunks, from a queue in the rendezvous
+store; each checkpoints its own (``<stem>.rank<r>.checkpoint.jsonl`` on its node) and rank 0 merges them,
+gathered through collectives (no shared filesystem needed). ``--resume`` continues from every checkpoint of
+the output on each node, with any number of processes.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from rift_fast.attacks.calibration import CALIBRATION_BINS, check_temperature
@@ -49,6 +53,10 @@ AUTO_TEMPERATURE = "auto"
 DEFAULT_POOL_SIZE = 300  # RIFT's pool (Dong et al., NeurIPS 2021) for datasets without a preset pool rule
 FEW_CALIBRATION_EXAMPLES = 100  # below this, --attack-temperature auto warns: ECE over 15 bins is noisy
 LABEL_WORD_SEPARATOR = "|"  # --label-words: one word per label, separated by it
+CHECKPOINT_SUFFIX = ".checkpoint.jsonl"
+QUEUE_SHARDING, ROUND_ROBIN_SHARDING = "queue", "round-robin"
+SHARDINGS = (QUEUE_SHARDING, ROUND_ROBIN_SHARDING)
+ELASTIC_RESTART_VARIABLE = "TORCHELASTIC_RESTART_COUNT"  # set by torchrun for each worker
 LOGGER = logging.getLogger(__name__)
 
 
@@ -75,7 +83,7 @@ def output_paths(output: Path, world: int, certify: bool = False) -> dict[str, P
         paths["certificates JSON"] = output.with_name(output.stem + ".certified.json")
     for rank in range(world):
         paths[checkpoint_role(rank, world)] = output.with_name(
-            output.stem + (f".rank{rank}" if world > 1 else "") + ".checkpoint.jsonl"
+            output.stem + (f".rank{rank}" if world > 1 else "") + CHECKPOINT_SUFFIX
         )
     return paths
 
@@ -302,6 +310,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="dev examples that --attack-temperature auto reads",
     )
     attack.add_argument("--examples-per-round", type=positive_int, default=64, help="examples attacked together")
+    attack.add_argument(
+        "--sharding",
+        default=QUEUE_SHARDING,
+        choices=SHARDINGS,
+        help="under torchrun, how the processes share the pool: queue (longest first, small chunks from a "
+        "counter in the rendezvous store: a process that finishes early takes more) or round-robin (process "
+        "r takes every N-th example; for comparison); the results are the same either way",
+    )
     add_protocol_arguments(parser)
     attack.add_argument(
         "--verify-splicing",
@@ -415,14 +431,84 @@ def choose_temperature(args: argparse.Namespace, task, model, tokenizer) -> dict
     }
 
 
+def local_checkpoints(output: Path) -> list[Path]:
+    """The checkpoint files of ``output`` on this node: a single process's and each rank's, of a run of any
+    number of processes (``<stem>.checkpoint.jsonl``, ``<stem>.rank<r>.checkpoint.jsonl``)."""
+    pattern = re.compile(re.escape(output.stem) + r"(\.rank\d+)?" + re.escape(CHECKPOINT_SUFFIX))
+    if not output.parent.is_dir():
+        return []
+    return sorted(path for path in output.parent.iterdir() if pattern.fullmatch(path.name) and path.is_file())
+
+
+def load_earlier(found: list[Path], settings: dict, resume: bool) -> tuple[list, dict, str | None]:
+    """``(results, timings, problem)`` of the checkpoints ``found`` on this node: their finished
+    examples, ``{"<host>:<path>": (wall seconds, forward seconds)}`` of each file's recorded work, and
+    what forbids going on (None: nothing), for every rank to refuse together."""
+    import socket
+
+    from rift_fast.attacks import AttackCheckpoint
+
+    if found and not resume:
+        named = ", ".join(map(str, found))
+        return [], {}, f"{named} exist from an earlier run: pass --resume to continue it, or delete them"
+    results, timings = [], {}
+    for path in found:
+        checkpoint = AttackCheckpoint(path, settings)
+        try:
+            results += checkpoint.load()
+        except ValueError as error:
+            return [], {}, str(error)
+        recorded = (sum(t.wall_seconds for t in checkpoint.timings), sum(t.forward_seconds for t in checkpoint.timings))
+        timings[f"{socket.gethostname()}:{path.resolve()}"] = recorded
+    return results, timings, None
+
+
+def agree_on_start(settings: dict, problem: str | None, done: list[int], world: int) -> tuple[set[int], str]:
+    """Every process's settings, problem and finished examples, exchanged: ``(finished examples of every
+    node, the name of this attack's chunk queue)``.
+
+    Raises:
+        ValueError: on every process alike, when a process's settings differ from rank 0's (naming each
+            difference and the rank) or a process found a problem with its checkpoints (naming it, and
+            the rank and host when there are several processes).
+    """
+    import socket
+    import uuid
+
+    from rift_fast.attacks.sharding import all_gather, settings_mismatches
+
+    state = {"settings": settings, "problem": problem, "done": done, "queue": uuid.uuid4().hex}
+    states = all_gather(state | {"host": socket.gethostname()}, world)
+    mismatches = settings_mismatches([state["settings"] for state in states])
+    if mismatches:
+        raise ValueError(
+            "the processes of this run do not share their settings (another model, synonyms, data or seed): "
+            "refused before any work. Differences:\n  " + "\n  ".join(mismatches)
+        )
+    problems = [
+        state["problem"] if world == 1 else f"rank {rank} on {state['host']}: {state['problem']}"
+        for rank, state in enumerate(states)
+        if state["problem"]
+    ]
+    if problems:
+        raise ValueError("\n".join(problems))
+    return {i for state in states for i in state["done"]}, f"rift_fast.attack/{states[0]['queue']}/chunks"
+
+
 def attack_at(temperature: float, output: Path, setup: dict, args: argparse.Namespace):
     """Run the attack with the victim at ``temperature``, writing beside ``output``; returns the report
-    (on rank 0; None on the other ranks)."""
+    (on rank 0; None on the other ranks).
+
+    Every process checkpoints what it attacks into its own file beside ``output`` on its node; the
+    examples no checkpoint of any node holds are handed out longest first from a queue in the
+    rendezvous store; rank 0 merges every process's results, gathered through collectives."""
+    import time
+
     import torch
 
-    from rift_fast.attacks import AttackCheckpoint, AttackReport, VictimModel, build_attack
+    from rift_fast.attacks import AttackCheckpoint, AttackReport, VictimModel, build_attack, sharding
 
-    rank, world, task, options = setup["rank"], setup["world"], setup["task"], setup["options"]
+    rank, world, task, options, pool = setup["rank"], setup["world"], setup["task"], setup["options"], setup["pool"]
     paths = output_paths(output, world)
     refuse_unusable_outputs(paths)
     search_dtype = None if args.search_dtype == "model" else getattr(torch, args.search_dtype)
@@ -439,46 +525,56 @@ def attack_at(temperature: float, output: Path, setup: dict, args: argparse.Name
     settings = run_settings(
         args, attack, victim, setup["model"], setup["tokenizer"], setup["synonyms"], setup["labels"], task.identity
     )
-    checkpoint_path = paths[checkpoint_role(rank, world)]
-    if checkpoint_path.exists() and not args.resume:
-        raise SystemExit(f"{checkpoint_path} exists from an earlier run: pass --resume to continue it, or delete it")
-    checkpoint = AttackCheckpoint(checkpoint_path, settings)
+    earlier, timings, problem = load_earlier(local_checkpoints(output), settings, args.resume)
+    done, queue_key = agree_on_start(settings, problem, sorted({r.index for r in earlier}), world)
+    pending = [i for i in range(len(pool)) if i not in done]
+    if args.sharding == ROUND_ROBIN_SHARDING:
+        mine = pending[rank::world]
+        size = args.examples_per_round
+        queue: Iterable[list[int]] = [mine[start : start + size] for start in range(0, len(mine), size)]
+    else:
+        order = sharding.longest_first(pool, pending)
+        take = sharding.local_counter() if world == 1 else sharding.store_counter(queue_key)
+        queue = sharding.ChunkQueue(sharding.cost_chunks(pool, order, world, args.examples_per_round), take)
     report = attack.run(
-        setup["pool"],
+        pool,
         victim,
         settings,
-        checkpoint=checkpoint,
+        checkpoint=AttackCheckpoint(paths[checkpoint_role(rank, world)], settings),
         examples_per_round=args.examples_per_round,
         splicing=args.splicing,
         verify_splicing=args.verify_splicing,
-        indices=list(range(rank, len(setup["pool"]), world)),
+        chunks=queue,
         progress=rank == 0,
     )
+    finished = time.perf_counter()
     if world > 1:
         import torch.distributed as dist
 
-        timings = [None] * world
-        dist.all_gather_object(
-            timings,
-            (report.wall_seconds, report.forward_seconds, report.session_wall_seconds, report.session_forward_seconds),
-        )
         dist.barrier()
-        if rank != 0:
-            return None
-        merged = []
-        for other in range(world):
-            merged += AttackCheckpoint(paths[checkpoint_role(other, world)], settings).load()
-        # The ranks run side by side: the run takes as long as its slowest rank.
-        wall, forward, session_wall, session_forward = (max(figures) for figures in zip(*timings))
-        report = AttackReport(
-            settings,
-            sorted(merged, key=lambda r: r.index),
-            wall_seconds=wall,
-            forward_seconds=forward,
-            session_wall_seconds=session_wall,
-            session_forward_seconds=session_forward,
-        )
-    return report
+    record = sharding.rank_record(rank, report.results, report.session_wall_seconds, report.session_forward_seconds)
+    record.idle_seconds = time.perf_counter() - finished
+    piece = {"results": report.results, "earlier": earlier, "timings": timings, "record": record}
+    pieces = sharding.gather_to_first(piece, rank, world)
+    if pieces is None:
+        return None
+    merged = sharding.merge_results(len(pool), [p["results"] for p in pieces] + [p["earlier"] for p in pieces])
+    recorded = {key: figures for p in pieces for key, figures in p["timings"].items()}
+    # The processes run side by side: each session takes as long as its slowest process.
+    earlier_wall = max((wall for wall, _ in recorded.values()), default=0.0)
+    earlier_forward = max((forward for _, forward in recorded.values()), default=0.0)
+    session_wall = max(p["record"].wall_seconds for p in pieces)
+    session_forward = max(p["record"].forward_seconds for p in pieces)
+    return AttackReport(
+        settings,
+        merged,
+        wall_seconds=session_wall + earlier_wall,
+        forward_seconds=session_forward + earlier_forward,
+        session_wall_seconds=session_wall,
+        session_forward_seconds=session_forward,
+        engine=report.engine,
+        ranks=[p["record"].to_json() for p in pieces] if world > 1 else [],
+    )
 
 
 def write_outputs(report, output: Path, world: int, calibration: dict | None = None) -> None:
@@ -518,6 +614,12 @@ def miscalibration_table(calibration: dict, at_one, at_temperature) -> str:
     return "\n".join(lines) + "\n"
 
 
+def elastic_restart() -> int:
+    """How many times torchrun has restarted this run's processes (``--max-restarts``; 0 for the first
+    start or without torchrun): a restarted run continues from its checkpoints, as with ``--resume``."""
+    return int(os.environ.get(ELASTIC_RESTART_VARIABLE, "0"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments("attack", build_parser(), argv)
     configure_logging()
@@ -531,6 +633,9 @@ def main(argv: list[str] | None = None) -> int:
         else None
     )
     rank, world = init_distributed()
+    if elastic_restart() and not args.resume:
+        LOGGER.info("torchrun restarted this run (restart %d): continuing from its checkpoints", elastic_restart())
+        args.resume = True
     if args.output.endswith(("/", os.sep)):
         raise SystemExit(
             f"--output {args.output} names a folder; give the results JSON's file name (e.g. ending in .json)"

@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -113,6 +113,9 @@ class AttackReport:
     session_wall_seconds: float = 0.0
     session_forward_seconds: float = 0.0
     engine: dict = field(default_factory=dict)  # this session's QueryEngine.describe()
+    # Per process of a distributed run (sharding.RankRecord.to_json): examples, queries, wall time,
+    # forward share and idle time at the end; empty for one process.
+    ranks: list[dict] = field(default_factory=list)
 
     def summary(self) -> dict:
         """Counts and figures; a rate or mean whose denominator is empty is None."""
@@ -166,6 +169,7 @@ class AttackReport:
             "settings": self.settings,
             "summary": self.summary(),
             "engine": self.engine,
+            **({"ranks": self.ranks} if self.ranks else {}),
             "results": [asdict(r) for r in self.results],
         }
 
@@ -234,8 +238,29 @@ class AttackReport:
             *(f"- {count}" for count in self.counts()),
             "",
             *settings_summary(self.settings),
+            *ranks_table(self.ranks),
         ]
         return "\n".join(lines) + "\n"
+
+
+def ranks_table(ranks: list[dict]) -> list[str]:
+    """Markdown lines of the per-process table of a distributed run (none for one process)."""
+    if not ranks:
+        return []
+    lines = [
+        "",
+        "Processes (this session):",
+        "",
+        "| rank | host | examples | queries | wall time | in forward | idle at the end |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in ranks:
+        share = format_figure(r["forward_share"], ".0%")
+        lines.append(
+            f"| {r['rank']} | {r['host']} | {r['examples']} | {r['queries']} | {r['wall_seconds']:.1f} s | "
+            f"{share} | {r['idle_seconds']:.1f} s |"
+        )
+    return lines
 
 
 def settings_summary(settings: dict) -> list[str]:
@@ -296,6 +321,7 @@ class AttackCheckpoint:
         self.settings_json = json.dumps(settings, sort_keys=True)
         self.run = run_identity(self.settings_json)
         self.timings: list[Timing] = []  # of the rounds already in the file, filled by load()
+        self._tail_checked = False  # whether append() has cut a torn last line off the file
 
     @staticmethod
     def _digest(payload: str) -> str:
@@ -389,8 +415,21 @@ class AttackCheckpoint:
                 )
             seen.add(result.index)
 
+    def _drop_torn_tail(self) -> None:
+        """Cut a torn last line (a run killed while writing it) off the file before the first append, so
+        that the next line does not continue it."""
+        if self._tail_checked or not self.path.exists():
+            return
+        self._tail_checked = True
+        with open(self.path, "rb+") as stream:
+            content = stream.read()
+            if content and not content.endswith(b"\n"):
+                stream.truncate(content.rfind(b"\n") + 1)
+
     def append(self, results: list[ExampleResult], timing: Timing) -> None:
-        """Append ``results`` and the ``timing`` of the work that produced them, then fsync."""
+        """Append ``results`` and the ``timing`` of the work that produced them, then fsync (a torn last
+        line left by a killed run is cut off first)."""
+        self._drop_torn_tail()
         new_file = not self.path.exists() or self.path.stat().st_size == 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         entries = [("record", json.dumps(asdict(result), sort_keys=True)) for result in results]
@@ -585,8 +624,10 @@ def run_attack(
     splicing: bool = True,
     verify_splicing: int = 0,
     speculative_rows: int | None = None,
+    chunks: Iterable[list[int]] | None = None,
 ) -> AttackReport:
-    """Attack ``examples`` (those at ``indices`` of the pool, default all) and report.
+    """Attack ``examples`` (those at ``indices`` of the pool, default all; or with ``chunks``, those of
+    each chunk it yields, one round per chunk: a queue shared with other processes) and report.
 
     Examples are processed ``examples_per_round`` at a time; within a round the search answers the
     queries of all unfinished examples together. Each example's result goes to ``checkpoint`` (and
@@ -618,12 +659,20 @@ def run_attack(
     report = AttackReport(settings=settings)
     done = {r.index: r for r in checkpoint.load()} if checkpoint else {}
     earlier = checkpoint.timings if checkpoint else []
-    indices = list(range(len(examples))) if indices is None else indices
-    pending = [i for i in indices if i not in done]
+    if chunks is None:
+        indices = list(range(len(examples))) if indices is None else indices
+        pending = [i for i in indices if i not in done]
+        chunks = (pending[start : start + examples_per_round] for start in range(0, len(pending), examples_per_round))
+        total: int | None = len(indices)
+        initial = len(indices) - len(pending)
+    elif indices is not None:
+        raise ValueError("run_attack takes indices or chunks, not both")
+    else:
+        total, initial = None, 0
     engine = QueryEngine(victim, splicing=splicing, verify=verify_splicing, speculative_rows=speculative_rows)
     bar = tqdm(
-        total=len(indices),
-        initial=len(indices) - len(pending),
+        total=total,
+        initial=initial,
         desc=f"attack ({search.name})",
         disable=not progress,
         unit="example",
@@ -641,11 +690,15 @@ def run_attack(
         bar.update(len(results))
 
     recipe = (transformation, constraints, search, goal)
-    for start in range(0, len(pending), examples_per_round):
-        with _collector_paused():
-            _attack_round(examples, pending[start : start + examples_per_round], victim, engine, recipe, publish)
+    taken: list[int] = []
+    for chunk in chunks:
+        taken += chunk
+        todo = [i for i in chunk if i not in done]
+        if todo:
+            with _collector_paused():
+                _attack_round(examples, todo, victim, engine, recipe, publish)
     bar.close()
-    report.results = [done[i] for i in indices]
+    report.results = [done[i] for i in (taken if indices is None else indices)]
     report.session_wall_seconds = time.perf_counter() - started
     report.session_forward_seconds = forward_seconds() - forward_before
     report.engine = engine.describe()

@@ -190,15 +190,33 @@ class VictimModel:
             for key, value in arrays.items()
         }
 
-    def _queue(self, model: torch.nn.Module, rows: list[TokenRow]) -> PendingAnswers:
+    def _batches(self, order: list[int], rows: list[TokenRow], one_length: bool) -> list[list[int]]:
+        """``order`` (rows sorted by their number of tokens) cut into batches of at most ``batch_size``;
+        with ``one_length``, each batch holds rows of one number of tokens only (no padding)."""
+        batches: list[list[int]] = []
+        for k in order:
+            last = batches[-1] if batches else None
+            if (
+                last is None
+                or len(last) == self.batch_size
+                or (one_length and len(rows[last[0]].ids) != len(rows[k].ids))
+            ):
+                batches.append([k])
+            else:
+                last.append(k)
+        return batches
+
+    def _queue(self, model: torch.nn.Module, rows: list[TokenRow], one_length: bool = False) -> PendingAnswers:
         """The forward passes of ``model`` over ``rows``, started: rows sorted by their number of tokens
-        (length buckets: little padding per batch); on a GPU the batches are queued without waiting,
-        so padding the next batch on the host overlaps the forward of this one."""
+        (length buckets: little padding per batch; with ``one_length`` none: a row's answer then does not
+        depend on which other rows were asked with it, up to the kernels' choice by batch size); on a GPU
+        the batches are queued without waiting, so padding the next batch on the host overlaps the
+        forward of this one."""
         order = sorted(range(len(rows)), key=lambda k: len(rows[k].ids))
         answers: list[torch.Tensor] = []
         seconds = 0.0
-        for start in range(0, len(order), self.batch_size):
-            batch = self._batch([rows[k] for k in order[start : start + self.batch_size]])
+        for indices in self._batches(order, rows, one_length):
+            batch = self._batch([rows[k] for k in indices])
             started = time.perf_counter()
             result = model(**batch)
             logits = result.logits if hasattr(result, "logits") else result[0]
@@ -211,7 +229,7 @@ class VictimModel:
         """The class probabilities of the model inputs ``rows``, started (see :meth:`score_rows`);
         :meth:`PendingAnswers.result` waits for them."""
         model = self.model if exact or self.search_model is None else self.search_model
-        return self._queue(model, rows)
+        return self._queue(model, rows, one_length=exact)
 
     def score_rows(self, rows: list[TokenRow], exact: bool = False) -> np.ndarray:
         """[N, C] float64 class probabilities of the model inputs ``rows``: the search copy's answers

@@ -1,0 +1,108 @@
+"""Sharing a pool among torchrun processes: the longest-first chunk queue against round-robin, side by side.
+
+The pool mixes Rotten Tomatoes snippets (about 20 words) with long reviews (``--long-words`` words, made by
+joining snippets of one label), the long ones at seeded random places in the pool. The same attack runs
+twice under ``torchrun --standalone --nproc_per_node N`` on this machine: ``--sharding round-robin``
+(process r takes every N-th example) and ``--sharding queue``. For each it prints the run's wall time
+(the torchrun job, start to end, and the attack's session time: its slowest process), each process's
+examples and wall time and the longest idle time at the end (the wait for the slowest process), and
+checks that both gave the same per-example results.
+
+    python benchmarks/bench_sharding.py --processes 2 --model embedded --attack pwws
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mixed_pool(snippets: int, long_reviews: int, long_words: int, seed: int) -> list[dict]:
+    """``snippets`` Rotten Tomatoes test snippets and ``long_reviews`` long texts (snippets of one label
+    joined to about ``long_words`` words), shuffled with ``seed``: ``[{"text", "label"}]``."""
+    from rift_fast.data import load_task
+
+    task = load_task("rotten_tomatoes")
+    rng = random.Random(seed)
+    test = list(task.test)
+    rng.shuffle(test)
+    pool = [{"text": e.text, "label": e.label} for e in test[:snippets]]
+    rest = test[snippets:]
+    for k in range(long_reviews):
+        label = k % 2
+        words: list[str] = []
+        for example in (e for e in rest if e.label == label):
+            if len(words) >= long_words:
+                break
+            words += example.text.split()
+        pool.append({"text": " ".join(words[:long_words]), "label": label})
+    rng.shuffle(pool)
+    return pool
+
+
+def run(sharding: str, folder: Path, args: argparse.Namespace, data: Path) -> dict:
+    """One torchrun job with ``--sharding sharding``: its results JSON with the job's wall seconds."""
+    output = folder / sharding / "run.json"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(args.processes)]
+    command += ["-m", "rift_fast.attack", "--model", args.model, "--attack", args.attack, "--sharding", sharding]
+    command += ["--dataset", str(data), "--test-file", str(data), "--num-examples", str(args.snippets + args.long)]
+    command += ["--examples-per-round", str(args.examples_per_round), "--output", str(output), *args.extra]
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(args.threads)}
+    started = time.perf_counter()
+    subprocess.run(command, env=environment, check=True, stdout=subprocess.DEVNULL)
+    record = json.loads(output.read_text())
+    return record | {"job_seconds": time.perf_counter() - started}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    parser.add_argument("--model", default="embedded")
+    parser.add_argument("--attack", default="pwws")
+    parser.add_argument("--snippets", type=int, default=20)
+    parser.add_argument("--long", type=int, default=4, help="long reviews in the pool")
+    parser.add_argument("--long-words", type=int, default=200)
+    parser.add_argument("--examples-per-round", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("extra", nargs="*", help="more options of python -m rift_fast.attack (after --)")
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(temporary)
+        data = folder / "mixed.jsonl"
+        pool = mixed_pool(args.snippets, args.long, args.long_words, args.seed)
+        data.write_text("".join(json.dumps(example) + "\n" for example in pool))
+        records = {sharding: run(sharding, folder, args, data) for sharding in ("round-robin", "queue")}
+    print(
+        f"pool: {args.snippets} snippets and {args.long} reviews of {args.long_words} words; {args.attack}, "
+        f"{args.model}, {args.processes} processes x {args.threads} threads"
+    )
+    columns = ("sharding", "job wall time", "attack wall time (slowest process)", "longest idle at the end")
+    columns += ("forward seconds, all processes",)
+    print("| " + " | ".join((*columns, "examples per process")) + " |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    for sharding, record in records.items():
+        ranks = record["ranks"]
+        shares = ", ".join("{} in {:.1f} s".format(r["examples"], r["wall_seconds"]) for r in ranks)
+        print(
+            f"| {sharding} | {record['job_seconds']:.1f} s | {record['summary']['session_wall_seconds']:.1f} s | "
+            f"{max(r['idle_seconds'] for r in ranks):.1f} s | {sum(r['forward_seconds'] for r in ranks):.1f} s | "
+            f"{shares} |"
+        )
+    print(f"load average (1 min) before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    same = records["queue"]["results"] == records["round-robin"]["results"]
+    print(f"identical per-example results: {same}")
+
+
+if __name__ == "__main__":
+    main()
