@@ -322,18 +322,19 @@ def mean_and_sd(values: Sequence[float | None]) -> tuple[float | None, float | N
 
 
 def format_comparison(record: dict) -> str:
-    """``+3.3 points [-1.2, 7.8], p = 0.16`` for a :func:`paired_comparison` or pooled record."""
+    """``+3.3 points [-1.2, +7.8], p = 0.16`` (``p < 0.001`` below one thousandth) for a
+    :func:`paired_comparison` or pooled record."""
     if record.get("difference_points") is None:
         return "n/a"
     return (
         f"{record['difference_points']:+.1f} points [{record['low_points']:+.1f}, {record['high_points']:+.1f}], "
-        f"p = {format_p(record['p_value'])}"
+        f"p {format_p(record['p_value'])}"
     )
 
 
 def format_p(p_value: float) -> str:
-    """A p-value with two significant digits, ``< 0.001`` below one thousandth."""
-    return "< 0.001" if p_value < 0.001 else f"{p_value:.2g}"
+    """A p-value with its relation and two significant digits: ``= 0.16``, ``< 0.001`` below one thousandth."""
+    return "< 0.001" if p_value < 0.001 else f"= {p_value:.2g}"
 
 
 __all__ = [
