@@ -28,7 +28,7 @@ import math
 import os
 import re
 from argparse import ArgumentTypeError
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -358,14 +358,7 @@ def _table_files(folder: Path, wanted: SplitSources | None) -> dict[str, Path] |
         if wanted is None
         else {role: (name,) for role, name in (("train", wanted.train), ("dev", wanted.dev), ("test", wanted.test))}
     )
-    found = {}
-    for role, stems in names.items():
-        existing = [folder / f"{stem}{suffix}" for stem in stems if stem for suffix in TABLE_SUFFIXES]
-        existing = [path for path in existing if path.is_file()]
-        if len(existing) > 1:
-            raise ValueError(f"{folder}: more than one {role} file: {', '.join(p.name for p in existing)}")
-        if existing:
-            found[role] = existing[0]
+    found = _split_files(folder, names)
     if "train" not in found:
         return None
     lacking = [stems[0] for role, stems in names.items() if wanted is not None and stems[0] and role not in found]
@@ -395,16 +388,24 @@ def _file_splits(options: DatasetOptions, columns: dict[str, str | None]) -> tup
     return splits, {str(file): file_digest(file) for file in files.values()}
 
 
-def _split_files_in(folder: Path) -> dict[str, Path]:
-    """``train.<ext>`` and, when present, ``dev.<ext>`` or ``validation.<ext>`` and ``test.<ext>`` in ``folder``."""
+def _split_files(folder: Path, stems_by_role: Mapping[str, Sequence[str | None]]) -> dict[str, Path]:
+    """The table file of each role in ``folder``: one ``<stem><suffix>`` per role among its ``stems``
+    (None stems skipped) and :data:`TABLE_SUFFIXES`; roles without a file are left out. Raises
+    ValueError naming the files when a role has more than one."""
     found = {}
-    for role, stems in SPLIT_FILE_STEMS.items():
-        candidates = [folder / f"{stem}{suffix}" for stem in stems for suffix in TABLE_SUFFIXES]
+    for role, stems in stems_by_role.items():
+        candidates = [folder / f"{stem}{suffix}" for stem in stems if stem for suffix in TABLE_SUFFIXES]
         existing = [candidate for candidate in candidates if candidate.is_file()]
         if len(existing) > 1:
             raise ValueError(f"{folder}: more than one {role} file: {', '.join(p.name for p in existing)}")
         if existing:
             found[role] = existing[0]
+    return found
+
+
+def _split_files_in(folder: Path) -> dict[str, Path]:
+    """``train.<ext>`` and, when present, ``dev.<ext>`` or ``validation.<ext>`` and ``test.<ext>`` in ``folder``."""
+    found = _split_files(folder, SPLIT_FILE_STEMS)
     if "train" not in found:
         names = ", ".join(f"train{suffix}" for suffix in TABLE_SUFFIXES)
         raise FileNotFoundError(f"{folder}: no training file ({names}) and no save_to_disk dataset")

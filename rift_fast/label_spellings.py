@@ -14,7 +14,8 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rift_fast.models.labels import canonical_label, edit_distance
+from rift_fast.models.labels import canonical_label
+from rift_fast.text import levenshtein
 
 logger = logging.getLogger(__name__)
 
@@ -99,14 +100,14 @@ def check_label_counts(
             other
             for other in keys
             if other != key
-            and edit_distance(key, other) <= typo_distance(key, other)
+            and levenshtein(key, other) <= typo_distance(key, other)
             and len(wheres[other]) >= TYPO_FREQUENCY_RATIO * max(count, 1)
         ]
         if near and count < rare_below:
             other = max(near, key=lambda candidate: len(wheres[candidate]))
             suggested = ",".join(n for k, n in keys.items() if k != key)
             raise ValueError(
-                f"label {name!r} ({count} rows: {_lines(wheres[key])}) is {edit_distance(key, other)} edit(s) from "
+                f"label {name!r} ({count} rows: {_lines(wheres[key])}) is {levenshtein(key, other)} edit(s) from "
                 f"{keys[other]!r} ({len(wheres[other])} rows): a typo would make a class of its own. Correct those "
                 f"lines, or name the classes with {option} {suggested} (a label outside them is then refused "
                 "by line)"
@@ -127,6 +128,6 @@ def nearest_name(label: str, label_names: Sequence[str]) -> str | None:
     """The name in ``label_names`` within :func:`typo_distance` of ``label`` (canonical forms), the
     nearest first; None when there is none."""
     key = canonical_label(label)
-    scored = [(edit_distance(key, canonical_label(name)), name) for name in label_names]
+    scored = [(levenshtein(key, canonical_label(name)), name) for name in label_names]
     near = [(distance, name) for distance, name in scored if distance <= typo_distance(key, canonical_label(name))]
     return min(near)[1] if near else None

@@ -82,3 +82,16 @@ def lookup_forms(word: str) -> tuple[str, ...]:
 def vocabulary(texts: Iterable[str]) -> list[str]:
     """The sorted distinct lookup forms of the words of ``texts`` (``"Great, boring."`` -> great, boring)."""
     return sorted({lookup_form(text[start:end]) for text in texts for start, end in word_spans(text)})
+
+
+def levenshtein(first: str, second: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions; each costs 1) of two strings."""
+    if len(first) < len(second):
+        first, second = second, first
+    previous = list(range(len(second) + 1))
+    for i, a in enumerate(first, start=1):
+        current = [i]
+        for j, b in enumerate(second, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a != b)))
+        previous = current
+    return previous[-1]

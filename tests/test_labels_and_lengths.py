@@ -384,7 +384,8 @@ def test_label_names_option_and_model_label_mapping_compare_canonical_forms():
     from argparse import ArgumentTypeError
 
     from rift_fast.data_sources import label_names_option
-    from rift_fast.models.labels import canonical_label, edit_distance
+    from rift_fast.models.labels import canonical_label
+    from rift_fast.text import levenshtein
 
     with pytest.raises(ArgumentTypeError, match="regardless of case"):
         label_names_option("pos,POS")
@@ -392,4 +393,4 @@ def test_label_names_option_and_model_label_mapping_compare_canonical_forms():
     mapping = map_labels(["POSITIVE", "Negative "], ["negative", "positive"])
     assert mapping.model_index == (1, 0) and mapping.rule == "names"
     assert canonical_label("  Très\u00a0 BIEN ") == "très bien" and canonical_label("ＡＢＣ") == "abc"
-    assert [edit_distance(a, b) for a, b in [("postive", "positive"), ("", "abc"), ("kitten", "sitting")]] == [1, 3, 3]
+    assert [levenshtein(a, b) for a, b in [("postive", "positive"), ("", "abc"), ("kitten", "sitting")]] == [1, 3, 3]

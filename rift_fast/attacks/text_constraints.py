@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from rift_fast.attacks.constraints import AuxiliaryModel, Constraint, Constraints
+from rift_fast.text import levenshtein
 
 # DeepWordBug's edit-distance budget: "we hold the maximum difference on edit distance (epsilon) to a
 # constant 30 for each sample" (Gao et al. 2018, Sec. 4; TextAttack 0.3.11 LevenshteinEditDistance(30)).
@@ -60,19 +61,6 @@ class TextConstraint(Constraint):
 
     def keep(self, words: tuple[str, ...], position: int, candidates: list[str]) -> list[bool]:
         return self.accepts([Perturbation.single(words, position, c) for c in candidates])
-
-
-def levenshtein(first: str, second: str) -> int:
-    """Levenshtein distance (insertions, deletions, substitutions; each costs 1) of two strings."""
-    if len(first) < len(second):
-        first, second = second, first
-    previous = list(range(len(second) + 1))
-    for i, a in enumerate(first, start=1):
-        current = [i]
-        for j, b in enumerate(second, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a != b)))
-        previous = current
-    return previous[-1]
 
 
 class EditDistanceBudget(TextConstraint):

@@ -19,18 +19,6 @@ def canonical_label(name: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", name).split()).casefold()
 
 
-def edit_distance(first: str, second: str) -> int:
-    """Levenshtein distance: the fewest single-character insertions, deletions and substitutions
-    that turn ``first`` into ``second``."""
-    previous = list(range(len(second) + 1))
-    for row, char in enumerate(first, start=1):
-        current = [row]
-        for column, other in enumerate(second, start=1):
-            current.append(min(previous[column] + 1, current[column - 1] + 1, previous[column - 1] + (char != other)))
-        previous = current
-    return previous[-1]
-
-
 def generic_label_names(count: int) -> tuple[str, ...]:
     """The names transformers gives labels that were never named: ``LABEL_0``, ``LABEL_1``, ..."""
     return tuple(f"LABEL_{index}" for index in range(count))
