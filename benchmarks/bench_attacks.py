@@ -69,6 +69,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_NEIGHBOURS = ROOT.parent / "shared" / "data" / "counterfitted_neighbors.json"
@@ -666,6 +667,21 @@ def format_targets(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def benchmark_synonyms(choice: str | None, out_dir: Path) -> tuple[Any, Path]:
+    """The synonym sets both engines use and the file the TextAttack worker reads them from: ``choice`` (a
+    neighbour JSON, or ``embedded``), else the counter-fitted sets beside the checkout when present, else the
+    embedded sets (written to ``out_dir/embedded_synonyms.json``)."""
+    from rift_fast.synonyms import SynonymIndex, embedded_index
+
+    source = choice or (str(SHARED_NEIGHBOURS) if SHARED_NEIGHBOURS.is_file() else "embedded")
+    if source != "embedded":
+        return SynonymIndex.from_neighbour_json(source), Path(source)
+    synonyms = embedded_index()
+    path = out_dir / "embedded_synonyms.json"
+    path.write_text(json.dumps(synonyms.to_json()))
+    return synonyms, path
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.worker:
@@ -687,7 +703,6 @@ def main(argv=None) -> int:
 
     from rift_fast.data import load_imdb, load_task, test_pool
     from rift_fast.models import resolve_model_source
-    from rift_fast.synonyms import SynonymIndex, embedded_index
 
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -704,11 +719,7 @@ def main(argv=None) -> int:
     args.sentence_encoder_source = resolve_model_source(args.sentence_encoder)
     if "textfooler" in attacks and args.word_vectors is None:
         args.word_vectors = str(glove_vectors_file(pool, out_dir))
-    source = args.synonyms or (str(SHARED_NEIGHBOURS) if SHARED_NEIGHBOURS.is_file() else "embedded")
-    synonyms = embedded_index() if source == "embedded" else SynonymIndex.from_neighbour_json(source)
-    synonyms_path = Path(source) if source != "embedded" else out_dir / "embedded_synonyms.json"
-    if source == "embedded":
-        synonyms_path.write_text(json.dumps(synonyms.to_json()))
+    synonyms, synonyms_path = benchmark_synonyms(args.synonyms, out_dir)
 
     header = {
         "command": "python " + " ".join([str(Path(sys.argv[0]))] + (argv if argv is not None else sys.argv[1:])),

@@ -311,8 +311,6 @@ def main(argv=None) -> int:
     args.word_vectors = args.mlm = args.sentence_encoder_source = None
     args.sentence_encoder, args.pos_tagger, args.mlm_batch_size = "embedded", "none", 32
 
-    from rift_fast.synonyms import SynonymIndex, embedded_index
-
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     raw_pool, train_texts = load_texts(args)
@@ -327,13 +325,7 @@ def main(argv=None) -> int:
     lengths = [len(tokenizer(e.text)["input_ids"]) for e in pool]
     words = [len(e.text.split()) for e in pool]
     textattack_load = check_textattack_loads(args, model_dir, tokenizer, pool[0].text + " café") if wrappers else None
-    source = args.synonyms or (
-        str(bench_attacks.SHARED_NEIGHBOURS) if bench_attacks.SHARED_NEIGHBOURS.is_file() else "embedded"
-    )
-    synonyms = embedded_index() if source == "embedded" else SynonymIndex.from_neighbour_json(source)
-    synonyms_path = Path(source) if source != "embedded" else out_dir / "embedded_synonyms.json"
-    if source == "embedded":
-        synonyms_path.write_text(json.dumps(synonyms.to_json()))
+    synonyms, synonyms_path = bench_attacks.benchmark_synonyms(args.synonyms, out_dir)
     header = {
         "command": "python " + " ".join([str(Path(sys.argv[0]))] + (argv if argv is not None else sys.argv[1:])),
         "cpu": cpu_description(),
