@@ -119,6 +119,21 @@ def _synonym_vectors(path):
     return path
 
 
+def every_recipe_options(tmp_path, sentence_encoder) -> RecipeOptions:
+    """Small options under which every recipe runs offline: a GA of 4 x 2, 3 synonyms, word vectors of the
+    test synonyms, ``sentence_encoder`` (a model folder) for TextFooler, no tagger, and a tiny WordPiece
+    masked LM (other vocabularies than most victims') for BERT-Attack and BAE."""
+    return RecipeOptions(
+        ga_population=4,
+        ga_generations=2,
+        synonym_k=3,
+        word_vectors=str(_synonym_vectors(tmp_path / "vectors.txt")),
+        sentence_encoder=str(sentence_encoder),
+        pos_tagger="none",
+        mlm=tiny_masked_lm(tmp_path / "mlm", {}),
+    )
+
+
 def _examples(count: int) -> list[Example]:
     positive, negative = SYNONYM_GROUPS
     return [Example(f"the movie was {(positive if i % 2 else negative)[i % 3]} a plot", i % 2) for i in range(count)]
@@ -196,15 +211,8 @@ def test_one_attack_of_every_recipe(model_folders, architecture, tmp_path):
     examples = _examples(4)
     predictions = victim.probabilities([(e.text, None) for e in examples]).argmax(1)
     examples = [Example(e.text, int(p)) for e, p in zip(examples, predictions)]  # every example starts correct
-    options = RecipeOptions(
-        ga_population=4,
-        ga_generations=2,
-        synonym_k=3,
-        word_vectors=str(_synonym_vectors(tmp_path / "vectors.txt")),
-        sentence_encoder=str(folder),  # the architecture itself serves as TextFooler's sentence encoder
-        pos_tagger="none",
-        mlm=tiny_masked_lm(tmp_path / "mlm", {}),  # a WordPiece MLM: other vocabularies than most victims'
-    )
+    # The architecture itself serves as TextFooler's sentence encoder.
+    options = every_recipe_options(tmp_path, folder)
     for name in sorted(RECIPES):
         report = build_attack(name, victim, SYNONYMS, False, options).run(examples, victim, {}, progress=False)
         assert len(report.results) == len(examples), name

@@ -9,8 +9,7 @@ import json
 import pytest
 import torch
 import transformers as hf
-from test_attack_mlm import tiny_masked_lm
-from test_encoders import SYNONYMS, WORDS, _examples, _synonym_vectors
+from test_encoders import SYNONYMS, WORDS, _examples, every_recipe_options
 from tiny_models import tiny_decoder_config
 from tiny_tokenizers import gpt2_style_bpe, sentencepiece_byte_fallback_bpe
 
@@ -84,15 +83,7 @@ def test_every_recipe_edits_the_slot_and_every_query_holds_the_template_untouche
     examples = _examples(3)
     predictions = victim.probabilities([(e.text, None) for e in examples]).argmax(1)
     examples = [Example(e.text, int(p)) for e, p in zip(examples, predictions)]
-    options = RecipeOptions(
-        ga_population=4,
-        ga_generations=2,
-        synonym_k=3,
-        word_vectors=str(_synonym_vectors(tmp_path / "vectors.txt")),
-        sentence_encoder=str(tiny_model_dir),
-        pos_tagger="none",
-        mlm=tiny_masked_lm(tmp_path / "mlm", {}),
-    )
+    options = every_recipe_options(tmp_path, tiny_model_dir)
     try:
         for name in sorted(RECIPES):
             report = build_attack(name, victim, SYNONYMS, False, options).run(examples, victim, {}, progress=False)
