@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import transformers as hf
-from test_encoders import METHOD_OPTIONS, SYNONYMS, WORDS, _examples, _table, every_recipe_options
+from test_encoders import SYNONYMS, WORDS, _examples, every_recipe_options, tiny_trainer
 from tiny_models import tiny_decoder_config
 from tiny_tokenizers import gpt2_style_bpe, sentencepiece_byte_fallback_bpe
 
@@ -23,7 +23,7 @@ from rift_fast.models.families import DECODER_FAMILIES, check_supported
 from rift_fast.models.pooling import LAST
 from rift_fast.training.adversary import hull_embedding
 from rift_fast.training.defenses import DEFENSES
-from rift_fast.training.loop import Trainer, TrainSettings, collate, encode_examples
+from rift_fast.training.loop import collate
 
 # model type -> its tokenizer family: "gpt2" (byte-level BPE, no padding token), "llama" (SentencePiece
 # BPE with byte fallback, no padding token), "gemma" (the same with a padding token)
@@ -129,23 +129,7 @@ def _varied_examples(count: int) -> list[Example]:
 
 
 def _trainer(folder: str, method: str, output, side: str, **overrides):
-    tokenizer = _loaded_tokenizer(folder, side)
-    options = {
-        "epochs": 1,
-        "batch_size": 4,
-        "max_length": 16,
-        "lr": 1e-3,
-        "dev_examples": 4,
-        "dev_adversary_steps": 1,
-        **METHOD_OPTIONS[method],
-        **overrides,
-    }
-    settings = TrainSettings.for_method(method, model=folder, **options)
-    train = encode_examples(tokenizer, _varied_examples(8), 16)
-    dev = encode_examples(tokenizer, _varied_examples(4), 16)
-    return Trainer(
-        settings, tokenizer, train, dev, _table(tokenizer), output, num_classes=2, progress=False, synonyms=SYNONYMS
-    )
+    return tiny_trainer(folder, _loaded_tokenizer(folder, side), method, output, _varied_examples, **overrides)
 
 
 @pytest.mark.parametrize("method", sorted(DEFENSES))

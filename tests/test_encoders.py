@@ -164,6 +164,12 @@ def test_the_hull_of_the_token_alone_gives_the_logits_of_its_ids(model_folders, 
 
 def _trainer(model_folders, architecture, method, output, **overrides):
     folder, tokenizer = model_folders(architecture)
+    return tiny_trainer(folder, tokenizer, method, output, _examples, **overrides)
+
+
+def tiny_trainer(folder, tokenizer, method, output, examples, **overrides):
+    """A one-epoch Trainer of ``method`` on ``folder`` with batches of 4 and length 16: 8 training and 4 dev
+    examples drawn by ``examples(count)``; ``overrides`` replace any setting."""
     options = {
         "epochs": 1,
         "batch_size": 4,
@@ -175,8 +181,8 @@ def _trainer(model_folders, architecture, method, output, **overrides):
         **overrides,
     }
     settings = TrainSettings.for_method(method, model=folder, **options)
-    train = encode_examples(tokenizer, _examples(8), 16)
-    dev = encode_examples(tokenizer, _examples(4), 16)
+    train = encode_examples(tokenizer, examples(8), 16)
+    dev = encode_examples(tokenizer, examples(4), 16)
     return Trainer(
         settings, tokenizer, train, dev, _table(tokenizer), output, num_classes=2, progress=False, synonyms=SYNONYMS
     )
