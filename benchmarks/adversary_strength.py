@@ -17,7 +17,7 @@ import argparse
 
 import torch
 
-from rift_fast.data import load_task
+from rift_fast.data.tasks import load_task
 from rift_fast.models import load_tokenizer, load_trained_classifier
 from rift_fast.models.classifier import logits_kl
 from rift_fast.synonyms import embedded_index

@@ -226,7 +226,7 @@ def ensure_victim(args, task) -> Path:
     import torch
 
     from rift_fast.attacks import VictimModel
-    from rift_fast.data import SENTIMENT_LABELS
+    from rift_fast.data.tasks import SENTIMENT_LABELS
     from rift_fast.models import load_sequence_classifier
 
     folder = Path(args.victim_dir)
@@ -300,8 +300,8 @@ def glove_vectors_file(pool, out_dir: Path) -> Path:
     lines to ``out_dir``; unit rows, so that TextAttack's Euclidean neighbours are rift_fast's cosine ones."""
     import numpy as np
 
+    from rift_fast.core.words import vocabulary
     from rift_fast.synonyms.vectors import load_embedded_glove
-    from rift_fast.text import vocabulary
 
     glove = load_embedded_glove()
     pool_words = set(vocabulary(e.text for e in pool))
@@ -359,7 +359,7 @@ def run_ours(attack: str, search_dtype: str, args, model_dir: Path, pool, synony
     import torch
 
     from rift_fast.attacks import VictimModel, build_attack
-    from rift_fast.data import SENTIMENT_LABELS
+    from rift_fast.data.tasks import SENTIMENT_LABELS
     from rift_fast.models import load_sequence_classifier
 
     model, tokenizer, _ = load_sequence_classifier(str(model_dir), SENTIMENT_LABELS)
@@ -483,7 +483,8 @@ def textattack_worker(spec_path: str) -> int:
     from textattack.models.wrappers import HuggingFaceModelWrapper
 
     from rift_fast.attacks.runner import FAILED, MISCLASSIFIED, SUCCESS, AttackReport, ExampleResult
-    from rift_fast.data import SENTIMENT_LABELS, Example
+    from rift_fast.core.records import Example
+    from rift_fast.data.tasks import SENTIMENT_LABELS
     from rift_fast.interop.textattack import RiftModelWrapper, textattack_input
     from rift_fast.models import load_sequence_classifier
 
@@ -701,7 +702,7 @@ def main(argv=None) -> int:
     threads = _set_threads(args.threads)
     args.threads = threads["intra_op"]
 
-    from rift_fast.data import load_imdb, load_task, test_pool
+    from rift_fast.data.tasks import load_imdb, load_task, test_pool
     from rift_fast.models import resolve_model_source
 
     out_dir = Path(args.output_dir)

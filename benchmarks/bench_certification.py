@@ -1,4 +1,4 @@
-"""Time SAFER certification (rift_fast.certification) of a trained classifier on the embedded test pool.
+"""Time SAFER certification (rift_fast.evaluation.certification) of a trained classifier on the embedded test pool.
 
     python benchmarks/bench_certification.py --model runs/embedded/standard/best --examples 20 \\
         --samples 1382 --mc-error 0.05      # the fewest samples for mc_error 0.05 at alpha 0.001
@@ -17,8 +17,8 @@ import time
 import torch
 
 from rift_fast.attacks import VictimModel
-from rift_fast.certification import CONFIDENCE_ALPHA, CertificationSettings, certified_accuracy
-from rift_fast.data import load_task, test_pool
+from rift_fast.data.tasks import load_task, test_pool
+from rift_fast.evaluation.certification import CONFIDENCE_ALPHA, CertificationSettings, certified_accuracy
 from rift_fast.models import load_sequence_classifier
 from rift_fast.synonyms import embedded_index
 

@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------- texts
 def load_texts(args) -> tuple[list, list[str]]:
     """The pool (uncut) and the training texts the tokenizer also learns from; names the source."""
-    from rift_fast.data import Example, load_imdb, load_task, test_pool
+    from rift_fast.core.records import Example
+    from rift_fast.data.tasks import load_imdb, load_task, test_pool
 
     if args.long_reviews:
         task = load_imdb(args.long_reviews, seed=args.seed)
@@ -112,7 +113,7 @@ def load_texts(args) -> tuple[list, list[str]]:
 
 def cut_to_tokens(pool: list, tokenizer, max_length: int) -> list:
     """Each text cut at a word boundary to its longest prefix of at most ``max_length`` tokens."""
-    from rift_fast.data import Example
+    from rift_fast.core.records import Example
 
     cut = []
     for example in pool:
@@ -168,7 +169,7 @@ def save_victim(args, tokenizer, folder: Path) -> dict:
     import torch
     from transformers import LlamaConfig, LlamaForSequenceClassification
 
-    from rift_fast.data import SENTIMENT_LABELS
+    from rift_fast.data.tasks import SENTIMENT_LABELS
 
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -208,7 +209,8 @@ def save_victim(args, tokenizer, folder: Path) -> dict:
 def relabel_by_model(pool: list, model_dir: Path, batch_size: int) -> list:
     """``pool`` with each label replaced by the prediction of the classifier saved in ``model_dir``."""
     from rift_fast.attacks import VictimModel
-    from rift_fast.data import SENTIMENT_LABELS, Example
+    from rift_fast.core.records import Example
+    from rift_fast.data.tasks import SENTIMENT_LABELS
     from rift_fast.models import load_sequence_classifier
 
     model, tokenizer, _ = load_sequence_classifier(str(model_dir), SENTIMENT_LABELS)

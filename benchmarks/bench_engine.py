@@ -125,7 +125,7 @@ class ScaledLogits(torch.nn.Module):
 
 
 def pools(args):
-    from rift_fast.data import load_imdb, load_task, test_pool
+    from rift_fast.data.tasks import load_imdb, load_task, test_pool
 
     found = {"rt": test_pool(load_task("rotten_tomatoes", seed=args.seed), args.num_snippets, seed=args.seed)}
     if args.long_reviews:
@@ -207,7 +207,7 @@ def engine_only(args, tokenizer, synonyms) -> None:
 
 
 def real_victim(args, synonyms) -> None:
-    from rift_fast.data import SENTIMENT_LABELS
+    from rift_fast.data.tasks import SENTIMENT_LABELS
     from rift_fast.models import load_sequence_classifier
 
     torch.manual_seed(args.seed)  # the embedded model's new head
@@ -257,7 +257,7 @@ def real_victim(args, synonyms) -> None:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from rift_fast.data import SENTIMENT_LABELS
+    from rift_fast.data.tasks import SENTIMENT_LABELS
     from rift_fast.models import load_sequence_classifier
     from rift_fast.synonyms import SynonymIndex, embedded_index
 

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def mixed_pool(snippets: int, long_reviews: int, long_words: int, seed: int) -> list[dict]:
     """``snippets`` Rotten Tomatoes test snippets and ``long_reviews`` long texts (snippets of one label
     joined to about ``long_words`` words), shuffled with ``seed``: ``[{"text", "label"}]``."""
-    from rift_fast.data import load_task
+    from rift_fast.data.tasks import load_task
 
     task = load_task("rotten_tomatoes")
     rng = random.Random(seed)

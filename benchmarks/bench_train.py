@@ -22,7 +22,7 @@ import tempfile
 import torch
 from measure import median_ms
 
-from rift_fast.data import load_task
+from rift_fast.data.tasks import load_task
 from rift_fast.models import load_tokenizer
 from rift_fast.synonyms import embedded_index
 from rift_fast.training.defenses import DEFENSES

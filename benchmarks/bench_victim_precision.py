@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
 
     from rift_fast.attacks import VictimModel
-    from rift_fast.data import SENTIMENT_LABELS, load_task
+    from rift_fast.data.tasks import SENTIMENT_LABELS, load_task
     from rift_fast.models import load_sequence_classifier
 
     if not (Path(args.victim_dir) / "config.json").is_file():

@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def base_folder(given: str | None) -> Path:
     """The BERT folder to start from; exits naming the path when it is missing or incomplete."""
-    from rift_fast.resources import EMBEDDED_MODEL, ResourceError, embedded_model_dir
+    from rift_fast.core.resources import EMBEDDED_MODEL, ResourceError, embedded_model_dir
 
     if given is None:
         try:
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(args.seed)
     from transformers import AutoTokenizer, DataCollatorForLanguageModeling
 
-    from rift_fast.data import load_task
+    from rift_fast.data.tasks import load_task
 
     folder = base_folder(args.base)
     tokenizer = AutoTokenizer.from_pretrained(folder)

@@ -25,7 +25,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from rift_fast.io_utils import write_text_atomically
+from rift_fast.core.atomic_io import write_text_atomically
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS_DIR = ROOT / "benchmarks" / "results"

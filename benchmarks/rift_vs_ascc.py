@@ -33,9 +33,15 @@ import json
 import sys
 from pathlib import Path
 
-from rift_fast import train
-from rift_fast.io_utils import write_text_atomically
-from rift_fast.statistics import CMH_METHOD, DIFFERENCE_METHOD, format_comparison, mean_and_sd, pooled_paired_comparison
+from rift_fast.cli import train
+from rift_fast.core.atomic_io import write_text_atomically
+from rift_fast.evaluation.statistics import (
+    CMH_METHOD,
+    DIFFERENCE_METHOD,
+    format_comparison,
+    mean_and_sd,
+    pooled_paired_comparison,
+)
 
 MAIN_METHODS = ("standard", "ascc", "rift")
 NO_MI = "rift-mi0"  # RIFT with --mi-weight 0, run in its own folder

@@ -2,7 +2,7 @@
 
 ``python -m rift_fast train ...`` equals ``python -m rift_fast.train ...`` (and ``attack`` likewise);
 ``eval`` prints a model's clean accuracy on a pool, ``list`` the recipes, defenses, presets and
-encoder families. Each command's ``--help`` is served before torch loads (:mod:`rift_fast.cli_help`).
+encoder families. Each command's ``--help`` is served before torch loads (:mod:`rift_fast.cli.help`).
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from __future__ import annotations
 import importlib
 import sys
 
-from rift_fast.cli_help import print_cached_help
+from rift_fast.cli.help import print_cached_help
 
 # command -> (module, its main function, one line of help)
 COMMANDS = {
-    "train": ("rift_fast.train", "main", "robust fine-tuning, then evaluation on the test pool"),
-    "attack": ("rift_fast.attack", "main", "attack a fine-tuned classifier with a recipe"),
-    "eval": ("rift_fast.commands", "eval_main", "clean accuracy of a model on a pool"),
-    "list": ("rift_fast.commands", "list_main", "recipes, defenses, presets and encoder families"),
+    "train": ("rift_fast.cli.train", "main", "robust fine-tuning, then evaluation on the test pool"),
+    "attack": ("rift_fast.cli.attack", "main", "attack a fine-tuned classifier with a recipe"),
+    "eval": ("rift_fast.cli.commands", "eval_main", "clean accuracy of a model on a pool"),
+    "list": ("rift_fast.cli.commands", "list_main", "recipes, defenses, presets and encoder families"),
 }
 PROG = "python -m rift_fast"
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     print_cached_help(command, rest)
     module_name, function, _ = COMMANDS[command]
     module = importlib.import_module(module_name)
-    from rift_fast.cli_common import run_command_line
+    from rift_fast.cli.common import run_command_line
 
     return run_command_line(lambda: getattr(module, function)(rest), f"{PROG} {command}")
 

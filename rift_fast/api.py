@@ -15,7 +15,7 @@ import torch
 from rift_fast.attacks.recipes import RecipeOptions, build_attack
 from rift_fast.attacks.runner import AttackReport
 from rift_fast.attacks.victim import VictimModel
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 from rift_fast.models.labels import LabelMapping, TaskOrderedClassifier, generic_label_names, map_labels
 from rift_fast.synonyms import SynonymIndex, embedded_index
 

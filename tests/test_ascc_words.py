@@ -9,10 +9,10 @@ from tiny_models import tiny_bert_config
 from tiny_tokenizers import byte_level_bpe, sentencepiece_unigram, wordpiece
 from transformers import BertModel
 
-from rift_fast.data import Example
+from rift_fast.core.records import Example
+from rift_fast.core.words import word_spans
 from rift_fast.models.classifier import RobustClassifier
 from rift_fast.synonyms import SynonymIndex
-from rift_fast.text import word_spans
 from rift_fast.training.ascc_words import ascc_word_outcomes, substituted_text, whole_word_spans
 from rift_fast.training.encoding import encode_examples
 

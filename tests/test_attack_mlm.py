@@ -31,7 +31,7 @@ from rift_fast.attacks import (
 from rift_fast.attacks.masked_lm import BERT_ATTACK_MAX_COMBINATIONS
 from rift_fast.attacks.text import WordSpans
 from rift_fast.attacks.transformation import PendingChoices
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 from rift_fast.synonyms import SynonymIndex
 
 MLM_WORDS = ["good", "great", "movie", "grand", "excellent", "film", "dull", "plot", "acting", "a", "with", "the"]
@@ -235,7 +235,7 @@ def test_a_folder_without_a_masked_lm_head_is_refused(encoder_folder, tiny_model
 def test_attack_cli_runs_both_recipes(tiny_model_dir, mlm_folder, encoder_folder, tmp_path):
     import json
 
-    from rift_fast import attack
+    from rift_fast.cli import attack
 
     data = tmp_path / "reviews.csv"
     rows = ["text,label"] + [f'"a “wonderful” film {i}, naïve",{["negative", "positive"][i % 2]}' for i in range(24)]

@@ -38,7 +38,7 @@ from rift_fast.attacks.reports import (
     to_summary_csv,
 )
 from rift_fast.attacks.runner import Timing
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -15,7 +15,6 @@ import torch
 from test_attacks import BagOfWords
 from transformers import BertTokenizerFast
 
-from rift_fast import attack
 from rift_fast.attacks import (
     Constraints,
     GeneticAttack,
@@ -26,9 +25,10 @@ from rift_fast.attacks import (
 )
 from rift_fast.attacks.calibration import expected_calibration_error, fit_temperature, tempered_probabilities
 from rift_fast.attacks.runner import SUCCESS
-from rift_fast.data import Example, TaskData
+from rift_fast.cli import attack
+from rift_fast.core.records import Example, TaskData
+from rift_fast.evaluation.statistics import Proportion
 from rift_fast.models import load_sequence_classifier
-from rift_fast.statistics import Proportion
 from rift_fast.synonyms import SynonymIndex
 
 # Each of "bon", "très", "naïve" pushes the saturated model to positive; each synonym pulls it back a little.

@@ -24,7 +24,7 @@ from rift_fast.attacks import (
 )
 from rift_fast.attacks.greedy import GreedyWordSwap
 from rift_fast.attacks.text import WordSpans, match_case
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 from rift_fast.synonyms import SynonymIndex
 
 WORD_SCORES = {

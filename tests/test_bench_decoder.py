@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import bench_decoder  # noqa: E402
 
-from rift_fast.data import Example  # noqa: E402
+from rift_fast.core.records import Example  # noqa: E402
 
 TEXTS = [
     "the movie was a dreadful mess , and the acting was worse than the plot",

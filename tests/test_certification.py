@@ -9,13 +9,13 @@ from test_training_loop import tiny_model  # noqa: F401  (a fixture)
 from tiny_tokenizers import byte_level_bpe, sentencepiece_unigram, wordpiece
 
 from rift_fast.attacks import VictimModel
-from rift_fast.certification import (
+from rift_fast.core.records import Example
+from rift_fast.evaluation.certification import (
     CertificationSettings,
     certified_accuracy,
     minimum_samples,
     total_variation_bound,
 )
-from rift_fast.data import Example
 from rift_fast.synonyms import SynonymIndex
 
 WORDS = ["the", "movie", "was", "good", "fine", "nice", "great", "plot", "café", "and"]
@@ -118,7 +118,7 @@ def test_sample_counts_below_the_hoeffding_minimum_are_refused():
 
 
 def test_certified_test_pool_takes_a_trained_classifier(tiny_model):  # noqa: F811
-    from rift_fast.evaluation import EvaluationSettings, certified_test_pool
+    from rift_fast.evaluation.pool_evaluation import EvaluationSettings, certified_test_pool
     from rift_fast.models import RobustClassifier
 
     path, tokenizer = tiny_model
@@ -134,7 +134,7 @@ def test_attack_command_line_writes_certificates(tiny_model_dir, tmp_path, capsy
     import csv
     import json
 
-    from rift_fast import attack
+    from rift_fast.cli import attack
 
     data, neighbours = tmp_path / "reviews.csv", tmp_path / "neighbours.json"
     with open(data, "w", newline="", encoding="utf-8") as handle:

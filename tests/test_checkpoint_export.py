@@ -23,7 +23,7 @@ from transformers import (
     RobertaConfig,
 )
 
-from rift_fast import export
+from rift_fast.cli import export
 from rift_fast.models import load_config, load_tokenizer, load_trained_classifier, save_model_folder
 from rift_fast.models.checkpoint_config import CHECKPOINT_MODEL_TYPE, encoder_config_of
 from rift_fast.models.classifier import RobustClassifier

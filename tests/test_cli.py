@@ -8,9 +8,9 @@ import socket
 import pytest
 import torch.multiprocessing as mp
 
-from rift_fast import attack, train
-from rift_fast.cli_common import load_synonym_index
-from rift_fast.data import load_task
+from rift_fast.cli import attack, train
+from rift_fast.cli.common import load_synonym_index
+from rift_fast.data.tasks import load_task
 from rift_fast.models import load_sequence_classifier, resolve_model_source
 
 
@@ -264,7 +264,7 @@ def test_synonym_source_options(tmp_path):
 
 
 def test_a_bad_input_is_one_error_line_with_status_2(capsys):
-    from rift_fast.cli_common import run_command_line
+    from rift_fast.cli.common import run_command_line
 
     def refuse():
         raise ValueError("--max-length 65 is above the usable 64")
@@ -276,7 +276,7 @@ def test_a_bad_input_is_one_error_line_with_status_2(capsys):
 def test_library_logs_reach_stdout_and_stderr_once(capsys):
     import logging
 
-    from rift_fast.cli_common import configure_logging
+    from rift_fast.cli.common import configure_logging
 
     configure_logging()
     configure_logging()  # a second call adds nothing

@@ -14,12 +14,13 @@ from test_attack_reports import PNG_SIGNATURE, _result
 from test_run_integrity import _attack
 
 from rift_fast import __main__ as entry
-from rift_fast import attack, cli_help, commands, train
 from rift_fast.attacks import AttackReport
 from rift_fast.attacks.recipes import RECIPES
 from rift_fast.attacks.reports import to_html
 from rift_fast.attacks.runner import settings_summary
-from rift_fast.data_sources import DATASET_PRESETS
+from rift_fast.cli import attack, commands, train
+from rift_fast.cli import help as cli_help
+from rift_fast.data.sources import DATASET_PRESETS
 from rift_fast.training.defenses import DEFENSES
 from rift_fast.training.presets import TASK_PRESETS
 
@@ -152,7 +153,7 @@ def test_eval_prints_the_clean_accuracy_with_its_count(tiny_model_dir, tmp_path,
     assert record["examples"] == 6 and 0 <= record["correct"] <= 6
     assert record["clean_accuracy"] == pytest.approx(record["correct"] / 6)
     out = capsys.readouterr().out
-    from rift_fast.statistics import wilson_interval
+    from rift_fast.evaluation.statistics import wilson_interval
 
     low, high = wilson_interval(record["correct"], 6)
     assert record["clean_accuracy_interval"]["low"] == pytest.approx(low)

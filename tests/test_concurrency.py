@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from rift_fast import attack, train
-from rift_fast.run_lock import OutputInUse, exclusive_run, lock_path
+from rift_fast.cli import attack, train
+from rift_fast.core.run_lock import OutputInUse, exclusive_run, lock_path
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 PROCESSES = 4
@@ -84,7 +84,7 @@ def test_processes_extracting_one_package_on_a_fresh_cache_all_get_it_complete(t
     cache = tmp_path / "cache"
     _stand_in_wheel(cache)
     script = """
-    from rift_fast.resources import PackagedResource, resource_path
+    from rift_fast.core.resources import PackagedResource, resource_path
     folder = resource_path(PackagedResource("standin", "1.0", "standin_pkg", "data"))
     print(folder, len(list(folder.iterdir())))
     """
@@ -100,7 +100,7 @@ def test_processes_converting_wordnet_on_a_fresh_cache_all_get_it_complete(tmp_p
     cache = tmp_path / "cache"
     _stand_in_wordnet(cache)
     script = """
-    from rift_fast.resources import wordnet_nltk_root
+    from rift_fast.core.resources import wordnet_nltk_root
     folder = wordnet_nltk_root() / "corpora" / "wordnet"
     print(sorted(p.name for p in folder.iterdir()))
     """
@@ -133,7 +133,7 @@ def test_processes_building_one_synonym_index_build_it_once(tmp_path):
 def _holder(output: Path, rank: int = 0) -> subprocess.Popen:
     """Another live run: a process that holds the lock of ``output`` until it is killed."""
     script = (
-        "import sys, time\nfrom rift_fast.run_lock import exclusive_run\n"
+        "import sys, time\nfrom rift_fast.core.run_lock import exclusive_run\n"
         f"with exclusive_run({str(output)!r}, 'held', {rank}):\n    print('held', flush=True)\n    time.sleep(600)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
@@ -161,7 +161,7 @@ def test_an_attack_on_an_output_another_live_run_holds_is_refused_naming_it(tiny
     holder = holder_of(output)
     with pytest.raises(OutputInUse, match=f"--output {output} is in use by another live run") as refused:
         attack.main(["--model", str(tiny_model_dir), "--num-examples", "2", "--output", str(output)])
-    assert f"process {holder.pid} on " in str(refused.value) and "rift_fast.run_lock" not in str(refused.value)
+    assert f"process {holder.pid} on " in str(refused.value) and "rift_fast.core.run_lock" not in str(refused.value)
     assert not output.exists() and not output.with_name("run.checkpoint.jsonl").exists()  # nothing written
     holder.kill()
     holder.wait()

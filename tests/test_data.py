@@ -1,4 +1,4 @@
-"""Tests of rift_fast.data: the embedded Rotten Tomatoes split, local file layouts, hub calls, bad input."""
+"""Tests of rift_fast.data.tasks: the embedded Rotten Tomatoes split, local file layouts, hub calls, bad input."""
 
 import json
 import re
@@ -7,8 +7,8 @@ from collections import Counter
 import datasets
 import pytest
 
-from rift_fast import data
-from rift_fast.data import Example, TaskData
+from rift_fast.core.records import Example, TaskData
+from rift_fast.data.tasks import tasks as data
 
 
 @pytest.fixture(scope="module")

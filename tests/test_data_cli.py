@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from rift_fast import attack, train
-from rift_fast.data_sources import DATASET_PRESETS
+from rift_fast.cli import attack, train
+from rift_fast.data.sources import DATASET_PRESETS
 from rift_fast.models import LabelMismatchError
 
 MAPPING_FLAGS = (
@@ -44,7 +44,7 @@ def test_an_unknown_dataset_is_refused_by_the_parser(capsys):
 
 
 def test_the_default_attack_pool_is_the_presets_size_else_300_at_most_the_test_split():
-    from rift_fast.data import Example, PoolRule, TaskData
+    from rift_fast.core.records import Example, PoolRule, TaskData
 
     test = [Example(f"text {i}", i % 2) for i in range(500)]
     task = TaskData("t", ("negative", "positive"), [], [], test, is_pair=False)

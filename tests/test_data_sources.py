@@ -1,4 +1,4 @@
-"""Any dataset (rift_fast.data_sources): local CSV / TSV / JSONL files, Hugging Face datasets read by the
+"""Any dataset (rift_fast.data.sources): local CSV / TSV / JSONL files, Hugging Face datasets read by the
 real ``datasets`` loaders from local folders, presets, label mapping, carved splits, derived max length,
 and bad input. No hub access: hub calls are either local folders or a patched ``load_dataset`` that
 checks what a preset asks the hub for."""
@@ -13,10 +13,11 @@ import datasets
 import numpy as np
 import pytest
 
-from rift_fast import data_sources
-from rift_fast.data import NLI_LABELS, Example, test_pool
-from rift_fast.data_sources import DATASET_PRESETS, DatasetOptions, derived_max_length, load_data
-from rift_fast.digests import file_digest
+from rift_fast.core.digests import file_digest
+from rift_fast.core.records import Example
+from rift_fast.data.sources import DATASET_PRESETS, DatasetOptions, derived_max_length, load_data
+from rift_fast.data.tasks import NLI_LABELS, test_pool
+from rift_fast.data.tasks import sources as data_sources
 from rift_fast.models import LabelMismatchError, load_sequence_classifier, map_labels
 from tests.tiny_tokenizers import byte_level_bpe, sentencepiece_unigram, wordpiece
 
@@ -66,7 +67,7 @@ def test_csv_with_named_columns_carves_dev_and_test_from_train_and_says_so(tmp_p
         [(i, t, lab) for i, (t, lab) in enumerate(_sentiment_rows(40))],
     )
     options = DatasetOptions(str(path), text_column="review", label_column="sentiment")
-    with caplog.at_level(logging.INFO, logger="rift_fast.data_sources"):
+    with caplog.at_level(logging.INFO, logger="rift_fast.data.sources"):
         task = load_data(options, seed=0)
     assert task.label_names == SENTIMENT and not task.is_pair  # names of train, sorted
     assert (len(task.train), len(task.dev), len(task.test)) == (32, 4, 4)
@@ -175,7 +176,7 @@ def _save_mnli_copy(folder):
 
 def test_mnli_preset_from_a_local_copy_uses_matched_or_mismatched_dev_as_test(tmp_path, caplog):
     folder = _save_mnli_copy(tmp_path / "glue_mnli")
-    with caplog.at_level(logging.INFO, logger="rift_fast.data_sources"):
+    with caplog.at_level(logging.INFO, logger="rift_fast.data.sources"):
         matched = load_data(DatasetOptions("mnli", data_source=str(folder)), seed=0)
     mismatched = load_data(DatasetOptions("mnli_mismatched", data_source=str(folder)), seed=0)
     assert matched.is_pair and matched.label_names == NLI_LABELS
@@ -463,7 +464,7 @@ def test_a_saved_split_without_gold_labels_is_carved_and_a_single_saved_dataset_
         test=_class_label_dataset([-1] * 5, names, "test"),
     )
     dataset.save_to_disk(str(tmp_path / "topics"))
-    with caplog.at_level(logging.INFO, logger="rift_fast.data_sources"):
+    with caplog.at_level(logging.INFO, logger="rift_fast.data.sources"):
         task = load_data(DatasetOptions(str(tmp_path / "topics"), text_column="premise"), seed=0)
     assert task.label_names == names and (len(task.train), len(task.dev), len(task.test)) == (32, 4, 4)
     assert "the test split is empty (no gold labels); carved from train" in caplog.text

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from rift_fast.data import Example
-from rift_fast.data_sources import DatasetOptions, load_data
+from rift_fast.core.records import Example
+from rift_fast.data.sources import DatasetOptions, load_data
 
 SENTENCES = [f"a {'good' if k % 2 else 'dull'} film number {k} , with “quotes” and naïve words" for k in range(40)]
 LABELS = [k % 2 for k in range(40)]

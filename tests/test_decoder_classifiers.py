@@ -16,7 +16,7 @@ from tiny_tokenizers import gpt2_style_bpe, sentencepiece_byte_fallback_bpe
 
 from rift_fast.attacks import RECIPES, RecipeOptions, VictimModel, build_attack
 from rift_fast.attacks.runner import SUCCESS
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 from rift_fast.models import RobustClassifier, load_sequence_classifier, load_tokenizer, load_trained_classifier
 from rift_fast.models.classifier import WORD_EMBEDDING
 from rift_fast.models.families import DECODER_FAMILIES, check_supported

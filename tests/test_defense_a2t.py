@@ -16,7 +16,7 @@ from test_training_loop import (
 from transformers import BertTokenizerFast
 
 from rift_fast.attacks.part_of_speech import PartOfSpeech
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 from rift_fast.models import RobustClassifier, load_trained_classifier
 from rift_fast.synonyms import SynonymIndex
 from rift_fast.training.defenses import A2TSettings, A2TTraining, generate_adversarial_examples

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from tiny_tokenizers import wordpiece
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 from rift_fast.models import RobustClassifier, load_trained_classifier
 from rift_fast.models.classifier import EMBEDDING_OUTPUT, WORD_EMBEDDING
 from rift_fast.synonyms import SynonymIndex, two_hop_vocab_table

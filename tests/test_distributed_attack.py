@@ -17,7 +17,6 @@ from test_attacks import (
     tokenizer,  # noqa: F401  (fixture)
 )
 
-from rift_fast import attack
 from rift_fast.attacks import AttackCheckpoint, build_attack
 from rift_fast.attacks.recipes import RecipeOptions
 from rift_fast.attacks.runner import ExampleResult
@@ -31,7 +30,8 @@ from rift_fast.attacks.sharding import (
     settings_mismatches,
     store_counter,
 )
-from rift_fast.data import Example
+from rift_fast.cli import attack
+from rift_fast.core.records import Example
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 TIMEOUT = 240  # seconds for one torchrun job of the tiny model

@@ -17,7 +17,7 @@ from torch import nn
 
 from rift_fast.attacks import RECIPES, RecipeOptions, VictimModel, build_attack
 from rift_fast.attacks.runner import MISCLASSIFIED, SUCCESS
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 from rift_fast.models import RobustClassifier, load_sequence_classifier, load_trained_classifier
 from rift_fast.models.classifier import EMBEDDING_OUTPUT, WORD_EMBEDDING
 from rift_fast.synonyms import SynonymIndex

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch.nn.functional as F
 
-from rift_fast import train
 from rift_fast.attacks import RECIPES, SearchMethod, SearchOutcome
 from rift_fast.attacks.recipes import register_search
+from rift_fast.cli import train
 from rift_fast.training.defenses import DEFENSES, Defense, register_defense
 
 PACKAGE = Path(__file__).resolve().parents[1] / "rift_fast"
@@ -129,6 +129,17 @@ def test_the_package_has_no_import_circle():
     assert circles == []
 
 
+# The command-line entry points: ``python -m rift_fast``, ``python -m rift_fast.train`` / ``.attack`` / ``.export``.
+ENTRY_POINTS = {"rift_fast.__main__", "rift_fast.train", "rift_fast.attack", "rift_fast.export"}
+
+
+def test_the_library_never_imports_the_command_line():
+    graph = _import_graph()
+    library = [name for name in graph if name not in ENTRY_POINTS and not name.startswith("rift_fast.cli")]
+    importers = sorted(name for name in library if any(nxt.startswith("rift_fast.cli") for nxt in graph[name]))
+    assert len(library) > 50 and importers == []
+
+
 def test_the_attack_command_line_does_not_import_training():
     reached = _reachable(_import_graph(), "rift_fast.attack")
     assert "rift_fast.models.checkpoint" in reached
@@ -162,7 +173,7 @@ def toy_search():
 
 
 def test_a_toy_search_is_one_class_and_one_registry_line(toy_search, tiny_model_dir, tmp_path):
-    from rift_fast import attack
+    from rift_fast.cli import attack
 
     assert "toy-first-swap" in attack.build_parser()._option_string_actions["--attack"].choices
     output = tmp_path / "toy.json"

@@ -34,7 +34,7 @@ from rift_fast.attacks.text_constraints import (
     levenshtein,
 )
 from rift_fast.attacks.transformation import Transformation
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 from rift_fast.synonyms.vectors import WordVectors
 
 WORD_SCORES = {
@@ -330,7 +330,7 @@ def test_attack_cli_runs_deepwordbug_under_the_textdefender_protocol(tiny_model_
     import csv
     import json
 
-    from rift_fast import attack
+    from rift_fast.cli import attack
 
     data, test = tmp_path / "reviews.csv", tmp_path / "reviews_test.csv"
     for path, rows in ((data, 24), (test, 6)):

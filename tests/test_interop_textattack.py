@@ -11,7 +11,7 @@ import torch
 from tiny_models import tiny_bert_config
 
 from rift_fast.attacks import Constraints, SynonymSwap, VictimModel, build_target
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 from rift_fast.synonyms import SynonymIndex
 
 HAVE_TEXTATTACK = importlib.util.find_spec("textattack") is not None

@@ -22,9 +22,10 @@ from transformers import (
     RobertaTokenizerFast,
 )
 
-from rift_fast import attack, train
 from rift_fast.attacks import PWWS, Constraints, SynonymSwap, UntargetedClassification, VictimModel, run_attack
-from rift_fast.data import NLI_LABELS, SENTIMENT_LABELS, Example
+from rift_fast.cli import attack, train
+from rift_fast.core.records import Example
+from rift_fast.data.tasks import NLI_LABELS, SENTIMENT_LABELS
 from rift_fast.models import (
     LabelMismatchError,
     TaskOrderedClassifier,
@@ -295,7 +296,7 @@ def _labelled_csv(path, labels):
 
 
 def _load(path, label_names=None):
-    from rift_fast.data_sources import DatasetOptions, load_data
+    from rift_fast.data.sources import DatasetOptions, load_data
 
     return load_data(DatasetOptions(dataset=str(path), label_names=label_names), seed=0)
 
@@ -383,9 +384,9 @@ def test_a_class_too_small_to_split_is_named_in_the_stratification_error(tmp_pat
 def test_label_names_option_and_model_label_mapping_compare_canonical_forms():
     from argparse import ArgumentTypeError
 
-    from rift_fast.data_sources import label_names_option
+    from rift_fast.core.words import levenshtein
+    from rift_fast.data.sources import label_names_option
     from rift_fast.models.labels import canonical_label
-    from rift_fast.text import levenshtein
 
     with pytest.raises(ArgumentTypeError, match="regardless of case"):
         label_names_option("pos,POS")

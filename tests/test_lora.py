@@ -136,7 +136,7 @@ def test_lora_options_are_checked():
 def test_lora_training_and_the_attack_of_its_adapters_from_the_command_line(decoder_folders, tmp_path, caplog):  # noqa: F811
     from test_cli import _tiny_run_argv
 
-    from rift_fast import attack, train
+    from rift_fast.cli import attack, train
 
     folder = decoder_folders("gpt2")
     output = tmp_path / "run"

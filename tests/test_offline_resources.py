@@ -14,11 +14,11 @@ from test_greedy_attacks import (
     tokenizer,  # noqa: F401  (fixture)
 )
 
-from rift_fast import attack, train
 from rift_fast.attacks import RecipeOptions, VictimModel, build_attack, greedy_recipes, resource_checks
 from rift_fast.attacks.embedding import WordEmbedding
 from rift_fast.attacks.resource_checks import MissingResourcesError, check_resources, missing_resources
-from rift_fast.resources import GLOVE_50D, ResourceError, resource_available
+from rift_fast.cli import attack, train
+from rift_fast.core.resources import GLOVE_50D, ResourceError, resource_available
 from rift_fast.synonyms import SynonymIndex, WordVectors
 from rift_fast.synonyms import index as index_module
 from rift_fast.synonyms.named_vectors import NAMED_VECTORS, NamedVectors, load_word_vectors
@@ -171,7 +171,7 @@ def _refuse_loading(monkeypatch):
     def load_data(*args, **kwargs):
         raise AssertionError("data loaded before the resource check")
 
-    monkeypatch.setattr("rift_fast.data_sources.load_data", load_data)
+    monkeypatch.setattr("rift_fast.data.sources.load_data", load_data)
 
 
 def test_the_attack_command_stops_before_loading_naming_the_command(nothing_installed, monkeypatch, capsys, tmp_path):

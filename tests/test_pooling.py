@@ -14,7 +14,7 @@ import transformers as hf
 from tiny_tokenizers import byte_level_bpe, wordpiece
 from torch import nn
 
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 from rift_fast.models import RobustClassifier, load_sequence_classifier, load_trained_classifier
 from rift_fast.models.checkpoint import CLASSIFIER_PREFIX, METADATA_FILE, WEIGHTS_FILE
 from rift_fast.models.pooling import CLS, MEAN, POOLER, resolve_pooling, sentence_transformers_pooling
@@ -83,7 +83,7 @@ def test_a_sentence_transformers_folder_pools_as_it_was_trained(bert_folder, fla
 
 
 def test_the_embedded_model_is_mean_pooled():
-    from rift_fast.resources import embedded_model_dir
+    from rift_fast.core.resources import embedded_model_dir
 
     assert sentence_transformers_pooling(str(embedded_model_dir())) == "pooling_mode_mean_tokens"
 

@@ -13,9 +13,9 @@ from test_encoders import SYNONYMS, WORDS, _examples, every_recipe_options
 from tiny_models import tiny_decoder_config
 from tiny_tokenizers import gpt2_style_bpe, sentencepiece_byte_fallback_bpe
 
-from rift_fast import attack
 from rift_fast.attacks import RECIPES, RecipeOptions, VictimModel, build_attack
-from rift_fast.data import Example
+from rift_fast.cli import attack
+from rift_fast.core.records import Example
 from rift_fast.models import load_tokenizer
 from rift_fast.models.prompted import PromptedClassifier, load_prompted_classifier
 

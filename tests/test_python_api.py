@@ -17,7 +17,7 @@ from test_attacks import (
 import rift_fast
 from rift_fast.api import label_ids, task_label_mapping
 from rift_fast.attacks import VictimModel, build_attack
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 from rift_fast.models import LabelMismatchError
 
 TEXTS = ["a good movie", "an awful film", "a great movie", "the bad acting"]

@@ -19,7 +19,7 @@ from rift_fast.attacks.recipes import RECIPES
 from rift_fast.attacks.reports import to_csv, to_html
 from rift_fast.attacks.text_constraints import QueryBudget
 from rift_fast.attacks.transformation import build_targets
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 
 # A victim to which an unknown token is very positive: every character edit (which makes a word unknown)
 # raises p(positive), so no search breaks these positive texts and each runs until its budget is spent.

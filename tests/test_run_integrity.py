@@ -26,7 +26,6 @@ from test_training_loop import (
     tiny_model,  # noqa: F401  (fixture)
 )
 
-from rift_fast import attack, train
 from rift_fast.attacks import (
     PWWS,
     AttackCheckpoint,
@@ -38,13 +37,15 @@ from rift_fast.attacks import (
     run_attack,
 )
 from rift_fast.attacks.protocol_arguments import recipe_options
-from rift_fast.data import Example, load_task
-from rift_fast.digests import model_digest, tokenizer_digest, tokenizer_settings
-from rift_fast.evaluation import EvaluationSettings, ascc_outcomes, evaluate_test_pool
-from rift_fast.io_utils import write_text_atomically
+from rift_fast.cli import attack, train
+from rift_fast.core.atomic_io import write_text_atomically
+from rift_fast.core.digests import model_digest, tokenizer_digest, tokenizer_settings
+from rift_fast.core.records import Example
+from rift_fast.core.safe_state import load_state, save_state
+from rift_fast.core.settings_diff import settings_differences
+from rift_fast.data.tasks import load_task
+from rift_fast.evaluation.pool_evaluation import EvaluationSettings, ascc_outcomes, evaluate_test_pool
 from rift_fast.models import load_sequence_classifier, load_tokenizer
-from rift_fast.safe_state import load_state, save_state
-from rift_fast.settings_diff import settings_differences
 from rift_fast.synonyms import SynonymIndex
 from rift_fast.training.defenses import DEFENSES
 
@@ -405,9 +406,9 @@ def test_zero_successes_keep_the_success_rate_but_have_no_modification_rate(toke
 
 
 def test_the_training_evaluation_runs_any_recipe_with_its_options(tokenizer, monkeypatch):
-    import rift_fast.evaluation
+    from rift_fast.evaluation import pool_evaluation
 
-    monkeypatch.setattr(rift_fast.evaluation, "ascc_outcomes", lambda *args: None)  # the toy has no hull space
+    monkeypatch.setattr(pool_evaluation, "ascc_outcomes", lambda *args: None)  # the toy has no hull space
     args = train.build_parser().parse_args(["--eval-attacks", "deepwordbug", "pwws", "--max-edit-distance", "7"])
     options = recipe_options(args)
     assert args.eval_attacks == ["deepwordbug", "pwws"] and options.max_edit_distance == 7
@@ -484,9 +485,9 @@ def _footer_args(test_examples: int, train_size: int | None = None, used: int = 
 def test_the_results_footer_states_the_bf16_search_and_training_precision_used(
     tokenizer, tmp_path, monkeypatch, bf16_search, training, search
 ):
-    import rift_fast.evaluation
+    from rift_fast.evaluation import pool_evaluation
 
-    monkeypatch.setattr(rift_fast.evaluation, "ascc_outcomes", lambda *args: None)  # the toy has no hull space
+    monkeypatch.setattr(pool_evaluation, "ascc_outcomes", lambda *args: None)  # the toy has no hull space
     model = BagOfWords(tokenizer, WORD_SCORES)
     settings = EvaluationSettings(max_length=16, recipes=("pwws",), bf16_search=bf16_search)
     pool = [Example("a good movie", 1), Example("an awful film", 0)]
@@ -828,7 +829,7 @@ def slow(self, rows, exact=False):
     time.sleep({delay})
     return real(self, rows, exact)
 VictimModel.queue_rows = slow
-from rift_fast import attack
+from rift_fast.cli import attack
 sys.exit(attack.main(sys.argv[1:]))
 """
 ATTACKED = ("success", "failed", "no_candidate")
@@ -1014,8 +1015,8 @@ def _attack_checkpoint(checkpoint, data, tmp_path, *extra):
 
 
 def test_a_checkpoint_keeps_the_text_digests_of_its_splits(trained_on_csv):
-    from rift_fast.data_sources import DatasetOptions, load_data
-    from rift_fast.split_overlap import recorded_split_digests, split_digests
+    from rift_fast.data.sources import DatasetOptions, load_data
+    from rift_fast.data.split_overlap import recorded_split_digests, split_digests
 
     checkpoint, data, _ = trained_on_csv
     recorded = recorded_split_digests(checkpoint)
@@ -1032,7 +1033,7 @@ def test_an_attack_with_the_training_seed_passes_the_check(trained_on_csv, tmp_p
 
 @pytest.mark.parametrize("seed", ["1", "7"])
 def test_an_attack_with_another_seed_is_refused_naming_the_count_and_the_training_seed(trained_on_csv, tmp_path, seed):
-    from rift_fast.split_overlap import TrainingTextsInPool
+    from rift_fast.data.split_overlap import TrainingTextsInPool
 
     checkpoint, data, _ = trained_on_csv
     with pytest.raises(TrainingTextsInPool) as refused:
@@ -1044,7 +1045,7 @@ def test_an_attack_with_another_seed_is_refused_naming_the_count_and_the_trainin
 
 
 def test_a_dev_pool_of_another_carving_is_checked_against_the_training_split(trained_on_csv, tmp_path):
-    from rift_fast.split_overlap import TrainingTextsInPool
+    from rift_fast.data.split_overlap import TrainingTextsInPool
 
     checkpoint, data, _ = trained_on_csv
     with pytest.raises(TrainingTextsInPool, match=r"of the 8 attacked dev texts .*\(\d+ train; the first"):
@@ -1052,8 +1053,8 @@ def test_a_dev_pool_of_another_carving_is_checked_against_the_training_split(tra
 
 
 def test_an_explicit_test_file_holding_training_texts_is_refused(trained_on_csv, tmp_path):
-    from rift_fast.data_sources import DatasetOptions, load_data
-    from rift_fast.split_overlap import TrainingTextsInPool
+    from rift_fast.data.sources import DatasetOptions, load_data
+    from rift_fast.data.split_overlap import TrainingTextsInPool
 
     checkpoint, data, _ = trained_on_csv
     training = load_data(DatasetOptions(dataset=str(data)), seed=0).train
@@ -1069,7 +1070,7 @@ def test_an_explicit_test_file_holding_training_texts_is_refused(trained_on_csv,
 
 
 def test_the_same_file_with_rows_added_carves_other_splits_and_is_refused(trained_on_csv, tmp_path):
-    from rift_fast.split_overlap import TrainingTextsInPool
+    from rift_fast.data.split_overlap import TrainingTextsInPool
 
     checkpoint, data, _ = trained_on_csv
     grown = tmp_path / "reviews.csv"
@@ -1081,7 +1082,7 @@ def test_the_same_file_with_rows_added_carves_other_splits_and_is_refused(traine
 
 
 def test_a_resume_with_a_changed_carving_is_refused_naming_the_overlap(trained_on_csv, tmp_path):
-    from rift_fast.split_overlap import TrainingTextsInPool
+    from rift_fast.data.split_overlap import TrainingTextsInPool
 
     _, data, argv = trained_on_csv
     with pytest.raises(
@@ -1098,7 +1099,7 @@ def test_a_resume_with_a_changed_carving_is_refused_naming_the_overlap(trained_o
 
 
 def _fake_checkpoint(folder, train, dev, test, seed=0, train_digest="recorded"):
-    from rift_fast.split_overlap import split_digests
+    from rift_fast.data.split_overlap import split_digests
 
     folder.mkdir()
     metadata = {"settings": {"seed": seed}, "data": {"examples_sha256": {"train": train_digest}}}
@@ -1108,7 +1109,7 @@ def _fake_checkpoint(folder, train, dev, test, seed=0, train_digest="recorded"):
 
 
 def test_the_check_counts_each_split_and_warns_only_for_texts_the_training_carving_shared(tmp_path, caplog):
-    from rift_fast.split_overlap import TrainingTextsInPool, check_against_checkpoint
+    from rift_fast.data.split_overlap import TrainingTextsInPool, check_against_checkpoint
 
     texts = [Example(f"text {i}", i % 2) for i in range(10)]
     folder = _fake_checkpoint(tmp_path / "ckpt", texts[:6], texts[6:8], texts[8:])

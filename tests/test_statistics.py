@@ -11,7 +11,7 @@ from scipy.stats import chi2, norm
 from statsmodels.stats.contingency_tables import StratifiedTable, mcnemar
 from statsmodels.stats.proportion import proportion_confint
 
-from rift_fast.statistics import (
+from rift_fast.evaluation.statistics import (
     PairedTable,
     Proportion,
     cmh_matched_pairs_p,

@@ -157,7 +157,7 @@ def test_the_gradient_search_ranks_every_candidate_whatever_the_punctuation(fami
 
     from rift_fast.attacks import Constraints, GradientGuidedGreedy, SynonymSwap, UntargetedClassification, VictimModel
     from rift_fast.attacks.transformation import build_target
-    from rift_fast.data import Example
+    from rift_fast.core.records import Example
 
     tokenizer = _family_tokenizer(family, tmp_path)
     victim = VictimModel(PositionalTokenScores(tokenizer), tokenizer, max_length=32, batch_size=4)

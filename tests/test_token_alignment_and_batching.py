@@ -21,7 +21,7 @@ from rift_fast.attacks import (
     run_attack,
 )
 from rift_fast.attacks.alignment import single_token_words
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 from rift_fast.synonyms import SynonymIndex
 from rift_fast.synonyms.index import WORD_FORMS
 

@@ -29,7 +29,7 @@ from rift_fast.attacks import (
 )
 from rift_fast.attacks.greedy import GreedyWordSwap
 from rift_fast.attacks.splicing import NEXT_TO_DELETED, SplicingMismatch, TokenSplicer, longest_first
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 from rift_fast.synonyms import SynonymIndex
 
 SENTENCES = [
@@ -272,7 +272,7 @@ def test_verify_stops_on_a_spliced_query_that_differs(tmp_path, monkeypatch):
     with pytest.raises(SplicingMismatch, match="verify-splicing: a spliced query differs") as raised:
         _run(tokenizer, "pwws", False, splicing=True, verify=10**9)
     # The way out it names exists: the command line's --no-splicing and run_attack's splicing=False.
-    from rift_fast.attack import build_parser
+    from rift_fast.cli.attack import build_parser
 
     assert "rerun with --no-splicing" in str(raised.value) and "splicing=False" in str(raised.value)
     options = build_parser().parse_args(["--model", "m", "--no-splicing"])

@@ -8,9 +8,9 @@ import json
 import pytest
 from test_run_integrity import _footer_args
 
-from rift_fast import train
-from rift_fast.evaluation import EvaluationSettings, comparison_pairs, paired_comparisons
-from rift_fast.statistics import Proportion, mcnemar_exact_p
+from rift_fast.cli import train
+from rift_fast.evaluation.pool_evaluation import EvaluationSettings, comparison_pairs, paired_comparisons
+from rift_fast.evaluation.statistics import Proportion, mcnemar_exact_p
 
 KEYS = ("clean_accuracy", "pwws_accuracy", "ascc_accuracy", "certified_accuracy")
 

@@ -8,8 +8,8 @@ import json
 import pytest
 from test_cli import _tiny_run_argv
 
-import rift_fast.evaluation
-from rift_fast import train
+from rift_fast.cli import train
+from rift_fast.evaluation import pool_evaluation
 
 
 class Killed(RuntimeError):
@@ -19,7 +19,7 @@ class Killed(RuntimeError):
 def test_a_killed_multi_seed_run_resumes_and_pools_the_seeds(tiny_model_dir, tmp_path, capsys, monkeypatch):
     output = tmp_path / "seeds"
     argv = _tiny_run_argv(tiny_model_dir, output) + ["--method", "standard", "rift", "--seeds", "0", "1"]
-    certify = rift_fast.evaluation.certified_test_pool
+    certify = pool_evaluation.certified_test_pool
     calls = []
 
     def killed_in_seed_1(*args, **kwargs):
@@ -28,12 +28,12 @@ def test_a_killed_multi_seed_run_resumes_and_pools_the_seeds(tiny_model_dir, tmp
             raise Killed("killed")
         return certify(*args, **kwargs)
 
-    monkeypatch.setattr(rift_fast.evaluation, "certified_test_pool", killed_in_seed_1)
+    monkeypatch.setattr(pool_evaluation, "certified_test_pool", killed_in_seed_1)
     with pytest.raises(Killed):
         train.main(argv)
     assert (output / "seed-0" / "results.json").exists() and not (output / "seed-1" / "results.json").exists()
     assert (output / "seed-1" / "rift" / "last").exists() and not (output / "results.json").exists()
-    monkeypatch.setattr(rift_fast.evaluation, "certified_test_pool", certify)
+    monkeypatch.setattr(pool_evaluation, "certified_test_pool", certify)
     capsys.readouterr()
     assert train.main(argv + ["--resume"]) == 0
     out = capsys.readouterr().out

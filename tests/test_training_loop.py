@@ -11,7 +11,7 @@ from conftest import AVX2_CPU_FLAGS, AVX512_BF16_CPU_FLAGS
 from tiny_models import tiny_bert_config
 from transformers import BertModel, BertTokenizerFast
 
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 from rift_fast.models import RobustClassifier, load_trained_classifier, resolve_checkpoint
 from rift_fast.models import checkpoint as checkpoint_module
 from rift_fast.training.loop import Trainer, TrainingDiverged, TrainSettings, encode_examples

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import AVX2_CPU_FLAGS, AVX512_BF16_CPU_FLAGS
 
-from rift_fast.evaluation import EvaluationSettings
+from rift_fast.evaluation.pool_evaluation import EvaluationSettings
 from rift_fast.training import precision
 from rift_fast.training.loop import TrainSettings
 from rift_fast.training.precision import BFLOAT16, FLOAT32, resolve_precision, training_autocast

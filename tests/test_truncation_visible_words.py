@@ -30,7 +30,7 @@ from rift_fast.attacks.reports import to_csv, to_html
 from rift_fast.attacks.runner import ExampleResult
 from rift_fast.attacks.text import WordSpans
 from rift_fast.attacks.transformation import PendingChoices, Transformation, visible_positions
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 from rift_fast.synonyms import SynonymIndex
 
 SCORES = {"good": 1.0, "great": 1.0, "fine": 0.6, "poor": -1.0, "dull": -1.0, "movie": 0.1, "film": 0.0, "a": 0.0}

@@ -18,9 +18,9 @@ from rift_fast.attacks import (
 )
 from rift_fast.attacks.text import WordSpans
 from rift_fast.attacks.transformation import substitution_candidates
-from rift_fast.data import Example
+from rift_fast.core.records import Example
+from rift_fast.core.words import accent_stripped, is_single_word, lookup_form, lookup_forms, vocabulary
 from rift_fast.synonyms import SynonymIndex
-from rift_fast.text import accent_stripped, is_single_word, lookup_form, lookup_forms, vocabulary
 
 # ------------------------------------------------------------------------------------ segmenter
 WORDS_OF = [

@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 
 from rift_fast.attacks.transformation import Transformation
-from rift_fast.text import is_single_word
+from rift_fast.core.words import is_single_word
 
 # Gao et al. (2018), Sec. 3.2, the four transformers; TextAttack 0.3.11's deepwordbug recipe composes
 # WordSwapNeighboringCharacterSwap, WordSwapRandomCharacterSubstitution, WordSwapRandomCharacterDeletion
@@ -24,7 +24,7 @@ class CharacterEdits(Transformation):
     ``draws`` None: one edit of each kind (at most four candidates, TextAttack's recipe), in the order of
     :data:`CHARACTER_EDITS`; an integer: that many edits, each of a kind drawn uniformly, duplicates
     merged (TextDefender's ``RandomCompositeTransformation(total_count=50)``). A candidate that is not a
-    single word (:mod:`rift_fast.text`) or equals the word is left out. The random places, kinds and
+    single word (:mod:`rift_fast.core.words`) or equals the word is left out. The random places, kinds and
     letters come from a generator seeded with ``seed`` and the word itself, so a word gets the same
     candidates in every example and every batch. Raises ValueError for an unknown or empty ``edits`` or
     ``draws`` below 1."""

@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
 from typing import ClassVar, Protocol
 
+from rift_fast.core.words import lookup_form
 from rift_fast.synonyms.index import default_stop_words
-from rift_fast.text import lookup_form
 
 # (words of the original text, position, candidate words) -> keep each candidate?
 LanguageModelFilterFunction = Callable[[tuple[str, ...], int, list[str]], list[bool]]
@@ -72,7 +72,7 @@ class Constraint:
 
 
 class StopWords(Constraint):
-    """Stop words never change (compared in lookup form, see :mod:`rift_fast.text`). Default:
+    """Stop words never change (compared in lookup form, see :mod:`rift_fast.core.words`). Default:
     scikit-learn's 318 English stop words, as rift_fast's published-setting attacks use."""
 
     name = "stop_words"

@@ -12,8 +12,8 @@ import numpy as np
 from rift_fast.attacks.constraints import Constraint
 from rift_fast.attacks.text import match_case
 from rift_fast.attacks.transformation import Transformation
+from rift_fast.core.words import accent_stripped, is_single_word, lookup_form
 from rift_fast.synonyms.vectors import WordVectors, load_text_vectors
-from rift_fast.text import accent_stripped, is_single_word, lookup_form
 
 # TextFooler (Jin et al. 2020) as TextAttack 0.3.11 runs it: WordSwapEmbedding(max_candidates=50) and
 # WordEmbeddingDistance(min_cos_sim=0.5) ("the paper claims 0.7, but ... the released code ... 0.5").
@@ -24,7 +24,7 @@ PUBLISHED_MIN_COSINE = 0.5
 class WordEmbedding:
     """Unit-normalised word vectors with an exact FAISS inner-product index (cosine similarity).
 
-    Words are looked up in lookup form (:func:`rift_fast.text.lookup_form`: NFKC, lower case); the
+    Words are looked up in lookup form (:func:`rift_fast.core.words.lookup_form`: NFKC, lower case); the
     first of several rows with one lookup form wins. ``source`` names the vectors in run records.
     Raises ValueError for a zero vector (its cosine is undefined), naming the word.
     """

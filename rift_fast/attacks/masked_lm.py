@@ -3,7 +3,7 @@ Ramakrishnan, EMNLP 2020).
 
 Any Hugging Face masked language model serves, by hub name or folder, with a fast tokenizer (character
 offsets). Its vocabulary need not be the victim's: a candidate is the decoded text of the model's
-tokens, checked to be one word (:mod:`rift_fast.text`) and spliced into the victim's text as a word
+tokens, checked to be one word (:mod:`rift_fast.core.words`) and spliced into the victim's text as a word
 edit, like every other transformation's candidates. Every forward pass serves many texts (and so many
 examples of a round) at once, ``batch_size`` texts per pass, padded to the longest of the pass.
 """
@@ -23,7 +23,7 @@ import torch
 from rift_fast.attacks.constraints import AuxiliaryModel
 from rift_fast.attacks.text import WordSpans, match_case
 from rift_fast.attacks.transformation import Transformation, WordSite
-from rift_fast.text import accent_stripped, is_single_word
+from rift_fast.core.words import accent_stripped, is_single_word
 
 # The masked language model both papers use (and TextAttack 0.3.11's WordSwapMaskedLM default).
 DEFAULT_MASKED_LANGUAGE_MODEL = "bert-base-uncased"

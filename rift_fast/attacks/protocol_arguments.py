@@ -10,8 +10,9 @@ import logging
 from rift_fast.attacks.greedy_recipes import POS_TAGGERS, refuse_unenforced_options
 from rift_fast.attacks.protocols import PROTOCOLS, protocol
 from rift_fast.attacks.recipes import RecipeOptions
-from rift_fast.cli_common import positive_int
-from rift_fast.data import EVALUATED_SPLITS, TaskData
+from rift_fast.cli.common import positive_int
+from rift_fast.core.records import TaskData
+from rift_fast.data.tasks import EVALUATED_SPLITS
 from rift_fast.synonyms.named_vectors import DEFAULT_WORD_VECTORS, NAMED_VECTORS
 
 LOGGER = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rift_fast.attacks.recipes import RecipeOptions
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 
 
 @dataclass(frozen=True)

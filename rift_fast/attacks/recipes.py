@@ -29,7 +29,7 @@ from rift_fast.attacks.search import (
 from rift_fast.attacks.text_constraints import PUBLISHED_MAX_EDIT_DISTANCE
 from rift_fast.attacks.transformation import SynonymSwap, Transformation
 from rift_fast.attacks.victim import VictimModel
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 from rift_fast.models import EMBEDDED_MODEL_NAME
 from rift_fast.synonyms import SynonymIndex
 

@@ -34,8 +34,8 @@ from rift_fast.attacks.runner import (
     format_figure,
 )
 from rift_fast.attacks.text import WordSpans
-from rift_fast.io_utils import write_bytes_atomically, write_text_atomically
-from rift_fast.statistics import wilson_interval
+from rift_fast.core.atomic_io import write_bytes_atomically, write_text_atomically
+from rift_fast.evaluation.statistics import wilson_interval
 
 TEXTATTACK_COLUMNS = (
     "original_text",
@@ -80,7 +80,7 @@ Segment = tuple[str, bool]  # a piece of text and whether it belongs to a change
 # ------------------------------------------------------------------------------ changed words
 def changed_words(original: str, adversarial: str) -> tuple[set[int], set[int]]:
     """Positions of the words that differ between ``original`` and ``adversarial`` (words as
-    :func:`rift_fast.text.word_spans` defines them): (in the original, in the adversarial text).
+    :func:`rift_fast.core.words.word_spans` defines them): (in the original, in the adversarial text).
 
     Words are aligned by :class:`difflib.SequenceMatcher`, so a substitute of several words (or none)
     shifts nothing after it.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rift_fast.attacks.part_of_speech import NLTK_TAGGER_RESOURCE
 from rift_fast.attacks.recipes import RECIPES, RecipeOptions
-from rift_fast.resources import (
+from rift_fast.core.resources import (
     GLOVE_50D,
     WORDNET,
     PackagedResource,

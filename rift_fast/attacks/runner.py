@@ -24,9 +24,9 @@ from rift_fast.attacks.goal import UntargetedClassification
 from rift_fast.attacks.search import SearchMethod, SearchOutcome
 from rift_fast.attacks.transformation import Target, Transformation, build_targets
 from rift_fast.attacks.victim import QueryEngine, VictimModel
-from rift_fast.data import Example
-from rift_fast.settings_diff import settings_differences
-from rift_fast.statistics import Proportion, format_record
+from rift_fast.core.records import Example
+from rift_fast.core.settings_diff import settings_differences
+from rift_fast.evaluation.statistics import Proportion, format_record
 
 logger = logging.getLogger(__name__)
 

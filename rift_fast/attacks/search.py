@@ -21,9 +21,9 @@ from rift_fast.attacks.goal import UntargetedClassification
 from rift_fast.attacks.text import Edit
 from rift_fast.attacks.transformation import Target
 from rift_fast.attacks.victim import GradientBatch, QueryEngine, VictimModel
+from rift_fast.core.words import lookup_form
 from rift_fast.models.classifier import input_embedding_matrix
 from rift_fast.ops.substitution_scores import substitution_scores
-from rift_fast.text import lookup_form
 
 
 class SearchMethod(ABC):
@@ -481,7 +481,7 @@ class GradientGuidedGreedy(SearchMethod):
         return ranked
 
     def _token_text(self, token_id: int) -> str:
-        """The lookup form (:func:`rift_fast.text.lookup_form`) of a token's text as the tokenizer decodes
+        """The lookup form (:func:`rift_fast.core.words.lookup_form`) of a token's text as the tokenizer decodes
         it, without the tokenizer's word markers or the space before a word (``Ġfilm``, ``▁film`` -> ``film``)."""
         if token_id not in self._token_texts:
             self._token_texts[token_id] = lookup_form(cast(str, self.victim.tokenizer.decode([token_id])).strip())

@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from rift_fast.attacks.runner import ExampleResult
-from rift_fast.data import Example
-from rift_fast.settings_diff import settings_differences
+from rift_fast.core.records import Example
+from rift_fast.core.settings_diff import settings_differences
 
 CHUNKS_PER_RANK = 4  # chunks per process on average (by cost): small enough to balance, large enough to batch
 SHOWN_MISSING = 20  # missing examples named in full in an error; the rest are counted

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from rift_fast.text import word_spans
+from rift_fast.core.words import word_spans
 
 Query = tuple[str, str | None]  # (text, text_pair); text_pair is None for single-text tasks
 Substitutes = tuple[tuple[int, str], ...]  # (word position, new word), by position
@@ -14,7 +14,7 @@ Edit = tuple[int, Substitutes]  # (example index, substitutes): one query of a r
 
 @dataclass(frozen=True)
 class WordSpans:
-    """``text`` and the (start, end) character spans of its words (as :mod:`rift_fast.text` defines them)."""
+    """``text`` and the (start, end) character spans of its words (as :mod:`rift_fast.core.words` defines them)."""
 
     text: str
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from rift_fast.attacks.constraints import AuxiliaryModel, Constraint, Constraints
-from rift_fast.text import levenshtein
+from rift_fast.core.words import levenshtein
 
 # DeepWordBug's edit-distance budget: "we hold the maximum difference on edit distance (epsilon) to a
 # constant 30 for each sample" (Gao et al. 2018, Sec. 4; TextAttack 0.3.11 LevenshteinEditDistance(30)).
@@ -35,7 +35,7 @@ PUBLISHED_MAX_EDIT_DISTANCE = 30
 class Perturbation:
     """One proposed change of the attacked side: ``current`` (the text the search holds, as words)
     with word ``position`` replaced by ``replacement``; ``original``: the words before the attack.
-    Words are those of :mod:`rift_fast.text`; ``original`` and ``current`` have the same length."""
+    Words are those of :mod:`rift_fast.core.words`; ``original`` and ``current`` have the same length."""
 
     original: tuple[str, ...]
     current: tuple[str, ...]

@@ -19,9 +19,9 @@ import numpy as np
 
 from rift_fast.attacks.constraints import AuxiliaryModel, Constraints
 from rift_fast.attacks.text import Edit, WordSpans, match_case
-from rift_fast.data import Example
+from rift_fast.core.records import Example
+from rift_fast.core.words import accent_stripped, is_single_word
 from rift_fast.synonyms import SynonymIndex
-from rift_fast.text import accent_stripped, is_single_word
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def substitution_candidates(word: str, synonyms: SynonymIndex) -> list[str]:
     """Synonyms of ``word`` (:meth:`SynonymIndex.synonyms`) that are single words, each in the word's
     case (UPPER, Title or as given), in the index's order; left out: the word itself in any case or
     accents (``naive`` for ``naïve``), and duplicates. A single word replacing a word never merges
-    with the text around it (see :mod:`rift_fast.text`)."""
+    with the text around it (see :mod:`rift_fast.core.words`)."""
     own = accent_stripped(word)
     return list(
         dict.fromkeys(

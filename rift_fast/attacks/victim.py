@@ -25,7 +25,7 @@ from rift_fast.attacks.splicing import (
 )
 from rift_fast.attacks.text import Edit, Query, Substitutes, WordSpans
 from rift_fast.attacks.transformation import Target
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 from rift_fast.models import checked_max_length
 from rift_fast.models.families import ensure_pad_token
 

@@ -177,7 +177,7 @@ from rift_fast.attacks.sentence_encoder import (
 from rift_fast.attacks.text_constraints import EditDistanceBudget
 from rift_fast.attacks.transformation import substitution_candidates
 from rift_fast.attacks.victim import VictimModel
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 from rift_fast.synonyms import SynonymIndex
 from rift_fast.synonyms.vectors import WordVectors
 
@@ -229,7 +229,7 @@ class RiftModelWrapper(ModelWrapper):
         return self.victim.forward_seconds
 
     def __call__(self, text_input_list):
-        queries = []
+        queries: list[tuple[str, str | None]] = []
         for item in text_input_list:
             if isinstance(item, str):
                 queries.append((item, None))

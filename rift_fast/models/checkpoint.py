@@ -24,7 +24,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from rift_fast.io_utils import write_text_atomically
+from rift_fast.core.atomic_io import write_text_atomically
+from rift_fast.core.safe_state import save_state, state_paths
 from rift_fast.models.checkpoint_config import (
     CONFIG_FILE,
     METADATA_FILE,
@@ -36,7 +37,6 @@ from rift_fast.models.checkpoint_config import (
 from rift_fast.models.classifier import CLASSIFIER_HIDDEN, RobustClassifier
 from rift_fast.models.lora import LoraOptions, is_adapter_weight
 from rift_fast.models.pooling import POOLER
-from rift_fast.safe_state import save_state, state_paths
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -63,8 +63,8 @@ def save_model_folder(
     ``weights``: the state dict to keep (the classifier's under ``model.``); ``encoder_config``: the
     encoder's transformers config (written as :func:`checkpoint_config`); ``metadata``: the JSON record
     (``num_classes`` is required to load it); ``trainer_state``: tensors and JSON values (see
-    :mod:`rift_fast.safe_state`), or None; ``split_digests``: role -> text digests of the run's
-    splits (:func:`rift_fast.split_overlap.split_digests`), or None. The
+    :mod:`rift_fast.core.safe_state`), or None; ``split_digests``: role -> text digests of the run's
+    splits (:func:`rift_fast.data.split_overlap.split_digests`), or None. The
     folder is staged beside its destination and swapped in with renames; a run killed midway leaves
     the previous folder (or ``<folder>.old``, which :func:`resolve_checkpoint` also reads).
     """
@@ -156,7 +156,7 @@ def _base_encoder(folder: Path, metadata: dict, base_model: str | None) -> nn.Mo
 
 
 def _check_base(folder: Path, metadata: dict, model: RobustClassifier, base_model: str | None) -> None:
-    from rift_fast.digests import model_digest
+    from rift_fast.core.digests import model_digest
 
     base = base_model or str(metadata["settings"]["model"])
     recorded = metadata.get("base_model_sha256")

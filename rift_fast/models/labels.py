@@ -64,7 +64,7 @@ def map_labels(model_labels: Sequence[str], task_labels: Sequence[str]) -> Label
     Real names are matched in their :func:`canonical_label` form (case-insensitively, as Hugging Face's
     GLUE example does, and regardless of Unicode normalisation and outer whitespace); generic names
     (``LABEL_0``...) on either side map by id (a dataset whose labels are only ids takes generic names,
-    :func:`rift_fast.data_sources.resolve_labels`). Raises :class:`LabelMismatchError` naming both counts
+    :func:`rift_fast.data.sources.resolve_labels`). Raises :class:`LabelMismatchError` naming both counts
     and both name lists when the counts differ or real names do not match the task's one to one.
     """
     model_labels, task_labels = tuple(model_labels), tuple(task_labels)

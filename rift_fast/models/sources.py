@@ -17,7 +17,7 @@ def resolve_model_source(name_or_path: str) -> str:
     if not name_or_path or not name_or_path.strip():
         raise ValueError("the model name or path is empty")
     if name_or_path == EMBEDDED_MODEL_NAME:
-        from rift_fast.resources import embedded_model_dir
+        from rift_fast.core.resources import embedded_model_dir
 
         return str(embedded_model_dir())
     expanded = Path(name_or_path).expanduser()

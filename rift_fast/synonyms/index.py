@@ -28,10 +28,10 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 import torch
 
-from rift_fast.io_utils import write_text_atomically
+from rift_fast.core.atomic_io import write_text_atomically
+from rift_fast.core.words import accent_stripped, lookup_form, lookup_forms
 from rift_fast.synonyms.knn import bounded_knn
 from rift_fast.synonyms.vectors import WordVectors
-from rift_fast.text import accent_stripped, lookup_form, lookup_forms
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class SynonymIndex(Mapping[str, list[str]]):
 
     def synonyms(self, word: str) -> list[str]:
         """Synonyms of ``word``: the entry of ``word`` as given, else that of the first of its
-        :func:`~rift_fast.text.lookup_forms` that matches an entry (see ``_entry_of_form``);
+        :func:`~rift_fast.core.words.lookup_forms` that matches an entry (see ``_entry_of_form``);
         [] for an unknown word."""
         found = self._neighbours.get(word)
         if found is not None:
@@ -293,7 +293,7 @@ def _validate_neighbour_mapping(data, where: str) -> None:
 
 # ---------------------------------------------------------------------------------------- cache
 def _cache_root() -> Path:
-    from rift_fast.resources import cache_dir
+    from rift_fast.core.resources import cache_dir
 
     folder = cache_dir() / "synonyms"
     folder.mkdir(parents=True, exist_ok=True)
@@ -399,7 +399,7 @@ def counter_fitted_vectors(settings: EmbeddedSynonymSettings = EmbeddedSynonymSe
 
     Built once (GloVe and WordNet are read: 30 s on a 2-core machine) and cached as ``.npy`` + word list in the
     cache folder; a damaged cache file is rebuilt."""
-    from rift_fast.io_utils import write_bytes_atomically
+    from rift_fast.core.atomic_io import write_bytes_atomically
 
     stem = _counter_fitted_stem(settings)
     words_path, vectors_path = stem.with_suffix(".words.json"), stem.with_suffix(".npy")

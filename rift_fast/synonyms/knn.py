@@ -11,7 +11,7 @@ def _faiss_index(dimension: int):
 
     index = faiss.IndexFlatL2(dimension)
     if hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
-        index = faiss.index_cpu_to_all_gpus(index)
+        return faiss.index_cpu_to_all_gpus(index)
     return index
 
 

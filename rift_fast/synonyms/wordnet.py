@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import functools
 
-from rift_fast.text import is_single_word, lookup_form, lookup_forms
+from rift_fast.core.words import is_single_word, lookup_form, lookup_forms
 
 
 @functools.lru_cache(maxsize=1)
 def wordnet_reader():
-    """nltk's WordNet reader over the embedded WordNet 3.0 (see :func:`rift_fast.resources.wordnet_nltk_root`)."""
+    """nltk's WordNet reader over the embedded WordNet 3.0 (see :func:`rift_fast.core.resources.wordnet_nltk_root`)."""
     import nltk
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
-    from rift_fast.resources import wordnet_nltk_root
+    from rift_fast.core.resources import wordnet_nltk_root
 
     root = str(wordnet_nltk_root())
     if root not in nltk.data.path:
@@ -42,7 +42,7 @@ def wordnet_relations(
 ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """Synonyms and antonyms of each of ``words`` in WordNet 3.0, a property of the word alone.
 
-    A word is looked up under its lookup forms (:func:`rift_fast.text.lookup_forms`; nltk also
+    A word is looked up under its lookup forms (:func:`rift_fast.core.words.lookup_forms`; nltk also
     reduces inflections: ``movies`` -> ``movie``). Its synonyms are the single-word lemmas (lower
     case) of its synsets, the word itself left out, in order: synsets as nltk lists them (noun,
     verb, adjective, adverb senses, each in WordNet's sense order, most frequent first; only the

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 from rift_fast.training.adversary import ascc_adversary, restrict_substitutions
 from rift_fast.training.batches import collate
 from rift_fast.training.encoding import EncodedSplit

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase

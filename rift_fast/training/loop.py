@@ -23,7 +23,10 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from rift_fast.digests import model_digest, tokenizer_digest, tokenizer_settings
+from rift_fast.core.digests import model_digest, tokenizer_digest, tokenizer_settings
+from rift_fast.core.safe_state import load_state
+from rift_fast.core.settings_diff import settings_differences
+from rift_fast.data.split_overlap import TrainingTextsInPool, recorded_split_digests
 from rift_fast.models import RobustClassifier
 from rift_fast.models.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -39,9 +42,6 @@ from rift_fast.models.classifier import EMBEDDING_OUTPUT, HULL_SPACES
 from rift_fast.models.families import ensure_pad_token, set_pad_token_id
 from rift_fast.models.lora import ALPHA_PER_RANK, LORA_DROPOUT, LoraOptions, default_lora_targets, is_adapter_weight
 from rift_fast.models.pooling import POOLER, POOLINGS
-from rift_fast.safe_state import load_state
-from rift_fast.settings_diff import settings_differences
-from rift_fast.split_overlap import TrainingTextsInPool, recorded_split_digests
 from rift_fast.training.ascc_words import ascc_word_outcomes
 from rift_fast.training.batches import collate
 from rift_fast.training.defenses import Defense, EpochData, defense_class
@@ -238,7 +238,7 @@ class Trainer:
         split_digests: dict[str, list[str]] | None = None,
     ) -> None:
         self.settings = settings
-        # Text digests of the data's train / dev / test splits (rift_fast.split_overlap.split_digests): kept
+        # Text digests of the data's train / dev / test splits (rift_fast.data.split_overlap.split_digests): kept
         # in checkpoints, so that evaluating the model on its own training texts is refused.
         self.split_digests = split_digests
         self.synonyms = synonyms
@@ -246,7 +246,7 @@ class Trainer:
         self.label_names = list(label_names) if label_names is not None else None
         if self.label_names is not None and len(self.label_names) != num_classes:
             raise ValueError(f"{len(self.label_names)} label names {self.label_names} for {num_classes} classes")
-        # What the data is (source, columns, digests: rift_fast.data_sources.load_data), compared on resume.
+        # What the data is (source, columns, digests: rift_fast.data.sources.load_data), compared on resume.
         self.data_identity = data_identity or {}
         self.tokenizer = ensure_pad_token(tokenizer, settings.model)
         self.pads_left = tokenizer.padding_side == "left"  # batches pad as the tokenizer does

@@ -66,7 +66,7 @@ from rift_fast.attacks.constraints import Constraint
 from rift_fast.attacks.part_of_speech import NltkPerceptronTagger, PartOfSpeech, Tagger
 from rift_fast.attacks.runner import SUCCESS
 from rift_fast.attacks.sentence_encoder import SentenceEncoder
-from rift_fast.data import Example
+from rift_fast.core.records import Example
 from rift_fast.models import EMBEDDED_MODEL_NAME, RobustClassifier
 from rift_fast.models.classifier import float32_cross_entropy
 from rift_fast.synonyms import SynonymIndex

@@ -8,7 +8,7 @@ the training set each epoch; here each batch draws afresh.
 The perturbation set of a token here is its row of the batch's ``sub_ids`` (the token itself and its
 synonyms from the run's synonym index that are one token of the tokenizer; see
 :meth:`rift_fast.synonyms.SynonymIndex.vocab_table`). That is the smoothing distribution of
-:mod:`rift_fast.certification` (``{word} + its synonyms``) restricted to one-token words and synonyms:
+:mod:`rift_fast.evaluation.certification` (``{word} + its synonyms``) restricted to one-token words and synonyms:
 words and synonyms of several tokens are not substituted in training, and padding and special tokens
 never are. The authors' own sets are connected components of a cosine-0.8 synonym graph capped at the
 100 nearest words; this project draws from the synonym sets it is given.

@@ -1,10 +1,10 @@
 """Any dataset: a Hugging Face dataset by name and config, local CSV / TSV / JSONL files, a folder saved
 with ``datasets``' ``save_to_disk``, and the presets AG News, MNLI, QNLI, Yelp polarity and MR, with a
-column mapping; plus the tasks of :mod:`rift_fast.data`. Every source becomes one :class:`TaskData`.
+column mapping; plus the tasks of :mod:`rift_fast.data.tasks`. Every source becomes one :class:`TaskData`.
 
 ``--dataset`` takes (see :class:`DatasetOptions`):
 
-- a task of :mod:`rift_fast.data` (``rotten_tomatoes``, ``imdb``, ``snli``, ``sst2``), as before;
+- a task of :mod:`rift_fast.data.tasks` (``rotten_tomatoes``, ``imdb``, ``snli``, ``sst2``), as before;
 - a preset (:data:`DATASET_PRESETS`): its hub name, columns, label names, splits and test-pool rule;
   ``--data-source`` points it at a local copy that ``datasets.load_dataset`` reads (or a ``save_to_disk``
   folder);
@@ -35,13 +35,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rift_fast.data import (
+from rift_fast.core.digests import examples_digest, file_digest
+from rift_fast.core.records import Example, PoolRule, TaskData
+from rift_fast.data.label_spellings import (
+    LabelRecord,
+    check_label_counts,
+    nearest_name,
+    report_spellings,
+    spelled_names,
+)
+from rift_fast.data.tasks import (
     NLI_LABELS,
     SENTIMENT_LABELS,
     TASK_LOADERS,
-    Example,
-    PoolRule,
-    TaskData,
     checked_text,
     delimited_records,
     existing_path,
@@ -49,8 +55,6 @@ from rift_fast.data import (
     load_task,
     stratified_split,
 )
-from rift_fast.digests import examples_digest, file_digest
-from rift_fast.label_spellings import LabelRecord, check_label_counts, nearest_name, report_spellings, spelled_names
 from rift_fast.models.labels import canonical_label, generic_label_names
 
 if TYPE_CHECKING:

@@ -45,7 +45,7 @@ TOKENIZER_PROBE_PAIR = ("Is it good?", "It is. Ünïcode 42")
 TEXT_DIGEST_HEX = 16  # hex digits kept of a text's SHA-256 (64 bits: no collision expected below 10^8 texts)
 
 if TYPE_CHECKING:
-    from rift_fast.data import Example
+    from rift_fast.core.records import Example
 
 
 def model_digest(model: torch.nn.Module) -> str:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from rift_fast.data_sources import (
+from rift_fast.data.sources import (
     DEFAULT_LABEL_COLUMN,
     DEFAULT_TEXT_COLUMN,
     dataset_names,
@@ -55,7 +55,7 @@ def add_model_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGrou
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--dataset`` and its column mapping, local files and seed (see :mod:`rift_fast.data_sources`)."""
+    """``--dataset`` and its column mapping, local files and seed (see :mod:`rift_fast.data.sources`)."""
     data = parser.add_argument_group(
         "data",
         "--dataset takes a task, a preset, hf:NAME (any Hugging Face dataset, with --dataset-config), a "

@@ -2,7 +2,7 @@
 against the texts a checkpoint was trained and selected on.
 
 A checkpoint of ``python -m rift_fast.train`` keeps the digest of every text of its training, dev and
-test splits (:data:`SPLIT_DIGESTS_FILE`, see :func:`rift_fast.digests.text_digest`). Another seed,
+test splits (:data:`SPLIT_DIGESTS_FILE`, see :func:`rift_fast.core.digests.text_digest`). Another seed,
 other data options or a test file carve other splits from the same data, and then the texts being
 evaluated include texts the model was trained on, which inflates clean and robust accuracy without
 any sign. Such an overlap is refused with the number of texts and the fix; an overlap that the
@@ -16,9 +16,9 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from rift_fast.data import Example
-from rift_fast.data_sources import CARVED_ORIGIN, FILES_SOURCE
-from rift_fast.digests import split_text_digests, text_digest
+from rift_fast.core.digests import split_text_digests, text_digest
+from rift_fast.core.records import Example
+from rift_fast.data.sources import CARVED_ORIGIN, FILES_SOURCE
 from rift_fast.models.checkpoint_config import METADATA_FILE, SPLIT_DIGESTS_FILE
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def check_against_checkpoint(
         examples: the evaluated examples (an attack's pool, a resumed run's test split).
         roles: the checkpoint's splits they must not share a text with.
         seed: this run's ``--seed``.
-        identity: this run's data identity (:attr:`rift_fast.data.TaskData.identity`).
+        identity: this run's data identity (:attr:`rift_fast.core.records.TaskData.identity`).
         what: the examples in words, e.g. ``"attacked texts"``.
 
     Raises:

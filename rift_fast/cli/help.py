@@ -16,10 +16,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from rift_fast.io_utils import write_text_atomically
-from rift_fast.resources import cache_dir
+from rift_fast.core.atomic_io import write_text_atomically
+from rift_fast.core.resources import cache_dir
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the whole rift_fast package
 HELP_FLAGS = ("-h", "--help")
 
 

@@ -14,8 +14,8 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rift_fast.core.words import levenshtein
 from rift_fast.models.labels import canonical_label
-from rift_fast.text import levenshtein
 
 logger = logging.getLogger(__name__)
 

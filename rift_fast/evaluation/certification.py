@@ -46,8 +46,8 @@ from tqdm.auto import tqdm
 from rift_fast.attacks.text import Edit, WordSpans
 from rift_fast.attacks.transformation import Target, substitution_candidates
 from rift_fast.attacks.victim import QueryEngine, VictimModel
-from rift_fast.data import Example
-from rift_fast.statistics import Proportion
+from rift_fast.core.records import Example
+from rift_fast.evaluation.statistics import Proportion
 from rift_fast.synonyms import SynonymIndex
 
 logger = logging.getLogger(__name__)

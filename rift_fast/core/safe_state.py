@@ -15,7 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from rift_fast.io_utils import write_text_atomically
+from rift_fast.core.atomic_io import write_text_atomically
 
 TENSOR_KEY = "__tensor__"  # {"__tensor__": name}: the tensor stored under name in the safetensors file
 TUPLE_KEY = "__tuple__"  # {"__tuple__": [...]}: a tuple (JSON has only lists)

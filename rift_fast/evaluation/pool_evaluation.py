@@ -11,10 +11,10 @@ import torch
 from rift_fast.attacks import RECIPES, RecipeOptions, VictimModel, build_attack
 from rift_fast.attacks.recipes import PUBLISHED_GA_GENERATIONS, PUBLISHED_GA_POPULATION
 from rift_fast.attacks.runner import MISCLASSIFIED
-from rift_fast.certification import CertificationSettings, certified_accuracy
-from rift_fast.data import Example
+from rift_fast.core.records import Example
+from rift_fast.evaluation.certification import CertificationSettings, certified_accuracy
+from rift_fast.evaluation.statistics import Proportion, paired_comparison
 from rift_fast.models import checked_max_length
-from rift_fast.statistics import Proportion, paired_comparison
 from rift_fast.synonyms import SynonymIndex
 from rift_fast.training.adversary import ADVERSARY_STEPS
 from rift_fast.training.ascc_words import ASCC_HULL_SCORING, ASCC_SCORING, AsccOutcomes, ascc_word_outcomes
@@ -128,7 +128,7 @@ def evaluate_test_pool(
     accuracy None for an empty pool) and the attacks' search dtype under ``attack_search_dtype``.
     ``outcomes``: each figure's per-example outcome (1: correct / robust, 0 / 1 ints in pool order) for
     paired comparisons; ``intervals``: each figure's 95% Wilson interval
-    (:meth:`rift_fast.statistics.Proportion.record`)."""
+    (:meth:`rift_fast.evaluation.statistics.Proportion.record`)."""
     is_pair = any(e.text_pair is not None for e in pool)
     options = settings.options()
     results = {}
@@ -181,7 +181,7 @@ def certified_test_pool(
     progress: bool = True,
 ) -> dict:
     """SAFER's certified accuracy of ``model`` (any method's classifier) on ``pool`` against substitutions
-    from ``synonyms`` (:func:`rift_fast.certification.certified_accuracy`; ``certification``: its settings,
+    from ``synonyms`` (:func:`rift_fast.evaluation.certification.certified_accuracy`; ``certification``: its settings,
     SAFER's published ones by default): ``{"certified_accuracy": share or None, "certification": summary}``.
     Inputs are cut to ``settings.max_length`` and scored ``settings.batch_size`` at a time."""
     victim = VictimModel(model, tokenizer, max_length=settings.max_length, batch_size=settings.batch_size)
@@ -212,7 +212,7 @@ def comparison_pairs(methods: list[str]) -> list[tuple[str, str]]:
 def paired_comparisons(rows: list[dict], keys: list[str]) -> list[dict]:
     """Paired comparisons of the methods of ``rows`` (evaluations of one pool, with ``outcomes``) on each
     figure of ``keys`` that both methods have outcomes for: ``{"first", "second", "figure", ...}`` with
-    :func:`rift_fast.statistics.paired_comparison`'s difference (first - second, in points), interval and
+    :func:`rift_fast.evaluation.statistics.paired_comparison`'s difference (first - second, in points), interval and
     exact McNemar p-value.
 
     Raises:

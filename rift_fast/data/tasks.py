@@ -4,7 +4,7 @@ Every loader returns a :class:`TaskData` with train / dev / test lists of :class
 sources go through ``datasets.load_dataset``; local sources are the official file layouts. Bad
 records raise ``ValueError`` naming the file (or hub split) and the line (or record index). Any other
 dataset (a Hugging Face dataset by name, local CSV / TSV / JSONL files, the AG News, MNLI, QNLI, Yelp
-and MR presets) loads through :mod:`rift_fast.data_sources` into the same :class:`TaskData`.
+and MR presets) loads through :mod:`rift_fast.data.sources` into the same :class:`TaskData`.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
 
 import torch
 from sklearn.model_selection import train_test_split
 
-from rift_fast.resources import rotten_tomatoes_csv
+from rift_fast.core.records import Example, TaskData
+from rift_fast.core.resources import rotten_tomatoes_csv
 
 PathLike = str | os.PathLike
 
@@ -36,57 +36,6 @@ ROTTEN_TOMATOES_DROPPED = "plot"
 SNLI_SPLIT_FILES = {"train": "snli_1.0_train.jsonl", "dev": "snli_1.0_dev.jsonl", "test": "snli_1.0_test.jsonl"}
 SNLI_NO_GOLD_LABEL = "-"
 EVALUATED_SPLITS = ("test", "dev")  # the splits an attack pool may come from
-
-
-@dataclass(frozen=True)
-class Example:
-    """One labelled input; for NLI ``text`` is the premise and ``text_pair`` the (attacked) hypothesis."""
-
-    text: str
-    label: int
-    text_pair: str | None = None
-
-
-@dataclass(frozen=True)
-class PoolRule:
-    """How the attacked test pool of a dataset preset is drawn: a sample of ``size`` test examples
-    (the published pool size, the default of ``--num-examples``), stratified by label with the seed.
-    ``source``: where the size comes from."""
-
-    size: int
-    source: str
-
-
-@dataclass
-class TaskData:
-    """A task's splits and label names.
-
-    ``pool_rule``: how :func:`test_pool` draws the attacked pool (None: RIFT's seeded shuffle);
-    ``identity``: what the data is (source, columns, where each split came from, content digests), as
-    recorded in run settings and compared on resume; ``provenance``: split name -> where it came from
-    (e.g. carved from train), printed by :meth:`describe`.
-    """
-
-    name: str
-    label_names: tuple[str, ...]
-    train: list[Example]
-    dev: list[Example]
-    test: list[Example]
-    is_pair: bool
-    pool_rule: PoolRule | None = None
-    identity: dict = field(default_factory=dict)
-    provenance: dict[str, str] = field(default_factory=dict)
-
-    def describe(self) -> str:
-        """Sizes and label counts of each split, one line per split (with where it came from, when known)."""
-        kind = "sentence pairs" if self.is_pair else "single texts"
-        lines = [f"{self.name} ({kind}, labels {', '.join(self.label_names)})"]
-        for split_name, examples in (("train", self.train), ("dev", self.dev), ("test", self.test)):
-            counts = Counter(example.label for example in examples)
-            per_label = " ".join(f"{name}={counts[index]}" for index, name in enumerate(self.label_names))
-            origin = f"  ({self.provenance[split_name]})" if split_name in self.provenance else ""
-            lines.append(f"  {split_name:<5} {len(examples):>7}  {per_label}{origin}")
-        return "\n".join(lines)
 
 
 def checked_text(text: object, where: str) -> str:
@@ -388,4 +337,4 @@ def test_pool(task: TaskData, num_examples: int, seed: int = 0, split: str = "te
     return pool
 
 
-test_pool.__test__ = False  # not a pytest test, although its name starts with "test_"
+test_pool.__test__ = False  # type: ignore[attr-defined]  # not a pytest test, although its name starts with "test_"

@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from rift_fast.cli_help import HelpFormatter, parse_arguments
+from rift_fast.cli.help import HelpFormatter, parse_arguments
 
 EVAL_DESCRIPTION = """Clean accuracy of a model on a pool of examples: the share of the pool the model classifies
 correctly, with the count, and nothing attacked. --model takes a folder written by python -m
@@ -18,8 +18,8 @@ LIST_SECTIONS = ("recipes", "defenses", "tasks", "datasets", "models")
 
 def build_eval_parser() -> argparse.ArgumentParser:
     """The options of ``python -m rift_fast eval``."""
-    from rift_fast.cli_common import add_data_arguments, add_model_arguments, positive_int
-    from rift_fast.data import EVALUATED_SPLITS
+    from rift_fast.cli.common import add_data_arguments, add_model_arguments, positive_int
+    from rift_fast.data.tasks import EVALUATED_SPLITS
     from rift_fast.models.pooling import POOLINGS
 
     parser = argparse.ArgumentParser(
@@ -48,10 +48,10 @@ def clean_accuracy_record(args: argparse.Namespace) -> dict:
     import torch
 
     from rift_fast.attacks import VictimModel
-    from rift_fast.data import test_pool
-    from rift_fast.data_sources import DatasetOptions, load_data
+    from rift_fast.data.sources import DatasetOptions, load_data
+    from rift_fast.data.tasks import test_pool
+    from rift_fast.evaluation.statistics import Proportion
     from rift_fast.models import load_sequence_classifier
-    from rift_fast.statistics import Proportion
 
     torch.manual_seed(args.seed)  # as the attack command: a head missing from the checkpoint is drawn alike
     task = load_data(DatasetOptions.from_args(args), seed=args.seed)
@@ -76,9 +76,9 @@ def clean_accuracy_record(args: argparse.Namespace) -> dict:
 
 def eval_main(argv: list[str] | None = None) -> int:
     """``python -m rift_fast eval``: prints (and with ``--output`` writes) the clean accuracy."""
-    from rift_fast.cli_common import configure_logging
-    from rift_fast.io_utils import write_text_atomically
-    from rift_fast.statistics import format_record
+    from rift_fast.cli.common import configure_logging
+    from rift_fast.core.atomic_io import write_text_atomically
+    from rift_fast.evaluation.statistics import format_record
 
     args = parse_arguments("eval", build_eval_parser(), argv)
     configure_logging()
@@ -114,8 +114,8 @@ def registry_lines(section: str) -> list[str]:
             for name, preset in TASK_PRESETS.items()
         }
     elif section == "datasets":
-        from rift_fast.data import TASK_LOADERS
-        from rift_fast.data_sources import DATASET_PRESETS
+        from rift_fast.data.sources import DATASET_PRESETS
+        from rift_fast.data.tasks import TASK_LOADERS
 
         entries = {name: "task with its own loader" for name in TASK_LOADERS}
         entries |= {name: preset.reference for name, preset in DATASET_PRESETS.items()}
