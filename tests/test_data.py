@@ -8,7 +8,7 @@ import datasets
 import pytest
 
 from rift_fast.core.records import Example, TaskData
-from rift_fast.data.tasks import tasks as data
+from rift_fast.data import tasks as data
 
 
 @pytest.fixture(scope="module")

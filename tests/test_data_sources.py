@@ -17,7 +17,7 @@ from rift_fast.core.digests import file_digest
 from rift_fast.core.records import Example
 from rift_fast.data.sources import DATASET_PRESETS, DatasetOptions, derived_max_length, load_data
 from rift_fast.data.tasks import NLI_LABELS, test_pool
-from rift_fast.data.tasks import sources as data_sources
+from rift_fast.data import sources as data_sources
 from rift_fast.models import LabelMismatchError, load_sequence_classifier, map_labels
 from tests.tiny_tokenizers import byte_level_bpe, sentencepiece_unigram, wordpiece
 
