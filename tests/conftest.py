@@ -9,6 +9,7 @@ if not torch.cuda.is_available():
 
 import pytest  # noqa: E402
 from tiny_models import tiny_bert_config
+from tiny_tokenizers import word_vocabulary
 
 SHARED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared")
 
@@ -65,3 +66,24 @@ def tiny_model_dir(tmp_path_factory):
     config = tiny_bert_config(30522)
     BertModel(config).save_pretrained(model_dir)
     return model_dir
+
+
+# The words of the tiny training model's vocabulary (the training tests' examples use no others).
+TINY_MODEL_WORDS = ["good", "fine", "nice", "bad", "awful", "poor", "movie", "plot", "the", "a"]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """(folder, tokenizer) of a one-layer BERT over ``TINY_MODEL_WORDS`` with 32 positions and no dropout,
+    built with seed 0 and saved with its tokenizer: the model the training tests fine-tune."""
+    from transformers import BertModel
+
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    tokenizer = word_vocabulary(TINY_MODEL_WORDS, folder)
+    tokenizer.save_pretrained(folder)
+    config = tiny_bert_config(
+        len(tokenizer), max_position_embeddings=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    return str(folder), tokenizer

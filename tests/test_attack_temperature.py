@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from test_attacks import BagOfWords
-from transformers import BertTokenizerFast
+from tiny_models import BagOfWords
+from tiny_tokenizers import word_vocabulary
 
 from rift_fast.attacks import (
     Constraints,
@@ -39,10 +39,7 @@ SATURATED_SYNONYMS = SynonymIndex({"bon": ["mauvais"], "très": ["peu"], "naïve
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("vocab")
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *SATURATED_SCORES]
-    (folder / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
-    return BertTokenizerFast(str(folder / "vocab.txt"), strip_accents=False)
+    return word_vocabulary(list(SATURATED_SCORES), tmp_path_factory.mktemp("vocab"), strip_accents=False)
 
 
 def test_the_calibration_error_by_hand():

@@ -1,12 +1,11 @@
 """Attacks on a tiny bag-of-words classifier with hand-made synonym sets: known adversarial examples,
 batched == one-at-a-time, resume, checkpoint damage, and the bad inputs of the issue."""
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
-from transformers import BertTokenizerFast
+from tiny_models import WORD_SCORES, BagOfWords
+from tiny_tokenizers import word_vocabulary
 
 from rift_fast.attacks import (
     PWWS,
@@ -27,30 +26,6 @@ from rift_fast.attacks.text import WordSpans, match_case
 from rift_fast.core.records import Example
 from rift_fast.synonyms import SynonymIndex
 
-WORD_SCORES = {
-    "good": 1.0,
-    "great": 1.0,
-    "movie": 0.2,
-    "grand": -1.5,
-    "excellent": 3.0,
-    "fine": 0.1,
-    "bad": -1.0,
-    "awful": -2.0,
-    "poor": 0.5,
-    "dull": -0.1,
-    "plot": 0.0,
-    "acting": 0.0,
-    "a": 0.0,
-    "with": 0.0,
-    "the": 0.0,
-    "is": 0.0,
-    "film": 0.0,
-    "picture": 0.0,
-    "cat": 0.5,
-    "dog": -0.5,
-    "sleeps": 0.0,
-    "pet": 0.0,
-}
 SYNONYMS = SynonymIndex(
     {
         "good": ["excellent"],
@@ -64,37 +39,9 @@ SYNONYMS = SynonymIndex(
 )
 
 
-class BagOfWords(torch.nn.Module):
-    """logits = [-s, s] with s the sum of per-token scores (padding contributes exactly 0)."""
-
-    def __init__(self, tokenizer, scores, classes=2):
-        super().__init__()
-        self.scores = torch.nn.Embedding(len(tokenizer), 1)
-        vocab = tokenizer.get_vocab()
-        with torch.no_grad():
-            self.scores.weight.zero_()
-            for word, score in scores.items():
-                self.scores.weight[vocab[word], 0] = score
-        self.classes = classes
-        self.config = SimpleNamespace(max_position_embeddings=64)
-
-    def get_input_embeddings(self):
-        return self.scores
-
-    def forward(self, input_ids, attention_mask, token_type_ids=None):
-        if token_type_ids is not None and self.classes == 3:  # NLI toy: only the hypothesis counts
-            attention_mask = attention_mask * token_type_ids
-        s = (self.scores(input_ids)[..., 0] * attention_mask).sum(-1)
-        logits = torch.stack([-s, s], -1) if self.classes == 2 else torch.stack([s, -s, torch.zeros_like(s)], -1)
-        return SimpleNamespace(logits=logits)
-
-
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("vocab")
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", *WORD_SCORES]
-    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
-    return BertTokenizerFast(str(folder / "vocab.txt"))
+    return word_vocabulary([".", ",", *WORD_SCORES], tmp_path_factory.mktemp("vocab"))
 
 
 def _victim(tokenizer, classes=2, max_length=None):

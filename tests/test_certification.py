@@ -4,8 +4,7 @@ so the smoothed prediction and Delta_x follow from the synonym sets alone."""
 import math
 
 import pytest
-from test_attacks import BagOfWords
-from test_training_loop import tiny_model  # noqa: F401  (a fixture)
+from tiny_models import BagOfWords
 from tiny_tokenizers import byte_level_bpe, sentencepiece_unigram, wordpiece
 
 from rift_fast.attacks import VictimModel
@@ -117,7 +116,7 @@ def test_sample_counts_below_the_hoeffding_minimum_are_refused():
     CertificationSettings(samples=minimum_samples(0.05, 0.001), mc_error=0.05)  # the minimum itself is accepted
 
 
-def test_certified_test_pool_takes_a_trained_classifier(tiny_model):  # noqa: F811
+def test_certified_test_pool_takes_a_trained_classifier(tiny_model):
     from rift_fast.evaluation.pool_evaluation import EvaluationSettings, certified_test_pool
     from rift_fast.models import RobustClassifier
 

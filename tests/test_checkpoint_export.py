@@ -8,10 +8,7 @@ import json
 import pytest
 import tiny_tokenizers
 import torch
-from test_training_loop import (
-    _trainer,
-    tiny_model,  # noqa: F401  (fixture)
-)
+from test_training_loop import _trainer
 from tiny_models import tiny_bert_config
 from transformers import (
     AutoConfig,

@@ -3,17 +3,14 @@ examples on a bag-of-words model, the share, the constraints), warm-up epochs, r
 
 import json
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_training_loop import (
-    _examples,
-    tiny_model,  # noqa: F401  (fixture)
-)
-from transformers import BertTokenizerFast
+from test_training_loop import _examples
+from tiny_models import WORD_SCORES, BagOfWords
+from tiny_tokenizers import word_vocabulary
 
 from rift_fast.attacks.part_of_speech import PartOfSpeech
 from rift_fast.core.records import Example
@@ -23,10 +20,6 @@ from rift_fast.training.defenses import A2TSettings, A2TTraining, generate_adver
 from rift_fast.training.defenses.a2t import a2t_constraints
 from rift_fast.training.loop import Trainer, TrainSettings, collate, encode_examples
 
-# Bag-of-words victim: logits [-s, s], s = the sum of the words' scores (unknown words score 0).
-WORD_SCORES = {"good": 1.0, "great": 1.0, "movie": 0.2, "grand": -1.5, "excellent": 3.0, "film": 0.0}
-WORD_SCORES |= {"bad": -1.0, "awful": -2.0, "poor": 0.5, "dull": -0.1, "plot": 0.0, "acting": 0.0, "a": 0.0}
-WORD_SCORES |= {"with": 0.0, "picture": 0.0}
 BAG_SYNONYMS = SynonymIndex(
     {
         "good": ["excellent"],
@@ -40,31 +33,10 @@ BAG_SYNONYMS = SynonymIndex(
 NO_ENCODER = {"a2t_sentence_encoder": "none"}
 
 
-class BagOfWords(torch.nn.Module):
-    def __init__(self, tokenizer):
-        super().__init__()
-        self.scores = torch.nn.Embedding(len(tokenizer), 1)
-        vocab = tokenizer.get_vocab()
-        with torch.no_grad():
-            self.scores.weight.zero_()
-            for word, score in WORD_SCORES.items():
-                self.scores.weight[vocab[word], 0] = score
-        self.config = SimpleNamespace(max_position_embeddings=64)
-
-    def get_input_embeddings(self):
-        return self.scores
-
-    def forward(self, input_ids, attention_mask, token_type_ids=None):
-        s = (self.scores(input_ids)[..., 0] * attention_mask).sum(-1)
-        return SimpleNamespace(logits=torch.stack([-s, s], -1))
-
-
 @pytest.fixture(scope="module")
 def bag(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("bag_vocab")
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ",", *WORD_SCORES]))
-    tokenizer = BertTokenizerFast(str(folder / "vocab.txt"))
-    return BagOfWords(tokenizer), tokenizer
+    tokenizer = word_vocabulary([",", *WORD_SCORES], tmp_path_factory.mktemp("bag_vocab"))
+    return BagOfWords(tokenizer, WORD_SCORES), tokenizer
 
 
 def _generate(bag, examples, indices=None, settings=None, seed=0, **options):

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from test_training_loop import _examples, _table, tiny_model  # noqa: F401  (tiny_model is a fixture)
+from test_training_loop import _examples, _table
 from test_training_losses import HIDDEN, LABELS, assert_grads_close, tiny_batch, tiny_classifier
 
 from rift_fast.models import load_trained_classifier
@@ -153,7 +153,7 @@ def test_infobert_loss_matches_the_papers_formula_step_by_step():
     assert_grads_close([p.grad for p in list(model.parameters()) + list(critic.parameters())], expected_grads)
 
 
-def defense_trainer(tiny_model, output, method, epochs=1):  # noqa: F811
+def defense_trainer(tiny_model, output, method, epochs=1):
     """A Trainer of ``method`` on the tiny BERT of test_training_loop (16 training examples, batch 8)."""
     path, tokenizer = tiny_model
     settings = TrainSettings.for_method(
@@ -176,7 +176,7 @@ def assert_trains_and_loads(trainer, method):
     assert model(batch["input_ids"], batch["attention_mask"])[0].shape == (1, 2)
 
 
-def assert_resume_equals_uninterrupted_run(tiny_model, tmp_path, method):  # noqa: F811
+def assert_resume_equals_uninterrupted_run(tiny_model, tmp_path, method):
     """Two epochs in one run give the weights of one epoch, a kill after its checkpoint, and a resume."""
     uninterrupted = defense_trainer(tiny_model, tmp_path / "a", method, epochs=2)
     uninterrupted.run()
@@ -200,13 +200,13 @@ def assert_resume_equals_uninterrupted_run(tiny_model, tmp_path, method):  # noq
         assert torch.equal(value, resumed.objective.state_dict()[key]), key
 
 
-def test_one_trainer_epoch_changes_the_encoder_and_saves_a_loadable_checkpoint(tiny_model, tmp_path):  # noqa: F811
+def test_one_trainer_epoch_changes_the_encoder_and_saves_a_loadable_checkpoint(tiny_model, tmp_path):
     trainer = defense_trainer(tiny_model, tmp_path, "infobert")
     assert_trains_and_loads(trainer, "infobert")
     assert {"ce", "ib", "af", "anchors"} <= set(trainer.history[0])
 
 
-def test_resume_equals_an_uninterrupted_run(tiny_model, tmp_path):  # noqa: F811
+def test_resume_equals_an_uninterrupted_run(tiny_model, tmp_path):
     assert_resume_equals_uninterrupted_run(tiny_model, tmp_path, "infobert")
 
 
@@ -236,7 +236,7 @@ def _ranks_worker(rank, world, init_file, model_path, output, method):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["infobert", "safer"])
-def test_two_gloo_processes_end_with_the_same_trained_weights(tiny_model, tmp_path, method):  # noqa: F811
+def test_two_gloo_processes_end_with_the_same_trained_weights(tiny_model, tmp_path, method):
     import torch.multiprocessing as mp
     from safetensors.torch import load_file
 

@@ -6,7 +6,6 @@ from collections import Counter
 import pytest
 import torch
 from test_defense_infobert import assert_resume_equals_uninterrupted_run, assert_trains_and_loads, defense_trainer
-from test_training_loop import tiny_model  # noqa: F401  (a fixture)
 from tiny_tokenizers import byte_level_bpe, sentencepiece_unigram, wordpiece
 
 from rift_fast.synonyms import SynonymIndex
@@ -48,11 +47,11 @@ def test_draws_come_only_from_each_words_set_and_cover_it_uniformly(family, tmp_
     assert torch.equal(draws[:, special], encoded["input_ids"][special].expand(600, -1))
 
 
-def test_one_trainer_epoch_changes_the_encoder_and_saves_a_loadable_checkpoint(tiny_model, tmp_path):  # noqa: F811
+def test_one_trainer_epoch_changes_the_encoder_and_saves_a_loadable_checkpoint(tiny_model, tmp_path):
     trainer = defense_trainer(tiny_model, tmp_path, "safer")
     assert_trains_and_loads(trainer, "safer")
     assert 0 < trainer.history[0]["substituted"] < 1  # some tokens swapped, never all
 
 
-def test_resume_equals_an_uninterrupted_run(tiny_model, tmp_path):  # noqa: F811
+def test_resume_equals_an_uninterrupted_run(tiny_model, tmp_path):
     assert_resume_equals_uninterrupted_run(tiny_model, tmp_path, "safer")

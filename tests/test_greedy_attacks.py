@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from test_attacks import BagOfWords
-from tiny_models import tiny_bert_config
-from transformers import BertModel, BertTokenizerFast
+from tiny_models import BagOfWords, tiny_bert_config
+from tiny_tokenizers import word_vocabulary
+from transformers import BertModel
 
 from rift_fast.attacks import (
     AttackCheckpoint,
@@ -67,10 +67,7 @@ VECTORS = {
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("vocab")
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "“", "”", *WORD_SCORES]
-    (folder / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
-    return BertTokenizerFast(str(folder / "vocab.txt"), strip_accents=False)
+    return word_vocabulary([".", ",", "“", "”", *WORD_SCORES], tmp_path_factory.mktemp("vocab"), strip_accents=False)
 
 
 @pytest.fixture(scope="module")

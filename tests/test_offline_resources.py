@@ -7,12 +7,12 @@ import time
 
 import numpy as np
 import pytest
-from test_attacks import BagOfWords
 from test_greedy_attacks import (
     WORD_SCORES,
     encoder,  # noqa: F401  (fixture)
     tokenizer,  # noqa: F401  (fixture)
 )
+from tiny_models import BagOfWords
 
 from rift_fast.attacks import RecipeOptions, VictimModel, build_attack, greedy_recipes, resource_checks
 from rift_fast.attacks.embedding import WordEmbedding

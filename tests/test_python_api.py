@@ -9,10 +9,9 @@ import pytest
 import torch
 from test_attacks import (
     SYNONYMS,
-    WORD_SCORES,
-    BagOfWords,
     tokenizer,  # noqa: F401  (fixture)
 )
+from tiny_models import WORD_SCORES, BagOfWords
 
 import rift_fast
 from rift_fast.api import label_ids, task_label_mapping

@@ -5,13 +5,13 @@ import csv
 import io
 
 import pytest
-from test_attacks import BagOfWords
 from test_greedy_attacks import (
     WORD_SCORES,
     _deepwordbug,
     _run,
     tokenizer,  # noqa: F401  (fixture)
 )
+from tiny_models import BagOfWords
 
 from rift_fast.attacks import QueryEngine, UntargetedClassification, VictimModel, run_attack
 from rift_fast.attacks.greedy_recipes import GreedyRecipe

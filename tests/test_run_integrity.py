@@ -16,15 +16,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from test_attacks import (
     SYNONYMS,
-    WORD_SCORES,
-    BagOfWords,
     _victim,
     tokenizer,  # noqa: F401  (fixture)
 )
-from test_training_loop import (
-    _trainer,
-    tiny_model,  # noqa: F401  (fixture)
-)
+from test_training_loop import _trainer
+from tiny_models import WORD_SCORES, BagOfWords
 
 from rift_fast.attacks import (
     PWWS,

@@ -8,8 +8,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from conftest import AVX2_CPU_FLAGS, AVX512_BF16_CPU_FLAGS
-from tiny_models import tiny_bert_config
-from transformers import BertModel, BertTokenizerFast
+from transformers import BertTokenizerFast
 
 from rift_fast.core.records import Example
 from rift_fast.models import RobustClassifier, load_trained_classifier, resolve_checkpoint
@@ -24,21 +23,6 @@ METHOD_OPTIONS = {
     "rift": {"adversary_steps": 2},
     "freelb": {"adv_steps": 2, "adv_lr": 0.1, "adv_init_mag": 0.0},
 }
-WORDS = ["good", "fine", "nice", "bad", "awful", "poor", "movie", "plot", "the", "a"]
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny_bert")
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    tokenizer = BertTokenizerFast(str(folder / "vocab.txt"))
-    tokenizer.save_pretrained(folder)
-    config = tiny_bert_config(
-        len(tokenizer), max_position_embeddings=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(folder)
-    return str(folder), tokenizer
 
 
 def _examples(count, seed=0):

@@ -10,8 +10,8 @@ import json
 import math
 
 import pytest
-from test_attacks import BagOfWords
-from transformers import BertTokenizerFast
+from tiny_models import BagOfWords
+from tiny_tokenizers import word_vocabulary
 
 from rift_fast.attacks import (
     PWWS,
@@ -45,8 +45,7 @@ def _text(words: int, offset: int = 0) -> str:
 
 @pytest.fixture
 def tokenizer(tmp_path):
-    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *SCORES]) + "\n")
-    return BertTokenizerFast(str(tmp_path / "vocab.txt"))
+    return word_vocabulary(list(SCORES), tmp_path)
 
 
 class Recording(Transformation):
@@ -154,9 +153,7 @@ def test_a_word_cut_by_the_window_is_not_visible():
 
 def test_the_visible_span_of_a_word_split_into_pieces(tmp_path):
     # "wonderful" is three pieces: a window that keeps only some of them does not show the word.
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "film", "won", "##der", "##ful"]
-    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")
-    tokenizer = BertTokenizerFast(str(tmp_path / "vocab.txt"))
+    tokenizer = word_vocabulary(["a", "film", "won", "##der", "##ful"], tmp_path)
     victim = VictimModel(BagOfWords(tokenizer, {"film": 1.0}), tokenizer, max_length=5, batch_size=2)
     text = "a wonderful film"  # [CLS] a won ##der ##ful film [SEP]: 7 tokens
     assert victim.visible_span((text, None), 0) == ((0, 8), True)  # a won ##der

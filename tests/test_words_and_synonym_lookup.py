@@ -3,7 +3,7 @@
 the word, with several instances and variants of each."""
 
 import pytest
-from test_attacks import BagOfWords
+from tiny_models import BagOfWords
 from transformers import BertTokenizerFast
 
 from rift_fast.attacks import (

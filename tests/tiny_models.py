@@ -1,8 +1,12 @@
-"""Tiny model configurations for tests: random weights, built in the test, never downloaded."""
+"""Tiny models for tests: configurations of random-weight models built in the test (never downloaded)
+and the toy victim, a bag-of-words classifier with hand-set word scores."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
+
+import torch
 
 
 def tiny_bert_config(vocab_size: int, **overrides: Any):
@@ -52,3 +56,57 @@ def tiny_decoder_config(model_type: str, vocab_size: int, pad: int | None, bos: 
         **sizes,
     }
     return AutoConfig.for_model(model_type, **{**settings, **overrides})
+
+
+# The toy victim's word scores: positive words push to class 1, negative ones to class 0; the others
+# (and every word outside the vocabulary) score 0.
+WORD_SCORES = {
+    "good": 1.0,
+    "great": 1.0,
+    "movie": 0.2,
+    "grand": -1.5,
+    "excellent": 3.0,
+    "fine": 0.1,
+    "bad": -1.0,
+    "awful": -2.0,
+    "poor": 0.5,
+    "dull": -0.1,
+    "plot": 0.0,
+    "acting": 0.0,
+    "a": 0.0,
+    "with": 0.0,
+    "the": 0.0,
+    "is": 0.0,
+    "film": 0.0,
+    "picture": 0.0,
+    "cat": 0.5,
+    "dog": -0.5,
+    "sleeps": 0.0,
+    "pet": 0.0,
+}
+
+
+class BagOfWords(torch.nn.Module):
+    """The toy victim: logits = [-s, s] with s the sum of per-token scores (padding contributes exactly
+    0); with ``classes=3`` an NLI toy, logits [s, -s, 0] over the hypothesis alone."""
+
+    def __init__(self, tokenizer, scores: dict[str, float], classes: int = 2):
+        super().__init__()
+        self.scores = torch.nn.Embedding(len(tokenizer), 1)
+        vocab = tokenizer.get_vocab()
+        with torch.no_grad():
+            self.scores.weight.zero_()
+            for word, score in scores.items():
+                self.scores.weight[vocab[word], 0] = score
+        self.classes = classes
+        self.config = SimpleNamespace(max_position_embeddings=64)
+
+    def get_input_embeddings(self):
+        return self.scores
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        if token_type_ids is not None and self.classes == 3:  # NLI toy: only the hypothesis counts
+            attention_mask = attention_mask * token_type_ids
+        s = (self.scores(input_ids)[..., 0] * attention_mask).sum(-1)
+        logits = torch.stack([-s, s], -1) if self.classes == 2 else torch.stack([s, -s, torch.zeros_like(s)], -1)
+        return SimpleNamespace(logits=logits)

@@ -2,9 +2,10 @@
 byte-level BPE with leading-space markers (RoBERTa, ``Ġ``), SentencePiece-style Unigram with
 ``▁`` markers (ALBERT, XLM-R, DeBERTa-v3) and SentencePiece-style BPE with byte fallback (Llama,
 Mistral). Every word of ``words`` is one token of each, after a space and at the start of a text, in
-lower case and capitalised; any other word falls apart into pieces. With ``bare_pieces`` (and always
-for the BPE with byte fallback) the SentencePiece vocabularies also hold each word without ``▁``, the
-piece that a word right after punctuation (``(movie``) is, as in real SentencePiece vocabularies."""
+lower case and capitalised; any other word falls apart into pieces (in ``word_vocabulary``, the
+vocabulary of the toy victim, it is ``[UNK]``). With ``bare_pieces`` (and always for the BPE with
+byte fallback) the SentencePiece vocabularies also hold each word without ``▁``, the piece that a word
+right after punctuation (``(movie``) is, as in real SentencePiece vocabularies."""
 
 from __future__ import annotations
 
@@ -20,6 +21,15 @@ BRACKETS = "()[]"
 
 def _forms(words: list[str]) -> list[str]:
     return sorted({form for w in words for form in (w, w[:1].upper() + w[1:])})
+
+
+def word_vocabulary(words: list[str], folder: Path, strip_accents: bool | None = None) -> BertTokenizerFast:
+    """Uncased BERT WordPiece whose vocabulary is the five special tokens then ``words``, in this order,
+    written to ``folder``: a word outside it is ``[UNK]``, as the toy victim wants. ``strip_accents``:
+    BERT's (None: with the lower-casing; False keeps ``naïve``)."""
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    return BertTokenizerFast(str(folder / "vocab.txt"), strip_accents=strip_accents)
 
 
 def wordpiece(words: list[str], folder: Path) -> BertTokenizerFast:
