@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from test_training_loop import _examples, _table
-from test_training_losses import HIDDEN, LABELS, assert_grads_close, tiny_batch, tiny_classifier
+from test_training_losses import CLASSES, LABELS, assert_grads_close, tiny_batch
+from tiny_models import HIDDEN, tiny_classifier
 
 from rift_fast.models import load_trained_classifier
 from rift_fast.training.defenses import InfoBertSettings, infobert_loss
@@ -137,7 +138,7 @@ def _infobert_by_hand(model, critic, ids, mask, labels, settings, seed):
 
 def test_infobert_loss_matches_the_papers_formula_step_by_step():
     settings = InfoBertSettings(infobert_alpha=0.5, infobert_beta=0.1, infobert_adv_steps=2, infobert_adv_init_mag=0.0)
-    model = tiny_classifier().train()
+    model = tiny_classifier(num_classes=CLASSES).train()
     torch.manual_seed(1)
     critic = infonce_critic(HIDDEN)
     ids, mask, _ = tiny_batch()

@@ -3,9 +3,8 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
+from tiny_models import HIDDEN, ROBERTA_PAD, VOCAB, tiny_classifier
 
-from rift_fast.models.classifier import RobustClassifier
 from rift_fast.training.adversary import (
     INVALID_LOGIT,
     ascc_adversary,
@@ -15,28 +14,7 @@ from rift_fast.training.adversary import (
     substitution_ids,
 )
 
-VOCAB, HIDDEN, LENGTH, BATCH, SYNONYMS = 100, 32, 12, 4, 4
-PAD = 1  # RoBERTa's padding id; BERT pads with 0
-
-
-def tiny_classifier(kind="bert", pooler=True, num_classes=2, dropout=0.0, seed=0):
-    torch.manual_seed(seed)
-    common = dict(
-        vocab_size=VOCAB,
-        hidden_size=HIDDEN,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
-    )
-    if kind == "bert":
-        encoder = BertModel(BertConfig(max_position_embeddings=64, **common), add_pooling_layer=pooler)
-    else:
-        encoder = RobertaModel(
-            RobertaConfig(max_position_embeddings=64 + PAD + 1, pad_token_id=PAD, **common), add_pooling_layer=pooler
-        )
-    return RobustClassifier(encoder, num_classes)
+LENGTH, BATCH, SYNONYMS = 12, 4, 4
 
 
 def tiny_batch(pad_id=0, seed=0):
@@ -68,7 +46,7 @@ def test_restrict_substitutions_keeps_only_slot_zero_on_padding_and_special_toke
 @pytest.mark.parametrize("kind,pooler", [("bert", True), ("bert", False), ("roberta", True)])
 def test_embedding_output_path_reproduces_clean_logits(kind, pooler):
     model = tiny_classifier(kind, pooler).eval()
-    ids, mask, sub_ids, _ = tiny_batch(pad_id=PAD if kind == "roberta" else 0)
+    ids, mask, sub_ids, _ = tiny_batch(pad_id=ROBERTA_PAD if kind == "roberta" else 0)
     with torch.no_grad():
         clean, pooled = model(ids, mask)
         via_output, pooled_output = model(attention_mask=mask, inputs_embeds=model.embedding_output(ids))

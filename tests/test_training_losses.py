@@ -7,30 +7,15 @@ method's loss can be recomputed term by term here.
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import BertConfig, BertModel
+from tiny_models import HIDDEN, VOCAB, tiny_classifier
 
-from rift_fast.models.classifier import RobustClassifier
 from rift_fast.training.adversary import ascc_adversary, substitution_ids
 from rift_fast.training.defenses import FreeLBSettings, ascc_loss, freelb_loss, rift_loss, standard_loss
 from rift_fast.training.teacher import FrozenTeacher, ProjectionHeads
 
-VOCAB, HIDDEN, LENGTH = 100, 32, 10
+LENGTH = 10
 LABELS = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])  # class-balanced, 3 per class
-
-
-def tiny_classifier(seed=0, dropout=0.0, num_classes=3):
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=VOCAB,
-        hidden_size=HIDDEN,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=64,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
-    )
-    return RobustClassifier(BertModel(config), num_classes)
+CLASSES = 3
 
 
 def tiny_batch(seed=0):
@@ -82,7 +67,7 @@ def assert_grads_close(actual, expected):
 
 
 def test_standard_loss_is_clean_cross_entropy():
-    model = tiny_classifier().train()
+    model = tiny_classifier(num_classes=CLASSES).train()
     ids, mask, _ = tiny_batch()
     terms = standard_loss(model, ids, mask, LABELS)
     logits, _ = model(ids, mask)
@@ -91,7 +76,7 @@ def test_standard_loss_is_clean_cross_entropy():
 
 
 def test_ascc_loss_matches_the_spec_and_the_kl_pulls_the_clean_logits():
-    model = tiny_classifier().train()
+    model = tiny_classifier(num_classes=CLASSES).train()
     ids, mask, sub_ids = tiny_batch()
     adversary = ascc_adversary(model, ids, mask, sub_ids, steps=3)
     terms = ascc_loss(model, ids, mask, LABELS, sub_ids, kl_weight=10.0, adversary=adversary)
@@ -123,7 +108,7 @@ def test_ascc_loss_matches_the_spec_and_the_kl_pulls_the_clean_logits():
 
 
 def test_ascc_loss_runs_its_own_adversary_in_eval_mode():
-    model = tiny_classifier(dropout=0.1).train()
+    model = tiny_classifier(num_classes=CLASSES, dropout=0.1).train()
     ids, mask, sub_ids = tiny_batch()
     terms = ascc_loss(model, ids, mask, LABELS, sub_ids, adversary_settings={"steps": 2})
     assert set(terms) == {"loss", "ce", "kl"} and model.training
@@ -132,7 +117,7 @@ def test_ascc_loss_runs_its_own_adversary_in_eval_mode():
 
 
 def test_rift_loss_matches_the_spec():
-    model = tiny_classifier().train()
+    model = tiny_classifier(num_classes=CLASSES).train()
     teacher = FrozenTeacher(model)
     heads = ProjectionHeads(HIDDEN, 3)
     ids, mask, sub_ids = tiny_batch()
@@ -164,7 +149,7 @@ def test_rift_loss_matches_the_spec():
 
 
 def test_teacher_is_a_frozen_eval_copy_of_the_pretrained_encoder():
-    model = tiny_classifier(dropout=0.3).train()
+    model = tiny_classifier(num_classes=CLASSES, dropout=0.3).train()
     ids, mask, _ = tiny_batch()
     teacher = FrozenTeacher(model)
     assert not teacher.training and not teacher.encoder.training
@@ -204,7 +189,7 @@ def test_projection_heads_apply_each_samples_class_head():
 
 
 def test_head_parameters_are_the_classifier():
-    model = tiny_classifier()
+    model = tiny_classifier(num_classes=CLASSES)
     head_ids = {id(p) for p in model.head_parameters()}
     assert head_ids == {id(p) for p in model.classifier.parameters()}
     assert [m.out_features for m in model.classifier if isinstance(m, torch.nn.Linear)] == [256, 3]
@@ -235,7 +220,7 @@ def _freelb_by_hand(model, ids, mask, labels, settings):
 @pytest.mark.parametrize("max_norm", [0.0, 0.05])
 def test_freelb_accumulates_the_mean_loss_over_ascent_steps(max_norm):
     settings = FreeLBSettings(adv_steps=3, adv_lr=0.1, adv_init_mag=0.0, adv_max_norm=max_norm)
-    model = tiny_classifier().train()
+    model = tiny_classifier(num_classes=CLASSES).train()
     ids, mask, _ = tiny_batch()
     expected_loss, expected_grads = _freelb_by_hand(model, ids, mask, LABELS, settings)
     model.zero_grad()
@@ -247,7 +232,7 @@ def test_freelb_accumulates_the_mean_loss_over_ascent_steps(max_norm):
 
 
 def test_freelb_one_step_without_noise_is_standard_training():
-    model = tiny_classifier().train()
+    model = tiny_classifier(num_classes=CLASSES).train()
     ids, mask, _ = tiny_batch()
     standard = standard_loss(model, ids, mask, LABELS)["loss"]
     expected = grads(standard, list(model.parameters()))
@@ -263,7 +248,7 @@ def test_freelb_defaults_and_random_start():
     assert (defaults.norm_type, defaults.perturb) == ("l2", "word")
     with pytest.raises(ValueError):
         FreeLBSettings(adv_steps=0)
-    model = tiny_classifier().train()
+    model = tiny_classifier(num_classes=CLASSES).train()
     ids, mask, _ = tiny_batch()
     calls = []
     terms = freelb_loss(
@@ -283,7 +268,7 @@ def test_rift_loss_through_the_fused_triton_kernels_matches_the_reference():
     if not torch.cuda.is_available() and __import__("os").environ.get("TRITON_INTERPRET") != "1":
         pytest.skip("Triton needs a GPU or TRITON_INTERPRET=1")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = tiny_classifier().to(device).train()
+    model = tiny_classifier(num_classes=CLASSES).to(device).train()
     teacher = FrozenTeacher(model)
     heads = ProjectionHeads(HIDDEN, 3).to(device)
     ids, mask, sub_ids = (t.to(device) for t in tiny_batch())
@@ -339,7 +324,7 @@ def test_kl_is_float32_and_never_negative_under_bf16_autocast(reduction):
 
 
 def test_ascc_and_rift_terms_are_float32_and_the_kl_non_negative_under_bf16_autocast():
-    model = tiny_classifier()
+    model = tiny_classifier(num_classes=CLASSES)
     ids, mask, sub_ids = tiny_batch()
     labels = LABELS
     teacher, heads = FrozenTeacher(model), ProjectionHeads(model.hidden_size, model.num_classes)

@@ -25,6 +25,37 @@ def tiny_bert_config(vocab_size: int, **overrides: Any):
     return BertConfig(**{**settings, **overrides})
 
 
+# The vocabulary and hidden sizes of ``tiny_classifier``'s encoder; RoBERTa's padding id (BERT pads with 0).
+VOCAB, HIDDEN = 100, 32
+ROBERTA_PAD = 1
+
+
+def tiny_classifier(kind: str = "bert", pooler: bool = True, num_classes: int = 2, dropout: float = 0.0, seed: int = 0):
+    """A ``RobustClassifier`` over a two-layer random ``kind`` encoder (``bert`` or ``roberta``; hidden size
+    ``HIDDEN``, 2 heads, intermediate size 37, 64 positions, ``VOCAB`` tokens), built with ``seed``;
+    ``pooler``: with the encoder's pooling layer; ``dropout``: the hidden and attention dropout."""
+    from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
+
+    from rift_fast.models.classifier import RobustClassifier
+
+    torch.manual_seed(seed)
+    common = dict(
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+    )
+    if kind == "bert":
+        encoder = BertModel(BertConfig(max_position_embeddings=64, **common), add_pooling_layer=pooler)
+    else:
+        roberta = RobertaConfig(max_position_embeddings=64 + ROBERTA_PAD + 1, pad_token_id=ROBERTA_PAD, **common)
+        encoder = RobertaModel(roberta, add_pooling_layer=pooler)
+    return RobustClassifier(encoder, num_classes)
+
+
 # Decoder-only families: model type -> the config fields that name their sizes (GPT-2 and GPT-NeoX have their own).
 DECODER_SIZES = {
     "gpt2": {"n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 64},
