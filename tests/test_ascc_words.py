@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from tiny_models import tiny_bert_config
-from tiny_tokenizers import byte_level_bpe, sentencepiece_unigram, wordpiece
+from tiny_tokenizers import FAMILIES, tokenizer_of_family, wordpiece
 from transformers import BertModel
 
 from rift_fast.core.records import Example
@@ -36,8 +36,6 @@ TEXTS = [
     "goodness , the film was great",  # "goodness" falls apart into pieces: never substituted
     "awful acting and a poor plot",
 ]
-TOKENIZERS = {"wordpiece": lambda folder: wordpiece(WORDS, folder), "bpe": lambda folder: byte_level_bpe(WORDS)}
-TOKENIZERS["unigram"] = lambda folder: sentencepiece_unigram(WORDS)
 
 
 def _model(tokenizer, seed):
@@ -61,10 +59,10 @@ def _allowed(word):
     return {word.casefold(), *(s.casefold() for s in NEIGHBOURS.get(word.casefold(), []))}
 
 
-@pytest.mark.parametrize("family", sorted(TOKENIZERS))
+@pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("pair", [False, True])
 def test_the_scored_text_holds_only_original_words_and_their_synonyms(tmp_path, family, pair):
-    tokenizer = TOKENIZERS[family](tmp_path)
+    tokenizer = tokenizer_of_family(family, WORDS, tmp_path)
     examples = [
         Example("a premise , untouched", k % 2, text) if pair else Example(text, k % 2) for k, text in enumerate(TEXTS)
     ]

@@ -5,7 +5,7 @@ import math
 
 import pytest
 from tiny_models import BagOfWords
-from tiny_tokenizers import byte_level_bpe, sentencepiece_unigram, wordpiece
+from tiny_tokenizers import FAMILIES, tokenizer_of_family
 
 from rift_fast.attacks import VictimModel
 from rift_fast.core.records import Example
@@ -25,11 +25,9 @@ CHAIN = {"good": ["fine", "nice"], "fine": ["good"], "nice": ["good", "great"], 
 SETTINGS = CertificationSettings(samples=400, mc_error=0.1, alpha=0.01)
 
 
-@pytest.fixture(scope="module", params=["wordpiece", "bpe", "unigram"])
+@pytest.fixture(scope="module", params=FAMILIES)
 def tokenizer(request, tmp_path_factory):
-    if request.param == "wordpiece":
-        return wordpiece(WORDS, tmp_path_factory.mktemp("wordpiece"))
-    return byte_level_bpe(WORDS) if request.param == "bpe" else sentencepiece_unigram(WORDS)
+    return tokenizer_of_family(request.param, WORDS, tmp_path_factory.mktemp(request.param))
 
 
 def _victim(tokenizer, scored_words):

@@ -12,14 +12,14 @@ from collections import Counter
 import datasets
 import numpy as np
 import pytest
+from tiny_tokenizers import FAMILIES, tokenizer_of_family
 
 from rift_fast.core.digests import file_digest
 from rift_fast.core.records import Example
+from rift_fast.data import sources as data_sources
 from rift_fast.data.sources import DATASET_PRESETS, DatasetOptions, derived_max_length, load_data
 from rift_fast.data.tasks import NLI_LABELS, test_pool
-from rift_fast.data import sources as data_sources
 from rift_fast.models import LabelMismatchError, load_sequence_classifier, map_labels
-from tests.tiny_tokenizers import byte_level_bpe, sentencepiece_unigram, wordpiece
 
 # Texts users bring: accents, Cyrillic, Japanese, curly quotes, apostrophes, digits, dashes.
 TEXTS = [
@@ -437,14 +437,9 @@ def test_a_model_whose_label_count_differs_from_the_dataset_is_refused_and_names
 # --- max length derived from the data ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("family", ["wordpiece", "byte_level_bpe", "sentencepiece_unigram"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_derived_max_length_is_a_high_percentile_capped_by_the_model(tmp_path, family):
-    words = ["the", "film", "was", "good", "bad"]
-    tokenizer = {
-        "wordpiece": lambda: wordpiece(words, tmp_path),
-        "byte_level_bpe": lambda: byte_level_bpe(words),
-        "sentencepiece_unigram": lambda: sentencepiece_unigram(words),
-    }[family]()
+    tokenizer = tokenizer_of_family(family, ["the", "film", "was", "good", "bad"], tmp_path)
     examples = [Example(" ".join(["the film was good"] * (1 + i % 10)) + " “née” 42", i % 2) for i in range(100)]
     lengths = [len(tokenizer(e.text)["input_ids"]) for e in examples]
     expected = math.ceil(float(np.percentile(lengths, data_sources.LENGTH_PERCENTILE)))

@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 import torch
 from test_defense_infobert import assert_resume_equals_uninterrupted_run, assert_trains_and_loads, defense_trainer
-from tiny_tokenizers import byte_level_bpe, sentencepiece_unigram, wordpiece
+from tiny_tokenizers import FAMILIES, tokenizer_of_family
 
 from rift_fast.synonyms import SynonymIndex
 from rift_fast.training.adversary import substitution_ids
@@ -16,11 +16,9 @@ WORDS = ["the", "film", "movie", "picture", "café", "bistro", "naïve", "plot",
 SYNONYMS = {"film": ["movie", "picture"], "movie": ["film"], "café": ["bistro"], "naïve": ["plot"]}
 
 
-@pytest.mark.parametrize("family", ["wordpiece", "bpe", "unigram"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_draws_come_only_from_each_words_set_and_cover_it_uniformly(family, tmp_path):
-    tokenizer = {"wordpiece": lambda: wordpiece(WORDS, tmp_path), "bpe": lambda: byte_level_bpe(WORDS)}.get(
-        family, lambda: sentencepiece_unigram(WORDS)
-    )()
+    tokenizer = tokenizer_of_family(family, WORDS, tmp_path)
     table = SynonymIndex(SYNONYMS).vocab_table(tokenizer, k=2)
     encoded = tokenizer(
         ["The film, café and 日本 plot", "movie naïve “film” 2024"],

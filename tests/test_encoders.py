@@ -12,7 +12,7 @@ import pytest
 import torch
 import transformers as hf
 from test_attack_mlm import tiny_masked_lm
-from tiny_tokenizers import byte_level_bpe, sentencepiece_unigram, wordpiece
+from tiny_tokenizers import tokenizer_of_family, wordpiece
 from torch import nn
 
 from rift_fast.attacks import RECIPES, RecipeOptions, VictimModel, build_attack
@@ -73,20 +73,14 @@ def _config(architecture: str, vocab_size: int, pad: int) -> hf.PretrainedConfig
 # architecture -> (tokenizer family, the hull space "auto" picks)
 ARCHITECTURES = {
     "bert": ("wordpiece", EMBEDDING_OUTPUT),
-    "roberta": ("bpe", EMBEDDING_OUTPUT),
+    "roberta": ("byte_level_bpe", EMBEDDING_OUTPUT),
     "distilbert": ("wordpiece", WORD_EMBEDDING),
-    "albert": ("unigram", EMBEDDING_OUTPUT),
+    "albert": ("sentencepiece_unigram", EMBEDDING_OUTPUT),
     "electra": ("wordpiece", EMBEDDING_OUTPUT),
-    "deberta-v2": ("unigram", WORD_EMBEDDING),
-    "xlm-roberta": ("unigram", EMBEDDING_OUTPUT),
-    "modernbert": ("bpe", WORD_EMBEDDING),
+    "deberta-v2": ("sentencepiece_unigram", WORD_EMBEDDING),
+    "xlm-roberta": ("sentencepiece_unigram", EMBEDDING_OUTPUT),
+    "modernbert": ("byte_level_bpe", WORD_EMBEDDING),
 }
-
-
-def _tokenizer(family: str, folder):
-    if family == "wordpiece":
-        return wordpiece(WORDS, folder)
-    return byte_level_bpe(WORDS) if family == "bpe" else sentencepiece_unigram(WORDS)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +91,7 @@ def model_folders(tmp_path_factory):
     def get(architecture: str):
         if architecture not in built:
             folder = tmp_path_factory.mktemp(architecture)
-            tokenizer = _tokenizer(ARCHITECTURES[architecture][0], folder)
+            tokenizer = tokenizer_of_family(ARCHITECTURES[architecture][0], WORDS, folder)
             tokenizer.save_pretrained(folder)
             torch.manual_seed(0)
             config = _config(architecture, len(tokenizer), tokenizer.pad_token_id)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from tiny_models import BagOfWords, tiny_bert_config
-from tiny_tokenizers import word_vocabulary
+from tiny_tokenizers import FAMILIES, tokenizer_of_family, word_vocabulary
 from transformers import BertModel
 
 from rift_fast.attacks import (
@@ -383,13 +383,9 @@ class TokenScores(torch.nn.Module):
 GOAL = (UntargetedClassification(), {})
 
 
-@pytest.mark.parametrize("family", ["wordpiece", "byte_level_bpe", "sentencepiece_unigram"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_both_searches_on_every_tokenizer_family_and_sentence_pairs(family, tmp_path, embedding, encoder):
-    import tiny_tokenizers
-
-    words = [w for w in WORD_SCORES if w.isascii()]
-    build = getattr(tiny_tokenizers, family)
-    family_tokenizer = build(words, tmp_path) if family == "wordpiece" else build(words)
+    family_tokenizer = tokenizer_of_family(family, [w for w in WORD_SCORES if w.isascii()], tmp_path)
     victim = VictimModel(TokenScores(family_tokenizer), family_tokenizer, batch_size=3)
     parts = _deepwordbug("combined")
     single = run_attack([Example("Good dull plot, naïve 3D", 1)], victim, *parts[::2], parts[1], *GOAL, progress=False)

@@ -11,7 +11,6 @@ import stat
 from argparse import Namespace
 
 import pytest
-import tiny_tokenizers
 import torch
 from safetensors.torch import load_file, save_file
 from test_attacks import (
@@ -21,6 +20,7 @@ from test_attacks import (
 )
 from test_training_loop import _trainer
 from tiny_models import WORD_SCORES, BagOfWords
+from tiny_tokenizers import FAMILIES, tokenizer_of_family
 
 from rift_fast.attacks import (
     PWWS,
@@ -175,11 +175,9 @@ def test_model_and_tokenizer_digests_follow_content(tokenizer):
     assert tokenizer_digest(tokenizer) != tokenizer_digest(load_tokenizer("embedded"))
 
 
-@pytest.mark.parametrize("kind", ["wordpiece", "byte_level_bpe", "sentencepiece_unigram"])
+@pytest.mark.parametrize("kind", FAMILIES)
 def test_a_tokenizer_digest_does_not_depend_on_how_the_tokenizer_was_called_before(kind, tmp_path):
-    words = ["café", "naïve", "résumé", "don’t", "42", "москва"]
-    build = getattr(tiny_tokenizers, kind)
-    tokenizer = build(words, tmp_path) if kind == "wordpiece" else build(words)
+    tokenizer = tokenizer_of_family(kind, ["café", "naïve", "résumé", "don’t", "42", "москва"], tmp_path)
     before = tokenizer_digest(tokenizer)
     tokenizer(["café naïve 42"] * 2, truncation=True, max_length=3, padding="max_length")
     tokenizer(["résumé"], ["москва don’t"], truncation="only_second", max_length=12, padding=True)
@@ -615,15 +613,12 @@ def test_resume_refuses_a_changed_tokenizer_setting_naming_it(model_copy, tmp_pa
     )
 
 
-@pytest.mark.parametrize("kind", ["wordpiece", "byte_level_bpe", "sentencepiece_unigram"])
+@pytest.mark.parametrize("kind", FAMILIES)
 def test_every_setting_that_changes_ids_or_answers_changes_the_digest(kind, tmp_path):
     from tokenizers import normalizers
 
-    words = ["movie", "good", "café"]
-    build = getattr(tiny_tokenizers, kind)
-
     def fresh():
-        return build(words, tmp_path) if kind == "wordpiece" else build(words)
+        return tokenizer_of_family(kind, ["movie", "good", "café"], tmp_path)
 
     before = tokenizer_digest(fresh())
     changes = {

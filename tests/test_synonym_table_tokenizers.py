@@ -7,7 +7,13 @@ from __future__ import annotations
 import logging
 
 import pytest
-from tiny_tokenizers import byte_level_bpe, sentencepiece_bpe_byte_fallback, sentencepiece_unigram, wordpiece
+from tiny_tokenizers import (
+    byte_level_bpe,
+    sentencepiece_bpe_byte_fallback,
+    sentencepiece_unigram,
+    tokenizer_of_family,
+    wordpiece,
+)
 
 from rift_fast.synonyms import SynonymIndex, TableCoverage
 
@@ -24,15 +30,12 @@ INDEX = SynonymIndex(
 )
 # Tokenizer entries with synonyms: "good" and "café" in each distinct form the tokenizer has (uncased
 # WordPiece: one form; cased Unigram: lower / capitalised; cased BPE: those, after a space or not).
-TOKEN_ROWS = {"wordpiece": 2, "bpe": 8, "unigram": 4}
+TOKEN_ROWS = {"wordpiece": 2, "byte_level_bpe": 8, "sentencepiece_unigram": 4}
 
 
 @pytest.fixture(params=sorted(TOKEN_ROWS))
 def family_and_tokenizer(request, tmp_path):
-    family = request.param
-    if family == "wordpiece":
-        return family, wordpiece(WORDS, tmp_path)
-    return family, byte_level_bpe(WORDS) if family == "bpe" else sentencepiece_unigram(WORDS)
+    return request.param, tokenizer_of_family(request.param, WORDS, tmp_path)
 
 
 def _only_token(tokenizer, text: str) -> int:

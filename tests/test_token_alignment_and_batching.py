@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from tiny_models import tiny_bert_config
-from tiny_tokenizers import byte_level_bpe, sentencepiece_unigram, wordpiece
+from tiny_tokenizers import FAMILIES, tokenizer_of_family
 
 from rift_fast.attacks import (
     PWWS,
@@ -57,18 +57,9 @@ SYNONYMS = SynonymIndex(
 )
 
 
-def _tokenizers(tmp_path):
-    words = sorted(WORD_SCORES)
-    return {
-        "wordpiece": wordpiece(words, tmp_path),
-        "byte_level_bpe": byte_level_bpe(words),
-        "sentencepiece": sentencepiece_unigram(words),
-    }
-
-
-@pytest.fixture(params=["wordpiece", "byte_level_bpe", "sentencepiece"])
+@pytest.fixture(params=FAMILIES)
 def tokenizer(request, tmp_path):
-    return _tokenizers(tmp_path)[request.param]
+    return tokenizer_of_family(request.param, sorted(WORD_SCORES), tmp_path)
 
 
 class TokenScores(torch.nn.Module):
@@ -193,7 +184,7 @@ def _searches(victim, tokenizer):
 @pytest.mark.parametrize("search_name", ["pwws", "ga", "gradient"])
 @pytest.mark.parametrize("batch_size", [1, 2, 3])
 def test_no_model_call_exceeds_the_configured_batch(tmp_path, search_name, batch_size):
-    tokenizer = _tokenizers(tmp_path)["wordpiece"]
+    tokenizer = tokenizer_of_family("wordpiece", sorted(WORD_SCORES), tmp_path)
     model = TokenScores(tokenizer)
     victim = VictimModel(model, tokenizer, batch_size=batch_size)
     texts = [
@@ -229,7 +220,7 @@ def test_training_time_evaluation_keeps_to_the_batch(tmp_path):
     from rift_fast.training.ascc_words import ascc_word_outcomes
     from rift_fast.training.loop import encode_examples
 
-    tokenizer = _tokenizers(tmp_path)["wordpiece"]
+    tokenizer = tokenizer_of_family("wordpiece", sorted(WORD_SCORES), tmp_path)
     config = tiny_bert_config(len(tokenizer))
     model = RobustClassifier(BertModel(config), num_classes=2)
     shapes = []
@@ -251,7 +242,7 @@ def test_training_time_evaluation_keeps_to_the_batch(tmp_path):
 
 
 def test_left_padding_tokenizers_get_the_same_adversarial_examples(tmp_path):
-    tokenizer = _tokenizers(tmp_path)["byte_level_bpe"]
+    tokenizer = tokenizer_of_family("byte_level_bpe", sorted(WORD_SCORES), tmp_path)
     tokenizer.padding_side = "left"
     examples = [Example("a good movie with great acting", 1), Example("Bad movie with awful acting.", 0)]
     report, _ = _gradient_run(tokenizer, examples, batch_size=2)

@@ -23,6 +23,18 @@ def _forms(words: list[str]) -> list[str]:
     return sorted({form for w in words for form in (w, w[:1].upper() + w[1:])})
 
 
+# The three families a test runs over, named by the builders below.
+FAMILIES = ("wordpiece", "byte_level_bpe", "sentencepiece_unigram")
+
+
+def tokenizer_of_family(family: str, words: list[str], folder: Path) -> PreTrainedTokenizerFast:
+    """The tokenizer of ``family`` (one of ``FAMILIES``) with ``words`` whole; WordPiece writes its
+    vocabulary file to ``folder``."""
+    if family == "wordpiece":
+        return wordpiece(words, folder)
+    return byte_level_bpe(words) if family == "byte_level_bpe" else sentencepiece_unigram(words)
+
+
 def word_vocabulary(words: list[str], folder: Path, strip_accents: bool | None = None) -> BertTokenizerFast:
     """Uncased BERT WordPiece whose vocabulary is the five special tokens then ``words``, in this order,
     written to ``folder``: a word outside it is ``[UNK]``, as the toy victim wants. ``strip_accents``:
