@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from tiny_models import WORD_SCORES as TOY_WORD_SCORES
 from tiny_models import tiny_bert_config
 from tiny_tokenizers import FAMILIES, tokenizer_of_family
 
@@ -25,26 +26,8 @@ from rift_fast.core.records import Example
 from rift_fast.synonyms import SynonymIndex
 from rift_fast.synonyms.index import WORD_FORMS
 
-WORD_SCORES = {
-    "good": 1.0,
-    "great": 1.0,
-    "movie": 0.2,
-    "grand": -1.5,
-    "excellent": 3.0,
-    "bad": -1.0,
-    "awful": -2.0,
-    "poor": 0.5,
-    "dull": -0.1,
-    "plot": 0.0,
-    "acting": 0.0,
-    "a": 0.0,
-    "with": 0.0,
-    "film": 0.0,
-    "picture": 0.0,
-    "the": 0.0,
-    "man": 0.0,
-    "sees": 0.0,
-}
+# The toy victim's words and two more words of the texts below.
+WORD_SCORES = TOY_WORD_SCORES | {"man": 0.0, "sees": 0.0}
 SYNONYMS = SynonymIndex(
     {
         "good": ["excellent"],
