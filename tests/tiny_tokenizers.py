@@ -28,11 +28,14 @@ FAMILIES = ("wordpiece", "byte_level_bpe", "sentencepiece_unigram")
 
 
 def tokenizer_of_family(family: str, words: list[str], folder: Path) -> PreTrainedTokenizerFast:
-    """The tokenizer of ``family`` (one of ``FAMILIES``) with ``words`` whole; WordPiece writes its
-    vocabulary file to ``folder``."""
-    if family == "wordpiece":
-        return wordpiece(words, folder)
-    return byte_level_bpe(words) if family == "byte_level_bpe" else sentencepiece_unigram(words)
+    """The tokenizer of ``family`` (one of ``FAMILIES``; KeyError for another) with ``words`` whole;
+    WordPiece writes its vocabulary file to ``folder``."""
+    builders = {
+        "wordpiece": lambda: wordpiece(words, folder),
+        "byte_level_bpe": lambda: byte_level_bpe(words),
+        "sentencepiece_unigram": lambda: sentencepiece_unigram(words),
+    }
+    return builders[family]()
 
 
 def word_vocabulary(words: list[str], folder: Path, strip_accents: bool | None = None) -> BertTokenizerFast:
