@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python}"
 CPP_SOURCES=(csrc/*.cpp csrc/*.h csrc/cpu/*.cpp csrc/cuda/*.cu rift_fast/kernels/*.cuh)
-TYPED_PACKAGES=(rift_fast/ops rift_fast/attacks rift_fast/training rift_fast/models rift_fast/_custom_ops.py)
+TYPED_PACKAGES=(rift_fast)
 
 "$PYTHON" -m ruff check .
 "$PYTHON" -m ruff format --check .

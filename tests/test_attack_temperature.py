@@ -25,7 +25,7 @@ from rift_fast.attacks import (
 )
 from rift_fast.attacks.calibration import expected_calibration_error, fit_temperature, tempered_probabilities
 from rift_fast.attacks.runner import SUCCESS
-from rift_fast.cli import attack
+from rift_fast.cli import attack, attack_temperature
 from rift_fast.core.records import Example, TaskData
 from rift_fast.evaluation.statistics import Proportion
 from rift_fast.models import load_sequence_classifier
@@ -109,7 +109,7 @@ def test_a_temperature_outside_its_domain_is_refused(value):
 
 
 def test_the_t_1_run_writes_beside_the_output_and_the_table_shows_both():
-    assert attack.temperature_one_output(Path("runs/réport.json")) == Path("runs/réport.temperature-1.json")
+    assert attack_temperature.temperature_one_output(Path("runs/réport.json")) == Path("runs/réport.temperature-1.json")
 
     def report(robust, success, queries):  # of 100 examples, 80 correct before the attack
         intervals = {
@@ -120,7 +120,7 @@ def test_the_t_1_run_writes_beside_the_output_and_the_table_shows_both():
         return SimpleNamespace(summary=lambda: summary)
 
     calibration = {"temperature": 12.589, "chosen_by": "lowest expected calibration error on 500 dev examples"}
-    table = attack.miscalibration_table(calibration, report(60, 20, 40.0), report(35, 45, 80.0))
+    table = attack_temperature.miscalibration_table(calibration, report(60, 20, 40.0), report(35, 45, 80.0))
     assert "| 1 | 60.0% [50.2, 69.1] | 25.0% [16.8, 35.5] | 40 |" in table
     assert "| 12.6 | 35.0% [26.4, 44.7] | 56.2% [45.3, 66.6] | 80 |" in table
 
@@ -132,6 +132,6 @@ def test_auto_warns_when_few_dev_examples_choose_the_temperature(tiny_model_dir,
     task = TaskData("tiny", labels, dev, dev, dev, is_pair=False)
     args = attack.build_parser().parse_args(["--attack-temperature", "auto", "--max-length", "32"])
     with caplog.at_level(logging.WARNING, logger="rift_fast"):
-        chosen = attack.choose_temperature(args, task, model, tokenizer)
+        chosen = attack_temperature.choose_temperature(args, task, model, tokenizer)
     assert chosen["chosen_by"] == "lowest expected calibration error on 12 dev examples"
     assert "--attack-temperature auto: only 12 dev examples" in caplog.text

@@ -8,7 +8,7 @@ import socket
 import pytest
 import torch.multiprocessing as mp
 
-from rift_fast.cli import attack, train
+from rift_fast.cli import attack, train, train_run
 from rift_fast.cli.common import load_synonym_index
 from rift_fast.data.tasks import load_task
 from rift_fast.models import load_sequence_classifier, resolve_model_source
@@ -93,6 +93,18 @@ def test_train_runs_end_to_end_and_writes_results(tiny_model_dir, tmp_path, caps
     assert "| standard |" in out and "| ascc |" in out and "| rift |" in out
     results = json.loads((output / "results.json").read_text())
     assert [r["method"] for r in results["results"]] == ["standard", "ascc", "rift"]
+    # The layout of results.json: the settings (what the run derived last), each method's row, the comparisons.
+    assert list(results) == ["settings", "results", "comparisons"]
+    derived = ["data_identity", "train_examples_used", "max_length_rule", "synonym_table", "certification"]
+    assert list(results["settings"])[-5:] == derived
+    assert list(results["results"][0])[:6] == [
+        "method",
+        "train_seconds",
+        "checkpoint",
+        "history",
+        "settings",
+        "clean_accuracy",
+    ]
     assert (output / "results.png").stat().st_size > 1000 and (output / "results.md").exists()
     assert (output / "rift" / "best" / "model.safetensors").exists()
     saved = json.loads((output / "rift" / "best" / "config.json").read_text())  # the task's labels, not LABEL_i
@@ -175,13 +187,13 @@ def test_earlier_runs_moved_within_one_second_keep_apart_and_several_processes_r
     for k in range(3):
         (output / "standard" / "last").mkdir(parents=True)
         (output / "standard" / "last" / "marker").write_text(str(k))
-        train.keep_earlier_run(output, [output / "standard" / "last"], world=1)
+        train_run.keep_earlier_run(output, [output / "standard" / "last"], world=1)
     moved = sorted(tmp_path.glob("run.earlier-*"))
     assert sorted((path / "standard" / "last" / "marker").read_text() for path in moved) == ["0", "1", "2"]
     assert not output.exists() and capsys.readouterr().out.count("held an earlier run") == 3
     (output / "standard" / "last").mkdir(parents=True)
     with pytest.raises(FileExistsError, match="checkpoints from an earlier run exist .*: pass --resume"):
-        train.keep_earlier_run(output, [output / "standard" / "last"], world=2)
+        train_run.keep_earlier_run(output, [output / "standard" / "last"], world=2)
     assert (output / "standard" / "last").is_dir()
 
 

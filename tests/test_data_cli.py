@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rift_fast.cli import attack, train
+from rift_fast.cli import attack, attack_setup, train
 from rift_fast.data.sources import DATASET_PRESETS
 from rift_fast.models import LabelMismatchError
 
@@ -49,12 +49,12 @@ def test_the_default_attack_pool_is_the_presets_size_else_300_at_most_the_test_s
     test = [Example(f"text {i}", i % 2) for i in range(500)]
     task = TaskData("t", ("negative", "positive"), [], [], test, is_pair=False)
     task.dev = test[:120]
-    assert attack.default_pool_size(task, "test") == 300
-    assert attack.default_pool_size(task, "dev") == 120
+    assert attack_setup.default_pool_size(task, "test") == 300
+    assert attack_setup.default_pool_size(task, "dev") == 120
     task.pool_rule = PoolRule(1000, "published")
-    assert attack.default_pool_size(task, "test") == 500
+    assert attack_setup.default_pool_size(task, "test") == 500
     task.test = test[:40]
-    assert attack.default_pool_size(task, "test") == 40
+    assert attack_setup.default_pool_size(task, "test") == 40
 
 
 def _resolved(argv):

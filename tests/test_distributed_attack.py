@@ -30,7 +30,7 @@ from rift_fast.attacks.sharding import (
     settings_mismatches,
     store_counter,
 )
-from rift_fast.cli import attack
+from rift_fast.cli import attack, attack_run
 from rift_fast.core.records import Example
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -137,9 +137,9 @@ def test_the_checkpoints_of_an_output_are_found_for_any_number_of_processes(tmp_
         (tmp_path / name).write_text("{}\n")
     for name in ("run.json", "run.rankx.checkpoint.jsonl", "other.rank0.checkpoint.jsonl", "run.checkpoint.md"):
         (tmp_path / name).write_text("{}\n")
-    found = [path.name for path in attack.local_checkpoints(tmp_path / "run.json")]
+    found = [path.name for path in attack_run.local_checkpoints(tmp_path / "run.json")]
     assert found == ["run.checkpoint.jsonl", "run.rank0.checkpoint.jsonl", "run.rank11.checkpoint.jsonl"]
-    assert attack.local_checkpoints(tmp_path / "absent" / "run.json") == []
+    assert attack_run.local_checkpoints(tmp_path / "absent" / "run.json") == []
 
 
 # ------------------------------------------------------------------ under torchrun: the command line

@@ -18,6 +18,7 @@ from rift_fast.attacks import RecipeOptions, VictimModel, build_attack, greedy_r
 from rift_fast.attacks.embedding import WordEmbedding
 from rift_fast.attacks.resource_checks import MissingResourcesError, check_resources, missing_resources
 from rift_fast.cli import attack, train
+from rift_fast.cli.common import run_command_line
 from rift_fast.core.resources import GLOVE_50D, ResourceError, resource_available
 from rift_fast.synonyms import SynonymIndex, WordVectors
 from rift_fast.synonyms import index as index_module
@@ -182,7 +183,7 @@ def test_the_attack_command_stops_before_loading_naming_the_command(nothing_inst
     assert time.perf_counter() - started < 5
     assert TAGGER_COMMAND in str(error.value) and "found before loading anything" in str(error.value)
     assert not (tmp_path / "run.json").exists()
-    exit_status = attack.run_command_line(
+    exit_status = run_command_line(
         lambda: attack.main(["--attack", "bae", "--output", str(tmp_path / "r.json")]), "python -m rift_fast.attack"
     )
     assert exit_status == 2 and TAGGER_COMMAND in capsys.readouterr().err

@@ -33,7 +33,7 @@ from rift_fast.attacks import (
     run_attack,
 )
 from rift_fast.attacks.protocol_arguments import recipe_options
-from rift_fast.cli import attack, train
+from rift_fast.cli import attack, attack_results, plots, train, train_results
 from rift_fast.core.atomic_io import write_text_atomically
 from rift_fast.core.digests import model_digest, tokenizer_digest, tokenizer_settings
 from rift_fast.core.records import Example
@@ -220,7 +220,7 @@ def test_an_output_whose_summary_would_overwrite_it_is_refused(tiny_model_dir, t
 @pytest.mark.parametrize("role", ["results JSON", "Markdown summary", "checkpoint"])
 def test_an_output_at_an_existing_folder_is_refused_before_the_attack(tiny_model_dir, tmp_path, role):
     output = tmp_path / "run.json"
-    attack.output_paths(output, 1)[role].mkdir()
+    attack_results.output_paths(output, 1)[role].mkdir()
     with pytest.raises(SystemExit, match=f"the {role} would be written to .*, which is a folder"):
         _attack(tiny_model_dir, output)
     assert not output.with_suffix(".csv").exists()
@@ -254,8 +254,8 @@ def test_an_output_ending_in_a_slash_is_refused(tiny_model_dir, tmp_path, name):
 )
 @pytest.mark.parametrize("world", [1, 2, 3])
 def test_every_other_output_name_gives_distinct_files(name, world, tmp_path):
-    paths = attack.output_paths(tmp_path / name, world)
-    attack.refuse_unusable_outputs(paths)
+    paths = attack_results.output_paths(tmp_path / name, world)
+    attack_results.refuse_unusable_outputs(paths)
     assert len(paths) == 6 + world  # results JSON, Markdown, CSV of examples, CSV summary, HTML, curves
     assert len({str(p).casefold() for p in paths.values()}) == len(paths)
 
@@ -291,7 +291,7 @@ def test_the_results_plot_widens_with_the_methods(methods):
         {"method": f"method-{k}", "clean_accuracy": 0.8, "pwws_accuracy": None, "ascc_accuracy": 0.3 + k / 100}
         for k in range(methods)
     ]
-    image = Image.open(io.BytesIO(train.results_plot(rows, columns, "rotten_tomatoes: 300 test examples")))
+    image = Image.open(io.BytesIO(plots.results_plot(rows, columns, "rotten_tomatoes: 300 test examples")))
     assert image.width >= 840 and image.width >= 120 * (2 + 3 * (0.45 * methods + 0.5)) - 1
 
 
@@ -430,7 +430,7 @@ def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, t
         certification={"samples": 100000, "mc_error": 0.01, "alpha": 0.001},
         data_identity={"splits": {"test": "file held_out.csv"}},
     )
-    markdown = train.write_results(tmp_path, [row], args, settings)
+    markdown = train_results.write_results(tmp_path, [row], args, settings)
     assert "| standard | n/a | n/a | n/a | n/a | n/a | 1.0 min |" in markdown
     assert "(1,234 of 5,000 words with one-token synonyms). Hull space: word-embedding. Pooling: mean." in markdown
     assert "Training precision: float32." in markdown and "Attack search: float32." in markdown
@@ -442,7 +442,7 @@ def test_training_results_and_evaluation_show_n_a_for_an_empty_pool(tokenizer, t
 
 
 def _footer_args(test_examples: int, train_size: int | None = None, used: int = 32, **overrides) -> Namespace:
-    """The settings that ``train.write_results`` prints under the table, for a tiny run (``overrides``
+    """The settings that ``train_results.write_results`` prints under the table, for a tiny run (``overrides``
     replace any of them)."""
     settings = dict(
         test_examples=test_examples,
@@ -490,7 +490,7 @@ def test_the_results_footer_states_the_bf16_search_and_training_precision_used(
     assert evaluation["clean_accuracy"] == 1.0  # verdicts are float32 either way
     recorded = {"hull_space": "word-embedding", "pooling": "mean", "precision": training}
     row = {"method": "rift", "train_seconds": 6.0, "settings": recorded, "certified_accuracy": None, **evaluation}
-    markdown = train.write_results(tmp_path, [row], _footer_args(len(pool)), settings)
+    markdown = train_results.write_results(tmp_path, [row], _footer_args(len(pool)), settings)
     assert f"Training precision: {training}." in markdown and search in markdown
 
 
@@ -512,7 +512,7 @@ def test_the_results_footer_states_the_training_examples_used_not_asked(
         BagOfWords(tokenizer, WORD_SCORES), tokenizer, [], SYNONYMS, torch.zeros(1), settings
     )
     row = {"method": "standard", "train_seconds": 6.0, "settings": recorded, "certified_accuracy": None, **evaluation}
-    markdown = train.write_results(tmp_path, [row], _footer_args(0, train_size, used), settings)
+    markdown = train_results.write_results(tmp_path, [row], _footer_args(0, train_size, used), settings)
     assert expected in markdown
     assert json.loads((tmp_path / "results.json").read_text())["settings"]["train_examples_used"] == used
 

@@ -3,12 +3,14 @@ paired comparisons (each defense against standard, RIFT against ASCC) under it a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
+import torch
 from test_run_integrity import _footer_args
 
-from rift_fast.cli import train
+from rift_fast.cli import train_results, train_run
 from rift_fast.evaluation.pool_evaluation import EvaluationSettings, comparison_pairs, paired_comparisons
 from rift_fast.evaluation.statistics import Proportion, mcnemar_exact_p
 
@@ -55,7 +57,7 @@ def test_table_prints_intervals_and_the_paired_comparisons(tmp_path):
         _row("rift", {"clean_accuracy": 16, "pwws_accuracy": 8, "ascc_accuracy": 8, "certified_accuracy": 1}),
     ]
     settings = EvaluationSettings(max_length=16, recipes=("pwws",))
-    markdown = train.write_results(tmp_path, rows, _args(), settings)
+    markdown = train_results.write_results(tmp_path, rows, _args(), settings)
     assert "| standard | 85.0% [64.0, 94.8] | 10.0% [2.8, 30.1] | 25.0% [11.2, 46.9] | 0.0% [0.0, 16.1] |" in markdown
     assert "scored on words: the argmax slot of the hull weights at each position" in markdown
     # rift - standard on PWWS: the first 2 examples both robust, 6 robust under RIFT only: +30 points
@@ -68,3 +70,13 @@ def test_table_prints_intervals_and_the_paired_comparisons(tmp_path):
     pwws = next(c for c in recorded if (c["first"], c["second"], c["figure"]) == ("rift", "standard", "pwws_accuracy"))
     assert pwws["difference_points"] == pytest.approx(30.0) and pwws["table"]["only_first"] == 6
     assert pwws["low_points"] < 30.0 < pwws["high_points"]
+
+
+def test_a_trained_method_gives_its_row_of_the_results_json_in_the_recorded_key_order(tmp_path):
+    best = tmp_path / "rift" / "best"
+    trained = train_run.TrainedMethod("rift", best, 61.5, [{"epoch": 1}], {"pooling": "cls"}, torch.device("cpu"))
+    row = trained.result_row({"clean_accuracy": 0.5, "outcomes": {"clean_accuracy": [1, 0]}})
+    assert list(row) == ["method", "train_seconds", "checkpoint", "history", "settings", "clean_accuracy", "outcomes"]
+    assert row["checkpoint"] == str(best) and json.loads(json.dumps(row)) == row
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        trained.method = "ascc"

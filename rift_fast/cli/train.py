@@ -19,13 +19,9 @@ printed under it. ``--seeds 0 1 2`` runs everything once per seed and pools the 
 from __future__ import annotations
 
 import argparse
-import io
-import itertools
-import json
 import os
 import re
-import time
-from dataclasses import Field, asdict, fields
+from dataclasses import Field, fields
 from pathlib import Path
 
 from rift_fast.attacks.protocol_arguments import add_recipe_arguments, recipe_options
@@ -36,14 +32,12 @@ from rift_fast.cli.common import (
     add_model_arguments,
     add_synonym_arguments,
     configure_logging,
-    init_distributed,
-    load_synonym_index,
     non_negative_int,
     positive_int,
     seed_int,
 )
 from rift_fast.cli.help import HelpFormatter, parse_arguments
-from rift_fast.core.settings_diff import settings_differences
+from rift_fast.cli.train_run import run_seeds, train_and_evaluate
 from rift_fast.evaluation.pool_evaluation import EVALUATED_RECIPES
 from rift_fast.models.classifier import EMBEDDING_OUTPUT, HULL_SPACES, WORD_EMBEDDING
 from rift_fast.models.lora import LORA_DROPOUT
@@ -61,6 +55,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m rift_fast.train", usage="%(prog)s [options]", description=__doc__, formatter_class=HelpFormatter
     )
+    add_method_arguments(parser)
+    add_model_arguments(parser)
+    add_encoder_arguments(parser)
+    add_data_arguments(parser)
+    parser.set_defaults(dataset=None)
+    add_synonym_arguments(parser)
+    add_optimisation_arguments(parser)
+    add_lora_arguments(parser)
+    add_defense_arguments(parser)
+    add_evaluation_arguments(parser)
+    add_recipe_arguments(parser, "options of --eval-attacks (unset: the recipe's published value)")
+    add_run_arguments(parser)
+    return parser
+
+
+def add_method_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--task`` (the preset of settings) and ``--method`` (the defenses trained)."""
     parser.add_argument(
         "--task",
         default="embedded",
@@ -75,7 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"methods to train, one after the other (default: {' '.join(DEFAULT_METHODS)}; {ALL_METHODS}: every "
         "registered one): " + "; ".join(f"{name}: {defense.summary}" for name, defense in sorted(DEFENSES.items())),
     )
-    add_model_arguments(parser)
+
+
+def add_encoder_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the hull is built, the sentence feature and the training precision."""
     parser.add_argument(
         "--hull-space",
         default="auto",
@@ -103,9 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
         "sm80+, CPUs with AVX512-BF16/AMX), else float32. Evaluation scores in float32; where bf16 is native "
         "its attacks search with a bf16 copy of the model and re-score every verdict in float32",
     )
-    add_data_arguments(parser)
-    parser.set_defaults(dataset=None)
-    add_synonym_arguments(parser)
+
+
+def add_optimisation_arguments(parser: argparse.ArgumentParser) -> None:
+    """Epochs, batch, learning rate, warm-up, max length and training examples (unset: from --task)."""
     optimisation = parser.add_argument_group("optimisation (unset: from --task)")
     optimisation.add_argument("--epochs", type=positive_int)
     optimisation.add_argument(
@@ -129,8 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=non_negative_int,
         help="batches of similar lengths, sorted within groups of this many batches (0: random batches, as RIFT)",
     )
-    add_lora_arguments(parser)
-    add_defense_arguments(parser)
+
+
+def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
+    """Model selection on dev examples, the test pool and the recipes run on it (unset: from --task)."""
     evaluation = parser.add_argument_group("evaluation (unset: from --task)")
     evaluation.add_argument(
         "--dev-examples", type=positive_int, help="dev examples for model selection (ASCC robust acc)"
@@ -150,7 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument(
         "--ga-generations", type=positive_int, help="40 as published; 20 is the common faster variant"
     )
-    add_recipe_arguments(parser, "options of --eval-attacks (unset: the recipe's published value)")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The output folder, ``--seeds`` and ``--resume``."""
     run = parser.add_argument_group("run")
     run.add_argument("--output-dir", default=None, help="checkpoints and results (default runs/<task>)")
     run.add_argument(
@@ -166,7 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue each method from its last checkpoint (epoch end); methods without one start from the beginning",
     )
-    return parser
 
 
 def add_lora_arguments(parser: argparse.ArgumentParser) -> None:
@@ -194,27 +213,6 @@ def add_lora_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="recompute each layer's activations in the backward pass instead of keeping them (less memory)",
     )
-
-
-def keep_earlier_run(output_dir: Path, checkpoints: list[Path], world: int) -> None:
-    """A run without --resume never overwrites an earlier run's ``checkpoints`` in ``output_dir``: the
-    whole folder is renamed ``<name>.earlier-<UTC time>`` beside it and the run starts afresh. Under
-    several processes, where the ranks could not agree on the rename, raises FileExistsError naming
-    the checkpoints instead."""
-    found = ", ".join(map(str, checkpoints))
-    if world > 1:
-        raise FileExistsError(
-            f"checkpoints from an earlier run exist ({found}): pass --resume to continue them, or give another "
-            "--output-dir (or move them away) to start over"
-        )
-    stem = f"{output_dir.name}.earlier-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
-    kept = output_dir.with_name(stem)
-    for count in itertools.count(2):  # runs moved within one second: <stem>-2, <stem>-3, ...
-        if not kept.exists():
-            break
-        kept = output_dir.with_name(f"{stem}-{count}")
-    output_dir.rename(kept)
-    print(f"{output_dir} held an earlier run ({found}); moved to {kept} (pass --resume to continue a run instead)")
 
 
 def defense_options() -> dict[str, tuple[Field, list[str]]]:
@@ -266,25 +264,6 @@ def resolve_settings(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
-def resolve_max_length(args: argparse.Namespace, tokenizer, train_examples: list, given: bool) -> str:
-    """Sets ``args.max_length``: as given (``given``: on the command line) or from --task when it fits the
-    model; when unset, derived from ``train_examples`` (:func:`rift_fast.data.sources.derived_max_length`).
-    Returns how it was set. Raises SystemExit when a given length does not fit the model."""
-    from rift_fast.data.sources import derived_max_length
-    from rift_fast.models import checked_max_length, load_config, usable_max_length
-
-    config = load_config(args.model)
-    if args.max_length is None:
-        usable = usable_max_length(config, tokenizer)
-        args.max_length, how = derived_max_length(tokenizer, train_examples, usable, seed=args.seed)
-        return f"from the data: {how}"
-    try:  # the preset's length too must fit the model: settings are recorded as given, never clamped
-        args.max_length = checked_max_length(args.max_length, config, tokenizer)
-    except ValueError as error:
-        raise SystemExit(f"--max-length {args.max_length} (given, or from --task {args.task}): {error}") from error
-    return "given" if given else f"from --task {args.task}"
-
-
 def expand_methods(methods: list[str]) -> list[str]:
     """``methods`` with ``all`` replaced by every registered defense (the default methods first).
     Raises SystemExit when a method is listed twice (both runs would write one checkpoint folder
@@ -302,159 +281,9 @@ def expand_methods(methods: list[str]) -> list[str]:
     return methods
 
 
-def _subsample(examples, size, seed):
-    if size is None or size >= len(examples):
-        return examples
-    from sklearn.model_selection import train_test_split
-
-    kept, _ = train_test_split(examples, train_size=size, random_state=seed, stratify=[e.label for e in examples])
-    return kept
-
-
-def training_examples(args: argparse.Namespace) -> str:
-    """How many training examples were used (``args.train_examples_used``), and why that many: the whole
-    split, a --train-size sample, or the whole split because it is smaller than the --train-size asked."""
-    used, asked = args.train_examples_used, args.train_size
-    if asked is None:
-        return f"{used:,} examples (the whole training split)"
-    if used < asked:
-        return f"{used:,} examples (the whole training split: --train-size {asked:,} asked for more)"
-    return f"{used:,} examples (a sample stratified by label, --train-size)"
-
-
-def write_results(
-    output_dir: Path, rows: list[dict], args: argparse.Namespace, evaluation, stratified_pool: bool = False
-) -> str:
-    """Results JSON, Markdown table and PNG plot (``evaluation``: the EvaluationSettings of the attacks;
-    ``stratified_pool``: the pool was drawn under a preset's PoolRule); returns the Markdown."""
-    from rift_fast.attacks import RECIPES
-    from rift_fast.core.atomic_io import write_bytes_atomically, write_text_atomically
-    from rift_fast.evaluation.pool_evaluation import accuracy_columns, paired_comparisons
-    from rift_fast.training.ascc_words import ASCC_SCORING
-
-    columns = accuracy_columns(evaluation.recipes)
-    lines = [
-        "| method | " + " | ".join(f"{name} acc" for _, name in columns) + " | train time |",
-        "| --- | " + " | ".join("---:" for _ in columns) + " | ---: |",
-    ]
-    for row in rows:
-        accuracies = " | ".join(figure_text(row, key) for key, _ in columns)
-        lines.append(f"| {row['method']} | {accuracies} | {row['train_seconds'] / 60:.1f} min |")
-    comparisons = paired_comparisons(rows, [key for key, _ in columns])
-    options = evaluation.options()
-    attacks = " ".join(f"{RECIPES[name].label}: {RECIPES[name].describe(options)}." for name in evaluation.recipes)
-    drawn = "sampled stratified by label" if stratified_pool else "shuffled"
-    origin = args.data_identity.get("splits", {}).get("test")
-    test_origin = f"test split: {origin}; " if origin else "test split "
-    lines += [
-        "",
-        f"Test pool: {args.test_examples} examples of {args.dataset} ({test_origin}{drawn} with seed "
-        f"{args.seed}). {attacks} Attack search: {search_precision(rows)}. ASCC: {evaluation.ascc_steps} steps, CE, "
-        f"scored on {ASCC_SCORING}. "
-        f"Certified: SAFER randomized smoothing ({args.certification['samples']:,} samples, Monte Carlo error "
-        f"{args.certification['mc_error']}, alpha {args.certification['alpha']}) against any substitution from "
-        "the synonym sets. "
-        f"Synonyms: {args.synonyms} ({args.synonym_table['words_covered']:,} of "
-        f"{args.synonym_table['words_with_synonyms']:,} words with one-token synonyms). Hull space: "
-        f"{', '.join(sorted({str(row['settings']['hull_space']) for row in rows}))}. Pooling: "
-        f"{', '.join(sorted({str(row['settings']['pooling']) for row in rows}))}. Training precision: "
-        f"{', '.join(sorted({str(row['settings']['precision']) for row in rows}))}. "
-        f"Training: {training_examples(args)}, {args.epochs} epochs, batch "
-        f"{args.batch_size}, max length {args.max_length}, lr {args.lr}, warm-up {args.warmup_epochs} epochs, "
-        f"adversary steps {args.adversary_steps}, KL weight {args.kl_weight}, MI weight {args.mi_weight}, "
-        f"seed {args.seed}. n/a: an empty test pool. [low, high]: 95% Wilson score interval (Wilson 1927).",
-        *comparison_lines(comparisons, columns),
-    ]
-    markdown = "\n".join(lines) + "\n"
-    write_text_atomically(output_dir / "results.md", markdown)
-    record = {"settings": vars(args), "results": rows, "comparisons": comparisons}
-    write_text_atomically(output_dir / "results.json", json.dumps(record, indent=1))
-    title = f"{args.dataset}, {args.model}: {args.test_examples} test examples"
-    write_bytes_atomically(output_dir / "results.png", results_plot(rows, columns, title))
-    return markdown
-
-
-def figure_text(row: dict, key: str) -> str:
-    """A row's figure ``key`` with its 95% Wilson interval (``35.0% [29.8, 40.6]``), ``n/a`` when missing."""
-    from rift_fast.attacks.runner import format_figure
-    from rift_fast.evaluation.statistics import format_record
-
-    interval = row.get("intervals", {}).get(key)
-    return format_record(interval) if interval is not None else format_figure(row.get(key), ".1%")
-
-
-def comparison_lines(comparisons: list[dict], columns: list[tuple[str, str]]) -> list[str]:
-    """Markdown lines of the paired comparisons under the results table: one row per pair of methods, one
-    column per figure (difference in points, its 95% interval, exact McNemar p); none without comparisons."""
-    from rift_fast.evaluation.statistics import DIFFERENCE_METHOD, MCNEMAR_METHOD, format_comparison
-
-    if not comparisons:
-        return []
-    shown = [(key, name) for key, name in columns if any(c["figure"] == key for c in comparisons)]
-    lines = [
-        "",
-        "Paired comparisons on the same examples (first - second, in points [95% interval], p):",
-        "",
-        "| methods | " + " | ".join(name for _, name in shown) + " |",
-        "| --- | " + " | ".join("---:" for _ in shown) + " |",
-    ]
-    for first, second in dict.fromkeys((c["first"], c["second"]) for c in comparisons):
-        cells = {c["figure"]: format_comparison(c) for c in comparisons if (c["first"], c["second"]) == (first, second)}
-        lines.append(f"| {first} - {second} | " + " | ".join(cells.get(key, "n/a") for key, _ in shown) + " |")
-    lines += ["", f"Interval: {DIFFERENCE_METHOD}. Test: {MCNEMAR_METHOD}."]
-    return lines
-
-
-def search_precision(rows: list[dict]) -> str:
-    """How the rows' attacks searched: float32, or bf16 with float32 verdicts."""
-    dtypes = {row.get("attack_search_dtype") for row in rows}
-    return "bf16 copy, every verdict re-scored in float32" if "bfloat16" in dtypes else "float32"
-
-
-def results_plot(rows: list[dict], columns: list[tuple[str, str]], title: str) -> bytes:
-    """PNG of grouped bars: one group per accuracy column, one bar per method, each with its 95% Wilson
-    interval when the row has ``intervals`` (the figure widens with the methods; with more than four the
-    value labels turn upright so that they stay readable)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from rift_fast.attacks.runner import format_figure
-
-    many = len(rows) > 4
-    figure, axis = plt.subplots(figsize=(max(7.0, 2 + len(columns) * (0.45 * len(rows) + 0.5)), 4.2))
-    width = 0.8 / len(rows)
-    for k, row in enumerate(rows):
-        values = [row[key] for key, _ in columns]
-        intervals = [row.get("intervals", {}).get(key) or {} for key, _ in columns]
-        heights = [0 if v is None else 100 * v for v in values]
-        below = [h - 100 * i["low"] if i.get("low") is not None else 0 for h, i in zip(heights, intervals)]
-        above = [100 * i["high"] - h if i.get("high") is not None else 0 for h, i in zip(heights, intervals)]
-        bars = axis.bar(
-            [i + k * width for i in range(len(columns))],
-            heights,
-            width,
-            yerr=[below, above],
-            capsize=2,
-            error_kw={"elinewidth": 0.8},
-            label=row["method"],
-        )
-        labels = [format_figure(None if v is None else 100 * v, ".0f") for v in values]
-        axis.bar_label(bars, labels=labels, fontsize=7 if many else 8, rotation=90 if many else 0, padding=2)
-    axis.set_xticks([i + width * (len(rows) - 1) / 2 for i in range(len(columns))], [name for _, name in columns])
-    axis.set_ylabel("accuracy on the test pool (%, bars: 95% Wilson interval)")
-    axis.set_ylim(0, 110)
-    axis.set_title(title)
-    axis.legend(ncol=min(len(rows), 5), loc="upper center", fontsize=8, frameon=False)
-    figure.tight_layout()
-    image = io.BytesIO()
-    figure.savefig(image, format="png", dpi=120)
-    plt.close(figure)
-    return image.getvalue()
-
-
 def main(argv: list[str] | None = None) -> int:
+    """``python -m rift_fast.train``: parses ``argv`` (default: the process's arguments), resolves the
+    settings and trains and evaluates with the output folder held by this run. Returns the exit status."""
     args = parse_arguments("train", build_parser(), argv)
     max_length_given = args.max_length is not None
     args = resolve_settings(args)
@@ -476,249 +305,3 @@ def run_training(args: argparse.Namespace, max_length_given: bool) -> int:
     else:
         train_and_evaluate(args, max_length_given)
     return 0
-
-
-def train_and_evaluate(args: argparse.Namespace, max_length_given: bool) -> list[dict] | None:
-    """One run: train every method of ``args.method`` with ``args.seed``, evaluate each on the test pool,
-    write and print the results in ``args.output_dir``. Returns the results' rows (None on ranks other
-    than 0 of a distributed run)."""
-    import torch
-
-    from rift_fast.core.words import vocabulary
-    from rift_fast.data.sources import DatasetOptions, load_data
-    from rift_fast.data.split_overlap import split_digests
-    from rift_fast.data.tasks import test_pool
-    from rift_fast.evaluation.certification import CertificationSettings
-    from rift_fast.evaluation.pool_evaluation import (
-        EvaluationSettings,
-        certified_test_pool,
-        evaluate_test_pool,
-        merged_evaluations,
-    )
-    from rift_fast.models import checkpoint_dir, load_tokenizer, load_trained_classifier, resolve_checkpoint
-    from rift_fast.training.loop import Trainer, TrainSettings, encode_examples
-
-    rank, world = init_distributed()
-    say = print if rank == 0 else (lambda *a, **k: None)
-    started = time.perf_counter()
-    task = load_data(DatasetOptions.from_args(args), seed=args.seed)
-    args.data_identity = task.identity  # recorded with the results and compared when a method resumes
-    train_examples = _subsample(task.train, args.train_size, args.seed)
-    args.train_examples_used = len(train_examples)  # the results say what was used, not what was asked
-    say(task.describe())
-    tokenizer = load_tokenizer(args.model)
-    args.max_length_rule = resolve_max_length(args, tokenizer, train_examples, given=max_length_given)
-    say(f"max length {args.max_length} ({args.max_length_rule})")
-    pool = test_pool(task, args.test_examples, seed=args.seed)
-    # The words WordNet is asked about: every split the synonyms serve (training, dev, the attacked pool).
-    words = vocabulary(e.text_pair or e.text for e in (*task.train, *task.dev, *pool))
-    synonyms = load_synonym_index(args, words)
-    table, coverage = synonyms.vocab_table_with_coverage(tokenizer, k=args.synonym_k)
-    args.synonym_table = asdict(coverage)  # recorded with the settings in results.json
-    say(f"model: {args.model} | synonyms: {synonyms.source}")  # the table's coverage is logged with it
-    train = encode_examples(tokenizer, train_examples, args.max_length)
-    dev = encode_examples(tokenizer, task.dev[: args.dev_examples], args.max_length)  # model selection reads no more
-    say(
-        f"training {', '.join(args.method)} on {len(train_examples)} examples: {args.epochs} epochs, batch "
-        f"{args.batch_size}, max length {args.max_length}, lr {args.lr}, adversary steps {args.adversary_steps}, "
-        f"KL weight {args.kl_weight}, MI weight {args.mi_weight}; torch threads {torch.get_num_threads()}"
-    )
-    output_dir = Path(args.output_dir)
-    resumable = {m for m in args.method if resolve_checkpoint(checkpoint_dir(output_dir, m, "last")) is not None}
-    if args.resume and not resumable:
-        raise FileNotFoundError(f"--resume: no checkpoint of {', '.join(args.method)} in {output_dir}")
-    if resumable and not args.resume:
-        keep_earlier_run(output_dir, [checkpoint_dir(output_dir, m, "last") for m in sorted(resumable)], world)
-    runs = {}
-    for method in args.method:
-        settings = TrainSettings.for_method(
-            method, **{name: getattr(args, name) for name in TrainSettings.option_names(method)}
-        )
-        trainer = Trainer(
-            settings,
-            tokenizer,
-            train,
-            dev,
-            table,
-            output_dir,
-            len(task.label_names),
-            rank=rank,
-            world_size=world,
-            data_identity=task.identity,
-            synonyms=synonyms,
-            label_names=task.label_names,
-            split_digests=split_digests(task.train, task.dev, task.test),
-        )
-        if args.resume and method not in resumable:
-            say(f"[{method}] --resume: no checkpoint yet in {trainer.last_dir}; training from the start")
-        method_started = time.perf_counter()
-        best = trainer.run(resume=args.resume and method in resumable)
-        runs[method] = {
-            "best": best,
-            "train_seconds": time.perf_counter() - method_started,
-            "history": trainer.history,
-            "settings": asdict(trainer.settings),  # the hull space "auto" resolved to
-            "device": trainer.device,
-        }
-        del trainer
-    if world > 1:
-        # Only rank 0 evaluates: the other ranks leave the process group instead of waiting in a
-        # collective for the whole evaluation (which would outlast the collective's timeout).
-        import torch.distributed as dist
-
-        dist.barrier()
-        dist.destroy_process_group()
-        if rank != 0:
-            return None
-    evaluation_settings = EvaluationSettings(
-        max_length=args.max_length,
-        ga_population=args.ga_population,
-        ga_generations=args.ga_generations,
-        seed=args.seed,
-        recipes=tuple(args.eval_attacks),
-        recipe_options=recipe_options(args),
-    )
-    certification = CertificationSettings(seed=args.seed)  # SAFER's published samples and Monte Carlo error
-    args.certification = asdict(certification)  # recorded with the settings in results.json
-    rows = []
-    for method, run in runs.items():
-        say(f"[{method}] evaluating {run['best']} on {len(pool)} test examples ...")
-        model = load_trained_classifier(run["best"]).to(run["device"])
-        evaluation = evaluate_test_pool(model, tokenizer, pool, synonyms, table, evaluation_settings)
-        certified = certified_test_pool(model, tokenizer, pool, synonyms, evaluation_settings, certification)
-        evaluation = merged_evaluations(evaluation, certified)
-        rows.append(
-            {
-                "method": method,
-                "train_seconds": run["train_seconds"],
-                "checkpoint": str(run["best"]),
-                "history": run["history"],
-                "settings": run["settings"],
-                **evaluation,
-            }
-        )
-    markdown = write_results(output_dir, rows, args, evaluation_settings, stratified_pool=task.pool_rule is not None)
-    print()
-    print(markdown)
-    print(
-        f"results: {output_dir / 'results.md'}, {output_dir / 'results.json'}, {output_dir / 'results.png'} "
-        f"(total {(time.perf_counter() - started) / 60:.1f} min)"
-    )
-    return rows
-
-
-SEED_FOLDER = "seed-{seed}"  # each seed's run in --output-dir
-SEED_SETTINGS = ("method", "model", "dataset", "task", "eval_attacks", "test_examples", *PRESET_FIELDS)
-
-
-def finished_seed(args: argparse.Namespace) -> list[dict] | None:
-    """The rows of a seed's run that was evaluated to the end (its ``results.json``), None when there is
-    none. Raises ValueError naming the settings that differ when it was run with other settings."""
-    path = Path(args.output_dir) / "results.json"
-    if not path.exists():
-        return None
-    recorded = json.loads(path.read_text())
-    wanted = json.loads(json.dumps({name: getattr(args, name) for name in (*SEED_SETTINGS, "seed")}))  # as stored
-    changed = settings_differences({name: recorded["settings"].get(name) for name in wanted}, wanted)
-    if changed:
-        raise ValueError(f"--resume: {path} was written with other settings:\n  " + "\n  ".join(changed))
-    return recorded["results"]
-
-
-def run_seeds(args: argparse.Namespace, max_length_given: bool) -> None:
-    """``--seeds``: :func:`train_and_evaluate` once per seed in ``<output-dir>/seed-N`` (with --resume, a
-    seed already evaluated is read back and a seed cut short continues from its checkpoints), then the
-    summary over seeds (:func:`write_seed_summary`), written and printed."""
-    import copy
-    import os
-
-    from rift_fast.models import checkpoint_dir, resolve_checkpoint
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise SystemExit(
-            "--seeds runs one process; under torchrun give one seed per launch (--seed N, --output-dir "
-            "<dir>/seed-N), then run --seeds ... --resume without torchrun to pool them"
-        )
-    root = Path(args.output_dir)
-    per_seed: dict[int, list[dict]] = {}
-    for seed in dict.fromkeys(args.seeds):
-        seed_args = copy.deepcopy(args)
-        seed_args.seed, seed_args.seeds = seed, None
-        seed_args.output_dir = str(root / SEED_FOLDER.format(seed=seed))
-        rows = finished_seed(seed_args) if args.resume else None
-        if rows is not None:
-            print(f"seed {seed}: evaluated earlier, results read from {seed_args.output_dir}/results.json")
-        else:
-            checkpoints = [checkpoint_dir(Path(seed_args.output_dir), m, "last") for m in args.method]
-            seed_args.resume = args.resume and any(resolve_checkpoint(c) is not None for c in checkpoints)
-            print(f"seed {seed}: {'resuming' if seed_args.resume else 'training'} in {seed_args.output_dir}")
-            rows = train_and_evaluate(seed_args, max_length_given) or []  # one process: always rank 0
-        per_seed[seed] = rows
-    print(write_seed_summary(root, per_seed, args))
-
-
-def write_seed_summary(root: Path, per_seed: dict[int, list[dict]], args: argparse.Namespace) -> str:
-    """``results.json`` and ``results.md`` in ``root`` over the seeds' rows ``per_seed``: each method's mean
-    and standard deviation over seeds of each figure, and the paired comparisons pooled over seeds
-    (:func:`rift_fast.evaluation.statistics.pooled_paired_comparison`); the JSON keeps every seed's rows. Returns the
-    Markdown."""
-    from rift_fast.core.atomic_io import write_text_atomically
-    from rift_fast.evaluation.pool_evaluation import accuracy_columns, comparison_pairs
-    from rift_fast.evaluation.statistics import CMH_METHOD, DIFFERENCE_METHOD, mean_and_sd, pooled_paired_comparison
-
-    columns = accuracy_columns(tuple(args.eval_attacks))
-    methods = list(args.method)
-    by_seed = {seed: {row["method"]: row for row in rows} for seed, rows in per_seed.items()}
-    summary = {}
-    for method in methods:
-        summary[method] = {}
-        for key, _ in columns:
-            values = [by_seed[seed][method].get(key) for seed in per_seed]
-            mean, sd = mean_and_sd(values)
-            summary[method][key] = {"values": values, "mean": mean, "sd": sd}
-    comparisons = []
-    for first, second in comparison_pairs(methods):
-        for key, _ in columns:
-            outcomes = [
-                (rows[first]["outcomes"][key], rows[second]["outcomes"][key])
-                for rows in by_seed.values()
-                if key in rows[first].get("outcomes", {}) and key in rows[second].get("outcomes", {})
-            ]
-            if len(outcomes) == len(per_seed):
-                comparisons.append(
-                    {"first": first, "second": second, "figure": key, **pooled_paired_comparison(outcomes)}
-                )
-    lines = [
-        f"Over {len(per_seed)} seeds ({', '.join(map(str, per_seed))}): mean ± standard deviation (in points).",
-        "",
-        "| method | " + " | ".join(f"{name} acc" for _, name in columns) + " |",
-        "| --- | " + " | ".join("---:" for _ in columns) + " |",
-    ]
-    for method in methods:
-        cells = [_mean_sd_text(summary[method][key]) for key, _ in columns]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    lines += comparison_lines(comparisons, columns)[:-1]
-    if comparisons:
-        lines.append(
-            f"Pooled over seeds. Interval: {DIFFERENCE_METHOD}, on the table summed over seeds. Test: {CMH_METHOD}."
-        )
-    lines.append(f"Each seed's table: {root}/{SEED_FOLDER.format(seed='N')}/results.md.")
-    markdown = "\n".join(lines) + "\n"
-    record = {
-        "settings": vars(args),
-        "seeds": {str(seed): rows for seed, rows in per_seed.items()},
-        "summary": summary,
-        "comparisons": comparisons,
-    }
-    write_text_atomically(root / "results.json", json.dumps(record, indent=1))
-    write_text_atomically(root / "results.md", markdown)
-    return markdown
-
-
-def _mean_sd_text(figure: dict) -> str:
-    """``35.0 ± 2.1`` (shares in points), ``35.0`` for one seed, ``n/a`` without a value."""
-    if figure["mean"] is None:
-        return "n/a"
-    if figure["sd"] is None:
-        return f"{100 * figure['mean']:.1f}"
-    return f"{100 * figure['mean']:.1f} ± {100 * figure['sd']:.1f}"

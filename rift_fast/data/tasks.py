@@ -80,6 +80,24 @@ def stratified_split(examples: list[Example], held_out: int, seed: int) -> tuple
     return rest, held
 
 
+def stratified_sample(examples: list[Example], size: int | None, seed: int) -> list[Example]:
+    """``size`` of ``examples``, stratified by label and deterministic for ``seed`` (all of them when
+    ``size`` is None or not smaller than their number).
+
+    Args:
+        examples: the examples to sample from (a training split).
+        size: how many to keep; None keeps them all.
+        seed: the seed of the draw.
+
+    Returns:
+        The kept examples.
+    """
+    if size is None or size >= len(examples):
+        return examples
+    kept, _ = train_test_split(examples, train_size=size, random_state=seed, stratify=[e.label for e in examples])
+    return kept
+
+
 def _carve_dev(train: list[Example], dev_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
     """(train, dev) with ``dev_fraction`` of ``train`` held out as dev."""
     if not 0 < dev_fraction < 1:

@@ -13,7 +13,7 @@ from rift_fast.attacks.recipes import PUBLISHED_GA_GENERATIONS, PUBLISHED_GA_POP
 from rift_fast.attacks.runner import MISCLASSIFIED
 from rift_fast.core.records import Example
 from rift_fast.evaluation.certification import CertificationSettings, certified_accuracy
-from rift_fast.evaluation.statistics import Proportion, paired_comparison
+from rift_fast.evaluation.statistics import Proportion, mean_and_sd, paired_comparison, pooled_paired_comparison
 from rift_fast.models import checked_max_length
 from rift_fast.synonyms import SynonymIndex
 from rift_fast.training.adversary import ADVERSARY_STEPS
@@ -225,4 +225,58 @@ def paired_comparisons(rows: list[dict], keys: list[str]) -> list[dict]:
             if key in by_method[first] and key in by_method[second]:
                 comparison = paired_comparison(by_method[first][key], by_method[second][key])
                 comparisons.append({"first": first, "second": second, "figure": key, **comparison})
+    return comparisons
+
+
+def seed_summary(
+    by_seed: dict[int, dict[str, dict]], methods: list[str], keys: list[str]
+) -> dict[str, dict[str, dict]]:
+    """Each method's figures over seeds: ``{method: {key: {"values", "mean", "sd"}}}``, the values one per
+    seed (None where a row lacks the figure), their mean and sample standard deviation
+    (:func:`rift_fast.evaluation.statistics.mean_and_sd`).
+
+    Args:
+        by_seed: seed -> method -> that method's results row (a dict of figures) in that seed's run.
+        methods: the methods summarised, in the order of the summary.
+        keys: the figures summarised (e.g. ``clean_accuracy``), shares in [0, 1].
+
+    Returns:
+        The summary, by method then figure.
+    """
+    summary: dict[str, dict[str, dict]] = {}
+    for method in methods:
+        summary[method] = {}
+        for key in keys:
+            values = [rows[method].get(key) for rows in by_seed.values()]
+            mean, sd = mean_and_sd(values)
+            summary[method][key] = {"values": values, "mean": mean, "sd": sd}
+    return summary
+
+
+def pooled_comparisons(by_seed: dict[int, dict[str, dict]], methods: list[str], keys: list[str]) -> list[dict]:
+    """Paired comparisons of the pairs of :func:`comparison_pairs` pooled over seeds
+    (:func:`rift_fast.evaluation.statistics.pooled_paired_comparison`), on each figure that both methods
+    have outcomes for in every seed's run.
+
+    Args:
+        by_seed: seed -> method -> that method's results row, with its per-example ``outcomes``.
+        methods: the methods compared.
+        keys: the figures compared (e.g. ``clean_accuracy``).
+
+    Returns:
+        ``{"first", "second", "figure", ...}`` records with the pooled difference (first - second, in
+        points), its interval and the Cochran-Mantel-Haenszel p-value.
+    """
+    comparisons = []
+    for first, second in comparison_pairs(methods):
+        for key in keys:
+            outcomes = [
+                (rows[first]["outcomes"][key], rows[second]["outcomes"][key])
+                for rows in by_seed.values()
+                if key in rows[first].get("outcomes", {}) and key in rows[second].get("outcomes", {})
+            ]
+            if len(outcomes) == len(by_seed):
+                comparisons.append(
+                    {"first": first, "second": second, "figure": key, **pooled_paired_comparison(outcomes)}
+                )
     return comparisons
