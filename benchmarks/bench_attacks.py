@@ -349,7 +349,7 @@ def recipe_options(attack: str, args):
 def forget_auxiliary_models() -> None:
     """Empties the loaders' caches of sentence encoders and masked LMs, so that each run loads its own and
     none starts from another's embedding cache."""
-    from rift_fast.attacks.greedy_recipes import load_masked_language_model, load_sentence_encoder
+    from rift_fast.attacks.recipes.greedy import load_masked_language_model, load_sentence_encoder
 
     load_sentence_encoder.cache_clear()
     load_masked_language_model.cache_clear()

@@ -21,7 +21,7 @@ from rift_fast.attacks import (
     VictimModel,
     run_attack,
 )
-from rift_fast.attacks.greedy import GreedyWordSwap
+from rift_fast.attacks.search import GreedyWordSwap
 from rift_fast.attacks.text import WordSpans, match_case
 from rift_fast.core.records import Example
 from rift_fast.synonyms import SynonymIndex

@@ -1,5 +1,6 @@
-"""Adding a defense or an attack takes one class and one registry line; the package has no import
-circle, and the attack command line does not import the training code."""
+"""Adding a defense or an attack takes one class and one registry line, and a recipe with options of its
+own one module and one registry line; the package has no import circle, and the attack command line does
+not import the training code."""
 
 import ast
 import json
@@ -10,7 +11,8 @@ import pytest
 import torch.nn.functional as F
 
 from rift_fast.attacks import RECIPES, SearchMethod, SearchOutcome
-from rift_fast.attacks.recipes import register_search
+from rift_fast.attacks.recipes import Recipe, register_recipe, register_search
+from rift_fast.attacks.recipes.options import ModificationBudgetOption, option
 from rift_fast.cli import train
 from rift_fast.training.defenses import DEFENSES, Defense, register_defense
 
@@ -195,3 +197,82 @@ def test_a_toy_search_is_one_class_and_one_registry_line(toy_search, tiny_model_
     report = json.loads(output.read_text())
     assert report["settings"]["search"] == {"search": "toy-first-swap"} and report["summary"]["examples"] == 3
     assert all(r["words_changed"] <= 1 for r in report["results"])
+
+
+# A recipe with an option of its own: its module is the options dataclass, the search and the recipe below.
+@dataclass(frozen=True)
+class FirstSwapsOptions(ModificationBudgetOption):
+    """The toy recipe's options.
+
+    Attributes:
+        toy_swaps: words swapped per example.
+    """
+
+    toy_swaps: int = option(1, "toy recipe: words swapped per example", int, positive=True)
+
+
+class FirstSwaps(SearchMethod):
+    """Swap the first ``swaps`` attackable words for their first candidates (a toy search of the tests)."""
+
+    name = "toy-first-swaps"
+
+    def __init__(self, goal, swaps):
+        self.goal, self.swaps = goal, swaps
+
+    def settings(self):
+        return {"search": self.name, "swaps": self.swaps}
+
+    def attack(self, targets, engine, clean):
+        chosen = {t.index: dict.fromkeys(t.attackable[: self.swaps], 1) for t in targets}
+        answers = engine.answer([t.edit(chosen[t.index]) for t in targets])
+        return {
+            t.index: SearchOutcome(self.goal.succeeded(p, t.label), chosen[t.index]) for t, p in zip(targets, answers)
+        }
+
+
+class FirstSwapsRecipe(Recipe[FirstSwapsOptions]):
+    name, label, summary = "toy-first-swaps", "toy", "swap the first words (a toy recipe of the tests)"
+    options_type = FirstSwapsOptions
+
+    def search(self, goal, victim, synonyms, options):
+        return FirstSwaps(goal, options.toy_swaps)
+
+
+@pytest.fixture
+def toy_recipe():
+    register_recipe(FirstSwapsRecipe)  # the one registry line
+    yield FirstSwapsRecipe
+    RECIPES.pop(FirstSwapsRecipe.name)
+
+
+def test_a_toy_recipe_with_an_option_is_one_module_and_one_registry_line(toy_recipe, tiny_model_dir, tmp_path):
+    from rift_fast.cli import attack
+    from rift_fast.cli.protocol_arguments import recipe_options
+
+    parser = attack.build_parser()
+    assert "toy-first-swaps" in parser._option_string_actions["--attack"].choices
+    assert parser._option_string_actions["--toy-swaps"].help == "toy recipe: words swapped per example"
+    assert "--toy-swaps" in train.build_parser()._option_string_actions  # an option of --eval-attacks too
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--toy-swaps", "0"])  # positive=True: integers >= 1
+    argv = ["--model", str(tiny_model_dir), "--attack", "toy-first-swaps", "--toy-swaps", "2", "--num-examples", "3"]
+    assert recipe_options(parser.parse_args(argv)).value("toy_swaps") == 2
+    output = tmp_path / "toy.json"
+    assert attack.main([*argv, "--output", str(output)]) == 0
+    report = json.loads(output.read_text())
+    assert report["settings"]["search"] == {"search": "toy-first-swaps", "swaps": 2}  # recorded, as the recipe read it
+    assert report["summary"]["examples"] == 3 and all(r["words_changed"] <= 2 for r in report["results"])
+
+
+def test_a_recipe_option_is_one_flag_with_one_default(toy_recipe):
+    @dataclass(frozen=True)
+    class OtherOptions(ModificationBudgetOption):
+        toy_swaps: int = option(3, "toy recipe: words swapped per example", int, positive=True)
+
+    class Other(FirstSwapsRecipe):
+        name = "toy-other"
+        options_type = OtherOptions
+
+    with pytest.raises(ValueError, match="option toy_swaps of recipe 'toy-other' differs"):
+        register_recipe(Other)
+    assert "toy-other" not in RECIPES

@@ -22,10 +22,11 @@ from rift_fast.attacks import (
 )
 from rift_fast.attacks.character_edits import CharacterEdits
 from rift_fast.attacks.embedding import EmbeddingCosine, EmbeddingNeighbourSwap, WordEmbedding
-from rift_fast.attacks.greedy import GreedyWordSwap
-from rift_fast.attacks.greedy_recipes import query_budget, refuse_unenforced_options
 from rift_fast.attacks.part_of_speech import PartOfSpeech
 from rift_fast.attacks.protocols import PROTOCOLS, protocol
+from rift_fast.attacks.recipes import RECIPES
+from rift_fast.attacks.recipes.greedy import query_budget, refuse_unenforced_options
+from rift_fast.attacks.search import GreedyWordSwap
 from rift_fast.attacks.sentence_encoder import SentenceEncoder, SentenceEncoderError, SentenceSimilarity, window_around
 from rift_fast.attacks.text_constraints import (
     EditDistanceBudget,
@@ -167,7 +168,9 @@ def test_query_budget(tokenizer):
     with pytest.raises(ValueError, match="exactly one"):
         QueryBudget()
     with pytest.raises(ValueError, match="at least 1, got 0"):
-        query_budget(PROTOCOLS["textdefender"].recipe_options({"query_budget_per_word": 0}))
+        query_budget(
+            RECIPES["deepwordbug"].own_options(PROTOCOLS["textdefender"].recipe_options({"query_budget_per_word": 0}))
+        )
     # 3 queries: the clean text and two ranking probes of the four words' eight: the ranking runs out, the
     # example fails (not no_candidate), within its budget.
     report = _run(tokenizer, [Example("good dull plot", 1)], *_deepwordbug(budget=QueryBudget(max_queries=3)))
@@ -297,13 +300,13 @@ def test_nltk_tagger_without_its_data_says_how_to_install_it():
 def test_protocols_record_their_values_and_take_overrides():
     textdefender = protocol("textdefender")
     options = textdefender.recipe_options({"max_modification_ratio": 0.1, "seed": 7})
-    assert options.max_modification_ratio == 0.1 and options.seed == 7  # the user's values win
-    assert options.neighbours == 50 and options.sentence_similarity == pytest.approx(0.840845057)
-    assert options.query_budget_per_word == 50 and options.min_cosine is None
+    assert options.value("max_modification_ratio") == 0.1 and options.value("seed") == 7  # the user's values win
+    assert options.value("neighbours") == 50 and options.value("sentence_similarity") == pytest.approx(0.840845057)
+    assert options.value("query_budget_per_word") == 50 and options.value("min_cosine") is None
     assert textdefender.pool_size == 1000
     assert not textdefender.admits(Example("a good movie, really", 1))  # 4 space-separated tokens
     assert textdefender.admits(Example("a good movie, really now", 1))
-    assert protocol("rift").recipe_options({}).max_modification_ratio is None
+    assert protocol("rift").recipe_options({}).value("max_modification_ratio") is None
     with pytest.raises(ValueError, match="unknown protocol"):
         protocol("openattack")
     with pytest.raises(ValueError, match="unknown attack options"):
@@ -433,7 +436,7 @@ def test_textdefender_draws_of_character_edits_and_rounded_up_budget():
     with pytest.raises(ValueError, match="draws must be at least 1"):
         CharacterEdits(draws=0)
     options = protocol("textdefender").recipe_options({})
-    assert options.character_edit_draws == 50 and options.textattack_parity
+    assert options.value("character_edit_draws") == 50 and options.value("textattack_parity")
 
 
 def test_a_budget_cut_while_ranking_is_a_failure_not_no_candidate(tokenizer):

@@ -14,8 +14,9 @@ from test_greedy_attacks import (
 )
 from tiny_models import BagOfWords
 
-from rift_fast.attacks import RecipeOptions, VictimModel, build_attack, greedy_recipes, resource_checks
+from rift_fast.attacks import RecipeOptions, VictimModel, build_attack, resource_checks
 from rift_fast.attacks.embedding import WordEmbedding
+from rift_fast.attacks.recipes import greedy as greedy_recipes
 from rift_fast.attacks.resource_checks import MissingResourcesError, check_resources, missing_resources
 from rift_fast.cli import attack, train
 from rift_fast.cli.common import run_command_line

@@ -14,8 +14,8 @@ from test_greedy_attacks import (
 from tiny_models import BagOfWords
 
 from rift_fast.attacks import QueryEngine, UntargetedClassification, VictimModel, run_attack
-from rift_fast.attacks.greedy_recipes import GreedyRecipe
 from rift_fast.attacks.recipes import RECIPES
+from rift_fast.attacks.recipes.greedy import GreedyRecipe
 from rift_fast.attacks.reports import to_csv, to_html
 from rift_fast.attacks.text_constraints import QueryBudget
 from rift_fast.attacks.transformation import build_targets
@@ -109,6 +109,6 @@ def test_the_flag_and_counts_reach_every_report(tokenizer):  # noqa: F811
 
 def test_every_recipe_that_takes_a_budget_uses_the_exact_count():
     """The recipes that enforce a query budget are the greedy ones, whose search cuts requests with
-    QueryEngine.fresh_queries; the others refuse a budget (greedy_recipes.refuse_unenforced_options)."""
+    QueryEngine.fresh_queries; the others refuse a budget (recipes.greedy.refuse_unenforced_options)."""
     greedy = sorted(name for name, recipe in RECIPES.items() if isinstance(recipe, GreedyRecipe))
     assert greedy == ["bae", "bert-attack", "deepwordbug", "textfooler"]

@@ -32,8 +32,8 @@ from rift_fast.attacks import (
     UntargetedClassification,
     run_attack,
 )
-from rift_fast.attacks.protocol_arguments import recipe_options
 from rift_fast.cli import attack, attack_results, plots, train, train_results
+from rift_fast.cli.protocol_arguments import recipe_options
 from rift_fast.core.atomic_io import write_text_atomically
 from rift_fast.core.digests import model_digest, tokenizer_digest, tokenizer_settings
 from rift_fast.core.records import Example
@@ -405,9 +405,10 @@ def test_the_training_evaluation_runs_any_recipe_with_its_options(tokenizer, mon
     monkeypatch.setattr(pool_evaluation, "ascc_outcomes", lambda *args: None)  # the toy has no hull space
     args = train.build_parser().parse_args(["--eval-attacks", "deepwordbug", "pwws", "--max-edit-distance", "7"])
     options = recipe_options(args)
-    assert args.eval_attacks == ["deepwordbug", "pwws"] and options.max_edit_distance == 7
+    assert args.eval_attacks == ["deepwordbug", "pwws"] and options.value("max_edit_distance") == 7
     settings = EvaluationSettings(max_length=16, recipes=("deepwordbug", "pwws"), recipe_options=options)
-    assert settings.options().max_edit_distance == 7 and settings.options().ga_population == settings.ga_population
+    assert settings.options().value("max_edit_distance") == 7
+    assert settings.options().value("ga_population") == settings.ga_population
     pool = [Example("a good movie", 1), Example("an awful film", 0)]
     model = BagOfWords(tokenizer, WORD_SCORES)
     evaluation = evaluate_test_pool(model, tokenizer, pool, SYNONYMS, torch.zeros(1), settings, progress=False)

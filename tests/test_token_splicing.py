@@ -27,7 +27,7 @@ from rift_fast.attacks import (
     build_target,
     run_attack,
 )
-from rift_fast.attacks.greedy import GreedyWordSwap
+from rift_fast.attacks.search import GreedyWordSwap
 from rift_fast.attacks.splicing import NEXT_TO_DELETED, SplicingMismatch, TokenSplicer, longest_first
 from rift_fast.core.records import Example
 from rift_fast.synonyms import SynonymIndex

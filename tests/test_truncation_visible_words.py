@@ -25,9 +25,9 @@ from rift_fast.attacks import (
     run_attack,
 )
 from rift_fast.attacks.character_edits import CharacterEdits
-from rift_fast.attacks.greedy import GreedyWordSwap
 from rift_fast.attacks.reports import to_csv, to_html
 from rift_fast.attacks.runner import ExampleResult
+from rift_fast.attacks.search import GreedyWordSwap
 from rift_fast.attacks.text import WordSpans
 from rift_fast.attacks.transformation import PendingChoices, Transformation, visible_positions
 from rift_fast.core.records import Example

@@ -1,20 +1,32 @@
 """Batched word-substitution attacks, split as in TextAttack into goal, constraints, transformation and
-search method, assembled by recipes (:mod:`rift_fast.attacks.recipes`); every search works on many
+search method, assembled by recipes (:mod:`rift_fast.attacks.recipes`, one module per recipe) from searches
+(:mod:`rift_fast.attacks.search`, one module per search method); every search works on many
 examples at once."""
 
 from rift_fast.attacks.constraints import Constraint, Constraints, LanguageModelFilter, MaxModificationRatio, StopWords
 from rift_fast.attacks.goal import UntargetedClassification
-from rift_fast.attacks.greedy import GreedyWordSwap
-from rift_fast.attacks.greedy_recipes import (  # registers the recipes
+from rift_fast.attacks.masked_lm import BertAttackSwap, MaskedLanguageModel, MaskedLanguageModelError, MaskedWordSwap
+from rift_fast.attacks.recipes import (
+    RECIPES,
+    Attack,
     BAERecipe,
     BertAttackRecipe,
     DeepWordBugRecipe,
+    Recipe,
+    RecipeOptions,
     TextFoolerRecipe,
+    build_attack,
+    register_recipe,
 )
-from rift_fast.attacks.masked_lm import BertAttackSwap, MaskedLanguageModel, MaskedLanguageModelError, MaskedWordSwap
-from rift_fast.attacks.recipes import RECIPES, Attack, Recipe, RecipeOptions, build_attack, register_recipe
 from rift_fast.attacks.runner import AttackCheckpoint, AttackReport, ExampleResult, run_attack
-from rift_fast.attacks.search import PWWS, GeneticAttack, GradientGuidedGreedy, SearchMethod, SearchOutcome
+from rift_fast.attacks.search import (
+    PWWS,
+    GeneticAttack,
+    GradientGuidedGreedy,
+    GreedyWordSwap,
+    SearchMethod,
+    SearchOutcome,
+)
 from rift_fast.attacks.transformation import SynonymSwap, Target, Transformation, WordSite, build_target, build_targets
 from rift_fast.attacks.victim import QueryEngine, VictimModel
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rift_fast.attacks.part_of_speech import NLTK_TAGGER_RESOURCE
 from rift_fast.attacks.recipes import RECIPES, RecipeOptions
+from rift_fast.attacks.recipes.options import PartOfSpeechOption, WordEmbeddingOptions
 from rift_fast.core.resources import (
     GLOVE_50D,
     WORDNET,
@@ -100,12 +101,13 @@ def missing_resources(
         recipe = RECIPES.get(name)
         if recipe is None:  # build_attack names the registered recipes
             continue
-        if recipe.reads_part_of_speech and options.pos_tagger == "nltk" and not _tagger_installed():
+        own = recipe.own_options(options)
+        if isinstance(own, PartOfSpeechOption) and own.pos_tagger == "nltk" and not _tagger_installed():
             missing.append(
                 MissingResource(f"NLTK's {NLTK_TAGGER_RESOURCE} data", f"{name} (--pos-tagger nltk)", POS_TAGGER_FIX)
             )
-        if recipe.reads_word_vectors:
-            missing += word_vector_resources(options.word_vectors, f"{name} (--word-vectors)")
+        if isinstance(own, WordEmbeddingOptions):
+            missing += word_vector_resources(own.word_vectors, f"{name} (--word-vectors)")
     if synonyms == "wordnet":
         missing += _wordnet("--synonyms wordnet")
     embedded = {"embedded": asdict(EmbeddedSynonymSettings())}

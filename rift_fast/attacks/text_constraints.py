@@ -9,7 +9,7 @@ compares windows of the text before and after each swap. A :class:`TextConstrain
 
 - as a plain :class:`Constraint` (``keep``), any search may use it: each candidate is judged as the
   only change of the original text;
-- a search that tracks its texts (:class:`rift_fast.attacks.greedy.GreedyWordSwap`) calls
+- a search that tracks its texts (:class:`rift_fast.attacks.search.GreedyWordSwap`) calls
   :meth:`TextConstraint.accepts` on every proposed text of a round, for all examples in one batch.
 
 :class:`SearchTimeConstraints` holds both kinds for a recipe: the per-word ones are applied when the

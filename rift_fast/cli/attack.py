@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rift_fast.attacks.calibration import check_temperature
-from rift_fast.attacks.protocol_arguments import add_protocol_arguments, check_attack_resources
 from rift_fast.attacks.recipes import PUBLISHED_GA_GENERATIONS, PUBLISHED_GA_POPULATION, RECIPES
 from rift_fast.attacks.victim import EXACT_MARGIN
 from rift_fast.cli.attack_results import certify_pool, output_paths, refuse_unusable_outputs
@@ -44,6 +43,7 @@ from rift_fast.cli.common import (
     positive_int,
 )
 from rift_fast.cli.help import HelpFormatter, parse_arguments
+from rift_fast.cli.protocol_arguments import add_protocol_arguments, check_attack_resources
 from rift_fast.data.tasks import EVALUATED_SPLITS
 from rift_fast.models.pooling import POOLINGS
 

@@ -9,8 +9,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rift_fast.attacks.protocol_arguments import apply_protocol
 from rift_fast.cli.common import load_synonym_index
+from rift_fast.cli.protocol_arguments import apply_protocol
 
 if TYPE_CHECKING:
     import torch

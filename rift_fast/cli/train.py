@@ -24,7 +24,6 @@ import re
 from dataclasses import Field, fields
 from pathlib import Path
 
-from rift_fast.attacks.protocol_arguments import add_recipe_arguments, recipe_options
 from rift_fast.attacks.recipes import RECIPES
 from rift_fast.attacks.resource_checks import check_resources
 from rift_fast.cli.common import (
@@ -37,6 +36,7 @@ from rift_fast.cli.common import (
     seed_int,
 )
 from rift_fast.cli.help import HelpFormatter, parse_arguments
+from rift_fast.cli.protocol_arguments import add_recipe_arguments, recipe_options
 from rift_fast.cli.train_run import run_seeds, train_and_evaluate
 from rift_fast.evaluation.pool_evaluation import EVALUATED_RECIPES
 from rift_fast.models.classifier import EMBEDDING_OUTPUT, HULL_SPACES, WORD_EMBEDDING

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rift_fast.attacks.protocol_arguments import recipe_options
 from rift_fast.cli.common import init_distributed, load_synonym_index
+from rift_fast.cli.protocol_arguments import recipe_options
 from rift_fast.cli.train_results import SEED_FOLDER, write_results, write_seed_summary
 from rift_fast.core.settings_diff import settings_differences
 from rift_fast.training.presets import PRESET_FIELDS

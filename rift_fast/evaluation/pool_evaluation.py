@@ -3,7 +3,6 @@ protocol, by default) and under the ASCC attack; SAFER's certified accuracy (:fu
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -44,11 +43,8 @@ class EvaluationSettings:
 
     def options(self) -> RecipeOptions:
         """The recipes' options: ``recipe_options`` (default: the published ones) with this GA and seed."""
-        return dataclasses.replace(
-            self.recipe_options or RecipeOptions(),
-            ga_population=self.ga_population,
-            ga_generations=self.ga_generations,
-            seed=self.seed,
+        return (self.recipe_options or RecipeOptions()).replace(
+            ga_population=self.ga_population, ga_generations=self.ga_generations, seed=self.seed
         )
 
     def search_dtype(self, device: torch.device) -> torch.dtype | None:

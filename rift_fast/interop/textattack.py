@@ -160,14 +160,13 @@ except ImportError as error:  # pragma: no cover - exercised only without TextAt
 
 from rift_fast.attacks.constraints import Constraints, MaxModificationRatio, StopWords
 from rift_fast.attacks.embedding import PUBLISHED_MIN_COSINE, PUBLISHED_NEIGHBOURS
-from rift_fast.attacks.greedy_recipes import (
-    BAE_SENTENCE_SIMILARITY,
-    BAE_SIMILARITY_WINDOW,
+from rift_fast.attacks.masked_lm import BAE_CANDIDATES
+from rift_fast.attacks.recipes.bae import BAE_SENTENCE_SIMILARITY, BAE_SIMILARITY_WINDOW
+from rift_fast.attacks.recipes.bert_attack import (
     BERT_ATTACK_MAX_MODIFICATION,
     BERT_ATTACK_SENTENCE_SIMILARITY,
     TEXTATTACK_BERT_ATTACK_CANDIDATES,
 )
-from rift_fast.attacks.masked_lm import BAE_CANDIDATES
 from rift_fast.attacks.search import check_ga_settings
 from rift_fast.attacks.sentence_encoder import (
     PUBLISHED_SENTENCE_SIMILARITY,

@@ -55,7 +55,6 @@ from rift_fast.attacks import (
     Constraints,
     GradientGuidedGreedy,
     MaxModificationRatio,
-    RecipeOptions,
     StopWords,
     SynonymSwap,
     UntargetedClassification,
@@ -64,6 +63,7 @@ from rift_fast.attacks import (
 )
 from rift_fast.attacks.constraints import Constraint
 from rift_fast.attacks.part_of_speech import NltkPerceptronTagger, PartOfSpeech, Tagger
+from rift_fast.attacks.recipes.gradient import GradientOptions
 from rift_fast.attacks.runner import SUCCESS
 from rift_fast.attacks.sentence_encoder import SentenceEncoder
 from rift_fast.core.records import Example
@@ -127,7 +127,7 @@ class A2TSettings:
         metadata={"help": "A2T: part-of-speech constraint's tagger (nltk needs its data)", "choices": POS_TAGGERS},
     )
     a2t_candidates: int = field(
-        default=RecipeOptions.gradient_candidates,  # the gradient recipe's default
+        default=GradientOptions.gradient_candidates,  # the gradient recipe's default
         metadata={"help": "A2T: swaps the gradient search scores per round"},
     )
 

@@ -15,7 +15,7 @@ from typing import TypeVar, cast
 import numpy as np
 
 from rift_fast.attacks.goal import UntargetedClassification
-from rift_fast.attacks.search import FinishedListener, Outcomes, SearchMethod, SearchOutcome
+from rift_fast.attacks.search.base import FinishedListener, Outcomes, SearchMethod, SearchOutcome
 from rift_fast.attacks.sentence_encoder import SentenceSimilarity
 from rift_fast.attacks.text import Edit
 from rift_fast.attacks.text_constraints import Perturbation, QueryBudget, TextConstraint
