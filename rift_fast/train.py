@@ -170,7 +170,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--resume",
         action="store_true",
-        help="continue each method from its last checkpoint (epoch end); methods without one start from the beginning",
+        help="continue each method from its last checkpoint (an epoch end, or within an epoch with "
+        "--checkpoint-steps), on any number of processes; methods without one start from the beginning",
+    )
+    run.add_argument(
+        "--checkpoint-steps",
+        type=non_negative_int,
+        default=0,
+        help="also write the last checkpoint every this many optimisation steps within an epoch (0, default: "
+        "at epoch ends only); --resume then continues with the epoch's remaining samples",
     )
     return parser
 
@@ -549,6 +557,7 @@ def train_and_evaluate(args: argparse.Namespace, max_length_given: bool) -> list
             synonyms=synonyms,
             label_names=task.label_names,
             split_digests=split_digests(task.train, task.dev, task.test),
+            checkpoint_steps=args.checkpoint_steps,
         )
         if args.resume and method not in resumable:
             say(f"[{method}] --resume: no checkpoint yet in {trainer.last_dir}; training from the start")

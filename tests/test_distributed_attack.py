@@ -154,12 +154,13 @@ def _attack_argv(model_dir, output, *extra):
     return [*argv, "--num-examples", "10", "--examples-per-round", "2", "--output", str(output), *extra]
 
 
-def _environment():
-    return {**os.environ, "PYTHONPATH": str(REPOSITORY), "OMP_NUM_THREADS": "1"}
+def _environment(**variables):
+    return {**os.environ, "PYTHONPATH": str(REPOSITORY), "OMP_NUM_THREADS": "1", **variables}
 
 
-def _torchrun(processes, argv, cwd, nodes=None, command="rift_fast.attack"):
-    """``python -m <command> argv`` under torchrun; ``nodes``: (node rank, rendezvous port)."""
+def _torchrun(processes, argv, cwd, nodes=None, command="rift_fast.attack", environment=None):
+    """``python -m <command> argv`` under torchrun; ``nodes``: (node rank, rendezvous port); ``environment``:
+    variables added to the processes' environment."""
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes)]
     if nodes is None:
         launcher += ["--standalone"]
@@ -168,7 +169,8 @@ def _torchrun(processes, argv, cwd, nodes=None, command="rift_fast.attack"):
         launcher += ["--nnodes", "2", "--node_rank", str(node_rank), "--rdzv-backend", "c10d"]
         launcher += ["--rdzv-endpoint", f"localhost:{port}", "--rdzv-conf", "join_timeout=60"]
     streams = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT}
-    return subprocess.Popen([*launcher, "-m", command, *argv], cwd=cwd, env=_environment(), **streams)
+    env = _environment(**(environment or {}))
+    return subprocess.Popen([*launcher, "-m", command, *argv], cwd=cwd, env=env, **streams)
 
 
 def _finished(process):

@@ -1,0 +1,49 @@
+"""Training under torchrun: a run stopped within an epoch with two processes resumes with another number of
+processes at the same sample of the epoch's global order, and runs to the end."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from test_distributed_attack import _environment, _finished, _torchrun
+
+from rift_fast.training.loop import EXIT_AFTER_STEPS_VARIABLE
+
+TRAIN_ARGV = [
+    *("--train-size", "48", "--epochs", "2", "--batch-size", "12", "--max-length", "24"),  # 3 batches an epoch
+    *("--dev-examples", "8", "--test-examples", "4", "--adversary-steps", "1", "--dev-adversary-steps", "1"),
+    *("--method", "standard", "--eval-attacks", "pwws", "--output-dir", "run", "--checkpoint-steps", "1"),
+]
+
+
+def _last_checkpoint(folder):
+    return json.loads((folder / "run" / "standard" / "last" / "rift_fast.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("processes", [3, 1])
+def test_training_stopped_with_two_processes_resumes_with_another_count_at_the_same_sample(
+    tiny_model_dir, tmp_path, processes
+):
+    argv = ["--model", str(tiny_model_dir), *TRAIN_ARGV]
+    stopped = _torchrun(2, argv, tmp_path, command="rift_fast.train", environment={EXIT_AFTER_STEPS_VARIABLE: "2"})
+    code, log = _finished(stopped)
+    assert code != 0, log  # rank 0 died after its second step and its checkpoint
+    position = _last_checkpoint(tmp_path)
+    assert (position["epoch"], position["consumed_samples"]) == (0, 24), position  # 2 global batches of 12
+    if processes == 1:
+        command = [sys.executable, "-m", "rift_fast.train", *argv, "--resume"]
+        resumed = subprocess.Popen(
+            command, cwd=tmp_path, env=_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+    else:
+        resumed = _torchrun(processes, [*argv, "--resume"], tmp_path, command="rift_fast.train")
+    code, log = _finished(resumed)
+    assert code == 0, log
+    assert f"at epoch 1, 24 of 36 samples on {processes} process(es)" in log
+    final = _last_checkpoint(tmp_path)
+    assert (final["epoch"], final["consumed_samples"]) == (2, 0)
+    assert [record["epoch"] for record in final["history"]] == [1, 2]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())["results"]
+    assert [row["method"] for row in results] == ["standard"]
