@@ -165,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=seed_int,
         help="train and evaluate every method once per seed (each a full run with --seed N, in <output-dir>/"
         "seed-N), then report the mean and standard deviation over seeds and the paired comparisons pooled "
-        "over seeds (Cochran-Mantel-Haenszel); with --resume, seeds already evaluated are read back",
+        "over seeds (Cochran-Mantel-Haenszel); with --resume, seeds already evaluated are read back. Under "
+        "torchrun the seeds are dealt out to the processes, each running its seeds alone; rank 0 pools them",
     )
     run.add_argument(
         "--resume",
@@ -492,10 +493,11 @@ def run_training(args: argparse.Namespace, max_length_given: bool) -> int:
     return 0
 
 
-def train_and_evaluate(args: argparse.Namespace, max_length_given: bool) -> list[dict] | None:
+def train_and_evaluate(args: argparse.Namespace, max_length_given: bool, distributed: bool = True) -> list[dict] | None:
     """One run: train every method of ``args.method`` with ``args.seed``, evaluate each on the test pool,
-    write and print the results in ``args.output_dir``. Returns the results' rows (None on ranks other
-    than 0 of a distributed run)."""
+    write and print the results in ``args.output_dir``; under torchrun with DDP over every process unless
+    ``distributed`` is False (this process alone). Returns the results' rows (None on ranks other than 0
+    of a distributed run)."""
     import torch
 
     from rift_fast.certification import CertificationSettings
@@ -507,7 +509,7 @@ def train_and_evaluate(args: argparse.Namespace, max_length_given: bool) -> list
     from rift_fast.text import vocabulary
     from rift_fast.training.loop import Trainer, TrainSettings, encode_examples
 
-    rank, world = init_distributed()
+    rank, world = init_distributed() if distributed else (0, 1)
     say = print if rank == 0 else (lambda *a, **k: None)
     started = time.perf_counter()
     task = load_data(DatasetOptions.from_args(args), seed=args.seed)
@@ -638,20 +640,18 @@ def finished_seed(args: argparse.Namespace) -> list[dict] | None:
 def run_seeds(args: argparse.Namespace, max_length_given: bool) -> None:
     """``--seeds``: :func:`train_and_evaluate` once per seed in ``<output-dir>/seed-N`` (with --resume, a
     seed already evaluated is read back and a seed cut short continues from its checkpoints), then the
-    summary over seeds (:func:`write_seed_summary`), written and printed."""
+    summary over seeds (:func:`write_seed_summary`), written and printed. Under torchrun, process r runs
+    every N-th seed from the r-th alone and rank 0 writes the summary
+    (:mod:`rift_fast.training.seeds`)."""
     import copy
-    import os
 
     from rift_fast.models import checkpoint_dir, resolve_checkpoint
+    from rift_fast.training.seeds import gather_seed_rows, join_seed_group, seeds_of_rank
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise SystemExit(
-            "--seeds runs one process; under torchrun give one seed per launch (--seed N, --output-dir "
-            "<dir>/seed-N), then run --seeds ... --resume without torchrun to pool them"
-        )
+    rank, world = join_seed_group()  # under torchrun each process runs whole seeds alone (see seeds.py)
     root = Path(args.output_dir)
     per_seed: dict[int, list[dict]] = {}
-    for seed in dict.fromkeys(args.seeds):
+    for seed in seeds_of_rank(args.seeds, rank, world):
         seed_args = copy.deepcopy(args)
         seed_args.seed, seed_args.seeds = seed, None
         seed_args.output_dir = str(root / SEED_FOLDER.format(seed=seed))
@@ -662,9 +662,11 @@ def run_seeds(args: argparse.Namespace, max_length_given: bool) -> None:
             checkpoints = [checkpoint_dir(Path(seed_args.output_dir), m, "last") for m in args.method]
             seed_args.resume = args.resume and any(resolve_checkpoint(c) is not None for c in checkpoints)
             print(f"seed {seed}: {'resuming' if seed_args.resume else 'training'} in {seed_args.output_dir}")
-            rows = train_and_evaluate(seed_args, max_length_given) or []  # one process: always rank 0
+            rows = train_and_evaluate(seed_args, max_length_given, distributed=False) or []
         per_seed[seed] = rows
-    print(write_seed_summary(root, per_seed, args))
+    gathered = gather_seed_rows(per_seed, rank, world)
+    if gathered is not None:
+        print(write_seed_summary(root, {seed: gathered[seed] for seed in dict.fromkeys(args.seeds)}, args))
 
 
 def write_seed_summary(root: Path, per_seed: dict[int, list[dict]], args: argparse.Namespace) -> str:

@@ -47,3 +47,20 @@ def test_training_stopped_with_two_processes_resumes_with_another_count_at_the_s
     assert [record["epoch"] for record in final["history"]] == [1, 2]
     results = json.loads((tmp_path / "run" / "results.json").read_text())["results"]
     assert [row["method"] for row in results] == ["standard"]
+
+
+@pytest.mark.slow
+def test_seeds_under_torchrun_are_dealt_out_to_the_processes_and_pooled_by_rank_0(tiny_model_dir, tmp_path):
+    argv = ["--model", str(tiny_model_dir), *TRAIN_ARGV[:-2], "--epochs", "1", "--seeds", "0", "1", "2"]
+    code, log = _finished(_torchrun(2, argv, tmp_path, command="rift_fast.train"))
+    assert code == 0, log
+    for seed in (0, 1, 2):  # rank 0 runs seeds 0 and 2, rank 1 seed 1
+        assert f"seed {seed}: training in run/seed-{seed}" in log
+        seed_results = json.loads((tmp_path / "run" / f"seed-{seed}" / "results.json").read_text())
+        assert seed_results["settings"]["seed"] == seed
+    pooled = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert list(pooled["seeds"]) == ["0", "1", "2"]  # in the order asked, whichever process ran each
+    for seed, rows in pooled["seeds"].items():
+        assert rows == json.loads((tmp_path / "run" / f"seed-{seed}" / "results.json").read_text())["results"]
+    assert len(pooled["summary"]["standard"]["clean_accuracy"]["values"]) == 3
+    assert log.count("Over 3 seeds (0, 1, 2)") == 1  # printed by rank 0 only
