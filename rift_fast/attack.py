@@ -465,7 +465,7 @@ def load_earlier(found: list[Path], settings: dict, resume: bool) -> tuple[list,
 
 def agree_on_start(settings: dict, problem: str | None, done: list[int], world: int) -> tuple[set[int], str]:
     """Every process's settings, problem and finished examples, exchanged: ``(finished examples of every
-    node, the name of this attack's chunk queue)``.
+    node, this attack's prefix of keys in the rendezvous store)``.
 
     Raises:
         ValueError: on every process alike, when a process's settings differ from rank 0's (naming each
@@ -492,7 +492,7 @@ def agree_on_start(settings: dict, problem: str | None, done: list[int], world: 
     ]
     if problems:
         raise ValueError("\n".join(problems))
-    return {i for state in states for i in state["done"]}, f"rift_fast.attack/{states[0]['queue']}/chunks"
+    return {i for state in states for i in state["done"]}, f"rift_fast.attack/{states[0]['queue']}"
 
 
 def attack_at(temperature: float, output: Path, setup: dict, args: argparse.Namespace):
@@ -501,8 +501,8 @@ def attack_at(temperature: float, output: Path, setup: dict, args: argparse.Name
 
     Every process checkpoints what it attacks into its own file beside ``output`` on its node; the
     examples no checkpoint of any node holds are handed out longest first from a queue in the
-    rendezvous store; rank 0 merges every process's results, gathered through collectives."""
-    import time
+    rendezvous store; rank 0 merges every process's results, gathered through that store (a process that
+    dies is named, and its examples reported missing: :func:`rift_fast.attacks.sharding.collect_pieces`)."""
 
     import torch
 
@@ -526,7 +526,8 @@ def attack_at(temperature: float, output: Path, setup: dict, args: argparse.Name
         args, attack, victim, setup["model"], setup["tokenizer"], setup["synonyms"], setup["labels"], task.identity
     )
     earlier, timings, problem = load_earlier(local_checkpoints(output), settings, args.resume)
-    done, queue_key = agree_on_start(settings, problem, sorted({r.index for r in earlier}), world)
+    done, run_key = agree_on_start(settings, problem, sorted({r.index for r in earlier}), world)
+    store = sharding.default_store() if world > 1 else None
     pending = [i for i in range(len(pool)) if i not in done]
     if args.sharding == ROUND_ROBIN_SHARDING:
         mine = pending[rank::world]
@@ -534,31 +535,37 @@ def attack_at(temperature: float, output: Path, setup: dict, args: argparse.Name
         queue: Iterable[list[int]] = [mine[start : start + size] for start in range(0, len(mine), size)]
     else:
         order = sharding.longest_first(pool, pending)
-        take = sharding.local_counter() if world == 1 else sharding.store_counter(queue_key)
+        take = sharding.local_counter() if world == 1 else sharding.store_counter(f"{run_key}/chunks", store)
         queue = sharding.ChunkQueue(sharding.cost_chunks(pool, order, world, args.examples_per_round), take)
-    report = attack.run(
-        pool,
-        victim,
-        settings,
-        checkpoint=AttackCheckpoint(paths[checkpoint_role(rank, world)], settings),
-        examples_per_round=args.examples_per_round,
-        splicing=args.splicing,
-        verify_splicing=args.verify_splicing,
-        chunks=queue,
-        progress=rank == 0,
-    )
-    finished = time.perf_counter()
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
+    with sharding.Heartbeat(store, f"{run_key}/alive/{rank}"):
+        report = attack.run(
+            pool,
+            victim,
+            settings,
+            checkpoint=AttackCheckpoint(paths[checkpoint_role(rank, world)], settings),
+            examples_per_round=args.examples_per_round,
+            splicing=args.splicing,
+            verify_splicing=args.verify_splicing,
+            chunks=queue,
+            progress=rank == 0,
+        )
     record = sharding.rank_record(rank, report.results, report.session_wall_seconds, report.session_forward_seconds)
-    record.idle_seconds = time.perf_counter() - finished
     piece = {"results": report.results, "earlier": earlier, "timings": timings, "record": record}
-    pieces = sharding.gather_to_first(piece, rank, world)
-    if pieces is None:
-        return None
-    merged = sharding.merge_results(len(pool), [p["results"] for p in pieces] + [p["earlier"] for p in pieces])
+    if world == 1:
+        pieces, lost = [piece], []
+    else:
+        sharding.publish_piece(store, run_key, rank, piece)
+        if rank != 0:
+            return None
+        by_rank, arrived, lost = sharding.collect_pieces(store, run_key, world)
+        for other, seconds in arrived.items():  # idle: waiting, done, for the last process to finish
+            by_rank[other]["record"].idle_seconds = max(arrived.values()) - seconds
+        pieces = [by_rank[other] for other in sorted(by_rank)]
+    merged = sharding.merge_results(
+        len(pool),
+        [p["results"] for p in pieces] + [p["earlier"] for p in pieces],
+        [f"rank {other}" for other in lost],
+    )
     recorded = {key: figures for p in pieces for key, figures in p["timings"].items()}
     # The processes run side by side: each session takes as long as its slowest process.
     earlier_wall = max((wall for wall, _ in recorded.values()), default=0.0)
