@@ -27,7 +27,7 @@ def test_training_stopped_with_two_processes_resumes_with_another_count_at_the_s
     tiny_model_dir, tmp_path, processes
 ):
     argv = ["--model", str(tiny_model_dir), *TRAIN_ARGV]
-    stopped = _torchrun(2, argv, tmp_path, command="rift_fast.train", environment={EXIT_AFTER_STEPS_VARIABLE: "2"})
+    stopped = _torchrun(2, argv, tmp_path, command="rift_fast.train", environment={EXIT_AFTER_STEPS_VARIABLE: "0:2"})
     code, log = _finished(stopped)
     assert code != 0, log  # rank 0 died after its second step and its checkpoint
     position = _last_checkpoint(tmp_path)

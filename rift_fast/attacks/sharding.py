@@ -39,7 +39,7 @@ SHOWN_MISSING = 20  # missing examples named in full in an error; the rest are c
 # Settings that name where an input is, not what it is: nodes may keep one model or data set at other
 # paths; its content digest (model_sha256, data) is compared instead.
 LOCATION_SETTINGS = ("model", "data_source")
-EXIT_AFTER_CHUNKS_VARIABLE = "RIFT_FAST_EXIT_AFTER_CHUNKS"  # the tests' stand-in for a kill (exit_if_told)
+EXIT_AFTER_CHUNKS_VARIABLE = "RIFT_FAST_EXIT_AFTER_CHUNKS"  # the tests' stand-in for a kill: exit_if_told
 HEARTBEAT_SECONDS = 2.0  # how often a working process says it is alive
 LOST_AFTER_SECONDS = 30.0  # a process whose heartbeat stood still this long is taken as dead
 
@@ -97,22 +97,22 @@ class ChunkQueue:
 
     def __iter__(self) -> Iterator[list[int]]:
         for finished in itertools.count():
-            exit_if_told(finished)
+            exit_if_told(EXIT_AFTER_CHUNKS_VARIABLE, finished)
             if (k := self.take()) >= len(self.chunks):
                 return
             yield self.chunks[k]
 
 
-def exit_if_told(chunks: int) -> None:
-    """End the process at once, as a kill would (no clean-up, exit status 1), once it has attacked and
-    checkpointed ``K`` chunks, where the environment variable :data:`EXIT_AFTER_CHUNKS_VARIABLE` reads
-    ``R:K`` and this process has torchrun's rank ``R`` (unset: never); the tests of a process dying
-    mid-run set it."""
-    told = os.environ.get(EXIT_AFTER_CHUNKS_VARIABLE)
+def exit_if_told(variable: str, count: int) -> None:
+    """End the process at once, as a kill would (no clean-up, exit status 1), when the environment
+    variable ``variable`` reads ``R:K``, this process has torchrun's rank ``R`` and ``count`` (of chunks
+    attacked, of training steps) has reached ``K``; unset: never. The tests stop a process mid-run with
+    :data:`EXIT_AFTER_CHUNKS_VARIABLE` and :data:`rift_fast.training.loop.EXIT_AFTER_STEPS_VARIABLE`."""
+    told = os.environ.get(variable)
     if told is None:
         return
     rank, limit = (int(part) for part in told.split(":"))
-    if rank == int(os.environ.get("RANK", "0")) and chunks >= limit:
+    if rank == int(os.environ.get("RANK", "0")) and count >= limit:
         os._exit(1)
 
 
@@ -243,7 +243,7 @@ class Heartbeat:
     connection per thread); a ``store`` of None does nothing (one process)."""
 
     def __init__(self, store: Any, key: str, seconds: float = HEARTBEAT_SECONDS):
-        self.store = store.clone() if store is not None else None
+        self.store: Any = store.clone() if store is not None else None
         self.key, self.seconds = key, seconds
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._beat, name="rift_fast heartbeat", daemon=True)

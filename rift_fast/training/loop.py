@@ -23,6 +23,7 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from rift_fast.attacks.sharding import exit_if_told
 from rift_fast.digests import model_digest, tokenizer_digest, tokenizer_settings
 from rift_fast.models import RobustClassifier
 from rift_fast.models.checkpoint import (
@@ -175,17 +176,7 @@ def adamw_groups(defense: Defense, head_weight_decay: float) -> list[dict]:
     return [{"params": rest, "weight_decay": 0.0}, {"params": heads, "weight_decay": head_weight_decay}]
 
 
-EXIT_AFTER_STEPS_VARIABLE = "RIFT_FAST_EXIT_AFTER_STEPS"  # the tests' stand-in for a kill (exit_if_told)
-
-
-def exit_if_told(steps: int, rank: int) -> None:
-    """End rank 0's process at once, as a kill would (no clean-up, exit status 1), once ``steps``
-    optimisation steps of this session reach the count in the environment variable
-    :data:`EXIT_AFTER_STEPS_VARIABLE` (unset: never; the other ranks then fail at their next collective,
-    or torchrun stops them); the tests of resume stop a run with it, after the step's checkpoint."""
-    limit = os.environ.get(EXIT_AFTER_STEPS_VARIABLE)
-    if rank == 0 and limit is not None and steps >= int(limit):
-        os._exit(1)
+EXIT_AFTER_STEPS_VARIABLE = "RIFT_FAST_EXIT_AFTER_STEPS"  # the tests' stand-in for a kill: exit_if_told
 
 
 def _rng_state() -> dict:
@@ -649,7 +640,7 @@ class Trainer:
             self.steps_this_session += 1
             if self.checkpoint_steps and (step + 1) % self.checkpoint_steps == 0 and step + 1 < len(self.sampler):
                 self.save("last")
-            exit_if_told(self.steps_this_session, self.rank)
+            exit_if_told(EXIT_AFTER_STEPS_VARIABLE, self.steps_this_session)
             bar.update(1)
             bar.set_postfix(loss=f"{terms['loss']:.3f}")
         bar.close()
