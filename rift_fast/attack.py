@@ -557,10 +557,9 @@ def attack_at(temperature: float, output: Path, setup: dict, args: argparse.Name
         sharding.publish_piece(store, run_key, rank, piece)
         if rank != 0:
             return None
-        by_rank, arrived, lost = sharding.collect_pieces(store, run_key, world)
-        for other, seconds in arrived.items():  # idle: waiting, done, for the last process to finish
-            by_rank[other]["record"].idle_seconds = max(arrived.values()) - seconds
+        by_rank, lost = sharding.collect_pieces(store, run_key, world)
         pieces = [by_rank[other] for other in sorted(by_rank)]
+        sharding.note_idle_seconds(pieces)
     merged = sharding.merge_results(
         len(pool),
         [p["results"] for p in pieces] + [p["earlier"] for p in pieces],

@@ -144,10 +144,11 @@ def test_rank_0_collects_every_piece_and_names_a_process_whose_heartbeat_stopped
     worker = threading.Thread(target=slow_rank_2)
     worker.start()
     store.wait(["run/alive/2"])
-    pieces, arrived, lost = collect_pieces(store, "run", 4, lost_after=0.5, poll=0.05)
+    pieces, lost = collect_pieces(store, "run", 4, lost_after=0.5, poll=0.05)
     worker.join()
-    assert pieces == {0: {"rank": 0}, 2: {"rank": 2}} and lost == [1, 3]
-    assert arrived[0] == 0.0 and arrived[2] >= 0.9
+    assert {rank: piece["rank"] for rank, piece in pieces.items()} == {0: 0, 2: 2} and lost == [1, 3]
+    assert pieces[2]["finished_at"] - pieces[0]["finished_at"] >= 0.9  # rank 2 came a second later
+    assert not store.check(["run/piece/0"])  # read pieces leave the store
 
 
 def test_settings_that_differ_between_processes_are_named_with_the_rank():

@@ -265,14 +265,23 @@ class Heartbeat:
             self.thread.join()
 
 
-def publish_piece(store: Any, run_key: str, rank: int, piece: Any) -> None:
-    """Put process ``rank``'s ``piece`` (picklable: its results and records) in ``store`` for rank 0."""
-    store.set(f"{run_key}/piece/{rank}", pickle.dumps(piece))
+def publish_piece(store: Any, run_key: str, rank: int, piece: dict) -> None:
+    """Put process ``rank``'s ``piece`` (picklable: its results and records) in ``store`` for rank 0,
+    stamped with the time it finished (``finished_at``, seconds since the epoch: :func:`note_idle_seconds`)."""
+    store.set(f"{run_key}/piece/{rank}", pickle.dumps(piece | {"finished_at": time.time()}))
+
+
+def note_idle_seconds(pieces: Iterable[dict]) -> None:
+    """Sets each piece's ``record.idle_seconds``: how long its process, done, waited for the last one."""
+    pieces = list(pieces)
+    last = max(piece["finished_at"] for piece in pieces)
+    for piece in pieces:
+        piece["record"].idle_seconds = last - piece["finished_at"]
 
 
 def collect_pieces(
-    store: Any, run_key: str, world: int, lost_after: float = LOST_AFTER_SECONDS, poll: float = 0.1
-) -> tuple[dict[int, Any], dict[int, float], list[int]]:
+    store: Any, run_key: str, world: int, lost_after: float = LOST_AFTER_SECONDS, poll: float = 0.5
+) -> tuple[dict[int, dict], list[int]]:
     """On rank 0: every process's piece (:func:`publish_piece`) as it arrives, until each process has
     either published or let its heartbeat (``<run_key>/alive/<rank>``, :class:`Heartbeat`) stand still
     for ``lost_after`` seconds.
@@ -285,13 +294,11 @@ def collect_pieces(
         poll: seconds between two looks at the store.
 
     Returns:
-        ``(pieces by rank, seconds after the first arrival at which each piece arrived, dead ranks)``.
+        ``(pieces by rank, dead ranks)``.
     """
-    pieces: dict[int, Any] = {}
-    arrived: dict[int, float] = {}
+    pieces: dict[int, dict] = {}
     beats: dict[int, tuple[int, float]] = {}  # rank -> (last count seen, when it last changed)
     lost: list[int] = []
-    started = time.monotonic()
     while len(pieces) + len(lost) < world:
         now = time.monotonic()
         for rank in range(world):
@@ -299,13 +306,14 @@ def collect_pieces(
                 continue
             key = f"{run_key}/piece/{rank}"
             if store.check([key]):
-                pieces[rank], arrived[rank] = pickle.loads(store.get(key)), now - started
+                pieces[rank] = pickle.loads(store.get(key))
+                store.delete_key(key)
                 continue
             count = store.add(f"{run_key}/alive/{rank}", 0)
             if beats.get(rank, (None, 0.0))[0] != count:
                 beats[rank] = (count, now)
             elif now - beats[rank][1] > lost_after:
                 lost.append(rank)
-        time.sleep(poll)
-    first = min(arrived.values(), default=0.0)
-    return pieces, {rank: seconds - first for rank, seconds in arrived.items()}, lost
+        if len(pieces) + len(lost) < world:
+            time.sleep(poll)
+    return pieces, lost
