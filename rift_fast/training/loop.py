@@ -619,8 +619,8 @@ class Trainer:
             leave=False,
             desc=f"{self.settings.method} epoch {epoch + 1}/{self.settings.epochs}",
         )
+        pad = self.tokenizer.pad_token_id
         for step, indices in enumerate(batches, start=first_step):
-            pad = self.tokenizer.pad_token_id
             batch = collate(self.train_split, indices, pad, self.neighbour_table, self.device, self.pads_left)
             try:
                 terms = self.step(batch)
