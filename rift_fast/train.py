@@ -536,6 +536,10 @@ def train_and_evaluate(args: argparse.Namespace, max_length_given: bool, distrib
     )
     output_dir = Path(args.output_dir)
     resumable = {m for m in args.method if resolve_checkpoint(checkpoint_dir(output_dir, m, "last")) is not None}
+    if world > 1:  # a checkpoint on any node counts: the trainers send it to the others
+        from rift_fast.attacks.sharding import all_gather
+
+        resumable = set().union(*all_gather(resumable, world))
     if args.resume and not resumable:
         raise FileNotFoundError(f"--resume: no checkpoint of {', '.join(args.method)} in {output_dir}")
     if resumable and not args.resume:

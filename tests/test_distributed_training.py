@@ -1,12 +1,13 @@
 """Training under torchrun: a run stopped within an epoch with two processes resumes with another number of
-processes at the same sample of the epoch's global order, and runs to the end."""
+processes at the same sample of the epoch's global order, and runs to the end; on two nodes without a shared
+folder; --seeds dealt out to the processes."""
 
 import json
 import subprocess
 import sys
 
 import pytest
-from test_distributed_attack import _environment, _finished, _torchrun
+from test_distributed_attack import _environment, _finished, _torchrun, _two_nodes
 
 from rift_fast.training.loop import EXIT_AFTER_STEPS_VARIABLE
 
@@ -47,6 +48,21 @@ def test_training_stopped_with_two_processes_resumes_with_another_count_at_the_s
     assert [record["epoch"] for record in final["history"]] == [1, 2]
     results = json.loads((tmp_path / "run" / "results.json").read_text())["results"]
     assert [row["method"] for row in results] == ["standard"]
+
+
+@pytest.mark.slow
+def test_training_stopped_on_two_nodes_resumes_from_the_checkpoint_on_one_of_them(tiny_model_dir, tmp_path):
+    argv = ["--model", str(tiny_model_dir), *TRAIN_ARGV]
+    stop = {EXIT_AFTER_STEPS_VARIABLE: "0:2"}
+    folders, finished = _two_nodes(tmp_path, lambda node: argv, command="rift_fast.train", environment=stop)
+    assert all(code != 0 for code, _ in finished), finished
+    assert sum((folder / "run" / "standard" / "last").exists() for folder in folders) == 1  # on rank 0's node
+    folders, finished = _two_nodes(tmp_path, lambda node: [*argv, "--resume"], command="rift_fast.train")
+    assert [code for code, _ in finished] == [0, 0], finished
+    assert "at epoch 1, 24 of 36 samples on 2 process(es)" in "\n".join(log for _, log in finished)
+    (reported,) = [folder for folder in folders if (folder / "run" / "results.json").exists()]
+    final = _last_checkpoint(reported)
+    assert (final["epoch"], final["consumed_samples"]) == (2, 0)  # whichever node rank 0 landed on this time
 
 
 @pytest.mark.slow

@@ -423,27 +423,20 @@ class Trainer:
         return config
 
     def resume(self) -> None:
-        """Continue from ``last``.
+        """Continue from ``last``: this process's, or under several processes the newest one any process
+        finds on its node, sent to all (the nodes need no shared folder; :meth:`_shared_last`).
 
         Raises FileNotFoundError when there is no complete checkpoint, and ValueError when it was
         written with other settings, data, synonym table, model weights or tokenizer (naming which),
         in the old pickle format, or does not match the model.
         """
-        folder = resolve_checkpoint(self.last_dir)
-        if folder is None:
-            raise FileNotFoundError(f"--resume: no complete checkpoint in {self.last_dir}")
-        refuse_pickled_trainer_state(folder)
-        metadata = json.loads((folder / METADATA_FILE).read_text())
-        self._check_same_split(folder)
-        self._check_same_inputs(folder, metadata)
-        state_dict = load_file(str(folder / WEIGHTS_FILE))
+        folder, metadata, state_dict, state = self._shared_last()
         missing, unexpected = self.objective.load_state_dict(state_dict, strict=False)
         missing = [k for k in missing if not self._is_frozen(k)]
         if missing or unexpected:
             raise ValueError(
                 f"--resume: {folder} does not match the model (missing {missing[:5]}, unexpected {unexpected[:5]})"
             )
-        state = load_state(folder, TRAINER_STATE)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"])
@@ -460,6 +453,43 @@ class Trainer:
                 self.last_saved_position,
                 self.world_size,
             )
+
+    def _read_last(self) -> tuple[Path, dict, dict[str, torch.Tensor], dict]:
+        """This process's ``last`` checkpoint, checked against this run: ``(folder, metadata, weights,
+        trainer state)``. Raises as :meth:`resume` does."""
+        folder = resolve_checkpoint(self.last_dir)
+        if folder is None:
+            raise FileNotFoundError(f"--resume: no complete checkpoint in {self.last_dir}")
+        refuse_pickled_trainer_state(folder)
+        metadata = json.loads((folder / METADATA_FILE).read_text())
+        self._check_same_split(folder)
+        self._check_same_inputs(folder, metadata)
+        return folder, metadata, load_file(str(folder / WEIGHTS_FILE)), load_state(folder, TRAINER_STATE)
+
+    def _shared_last(self) -> tuple[Path, dict, dict[str, torch.Tensor], dict]:
+        """:meth:`_read_last` of the process whose node holds the newest ``last`` (the furthest position;
+        ties: the lowest rank), broadcast to every process; its refusal is raised on every process."""
+        if self.world_size == 1:
+            return self._read_last()
+        folder = resolve_checkpoint(self.last_dir)
+        metadata = json.loads((folder / METADATA_FILE).read_text()) if folder else None
+        position = (metadata["epoch"], metadata.get("consumed_samples", 0)) if metadata else None
+        positions: list[Any] = [None] * self.world_size
+        torch.distributed.all_gather_object(positions, position)
+        candidates = [(where, -rank) for rank, where in enumerate(positions) if where is not None]
+        if not candidates:
+            raise FileNotFoundError(f"--resume: no complete checkpoint in {self.last_dir} on any node")
+        source = -max(candidates)[1]
+        payload: list[Any] = [None]
+        if self.rank == source:
+            try:
+                payload = [self._read_last()]
+            except (OSError, ValueError) as error:
+                payload = [error]
+        torch.distributed.broadcast_object_list(payload, src=source)
+        if isinstance(payload[0], Exception):
+            raise payload[0]
+        return payload[0]
 
     def _check_same_split(self, folder: Path) -> None:
         """Raises :class:`TrainingTextsInPool` when this run's dev or test texts were training texts of the
