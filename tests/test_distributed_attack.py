@@ -7,6 +7,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,12 +23,16 @@ from rift_fast.attacks import AttackCheckpoint, build_attack
 from rift_fast.attacks.recipes import RecipeOptions
 from rift_fast.attacks.runner import ExampleResult
 from rift_fast.attacks.sharding import (
+    EXIT_AFTER_CHUNKS_VARIABLE,
     ChunkQueue,
+    Heartbeat,
     IncompleteMerge,
+    collect_pieces,
     cost_chunks,
     local_counter,
     longest_first,
     merge_results,
+    publish_piece,
     settings_mismatches,
     store_counter,
 )
@@ -119,6 +125,30 @@ def test_a_merge_lacking_examples_fails_naming_them():
         merge_results(4, pieces)
     with pytest.raises(IncompleteMerge, match=r"pool indices 0, 1, .*, 19, \.\.\. \(30 in all\)"):
         merge_results(30, [])
+    with pytest.raises(IncompleteMerge, match=r"indices 2\): .* Died before reporting: rank 1 \(the examples"):
+        merge_results(4, pieces, ["rank 1"])
+
+
+def test_rank_0_collects_every_piece_and_names_a_process_whose_heartbeat_stopped():
+    from torch.distributed import TCPStore
+
+    store = TCPStore("127.0.0.1", 0, 1, True, wait_for_workers=False)
+    publish_piece(store, "run", 0, {"rank": 0})
+    store.add("run/alive/1", 1)  # rank 1 beat once, then died; rank 3 never beat
+
+    def slow_rank_2():  # works longer than a silent process is given, beating, then reports
+        with Heartbeat(store, "run/alive/2", seconds=0.05):
+            time.sleep(1.0)
+        publish_piece(store, "run", 2, {"rank": 2})
+
+    worker = threading.Thread(target=slow_rank_2)
+    worker.start()
+    store.wait(["run/alive/2"])
+    pieces, lost = collect_pieces(store, "run", 4, lost_after=0.5, poll=0.05)
+    worker.join()
+    assert {rank: piece["rank"] for rank, piece in pieces.items()} == {0: 0, 2: 2} and lost == [1, 3]
+    assert pieces[2]["finished_at"] - pieces[0]["finished_at"] >= 0.9  # rank 2 came a second later
+    assert not store.check(["run/piece/0"])  # read pieces leave the store
 
 
 def test_settings_that_differ_between_processes_are_named_with_the_rank():
@@ -154,12 +184,13 @@ def _attack_argv(model_dir, output, *extra):
     return [*argv, "--num-examples", "10", "--examples-per-round", "2", "--output", str(output), *extra]
 
 
-def _environment():
-    return {**os.environ, "PYTHONPATH": str(REPOSITORY), "OMP_NUM_THREADS": "1"}
+def _environment(**variables):
+    return {**os.environ, "PYTHONPATH": str(REPOSITORY), "OMP_NUM_THREADS": "1", **variables}
 
 
-def _torchrun(processes, argv, cwd, nodes=None, command="rift_fast.attack"):
-    """``python -m <command> argv`` under torchrun; ``nodes``: (node rank, rendezvous port)."""
+def _torchrun(processes, argv, cwd, nodes=None, command="rift_fast.attack", environment=None):
+    """``python -m <command> argv`` under torchrun; ``nodes``: (node rank, rendezvous port); ``environment``:
+    variables added to the processes' environment."""
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes)]
     if nodes is None:
         launcher += ["--standalone"]
@@ -168,7 +199,8 @@ def _torchrun(processes, argv, cwd, nodes=None, command="rift_fast.attack"):
         launcher += ["--nnodes", "2", "--node_rank", str(node_rank), "--rdzv-backend", "c10d"]
         launcher += ["--rdzv-endpoint", f"localhost:{port}", "--rdzv-conf", "join_timeout=60"]
     streams = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT}
-    return subprocess.Popen([*launcher, "-m", command, *argv], cwd=cwd, env=_environment(), **streams)
+    env = _environment(**(environment or {}))
+    return subprocess.Popen([*launcher, "-m", command, *argv], cwd=cwd, env=env, **streams)
 
 
 def _finished(process):
@@ -208,14 +240,14 @@ def test_two_and_three_processes_give_the_results_of_one(tiny_model_dir, tmp_pat
     ]
 
 
-def _two_nodes(tmp_path, argv_of_node, command="rift_fast.attack"):
+def _two_nodes(tmp_path, argv_of_node, command="rift_fast.attack", environment=None):
     """Two torchrun "nodes" of one process each, each in its own folder: ``[(exit code, log)]`` by node."""
     port = _free_port()
     folders = [tmp_path / f"node{n}" for n in range(2)]
     runs = []
     for node, folder in enumerate(folders):
-        folder.mkdir()
-        runs.append(_torchrun(1, argv_of_node(node), folder, nodes=(node, port), command=command))
+        folder.mkdir(exist_ok=True)
+        runs.append(_torchrun(1, argv_of_node(node), folder, (node, port), command, environment))
     return folders, [_finished(run) for run in runs]
 
 
@@ -228,6 +260,29 @@ def test_two_nodes_without_a_shared_folder_report_every_example(tiny_model_dir, 
     assert _comparable(reported[0] / "out" / "run.json") == one_process
     for folder in folders:
         assert len(list((folder / "out").glob("run.rank*.checkpoint.jsonl"))) == 1
+
+
+@pytest.mark.slow
+def test_a_process_that_dies_is_named_its_examples_reported_missing_and_resume_completes_them(
+    tiny_model_dir, tmp_path, one_process
+):
+    argv = _attack_argv(tiny_model_dir, "out/run.json")
+    dying = {EXIT_AFTER_CHUNKS_VARIABLE: "1:1"}  # rank 1 dies once it has finished its first chunk
+    folders, finished = _two_nodes(tmp_path, lambda node: argv, environment=dying)
+    assert all(code != 0 for code, _ in finished), finished  # rank 1 died; rank 0 refused to report
+    log = "\n".join(log for _, log in finished)
+    assert "the results lack" in log and "Died before reporting: rank 1 (" in log, log
+    assert not any((folder / "out" / "run.json").exists() for folder in folders)  # no partial report
+    by_rank = [[], []]
+    for path in (path for folder in folders for path in (folder / "out").glob("run.rank*.checkpoint.jsonl")):
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        by_rank[int(path.name.split(".")[1][4:])] = [json.loads(r["record"])["index"] for r in records if "record" in r]
+    assert by_rank[1] and sorted(by_rank[0] + by_rank[1]) == list(range(10))  # rank 0 finished the whole rest
+    folders, finished = _two_nodes(tmp_path, lambda node: [*argv, "--resume"])
+    assert [code for code, _ in finished] == [0, 0], finished
+    (report,) = [folder / "out" / "run.json" for folder in folders if (folder / "out" / "run.json").exists()]
+    assert _comparable(report) == one_process
+    assert sum(r["examples"] for r in json.loads(report.read_text())["ranks"]) == 0  # nothing attacked twice
 
 
 def _cut_after(path, records):

@@ -10,6 +10,7 @@ from test_cli import _tiny_run_argv
 
 from rift_fast.cli import train
 from rift_fast.evaluation import pool_evaluation
+from rift_fast.training.seeds import seeds_of_rank
 
 
 class Killed(RuntimeError):
@@ -78,7 +79,7 @@ def test_resume_refuses_a_seed_run_with_other_settings(tiny_model_dir, tmp_path)
         train.main(argv)
 
 
-def test_seeds_under_torchrun_are_refused_with_the_way_to_run_them(tiny_model_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(SystemExit, match=r"one seed per launch \(--seed N, --output-dir <dir>/seed-N\)"):
-        train.main(_tiny_run_argv(tiny_model_dir, tmp_path / "seeds") + ["--seeds", "0", "1"])
+def test_seeds_under_torchrun_are_dealt_out_whole_to_the_processes():
+    """Each process runs its seeds alone (tests/test_distributed_training.py runs it under torchrun)."""
+    assert [seeds_of_rank([3, 1, 4, 1, 5], rank, 2) for rank in range(2)] == [[3, 4], [1, 5]]  # repeats dropped
+    assert seeds_of_rank([7], 1, 2) == []  # more processes than seeds: this one runs none

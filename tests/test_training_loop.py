@@ -46,7 +46,16 @@ def _table(tokenizer):
     return table
 
 
-def _trainer(tiny_model, output, method="rift", epochs=2, train_examples=None, data_identity=None, **overrides):
+def _trainer(
+    tiny_model,
+    output,
+    method="rift",
+    epochs=2,
+    train_examples=None,
+    data_identity=None,
+    checkpoint_steps=0,
+    **overrides,
+):
     path, tokenizer = tiny_model
     options = {
         "batch_size": 8,
@@ -72,6 +81,7 @@ def _trainer(tiny_model, output, method="rift", epochs=2, train_examples=None, d
         num_classes=2,
         progress=False,
         data_identity=data_identity,
+        checkpoint_steps=checkpoint_steps,
     )
 
 
@@ -119,6 +129,43 @@ def test_resume_equals_uninterrupted_run(tiny_model, tmp_path):
     ]
     final_a, final_b = _weights(uninterrupted), _weights(resumed)
     assert final_a.keys() == final_b.keys()
+    for key in final_a:
+        assert torch.equal(final_a[key], final_b[key]), key
+
+
+def test_a_run_stopped_within_an_epoch_resumes_at_its_sample_and_equals_an_uninterrupted_run(tiny_model, tmp_path):
+    uninterrupted = _trainer(tiny_model, tmp_path / "a", method="standard")
+    uninterrupted.run()
+
+    class Killed(Exception):
+        pass
+
+    interrupted = _trainer(tiny_model, tmp_path / "b", method="standard", checkpoint_steps=1)
+    original_save = interrupted.save
+
+    def save_then_die(kind):
+        original_save(kind)
+        if (interrupted.epoch, interrupted.consumed_samples) == (1, 16):  # epoch 2, after 2 of its 4 batches
+            raise Killed
+
+    interrupted.save = save_then_die
+    with pytest.raises(Killed):
+        interrupted.run()
+    metadata = json.loads((resolve_checkpoint(interrupted.last_dir) / "rift_fast.json").read_text())
+    assert (metadata["epoch"], metadata["consumed_samples"]) == (1, 16) and set(metadata["epoch_loss_sums"]) == {
+        "ce",
+        "loss",
+    }
+    resumed = _trainer(tiny_model, tmp_path / "b", method="standard")
+    trained_on = []
+    original_step = resumed.step
+    resumed.step = lambda batch: trained_on.append(batch["labels"].numel()) or original_step(batch)
+    resumed.run(resume=True)
+    assert trained_on == [8, 8]  # the epoch's last 2 batches only
+    assert [{k: v for k, v in h.items() if k != "seconds"} for h in resumed.history] == [
+        {k: v for k, v in h.items() if k != "seconds"} for h in uninterrupted.history
+    ]
+    final_a, final_b = _weights(uninterrupted), _weights(resumed)
     for key in final_a:
         assert torch.equal(final_a[key], final_b[key]), key
 

@@ -79,6 +79,44 @@ def test_ranks_together_cover_the_single_process_batches(world_size):
         assert all(len(shard) == len(single) for shard in shards)
 
 
+def _rank_batches(labels, world_size, epoch, consumed_samples=0, **options):
+    """Every rank's batches of ``epoch`` from ``consumed_samples`` on, by rank."""
+    samplers = [
+        ClassBalancedBatchSampler(labels, batch_size=12, seed=4, rank=r, world_size=world_size, **options)
+        for r in range(world_size)
+    ]
+    for sampler in samplers:
+        sampler.set_epoch(epoch, consumed_samples)
+    return [list(sampler) for sampler in samplers]
+
+
+@pytest.mark.parametrize("length_group", [0, 2])
+@pytest.mark.parametrize(("before", "after", "steps"), [(2, 3, 2), (2, 1, 3), (3, 2, 1), (1, 3, 4), (2, 2, 0)])
+def test_an_epoch_stopped_with_n_ranks_continues_with_m_on_exactly_the_rest(before, after, steps, length_group):
+    labels = [0] * 40 + [1] * 33  # 5 global batches of 12 (6 per class): 30 of class 0 and 3 of class 1 left out
+    options = {"lengths": [(i * 37) % 61 + 3 for i in range(73)], "length_group": length_group}
+    (whole,) = _rank_batches(labels, 1, epoch=3, **options)
+    stopped = _rank_batches(labels, before, epoch=3, **options)
+    consumed = {i for shard in stopped for batch in shard[:steps] for i in batch}
+    resumed = _rank_batches(labels, after, epoch=3, consumed_samples=12 * steps, **options)
+    rest = [i for shard in resumed for batch in shard for i in batch]
+    assert all(len(shard) == len(whole) - steps for shard in resumed)
+    assert len(rest) == len(set(rest)) and not consumed & set(rest)  # nothing seen twice
+    assert consumed | set(rest) == {i for batch in whole for i in batch}  # nothing skipped: one epoch
+    for step, batch in enumerate(whole[steps:]):  # and in the epoch's own order, batch by batch
+        assert sorted(i for shard in resumed for i in shard[step]) == sorted(batch)
+
+
+def test_a_position_is_whole_global_batches_within_the_epoch():
+    sampler = ClassBalancedBatchSampler([0] * 10 + [1] * 10, batch_size=4, seed=0, world_size=2)
+    assert sampler.samples_per_epoch == 20
+    sampler.set_epoch(1, 20)
+    assert list(sampler) == []  # the whole epoch consumed
+    for wrong in (-4, 6, 24):
+        with pytest.raises(ValueError, match="multiple of the global batch size 4"):
+            sampler.set_epoch(1, wrong)
+
+
 def test_works_as_a_dataloader_batch_sampler():
     labels = torch.tensor(LABELS)
     dataset = TensorDataset(torch.arange(len(LABELS)), labels)

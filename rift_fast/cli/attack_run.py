@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,8 +27,9 @@ def attack_at(temperature: float, output: Path, setup: AttackSetup, args: argpar
 
     Every process checkpoints what it attacks into its own file beside ``output`` on its node; the
     examples no checkpoint of any node holds are handed out longest first from a queue in the
-    rendezvous store; rank 0 merges every process's results, gathered through collectives."""
-    from rift_fast.attacks import AttackCheckpoint, build_attack
+    rendezvous store; rank 0 merges every process's results, gathered through that store (a process that
+    dies is named, and its examples reported missing: :func:`rift_fast.attacks.sharding.collect_pieces`)."""
+    from rift_fast.attacks import AttackCheckpoint, build_attack, sharding
 
     paths = output_paths(output, setup.world)
     refuse_unusable_outputs(paths)
@@ -37,44 +37,47 @@ def attack_at(temperature: float, output: Path, setup: AttackSetup, args: argpar
     attack = build_attack(args.attack, victim, setup.synonyms, setup.task.is_pair, setup.options)
     settings = run_settings(args, attack, victim, setup)
     earlier, timings, problem = load_earlier(local_checkpoints(output), settings, args.resume)
-    done, queue_key = agree_on_start(settings, problem, sorted({r.index for r in earlier}), setup.world)
+    done, run_key = agree_on_start(settings, problem, sorted({r.index for r in earlier}), setup.world)
+    store = sharding.default_store() if setup.world > 1 else None
     pending = [i for i in range(len(setup.pool)) if i not in done]
-    report = attack.run(
-        setup.pool,
-        victim,
-        settings,
-        checkpoint=AttackCheckpoint(paths[checkpoint_role(setup.rank, setup.world)], settings),
-        examples_per_round=args.examples_per_round,
-        splicing=args.splicing,
-        verify_splicing=args.verify_splicing,
-        chunks=chunk_queue(args, setup, pending, queue_key),
-        progress=setup.rank == 0,
-    )
-    return gathered_report(report, earlier, timings, settings, setup)
+    with sharding.Heartbeat(store, f"{run_key}/alive/{setup.rank}"):
+        report = attack.run(
+            setup.pool,
+            victim,
+            settings,
+            checkpoint=AttackCheckpoint(paths[checkpoint_role(setup.rank, setup.world)], settings),
+            examples_per_round=args.examples_per_round,
+            splicing=args.splicing,
+            verify_splicing=args.verify_splicing,
+            chunks=chunk_queue(args, setup, pending, f"{run_key}/chunks", store),
+            progress=setup.rank == 0,
+        )
+    return gathered_report(report, earlier, timings, settings, setup, (store, run_key))
 
 
 def gathered_report(
-    report: AttackReport, earlier: list, timings: dict, settings: dict, setup: AttackSetup
+    report: AttackReport, earlier: list, timings: dict, settings: dict, setup: AttackSetup, store_key: tuple
 ) -> AttackReport | None:
-    """Once every process has attacked its share: each process's ``report``, the ``earlier`` results and
-    ``timings`` of its checkpoints and its record (with the time it waited for the others) are gathered
-    to rank 0, which returns the merged report (:func:`merged_report`); None on the other ranks."""
+    """Once a process has attacked its share: its ``report``, the ``earlier`` results and ``timings`` of its
+    checkpoints and its record are posted to the rendezvous store (``store_key``: the store and this
+    attack's key prefix); rank 0 collects every process's piece, naming a process that died, and returns
+    the merged report (:func:`merged_report`); None on the other ranks."""
     from rift_fast.attacks import sharding
 
-    finished = time.perf_counter()
-    if setup.world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
     record = sharding.rank_record(
         setup.rank, report.results, report.session_wall_seconds, report.session_forward_seconds
     )
-    record.idle_seconds = time.perf_counter() - finished
     piece = {"results": report.results, "earlier": earlier, "timings": timings, "record": record}
-    pieces = sharding.gather_to_first(piece, setup.rank, setup.world)
-    if pieces is None:
+    if setup.world == 1:
+        return merged_report(settings, len(setup.pool), [piece], report.engine, setup.world, [])
+    store, run_key = store_key
+    sharding.publish_piece(store, run_key, setup.rank, piece)
+    if setup.rank != 0:
         return None
-    return merged_report(settings, len(setup.pool), pieces, report.engine, setup.world)
+    by_rank, lost = sharding.collect_pieces(store, run_key, setup.world)
+    pieces = [by_rank[other] for other in sorted(by_rank)]
+    sharding.note_idle_seconds(pieces)
+    return merged_report(settings, len(setup.pool), pieces, report.engine, setup.world, lost)
 
 
 def build_victim(args: argparse.Namespace, setup: AttackSetup, temperature: float) -> VictimModel:
@@ -95,10 +98,11 @@ def build_victim(args: argparse.Namespace, setup: AttackSetup, temperature: floa
 
 
 def chunk_queue(
-    args: argparse.Namespace, setup: AttackSetup, pending: list[int], queue_key: str
+    args: argparse.Namespace, setup: AttackSetup, pending: list[int], queue_key: str, store: object
 ) -> Iterable[list[int]]:
     """The chunks of ``pending`` examples this process attacks: under round-robin sharding every N-th of
-    them in rounds of ``--examples-per-round``, else chunks from the queue ``queue_key`` (longest first)."""
+    them in rounds of ``--examples-per-round``, else chunks from the queue ``queue_key`` of the rendezvous
+    ``store`` (longest first)."""
     from rift_fast.attacks import sharding
 
     if args.sharding == ROUND_ROBIN_SHARDING:
@@ -106,17 +110,24 @@ def chunk_queue(
         size = args.examples_per_round
         return [mine[start : start + size] for start in range(0, len(mine), size)]
     order = sharding.longest_first(setup.pool, pending)
-    take = sharding.local_counter() if setup.world == 1 else sharding.store_counter(queue_key)
+    take = sharding.local_counter() if setup.world == 1 else sharding.store_counter(queue_key, store)
     return sharding.ChunkQueue(sharding.cost_chunks(setup.pool, order, setup.world, args.examples_per_round), take)
 
 
-def merged_report(settings: dict, pool_size: int, pieces: list[dict], engine: dict, world: int) -> AttackReport:
+def merged_report(
+    settings: dict, pool_size: int, pieces: list[dict], engine: dict, world: int, lost: list[int]
+) -> AttackReport:
     """Rank 0's report over every process's ``pieces`` (their results, the earlier results of their
     checkpoints, the timings recorded there and their records): the processes run side by side, so each
-    session takes as long as its slowest process."""
+    session takes as long as its slowest process. ``lost``: the ranks that died before reporting (named
+    when examples are missing)."""
     from rift_fast.attacks import AttackReport, sharding
 
-    merged = sharding.merge_results(pool_size, [p["results"] for p in pieces] + [p["earlier"] for p in pieces])
+    merged = sharding.merge_results(
+        pool_size,
+        [p["results"] for p in pieces] + [p["earlier"] for p in pieces],
+        [f"rank {other}" for other in lost],
+    )
     recorded = {key: figures for p in pieces for key, figures in p["timings"].items()}
     earlier_wall = max((wall for wall, _ in recorded.values()), default=0.0)
     earlier_forward = max((forward for _, forward in recorded.values()), default=0.0)
@@ -194,7 +205,7 @@ def load_earlier(found: list[Path], settings: dict, resume: bool) -> tuple[list,
 
 def agree_on_start(settings: dict, problem: str | None, done: list[int], world: int) -> tuple[set[int], str]:
     """Every process's settings, problem and finished examples, exchanged: ``(finished examples of every
-    node, the name of this attack's chunk queue)``.
+    node, this attack's prefix of keys in the rendezvous store)``.
 
     Raises:
         ValueError: on every process alike, when a process's settings differ from rank 0's (naming each
@@ -221,4 +232,4 @@ def agree_on_start(settings: dict, problem: str | None, done: list[int], world: 
     ]
     if problems:
         raise ValueError("\n".join(problems))
-    return {i for state in states for i in state["done"]}, f"rift_fast.attack/{states[0]['queue']}/chunks"
+    return {i for state in states for i in state["done"]}, f"rift_fast.attack/{states[0]['queue']}"

@@ -170,7 +170,7 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """The output folder, ``--seeds`` and ``--resume``."""
+    """The output folder, ``--seeds``, ``--resume`` and ``--checkpoint-steps``."""
     run = parser.add_argument_group("run")
     run.add_argument("--output-dir", default=None, help="checkpoints and results (default runs/<task>)")
     run.add_argument(
@@ -179,12 +179,21 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         type=seed_int,
         help="train and evaluate every method once per seed (each a full run with --seed N, in <output-dir>/"
         "seed-N), then report the mean and standard deviation over seeds and the paired comparisons pooled "
-        "over seeds (Cochran-Mantel-Haenszel); with --resume, seeds already evaluated are read back",
+        "over seeds (Cochran-Mantel-Haenszel); with --resume, seeds already evaluated are read back. Under "
+        "torchrun the seeds are dealt out to the processes, each running its seeds alone; rank 0 pools them",
     )
     run.add_argument(
         "--resume",
         action="store_true",
-        help="continue each method from its last checkpoint (epoch end); methods without one start from the beginning",
+        help="continue each method from its last checkpoint (an epoch end, or within an epoch with "
+        "--checkpoint-steps), on any number of processes; methods without one start from the beginning",
+    )
+    run.add_argument(
+        "--checkpoint-steps",
+        type=non_negative_int,
+        default=0,
+        help="also write the last checkpoint every this many optimisation steps within an epoch (0, default: "
+        "at epoch ends only); --resume then continues with the epoch's remaining samples",
     )
 
 

@@ -97,11 +97,12 @@ class TrainedMethod:
         }
 
 
-def train_and_evaluate(args: argparse.Namespace, max_length_given: bool) -> list[dict] | None:
+def train_and_evaluate(args: argparse.Namespace, max_length_given: bool, distributed: bool = True) -> list[dict] | None:
     """One run: train every method of ``args.method`` with ``args.seed``, evaluate each on the test pool,
-    write and print the results in ``args.output_dir``. Returns the results' rows (None on ranks other
-    than 0 of a distributed run)."""
-    rank, world = init_distributed()
+    write and print the results in ``args.output_dir``; under torchrun with DDP over every process unless
+    ``distributed`` is False (this process alone). Returns the results' rows (None on ranks other than 0
+    of a distributed run)."""
+    rank, world = init_distributed() if distributed else (0, 1)
     started = time.perf_counter()
     setup = prepare_training(args, max_length_given, rank, world)
     trained = train_methods(args, setup)
@@ -202,6 +203,10 @@ def train_methods(args: argparse.Namespace, setup: TrainingSetup) -> list[Traine
     )
     output_dir = Path(args.output_dir)
     resumable = {m for m in args.method if resolve_checkpoint(checkpoint_dir(output_dir, m, "last")) is not None}
+    if setup.world > 1:  # a checkpoint on any node counts: the trainers send it to the others
+        from rift_fast.attacks.sharding import all_gather
+
+        resumable = set().union(*all_gather(resumable, setup.world))
     if args.resume and not resumable:
         raise FileNotFoundError(f"--resume: no checkpoint of {', '.join(args.method)} in {output_dir}")
     if resumable and not args.resume:
@@ -231,6 +236,7 @@ def train_method(args: argparse.Namespace, setup: TrainingSetup, method: str, re
         synonyms=setup.synonyms,
         label_names=setup.task.label_names,
         split_digests=split_digests(setup.task.train, setup.task.dev, setup.task.test),
+        checkpoint_steps=args.checkpoint_steps,
     )
     if args.resume and not resumable:
         setup.say(f"[{method}] --resume: no checkpoint yet in {trainer.last_dir}; training from the start")
@@ -328,17 +334,17 @@ def finished_seed(args: argparse.Namespace) -> list[dict] | None:
 def run_seeds(args: argparse.Namespace, max_length_given: bool) -> None:
     """``--seeds``: :func:`train_and_evaluate` once per seed in ``<output-dir>/seed-N`` (with --resume, a
     seed already evaluated is read back and a seed cut short continues from its checkpoints), then the
-    summary over seeds (:func:`rift_fast.cli.train_results.write_seed_summary`), written and printed."""
-    import os
+    summary over seeds (:func:`rift_fast.cli.train_results.write_seed_summary`), written and printed. Under
+    torchrun, process r runs every N-th seed from the r-th alone and rank 0 writes the summary
+    (:mod:`rift_fast.training.seeds`)."""
+    from rift_fast.training.seeds import gather_seed_rows, join_seed_group, seeds_of_rank
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise SystemExit(
-            "--seeds runs one process; under torchrun give one seed per launch (--seed N, --output-dir "
-            "<dir>/seed-N), then run --seeds ... --resume without torchrun to pool them"
-        )
+    rank, world = join_seed_group()  # under torchrun each process runs whole seeds alone
     root = Path(args.output_dir)
-    per_seed = {seed: seed_rows(args, seed, root, max_length_given) for seed in dict.fromkeys(args.seeds)}
-    print(write_seed_summary(root, per_seed, args))
+    per_seed = {seed: seed_rows(args, seed, root, max_length_given) for seed in seeds_of_rank(args.seeds, rank, world)}
+    gathered = gather_seed_rows(per_seed, rank, world)
+    if gathered is not None:
+        print(write_seed_summary(root, {seed: gathered[seed] for seed in dict.fromkeys(args.seeds)}, args))
 
 
 def seed_rows(args: argparse.Namespace, seed: int, root: Path, max_length_given: bool) -> list[dict]:
@@ -358,4 +364,4 @@ def seed_rows(args: argparse.Namespace, seed: int, root: Path, max_length_given:
     checkpoints = [checkpoint_dir(Path(seed_args.output_dir), m, "last") for m in args.method]
     seed_args.resume = args.resume and any(resolve_checkpoint(c) is not None for c in checkpoints)
     print(f"seed {seed}: {'resuming' if seed_args.resume else 'training'} in {seed_args.output_dir}")
-    return train_and_evaluate(seed_args, max_length_given) or []  # one process: always rank 0
+    return train_and_evaluate(seed_args, max_length_given, distributed=False) or []

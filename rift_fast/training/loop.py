@@ -23,6 +23,7 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from rift_fast.attacks.sharding import exit_if_told
 from rift_fast.core.digests import model_digest, tokenizer_digest, tokenizer_settings
 from rift_fast.core.safe_state import load_state
 from rift_fast.core.settings_diff import settings_differences
@@ -175,6 +176,9 @@ def adamw_groups(defense: Defense, head_weight_decay: float) -> list[dict]:
     return [{"params": rest, "weight_decay": 0.0}, {"params": heads, "weight_decay": head_weight_decay}]
 
 
+EXIT_AFTER_STEPS_VARIABLE = "RIFT_FAST_EXIT_AFTER_STEPS"  # the tests' stand-in for a kill: exit_if_told
+
+
 def _rng_state() -> dict:
     """Every generator's state as tensors, tuples and numbers (storable by :func:`save_state`)."""
     legacy_state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True))
@@ -218,6 +222,11 @@ class Trainer:
     ``prepare``, with ``prepare_seconds`` (its wall time), ``epoch_seconds`` (the epoch's wall time:
     that work, the steps and the dev evaluation) and ``prepare_share`` (their ratio), and the log
     says so.
+
+    ``checkpoint_steps`` > 0 also writes ``last`` every that many steps within an epoch (0: at epoch ends
+    only); a checkpoint records its position as epochs done and samples of the next epoch consumed by all
+    ranks together, so :meth:`run` with ``resume`` continues, on any number of processes, with exactly the
+    rest of that epoch's global order (:class:`ClassBalancedBatchSampler`).
     """
 
     def __init__(
@@ -236,8 +245,12 @@ class Trainer:
         synonyms: SynonymIndex | None = None,
         label_names: Sequence[str] | None = None,
         split_digests: dict[str, list[str]] | None = None,
+        checkpoint_steps: int = 0,
     ) -> None:
         self.settings = settings
+        if checkpoint_steps < 0:
+            raise ValueError(f"checkpoint_steps must be 0 (epoch ends only) or more, got {checkpoint_steps}")
+        self.checkpoint_steps = checkpoint_steps
         # Text digests of the data's train / dev / test splits (rift_fast.data.split_overlap.split_digests): kept
         # in checkpoints, so that evaluating the model on its own training texts is refused.
         self.split_digests = split_digests
@@ -326,7 +339,13 @@ class Trainer:
         elif world_size > 1:
             self.engine = torch.nn.parallel.DistributedDataParallel(self.objective)
         self.history: list[dict] = []
-        self.epoch = 0  # epochs completed; checkpoints are written at epoch ends
+        self.epoch = 0  # epochs completed
+        # The position within epoch ``epoch``: samples all ranks together trained on (a global count, so a
+        # checkpoint resumes on any number of processes), and this process's sums of the loss terms so far.
+        self.consumed_samples = 0
+        self.epoch_sums: dict[str, float] = {}
+        self.steps_this_session = 0
+        self.last_saved_position = ""  # where the newest ``last`` checkpoint stands ("": none yet)
         self.best_robust = -1.0
 
     # ------------------------------------------------------------------------------ checkpoints
@@ -345,6 +364,8 @@ class Trainer:
             "settings": asdict(self.settings),
             "num_classes": self.objective.model.num_classes,
             "epoch": self.epoch,
+            "consumed_samples": self.consumed_samples,
+            "epoch_loss_sums": self.epoch_sums,
             "data_fingerprint": self.data_fingerprint,
             "data": self.data_identity,
             **self.input_digests,
@@ -354,6 +375,10 @@ class Trainer:
         }
 
     def save(self, kind: str) -> None:
+        """Write the ``last`` (with the optimiser, scheduler, generators and position, to resume from) or
+        ``best`` checkpoint; rank 0 writes, the other ranks note the position only."""
+        if kind == "last":
+            self.last_saved_position = self._position_text()
         if self.rank != 0:
             return
         if kind == "last":
@@ -398,12 +423,40 @@ class Trainer:
         return config
 
     def resume(self) -> None:
-        """Continue from ``last``.
+        """Continue from ``last``: this process's, or under several processes the newest one any process
+        finds on its node, sent to all (the nodes need no shared folder; :meth:`_shared_last`).
 
         Raises FileNotFoundError when there is no complete checkpoint, and ValueError when it was
         written with other settings, data, synonym table, model weights or tokenizer (naming which),
         in the old pickle format, or does not match the model.
         """
+        folder, metadata, state_dict, state = self._shared_last()
+        missing, unexpected = self.objective.load_state_dict(state_dict, strict=False)
+        missing = [k for k in missing if not self._is_frozen(k)]
+        if missing or unexpected:
+            raise ValueError(
+                f"--resume: {folder} does not match the model (missing {missing[:5]}, unexpected {unexpected[:5]})"
+            )
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        self.epoch = metadata["epoch"]
+        self.consumed_samples = metadata.get("consumed_samples", 0)  # older checkpoints: epoch ends only
+        self.epoch_sums = metadata.get("epoch_loss_sums", {})
+        self.history, self.best_robust = metadata["history"], metadata["best_robust"]
+        self.last_saved_position = self._position_text()
+        if self.rank == 0:
+            logger.info(
+                "[%s] resumed from %s at %s on %d process(es)",
+                self.settings.method,
+                folder,
+                self.last_saved_position,
+                self.world_size,
+            )
+
+    def _read_last(self) -> tuple[Path, dict, dict[str, torch.Tensor], dict]:
+        """This process's ``last`` checkpoint, checked against this run: ``(folder, metadata, weights,
+        trainer state)``. Raises as :meth:`resume` does."""
         folder = resolve_checkpoint(self.last_dir)
         if folder is None:
             raise FileNotFoundError(f"--resume: no complete checkpoint in {self.last_dir}")
@@ -411,21 +464,32 @@ class Trainer:
         metadata = json.loads((folder / METADATA_FILE).read_text())
         self._check_same_split(folder)
         self._check_same_inputs(folder, metadata)
-        state_dict = load_file(str(folder / WEIGHTS_FILE))
-        missing, unexpected = self.objective.load_state_dict(state_dict, strict=False)
-        missing = [k for k in missing if not self._is_frozen(k)]
-        if missing or unexpected:
-            raise ValueError(
-                f"--resume: {folder} does not match the model (missing {missing[:5]}, unexpected {unexpected[:5]})"
-            )
-        state = load_state(folder, TRAINER_STATE)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
-        self.epoch = metadata["epoch"]
-        self.history, self.best_robust = metadata["history"], metadata["best_robust"]
-        if self.rank == 0:
-            logger.info("[%s] resumed from %s after epoch %d", self.settings.method, folder, self.epoch)
+        return folder, metadata, load_file(str(folder / WEIGHTS_FILE)), load_state(folder, TRAINER_STATE)
+
+    def _shared_last(self) -> tuple[Path, dict, dict[str, torch.Tensor], dict]:
+        """:meth:`_read_last` of the process whose node holds the newest ``last`` (the furthest position;
+        ties: the lowest rank), broadcast to every process; its refusal is raised on every process."""
+        if self.world_size == 1:
+            return self._read_last()
+        folder = resolve_checkpoint(self.last_dir)
+        metadata = json.loads((folder / METADATA_FILE).read_text()) if folder else None
+        position = (metadata["epoch"], metadata.get("consumed_samples", 0)) if metadata else None
+        positions: list[Any] = [None] * self.world_size
+        torch.distributed.all_gather_object(positions, position)
+        candidates = [(where, -rank) for rank, where in enumerate(positions) if where is not None]
+        if not candidates:
+            raise FileNotFoundError(f"--resume: no complete checkpoint in {self.last_dir} on any node")
+        source = -max(candidates)[1]
+        payload: list[Any] = [None]
+        if self.rank == source:
+            try:
+                payload = [self._read_last()]
+            except (OSError, ValueError) as error:
+                payload = [error]
+        torch.distributed.broadcast_object_list(payload, src=source)
+        if isinstance(payload[0], Exception):
+            raise payload[0]
+        return payload[0]
 
     def _check_same_split(self, folder: Path) -> None:
         """Raises :class:`TrainingTextsInPool` when this run's dev or test texts were training texts of the
@@ -572,53 +636,68 @@ class Trainer:
         figures = self.objective.prepare_epoch(data)
         return {**figures, "prepare_seconds": time.perf_counter() - started} if figures else {}
 
+    def _train_steps(self, epoch: int, batches: list[list[int]]) -> None:
+        """The optimisation steps of ``epoch`` on this rank's ``batches`` (those after ``consumed_samples``),
+        adding each step's loss terms to ``epoch_sums`` and advancing ``consumed_samples`` (writing ``last``
+        every ``checkpoint_steps`` steps within the epoch). Raises :class:`TrainingDiverged` naming the
+        step and the last good checkpoint."""
+        first_step = self.consumed_samples // self.settings.batch_size
+        bar = tqdm(
+            total=len(self.sampler),
+            initial=first_step,
+            disable=not self.progress,
+            leave=False,
+            desc=f"{self.settings.method} epoch {epoch + 1}/{self.settings.epochs}",
+        )
+        pad = self.tokenizer.pad_token_id
+        for step, indices in enumerate(batches, start=first_step):
+            batch = collate(self.train_split, indices, pad, self.neighbour_table, self.device, self.pads_left)
+            try:
+                terms = self.step(batch)
+            except TrainingDiverged as error:
+                kept = (
+                    f"The last good checkpoint ({self.last_saved_position}) is kept in {self.last_dir}"
+                    if self.last_saved_position
+                    else "No checkpoint had been written yet"
+                )
+                raise TrainingDiverged(
+                    f"[{self.settings.method}] training diverged at epoch {epoch + 1}, step {step + 1}: {error}. "
+                    f"{kept}; lower --lr or --kl-weight (and --resume from it)."
+                ) from None
+            for key, value in terms.items():
+                self.epoch_sums[key] = self.epoch_sums.get(key, 0.0) + value
+            self.consumed_samples += self.settings.batch_size
+            self.steps_this_session += 1
+            if self.checkpoint_steps and (step + 1) % self.checkpoint_steps == 0 and step + 1 < len(self.sampler):
+                self.save("last")
+            exit_if_told(EXIT_AFTER_STEPS_VARIABLE, self.steps_this_session)
+            bar.update(1)
+            bar.set_postfix(loss=f"{terms['loss']:.3f}")
+        bar.close()
+
+    def _position_text(self) -> str:
+        """Where training stands: ``end of epoch 2`` or ``epoch 3, 96 of 640 samples``."""
+        if not self.consumed_samples:
+            return f"end of epoch {self.epoch}"
+        return f"epoch {self.epoch + 1}, {self.consumed_samples} of {self.sampler.samples_per_epoch} samples"
+
     def run(self, resume: bool = False) -> Path:
+        """Train the epochs left (all; with ``resume``, those after the ``last`` checkpoint's position, which
+        may be within an epoch); returns the path of the best checkpoint."""
         if resume:
             self.resume()
         started = time.perf_counter()
         for epoch in range(self.epoch, self.settings.epochs):
             self.epoch = epoch
-            self.sampler.set_epoch(epoch)
+            self.sampler.set_epoch(epoch, self.consumed_samples)
             batches = list(self.sampler)
             epoch_started = time.perf_counter()
             prepared = self.prepare_epoch(epoch, batches)
-            sums: dict[str, float] = {}
-            bar = tqdm(
-                total=len(batches),
-                disable=not self.progress,
-                leave=False,
-                desc=f"{self.settings.method} epoch {epoch + 1}/{self.settings.epochs}",
-            )
-            for step in range(len(batches)):
-                batch = collate(
-                    self.train_split,
-                    batches[step],
-                    self.tokenizer.pad_token_id,
-                    self.neighbour_table,
-                    self.device,
-                    self.pads_left,
-                )
-                try:
-                    terms = self.step(batch)
-                except TrainingDiverged as error:
-                    kept = (
-                        f"The last good checkpoint (end of epoch {epoch}) is kept in {self.last_dir}"
-                        if resolve_checkpoint(self.last_dir)
-                        else "No checkpoint had been written yet"
-                    )
-                    raise TrainingDiverged(
-                        f"[{self.settings.method}] training diverged at epoch {epoch + 1}, step {step + 1}: {error}. "
-                        f"{kept}; lower --lr or --kl-weight (and --resume from it)."
-                    ) from None
-                for key, value in terms.items():
-                    sums[key] = sums.get(key, 0.0) + value
-                bar.update(1)
-                bar.set_postfix(loss=f"{terms['loss']:.3f}")
-            bar.close()
+            self._train_steps(epoch, batches)
             dev = self.evaluate_dev()
             record: dict[str, Any] = {
                 "epoch": epoch + 1,
-                **{k: v / max(1, len(batches)) for k, v in sums.items()},
+                **{k: v / max(1, len(self.sampler)) for k, v in self.epoch_sums.items()},
                 **dev,
                 "seconds": time.perf_counter() - started,
             }
@@ -630,7 +709,7 @@ class Trainer:
                     "prepare_share": prepared["prepare_seconds"] / epoch_seconds,
                 }
             self.history.append(record)
-            self.epoch = epoch + 1
+            self.epoch, self.consumed_samples, self.epoch_sums = epoch + 1, 0, {}
             if dev["dev_ascc_accuracy"] > self.best_robust:
                 self.best_robust = dev["dev_ascc_accuracy"]
                 self.save("best")

@@ -14,6 +14,12 @@ class-balanced too (the InfoNCE negatives stay within a class on every rank) and
 cover exactly the single-process global batch. ``batch_size`` is the GLOBAL batch size and must be
 divisible by ``num_classes * world_size``.
 
+Position within an epoch: the epoch's global batches depend on the seed and the epoch only, never on
+the ranks, so a position is one global count, ``consumed_samples`` (examples of the epoch all ranks
+have trained on together: global batches done x ``batch_size``). ``set_epoch(epoch, consumed_samples)``
+starts the iteration after them, so a run stopped mid-epoch with N ranks continues with M ranks on
+exactly the rest of the epoch's order: nothing consumed is seen again, nothing left is skipped.
+
 Length grouping (``length_group`` > 0, with the examples' token counts in ``lengths``): each class's
 drawn examples are cut into chunks of ``length_group`` batches' worth and sorted by length within a
 chunk, so the b-th examples of every class have similar lengths; the epoch's batches are then shuffled.
@@ -89,13 +95,37 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
         self.rank = rank
         self.world_size = world_size
         self.epoch = 0
+        self.consumed_samples = 0
         self.num_batches = min(len(m) for m in self.members) // per_class
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose permutations the next iteration uses."""
+    def set_epoch(self, epoch: int, consumed_samples: int = 0) -> None:
+        """Select the epoch whose permutations the next iteration uses, and where in it to start.
+
+        Args:
+            epoch: the epoch (0-based); its order is drawn from ``seed + epoch``.
+            consumed_samples: examples of the epoch already trained on by all ranks together (a
+                multiple of ``batch_size``, at most the epoch's size); the iteration yields the
+                global batches after them.
+
+        Raises:
+            ValueError: ``consumed_samples`` is negative, not a whole number of global batches, or
+                beyond the epoch.
+        """
+        if consumed_samples < 0 or consumed_samples % self.batch_size or consumed_samples > self.samples_per_epoch:
+            raise ValueError(
+                f"consumed_samples must be a multiple of the global batch size {self.batch_size} between 0 and "
+                f"the epoch's {self.samples_per_epoch} samples, got {consumed_samples}"
+            )
         self.epoch = epoch
+        self.consumed_samples = consumed_samples
+
+    @property
+    def samples_per_epoch(self) -> int:
+        """Examples one epoch trains on, all ranks together."""
+        return self.num_batches * self.batch_size
 
     def __len__(self) -> int:
+        """Batches of a whole epoch (the iteration yields those after ``consumed_samples`` only)."""
         return self.num_batches
 
     def global_batches(self) -> list[list[int]]:
@@ -123,7 +153,7 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         share = self.per_class // self.world_size
         start = self.rank * share
-        for batch in self.global_batches():
+        for batch in self.global_batches()[self.consumed_samples // self.batch_size :]:
             yield [
                 i
                 for k in range(len(self.classes))
