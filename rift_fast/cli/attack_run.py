@@ -9,7 +9,7 @@ import argparse
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rift_fast.cli.attack_results import CHECKPOINT_SUFFIX, checkpoint_role, output_paths, refuse_unusable_outputs
 from rift_fast.cli.attack_setup import AttackSetup, prompt_settings
@@ -52,15 +52,21 @@ def attack_at(temperature: float, output: Path, setup: AttackSetup, args: argpar
             chunks=chunk_queue(args, setup, pending, f"{run_key}/chunks", store),
             progress=setup.rank == 0,
         )
-    return gathered_report(report, earlier, timings, settings, setup, (store, run_key))
+    return gathered_report(report, earlier, timings, settings, setup, store, run_key)
 
 
 def gathered_report(
-    report: AttackReport, earlier: list, timings: dict, settings: dict, setup: AttackSetup, store_key: tuple
+    report: AttackReport,
+    earlier: list,
+    timings: dict,
+    settings: dict,
+    setup: AttackSetup,
+    store: Any,
+    run_key: str,
 ) -> AttackReport | None:
     """Once a process has attacked its share: its ``report``, the ``earlier`` results and ``timings`` of its
-    checkpoints and its record are posted to the rendezvous store (``store_key``: the store and this
-    attack's key prefix); rank 0 collects every process's piece, naming a process that died, and returns
+    checkpoints and its record are posted to the rendezvous ``store`` (None in a single process) under this
+    attack's key prefix ``run_key``; rank 0 collects every process's piece, naming a process that died, and returns
     the merged report (:func:`merged_report`); None on the other ranks."""
     from rift_fast.attacks import sharding
 
@@ -70,7 +76,6 @@ def gathered_report(
     piece = {"results": report.results, "earlier": earlier, "timings": timings, "record": record}
     if setup.world == 1:
         return merged_report(settings, len(setup.pool), [piece], report.engine, setup.world, [])
-    store, run_key = store_key
     sharding.publish_piece(store, run_key, setup.rank, piece)
     if setup.rank != 0:
         return None
@@ -98,7 +103,7 @@ def build_victim(args: argparse.Namespace, setup: AttackSetup, temperature: floa
 
 
 def chunk_queue(
-    args: argparse.Namespace, setup: AttackSetup, pending: list[int], queue_key: str, store: object
+    args: argparse.Namespace, setup: AttackSetup, pending: list[int], queue_key: str, store: Any
 ) -> Iterable[list[int]]:
     """The chunks of ``pending`` examples this process attacks: under round-robin sharding every N-th of
     them in rounds of ``--examples-per-round``, else chunks from the queue ``queue_key`` of the rendezvous
