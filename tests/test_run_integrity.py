@@ -295,6 +295,17 @@ def test_the_results_plot_widens_with_the_methods(methods):
     assert image.width >= 840 and image.width >= 120 * (2 + 3 * (0.45 * methods + 0.5)) - 1
 
 
+@pytest.mark.parametrize("trials", [7, 100, 300])
+def test_the_results_plot_draws_figures_at_0_and_100_percent_with_their_intervals(trials):
+    from rift_fast.evaluation.statistics import Proportion
+
+    columns = [("clean_accuracy", "clean"), ("certified_accuracy", "certified")]
+    figures = {"clean_accuracy": Proportion(trials, trials), "certified_accuracy": Proportion(0, trials)}
+    row = {"method": "ascc", **{key: p.successes / p.trials for key, p in figures.items()}}
+    row["intervals"] = {key: p.record() for key, p in figures.items()}
+    assert plots.results_plot([row], columns, f"{trials} test examples").startswith(b"\x89PNG")
+
+
 # --------------------------------------------------------------------- 9. code from data files
 def test_training_state_is_stored_without_pickle_and_round_trips(tmp_path):
     state = {

@@ -47,6 +47,15 @@ def test_wilson_interval_matches_statsmodels_at_the_edges(successes, trials):
     )
 
 
+@pytest.mark.parametrize("trials", [3, 6, 7, 10, 12, 100, 299, 300])
+def test_wilson_interval_holds_its_share_exactly_at_no_and_all_successes(trials):
+    assert wilson_interval(0, trials)[0] == 0.0
+    assert wilson_interval(trials, trials)[1] == 1.0
+    for successes in range(trials + 1):
+        low, high = wilson_interval(successes, trials)
+        assert low <= successes / trials <= high
+
+
 def test_proportion_text_and_record():
     assert format_proportion(105, 300) == "35.0% [29.8, 40.6]"
     assert format_proportion(0, 0) == "n/a"

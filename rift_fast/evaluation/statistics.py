@@ -59,7 +59,9 @@ def wilson_interval(successes: int, trials: int, confidence: float = CONFIDENCE)
     scale = 1 + z * z / trials
     centre = (share + z * z / (2 * trials)) / scale
     half = z * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials)) / scale
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # the rounding of centre - half leaves 1e-17 above 0 at no successes (and below 1 at all): an interval
+    # that misses its own share breaks error bars, so the share bounds it exactly
+    return min(share, max(0.0, centre - half)), max(share, min(1.0, centre + half))
 
 
 @dataclass(frozen=True)
