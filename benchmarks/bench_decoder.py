@@ -41,13 +41,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_attacks  # noqa: E402  (the drivers of both engines, shared with the encoder benchmark)
+from measure import cpu_description  # noqa: E402
 
 ROOT = bench_attacks.ROOT
 ATTACKS = ("pwws", "ga")
@@ -247,20 +247,6 @@ def offline_env() -> dict:
 
 
 # ------------------------------------------------------------------------------------------ report
-def cpu_description() -> str:
-    """The CPU's model name, its core count and whether it has native bfloat16 (avx512_bf16)."""
-    name = platform.processor() or platform.machine()
-    flags = ""
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-        name = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name"))
-        flags = next(line for line in cpuinfo.splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        pass
-    bf16 = "avx512_bf16" if "avx512_bf16" in flags.split() else "no avx512_bf16"
-    return f"{name}, {os.cpu_count()} CPUs visible, {bf16}"
-
-
 def format_table(runs: list[dict]) -> str:
     """Markdown table of the runs: accuracy, wall time (and its ratio to rift_fast's), rows and rows/s."""
     lines = [

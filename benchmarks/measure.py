@@ -8,12 +8,15 @@ measured in a fresh subprocess (the allocator keeps freed pages, so only a new p
 from __future__ import annotations
 
 import json
+import os
+import platform
 import statistics
 import subprocess
 import sys
 import time
 import timeit
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -65,3 +68,17 @@ def peak_mib(run: Callable[[], object], device: torch.device, probe_command: lis
         return cuda_peak_mib(run, device)
     command = [sys.executable, *probe_command]
     return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)["mib"]
+
+
+def cpu_description() -> str:
+    """The CPU's model name, its core count and whether it has native bfloat16 (avx512_bf16)."""
+    name = platform.processor() or platform.machine()
+    flags = ""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        name = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name"))
+        flags = next(line for line in cpuinfo.splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        pass
+    bf16 = "avx512_bf16" if "avx512_bf16" in flags.split() else "no avx512_bf16"
+    return f"{name}, {os.cpu_count()} CPUs visible, {bf16}"

@@ -19,7 +19,8 @@ of highest dev ASCC accuracy (on words), and the table shows which epoch that wa
 ``--epochs`` until the adversarially trained methods end below a training cross-entropy of 0.6 and the
 chosen epoch is no longer the last one.
 
-Writes ``<output-dir>/results.md`` and ``results.json``: each method's mean ± standard deviation over seeds
+Writes ``<output-dir>/results.md``, ``results.json`` and ``record.json`` (the same tables as a measurement
+record for ``benchmarks/results/``, rendered by ``benchmarks/render_results.py``): each method's mean ± standard deviation over seeds
 of every figure, its final training cross-entropy (an adversarially trained model whose CE has not gone
 below 0.6 is still in the flat regime: the run is flagged, train longer), and for each pair that bears on
 the question the difference in points pooled over seeds, its 95% Newcombe interval and the
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -43,6 +45,8 @@ from rift_fast.evaluation.statistics import (
     pooled_paired_comparison,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # measure.py
 MAIN_METHODS = ("standard", "ascc", "rift")
 NO_MI = "rift-mi0"  # RIFT with --mi-weight 0, run in its own folder
 METHODS = (*MAIN_METHODS, NO_MI)
@@ -133,52 +137,106 @@ def summarise(seeds: dict[str, dict[str, dict]]) -> dict:
     return {"methods": methods, "comparisons": comparisons}
 
 
-def markdown(summary: dict, seeds: list[str], command: str) -> str:
-    """The experiment's tables: mean ± sd per method, then the pooled paired comparisons."""
-    lines = [
-        f"RIFT against ASCC over {len(seeds)} seeds ({', '.join(seeds)}), float32. Command: `{command}`",
-        "",
-        "| method | "
-        + " | ".join(f"{name} acc" for _, name in FIGURES)
-        + " | final training CE | epoch chosen on dev |",
-        "| --- | " + " | ".join("---:" for _ in FIGURES) + " | ---: | ---: |",
-    ]
-    flat = []
+def method_rows(summary: dict) -> list[list[str]]:
+    """Per method: its mean ± sd of each figure (points), final training CE and the epochs chosen on dev."""
+    rows = []
     for method, record in summary["methods"].items():
         cells = [_points(record["figures"][key]) for key, _ in FIGURES]
-        ce = record["final_training_ce"]
         epochs = ", ".join(map(str, record["epoch_chosen_on_dev"]))
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {_plain(ce)} | {epochs} |")
-        if method != "standard" and ce["mean"] is not None and ce["mean"] >= FLAT_REGIME_CE:
-            flat.append(method)
-    lines += [
-        "",
-        "Mean ± standard deviation over seeds, in points; final training CE: the last epoch's mean; epoch chosen "
-        "on dev: per seed, the epoch of highest dev ASCC accuracy (on words), whose checkpoint was evaluated.",
-        "",
-        "Paired comparisons pooled over seeds (first - second, in points [95% interval], p):",
-        "",
-        "| methods | " + " | ".join(name for _, name in FIGURES) + " |",
-        "| --- | " + " | ".join("---:" for _ in FIGURES) + " |",
-    ]
+        rows.append([method, *cells, _plain(record["final_training_ce"]), epochs])
+    return rows
+
+
+def comparison_rows(summary: dict) -> list[list[str]]:
+    """Per pair of :data:`PAIRS`: the pooled difference, interval and p of each figure."""
+    rows = []
     for first, second in PAIRS:
         cells = {
             c["figure"]: format_comparison(c)
             for c in summary["comparisons"]
             if (c["first"], c["second"]) == (first, second)
         }
-        lines.append(f"| {first} - {second} | " + " | ".join(cells[key] for key, _ in FIGURES) + " |")
-    lines += [
-        "",
-        f"Pooled over seeds. Interval: {DIFFERENCE_METHOD}, on the table summed over seeds. Test: {CMH_METHOD}.",
+        rows.append([f"{first} - {second}", *(cells[key] for key, _ in FIGURES)])
+    return rows
+
+
+def flat_regime_methods(summary: dict) -> list[str]:
+    """The adversarially trained methods whose mean final training CE is :data:`FLAT_REGIME_CE` or more."""
+    return [
+        method
+        for method, record in summary["methods"].items()
+        if method != "standard"
+        and record["final_training_ce"]["mean"] is not None
+        and record["final_training_ce"]["mean"] >= FLAT_REGIME_CE
     ]
-    if flat:
+
+
+def tables(summary: dict, seeds: list[str]) -> list[dict]:
+    """The two tables (caption, columns, rows) that both the Markdown and the record show."""
+    return [
+        {
+            "caption": f"Standard fine-tuning, ASCC, RIFT and RIFT with MI weight 0 over {len(seeds)} seeds "
+            f"({', '.join(seeds)}), float32, same data order per seed: mean ± standard deviation over seeds, in "
+            "points; final training CE: the last epoch's mean; epoch chosen on dev: per seed, the epoch of "
+            "highest dev ASCC accuracy (on words), whose checkpoint was evaluated.",
+            "columns": ["method", *(f"{name} acc" for _, name in FIGURES), "final training CE", "epoch chosen on dev"],
+            "rows": method_rows(summary),
+        },
+        {
+            "caption": "Paired comparisons pooled over seeds (first - second, in points [95% interval], p). "
+            f"Interval: {DIFFERENCE_METHOD}, on the table summed over seeds. Test: {CMH_METHOD}.",
+            "columns": ["methods", *(name for _, name in FIGURES)],
+            "rows": comparison_rows(summary),
+        },
+    ]
+
+
+def flat_regime_warning(summary: dict) -> list[str]:
+    flat = flat_regime_methods(summary)
+    if not flat:
+        return []
+    return [
+        f"WARNING: {', '.join(flat)} ended with a mean training cross-entropy of {FLAT_REGIME_CE} or more: still "
+        "in the flat regime; train longer (--epochs) before reading the comparisons."
+    ]
+
+
+def markdown(summary: dict, seeds: list[str], command: str) -> str:
+    """The experiment's tables: mean ± sd per method, then the pooled paired comparisons."""
+    lines = [f"Command: `{command}`", ""]
+    for table in tables(summary, seeds):
         lines += [
+            table["caption"],
             "",
-            f"WARNING: {', '.join(flat)} ended with a mean training cross-entropy of {FLAT_REGIME_CE} or more: "
-            "still in the flat regime; train longer (--epochs) before reading the comparisons.",
+            "| " + " | ".join(table["columns"]) + " |",
+            "| --- | " + " | ".join("---:" for _ in table["columns"][1:]) + " |",
+            *("| " + " | ".join(row) + " |" for row in table["rows"]),
+            "",
         ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + flat_regime_warning(summary)) + "\n"
+
+
+def measurement_record(summary: dict, seeds: list[str], command: str) -> dict:
+    """The run as a measurement record of ``benchmarks/results/`` (rendered by ``render_results.py``):
+    both tables, the command, the commit of this checkout, the machine and the flat-regime warning."""
+    import datetime
+
+    import torch
+    from measure import cpu_description
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return {
+        "measurement": "rift-vs-ascc",
+        "order": 0,
+        "title": "RIFT against ASCC: the MI term isolated, over seeds, with paired tests",
+        "date": datetime.date.today().isoformat(),
+        "command": command,
+        "commit": commit.stdout.strip() or None,
+        "machine": f"{cpu_description()}; torch {torch.__version__}, {torch.get_num_threads()} thread(s)",
+        "topic": "training",
+        "tables": tables(summary, seeds),
+        "notes": flat_regime_warning(summary),
+    }
 
 
 def _points(figure: dict) -> str:
@@ -214,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.output_dir)
     write_text_atomically(root / "results.md", text)
     write_text_atomically(root / "results.json", json.dumps({"command": command, **summary}, indent=1))
+    record = measurement_record(summary, list(seeds), command)
+    write_text_atomically(root / "record.json", json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     print(text)
     return 0
 

@@ -12,6 +12,7 @@ from test_cli import _tiny_run_argv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
+import render_results  # noqa: E402
 import rift_vs_ascc  # noqa: E402
 
 
@@ -21,7 +22,7 @@ def test_the_experiment_runs_four_methods_and_pools_their_paired_tests(tiny_mode
     argv = ["--seeds", "0", "1", "--allow-few-seeds", "--output-dir", str(output), *forwarded]
     assert rift_vs_ascc.main(argv) == 0
     out = capsys.readouterr().out
-    assert "RIFT against ASCC over 2 seeds (0, 1), float32." in out and "| rift - rift-mi0 |" in out
+    assert "RIFT with MI weight 0 over 2 seeds (0, 1), float32" in out and "| rift - rift-mi0 |" in out
     results = json.loads((output / "results.json").read_text())
     assert list(results["methods"]) == ["standard", "ascc", "rift", "rift-mi0"]
     assert results["methods"]["rift"]["epoch_chosen_on_dev"] == [1, 1]
@@ -34,6 +35,12 @@ def test_the_experiment_runs_four_methods_and_pools_their_paired_tests(tiny_mode
     assert ("rift", "ascc", "ga_accuracy") in figures and ("rift", "rift-mi0", "ascc_accuracy") in figures
     pooled = next(c for c in results["comparisons"] if c["first"] == "rift" and c["second"] == "rift-mi0")
     assert pooled["seeds"] == 2 and pooled["examples"] == 8 and "Cochran-Mantel-Haenszel" in pooled["test"]
+    record = render_results.load_record(output / "record.json")  # checks the record's fields
+    assert record.measurement == "rift-vs-ascc" and record.data["command"].startswith("python benchmarks/")
+    means, pairs = record.data["tables"]
+    assert [row[0] for row in means["rows"]] == ["standard", "ascc", "rift", "rift-mi0"]
+    assert pairs["rows"][0][0] == "rift - ascc" and len(pairs["rows"][0]) == len(pairs["columns"]) == 5
+    assert "avx512_bf16" in record.data["machine"] and "torch" in record.data["machine"]
 
 
 def test_the_experiment_refuses_few_seeds_and_its_own_options(tmp_path):
