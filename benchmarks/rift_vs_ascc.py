@@ -261,9 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(set(args.seeds)) < MIN_SEEDS and not args.allow_few_seeds:
         raise SystemExit(f"--seeds: at least {MIN_SEEDS} distinct seeds, got {len(set(args.seeds))}")
     folders = []
-    for folder, command in training_runs(args, forwarded):
-        print(f"python -m rift_fast.train {' '.join(command)}")
-        train.main(command)
+    for folder, train_argv in training_runs(args, forwarded):
+        print(f"python -m rift_fast.train {' '.join(train_argv)}")
+        train.main(train_argv)
         folders.append(folder)
     seeds = rows_by_seed(*folders)
     summary = summarise(seeds)
