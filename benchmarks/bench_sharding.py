@@ -8,7 +8,12 @@ twice under ``torchrun --standalone --nproc_per_node N`` on this machine: ``--sh
 examples and wall time and the longest idle time at the end (the wait for the slowest process), and
 checks that both gave the same per-example results.
 
-    python benchmarks/bench_sharding.py --processes 2 --model embedded --attack pwws
+    python benchmarks/bench_sharding.py --processes 2 --model embedded --attack pwws --repeats 2 \\
+        --record benchmarks/results/DATE-attack-sharding.json
+
+``--repeats`` runs the two shardings alternately that many times each (a shared machine's load moves single
+jobs); ``--record`` also writes the table as a measurement record (commit, machine, load) for
+``benchmarks/render_results.py``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from rift_fast.core.atomic_io import write_text_atomically
+
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # measure.py
 
 
 def mixed_pool(snippets: int, long_reviews: int, long_words: int, seed: int) -> list[dict]:
@@ -63,6 +71,69 @@ def run(sharding: str, folder: Path, args: argparse.Namespace, data: Path) -> di
     return record | {"job_seconds": time.perf_counter() - started}
 
 
+COLUMNS = (
+    "sharding",
+    "run",
+    "job wall time",
+    "attack wall time (slowest process)",
+    "longest idle at the end",
+    "forward seconds, all processes",
+    "examples per process",
+)
+
+
+def table_row(sharding: str, repeat: int, record: dict) -> list[str]:
+    """One job's cells under :data:`COLUMNS`."""
+    ranks = record["ranks"]
+    shares = ", ".join("{} in {:.1f} s".format(r["examples"], r["wall_seconds"]) for r in ranks)
+    return [
+        sharding,
+        str(repeat + 1),
+        f"{record['job_seconds']:.1f} s",
+        f"{record['summary']['session_wall_seconds']:.1f} s",
+        f"{max(r['idle_seconds'] for r in ranks):.1f} s",
+        f"{sum(r['forward_seconds'] for r in ranks):.1f} s",
+        shares,
+    ]
+
+
+def agreement(jobs: list[list[dict]]) -> tuple[bool, float]:
+    """Whether every job's per-example results equal the first job's in every field but the floating-point
+    ones, and the largest difference of a floating-point field between them."""
+    same, gap = True, 0.0
+    for job in jobs[1:]:
+        same &= len(job) == len(jobs[0])
+        for first, other in zip(jobs[0], job):
+            same &= first.keys() == other.keys()
+            for key, value in first.items():
+                if isinstance(value, float) and isinstance(other.get(key), float):
+                    gap = max(gap, abs(value - other[key]))
+                else:
+                    same &= value == other.get(key)
+    return same, gap
+
+
+def measurement_record(args: argparse.Namespace, caption: str, rows: list[list[str]], notes: list[str]) -> dict:
+    """The run as a measurement record of ``benchmarks/results/`` (rendered by ``render_results.py``)."""
+    import datetime
+
+    from measure import cpu_description
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return {
+        "measurement": "attack-sharding",
+        "order": 20,
+        "title": "Sharing a mixed pool among torchrun processes: chunk queue against round-robin",
+        "date": datetime.date.today().isoformat(),
+        "command": "python benchmarks/bench_sharding.py " + " ".join(sys.argv[1:]),
+        "commit": commit.stdout.strip() or None,
+        "machine": f"{cpu_description()}; {args.processes} processes x {args.threads} torch threads",
+        "topic": "attacks",
+        "tables": [{"caption": caption, "columns": list(COLUMNS), "rows": rows}],
+        "notes": notes,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--processes", type=int, default=2)
@@ -74,34 +145,41 @@ def main() -> None:
     parser.add_argument("--long-words", type=int, default=200)
     parser.add_argument("--examples-per-round", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=1, help="jobs per sharding, the two shardings alternating")
+    parser.add_argument("--record", type=Path, help="also write the table as a measurement record to this path")
     parser.add_argument("extra", nargs="*", help="more options of python -m rift_fast.attack (after --)")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
+    rows, results = [], {}
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
         data = folder / "mixed.jsonl"
         pool = mixed_pool(args.snippets, args.long, args.long_words, args.seed)
         data.write_text("".join(json.dumps(example) + "\n" for example in pool))
-        records = {sharding: run(sharding, folder, args, data) for sharding in ("round-robin", "queue")}
-    print(
-        f"pool: {args.snippets} snippets and {args.long} reviews of {args.long_words} words; {args.attack}, "
-        f"{args.model}, {args.processes} processes x {args.threads} threads"
+        for repeat in range(args.repeats):
+            for sharding in ("round-robin", "queue"):
+                record = run(sharding, folder / str(repeat), args, data)
+                rows.append(table_row(sharding, repeat, record))
+                results[(sharding, repeat)] = record["results"]
+    caption = (
+        f"Pool: {args.snippets} Rotten Tomatoes snippets and {args.long} reviews of {args.long_words} words at "
+        f"seeded random places; {args.attack}, model {args.model}; {args.processes} processes x {args.threads} "
+        "threads under torchrun --standalone; the two shardings alternate, one job each per run."
     )
-    columns = ("sharding", "job wall time", "attack wall time (slowest process)", "longest idle at the end")
-    columns += ("forward seconds, all processes",)
-    print("| " + " | ".join((*columns, "examples per process")) + " |")
-    print("| --- | ---: | ---: | ---: | ---: | --- |")
-    for sharding, record in records.items():
-        ranks = record["ranks"]
-        shares = ", ".join("{} in {:.1f} s".format(r["examples"], r["wall_seconds"]) for r in ranks)
-        print(
-            f"| {sharding} | {record['job_seconds']:.1f} s | {record['summary']['session_wall_seconds']:.1f} s | "
-            f"{max(r['idle_seconds'] for r in ranks):.1f} s | {sum(r['forward_seconds'] for r in ranks):.1f} s | "
-            f"{shares} |"
-        )
-    print(f"load average (1 min) before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    same = records["queue"]["results"] == records["round-robin"]["results"]
-    print(f"identical per-example results: {same}")
+    print(caption)
+    print("| " + " | ".join(COLUMNS) + " |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("\n".join("| " + " | ".join(row) + " |" for row in rows))
+    same, gap = agreement(list(results.values()))
+    notes = [
+        f"Load average (1 min) before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f}, on {os.cpu_count()} cores.",
+        f"Identical per-example outcomes (labels, adversarial texts, query counts) across every job: {same}; "
+        f"largest difference of a reported probability: {gap:.1e} (which rows share a forward pass changes the "
+        "kernels' order of summation).",
+    ]
+    print("\n".join(notes))
+    if args.record:
+        write_text_atomically(args.record, json.dumps(measurement_record(args, caption, rows, notes), indent=2) + "\n")
 
 
 if __name__ == "__main__":
