@@ -294,6 +294,7 @@ def evaluate_methods(
         seed=args.seed,
         recipes=tuple(args.eval_attacks),
         recipe_options=recipe_options(args),
+        token_budget=args.token_budget,
     )
     certification = CertificationSettings(seed=args.seed)  # SAFER's published samples and Monte Carlo error
     args.certification = asdict(certification)  # recorded with the settings in results.json
