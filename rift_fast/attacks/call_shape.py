@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -112,6 +112,14 @@ class ShapeChoice:
 
     token_budget: int | None
     rows_per_second: dict[int, float]
+
+
+@runtime_checkable
+class TokenBudgeted(Protocol):
+    """A model whose calls :func:`cut_calls` sizes: an attack's helper (masked LM, sentence encoder)
+    follows the victim's ``token_budget`` (:func:`rift_fast.attacks.run_attack` sets it)."""
+
+    token_budget: int | None
 
 
 _CHOICES: dict[ShapeKey, ShapeChoice] = {}  # this process's choices, by key
@@ -256,6 +264,7 @@ __all__ = [
     "AUTO",
     "ShapeChoice",
     "ShapeKey",
+    "TokenBudgeted",
     "budget_of",
     "choose_token_budget",
     "cut_calls",

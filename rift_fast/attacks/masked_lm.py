@@ -170,7 +170,7 @@ class MaskedLanguageModel:
 
     def _lengths(self, texts: Sequence[str]) -> list[int]:
         """Tokens of each text as the passes truncate them (all 1 without a token budget: no need to count)."""
-        if self.token_budget is None:
+        if self.token_budget is None or not texts:
             return [1] * len(texts)
         encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
         return [len(ids) for ids in encoded["input_ids"]]
