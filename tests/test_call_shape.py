@@ -260,3 +260,20 @@ def test_the_measurement_times_shapes_up_to_the_batch_size_within_its_time(monke
     slow = []
     rates = measure_rows_per_second(lambda rows: slow.append(rows) or time.sleep(0.05 * rows), batch_size=64)
     assert list(rates) == [2, 8] and 32 not in slow  # 2 x 32 rows at 20 rows/s would pass 1.5 s
+
+
+def test_the_attack_command_records_the_budget_and_resumes_under_another(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    from rift_fast.cli import attack
+
+    monkeypatch.setattr(call_shape, "_SAID", set())
+    output = tmp_path / "pwws.json"
+    argv = ["--model", str(tiny_model_dir), "--attack", "pwws", "--num-examples", "3", "--output", str(output)]
+    assert attack.main([*argv, "--token-budget", "40"]) == 0
+    assert capsys.readouterr().out.count("token budget per model call: 40 (given)") == 1
+    first = json.loads(output.read_text())
+    assert first["engine"]["token_budget"] == 40 and "token_budget" not in first["settings"]
+    assert attack.main([*argv, "--token-budget", "auto", "--resume"]) == 0  # a speed setting: not compared
+    resumed = json.loads(output.read_text())
+    assert resumed["results"] == first["results"] and resumed["engine"]["token_budget"] is None
+    with pytest.raises(SystemExit):
+        attack.build_parser().parse_args(["--token-budget", "0"])

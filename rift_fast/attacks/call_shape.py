@@ -32,8 +32,8 @@ logger = logging.getLogger(__name__)
 
 AUTO = "auto"  # --token-budget auto: measured on a CPU, unbounded on a GPU
 MEASURED_ROWS = (2, 8, 32)  # rows per call timed by the measurement (those up to batch_size)
-# No measurement when batch_size x the typical padded length stays within this many tokens: calls that
-# small sit inside the caches on the CPUs measured, so rows per call do not change the cost per row.
+# No measurement when batch_size x the typical padded length stays within this many tokens: on the CPU
+# measured (one core, AVX512-BF16, MiniLM), the cost per row rose only past about 8 rows of 512 tokens.
 MEASURE_FROM_TOKENS = 4096
 MEASURE_SECONDS = 8.0  # a larger shape is not timed once its expected time would pass this total
 TIMED_REPEATS = 2  # timed forwards per shape, the fastest kept
@@ -123,10 +123,19 @@ class TokenBudgeted(Protocol):
 
 
 _CHOICES: dict[ShapeKey, ShapeChoice] = {}  # this process's choices, by key
+_SAID: set[str] = set()  # the choices logged
 
 
 def shape_key(victim: VictimModel, length: int) -> ShapeKey:
-    """The :class:`ShapeKey` of ``victim``'s search model at a typical padded ``length`` (tokens)."""
+    """The cache key of ``victim``'s calls at a typical padded length.
+
+    Args:
+        victim: the model whose search copy (or the model itself, without one) answers most calls.
+        length: the typical padded length, in tokens.
+
+    Returns:
+        Its :class:`ShapeKey`, the length rounded up to :data:`LENGTH_BUCKET`.
+    """
     model = victim.search_model or victim.model
     config = getattr(model, "config", None)
     name = getattr(config, "_name_or_path", "") or ""
@@ -142,7 +151,14 @@ def shape_key(victim: VictimModel, length: int) -> ShapeKey:
 
 
 def typical_length(rows: Sequence[TokenRow]) -> int:
-    """The median number of tokens of ``rows`` (1 for none): the padded length of a typical call."""
+    """The padded length of a typical call over ``rows``.
+
+    Args:
+        rows: model inputs.
+
+    Returns:
+        Their median number of tokens (1 for no rows).
+    """
     return int(np.median([len(row.ids) for row in rows])) if rows else 1
 
 
@@ -152,7 +168,7 @@ def choose_token_budget(victim: VictimModel, pool: Sequence[Example], requested:
     A number ``requested`` is taken as given, None means no budget. :data:`AUTO`: no budget on a GPU
     (calls as large as ``batch_size`` allows), nor on a CPU when ``batch_size`` x the typical padded
     length stays within :data:`MEASURE_FROM_TOKENS`; otherwise the measured one
-    (:func:`measured_choice`), logged once per process and key.
+    (:func:`measured_choice`). The choice is logged once per process.
 
     Args:
         victim: the model answering the attack (its search copy is timed when it has one).
@@ -163,28 +179,45 @@ def choose_token_budget(victim: VictimModel, pool: Sequence[Example], requested:
         The budget in tokens per call, or None for rows bounded by ``victim.batch_size`` alone.
     """
     if requested != AUTO:
-        return None if requested is None else int(requested)
+        budget = None if requested is None else int(requested)
+        _say_once(f"{budget or 'none'} (given)")
+        return budget
     if victim.device.type != "cpu" or not pool:
+        _say_once(f"none on {victim.device.type} (--batch-size bounds the rows)")
         return None
     length = typical_length(victim.rows([(e.text, e.text_pair) for e in pool[:256]]))
     if victim.batch_size * length <= MEASURE_FROM_TOKENS:
+        _say_once(f"none: {victim.batch_size} rows of {length} tokens are a short call")
         return None
     key = shape_key(victim, length)
     if key not in _CHOICES:
         _CHOICES[key] = measured_choice(key, victim)
-        rates = ", ".join(f"{rows} rows {rate:.1f}/s" for rows, rate in _CHOICES[key].rows_per_second.items())
-        logger.info(
-            "[rift_fast] token budget per model call: %s (at %d tokens a row: %s)",
-            _CHOICES[key].token_budget or "none (batch size bounds the rows)",
-            key.length,
-            rates,
-        )
-    return _CHOICES[key].token_budget
+    choice = _CHOICES[key]
+    rates = ", ".join(f"{rows} rows {rate:.1f}/s" for rows, rate in choice.rows_per_second.items())
+    _say_once(f"{choice.token_budget or 'none'} (measured at {key.length} tokens a row: {rates})")
+    return choice.token_budget
+
+
+def _say_once(choice: str) -> None:
+    """Logs the token budget chosen, once per process and choice."""
+    if choice not in _SAID:
+        _SAID.add(choice)
+        logger.info("[rift_fast] token budget per model call: %s", choice)
 
 
 def measured_choice(key: ShapeKey, victim: VictimModel) -> ShapeChoice:
-    """The call shape of ``key``: read from the cache folder, else measured on ``victim`` and written
-    there (atomically). A cache file that cannot be read is measured again, with a warning."""
+    """The call shape of ``key``, read from the cache folder or measured.
+
+    A cache file that cannot be read (damaged, or written for another key) is measured again, with a
+    warning; a measurement is written there atomically.
+
+    Args:
+        key: what the shape depends on (:func:`shape_key`).
+        victim: the model timed when the cache has no answer.
+
+    Returns:
+        The budget and the rates it was chosen from.
+    """
     from rift_fast.core.atomic_io import write_text_atomically
     from rift_fast.core.resources import cache_dir
 
@@ -206,9 +239,17 @@ def measured_choice(key: ShapeKey, victim: VictimModel) -> ShapeChoice:
 
 
 def budget_of(rates: dict[int, float], length: int, batch_size: int) -> int | None:
-    """The token budget of the best rows per call in ``rates`` (``{rows: rows/s}``) at ``length`` tokens a
-    row: the most rows within :data:`NEAR_BEST` of the best rate; None when that is ``batch_size`` rows
-    (the batch size bounds the calls already) or nothing was measured."""
+    """The token budget of the best rows per call: the most rows within :data:`NEAR_BEST` of the best rate.
+
+    Args:
+        rates: ``{rows per call: rows per second}``.
+        length: tokens per row of the calls timed.
+        batch_size: the most rows per call.
+
+    Returns:
+        Those rows times ``length``; None when they reach ``batch_size`` (the batch size bounds the calls
+        already) or nothing was measured.
+    """
     if not rates:
         return None
     best = max(rates.values())
