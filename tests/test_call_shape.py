@@ -277,3 +277,15 @@ def test_the_attack_command_records_the_budget_and_resumes_under_another(tiny_mo
     assert resumed["results"] == first["results"] and resumed["engine"]["token_budget"] is None
     with pytest.raises(SystemExit):
         attack.build_parser().parse_args(["--token-budget", "0"])
+
+
+def test_a_real_measurement_times_the_search_model_uncounted(tokenizer, tmp_path, monkeypatch):
+    monkeypatch.setenv("RIFT_FAST_CACHE", str(tmp_path))
+    monkeypatch.setattr(call_shape, "_CHOICES", {})
+    victim = _long_victim(tokenizer)
+    budget = choose_token_budget(victim, LONG_POOL, AUTO)
+    (cached,) = (tmp_path / "call_shapes").iterdir()
+    record = json.loads(cached.read_text())
+    assert set(record["rows_per_second"]) == {"2", "8", "32"} and record["token_budget"] == budget
+    assert budget is None or budget in (2 * 64, 8 * 64, 32 * 64)
+    assert victim.rows_scored == 0 and victim.forward_seconds == 0.0  # the measurement is not the attack's

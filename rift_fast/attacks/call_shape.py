@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import math
+import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -90,13 +91,15 @@ def cut_calls(
 @dataclass(frozen=True)
 class ShapeKey:
     """What the best call shape depends on: the model (its class, name and parameter count), the
-    device, the dtype answering the search, the torch threads and the typical padded length (rounded up
-    to :data:`LENGTH_BUCKET`)."""
+    device and the processor's model, the dtype answering the search, the torch threads and version,
+    and the typical padded length (rounded up to :data:`LENGTH_BUCKET`)."""
 
     model: str
     device: str
+    processor: str
     dtype: str
     threads: int
+    torch: str
     length: int
 
     def file_name(self) -> str:
@@ -144,10 +147,22 @@ def shape_key(victim: VictimModel, length: int) -> ShapeKey:
     return ShapeKey(
         f"{type(model).__name__}:{name}:{parameters}",
         str(victim.device),
+        processor_name(),
         str(victim.search_dtype).removeprefix("torch."),
         torch.get_num_threads(),
+        torch.__version__,
         bucket,
     )
+
+
+def processor_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; else what :mod:`platform` says): a cache shared by several
+    machines keeps one answer per processor."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def typical_length(rows: Sequence[TokenRow]) -> int:
