@@ -237,6 +237,7 @@ def train_method(args: argparse.Namespace, setup: TrainingSetup, method: str, re
         label_names=setup.task.label_names,
         split_digests=split_digests(setup.task.train, setup.task.dev, setup.task.test),
         checkpoint_steps=args.checkpoint_steps,
+        token_budget=args.token_budget,
     )
     if args.resume and not resumable:
         setup.say(f"[{method}] --resume: no checkpoint yet in {trainer.last_dir}; training from the start")

@@ -321,6 +321,7 @@ class A2TTraining(Defense):
             np.random.default_rng([data.seed, data.epoch, data.rank]),
             max_length=data.max_length,
             encoder=self._sentence_encoder(),
+            token_budget=data.token_budget,
         )
         positions = sorted(made.examples)
         if positions:
