@@ -257,19 +257,22 @@ def budget_of(rates: dict[int, float], length: int, batch_size: int) -> int | No
     """The token budget of the best rows per call: the most rows within :data:`NEAR_BEST` of the best rate.
 
     Args:
-        rates: ``{rows per call: rows per second}``.
+        rates: ``{rows per call: rows per second}`` of the shapes timed (the larger ones of
+            :data:`MEASURED_ROWS` may be missing: skipped for time).
         length: tokens per row of the calls timed.
         batch_size: the most rows per call.
 
     Returns:
-        Those rows times ``length``; None when they reach ``batch_size`` (the batch size bounds the calls
-        already) or nothing was measured.
+        Those rows times ``length``; None when they are the largest shape of :data:`MEASURED_ROWS` up to
+        ``batch_size`` (rows/s still rising at the largest shape: nothing says larger calls are slower, so
+        the batch size alone bounds them) or nothing was measured.
     """
     if not rates:
         return None
     best = max(rates.values())
     rows = max(r for r, rate in rates.items() if rate >= NEAR_BEST * best)
-    return None if rows >= batch_size else rows * length
+    largest = max([r for r in MEASURED_ROWS if r <= batch_size] or [batch_size])
+    return None if rows >= largest else rows * length
 
 
 def measure_rows_per_second(forward: Callable[[int], None], batch_size: int) -> dict[int, float]:
