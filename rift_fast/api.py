@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from rift_fast.attacks.call_shape import AUTO, choose_token_budget
 from rift_fast.attacks.recipes import RecipeOptions, build_attack
 from rift_fast.attacks.runner import AttackReport
 from rift_fast.attacks.victim import VictimModel
@@ -83,7 +84,10 @@ class Attacker:
         synonyms: the substitution sets (None: the embedded counter-fitted GloVe + WordNet sets).
         options: the recipe's options (None: the published ones).
         max_length: tokens per input (None: what the model and tokenizer allow).
-        batch_size: rows per forward pass.
+        batch_size: rows per forward pass, at most.
+        token_budget: tokens (rows x padded length) per forward pass, at most: a number, None (no bound
+            but the rows) or ``"auto"`` (chosen for the texts of each :meth:`attack` and the device,
+            :func:`rift_fast.attacks.call_shape.choose_token_budget`); results do not depend on it.
         search_dtype: a reduced dtype (``torch.bfloat16``) for the search's model copy; verdicts stay exact.
 
     Raises:
@@ -101,6 +105,7 @@ class Attacker:
         max_length: int | None = None,
         batch_size: int = 64,
         search_dtype: torch.dtype | None = None,
+        token_budget: int | str | None = AUTO,
     ) -> None:
         self.mapping = task_label_mapping(model, label_names)
         if not self.mapping.is_identity:
@@ -108,6 +113,7 @@ class Attacker:
         self.victim = VictimModel(
             model.eval(), tokenizer, max_length=max_length, batch_size=batch_size, search_dtype=search_dtype
         )
+        self.token_budget = token_budget
         self.recipe = recipe
         self.synonyms = synonyms if synonyms is not None else embedded_index()
         self.options = options or RecipeOptions()
@@ -148,6 +154,7 @@ class Attacker:
         ids = label_ids(labels, self.label_names)
         pairs = list(text_pairs) if text_pairs is not None else [None] * len(texts)
         examples = [Example(text, label, pair) for text, label, pair in zip(texts, ids, pairs)]
+        self.victim.token_budget = choose_token_budget(self.victim, examples, self.token_budget)
         attack = build_attack(self.recipe, self.victim, self.synonyms, text_pairs is not None, self.options)
         settings = {**attack.settings(), "labels": self.mapping.describe(), **self.victim.describe()}
         return attack.run(examples, self.victim, settings, progress=progress)

@@ -172,6 +172,23 @@ def test_batched_equals_one_at_a_time_and_resume(victim, mlm_folder, encoder_fol
         assert _comparable(resumed) == _comparable(whole), recipe
 
 
+def test_the_helpers_take_the_victims_token_budget_with_the_same_results(victim, mlm_folder, encoder_folder):
+    budgeted = VictimModel(victim.model, victim.tokenizer, batch_size=3, token_budget=1)  # one row per call
+    for recipe in ["bert-attack", "bae"]:
+        attack = _attack(recipe, victim, mlm_folder, encoder_folder, mlm_batch_size=8)
+        rows: list[int] = []
+        network = attack.transformation.model.model
+        hook = network.register_forward_pre_hook(
+            lambda _, args, kwargs, rows=rows: rows.append(len(kwargs["input_ids"])), with_kwargs=True
+        )
+        one_row = attack.run(_pool(), budgeted, {}, progress=False, examples_per_round=5)
+        hook.remove()
+        assert max(rows) == 1 and attack.transformation.model.token_budget == 1, recipe
+        whole = attack.run(_pool(), victim, {}, progress=False, examples_per_round=5)
+        assert attack.transformation.model.token_budget is None  # each run sets the victim's
+        assert _comparable(one_row) == _comparable(whole), recipe
+
+
 def test_a_text_without_any_candidate_is_no_candidate(victim, mlm_folder, encoder_folder, tmp_path):
     # The top two tokens are punctuation: BERT-Attack with K=2 has no candidate for any word.
     mlm = tiny_masked_lm(tmp_path, {",": 12.0, ".": 11.0})

@@ -5,7 +5,8 @@ Any Hugging Face masked language model serves, by hub name or folder, with a fas
 offsets). Its vocabulary need not be the victim's: a candidate is the decoded text of the model's
 tokens, checked to be one word (:mod:`rift_fast.core.words`) and spliced into the victim's text as a word
 edit, like every other transformation's candidates. Every forward pass serves many texts (and so many
-examples of a round) at once, ``batch_size`` texts per pass, padded to the longest of the pass.
+examples of a round) at once, ``batch_size`` texts per pass (and at most ``token_budget`` tokens,
+:func:`rift_fast.attacks.call_shape.cut_calls`), padded to the longest of the pass.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rift_fast.attacks.call_shape import cut_calls
 from rift_fast.attacks.constraints import AuxiliaryModel
 from rift_fast.attacks.text import WordSpans, match_case
 from rift_fast.attacks.transformation import Transformation, WordSite
@@ -62,7 +64,8 @@ class TokenPredictions:
 
 class MaskedLanguageModel:
     """A Hugging Face masked language model (``AutoModelForMaskedLM`` and its fast tokenizer) run in
-    batches of ``batch_size`` texts, each truncated to the model's length (at most
+    batches of ``batch_size`` texts (and at most ``token_budget`` tokens, rows x padded length; None: no
+    bound but the rows), each truncated to the model's length (at most
     :data:`MAX_MLM_TOKENS`). ``forward_seconds`` accumulates the time spent in forward passes and in
     ranking their outputs.
 
@@ -73,7 +76,11 @@ class MaskedLanguageModel:
     """
 
     def __init__(
-        self, name: str = DEFAULT_MASKED_LANGUAGE_MODEL, device: str | torch.device = "cpu", batch_size: int = 32
+        self,
+        name: str = DEFAULT_MASKED_LANGUAGE_MODEL,
+        device: str | torch.device = "cpu",
+        batch_size: int = 32,
+        token_budget: int | None = None,
     ):
         from transformers import AutoModelForMaskedLM, AutoTokenizer
 
@@ -103,6 +110,7 @@ class MaskedLanguageModel:
         self.name = name
         self.device = torch.device(device)
         self.batch_size = batch_size
+        self.token_budget = token_budget
         positions = getattr(self.model.config, "max_position_embeddings", MAX_MLM_TOKENS)
         self.max_length = min(int(self.tokenizer.model_max_length or MAX_MLM_TOKENS), positions, MAX_MLM_TOKENS)
         self.forward_seconds = 0.0
@@ -129,12 +137,13 @@ class MaskedLanguageModel:
     def predictions(
         self, texts: Sequence[str], k: int | None, mask_at: Sequence[int] | None = None
     ) -> Iterator[TokenPredictions]:
-        """The predictions of each text in order, ``batch_size`` texts per forward pass. ``k`` None: the
+        """The predictions of each text in order, ``batch_size`` texts (and at most ``token_budget``
+        tokens) per forward pass, the texts kept in order. ``k`` None: the
         whole vocabulary, ranked. ``mask_at``: per text, the character where a mask token starts; only that
         position is kept (none when truncation cut it off). Otherwise every token of the text is kept
         (special tokens and padding are not)."""
-        for start in range(0, len(texts), self.batch_size):
-            chunk = list(texts[start : start + self.batch_size])
+        for call in cut_calls(self._lengths(texts), self.batch_size, self.token_budget):
+            start, chunk = call[0], [texts[position] for position in call]
             encoded = self.tokenizer(
                 chunk,
                 padding=True,
@@ -158,6 +167,13 @@ class MaskedLanguageModel:
                 cursor += len(tokens)
                 offsets = np.asarray([offset for _, offset in tokens], dtype=np.int64).reshape(-1, 2)
                 yield TokenPredictions(offsets, ids[span], log_probs[span])
+
+    def _lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text as the passes truncate them (all 1 without a token budget: no need to count)."""
+        if self.token_budget is None or not texts:
+            return [1] * len(texts)
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
+        return [len(ids) for ids in encoded["input_ids"]]
 
     def _kept_tokens(self, text: str, encoded: Any, row: int, mask: int | None) -> list[tuple[int, tuple[int, int]]]:
         """(position, character span) of the tokens of ``text`` (row ``row`` of ``encoded``) whose

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from rift_fast.attacks.call_shape import TokenBudgeted
 from rift_fast.attacks.constraints import Constraints
 from rift_fast.attacks.goal import UntargetedClassification
 from rift_fast.attacks.search import SearchMethod, SearchOutcome
@@ -642,7 +643,9 @@ def run_attack(
     text path for every query; results are identical either way); ``verify_splicing``: spliced
     queries re-tokenised and compared per engine call (a difference raises ``SplicingMismatch``);
     ``speculative_rows``: :class:`QueryEngine`'s (None: its default for the victim's device).
-    The report's ``engine`` holds what the query engine did (:meth:`QueryEngine.describe`).
+    The report's ``engine`` holds what the query engine did (:meth:`QueryEngine.describe`). The
+    attack's helper models (masked LM, sentence encoder: :class:`rift_fast.attacks.call_shape.TokenBudgeted`)
+    take the victim's ``token_budget``.
     """
     if transformation.reads_current_text and not search.serves_pending_choices:
         raise ValueError(
@@ -651,6 +654,9 @@ def run_attack(
         )
     started = time.perf_counter()
     auxiliary = {id(m): m for m in transformation.auxiliary_models() + constraints.auxiliary_models()}.values()
+    for model in auxiliary:  # the helpers' calls follow the victim's token budget (attacks.call_shape)
+        if isinstance(model, TokenBudgeted):
+            model.token_budget = victim.token_budget
 
     def forward_seconds() -> float:  # in the victim's and the auxiliary models' forward passes
         return victim.forward_seconds + sum(model.forward_seconds for model in auxiliary)

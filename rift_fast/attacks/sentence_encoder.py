@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rift_fast.attacks.call_shape import cut_calls
 from rift_fast.attacks.constraints import AuxiliaryModel
 from rift_fast.attacks.text_constraints import Perturbation, TextConstraint
 from rift_fast.models import EMBEDDED_MODEL_NAME
@@ -35,7 +36,9 @@ class SentenceEncoderError(ValueError):
 
 class SentenceEncoder:
     """Mean-pooled, unit-normalised sentence embeddings ([N, D] float32) of a Hugging Face encoder, in
-    batches of ``batch_size`` texts of similar lengths (sorted by characters, so a batch pads little)
+    batches of ``batch_size`` texts (and at most ``token_budget`` tokens, rows x padded length; None: no
+    bound but the rows; :func:`rift_fast.attacks.call_shape.cut_calls`) of similar lengths (sorted by
+    characters, so a batch pads little)
     padded to the longest of the batch, truncated to the tokenizer's ``model_max_length`` (at most 512
     tokens; the windows compared are far shorter). Embeddings are cached per text. ``forward_seconds``
     accumulates the time spent in the encoder's forward passes.
@@ -43,7 +46,13 @@ class SentenceEncoder:
     Raises :class:`SentenceEncoderError` naming ``name`` when the model or its tokenizer cannot be loaded.
     """
 
-    def __init__(self, name: str = EMBEDDED_MODEL_NAME, device: str | torch.device = "cpu", batch_size: int = 64):
+    def __init__(
+        self,
+        name: str = EMBEDDED_MODEL_NAME,
+        device: str | torch.device = "cpu",
+        batch_size: int = 64,
+        token_budget: int | None = None,
+    ):
         from transformers import AutoModel, AutoTokenizer
 
         from rift_fast.models import resolve_model_source
@@ -57,6 +66,7 @@ class SentenceEncoder:
         self.name = name
         self.device = torch.device(device)
         self.batch_size = batch_size
+        self.token_budget = token_budget
         self.max_length = min(int(getattr(self.tokenizer, "model_max_length", 512) or 512), 512)
         self.forward_seconds = 0.0
         self._cache: dict[str, np.ndarray] = {}
@@ -64,11 +74,18 @@ class SentenceEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """[N, D] float32 unit-length embeddings of ``texts``, in order."""
         missing = sorted(dict.fromkeys(t for t in texts if t not in self._cache), key=len)
-        for start in range(0, len(missing), self.batch_size):
-            chunk = missing[start : start + self.batch_size]
+        for call in cut_calls(self._lengths(missing), self.batch_size, self.token_budget):
+            chunk = [missing[position] for position in call]
             for text, embedding in zip(chunk, self._encode_batch(chunk)):
                 self._cache[text] = embedding
         return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
+
+    def _lengths(self, texts: list[str]) -> list[int]:
+        """Tokens of each text as the batches truncate them (all 1 without a token budget: no need to count)."""
+        if self.token_budget is None or not texts:
+            return [1] * len(texts)
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
+        return [len(ids) for ids in encoded["input_ids"]]
 
     @torch.inference_mode()
     def _encode_batch(self, texts: list[str]) -> np.ndarray:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from rift_fast.attacks.calibration import check_temperature
+from rift_fast.attacks.call_shape import cut_calls
 from rift_fast.attacks.splicing import (
     PROBE_TEXTS,
     PROBE_WORDS,
@@ -98,7 +99,9 @@ class VictimModel:
     """A sequence classifier answering ``(text, text_pair)`` queries with class probabilities.
 
     Queries (model inputs, :class:`TokenRow`) are sorted by their number of tokens and sent in
-    batches of ``batch_size`` padded to the longest of the batch; inputs longer than ``max_length``
+    batches padded to the longest of the batch, each of at most ``batch_size`` rows and at most
+    ``token_budget`` tokens (rows x padded length; None: no bound but the rows;
+    :func:`rift_fast.attacks.call_shape.cut_calls`); inputs longer than ``max_length``
     tokens are truncated (the longer side first for pairs). ``forward_seconds`` accumulates the time spent
     inside the model's forward passes (and the backward passes of :meth:`embedding_gradients`),
     ``rows_scored`` the rows they scored and ``exact_rows_scored`` those scored by ``model`` itself.
@@ -125,6 +128,7 @@ class VictimModel:
         search_dtype: torch.dtype | None = None,
         exact_margin: float = EXACT_MARGIN,
         temperature: float = 1.0,
+        token_budget: int | None = None,
     ) -> None:
         if not 0 <= exact_margin <= 1:
             raise ValueError(f"exact_margin is a probability gap in [0, 1], got {exact_margin}")
@@ -133,6 +137,7 @@ class VictimModel:
         self.tokenizer = ensure_pad_token(tokenizer, "the victim")  # decoder tokenizers ship no padding token
         self.max_length = checked_max_length(max_length, model, tokenizer)
         self.batch_size = batch_size
+        self.token_budget = token_budget
         self.device = next(model.parameters()).device
         model_dtype = next(model.parameters()).dtype
         self.search_dtype = search_dtype or model_dtype
@@ -191,20 +196,20 @@ class VictimModel:
         }
 
     def _batches(self, order: list[int], rows: list[TokenRow], one_length: bool) -> list[list[int]]:
-        """``order`` (rows sorted by their number of tokens) cut into batches of at most ``batch_size``;
-        with ``one_length``, each batch holds rows of one number of tokens only (no padding)."""
-        batches: list[list[int]] = []
-        for k in order:
-            last = batches[-1] if batches else None
-            if (
-                last is None
-                or len(last) == self.batch_size
-                or (one_length and len(rows[last[0]].ids) != len(rows[k].ids))
-            ):
-                batches.append([k])
-            else:
-                last.append(k)
-        return batches
+        """``order`` (rows sorted by their number of tokens) cut into calls of at most ``batch_size`` rows
+        and ``token_budget`` tokens; with ``one_length``, each holds rows of one number of tokens only
+        (no padding)."""
+        calls = cut_calls([len(rows[k].ids) for k in order], self.batch_size, self.token_budget, one_length)
+        return [[order[position] for position in call] for call in calls]
+
+    @torch.inference_mode()
+    def forward_uncounted(self, rows: list[TokenRow]) -> None:
+        """One forward of the search model (the model itself without a search copy) on ``rows`` as one
+        padded batch, waited for and not counted: for timing call shapes."""
+        model = self.search_model or self.model
+        result = model(**self._batch(rows))
+        logits = result.logits if hasattr(result, "logits") else result[0]
+        logits.float().cpu()
 
     def _queue(self, model: torch.nn.Module, rows: list[TokenRow], one_length: bool = False) -> PendingAnswers:
         """The forward passes of ``model`` over ``rows``, started: rows sorted by their number of tokens
@@ -249,7 +254,8 @@ class VictimModel:
         """Gradient of the summed cross-entropy w.r.t. the word-embedding output, for gradient-guided search.
 
         The queries are tokenised once, sorted by their number of tokens and sent in batches of at most
-        ``batch_size`` rows, one forward and backward pass each (the same batching rule as :meth:`score`).
+        ``batch_size`` rows and ``token_budget`` tokens, one forward and backward pass each (the same
+        batching rule as :meth:`score_rows`).
         Returns one :class:`GradientBatch` per pass; together their ``rows`` cover every query once. The
         model's parameters get no gradient.
         """
@@ -264,10 +270,8 @@ class VictimModel:
         )
         offsets = encoded.pop("offset_mapping")
         order = sorted(range(len(queries)), key=lambda k: len(encoded["input_ids"][k]))
-        return [
-            self._gradient_batch(encoded, offsets, order[start : start + self.batch_size], labels)
-            for start in range(0, len(order), self.batch_size)
-        ]
+        calls = cut_calls([len(encoded["input_ids"][k]) for k in order], self.batch_size, self.token_budget)
+        return [self._gradient_batch(encoded, offsets, [order[p] for p in call], labels) for call in calls]
 
     def _gradient_batch(
         self, encoded: BatchEncoding, offsets: list[list[tuple[int, int]]], rows: list[int], labels: list[int]
@@ -456,6 +460,7 @@ class QueryEngine:
             "search_answers": search_answers,
             "rescored": self.rescored,
             "rescored_share": self.rescored / search_answers if self.victim.search_model and search_answers else None,
+            "token_budget": self.victim.token_budget,
         }
 
     def _rows_of(self, edits: list[Edit]) -> list[TokenRow]:

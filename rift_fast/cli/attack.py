@@ -37,6 +37,7 @@ from rift_fast.cli.common import (
     add_data_arguments,
     add_model_arguments,
     add_synonym_arguments,
+    add_token_budget_argument,
     configure_logging,
     init_distributed,
     non_negative_int,
@@ -176,6 +177,7 @@ def add_output_arguments(run: argparse._ArgumentGroup) -> None:
 def add_query_arguments(model: argparse._ArgumentGroup) -> None:
     """How the model answers the attack's queries: batch, dtypes, exact re-scoring, temperature."""
     model.add_argument("--batch-size", type=positive_int, default=64, help="model queries per forward pass")
+    add_token_budget_argument(model)
     model.add_argument(
         "--search-dtype",
         default="model",
@@ -322,6 +324,7 @@ def attack_and_report(
     temperature, and at T = 1 beside it when that differs), the reports written, the pool certified with
     ``certification``."""
     from rift_fast.attacks import VictimModel
+    from rift_fast.attacks.call_shape import choose_token_budget
 
     setup = prepare_attack(args, rank, world)
     calibration = choose_temperature(args, setup.task, setup.model, setup.tokenizer)
@@ -333,6 +336,7 @@ def attack_and_report(
     write_miscalibration_check(report, at_one, output, world, calibration)
     if certification is not None:
         exact = VictimModel(setup.model, setup.tokenizer, max_length=args.max_length, batch_size=args.batch_size)
+        exact.token_budget = choose_token_budget(exact, setup.pool, args.token_budget)
         certificates = output_paths(output, world, certify=True)["certificates JSON"]
         certify_pool(exact, setup.pool, setup.synonyms, certification, certificates)
     return 0

@@ -86,12 +86,14 @@ def gathered_report(
 
 
 def build_victim(args: argparse.Namespace, setup: AttackSetup, temperature: float) -> VictimModel:
-    """The victim the attack queries: the model at ``temperature``, with its ``--search-dtype`` copy."""
+    """The victim the attack queries: the model at ``temperature``, with its ``--search-dtype`` copy and
+    the token budget of its calls (``--token-budget``, :func:`rift_fast.attacks.call_shape.choose_token_budget`)."""
     import torch
 
     from rift_fast.attacks import VictimModel
+    from rift_fast.attacks.call_shape import choose_token_budget
 
-    return VictimModel(
+    victim = VictimModel(
         setup.model,
         setup.tokenizer,
         max_length=args.max_length,
@@ -100,6 +102,8 @@ def build_victim(args: argparse.Namespace, setup: AttackSetup, temperature: floa
         exact_margin=args.exact_margin,
         temperature=temperature,
     )
+    victim.token_budget = choose_token_budget(victim, setup.pool, args.token_budget)
+    return victim
 
 
 def chunk_queue(

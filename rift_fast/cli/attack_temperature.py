@@ -40,15 +40,16 @@ def choose_temperature(
 
     from rift_fast.attacks import VictimModel
     from rift_fast.attacks.calibration import fit_temperature
+    from rift_fast.attacks.call_shape import choose_token_budget
     from rift_fast.data.tasks import test_pool
 
     count = min(args.calibration_examples, len(task.dev))
     if count < FEW_CALIBRATION_EXAMPLES:
         _warn_few_calibration_examples(count)
     dev = test_pool(task, count, seed=args.seed, split="dev")
-    probabilities = VictimModel(model, tokenizer, args.max_length, args.batch_size).probabilities(
-        [(e.text, e.text_pair) for e in dev], exact=True
-    )
+    victim = VictimModel(model, tokenizer, args.max_length, args.batch_size)
+    victim.token_budget = choose_token_budget(victim, dev, args.token_budget)
+    probabilities = victim.probabilities([(e.text, e.text_pair) for e in dev], exact=True)
     log_probabilities = np.log(np.clip(probabilities, 1e-300, None))  # = logits up to a per-row constant
     temperature, ece_at_one, ece_at_t = fit_temperature(log_probabilities, np.array([e.label for e in dev]))
     return {

@@ -18,7 +18,12 @@ LIST_SECTIONS = ("recipes", "defenses", "tasks", "datasets", "models")
 
 def build_eval_parser() -> argparse.ArgumentParser:
     """The options of ``python -m rift_fast eval``."""
-    from rift_fast.cli.common import add_data_arguments, add_model_arguments, positive_int
+    from rift_fast.cli.common import (
+        add_data_arguments,
+        add_model_arguments,
+        add_token_budget_argument,
+        positive_int,
+    )
     from rift_fast.data.tasks import EVALUATED_SPLITS
     from rift_fast.models.pooling import POOLINGS
 
@@ -38,6 +43,7 @@ def build_eval_parser() -> argparse.ArgumentParser:
     )
     pool.add_argument("--max-length", type=positive_int, help="tokens per input (unset: what the model allows)")
     pool.add_argument("--batch-size", type=positive_int, default=64, help="examples per forward pass")
+    add_token_budget_argument(pool)
     pool.add_argument("--output", help="also write the figures to this JSON file")
     return parser
 
@@ -48,6 +54,7 @@ def clean_accuracy_record(args: argparse.Namespace) -> dict:
     import torch
 
     from rift_fast.attacks import VictimModel
+    from rift_fast.attacks.call_shape import choose_token_budget
     from rift_fast.data.sources import DatasetOptions, load_data
     from rift_fast.data.tasks import test_pool
     from rift_fast.evaluation.statistics import Proportion
@@ -59,6 +66,7 @@ def clean_accuracy_record(args: argparse.Namespace) -> dict:
     pool = test_pool(task, size, seed=args.seed, split=args.split)
     model, tokenizer, labels = load_sequence_classifier(args.model, task.label_names, args.pooling)
     victim = VictimModel(model, tokenizer, max_length=args.max_length, batch_size=args.batch_size)
+    victim.token_budget = choose_token_budget(victim, pool, args.token_budget)
     predicted = victim.probabilities([(e.text, e.text_pair) for e in pool], exact=True).argmax(axis=1)
     correct = int(np.sum(predicted == np.array([e.label for e in pool])))
     return {

@@ -43,6 +43,38 @@ non_negative_int = _bounded_int(0)
 seed_int = _bounded_int(0, SEED_LIMIT)
 
 
+def token_budget_option(text: str) -> int | str:
+    """An argparse type: ``auto`` (:data:`rift_fast.attacks.call_shape.AUTO`) or a number of tokens.
+
+    Args:
+        text: the option's value.
+
+    Returns:
+        ``"auto"`` or the number.
+
+    Raises:
+        argparse.ArgumentTypeError: for anything else, or a number below 1.
+    """
+    return "auto" if text == "auto" else positive_int(text)
+
+
+def add_token_budget_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Adds ``--token-budget``: the most tokens (rows x padded length) per model call of the attacks.
+
+    Args:
+        parser: the parser or argument group that takes it.
+    """
+    parser.add_argument(
+        "--token-budget",
+        type=token_budget_option,
+        default="auto",
+        metavar="N|auto",
+        help="the most tokens (rows x padded length) per model call of the attacks, besides their batch size; "
+        "a speed setting, results do not depend on it. auto (default): none on a GPU; on a CPU, for long "
+        "inputs, measured once by a few timed calls and cached (see docs: call shape)",
+    )
+
+
 def add_model_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument(
         "--model",

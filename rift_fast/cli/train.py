@@ -30,6 +30,7 @@ from rift_fast.cli.common import (
     add_data_arguments,
     add_model_arguments,
     add_synonym_arguments,
+    add_token_budget_argument,
     configure_logging,
     non_negative_int,
     positive_int,
@@ -164,6 +165,7 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
         "the embedded run takes pwws alone to fit its time; their options below)",
     )
     evaluation.add_argument("--ga-population", type=positive_int)
+    add_token_budget_argument(evaluation)
     evaluation.add_argument(
         "--ga-generations", type=positive_int, help="40 as published; 20 is the common faster variant"
     )

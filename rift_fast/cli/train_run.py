@@ -237,6 +237,7 @@ def train_method(args: argparse.Namespace, setup: TrainingSetup, method: str, re
         label_names=setup.task.label_names,
         split_digests=split_digests(setup.task.train, setup.task.dev, setup.task.test),
         checkpoint_steps=args.checkpoint_steps,
+        token_budget=args.token_budget,
     )
     if args.resume and not resumable:
         setup.say(f"[{method}] --resume: no checkpoint yet in {trainer.last_dir}; training from the start")
@@ -294,6 +295,7 @@ def evaluate_methods(
         seed=args.seed,
         recipes=tuple(args.eval_attacks),
         recipe_options=recipe_options(args),
+        token_budget=args.token_budget,
     )
     certification = CertificationSettings(seed=args.seed)  # SAFER's published samples and Monte Carlo error
     args.certification = asdict(certification)  # recorded with the settings in results.json

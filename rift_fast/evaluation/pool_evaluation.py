@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from rift_fast.attacks import RECIPES, RecipeOptions, VictimModel, build_attack
+from rift_fast.attacks.call_shape import AUTO, choose_token_budget
 from rift_fast.attacks.recipes import PUBLISHED_GA_GENERATIONS, PUBLISHED_GA_POPULATION
 from rift_fast.attacks.runner import MISCLASSIFIED
 from rift_fast.core.records import Example
@@ -26,8 +27,11 @@ from rift_fast.training.presets import EVALUATED_RECIPES
 class EvaluationSettings:
     """Settings of the test-pool evaluation. ``max_length``: tokens per input, None for the usable
     length of the model and tokenizer (:func:`rift_fast.models.checked_max_length` refuses a larger
-    one); ``batch_size`` bounds the rows of every model call. ``bf16_search``: the attacks search with a
-    bf16 copy of the model and re-score every verdict in float32 (:class:`rift_fast.attacks.VictimModel`);
+    one); ``batch_size`` bounds the rows of every model call and ``token_budget`` its tokens (rows x
+    padded length): a number, None (no bound) or ``"auto"`` (chosen per device,
+    :func:`rift_fast.attacks.call_shape.choose_token_budget`; results do not depend on it).
+    ``bf16_search``: the attacks search with a bf16 copy of the model and re-score every verdict in
+    float32 (:class:`rift_fast.attacks.VictimModel`);
     None (default) does so where the device runs bf16 natively. ``recipe_options``: the options of the
     recipes in ``recipes`` (word vectors, masked LM, ...; :class:`rift_fast.attacks.RecipeOptions`)."""
 
@@ -36,6 +40,7 @@ class EvaluationSettings:
     ga_generations: int = PUBLISHED_GA_GENERATIONS
     ascc_steps: int = ADVERSARY_STEPS
     batch_size: int = 64
+    token_budget: int | str | None = AUTO
     seed: int = 0
     recipes: tuple[str, ...] = EVALUATED_RECIPES
     bf16_search: bool | None = None
@@ -134,6 +139,7 @@ def evaluate_test_pool(
         victim = VictimModel(
             model, tokenizer, max_length=settings.max_length, batch_size=settings.batch_size, search_dtype=search_dtype
         )
+        victim.token_budget = choose_token_budget(victim, pool, settings.token_budget)
         attack = build_attack(name, victim, synonyms, is_pair, options)
         report = attack.run(pool, victim, attack.settings(), progress=progress)
         results[name] = report.summary()
@@ -179,8 +185,10 @@ def certified_test_pool(
     """SAFER's certified accuracy of ``model`` (any method's classifier) on ``pool`` against substitutions
     from ``synonyms`` (:func:`rift_fast.evaluation.certification.certified_accuracy`; ``certification``: its settings,
     SAFER's published ones by default): ``{"certified_accuracy": share or None, "certification": summary}``.
-    Inputs are cut to ``settings.max_length`` and scored ``settings.batch_size`` at a time."""
+    Inputs are cut to ``settings.max_length`` and scored ``settings.batch_size`` at a time (within
+    ``settings.token_budget``)."""
     victim = VictimModel(model, tokenizer, max_length=settings.max_length, batch_size=settings.batch_size)
+    victim.token_budget = choose_token_budget(victim, pool, settings.token_budget)
     result = certified_accuracy(victim, pool, synonyms, certification, progress=progress)
     model.eval()
     outcomes = {"certified_accuracy": [int(e.certified) for e in sorted(result.examples, key=lambda e: e.index)]}

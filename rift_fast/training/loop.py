@@ -23,6 +23,7 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from rift_fast.attacks.call_shape import AUTO
 from rift_fast.attacks.sharding import exit_if_told
 from rift_fast.core.digests import model_digest, tokenizer_digest, tokenizer_settings
 from rift_fast.core.safe_state import load_state
@@ -223,6 +224,10 @@ class Trainer:
     that work, the steps and the dev evaluation) and ``prepare_share`` (their ratio), and the log
     says so.
 
+    ``token_budget``: the most tokens per model call of the attacks a defense runs each epoch (A2T; a
+    number, None or ``"auto"``, :func:`rift_fast.attacks.call_shape.choose_token_budget`), a speed setting
+    a resume does not compare.
+
     ``checkpoint_steps`` > 0 also writes ``last`` every that many steps within an epoch (0: at epoch ends
     only); a checkpoint records its position as epochs done and samples of the next epoch consumed by all
     ranks together, so :meth:`run` with ``resume`` continues, on any number of processes, with exactly the
@@ -246,8 +251,10 @@ class Trainer:
         label_names: Sequence[str] | None = None,
         split_digests: dict[str, list[str]] | None = None,
         checkpoint_steps: int = 0,
+        token_budget: int | str | None = AUTO,
     ) -> None:
         self.settings = settings
+        self.token_budget = token_budget  # a speed setting: not among the settings a resume compares
         if checkpoint_steps < 0:
             raise ValueError(f"checkpoint_steps must be 0 (epoch ends only) or more, got {checkpoint_steps}")
         self.checkpoint_steps = checkpoint_steps
@@ -632,6 +639,7 @@ class Trainer:
             max_length=self.settings.max_length,
             rank=self.rank,
             world_size=self.world_size,
+            token_budget=self.token_budget,
         )
         figures = self.objective.prepare_epoch(data)
         return {**figures, "prepare_seconds": time.perf_counter() - started} if figures else {}

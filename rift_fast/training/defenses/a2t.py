@@ -61,6 +61,7 @@ from rift_fast.attacks import (
     VictimModel,
     run_attack,
 )
+from rift_fast.attacks.call_shape import AUTO, choose_token_budget
 from rift_fast.attacks.constraints import Constraint
 from rift_fast.attacks.part_of_speech import NltkPerceptronTagger, PartOfSpeech, Tagger
 from rift_fast.attacks.recipes.gradient import GradientOptions
@@ -209,6 +210,7 @@ def generate_adversarial_examples(
     batch_size: int = 64,
     constraints: Constraints | None = None,
     encoder: SentenceEncoder | None = None,
+    token_budget: int | str | None = AUTO,
 ) -> AdversarialExamples:
     """Adversarial examples for ``ceil(a2t_share x len(indices))`` of ``examples[indices]``: the indices,
     shuffled by ``generator``, are attacked in that order by the gradient-guided greedy search (as many
@@ -219,10 +221,13 @@ def generate_adversarial_examples(
     ``model``: a classifier returning logits (or a tuple starting with them) with
     ``get_input_embeddings``; it is left in eval mode. ``neighbour_table``: the [vocab, K] synonym token
     table of the search; ``constraints``: default :func:`a2t_constraints`; ``encoder``: None, no check.
+    The victim's calls hold at most ``batch_size`` rows and ``token_budget`` tokens (a number, None or
+    ``"auto"``: :func:`rift_fast.attacks.call_shape.choose_token_budget`; results do not depend on it).
     """
     wanted = math.ceil(Fraction(str(settings.a2t_share)) * len(indices))
     order = [indices[k] for k in generator.permutation(len(indices))]
     victim = VictimModel(model, tokenizer, max_length=max_length, batch_size=batch_size)
+    victim.token_budget = choose_token_budget(victim, [examples[i] for i in order], token_budget)
     goal = UntargetedClassification(use_margin=any(e.text_pair is not None for e in examples))
     search = GradientGuidedGreedy(goal, victim, neighbour_table, candidates=settings.a2t_candidates)
     transformation = SynonymSwap(synonyms)
@@ -316,6 +321,7 @@ class A2TTraining(Defense):
             np.random.default_rng([data.seed, data.epoch, data.rank]),
             max_length=data.max_length,
             encoder=self._sentence_encoder(),
+            token_budget=data.token_budget,
         )
         positions = sorted(made.examples)
         if positions:

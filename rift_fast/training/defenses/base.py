@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 import torch
 from torch import nn
 
+from rift_fast.attacks.call_shape import AUTO
 from rift_fast.models import RobustClassifier
 
 if TYPE_CHECKING:
@@ -48,7 +49,9 @@ class EpochData:
     batches of the epoch, as positions in ``train`` (what the epoch will train on, in order);
     ``neighbour_table``: the [vocab, K] synonym token table (-1 pads); ``synonyms``: the word-level
     synonym index, None when the caller gave none; ``max_length``: tokens per input; ``rank`` and
-    ``world_size``: this process under torchrun (0 and 1 otherwise).
+    ``world_size``: this process under torchrun (0 and 1 otherwise); ``token_budget``: the most tokens
+    per model call of an attack the defense runs (a number, None or ``"auto"``,
+    :func:`rift_fast.attacks.call_shape.choose_token_budget`).
     """
 
     epoch: int
@@ -61,6 +64,7 @@ class EpochData:
     max_length: int
     rank: int = 0
     world_size: int = 1
+    token_budget: int | str | None = AUTO
 
 
 class Defense(nn.Module, ABC):

@@ -1,0 +1,277 @@
+"""Rows per second of the victim: the bare forward at each call shape, against what the attacks reach.
+
+For each pool (Rotten Tomatoes snippets; with ``--long-reviews DIR/aclImdb`` also long movie reviews, the
+aclImdb-style folder ``bench_engine.py`` and ``bench_attacks.py`` take) and each search dtype (float32,
+and a bfloat16 search copy), it prints in one run:
+
+1. the bare forward of the victim's search model (``VictimModel.forward_uncounted``, no query engine) at
+   each rows per call of ``--rows`` (1, 2, 4, ..., 64): the pool's clean inputs around its median length,
+   the median of ``--repeats`` timed calls after one untimed (:func:`measure.median_ms`), and the best
+   rows/s over those shapes;
+2. the rows/s the attacks reach inside PWWS, the GA and TextFooler (``--attacks``) at the engine's call
+   shape (``--token-budget``, default ``auto``: measured on a CPU, :mod:`rift_fast.attacks.call_shape`):
+   rows the victim scored per second of its forward passes (``VictimModel.rows_scored /
+   forward_seconds``) and per second of the attack's wall time, each with its ratio to the bare
+   forward's best.
+
+The victim is the embedded MiniLM (its new head seeded with ``--seed``) or the classifier at ``--victim``
+(e.g. the fine-tuned MiniLM ``bench_attacks.py`` saves in ``runs/bench_victim``). The record (``--output``,
+JSON in the form of ``benchmarks/results/*.json``, which ``render_results.py`` renders) holds the machine
+(CPU model, core count, avx512_bf16), torch threads, the commit, the load average before and after, the
+tables and every figure.
+
+    python benchmarks/bench_call_shape.py --victim runs/bench_victim --long-reviews /tmp/long_reviews/aclImdb \
+        --output runs/bench_call_shape.json
+    # a smoke run (seconds):
+    python benchmarks/bench_call_shape.py --num-snippets 4 --attacks pwws --dtypes float32 --rows 1 2 4 \
+        --synonyms embedded --output /tmp/call_shape.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+import bench_attacks  # noqa: E402  (recipe options, synonyms, TextFooler's vectors, thread settings)
+from bench_decoder import cpu_description  # noqa: E402
+from bench_engine import pools  # noqa: E402
+from measure import median_ms  # noqa: E402
+
+ROOT = bench_attacks.ROOT
+ROWS = (1, 2, 4, 8, 16, 32, 64)
+ATTACKS = ("pwws", "ga", "textfooler")
+DTYPES = ("float32", "bfloat16")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--long-reviews", default=None, help="aclImdb-style folder of long reviews (see above)")
+    parser.add_argument("--num-snippets", type=int, default=24, help="Rotten Tomatoes test snippets")
+    parser.add_argument("--num-long", type=int, default=2, help="long reviews")
+    parser.add_argument("--victim", default="embedded", help="classifier folder, or 'embedded' (seeded new head)")
+    parser.add_argument("--attacks", nargs="+", default=list(ATTACKS), choices=ATTACKS)
+    parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=DTYPES, help="search dtypes")
+    parser.add_argument("--rows", nargs="+", type=int, default=list(ROWS), help="rows per bare forward call")
+    parser.add_argument("--repeats", type=int, default=3, help="timed bare forwards per shape (median kept)")
+    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=64, help="the attacks' rows per call, at most")
+    parser.add_argument("--token-budget", default="auto", help="the attacks' tokens per call: N, auto or none")
+    parser.add_argument("--ga-population", type=int, default=20)
+    parser.add_argument("--ga-generations", type=int, default=5)
+    parser.add_argument("--word-vectors", default=None, help="TextFooler's vectors (default: bench_attacks' GloVe)")
+    parser.add_argument("--sentence-encoder", default="embedded", help="TextFooler's sentence encoder")
+    parser.add_argument("--synonyms", default=None, help="neighbour JSON or 'embedded' (as bench_attacks.py)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default=str(ROOT / "runs" / "bench_call_shape.json"), help="the JSON record")
+    return parser
+
+
+def token_budget(text: str) -> int | str | None:
+    """``--token-budget``: a number, ``auto`` or ``none``."""
+    return None if text == "none" else text if text == "auto" else int(text)
+
+
+def call_of(victim, pool, rows: int) -> list:
+    """``rows`` clean inputs of ``pool`` around its median length (cycled when the pool has fewer)."""
+    inputs = sorted(victim.rows([(e.text, e.text_pair) for e in pool]), key=lambda row: len(row.ids))
+    start = max(0, len(inputs) // 2 - rows // 2)
+    return [inputs[(start + k) % len(inputs)] for k in range(rows)]
+
+
+def bare_forward(victim, pool, rows_per_call: list[int], repeats: int) -> dict[int, dict]:
+    """``{rows: {"rows_per_second", "padded_length"}}`` of the bare forward at each rows per call."""
+    figures = {}
+    for rows in rows_per_call:
+        call = call_of(victim, pool, rows)
+        milliseconds = median_ms(lambda call=call: victim.forward_uncounted(call), warmup=1, repeats=repeats)
+        padded = max(len(row.ids) for row in call)
+        figures[rows] = {"rows_per_second": rows / (milliseconds / 1e3), "padded_length": padded}
+        print(f"[bench]   bare forward, {rows} rows x {padded} tokens: {figures[rows]['rows_per_second']:.1f} rows/s")
+    return figures
+
+
+def attack_figures(name: str, victim, pool, synonyms, args) -> dict:
+    """One attack of ``pool`` at the engine's call shape: rows scored, forward and wall seconds, robust accuracy."""
+    from rift_fast.attacks import build_attack
+    from rift_fast.attacks.call_shape import choose_token_budget
+
+    victim.token_budget = choose_token_budget(victim, pool, token_budget(args.token_budget))
+    bench_attacks.forget_auxiliary_models()
+    attack = build_attack(name, victim, synonyms, is_pair=False, options=bench_attacks.recipe_options(name, args))
+    rows_before, forward_before = victim.rows_scored, victim.forward_seconds
+    started = time.perf_counter()
+    report = attack.run(pool, victim, {}, progress=False)
+    wall = time.perf_counter() - started
+    rows, forward = victim.rows_scored - rows_before, victim.forward_seconds - forward_before
+    return {
+        "rows_scored": rows,
+        "forward_seconds": forward,
+        "wall_seconds": wall,
+        "rows_per_forward_second": rows / forward if forward else None,
+        "rows_per_wall_second": rows / wall,
+        "token_budget": victim.token_budget,
+        "robust_accuracy": report.summary()["robust_accuracy"],
+    }
+
+
+def load_victim(args):
+    """The victim model and its tokenizer (``--victim``, the embedded MiniLM's new head seeded)."""
+    import torch
+
+    from rift_fast.data.tasks import SENTIMENT_LABELS
+    from rift_fast.models import load_sequence_classifier
+
+    torch.manual_seed(args.seed)
+    model, tokenizer, _ = load_sequence_classifier(args.victim, SENTIMENT_LABELS)
+    return model.eval(), tokenizer
+
+
+def measure_pool(name: str, pool, model, tokenizer, synonyms, args) -> list[dict]:
+    """Every dtype's bare-forward and attack figures on ``pool``."""
+    import torch
+
+    from rift_fast.attacks import VictimModel
+
+    measured = []
+    for dtype in args.dtypes:
+        search_dtype = None if dtype == "float32" else getattr(torch, dtype)
+        victim = VictimModel(model, tokenizer, args.max_length, args.batch_size, search_dtype=search_dtype)
+        print(f"[bench] {name} ({len(pool)}), {dtype} search", flush=True)
+        bare = bare_forward(victim, pool, args.rows, args.repeats)
+        attacks = {}
+        for attack in args.attacks:
+            attacks[attack] = attack_figures(attack, victim, pool, synonyms, args)
+            print(f"[bench]   {attack}: {json.dumps(attacks[attack])}", flush=True)
+        measured.append({"pool": name, "examples": len(pool), "dtype": dtype, "bare": bare, "attacks": attacks})
+    return measured
+
+
+def tables(measured: list[dict]) -> list[dict]:
+    """The record's tables: the bare forward's rows/s by rows per call, and each attack against its best."""
+    rows_per_call = sorted({rows for entry in measured for rows in entry["bare"]})
+    bare = {
+        "caption": "Bare forward of the victim's search model: rows/s by rows per call (the pool's inputs around "
+        "its median length; padded length in the pool column).",
+        "columns": ["pool", "search dtype", *(f"{rows} rows" for rows in rows_per_call), "best"],
+        "rows": [],
+    }
+    attacks = {
+        "caption": "Rows/s the attacks reach: rows scored per second of forward and of wall time, and their "
+        "ratio to the bare forward's best.",
+        "columns": [
+            "pool",
+            "search dtype",
+            "attack",
+            "token budget",
+            "rows",
+            "rows/s (forward)",
+            "÷ best",
+            "rows/s (wall)",
+            "÷ best",
+        ],
+        "rows": [],
+    }
+    for entry in measured:
+        rates = {rows: figures["rows_per_second"] for rows, figures in entry["bare"].items()}
+        best = max(rates.values())
+        length = max(figures["padded_length"] for figures in entry["bare"].values())
+        pool = f"{entry['pool']} ({entry['examples']}, {length} tokens)"
+        best_rows = max(rates, key=lambda rows: rates[rows])
+        bare["rows"].append(
+            [
+                pool,
+                entry["dtype"],
+                *(f"{rates[r]:.1f}" if r in rates else "—" for r in rows_per_call),
+                f"{best:.1f} ({best_rows} rows)",
+            ]
+        )
+        for attack, figures in entry["attacks"].items():
+            forward = figures["rows_per_forward_second"] or 0.0
+            wall = figures["rows_per_wall_second"]
+            attacks["rows"].append(
+                [
+                    entry["pool"],
+                    entry["dtype"],
+                    attack,
+                    str(figures["token_budget"] or "none"),
+                    str(figures["rows_scored"]),
+                    f"{forward:.1f}",
+                    f"{forward / best:.2f}",
+                    f"{wall:.1f}",
+                    f"{wall / best:.2f}",
+                ]
+            )
+    attacks["align"] = "lllrrrrrr"
+    return [bare, attacks]
+
+
+def commit() -> str | None:
+    """The checkout's short commit (None outside a git checkout)."""
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return found.stdout.strip() or None
+
+
+def record(measured: list[dict], args, argv: list[str], threads: dict, load: tuple[float, float]) -> dict:
+    """The JSON record of a run, in the form ``render_results.py`` renders."""
+    import torch
+
+    return {
+        "measurement": "call-shape",
+        "title": "Rows per second by call shape: bare forward against the attacks",
+        "date": datetime.date.today().isoformat(),
+        "command": "python benchmarks/bench_call_shape.py " + " ".join(argv),
+        "commit": commit(),
+        "machine": f"{cpu_description()}, torch {torch.__version__}, {threads['intra_op']} intra-op threads",
+        "topic": "attacks",
+        "tables": tables(measured),
+        "notes": [f"Load average (1 min) {load[0]:.2f} before, {load[1]:.2f} after."],
+        "torch_threads": threads,
+        "load_average": {"before": load[0], "after": load[1]},
+        "figures": measured,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    threads = bench_attacks._set_threads(args.threads)
+    load_before = os.getloadavg()[0]
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    model, tokenizer = load_victim(args)
+    synonyms, _ = bench_attacks.benchmark_synonyms(args.synonyms, output.parent)
+    found = pools(args)
+    if "textfooler" in args.attacks and args.word_vectors is None:
+        args.word_vectors = str(bench_attacks.glove_vectors_file([e for p in found.values() for e in p], output.parent))
+    args.pos_tagger, args.mlm, args.mlm_batch_size = "none", None, 32  # bench_attacks.recipe_options reads them
+    measured = [
+        entry for name, pool in found.items() for entry in measure_pool(name, pool, model, tokenizer, synonyms, args)
+    ]
+    result = record(measured, args, argv, threads, (load_before, os.getloadavg()[0]))
+    output.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    for table in result["tables"]:
+        print(f"\n{table['caption']}\n")
+        print(render_table(table), end="")
+    print(f"\n{result['machine']}; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after; {output}")
+    return 0
+
+
+def render_table(table: dict) -> str:
+    """``table`` as Markdown (``render_results.markdown_table``)."""
+    from render_results import markdown_table
+
+    return markdown_table(table)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
