@@ -42,9 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 import bench_attacks  # noqa: E402  (recipe options, synonyms, TextFooler's vectors, thread settings)
-from bench_decoder import cpu_description  # noqa: E402
 from bench_engine import pools  # noqa: E402
-from measure import median_ms  # noqa: E402
+from measure import cpu_description, median_ms  # noqa: E402
 
 ROOT = bench_attacks.ROOT
 ROWS = (1, 2, 4, 8, 16, 32, 64)
