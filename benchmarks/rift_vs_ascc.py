@@ -21,10 +21,10 @@ chosen epoch is no longer the last one.
 
 Writes ``<output-dir>/results.md``, ``results.json`` and ``record.json`` (the same tables as a measurement
 record for ``benchmarks/results/``, rendered by ``benchmarks/render_results.py``): each method's mean ±
-standard deviation over seeds of every figure, its final training cross-entropy (an adversarially trained model whose CE has not gone
-below 0.6 is still in the flat regime: the run is flagged, train longer), and for each pair that bears on
-the question the difference in points pooled over seeds, its 95% Newcombe interval and the
-Cochran-Mantel-Haenszel p-value (with each (seed, example) pair a stratum).
+standard deviation over seeds of every figure, its final training cross-entropy (an adversarially
+trained model whose CE has not gone below 0.6 is still in the flat regime: the run is flagged, train
+longer), and for each pair that bears on the question the difference in points pooled over seeds, its
+95% Newcombe interval and the Cochran-Mantel-Haenszel p-value (with each (seed, example) pair a stratum).
 """
 
 from __future__ import annotations
