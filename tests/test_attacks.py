@@ -1,6 +1,8 @@
 """Attacks on a tiny bag-of-words classifier with hand-made synonym sets: known adversarial examples,
 batched == one-at-a-time, resume, checkpoint damage, and the bad inputs of the issue."""
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -193,6 +195,27 @@ def test_pwws_steps_asked_ahead_rescore_exactly_what_one_step_per_call_rescores(
     assert measured[16] == measured[0] and measured[1000] == measured[0]
 
 
+@pytest.mark.parametrize(
+    ("ratio", "digest", "successes", "queries"),
+    [(None, "f9e10e7726e41e8e", 7, 1189), (0.25, "afc88f35119430f5", 7, 1110)],
+)
+def test_pwws_results_are_pinned(tokenizer, ratio, digest, successes, queries):
+    """PWWS's outcomes, adversarial texts and query counts on long texts (greedy plans past
+    ``STEPS_BUILT_AHEAD`` steps, with and without a modification budget), as recorded when every
+    greedy step's row was built in its own call: building the rows ahead changes nothing."""
+    from rift_fast.attacks.search.pwws import STEPS_BUILT_AHEAD
+
+    constraints = Constraints([StopWords({"the"})] + ([MaxModificationRatio(ratio)] if ratio else []))
+    report = _run(
+        tokenizer, _mixed_pool(16, words=100, seed=2), PWWS(UntargetedClassification(), "[UNK]"), None, constraints
+    )
+    outcomes = _comparable(report)
+    assert [r[1] for r in outcomes].count("success") == successes and sum(r[4] for r in outcomes) == queries
+    assert hashlib.sha256(repr(outcomes).encode()).hexdigest()[:16] == digest
+    if ratio is None:
+        assert max(r[3] for r in outcomes) > STEPS_BUILT_AHEAD
+
+
 def test_speculative_queries_count_once_confirmed_or_asked_plainly(tokenizer):
     from rift_fast.attacks import QueryEngine
     from rift_fast.attacks.transformation import build_target
@@ -213,6 +236,23 @@ def test_speculative_queries_count_once_confirmed_or_asked_plainly(tokenizer):
     assert engine.queries_of(0) == 3 and engine.describe()["speculative_unused"] == 0
     with pytest.raises(ValueError, match="speculative_rows"):
         QueryEngine(victim, speculative_rows=-1)
+
+
+def test_prepared_rows_count_as_queries_only_once_asked(tokenizer):
+    from rift_fast.attacks import QueryEngine
+    from rift_fast.attacks.transformation import build_target
+
+    target = build_target(0, Example("a good movie with great acting", 1), SynonymSwap(SYNONYMS), Constraints([]))
+    first, second = (target.edit({p: 1}) for p in target.attackable[:2])
+    engines = [QueryEngine(_victim(tokenizer)) for _ in range(2)]
+    for engine in engines:
+        engine.register([target])
+    engines[0].prepare([first, second, first])
+    assert engines[0].queries_of(0) == 0 and engines[0].describe()["rows_built"] == 0
+    assert np.array_equal(engines[0].answer([first])[0], engines[1].answer([first])[0])
+    assert engines[0].queries_of(0) == 1 and engines[0].describe()["rows_built"] == 1
+    engines[0].release(0)
+    assert not engines[0]._prepared
 
 
 def test_identical_queries_are_scored_once(tokenizer):

@@ -414,6 +414,7 @@ class QueryEngine:
         self._keys: dict[int, dict[Substitutes | RenderedQuery, bytes]] = defaultdict(dict)
         self._answers: dict[int, dict[bytes, list[np.ndarray | None]]] = defaultdict(dict)  # [search, exact]
         self._speculative: dict[int, set[Substitutes]] = defaultdict(set)  # asked, not yet confirmed
+        self._prepared: dict[int, dict[Substitutes, TokenRow]] = defaultdict(dict)  # built, not yet asked
         self._clean: dict[int, Query] = {}  # example -> its clean query, rendered once (see _text_key)
 
     def register(self, targets: list[Target]) -> None:
@@ -463,8 +464,41 @@ class QueryEngine:
             "token_budget": self.victim.token_budget,
         }
 
+    def prepare(self, edits: list[Edit]) -> None:
+        """Build now the model inputs of edits that a search will likely ask later, one at a time.
+
+        PWWS's greedy steps follow a fixed plan, one step per call: one splicing call then serves
+        many small :meth:`answer` calls, whose answers are those of rows built there (the same ids).
+        Nothing is scored or counted as a query here: an edit counts (and its row in ``rows_built``)
+        only when asked; rows never asked are dropped with their example (:meth:`release`). The
+        splicer's counts (``spliced queries``) tally every row it built, as with speculative asks.
+
+        Args:
+            edits: ``(example index, substitutes)`` of registered examples; those asked or prepared
+                before are skipped.
+        """
+        prepared = self._prepared
+        new = [
+            (index, key)
+            for index, key in dict.fromkeys(edits)
+            if key not in self._keys[index] and key not in prepared[index]
+        ]
+        for (index, key), row in zip(new, self._built_rows(new)):
+            prepared[index][key] = row
+
     def _rows_of(self, edits: list[Edit]) -> list[TokenRow]:
-        """Model inputs of ``edits`` (new queries): spliced where exact, else by the text path."""
+        """Model inputs of ``edits`` (new queries): those :meth:`prepare` built, the others built here."""
+        rows = [self._prepared[index].pop(key, None) for index, key in edits]
+        unbuilt = [k for k, row in enumerate(rows) if row is None]
+        if unbuilt:
+            for k, row in zip(unbuilt, self._built_rows([edits[k] for k in unbuilt])):
+                rows[k] = row
+        self.rows_built += len(rows)
+        self.tokens_built += sum(len(cast(TokenRow, row).ids) for row in rows)
+        return cast(list[TokenRow], rows)  # every row is filled above
+
+    def _built_rows(self, edits: list[Edit]) -> list[TokenRow]:
+        """Model inputs of ``edits``: spliced where exact, else by the text path."""
         rows: list[TokenRow | None] = [None] * len(edits)
         if self._splicer is not None:
             rows = self._splicer.build(edits)
@@ -474,8 +508,6 @@ class QueryEngine:
             texts = [self._targets[edits[k][0]].query_with(dict(edits[k][1])) for k in text_path]
             for k, row in zip(text_path, self.victim.rows(texts)):
                 rows[k] = row
-        self.rows_built += len(rows)
-        self.tokens_built += sum(len(cast(TokenRow, row).ids) for row in rows)
         return cast(list[TokenRow], rows)  # every row is filled above
 
     def _verify(self, edits: list[Edit], rows: list[TokenRow | None]) -> None:
@@ -643,6 +675,7 @@ class QueryEngine:
         self._answers.pop(example, None)
         self._keys.pop(example, None)
         self._speculative.pop(example, None)
+        self._prepared.pop(example, None)
         self._targets.pop(example, None)
         self._clean.pop(example, None)
         if self._splicer is not None:

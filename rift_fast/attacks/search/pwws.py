@@ -4,6 +4,8 @@ Examples through Probability Weighted Word Saliency"), batched across examples.
 
 from __future__ import annotations
 
+from bisect import insort
+
 import numpy as np
 
 from rift_fast.attacks.goal import UntargetedClassification
@@ -11,6 +13,10 @@ from rift_fast.attacks.search.base import FinishedListener, Outcomes, SearchMeth
 from rift_fast.attacks.text import Edit
 from rift_fast.attacks.transformation import Target
 from rift_fast.attacks.victim import QueryEngine
+
+# Greedy steps per target whose rows one QueryEngine.prepare call builds ahead of their one-step calls
+# (rows past a success are built for nothing: a few splices, no model rows).
+STEPS_BUILT_AHEAD = 32
 
 
 class PWWS(SearchMethod):
@@ -73,50 +79,54 @@ class PWWS(SearchMethod):
         budget ends. The steps do not depend on the answers, so a call asks up to
         :meth:`QueryEngine.lookahead` steps of each target, speculatively; the steps past a success
         are never confirmed, so outcomes and query counts are those of one step per call (up to the
-        float rounding of rows batched differently). Finished targets are published after each call."""
-        chosen: dict[int, dict[int, int]] = {t.index: {} for t in targets}
+        float rounding of rows batched differently). The rows of the next
+        :data:`STEPS_BUILT_AHEAD` steps are built in one :meth:`QueryEngine.prepare` call, asked
+        later one call at a time. Finished targets are published after each call."""
+        paths = {t.index: _GreedyPath(t, plans[t.index]) for t in targets}
+        taken = {t.index: 0 for t in targets}
+        built = {t.index: 0 for t in targets}  # steps whose rows are built (or asked)
         active = list(targets)
         while active:
             width = engine.lookahead(len(active))
             asked = []
             for target in active:
-                plan, done = plans[target.index], len(chosen[target.index])
-                limit = len(plan) if target.budget is None else min(len(plan), max(0, target.budget))
-                steps = _cumulative(chosen[target.index], plan[done : min(done + width, limit)])
-                if steps:
-                    asked.append((target, steps))
+                path, done = paths[target.index], taken[target.index]
+                if done < path.length:
+                    asked.append((path, done, min(done + width, path.length)))
                 else:
-                    outcomes[target.index] = SearchOutcome(False, chosen[target.index])
-            active = self._greedy_call(asked, engine, chosen, outcomes, speculative=width > 1)
+                    outcomes[target.index] = SearchOutcome(False, path.chosen(done))
+            if width < STEPS_BUILT_AHEAD:
+                _build_ahead(asked, built, engine)
+            active = self._greedy_call(asked, engine, taken, outcomes, speculative=width > 1)
             outcomes.publish()
         return outcomes
 
     def _greedy_call(
         self,
-        asked: list[tuple[Target, list[dict[int, int]]]],
+        asked: list[tuple[_GreedyPath, int, int]],
         engine: QueryEngine,
-        chosen: dict[int, dict[int, int]],
+        taken: dict[int, int],
         outcomes: dict[int, SearchOutcome],
         speculative: bool,
     ) -> list[Target]:
-        """One call for the next steps of each target (``asked``: target, its substitutions after each
-        step); records successes in ``outcomes``, advances ``chosen`` to the last step used, confirms
-        the steps used and returns the targets still searching."""
-        edits = [[target.edit(step) for step in steps] for target, steps in asked]
+        """One call for the next steps of each target (``asked``: its path, and the steps [start,
+        stop) asked); records successes in ``outcomes``, advances ``taken`` to the steps used,
+        confirms the steps used and returns the targets still searching."""
+        edits = [path.edits(start, stop) for path, start, stop in asked]
         answers = engine.answer([edit for group in edits for edit in group], speculative=speculative)
         cursor, groups = 0, []
-        for (target, steps), group in zip(asked, edits):
-            groups.append((target, group, answers[cursor : cursor + len(steps)]))
-            cursor += len(steps)
+        for (path, _, _), group in zip(asked, edits):
+            groups.append((path.target, group, answers[cursor : cursor + len(group)]))
+            cursor += len(group)
         still, used = [], []
-        for (target, steps), group, success in zip(asked, edits, self._first_successes(groups, engine)):
-            taken = len(steps) if success is None else success + 1
-            used += group[:taken]
-            chosen[target.index] = steps[taken - 1]
+        for (path, start, _), group, success in zip(asked, edits, self._first_successes(groups, engine)):
+            steps = len(group) if success is None else success + 1
+            used += group[:steps]
+            taken[path.target.index] = start + steps
             if success is None:
-                still.append(target)
+                still.append(path.target)
             else:
-                outcomes[target.index] = SearchOutcome(True, dict(steps[success]))
+                outcomes[path.target.index] = SearchOutcome(True, path.chosen(start + steps))
         engine.confirm(used)
         return still
 
@@ -150,10 +160,42 @@ class PWWS(SearchMethod):
         return first
 
 
-def _cumulative(chosen: dict[int, int], steps: list[tuple[int, int]]) -> list[dict[int, int]]:
-    """The substitutions {position: slot} after each of ``steps`` [(position, slot)], from ``chosen``."""
-    current, after = dict(chosen), []
-    for position, slot in steps:
-        current[position] = slot
-        after.append(dict(current))
-    return after
+def _build_ahead(asked: list[tuple[_GreedyPath, int, int]], built: dict[int, int], engine: QueryEngine) -> None:
+    """Build the rows of each asked path's next :data:`STEPS_BUILT_AHEAD` steps where the steps asked
+    now (``asked``: path, [start, stop)) pass those built (``built``: steps built per target, advanced)."""
+    ahead = []
+    for path, start, stop in asked:
+        index = path.target.index
+        if stop > built[index]:
+            built[index] = min(start + STEPS_BUILT_AHEAD, path.length)
+            ahead += path.edits(start, built[index])
+    if ahead:
+        engine.prepare(ahead)
+
+
+class _GreedyPath:
+    """A target's greedy substitutions along its plan: the :data:`Edit` after each step, made once.
+
+    Args:
+        target: the target.
+        plan: its substitutions [(position, slot)] in PWWS order (positions distinct).
+    """
+
+    def __init__(self, target: Target, plan: list[tuple[int, int]]) -> None:
+        self.target = target
+        self.plan = plan[: len(plan) if target.budget is None else max(0, target.budget)]
+        self.length = len(self.plan)
+        self._edits: list[Edit] = []
+        self._substitutes: list[tuple[int, str]] = []  # after the steps made so far, by position
+
+    def edits(self, start: int, stop: int) -> list[Edit]:
+        """The edits after steps ``start`` to ``stop`` - 1 (step k substitutes plan[0..k])."""
+        while len(self._edits) < stop:
+            position, slot = self.plan[len(self._edits)]
+            insort(self._substitutes, (position, self.target.choices[position][slot]))
+            self._edits.append((self.target.index, tuple(self._substitutes)))
+        return self._edits[start:stop]
+
+    def chosen(self, steps: int) -> dict[int, int]:
+        """The substitutions {position: slot} after the first ``steps`` steps."""
+        return dict(self.plan[:steps])
