@@ -527,7 +527,7 @@ def _attack_round(
     every = build_targets(sides, transformation, constraints)
     engine.register(every)
     clean = dict(zip(chunk, engine.answer([t.edit({}) for t in every], exact=True)))
-    empty = {t.index for t, blank in zip(every, victim.empty_encodings([t.query_with({}) for t in every])) if blank}
+    empty = {t.index for t, blank in zip(every, engine.empty_encodings([t.index for t in every])) if blank}
     if empty:
         logger.warning(
             "[rift_fast] %d of %d texts encode to special tokens only (the model reads none of their words; "

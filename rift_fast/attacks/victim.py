@@ -163,12 +163,6 @@ class VictimModel:
         """The model input of each query by the text path: tokenised whole, truncated to ``max_length``."""
         return tokenised_rows(self.tokenizer, queries, self.max_length) if queries else []
 
-    def empty_encodings(self, queries: list[Query]) -> list[bool]:
-        """For each query, whether its model input holds nothing but special tokens (or nothing at all):
-        the model reads none of its text, so its answer says nothing about the text."""
-        special = np.asarray(sorted(set(self.tokenizer.all_special_ids)), dtype=np.int64)
-        return [not np.isin(row.ids, special, invert=True).any() for row in self.rows(queries)]
-
     def _pad(self, encoded: BatchEncoding, rows: list[int]) -> BatchEncoding:
         """The ``rows`` of ``encoded`` padded to their longest by the tokenizer, as tensors on the model's device."""
         features = {key: [encoded[key][i] for i in rows] for key in encoded.keys()}
@@ -304,6 +298,10 @@ class VictimModel:
             handle.remove()
         return GradientBatch(rows, batch["input_ids"], grad, row_offsets, sides)
 
+    def _side_tokens(self, query: Query, side: int) -> int:
+        """How many tokens side ``side`` (0: text, 1: pair) of ``query`` has, untruncated."""
+        return self.tokenizer(query[0], query[1], add_special_tokens=False).sequence_ids().count(side)
+
     def visible_span(self, query: Query, attacked_side: int) -> tuple[tuple[int, int], bool]:
         """The characters ``(start, end)`` of the attacked side (0: text, 1: pair) that the model reads,
         and whether the query is truncated at all.
@@ -319,10 +317,9 @@ class VictimModel:
         truncated = bool(encoded.encodings[0].overflowing)
         if not truncated:
             return (0, len(side)), False
-        whole = self.tokenizer(query[0], query[1], add_special_tokens=False).sequence_ids()
         kept = [span for span, s in zip(encoded["offset_mapping"], encoded.sequence_ids()) if s == attacked_side]
-        if len(kept) == whole.count(attacked_side):
-            return (0, len(side)), True
+        if query[1] is not None and len(kept) == self._side_tokens(query, attacked_side):
+            return (0, len(side)), True  # a single text that overflows always loses some of its tokens
         if not kept:
             return (0, 0), True
         return (min(start for start, _ in kept), max(end for _, end in kept)), True
@@ -485,6 +482,22 @@ class QueryEngine:
         ]
         for (index, key), row in zip(new, self._built_rows(new)):
             prepared[index][key] = row
+
+    def empty_encodings(self, indices: list[int]) -> list[bool]:
+        """For each registered example, whether the model input of its clean query holds nothing but
+        special tokens (or nothing at all): the model reads none of its text, so its answer says
+        nothing about the text. The inputs are built as the queries' are (spliced where exact, without
+        tokenising the texts again) and not counted.
+
+        Args:
+            indices: registered examples.
+
+        Returns:
+            One bool per example, in order.
+        """
+        special = np.asarray(sorted(set(self.victim.tokenizer.all_special_ids)), dtype=np.int64)
+        rows = self._built_rows([(index, ()) for index in indices]) if indices else []
+        return [not np.isin(row.ids, special, invert=True).any() for row in rows]
 
     def _rows_of(self, edits: list[Edit]) -> list[TokenRow]:
         """Model inputs of ``edits`` (new queries): those :meth:`prepare` built, the others built here."""
