@@ -238,6 +238,15 @@ def test_speculative_queries_count_once_confirmed_or_asked_plainly(tokenizer):
         QueryEngine(victim, speculative_rows=-1)
 
 
+@pytest.mark.parametrize("use_margin", [False, True])
+def test_goal_losses_are_the_loss_of_each_answer(use_margin):
+    goal = UntargetedClassification(use_margin=use_margin)
+    answers = np.random.default_rng(0).dirichlet(np.ones(3), size=12)
+    labels = np.arange(12) % 3
+    expected = [goal.loss(answer, int(label)) for answer, label in zip(answers, labels)]
+    assert goal.losses(answers, labels).tolist() == expected
+
+
 def test_prepared_rows_count_as_queries_only_once_asked(tokenizer):
     from rift_fast.attacks import QueryEngine
     from rift_fast.attacks.transformation import build_target

@@ -32,6 +32,24 @@ class UntargetedClassification:
         others = np.delete(probabilities, label)
         return float(probabilities[label] - others.max())
 
+    def losses(self, probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """:meth:`loss` of many answers at once.
+
+        Args:
+            probabilities: [N, C] float64 answers.
+            labels: [N] int, the true label of each.
+
+        Returns:
+            [N] float64: p_y, or the margin p_y - max_{c != y} p_c, of each answer.
+        """
+        rows = np.arange(len(probabilities))
+        label_probability = probabilities[rows, labels]
+        if not self.use_margin:
+            return label_probability
+        others = probabilities.copy()
+        others[rows, labels] = -np.inf
+        return label_probability - others.max(axis=1)
+
     def selection_weight(self, probabilities: np.ndarray, label: int) -> float:
         """Unnormalised probability of being drawn as a GA parent."""
         if not self.use_margin:

@@ -55,22 +55,32 @@ class PWWS(SearchMethod):
             for position in target.attackable:
                 requests.append(target.edit_with({position: self.unknown_token}))
                 requests.extend((target.index, ((position, word),)) for word in target.choices[position][1:])
-        answers = iter(engine.answer(requests))
-        plans = {}
+        if not requests:
+            return {target.index: [] for target in targets}
+        losses = self._losses(np.stack(engine.answer(requests)), targets)
+        plans, cursor = {}, 0
         for target in targets:
             base = self.goal.loss(clean[target.index], target.label)
             saliency, drops, best_slots = [], [], []
             for position in target.attackable:
-                saliency.append(base - self.goal.loss(next(answers), target.label))
-                losses = [self.goal.loss(next(answers), target.label) for _ in target.choices[position][1:]]
-                best = int(np.argmin(losses))
-                drops.append(base - losses[best])
+                synonyms = len(target.choices[position]) - 1
+                saliency.append(base - losses[cursor])
+                best = int(np.argmin(losses[cursor + 1 : cursor + 1 + synonyms]))
+                drops.append(base - losses[cursor + 1 + best])
                 best_slots.append(best + 1)
+                cursor += 1 + synonyms
             weights = np.exp(np.asarray(saliency) - np.max(saliency))
             score = weights / weights.sum() * np.asarray(drops)
             order = np.argsort(-score, kind="stable")
             plans[target.index] = [(target.attackable[k], best_slots[k]) for k in order]
         return plans
+
+    def _losses(self, answers: np.ndarray, targets: list[Target]) -> np.ndarray:
+        """The goal's loss [N] float64 of each of ``answers`` [N, C], the rows of each target in turn
+        (one row per attackable word and per synonym of it)."""
+        rows_per_target = [sum(len(target.choices[p]) for p in target.attackable) for target in targets]
+        labels = np.repeat([target.label for target in targets], rows_per_target)
+        return self.goal.losses(answers, labels)
 
     def _greedy(
         self, targets: list[Target], engine: QueryEngine, plans: dict[int, list[tuple[int, int]]], outcomes: Outcomes
