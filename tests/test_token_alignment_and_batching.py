@@ -224,6 +224,22 @@ def test_training_time_evaluation_keeps_to_the_batch(tmp_path):
     assert one_by_one.clean_correct == outcomes.clean_correct
 
 
+@pytest.mark.parametrize("max_length", [3, 6, 9, 64])
+def test_the_engine_reads_visible_spans_off_its_encodings_as_the_victim_does(tokenizer, max_length):
+    """Single texts: the query engine's visible spans (from the splicer's encodings, kept for register)
+    equal the victim's (the tokenizer's truncated encoding), truncated or not; pairs are the victim's."""
+    from rift_fast.attacks import QueryEngine
+
+    victim = VictimModel(TokenScores(tokenizer), tokenizer, max_length=max_length, batch_size=2)
+    texts = ["the man sees a good movie with great acting, a bad plot and awful acting", "a movie", "", "  good  "]
+    queries = [(text, None) for text in texts]
+    engine = QueryEngine(victim)
+    assert engine.visible_spans(queries, 0) == [victim.visible_span(query, 0) for query in queries]
+    assert engine.spliced
+    pairs = [("a movie", texts[0]), (texts[0], "a good plot")]
+    assert QueryEngine(victim).visible_spans(pairs, 1) == [victim.visible_span(query, 1) for query in pairs]
+
+
 def test_left_padding_tokenizers_get_the_same_adversarial_examples(tmp_path):
     tokenizer = tokenizer_of_family("byte_level_bpe", sorted(WORD_SCORES), tmp_path)
     tokenizer.padding_side = "left"

@@ -519,11 +519,11 @@ def _attack_round(
     finishes it (its final text judged on exact probabilities then)."""
     transformation, constraints, search, goal = recipe
     attacked_side = 0 if all(e.text_pair is None for e in examples) else 1
-    sides = []
-    for i in chunk:
-        example = examples[i]
-        visible, truncated = victim.visible_span((example.text, example.text_pair), attacked_side)
-        sides.append((i, example, visible, truncated))
+    queries = [(examples[i].text, examples[i].text_pair) for i in chunk]
+    sides = [
+        (i, examples[i], visible, truncated)
+        for i, (visible, truncated) in zip(chunk, engine.visible_spans(queries, attacked_side))
+    ]
     every = build_targets(sides, transformation, constraints)
     engine.register(every)
     clean = dict(zip(chunk, engine.answer([t.edit({}) for t in every], exact=True)))

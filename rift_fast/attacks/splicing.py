@@ -79,6 +79,9 @@ ROW_DTYPE = np.int32  # token ids of a row: every vocabulary fits, and rows hash
 ROW_TYPE_DTYPE = np.int8  # token type ids of a row (0 and 1 in practice)
 
 
+Encoded = tuple[list[int], list[int], list[int]]  # a text's token ids, start and end character offsets
+
+
 class TokenRow(NamedTuple):
     """The model input of one query: ``ids`` [n] int32 and ``type_ids`` [n] int8 (None when the
     tokenizer returns no token type ids); ``key`` is a 16-byte BLAKE2b digest of both."""
@@ -385,6 +388,7 @@ class TokenSplicer:
         self._examples: dict[int, _Example] = {}
         self._contexts: dict[tuple[str, str, str], _Context] = {}
         self._deleted_gaps: dict[str, bool] = {}  # gap text -> whether the normaliser deletes all of it
+        self._encoded_ahead: dict[str, Encoded] = {}  # texts encoded by visible_spans, for register
         self.template = special_template(tokenizer, pair) if tokenizer.is_fast else None
         self._definition = tokenizer.backend_tokenizer.to_str() if tokenizer.is_fast else ""  # its full JSON
         self._digest = hashlib.blake2b(self._definition.encode()).digest()
@@ -415,7 +419,8 @@ class TokenSplicer:
         new = [t for t in targets if t.index not in self._examples]
         if not new:
             return
-        attacked = self._encode([t.spans.text for t in new])
+        attacked = self._encodings([t.spans.text for t in new])
+        self._encoded_ahead.clear()
         others = self._encode([t.example.text for t in new]) if self.pair else None
         for k, target in enumerate(new):
             ids, starts, ends = attacked[k]
@@ -428,7 +433,29 @@ class TokenSplicer:
                 ordered=_non_decreasing(starts) and _non_decreasing(ends),
             )
 
-    def _encode(self, texts: list[str]) -> list[tuple[list[int], list[int], list[int]]]:
+    def visible_spans(self, texts: list[str]) -> list[tuple[tuple[int, int], bool]]:
+        """For each single text (not a pair): the characters ``(start, end)`` the model reads and whether
+        the text is truncated, as :meth:`VictimModel.visible_span` gives them under this splicer's right
+        truncation (the first ``budget`` tokens kept). The encodings are kept for :meth:`register`."""
+        encodings = self._encodings(texts)
+        spans = []
+        for text, (_, starts, ends) in zip(texts, encodings):
+            if len(starts) <= self.budget:
+                spans.append(((0, len(text)), False))
+            elif self.budget <= 0:
+                spans.append(((0, 0), True))
+            else:
+                spans.append(((min(starts[: self.budget]), max(ends[: self.budget])), True))
+        self._encoded_ahead.update(zip(texts, encodings))
+        return spans
+
+    def _encodings(self, texts: list[str]) -> list[Encoded]:
+        """:meth:`_encode` of ``texts``, reading those :meth:`visible_spans` encoded from its store."""
+        new = [text for text in dict.fromkeys(texts) if text not in self._encoded_ahead]
+        found = {**self._encoded_ahead, **dict(zip(new, self._encode(new) if new else []))}
+        return [found[text] for text in texts]
+
+    def _encode(self, texts: list[str]) -> list[Encoded]:
         """(ids, start offsets, end offsets) of each text, without special tokens, truncation or padding
         (the backend tokenizer called directly: the wrapper's conversions cost more than the encoding)."""
         result = []

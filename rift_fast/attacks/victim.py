@@ -420,10 +420,35 @@ class QueryEngine:
             return
         for target in targets:
             self._targets[target.index] = target
-        if self.splicing and self._splicer is None:
-            self._splicer = self._proven_splicer(targets[0].example.text_pair is not None)
+        self._start_splicer(pair=targets[0].example.text_pair is not None)
         if self._splicer is not None:
             self._splicer.register(targets)
+
+    def _start_splicer(self, pair: bool) -> None:
+        """Make the splicer when splicing is asked for and none was proven yet (see :meth:`_proven_splicer`)."""
+        if self.splicing and self._splicer is None:
+            self._splicer = self._proven_splicer(pair)
+
+    def visible_spans(self, queries: list[Query], attacked_side: int) -> list[tuple[tuple[int, int], bool]]:
+        """:meth:`VictimModel.visible_span` of each query, about to be registered.
+
+        With splicing, single texts are read off the splicer's encodings of them, which it keeps for
+        :meth:`register` (each text is tokenised once for both); pairs, and every query without
+        splicing, are the victim's.
+
+        Args:
+            queries: ``(text, text_pair)`` of the examples.
+            attacked_side: 0 (the text) or 1 (the pair).
+
+        Returns:
+            Per query, the characters ``(start, end)`` of the attacked side that the model reads and
+            whether the query is truncated at all.
+        """
+        if attacked_side == 0 and queries:
+            self._start_splicer(pair=False)
+            if self._splicer is not None:
+                return self._splicer.visible_spans([query[0] for query in queries])
+        return [self.victim.visible_span(query, attacked_side) for query in queries]
 
     def _proven_splicer(self, pair: bool) -> TokenSplicer | None:
         """A splicer for this victim's tokenizer once the probe proved it exact, else None (logged)."""
