@@ -184,7 +184,8 @@ def _build_ahead(asked: list[tuple[_GreedyPath, int, int]], built: dict[int, int
 
 
 class _GreedyPath:
-    """A target's greedy substitutions along its plan: the :data:`Edit` after each step, made once.
+    """A target's greedy substitutions along its plan: the :data:`Edit` after each step, made once
+    (the steps are asked in order: those before the first step asked are forgotten).
 
     Args:
         target: the target.
@@ -195,16 +196,20 @@ class _GreedyPath:
         self.target = target
         self.plan = plan[: len(plan) if target.budget is None else max(0, target.budget)]
         self.length = len(self.plan)
-        self._edits: list[Edit] = []
+        self._edits: list[Edit] = []  # after steps _first, _first + 1, ...
+        self._first = 0
         self._substitutes: list[tuple[int, str]] = []  # after the steps made so far, by position
 
     def edits(self, start: int, stop: int) -> list[Edit]:
-        """The edits after steps ``start`` to ``stop`` - 1 (step k substitutes plan[0..k])."""
-        while len(self._edits) < stop:
-            position, slot = self.plan[len(self._edits)]
+        """The edits after steps ``start`` to ``stop`` - 1 (step k substitutes plan[0..k]); ``start``
+        never goes back."""
+        del self._edits[: start - self._first]
+        self._first = start
+        while self._first + len(self._edits) < stop:
+            position, slot = self.plan[self._first + len(self._edits)]
             insort(self._substitutes, (position, self.target.choices[position][slot]))
             self._edits.append((self.target.index, tuple(self._substitutes)))
-        return self._edits[start:stop]
+        return self._edits[: stop - start]
 
     def chosen(self, steps: int) -> dict[int, int]:
         """The substitutions {position: slot} after the first ``steps`` steps."""
