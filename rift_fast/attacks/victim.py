@@ -406,6 +406,7 @@ class QueryEngine:
         self.decided = 0  # answers decide() was asked about
         self._rng = random.Random(seed)
         self._splicer: TokenSplicer | None = None
+        self._splicer_tried = False
         self._targets: dict[int, Target] = {}
         # example -> query (its substitutes, or a RenderedQuery) -> ids digest
         self._keys: dict[int, dict[Substitutes | RenderedQuery, bytes]] = defaultdict(dict)
@@ -425,8 +426,10 @@ class QueryEngine:
             self._splicer.register(targets)
 
     def _start_splicer(self, pair: bool) -> None:
-        """Make the splicer when splicing is asked for and none was proven yet (see :meth:`_proven_splicer`)."""
-        if self.splicing and self._splicer is None:
+        """Make the splicer the first time one is needed, when splicing is asked for (see
+        :meth:`_proven_splicer`: a tokenizer the probe fails is logged once and takes the text path)."""
+        if self.splicing and not self._splicer_tried:
+            self._splicer_tried = True
             self._splicer = self._proven_splicer(pair)
 
     def visible_spans(self, queries: list[Query], attacked_side: int) -> list[tuple[tuple[int, int], bool]]:
