@@ -72,6 +72,15 @@ def test_word_spans_keep_the_rest_of_the_text():
     assert match_case("Great", "grand") == "Grand" and match_case("GREAT", "grand") == "GRAND"
 
 
+def test_word_spans_replace_as_the_replacement_with_spans_does():
+    spans = WordSpans("  A naïve, well-made film: 3.5 stars... isn't it?\tGreat!  ")
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        positions = rng.choice(len(spans) + 3, size=rng.integers(0, 5), replace=False) - 1
+        substitutes = {int(p): f"w{p}" for p in positions}
+        assert spans.replace(substitutes) == spans.replace_with_spans(substitutes)[0]
+
+
 @pytest.mark.parametrize(
     "search",
     [PWWS(UntargetedClassification(), "[UNK]"), GeneticAttack(UntargetedClassification(), population=6, generations=5)],

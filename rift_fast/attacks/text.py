@@ -30,8 +30,16 @@ class WordSpans:
         return len(self.spans)
 
     def replace(self, substitutes: dict[int, str]) -> str:
-        """The text with word ``i`` replaced by ``substitutes[i]`` for each given position."""
-        return self.replace_with_spans(substitutes)[0]
+        """The text with word ``i`` replaced by ``substitutes[i]`` for each given position (positions
+        that are not words of the text are ignored); one piece per substitution, not per word."""
+        pieces: list[str] = []
+        cursor = 0
+        for position in sorted(p for p in substitutes if 0 <= p < len(self.spans)):
+            start, end = self.spans[position]
+            pieces += (self.text[cursor:start], substitutes[position])
+            cursor = end
+        pieces.append(self.text[cursor:])
+        return "".join(pieces)
 
     def replace_with_spans(self, substitutes: dict[int, str]) -> tuple[str, list[tuple[int, int]]]:
         """The replaced text and, for each word of this text, its character span in the new text."""
