@@ -68,6 +68,17 @@ def _padded(values: list[T], length: int, fill: T, left: bool) -> list[T]:
     return padding + values if left else values + padding
 
 
+def _laid_out(rows: list[np.ndarray], filled: np.ndarray, fill: int) -> np.ndarray:
+    """[N, L] int64: the values of ``rows`` (N arrays) at the places ``filled`` [N, L] bool marks, row
+    after row, and ``fill`` elsewhere (rows of one length fill every place: no padding to write)."""
+    values = np.concatenate(rows)
+    if values.size == filled.size:
+        return values.reshape(filled.shape).astype(np.int64)
+    laid = np.full(filled.shape, fill, dtype=np.int64)
+    laid[filled] = values
+    return laid
+
+
 @dataclass
 class PendingAnswers:
     """Forward passes started by :meth:`VictimModel.queue_rows`: ``answers`` [B_i, C] per batch on the
@@ -176,11 +187,13 @@ class VictimModel:
         if self.tokenizer.padding_side == "left":
             filled = filled[:, ::-1]
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        arrays = {"input_ids": np.full(filled.shape, pad_id, dtype=np.int64), "attention_mask": filled.astype(np.int64)}
-        arrays["input_ids"][filled] = np.concatenate([row.ids for row in rows])
+        arrays = {
+            "input_ids": _laid_out([row.ids for row in rows], filled, pad_id),
+            "attention_mask": filled.astype(np.int64),
+        }
         if rows[0].type_ids is not None:
-            arrays["token_type_ids"] = np.full(filled.shape, self.tokenizer.pad_token_type_id, dtype=np.int64)
-            arrays["token_type_ids"][filled] = np.concatenate([cast(np.ndarray, row.type_ids) for row in rows])
+            types = [cast(np.ndarray, row.type_ids) for row in rows]
+            arrays["token_type_ids"] = _laid_out(types, filled, self.tokenizer.pad_token_type_id)
         on_gpu = self.device.type == "cuda"
         return {
             key: (torch.from_numpy(value).pin_memory() if on_gpu else torch.from_numpy(value)).to(
