@@ -97,17 +97,21 @@ class NullModel(torch.nn.Module):
 
     PREFIX = 8
 
-    def __init__(self, max_positions: int, known: torch.Tensor, labels: torch.Tensor) -> None:
+    def __init__(self, max_positions: int, known: torch.Tensor, labels: torch.Tensor, pad_id: int) -> None:
         super().__init__()
         weights = torch.randint(1, 2**20, (max_positions,), generator=torch.Generator().manual_seed(0))
         self.register_buffer("weights", weights)
         self.anchor = torch.nn.Parameter(torch.zeros(1))  # the victim reads its device and dtype
         self.config = SimpleNamespace(max_position_embeddings=max_positions)
-        self.known, self.labels = known, labels
+        self.known, self.labels, self.pad_id = known, labels, pad_id
 
     def forward(self, input_ids, attention_mask, token_type_ids=None):
         hashed = torch.frac(((input_ids * attention_mask) * self.weights[: input_ids.shape[1]]).sum(1).double() * 0.618)
-        agreement = (input_ids[:, None, : self.PREFIX] == self.known[None]).sum(-1)
+        # a call of rows all shorter than PREFIX: padded as a longer call would pad them (same answers)
+        prefix = torch.nn.functional.pad(
+            input_ids[:, : self.PREFIX], (0, max(0, self.PREFIX - input_ids.shape[1])), value=self.pad_id
+        )
+        agreement = (prefix[:, None] == self.known[None]).sum(-1)
         positive = 3 * (2 * self.labels[agreement.argmax(1)] - 1) + 0.5 * (hashed - 0.5)
         return SimpleNamespace(logits=torch.stack([torch.zeros_like(positive), positive], 1).float())
 
@@ -185,7 +189,7 @@ def engine_only(args, tokenizer, synonyms) -> None:
     for name, pool in pools(args).items():
         first = tokenizer([e.text for e in pool], padding="max_length", max_length=NullModel.PREFIX, truncation=True)
         known = torch.tensor(first["input_ids"])
-        model = NullModel(args.max_length, known, torch.tensor([e.label for e in pool]))
+        model = NullModel(args.max_length, known, torch.tensor([e.label for e in pool]), tokenizer.pad_token_id)
         for splicing in (False, True):  # untimed: imports and the splicer's probe, once per process
             run(pool[:1], model, tokenizer, synonyms, "pwws", args, splicing=splicing)
         for search in ("pwws", "ga"):
