@@ -59,6 +59,7 @@ PAIRS = (
     (NO_MI, "standard"),
 )
 FIGURES = (("clean_accuracy", "clean"), ("pwws_accuracy", "PWWS"), ("ga_accuracy", "GA"), ("ascc_accuracy", "ASCC"))
+CURVE_KEYS = ("ce", "dev_clean_accuracy", "dev_ascc_accuracy")  # an epoch's record, averaged over seeds
 FLAT_REGIME_CE = 0.6  # an adversarially trained model still above this training CE has not left the flat regime
 OWN_OPTIONS = ("--method", "--seeds", "--precision", "--eval-attacks", "--output-dir", "--mi-weight")
 MIN_SEEDS = 5
@@ -107,6 +108,19 @@ def chosen_epoch(history: list[dict]) -> int:
     return next(record["epoch"] for record in history if record["dev_ascc_accuracy"] == best)
 
 
+def training_curve(histories: list[list[dict]]) -> list[dict]:
+    """Per epoch, the mean over seeds of the training CE, the dev clean accuracy and the dev ASCC accuracy
+    (on words): how the training length was chosen on dev."""
+    epochs = min(len(history) for history in histories)
+    return [
+        {
+            "epoch": k + 1,
+            **{key: mean_and_sd([history[k].get(key) for history in histories])[0] for key in CURVE_KEYS},
+        }
+        for k in range(epochs)
+    ]
+
+
 def summarise(seeds: dict[str, dict[str, dict]]) -> dict:
     """Mean and sd over seeds of each figure and of the final training CE, and the pooled paired tests."""
     methods = {}
@@ -121,6 +135,7 @@ def summarise(seeds: dict[str, dict[str, dict]]) -> dict:
             "figures": figures,
             "final_training_ce": {"values": final_ce, "mean": mean, "sd": sd},
             "epoch_chosen_on_dev": [chosen_epoch(rows[method]["history"]) for rows in seeds.values()],
+            "training_curve": training_curve([rows[method]["history"] for rows in seeds.values()]),
         }
     comparisons = [
         {
@@ -171,8 +186,22 @@ def flat_regime_methods(summary: dict) -> list[str]:
     ]
 
 
+def curve_rows(summary: dict) -> list[list[str]]:
+    """Per method: each epoch's mean training CE and mean dev clean / dev ASCC accuracy."""
+    rows = []
+    for method, record in summary["methods"].items():
+        cells = [
+            f"CE {epoch['ce']:.3f}, {100 * epoch['dev_clean_accuracy']:.1f} / {100 * epoch['dev_ascc_accuracy']:.1f}"
+            for epoch in record["training_curve"]
+        ]
+        rows.append([method, *cells])
+    return rows
+
+
 def tables(summary: dict, seeds: list[str]) -> list[dict]:
-    """The two tables (caption, columns, rows) that both the Markdown and the record show."""
+    """The three tables (caption, columns, rows) that both the Markdown and the record show: the figures
+    over seeds, the pooled paired comparisons, the training curve."""
+    epochs = min(len(record["training_curve"]) for record in summary["methods"].values())
     return [
         {
             "caption": f"Standard fine-tuning, ASCC, RIFT and RIFT with MI weight 0 over {len(seeds)} seeds "
@@ -187,6 +216,12 @@ def tables(summary: dict, seeds: list[str]) -> list[dict]:
             f"Interval: {DIFFERENCE_METHOD}, on the table summed over seeds. Test: {CMH_METHOD}.",
             "columns": ["methods", *(name for _, name in FIGURES)],
             "rows": comparison_rows(summary),
+        },
+        {
+            "caption": "How the training length was chosen on dev: per epoch, the mean over seeds of the training "
+            "cross-entropy, and of the dev clean / dev ASCC accuracy (on words), in points.",
+            "columns": ["method", *(f"epoch {k}" for k in range(1, epochs + 1))],
+            "rows": curve_rows(summary),
         },
     ]
 

@@ -37,7 +37,8 @@ def test_the_experiment_runs_four_methods_and_pools_their_paired_tests(tiny_mode
     assert pooled["seeds"] == 2 and pooled["examples"] == 8 and "Cochran-Mantel-Haenszel" in pooled["test"]
     record = render_results.load_record(output / "record.json")  # checks the record's fields
     assert record.measurement == "rift-vs-ascc" and record.data["command"].startswith("python benchmarks/")
-    means, pairs = record.data["tables"]
+    means, pairs, curve = record.data["tables"]
+    assert curve["columns"] == ["method", "epoch 1"] and curve["rows"][1][1].startswith("CE 0.")
     assert [row[0] for row in means["rows"]] == ["standard", "ascc", "rift", "rift-mi0"]
     assert pairs["rows"][0][0] == "rift - ascc" and len(pairs["rows"][0]) == len(pairs["columns"]) == 5
     assert "avx512_bf16" in record.data["machine"] and "torch" in record.data["machine"]
