@@ -25,8 +25,10 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from rift_fast.attacks.splicing import TokenRow
-    from rift_fast.attacks.victim import VictimModel
+    from rift_fast.attacks.text import Query
     from rift_fast.core.records import Example
 
 logger = logging.getLogger(__name__)
@@ -117,6 +119,33 @@ class ShapeChoice:
     rows_per_second: dict[int, float]
 
 
+class ShapedVictim(Protocol):
+    """What the budget's choice reads of a victim (:class:`rift_fast.attacks.victim.VictimModel` has it):
+    its models, device, search dtype, tokenizer and row bound, its model inputs, and an uncounted call."""
+
+    @property
+    def model(self) -> torch.nn.Module: ...
+
+    @property
+    def search_model(self) -> torch.nn.Module | None: ...
+
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def search_dtype(self) -> torch.dtype: ...
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase: ...
+
+    @property
+    def batch_size(self) -> int: ...
+
+    def rows(self, queries: list[Query]) -> list[TokenRow]: ...
+
+    def forward_uncounted(self, rows: list[TokenRow]) -> None: ...
+
+
 @runtime_checkable
 class TokenBudgeted(Protocol):
     """A model whose calls :func:`cut_calls` sizes: an attack's helper (masked LM, sentence encoder)
@@ -129,7 +158,7 @@ _CHOICES: dict[ShapeKey, ShapeChoice] = {}  # this process's choices, by key
 _SAID: set[str] = set()  # the choices logged
 
 
-def shape_key(victim: VictimModel, length: int) -> ShapeKey:
+def shape_key(victim: ShapedVictim, length: int) -> ShapeKey:
     """The cache key of ``victim``'s calls at a typical padded length.
 
     Args:
@@ -177,7 +206,7 @@ def typical_length(rows: Sequence[TokenRow]) -> int:
     return int(np.median([len(row.ids) for row in rows])) if rows else 1
 
 
-def choose_token_budget(victim: VictimModel, pool: Sequence[Example], requested: int | str | None) -> int | None:
+def choose_token_budget(victim: ShapedVictim, pool: Sequence[Example], requested: int | str | None) -> int | None:
     """The token budget of ``victim``'s calls for the examples of ``pool``.
 
     A number ``requested`` is taken as given, None means no budget. :data:`AUTO`: no budget on a GPU
@@ -220,7 +249,7 @@ def _say_once(choice: str) -> None:
         logger.info("[rift_fast] token budget per model call: %s", choice)
 
 
-def measured_choice(key: ShapeKey, victim: VictimModel) -> ShapeChoice:
+def measured_choice(key: ShapeKey, victim: ShapedVictim) -> ShapeChoice:
     """The call shape of ``key``, read from the cache folder or measured.
 
     A cache file that cannot be read (damaged, or written for another key) is measured again, with a
@@ -304,7 +333,7 @@ def measure_rows_per_second(forward: Callable[[int], None], batch_size: int) -> 
     return rates
 
 
-def _victim_forward(victim: VictimModel, length: int) -> Callable[[int], None]:
+def _victim_forward(victim: ShapedVictim, length: int) -> Callable[[int], None]:
     """One call of ``victim``'s search model on ``rows`` rows of ``length`` tokens (the vocabulary's first
     ids, cycled)."""
     from rift_fast.attacks.splicing import TokenRow
@@ -323,6 +352,7 @@ __all__ = [
     "AUTO",
     "ShapeChoice",
     "ShapeKey",
+    "ShapedVictim",
     "TokenBudgeted",
     "budget_of",
     "choose_token_budget",
