@@ -194,6 +194,27 @@ def processor_name() -> str:
         return platform.processor() or platform.machine()
 
 
+def text_lengths(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int, token_budget: int | None
+) -> list[int]:
+    """Tokens of each text as a helper model's calls truncate them, for :func:`cut_calls`.
+
+    Args:
+        tokenizer: the helper model's tokenizer.
+        texts: the texts of the calls, in order.
+        max_length: the most tokens a call keeps of a text.
+        token_budget: the calls' token budget; None: the rows alone bound the calls, so every length is
+            given as 1 and nothing is tokenised.
+
+    Returns:
+        One length per text.
+    """
+    if token_budget is None or not texts:
+        return [1] * len(texts)
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
+    return [len(ids) for ids in encoded["input_ids"]]
+
+
 def typical_length(rows: Sequence[TokenRow]) -> int:
     """The padded length of a typical call over ``rows``.
 
@@ -360,5 +381,6 @@ __all__ = [
     "measure_rows_per_second",
     "measured_choice",
     "shape_key",
+    "text_lengths",
     "typical_length",
 ]

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rift_fast.attacks.call_shape import cut_calls
+from rift_fast.attacks.call_shape import cut_calls, text_lengths
 from rift_fast.attacks.constraints import AuxiliaryModel
 from rift_fast.attacks.text import WordSpans, match_case
 from rift_fast.attacks.transformation import Transformation, WordSite
@@ -142,7 +142,8 @@ class MaskedLanguageModel:
         whole vocabulary, ranked. ``mask_at``: per text, the character where a mask token starts; only that
         position is kept (none when truncation cut it off). Otherwise every token of the text is kept
         (special tokens and padding are not)."""
-        for call in cut_calls(self._lengths(texts), self.batch_size, self.token_budget):
+        lengths = text_lengths(self.tokenizer, texts, self.max_length, self.token_budget)
+        for call in cut_calls(lengths, self.batch_size, self.token_budget):
             start, chunk = call[0], [texts[position] for position in call]
             encoded = self.tokenizer(
                 chunk,
@@ -167,13 +168,6 @@ class MaskedLanguageModel:
                 cursor += len(tokens)
                 offsets = np.asarray([offset for _, offset in tokens], dtype=np.int64).reshape(-1, 2)
                 yield TokenPredictions(offsets, ids[span], log_probs[span])
-
-    def _lengths(self, texts: Sequence[str]) -> list[int]:
-        """Tokens of each text as the passes truncate them (all 1 without a token budget: no need to count)."""
-        if self.token_budget is None or not texts:
-            return [1] * len(texts)
-        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
-        return [len(ids) for ids in encoded["input_ids"]]
 
     def _kept_tokens(self, text: str, encoded: Any, row: int, mask: int | None) -> list[tuple[int, tuple[int, int]]]:
         """(position, character span) of the tokens of ``text`` (row ``row`` of ``encoded``) whose

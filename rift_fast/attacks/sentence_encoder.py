@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rift_fast.attacks.call_shape import cut_calls
+from rift_fast.attacks.call_shape import cut_calls, text_lengths
 from rift_fast.attacks.constraints import AuxiliaryModel
 from rift_fast.attacks.text_constraints import Perturbation, TextConstraint
 from rift_fast.models import EMBEDDED_MODEL_NAME
@@ -74,18 +74,12 @@ class SentenceEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """[N, D] float32 unit-length embeddings of ``texts``, in order."""
         missing = sorted(dict.fromkeys(t for t in texts if t not in self._cache), key=len)
-        for call in cut_calls(self._lengths(missing), self.batch_size, self.token_budget):
+        lengths = text_lengths(self.tokenizer, missing, self.max_length, self.token_budget)
+        for call in cut_calls(lengths, self.batch_size, self.token_budget):
             chunk = [missing[position] for position in call]
             for text, embedding in zip(chunk, self._encode_batch(chunk)):
                 self._cache[text] = embedding
         return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
-
-    def _lengths(self, texts: list[str]) -> list[int]:
-        """Tokens of each text as the batches truncate them (all 1 without a token budget: no need to count)."""
-        if self.token_budget is None or not texts:
-            return [1] * len(texts)
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
-        return [len(ids) for ids in encoded["input_ids"]]
 
     @torch.inference_mode()
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
