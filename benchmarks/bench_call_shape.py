@@ -33,7 +33,6 @@ import argparse
 import datetime
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,7 +42,7 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 import bench_attacks  # noqa: E402  (recipe options, synonyms, TextFooler's vectors, thread settings)
 from bench_engine import pools  # noqa: E402
-from measure import cpu_description, median_ms  # noqa: E402
+from measure import checkout_commit, cpu_description, median_ms  # noqa: E402
 
 ROOT = bench_attacks.ROOT
 ROWS = (1, 2, 4, 8, 16, 32, 64)
@@ -214,12 +213,6 @@ def tables(measured: list[dict]) -> list[dict]:
     return [bare, attacks]
 
 
-def commit() -> str | None:
-    """The checkout's short commit (None outside a git checkout)."""
-    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return found.stdout.strip() or None
-
-
 def record(measured: list[dict], args, argv: list[str], threads: dict, load: tuple[float, float]) -> dict:
     """The JSON record of a run, in the form ``render_results.py`` renders."""
     import torch
@@ -229,7 +222,7 @@ def record(measured: list[dict], args, argv: list[str], threads: dict, load: tup
         "title": "Rows per second by call shape: bare forward against the attacks",
         "date": datetime.date.today().isoformat(),
         "command": "python benchmarks/bench_call_shape.py " + " ".join(argv),
-        "commit": commit(),
+        "commit": checkout_commit(),
         "machine": f"{cpu_description()}, torch {torch.__version__}, {threads['intra_op']} intra-op threads",
         "topic": "attacks",
         "tables": tables(measured),

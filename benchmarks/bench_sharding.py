@@ -117,16 +117,15 @@ def measurement_record(args: argparse.Namespace, caption: str, rows: list[list[s
     """The run as a measurement record of ``benchmarks/results/`` (rendered by ``render_results.py``)."""
     import datetime
 
-    from measure import cpu_description
+    from measure import checkout_commit, cpu_description
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     return {
         "measurement": "attack-sharding",
         "order": 20,
         "title": "Sharing a mixed pool among torchrun processes: chunk queue against round-robin",
         "date": datetime.date.today().isoformat(),
         "command": "python benchmarks/bench_sharding.py " + " ".join(sys.argv[1:]),
-        "commit": commit.stdout.strip() or None,
+        "commit": checkout_commit(),
         "machine": f"{cpu_description()}; {args.processes} processes x {args.threads} torch threads",
         "topic": "attacks",
         "tables": [{"caption": caption, "columns": list(COLUMNS), "rows": rows}],

@@ -82,3 +82,10 @@ def cpu_description() -> str:
         pass
     bf16 = "avx512_bf16" if "avx512_bf16" in flags.split() else "no avx512_bf16"
     return f"{name}, {os.cpu_count()} CPUs visible, {bf16}"
+
+
+def checkout_commit() -> str | None:
+    """The short commit of the checkout these benchmarks live in (None outside a git checkout)."""
+    root = Path(__file__).resolve().parent.parent
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+    return found.stdout.strip() or None

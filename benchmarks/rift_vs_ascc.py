@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -45,7 +44,6 @@ from rift_fast.evaluation.statistics import (
     pooled_paired_comparison,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # measure.py
 MAIN_METHODS = ("standard", "ascc", "rift")
 NO_MI = "rift-mi0"  # RIFT with --mi-weight 0, run in its own folder
@@ -257,16 +255,15 @@ def measurement_record(summary: dict, seeds: list[str], command: str) -> dict:
     import datetime
 
     import torch
-    from measure import cpu_description
+    from measure import checkout_commit, cpu_description
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     return {
         "measurement": "rift-vs-ascc",
         "order": 0,
         "title": "RIFT against ASCC: the MI term isolated, over seeds, with paired tests",
         "date": datetime.date.today().isoformat(),
         "command": command,
-        "commit": commit.stdout.strip() or None,
+        "commit": checkout_commit(),
         "machine": f"{cpu_description()}; torch {torch.__version__}, {torch.get_num_threads()} thread(s)",
         "topic": "training",
         "tables": tables(summary, seeds),
