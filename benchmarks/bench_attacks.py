@@ -164,6 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="rift_fast runs: float32 (the victim itself) and/or bfloat16 (a bfloat16 copy searches, "
         "the float32 victim scores clean inputs, near-boundary answers and every verdict)",
     )
+    parser.add_argument(
+        "--token-budget",
+        default="auto",
+        help="rift_fast's tokens per forward, at most: N, auto (measured on a CPU) or none (--batch-size alone)",
+    )
+    parser.add_argument(
+        "--record", default=None, help="also write the table as a record for benchmarks/results/ (JSON)"
+    )
     parser.add_argument("--skip-textattack", action="store_true")
     parser.add_argument(
         "--output-dir",
@@ -355,19 +363,31 @@ def forget_auxiliary_models() -> None:
     load_masked_language_model.cache_clear()
 
 
+def token_budget(text: str) -> int | str | None:
+    """``--token-budget``: a number, ``auto`` or ``none``."""
+    return None if text == "none" else text if text == "auto" else int(text)
+
+
 def run_ours(attack: str, search_dtype: str, args, model_dir: Path, pool, synonyms) -> dict:
     import torch
 
     from rift_fast.attacks import VictimModel, build_attack
+    from rift_fast.attacks.call_shape import choose_token_budget
     from rift_fast.data.tasks import SENTIMENT_LABELS
     from rift_fast.models import load_sequence_classifier
 
     model, tokenizer, _ = load_sequence_classifier(str(model_dir), SENTIMENT_LABELS)
     victim = VictimModel(model, tokenizer, batch_size=args.batch_size, search_dtype=getattr(torch, search_dtype))
+    victim.token_budget = choose_token_budget(victim, pool, token_budget(args.token_budget))
     options = recipe_options(attack, args)
     forget_auxiliary_models()
     recipe = build_attack(attack, victim, synonyms, is_pair=False, options=options)
-    settings = {**recipe.settings(), **victim.describe(), "batch_size": args.batch_size}
+    settings = {
+        **recipe.settings(),
+        **victim.describe(),
+        "batch_size": args.batch_size,
+        "token_budget": victim.token_budget,
+    }
     load_before, cpu_started = os.getloadavg()[0], time.process_time()
     report = recipe.run(pool, victim, settings, progress=False)
     summary = report.summary()
@@ -616,30 +636,89 @@ def model_share(summary: dict) -> float:
     return summary.get("model_forward_seconds", 0.0) / summary["wall_seconds"]
 
 
-def format_table(runs: list[dict]) -> str:
-    """Markdown table of the runs; the two ratio columns divide each wall time by rift_fast's (float32, bf16)."""
-    lines = [
-        "| attack | engine | clean acc | robust acc (TextAttack's count) | success rate | wall time | "
-        "÷ rift_fast fp32 | ÷ rift_fast bf16 | queries / example | model rows | in victim forward | "
-        "in any model forward | CPU time | load avg (1 min) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+def victim_rows_per_second(summary: dict) -> float:
+    """Rows the victim scored per second of its forward passes."""
+    seconds = summary["forward_share"] * summary["wall_seconds"]
+    return summary.get("rows_scored", 0) / seconds if seconds else 0.0
+
+
+def run_table(runs: list[dict]) -> dict:
+    """The runs as a record table; the two ratio columns divide each wall time by rift_fast's (float32, bf16)."""
+    columns = [
+        "attack",
+        "engine",
+        "clean acc",
+        "robust acc (TextAttack's count)",
+        "success rate",
+        "wall time",
+        "÷ rift_fast fp32",
+        "÷ rift_fast bf16",
+        "queries / example",
+        "model rows",
+        "rows/s in victim forward",
+        "in victim forward",
+        "in any model forward",
+        "CPU time",
+        "load avg (1 min)",
     ]
     walls = {(r["engine"], r["attack"]): r["summary"]["wall_seconds"] for r in runs}
+    rows = []
     for run in runs:
         s = run["summary"]
         ratios = [
             f"{s['wall_seconds'] / walls[(engine, run['attack'])]:.1f}x" if (engine, run["attack"]) in walls else "—"
             for engine in ("rift_fast", "rift_fast-bfloat16")
         ]
-        lines.append(
-            f"| {run['attack'].upper()} | {ENGINE_NAMES.get(run['engine'], run['engine'])} "
-            f"| {s['clean_accuracy']:.1%} | {robust_accuracy(s):.1%} | {s['attack_success_rate']:.1%} "
-            f"| {s['wall_seconds']:.1f} s | {ratios[0]} | {ratios[1]} | {s['mean_queries']:.0f} "
-            f"| {s.get('rows_scored', 0)} | {s['forward_share']:.0%} | {model_share(s):.0%} "
-            f"| {s.get('cpu_seconds', float('nan')):.0f} s "
-            f"| {s.get('load_average_before', float('nan')):.1f} / {s.get('load_average_after', float('nan')):.1f} |"
+        rows.append(
+            [
+                run["attack"].upper(),
+                ENGINE_NAMES.get(run["engine"], run["engine"]),
+                f"{s['clean_accuracy']:.1%}",
+                f"{robust_accuracy(s):.1%}",
+                f"{s['attack_success_rate']:.1%}",
+                f"{s['wall_seconds']:.1f} s",
+                *ratios,
+                f"{s['mean_queries']:.0f}",
+                str(s.get("rows_scored", 0)),
+                f"{victim_rows_per_second(s):.1f}",
+                f"{s['forward_share']:.0%}",
+                f"{model_share(s):.0%}",
+                f"{s.get('cpu_seconds', float('nan')):.0f} s",
+                f"{s.get('load_average_before', float('nan')):.1f} / {s.get('load_average_after', float('nan')):.1f}",
+            ]
         )
-    return "\n".join(lines)
+    return {"columns": columns, "rows": rows, "align": "ll" + "r" * (len(columns) - 2)}
+
+
+def format_table(runs: list[dict]) -> str:
+    """Markdown table of the runs (:func:`run_table`)."""
+    from render_results import markdown_table
+
+    return markdown_table(run_table(runs))
+
+
+def write_record(path: Path, header: dict, runs: list[dict], summary_lines: list[str]) -> None:
+    """The run's table as a record in the form of ``benchmarks/results/*.json`` (``render_results.py``)."""
+    import datetime
+
+    from measure import checkout_commit, cpu_description
+
+    threads = header["torch_threads"]
+    record = {
+        "measurement": "attacks-vs-textattack",
+        "title": "rift_fast's attacks against TextAttack's",
+        "date": datetime.date.today().isoformat(),
+        "command": header["command"],
+        "commit": checkout_commit(),
+        "machine": f"{cpu_description()}; torch threads: rift_fast {threads}, TextAttack "
+        f"{header.get('textattack_threads')}",
+        "topic": "attacks",
+        "tables": [{"caption": " ".join(summary_lines), **run_table(runs)}],
+        "header": header,
+        "runs": [{key: value for key, value in run.items() if key != "results"} for run in runs],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
 
 # The targets against TextAttack's stock wrapper: robust accuracy at most this many points above
@@ -754,20 +833,22 @@ def main(argv=None) -> int:
             runs.append(theirs)
             print(f"[bench]   {json.dumps(theirs['summary'])}", flush=True)
         (out_dir / "results.json").write_text(json.dumps({"header": header, "runs": runs}, indent=1))
-    print()
-    print(
+    summary_lines = [
         f"{pool_name(args)}: N={args.num_examples}, seed {args.seed}; synonyms {synonyms.source}; "
         f"victim {model_dir.name} (embedded MiniLM fine-tuned: {victim_settings(args, task)}); "
         f"GA population {args.ga_population}, {args.ga_generations} generations (both engines); "
-        f"no LM filter, no modification budget; rift_fast batch {args.batch_size}."
-    )
+        f"no LM filter, no modification budget; rift_fast batch {args.batch_size}, token budget "
+        f"{args.token_budget}."
+    ]
     if set(attacks) - set(SYNONYM_ATTACKS):
-        print(
+        summary_lines.append(
             f"TextFooler / DeepWordBug / BERT-Attack / BAE: rift_fast with --textattack-parity; sentence encoder "
             f"{args.sentence_encoder} (both engines, standing in for USE); POS tagger {args.pos_tagger} (both); "
             f"TextFooler vectors {args.word_vectors}; masked LM {args.mlm}. Robust accuracy counts a text with "
             "no candidate as robust (TextAttack's count)."
         )
+    print()
+    print("\n".join(summary_lines))
     print(
         f"torch threads: rift_fast {threads}; TextAttack {header.get('textattack_threads')}. "
         f"Versions: {header['versions']}; TextAttack env: {header.get('textattack_versions')}."
@@ -780,6 +861,9 @@ def main(argv=None) -> int:
         print(targets)
         print()
     print(f"results: {out_dir / 'results.json'}")
+    if args.record:
+        write_record(Path(args.record), header, runs, summary_lines)
+        print(f"record: {args.record}")
     return 0
 
 

@@ -5,14 +5,16 @@ aclImdb-style folder ``bench_engine.py`` and ``bench_attacks.py`` take) and each
 and a bfloat16 search copy), it prints in one run:
 
 1. the bare forward of the victim's search model (``VictimModel.forward_uncounted``, no query engine) at
-   each rows per call of ``--rows`` (1, 2, 4, ..., 64): the pool's clean inputs around its median length,
+   each rows per call of ``--rows`` (1, 2, 4, ..., 64): copies of the pool's clean input of median length,
    the median of ``--repeats`` timed calls after one untimed (:func:`measure.median_ms`), and the best
    rows/s over those shapes;
 2. the rows/s the attacks reach inside PWWS, the GA and TextFooler (``--attacks``) at the engine's call
    shape (``--token-budget``, default ``auto``: measured on a CPU, :mod:`rift_fast.attacks.call_shape`):
    rows the victim scored per second of its forward passes (``VictimModel.rows_scored /
-   forward_seconds``) and per second of the attack's wall time, each with its ratio to the bare
-   forward's best.
+   forward_seconds``), and against the bare forward at its best shape: the seconds the bare forward
+   would take for the same rows (with a bfloat16 search, its rows at bfloat16's best rate and the rows
+   the float32 victim re-scored at float32's) over the attack's seconds in the victim's forward, and over
+   its wall time less the seconds of its other models (TextFooler's sentence encoder).
 
 The victim is the embedded MiniLM (its new head seeded with ``--seed``) or the classifier at ``--victim``
 (e.g. the fine-tuned MiniLM ``bench_attacks.py`` saves in ``runs/bench_victim``). The record (``--output``,
@@ -80,10 +82,9 @@ def token_budget(text: str) -> int | str | None:
 
 
 def call_of(victim, pool, rows: int) -> list:
-    """``rows`` clean inputs of ``pool`` around its median length (cycled when the pool has fewer)."""
+    """``rows`` copies of the clean input of ``pool`` of median length: every shape is padded alike."""
     inputs = sorted(victim.rows([(e.text, e.text_pair) for e in pool]), key=lambda row: len(row.ids))
-    start = max(0, len(inputs) // 2 - rows // 2)
-    return [inputs[(start + k) % len(inputs)] for k in range(rows)]
+    return [inputs[len(inputs) // 2]] * rows
 
 
 def bare_forward(victim, pool, rows_per_call: list[int], repeats: int) -> dict[int, dict]:
@@ -106,14 +107,16 @@ def attack_figures(name: str, victim, pool, synonyms, args) -> dict:
     victim.token_budget = choose_token_budget(victim, pool, token_budget(args.token_budget))
     bench_attacks.forget_auxiliary_models()
     attack = build_attack(name, victim, synonyms, is_pair=False, options=bench_attacks.recipe_options(name, args))
-    rows_before, forward_before = victim.rows_scored, victim.forward_seconds
+    rows_before, exact_before, forward_before = victim.rows_scored, victim.exact_rows_scored, victim.forward_seconds
     started = time.perf_counter()
     report = attack.run(pool, victim, {}, progress=False)
     wall = time.perf_counter() - started
     rows, forward = victim.rows_scored - rows_before, victim.forward_seconds - forward_before
     return {
         "rows_scored": rows,
+        "exact_rows_scored": victim.exact_rows_scored - exact_before,
         "forward_seconds": forward,
+        "other_models_seconds": report.forward_seconds - forward,
         "wall_seconds": wall,
         "rows_per_forward_second": rows / forward if forward else None,
         "rows_per_wall_second": rows / wall,
@@ -154,59 +157,79 @@ def measure_pool(name: str, pool, model, tokenizer, synonyms, args) -> list[dict
     return measured
 
 
+def best_rates(measured: list[dict]) -> dict[tuple[str, str], float]:
+    """The bare forward's best rows/s per (pool, dtype)."""
+    return {
+        (entry["pool"], entry["dtype"]): max(figures["rows_per_second"] for figures in entry["bare"].values())
+        for entry in measured
+    }
+
+
+def bare_seconds(figures: dict, pool: str, dtype: str, best: dict[tuple[str, str], float]) -> float | None:
+    """Seconds the bare forward at its best shape takes for an attack's rows: its search rows at the
+    search dtype's best rate, the rows the float32 victim scored exactly (clean inputs, answers near the
+    boundary, verdicts) at float32's (None when float32 was not measured on that pool)."""
+    exact = figures["exact_rows_scored"] if dtype != "float32" else 0
+    if exact and (pool, "float32") not in best:
+        return None
+    search = (figures["rows_scored"] - exact) / best[(pool, dtype)]
+    return search + (exact / best[(pool, "float32")] if exact else 0.0)
+
+
 def tables(measured: list[dict]) -> list[dict]:
     """The record's tables: the bare forward's rows/s by rows per call, and each attack against its best."""
     rows_per_call = sorted({rows for entry in measured for rows in entry["bare"]})
     bare = {
-        "caption": "Bare forward of the victim's search model: rows/s by rows per call (the pool's inputs around "
-        "its median length; padded length in the pool column).",
+        "caption": "Bare forward of the victim's search model: rows/s by rows per call (copies of the pool's "
+        "clean input of median length, whose tokens the pool column gives).",
         "columns": ["pool", "search dtype", *(f"{rows} rows" for rows in rows_per_call), "best"],
         "rows": [],
     }
     attacks = {
-        "caption": "Rows/s the attacks reach: rows scored per second of forward and of wall time, and their "
-        "ratio to the bare forward's best.",
+        "caption": 'Rows/s the attacks reach against the bare forward at its best shape. "÷ bare": the '
+        "seconds the bare forward would take for the attack's rows (search rows at the search dtype's best "
+        "rate, rows re-scored by the float32 victim at float32's) over the seconds the attack spent in the "
+        "victim's forward, and over its wall time less the other models' (TextFooler's sentence encoder).",
         "columns": [
             "pool",
             "search dtype",
             "attack",
             "token budget",
-            "rows",
+            "rows (float32 re-scored)",
             "rows/s (forward)",
-            "÷ best",
-            "rows/s (wall)",
-            "÷ best",
+            "÷ bare (forward)",
+            "other models' share of wall",
+            "÷ bare (wall less other models)",
         ],
         "rows": [],
     }
+    best = best_rates(measured)
     for entry in measured:
         rates = {rows: figures["rows_per_second"] for rows, figures in entry["bare"].items()}
-        best = max(rates.values())
-        length = max(figures["padded_length"] for figures in entry["bare"].values())
-        pool = f"{entry['pool']} ({entry['examples']}, {length} tokens)"
         best_rows = max(rates, key=lambda rows: rates[rows])
+        length = entry["bare"][best_rows]["padded_length"]
         bare["rows"].append(
             [
-                pool,
+                f"{entry['pool']} ({entry['examples']}, {length} tokens)",
                 entry["dtype"],
                 *(f"{rates[r]:.1f}" if r in rates else "—" for r in rows_per_call),
-                f"{best:.1f} ({best_rows} rows)",
+                f"{rates[best_rows]:.1f} ({best_rows} rows)",
             ]
         )
         for attack, figures in entry["attacks"].items():
-            forward = figures["rows_per_forward_second"] or 0.0
-            wall = figures["rows_per_wall_second"]
+            reference = bare_seconds(figures, entry["pool"], entry["dtype"], best)
+            own_wall = figures["wall_seconds"] - figures["other_models_seconds"]
             attacks["rows"].append(
                 [
                     entry["pool"],
                     entry["dtype"],
                     attack,
                     str(figures["token_budget"] or "none"),
-                    str(figures["rows_scored"]),
-                    f"{forward:.1f}",
-                    f"{forward / best:.2f}",
-                    f"{wall:.1f}",
-                    f"{wall / best:.2f}",
+                    f"{figures['rows_scored']} ({figures['exact_rows_scored']})",
+                    f"{figures['rows_per_forward_second'] or 0.0:.1f}",
+                    "—" if reference is None else f"{reference / figures['forward_seconds']:.2f}",
+                    f"{figures['other_models_seconds'] / figures['wall_seconds']:.0%}",
+                    "—" if reference is None else f"{reference / own_wall:.2f}",
                 ]
             )
     attacks["align"] = "lllrrrrrr"

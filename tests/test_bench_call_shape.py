@@ -11,24 +11,39 @@ sys.path.insert(0, str(BENCHMARKS))
 import bench_call_shape  # noqa: E402
 from render_results import load_record, record_section  # noqa: E402
 
+LONG_BARE = {2: {"rows_per_second": 5.3, "padded_length": 512}, 8: {"rows_per_second": 5.2, "padded_length": 512}}
+BF16_BARE = {2: {"rows_per_second": 15.0, "padded_length": 512}, 8: {"rows_per_second": 16.0, "padded_length": 512}}
+
+
+def _pwws(rows, exact, forward, other, wall):
+    return {
+        "rows_scored": rows,
+        "exact_rows_scored": exact,
+        "forward_seconds": forward,
+        "other_models_seconds": other,
+        "wall_seconds": wall,
+        "rows_per_forward_second": rows / forward,
+        "rows_per_wall_second": rows / wall,
+        "token_budget": 1024,
+        "robust_accuracy": 0.5,
+    }
+
+
 MEASURED = [
     {
         "pool": "long",
         "examples": 2,
+        "dtype": "float32",
+        "bare": LONG_BARE,
+        "attacks": {"pwws": _pwws(900, 900, 180.0, 0, 200.0)},
+    },
+    {
+        "pool": "long",
+        "examples": 2,
         "dtype": "bfloat16",
-        "bare": {2: {"rows_per_second": 5.3, "padded_length": 512}, 8: {"rows_per_second": 5.2, "padded_length": 512}},
-        "attacks": {
-            "pwws": {
-                "rows_scored": 900,
-                "forward_seconds": 180.0,
-                "wall_seconds": 200.0,
-                "rows_per_forward_second": 5.0,
-                "rows_per_wall_second": 4.5,
-                "token_budget": 1024,
-                "robust_accuracy": 0.5,
-            }
-        },
-    }
+        "bare": BF16_BARE,
+        "attacks": {"pwws": _pwws(1000, 100, 80.0, 10.0, 100.0)},
+    },
 ]
 
 
@@ -38,6 +53,14 @@ def test_the_record_renders_with_the_ratios_to_the_bare_forward(tmp_path):
     path = tmp_path / "call-shape.json"
     path.write_text(json.dumps(record))
     section = record_section(load_record(path))
-    assert "| long (2, 512 tokens) | bfloat16 | 5.3 | 5.2 | 5.3 (2 rows) |" in section
-    assert "| long | bfloat16 | pwws | 1024 | 900 | 5.0 | 0.94 | 4.5 | 0.85 |" in section
+    assert "| long (2, 512 tokens) | float32 | 5.3 | 5.2 | 5.3 (2 rows) |" in section
+    # 900 rows at 5.3 rows/s: 169.8 s against 180 s in the forward and 200 s of wall
+    assert "| long | float32 | pwws | 1024 | 900 (900) | 5.0 | 0.94 | 0% | 0.85 |" in section
+    # 900 bf16 rows at 16 rows/s and 100 float32 rows at 5.3: 75.1 s against 80 s, and 100 - 10 s of wall
+    assert "| long | bfloat16 | pwws | 1024 | 1000 (100) | 12.5 | 0.94 | 10% | 0.83 |" in section
     assert "avx512_bf16" in record["machine"] and record["load_average"] == {"before": 1.0, "after": 1.5}
+
+
+def test_a_bf16_search_without_float32_figures_has_no_ratio():
+    (_, attacks) = bench_call_shape.tables(MEASURED[1:])
+    assert attacks["rows"][0][6] == "—" and attacks["rows"][0][8] == "—"

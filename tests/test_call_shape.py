@@ -239,7 +239,8 @@ def test_no_measurement_for_a_given_budget_short_inputs_or_a_gpu(tokenizer, meas
     victim = _long_victim(tokenizer)
     assert choose_token_budget(victim, LONG_POOL, 700) == 700
     assert choose_token_budget(victim, LONG_POOL, None) is None
-    assert choose_token_budget(victim, [Example("a good movie", 1)], AUTO) is None  # 5 tokens x 128 rows
+    short = VictimModel(BagOfWords(tokenizer, WORD_SCORES), tokenizer, batch_size=64)
+    assert choose_token_budget(short, [Example("a good movie", 1)], AUTO) is None  # 5 tokens x 64 rows
     monkeypatch.setattr(victim, "device", torch.device("cuda"))
     assert choose_token_budget(victim, LONG_POOL, AUTO) is None
     assert measured == []
@@ -251,7 +252,8 @@ def test_the_budget_is_the_most_rows_near_the_best_rate():
     assert budget_of({2: 12.0, 8: 11.9, 32: 9.0}, length=512, batch_size=64) == 8 * 512  # within 3%: more rows
     assert budget_of({2: 10.0, 8: 12.0}, length=512, batch_size=64) == 8 * 512  # 32 rows not timed (time)
     # still rising at the largest shape timed of all: the batch size alone bounds the calls
-    assert budget_of({2: 10.0, 8: 12.0, 32: 11.9}, length=512, batch_size=64) is None
+    assert budget_of({2: 10.0, 8: 12.0, 64: 11.9}, length=512, batch_size=64) is None
+    assert budget_of({2: 10.0, 8: 12.0, 32: 11.9}, length=512, batch_size=32) is None
     assert budget_of({2: 10.0, 8: 12.0}, length=512, batch_size=8) is None
     assert budget_of({}, length=512, batch_size=64) is None
 
@@ -259,11 +261,11 @@ def test_the_budget_is_the_most_rows_near_the_best_rate():
 def test_the_measurement_times_shapes_up_to_the_batch_size_within_its_time(monkeypatch):
     timed = []
     rates = measure_rows_per_second(timed.append, batch_size=16)
-    assert list(rates) == [2, 8] and timed == [2, 2, 2, 8, 8]  # one warm-up, then two timings a shape
+    assert list(rates) == [2, 4, 8, 16] and timed == [2, 2, 2, 4, 4, 8, 8, 16, 16]  # a warm-up, two timings each
     monkeypatch.setattr(call_shape, "MEASURE_SECONDS", 1.5)
     slow = []
     rates = measure_rows_per_second(lambda rows: slow.append(rows) or time.sleep(0.05 * rows), batch_size=64)
-    assert list(rates) == [2, 8] and 32 not in slow  # 2 x 32 rows at 20 rows/s would pass 1.5 s
+    assert list(rates) == [2, 4, 8] and 16 not in slow  # 0.2 + 0.4 + 0.8 s spent; 2 x 16 rows would pass 1.5 s
 
 
 def test_the_attack_command_records_the_budget_and_resumes_under_another(tiny_model_dir, tmp_path, monkeypatch, capsys):
@@ -290,6 +292,6 @@ def test_a_real_measurement_times_the_search_model_uncounted(tokenizer, tmp_path
     budget = choose_token_budget(victim, LONG_POOL, AUTO)
     (cached,) = (tmp_path / "call_shapes").iterdir()
     record = json.loads(cached.read_text())
-    assert set(record["rows_per_second"]) == {"2", "8", "32"} and record["token_budget"] == budget
+    assert set(record["rows_per_second"]) == {str(rows) for rows in call_shape.MEASURED_ROWS} and record["token_budget"] == budget
     assert budget is None or budget in (2 * 64, 8 * 64)
     assert victim.rows_scored == 0 and victim.forward_seconds == 0.0  # the measurement is not the attack's

@@ -34,10 +34,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 AUTO = "auto"  # --token-budget auto: measured on a CPU, unbounded on a GPU
-MEASURED_ROWS = (2, 8, 32)  # rows per call timed by the measurement (those up to batch_size)
-# No measurement when batch_size x the typical padded length stays within this many tokens: on the CPU
-# measured (one core, AVX512-BF16, MiniLM), the cost per row rose only past about 8 rows of 512 tokens.
-MEASURE_FROM_TOKENS = 4096
+MEASURED_ROWS = (2, 4, 8, 16, 32, 64)  # rows per call timed by the measurement (those up to batch_size)
+# No measurement when batch_size x the typical padded length stays within this many tokens. On the CPU
+# measured (one core of an Intel Xeon with AVX512-BF16, MiniLM, float32 and bfloat16), the cost per row
+# was flat up to about 512 tokens a call and rose by 5-20% past 800-1,000 (16 rows of 51 tokens, 8 of 128).
+MEASURE_FROM_TOKENS = 512
 MEASURE_SECONDS = 8.0  # a larger shape is not timed once its expected time would pass this total
 TIMED_REPEATS = 2  # timed forwards per shape, the fastest kept
 NEAR_BEST = 0.97  # a larger call within 3% of the best rows/s is preferred (fewer calls)
@@ -94,7 +95,8 @@ def cut_calls(
 class ShapeKey:
     """What the best call shape depends on: the model (its class, name and parameter count), the
     device and the processor's model, the dtype answering the search, the torch threads and version,
-    and the typical padded length (rounded up to :data:`LENGTH_BUCKET`)."""
+    the typical padded length (rounded up to :data:`LENGTH_BUCKET`) and the rows per call the measurement
+    times (:data:`MEASURED_ROWS`: a cache written by a measurement of other shapes is not read)."""
 
     model: str
     device: str
@@ -103,6 +105,7 @@ class ShapeKey:
     threads: int
     torch: str
     length: int
+    measured_rows: tuple[int, ...] = MEASURED_ROWS
 
     def file_name(self) -> str:
         """The cache file of this key: a digest of its fields."""
@@ -290,7 +293,7 @@ def measured_choice(key: ShapeKey, victim: ShapedVictim) -> ShapeChoice:
     if path.exists():
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
-            if record["key"] != asdict(key):
+            if record["key"] != json.loads(json.dumps(asdict(key))):  # as the file holds it (lists)
                 raise ValueError("written for another key")
             rates = {int(rows): float(rate) for rows, rate in record["rows_per_second"].items()}
             return ShapeChoice(record["token_budget"], rates)
