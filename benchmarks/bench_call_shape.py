@@ -39,6 +39,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
@@ -88,13 +90,15 @@ def call_of(victim, pool, rows: int) -> list:
 
 
 def bare_forward(victim, pool, rows_per_call: list[int], repeats: int) -> dict[int, dict]:
-    """``{rows: {"rows_per_second", "padded_length"}}`` of the bare forward at each rows per call."""
+    """``{rows: {"rows_per_second", "tokens_per_second", "padded_length"}}`` of the bare forward at each
+    rows per call (the rows hold no padding: their tokens are the call's)."""
     figures = {}
     for rows in rows_per_call:
         call = call_of(victim, pool, rows)
         milliseconds = median_ms(lambda call=call: victim.forward_uncounted(call), warmup=1, repeats=repeats)
         padded = max(len(row.ids) for row in call)
-        figures[rows] = {"rows_per_second": rows / (milliseconds / 1e3), "padded_length": padded}
+        rate = rows / (milliseconds / 1e3)
+        figures[rows] = {"rows_per_second": rate, "tokens_per_second": rate * padded, "padded_length": padded}
         print(f"[bench]   bare forward, {rows} rows x {padded} tokens: {figures[rows]['rows_per_second']:.1f} rows/s")
     return figures
 
@@ -107,15 +111,15 @@ def attack_figures(name: str, victim, pool, synonyms, args) -> dict:
     victim.token_budget = choose_token_budget(victim, pool, token_budget(args.token_budget))
     bench_attacks.forget_auxiliary_models()
     attack = build_attack(name, victim, synonyms, is_pair=False, options=bench_attacks.recipe_options(name, args))
-    rows_before, exact_before, forward_before = victim.rows_scored, victim.exact_rows_scored, victim.forward_seconds
+    counts = ("rows_scored", "exact_rows_scored", "tokens_scored", "exact_tokens_scored", "forward_seconds")
+    before = {count: getattr(victim, count) for count in counts}
     started = time.perf_counter()
     report = attack.run(pool, victim, {}, progress=False)
     wall = time.perf_counter() - started
-    rows, forward = victim.rows_scored - rows_before, victim.forward_seconds - forward_before
+    scored = {count: getattr(victim, count) - before[count] for count in counts}
+    rows, forward = scored["rows_scored"], scored["forward_seconds"]
     return {
-        "rows_scored": rows,
-        "exact_rows_scored": victim.exact_rows_scored - exact_before,
-        "forward_seconds": forward,
+        **scored,
         "other_models_seconds": report.forward_seconds - forward,
         "wall_seconds": wall,
         "rows_per_forward_second": rows / forward if forward else None,
@@ -149,30 +153,58 @@ def measure_pool(name: str, pool, model, tokenizer, synonyms, args) -> list[dict
         victim = VictimModel(model, tokenizer, args.max_length, args.batch_size, search_dtype=search_dtype)
         print(f"[bench] {name} ({len(pool)}), {dtype} search", flush=True)
         bare = bare_forward(victim, pool, args.rows, args.repeats)
+        by_length = tokens_by_length(victim, pool, bare, args)
         attacks = {}
         for attack in args.attacks:
             attacks[attack] = attack_figures(attack, victim, pool, synonyms, args)
             print(f"[bench]   {attack}: {json.dumps(attacks[attack])}", flush=True)
-        measured.append({"pool": name, "examples": len(pool), "dtype": dtype, "bare": bare, "attacks": attacks})
+        measured.append(
+            {
+                "pool": name,
+                "examples": len(pool),
+                "dtype": dtype,
+                "bare": bare,
+                "tokens_per_second_by_length": by_length,
+                "attacks": attacks,
+            }
+        )
     return measured
 
 
+def tokens_by_length(victim, pool, bare: dict[int, dict], args) -> dict[int, float]:
+    """``{length: tokens/s}`` of the bare forward at its best rows per call, with rows of half, once and
+    twice the pool's median length (up to ``--max-length``): whether a row's cost is its tokens."""
+    from rift_fast.attacks.splicing import TokenRow
+
+    rows = max(bare, key=lambda r: bare[r]["rows_per_second"])
+    (median,) = call_of(victim, pool, 1)
+    rates = {}
+    for length in sorted({max(1, len(median.ids) // 2), len(median.ids), min(2 * len(median.ids), args.max_length)}):
+        types = None if median.type_ids is None else np.resize(median.type_ids, length)
+        row = TokenRow.of(np.resize(median.ids, length), types)
+        call = [row] * rows
+        milliseconds = median_ms(lambda call=call: victim.forward_uncounted(call), warmup=1, repeats=args.repeats)
+        rates[length] = rows * length / (milliseconds / 1e3)
+        print(f"[bench]   {rows} rows x {length} tokens: {rates[length]:.0f} tokens/s", flush=True)
+    return rates
+
+
 def best_rates(measured: list[dict]) -> dict[tuple[str, str], float]:
-    """The bare forward's best rows/s per (pool, dtype)."""
+    """The bare forward's best tokens/s per (pool, dtype)."""
     return {
-        (entry["pool"], entry["dtype"]): max(figures["rows_per_second"] for figures in entry["bare"].values())
+        (entry["pool"], entry["dtype"]): max(figures["tokens_per_second"] for figures in entry["bare"].values())
         for entry in measured
     }
 
 
 def bare_seconds(figures: dict, pool: str, dtype: str, best: dict[tuple[str, str], float]) -> float | None:
-    """Seconds the bare forward at its best shape takes for an attack's rows: its search rows at the
-    search dtype's best rate, the rows the float32 victim scored exactly (clean inputs, answers near the
-    boundary, verdicts) at float32's (None when float32 was not measured on that pool)."""
-    exact = figures["exact_rows_scored"] if dtype != "float32" else 0
+    """Seconds the bare forward at its best shape takes for an attack's tokens: those of its search rows
+    at the search dtype's best tokens/s, those the float32 victim scored exactly (clean inputs, answers
+    near the boundary, verdicts) at float32's (None when float32 was not measured on that pool)."""
+    exact = figures["exact_tokens_scored"] if dtype != "float32" else 0
     if exact and (pool, "float32") not in best:
         return None
-    search = (figures["rows_scored"] - exact) / best[(pool, dtype)]
+    search = (figures["tokens_scored"] - exact) / best[(pool, dtype)]
     return search + (exact / best[(pool, "float32")] if exact else 0.0)
 
 
@@ -187,15 +219,17 @@ def tables(measured: list[dict]) -> list[dict]:
     }
     attacks = {
         "caption": 'Rows/s the attacks reach against the bare forward at its best shape. "÷ bare": the '
-        "seconds the bare forward would take for the attack's rows (search rows at the search dtype's best "
-        "rate, rows re-scored by the float32 victim at float32's) over the seconds the attack spent in the "
-        "victim's forward, and over its wall time less the other models' (TextFooler's sentence encoder).",
+        "seconds the bare forward would take for the attack's tokens (a row costs about its tokens: see the "
+        "notes; the search rows' tokens at the search dtype's best tokens/s, those of the rows the float32 "
+        "victim re-scored at float32's) over the seconds the attack spent in the victim's forward, and over "
+        "its wall time less the other models' (TextFooler's sentence encoder).",
         "columns": [
             "pool",
             "search dtype",
             "attack",
             "token budget",
             "rows (float32 re-scored)",
+            "tokens a row",
             "rows/s (forward)",
             "÷ bare (forward)",
             "other models' share of wall",
@@ -213,7 +247,7 @@ def tables(measured: list[dict]) -> list[dict]:
                 f"{entry['pool']} ({entry['examples']}, {length} tokens)",
                 entry["dtype"],
                 *(f"{rates[r]:.1f}" if r in rates else "—" for r in rows_per_call),
-                f"{rates[best_rows]:.1f} ({best_rows} rows)",
+                f"{rates[best_rows]:.1f} ({best_rows} rows, {rates[best_rows] * length:,.0f} tokens/s)",
             ]
         )
         for attack, figures in entry["attacks"].items():
@@ -226,14 +260,28 @@ def tables(measured: list[dict]) -> list[dict]:
                     attack,
                     str(figures["token_budget"] or "none"),
                     f"{figures['rows_scored']} ({figures['exact_rows_scored']})",
+                    f"{figures['tokens_scored'] / max(1, figures['rows_scored']):.0f}",
                     f"{figures['rows_per_forward_second'] or 0.0:.1f}",
                     "—" if reference is None else f"{reference / figures['forward_seconds']:.2f}",
                     f"{figures['other_models_seconds'] / figures['wall_seconds']:.0%}",
                     "—" if reference is None else f"{reference / own_wall:.2f}",
                 ]
             )
-    attacks["align"] = "lllrrrrrr"
+    attacks["align"] = "lllrrrrrrr"
     return [bare, attacks]
+
+
+def length_notes(measured: list[dict]) -> list[str]:
+    """One note per pool and dtype: the bare forward's tokens/s at half, once and twice the median length."""
+    return [
+        f"Bare forward, {entry['pool']}, {entry['dtype']}, at its best rows per call: "
+        + ", ".join(
+            f"{rate:,.0f} tokens/s at {length} tokens" for length, rate in entry["tokens_per_second_by_length"].items()
+        )
+        + " (a row costs about its tokens: the attacks' rows, of many lengths, are compared by their tokens)."
+        for entry in measured
+        if entry.get("tokens_per_second_by_length")
+    ]
 
 
 def record(measured: list[dict], args, argv: list[str], threads: dict, load: tuple[float, float]) -> dict:
@@ -249,7 +297,7 @@ def record(measured: list[dict], args, argv: list[str], threads: dict, load: tup
         "machine": f"{cpu_description()}, torch {torch.__version__}, {threads['intra_op']} intra-op threads",
         "topic": "attacks",
         "tables": tables(measured),
-        "notes": [f"Load average (1 min) {load[0]:.2f} before, {load[1]:.2f} after."],
+        "notes": [*length_notes(measured), f"Load average (1 min) {load[0]:.2f} before, {load[1]:.2f} after."],
         "torch_threads": threads,
         "load_average": {"before": load[0], "after": load[1]},
         "figures": measured,

@@ -11,14 +11,24 @@ sys.path.insert(0, str(BENCHMARKS))
 import bench_call_shape  # noqa: E402
 from render_results import load_record, record_section  # noqa: E402
 
-LONG_BARE = {2: {"rows_per_second": 5.3, "padded_length": 512}, 8: {"rows_per_second": 5.2, "padded_length": 512}}
-BF16_BARE = {2: {"rows_per_second": 15.0, "padded_length": 512}, 8: {"rows_per_second": 16.0, "padded_length": 512}}
+
+def _bare(rates):
+    return {
+        rows: {"rows_per_second": rate, "tokens_per_second": rate * 512, "padded_length": 512}
+        for rows, rate in rates.items()
+    }
+
+
+LONG_BARE = _bare({2: 5.3, 8: 5.2})
+BF16_BARE = _bare({2: 15.0, 8: 16.0})
 
 
 def _pwws(rows, exact, forward, other, wall):
     return {
         "rows_scored": rows,
         "exact_rows_scored": exact,
+        "tokens_scored": rows * 512,
+        "exact_tokens_scored": exact * 512,
         "forward_seconds": forward,
         "other_models_seconds": other,
         "wall_seconds": wall,
@@ -53,14 +63,14 @@ def test_the_record_renders_with_the_ratios_to_the_bare_forward(tmp_path):
     path = tmp_path / "call-shape.json"
     path.write_text(json.dumps(record))
     section = record_section(load_record(path))
-    assert "| long (2, 512 tokens) | float32 | 5.3 | 5.2 | 5.3 (2 rows) |" in section
+    assert "| long (2, 512 tokens) | float32 | 5.3 | 5.2 | 5.3 (2 rows, 2,714 tokens/s) |" in section
     # 900 rows at 5.3 rows/s: 169.8 s against 180 s in the forward and 200 s of wall
-    assert "| long | float32 | pwws | 1024 | 900 (900) | 5.0 | 0.94 | 0% | 0.85 |" in section
+    assert "| long | float32 | pwws | 1024 | 900 (900) | 512 | 5.0 | 0.94 | 0% | 0.85 |" in section
     # 900 bf16 rows at 16 rows/s and 100 float32 rows at 5.3: 75.1 s against 80 s, and 100 - 10 s of wall
-    assert "| long | bfloat16 | pwws | 1024 | 1000 (100) | 12.5 | 0.94 | 10% | 0.83 |" in section
+    assert "| long | bfloat16 | pwws | 1024 | 1000 (100) | 512 | 12.5 | 0.94 | 10% | 0.83 |" in section
     assert "avx512_bf16" in record["machine"] and record["load_average"] == {"before": 1.0, "after": 1.5}
 
 
 def test_a_bf16_search_without_float32_figures_has_no_ratio():
     (_, attacks) = bench_call_shape.tables(MEASURED[1:])
-    assert attacks["rows"][0][6] == "—" and attacks["rows"][0][8] == "—"
+    assert attacks["rows"][0][7] == "—" and attacks["rows"][0][9] == "—"

@@ -82,13 +82,15 @@ def _laid_out(rows: list[np.ndarray], filled: np.ndarray, fill: int) -> np.ndarr
 @dataclass
 class PendingAnswers:
     """Forward passes started by :meth:`VictimModel.queue_rows`: ``answers`` [B_i, C] per batch on the
-    model's device, of the rows in ``order``; ``seconds`` spent launching them."""
+    model's device, of the rows in ``order``; ``seconds`` spent launching them; ``tokens`` in the rows
+    (padding not counted)."""
 
     victim: VictimModel
     exact: bool  # answered by the model itself (not its reduced-precision search copy)
     order: list[int]
     answers: list[torch.Tensor]
     seconds: float
+    tokens: int
 
     @torch.inference_mode()
     def result(self) -> np.ndarray:
@@ -99,8 +101,7 @@ class PendingAnswers:
         started = time.perf_counter()
         ordered = torch.cat(self.answers).double().cpu().numpy()  # waits for the device
         self.victim.forward_seconds += self.seconds + time.perf_counter() - started
-        self.victim.rows_scored += len(self.order)
-        self.victim.exact_rows_scored += len(self.order) if self.exact else 0
+        self.victim.count_scored(len(self.order), self.tokens, self.exact)
         output = np.empty_like(ordered)
         output[self.order] = ordered
         return output
@@ -115,7 +116,8 @@ class VictimModel:
     :func:`rift_fast.attacks.call_shape.cut_calls`); inputs longer than ``max_length``
     tokens are truncated (the longer side first for pairs). ``forward_seconds`` accumulates the time spent
     inside the model's forward passes (and the backward passes of :meth:`embedding_gradients`),
-    ``rows_scored`` the rows they scored and ``exact_rows_scored`` those scored by ``model`` itself.
+    ``rows_scored`` the rows they scored and ``exact_rows_scored`` those scored by ``model`` itself;
+    ``tokens_scored`` and ``exact_tokens_scored`` the tokens in those rows (padding not counted).
 
     A tokenizer without a padding token pads with its end-of-sequence token (it is set on ``tokenizer``).
     ``max_length`` defaults to the usable length of the model and tokenizer; a larger one raises
@@ -157,6 +159,8 @@ class VictimModel:
         self.forward_seconds = 0.0
         self.rows_scored = 0
         self.exact_rows_scored = 0
+        self.tokens_scored = 0
+        self.exact_tokens_scored = 0
 
     def describe(self) -> dict:
         """The settings that change answers, for run records (the search ones only when a search copy exists)."""
@@ -234,7 +238,8 @@ class VictimModel:
             logits = result.logits if hasattr(result, "logits") else result[0]
             answers.append(torch.softmax(logits.float() / self.temperature, dim=-1))
             seconds += time.perf_counter() - started
-        return PendingAnswers(self, model is self.model, order, answers, seconds)
+        tokens = sum(len(row.ids) for row in rows)
+        return PendingAnswers(self, model is self.model, order, answers, seconds, tokens)
 
     @torch.inference_mode()
     def queue_rows(self, rows: list[TokenRow], exact: bool = False) -> PendingAnswers:
@@ -242,6 +247,15 @@ class VictimModel:
         :meth:`PendingAnswers.result` waits for them."""
         model = self.model if exact or self.search_model is None else self.search_model
         return self._queue(model, rows, one_length=exact)
+
+    def count_scored(self, rows: int, tokens: int, exact: bool) -> None:
+        """Add ``rows`` rows of ``tokens`` tokens in all to the scored counts (and to the exact ones when
+        ``exact``: scored by the model itself)."""
+        self.rows_scored += rows
+        self.tokens_scored += tokens
+        if exact:
+            self.exact_rows_scored += rows
+            self.exact_tokens_scored += tokens
 
     def score_rows(self, rows: list[TokenRow], exact: bool = False) -> np.ndarray:
         """[N, C] float64 class probabilities of the model inputs ``rows``: the search copy's answers
@@ -305,8 +319,7 @@ class VictimModel:
                 loss = torch.nn.functional.cross_entropy(logits.float() / self.temperature, targets, reduction="sum")
                 (grad,) = torch.autograd.grad(loss, captured["embeddings"])
                 self.forward_seconds += time.perf_counter() - started
-                self.rows_scored += len(rows)
-                self.exact_rows_scored += len(rows)
+                self.count_scored(len(rows), int(batch["attention_mask"].sum()), exact=True)
         finally:
             handle.remove()
         return GradientBatch(rows, batch["input_ids"], grad, row_offsets, sides)
