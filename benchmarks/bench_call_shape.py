@@ -12,9 +12,10 @@ and a bfloat16 search copy), it prints in one run:
    shape (``--token-budget``, default ``auto``: measured on a CPU, :mod:`rift_fast.attacks.call_shape`):
    rows the victim scored per second of its forward passes (``VictimModel.rows_scored /
    forward_seconds``), and against the bare forward at its best shape: the seconds the bare forward
-   would take for the same rows (with a bfloat16 search, its rows at bfloat16's best rate and the rows
-   the float32 victim re-scored at float32's) over the attack's seconds in the victim's forward, and over
-   its wall time less the seconds of its other models (TextFooler's sentence encoder).
+   would take for the same rows, each priced at the bare forward's best tokens/s for its length (a curve
+   timed at 1/4 to 4 times the median length; with a bfloat16 search, the rows the float32 victim
+   re-scored on float32's curve), over the attack's seconds in the victim's forward, and over its wall
+   time less the seconds of its other models (TextFooler's sentence encoder).
 
 The victim is the embedded MiniLM (its new head seeded with ``--seed``) or the classifier at ``--victim``
 (e.g. the fine-tuned MiniLM ``bench_attacks.py`` saves in ``runs/bench_victim``). The record (``--output``,
@@ -113,6 +114,8 @@ def attack_figures(name: str, victim, pool, synonyms, args) -> dict:
     attack = build_attack(name, victim, synonyms, is_pair=False, options=bench_attacks.recipe_options(name, args))
     counts = ("rows_scored", "exact_rows_scored", "tokens_scored", "exact_tokens_scored", "forward_seconds")
     before = {count: getattr(victim, count) for count in counts}
+    for tally in victim.lengths_scored.values():
+        tally.clear()
     started = time.perf_counter()
     report = attack.run(pool, victim, {}, progress=False)
     wall = time.perf_counter() - started
@@ -120,6 +123,7 @@ def attack_figures(name: str, victim, pool, synonyms, args) -> dict:
     rows, forward = scored["rows_scored"], scored["forward_seconds"]
     return {
         **scored,
+        "lengths_scored": {model: dict(sorted(tally.items())) for model, tally in victim.lengths_scored.items()},
         "other_models_seconds": report.forward_seconds - forward,
         "wall_seconds": wall,
         "rows_per_forward_second": rows / forward if forward else None,
@@ -127,6 +131,26 @@ def attack_figures(name: str, victim, pool, synonyms, args) -> dict:
         "token_budget": victim.token_budget,
         "robust_accuracy": report.summary()["robust_accuracy"],
     }
+
+
+def logging_victim_class():
+    """A :class:`VictimModel` that tallies the lengths of the rows each model scores (``lengths_scored``:
+    ``{"search" | "exact": Counter(length -> rows)}``, "exact" for the float32 model itself)."""
+    from collections import Counter
+
+    from rift_fast.attacks import VictimModel
+
+    class LengthLoggingVictim(VictimModel):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.lengths_scored: dict[str, Counter] = {"search": Counter(), "exact": Counter()}
+
+        def _queue(self, model, rows, one_length=False):
+            tally = self.lengths_scored["exact" if model is self.model else "search"]
+            tally.update(len(row.ids) for row in rows)
+            return super()._queue(model, rows, one_length)
+
+    return LengthLoggingVictim
 
 
 def load_victim(args):
@@ -145,12 +169,11 @@ def measure_pool(name: str, pool, model, tokenizer, synonyms, args) -> list[dict
     """Every dtype's bare-forward and attack figures on ``pool``."""
     import torch
 
-    from rift_fast.attacks import VictimModel
-
     measured = []
+    victim_class = logging_victim_class()
     for dtype in args.dtypes:
         search_dtype = None if dtype == "float32" else getattr(torch, dtype)
-        victim = VictimModel(model, tokenizer, args.max_length, args.batch_size, search_dtype=search_dtype)
+        victim = victim_class(model, tokenizer, args.max_length, args.batch_size, search_dtype=search_dtype)
         print(f"[bench] {name} ({len(pool)}), {dtype} search", flush=True)
         bare = bare_forward(victim, pool, args.rows, args.repeats)
         by_length = tokens_by_length(victim, pool, bare, args)
@@ -171,41 +194,59 @@ def measure_pool(name: str, pool, model, tokenizer, synonyms, args) -> list[dict
     return measured
 
 
+LENGTH_FACTORS = (0.25, 0.5, 1, 2, 4)  # row lengths timed for the tokens/s curve, times the median length
+
+
 def tokens_by_length(victim, pool, bare: dict[int, dict], args) -> dict[int, float]:
-    """``{length: tokens/s}`` of the bare forward at its best rows per call, with rows of half, once and
-    twice the pool's median length (up to ``--max-length``): whether a row's cost is its tokens."""
+    """``{length: tokens/s}``: the bare forward's best tokens/s with rows of :data:`LENGTH_FACTORS` times
+    the pool's median length (1 to ``--max-length`` tokens), each timed at the median's best rows per call
+    and at the rows that hold as many tokens a call; the attacks' rows are priced on this curve."""
     from rift_fast.attacks.splicing import TokenRow
 
-    rows = max(bare, key=lambda r: bare[r]["rows_per_second"])
+    best_rows = max(bare, key=lambda r: bare[r]["rows_per_second"])
     (median,) = call_of(victim, pool, 1)
+    lengths = {min(args.max_length, max(1, round(factor * len(median.ids)))) for factor in LENGTH_FACTORS}
     rates = {}
-    for length in sorted({max(1, len(median.ids) // 2), len(median.ids), min(2 * len(median.ids), args.max_length)}):
+    for length in sorted(lengths):
         types = None if median.type_ids is None else np.resize(median.type_ids, length)
         row = TokenRow.of(np.resize(median.ids, length), types)
-        call = [row] * rows
-        milliseconds = median_ms(lambda call=call: victim.forward_uncounted(call), warmup=1, repeats=args.repeats)
-        rates[length] = rows * length / (milliseconds / 1e3)
-        print(f"[bench]   {rows} rows x {length} tokens: {rates[length]:.0f} tokens/s", flush=True)
+        shapes = {best_rows, min(args.batch_size, max(1, round(best_rows * len(median.ids) / length)))}
+        for rows in sorted(shapes):
+            call = [row] * rows
+            milliseconds = median_ms(lambda call=call: victim.forward_uncounted(call), warmup=1, repeats=args.repeats)
+            rate = rows * length / (milliseconds / 1e3)
+            rates[length] = max(rates.get(length, 0.0), rate)
+            print(f"[bench]   {rows} rows x {length} tokens: {rate:.0f} tokens/s", flush=True)
     return rates
 
 
-def best_rates(measured: list[dict]) -> dict[tuple[str, str], float]:
-    """The bare forward's best tokens/s per (pool, dtype)."""
-    return {
-        (entry["pool"], entry["dtype"]): max(figures["tokens_per_second"] for figures in entry["bare"].values())
-        for entry in measured
-    }
+def bare_seconds(lengths: dict[str, dict], curves: dict[str, dict[int, float]]) -> float | None:
+    """Seconds the bare forward would take for the rows an attack scored (``lengths``: ``{"search" |
+    "exact": {length: rows}}``), each row priced at the tokens/s of its length on its model's curve
+    (``curves``: ``{"search" | "exact": {length: tokens/s}}``, interpolated, flat past its ends); None
+    when a model that scored rows has no curve."""
+    seconds = 0.0
+    for model, tally in lengths.items():
+        if not tally:
+            continue
+        if model not in curves:
+            return None
+        known = sorted(curves[model].items())
+        sizes = np.array([int(length) for length in tally], dtype=float)
+        rows = np.array(list(tally.values()), dtype=float)
+        rate = np.interp(sizes, [length for length, _ in known], [tps for _, tps in known])
+        seconds += float((rows * sizes / rate).sum())
+    return seconds
 
 
-def bare_seconds(figures: dict, pool: str, dtype: str, best: dict[tuple[str, str], float]) -> float | None:
-    """Seconds the bare forward at its best shape takes for an attack's tokens: those of its search rows
-    at the search dtype's best tokens/s, those the float32 victim scored exactly (clean inputs, answers
-    near the boundary, verdicts) at float32's (None when float32 was not measured on that pool)."""
-    exact = figures["exact_tokens_scored"] if dtype != "float32" else 0
-    if exact and (pool, "float32") not in best:
-        return None
-    search = (figures["tokens_scored"] - exact) / best[(pool, dtype)]
-    return search + (exact / best[(pool, "float32")] if exact else 0.0)
+def curves_of(measured: list[dict], entry: dict) -> dict[str, dict[int, float]]:
+    """The tokens/s curves an attack of ``entry`` is priced on: its search dtype's as "search"; float32's
+    of the same pool as "exact" (the model itself: the search curve too when the search is float32)."""
+    curves = {"search": entry["tokens_per_second_by_length"]}
+    for other in measured:
+        if other["pool"] == entry["pool"] and other["dtype"] == "float32":
+            curves["exact"] = other["tokens_per_second_by_length"]
+    return curves
 
 
 def tables(measured: list[dict]) -> list[dict]:
@@ -219,10 +260,10 @@ def tables(measured: list[dict]) -> list[dict]:
     }
     attacks = {
         "caption": 'Rows/s the attacks reach against the bare forward at its best shape. "÷ bare": the '
-        "seconds the bare forward would take for the attack's tokens (a row costs about its tokens: see the "
-        "notes; the search rows' tokens at the search dtype's best tokens/s, those of the rows the float32 "
-        "victim re-scored at float32's) over the seconds the attack spent in the victim's forward, and over "
-        "its wall time less the other models' (TextFooler's sentence encoder).",
+        "seconds the bare forward would take for the rows the attack scored, each priced at the bare "
+        "forward's best tokens/s for its length (the notes give that curve; rows re-scored by the float32 "
+        "victim on float32's), over the seconds the attack spent in the victim's forward, and over its wall "
+        "time less the other models' (TextFooler's sentence encoder).",
         "columns": [
             "pool",
             "search dtype",
@@ -237,7 +278,6 @@ def tables(measured: list[dict]) -> list[dict]:
         ],
         "rows": [],
     }
-    best = best_rates(measured)
     for entry in measured:
         rates = {rows: figures["rows_per_second"] for rows, figures in entry["bare"].items()}
         best_rows = max(rates, key=lambda rows: rates[rows])
@@ -251,7 +291,7 @@ def tables(measured: list[dict]) -> list[dict]:
             ]
         )
         for attack, figures in entry["attacks"].items():
-            reference = bare_seconds(figures, entry["pool"], entry["dtype"], best)
+            reference = bare_seconds(figures["lengths_scored"], curves_of(measured, entry))
             own_wall = figures["wall_seconds"] - figures["other_models_seconds"]
             attacks["rows"].append(
                 [
@@ -272,15 +312,12 @@ def tables(measured: list[dict]) -> list[dict]:
 
 
 def length_notes(measured: list[dict]) -> list[str]:
-    """One note per pool and dtype: the bare forward's tokens/s at half, once and twice the median length."""
+    """One note per pool and dtype: the bare forward's best tokens/s by row length (the attacks' price)."""
     return [
-        f"Bare forward, {entry['pool']}, {entry['dtype']}, at its best rows per call: "
-        + ", ".join(
-            f"{rate:,.0f} tokens/s at {length} tokens" for length, rate in entry["tokens_per_second_by_length"].items()
-        )
-        + " (a row costs about its tokens: the attacks' rows, of many lengths, are compared by their tokens)."
+        f"Bare forward's best tokens/s by row length, {entry['pool']}, {entry['dtype']}: "
+        + ", ".join(f"{rate:,.0f} at {length} tokens" for length, rate in entry["tokens_per_second_by_length"].items())
+        + "."
         for entry in measured
-        if entry.get("tokens_per_second_by_length")
     ]
 
 

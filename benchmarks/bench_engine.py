@@ -32,8 +32,11 @@ so compare the ratios, measured side by side in one run.
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import os
 import platform
+import sys
 import time
 from dataclasses import asdict
 from functools import partial
@@ -85,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu", help="device of the real victim (part 2), e.g. cuda")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--record", default=None, help="write the engine-only table as a record for benchmarks/results/ (JSON)"
+    )
     return parser
 
 
@@ -178,14 +184,30 @@ def median_run(repeats: int, attack) -> tuple[dict, str]:
     return runs[len(runs) // 2], f"{min(speeds):,.0f}-{max(speeds):,.0f}"
 
 
-def engine_only(args, tokenizer, synonyms) -> None:
+ENGINE_COLUMNS = [
+    "pool",
+    "search",
+    "queries",
+    "text path: queries/s",
+    "tokens/s",
+    "spliced: queries/s",
+    "range",
+    "tokens/s",
+    "speed-up",
+    "spliced share",
+    "spliced, rows ahead: queries/s",
+    "range",
+    "unused rows",
+    "identical results",
+]
+
+
+def engine_only(args, tokenizer, synonyms) -> dict:
+    """The engine-only table (printed as it fills), as a record table."""
     print(f"\n## Engine only (null victim), one core; spliced paths: median of {args.repeats} runs (range)\n")
-    print(
-        "| pool | search | queries | text path: queries/s | tokens/s | spliced: queries/s | range | tokens/s "
-        f"| speed-up | spliced share | spliced, {args.batch_size} rows ahead: queries/s | range | unused rows "
-        "| identical results |"
-    )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| " + " | ".join(ENGINE_COLUMNS) + " |")
+    print("| --- | --- | " + " | ".join(["---:"] * (len(ENGINE_COLUMNS) - 3)) + " | --- |")
+    rows = []
     for name, pool in pools(args).items():
         first = tokenizer([e.text for e in pool], padding="max_length", max_length=NullModel.PREFIX, truncation=True)
         known = torch.tensor(first["input_ids"])
@@ -199,15 +221,51 @@ def engine_only(args, tokenizer, synonyms) -> None:
             ahead, ahead_range = median_run(args.repeats, partial(attack, ahead=args.batch_size))
             same = text["results"] == spliced["results"] == ahead["results"]
             share = spliced["spliced"] / max(1, spliced["spliced"] + spliced["text_path"])
-            print(
-                f"| {name} ({len(pool)}) | {search} | {spliced['queries']} "
-                f"| {text['queries'] / text['cpu']:,.0f} | {text['tokens'] / text['cpu']:,.0f} "
-                f"| {spliced['queries'] / spliced['cpu']:,.0f} | {spliced_range} "
-                f"| {spliced['tokens'] / spliced['cpu']:,.0f} | {text['cpu'] / spliced['cpu']:.1f}x | {share:.1%} "
-                f"| {ahead['queries'] / ahead['cpu']:,.0f} | {ahead_range} | {ahead['unused']} "
-                f"| {'yes' if same else 'NO'} |",
-                flush=True,
+            rows.append(
+                [
+                    f"{name} ({len(pool)})",
+                    search,
+                    str(spliced["queries"]),
+                    f"{text['queries'] / text['cpu']:,.0f}",
+                    f"{text['tokens'] / text['cpu']:,.0f}",
+                    f"{spliced['queries'] / spliced['cpu']:,.0f}",
+                    spliced_range,
+                    f"{spliced['tokens'] / spliced['cpu']:,.0f}",
+                    f"{text['cpu'] / spliced['cpu']:.1f}x",
+                    f"{share:.1%}",
+                    f"{ahead['queries'] / ahead['cpu']:,.0f}",
+                    ahead_range,
+                    str(ahead["unused"]),
+                    "yes" if same else "NO",
+                ]
             )
+            print("| " + " | ".join(rows[-1]) + " |", flush=True)
+    caption = (
+        f"Engine only (null victim), distinct queries per second per core (process time, one torch thread): "
+        f"the text path once, the spliced paths the median of {args.repeats} runs (slowest-fastest), the "
+        f"last with {args.batch_size} rows ahead; max length {args.max_length}, GA {args.ga_population} x "
+        f"{args.ga_generations}; identical results: robust accuracy, adversarial texts and query counts."
+    )
+    return {"caption": caption, "columns": ENGINE_COLUMNS, "rows": rows, "align": "ll" + "r" * 11 + "l"}
+
+
+def write_record(path: Path, table: dict, argv: list[str], load: tuple[float, float]) -> None:
+    """The engine-only table as a record in the form of ``benchmarks/results/*.json``."""
+    from measure import checkout_commit, cpu_description  # beside this script
+
+    record = {
+        "measurement": "engine-null-victim",
+        "title": "The attack engine alone (null victim): queries per second per core",
+        "date": datetime.date.today().isoformat(),
+        "command": "OMP_NUM_THREADS=1 python benchmarks/bench_engine.py " + " ".join(argv),
+        "commit": checkout_commit(),
+        "machine": f"{cpu_description()}, torch {torch.__version__}, 1 torch thread, process time",
+        "topic": "attacks",
+        "tables": [table],
+        "notes": [f"Load average (1 min) {load[0]:.2f} before, {load[1]:.2f} after."],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
 
 def real_victim(args, synonyms) -> None:
@@ -260,6 +318,7 @@ def real_victim(args, synonyms) -> None:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     from rift_fast.data.tasks import SENTIMENT_LABELS
     from rift_fast.models import load_sequence_classifier
@@ -276,7 +335,9 @@ def main(argv=None) -> int:
         f"{args.ga_generations}; synonyms {Path(args.synonyms).name}; load average before {load_before[0]:.2f}"
     )
     if not args.skip_engine_only:
-        engine_only(args, tokenizer, synonyms)
+        table = engine_only(args, tokenizer, synonyms)
+        if args.record:
+            write_record(Path(args.record), table, argv, (load_before[0], os.getloadavg()[0]))
     if args.real_victim:
         real_victim(args, synonyms)
     print(f"\nload average (1, 5, 15 min) after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")

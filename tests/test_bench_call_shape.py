@@ -29,6 +29,7 @@ def _pwws(rows, exact, forward, other, wall):
         "exact_rows_scored": exact,
         "tokens_scored": rows * 512,
         "exact_tokens_scored": exact * 512,
+        "lengths_scored": {"search": {512: rows - exact} if rows > exact else {}, "exact": {512: exact}},
         "forward_seconds": forward,
         "other_models_seconds": other,
         "wall_seconds": wall,
@@ -45,6 +46,7 @@ MEASURED = [
         "examples": 2,
         "dtype": "float32",
         "bare": LONG_BARE,
+        "tokens_per_second_by_length": {256: 3000.0, 512: 5.3 * 512},
         "attacks": {"pwws": _pwws(900, 900, 180.0, 0, 200.0)},
     },
     {
@@ -52,6 +54,7 @@ MEASURED = [
         "examples": 2,
         "dtype": "bfloat16",
         "bare": BF16_BARE,
+        "tokens_per_second_by_length": {512: 16.0 * 512},
         "attacks": {"pwws": _pwws(1000, 100, 80.0, 10.0, 100.0)},
     },
 ]
@@ -69,6 +72,13 @@ def test_the_record_renders_with_the_ratios_to_the_bare_forward(tmp_path):
     # 900 bf16 rows at 16 rows/s and 100 float32 rows at 5.3: 75.1 s against 80 s, and 100 - 10 s of wall
     assert "| long | bfloat16 | pwws | 1024 | 1000 (100) | 512 | 12.5 | 0.94 | 10% | 0.83 |" in section
     assert "avx512_bf16" in record["machine"] and record["load_average"] == {"before": 1.0, "after": 1.5}
+
+
+def test_rows_are_priced_on_the_curve_of_their_length():
+    curves = {"search": {100: 1000.0, 300: 3000.0}}
+    # 10 rows of 200 tokens at 2,000 tokens/s (interpolated) and 5 of 400 at 3,000 (flat past the end)
+    assert bench_call_shape.bare_seconds({"search": {200: 10, 400: 5}}, curves) == 1.0 + 2000 / 3000
+    assert bench_call_shape.bare_seconds({"search": {}, "exact": {100: 1}}, curves) is None
 
 
 def test_a_bf16_search_without_float32_figures_has_no_ratio():
