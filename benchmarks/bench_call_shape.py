@@ -114,7 +114,7 @@ def attack_figures(name: str, victim, pool, synonyms, args) -> dict:
     attack = build_attack(name, victim, synonyms, is_pair=False, options=bench_attacks.recipe_options(name, args))
     counts = ("rows_scored", "exact_rows_scored", "tokens_scored", "exact_tokens_scored", "forward_seconds")
     before = {count: getattr(victim, count) for count in counts}
-    for tally in victim.lengths_scored.values():
+    for tally in victim.calls_scored.values():
         tally.clear()
     started = time.perf_counter()
     report = attack.run(pool, victim, {}, progress=False)
@@ -123,7 +123,7 @@ def attack_figures(name: str, victim, pool, synonyms, args) -> dict:
     rows, forward = scored["rows_scored"], scored["forward_seconds"]
     return {
         **scored,
-        "lengths_scored": {model: dict(sorted(tally.items())) for model, tally in victim.lengths_scored.items()},
+        "calls_scored": {model: dict(tally) for model, tally in victim.calls_scored.items()},
         "other_models_seconds": report.forward_seconds - forward,
         "wall_seconds": wall,
         "rows_per_forward_second": rows / forward if forward else None,
@@ -134,23 +134,30 @@ def attack_figures(name: str, victim, pool, synonyms, args) -> dict:
 
 
 def logging_victim_class():
-    """A :class:`VictimModel` that tallies the lengths of the rows each model scores (``lengths_scored``:
-    ``{"search" | "exact": Counter(length -> rows)}``, "exact" for the float32 model itself)."""
+    """A :class:`VictimModel` that tallies the rows each model scores by the rows of their call and their
+    length (``calls_scored``: ``{"search" | "exact": Counter("ROWSxLENGTH" -> rows)}``, "exact" for the
+    float32 model itself)."""
     from collections import Counter
 
     from rift_fast.attacks import VictimModel
 
-    class LengthLoggingVictim(VictimModel):
+    class ShapeLoggingVictim(VictimModel):
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
-            self.lengths_scored: dict[str, Counter] = {"search": Counter(), "exact": Counter()}
+            self.calls_scored: dict[str, Counter] = {"search": Counter(), "exact": Counter()}
+            self._scoring = "exact"
 
         def _queue(self, model, rows, one_length=False):
-            tally = self.lengths_scored["exact" if model is self.model else "search"]
-            tally.update(len(row.ids) for row in rows)
+            self._scoring = "exact" if model is self.model else "search"
             return super()._queue(model, rows, one_length)
 
-    return LengthLoggingVictim
+        def _batches(self, order, rows, one_length):
+            calls = super()._batches(order, rows, one_length)
+            for call in calls:
+                self.calls_scored[self._scoring].update(f"{len(call)}x{len(rows[k].ids)}" for k in call)
+            return calls
+
+    return ShapeLoggingVictim
 
 
 def load_victim(args):
@@ -220,32 +227,50 @@ def tokens_by_length(victim, pool, bare: dict[int, dict], args) -> dict[int, flo
     return rates
 
 
-def bare_seconds(lengths: dict[str, dict], curves: dict[str, dict[int, float]]) -> float | None:
-    """Seconds the bare forward would take for the rows an attack scored (``lengths``: ``{"search" |
-    "exact": {length: rows}}``), each row priced at the tokens/s of its length on its model's curve
-    (``curves``: ``{"search" | "exact": {length: tokens/s}}``, interpolated, flat past its ends); None
-    when a model that scored rows has no curve."""
+def bare_seconds(calls: dict[str, dict[str, int]], curves: dict[str, dict], at_call_rows: bool = False) -> float | None:
+    """Seconds the bare forward would take for the rows an attack scored (``calls``: ``{"search" | "exact":
+    {"ROWSxLENGTH": rows}}``), each row priced at the tokens/s of its length on its model's curve
+    (``curves``: ``{"search" | "exact": {"length": {length: tokens/s}, "rows": {rows: rows/s}}}``,
+    interpolated, flat past its ends); with ``at_call_rows`` also slowed by the bare forward's rows/s at
+    its call's rows against the best (the "rows" curve). None when a model that scored rows has no curve."""
     seconds = 0.0
-    for model, tally in lengths.items():
+    for model, tally in calls.items():
         if not tally:
             continue
         if model not in curves:
             return None
-        known = sorted(curves[model].items())
-        sizes = np.array([int(length) for length in tally], dtype=float)
+        shapes = np.array([[int(part) for part in shape.split("x")] for shape in tally], dtype=float)
         rows = np.array(list(tally.values()), dtype=float)
-        rate = np.interp(sizes, [length for length, _ in known], [tps for _, tps in known])
-        seconds += float((rows * sizes / rate).sum())
+        lengths, rates = zip(*sorted(curves[model]["length"].items()))
+        cost = rows * shapes[:, 1] / np.interp(shapes[:, 1], lengths, rates)
+        if at_call_rows:
+            call_rows, row_rates = zip(*sorted(curves[model]["rows"].items()))
+            cost *= max(row_rates) / np.interp(shapes[:, 0], call_rows, row_rates)
+        seconds += float(cost.sum())
     return seconds
 
 
-def curves_of(measured: list[dict], entry: dict) -> dict[str, dict[int, float]]:
-    """The tokens/s curves an attack of ``entry`` is priced on: its search dtype's as "search"; float32's
-    of the same pool as "exact" (the model itself: the search curve too when the search is float32)."""
-    curves = {"search": entry["tokens_per_second_by_length"]}
+def mean_call_rows(calls: dict[str, dict[str, int]]) -> float:
+    """The rows of the call a scored row was in, averaged over the rows scored."""
+    weighted = [(int(shape.split("x")[0]), rows) for tally in calls.values() for shape, rows in tally.items()]
+    total = sum(rows for _, rows in weighted)
+    return sum(size * rows for size, rows in weighted) / total if total else 0.0
+
+
+def curves_of(measured: list[dict], entry: dict) -> dict[str, dict]:
+    """The curves an attack of ``entry`` is priced on (:func:`bare_forward`'s rows/s by rows per call and
+    :func:`tokens_by_length`'s tokens/s by length): its search dtype's as "search"; float32's of the same
+    pool as "exact" (the model itself: the search curve too when the search is float32)."""
+
+    def curve(measured_entry: dict) -> dict:
+        rows = {int(r): figures["rows_per_second"] for r, figures in measured_entry["bare"].items()}
+        lengths = {int(length): rate for length, rate in measured_entry["tokens_per_second_by_length"].items()}
+        return {"length": lengths, "rows": rows}
+
+    curves = {"search": curve(entry)}
     for other in measured:
         if other["pool"] == entry["pool"] and other["dtype"] == "float32":
-            curves["exact"] = other["tokens_per_second_by_length"]
+            curves["exact"] = curve(other)
     return curves
 
 
@@ -263,7 +288,9 @@ def tables(measured: list[dict]) -> list[dict]:
         "seconds the bare forward would take for the rows the attack scored, each priced at the bare "
         "forward's best tokens/s for its length (the notes give that curve; rows re-scored by the float32 "
         "victim on float32's), over the seconds the attack spent in the victim's forward, and over its wall "
-        "time less the other models' (TextFooler's sentence encoder).",
+        "time less the other models' (TextFooler's sentence encoder). \"At the attack's call rows\": each "
+        "row priced again at the bare forward's rows/s for the rows of the call it was in (first table, "
+        "interpolated), against its best: what the sizes of the calls cost, not the engine.",
         "columns": [
             "pool",
             "search dtype",
@@ -275,6 +302,8 @@ def tables(measured: list[dict]) -> list[dict]:
             "÷ bare (forward)",
             "other models' share of wall",
             "÷ bare (wall less other models)",
+            "rows a call (mean over rows)",
+            "÷ bare at the attack's call rows (forward)",
         ],
         "rows": [],
     }
@@ -291,7 +320,9 @@ def tables(measured: list[dict]) -> list[dict]:
             ]
         )
         for attack, figures in entry["attacks"].items():
-            reference = bare_seconds(figures["lengths_scored"], curves_of(measured, entry))
+            curves = curves_of(measured, entry)
+            reference = bare_seconds(figures["calls_scored"], curves)
+            at_call_rows = bare_seconds(figures["calls_scored"], curves, at_call_rows=True)
             own_wall = figures["wall_seconds"] - figures["other_models_seconds"]
             attacks["rows"].append(
                 [
@@ -305,9 +336,11 @@ def tables(measured: list[dict]) -> list[dict]:
                     "—" if reference is None else f"{reference / figures['forward_seconds']:.2f}",
                     f"{figures['other_models_seconds'] / figures['wall_seconds']:.0%}",
                     "—" if reference is None else f"{reference / own_wall:.2f}",
+                    f"{mean_call_rows(figures['calls_scored']):.1f}",
+                    "—" if at_call_rows is None else f"{at_call_rows / figures['forward_seconds']:.2f}",
                 ]
             )
-    attacks["align"] = "lllrrrrrrr"
+    attacks["align"] = "lllrrrrrrrrr"
     return [bare, attacks]
 
 

@@ -29,7 +29,7 @@ def _pwws(rows, exact, forward, other, wall):
         "exact_rows_scored": exact,
         "tokens_scored": rows * 512,
         "exact_tokens_scored": exact * 512,
-        "lengths_scored": {"search": {512: rows - exact} if rows > exact else {}, "exact": {512: exact}},
+        "calls_scored": {"search": {"8x512": rows - exact} if rows > exact else {}, "exact": {"2x512": exact}},
         "forward_seconds": forward,
         "other_models_seconds": other,
         "wall_seconds": wall,
@@ -74,11 +74,15 @@ def test_the_record_renders_with_the_ratios_to_the_bare_forward(tmp_path):
     assert "avx512_bf16" in record["machine"] and record["load_average"] == {"before": 1.0, "after": 1.5}
 
 
-def test_rows_are_priced_on_the_curve_of_their_length():
-    curves = {"search": {100: 1000.0, 300: 3000.0}}
+def test_rows_are_priced_on_the_curve_of_their_length_and_their_call_rows():
+    curves = {"search": {"length": {100: 1000.0, 300: 3000.0}, "rows": {2: 5.0, 8: 10.0}}}
     # 10 rows of 200 tokens at 2,000 tokens/s (interpolated) and 5 of 400 at 3,000 (flat past the end)
-    assert bench_call_shape.bare_seconds({"search": {200: 10, 400: 5}}, curves) == 1.0 + 2000 / 3000
-    assert bench_call_shape.bare_seconds({"search": {}, "exact": {100: 1}}, curves) is None
+    calls = {"search": {"8x200": 10, "2x400": 5}}
+    assert bench_call_shape.bare_seconds(calls, curves) == 1.0 + 2000 / 3000
+    # at their call rows: the 5 rows in calls of 2 rows cost twice as much (5 rows/s against the best 10)
+    assert bench_call_shape.bare_seconds(calls, curves, at_call_rows=True) == 1.0 + 2 * 2000 / 3000
+    assert bench_call_shape.mean_call_rows(calls) == (8 * 10 + 2 * 5) / 15
+    assert bench_call_shape.bare_seconds({"search": {}, "exact": {"1x100": 1}}, curves) is None
 
 
 def test_a_bf16_search_without_float32_figures_has_no_ratio():
