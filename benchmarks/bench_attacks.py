@@ -698,15 +698,19 @@ def format_table(runs: list[dict]) -> str:
 
 
 def write_record(path: Path, header: dict, runs: list[dict], summary_lines: list[str]) -> None:
-    """The run's table as a record in the form of ``benchmarks/results/*.json`` (``render_results.py``)."""
+    """The run's table as a record in the form of ``benchmarks/results/*.json`` (``render_results.py``),
+    named by its attacks and pool (e.g. ``pwws-ga-vs-textattack``, ``pwws-vs-textattack-long-reviews``)."""
     import datetime
 
     from measure import checkout_commit, cpu_description
 
     threads = header["torch_threads"]
+    attacks = list(dict.fromkeys(run["attack"] for run in runs))
+    long_reviews = header["pool"] != "rotten_tomatoes"
     record = {
-        "measurement": "attacks-vs-textattack",
-        "title": "rift_fast's attacks against TextAttack's",
+        "measurement": "-".join(attacks) + "-vs-textattack" + ("-long-reviews" if long_reviews else ""),
+        "title": f"{', '.join(a.upper() for a in attacks)} against TextAttack on "
+        + ("long movie reviews" if long_reviews else "Rotten Tomatoes snippets"),
         "date": datetime.date.today().isoformat(),
         "command": header["command"],
         "commit": checkout_commit(),

@@ -436,10 +436,15 @@ def test_reduced_precision_only_decisions_near_the_boundary_are_rescored(tokeniz
     edits = [t.edit({}) for t in targets]
     search = engine.answer(edits)  # ranking answers: the search copy's, none re-scored
     assert victim.exact_rows_scored == 0 and abs(search[1][0] - exact[1, 0]) > 0.01
+    lengths = [len(row.ids) for row in victim.rows([(t.example.text, None) for t in targets])]
+    assert victim.tokens_scored == sum(lengths) and victim.exact_tokens_scored == 0
     # the cat (gap 0.01 < 0.05) is near the boundary, the good movie claims a flip: both re-scored;
     # the bad plot (gap 0.72, no claim) keeps the search copy's answer.
     decided = engine.decide(edits, search, claimed=[False, False, True])
     assert victim.exact_rows_scored == 2 and engine.rescored == 2
+    assert (
+        victim.exact_tokens_scored == lengths[0] + lengths[2] and victim.tokens_scored == sum(lengths) * 2 - lengths[1]
+    )
     np.testing.assert_allclose(decided[0], exact[0])
     np.testing.assert_array_equal(decided[1], search[1])
     engine.decide(edits, search, claimed=[False, False, True])  # cached: nothing re-scored again

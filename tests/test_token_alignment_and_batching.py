@@ -47,7 +47,7 @@ def tokenizer(request, tmp_path):
 
 class TokenScores(torch.nn.Module):
     """logits = [-s, s], s the sum of per-token scores; each word scores the same in every form it
-    takes in running text. Records the number of rows of every call."""
+    takes in running text. Records the number of rows and of (unpadded) tokens of every call."""
 
     def __init__(self, tokenizer):
         super().__init__()
@@ -61,12 +61,14 @@ class TokenScores(torch.nn.Module):
                         self.scores.weight[ids[0], 0] = score
         self.config = SimpleNamespace(max_position_embeddings=128)
         self.rows_per_call: list[int] = []
+        self.tokens_per_call: list[int] = []
 
     def get_input_embeddings(self):
         return self.scores
 
     def forward(self, input_ids, attention_mask, token_type_ids=None):
         self.rows_per_call.append(input_ids.shape[0])
+        self.tokens_per_call.append(int(attention_mask.sum()))
         s = (self.scores(input_ids)[..., 0] * attention_mask).sum(-1)
         return SimpleNamespace(logits=torch.stack([-s, s], -1))
 
@@ -193,7 +195,8 @@ def test_no_model_call_exceeds_the_configured_batch(tmp_path, search_name, batch
         examples_per_round=8,
     )
     assert model.rows_per_call and max(model.rows_per_call) <= batch_size
-    assert sum(model.rows_per_call) == victim.rows_scored
+    assert sum(model.rows_per_call) == victim.rows_scored == victim.exact_rows_scored
+    assert sum(model.tokens_per_call) == victim.tokens_scored == victim.exact_tokens_scored
 
 
 def test_training_time_evaluation_keeps_to_the_batch(tmp_path):
