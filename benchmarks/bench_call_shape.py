@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--attacks", nargs="+", default=list(ATTACKS), choices=ATTACKS)
     parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=DTYPES, help="search dtypes")
     parser.add_argument("--rows", nargs="+", type=int, default=list(ROWS), help="rows per bare forward call")
-    parser.add_argument("--repeats", type=int, default=3, help="timed bare forwards per shape (median kept)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed bare forwards per shape (median kept)")
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=64, help="the attacks' rows per call, at most")
     parser.add_argument("--token-budget", default="auto", help="the attacks' tokens per call: N, auto or none")
@@ -207,13 +207,14 @@ LENGTH_FACTORS = (0.25, 0.5, 1, 2, 4)  # row lengths timed for the tokens/s curv
 def tokens_by_length(victim, pool, bare: dict[int, dict], args) -> dict[int, float]:
     """``{length: tokens/s}``: the bare forward's best tokens/s with rows of :data:`LENGTH_FACTORS` times
     the pool's median length (1 to ``--max-length`` tokens), each timed at the median's best rows per call
-    and at the rows that hold as many tokens a call; the attacks' rows are priced on this curve."""
+    and at the rows that hold as many tokens a call (at the median length, the first table's best counts
+    too); the attacks' rows are priced on this curve."""
     from rift_fast.attacks.splicing import TokenRow
 
     best_rows = max(bare, key=lambda r: bare[r]["rows_per_second"])
     (median,) = call_of(victim, pool, 1)
     lengths = {min(args.max_length, max(1, round(factor * len(median.ids)))) for factor in LENGTH_FACTORS}
-    rates = {}
+    rates = {len(median.ids): bare[best_rows]["tokens_per_second"]}
     for length in sorted(lengths):
         types = None if median.type_ids is None else np.resize(median.type_ids, length)
         row = TokenRow.of(np.resize(median.ids, length), types)
