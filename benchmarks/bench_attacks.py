@@ -697,32 +697,25 @@ def format_table(runs: list[dict]) -> str:
     return markdown_table(run_table(runs))
 
 
-def write_record(path: Path, header: dict, runs: list[dict], summary_lines: list[str]) -> None:
+def write_attack_record(path: Path, header: dict, runs: list[dict], summary_lines: list[str]) -> None:
     """The run's table as a record in the form of ``benchmarks/results/*.json`` (``render_results.py``),
     named by its attacks and pool (e.g. ``pwws-ga-vs-textattack``, ``pwws-vs-textattack-long-reviews``)."""
-    import datetime
-
-    from measure import checkout_commit, cpu_description
+    from measure import benchmark_record, cpu_description, write_record
 
     threads = header["torch_threads"]
     attacks = list(dict.fromkeys(run["attack"] for run in runs))
     long_reviews = header["pool"] != "rotten_tomatoes"
-    record = {
-        "measurement": "-".join(attacks) + "-vs-textattack" + ("-long-reviews" if long_reviews else ""),
-        "title": f"{', '.join(a.upper() for a in attacks)} against TextAttack on "
+    record = benchmark_record(
+        "-".join(attacks) + "-vs-textattack" + ("-long-reviews" if long_reviews else ""),
+        f"{', '.join(a.upper() for a in attacks)} against TextAttack on "
         + ("long movie reviews" if long_reviews else "Rotten Tomatoes snippets"),
-        "date": datetime.date.today().isoformat(),
-        "command": header["command"],
-        "commit": checkout_commit(),
-        "machine": f"{cpu_description()}; torch threads: rift_fast {threads}, TextAttack "
-        f"{header.get('textattack_threads')}",
-        "topic": "attacks",
-        "tables": [{"caption": " ".join(summary_lines), **run_table(runs)}],
-        "header": header,
-        "runs": [{key: value for key, value in run.items() if key != "results"} for run in runs],
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        header["command"],
+        f"{cpu_description()}; torch threads: rift_fast {threads}, TextAttack {header.get('textattack_threads')}",
+        [{"caption": " ".join(summary_lines), **run_table(runs)}],
+        header=header,
+        runs=[{key: value for key, value in run.items() if key != "results"} for run in runs],
+    )
+    write_record(path, record)
 
 
 # The targets against TextAttack's stock wrapper: robust accuracy at most this many points above
@@ -866,7 +859,7 @@ def main(argv=None) -> int:
         print()
     print(f"results: {out_dir / 'results.json'}")
     if args.record:
-        write_record(Path(args.record), header, runs, summary_lines)
+        write_attack_record(Path(args.record), header, runs, summary_lines)
         print(f"record: {args.record}")
     return 0
 

@@ -33,7 +33,6 @@ tables and every figure.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import sys
@@ -47,7 +46,7 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 import bench_attacks  # noqa: E402  (recipe options, synonyms, TextFooler's vectors, thread settings)
 from bench_engine import pools  # noqa: E402
-from measure import checkout_commit, cpu_description, median_ms  # noqa: E402
+from measure import benchmark_record, cpu_description, median_ms, write_record  # noqa: E402
 
 ROOT = bench_attacks.ROOT
 ROWS = (1, 2, 4, 8, 16, 32, 64)
@@ -359,20 +358,17 @@ def record(measured: list[dict], args, argv: list[str], threads: dict, load: tup
     """The JSON record of a run, in the form ``render_results.py`` renders."""
     import torch
 
-    return {
-        "measurement": "call-shape",
-        "title": "Rows per second by call shape: bare forward against the attacks",
-        "date": datetime.date.today().isoformat(),
-        "command": "python benchmarks/bench_call_shape.py " + " ".join(argv),
-        "commit": checkout_commit(),
-        "machine": f"{cpu_description()}, torch {torch.__version__}, {threads['intra_op']} intra-op threads",
-        "topic": "attacks",
-        "tables": tables(measured),
-        "notes": [*length_notes(measured), f"Load average (1 min) {load[0]:.2f} before, {load[1]:.2f} after."],
-        "torch_threads": threads,
-        "load_average": {"before": load[0], "after": load[1]},
-        "figures": measured,
-    }
+    return benchmark_record(
+        "call-shape",
+        "Rows per second by call shape: bare forward against the attacks",
+        "python benchmarks/bench_call_shape.py " + " ".join(argv),
+        f"{cpu_description()}, torch {torch.__version__}, {threads['intra_op']} intra-op threads",
+        tables(measured),
+        notes=[*length_notes(measured), f"Load average (1 min) {load[0]:.2f} before, {load[1]:.2f} after."],
+        torch_threads=threads,
+        load_average={"before": load[0], "after": load[1]},
+        figures=measured,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -392,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         entry for name, pool in found.items() for entry in measure_pool(name, pool, model, tokenizer, synonyms, args)
     ]
     result = record(measured, args, argv, threads, (load_before, os.getloadavg()[0]))
-    output.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    write_record(output, result)
     for table in result["tables"]:
         print(f"\n{table['caption']}\n")
         print(render_table(table), end="")

@@ -32,8 +32,6 @@ so compare the ratios, measured side by side in one run.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import platform
 import sys
@@ -249,23 +247,18 @@ def engine_only(args, tokenizer, synonyms) -> dict:
     return {"caption": caption, "columns": ENGINE_COLUMNS, "rows": rows, "align": "ll" + "r" * 11 + "l"}
 
 
-def write_record(path: Path, table: dict, argv: list[str], load: tuple[float, float]) -> None:
+def engine_record(table: dict, argv: list[str], load: tuple[float, float]) -> dict:
     """The engine-only table as a record in the form of ``benchmarks/results/*.json``."""
-    from measure import checkout_commit, cpu_description  # beside this script
+    from measure import benchmark_record, cpu_description  # beside this script
 
-    record = {
-        "measurement": "engine-null-victim",
-        "title": "The attack engine alone (null victim): queries per second per core",
-        "date": datetime.date.today().isoformat(),
-        "command": "OMP_NUM_THREADS=1 python benchmarks/bench_engine.py " + " ".join(argv),
-        "commit": checkout_commit(),
-        "machine": f"{cpu_description()}, torch {torch.__version__}, 1 torch thread, process time",
-        "topic": "attacks",
-        "tables": [table],
-        "notes": [f"Load average (1 min) {load[0]:.2f} before, {load[1]:.2f} after."],
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return benchmark_record(
+        "engine-null-victim",
+        "The attack engine alone (null victim): queries per second per core",
+        "OMP_NUM_THREADS=1 python benchmarks/bench_engine.py " + " ".join(argv),
+        f"{cpu_description()}, torch {torch.__version__}, 1 torch thread, process time",
+        [table],
+        notes=[f"Load average (1 min) {load[0]:.2f} before, {load[1]:.2f} after."],
+    )
 
 
 def real_victim(args, synonyms) -> None:
@@ -337,7 +330,9 @@ def main(argv=None) -> int:
     if not args.skip_engine_only:
         table = engine_only(args, tokenizer, synonyms)
         if args.record:
-            write_record(Path(args.record), table, argv, (load_before[0], os.getloadavg()[0]))
+            from measure import write_record
+
+            write_record(Path(args.record), engine_record(table, argv, (load_before[0], os.getloadavg()[0])))
     if args.real_victim:
         real_victim(args, synonyms)
     print(f"\nload average (1, 5, 15 min) after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -7,6 +7,7 @@ measured in a fresh subprocess (the allocator keeps freed pages, so only a new p
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import platform
@@ -89,3 +90,25 @@ def checkout_commit() -> str | None:
     root = Path(__file__).resolve().parent.parent
     found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
     return found.stdout.strip() or None
+
+
+def benchmark_record(measurement: str, title: str, command: str, machine: str, tables: list[dict], **fields) -> dict:
+    """A record in the form of ``benchmarks/results/*.json`` (``render_results.py``), dated today, with
+    the checkout's commit and the topic "attacks" unless ``fields`` give another; ``fields`` are added."""
+    return {
+        "measurement": measurement,
+        "title": title,
+        "date": datetime.date.today().isoformat(),
+        "command": command,
+        "commit": checkout_commit(),
+        "machine": machine,
+        "topic": "attacks",
+        "tables": tables,
+        **fields,
+    }
+
+
+def write_record(path: Path, record: dict) -> None:
+    """Write ``record`` as indented JSON at ``path`` (its folder made)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
