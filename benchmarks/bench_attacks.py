@@ -174,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--skip-textattack", action="store_true")
     parser.add_argument(
+        "--textattack-first",
+        action="store_true",
+        help="run TextAttack's engines before rift_fast's (a second run in the other order cancels a drift "
+        "of the machine's speed)",
+    )
+    parser.add_argument(
         "--output-dir",
         default=str(ROOT / "runs" / "bench_attacks"),
         help="results JSON, the TextAttack specs and per-example results",
@@ -366,6 +372,16 @@ def forget_auxiliary_models() -> None:
 def token_budget(text: str) -> int | str | None:
     """``--token-budget``: a number, ``auto`` or ``none``."""
     return None if text == "none" else text if text == "auto" else int(text)
+
+
+def victim_max_length(model_dir: Path) -> int:
+    """The tokens of the victim's window, as rift_fast's victim takes it (both engines truncate there)."""
+    from rift_fast.attacks import VictimModel
+    from rift_fast.data.tasks import SENTIMENT_LABELS
+    from rift_fast.models import load_sequence_classifier
+
+    model, tokenizer, _ = load_sequence_classifier(str(model_dir), SENTIMENT_LABELS)
+    return VictimModel(model, tokenizer).max_length
 
 
 def run_ours(attack: str, search_dtype: str, args, model_dir: Path, pool, synonyms) -> dict:
@@ -817,18 +833,20 @@ def main(argv=None) -> int:
     }
     print("[bench] " + json.dumps(header), flush=True)
     runs = []
+    max_length = victim_max_length(model_dir)
     for attack in attacks:
-        for search_dtype in search_dtypes:
-            print(f"[bench] rift_fast {attack} ({search_dtype} search) ...", flush=True)
-            ours = run_ours(attack, search_dtype, args, model_dir, pool, synonyms)
-            runs.append(ours)
-            print(f"[bench]   {json.dumps(ours['summary'])}", flush=True)
-        for wrapper in [] if args.skip_textattack else wrappers:
-            theirs = run_textattack(attack, wrapper, args, model_dir, pool, synonyms_path, ours["max_length"], out_dir)
-            header.setdefault("textattack_threads", theirs["threads"])
-            header.setdefault("textattack_versions", theirs["versions"])
-            runs.append(theirs)
-            print(f"[bench]   {json.dumps(theirs['summary'])}", flush=True)
+        ours = [("rift_fast", dtype) for dtype in search_dtypes]
+        theirs = [("textattack", wrapper) for wrapper in ([] if args.skip_textattack else wrappers)]
+        for engine, choice in theirs + ours if args.textattack_first else ours + theirs:
+            if engine == "rift_fast":
+                print(f"[bench] rift_fast {attack} ({choice} search) ...", flush=True)
+                run = run_ours(attack, choice, args, model_dir, pool, synonyms)
+            else:
+                run = run_textattack(attack, choice, args, model_dir, pool, synonyms_path, max_length, out_dir)
+                header.setdefault("textattack_threads", run["threads"])
+                header.setdefault("textattack_versions", run["versions"])
+            runs.append(run)
+            print(f"[bench]   {json.dumps(run['summary'])}", flush=True)
         (out_dir / "results.json").write_text(json.dumps({"header": header, "runs": runs}, indent=1))
     summary_lines = [
         f"{pool_name(args)}: N={args.num_examples}, seed {args.seed}; synonyms {synonyms.source}; "

@@ -224,7 +224,7 @@ def tokens_by_length(victim, pool, bare: dict[int, dict], args) -> dict[int, flo
             rate = rows * length / (milliseconds / 1e3)
             rates[length] = max(rates.get(length, 0.0), rate)
             print(f"[bench]   {rows} rows x {length} tokens: {rate:.0f} tokens/s", flush=True)
-    return rates
+    return dict(sorted(rates.items()))
 
 
 def bare_seconds(calls: dict[str, dict[str, int]], curves: dict[str, dict], at_call_rows: bool = False) -> float | None:
@@ -348,7 +348,10 @@ def length_notes(measured: list[dict]) -> list[str]:
     """One note per pool and dtype: the bare forward's best tokens/s by row length (the attacks' price)."""
     return [
         f"Bare forward's best tokens/s by row length, {entry['pool']}, {entry['dtype']}: "
-        + ", ".join(f"{rate:,.0f} at {length} tokens" for length, rate in entry["tokens_per_second_by_length"].items())
+        + ", ".join(
+            f"{rate:,.0f} at {length} tokens"
+            for length, rate in sorted(entry["tokens_per_second_by_length"].items(), key=lambda item: int(item[0]))
+        )
         + "."
         for entry in measured
     ]
