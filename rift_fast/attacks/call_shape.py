@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import numpy as np
 import torch
 
 if TYPE_CHECKING:
@@ -218,16 +217,17 @@ def text_lengths(
     return [len(ids) for ids in encoded["input_ids"]]
 
 
-def typical_length(rows: Sequence[TokenRow]) -> int:
-    """The padded length of a typical call over ``rows``.
+def typical_row(rows: Sequence[TokenRow]) -> TokenRow:
+    """The row of median length among ``rows``: its length is a typical call's padded length, and copies
+    of it make the calls the measurement times (real ids, which the model's vocabulary holds).
 
     Args:
-        rows: model inputs.
+        rows: model inputs, at least one.
 
     Returns:
-        Their median number of tokens (1 for no rows).
+        The row at the middle of ``rows`` sorted by length.
     """
-    return int(np.median([len(row.ids) for row in rows])) if rows else 1
+    return sorted(rows, key=lambda row: len(row.ids))[len(rows) // 2]
 
 
 def choose_token_budget(victim: ShapedVictim, pool: Sequence[Example], requested: int | str | None) -> int | None:
@@ -253,13 +253,14 @@ def choose_token_budget(victim: ShapedVictim, pool: Sequence[Example], requested
     if victim.device.type != "cpu" or not pool:
         _say_once(f"none on {victim.device.type} (--batch-size bounds the rows)")
         return None
-    length = typical_length(victim.rows([(e.text, e.text_pair) for e in pool[:256]]))
+    row = typical_row(victim.rows([(e.text, e.text_pair) for e in pool[:256]]))
+    length = len(row.ids)
     if victim.batch_size * length <= MEASURE_FROM_TOKENS:
         _say_once(f"none: {victim.batch_size} rows of {length} tokens are a short call")
         return None
     key = shape_key(victim, length)
     if key not in _CHOICES:
-        _CHOICES[key] = measured_choice(key, victim)
+        _CHOICES[key] = measured_choice(key, victim, row)
     choice = _CHOICES[key]
     rates = ", ".join(f"{rows} rows {rate:.1f}/s" for rows, rate in choice.rows_per_second.items())
     _say_once(f"{choice.token_budget or 'none'} (measured at {key.length} tokens a row: {rates})")
@@ -273,7 +274,7 @@ def _say_once(choice: str) -> None:
         logger.info("[rift_fast] token budget per model call: %s", choice)
 
 
-def measured_choice(key: ShapeKey, victim: ShapedVictim) -> ShapeChoice:
+def measured_choice(key: ShapeKey, victim: ShapedVictim, row: TokenRow) -> ShapeChoice:
     """The call shape of ``key``, read from the cache folder or measured.
 
     A cache file that cannot be read (damaged, or written for another key) is measured again, with a
@@ -282,6 +283,7 @@ def measured_choice(key: ShapeKey, victim: ShapedVictim) -> ShapeChoice:
     Args:
         key: what the shape depends on (:func:`shape_key`).
         victim: the model timed when the cache has no answer.
+        row: the model input whose copies make the calls timed (:func:`typical_row`).
 
     Returns:
         The budget and the rates it was chosen from.
@@ -299,7 +301,7 @@ def measured_choice(key: ShapeKey, victim: ShapedVictim) -> ShapeChoice:
             return ShapeChoice(record["token_budget"], rates)
         except (ValueError, KeyError, TypeError, AttributeError, OSError) as error:
             logger.warning("[rift_fast] the call-shape cache %s is unreadable (%s): measuring again", path, error)
-    rates = measure_rows_per_second(_victim_forward(victim, key.length), victim.batch_size)
+    rates = measure_rows_per_second(lambda rows: victim.forward_uncounted([row] * rows), victim.batch_size)
     choice = ShapeChoice(budget_of(rates, key.length, victim.batch_size), rates)
     record = {"key": asdict(key), "token_budget": choice.token_budget, "rows_per_second": choice.rows_per_second}
     write_text_atomically(path, json.dumps(record, indent=1) + "\n")
@@ -357,21 +359,6 @@ def measure_rows_per_second(forward: Callable[[int], None], batch_size: int) -> 
     return rates
 
 
-def _victim_forward(victim: ShapedVictim, length: int) -> Callable[[int], None]:
-    """One call of ``victim``'s search model on ``rows`` rows of ``length`` tokens (the vocabulary's first
-    ids, cycled)."""
-    from rift_fast.attacks.splicing import TokenRow
-
-    ids = np.resize(np.arange(1000, 1000 + length, dtype=np.int32) % len(victim.tokenizer), length)
-    needs_types = "token_type_ids" in victim.tokenizer.model_input_names
-    row = TokenRow.of(ids, np.zeros(length, dtype=np.int8) if needs_types else None)
-
-    def forward(rows: int) -> None:
-        victim.forward_uncounted([row] * rows)
-
-    return forward
-
-
 __all__ = [
     "AUTO",
     "ShapeChoice",
@@ -385,5 +372,5 @@ __all__ = [
     "measured_choice",
     "shape_key",
     "text_lengths",
-    "typical_length",
+    "typical_row",
 ]
