@@ -115,22 +115,17 @@ def agreement(jobs: list[list[dict]]) -> tuple[bool, float]:
 
 def measurement_record(args: argparse.Namespace, caption: str, rows: list[list[str]], notes: list[str]) -> dict:
     """The run as a measurement record of ``benchmarks/results/`` (rendered by ``render_results.py``)."""
-    import datetime
+    from measure import benchmark_record, cpu_description
 
-    from measure import checkout_commit, cpu_description
-
-    return {
-        "measurement": "attack-sharding",
-        "order": 20,
-        "title": "Sharing a mixed pool among torchrun processes: chunk queue against round-robin",
-        "date": datetime.date.today().isoformat(),
-        "command": "python benchmarks/bench_sharding.py " + " ".join(sys.argv[1:]),
-        "commit": checkout_commit(),
-        "machine": f"{cpu_description()}; {args.processes} processes x {args.threads} torch threads",
-        "topic": "attacks",
-        "tables": [{"caption": caption, "columns": list(COLUMNS), "rows": rows}],
-        "notes": notes,
-    }
+    return benchmark_record(
+        "attack-sharding",
+        "Sharing a mixed pool among torchrun processes: chunk queue against round-robin",
+        "python benchmarks/bench_sharding.py " + " ".join(sys.argv[1:]),
+        f"{cpu_description()}; {args.processes} processes x {args.threads} torch threads",
+        [{"caption": caption, "columns": list(COLUMNS), "rows": rows}],
+        order=20,
+        notes=notes,
+    )
 
 
 def main() -> None:

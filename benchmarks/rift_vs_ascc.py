@@ -251,24 +251,20 @@ def markdown(summary: dict, seeds: list[str], command: str) -> str:
 
 def measurement_record(summary: dict, seeds: list[str], command: str) -> dict:
     """The run as a measurement record of ``benchmarks/results/`` (rendered by ``render_results.py``):
-    both tables, the command, the commit of this checkout, the machine and the flat-regime warning."""
-    import datetime
-
+    the three tables, the command, the commit of this checkout, the machine and the flat-regime warning."""
     import torch
-    from measure import checkout_commit, cpu_description
+    from measure import benchmark_record, cpu_description
 
-    return {
-        "measurement": "rift-vs-ascc",
-        "order": 0,
-        "title": "RIFT against ASCC: the MI term isolated, over seeds, with paired tests",
-        "date": datetime.date.today().isoformat(),
-        "command": command,
-        "commit": checkout_commit(),
-        "machine": f"{cpu_description()}; torch {torch.__version__}, {torch.get_num_threads()} thread(s)",
-        "topic": "training",
-        "tables": tables(summary, seeds),
-        "notes": flat_regime_warning(summary),
-    }
+    return benchmark_record(
+        "rift-vs-ascc",
+        "RIFT against ASCC: the MI term isolated, over seeds, with paired tests",
+        command,
+        f"{cpu_description()}; torch {torch.__version__}, {torch.get_num_threads()} thread(s)",
+        tables(summary, seeds),
+        order=0,
+        topic="training",
+        notes=flat_regime_warning(summary),
+    )
 
 
 def _points(figure: dict) -> str:
