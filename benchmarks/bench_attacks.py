@@ -164,11 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="rift_fast runs: float32 (the victim itself) and/or bfloat16 (a bfloat16 copy searches, "
         "the float32 victim scores clean inputs, near-boundary answers and every verdict)",
     )
-    parser.add_argument(
-        "--token-budget",
-        default="auto",
-        help="rift_fast's tokens per forward, at most: N, auto (measured on a CPU) or none (--batch-size alone)",
-    )
+    add_token_budget_option(parser)
     parser.add_argument(
         "--record", default=None, help="also write the table as a record for benchmarks/results/ (JSON)"
     )
@@ -374,6 +370,17 @@ def token_budget(text: str) -> int | str | None:
     return None if text == "none" else text if text == "auto" else int(text)
 
 
+def add_token_budget_option(parser: argparse.ArgumentParser) -> None:
+    """``--token-budget`` of the benchmarks that run rift_fast's attacks (this one, the call-shape and the
+    decoder benchmarks): besides the product's N and auto, ``none`` (the batch size alone bounds the calls)."""
+    parser.add_argument(
+        "--token-budget",
+        type=token_budget,
+        default="auto",
+        help="rift_fast's tokens per forward, at most: N, auto (measured on a CPU) or none (--batch-size alone)",
+    )
+
+
 def victim_max_length(model_dir: Path) -> int:
     """The tokens of the victim's window, as rift_fast's victim takes it (both engines truncate there)."""
     from rift_fast.attacks import VictimModel
@@ -394,7 +401,7 @@ def run_ours(attack: str, search_dtype: str, args, model_dir: Path, pool, synony
 
     model, tokenizer, _ = load_sequence_classifier(str(model_dir), SENTIMENT_LABELS)
     victim = VictimModel(model, tokenizer, batch_size=args.batch_size, search_dtype=getattr(torch, search_dtype))
-    victim.token_budget = choose_token_budget(victim, pool, token_budget(args.token_budget))
+    victim.token_budget = choose_token_budget(victim, pool, args.token_budget)
     options = recipe_options(attack, args)
     forget_auxiliary_models()
     recipe = build_attack(attack, victim, synonyms, is_pair=False, options=options)
@@ -853,7 +860,7 @@ def main(argv=None) -> int:
         f"victim {model_dir.name} (embedded MiniLM fine-tuned: {victim_settings(args, task)}); "
         f"GA population {args.ga_population}, {args.ga_generations} generations (both engines); "
         f"no LM filter, no modification budget; rift_fast batch {args.batch_size}, token budget "
-        f"{args.token_budget}."
+        f"{args.token_budget or 'none'}."
     ]
     if set(attacks) - set(SYNONYM_ATTACKS):
         summary_lines.append(

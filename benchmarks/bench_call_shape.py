@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=5, help="timed bare forwards per shape (median kept)")
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=64, help="the attacks' rows per call, at most")
-    parser.add_argument("--token-budget", default="auto", help="the attacks' tokens per call: N, auto or none")
+    bench_attacks.add_token_budget_option(parser)
     parser.add_argument("--ga-population", type=int, default=20)
     parser.add_argument("--ga-generations", type=int, default=5)
     parser.add_argument("--word-vectors", default=None, help="TextFooler's vectors (default: bench_attacks' GloVe)")
@@ -76,11 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default=str(ROOT / "runs" / "bench_call_shape.json"), help="the JSON record")
     return parser
-
-
-def token_budget(text: str) -> int | str | None:
-    """``--token-budget``: a number, ``auto`` or ``none``."""
-    return None if text == "none" else text if text == "auto" else int(text)
 
 
 def call_of(victim, pool, rows: int) -> list:
@@ -108,7 +103,7 @@ def attack_figures(name: str, victim, pool, synonyms, args) -> dict:
     from rift_fast.attacks import build_attack
     from rift_fast.attacks.call_shape import choose_token_budget
 
-    victim.token_budget = choose_token_budget(victim, pool, token_budget(args.token_budget))
+    victim.token_budget = choose_token_budget(victim, pool, args.token_budget)
     bench_attacks.forget_auxiliary_models()
     attack = build_attack(name, victim, synonyms, is_pair=False, options=bench_attacks.recipe_options(name, args))
     counts = ("rows_scored", "exact_rows_scored", "tokens_scored", "exact_tokens_scored", "forward_seconds")

@@ -78,11 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--batch-size", type=int, default=32, help="queries per forward: rift_fast and TextAttack's dynamic wrapper"
     )
-    parser.add_argument(
-        "--token-budget",
-        default="auto",
-        help="rift_fast's tokens per forward, at most: N, auto (measured on a CPU) or none (--batch-size alone)",
-    )
+    bench_attacks.add_token_budget_option(parser)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads, both engines")
     parser.add_argument("--seed", type=int, default=0, help="seed of the pool, the weights and the GAs")
     parser.add_argument("--synonyms", default=None, help="neighbour JSON or 'embedded' (default: see above)")
