@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from rift_fast.attacks.call_shape import MEASURE_FROM_TOKENS
 from rift_fast.data.sources import (
     DEFAULT_LABEL_COLUMN,
     DEFAULT_TEXT_COLUMN,
@@ -70,8 +71,9 @@ def add_token_budget_argument(parser: argparse.ArgumentParser | argparse._Argume
         default="auto",
         metavar="N|auto",
         help="the most tokens (rows x padded length) per model call of the attacks, besides their batch size; "
-        "a speed setting, results do not depend on it. auto (default): none on a GPU; on a CPU, for long "
-        "inputs, measured once by a few timed calls and cached (see docs: call shape)",
+        "a speed setting, results do not depend on it. auto (default): none on a GPU; on a CPU, once a call "
+        f"of --batch-size rows would hold more than {MEASURE_FROM_TOKENS} tokens, measured once by a few timed "
+        "calls and cached (see docs: call shape)",
     )
 
 
