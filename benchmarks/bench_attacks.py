@@ -64,6 +64,7 @@ import json
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -411,10 +412,13 @@ def run_ours(attack: str, search_dtype: str, args, model_dir: Path, pool, synony
         "batch_size": args.batch_size,
         "token_budget": victim.token_budget,
     }
+    faults = ForwardTimer(*(m for m in (victim.model, victim.search_model) if m is not None))
     load_before, cpu_started = os.getloadavg()[0], time.process_time()
     report = recipe.run(pool, victim, settings, progress=False)
     summary = report.summary()
     summary.update(  # the report's forward time counts the victim and the attack's own models
+        forward_calls=faults.calls,
+        forward_page_faults=faults.page_faults,
         forward_share=victim.forward_seconds / report.wall_seconds,
         model_forward_seconds=report.forward_seconds,
         rows_scored=victim.rows_scored,
@@ -436,23 +440,30 @@ def run_ours(attack: str, search_dtype: str, args, model_dir: Path, pool, synony
 
 # ------------------------------------------------------------------------------------- TextAttack side
 class ForwardTimer:
-    """Seconds spent inside ``model``'s forward, its calls and the rows it scored (hooks on the top module)."""
+    """Seconds spent inside the forwards of ``models``, their calls, the rows they scored and the page
+    faults the process took during them (minor faults: memory the allocator had given back and the
+    forward touched again); hooks on each top module."""
 
-    def __init__(self, model):
+    def __init__(self, *models):
         self.seconds = 0.0
         self.calls = 0
         self.rows = 0
+        self.page_faults = 0
         self._started = None
-        model.register_forward_pre_hook(self._pre, with_kwargs=True)
-        model.register_forward_hook(self._post)
+        self._faults_before = 0
+        for model in models:
+            model.register_forward_pre_hook(self._pre, with_kwargs=True)
+            model.register_forward_hook(self._post)
 
     def _pre(self, module, args, kwargs):
         ids = kwargs.get("input_ids", args[0] if args else None)
         self.rows += int(ids.shape[0]) if ids is not None else 0
+        self._faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         self._started = time.perf_counter()
 
     def _post(self, module, inputs, output):
         self.seconds += time.perf_counter() - self._started
+        self.page_faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - self._faults_before
         self.calls += 1
 
 
@@ -582,6 +593,7 @@ def textattack_worker(spec_path: str) -> int:
     summary.update(
         model_forward_seconds=timer.seconds + sum(t.seconds for t in helper_timers),
         forward_calls=timer.calls,
+        forward_page_faults=timer.page_faults,
         rows_scored=timer.rows,
         cpu_seconds=time.process_time() - cpu_started,
         load_average_before=load_before,
@@ -665,6 +677,13 @@ def victim_rows_per_second(summary: dict) -> float:
     return summary.get("rows_scored", 0) / seconds if seconds else 0.0
 
 
+def page_faults_per_call(summary: dict) -> str:
+    """Minor page faults the process took per victim forward call ("—" for runs recorded without them)."""
+    if "forward_page_faults" not in summary or not summary.get("forward_calls"):
+        return "—"
+    return f"{summary['forward_page_faults'] / summary['forward_calls']:,.0f}"
+
+
 def run_table(runs: list[dict]) -> dict:
     """The runs as a record table; the two ratio columns divide each wall time by rift_fast's (float32, bf16)."""
     columns = [
@@ -679,6 +698,7 @@ def run_table(runs: list[dict]) -> dict:
         "queries / example",
         "model rows",
         "rows/s in victim forward",
+        "page faults / victim call",
         "in victim forward",
         "in any model forward",
         "CPU time",
@@ -704,6 +724,7 @@ def run_table(runs: list[dict]) -> dict:
                 f"{s['mean_queries']:.0f}",
                 str(s.get("rows_scored", 0)),
                 f"{victim_rows_per_second(s):.1f}",
+                page_faults_per_call(s),
                 f"{s['forward_share']:.0%}",
                 f"{model_share(s):.0%}",
                 f"{s.get('cpu_seconds', float('nan')):.0f} s",
@@ -782,6 +803,9 @@ def benchmark_synonyms(choice: str | None, out_dir: Path) -> tuple[Any, Path]:
     return synonyms, path
 
 
+HOST_MEMORY = {True: "freed memory kept in the heap (glibc mallopt)", False: "the C library's default"}
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.worker:
@@ -800,6 +824,9 @@ def main(argv=None) -> int:
         )
     threads = _set_threads(args.threads)
     args.threads = threads["intra_op"]
+    from rift_fast.core.host_memory import retain_freed_host_memory
+
+    retained = retain_freed_host_memory()  # as the command line does; the TextAttack worker keeps the default
 
     from rift_fast.data.tasks import load_imdb, load_task, test_pool
     from rift_fast.models import resolve_model_source
@@ -837,6 +864,7 @@ def main(argv=None) -> int:
         "sentence_encoder": args.sentence_encoder,
         "pos_tagger": args.pos_tagger,
         "mlm": args.mlm,
+        "host_memory": {"rift_fast": HOST_MEMORY[retained], "TextAttack": HOST_MEMORY[False]},
     }
     print("[bench] " + json.dumps(header), flush=True)
     runs = []

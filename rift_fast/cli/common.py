@@ -201,8 +201,13 @@ def init_distributed() -> tuple[int, int]:
 
 
 def run_command_line(main: Callable[[], int], prog: str) -> int:
-    """``main()``; a bad input (ValueError, OSError: a file, value or setting the message names) is
-    printed as one line, ``<prog>: error: <message>``, with exit status 2 instead of a traceback."""
+    """``main()``, with freed host memory kept in the heap for the CPU's forward passes
+    (:func:`rift_fast.core.host_memory.retain_freed_host_memory`); a bad input (ValueError, OSError: a
+    file, value or setting the message names) is printed as one line, ``<prog>: error: <message>``, with
+    exit status 2 instead of a traceback."""
+    from rift_fast.core.host_memory import retain_freed_host_memory
+
+    retain_freed_host_memory()
     try:
         return main()
     except (ValueError, OSError) as error:

@@ -1,0 +1,85 @@
+"""Freed host memory kept in the heap (glibc mallopt), so that repeated forward passes reuse it."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from rift_fast.core import host_memory
+from rift_fast.core.host_memory import retain_freed_host_memory
+
+# Allocates, touches and frees a working set of 8 blocks of 16 MiB (below glibc's 32 MiB mmap ceiling),
+# three times, and prints the free memory the heap keeps afterwards (mallinfo2's fordblks, MiB).
+ROUNDS_SCRIPT = """
+import ctypes, json, sys, torch
+from rift_fast.core.host_memory import retain_freed_host_memory
+taken = retain_freed_host_memory() if sys.argv[1] == "retained" else None
+class MallocInfo(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+mallinfo2 = ctypes.CDLL(None).mallinfo2
+mallinfo2.restype = MallocInfo
+for round in range(3):
+    working_set = [torch.empty(16 << 20, dtype=torch.uint8).fill_(round) for _ in range(8)]
+    del working_set
+print(json.dumps({"taken": taken, "kept_mib": mallinfo2().fordblks >> 20}))
+"""
+WORKING_SET_MIB = 8 * 16
+
+glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the setting is glibc's")
+
+
+def freed_and_kept(setting: str) -> dict:
+    """Whether the setting was taken and the freed MiB the heap keeps, in a fresh process with ``setting``."""
+    done = subprocess.run([sys.executable, "-c", ROUNDS_SCRIPT, setting], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+@glibc_only
+def test_a_freed_working_set_stays_in_the_heap_only_when_retained():
+    default, retained = freed_and_kept("default"), freed_and_kept("retained")
+    assert retained["taken"] is True
+    assert retained["kept_mib"] >= WORKING_SET_MIB  # the next forward reuses it without page faults
+    assert default["kept_mib"] < WORKING_SET_MIB  # glibc's default trims it back to the system
+
+
+def test_both_thresholds_are_set(monkeypatch):
+    calls = []
+
+    class RecordingLibc:
+        @staticmethod
+        def mallopt(parameter: int, value: int) -> int:
+            calls.append((parameter, value))
+            return 1
+
+    monkeypatch.setattr(host_memory.platform, "libc_ver", lambda: ("glibc", "2.36"))
+    monkeypatch.setattr(host_memory.ctypes, "CDLL", lambda name: RecordingLibc())
+    assert retain_freed_host_memory(1 << 28) is True
+    assert sorted(calls) == [(-3, host_memory.HEAP_BLOCK_BYTES), (-1, 1 << 28)]  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+
+
+@pytest.mark.parametrize("limit", [0, -1, 1 << 31, 1 << 40])
+def test_limit_outside_a_c_int_is_refused_naming_it(limit):
+    with pytest.raises(ValueError, match=str(limit)):
+        retain_freed_host_memory(limit)
+
+
+def test_other_c_libraries_are_left_as_they_are(monkeypatch):
+    monkeypatch.setattr(host_memory.platform, "libc_ver", lambda: ("", ""))
+    assert retain_freed_host_memory() is False
+
+
+@glibc_only
+def test_a_refused_setting_is_reported(monkeypatch, caplog):
+    class RefusingLibc:
+        @staticmethod
+        def mallopt(parameter: int, value: int) -> int:
+            return 0
+
+    monkeypatch.setattr(host_memory.ctypes, "CDLL", lambda name: RefusingLibc())
+    assert retain_freed_host_memory() is False
+    assert "refused" in caplog.text
