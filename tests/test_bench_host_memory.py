@@ -1,0 +1,57 @@
+"""The host-memory benchmark's table: medians per setting, the ratio to the default, and result digests."""
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+from bench_host_memory import results_digest, table  # noqa: E402
+
+
+def run(setting: str, dtype: str, wall: float, faults: float, digest: str = "abc") -> dict:
+    return {
+        "setting": setting,
+        "dtype": dtype,
+        "wall_seconds": wall,
+        "rows_per_forward_second": 100 / wall,
+        "page_faults_per_call": faults,
+        "peak_rss_mib": 1000.0 if setting == "default" else 1500.0,
+        "results_digest": digest,
+    }
+
+
+def test_table_gives_medians_and_the_ratio_to_the_default_per_dtype():
+    runs = [
+        run("default", "float32", 10.0, 40000),
+        run("retained", "float32", 9.0, 100),
+        run("default", "float32", 12.0, 42000),
+        run("retained", "float32", 9.4, 300),
+        run("default", "bfloat16", 4.0, 9000),
+        run("retained", "bfloat16", 4.0, 10, digest="def"),
+    ]
+    rows = table(runs, ["float32", "bfloat16"])["rows"]
+    assert [row[:2] for row in rows] == [
+        ["float32", "glibc default"],
+        ["float32", "freed memory kept (rift_fast's setting)"],
+        ["bfloat16", "glibc default"],
+        ["bfloat16", "freed memory kept (rift_fast's setting)"],
+    ]
+    assert rows[0][2] == "11.0 s (10.0, 12.0)" and rows[0][3] == "1.000"
+    assert rows[1][2] == "9.2 s (9.0, 9.4)" and rows[1][3] == f"{9.2 / 11.0:.3f}"
+    assert rows[0][5] == "41,000" and rows[1][5] == "200"
+    assert rows[1][6] == "1,500 MiB"
+    assert rows[3][7] == "def"  # a digest that differs from the default's shows in its own row
+
+
+@dataclass
+class Result:
+    status: str
+    final_label_probability: float
+
+
+def test_results_digest_sees_every_field_floats_included():
+    same = results_digest([Result("success", 0.25)])
+    assert same == results_digest([Result("success", 0.25)])
+    assert same != results_digest([Result("success", 0.25 + 1e-12)])
+    assert same != results_digest([Result("failed", 0.25)])
