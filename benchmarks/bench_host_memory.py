@@ -137,6 +137,22 @@ def table(runs: list[dict], dtypes: list[str]) -> dict:
     return {"columns": columns, "rows": rows, "align": "ll" + "r" * (len(columns) - 2)}
 
 
+def run_notes(runs: list[dict]) -> list[str]:
+    """The record's notes: every run in the order run, and whether every run gave the same results."""
+    digests = {run["results_digest"] for run in runs if run["dtype"] == runs[0]["dtype"]}
+    same = "every run of one dtype gave the same results digest" if len(digests) == 1 else "results DIFFER"
+    return [
+        "Runs in order: "
+        + "; ".join(
+            f"{run['setting']} {run['dtype']} {run['wall_seconds']:.1f} s, "
+            f"{run['rows_per_forward_second']:.2f} rows/s, {run['page_faults_per_call']:,.0f} faults a call"
+            for run in runs
+        )
+        + ".",
+        f"Token budget {runs[0]['token_budget']}; {same}.",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
@@ -168,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             command,
             cpu_description(),
             [{"caption": caption, **result}],
+            notes=run_notes(runs),
             runs=runs,
         )
         write_record(Path(args.record), record)
