@@ -139,8 +139,9 @@ def table(runs: list[dict], dtypes: list[str]) -> dict:
 
 def run_notes(runs: list[dict]) -> list[str]:
     """The record's notes: every run in the order run, and whether every run gave the same results."""
-    digests = {run["results_digest"] for run in runs if run["dtype"] == runs[0]["dtype"]}
-    same = "every run of one dtype gave the same results digest" if len(digests) == 1 else "results DIFFER"
+    dtypes = {run["dtype"] for run in runs}
+    agree = all(len({run["results_digest"] for run in runs if run["dtype"] == dtype}) == 1 for dtype in dtypes)
+    same = "the runs of each dtype gave one results digest" if agree else "results DIFFER between runs of one dtype"
     return [
         "Runs in order: "
         + "; ".join(
