@@ -222,6 +222,18 @@ def test_another_dtype_or_thread_count_measures_again(tokenizer, measured, monke
     assert len(measured) == 3
 
 
+def test_keeping_freed_host_memory_measures_again(tokenizer, measured, monkeypatch):
+    """With the C library's default allocator large CPU calls page-fault, so the best shape differs."""
+    kept = call_shape.host_memory.freed_memory_kept()
+    choose_token_budget(_long_victim(tokenizer), LONG_POOL, AUTO)
+    monkeypatch.setattr(call_shape.host_memory, "_kept", not kept)
+    choose_token_budget(_long_victim(tokenizer), LONG_POOL, AUTO)
+    assert len(measured) == 2
+    monkeypatch.setattr(call_shape.host_memory, "_kept", kept)
+    choose_token_budget(_long_victim(tokenizer), LONG_POOL, AUTO)
+    assert len(measured) == 2  # the first answer, kept in memory
+
+
 def test_a_corrupt_cache_file_is_measured_again_with_a_warning(tokenizer, measured, tmp_path, monkeypatch, caplog):
     choose_token_budget(_long_victim(tokenizer), LONG_POOL, AUTO)
     (cached,) = (tmp_path / "call_shapes").iterdir()

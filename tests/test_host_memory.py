@@ -40,11 +40,12 @@ def freed_and_kept(setting: str) -> dict:
 
 
 @glibc_only
-def test_a_freed_working_set_stays_in_the_heap_only_when_retained():
-    default, retained = freed_and_kept("default"), freed_and_kept("retained")
+def test_a_freed_working_set_stays_in_the_heap_when_retained():
+    # glibc's default keeps a varying part of it (its thresholds move with the allocation history), so
+    # only the retained side is asserted; benchmarks/bench_host_memory.py measures the difference.
+    retained = freed_and_kept("retained")
     assert retained["taken"] is True
     assert retained["kept_mib"] >= WORKING_SET_MIB  # the next forward reuses it without page faults
-    assert default["kept_mib"] < WORKING_SET_MIB  # glibc's default trims it back to the system
 
 
 def test_both_thresholds_are_set(monkeypatch):
@@ -58,7 +59,9 @@ def test_both_thresholds_are_set(monkeypatch):
 
     monkeypatch.setattr(host_memory.platform, "libc_ver", lambda: ("glibc", "2.36"))
     monkeypatch.setattr(host_memory.ctypes, "CDLL", lambda name: RecordingLibc())
+    monkeypatch.setattr(host_memory, "_kept", False)  # restored after the test: the pytest process is not changed
     assert retain_freed_host_memory(1 << 28) is True
+    assert host_memory.freed_memory_kept()
     assert sorted(calls) == [(-3, host_memory.HEAP_BLOCK_BYTES), (-1, 1 << 28)]  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
 
 
@@ -81,5 +84,7 @@ def test_a_refused_setting_is_reported(monkeypatch, caplog):
             return 0
 
     monkeypatch.setattr(host_memory.ctypes, "CDLL", lambda name: RefusingLibc())
+    monkeypatch.setattr(host_memory, "_kept", False)
     assert retain_freed_host_memory() is False
     assert "refused" in caplog.text
+    assert not host_memory.freed_memory_kept()

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import torch
 
+from rift_fast.core import host_memory
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
@@ -94,7 +96,9 @@ def cut_calls(
 class ShapeKey:
     """What the best call shape depends on: the model (its class, name and parameter count), the
     device and the processor's model, the dtype answering the search, the torch threads and version,
-    the typical padded length (rounded up to :data:`LENGTH_BUCKET`) and the rows per call the measurement
+    the typical padded length (rounded up to :data:`LENGTH_BUCKET`), whether the process keeps freed
+    host memory (:func:`rift_fast.core.host_memory.retain_freed_host_memory`: with the C library's
+    default, large CPU calls page-fault and a smaller shape wins) and the rows per call the measurement
     times (:data:`MEASURED_ROWS`: a cache written by a measurement of other shapes is not read)."""
 
     model: str
@@ -104,6 +108,7 @@ class ShapeKey:
     threads: int
     torch: str
     length: int
+    freed_memory_kept: bool
     measured_rows: tuple[int, ...] = MEASURED_ROWS
 
     def file_name(self) -> str:
@@ -183,6 +188,7 @@ def shape_key(victim: ShapedVictim, length: int) -> ShapeKey:
         torch.get_num_threads(),
         torch.__version__,
         bucket,
+        host_memory.freed_memory_kept(),
     )
 
 

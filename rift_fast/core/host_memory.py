@@ -29,6 +29,7 @@ RETAINED_HOST_MEMORY_BYTES = 1 << 30  # 1 GiB: past the working set of a CPU for
 HEAP_BLOCK_BYTES = 32 << 20  # glibc's largest dynamic mmap threshold on 64-bit: larger blocks are mmapped still
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
 _M_MMAP_THRESHOLD = -3
+_kept = False  # whether glibc took both settings in this process
 
 
 def retain_freed_host_memory(limit_bytes: int = RETAINED_HOST_MEMORY_BYTES) -> bool:
@@ -58,4 +59,12 @@ def retain_freed_host_memory(limit_bytes: int = RETAINED_HOST_MEMORY_BYTES) -> b
     taken = all(libc.mallopt(parameter, value) == 1 for parameter, value in settings)
     if not taken:
         LOGGER.warning("glibc refused to keep freed host memory up to %d bytes (mallopt)", limit_bytes)
+    global _kept
+    _kept = _kept or taken
     return taken
+
+
+def freed_memory_kept() -> bool:
+    """Whether :func:`retain_freed_host_memory` has taken effect in this process (it lasts for the
+    process's life)."""
+    return _kept
