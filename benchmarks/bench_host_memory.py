@@ -109,6 +109,7 @@ def table(runs: list[dict], dtypes: list[str]) -> dict:
     columns = [
         "search dtype",
         "host memory",
+        "token budget",
         "wall time",
         "÷ default",
         "rows/s in victim forward",
@@ -126,6 +127,7 @@ def table(runs: list[dict], dtypes: list[str]) -> dict:
                 [
                     dtype,
                     "glibc default" if setting == "default" else "freed memory kept (rift_fast's setting)",
+                    ", ".join(sorted({str(run["token_budget"]) for run in mine})),
                     f"{walls[setting]:.1f} s ({each_run(mine)})",
                     f"{walls[setting] / walls['default']:.3f}",
                     f"{statistics.median(run['rows_per_forward_second'] for run in mine):.2f}",
@@ -145,12 +147,13 @@ def run_notes(runs: list[dict]) -> list[str]:
     return [
         "Runs in order: "
         + "; ".join(
-            f"{run['setting']} {run['dtype']} {run['wall_seconds']:.1f} s, "
+            f"{run['setting']} {run['dtype']} (budget {run['token_budget']}) {run['wall_seconds']:.1f} s, "
             f"{run['rows_per_forward_second']:.2f} rows/s, {run['page_faults_per_call']:,.0f} faults a call"
             for run in runs
         )
         + ".",
-        f"Token budget {runs[0]['token_budget']}; {same}.",
+        f"Each setting measures its own token budget (--token-budget auto; the call-shape cache key names the "
+        f"setting); {same}.",
     ]
 
 

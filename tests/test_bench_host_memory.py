@@ -16,6 +16,7 @@ def run(setting: str, dtype: str, wall: float, faults: float, digest: str = "abc
         "wall_seconds": wall,
         "rows_per_forward_second": 100 / wall,
         "page_faults_per_call": faults,
+        "token_budget": 4096,
         "peak_rss_mib": 1000.0 if setting == "default" else 1500.0,
         "results_digest": digest,
     }
@@ -37,11 +38,12 @@ def test_table_gives_medians_and_the_ratio_to_the_default_per_dtype():
         ["bfloat16", "glibc default"],
         ["bfloat16", "freed memory kept (rift_fast's setting)"],
     ]
-    assert rows[0][2] == "11.0 s (10.0, 12.0)" and rows[0][3] == "1.000"
-    assert rows[1][2] == "9.2 s (9.0, 9.4)" and rows[1][3] == f"{9.2 / 11.0:.3f}"
-    assert rows[0][5] == "41,000" and rows[1][5] == "200"
-    assert rows[1][6] == "1,500 MiB"
-    assert rows[3][7] == "def"  # a digest that differs from the default's shows in its own row
+    assert rows[0][2] == "4096"
+    assert rows[0][3] == "11.0 s (10.0, 12.0)" and rows[0][4] == "1.000"
+    assert rows[1][3] == "9.2 s (9.0, 9.4)" and rows[1][4] == f"{9.2 / 11.0:.3f}"
+    assert rows[0][6] == "41,000" and rows[1][6] == "200"
+    assert rows[1][7] == "1,500 MiB"
+    assert rows[3][8] == "def"  # a digest that differs from the default's shows in its own row
 
 
 @dataclass
