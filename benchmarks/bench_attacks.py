@@ -412,7 +412,7 @@ def run_ours(attack: str, search_dtype: str, args, model_dir: Path, pool, synony
         "batch_size": args.batch_size,
         "token_budget": victim.token_budget,
     }
-    faults = ForwardTimer(*(m for m in (victim.model, victim.search_model) if m is not None))
+    faults = victim_forward_timer(victim)
     load_before, cpu_started = os.getloadavg()[0], time.process_time()
     report = recipe.run(pool, victim, settings, progress=False)
     summary = report.summary()
@@ -451,9 +451,19 @@ class ForwardTimer:
         self.page_faults = 0
         self._started = None
         self._faults_before = 0
-        for model in models:
-            model.register_forward_pre_hook(self._pre, with_kwargs=True)
-            model.register_forward_hook(self._post)
+        self._hooks = [
+            hook
+            for model in models
+            for hook in (
+                model.register_forward_pre_hook(self._pre, with_kwargs=True),
+                model.register_forward_hook(self._post),
+            )
+        ]
+
+    def remove(self) -> None:
+        """Takes the hooks off the models (their counts stay readable)."""
+        for hook in self._hooks:
+            hook.remove()
 
     def _pre(self, module, args, kwargs):
         ids = kwargs.get("input_ids", args[0] if args else None)
@@ -465,6 +475,11 @@ class ForwardTimer:
         self.seconds += time.perf_counter() - self._started
         self.page_faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - self._faults_before
         self.calls += 1
+
+
+def victim_forward_timer(victim) -> ForwardTimer:
+    """A :class:`ForwardTimer` on a rift_fast victim's model and its reduced-precision search copy (if any)."""
+    return ForwardTimer(*(model for model in (victim.model, victim.search_model) if model is not None))
 
 
 class EncoderTimer:

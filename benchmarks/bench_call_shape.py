@@ -107,13 +107,14 @@ def attack_figures(name: str, victim, pool, synonyms, args) -> dict:
     bench_attacks.forget_auxiliary_models()
     attack = build_attack(name, victim, synonyms, is_pair=False, options=bench_attacks.recipe_options(name, args))
     counts = ("rows_scored", "exact_rows_scored", "tokens_scored", "exact_tokens_scored", "forward_seconds")
-    faults = bench_attacks.ForwardTimer(*(m for m in (victim.model, victim.search_model) if m is not None))
+    faults = bench_attacks.victim_forward_timer(victim)
     before = {count: getattr(victim, count) for count in counts}
     for tally in victim.calls_scored.values():
         tally.clear()
     started = time.perf_counter()
     report = attack.run(pool, victim, {}, progress=False)
     wall = time.perf_counter() - started
+    faults.remove()  # the model is shared by the next attacks and copied into the next dtype's search model
     scored = {count: getattr(victim, count) - before[count] for count in counts}
     rows, forward = scored["rows_scored"], scored["forward_seconds"]
     return {

@@ -73,7 +73,7 @@ def attack_once(setting: str, dtype: str, args) -> dict:
     attack = build_attack(
         args.attack, victim, synonyms, is_pair=False, options=bench_attacks.recipe_options(args.attack, recipe_args)
     )
-    timer = bench_attacks.ForwardTimer(*(m for m in (victim.model, victim.search_model) if m is not None))
+    timer = bench_attacks.victim_forward_timer(victim)
     started = time.perf_counter()
     report = attack.run(pool, victim, {}, progress=False)
     return {

@@ -57,3 +57,24 @@ def test_results_digest_sees_every_field_floats_included():
     assert same == results_digest([Result("success", 0.25)])
     assert same != results_digest([Result("success", 0.25 + 1e-12)])
     assert same != results_digest([Result("failed", 0.25)])
+
+
+def test_the_victim_forward_timer_counts_both_models_until_removed():
+    import torch
+    from bench_attacks import victim_forward_timer
+
+    class Victim:
+        model = torch.nn.Linear(4, 2)
+        search_model = torch.nn.Linear(4, 2).to(torch.bfloat16)
+
+    timer = victim_forward_timer(Victim)
+    Victim.model(input=torch.zeros(3, 4))
+    Victim.search_model(input=torch.zeros(5, 4, dtype=torch.bfloat16))
+    assert timer.calls == 2 and timer.page_faults >= 0 and timer.seconds > 0
+    timer.remove()
+    Victim.model(input=torch.zeros(3, 4))
+    assert timer.calls == 2
+    Victim.search_model = None  # a float32 victim: the model alone
+    alone = victim_forward_timer(Victim)
+    Victim.model(input=torch.zeros(3, 4))
+    assert alone.calls == 1
