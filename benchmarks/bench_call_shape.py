@@ -37,6 +37,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -112,9 +113,11 @@ def attack_figures(name: str, victim, pool, synonyms, args) -> dict:
     for tally in victim.calls_scored.values():
         tally.clear()
     started = time.perf_counter()
+    shapes_before, victim.calls_sent = set(victim.shapes_seen), []
     report = attack.run(pool, victim, {}, progress=False)
     wall = time.perf_counter() - started
     faults.remove()  # the model is shared by the next attacks and copied into the next dtype's search model
+    calls, victim.calls_sent = victim.calls_sent, None
     scored = {count: getattr(victim, count) - before[count] for count in counts}
     rows, forward = scored["rows_scored"], scored["forward_seconds"]
     return {
@@ -127,22 +130,37 @@ def attack_figures(name: str, victim, pool, synonyms, args) -> dict:
         "rows_per_wall_second": rows / wall,
         "token_budget": victim.token_budget,
         "robust_accuracy": report.summary()["robust_accuracy"],
+        **replayed(victim, calls, shapes_before),
     }
 
 
 def logging_victim_class():
     """A :class:`VictimModel` that tallies the rows each model scores by the rows of their call and their
     length (``calls_scored``: ``{"search" | "exact": Counter("ROWSxLENGTH" -> rows)}``, "exact" for the
-    float32 model itself)."""
-    from collections import Counter
-
+    float32 model itself), keeps each call it sends (``calls_sent``: ``[(model, batch)]``, when set to a
+    list) and, in ``shapes_seen`` (shared by the class's victims), every (dtype, rows, padded length) its
+    models have run, the bare forwards' included."""
     from rift_fast.attacks import VictimModel
 
     class ShapeLoggingVictim(VictimModel):
+        shapes_seen: set[tuple] = set()
+
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             self.calls_scored: dict[str, Counter] = {"search": Counter(), "exact": Counter()}
+            self.calls_sent: list | None = None
             self._scoring = "exact"
+
+        def answers(self, model, batch):
+            self.shapes_seen.add(call_shape(model, batch))
+            if self.calls_sent is not None:
+                self.calls_sent.append((model, batch))
+            return super().answers(model, batch)
+
+        def forward_uncounted(self, rows) -> None:
+            calls_sent, self.calls_sent = self.calls_sent, None  # the bare forward is no call of the attack
+            super().forward_uncounted(rows)
+            self.calls_sent = calls_sent
 
         def _queue(self, model, rows, one_length=False):
             self._scoring = "exact" if model is self.model else "search"
@@ -155,6 +173,66 @@ def logging_victim_class():
             return calls
 
     return ShapeLoggingVictim
+
+
+def call_shape(model, batch: dict) -> tuple:
+    """(model dtype, rows, padded length) of one call: what the CPU kernels are chosen and built for."""
+    return (str(next(model.parameters()).dtype), *batch["input_ids"].shape)
+
+
+def replayed(victim, calls: list, shapes_before: set) -> dict:
+    """The calls an attack sent (``calls``: ``[(model, batch)]``) sent again in a row, bare, right after it
+    (every shape already run once): seconds of the search model's calls and of the model's own ("exact"),
+    the padding share (padded tokens over the rows' tokens, less 1), the distinct call shapes and those
+    new to the process at the attack's start (``shapes_before``: the shapes run before it)."""
+    import torch
+
+    seconds = {"search": 0.0, "exact": 0.0}
+    with torch.inference_mode():
+        for model, batch in calls:
+            started = time.perf_counter()
+            victim.answers(model, batch)
+            seconds["exact" if model is victim.model else "search"] += time.perf_counter() - started
+    padded = sum(batch["input_ids"].numel() for _, batch in calls)
+    tokens = sum(int(batch["attention_mask"].sum()) for _, batch in calls)
+    shapes = {call_shape(model, batch) for model, batch in calls}
+    new = Counter(dtype.removeprefix("torch.") for dtype, *_ in shapes - shapes_before)
+    return {
+        "replay_seconds": seconds,
+        "padding": padded / tokens - 1 if tokens else 0.0,
+        "distinct_shapes": len(shapes),
+        "new_shapes": dict(new),
+    }
+
+
+NEW_SHAPE_TOKENS = 4096  # most tokens a call in the timing of a first call at a new shape
+
+
+def first_call_milliseconds(victim, pool, repeats: int) -> float:
+    """The milliseconds the search model's first call at a new shape takes beyond a later call at that
+    shape (on a CPU, oneDNN builds its kernels for each shape it meets): calls at four lengths just under
+    the pool's median and two row counts no other measurement here uses, in one order, timed on first
+    use and again (the median of ``repeats`` passes), the difference averaged over the shapes."""
+    from rift_fast.attacks.splicing import TokenRow
+
+    (median,) = call_of(victim, pool, 1)
+    lengths = sorted({max(1, len(median.ids) - step) for step in (1, 2, 3, 4)})
+    most = max(4, min(victim.batch_size - 1, NEW_SHAPE_TOKENS // len(median.ids)))
+    calls = [
+        [TokenRow.of(median.ids[:length], None if median.type_ids is None else median.type_ids[:length])] * rows
+        for length in lengths
+        for rows in (most, 3)
+    ]
+
+    def one_pass() -> float:
+        started = time.perf_counter()
+        for call in calls:
+            victim.forward_uncounted(call)
+        return time.perf_counter() - started
+
+    first = one_pass()
+    later = float(np.median([one_pass() for _ in range(repeats)]))
+    return 1e3 * (first - later) / len(calls)
 
 
 def load_victim(args):
@@ -179,6 +257,8 @@ def measure_pool(name: str, pool, model, tokenizer, synonyms, args) -> list[dict
         search_dtype = None if dtype == "float32" else getattr(torch, dtype)
         victim = victim_class(model, tokenizer, args.max_length, args.batch_size, search_dtype=search_dtype)
         print(f"[bench] {name} ({len(pool)}), {dtype} search", flush=True)
+        first_call = first_call_milliseconds(victim, pool, args.repeats)
+        print(f"[bench]   a first call at a new shape: {first_call:+.1f} ms", flush=True)
         bare = bare_forward(victim, pool, args.rows, args.repeats)
         by_length = tokens_by_length(victim, pool, bare, args)
         attacks = {}
@@ -191,6 +271,7 @@ def measure_pool(name: str, pool, model, tokenizer, synonyms, args) -> list[dict
                 "examples": len(pool),
                 "dtype": dtype,
                 "bare": bare,
+                "first_call_milliseconds": first_call,
                 "tokens_per_second_by_length": by_length,
                 "attacks": attacks,
             }
@@ -343,12 +424,74 @@ def tables(measured: list[dict]) -> list[dict]:
                 ]
             )
     attacks["align"] = "lll" + "r" * (len(attacks["columns"]) - 3)
-    return [bare, attacks]
+    return [bare, attacks, gap_table(measured)]
+
+
+def gap_table(measured: list[dict]) -> dict:
+    """Each attack's "÷ bare (forward)" as the product of what its calls' shapes cost (the bare forward's
+    price of its rows over the same calls replayed bare) and what the engine costs around them (the replay
+    over the attack's seconds in the forward), with what each part is made of."""
+    table = {
+        "caption": "Where the gap to the bare forward goes. Each attack's calls are sent again in a row, bare, "
+        'right after it ("replayed"; every shape then already run once). "÷ bare (forward)" (as above) = '
+        "\"calls' shapes: bare ÷ replayed\" (its rows priced at the bare forward's best over the replay: the "
+        'sizes of the calls, their padding, the float32 re-scoring in calls of one length) × "engine: '
+        'replayed ÷ attack" (the replay over the attack\'s seconds in the forward). "New shapes": (dtype, rows, '
+        'padded length) of calls not run before in the process; "first calls, estimated": those times the '
+        "extra milliseconds of a first call at a new shape (the notes give them), over the attack's seconds in "
+        "the forward.",
+        "columns": [
+            "pool",
+            "search dtype",
+            "attack",
+            "÷ bare (forward)",
+            "calls' shapes: bare ÷ replayed",
+            "engine: replayed ÷ attack",
+            "padding",
+            "float32 re-scoring's share of the replay",
+            "call shapes (new)",
+            "first calls at new shapes, estimated ÷ forward",
+        ],
+        "rows": [],
+    }
+    first_call = {(e["pool"], e["dtype"]): e.get("first_call_milliseconds") for e in measured}
+    for entry in measured:
+        for attack, figures in entry["attacks"].items():
+            if "replay_seconds" not in figures:
+                continue
+            replay = sum(figures["replay_seconds"].values())
+            reference = bare_seconds(figures["calls_scored"], curves_of(measured, entry))
+            costs = [first_call.get((entry["pool"], dtype)) for dtype in figures["new_shapes"]]
+            new_shapes = figures["new_shapes"].values()
+            first_calls = None if None in costs else sum(n * ms for n, ms in zip(new_shapes, costs)) / 1e3
+            table["rows"].append(
+                [
+                    entry["pool"],
+                    entry["dtype"],
+                    attack,
+                    "—" if reference is None else f"{reference / figures['forward_seconds']:.2f}",
+                    "—" if reference is None else f"{reference / replay:.2f}",
+                    f"{replay / figures['forward_seconds']:.2f}",
+                    f"{figures['padding']:.1%}",
+                    "—" if entry["dtype"] == "float32" else f"{figures['replay_seconds']['exact'] / replay:.0%}",
+                    f"{figures['distinct_shapes']} ({sum(new_shapes)})",
+                    "—" if first_calls is None else f"{first_calls / figures['forward_seconds']:.2f}",
+                ]
+            )
+    table["align"] = "lll" + "r" * (len(table["columns"]) - 3)
+    return table
 
 
 def length_notes(measured: list[dict]) -> list[str]:
-    """One note per pool and dtype: the bare forward's best tokens/s by row length (the attacks' price)."""
-    return [
+    """One note per pool and dtype: the bare forward's best tokens/s by row length (the attacks' price),
+    and the extra milliseconds of a first call at a new shape."""
+    first_calls = [
+        f"A first call at a new shape, {entry['pool']}, {entry['dtype']}: {entry['first_call_milliseconds']:+.1f} ms "
+        "beyond a later call at that shape."
+        for entry in measured
+        if "first_call_milliseconds" in entry
+    ]
+    return first_calls + [
         f"Bare forward's best tokens/s by row length, {entry['pool']}, {entry['dtype']}: "
         + ", ".join(
             f"{rate:,.0f} at {length} tokens"

@@ -5,6 +5,8 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import torch
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
@@ -86,5 +88,55 @@ def test_rows_are_priced_on_the_curve_of_their_length_and_their_call_rows():
 
 
 def test_a_bf16_search_without_float32_figures_has_no_ratio():
-    (_, attacks) = bench_call_shape.tables(MEASURED[1:])
+    (_, attacks, gaps) = bench_call_shape.tables(MEASURED[1:])
     assert attacks["rows"][0][7] == "—" and attacks["rows"][0][9] == "—"
+    assert gaps["rows"] == []  # no replay in this record
+
+
+def _replayed(search, exact, new_shapes):
+    return {
+        "replay_seconds": {"search": search, "exact": exact},
+        "padding": 0.05,
+        "distinct_shapes": 12,
+        "new_shapes": new_shapes,
+    }
+
+
+def test_the_gap_is_the_calls_shapes_times_the_engine():
+    measured = [
+        {**MEASURED[0], "first_call_milliseconds": 20.0},
+        {**MEASURED[1], "first_call_milliseconds": 100.0},
+    ]
+    measured[0]["attacks"] = {"pwws": {**MEASURED[0]["attacks"]["pwws"], **_replayed(0.0, 170.0, {"float32": 9})}}
+    measured[1]["attacks"] = {
+        "pwws": {**MEASURED[1]["attacks"]["pwws"], **_replayed(50.0, 25.0, {"bfloat16": 40, "float32": 10})}
+    }
+    (_, _, gaps) = bench_call_shape.tables(measured)
+    # float32: 900 rows priced 169.8 s; replayed in 170 s; the attack spent 180 s; 9 new shapes x 20 ms
+    assert gaps["rows"][0] == ["long", "float32", "pwws", "0.94", "1.00", "0.94", "5.0%", "—", "12 (9)", "0.00"]
+    # bf16: priced 75.1 s, replayed 50 + 25 s (a third re-scoring), attack 80 s; 40 x 100 ms + 10 x 20 ms = 4.2 s
+    assert gaps["rows"][1] == ["long", "bfloat16", "pwws", "0.94", "1.00", "0.94", "5.0%", "33%", "12 (50)", "0.05"]
+    notes = bench_call_shape.length_notes(measured)
+    assert "A first call at a new shape, long, bfloat16: +100.0 ms beyond a later call at that shape." in notes
+
+
+class _Model(torch.nn.Module):
+    def __init__(self, dtype):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1, dtype=dtype))
+
+
+def test_replayed_calls_are_timed_by_model_with_padding_and_new_shapes():
+    exact, search = _Model(torch.float32), _Model(torch.bfloat16)
+    sent = []
+    victim = SimpleNamespace(model=exact, answers=lambda model, batch: sent.append(model))
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])  # 6 tokens in 8 places
+    batch = {"input_ids": torch.zeros(2, 4, dtype=torch.long), "attention_mask": mask}
+    single = {"input_ids": torch.zeros(1, 3, dtype=torch.long), "attention_mask": torch.ones(1, 3)}
+    calls = [(search, batch), (exact, single), (search, batch)]
+    seen_before = {("torch.float32", 1, 3)}
+    figures = bench_call_shape.replayed(victim, calls, seen_before)
+    assert sent == [search, exact, search]
+    assert set(figures["replay_seconds"]) == {"search", "exact"} and figures["replay_seconds"]["exact"] > 0
+    assert figures["padding"] == (8 + 8 + 3) / (6 + 6 + 3) - 1
+    assert figures["distinct_shapes"] == 2 and figures["new_shapes"] == {"bfloat16": 1}

@@ -217,10 +217,15 @@ class VictimModel:
     def forward_uncounted(self, rows: list[TokenRow]) -> None:
         """One forward of the search model (the model itself without a search copy) on ``rows`` as one
         padded batch, waited for and not counted: for timing call shapes."""
-        model = self.search_model or self.model
-        result = model(**self._batch(rows))
+        self.answers(self.search_model or self.model, self._batch(rows)).cpu()
+
+    def answers(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[N, C] float32 class probabilities (softmax of the logits / ``temperature``) of one padded
+        ``batch`` (:meth:`_batch`) by ``model`` (the victim's model or its search copy), not waited for
+        on a GPU: one model call as the query engine makes it."""
+        result = model(**batch)
         logits = result.logits if hasattr(result, "logits") else result[0]
-        logits.float().cpu()
+        return torch.softmax(logits.float() / self.temperature, dim=-1)
 
     def _queue(self, model: torch.nn.Module, rows: list[TokenRow], one_length: bool = False) -> PendingAnswers:
         """The forward passes of ``model`` over ``rows``, started: rows sorted by their number of tokens
@@ -234,9 +239,7 @@ class VictimModel:
         for indices in self._batches(order, rows, one_length):
             batch = self._batch([rows[k] for k in indices])
             started = time.perf_counter()
-            result = model(**batch)
-            logits = result.logits if hasattr(result, "logits") else result[0]
-            answers.append(torch.softmax(logits.float() / self.temperature, dim=-1))
+            answers.append(self.answers(model, batch))
             seconds += time.perf_counter() - started
         tokens = sum(len(row.ids) for row in rows)
         return PendingAnswers(self, model is self.model, order, answers, seconds, tokens)
