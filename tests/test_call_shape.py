@@ -270,50 +270,6 @@ def test_the_budget_is_the_most_rows_near_the_best_rate():
     assert budget_of({}, length=512, batch_size=64) is None
 
 
-def test_the_budget_keeps_each_activation_block_within_the_heap():
-    rates = {2: 10.0, 4: 10.2, 8: 10.4, 16: 10.5, 32: 9.0}
-    assert budget_of(rates, length=512, batch_size=64) == 16 * 512
-    assert budget_of(rates, length=512, batch_size=64, most_rows=10) == 8 * 512  # 16 rows: blocks too large
-    assert budget_of(rates, length=512, batch_size=64, most_rows=16) == 16 * 512
-    # rising to the largest shape, which the bound stops short of: the bound, not the batch size
-    assert budget_of({2: 10.0, 4: 12.0}, length=512, batch_size=64, most_rows=5) == 4 * 512
-    assert budget_of({2: 10.0, 64: 12.0}, length=512, batch_size=64, most_rows=64) is None
-    assert budget_of({1: 3.0}, length=512, batch_size=64, most_rows=1) == 512  # one row already fills a block
-    assert budget_of({2: 10.0}, length=512, batch_size=64, most_rows=1) == 512  # nothing timed within it
-
-
-class _Blocks(torch.nn.Module):
-    """Allocates one block of ``row_bytes`` per row of its input (float32), as an activation would."""
-
-    def __init__(self, row_bytes):
-        super().__init__()
-        self.row_bytes = row_bytes
-
-    def forward(self, rows):
-        return torch.ones(rows, self.row_bytes // 4)
-
-
-def test_the_rows_within_the_heap_block_are_measured_on_the_model(monkeypatch):
-    from types import SimpleNamespace
-
-    def victim(row_bytes):
-        model = _Blocks(row_bytes)
-        return SimpleNamespace(batch_size=64, forward_uncounted=lambda rows: model(len(rows)))
-
-    block = 32 << 20
-    assert call_shape.rows_within_heap_block(victim(3 << 20), "row", block) == 10  # 3 MiB a row: 10 rows
-    assert call_shape.rows_within_heap_block(victim(48 << 20), "row", block) == 1  # one row past it: still 1
-    assert call_shape.rows_within_heap_block(victim(1 << 10), "row", block) == 32768
-    nothing = SimpleNamespace(batch_size=64, forward_uncounted=lambda rows: None)
-    assert call_shape.rows_within_heap_block(nothing, "row", block) == 64
-
-
-def test_the_measurement_stops_at_the_rows_within_the_heap_block(tokenizer, measured, monkeypatch):
-    monkeypatch.setattr(call_shape, "rows_within_heap_block", lambda victim, row, block: 6)
-    assert choose_token_budget(_long_victim(tokenizer), LONG_POOL, AUTO) == 2 * 64  # 8 rows is best, but 6 at most
-    assert measured == [6]
-
-
 def test_the_measurement_times_shapes_up_to_the_batch_size_within_its_time(monkeypatch):
     timed = []
     rates = measure_rows_per_second(timed.append, batch_size=16)
@@ -349,6 +305,6 @@ def test_a_real_measurement_times_the_search_model_uncounted(tokenizer, tmp_path
     (cached,) = (tmp_path / "call_shapes").iterdir()
     record = json.loads(cached.read_text())
     assert set(record["rows_per_second"]) == {str(rows) for rows in call_shape.MEASURED_ROWS}
-    assert record["token_budget"] == budget and record["most_rows"] >= 128  # a bag of words: small blocks
+    assert record["token_budget"] == budget
     assert budget is None or budget in {rows * 64 for rows in call_shape.MEASURED_ROWS}
     assert victim.rows_scored == 0 and victim.forward_seconds == 0.0  # the measurement is not the attack's

@@ -4,11 +4,9 @@ A call's cost is its rows times its padded length (the longest row of the call).
 is the largest that fits: the fixed cost of a call outweighs its rows, so the rows are bounded by
 ``batch_size`` alone (no token budget unless one is given). On a CPU the cost per row rises once a
 call's activations outgrow the caches: for long inputs a few rows per call answer more rows per second
-than many, and a call whose activation blocks outgrow the heap's largest block is page-faulted in again
-inside an attack. :func:`choose_token_budget` measures both once per (model, device, dtype, threads,
-length bucket) with a few timed forwards and one profiled one, and keeps the answer in memory and under
-the cache folder (``<cache>/call_shapes/``). :func:`cut_calls` is the rule every batched model call of
-the attacks follows.
+than many. :func:`choose_token_budget` measures that once per (model, device, dtype, threads, length
+bucket) with a few timed forwards, and keeps the answer in memory and under the cache folder
+(``<cache>/call_shapes/``). :func:`cut_calls` is the rule every batched model call of the attacks follows.
 """
 
 from __future__ import annotations
@@ -45,7 +43,6 @@ MEASURE_FROM_TOKENS = 512
 MEASURE_SECONDS = 8.0  # a larger shape is not timed once its expected time would pass this total
 TIMED_REPEATS = 2  # timed forwards per shape, the fastest kept
 NEAR_BEST = 0.97  # a larger call within 3% of the best rows/s is preferred (fewer calls)
-BLOCK_ROWS = 2  # rows of the forward whose largest allocation is measured (per row: divided by this)
 LENGTH_BUCKET = 32  # typical padded lengths are rounded up to a multiple of this for the cache key
 CACHE_FOLDER = "call_shapes"
 
@@ -101,10 +98,8 @@ class ShapeKey:
     device and the processor's model, the dtype answering the search, the torch threads and version,
     the typical padded length (rounded up to :data:`LENGTH_BUCKET`), whether the process keeps freed
     host memory (:func:`rift_fast.core.host_memory.retain_freed_host_memory`: with the C library's
-    default, large CPU calls page-fault and a smaller shape wins), the rows per call the measurement
-    times (:data:`MEASURED_ROWS`: a cache written by a measurement of other shapes is not read) and the
-    largest block the heap serves (:data:`rift_fast.core.host_memory.HEAP_BLOCK_BYTES`, which bounds the
-    rows per call)."""
+    default, large CPU calls page-fault and a smaller shape wins) and the rows per call the measurement
+    times (:data:`MEASURED_ROWS`: a cache written by a measurement of other shapes is not read)."""
 
     model: str
     device: str
@@ -115,7 +110,6 @@ class ShapeKey:
     length: int
     freed_memory_kept: bool
     measured_rows: tuple[int, ...] = MEASURED_ROWS
-    heap_block_bytes: int = host_memory.HEAP_BLOCK_BYTES
 
     def file_name(self) -> str:
         """The cache file of this key: a digest of its fields."""
@@ -125,13 +119,11 @@ class ShapeKey:
 
 @dataclass(frozen=True)
 class ShapeChoice:
-    """A measured call shape: ``token_budget`` (None: rows bounded by batch size alone), the rows per
-    second of each rows per call timed (``{rows: rows/s}``) and the most rows a call may hold with its
-    activation blocks within the heap's (:func:`rows_within_heap_block`)."""
+    """A measured call shape: ``token_budget`` (None: rows bounded by batch size alone) and the rows per
+    second of each rows per call timed (``{rows: rows/s}``)."""
 
     token_budget: int | None
     rows_per_second: dict[int, float]
-    most_rows: int
 
 
 class ShapedVictim(Protocol):
@@ -250,9 +242,7 @@ def choose_token_budget(victim: ShapedVictim, pool: Sequence[Example], requested
     A number ``requested`` is taken as given, None means no budget. :data:`AUTO`: no budget on a GPU
     (calls as large as ``batch_size`` allows), nor on a CPU when ``batch_size`` x the typical padded
     length stays within :data:`MEASURE_FROM_TOKENS`; otherwise the measured one
-    (:func:`measured_choice`): the most rows within 3% of the best rows/s timed, and no more rows than
-    keep each activation block within the heap's largest (:func:`rows_within_heap_block`). The choice is
-    logged once per process.
+    (:func:`measured_choice`). The choice is logged once per process.
 
     Args:
         victim: the model answering the attack (its search copy is timed when it has one).
@@ -279,10 +269,7 @@ def choose_token_budget(victim: ShapedVictim, pool: Sequence[Example], requested
         _CHOICES[key] = measured_choice(key, victim, row)
     choice = _CHOICES[key]
     rates = ", ".join(f"{rows} rows {rate:.1f}/s" for rows, rate in choice.rows_per_second.items())
-    _say_once(
-        f"{choice.token_budget or 'none'} (measured at {key.length} tokens a row: {rates}; "
-        f"at most {choice.most_rows} rows keep each activation block within {key.heap_block_bytes >> 20} MiB)"
-    )
+    _say_once(f"{choice.token_budget or 'none'} (measured at {key.length} tokens a row: {rates})")
     return choice.token_budget
 
 
@@ -317,68 +304,36 @@ def measured_choice(key: ShapeKey, victim: ShapedVictim, row: TokenRow) -> Shape
             if record["key"] != json.loads(json.dumps(asdict(key))):  # as the file holds it (lists)
                 raise ValueError("written for another key")
             rates = {int(rows): float(rate) for rows, rate in record["rows_per_second"].items()}
-            return ShapeChoice(record["token_budget"], rates, int(record["most_rows"]))
+            return ShapeChoice(record["token_budget"], rates)
         except (ValueError, KeyError, TypeError, AttributeError, OSError) as error:
             logger.warning("[rift_fast] the call-shape cache %s is unreadable (%s): measuring again", path, error)
-    most_rows = rows_within_heap_block(victim, row, key.heap_block_bytes)
-    rates = measure_rows_per_second(
-        lambda rows: victim.forward_uncounted([row] * rows), min(victim.batch_size, most_rows)
-    )
-    choice = ShapeChoice(budget_of(rates, key.length, victim.batch_size, most_rows), rates, most_rows)
-    record = {"key": asdict(key), **asdict(choice)}
+    rates = measure_rows_per_second(lambda rows: victim.forward_uncounted([row] * rows), victim.batch_size)
+    choice = ShapeChoice(budget_of(rates, key.length, victim.batch_size), rates)
+    record = {"key": asdict(key), "token_budget": choice.token_budget, "rows_per_second": choice.rows_per_second}
     write_text_atomically(path, json.dumps(record, indent=1) + "\n")
     return choice
 
 
-def budget_of(rates: dict[int, float], length: int, batch_size: int, most_rows: int | None = None) -> int | None:
-    """The token budget of the best rows per call: the most rows within :data:`NEAR_BEST` of the best rate,
-    and no more than ``most_rows``.
+def budget_of(rates: dict[int, float], length: int, batch_size: int) -> int | None:
+    """The token budget of the best rows per call: the most rows within :data:`NEAR_BEST` of the best rate.
 
     Args:
         rates: ``{rows per call: rows per second}`` of the shapes timed (the larger ones of
-            :data:`MEASURED_ROWS` may be missing: skipped for time or past ``most_rows``).
+            :data:`MEASURED_ROWS` may be missing: skipped for time).
         length: tokens per row of the calls timed.
         batch_size: the most rows per call.
-        most_rows: the most rows a call may hold whatever its speed (:func:`rows_within_heap_block`);
-            None: no such bound.
 
     Returns:
-        Those rows times ``length`` (``most_rows`` times ``length`` when no shape timed is within it);
-        None when they are the largest shape of :data:`MEASURED_ROWS` up to ``batch_size`` and
-        ``most_rows`` allows ``batch_size`` (rows/s still rising at the largest shape: nothing says larger
-        calls are slower, so the batch size alone bounds them) or nothing was measured.
+        Those rows times ``length``; None when they are the largest shape of :data:`MEASURED_ROWS` up to
+        ``batch_size`` (rows/s still rising at the largest shape: nothing says larger calls are slower, so
+        the batch size alone bounds them) or nothing was measured.
     """
-    allowed = {r: rate for r, rate in rates.items() if most_rows is None or r <= most_rows}
-    if not allowed:
-        return None if not rates or most_rows is None else max(1, most_rows) * length
-    best = max(allowed.values())
-    rows = max(r for r, rate in allowed.items() if rate >= NEAR_BEST * best)
+    if not rates:
+        return None
+    best = max(rates.values())
+    rows = max(r for r, rate in rates.items() if rate >= NEAR_BEST * best)
     largest = max([r for r in MEASURED_ROWS if r <= batch_size] or [batch_size])
-    bounded = most_rows is not None and most_rows < batch_size
-    return None if rows >= largest and not bounded else rows * length
-
-
-def rows_within_heap_block(victim: ShapedVictim, row: TokenRow, heap_block_bytes: int) -> int:
-    """The most rows of ``row``'s length whose calls keep every activation block within
-    ``heap_block_bytes``: a larger block is mapped from the operating system apart and page-faulted in
-    again on the calls where the heap holds no free block that large (measured: about 105,000 faults a
-    call and 9% of PWWS's rows/s, float32 MiniLM, 16 rows of 512 tokens, 48 MiB blocks), so rows/s timed
-    in a loop of forwards overstate such calls inside an attack.
-
-    Args:
-        victim: the model timed (its search copy when it has one), on a CPU.
-        row: the model input whose copies make the call measured (:func:`typical_row`).
-        heap_block_bytes: the largest block the heap serves (:data:`rift_fast.core.host_memory.HEAP_BLOCK_BYTES`).
-
-    Returns:
-        At least 1: ``heap_block_bytes`` over the largest block of one row (measured on a call of
-        :data:`BLOCK_ROWS` rows with the torch profiler), rounded down; ``victim.batch_size`` when nothing
-        was allocated.
-    """
-    largest = host_memory.largest_allocation_bytes(lambda: victim.forward_uncounted([row] * BLOCK_ROWS))
-    if largest <= 0:
-        return victim.batch_size
-    return max(1, heap_block_bytes * BLOCK_ROWS // largest)
+    return None if rows >= largest else rows * length
 
 
 def measure_rows_per_second(forward: Callable[[int], None], batch_size: int) -> dict[int, float]:
@@ -421,7 +376,6 @@ __all__ = [
     "cut_calls",
     "measure_rows_per_second",
     "measured_choice",
-    "rows_within_heap_block",
     "shape_key",
     "text_lengths",
     "typical_row",

@@ -22,7 +22,6 @@ from __future__ import annotations
 import ctypes
 import logging
 import platform
-from collections.abc import Callable
 
 LOGGER = logging.getLogger(__name__)
 
@@ -69,21 +68,3 @@ def freed_memory_kept() -> bool:
     """Whether :func:`retain_freed_host_memory` has taken effect in this process (it lasts for the
     process's life)."""
     return _kept
-
-
-def largest_allocation_bytes(run: Callable[[], object]) -> int:
-    """The largest host memory one torch operator kept allocated while ``run()`` ran (an activation
-    block: its output, net of what it freed), in bytes, measured with the torch profiler's memory
-    events; 0 when nothing was allocated.
-
-    Args:
-        run: the work to measure, e.g. one CPU forward pass.
-
-    Returns:
-        The bytes of the largest allocation, at least 0.
-    """
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
-        run()
-    return max([0, *(event.self_cpu_memory_usage for event in profiler.events())])
