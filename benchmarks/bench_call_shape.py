@@ -15,7 +15,12 @@ and a bfloat16 search copy), it prints in one run:
    would take for the same rows, each priced at the bare forward's best tokens/s for its length (a curve
    timed at 1/4 to 4 times the median length; with a bfloat16 search, the rows the float32 victim
    re-scored on float32's curve), over the attack's seconds in the victim's forward, and over its wall
-   time less the seconds of its other models (TextFooler's sentence encoder).
+   time less the seconds of its other models (TextFooler's sentence encoder);
+3. where the gap goes: each attack's calls are kept and sent again, back to back, right after it; the
+   bare forward's price over that replay is what the calls' shapes cost (their rows, padding and the
+   float32 re-scoring), the replay over the attack's seconds what the engine costs around them; with the
+   padding, the re-scoring's share, the call shapes new to the process and the extra milliseconds of a
+   first call at a new shape (:func:`first_call_milliseconds`).
 
 The victim is the embedded MiniLM (its new head seeded with ``--seed``) or the classifier at ``--victim``
 (e.g. the fine-tuned MiniLM ``bench_attacks.py`` saves in ``runs/bench_victim``). The record (``--output``,
