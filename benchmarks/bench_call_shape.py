@@ -90,6 +90,14 @@ def call_of(victim, pool, rows: int) -> list:
     return [inputs[len(inputs) // 2]] * rows
 
 
+def of_length(row, length: int):
+    """``row`` cut to, or repeated up to, ``length`` tokens (its token types alike): a call's row of that length."""
+    from rift_fast.attacks.splicing import TokenRow
+
+    types = None if row.type_ids is None else np.resize(row.type_ids, length)
+    return TokenRow.of(np.resize(row.ids, length), types)
+
+
 def bare_forward(victim, pool, rows_per_call: list[int], repeats: int) -> dict[int, dict]:
     """``{rows: {"rows_per_second", "tokens_per_second", "padded_length"}}`` of the bare forward at each
     rows per call (the rows hold no padding: their tokens are the call's)."""
@@ -117,8 +125,8 @@ def attack_figures(name: str, victim, pool, synonyms, args) -> dict:
     before = {count: getattr(victim, count) for count in counts}
     for tally in victim.calls_scored.values():
         tally.clear()
-    started = time.perf_counter()
     shapes_before, victim.calls_sent = set(victim.shapes_seen), []
+    started = time.perf_counter()
     report = attack.run(pool, victim, {}, progress=False)
     wall = time.perf_counter() - started
     faults.remove()  # the model is shared by the next attacks and copied into the next dtype's search model
@@ -218,16 +226,10 @@ def first_call_milliseconds(victim, pool, repeats: int) -> float:
     shape (on a CPU, oneDNN builds its kernels for each shape it meets): calls at four lengths just under
     the pool's median and two row counts no other measurement here uses, in one order, timed on first
     use and again (the median of ``repeats`` passes), the difference averaged over the shapes."""
-    from rift_fast.attacks.splicing import TokenRow
-
     (median,) = call_of(victim, pool, 1)
     lengths = sorted({max(1, len(median.ids) - step) for step in (1, 2, 3, 4)})
     most = max(4, min(victim.batch_size - 1, NEW_SHAPE_TOKENS // len(median.ids)))
-    calls = [
-        [TokenRow.of(median.ids[:length], None if median.type_ids is None else median.type_ids[:length])] * rows
-        for length in lengths
-        for rows in (most, 3)
-    ]
+    calls = [[of_length(median, length)] * rows for length in lengths for rows in (most, 3)]
 
     def one_pass() -> float:
         started = time.perf_counter()
@@ -292,15 +294,12 @@ def tokens_by_length(victim, pool, bare: dict[int, dict], args) -> dict[int, flo
     the pool's median length (1 to ``--max-length`` tokens), each timed at the median's best rows per call
     and at the rows that hold as many tokens a call (at the median length, the first table's best counts
     too); the attacks' rows are priced on this curve."""
-    from rift_fast.attacks.splicing import TokenRow
-
     best_rows = max(bare, key=lambda r: bare[r]["rows_per_second"])
     (median,) = call_of(victim, pool, 1)
     lengths = {min(args.max_length, max(1, round(factor * len(median.ids)))) for factor in LENGTH_FACTORS}
     rates = {len(median.ids): bare[best_rows]["tokens_per_second"]}
     for length in sorted(lengths):
-        types = None if median.type_ids is None else np.resize(median.type_ids, length)
-        row = TokenRow.of(np.resize(median.ids, length), types)
+        row = of_length(median, length)
         shapes = {best_rows, min(args.batch_size, max(1, round(best_rows * len(median.ids) / length)))}
         for rows in sorted(shapes):
             call = [row] * rows
