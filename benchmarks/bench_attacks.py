@@ -5,8 +5,9 @@
    saved with ``save_pretrained`` under ``runs/bench_victim/`` and reused while its settings match.
 2. Pool: ``test_pool(load_task("rotten_tomatoes"), N, seed=0)``, or with ``--long-reviews DIR`` the test
    reviews of an aclImdb-style folder (the long-review pool, ~700 words; the victim stays the same);
-   synonyms (PWWS, GA): ``../shared/data/counterfitted_neighbors.json`` when present, else the
-   embedded index (``--synonyms`` to choose).
+   synonyms (PWWS, GA): the counter-fitted sets at ``$RIFT_FAST_NEIGHBOURS`` when it is set
+   (``counterfitted_neighbors.json``, Jia et al. 2019, a download), else the embedded index
+   (``--synonyms`` to choose).
 3. Attacks (``--attacks``): rift_fast's recipes (``build_attack``), once on the float32 victim and once with
    a bfloat16 copy answering the search (clean inputs, answers within 0.05 of the decision boundary and
    every verdict scored by the float32 victim), then TextAttack's attacks built by
@@ -73,7 +74,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_NEIGHBOURS = ROOT.parent / "shared" / "data" / "counterfitted_neighbors.json"
 DEFAULT_TA_PYTHON = ROOT / ".venv-textattack" / "bin" / "python"
 ATTACKS = ("pwws", "ga", "textfooler", "deepwordbug", "bert-attack", "bae")
 SYNONYM_ATTACKS = ("pwws", "ga")  # the attacks that read the synonym sets
@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--synonyms",
         default=None,
         help="neighbour JSON {word: [neighbours]} or 'embedded' "
-        "(default: ../shared/data/counterfitted_neighbors.json when present)",
+        "(default: the file $RIFT_FAST_NEIGHBOURS names, else 'embedded')",
     )
     parser.add_argument("--victim-dir", default=str(ROOT / "runs" / "bench_victim"))
     parser.add_argument("--train-examples", type=int, default=2000)
@@ -805,11 +805,13 @@ def format_targets(runs: list[dict]) -> str:
 
 def benchmark_synonyms(choice: str | None, out_dir: Path) -> tuple[Any, Path]:
     """The synonym sets both engines use and the file the TextAttack worker reads them from: ``choice`` (a
-    neighbour JSON, or ``embedded``), else the counter-fitted sets beside the checkout when present, else the
-    embedded sets (written to ``out_dir/embedded_synonyms.json``)."""
+    neighbour JSON, or ``embedded``), else the counter-fitted sets at ``$RIFT_FAST_NEIGHBOURS``
+    (:func:`measure.neighbours_file`), else the embedded sets (written to ``out_dir/embedded_synonyms.json``)."""
+    from measure import neighbours_file  # beside this script
+
     from rift_fast.synonyms import SynonymIndex, embedded_index
 
-    source = choice or (str(SHARED_NEIGHBOURS) if SHARED_NEIGHBOURS.is_file() else "embedded")
+    source = choice or neighbours_file() or "embedded"
     if source != "embedded":
         return SynonymIndex.from_neighbour_json(source), Path(source)
     synonyms = embedded_index()

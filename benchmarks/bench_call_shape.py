@@ -20,7 +20,10 @@ and a bfloat16 search copy), it prints in one run:
    bare forward's price over that replay is what the calls' shapes cost (their rows, padding and the
    float32 re-scoring), the replay over the attack's seconds what the engine costs around them; with the
    padding, the re-scoring's share, the call shapes new to the process and the extra milliseconds of a
-   first call at a new shape (:func:`first_call_milliseconds`).
+   first call at a new shape (:func:`first_call_milliseconds`);
+4. the engine factor call by call (:func:`call_by_call`): each call's seconds in the attack against its
+   replay, split between the calls that open a queue (the engine's own work ran just before them) and
+   the later ones, with the seconds in Python's garbage collector and in the kernel inside the calls.
 
 The victim is the embedded MiniLM (its new head seeded with ``--seed``) or the classifier at ``--victim``
 (e.g. the fine-tuned MiniLM ``bench_attacks.py`` saves in ``runs/bench_victim``). The record (``--output``,
@@ -38,12 +41,16 @@ tables and every figure.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
+import resource
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -126,6 +133,7 @@ def attack_figures(name: str, victim, pool, synonyms, args) -> dict:
     for tally in victim.calls_scored.values():
         tally.clear()
     shapes_before, victim.calls_sent = set(victim.shapes_seen), []
+    COLLECTOR.install()
     started = time.perf_counter()
     report = attack.run(pool, victim, {}, progress=False)
     wall = time.perf_counter() - started
@@ -147,10 +155,65 @@ def attack_figures(name: str, victim, pool, synonyms, args) -> dict:
     }
 
 
+class CollectorClock:
+    """Seconds spent in Python's garbage collector since :meth:`install` (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def install(self) -> None:
+        if self._tick not in gc.callbacks:
+            gc.callbacks.append(self._tick)
+
+    def _tick(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+
+
+COLLECTOR = CollectorClock()
+
+
+@dataclass(frozen=True)
+class CallTime:
+    """Wall seconds of one model call, and the system CPU seconds and garbage-collector seconds within it."""
+
+    seconds: float
+    system_seconds: float
+    collector_seconds: float
+
+
+def timed_call(call: Callable[[], Any]) -> tuple[Any, CallTime]:
+    """``call()``'s result and its :class:`CallTime` (system time from ``getrusage``: the process's, whose
+    one torch thread is the caller's; the kernel accounts it by clock tick, so only sums over many calls
+    are meaningful)."""
+    started, system, collector = time.perf_counter(), system_seconds(), COLLECTOR.seconds
+    result = call()
+    return result, CallTime(time.perf_counter() - started, system_seconds() - system, COLLECTOR.seconds - collector)
+
+
+def system_seconds() -> float:
+    """The system CPU seconds this process has used (``getrusage``)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
+@dataclass(frozen=True)
+class SentCall:
+    """One model call an attack sent: the model, its padded batch, whether it was the first call of its
+    queue (the engine's own work ran just before it) and its :class:`CallTime` in the attack."""
+
+    model: Any
+    batch: dict
+    opens_queue: bool
+    timing: CallTime
+
+
 def logging_victim_class():
     """A :class:`VictimModel` that tallies the rows each model scores by the rows of their call and their
     length (``calls_scored``: ``{"search" | "exact": Counter("ROWSxLENGTH" -> rows)}``, "exact" for the
-    float32 model itself), keeps each call it sends (``calls_sent``: ``[(model, batch)]``, when set to a
+    float32 model itself), keeps each call it sends (``calls_sent``: :class:`SentCall` s, when set to a
     list) and, in ``shapes_seen`` (shared by the class's victims), every (dtype, rows, padded length) its
     models have run, the bare forwards' included."""
     from rift_fast.attacks import VictimModel
@@ -161,14 +224,19 @@ def logging_victim_class():
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             self.calls_scored: dict[str, Counter] = {"search": Counter(), "exact": Counter()}
-            self.calls_sent: list | None = None
+            self.calls_sent: list[SentCall] | None = None
             self._scoring = "exact"
+            self._opens_queue = False
 
         def answers(self, model, batch):
             self.shapes_seen.add(call_shape(model, batch))
-            if self.calls_sent is not None:
-                self.calls_sent.append((model, batch))
-            return super().answers(model, batch)
+            answer = super().answers
+            if self.calls_sent is None:
+                return answer(model, batch)
+            probabilities, timing = timed_call(lambda: answer(model, batch))
+            self.calls_sent.append(SentCall(model, batch, self._opens_queue, timing))
+            self._opens_queue = False
+            return probabilities
 
         def forward_uncounted(self, rows) -> None:
             calls_sent, self.calls_sent = self.calls_sent, None  # the bare forward is no call of the attack
@@ -177,6 +245,7 @@ def logging_victim_class():
 
         def _queue(self, model, rows, one_length=False):
             self._scoring = "exact" if model is self.model else "search"
+            self._opens_queue = True
             return super()._queue(model, rows, one_length)
 
         def _batches(self, order, rows, one_length):
@@ -193,28 +262,59 @@ def call_shape(model, batch: dict) -> tuple:
     return (str(next(model.parameters()).dtype), *batch["input_ids"].shape)
 
 
-def replayed(victim, calls: list, shapes_before: set) -> dict:
-    """The calls an attack sent (``calls``: ``[(model, batch)]``) sent again in a row, bare, right after it
-    (every shape already run once): seconds of the search model's calls and of the model's own ("exact"),
-    the padding share (padded tokens over the rows' tokens, less 1), the distinct call shapes and those
-    new to the process at the attack's start (``shapes_before``: the shapes run before it)."""
+def replayed(victim, calls: list[SentCall], shapes_before: set) -> dict:
+    """The calls an attack sent sent again in a row, bare, right after it (every shape already run once):
+    seconds of the search model's calls and of the model's own ("exact"), the padding share (padded tokens
+    over the rows' tokens, less 1), the distinct call shapes and those new to the process at the attack's
+    start (``shapes_before``: the shapes run before it), and the calls compared one by one
+    (:func:`call_by_call`)."""
     import torch
 
     seconds = {"search": 0.0, "exact": 0.0}
+    timings = []
     with torch.inference_mode():
-        for model, batch in calls:
-            started = time.perf_counter()
-            victim.answers(model, batch)
-            seconds["exact" if model is victim.model else "search"] += time.perf_counter() - started
-    padded = sum(batch["input_ids"].numel() for _, batch in calls)
-    tokens = sum(int(batch["attention_mask"].sum()) for _, batch in calls)
-    shapes = {call_shape(model, batch) for model, batch in calls}
+        for call in calls:
+            _, timing = timed_call(lambda call=call: victim.answers(call.model, call.batch))
+            seconds["exact" if call.model is victim.model else "search"] += timing.seconds
+            timings.append(timing)
+    padded = sum(call.batch["input_ids"].numel() for call in calls)
+    tokens = sum(int(call.batch["attention_mask"].sum()) for call in calls)
+    shapes = {call_shape(call.model, call.batch) for call in calls}
     new = Counter(dtype.removeprefix("torch.") for dtype, *_ in shapes - shapes_before)
     return {
         "replay_seconds": seconds,
         "padding": padded / tokens - 1 if tokens else 0.0,
         "distinct_shapes": len(shapes),
         "new_shapes": dict(new),
+        "call_by_call": call_by_call(calls, timings),
+    }
+
+
+def call_by_call(calls: list[SentCall], replay: list[CallTime]) -> dict:
+    """Each call's seconds in the attack against its replay: the calls, those that opened a queue (the
+    engine's own work ran just before them), the median of replayed ÷ attack over calls, the attack's
+    excess seconds (attack less replay) in the calls that opened a queue and in the later calls, and the
+    garbage collector's and the system's seconds inside the calls, each over the attack's seconds in its
+    calls (these sums)."""
+    attack = np.array([call.timing.seconds for call in calls])
+    again = np.array([timing.seconds for timing in replay])
+    opens = np.array([call.opens_queue for call in calls], dtype=bool)
+    forward = float(attack.sum()) or 1.0
+    excess = attack - again
+    return {
+        "calls": len(calls),
+        "calls_opening_a_queue": int(opens.sum()),
+        "median_replayed_over_attack": float(np.median(again / attack)) if len(calls) else None,
+        "excess_in_queue_openers": float(excess[opens].sum()) / forward,
+        "excess_in_later_calls": float(excess[~opens].sum()) / forward,
+        "collector_share": {
+            "attack": sum(call.timing.collector_seconds for call in calls) / forward,
+            "replay": sum(timing.collector_seconds for timing in replay) / forward,
+        },
+        "system_share": {
+            "attack": sum(call.timing.system_seconds for call in calls) / forward,
+            "replay": sum(timing.system_seconds for timing in replay) / forward,
+        },
     }
 
 
@@ -428,7 +528,7 @@ def tables(measured: list[dict]) -> list[dict]:
                 ]
             )
     attacks["align"] = "lll" + "r" * (len(attacks["columns"]) - 3)
-    return [bare, attacks, gap_table(measured)]
+    return [bare, attacks, gap_table(measured), engine_table(measured)]
 
 
 def gap_table(measured: list[dict]) -> dict:
@@ -480,6 +580,56 @@ def gap_table(measured: list[dict]) -> dict:
                     "—" if entry["dtype"] == "float32" else f"{figures['replay_seconds']['exact'] / replay:.0%}",
                     f"{figures['distinct_shapes']} ({sum(new_shapes)})",
                     "—" if first_calls is None else f"{first_calls / figures['forward_seconds']:.2f}",
+                ]
+            )
+    table["align"] = "lll" + "r" * (len(table["columns"]) - 3)
+    return table
+
+
+def engine_table(measured: list[dict]) -> dict:
+    """The engine factor call by call: where the attack's seconds beyond its replayed calls lie."""
+    table = {
+        "caption": "The engine factor call by call: each call of the attack against the same call replayed "
+        '(third table). "Opening a queue": the first call of a queue, which the engine\'s own work ran just '
+        "before; later calls follow another call. \"Excess\": the attack's seconds less the replay's, in "
+        "those calls, over the attack's seconds in its calls (the two sum to 1 - engine). \"Garbage "
+        'collection" and "system time": seconds in Python\'s garbage collector and in the kernel on the '
+        "process's behalf (page faults among them) inside the calls, in the attack and in the replay, over the "
+        "attack's seconds in its calls.",
+        "columns": [
+            "pool",
+            "search dtype",
+            "attack",
+            "calls (opening a queue)",
+            "engine: replayed ÷ attack",
+            "median call: replayed ÷ attack",
+            "excess: calls opening a queue",
+            "excess: later calls",
+            "garbage collection: attack / replay",
+            "system time: attack / replay",
+        ],
+        "rows": [],
+    }
+    for entry in measured:
+        for attack, figures in entry["attacks"].items():
+            if "call_by_call" not in figures:
+                continue
+            calls = figures["call_by_call"]
+            median = calls["median_replayed_over_attack"]
+            replay = sum(figures["replay_seconds"].values())
+            collector, system = calls["collector_share"], calls["system_share"]
+            table["rows"].append(
+                [
+                    entry["pool"],
+                    entry["dtype"],
+                    attack,
+                    f"{calls['calls']} ({calls['calls_opening_a_queue']})",
+                    f"{replay / figures['forward_seconds']:.2f}",
+                    "—" if median is None else f"{median:.2f}",
+                    f"{calls['excess_in_queue_openers']:+.1%}",
+                    f"{calls['excess_in_later_calls']:+.1%}",
+                    f"{collector['attack']:.1%} / {collector['replay']:.1%}",
+                    f"{system['attack']:.1%} / {system['replay']:.1%}",
                 ]
             )
     table["align"] = "lll" + "r" * (len(table["columns"]) - 3)

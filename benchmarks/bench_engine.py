@@ -47,7 +47,6 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one core: the Rust tokenizer's
 import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_NEIGHBOURS = ROOT.parent / "shared" / "data" / "counterfitted_neighbors.json"
 CONFIDENT_SCALE = 20.0  # logits of the confident victim: the model's own, times this
 
 
@@ -66,7 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--ga-population", type=int, default=60)
     parser.add_argument("--ga-generations", type=int, default=10)
-    parser.add_argument("--synonyms", default=str(SHARED_NEIGHBOURS), help="neighbour JSON, or 'embedded'")
+    parser.add_argument(
+        "--synonyms",
+        default=None,
+        help="neighbour JSON, or 'embedded' (default: the file $RIFT_FAST_NEIGHBOURS names, else 'embedded')",
+    )
     parser.add_argument("--real-victim", action="store_true", help="also run the embedded MiniLM (part 2)")
     parser.add_argument("--skip-engine-only", action="store_true", help="run part 2 only")
     parser.add_argument("--real-searches", nargs="+", default=["pwws", "ga"], choices=["pwws", "ga"])
@@ -313,12 +316,15 @@ def real_victim(args, synonyms) -> None:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    from measure import neighbours_file  # beside this script
+
     from rift_fast.data.tasks import SENTIMENT_LABELS
     from rift_fast.models import load_sequence_classifier
     from rift_fast.synonyms import SynonymIndex, embedded_index
 
     torch.set_num_threads(1)
     load_before = os.getloadavg()
+    args.synonyms = args.synonyms or neighbours_file() or "embedded"
     synonyms = embedded_index() if args.synonyms == "embedded" else SynonymIndex.from_neighbour_json(args.synonyms)
     _, tokenizer, _ = load_sequence_classifier("embedded", SENTIMENT_LABELS)
     synonyms.synonyms("Zzyzx")  # an unknown word builds the index's form table: not the engine's time

@@ -21,6 +21,22 @@ from pathlib import Path
 
 import torch
 
+NEIGHBOURS_VARIABLE = "RIFT_FAST_NEIGHBOURS"  # environment variable: the path of the counter-fitted neighbour sets
+
+
+def neighbours_file() -> str | None:
+    """The path that ``$RIFT_FAST_NEIGHBOURS`` names: ``counterfitted_neighbors.json``, the synonym sets
+    of the published GA and PWWS evaluations (Jia et al., 2019: the 8 nearest counter-fitted vectors of
+    Mrksic et al., 2016, within Euclidean distance 0.5), which users download; None when it is unset.
+
+    Raises:
+        FileNotFoundError: the variable names no file.
+    """
+    path = os.environ.get(NEIGHBOURS_VARIABLE)
+    if path and not Path(path).is_file():
+        raise FileNotFoundError(f"${NEIGHBOURS_VARIABLE} names {path}, which is not a file")
+    return path or None
+
 
 def _synchronised_clock() -> float:
     """perf_counter after the queued GPU work has finished (seconds)."""

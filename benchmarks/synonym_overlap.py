@@ -1,6 +1,6 @@
 """How close the embedded synonym sets come to the real counter-fitted neighbour sets.
 
-    python benchmarks/synonym_overlap.py --reference ../shared/data/counterfitted_neighbors.json
+    python benchmarks/synonym_overlap.py --reference counterfitted_neighbors.json
 
 On the words both sources give synonyms to: precision (share of our synonyms that are real ones),
 recall (share of the real ones we find) and Jaccard, for the embedded default (counter-fitted
@@ -11,6 +11,7 @@ import argparse
 import time
 
 import numpy as np
+from measure import neighbours_file  # beside this script
 
 from rift_fast.synonyms import SynonymIndex, embedded_index, load_embedded_glove
 from rift_fast.synonyms.index import EmbeddedSynonymSettings, _embedded_vocabulary
@@ -30,8 +31,14 @@ def overlap(ours: SynonymIndex, real: SynonymIndex) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reference", default="../shared/data/counterfitted_neighbors.json")
+    parser.add_argument(
+        "--reference",
+        default=neighbours_file(),
+        help="counterfitted_neighbors.json (default: the file $RIFT_FAST_NEIGHBOURS names)",
+    )
     args = parser.parse_args()
+    if args.reference is None:
+        parser.error("give --reference counterfitted_neighbors.json, or set $RIFT_FAST_NEIGHBOURS to it")
     real = SynonymIndex.from_neighbour_json(args.reference)
     settings = EmbeddedSynonymSettings()
     started = time.perf_counter()

@@ -1,6 +1,7 @@
 """Test configuration: Triton runs under its CPU interpreter when no GPU is present."""
 
 import os
+import sys
 
 import torch
 
@@ -11,7 +12,7 @@ import pytest  # noqa: E402
 from tiny_models import tiny_bert_config
 from tiny_tokenizers import word_vocabulary
 
-SHARED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared")
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -46,11 +47,15 @@ def cpu_flags(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def shared_neighbours_path():
-    """Path of ../shared/data/counterfitted_neighbors.json; skips the test when it is absent."""
-    path = os.path.normpath(os.path.join(SHARED_DIR, "data", "counterfitted_neighbors.json"))
-    if not os.path.exists(path):
-        pytest.skip("../shared/data/counterfitted_neighbors.json is not present")
+def counterfitted_neighbours_path():
+    """Path of the real counter-fitted neighbour sets (counterfitted_neighbors.json, a download) that
+    $RIFT_FAST_NEIGHBOURS names; skips the test when it is unset."""
+    sys.path.insert(0, BENCHMARKS)
+    from measure import NEIGHBOURS_VARIABLE, neighbours_file
+
+    path = neighbours_file()
+    if path is None:
+        pytest.skip(f"${NEIGHBOURS_VARIABLE} is unset: set it to counterfitted_neighbors.json to test the real sets")
     return path
 
 

@@ -88,9 +88,9 @@ def test_rows_are_priced_on_the_curve_of_their_length_and_their_call_rows():
 
 
 def test_a_bf16_search_without_float32_figures_has_no_ratio():
-    (_, attacks, gaps) = bench_call_shape.tables(MEASURED[1:])
+    (_, attacks, gaps, by_call) = bench_call_shape.tables(MEASURED[1:])
     assert attacks["rows"][0][7] == "—" and attacks["rows"][0][9] == "—"
-    assert gaps["rows"] == []  # no replay in this record
+    assert gaps["rows"] == [] and by_call["rows"] == []  # no replay in this record
 
 
 def _replayed(search, exact, new_shapes):
@@ -111,7 +111,7 @@ def test_the_gap_is_the_calls_shapes_times_the_engine():
     measured[1]["attacks"] = {
         "pwws": {**MEASURED[1]["attacks"]["pwws"], **_replayed(50.0, 25.0, {"bfloat16": 40, "float32": 10})}
     }
-    (_, _, gaps) = bench_call_shape.tables(measured)
+    (_, _, gaps, _) = bench_call_shape.tables(measured)
     # float32: 900 rows priced 169.8 s; replayed in 170 s; the attack spent 180 s; 9 new shapes x 20 ms
     assert gaps["rows"][0] == ["long", "float32", "pwws", "0.94", "1.00", "0.94", "5.0%", "—", "12 (9)", "0.00"]
     # bf16: priced 75.1 s, replayed 50 + 25 s (a third re-scoring), attack 80 s; 40 x 100 ms + 10 x 20 ms = 4.2 s
@@ -133,10 +133,43 @@ def test_replayed_calls_are_timed_by_model_with_padding_and_new_shapes():
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])  # 6 tokens in 8 places
     batch = {"input_ids": torch.zeros(2, 4, dtype=torch.long), "attention_mask": mask}
     single = {"input_ids": torch.zeros(1, 3, dtype=torch.long), "attention_mask": torch.ones(1, 3)}
-    calls = [(search, batch), (exact, single), (search, batch)]
+    timing = bench_call_shape.CallTime(seconds=1.0, system_seconds=0.1, collector_seconds=0.0)
+    calls = [
+        bench_call_shape.SentCall(search, batch, True, timing),
+        bench_call_shape.SentCall(exact, single, True, timing),
+        bench_call_shape.SentCall(search, batch, False, timing),
+    ]
     seen_before = {("torch.float32", 1, 3)}
     figures = bench_call_shape.replayed(victim, calls, seen_before)
     assert sent == [search, exact, search]
     assert set(figures["replay_seconds"]) == {"search", "exact"} and figures["replay_seconds"]["exact"] > 0
     assert figures["padding"] == (8 + 8 + 3) / (6 + 6 + 3) - 1
     assert figures["distinct_shapes"] == 2 and figures["new_shapes"] == {"bfloat16": 1}
+    by_call = figures["call_by_call"]
+    assert by_call["calls"] == 3 and by_call["calls_opening_a_queue"] == 2
+    assert abs(by_call["system_share"]["attack"] - 0.1) < 1e-12  # 0.3 s of system time in 3 s of calls
+    # the stub's replay takes microseconds: nearly all of each call's second is excess
+    assert by_call["excess_in_queue_openers"] > 0.66 and by_call["excess_in_later_calls"] > 0.33
+
+
+def test_the_engine_factor_is_split_call_by_call():
+    def timing(seconds, system=0.0, collector=0.0):
+        return bench_call_shape.CallTime(seconds, system, collector)
+
+    calls = [
+        bench_call_shape.SentCall(None, {}, True, timing(2.0, system=0.2, collector=0.1)),
+        bench_call_shape.SentCall(None, {}, False, timing(1.0)),
+        bench_call_shape.SentCall(None, {}, False, timing(1.0)),
+    ]
+    # the call that opened the queue took 0.5 s more than its replay; one later call 0.5 s less
+    by_call = bench_call_shape.call_by_call(calls, [timing(1.5), timing(1.0), timing(1.5)])
+    assert by_call["median_replayed_over_attack"] == 1.0
+    assert by_call["excess_in_queue_openers"] == 0.125 and by_call["excess_in_later_calls"] == -0.125
+    assert by_call["collector_share"] == {"attack": 0.025, "replay": 0.0}
+    assert by_call["system_share"] == {"attack": 0.05, "replay": 0.0}
+    figures = {**MEASURED[0]["attacks"]["pwws"], "forward_seconds": 4.0, "call_by_call": by_call}
+    figures["replay_seconds"] = {"search": 0.0, "exact": 4.0}
+    table = bench_call_shape.engine_table([{**MEASURED[0], "attacks": {"pwws": figures}}])
+    assert table["rows"] == [
+        ["long", "float32", "pwws", "3 (1)", "1.00", "1.00", "+12.5%", "-12.5%", "2.5% / 0.0%", "5.0% / 0.0%"]
+    ]

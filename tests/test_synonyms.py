@@ -66,8 +66,8 @@ def test_word_vector_index_respects_bound_and_stop_words():
 
 
 # ------------------------------------------------------------------------------- neighbour JSON
-def test_real_neighbour_json(shared_neighbours_path):
-    index = SynonymIndex.from_neighbour_json(shared_neighbours_path)
+def test_real_neighbour_json(counterfitted_neighbours_path):
+    index = SynonymIndex.from_neighbour_json(counterfitted_neighbours_path)
     assert len(index) == 49975
     assert index.num_words_with_synonyms() == 25591
     assert all(len(others) <= 8 for others in index.values())

@@ -185,8 +185,8 @@ def test_candidates_keep_case_and_drop_the_word_itself_and_multiword_entries():
     assert substitution_candidates("NAÏVE", index) == ["GULLIBLE", "HO-HUM"]
 
 
-def test_real_neighbour_json_lookup(shared_neighbours_path):
-    index = SynonymIndex.from_neighbour_json(shared_neighbours_path)
+def test_real_neighbour_json_lookup(counterfitted_neighbours_path):
+    index = SynonymIndex.from_neighbour_json(counterfitted_neighbours_path)
     assert index.synonyms("naïve") == ["gullible", "unsuspecting", "naive"]  # the instance
     assert index.synonyms("Nai\u0308ve") == index.synonyms("NAÏVE") == ["gullible", "unsuspecting", "naive"]
     assert substitution_candidates("Naïve", index) == ["Gullible", "Unsuspecting"]
