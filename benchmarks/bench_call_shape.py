@@ -33,6 +33,8 @@ tables and every figure.
 
     python benchmarks/bench_call_shape.py --victim runs/bench_victim --long-reviews /tmp/long_reviews/aclImdb \
         --output runs/bench_call_shape.json
+    # the tables of a record computed again from its figures with this code (no model runs):
+    python benchmarks/bench_call_shape.py --tables-from runs/bench_call_shape.json --output runs/bench_call_shape.json
     # a smoke run (seconds):
     python benchmarks/bench_call_shape.py --num-snippets 4 --attacks pwws --dtypes float32 --rows 1 2 4 \
         --synonyms embedded --output /tmp/call_shape.json
@@ -88,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default=str(ROOT / "runs" / "bench_call_shape.json"), help="the JSON record")
+    parser.add_argument(
+        "--tables-from",
+        default=None,
+        help="a record of this benchmark: compute its tables again from its figures with this code, into "
+        "--output (no model runs)",
+    )
     return parser
 
 
@@ -536,22 +544,27 @@ def gap_table(measured: list[dict]) -> dict:
     price of its rows over the same calls replayed bare) and what the engine costs around them (the replay
     over the attack's seconds in the forward), with what each part is made of."""
     table = {
-        "caption": "Where the gap to the bare forward goes. Each attack's calls are sent again in a row, bare, "
-        'right after it ("replayed"; every shape then already run once). "÷ bare (forward)" (as above) = '
-        "\"calls' shapes: bare ÷ replayed\" (its rows priced at the bare forward's best over the replay: the "
-        'sizes of the calls, their padding, the float32 re-scoring in calls of one length) × "engine: '
-        'replayed ÷ attack" (the replay over the attack\'s seconds in the forward). "New shapes": (dtype, rows, '
-        'padded length) of calls not run before in the process; "first calls, estimated": those times the '
-        "extra milliseconds of a first call at a new shape (the notes give them), over the attack's seconds in "
-        "the forward.",
+        "caption": "Where the gap to the bare forward goes. Each attack's calls are sent again in a row, bare, right "
+        'after it ("replayed"; every shape then already run once). "÷ bare (forward)" (as above) = "calls\' '
+        "shapes: bare ÷ replayed\" (its rows priced at the bare forward's best over the replay: the sizes of "
+        'the calls, their padding, the float32 re-scoring in calls of one length) × "engine: replayed ÷ '
+        "attack\" (the replay over the attack's seconds in the forward). The calls' shapes are in turn \"call "
+        "sizes\" (the bare price of the rows at the bare forward's best over their price at the rows of their "
+        'calls, the first table interpolated) × 1 / (1 + "padding" (padded tokens over real ones, less 1)) × '
+        '"rest" (what the first two leave: chiefly the error of pricing a call\'s rows on curves timed at '
+        'other lengths). "New shapes": (dtype, rows, padded length) of calls not run before in the process; '
+        '"first calls, estimated": those times the extra milliseconds of a first call at a new shape (the '
+        "notes give them), over the attack's seconds in the forward.",
         "columns": [
             "pool",
             "search dtype",
             "attack",
             "÷ bare (forward)",
             "calls' shapes: bare ÷ replayed",
-            "engine: replayed ÷ attack",
+            "call sizes",
             "padding",
+            "rest",
+            "engine: replayed ÷ attack",
             "float32 re-scoring's share of the replay",
             "call shapes (new)",
             "first calls at new shapes, estimated ÷ forward",
@@ -564,7 +577,7 @@ def gap_table(measured: list[dict]) -> dict:
             if "replay_seconds" not in figures:
                 continue
             replay = sum(figures["replay_seconds"].values())
-            reference = bare_seconds(figures["calls_scored"], curves_of(measured, entry))
+            shapes = calls_shape_factors(figures, curves_of(measured, entry), replay)
             costs = [first_call.get((entry["pool"], dtype)) for dtype in figures["new_shapes"]]
             new_shapes = figures["new_shapes"].values()
             first_calls = None if None in costs else sum(n * ms for n, ms in zip(new_shapes, costs)) / 1e3
@@ -573,10 +586,10 @@ def gap_table(measured: list[dict]) -> dict:
                     entry["pool"],
                     entry["dtype"],
                     attack,
-                    "—" if reference is None else f"{reference / figures['forward_seconds']:.2f}",
-                    "—" if reference is None else f"{reference / replay:.2f}",
-                    f"{replay / figures['forward_seconds']:.2f}",
+                    *(f"{factor:.2f}" if factor is not None else "—" for factor in shapes[:3]),
                     f"{figures['padding']:.1%}",
+                    "—" if shapes[3] is None else f"{shapes[3]:.2f}",
+                    f"{replay / figures['forward_seconds']:.2f}",
                     "—" if entry["dtype"] == "float32" else f"{figures['replay_seconds']['exact'] / replay:.0%}",
                     f"{figures['distinct_shapes']} ({sum(new_shapes)})",
                     "—" if first_calls is None else f"{first_calls / figures['forward_seconds']:.2f}",
@@ -584,6 +597,17 @@ def gap_table(measured: list[dict]) -> dict:
             )
     table["align"] = "lll" + "r" * (len(table["columns"]) - 3)
     return table
+
+
+def calls_shape_factors(figures: dict, curves: dict[str, dict], replay: float) -> tuple:
+    """(÷ bare, calls' shapes, call sizes, rest) of one attack (:func:`gap_table`'s caption), each None
+    when a model that scored rows has no curve."""
+    reference = bare_seconds(figures["calls_scored"], curves)
+    at_call_rows = bare_seconds(figures["calls_scored"], curves, at_call_rows=True)
+    if reference is None or at_call_rows is None:
+        return None, None, None, None
+    shapes, sizes = reference / replay, reference / at_call_rows
+    return reference / figures["forward_seconds"], shapes, sizes, shapes * (1 + figures["padding"]) / sizes
 
 
 def engine_table(measured: list[dict]) -> dict:
@@ -673,9 +697,25 @@ def record(measured: list[dict], args, argv: list[str], threads: dict, load: tup
     )
 
 
+def tables_again(run: dict) -> dict:
+    """The record ``run`` with its tables computed again from its figures by this checkout's code, which
+    a note names (the measurements, command and commit stay the run's)."""
+    from measure import checkout_commit
+
+    note = (
+        f"Tables computed again from this run's figures by code {checkout_commit()} (the run's code: {run['commit']})."
+    )
+    notes = [line for line in run["notes"] if not line.startswith("Tables computed again")]
+    figures = [{**entry, "bare": {int(rows): bare for rows, bare in entry["bare"].items()}} for entry in run["figures"]]
+    return {**run, "tables": tables(figures), "notes": [*notes, note]}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    if args.tables_from:
+        write_record(Path(args.output), tables_again(json.loads(Path(args.tables_from).read_text())))
+        return 0
     threads = bench_attacks._set_threads(args.threads)
     from rift_fast.core.host_memory import retain_freed_host_memory
 

@@ -113,11 +113,24 @@ def test_the_gap_is_the_calls_shapes_times_the_engine():
     }
     (_, _, gaps, _) = bench_call_shape.tables(measured)
     # float32: 900 rows priced 169.8 s; replayed in 170 s; the attack spent 180 s; 9 new shapes x 20 ms
-    assert gaps["rows"][0] == ["long", "float32", "pwws", "0.94", "1.00", "0.94", "5.0%", "—", "12 (9)", "0.00"]
+    # the 2-row calls are at the bare forward's best rows: call sizes 1.00, and the rest is the 5% padding's
+    row = ["long", "float32", "pwws", "0.94", "1.00", "1.00", "5.0%", "1.05", "0.94", "—", "12 (9)", "0.00"]
+    assert gaps["rows"][0] == row
     # bf16: priced 75.1 s, replayed 50 + 25 s (a third re-scoring), attack 80 s; 40 x 100 ms + 10 x 20 ms = 4.2 s
-    assert gaps["rows"][1] == ["long", "bfloat16", "pwws", "0.94", "1.00", "0.94", "5.0%", "33%", "12 (50)", "0.05"]
+    row = ["long", "bfloat16", "pwws", "0.94", "1.00", "1.00", "5.0%", "1.05", "0.94", "33%", "12 (50)", "0.05"]
+    assert gaps["rows"][1] == row
     notes = bench_call_shape.length_notes(measured)
     assert "A first call at a new shape, long, bfloat16: +100.0 ms beyond a later call at that shape." in notes
+
+
+def test_the_calls_shapes_are_call_sizes_padding_and_a_rest():
+    curves = {"search": {"length": {512: 5.0 * 512}, "rows": {2: 4.0, 8: 5.0}}}
+    figures = {"calls_scored": {"search": {"2x512": 100}, "exact": {}}, "forward_seconds": 40.0, "padding": 0.1}
+    # 100 rows: 20 s at the best (5 rows/s), 25 s at 2-row calls (4 rows/s); replayed in 30 s
+    over_bare, shapes, sizes, rest = bench_call_shape.calls_shape_factors(figures, curves, replay=30.0)
+    assert (over_bare, sizes) == (0.5, 0.8)
+    assert abs(shapes - 2 / 3) < 1e-12 and abs(rest - (2 / 3) * 1.1 / 0.8) < 1e-12
+    assert abs(sizes / (1 + figures["padding"]) * rest - shapes) < 1e-12
 
 
 class _Model(torch.nn.Module):
@@ -173,3 +186,14 @@ def test_the_engine_factor_is_split_call_by_call():
     assert table["rows"] == [
         ["long", "float32", "pwws", "3 (1)", "1.00", "1.00", "+12.5%", "-12.5%", "2.5% / 0.0%", "5.0% / 0.0%"]
     ]
+
+
+def test_the_tables_are_computed_again_from_a_records_figures(tmp_path):
+    threads = {"intra_op": 1, "inter_op": 1}
+    measured = [{**MEASURED[0], "bare": _bare({2: 5.3, 8: 5.2, 16: 4.0})}]
+    record = bench_call_shape.record(measured, SimpleNamespace(), ["--rows", "2", "8", "16"], threads, (1.0, 1.5))
+    run = json.loads(json.dumps({**record, "commit": "abc1234"}))  # as read back from its file: string keys
+    again = bench_call_shape.tables_again(run)
+    assert again["tables"] == record["tables"]  # the rows per call in their numeric order, 16 after 8
+    assert again["commit"] == "abc1234" and again["notes"][-1].endswith("(the run's code: abc1234).")
+    assert bench_call_shape.tables_again(again)["notes"] == again["notes"]  # one such note, the latest
