@@ -1,9 +1,11 @@
 """What keeping freed host memory in the heap gives an attack on a CPU, side by side in one run.
 
 Runs one rift_fast attack (PWWS by default) on ``--num-examples`` long reviews with the victim of
-``bench_attacks.py`` (``runs/bench_victim/``), each run in a fresh process, once with the C library's
-default allocator and once after :func:`rift_fast.retain_freed_host_memory` (what the command lines do),
-alternating the two ``--repeats`` times for each search dtype. For each it reports the wall time, the
+``bench_attacks.py`` (``runs/bench_victim/``), each run in a fresh process, with each allocator setting of
+``--settings``: the C library's default ("default"), :func:`rift_fast.retain_freed_host_memory` (what the
+command lines do, "retained") and the same with blocks over 32 MiB served from the heap too
+(``large_blocks_in_heap=True``, "retained-large-in-heap"), alternating the settings ``--repeats`` times
+for each search dtype. For each it reports the wall time, the
 rows per second of the victim's forward, the minor page faults the process took per forward call (memory
 the allocator had handed back and the forward touched again), the peak resident memory and a digest of
 every result field (the allocator must change no result).
@@ -28,7 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_attacks  # noqa: E402  (victim, synonyms, recipe options, thread settings, forward timer)
 from measure import benchmark_record, cpu_description, write_record  # noqa: E402
 
-SETTINGS = ("default", "retained")
+SETTINGS = ("default", "retained", "retained-large-in-heap")
+SETTING_NAMES = {
+    "default": "glibc default",
+    "retained": "freed memory kept (rift_fast's setting)",
+    "retained-large-in-heap": "freed memory kept, blocks over 32 MiB in the heap too",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,11 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--attack", default="pwws", choices=["pwws", "ga", "textfooler"])
     parser.add_argument("--search-dtypes", default="float32,bfloat16")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each setting, alternating")
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS, help="allocator settings")
     parser.add_argument("--victim", default=str(bench_attacks.ROOT / "runs" / "bench_victim"))
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     bench_attacks.add_token_budget_option(parser)
     parser.add_argument("--record", help="write the results record (benchmarks/results/*.json form) here")
+    parser.add_argument("--measurement", default="host-memory", help="the record's measurement name")
     parser.add_argument("--worker", nargs=2, metavar=("SETTING", "DTYPE"), help=argparse.SUPPRESS)
     return parser
 
@@ -63,7 +72,8 @@ def attack_once(setting: str, dtype: str, args) -> dict:
     from rift_fast.models import load_sequence_classifier
 
     bench_attacks._set_threads(1)
-    retained = retain_freed_host_memory() if setting == "retained" else False
+    large = setting == "retained-large-in-heap"
+    retained = retain_freed_host_memory(large_blocks_in_heap=large) if setting != "default" else False
     model, tokenizer, _ = load_sequence_classifier(args.victim, SENTIMENT_LABELS)
     victim = VictimModel(model, tokenizer, batch_size=args.batch_size, search_dtype=getattr(torch, dtype))
     pool = test_pool(load_imdb(args.long_reviews, seed=args.seed), args.num_examples, seed=args.seed)
@@ -104,14 +114,14 @@ def each_run(runs: list[dict]) -> str:
     return ", ".join(f"{run['wall_seconds']:.1f}" for run in runs)
 
 
-def table(runs: list[dict], dtypes: list[str]) -> dict:
-    """One row per dtype and setting: medians over the repeats, and the wall time over the default's."""
+def table(runs: list[dict], dtypes: list[str], settings: list[str]) -> dict:
+    """One row per dtype and setting: medians over the repeats, and the wall time over the first setting's."""
     columns = [
         "search dtype",
         "host memory",
         "token budget",
         "wall time",
-        "÷ default",
+        f"÷ {settings[0]}",
         "rows/s in victim forward",
         "page faults / victim call",
         "peak RSS",
@@ -120,16 +130,16 @@ def table(runs: list[dict], dtypes: list[str]) -> dict:
     rows = []
     for dtype in dtypes:
         walls = {}
-        for setting in SETTINGS:
+        for setting in settings:
             mine = [run for run in runs if run["dtype"] == dtype and run["setting"] == setting]
             walls[setting] = statistics.median(run["wall_seconds"] for run in mine)
             rows.append(
                 [
                     dtype,
-                    "glibc default" if setting == "default" else "freed memory kept (rift_fast's setting)",
+                    SETTING_NAMES[setting],
                     ", ".join(sorted({str(run["token_budget"]) for run in mine})),
                     f"{walls[setting]:.1f} s ({each_run(mine)})",
-                    f"{walls[setting] / walls['default']:.3f}",
+                    f"{walls[setting] / walls[settings[0]]:.3f}",
                     f"{statistics.median(run['rows_per_forward_second'] for run in mine):.2f}",
                     f"{statistics.median(run['page_faults_per_call'] for run in mine):,.0f}",
                     f"{max(run['peak_rss_mib'] for run in mine):,.0f} MiB",
@@ -167,11 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     worker_argv = [a for a in argv if a not in ("--record", args.record)]
     runs = []
     for repeat in range(args.repeats):
-        for setting in SETTINGS if repeat % 2 == 0 else SETTINGS[::-1]:
+        for setting in args.settings if repeat % 2 == 0 else args.settings[::-1]:
             for dtype in dtypes:
                 runs.append(run_worker(setting, dtype, worker_argv))
                 print(f"[bench] {json.dumps(runs[-1])}", flush=True)
-    result = table(runs, dtypes)
+    result = table(runs, dtypes, args.settings)
     from render_results import markdown_table
 
     print(markdown_table(result))
@@ -183,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
             f"process, {args.repeats} run(s) of each setting, alternating; wall time: median (each run)."
         )
         record = benchmark_record(
-            "host-memory",
-            "Freed host memory kept in the heap: an attack's forwards without page faults",
+            args.measurement,
+            "Freed host memory kept in the heap, an attack's forwards without page faults: "
+            + " against ".join(SETTING_NAMES[setting] for setting in args.settings),
             command,
             cpu_description(),
             [{"caption": caption, **result}],

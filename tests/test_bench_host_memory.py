@@ -31,7 +31,9 @@ def test_table_gives_medians_and_the_ratio_to_the_default_per_dtype():
         run("default", "bfloat16", 4.0, 9000),
         run("retained", "bfloat16", 4.0, 10, digest="def"),
     ]
-    rows = table(runs, ["float32", "bfloat16"])["rows"]
+    result = table(runs, ["float32", "bfloat16"], ["default", "retained"])
+    assert result["columns"][4] == "÷ default"
+    rows = result["rows"]
     assert [row[:2] for row in rows] == [
         ["float32", "glibc default"],
         ["float32", "freed memory kept (rift_fast's setting)"],
@@ -44,6 +46,14 @@ def test_table_gives_medians_and_the_ratio_to_the_default_per_dtype():
     assert rows[0][6] == "41,000" and rows[1][6] == "200"
     assert rows[1][7] == "1,500 MiB"
     assert rows[3][8] == "def"  # a digest that differs from the default's shows in its own row
+
+
+def test_the_ratio_is_to_the_first_setting_named():
+    runs = [run("retained", "float32", 10.0, 100), run("retained-large-in-heap", "float32", 8.0, 10)]
+    result = table(runs, ["float32"], ["retained", "retained-large-in-heap"])
+    assert result["columns"][4] == "÷ retained"
+    assert result["rows"][1][1] == "freed memory kept, blocks over 32 MiB in the heap too"
+    assert result["rows"][1][4] == "0.800"
 
 
 @dataclass

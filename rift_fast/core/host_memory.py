@@ -29,10 +29,11 @@ RETAINED_HOST_MEMORY_BYTES = 1 << 30  # 1 GiB: past the working set of a CPU for
 HEAP_BLOCK_BYTES = 32 << 20  # glibc's largest dynamic mmap threshold on 64-bit: larger blocks are mmapped still
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
 _M_MMAP_THRESHOLD = -3
+_M_MMAP_MAX = -4
 _kept = False  # whether glibc took both settings in this process
 
 
-def retain_freed_host_memory(limit_bytes: int = RETAINED_HOST_MEMORY_BYTES) -> bool:
+def retain_freed_host_memory(limit_bytes: int = RETAINED_HOST_MEMORY_BYTES, large_blocks_in_heap: bool = False) -> bool:
     """Keeps up to ``limit_bytes`` of freed memory in this process's heap instead of returning it to the
     operating system, so that repeated CPU forward passes reuse their memory without page faults (glibc
     ``mallopt``: ``M_TRIM_THRESHOLD`` set to ``limit_bytes``; ``M_MMAP_THRESHOLD`` fixed at
@@ -42,6 +43,8 @@ def retain_freed_host_memory(limit_bytes: int = RETAINED_HOST_MEMORY_BYTES) -> b
     Args:
         limit_bytes: bytes of free memory at the heap's top kept before it is returned to the operating
             system. Between 1 and 2**31 - 1 (a C int).
+        large_blocks_in_heap: also serve blocks larger than ``HEAP_BLOCK_BYTES`` from the heap
+            (``M_MMAP_MAX`` = 0: glibc maps no block apart), so that they too stay once freed.
 
     Returns:
         True when glibc took both settings; False on another C library or when glibc refused one (the
@@ -56,6 +59,7 @@ def retain_freed_host_memory(limit_bytes: int = RETAINED_HOST_MEMORY_BYTES) -> b
         return False
     libc = ctypes.CDLL(None)
     settings = ((_M_MMAP_THRESHOLD, HEAP_BLOCK_BYTES), (_M_TRIM_THRESHOLD, limit_bytes))
+    settings += ((_M_MMAP_MAX, 0),) if large_blocks_in_heap else ()
     taken = all(libc.mallopt(parameter, value) == 1 for parameter, value in settings)
     if not taken:
         LOGGER.warning("glibc refused to keep freed host memory up to %d bytes (mallopt)", limit_bytes)
