@@ -108,15 +108,20 @@ def checkout_commit() -> str | None:
     return found.stdout.strip() or None
 
 
+STARTED_AT_COMMIT = checkout_commit()  # the code a benchmark process runs: the commit when it started
+
+
 def benchmark_record(measurement: str, title: str, command: str, machine: str, tables: list[dict], **fields) -> dict:
     """A record in the form of ``benchmarks/results/*.json`` (``render_results.py``), dated today, with
-    the checkout's commit and the topic "attacks" unless ``fields`` give another; ``fields`` are added."""
+    the checkout's commit when the process started (:data:`STARTED_AT_COMMIT`: a commit made while a long
+    benchmark runs is not the code it ran) and the topic "attacks" unless ``fields`` give another;
+    ``fields`` are added."""
     return {
         "measurement": measurement,
         "title": title,
         "date": datetime.date.today().isoformat(),
         "command": command,
-        "commit": checkout_commit(),
+        "commit": STARTED_AT_COMMIT,
         "machine": machine,
         "topic": "attacks",
         "tables": tables,
