@@ -30,11 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_attacks  # noqa: E402  (victim, synonyms, recipe options, thread settings, forward timer)
 from measure import benchmark_record, cpu_description, write_record  # noqa: E402
 
-SETTINGS = ("default", "retained", "retained-large-in-heap")
+from rift_fast.core.host_memory import DEFAULT_SETTING, LARGE_BLOCKS_IN_HEAP, RETAINED  # noqa: E402
+
+SETTINGS = (DEFAULT_SETTING, RETAINED, LARGE_BLOCKS_IN_HEAP)
 SETTING_NAMES = {
-    "default": "glibc default",
-    "retained": "freed memory kept (rift_fast's setting)",
-    "retained-large-in-heap": "freed memory kept, blocks over 32 MiB in the heap too",
+    DEFAULT_SETTING: "glibc default",
+    RETAINED: "freed memory kept, blocks over 32 MiB mapped apart",
+    LARGE_BLOCKS_IN_HEAP: "freed memory kept, every block in the heap (rift_fast's setting)",
 }
 
 
@@ -72,8 +74,8 @@ def attack_once(setting: str, dtype: str, args) -> dict:
     from rift_fast.models import load_sequence_classifier
 
     bench_attacks._set_threads(1)
-    large = setting == "retained-large-in-heap"
-    retained = retain_freed_host_memory(large_blocks_in_heap=large) if setting != "default" else False
+    large = setting == LARGE_BLOCKS_IN_HEAP
+    retained = retain_freed_host_memory(large_blocks_in_heap=large) if setting != DEFAULT_SETTING else False
     model, tokenizer, _ = load_sequence_classifier(args.victim, SENTIMENT_LABELS)
     victim = VictimModel(model, tokenizer, batch_size=args.batch_size, search_dtype=getattr(torch, dtype))
     pool = test_pool(load_imdb(args.long_reviews, seed=args.seed), args.num_examples, seed=args.seed)

@@ -224,14 +224,16 @@ def test_another_dtype_or_thread_count_measures_again(tokenizer, measured, monke
 
 def test_keeping_freed_host_memory_measures_again(tokenizer, measured, monkeypatch):
     """With the C library's default allocator large CPU calls page-fault, so the best shape differs."""
-    kept = call_shape.host_memory.freed_memory_kept()
+    kept = call_shape.host_memory.host_memory_setting()
     choose_token_budget(_long_victim(tokenizer), LONG_POOL, AUTO)
-    monkeypatch.setattr(call_shape.host_memory, "_kept", not kept)
+    others = [setting for setting in ("default", "retained", "retained-large-in-heap") if setting != kept]
+    for count, other in enumerate(others, start=2):
+        monkeypatch.setattr(call_shape.host_memory, "_setting", other)
+        choose_token_budget(_long_victim(tokenizer), LONG_POOL, AUTO)
+        assert len(measured) == count
+    monkeypatch.setattr(call_shape.host_memory, "_setting", kept)
     choose_token_budget(_long_victim(tokenizer), LONG_POOL, AUTO)
-    assert len(measured) == 2
-    monkeypatch.setattr(call_shape.host_memory, "_kept", kept)
-    choose_token_budget(_long_victim(tokenizer), LONG_POOL, AUTO)
-    assert len(measured) == 2  # the first answer, kept in memory
+    assert len(measured) == 3  # the first answer, kept in memory
 
 
 def test_a_corrupt_cache_file_is_measured_again_with_a_warning(tokenizer, measured, tmp_path, monkeypatch, caplog):

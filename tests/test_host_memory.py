@@ -71,13 +71,16 @@ def test_both_thresholds_are_set(monkeypatch):
 
     monkeypatch.setattr(host_memory.platform, "libc_ver", lambda: ("glibc", "2.36"))
     monkeypatch.setattr(host_memory.ctypes, "CDLL", lambda name: RecordingLibc())
-    monkeypatch.setattr(host_memory, "_kept", False)  # restored after the test: the pytest process is not changed
-    assert retain_freed_host_memory(1 << 28) is True
-    assert host_memory.freed_memory_kept()
+    monkeypatch.setattr(host_memory, "_setting", "default")  # restored after the test: pytest's process unchanged
+    assert retain_freed_host_memory(1 << 28, large_blocks_in_heap=False) is True
+    assert host_memory.host_memory_setting() == "retained"
     assert sorted(calls) == [(-3, host_memory.HEAP_BLOCK_BYTES), (-1, 1 << 28)]  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
     calls.clear()
-    assert retain_freed_host_memory(1 << 28, large_blocks_in_heap=True) is True
+    assert retain_freed_host_memory(1 << 28) is True  # by default every block comes from the heap
     assert sorted(calls) == [(-4, 0), (-3, host_memory.HEAP_BLOCK_BYTES), (-1, 1 << 28)]  # and M_MMAP_MAX = 0
+    assert host_memory.host_memory_setting() == "retained-large-in-heap"
+    assert retain_freed_host_memory(1 << 28, large_blocks_in_heap=False) is True
+    assert host_memory.host_memory_setting() == "retained-large-in-heap"  # M_MMAP_MAX stays 0: not undone
 
 
 @pytest.mark.parametrize("limit", [0, -1, 1 << 31, 1 << 40])
@@ -99,7 +102,7 @@ def test_a_refused_setting_is_reported(monkeypatch, caplog):
             return 0
 
     monkeypatch.setattr(host_memory.ctypes, "CDLL", lambda name: RefusingLibc())
-    monkeypatch.setattr(host_memory, "_kept", False)
+    monkeypatch.setattr(host_memory, "_setting", "default")
     assert retain_freed_host_memory() is False
     assert "refused" in caplog.text
-    assert not host_memory.freed_memory_kept()
+    assert host_memory.host_memory_setting() == "default"

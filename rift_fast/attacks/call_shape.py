@@ -96,10 +96,11 @@ def cut_calls(
 class ShapeKey:
     """What the best call shape depends on: the model (its class, name and parameter count), the
     device and the processor's model, the dtype answering the search, the torch threads and version,
-    the typical padded length (rounded up to :data:`LENGTH_BUCKET`), whether the process keeps freed
-    host memory (:func:`rift_fast.core.host_memory.retain_freed_host_memory`: with the C library's
-    default, large CPU calls page-fault and a smaller shape wins) and the rows per call the measurement
-    times (:data:`MEASURED_ROWS`: a cache written by a measurement of other shapes is not read)."""
+    the typical padded length (rounded up to :data:`LENGTH_BUCKET`), which freed host memory the process
+    keeps (:func:`rift_fast.core.host_memory.host_memory_setting`: with the C library's default, or
+    with blocks over 32 MiB mapped apart, large CPU calls page-fault and a smaller shape wins) and the
+    rows per call the measurement times (:data:`MEASURED_ROWS`: a cache written by a measurement of
+    other shapes is not read)."""
 
     model: str
     device: str
@@ -108,7 +109,7 @@ class ShapeKey:
     threads: int
     torch: str
     length: int
-    freed_memory_kept: bool
+    host_memory: str
     measured_rows: tuple[int, ...] = MEASURED_ROWS
 
     def file_name(self) -> str:
@@ -188,7 +189,7 @@ def shape_key(victim: ShapedVictim, length: int) -> ShapeKey:
         torch.get_num_threads(),
         torch.__version__,
         bucket,
-        host_memory.freed_memory_kept(),
+        host_memory.host_memory_setting(),
     )
 
 
