@@ -14,7 +14,7 @@ and the next call reuses them.
 A block over 32 MiB (16 rows of 512 tokens through MiniLM-L6 in float32 have 50 MB feed-forward
 activations) is still mapped apart whenever the heap has no free block that large, which depends on what
 else the process holds at that moment. Measured on the same CPU, PWWS on long reviews in float32 with
-16-row calls then took about 108,000 faults a call and spent about 11% of its forward time in the kernel.
+16-row calls then took about 110,000 faults a call and spent about 11% of its forward time in the kernel.
 So by default no block is mapped apart (``M_MMAP_MAX`` = 0): every block comes from the heap and stays
 there once freed.
 
@@ -69,8 +69,8 @@ def retain_freed_host_memory(limit_bytes: int = RETAINED_HOST_MEMORY_BYTES, larg
     if platform.libc_ver()[0] != "glibc":
         return False
     libc = ctypes.CDLL(None)
-    settings = ((_M_MMAP_THRESHOLD, HEAP_BLOCK_BYTES), (_M_TRIM_THRESHOLD, limit_bytes))
-    settings += ((_M_MMAP_MAX, 0),) if large_blocks_in_heap else ()
+    settings = [(_M_MMAP_THRESHOLD, HEAP_BLOCK_BYTES), (_M_TRIM_THRESHOLD, limit_bytes)]
+    settings += [(_M_MMAP_MAX, 0)] if large_blocks_in_heap else []
     taken = all(libc.mallopt(parameter, value) == 1 for parameter, value in settings)
     if not taken:
         LOGGER.warning("glibc refused to keep freed host memory up to %d bytes (mallopt)", limit_bytes)
