@@ -807,11 +807,11 @@ def benchmark_synonyms(choice: str | None, out_dir: Path) -> tuple[Any, Path]:
     """The synonym sets both engines use and the file the TextAttack worker reads them from: ``choice`` (a
     neighbour JSON, or ``embedded``), else the counter-fitted sets at ``$RIFT_FAST_NEIGHBOURS``
     (:func:`measure.neighbours_file`), else the embedded sets (written to ``out_dir/embedded_synonyms.json``)."""
-    from measure import neighbours_file  # beside this script
+    from measure import synonym_source  # beside this script
 
     from rift_fast.synonyms import SynonymIndex, embedded_index
 
-    source = choice or neighbours_file() or "embedded"
+    source = synonym_source(choice)
     if source != "embedded":
         return SynonymIndex.from_neighbour_json(source), Path(source)
     synonyms = embedded_index()

@@ -576,7 +576,7 @@ def gap_table(measured: list[dict]) -> dict:
         for attack, figures in entry["attacks"].items():
             if "replay_seconds" not in figures:
                 continue
-            replay = sum(figures["replay_seconds"].values())
+            replay = replayed_seconds(figures)
             shapes = calls_shape_factors(figures, curves_of(measured, entry), replay)
             costs = [first_call.get((entry["pool"], dtype)) for dtype in figures["new_shapes"]]
             new_shapes = figures["new_shapes"].values()
@@ -589,7 +589,7 @@ def gap_table(measured: list[dict]) -> dict:
                     *(f"{factor:.2f}" if factor is not None else "—" for factor in shapes[:3]),
                     f"{figures['padding']:.1%}",
                     "—" if shapes[3] is None else f"{shapes[3]:.2f}",
-                    f"{replay / figures['forward_seconds']:.2f}",
+                    f"{engine_factor(figures):.2f}",
                     "—" if entry["dtype"] == "float32" else f"{figures['replay_seconds']['exact'] / replay:.0%}",
                     f"{figures['distinct_shapes']} ({sum(new_shapes)})",
                     "—" if first_calls is None else f"{first_calls / figures['forward_seconds']:.2f}",
@@ -597,6 +597,16 @@ def gap_table(measured: list[dict]) -> dict:
             )
     table["align"] = "lll" + "r" * (len(table["columns"]) - 3)
     return table
+
+
+def replayed_seconds(figures: dict) -> float:
+    """The seconds an attack's calls took replayed (both models')."""
+    return sum(figures["replay_seconds"].values())
+
+
+def engine_factor(figures: dict) -> float:
+    """The replay over the attack's seconds in the forward (:func:`gap_table`'s "engine")."""
+    return replayed_seconds(figures) / figures["forward_seconds"]
 
 
 def calls_shape_factors(figures: dict, curves: dict[str, dict], replay: float) -> tuple:
@@ -640,7 +650,6 @@ def engine_table(measured: list[dict]) -> dict:
                 continue
             calls = figures["call_by_call"]
             median = calls["median_replayed_over_attack"]
-            replay = sum(figures["replay_seconds"].values())
             collector, system = calls["collector_share"], calls["system_share"]
             table["rows"].append(
                 [
@@ -648,7 +657,7 @@ def engine_table(measured: list[dict]) -> dict:
                     entry["dtype"],
                     attack,
                     f"{calls['calls']} ({calls['calls_opening_a_queue']})",
-                    f"{replay / figures['forward_seconds']:.2f}",
+                    f"{engine_factor(figures):.2f}",
                     "—" if median is None else f"{median:.2f}",
                     f"{calls['excess_in_queue_openers']:+.1%}",
                     f"{calls['excess_in_later_calls']:+.1%}",
@@ -697,15 +706,16 @@ def record(measured: list[dict], args, argv: list[str], threads: dict, load: tup
     )
 
 
+TABLES_AGAIN = "Tables computed again"  # the opening of the note tables_again adds
+
+
 def tables_again(run: dict) -> dict:
     """The record ``run`` with its tables computed again from its figures by this checkout's code, which
     a note names (the measurements, command and commit stay the run's)."""
     from measure import checkout_commit
 
-    note = (
-        f"Tables computed again from this run's figures by code {checkout_commit()} (the run's code: {run['commit']})."
-    )
-    notes = [line for line in run["notes"] if not line.startswith("Tables computed again")]
+    note = f"{TABLES_AGAIN} from this run's figures by code {checkout_commit()} (the run's code: {run['commit']})."
+    notes = [line for line in run["notes"] if not line.startswith(TABLES_AGAIN)]
     figures = [{**entry, "bare": {int(rows): bare for rows, bare in entry["bare"].items()}} for entry in run["figures"]]
     return {**run, "tables": tables(figures), "notes": [*notes, note]}
 

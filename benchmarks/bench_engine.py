@@ -316,7 +316,7 @@ def real_victim(args, synonyms) -> None:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    from measure import neighbours_file  # beside this script
+    from measure import synonym_source  # beside this script
 
     from rift_fast.data.tasks import SENTIMENT_LABELS
     from rift_fast.models import load_sequence_classifier
@@ -324,7 +324,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     load_before = os.getloadavg()
-    args.synonyms = args.synonyms or neighbours_file() or "embedded"
+    args.synonyms = synonym_source(args.synonyms)
     synonyms = embedded_index() if args.synonyms == "embedded" else SynonymIndex.from_neighbour_json(args.synonyms)
     _, tokenizer, _ = load_sequence_classifier("embedded", SENTIMENT_LABELS)
     synonyms.synonyms("Zzyzx")  # an unknown word builds the index's form table: not the engine's time

@@ -38,6 +38,12 @@ def neighbours_file() -> str | None:
     return path or None
 
 
+def synonym_source(choice: str | None) -> str:
+    """The synonym sets a benchmark reads: ``choice`` (a neighbour JSON, or ``embedded``) when given,
+    else the file ``$RIFT_FAST_NEIGHBOURS`` names (:func:`neighbours_file`), else ``embedded``."""
+    return choice or neighbours_file() or "embedded"
+
+
 def _synchronised_clock() -> float:
     """perf_counter after the queued GPU work has finished (seconds)."""
     if torch.cuda.is_available():
